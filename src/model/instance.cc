@@ -1,0 +1,79 @@
+#include "model/instance.h"
+
+namespace dspool {
+namespace {
+
+constexpr std::string_view kPhaseNames[] = {"Pending", "Booting", "Ready", "Failed", "Deleting"};
+
+}  // namespace
+
+std::string_view InstancePhaseName(InstancePhase phase) { return kPhaseNames[static_cast<int>(phase)]; }
+
+Result<InstancePhase> ParseInstancePhase(std::string_view name) {
+  for (size_t i = 0; i < std::size(kPhaseNames); ++i) {
+    if (kPhaseNames[i] == name) return static_cast<InstancePhase>(i);
+  }
+  return InvalidArgument("unknown instance phase '" + std::string(name) + "'");
+}
+
+Json InstanceToJson(const Instance& i) {
+  return {
+      {"id", i.id.value()},
+      {"pool", i.pool.value()},
+      {"index", i.index},
+      {"phase", InstancePhaseName(i.phase)},
+      {"reason", i.reason},
+      {"address", i.address},
+      {"createdAt", ToUnixMillis(i.created_at)},
+      {"phaseSince", ToUnixMillis(i.phase_since)},
+  };
+}
+
+Result<Instance> InstanceFromJson(const Json& json) {
+  Instance i;
+  try {
+    i.id = InstanceId(json.at("id").get<std::string>());
+    i.pool = PoolName(json.at("pool").get<std::string>());
+    i.index = json.at("index").get<int64_t>();
+    DSP_ASSIGN_OR_RETURN(i.phase, ParseInstancePhase(json.at("phase").get<std::string>()));
+    i.reason = json.at("reason").get<std::string>();
+    i.address = json.at("address").get<std::string>();
+    i.created_at = FromUnixMillis(json.at("createdAt").get<int64_t>());
+    i.phase_since = FromUnixMillis(json.at("phaseSince").get<int64_t>());
+  } catch (const Json::exception& e) {
+    return Internal(std::string("stored instance is malformed: ") + e.what());
+  }
+  return i;
+}
+
+Json InstanceReportToJson(const InstanceReport& r) {
+  return {
+      {"receivedAt", ToUnixMillis(r.received_at)},
+      {"sshdListening", r.sshd_listening},
+      {"cpuPercent", r.cpu_percent},
+      {"memoryUsedBytes", r.memory_used_bytes},
+      {"memoryLimitBytes", r.memory_limit_bytes},
+      {"sshSessions", r.ssh_sessions},
+      {"usersRendered", r.users_rendered},
+  };
+}
+
+Result<InstanceReport> ParseInstanceReport(const Json& json) {
+  InstanceReport r;
+  JsonReader reader(json, "report");
+  reader.Optional("sshdListening", &r.sshd_listening);
+  int64_t cpu_permille = 0;
+  reader.Optional("cpuPermille", &cpu_permille);
+  reader.Optional("memoryUsedBytes", &r.memory_used_bytes);
+  reader.Optional("memoryLimitBytes", &r.memory_limit_bytes);
+  reader.Optional("sshSessions", &r.ssh_sessions);
+  reader.Optional("usersRendered", &r.users_rendered);
+  DSP_RETURN_IF_ERROR(reader.Finish());
+  if (cpu_permille < 0 || r.memory_used_bytes < 0 || r.memory_limit_bytes < 0 || r.ssh_sessions < 0) {
+    return InvalidArgument("report: counters must not be negative");
+  }
+  r.cpu_percent = static_cast<double>(cpu_permille) / 10.0;
+  return r;
+}
+
+}  // namespace dspool

@@ -1,0 +1,186 @@
+#include "model/pool.h"
+
+#include <algorithm>
+
+namespace dspool {
+namespace {
+
+bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+bool IsCleanAbsolutePath(const std::string& p) {
+  if (p.empty() || p[0] != '/') return false;
+  if (p.size() > 1 && p.back() == '/') return false;
+  if (p.find("//") != std::string::npos) return false;
+  if (p.find_first_of(std::string("\0\n:, \t", 6)) != std::string::npos) return false;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    size_t next = p.find('/', pos + 1);
+    std::string part = p.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
+    if (part == "." || part == "..") return false;
+    pos = next;
+  }
+  return true;
+}
+
+}  // namespace
+
+Status ValidatePoolName(const std::string& name) {
+  if (name.empty() || name.size() > kMaxPoolNameLength || !(name[0] >= 'a' && name[0] <= 'z') ||
+      !std::all_of(name.begin(), name.end(), [](char c) { return IsLowerAlnum(c) || c == '-'; }) ||
+      name.back() == '-') {
+    return InvalidArgument("'" + name + "' is not a valid pool name: use 1-" +
+                           std::to_string(kMaxPoolNameLength) +
+                           " lowercase letters, digits or '-', starting with a letter");
+  }
+  return Status::Ok();
+}
+
+Result<PoolSpec> ParsePoolSpec(const Json& json) {
+  PoolSpec spec;
+  JsonReader r(json, "");
+  std::string name;
+  r.Required("name", &name);
+  if (r.ok() && !ValidatePoolName(name).ok()) r.Fail("name", ValidatePoolName(name).message());
+  spec.name = PoolName(name);
+
+  r.Required("instanceCount", &spec.instance_count);
+  if (r.ok() && (spec.instance_count < 0 || spec.instance_count > kMaxInstancesPerPool)) {
+    r.Fail("instanceCount", "must be between 0 and " + std::to_string(kMaxInstancesPerPool));
+  }
+
+  JsonReader size = r.Object("size");
+  size.Optional("vcpus", &spec.size.vcpus);
+  size.Optional("memoryMiB", &spec.size.memory_mib);
+  size.Optional("maxProcesses", &spec.size.max_processes);
+  if (r.ok() && (spec.size.vcpus < 1 || spec.size.vcpus > 256)) size.Fail("vcpus", "must be between 1 and 256");
+  if (r.ok() && (spec.size.memory_mib < 128 || spec.size.memory_mib > (int64_t{1} << 22))) {
+    size.Fail("memoryMiB", "must be between 128 and 4194304");
+  }
+  if (r.ok() && (spec.size.max_processes < 64 || spec.size.max_processes > 1'000'000)) {
+    size.Fail("maxProcesses", "must be between 64 and 1000000");
+  }
+  DSP_RETURN_IF_ERROR(size.Finish());
+
+  JsonReader image = r.Object("image");
+  std::string image_type = "host";
+  image.Optional("type", &image_type);
+  if (r.ok() && image_type != "host") {
+    image.Fail("type", "'" + image_type + "' is not supported; the only image type is 'host'");
+  }
+  DSP_RETURN_IF_ERROR(image.Finish());
+
+  JsonReader net = r.Object("network", /*required=*/true);
+  std::string subnet;
+  net.Required("subnet", &subnet);
+  if (r.ok()) {
+    auto parsed = ParseIpv4Subnet(subnet);
+    if (!parsed) {
+      net.Fail("subnet", "'" + subnet + "' is not an IPv4 subnet like 10.231.0.0/24 (host bits must be zero)");
+    } else if (parsed->prefix < 16 || parsed->prefix > 28) {
+      net.Fail("subnet", "prefix length must be between /16 and /28");
+    } else {
+      spec.network.subnet = *parsed;
+      if (MaxInstancesFor(spec.network) < spec.instance_count) {
+        r.Fail("instanceCount", "exceeds the " + std::to_string(MaxInstancesFor(spec.network)) +
+                                    " addresses of network.subnet " + subnet);
+      }
+    }
+  }
+  DSP_RETURN_IF_ERROR(net.Finish());
+
+  JsonReader share = r.Object("share", /*required=*/true);
+  std::string share_type;
+  share.Required("type", &share_type);
+  if (r.ok() && share_type != "bind") {
+    share.Fail("type", "'" + share_type + "' is not supported; use 'bind' (a host directory)");
+  }
+  share.Required("source", &spec.share.source);
+  if (r.ok() && !IsCleanAbsolutePath(spec.share.source)) {
+    share.Fail("source", "must be a clean absolute path, got '" + spec.share.source + "'");
+  }
+  share.Optional("mountPath", &spec.share.mount_path);
+  if (r.ok() && (!IsCleanAbsolutePath(spec.share.mount_path) || spec.share.mount_path == "/")) {
+    share.Fail("mountPath", "must be a clean absolute path other than /, got '" + spec.share.mount_path + "'");
+  }
+  DSP_RETURN_IF_ERROR(share.Finish());
+
+  JsonReader admin = r.Object("adminUser", /*required=*/true);
+  admin.Required("name", &spec.admin.name);
+  admin.Optional("sshPublicKey", &spec.admin.ssh_public_key);
+  admin.Optional("password", &spec.admin.password);
+  admin.Optional("passwordHash", &spec.admin.password_hash);
+  if (r.ok() && spec.admin.ssh_public_key.empty() && spec.admin.password.empty() &&
+      spec.admin.password_hash.empty()) {
+    admin.Fail("", "needs sshPublicKey, password or passwordHash");
+  }
+  if (r.ok() && !spec.admin.password.empty() && !spec.admin.password_hash.empty()) {
+    admin.Fail("password", "give password or passwordHash, not both");
+  }
+  DSP_RETURN_IF_ERROR(admin.Finish());
+
+  DSP_RETURN_IF_ERROR(r.Finish());
+  return spec;
+}
+
+Json PoolSpecToJson(const PoolSpec& spec) {
+  Json admin = {{"name", spec.admin.name}};
+  if (!spec.admin.ssh_public_key.empty()) admin["sshPublicKey"] = spec.admin.ssh_public_key;
+  if (!spec.admin.password_hash.empty()) admin["passwordHash"] = spec.admin.password_hash;
+  return {
+      {"name", spec.name.value()},
+      {"instanceCount", spec.instance_count},
+      {"size",
+       {{"vcpus", spec.size.vcpus},
+        {"memoryMiB", spec.size.memory_mib},
+        {"maxProcesses", spec.size.max_processes}}},
+      {"image", {{"type", "host"}}},
+      {"network", {{"subnet", spec.network.subnet.ToString()}}},
+      {"share", {{"type", "bind"}, {"source", spec.share.source}, {"mountPath", spec.share.mount_path}}},
+      {"adminUser", admin},
+  };
+}
+
+std::string_view PoolStateName(PoolState s) { return s == PoolState::kActive ? "active" : "deleting"; }
+
+Json PoolToJson(const Pool& pool) {
+  return {
+      {"spec", PoolSpecToJson(pool.spec)},
+      {"state", PoolStateName(pool.state)},
+      {"createdAt", ToUnixMillis(pool.created_at)},
+      {"updatedAt", ToUnixMillis(pool.updated_at)},
+      {"generation", pool.generation},
+  };
+}
+
+Result<Pool> PoolFromJson(const Json& json) {
+  if (!json.is_object() || !json.contains("spec")) return Internal("stored pool is malformed");
+  Pool pool;
+  DSP_ASSIGN_OR_RETURN(pool.spec, ParsePoolSpec(json["spec"]));
+  try {
+    pool.state = json.at("state").get<std::string>() == "deleting" ? PoolState::kDeleting : PoolState::kActive;
+    pool.created_at = FromUnixMillis(json.at("createdAt").get<int64_t>());
+    pool.updated_at = FromUnixMillis(json.at("updatedAt").get<int64_t>());
+    pool.generation = json.at("generation").get<int64_t>();
+  } catch (const Json::exception& e) {
+    return Internal(std::string("stored pool is malformed: ") + e.what());
+  }
+  return pool;
+}
+
+std::string BridgeName(const PoolName& pool) { return "dsp-" + pool.value(); }
+
+uint32_t GatewayAddress(const NetworkSpec& net) { return net.subnet.network + 1; }
+
+uint32_t InstanceAddress(const NetworkSpec& net, int64_t index) {
+  return net.subnet.network + 2 + static_cast<uint32_t>(index);
+}
+
+int64_t MaxInstancesFor(const NetworkSpec& net) {
+  // Host addresses minus the gateway, capped at the pool maximum.
+  int64_t hosts = static_cast<int64_t>(net.subnet.HostCount()) - 1;
+  return std::clamp<int64_t>(hosts, 0, kMaxInstancesPerPool * 4);
+}
+
+std::string InstanceHostname(const PoolName& pool, int64_t index) { return pool.value() + std::to_string(index); }
+
+}  // namespace dspool

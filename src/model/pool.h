@@ -1,0 +1,107 @@
+// Pool: the desired state of one pool of instances, as the user wrote it
+// (PoolSpec) plus what the server keeps about it (Pool).
+//
+// The native spec is JSON; docs/pool-spec.md documents every field. Parsing is
+// strict: unknown fields and bad values are errors naming their JSON path.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "base/clock.h"
+#include "base/ids.h"
+#include "base/result.h"
+#include "model/ipv4.h"
+#include "model/json_reader.h"
+
+namespace dspool {
+
+struct InstanceSize {
+  int64_t vcpus = 1;
+  int64_t memory_mib = 1024;
+  int64_t max_processes = 4096;
+  friend bool operator==(const InstanceSize&, const InstanceSize&) = default;
+};
+
+enum class ImageType { kHost };  // the host's root file system, read-only, under a copy-on-write layer
+
+struct ImageSpec {
+  ImageType type = ImageType::kHost;
+  friend bool operator==(const ImageSpec&, const ImageSpec&) = default;
+};
+
+struct NetworkSpec {
+  Ipv4Subnet subnet;  // the pool's bridge takes the first host address
+  friend bool operator==(const NetworkSpec&, const NetworkSpec&) = default;
+};
+
+enum class ShareType { kBind };
+
+struct ShareSpec {
+  ShareType type = ShareType::kBind;
+  std::string source;                           // host directory (absolute)
+  std::string mount_path = "/datamnt/dsvmshare";  // inside every instance
+  friend bool operator==(const ShareSpec&, const ShareSpec&) = default;
+};
+
+// The pool's first user, created with the pool. Secrets: `password` is only
+// ever present in a request being processed; it is hashed at once and never
+// stored, logged or returned.
+struct AdminUserSpec {
+  std::string name;
+  std::string ssh_public_key;
+  std::string password;       // plain text, transient
+  std::string password_hash;  // crypt(3) string
+  friend bool operator==(const AdminUserSpec&, const AdminUserSpec&) = default;
+};
+
+struct PoolSpec {
+  PoolName name;
+  int64_t instance_count = 1;
+  InstanceSize size;
+  ImageSpec image;
+  NetworkSpec network;
+  ShareSpec share;
+  AdminUserSpec admin;
+  friend bool operator==(const PoolSpec&, const PoolSpec&) = default;
+};
+
+inline constexpr int64_t kMaxInstancesPerPool = 100;  // as a VM scale set's single placement group
+inline constexpr size_t kMaxPoolNameLength = 11;      // "dsp-<name>" must fit IFNAMSIZ
+
+// Parses and validates a user-written spec. Errors are InvalidArgument and
+// name the JSON path ("network.subnet: ..."). Checks that need the host
+// (route collisions, the share directory) are the server's, not this.
+Result<PoolSpec> ParsePoolSpec(const Json& json);
+// The spec in the documented JSON form; `password` is never written.
+Json PoolSpecToJson(const PoolSpec& spec);
+
+Status ValidatePoolName(const std::string& name);
+
+enum class PoolState { kActive, kDeleting };
+std::string_view PoolStateName(PoolState s);
+
+struct Pool {
+  PoolSpec spec;
+  PoolState state = PoolState::kActive;
+  TimePoint created_at;
+  TimePoint updated_at;
+  int64_t generation = 1;  // bumped by every change of the spec
+
+  const PoolName& name() const { return spec.name; }
+  friend bool operator==(const Pool&, const Pool&) = default;
+};
+
+Json PoolToJson(const Pool& pool);
+Result<Pool> PoolFromJson(const Json& json);
+
+// Network layout derived from the spec: the bridge's name and address, and
+// the address of the instance with a given index.
+std::string BridgeName(const PoolName& pool);
+uint32_t GatewayAddress(const NetworkSpec& net);
+// REQUIRES: index < MaxInstancesFor(net).
+uint32_t InstanceAddress(const NetworkSpec& net, int64_t index);
+int64_t MaxInstancesFor(const NetworkSpec& net);
+std::string InstanceHostname(const PoolName& pool, int64_t index);
+
+}  // namespace dspool

@@ -1,0 +1,127 @@
+#include <gtest/gtest.h>
+
+#include "model/pool.h"
+#include "model/user.h"
+
+namespace dspool {
+namespace {
+
+Json ValidSpec() {
+  return Json::parse(R"({
+    "name": "team",
+    "instanceCount": 2,
+    "size": {"vcpus": 1, "memoryMiB": 512},
+    "network": {"subnet": "10.231.0.0/24"},
+    "share": {"type": "bind", "source": "/srv/share"},
+    "adminUser": {"name": "dsvmuser", "sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9v x"}
+  })");
+}
+
+TEST(PoolSpecTest, ParsesValidSpecWithDefaults) {
+  auto spec = ParsePoolSpec(ValidSpec());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name.value(), "team");
+  EXPECT_EQ(spec->instance_count, 2);
+  EXPECT_EQ(spec->size.memory_mib, 512);
+  EXPECT_EQ(spec->size.max_processes, 4096);
+  EXPECT_EQ(spec->share.mount_path, "/datamnt/dsvmshare");
+  EXPECT_EQ(BridgeName(spec->name), "dsp-team");
+  EXPECT_EQ(FormatIpv4(GatewayAddress(spec->network)), "10.231.0.1");
+  EXPECT_EQ(FormatIpv4(InstanceAddress(spec->network, 3)), "10.231.0.5");
+  EXPECT_EQ(InstanceHostname(spec->name, 3), "team3");
+}
+
+TEST(PoolSpecTest, RoundTripsWithoutPlainPassword) {
+  Json j = ValidSpec();
+  j["adminUser"]["password"] = "hunter2";
+  auto spec = ParsePoolSpec(j);
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->admin.password, "hunter2");
+  Json out = PoolSpecToJson(*spec);
+  EXPECT_EQ(out.dump().find("hunter2"), std::string::npos);
+  auto again = ParsePoolSpec(out);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->network, spec->network);
+}
+
+struct BadCase {
+  const char* pointer;  // JSON pointer to change
+  Json value;           // new value; null removes
+  const char* expected_message_start;
+};
+
+class PoolSpecErrorTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(PoolSpecErrorTest, NamesThePath) {
+  Json j = ValidSpec();
+  const BadCase& c = GetParam();
+  Json::json_pointer ptr(c.pointer);
+  if (c.value.is_null()) {
+    j[ptr.parent_pointer()].erase(ptr.back());
+  } else {
+    j[ptr] = c.value;
+  }
+  auto spec = ParsePoolSpec(j);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(spec.status().message().rfind(c.expected_message_start, 0), 0u) << spec.status().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, PoolSpecErrorTest,
+    ::testing::Values(BadCase{"/name", nullptr, "name: is required"},
+                      BadCase{"/name", "Team", "name: 'Team' is not a valid pool name"},
+                      BadCase{"/name", "averyveryverylongname", "name: 'averyveryverylongname' is not"},
+                      BadCase{"/name", 7, "name: expected a string"},
+                      BadCase{"/instanceCount", -1, "instanceCount: must be between 0 and 100"},
+                      BadCase{"/instanceCount", 101, "instanceCount: must be between 0 and 100"},
+                      BadCase{"/instanceCount", "2", "instanceCount: expected an integer"},
+                      BadCase{"/size/vcpus", 0, "size.vcpus: must be between 1 and 256"},
+                      BadCase{"/size/memoryMiB", 16, "size.memoryMiB: must be between"},
+                      BadCase{"/size/colour", "red", "size.colour: unknown field"},
+                      BadCase{"/image", Json{{"type", "ubuntu"}}, "image.type: 'ubuntu' is not supported"},
+                      BadCase{"/network", nullptr, "network: is required"},
+                      BadCase{"/network/subnet", "10.231.0.1/24", "network.subnet: '10.231.0.1/24' is not"},
+                      BadCase{"/network/subnet", "10.0.0.0/8", "network.subnet: prefix length"},
+                      BadCase{"/share/type", "nfs", "share.type: 'nfs' is not supported"},
+                      BadCase{"/share/source", "relative/dir", "share.source: must be a clean absolute"},
+                      BadCase{"/share/source", "/srv/../etc", "share.source: must be a clean absolute"},
+                      BadCase{"/share/mountPath", "/", "share.mountPath: must be a clean absolute"},
+                      BadCase{"/adminUser/sshPublicKey", nullptr, "adminUser: needs sshPublicKey"},
+                      BadCase{"/adminUser/name", nullptr, "adminUser.name: is required"},
+                      BadCase{"/extra", true, "extra: unknown field"}));
+
+TEST(PoolSpecTest, CountMustFitTheSubnet) {
+  Json j = ValidSpec();
+  j["network"]["subnet"] = "10.231.0.0/28";
+  j["instanceCount"] = 14;
+  auto spec = ParsePoolSpec(j);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().message(), "instanceCount: exceeds the 13 addresses of network.subnet 10.231.0.0/28");
+}
+
+TEST(PoolSpecTest, NotAnObject) {
+  auto spec = ParsePoolSpec(Json::array());
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().message(), "(document): expected a JSON object");
+}
+
+TEST(JsonTextTest, ReportsLineAndColumn) {
+  Json out;
+  Status s = ParseJsonText("{\n  \"a\": 1,\n  oops\n}", "spec.json", &out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message().rfind("spec.json: invalid JSON at line 3, column 4: syntax error", 0), 0u) << s.message();
+}
+
+TEST(UserNameTest, Validation) {
+  EXPECT_TRUE(ValidateUserName("alice").ok());
+  EXPECT_TRUE(ValidateUserName("_svc-1").ok());
+  EXPECT_FALSE(ValidateUserName("Alice").ok());
+  EXPECT_FALSE(ValidateUserName("root").ok());
+  EXPECT_FALSE(ValidateUserName("").ok());
+  EXPECT_FALSE(ValidateUserName("a b").ok());
+  EXPECT_FALSE(ValidateUserName(std::string(33, 'a')).ok());
+}
+
+}  // namespace
+}  // namespace dspool

@@ -1,0 +1,158 @@
+#include "store/memory/memory_store.h"
+
+#include <algorithm>
+
+namespace dspool {
+namespace {
+
+template <typename Map, typename Key>
+auto Find(Map& map, const Key& key, const char* what) -> Result<typename Map::mapped_type> {
+  auto it = map.find(key);
+  if (it == map.end()) return NotFound(std::string(what) + " '" + key.value() + "' does not exist");
+  return it->second;
+}
+
+template <typename... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <typename... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+}  // namespace
+
+Result<Pool> MemoryStore::GetPool(const PoolName& name) {
+  std::lock_guard lock(mu_);
+  return Find(tables_.pools, name, "pool");
+}
+
+Result<std::vector<Pool>> MemoryStore::ListPools() {
+  std::lock_guard lock(mu_);
+  std::vector<Pool> out;
+  for (const auto& [_, p] : tables_.pools) out.push_back(p);
+  return out;
+}
+
+Result<Instance> MemoryStore::GetInstance(const InstanceId& id) {
+  std::lock_guard lock(mu_);
+  return Find(tables_.instances, id, "instance");
+}
+
+Result<std::vector<Instance>> MemoryStore::ListInstances(const std::optional<PoolName>& pool) {
+  std::lock_guard lock(mu_);
+  std::vector<Instance> out;
+  for (const auto& [_, i] : tables_.instances) {
+    if (!pool || i.pool == *pool) out.push_back(i);
+  }
+  std::sort(out.begin(), out.end(), [](const Instance& a, const Instance& b) {
+    return std::tie(a.pool, a.index, a.id) < std::tie(b.pool, b.index, b.id);
+  });
+  return out;
+}
+
+Result<User> MemoryStore::GetUser(const UserName& name) {
+  std::lock_guard lock(mu_);
+  return Find(tables_.users, name, "user");
+}
+
+Result<std::vector<User>> MemoryStore::ListUsers() {
+  std::lock_guard lock(mu_);
+  std::vector<User> out;
+  for (const auto& [_, u] : tables_.users) out.push_back(u);
+  std::sort(out.begin(), out.end(), [](const User& a, const User& b) { return a.uid < b.uid; });
+  return out;
+}
+
+Result<std::vector<Event>> MemoryStore::ListEvents(int64_t after_seq, size_t limit) {
+  std::lock_guard lock(mu_);
+  std::vector<Event> out;
+  for (const Event& e : tables_.events) {
+    if (e.seq > after_seq && out.size() < limit) out.push_back(e);
+  }
+  return out;
+}
+
+Result<std::vector<Event>> MemoryStore::TailEvents(size_t limit) {
+  std::lock_guard lock(mu_);
+  size_t n = std::min(limit, tables_.events.size());
+  return std::vector<Event>(tables_.events.end() - static_cast<ptrdiff_t>(n), tables_.events.end());
+}
+
+Result<std::string> MemoryStore::GetMeta(const std::string& key) {
+  std::lock_guard lock(mu_);
+  auto it = tables_.meta.find(key);
+  if (it == tables_.meta.end()) return NotFound("meta key '" + key + "' does not exist");
+  return it->second;
+}
+
+Status MemoryStore::Write(const WriteBatch& batch) {
+  std::lock_guard lock(mu_);
+  Tables copy = tables_;
+  for (const auto& op : batch.ops()) DSP_RETURN_IF_ERROR(Apply(op, copy));
+  tables_ = std::move(copy);
+  return Status::Ok();
+}
+
+Status MemoryStore::Apply(const WriteBatch::Op& op, Tables& t) {
+  return std::visit(
+      Overloaded{
+          [&](const WriteBatch::CreatePool& o) -> Status {
+            if (t.pools.count(o.pool.name())) return AlreadyExists("pool '" + o.pool.name().value() + "' already exists");
+            t.pools[o.pool.name()] = o.pool;
+            return Status::Ok();
+          },
+          [&](const WriteBatch::UpdatePool& o) -> Status {
+            auto it = t.pools.find(o.pool.name());
+            if (it == t.pools.end()) return NotFound("pool '" + o.pool.name().value() + "' does not exist");
+            if (it->second.generation != o.expected_generation) {
+              return Aborted("pool '" + o.pool.name().value() + "' was changed concurrently; retry");
+            }
+            it->second = o.pool;
+            return Status::Ok();
+          },
+          [&](const WriteBatch::DeletePool& o) -> Status {
+            if (!t.pools.erase(o.name)) return NotFound("pool '" + o.name.value() + "' does not exist");
+            return Status::Ok();
+          },
+          [&](const WriteBatch::PutInstance& o) -> Status {
+            t.instances[o.instance.id] = o.instance;
+            return Status::Ok();
+          },
+          [&](const WriteBatch::DeleteInstance& o) -> Status {
+            if (!t.instances.erase(o.id)) return NotFound("instance '" + o.id.value() + "' does not exist");
+            return Status::Ok();
+          },
+          [&](const WriteBatch::CreateUser& o) -> Status {
+            if (t.users.count(o.user.name)) return AlreadyExists("user '" + o.user.name.value() + "' already exists");
+            for (const auto& [_, u] : t.users) {
+              if (u.uid == o.user.uid) return AlreadyExists("uid " + std::to_string(o.user.uid) + " is taken");
+            }
+            t.users[o.user.name] = o.user;
+            return Status::Ok();
+          },
+          [&](const WriteBatch::UpdateUser& o) -> Status {
+            auto it = t.users.find(o.user.name);
+            if (it == t.users.end()) return NotFound("user '" + o.user.name.value() + "' does not exist");
+            if (it->second.uid != o.user.uid) return InvalidArgument("a user's uid never changes");
+            it->second = o.user;
+            return Status::Ok();
+          },
+          [&](const WriteBatch::DeleteUser& o) -> Status {
+            if (!t.users.erase(o.name)) return NotFound("user '" + o.name.value() + "' does not exist");
+            return Status::Ok();
+          },
+          [&](const WriteBatch::PutMeta& o) -> Status {
+            t.meta[o.key] = o.value;
+            return Status::Ok();
+          },
+          [&](const WriteBatch::AppendEvent& o) -> Status {
+            Event e = o.event;
+            e.seq = t.events.empty() ? 1 : t.events.back().seq + 1;
+            t.events.push_back(std::move(e));
+            return Status::Ok();
+          },
+      },
+      op);
+}
+
+}  // namespace dspool

@@ -1,0 +1,42 @@
+// MemoryStore: a StateStore held in maps, for unit tests and simulations.
+// Same semantics as SqliteStore (both pass store/testing/conformance.h);
+// nothing survives the object. Thread-safe (one mutex).
+#pragma once
+
+#include <map>
+#include <mutex>
+
+#include "store/state_store.h"
+
+namespace dspool {
+
+class MemoryStore final : public StateStore {
+ public:
+  Result<Pool> GetPool(const PoolName& name) override;
+  Result<std::vector<Pool>> ListPools() override;
+  Result<Instance> GetInstance(const InstanceId& id) override;
+  Result<std::vector<Instance>> ListInstances(const std::optional<PoolName>& pool) override;
+  Result<User> GetUser(const UserName& name) override;
+  Result<std::vector<User>> ListUsers() override;
+  Result<std::vector<Event>> ListEvents(int64_t after_seq, size_t limit) override;
+  Result<std::vector<Event>> TailEvents(size_t limit) override;
+  Result<std::string> GetMeta(const std::string& key) override;
+  Status Write(const WriteBatch& batch) override;
+
+ private:
+  struct Tables {
+    std::map<PoolName, Pool> pools;
+    std::map<InstanceId, Instance> instances;
+    std::map<UserName, User> users;
+    std::map<std::string, std::string> meta;
+    std::vector<Event> events;
+  };
+  // Applies one op to `t`; on error `t` may be partly changed (the caller
+  // works on a copy).
+  static Status Apply(const WriteBatch::Op& op, Tables& t);
+
+  std::mutex mu_;
+  Tables tables_;
+};
+
+}  // namespace dspool

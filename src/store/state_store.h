@@ -1,0 +1,83 @@
+// StateStore: the server's durable truth — desired state (pools, users),
+// recorded observed state (instances), the audit log (events), and a few
+// server-wide values (meta).
+//
+// Reads return copies. Writes go through a WriteBatch, applied atomically: all
+// of its operations and events, or none (LevelDB's WriteBatch, with checks).
+// Each operation states its precondition (a pool to create must not exist, an
+// update must match the expected generation, ...); if any fails, Write returns
+// that error and changes nothing. So an API request that records an event
+// with its change can never leave one without the other.
+//
+// Implementations: MemoryStore (unit tests) and SqliteStore (the server).
+// Both pass the conformance suite in store/testing/conformance.h.
+//
+// Thread safety: every method may be called concurrently from any thread.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "base/result.h"
+#include "model/event.h"
+#include "model/instance.h"
+#include "model/pool.h"
+#include "model/user.h"
+
+namespace dspool {
+
+class WriteBatch {
+ public:
+  struct CreatePool { Pool pool; };                        // AlreadyExists if present
+  struct UpdatePool { Pool pool; int64_t expected_generation; };  // NotFound; Aborted if generation differs
+  struct DeletePool { PoolName name; };                    // NotFound
+  struct PutInstance { Instance instance; };               // insert or replace
+  struct DeleteInstance { InstanceId id; };                // NotFound
+  struct CreateUser { User user; };                        // AlreadyExists (name or uid taken)
+  struct UpdateUser { User user; };                        // NotFound; uid must not change
+  struct DeleteUser { UserName name; };                    // NotFound
+  struct PutMeta { std::string key; std::string value; };  // insert or replace
+  struct AppendEvent { Event event; };                     // seq is assigned by the store
+  using Op = std::variant<CreatePool, UpdatePool, DeletePool, PutInstance, DeleteInstance, CreateUser,
+                          UpdateUser, DeleteUser, PutMeta, AppendEvent>;
+
+  WriteBatch& Add(Op op) {
+    ops_.push_back(std::move(op));
+    return *this;
+  }
+  const std::vector<Op>& ops() const { return ops_; }
+  bool empty() const { return ops_.empty(); }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+
+  virtual Result<Pool> GetPool(const PoolName& name) = 0;  // NotFound
+  virtual Result<std::vector<Pool>> ListPools() = 0;       // by name
+
+  virtual Result<Instance> GetInstance(const InstanceId& id) = 0;  // NotFound
+  // All instances, ordered by pool name then index; only `pool`'s if given.
+  virtual Result<std::vector<Instance>> ListInstances(const std::optional<PoolName>& pool = {}) = 0;
+
+  virtual Result<User> GetUser(const UserName& name) = 0;  // NotFound
+  virtual Result<std::vector<User>> ListUsers() = 0;        // by uid
+
+  // Events with seq > after_seq, oldest first, at most `limit`.
+  virtual Result<std::vector<Event>> ListEvents(int64_t after_seq, size_t limit) = 0;
+  // The newest `limit` events, oldest first.
+  virtual Result<std::vector<Event>> TailEvents(size_t limit) = 0;
+
+  virtual Result<std::string> GetMeta(const std::string& key) = 0;  // NotFound
+
+  // Applies every operation of `batch` atomically, or none. See WriteBatch
+  // for each operation's precondition.
+  virtual Status Write(const WriteBatch& batch) = 0;
+};
+
+}  // namespace dspool
