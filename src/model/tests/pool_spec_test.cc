@@ -110,7 +110,7 @@ TEST(JsonTextTest, ReportsLineAndColumn) {
   Json out;
   Status s = ParseJsonText("{\n  \"a\": 1,\n  oops\n}", "spec.json", &out);
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.message().rfind("spec.json: invalid JSON at line 3, column 4: syntax error", 0), 0u) << s.message();
+  EXPECT_EQ(s.message().rfind("spec.json: invalid JSON at line 3, column 3: syntax error", 0), 0u) << s.message();
 }
 
 TEST(UserNameTest, Validation) {
