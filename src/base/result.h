@@ -34,10 +34,11 @@ class [[nodiscard]] Result {
   // REQUIRES: ok().
   T& value() & { return std::get<0>(data_); }
   const T& value() const& { return std::get<0>(data_); }
-  T&& value() && { return std::get<0>(std::move(data_)); }
+  // By value, so `for (auto& x : *Function())` owns what it iterates.
+  T value() && { return std::get<0>(std::move(data_)); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
-  T&& operator*() && { return std::move(*this).value(); }
+  T operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 

@@ -1,0 +1,91 @@
+// ComputeProvider: creates, lists and destroys the machines that back pool
+// instances, and the per-pool networks they attach to.
+//
+// A provider is told *what* an instance is (InstanceRequest, fully resolved by
+// the server: addresses, mounts, limits, the agent command) and keeps no state
+// of its own besides what it can list back: every instance it makes carries
+// its pool, index and id in the provider's own labels, so a restarted server
+// adopts what exists and removes what should not (see reconcile/planner.h).
+//
+// Every operation is idempotent, because a server can die between any two
+// calls and the reconciler will repeat the last one:
+//   Provision of an instance that is already running succeeds and changes
+//   nothing; of one that exists half-made, replaces it.
+//   Destroy of an absent instance succeeds.
+//   EnsureNetwork of an existing network succeeds; DeleteNetwork of an absent
+//   one succeeds.
+//
+// Implementations: lxc (provider/lxc), fake (provider/fake, for tests).
+// Thread safety: all methods may be called concurrently, but never two
+// concurrent calls for the same instance id or the same pool's network (the
+// reconciler guarantees it).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/ids.h"
+#include "base/result.h"
+#include "model/pool.h"
+
+namespace dspool {
+
+struct BindMount {
+  std::string source;  // host path (directory or file)
+  std::string target;  // path inside the instance
+  bool read_only = false;
+  friend bool operator==(const BindMount&, const BindMount&) = default;
+};
+
+struct PoolNetwork {
+  PoolName pool;
+  std::string bridge;  // host interface name
+  uint32_t gateway = 0;  // the bridge's address
+  int prefix = 24;
+  friend bool operator==(const PoolNetwork&, const PoolNetwork&) = default;
+};
+
+struct InstanceRequest {
+  InstanceId id;
+  PoolName pool;
+  int64_t index = 0;
+  std::string hostname;
+  InstanceSize size;
+  PoolNetwork network;
+  uint32_t address = 0;
+  std::vector<BindMount> mounts;
+  // The instance's first process (its init); the agent.
+  std::vector<std::string> init_command;
+};
+
+struct ProviderInstance {
+  InstanceId id;
+  PoolName pool;
+  int64_t index = 0;
+  bool running = false;  // false: it exists but is stopped or half-made
+  friend bool operator==(const ProviderInstance&, const ProviderInstance&) = default;
+};
+
+class ComputeProvider {
+ public:
+  virtual ~ComputeProvider() = default;
+
+  // A short name for messages and metrics ("lxc", "fake").
+  virtual std::string Name() const = 0;
+
+  virtual Status EnsureNetwork(const PoolNetwork& network) = 0;
+  virtual Status DeleteNetwork(const PoolName& pool) = 0;
+  // Pools whose network exists.
+  virtual Result<std::vector<PoolName>> ListNetworks() = 0;
+
+  // Creates and starts the instance. Returns once its init process runs;
+  // readiness (the agent's first report) is the server's business.
+  virtual Status Provision(const InstanceRequest& request) = 0;
+  // Stops the instance if running and removes everything it had on the host
+  // (root layer, network interfaces, cgroups, mounts).
+  virtual Status Destroy(const InstanceId& id) = 0;
+  // Every instance this provider manages, on this host.
+  virtual Result<std::vector<ProviderInstance>> List() = 0;
+};
+
+}  // namespace dspool

@@ -1,0 +1,93 @@
+// The reconcile planner: a pure function from (desired, recorded, observed,
+// now) to the next steps. No I/O, no clock, no randomness: every decision the
+// reconciler makes is made here and tested exhaustively in planner_test.cc.
+//
+// Level-triggered: the plan depends only on the current state, never on what
+// happened before, so a pass after a crash at any point continues the work.
+// One pass emits at most one step per instance, and none for an instance or
+// network with a provider call in flight.
+//
+// The rules, in order:
+//   1. An instance the provider has but no record names is an orphan: destroy.
+//   2. Records move through the phases of model/instance.h:
+//        Pending  → Provision (then the loop sets Booting)
+//        Booting  → Ready when the agent has reported since the phase began;
+//                   Failed if the instance is gone or stopped, or silent past
+//                   boot_timeout
+//        Ready    → Failed if gone or stopped, or silent past report_timeout
+//        Failed   → Deleting (keeping the reason)
+//        Deleting → Destroy while the provider has it, then remove the record
+//      A record of a deleted (or deleting) pool → Deleting.
+//   3. Size: live records (Pending, Booting, Ready) are compared with the
+//      pool's instanceCount. Missing ones are created at the lowest free index
+//      (indexes are never shared between records, so a replacement never
+//      collides with the address of the instance it replaces). Excess ones are
+//      removed: not-yet-ready ones first, then the highest index. After a
+//      failure the loop may hold back creation (create_not_before).
+//   4. Networks: every active pool gets one. A deleting pool, once it has no
+//      record and no instance left, loses its network, then its record. A
+//      network with no pool is deleted.
+#pragma once
+
+#include <map>
+#include <set>
+#include <vector>
+
+#include "base/clock.h"
+#include "model/instance.h"
+#include "model/pool.h"
+#include "provider/compute_provider.h"
+
+namespace dspool {
+
+struct PlanOptions {
+  Duration boot_timeout = std::chrono::seconds(120);
+  Duration report_timeout = std::chrono::seconds(30);
+};
+
+struct PlanInput {
+  std::vector<Pool> pools;
+  std::vector<Instance> records;
+  std::vector<ProviderInstance> observed;
+  std::vector<PoolName> networks;
+  // Latest healthy agent report per instance.
+  std::map<InstanceId, TimePoint> last_report;
+  // When this server started observing: silence is measured from no earlier
+  // than this, so a restarted server does not fail every instance at once.
+  TimePoint observing_since;
+  std::set<InstanceId> busy_instances;
+  std::set<PoolName> busy_networks;
+  // No new records for a pool before this time (backoff after failures).
+  std::map<PoolName, TimePoint> create_not_before;
+  TimePoint now;
+  PlanOptions options;
+};
+
+struct Action {
+  enum class Kind {
+    kEnsureNetwork,   // pool
+    kDeleteNetwork,   // pool
+    kRemovePool,      // pool: delete the pool's record
+    kCreateRecord,    // pool, index: a new Pending record
+    kProvision,       // id
+    kSetPhase,        // id, phase, reason
+    kDestroy,         // id (a record in Deleting)
+    kRemoveRecord,    // id
+    kDestroyOrphan,   // id, pool (no record)
+  };
+  Kind kind;
+  PoolName pool;
+  InstanceId id;
+  int64_t index = 0;
+  InstancePhase phase = InstancePhase::kPending;
+  std::string reason;
+
+  friend bool operator==(const Action&, const Action&) = default;
+};
+
+std::string_view ActionKindName(Action::Kind kind);
+std::string DescribeAction(const Action& action);
+
+std::vector<Action> Plan(const PlanInput& input);
+
+}  // namespace dspool

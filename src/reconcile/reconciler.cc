@@ -1,0 +1,375 @@
+#include "reconcile/reconciler.h"
+
+#include "base/log.h"
+
+namespace dspool {
+namespace {
+
+constexpr const char* kLog = "reconcile";
+constexpr const char* kActor = "reconcile";
+
+Event MakeEvent(const Clock& clock, std::string action, std::string subject, std::string detail) {
+  return Event{0, clock.Now(), kActor, std::move(action), std::move(subject), std::move(detail)};
+}
+
+std::string Subject(const InstanceId& id) { return "instance/" + id.value(); }
+
+const Instance* FindRecord(const std::vector<Instance>& records, const InstanceId& id) {
+  for (const Instance& r : records) {
+    if (r.id == id) return &r;
+  }
+  return nullptr;
+}
+
+const Pool* FindPool(const std::vector<Pool>& pools, const PoolName& name) {
+  for (const Pool& p : pools) {
+    if (p.name() == name) return &p;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Reconciler::Reconciler(StateStore& store, ComputeProvider& provider, const Clock& clock,
+                       RequestBuilder build_request, Executor executor, SuffixSource suffix,
+                       ReconcilerOptions options)
+    : store_(store),
+      provider_(provider),
+      clock_(clock),
+      build_request_(std::move(build_request)),
+      executor_(std::move(executor)),
+      suffix_(std::move(suffix)),
+      options_(options),
+      observing_since_(clock.Now()) {}
+
+Reconciler::~Reconciler() { Stop(); }
+
+Result<std::vector<Action>> Reconciler::RunPass() {
+  DSP_RETURN_IF_ERROR(ApplyCompletions());
+
+  PlanInput in;
+  DSP_ASSIGN_OR_RETURN(in.pools, store_.ListPools());
+  DSP_ASSIGN_OR_RETURN(in.records, store_.ListInstances());
+  auto observed = provider_.List();
+  auto networks = provider_.ListNetworks();
+  if (!observed.ok() || !networks.ok()) {
+    // Without the provider's view no step is safe; try again next pass.
+    Status s = observed.ok() ? networks.status() : observed.status();
+    std::lock_guard lock(mu_);
+    if (last_error_["list"] != s.message()) {
+      DSP_LOG(kError, kLog) << provider_.Name() << " provider cannot list: " << s;
+      last_error_["list"] = s.message();
+    }
+    ++counters_.provider_errors;
+    return s;
+  }
+  in.observed = std::move(*observed);
+  in.networks = std::move(*networks);
+  in.now = clock_.Now();
+  in.observing_since = observing_since_;
+  in.options = options_.plan;
+  {
+    std::lock_guard lock(mu_);
+    last_error_.erase("list");
+    for (const auto& [id, report] : reports_) {
+      if (report.sshd_listening) in.last_report[id] = report.received_at;
+    }
+    in.busy_instances = busy_instances_;
+    in.busy_networks = busy_networks_;
+    for (const auto& [pool, b] : backoff_) in.create_not_before[pool] = b.first;
+  }
+
+  std::vector<Action> plan = Plan(in);
+  for (const Action& action : plan) {
+    switch (action.kind) {
+      case Action::Kind::kEnsureNetwork:
+      case Action::Kind::kDeleteNetwork:
+      case Action::Kind::kProvision:
+      case Action::Kind::kDestroy:
+      case Action::Kind::kDestroyOrphan:
+        Dispatch(action, in.pools, in.records);
+        break;
+      default:
+        DSP_RETURN_IF_ERROR(ApplyStoreStep(action, in.pools, in.records));
+        break;
+    }
+  }
+  std::lock_guard lock(mu_);
+  ++counters_.passes;
+  counters_.actions += static_cast<int64_t>(plan.size());
+  last_pass_empty_ = plan.empty();
+  return plan;
+}
+
+void Reconciler::Dispatch(const Action& action, const std::vector<Pool>& pools,
+                          const std::vector<Instance>& records) {
+  std::function<Status()> call;
+  switch (action.kind) {
+    case Action::Kind::kEnsureNetwork: {
+      const Pool* pool = FindPool(pools, action.pool);
+      PoolNetwork net{action.pool, BridgeName(action.pool), GatewayAddress(pool->spec.network),
+                      pool->spec.network.subnet.prefix};
+      call = [this, net] { return provider_.EnsureNetwork(net); };
+      break;
+    }
+    case Action::Kind::kDeleteNetwork:
+      call = [this, pool = action.pool] { return provider_.DeleteNetwork(pool); };
+      break;
+    case Action::Kind::kProvision: {
+      const Instance* record = FindRecord(records, action.id);
+      auto request = build_request_(*FindPool(pools, action.pool), *record);
+      if (!request.ok()) {
+        call = [status = request.status()] { return status; };
+      } else {
+        call = [this, request = std::move(*request)] { return provider_.Provision(request); };
+      }
+      break;
+    }
+    case Action::Kind::kDestroy:
+    case Action::Kind::kDestroyOrphan:
+      call = [this, id = action.id] { return provider_.Destroy(id); };
+      break;
+    default:
+      return;
+  }
+  bool network = action.kind == Action::Kind::kEnsureNetwork || action.kind == Action::Kind::kDeleteNetwork;
+  {
+    std::lock_guard lock(mu_);
+    if (network) {
+      busy_networks_.insert(action.pool);
+    } else {
+      busy_instances_.insert(action.id);
+    }
+  }
+  DSP_LOG(kDebug, kLog) << "start " << DescribeAction(action);
+  executor_([this, action, call = std::move(call)] {
+    Status status = call();
+    {
+      std::lock_guard lock(mu_);
+      completions_.push_back({action, status});
+      poked_ = true;
+    }
+    cv_.notify_all();
+  });
+}
+
+Status Reconciler::ApplyCompletions() {
+  std::deque<Completion> done;
+  {
+    std::lock_guard lock(mu_);
+    done.swap(completions_);
+  }
+  while (!done.empty()) {
+    Completion c = std::move(done.front());
+    done.pop_front();
+    const Action& a = c.action;
+    bool network = a.kind == Action::Kind::kEnsureNetwork || a.kind == Action::Kind::kDeleteNetwork;
+    {
+      std::lock_guard lock(mu_);
+      if (network) {
+        busy_networks_.erase(a.pool);
+      } else {
+        busy_instances_.erase(a.id);
+      }
+      std::string key = std::string(ActionKindName(a.kind)) + " " + (network ? a.pool.value() : a.id.value());
+      if (!c.status.ok()) {
+        ++counters_.provider_errors;
+        if (last_error_[key] != c.status.message()) {
+          DSP_LOG(kWarning, kLog) << DescribeAction(a) << " failed: " << c.status;
+          last_error_[key] = c.status.message();
+        }
+      } else {
+        last_error_.erase(key);
+      }
+    }
+    Status s;
+    switch (a.kind) {
+      case Action::Kind::kProvision: {
+        auto record = store_.GetInstance(a.id);
+        if (!record.ok() || record->phase != InstancePhase::kPending) break;  // moved on meanwhile
+        if (c.status.ok()) {
+          s = SetPhase(*record, InstancePhase::kBooting, "");
+        } else {
+          NoteFailure(a.pool);
+          s = SetPhase(*record, InstancePhase::kFailed, "provision failed: " + c.status.message());
+        }
+        break;
+      }
+      case Action::Kind::kDestroy:
+        if (c.status.ok()) {
+          auto record = store_.GetInstance(a.id);
+          if (!record.ok()) break;
+          WriteBatch batch;
+          batch.Add(WriteBatch::DeleteInstance{a.id});
+          batch.Add(WriteBatch::AppendEvent{MakeEvent(clock_, "instance.delete", Subject(a.id), a.reason)});
+          s = store_.Write(batch);
+          if (s.ok()) {
+            std::lock_guard lock(mu_);
+            reports_.erase(a.id);
+            ++counters_.instances_destroyed;
+          }
+        }
+        break;
+      case Action::Kind::kDestroyOrphan:
+        if (c.status.ok()) {
+          WriteBatch batch;
+          batch.Add(WriteBatch::AppendEvent{
+              MakeEvent(clock_, "instance.orphan.delete", Subject(a.id), "provider had it, no record did")});
+          s = store_.Write(batch);
+          std::lock_guard lock(mu_);
+          ++counters_.orphans_destroyed;
+        }
+        break;
+      default:
+        break;
+    }
+    if (!s.ok()) {
+      // Put the rest back; this pass ends here.
+      std::lock_guard lock(mu_);
+      for (auto it = done.rbegin(); it != done.rend(); ++it) completions_.push_front(*it);
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+Status Reconciler::ApplyStoreStep(const Action& a, const std::vector<Pool>& pools,
+                                  const std::vector<Instance>& records) {
+  switch (a.kind) {
+    case Action::Kind::kCreateRecord: {
+      const Pool* pool = FindPool(pools, a.pool);
+      Instance r;
+      r.id = InstanceId(a.pool.value() + "-" + std::to_string(a.index) + "-" + suffix_());
+      r.pool = a.pool;
+      r.index = a.index;
+      r.phase = InstancePhase::kPending;
+      r.address = FormatIpv4(InstanceAddress(pool->spec.network, a.index));
+      r.created_at = r.phase_since = clock_.Now();
+      WriteBatch batch;
+      batch.Add(WriteBatch::PutInstance{r});
+      batch.Add(WriteBatch::AppendEvent{MakeEvent(
+          clock_, "instance.create", Subject(r.id), "index " + std::to_string(a.index) + ", address " + r.address)});
+      DSP_RETURN_IF_ERROR(store_.Write(batch));
+      std::lock_guard lock(mu_);
+      ++counters_.instances_created;
+      return Status::Ok();
+    }
+    case Action::Kind::kSetPhase: {
+      const Instance* r = FindRecord(records, a.id);
+      return SetPhase(*r, a.phase, a.reason);
+    }
+    case Action::Kind::kRemoveRecord: {
+      WriteBatch batch;
+      batch.Add(WriteBatch::DeleteInstance{a.id});
+      batch.Add(WriteBatch::AppendEvent{MakeEvent(clock_, "instance.delete", Subject(a.id), a.reason)});
+      return store_.Write(batch);
+    }
+    case Action::Kind::kRemovePool: {
+      WriteBatch batch;
+      batch.Add(WriteBatch::DeletePool{a.pool});
+      batch.Add(WriteBatch::AppendEvent{
+          MakeEvent(clock_, "pool.deleted", "pool/" + a.pool.value(), "all instances and the network are gone")});
+      DSP_RETURN_IF_ERROR(store_.Write(batch));
+      std::lock_guard lock(mu_);
+      backoff_.erase(a.pool);
+      return Status::Ok();
+    }
+    default:
+      return Internal("not a store step: " + DescribeAction(a));
+  }
+}
+
+Status Reconciler::SetPhase(const Instance& record, InstancePhase phase, const std::string& reason) {
+  Instance r = record;
+  r.phase = phase;
+  r.reason = reason;
+  r.phase_since = clock_.Now();
+  std::string action = "instance." + std::string(InstancePhaseName(phase));
+  for (char& ch : action) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  WriteBatch batch;
+  batch.Add(WriteBatch::PutInstance{r});
+  batch.Add(WriteBatch::AppendEvent{MakeEvent(clock_, action, Subject(r.id), reason)});
+  DSP_RETURN_IF_ERROR(store_.Write(batch));
+  if (phase == InstancePhase::kFailed) {
+    DSP_LOG(kWarning, kLog) << "instance " << r.id << " failed: " << reason;
+    std::lock_guard lock(mu_);
+    ++counters_.instances_failed;
+  } else if (phase == InstancePhase::kReady) {
+    DSP_LOG(kInfo, kLog) << "instance " << r.id << " is ready at " << r.address;
+    std::lock_guard lock(mu_);
+    backoff_.erase(r.pool);
+  }
+  return Status::Ok();
+}
+
+void Reconciler::NoteFailure(const PoolName& pool) {
+  std::lock_guard lock(mu_);
+  auto& [not_before, step] = backoff_[pool];
+  step = step.count() == 0 ? options_.min_backoff : std::min(step * 2, options_.max_backoff);
+  not_before = clock_.Now() + step;
+}
+
+bool Reconciler::Idle() const {
+  std::lock_guard lock(mu_);
+  return busy_instances_.empty() && busy_networks_.empty() && completions_.empty() && last_pass_empty_;
+}
+
+void Reconciler::RecordReport(const InstanceId& id, const InstanceReport& report) {
+  {
+    std::lock_guard lock(mu_);
+    bool first = !reports_.count(id) || (!reports_[id].sshd_listening && report.sshd_listening);
+    reports_[id] = report;
+    if (!first) return;
+    poked_ = true;
+  }
+  cv_.notify_all();
+}
+
+std::optional<InstanceReport> Reconciler::LastReport(const InstanceId& id) const {
+  std::lock_guard lock(mu_);
+  auto it = reports_.find(id);
+  if (it == reports_.end()) return std::nullopt;
+  return it->second;
+}
+
+ReconcilerCounters Reconciler::counters() const {
+  std::lock_guard lock(mu_);
+  return counters_;
+}
+
+void Reconciler::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Reconciler::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Reconciler::Poke() {
+  {
+    std::lock_guard lock(mu_);
+    poked_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Reconciler::Loop() {
+  for (;;) {
+    auto result = RunPass();
+    if (!result.ok()) {
+      DSP_LOG(kDebug, kLog) << "pass ended early: " << result.status();
+    }
+    std::unique_lock lock(mu_);
+    // The background loop runs on real time; tests drive RunPass directly.
+    cv_.wait_for(lock, options_.interval, [this] { return poked_ || stopping_; });
+    if (stopping_) return;
+    poked_ = false;
+  }
+}
+
+}  // namespace dspool

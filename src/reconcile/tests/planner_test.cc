@@ -1,0 +1,242 @@
+#include "reconcile/planner.h"
+
+#include <gtest/gtest.h>
+
+namespace dspool {
+namespace {
+
+using Kind = Action::Kind;
+using std::chrono::seconds;
+
+class PlannerTest : public ::testing::Test {
+ protected:
+  PlannerTest() {
+    in_.now = FromUnixMillis(1'000'000'000);
+    in_.observing_since = in_.now - seconds(3600);
+  }
+
+  Pool& AddPool(const std::string& name, int64_t count) {
+    Pool p;
+    p.spec.name = PoolName(name);
+    p.spec.instance_count = count;
+    p.spec.network.subnet = *ParseIpv4Subnet("10.231.0.0/28");
+    in_.pools.push_back(p);
+    in_.networks.push_back(p.name());
+    return in_.pools.back();
+  }
+
+  Instance& AddRecord(const std::string& pool, int64_t index, InstancePhase phase, bool observed = true,
+                      bool running = true) {
+    Instance r;
+    r.pool = PoolName(pool);
+    r.index = index;
+    r.id = InstanceId(pool + "-" + std::to_string(index));
+    r.phase = phase;
+    r.phase_since = in_.now - seconds(10);
+    in_.records.push_back(r);
+    if (observed) in_.observed.push_back({r.id, r.pool, index, running});
+    if (phase == InstancePhase::kReady) in_.last_report[r.id] = in_.now - seconds(1);
+    return in_.records.back();
+  }
+
+  std::vector<Action> Plan() { return dspool::Plan(in_); }
+
+  PlanInput in_;
+};
+
+TEST_F(PlannerTest, EmptyPoolCreatesNetworkAndRecords) {
+  AddPool("a", 2);
+  in_.networks.clear();
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 3u);
+  EXPECT_EQ(plan[0].kind, Kind::kEnsureNetwork);
+  EXPECT_EQ(plan[1].kind, Kind::kCreateRecord);
+  EXPECT_EQ(plan[1].index, 0);
+  EXPECT_EQ(plan[2].index, 1);
+}
+
+TEST_F(PlannerTest, SteadyStateDoesNothing) {
+  AddPool("a", 2);
+  AddRecord("a", 0, InstancePhase::kReady);
+  AddRecord("a", 1, InstancePhase::kReady);
+  EXPECT_TRUE(Plan().empty());
+}
+
+TEST_F(PlannerTest, PendingIsProvisionedUnlessBusy) {
+  AddPool("a", 1);
+  AddRecord("a", 0, InstancePhase::kPending, /*observed=*/false);
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].kind, Kind::kProvision);
+  in_.busy_instances.insert(InstanceId("a-0"));
+  EXPECT_TRUE(Plan().empty());
+}
+
+TEST_F(PlannerTest, BootingBecomesReadyOnReportAfterPhaseStart) {
+  AddPool("a", 1);
+  Instance& r = AddRecord("a", 0, InstancePhase::kBooting);
+  EXPECT_TRUE(Plan().empty());
+  in_.last_report[r.id] = r.phase_since - seconds(1);  // stale: from a previous life
+  EXPECT_TRUE(Plan().empty());
+  in_.last_report[r.id] = r.phase_since + seconds(1);
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].kind, Kind::kSetPhase);
+  EXPECT_EQ(plan[0].phase, InstancePhase::kReady);
+}
+
+TEST_F(PlannerTest, BootTimeoutFailsAndReplaces) {
+  AddPool("a", 1);
+  Instance& r = AddRecord("a", 0, InstancePhase::kBooting);
+  r.phase_since = in_.now - seconds(121);
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].phase, InstancePhase::kFailed);
+  EXPECT_EQ(plan[0].reason, "agent did not report within 120s");
+  EXPECT_EQ(plan[1].kind, Kind::kCreateRecord);
+  EXPECT_EQ(plan[1].index, 1);  // index 0 stays with the failed record
+}
+
+TEST_F(PlannerTest, RestartedServerGivesSilentInstancesGrace) {
+  AddPool("a", 1);
+  Instance& r = AddRecord("a", 0, InstancePhase::kReady);
+  in_.last_report.clear();
+  r.phase_since = in_.now - seconds(3600);
+  in_.observing_since = in_.now - seconds(5);
+  EXPECT_TRUE(Plan().empty());
+  in_.observing_since = in_.now - seconds(31);
+  auto plan = Plan();
+  ASSERT_GE(plan.size(), 1u);
+  EXPECT_EQ(plan[0].phase, InstancePhase::kFailed);
+}
+
+TEST_F(PlannerTest, StoppedReadyInstanceFailsThenIsDeletedAndReplaced) {
+  AddPool("a", 1);
+  AddRecord("a", 0, InstancePhase::kReady, /*observed=*/true, /*running=*/false);
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].phase, InstancePhase::kFailed);
+  EXPECT_EQ(plan[0].reason, "instance stopped unexpectedly");
+  EXPECT_EQ(plan[1].kind, Kind::kCreateRecord);
+
+  in_.records[0].phase = InstancePhase::kFailed;
+  in_.records[0].reason = "instance stopped unexpectedly";
+  plan = Plan();
+  EXPECT_EQ(plan[0].phase, InstancePhase::kDeleting);
+  EXPECT_EQ(plan[0].reason, "instance stopped unexpectedly");
+
+  in_.records[0].phase = InstancePhase::kDeleting;
+  plan = Plan();
+  EXPECT_EQ(plan[0].kind, Kind::kDestroy);
+  in_.observed.clear();
+  plan = Plan();
+  EXPECT_EQ(plan[0].kind, Kind::kRemoveRecord);
+}
+
+TEST_F(PlannerTest, ScaleInRemovesNotReadyFirstThenHighestIndex) {
+  AddPool("a", 1);
+  AddRecord("a", 0, InstancePhase::kReady);
+  AddRecord("a", 1, InstancePhase::kBooting);
+  AddRecord("a", 2, InstancePhase::kReady);
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].id.value(), "a-1");
+  EXPECT_EQ(plan[0].reason, "scale-in");
+  EXPECT_EQ(plan[1].id.value(), "a-2");
+}
+
+TEST_F(PlannerTest, ScaleInSkipsBusyInstance) {
+  AddPool("a", 0);
+  AddRecord("a", 0, InstancePhase::kPending, /*observed=*/false);
+  in_.busy_instances.insert(InstanceId("a-0"));
+  EXPECT_TRUE(Plan().empty());
+}
+
+TEST_F(PlannerTest, ScaleInReplacesPlannedProvision) {
+  AddPool("a", 0);
+  AddRecord("a", 0, InstancePhase::kPending, /*observed=*/false);
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].kind, Kind::kSetPhase);
+  EXPECT_EQ(plan[0].phase, InstancePhase::kDeleting);
+}
+
+TEST_F(PlannerTest, OrphansAreDestroyed) {
+  AddPool("a", 0);
+  in_.observed.push_back({InstanceId("a-7-zz"), PoolName("a"), 7, true});
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].kind, Kind::kDestroyOrphan);
+  EXPECT_EQ(plan[0].id.value(), "a-7-zz");
+}
+
+TEST_F(PlannerTest, DeletingPoolTearsDownInOrder) {
+  Pool& p = AddPool("a", 2);
+  p.state = PoolState::kDeleting;
+  AddRecord("a", 0, InstancePhase::kReady);
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].phase, InstancePhase::kDeleting);
+  EXPECT_EQ(plan[0].reason, "pool deleted");
+
+  in_.records[0].phase = InstancePhase::kDeleting;
+  plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].kind, Kind::kDestroy);
+
+  in_.records.clear();
+  in_.observed.clear();
+  plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].kind, Kind::kDeleteNetwork);
+
+  in_.networks.clear();
+  plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].kind, Kind::kRemovePool);
+}
+
+TEST_F(PlannerTest, RecordOfVanishedPoolIsDeleted) {
+  AddRecord("gone", 0, InstancePhase::kReady);
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].phase, InstancePhase::kDeleting);
+}
+
+TEST_F(PlannerTest, NetworkWithoutPoolIsDeleted) {
+  in_.networks.push_back(PoolName("stale"));
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].kind, Kind::kDeleteNetwork);
+  EXPECT_EQ(plan[0].pool.value(), "stale");
+}
+
+TEST_F(PlannerTest, IndexesAreNotReusedWhileTaken) {
+  AddPool("a", 3);
+  AddRecord("a", 0, InstancePhase::kReady);
+  AddRecord("a", 2, InstancePhase::kDeleting);
+  auto plan = Plan();
+  // Destroy a-2, and create the two missing at indexes 1 and 3.
+  std::vector<int64_t> created;
+  for (const Action& a : plan) {
+    if (a.kind == Kind::kCreateRecord) created.push_back(a.index);
+  }
+  EXPECT_EQ(created, (std::vector<int64_t>{1, 3}));
+}
+
+TEST_F(PlannerTest, CreationWaitsForFreeAddresses) {
+  AddPool("a", 13);  // a /28 holds 13 instances
+  for (int i = 0; i < 13; ++i) AddRecord("a", i, InstancePhase::kDeleting);
+  for (const Action& a : Plan()) EXPECT_NE(a.kind, Kind::kCreateRecord);
+}
+
+TEST_F(PlannerTest, BackoffHoldsCreation) {
+  AddPool("a", 1);
+  in_.create_not_before[PoolName("a")] = in_.now + seconds(1);
+  EXPECT_TRUE(Plan().empty());
+  in_.create_not_before[PoolName("a")] = in_.now;
+  EXPECT_EQ(Plan().size(), 1u);
+}
+
+}  // namespace
+}  // namespace dspool

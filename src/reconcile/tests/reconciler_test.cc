@@ -1,0 +1,314 @@
+#include "reconcile/reconciler.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "provider/fake/fake_provider.h"
+#include "store/memory/memory_store.h"
+
+namespace dspool {
+namespace {
+
+using std::chrono::seconds;
+
+// Counts mutations (store writes and provider changes); when the budget runs
+// out, that mutation and every later one fail, as if the process had died.
+class CrashBudget {
+ public:
+  explicit CrashBudget(int64_t budget) : left_(budget) {}
+  Status Take() {
+    if (left_ < 0) return Status::Ok();  // unlimited
+    if (left_ == 0) {
+      crashed_ = true;
+      return Aborted("simulated crash");
+    }
+    --left_;
+    return Status::Ok();
+  }
+  bool crashed() const { return crashed_; }
+  int64_t used(int64_t initial) const { return initial - left_; }
+
+ private:
+  int64_t left_;
+  bool crashed_ = false;
+};
+
+class CrashingStore final : public StateStore {
+ public:
+  CrashingStore(StateStore& inner, CrashBudget& budget) : inner_(inner), budget_(budget) {}
+  Result<Pool> GetPool(const PoolName& n) override { return inner_.GetPool(n); }
+  Result<std::vector<Pool>> ListPools() override { return inner_.ListPools(); }
+  Result<Instance> GetInstance(const InstanceId& id) override { return inner_.GetInstance(id); }
+  Result<std::vector<Instance>> ListInstances(const std::optional<PoolName>& p) override {
+    return inner_.ListInstances(p);
+  }
+  Result<User> GetUser(const UserName& n) override { return inner_.GetUser(n); }
+  Result<std::vector<User>> ListUsers() override { return inner_.ListUsers(); }
+  Result<std::vector<Event>> ListEvents(int64_t a, size_t l) override { return inner_.ListEvents(a, l); }
+  Result<std::vector<Event>> TailEvents(size_t l) override { return inner_.TailEvents(l); }
+  Result<std::string> GetMeta(const std::string& k) override { return inner_.GetMeta(k); }
+  Status Write(const WriteBatch& b) override {
+    DSP_RETURN_IF_ERROR(budget_.Take());
+    return inner_.Write(b);
+  }
+
+ private:
+  StateStore& inner_;
+  CrashBudget& budget_;
+};
+
+Pool MakePool(const std::string& name, int64_t count) {
+  Pool p;
+  p.spec.name = PoolName(name);
+  p.spec.instance_count = count;
+  p.spec.network.subnet = *ParseIpv4Subnet("10.231.0.0/24");
+  return p;
+}
+
+// One simulated "server life": a reconciler over the shared store and
+// provider, optionally dying after `budget` mutations.
+class Harness {
+ public:
+  Harness() = default;
+
+  void StartLife(int64_t budget) {
+    budget_ = std::make_unique<CrashBudget>(budget);
+    crashing_store_ = std::make_unique<CrashingStore>(store_, *budget_);
+    provider_.SetMutationHook([this](const std::string&) { return budget_->Take(); });
+    auto build = [](const Pool& pool, const Instance& r) -> Result<InstanceRequest> {
+      InstanceRequest req;
+      req.id = r.id;
+      req.pool = r.pool;
+      req.index = r.index;
+      req.hostname = InstanceHostname(pool.name(), r.index);
+      req.address = InstanceAddress(pool.spec.network, r.index);
+      return req;
+    };
+    reconciler_ = std::make_unique<Reconciler>(
+        *crashing_store_, provider_, clock_, build, [](std::function<void()> f) { f(); },
+        [this] { return std::to_string(++suffix_); }, ReconcilerOptions{});
+  }
+
+  // Runs passes, playing every running instance's agent, until nothing is
+  // left to do, the budget is spent, or `max_passes` is reached.
+  // Returns true if it converged.
+  bool Converge(int max_passes = 60) {
+    for (int i = 0; i < max_passes; ++i) {
+      for (const auto& inst : *provider_.List()) {
+        if (inst.running && !killed_.count(inst.id)) {
+          reconciler_->RecordReport(inst.id, InstanceReport{clock_.Now(), true});
+        }
+      }
+      auto plan = reconciler_->RunPass();
+      if (budget_->crashed()) return false;
+      EXPECT_TRUE(plan.ok()) << plan.status();
+      if (plan.ok() && plan->empty() && reconciler_->Idle()) return true;
+      clock_.Advance(seconds(1));
+    }
+    return false;
+  }
+
+  void SetCount(const std::string& pool, int64_t count) {
+    Pool p = *store_.GetPool(PoolName(pool));
+    int64_t gen = p.generation;
+    p.spec.instance_count = count;
+    ++p.generation;
+    ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::UpdatePool{p, gen})).ok());
+  }
+
+  void MarkDeleting(const std::string& pool) {
+    Pool p = *store_.GetPool(PoolName(pool));
+    int64_t gen = p.generation;
+    p.state = PoolState::kDeleting;
+    ++p.generation;
+    ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::UpdatePool{p, gen})).ok());
+  }
+
+  // The invariants after convergence: each live pool has exactly its count of
+  // Ready records, distinct indexes, each backed by one running instance, and
+  // the provider has nothing else.
+  void ExpectConverged() {
+    auto pools = *store_.ListPools();
+    auto records = *store_.ListInstances({});
+    auto observed = *provider_.List();
+    size_t want_total = 0;
+    for (const Pool& p : pools) {
+      ASSERT_EQ(p.state, PoolState::kActive) << "deleting pool still recorded";
+      want_total += static_cast<size_t>(p.spec.instance_count);
+      std::set<int64_t> indexes;
+      for (const Instance& r : records) {
+        if (r.pool != p.name()) continue;
+        EXPECT_EQ(r.phase, InstancePhase::kReady) << r.id;
+        EXPECT_TRUE(indexes.insert(r.index).second) << "duplicate index " << r.index;
+      }
+      EXPECT_EQ(indexes.size(), static_cast<size_t>(p.spec.instance_count)) << p.name();
+    }
+    EXPECT_EQ(records.size(), want_total);
+    ASSERT_EQ(observed.size(), records.size()) << "orphan or missing instance";
+    for (const Instance& r : records) {
+      auto it = std::find_if(observed.begin(), observed.end(),
+                             [&](const ProviderInstance& o) { return o.id == r.id; });
+      ASSERT_NE(it, observed.end()) << r.id;
+      EXPECT_TRUE(it->running);
+    }
+    EXPECT_EQ(provider_.ListNetworks()->size(), pools.size());
+  }
+
+  MemoryStore store_;
+  FakeProvider provider_;
+  SimulatedClock clock_;
+  std::unique_ptr<CrashBudget> budget_;
+  std::unique_ptr<CrashingStore> crashing_store_;
+  std::unique_ptr<Reconciler> reconciler_;
+  std::set<InstanceId> killed_;
+  int suffix_ = 0;
+};
+
+TEST(ReconcilerTest, BringsUpScalesAndDeletesAPool) {
+  Harness h;
+  h.StartLife(-1);
+  ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{MakePool("a", 2)})).ok());
+  ASSERT_TRUE(h.Converge());
+  h.ExpectConverged();
+  auto records = *h.store_.ListInstances({});
+  EXPECT_EQ(records[0].address, "10.231.0.2");
+  EXPECT_EQ(records[1].address, "10.231.0.3");
+
+  h.SetCount("a", 3);
+  ASSERT_TRUE(h.Converge());
+  h.ExpectConverged();
+  h.SetCount("a", 1);
+  ASSERT_TRUE(h.Converge());
+  h.ExpectConverged();
+  EXPECT_EQ(h.store_.ListInstances({})->at(0).index, 0);
+
+  h.MarkDeleting("a");
+  ASSERT_TRUE(h.Converge());
+  h.ExpectConverged();
+  EXPECT_TRUE(h.store_.ListPools()->empty());
+  EXPECT_TRUE(h.provider_.List()->empty());
+
+  // Every change left an event.
+  std::vector<std::string> actions;
+  for (const Event& e : *h.store_.ListEvents(0, 1000)) actions.push_back(e.action);
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "instance.create"), 3);
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "instance.ready"), 3);
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "instance.delete"), 3);
+  EXPECT_EQ(actions.back(), "pool.deleted");
+}
+
+TEST(ReconcilerTest, FailedProvisionIsReplacedWithBackoff) {
+  Harness h;
+  h.StartLife(-1);
+  h.provider_.FailNextProvision(2, Unavailable("no memory for containers"));
+  h.provider_.SetHalfMadeOnFailure(true);
+  ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{MakePool("a", 1)})).ok());
+  ASSERT_TRUE(h.Converge());
+  h.ExpectConverged();
+  EXPECT_EQ(h.provider_.provision_calls(), 3);
+  int failed = 0;
+  for (const Event& e : *h.store_.ListEvents(0, 1000)) {
+    if (e.action == "instance.failed") {
+      ++failed;
+      EXPECT_EQ(e.detail, "provision failed: no memory for containers");
+    }
+  }
+  EXPECT_EQ(failed, 2);
+  EXPECT_EQ(h.reconciler_->counters().instances_failed, 2);
+}
+
+TEST(ReconcilerTest, CrashedInstanceIsReplaced) {
+  Harness h;
+  h.StartLife(-1);
+  ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{MakePool("a", 2)})).ok());
+  ASSERT_TRUE(h.Converge());
+  InstanceId victim = h.store_.ListInstances({})->at(0).id;
+  h.provider_.Kill(victim);
+  h.killed_.insert(victim);
+  ASSERT_TRUE(h.Converge());
+  h.ExpectConverged();
+  for (const Instance& r : *h.store_.ListInstances({})) EXPECT_NE(r.id, victim);
+}
+
+TEST(ReconcilerTest, SilentAgentIsReplaced) {
+  Harness h;
+  h.StartLife(-1);
+  ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{MakePool("a", 1)})).ok());
+  ASSERT_TRUE(h.Converge());
+  InstanceId victim = h.store_.ListInstances({})->at(0).id;
+  h.killed_.insert(victim);  // still running, but its agent no longer reports
+  for (int i = 0; i < 31; ++i) {
+    h.clock_.Advance(seconds(1));
+    ASSERT_TRUE(h.reconciler_->RunPass().ok());
+  }
+  auto events = *h.store_.TailEvents(100);
+  bool failed = std::any_of(events.begin(), events.end(), [&](const Event& e) {
+    return e.action == "instance.failed" && e.subject == "instance/" + victim.value() &&
+           e.detail == "agent silent for more than 30s";
+  });
+  EXPECT_TRUE(failed);
+  ASSERT_TRUE(h.Converge());
+  h.ExpectConverged();
+}
+
+TEST(ReconcilerTest, AdoptsWhatExistsAfterRestart) {
+  Harness h;
+  h.StartLife(-1);
+  ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{MakePool("a", 2)})).ok());
+  ASSERT_TRUE(h.Converge());
+  int provisions = h.provider_.provision_calls();
+  h.StartLife(-1);  // a new server life over the same store and provider
+  ASSERT_TRUE(h.Converge());
+  h.ExpectConverged();
+  EXPECT_EQ(h.provider_.provision_calls(), provisions) << "a restart must not rebuild healthy instances";
+}
+
+// The scenario every crash test runs: bring up 3, scale to 1, scale to 2,
+// delete the pool, with a second pool that stays.
+void RunScenario(Harness& h, const std::function<void()>& after_crash) {
+  auto step = [&](const std::function<void()>& change) {
+    if (change) change();
+    while (!h.Converge()) {
+      ASSERT_TRUE(h.budget_->crashed()) << "did not converge without a crash";
+      after_crash();
+    }
+    h.ExpectConverged();
+  };
+  step([&] {
+    ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{MakePool("a", 3)})).ok());
+    ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{MakePool("b", 1)})).ok());
+  });
+  step([&] { h.SetCount("a", 1); });
+  step([&] { h.SetCount("a", 2); });
+  step([&] { h.MarkDeleting("a"); });
+  EXPECT_EQ(h.store_.ListPools()->size(), 1u);
+  EXPECT_EQ(h.provider_.List()->size(), 1u);
+}
+
+class CrashAtEveryStepTest : public ::testing::TestWithParam<bool /*half-made on failure*/> {};
+
+TEST_P(CrashAtEveryStepTest, ConvergesWithNoDuplicateAndNoOrphan) {
+  // First count the mutations of an uninterrupted run.
+  int64_t total = 0;
+  {
+    Harness h;
+    h.StartLife(1'000'000);
+    RunScenario(h, [] {});
+    total = h.budget_->used(1'000'000);
+  }
+  ASSERT_GT(total, 20);
+  for (int64_t k = 0; k < total; ++k) {
+    SCOPED_TRACE("crash at mutation " + std::to_string(k));
+    Harness h;
+    h.provider_.SetHalfMadeOnFailure(GetParam());
+    h.StartLife(k);
+    RunScenario(h, [&] { h.StartLife(-1); });
+    if (HasFatalFailure()) return;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(HalfMade, CrashAtEveryStepTest, ::testing::Bool());
+
+}  // namespace
+}  // namespace dspool
