@@ -1,2 +1,4 @@
-#include <cstdio>
-int main() { std::puts("dspool: not built yet"); return 1; }
+// The one dspool binary; src/cli/cli.h has the commands.
+#include "cli/cli.h"
+
+int main(int argc, char** argv) { return dspool::RunCli(argc, argv); }

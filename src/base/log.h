@@ -31,9 +31,15 @@ class LogLine {
   std::ostringstream out_;
 };
 
+// Turns the stream expression into void, so DSP_LOG can be a ?: expression
+// (safe inside an unbraced if/else).
+struct LogVoidify {
+  void operator&(std::ostream&) {}
+};
+
 }  // namespace dspool
 
-#define DSP_LOG(level, component)                                          \
-  if (::dspool::LogLevel::level < ::dspool::GetLogLevel()) {               \
-  } else                                                                   \
-    ::dspool::LogLine(::dspool::LogLevel::level, component).stream()
+#define DSP_LOG(level, component)                                     \
+  (::dspool::LogLevel::level < ::dspool::GetLogLevel())               \
+      ? (void)0                                                       \
+      : ::dspool::LogVoidify() & ::dspool::LogLine(::dspool::LogLevel::level, component).stream()

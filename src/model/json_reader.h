@@ -47,6 +47,9 @@ class JsonReader {
   // the same first-error slot as this reader's.
   JsonReader Object(const std::string& key, bool required = false);
   bool Has(const std::string& key) const;
+  // The raw value at `key` (nullptr if absent or null), marked as read, for
+  // shapes the typed readers do not cover (arrays of objects).
+  const Json* Raw(const std::string& key) { return Get(key); }
 
   // Records an error at `key` (a path relative to this object) unless an
   // earlier error was recorded.

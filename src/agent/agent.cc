@@ -1,0 +1,246 @@
+#include "agent/agent.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "agent/render.h"
+#include "agent/sampler.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "http/client.h"
+#include "model/user.h"
+#include "os/children.h"
+#include "os/fs.h"
+#include "os/process.h"
+
+namespace dspool {
+namespace {
+
+constexpr const char* kLog = "agent";
+constexpr const char* kSshDir = "/etc/ssh/dspool";
+constexpr const char* kKeyCacheDir = "/etc/ssh/dspool/keys";
+constexpr auto kRequestTimeout = std::chrono::seconds(5);
+
+std::string DirOf(const std::string& path) { return path.substr(0, path.rfind('/')); }
+
+Result<Json> Call(const AgentOptions& opts, const std::string& method, const std::string& target,
+                  const std::string& body) {
+  DSP_ASSIGN_OR_RETURN(Response resp, Client::Do(Endpoint::Unix(opts.socket), method, target, body, {},
+                                                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                     kRequestTimeout)));
+  Json json;
+  DSP_RETURN_IF_ERROR(ParseJsonText(resp.body.empty() ? "{}" : resp.body, target, &json));
+  if (resp.status / 100 != 2) {
+    std::string message = json.is_object() && json.contains("error")
+                              ? json["error"].value("message", "HTTP " + std::to_string(resp.status))
+                              : "HTTP " + std::to_string(resp.status);
+    return Status(resp.status == 404 ? StatusCode::kNotFound : StatusCode::kUnavailable, message);
+  }
+  return json;
+}
+
+bool SshdListening() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(22);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+class Agent {
+ public:
+  explicit Agent(AgentOptions options) : options_(std::move(options)) {}
+
+  int Run() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGPWR);  // what `lxc-stop` sends to init for a clean halt
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+
+    image_passwd_ = ReadFile("/etc/passwd").value_or("");
+    image_group_ = ReadFile("/etc/group").value_or("");
+    image_shadow_ = ReadFile("/etc/shadow").value_or("");
+    if (Status s = MakeDirs(kKeyCacheDir, 0700); !s.ok()) {
+      DSP_LOG(kError, kLog) << s;
+      return 1;
+    }
+
+    TimePoint next_report = clock_.Now();
+    TimePoint next_sshd_start = clock_.Now();
+    for (;;) {
+      TimePoint now = clock_.Now();
+      if (!config_ && now >= next_report) {
+        Status s = FetchAndApply();
+        if (!s.ok()) LogOnce("config", s);
+      }
+      if (config_ && sshd_pid_ <= 0 && now >= next_sshd_start) {
+        StartSshd();
+        next_sshd_start = now + std::chrono::seconds(1);  // at most one restart a second
+      }
+      if (now >= next_report) {
+        if (config_) Report();
+        next_report = now + std::chrono::milliseconds(config_ ? config_->report_interval_ms : 500);
+      }
+      // Sleep until the next report, waking for children and signals.
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_report - clock_.Now());
+      if (wait.count() < 0) wait = std::chrono::milliseconds(0);
+      timespec ts{static_cast<time_t>(wait.count() / 1000), static_cast<long>((wait.count() % 1000) * 1000000)};
+      int sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig == SIGTERM || sig == SIGINT || sig == SIGPWR) {
+        DSP_LOG(kInfo, kLog) << "stopping on signal " << sig;
+        if (sshd_pid_ > 0) kill(sshd_pid_, SIGTERM);
+        return 0;
+      }
+      ReapChildren();
+    }
+  }
+
+ private:
+  void LogOnce(const std::string& key, const Status& s) {
+    if (last_error_[key] == s.message()) return;
+    last_error_[key] = s.message();
+    DSP_LOG(kWarning, kLog) << key << ": " << s;
+  }
+
+  void ReapChildren() {
+    for (;;) {
+      int status = 0;
+      pid_t pid = waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) return;
+      if (pid == sshd_pid_) {
+        DSP_LOG(kWarning, kLog) << "sshd exited (status " << status << "); restarting";
+        sshd_pid_ = -1;
+      }
+    }
+  }
+
+  Status FetchAndApply() {
+    DSP_ASSIGN_OR_RETURN(Json json, Call(options_, "GET", "/v1/agent/config", ""));
+    DSP_ASSIGN_OR_RETURN(AgentConfig config, ParseAgentConfig(json));
+    DSP_RETURN_IF_ERROR(Apply(config));
+    bool first = !config_;
+    config_ = std::move(config);
+    if (first) DSP_LOG(kInfo, kLog) << "configured " << config_->hostname << " with " << config_->users.size() << " users";
+    last_error_.erase("config");
+    return Status::Ok();
+  }
+
+  Status Apply(const AgentConfig& c) {
+    std::string ssh = kSshDir;
+    DSP_RETURN_IF_ERROR(WriteFileAtomic(ssh + "/ssh_host_ed25519_key", c.host_private_key, 0600));
+    DSP_RETURN_IF_ERROR(WriteFileAtomic(ssh + "/ssh_host_ed25519_key.pub", c.host_public_key, 0644));
+    DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/passwd", RenderPasswd(image_passwd_, c), 0644));
+    DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/group", RenderGroup(image_group_, c), 0644));
+    DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/shadow", RenderShadow(image_shadow_, image_passwd_, c), 0640));
+    DSP_RETURN_IF_ERROR(MakeDirs(c.share_mount_path + "/home", 0755));
+    DSP_RETURN_IF_ERROR(MakeDirs(c.share_mount_path + "/notebooks", 0755));
+    for (const AgentUser& u : c.users) {
+      auto uid = static_cast<uid_t>(u.uid);
+      std::string home = HomeOf(c, u.name);
+      std::string notebooks = NotebooksOf(c, u.name);
+      // Created once, by whichever instance comes first; never re-moded, so
+      // a user's own chmod stands.
+      for (const auto& [dir, mode] : {std::pair{home, 0700}, std::pair{notebooks, 0700},
+                                      std::pair{home + "/notebooks", 0755}}) {
+        DSP_ASSIGN_OR_RETURN(bool exists, PathExists(dir));
+        if (!exists) DSP_RETURN_IF_ERROR(EnsureDir(dir, static_cast<mode_t>(mode), FileOwner{uid, uid}));
+      }
+      DSP_RETURN_IF_ERROR(Symlink(notebooks, home + "/notebooks/remote"));
+      std::string keys;
+      for (const std::string& k : u.ssh_keys) keys += k + "\n";
+      DSP_RETURN_IF_ERROR(WriteFileAtomic(std::string(kKeyCacheDir) + "/" + u.name, keys, 0600));
+    }
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);
+    self[n] = '\0';
+    SshdPaths paths{ssh + "/ssh_host_ed25519_key", self};
+    DSP_RETURN_IF_ERROR(WriteFileAtomic(ssh + "/sshd_config", RenderSshdConfig(paths), 0644));
+    DSP_RETURN_IF_ERROR(MakeDirs("/run/sshd", 0755));
+    return Status::Ok();
+  }
+
+  void StartSshd() {
+    std::string log = DirOf(options_.socket) + "/sshd.log";
+    auto pid = SpawnChild({"/usr/sbin/sshd", "-D", "-e", "-f", std::string(kSshDir) + "/sshd_config"}, log);
+    if (!pid.ok()) {
+      LogOnce("sshd", pid.status());
+      return;
+    }
+    sshd_pid_ = *pid;
+    DSP_LOG(kInfo, kLog) << "sshd started (pid " << sshd_pid_ << ")";
+  }
+
+  void Report() {
+    InstanceSample sample = sampler_.Sample();
+    Json body = {{"sshdListening", SshdListening()},
+                 {"cpuPermille", sample.cpu_permille},
+                 {"memoryUsedBytes", sample.memory_used_bytes},
+                 {"memoryLimitBytes", sample.memory_limit_bytes},
+                 {"sshSessions", sample.ssh_sessions},
+                 {"usersRendered", config_ ? static_cast<int64_t>(config_->users.size()) : 0}};
+    auto resp = Call(options_, "POST", "/v1/agent/report", body.dump());
+    if (!resp.ok()) {
+      LogOnce("report", resp.status());
+      return;
+    }
+    last_error_.erase("report");
+    int64_t version = resp->value("configVersion", int64_t{0});
+    if (config_ && version != config_->config_version) {
+      Status s = FetchAndApply();
+      if (!s.ok()) LogOnce("config", s);
+    }
+  }
+
+  AgentOptions options_;
+  RealClock clock_;
+  Sampler sampler_;
+  std::optional<AgentConfig> config_;
+  std::string image_passwd_, image_group_, image_shadow_;
+  pid_t sshd_pid_ = -1;
+  std::map<std::string, std::string> last_error_;
+};
+
+}  // namespace
+
+int RunAgent(const AgentOptions& options) {
+  // Agent output goes next to its channel, readable from the host.
+  std::string log = DirOf(options.socket) + "/agent.log";
+  if (Status s = RedirectStderr(log); !s.ok()) std::cerr << "dspool agent: " << s << "\n";
+  DSP_LOG(kInfo, kLog) << "starting (pid " << getpid() << ")";
+  return Agent(options).Run();
+}
+
+int PrintAuthorizedKeys(const AgentOptions& options, const std::string& user) {
+  // sshd passes whatever name the client asked for.
+  if (!ValidateUserName(user).ok()) return 0;
+  auto json = Call(options, "GET", "/v1/agent/keys/" + user, "");
+  if (json.ok()) {
+    for (const auto& key : json->value("keys", std::vector<std::string>{})) std::cout << key << "\n";
+    return 0;
+  }
+  if (json.status().code() == StatusCode::kNotFound) return 0;  // no such user: no keys
+  // Server unreachable: the copy of the last configuration.
+  auto cached = ReadFile(std::string(kKeyCacheDir) + "/" + user);
+  if (!cached.ok()) return 0;
+  std::cout << *cached;
+  return 0;
+}
+
+}  // namespace dspool

@@ -1,0 +1,34 @@
+// Pure rendering of the files the agent writes inside an instance, from the
+// configuration the server sends. No I/O: agent.cc reads and writes, these
+// functions decide the content, and render_test.cc checks it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/agent_config.h"
+
+namespace dspool {
+
+// A user's home, on the share so it is the same on every instance.
+std::string HomeOf(const AgentConfig& config, const std::string& user);
+// The per-user notebook folder on the share (the reference's convention).
+std::string NotebooksOf(const AgentConfig& config, const std::string& user);
+
+// /etc/passwd, /etc/group, /etc/shadow for the instance: the image's system
+// accounts (uid < 1000, and nobody) kept as they are, any other account of
+// the image dropped, then the pool's users. System accounts get a locked
+// password ("*") in shadow whatever the image had.
+std::string RenderPasswd(const std::string& image_passwd, const AgentConfig& config);
+std::string RenderGroup(const std::string& image_group, const AgentConfig& config);
+std::string RenderShadow(const std::string& image_shadow, const std::string& image_passwd,
+                         const AgentConfig& config);
+
+struct SshdPaths {
+  std::string host_key;         // private key file
+  std::string keys_command;     // absolute path of the dspool binary
+  std::string pid_file = "/run/sshd.pid";
+};
+std::string RenderSshdConfig(const SshdPaths& paths);
+
+}  // namespace dspool

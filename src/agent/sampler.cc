@@ -1,0 +1,77 @@
+#include "agent/sampler.h"
+
+#include <sstream>
+
+#include "os/children.h"
+#include "os/fs.h"
+
+namespace dspool {
+
+int64_t Sampler::ReadNumber(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text.ok()) return -1;
+  try {
+    if (text->rfind("max", 0) == 0) return 0;
+    return std::stoll(*text);
+  } catch (...) {
+    return -1;
+  }
+}
+
+int64_t Sampler::CpuUsageNanos() {
+  int64_t v1 = ReadNumber(cgroup_root_ + "/cpuacct/cpuacct.usage");
+  if (v1 >= 0) return v1;
+  auto stat = ReadFile(cgroup_root_ + "/cpu.stat");
+  if (!stat.ok()) return -1;
+  std::istringstream in(*stat);
+  std::string key;
+  int64_t value = 0;
+  while (in >> key >> value) {
+    if (key == "usage_usec") return value * 1000;
+  }
+  return -1;
+}
+
+InstanceSample Sampler::Sample() {
+  InstanceSample s;
+  auto now = std::chrono::steady_clock::now();
+  int64_t usage = CpuUsageNanos();
+  if (usage >= 0 && last_usage_ns_ >= 0) {
+    auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_time_).count();
+    if (elapsed > 0) s.cpu_permille = (usage - last_usage_ns_) * 1000 / elapsed;
+  }
+  last_usage_ns_ = usage;
+  last_time_ = now;
+
+  s.memory_used_bytes = ReadNumber(cgroup_root_ + "/memory/memory.usage_in_bytes");
+  if (s.memory_used_bytes >= 0) {
+    s.memory_limit_bytes = ReadNumber(cgroup_root_ + "/memory/memory.limit_in_bytes");
+  } else {
+    s.memory_used_bytes = ReadNumber(cgroup_root_ + "/memory.current");
+    s.memory_limit_bytes = ReadNumber(cgroup_root_ + "/memory.max");
+  }
+  // cgroup v1 says "no limit" with a huge number.
+  if (s.memory_limit_bytes >= (int64_t{1} << 60)) s.memory_limit_bytes = 0;
+  if (s.memory_used_bytes < 0) s.memory_used_bytes = 0;
+  if (s.memory_limit_bytes < 0) s.memory_limit_bytes = 0;
+  if (s.cpu_permille < 0) s.cpu_permille = 0;
+  s.ssh_sessions = CountSshSessions(proc_root_);
+  return s;
+}
+
+int64_t CountSshSessions(const std::string& proc_root) {
+  auto entries = ListDir(proc_root);
+  if (!entries.ok()) return 0;
+  int64_t sessions = 0;
+  for (const std::string& e : *entries) {
+    if (e.empty() || e.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto cmdline = ReadFile(proc_root + "/" + e + "/cmdline");
+    if (!cmdline.ok()) continue;
+    // sshd sets its title as one string: "sshd: alice@pts/0" or "sshd: alice@notty".
+    std::string title = cmdline->substr(0, cmdline->find('\0'));
+    if (title.rfind("sshd: ", 0) == 0 && title.find('@') != std::string::npos) ++sessions;
+  }
+  return sessions;
+}
+
+}  // namespace dspool

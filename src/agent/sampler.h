@@ -1,0 +1,40 @@
+// Sampler: the instance's own usage, as the agent reports it. Reads the
+// instance's cgroup (v1 or v2, seen from inside its cgroup namespace) and
+// /proc. CPU is a rate between two samples: the first sample reports 0.
+// Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/clock.h"
+
+namespace dspool {
+
+struct InstanceSample {
+  int64_t cpu_permille = 0;  // 1000 = one full CPU
+  int64_t memory_used_bytes = 0;
+  int64_t memory_limit_bytes = 0;  // 0: unlimited or unknown
+  int64_t ssh_sessions = 0;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(std::string cgroup_root = "/sys/fs/cgroup", std::string proc_root = "/proc")
+      : cgroup_root_(std::move(cgroup_root)), proc_root_(std::move(proc_root)) {}
+  InstanceSample Sample();
+
+ private:
+  int64_t CpuUsageNanos();
+  int64_t ReadNumber(const std::string& path);
+
+  std::string cgroup_root_;
+  std::string proc_root_;
+  int64_t last_usage_ns_ = -1;
+  std::chrono::steady_clock::time_point last_time_;
+};
+
+// Counts "sshd: USER@tty" / "sshd: USER@notty" processes: one per session.
+int64_t CountSshSessions(const std::string& proc_root);
+
+}  // namespace dspool

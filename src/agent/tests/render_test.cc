@@ -1,0 +1,87 @@
+#include "agent/render.h"
+
+#include <gtest/gtest.h>
+
+namespace dspool {
+namespace {
+
+AgentConfig TwoUsers() {
+  AgentConfig c;
+  c.instance_id = "demo-0-abc";
+  c.pool = "demo";
+  c.hostname = "demo0";
+  c.share_mount_path = "/datamnt/dsvmshare";
+  c.users = {{"alice", 20000, true, "$y$j9T$salt$hash", {"ssh-ed25519 AAAA a"}},
+             {"bob", 20001, false, "", {}}};
+  c.host_private_key = "PRIVATE";
+  c.host_public_key = "ssh-ed25519 AAAA host";
+  c.config_version = 7;
+  return c;
+}
+
+const char* kImagePasswd =
+    "root:x:0:0:root:/root:/bin/bash\n"
+    "sshd:x:101:65534::/run/sshd:/usr/sbin/nologin\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    "hostuser:x:1000:1000:,,,:/home/hostuser:/bin/bash\n"
+    "alice:x:1001:1001::/home/alice:/bin/sh\n";
+
+TEST(RenderTest, PasswdKeepsSystemAccountsDropsHostUsersAddsPoolUsers) {
+  std::string out = RenderPasswd(kImagePasswd, TwoUsers());
+  EXPECT_EQ(out,
+            "root:x:0:0:root:/root:/bin/bash\n"
+            "sshd:x:101:65534::/run/sshd:/usr/sbin/nologin\n"
+            "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+            "alice:x:20000:20000:dspool user:/datamnt/dsvmshare/home/alice:/bin/bash\n"
+            "bob:x:20001:20001:dspool user:/datamnt/dsvmshare/home/bob:/bin/bash\n");
+}
+
+TEST(RenderTest, GroupHasPrivateGroups) {
+  std::string out = RenderGroup("root:x:0:\nusers:x:100:\nhostuser:x:1000:\n", TwoUsers());
+  EXPECT_EQ(out, "root:x:0:\nusers:x:100:\nalice:x:20000:\nbob:x:20001:\n");
+}
+
+TEST(RenderTest, ShadowLocksSystemAccountsAndCarriesHashes) {
+  std::string image_shadow =
+      "root:$6$hostsecret:19000:0:99999:7:::\n"
+      "sshd:*:19000:0:99999:7:::\n"
+      "hostuser:$y$hostuserhash:19000:0:99999:7:::\n";
+  std::string out = RenderShadow(image_shadow, kImagePasswd, TwoUsers());
+  EXPECT_EQ(out.find("hostsecret"), std::string::npos);
+  EXPECT_EQ(out.find("hostuser"), std::string::npos);
+  EXPECT_NE(out.find("root:*:19000"), std::string::npos);
+  EXPECT_NE(out.find("alice:$y$j9T$salt$hash:"), std::string::npos);
+  EXPECT_NE(out.find("bob:*:"), std::string::npos);
+}
+
+TEST(RenderTest, SshdConfigUsesKeysCommandAndPoolHostKey) {
+  std::string out = RenderSshdConfig({"/etc/ssh/dspool/ssh_host_ed25519_key", "/usr/local/lib/dspool/dspool"});
+  EXPECT_NE(out.find("HostKey /etc/ssh/dspool/ssh_host_ed25519_key\n"), std::string::npos);
+  EXPECT_NE(out.find("AuthorizedKeysCommand /usr/local/lib/dspool/dspool agent authorized-keys %u\n"),
+            std::string::npos);
+  EXPECT_NE(out.find("AuthorizedKeysFile none\n"), std::string::npos);
+  EXPECT_NE(out.find("PermitRootLogin no\n"), std::string::npos);
+}
+
+TEST(RenderTest, ConfigRoundTripsAndRejectsUnknownFields) {
+  AgentConfig c = TwoUsers();
+  auto parsed = ParseAgentConfig(AgentConfigToJson(c));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->users.size(), 2u);
+  EXPECT_EQ(parsed->users[0].ssh_keys, c.users[0].ssh_keys);
+  EXPECT_EQ(parsed->config_version, 7);
+  Json j = AgentConfigToJson(c);
+  j["surprise"] = 1;
+  EXPECT_EQ(ParseAgentConfig(j).status().message(), "config.surprise: unknown field");
+  j = AgentConfigToJson(c);
+  j["users"][1].erase("uid");
+  EXPECT_EQ(ParseAgentConfig(j).status().message(), "config.users[1].uid: is required");
+}
+
+TEST(RenderTest, SharePaths) {
+  EXPECT_EQ(HomeOf(TwoUsers(), "bob"), "/datamnt/dsvmshare/home/bob");
+  EXPECT_EQ(NotebooksOf(TwoUsers(), "bob"), "/datamnt/dsvmshare/notebooks/bob");
+}
+
+}  // namespace
+}  // namespace dspool

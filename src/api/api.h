@@ -1,0 +1,108 @@
+// Api: the REST resources of docs/api.md, and the agents' channel.
+//
+// A request is served by Handle(), on the HTTP server's threads. Which
+// resources a request may reach depends on the listener it came through:
+//   "api"        the Unix socket: only peers with uid 0
+//   "api-tcp"    TCP: only with the bearer token
+//   "agent:<id>" instance <id>'s own channel: only /v1/agent/*, and only
+//                about that instance (the channel is the credential)
+// The API writes desired state only (pools, users) and records every change
+// as an event in the same store batch; the reconcile loop does the rest.
+//
+// Errors map to HTTP statuses in exactly one place (ErrorResponse).
+//
+// Thread safety: Handle may be called concurrently.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "base/clock.h"
+#include "http/message.h"
+#include "identity/uid_allocator.h"
+#include "model/instance.h"
+#include "model/pool.h"
+#include "store/state_store.h"
+
+namespace dspool {
+
+struct HostKey {
+  std::string private_key;  // OpenSSH format; secret
+  std::string public_key;
+};
+
+// What the API needs from the rest of the server (host checks, files in the
+// data dir, the reconcile loop). Implemented by server/.
+class ApiHooks {
+ public:
+  virtual ~ApiHooks() = default;
+  // Checks a new pool against the host: subnet vs routes and other pools,
+  // the share directory. Errors name the spec field.
+  virtual Status CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& existing) = 0;
+  // Creates the pool's host key if it has none. Idempotent.
+  virtual Status PreparePool(const PoolName& pool) = 0;
+  virtual Result<HostKey> ReadHostKey(const PoolName& pool) = 0;
+  // Desired state changed: reconcile soon.
+  virtual void PoolsChanged() = 0;
+  virtual void RecordReport(const InstanceId& id, const InstanceReport& report) = 0;
+  virtual std::optional<InstanceReport> LastReport(const InstanceId& id) = 0;
+  // Extra Prometheus lines (counters of the loops and listeners).
+  virtual std::string ExtraMetrics() = 0;
+};
+
+struct ApiOptions {
+  UidRange uid_range;
+  std::string token;  // empty: TCP listener refuses everything
+  std::string data_dir;
+  std::string provider;
+  std::string version = "0.1.0";
+};
+
+class Api {
+ public:
+  Api(StateStore& store, const Clock& clock, ApiHooks& hooks, ApiOptions options);
+  Response Handle(const Request& request);
+
+ private:
+  Result<Response> Route(const Request& request, const std::string& actor);
+  Result<Response> RouteAgent(const Request& request, const InstanceId& id);
+
+  Result<Response> GetStatus();
+  Result<Response> GetMetrics();
+  Result<Response> CreatePool(const Request& request, const std::string& actor);
+  Result<Response> GetPool(const PoolName& name);
+  Result<Response> ListPools();
+  Result<Response> ScalePool(const PoolName& name, const Request& request, const std::string& actor);
+  Result<Response> DeletePool(const PoolName& name, const std::string& actor);
+  Result<Response> ListInstances(const Request& request);
+  Result<Response> CreateUser(const Request& request, const std::string& actor);
+  Result<Response> GetUser(const UserName& name);
+  Result<Response> ListUsers();
+  Result<Response> DeleteUser(const UserName& name, const std::string& actor);
+  Result<Response> AddKey(const UserName& name, const Request& request, const std::string& actor);
+  Result<Response> RemoveKey(const UserName& name, const std::string& fingerprint, const std::string& actor);
+  Result<Response> SetPassword(const UserName& name, const Request& request, const std::string& actor);
+  Result<Response> ListEvents(const Request& request);
+
+  Result<Json> PoolJson(const Pool& pool);
+  Json InstanceJson(const Instance& instance);
+  Event MakeEvent(const std::string& actor, std::string action, std::string subject, std::string detail);
+  // Adds the ops that record a change of the user set (agents re-render).
+  Status BumpUsersVersion(WriteBatch& batch);
+
+  StateStore& store_;
+  const Clock& clock_;
+  ApiHooks& hooks_;
+  ApiOptions options_;
+  TimePoint started_at_;
+  // Serialises read-modify-write of users and pools (uid allocation, key
+  // lists); the store's preconditions still guard against other writers.
+  std::mutex write_mu_;
+};
+
+// The one mapping from Status to an HTTP error response.
+Response ErrorResponse(const Status& status);
+int HttpStatusFor(StatusCode code);
+
+}  // namespace dspool

@@ -1,0 +1,237 @@
+#include "api/api.h"
+
+#include <gtest/gtest.h>
+
+#include "store/memory/memory_store.h"
+
+namespace dspool {
+namespace {
+
+constexpr const char* kKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAsDfSdchIXBDskRtcDOzDKEHH+e6vlnFY2yuSF2eBwd test@dspool";
+constexpr const char* kFingerprint = "SHA256:y1L0+LWUlnyNevjJ6PvN601OV6bQ0ZPlNnWlg9++FXM";
+
+class FakeHooks final : public ApiHooks {
+ public:
+  Status CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& existing) override {
+    for (const Pool& p : existing) {
+      if (p.spec.network.subnet.Overlaps(spec.network.subnet)) return InvalidArgument("network.subnet: overlaps");
+    }
+    return host_check;
+  }
+  Status PreparePool(const PoolName& pool) override {
+    prepared.push_back(pool.value());
+    return Status::Ok();
+  }
+  Result<HostKey> ReadHostKey(const PoolName&) override { return HostKey{"PRIVATE", "ssh-ed25519 HOST"}; }
+  void PoolsChanged() override { ++pokes; }
+  void RecordReport(const InstanceId& id, const InstanceReport& r) override { reports[id] = r; }
+  std::optional<InstanceReport> LastReport(const InstanceId& id) override {
+    auto it = reports.find(id);
+    if (it == reports.end()) return std::nullopt;
+    return it->second;
+  }
+  std::string ExtraMetrics() override { return "dspool_extra 1\n"; }
+
+  Status host_check;
+  std::vector<std::string> prepared;
+  int pokes = 0;
+  std::map<InstanceId, InstanceReport> reports;
+};
+
+class ApiTest : public ::testing::Test {
+ protected:
+  ApiTest() : api_(store_, clock_, hooks_, ApiOptions{{20000, 20010}, "s3cret-token-0123456789", "/d", "fake"}) {}
+
+  Response Call(const std::string& method, const std::string& path, const std::string& body = "",
+                const std::string& tag = "api", uid_t uid = 0) {
+    Request r;
+    r.method = method;
+    r.target = path;
+    size_t q = path.find('?');
+    r.path = path.substr(0, q);
+    if (q != std::string::npos) {
+      std::string query = path.substr(q + 1);
+      size_t eq = query.find('=');
+      r.query[query.substr(0, eq)] = query.substr(eq + 1);
+    }
+    r.body = body;
+    r.listener_tag = tag;
+    r.peer.is_unix = tag != "api-tcp";
+    r.peer.uid = uid;
+    return api_.Handle(r);
+  }
+
+  static std::string Spec(const std::string& name, const std::string& subnet, const std::string& extra = "") {
+    return R"({"name": ")" + name + R"(", "instanceCount": 2, "network": {"subnet": ")" + subnet +
+           R"("}, "share": {"type": "bind", "source": "/srv/s"}, "adminUser": {"name": "dsvmuser", "sshPublicKey": ")" +
+           kKey + "\"" + extra + "}}";
+  }
+
+  Json Body(const Response& r) { return Json::parse(r.body); }
+  size_t EventCount() { return store_.ListEvents(0, 10000)->size(); }
+
+  MemoryStore store_;
+  SimulatedClock clock_;
+  FakeHooks hooks_;
+  Api api_;
+};
+
+TEST_F(ApiTest, CreatePoolCreatesAdminUserAndEvents) {
+  Response r = Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/24", R"(, "password": "correct horse")"));
+  ASSERT_EQ(r.status, 201) << r.body;
+  Json pool = Body(r);
+  EXPECT_EQ(pool["name"], "demo");
+  EXPECT_EQ(pool["bridge"], "dsp-demo");
+  EXPECT_EQ(r.body.find("correct horse"), std::string::npos);
+  auto user = store_.GetUser(UserName("dsvmuser"));
+  ASSERT_TRUE(user.ok());
+  EXPECT_EQ(user->uid, 20000);
+  EXPECT_TRUE(user->admin);
+  EXPECT_EQ(user->password_hash.rfind("$y$", 0), 0u);
+  EXPECT_EQ(hooks_.prepared, std::vector<std::string>{"demo"});
+  EXPECT_EQ(hooks_.pokes, 1);
+  auto events = *store_.ListEvents(0, 100);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].action, "pool.create");
+  EXPECT_EQ(events[0].actor, "root");
+  EXPECT_EQ(events[1].action, "user.create");
+  for (const Event& e : events) EXPECT_EQ(e.detail.find("correct horse"), std::string::npos);
+}
+
+TEST_F(ApiTest, BadInputChangesNothing) {
+  struct Case {
+    std::string body;
+    int status;
+    std::string message;
+  } cases[] = {
+      {"{", 400, "request body: invalid JSON"},
+      {Spec("Demo", "10.231.0.0/24"), 400, "name: 'Demo' is not a valid pool name"},
+      {Spec("demo", "10.231.0.1/24"), 400, "network.subnet: '10.231.0.1/24'"},
+      {Spec("demo", "10.231.0.0/24", R"(, "password": "short")"), 400, "adminUser.password: password is too short"},
+      {R"({"name": "demo", "instanceCount": 1, "network": {"subnet": "10.231.0.0/24"}, "share": {"type": "bind", "source": "/s"}, "adminUser": {"name": "root", "sshPublicKey": "x"}})",
+       400, "adminUser.name: 'root' is reserved"},
+      {R"({"name": "demo", "instanceCount": 1, "network": {"subnet": "10.231.0.0/24"}, "share": {"type": "bind", "source": "/s"}, "adminUser": {"name": "bob", "sshPublicKey": "ssh-ed25519 AAAA"}})",
+       400, "adminUser.sshPublicKey: "},
+  };
+  for (const Case& c : cases) {
+    Response r = Call("POST", "/v1/pools", c.body);
+    EXPECT_EQ(r.status, c.status) << c.body;
+    std::string message = Body(r)["error"]["message"];
+    EXPECT_EQ(message.rfind(c.message, 0), 0u) << message;
+  }
+  hooks_.host_check = InvalidArgument("network.subnet: 10.231.0.0/24 collides with the host route");
+  EXPECT_EQ(Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/24")).status, 400);
+  EXPECT_TRUE(store_.ListPools()->empty());
+  EXPECT_TRUE(store_.ListUsers()->empty());
+  EXPECT_EQ(EventCount(), 0u);
+  EXPECT_TRUE(hooks_.prepared.empty());
+}
+
+TEST_F(ApiTest, DuplicateAndOverlappingPoolsAreRefused) {
+  ASSERT_EQ(Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/24")).status, 201);
+  size_t events = EventCount();
+  Response dup = Call("POST", "/v1/pools", Spec("demo", "10.232.0.0/24"));
+  EXPECT_EQ(dup.status, 409);
+  EXPECT_EQ(Body(dup)["error"]["message"], "pool 'demo' already exists");
+  EXPECT_EQ(Call("POST", "/v1/pools", Spec("other", "10.231.0.128/25")).status, 400);
+  EXPECT_EQ(EventCount(), events);
+}
+
+TEST_F(ApiTest, ScaleAndDelete) {
+  ASSERT_EQ(Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/28")).status, 201);
+  Response r = Call("POST", "/v1/pools/demo/scale", R"({"instanceCount": 5})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(store_.GetPool(PoolName("demo"))->spec.instance_count, 5);
+  EXPECT_EQ(Body(Call("POST", "/v1/pools/demo/scale", R"({"instanceCount": 14})"))["error"]["message"],
+            "instanceCount: must be between 0 and 13 for pool 'demo'");
+  EXPECT_EQ(Call("POST", "/v1/pools/nope/scale", R"({"instanceCount": 1})").status, 404);
+  EXPECT_EQ(Call("DELETE", "/v1/pools/demo").status, 202);
+  EXPECT_EQ(store_.GetPool(PoolName("demo"))->state, PoolState::kDeleting);
+  EXPECT_EQ(Call("POST", "/v1/pools/demo/scale", R"({"instanceCount": 1})").status, 409);
+  EXPECT_EQ(store_.TailEvents(1)->at(0).action, "pool.delete");
+}
+
+TEST_F(ApiTest, UsersKeysAndStableUids) {
+  Response r = Call("POST", "/v1/users", R"({"name": "alice", "sshKeys": [")" + std::string(kKey) + R"("]})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(Body(r)["uid"], 20000);
+  EXPECT_EQ(Body(r)["sshKeys"][0]["fingerprint"], kFingerprint);
+  EXPECT_EQ(Call("POST", "/v1/users", R"({"name": "alice"})").status, 409);
+  EXPECT_EQ(Body(Call("POST", "/v1/users", R"({"name": "bob"})"))["uid"], 20001);
+  ASSERT_EQ(Call("DELETE", "/v1/users/bob").status, 200);
+  // bob's files keep uid 20001 on the share: never reused.
+  EXPECT_EQ(Body(Call("POST", "/v1/users", R"({"name": "carol"})"))["uid"], 20002);
+  EXPECT_EQ(Call("DELETE", "/v1/users/bob").status, 404);
+
+  EXPECT_EQ(Call("POST", "/v1/users/alice/keys", R"({"key": ")" + std::string(kKey) + R"("})").status, 409);
+  EXPECT_EQ(Call("DELETE", std::string("/v1/users/alice/keys/") + kFingerprint).status, 200);
+  EXPECT_TRUE(store_.GetUser(UserName("alice"))->ssh_keys.empty());
+  EXPECT_EQ(Call("DELETE", std::string("/v1/users/alice/keys/") + kFingerprint).status, 404);
+  Response bad = Call("POST", "/v1/users/alice/keys", R"({"key": "-----BEGIN OPENSSH PRIVATE KEY-----"})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(Body(bad)["error"]["message"], "key: this is a private key; give the .pub file (for example ~/.ssh/id_ed25519.pub)");
+  // The hash never leaves the server.
+  ASSERT_EQ(Call("PUT", "/v1/users/alice/password", R"({"password": "a long passphrase"})").status, 200);
+  EXPECT_EQ(Call("GET", "/v1/users/alice").body.find("$y$"), std::string::npos);
+  EXPECT_EQ(Call("GET", "/v1/users").body.find("$y$"), std::string::npos);
+}
+
+TEST_F(ApiTest, AccessControl) {
+  EXPECT_EQ(Call("GET", "/v1/pools", "", "api", 1000).status, 403);
+  EXPECT_EQ(Call("GET", "/v1/pools", "", "api-tcp").status, 401);
+  Request r;
+  r.method = "GET";
+  r.path = "/v1/pools";
+  r.listener_tag = "api-tcp";
+  r.headers["authorization"] = "Bearer s3cret-token-0123456789";
+  EXPECT_EQ(api_.Handle(r).status, 200);
+  r.headers["authorization"] = "Bearer s3cret-token-0123456788";
+  EXPECT_EQ(api_.Handle(r).status, 401);
+  // An agent channel reaches only the agent resources.
+  EXPECT_EQ(Call("GET", "/v1/pools", "", "agent:demo-0-x").status, 404);
+}
+
+TEST_F(ApiTest, AgentChannel) {
+  ASSERT_EQ(Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/24")).status, 201);
+  Instance inst;
+  inst.id = InstanceId("demo-1-abc");
+  inst.pool = PoolName("demo");
+  inst.index = 1;
+  ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::PutInstance{inst})).ok());
+
+  Response config = Call("GET", "/v1/agent/config", "", "agent:demo-1-abc");
+  ASSERT_EQ(config.status, 200) << config.body;
+  Json c = Body(config);
+  EXPECT_EQ(c["hostname"], "demo1");
+  EXPECT_EQ(c["hostPrivateKey"], "PRIVATE");
+  EXPECT_EQ(c["users"][0]["name"], "dsvmuser");
+  int64_t version = c["configVersion"];
+
+  Response report = Call("POST", "/v1/agent/report", R"({"sshdListening": true, "cpuPermille": 125, "sshSessions": 2})",
+                         "agent:demo-1-abc");
+  ASSERT_EQ(report.status, 200) << report.body;
+  EXPECT_EQ(Body(report)["configVersion"], version);
+  EXPECT_DOUBLE_EQ(hooks_.reports[inst.id].cpu_percent, 12.5);
+  EXPECT_EQ(Call("POST", "/v1/agent/report", R"({"sshSessions": -1})", "agent:demo-1-abc").status, 400);
+
+  // A user change bumps the version the agent sees.
+  ASSERT_EQ(Call("POST", "/v1/users", R"({"name": "alice"})").status, 201);
+  EXPECT_GT(Body(Call("POST", "/v1/agent/report", R"({"sshdListening": true, "sshSessions": 2})",
+                      "agent:demo-1-abc"))["configVersion"],
+            version);
+
+  Response keys = Call("GET", "/v1/agent/keys/dsvmuser", "", "agent:demo-1-abc");
+  EXPECT_EQ(Body(keys)["keys"][0], kKey);
+  EXPECT_EQ(Call("GET", "/v1/agent/keys/nobody1", "", "agent:demo-1-abc").status, 404);
+  // A channel of an instance that does not exist is refused.
+  EXPECT_EQ(Call("GET", "/v1/agent/config", "", "agent:demo-9-zzz").status, 404);
+
+  std::string instances = Call("GET", "/v1/instances?pool=demo").body;
+  EXPECT_NE(instances.find("\"sshSessions\":2"), std::string::npos);
+  std::string metrics = Call("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("dspool_instance_ssh_sessions{pool=\"demo\",instance=\"demo-1-abc\"} 2"), std::string::npos);
+  EXPECT_NE(metrics.find("dspool_extra 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dspool

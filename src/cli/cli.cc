@@ -1,0 +1,299 @@
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "agent/agent.h"
+#include "base/log.h"
+#include "cli/api_client.h"
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "server/server.h"
+
+namespace dspool {
+namespace {
+
+constexpr std::chrono::seconds kRequestTimeout{30};
+
+// Flags every client command takes (before or after its name).
+struct ClientFlags {
+  std::string server;
+  std::string data_dir;
+  std::string token_file;
+  std::string output = "table";
+};
+
+// A client command, run once flags are parsed and the context is built.
+using ClientAction = std::function<Status(const CommandContext&)>;
+
+// The message may come from the server: keep it one line.
+int Fail(std::ostream& err, const Status& status) {
+  std::string message = status.message().empty() ? status.ToString() : status.message();
+  for (char& c : message) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  err << "dspool: " << message << "\n";
+  return 1;
+}
+
+// A CLI11 validator from one of options.h's checks; CLI11 prefixes the
+// option's name, so the check's own prefix ("--listen: ") is dropped.
+CLI::Validator CheckWith(std::function<Status(const std::string&)> check, std::string description) {
+  return CLI::Validator(
+      [check = std::move(check)](std::string& value) -> std::string {
+        Status status = check(value);
+        if (status.ok()) return "";
+        const std::string& m = status.message();
+        size_t colon = m.find(": ");
+        return m.rfind("--", 0) == 0 && colon != std::string::npos ? m.substr(colon + 2) : m;
+      },
+      std::move(description));
+}
+
+struct ServerFlags {
+  std::string data_dir = std::string(kDefaultDataDir);
+  std::string listen;
+  std::string token_file;
+  std::string uid_range = "20000-59999";
+  std::string log_level = "info";
+};
+
+int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
+  ServerOptions options;
+  options.data_dir = flags.data_dir;
+  options.listen_tcp = flags.listen;
+  options.token_file = flags.token_file;
+  Result<UidRange> range = ParseUidRange(flags.uid_range);
+  if (!range.ok()) return Fail(err, range.status());  // CLI11 checked it already
+  options.uid_first = range->first;
+  options.uid_last = range->last;
+  if (!ParseLogLevel(flags.log_level, &options.log_level)) {
+    return Fail(err, InvalidArgument("--log-level: '" + flags.log_level + "' is not debug, info, warning or error"));
+  }
+  return RunServer(options);
+}
+
+Status RunClientAction(const ClientAction& action, const ClientFlags& flags, const CliEnvironment& env) {
+  DSP_ASSIGN_OR_RETURN(Endpoint endpoint, ResolveEndpoint(flags.server, flags.data_dir, env.getenv("DSPOOL_SERVER")));
+  std::string token;
+  if (!flags.token_file.empty()) {
+    DSP_ASSIGN_OR_RETURN(token, ReadTokenFile(flags.token_file, "--token-file"));
+  } else if (std::optional<std::string> path = env.getenv("DSPOOL_TOKEN_FILE"); path && !path->empty()) {
+    DSP_ASSIGN_OR_RETURN(token, ReadTokenFile(*path, "DSPOOL_TOKEN_FILE"));
+  }
+  ApiClient api(std::move(endpoint), std::move(token), kRequestTimeout);
+  CommandContext ctx{api,     flags.output == "json" ? OutputFormat::kJson : OutputFormat::kTable,
+                     env.in,  env.out,
+                     env.clock, env.wait};
+  return action(ctx);
+}
+
+}  // namespace
+
+int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
+  CLI::App app{"dspool: one shared pool of data-science machines behind one address.", "dspool"};
+  app.require_subcommand(1);
+  app.fallthrough();  // client flags may follow the command's name
+  app.footer(
+      "Client commands talk to the server at --server, else $DSPOOL_SERVER, else\n"
+      "unix:/var/lib/dspool/api.sock. Over TCP they need the bearer token in --token-file\n"
+      "or $DSPOOL_TOKEN_FILE.");
+
+  ClientFlags client;
+  CLI::Option* server_opt = app.add_option("--server", client.server,
+                                           "API endpoint: unix:PATH or tcp:HOST:PORT (default: $DSPOOL_SERVER, "
+                                           "else unix:/var/lib/dspool/api.sock)");
+  CLI::Option* data_dir_opt =
+      app.add_option("--data-dir", client.data_dir, "The server's data directory; short for --server unix:DIR/api.sock");
+  server_opt->excludes(data_dir_opt);
+  CLI::Option* token_opt = app.add_option("--token-file", client.token_file,
+                                          "File holding the API's bearer token (default: $DSPOOL_TOKEN_FILE)");
+  CLI::Option* output_opt = app.add_option("-o,--output", client.output, "Output format: table or json")
+                                ->check(CLI::IsMember({"table", "json"}));
+
+  ClientAction action;  // set by the client command parsed
+
+  // ---- server ----
+  ServerFlags server_flags;
+  CLI::App* server = app.add_subcommand("server", "Run the control plane (as root) until SIGTERM or SIGINT");
+  server->fallthrough(false);
+  server->add_option("--data-dir", server_flags.data_dir, "State, sockets and pool files")->capture_default_str();
+  server->add_option("--listen", server_flags.listen, "Also serve the API on TCP ADDRESS:PORT (needs --token-file)")
+      ->check(CheckWith([](const std::string& v) { return ValidateListenAddress(v); }, "ADDRESS:PORT"));
+  server->add_option("--token-file", server_flags.token_file, "File holding the bearer token for --listen");
+  server->add_option("--uid-range", server_flags.uid_range, "uids given to pool users, FIRST-LAST")
+      ->capture_default_str()
+      ->check(CheckWith([](const std::string& v) { return ParseUidRange(v).status(); }, "FIRST-LAST"));
+  server->add_option("--log-level", server_flags.log_level, "debug, info, warning or error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+
+  // ---- agent ----
+  AgentOptions agent_options;
+  std::string authorized_user;
+  CLI::App* agent = app.add_subcommand("agent", "Run the agent of an instance (its first process)");
+  agent->fallthrough(false);
+  agent->add_option("--socket", agent_options.socket, "The instance's channel to the server")->capture_default_str();
+  CLI::App* authorized_keys = agent->add_subcommand(
+      "authorized-keys", "Print USER's authorized_keys lines (sshd's AuthorizedKeysCommand)");
+  authorized_keys->fallthrough();  // --socket may follow USER
+  authorized_keys->add_option("USER", authorized_user, "Login name")->required();
+
+  // ---- pool ----
+  CLI::App* pool = app.add_subcommand("pool", "Create, inspect, scale and delete pools");
+  pool->require_subcommand(1);
+  std::string pool_name, spec_path;
+  bool admin_password_stdin = false;
+  int64_t count = 0;
+
+  CLI::App* pool_create = pool->add_subcommand("create", "Create a pool from a JSON spec");
+  pool_create->add_option("-f,--file", spec_path, "The pool spec (JSON)")->required();
+  pool_create->add_flag("--admin-password-stdin", admin_password_stdin,
+                        "Read the admin user's password from the first line of standard input");
+  pool_create->callback([&] {
+    action = [&](const CommandContext& ctx) { return PoolCreate(ctx, spec_path, admin_password_stdin); };
+  });
+
+  pool->add_subcommand("list", "List pools")->callback([&] { action = PoolList; });
+
+  CLI::App* pool_show = pool->add_subcommand("show", "Show a pool and its instances");
+  pool_show->add_option("NAME", pool_name, "Pool name")->required();
+  pool_show->callback([&] { action = [&](const CommandContext& ctx) { return PoolShow(ctx, pool_name); }; });
+
+  CLI::App* pool_scale = pool->add_subcommand("scale", "Set a pool's number of instances");
+  pool_scale->add_option("NAME", pool_name, "Pool name")->required();
+  pool_scale->add_option("--count", count, "The number of instances wanted")->required();
+  pool_scale->callback([&] { action = [&](const CommandContext& ctx) { return PoolScale(ctx, pool_name, count); }; });
+
+  CLI::App* pool_delete = pool->add_subcommand("delete", "Delete a pool (in the background; the share is kept)");
+  pool_delete->add_option("NAME", pool_name, "Pool name")->required();
+  pool_delete->callback([&] { action = [&](const CommandContext& ctx) { return PoolDelete(ctx, pool_name); }; });
+
+  // ---- instance ----
+  CLI::App* instance = app.add_subcommand("instance", "Inspect instances");
+  instance->require_subcommand(1);
+  std::string instance_pool;
+  CLI::App* instance_list = instance->add_subcommand("list", "List instances, of every pool or one");
+  instance_list->add_option("--pool", instance_pool, "Only this pool's instances");
+  instance_list->callback(
+      [&] { action = [&](const CommandContext& ctx) { return InstanceList(ctx, instance_pool); }; });
+
+  // ---- status, events ----
+  app.add_subcommand("status", "Show the server's status")->callback([&] { action = ShowStatus; });
+
+  EventsOptions events_options;
+  int64_t events_after = 0, events_limit = 0;
+  CLI::App* events = app.add_subcommand("events", "Show the audit log of events, oldest first");
+  CLI::Option* after_opt = events->add_option("--after", events_after, "Only events after this sequence number");
+  CLI::Option* limit_opt =
+      events->add_option("--limit", events_limit, "At most this many events (1-1000; default 100, the newest)");
+  events->add_flag("-f,--follow", events_options.follow, "Keep printing new events as they come, until Ctrl-C");
+  events->callback([&] {
+    if (after_opt->count() > 0) events_options.after = events_after;
+    if (limit_opt->count() > 0) events_options.limit = events_limit;
+    action = [&](const CommandContext& ctx) { return ListEvents(ctx, events_options); };
+  });
+
+  // ---- user ----
+  CLI::App* user = app.add_subcommand("user", "Manage the pool users");
+  user->require_subcommand(1);
+  std::string user_name, key_arg;
+
+  UserAddOptions user_add_options;
+  CLI::App* user_add = user->add_subcommand("add", "Add a user (the same uid on every instance)");
+  user_add->add_option("NAME", user_add_options.name, "Login name")->required();
+  user_add->add_option("--ssh-key", user_add_options.ssh_key_files, "A public key file (.pub); may be repeated")
+      ->allow_extra_args(false);  // one file per --ssh-key, so NAME may follow
+  user_add->add_flag("--password-stdin", user_add_options.password_from_stdin,
+                     "Read a password from the first line of standard input");
+  user_add->add_flag("--admin", user_add_options.admin, "Make the user an administrator");
+  user_add->callback([&] { action = [&](const CommandContext& ctx) { return UserAdd(ctx, user_add_options); }; });
+
+  user->add_subcommand("list", "List users")->callback([&] { action = UserList; });
+
+  CLI::App* user_show = user->add_subcommand("show", "Show a user and their SSH keys");
+  user_show->add_option("NAME", user_name, "Login name")->required();
+  user_show->callback([&] { action = [&](const CommandContext& ctx) { return UserShow(ctx, user_name); }; });
+
+  CLI::App* user_delete = user->add_subcommand("delete", "Delete a user (their files on the shares are kept)");
+  user_delete->add_option("NAME", user_name, "Login name")->required();
+  user_delete->callback([&] { action = [&](const CommandContext& ctx) { return UserDelete(ctx, user_name); }; });
+
+  CLI::App* user_passwd = user->add_subcommand("passwd", "Set a user's password");
+  user_passwd->add_option("NAME", user_name, "Login name")->required();
+  bool passwd_stdin = false;
+  user_passwd->add_flag("--password-stdin", passwd_stdin, "Read the password from the first line of standard input")
+      ->required();
+  user_passwd->callback([&] { action = [&](const CommandContext& ctx) { return UserPasswd(ctx, user_name); }; });
+
+  CLI::App* user_key = user->add_subcommand("key", "Add or remove a user's SSH keys");
+  user_key->require_subcommand(1);
+  CLI::App* key_add = user_key->add_subcommand("add", "Add the public key(s) in FILE");
+  key_add->add_option("NAME", user_name, "Login name")->required();
+  key_add->add_option("FILE", key_arg, "A public key file (.pub)")->required();
+  key_add->callback([&] { action = [&](const CommandContext& ctx) { return UserKeyAdd(ctx, user_name, key_arg); }; });
+  CLI::App* key_remove = user_key->add_subcommand("remove", "Remove a key, by fingerprint or by its public key file");
+  key_remove->add_option("NAME", user_name, "Login name")->required();
+  key_remove->add_option("KEY", key_arg, "A fingerprint as `user show` prints it (SHA256:...), or a .pub file")
+      ->required();
+  key_remove->callback(
+      [&] { action = [&](const CommandContext& ctx) { return UserKeyRemove(ctx, user_name, key_arg); }; });
+
+  // CLI11 reads argv; keep ours alive and in its form.
+  std::vector<std::string> storage;
+  storage.reserve(args.size() + 1);
+  storage.push_back("dspool");
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : storage) argv.push_back(a.data());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e, env.out, env.err) == 0 ? 0 : 2;
+  } catch (const std::exception& e) {
+    return Fail(env.err, Internal(e.what()));
+  }
+
+  if (server->parsed() || agent->parsed()) {
+    for (CLI::Option* o : {server_opt, data_dir_opt, token_opt, output_opt}) {
+      if (o->count() > 0) {
+        env.err << o->get_name() << " is an option of the client commands; give "
+                << (server->parsed() ? "server" : "agent") << "'s options after its name\n"
+                << "Run with --help for more information.\n";
+        return 2;
+      }
+    }
+    if (server->parsed()) return RunServerCommand(server_flags, env.err);
+    if (authorized_keys->parsed()) return PrintAuthorizedKeys(agent_options, authorized_user);
+    return RunAgent(agent_options);
+  }
+  if (!action) {  // CLI11 requires a leaf command, so this is a bug
+    return Fail(env.err, Internal("no command was selected"));
+  }
+  Status status = RunClientAction(action, client, env);
+  env.out.flush();
+  return status.ok() ? 0 : Fail(env.err, status);
+}
+
+int RunCli(int argc, char** argv) {
+  std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+  RealClock clock;
+  CliEnvironment env{std::cin,
+                     std::cout,
+                     std::cerr,
+                     [](const std::string& name) -> std::optional<std::string> {
+                       const char* value = std::getenv(name.c_str());
+                       return value ? std::optional<std::string>(value) : std::nullopt;
+                     },
+                     clock,
+                     [](std::chrono::milliseconds delay) {
+                       std::this_thread::sleep_for(delay);
+                       return true;
+                     }};
+  return RunCli(args, env);
+}
+
+}  // namespace dspool

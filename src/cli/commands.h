@@ -1,0 +1,95 @@
+// The client commands of `dspool`: one function per verb, each sending its
+// requests through an ApiClient (docs/api.md) and printing the answer as a
+// table for people or as the API's JSON for scripts.
+//
+// A command returns OK after printing its result to `out`, or the Status to
+// report (the caller prints "dspool: <message>" and exits 1); it prints
+// nothing to `out` then, unless part of the work was done (a key file with
+// several keys, `events --follow`). Commands never write to stderr and never
+// read the environment: cli.cc resolves flags and environment into a
+// CommandContext, so tests run commands against any server and streams.
+//
+// Not thread-safe: a command uses its context's streams.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <istream>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "cli/api_client.h"
+#include "cli/output.h"
+
+namespace dspool {
+
+struct CommandContext {
+  const ApiClient& api;
+  OutputFormat output = OutputFormat::kTable;
+  std::istream& in;    // passwords given with --password-stdin
+  std::ostream& out;   // results
+  const Clock& clock;  // "now", for ages
+  // Waits `delay` between polls of `events --follow`; returns false to stop
+  // following (the real one sleeps and returns true: Ctrl-C ends the
+  // process).
+  std::function<bool(std::chrono::milliseconds delay)> wait;
+};
+
+// ---- pools and instances ----
+
+// POST /v1/pools with the JSON spec in the file at `spec_path` (errors name
+// the file, and line and column for bad JSON). With
+// `admin_password_from_stdin`, one line of `in` becomes adminUser.password.
+Status PoolCreate(const CommandContext& ctx, const std::string& spec_path, bool admin_password_from_stdin);
+Status PoolList(const CommandContext& ctx);
+// The pool's details, then a table of its instances.
+Status PoolShow(const CommandContext& ctx, const std::string& name);
+Status PoolScale(const CommandContext& ctx, const std::string& name, int64_t count);
+// Returns once the server has accepted the deletion; it proceeds in the
+// background.
+Status PoolDelete(const CommandContext& ctx, const std::string& name);
+// Every instance, or those of `pool` if not empty.
+Status InstanceList(const CommandContext& ctx, const std::string& pool);
+
+// ---- server status and events ----
+
+Status ShowStatus(const CommandContext& ctx);
+
+struct EventsOptions {
+  std::optional<int64_t> after;  // only events with a larger seq
+  std::optional<int64_t> limit;  // at most this many per request (server default 100)
+  // Keep polling every second for events after the last one shown, until
+  // ctx.wait says stop. The table's header is printed once; -o json prints
+  // one event per line (JSON Lines) instead of whole answers.
+  bool follow = false;
+};
+Status ListEvents(const CommandContext& ctx, const EventsOptions& options);
+
+// ---- users ----
+
+struct UserAddOptions {
+  std::string name;
+  std::vector<std::string> ssh_key_files;  // .pub or authorized_keys files
+  bool password_from_stdin = false;
+  bool admin = false;
+};
+Status UserAdd(const CommandContext& ctx, const UserAddOptions& options);
+Status UserList(const CommandContext& ctx);
+Status UserShow(const CommandContext& ctx, const std::string& name);
+// The user's files on the shares are kept; the output says so.
+Status UserDelete(const CommandContext& ctx, const std::string& name);
+// Adds every key in the file (one request per key).
+Status UserKeyAdd(const CommandContext& ctx, const std::string& name, const std::string& key_file);
+// `key` is a fingerprint as `user show` prints it ("SHA256:..."), or a
+// public key file: its keys are matched against the user's to find their
+// fingerprints.
+Status UserKeyRemove(const CommandContext& ctx, const std::string& name, const std::string& key);
+// The new password is one line of ctx.in.
+Status UserPasswd(const CommandContext& ctx, const std::string& name);
+
+}  // namespace dspool

@@ -1,0 +1,203 @@
+// pool create|list|show|scale|delete, instance list.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "cli/table.h"
+#include "os/fs.h"
+
+namespace dspool {
+namespace {
+
+std::string PoolPath(const std::string& name) { return "/v1/pools/" + UrlEncode(name); }
+
+std::string OrDash(std::string s) { return s.empty() ? "-" : s; }
+
+std::string Percent(double value) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f%%", value);
+  return buf;
+}
+
+int64_t CountReady(const Json& instances) {
+  int64_t ready = 0;
+  for (const Json& i : instances) ready += JsonString(i, "phase") == "Ready";
+  return ready;
+}
+
+// "5m ago (2026-11-26T23:55:21.042Z)", or "-".
+std::string Since(const std::string& rfc3339, TimePoint now) {
+  if (rfc3339.empty()) return "-";
+  std::string age = AgeOf(rfc3339, now);
+  return age == "-" ? rfc3339 : age + " ago (" + rfc3339 + ")";
+}
+
+// The instance columns shared by `pool show` and `instance list`.
+Table InstanceTable(const Json& instances, bool with_pool, TimePoint now) {
+  std::vector<std::string> header = {"INDEX", "HOSTNAME", "ID",     "PHASE", "ADDRESS",
+                                     "SSH",   "CPU",      "MEMORY", "AGE",   "REASON"};
+  if (with_pool) header.insert(header.begin(), "POOL");
+  Table table(header);
+  for (const Json& i : instances) {
+    const Json& report = JsonField(i, "report");
+    std::string ssh = "-", cpu = "-", memory = "-";
+    if (report.is_object()) {
+      ssh = JsonString(report, "sshSessions");
+      cpu = Percent(JsonNumber(report, "cpuPercent"));
+      int64_t limit = JsonInt(report, "memoryLimitBytes");
+      memory = FormatBytes(JsonInt(report, "memoryUsedBytes"));
+      if (limit > 0) memory += "/" + FormatBytes(limit);
+    }
+    std::vector<std::string> row = {JsonString(i, "index"),
+                                    OrDash(JsonString(i, "hostname")),
+                                    OrDash(JsonString(i, "id")),
+                                    OrDash(JsonString(i, "phase")),
+                                    OrDash(JsonString(i, "address")),
+                                    OrDash(ssh),
+                                    cpu,
+                                    memory,
+                                    AgeOf(JsonString(i, "createdAt"), now),
+                                    JsonString(i, "reason")};
+    if (with_pool) row.insert(row.begin(), OrDash(JsonString(i, "pool")));
+    table.AddRow(std::move(row));
+  }
+  return table;
+}
+
+std::string SizeText(const Json& size) {
+  if (!size.is_object()) return "-";
+  std::string out = JsonString(size, "vcpus") + " vCPU";
+  if (int64_t mib = JsonInt(size, "memoryMiB"); mib > 0) out += ", " + FormatBytes(mib * 1024 * 1024) + " memory";
+  if (int64_t procs = JsonInt(size, "maxProcesses"); procs > 0) out += ", " + std::to_string(procs) + " processes";
+  return out;
+}
+
+std::string ShareText(const Json& share) {
+  if (!share.is_object()) return "-";
+  std::string out = JsonString(share, "source");
+  if (std::string type = JsonString(share, "type"); !type.empty()) out += " (" + type + ")";
+  if (std::string mount = JsonString(share, "mountPath"); !mount.empty()) out += " at " + mount;
+  return out;
+}
+
+}  // namespace
+
+Status PoolCreate(const CommandContext& ctx, const std::string& spec_path, bool admin_password_from_stdin) {
+  Result<std::string> text = ReadFile(spec_path);
+  if (!text.ok()) return text.status().WithPrefix("-f");
+  Json spec;
+  DSP_RETURN_IF_ERROR(ParseJsonText(*text, spec_path, &spec));
+  if (!spec.is_object()) return InvalidArgument(spec_path + ": a pool spec is a JSON object");
+  if (admin_password_from_stdin) {
+    DSP_ASSIGN_OR_RETURN(std::string password, ReadPasswordLine(ctx.in, "--admin-password-stdin"));
+    Json& admin = spec["adminUser"];
+    if (admin.is_null()) admin = Json::object();
+    if (!admin.is_object()) return InvalidArgument(spec_path + ": adminUser: expected a JSON object");
+    admin["password"] = password;
+  }
+  DSP_ASSIGN_OR_RETURN(Json pool, ctx.api.Call("POST", "/v1/pools", &spec));
+  if (ctx.output == OutputFormat::kJson) {
+    PrintJson(ctx.out, pool);
+  } else {
+    ctx.out << "pool " << JsonString(pool, "name") << " created with " << JsonInt(pool, "instanceCount")
+            << " instances; follow them with: dspool pool show " << JsonString(pool, "name") << "\n";
+  }
+  return Status::Ok();
+}
+
+Status PoolList(const CommandContext& ctx) {
+  DSP_ASSIGN_OR_RETURN(Json answer, ctx.api.Get("/v1/pools"));
+  if (ctx.output == OutputFormat::kJson) {
+    PrintJson(ctx.out, answer);
+    return Status::Ok();
+  }
+  TimePoint now = ctx.clock.Now();
+  Table table({"NAME", "STATE", "READY", "SUBNET", "AGE"});
+  for (const Json& pool : JsonArray(answer, "pools")) {
+    const Json& instances = JsonArray(pool, "instances");
+    table.AddRow({JsonString(pool, "name"), JsonString(pool, "state"),
+                  std::to_string(CountReady(instances)) + "/" + JsonString(pool, "instanceCount"),
+                  OrDash(JsonString(JsonField(JsonField(pool, "spec"), "network"), "subnet")),
+                  AgeOf(JsonString(pool, "createdAt"), now)});
+  }
+  if (table.rows() == 0) {
+    ctx.out << "No pools. Create one with: dspool pool create -f SPEC.json\n";
+    return Status::Ok();
+  }
+  ctx.out << table.Render();
+  return Status::Ok();
+}
+
+Status PoolShow(const CommandContext& ctx, const std::string& name) {
+  DSP_ASSIGN_OR_RETURN(Json pool, ctx.api.Get(PoolPath(name)));
+  if (ctx.output == OutputFormat::kJson) {
+    PrintJson(ctx.out, pool);
+    return Status::Ok();
+  }
+  TimePoint now = ctx.clock.Now();
+  const Json& spec = JsonField(pool, "spec");
+  const Json& instances = JsonArray(pool, "instances");
+  ctx.out << RenderFields({
+      {"Name", JsonString(pool, "name")},
+      {"State", JsonString(pool, "state")},
+      {"Instances", JsonString(pool, "instanceCount") + " desired, " + std::to_string(instances.size()) +
+                        " present, " + std::to_string(CountReady(instances)) + " ready"},
+      {"Generation", JsonString(pool, "generation")},
+      {"Size", SizeText(JsonField(spec, "size"))},
+      {"Subnet", OrDash(JsonString(JsonField(spec, "network"), "subnet"))},
+      {"Bridge", OrDash(JsonString(pool, "bridge"))},
+      {"Gateway", OrDash(JsonString(pool, "gateway"))},
+      {"Share", ShareText(JsonField(spec, "share"))},
+      {"Admin user", OrDash(JsonString(JsonField(spec, "adminUser"), "name"))},
+      {"Created", Since(JsonString(pool, "createdAt"), now)},
+      {"Updated", Since(JsonString(pool, "updatedAt"), now)},
+  });
+  ctx.out << "\n";
+  if (instances.empty()) {
+    ctx.out << "No instances.\n";
+  } else {
+    ctx.out << InstanceTable(instances, /*with_pool=*/false, now).Render();
+  }
+  return Status::Ok();
+}
+
+Status PoolScale(const CommandContext& ctx, const std::string& name, int64_t count) {
+  Json body = {{"instanceCount", count}};
+  DSP_ASSIGN_OR_RETURN(Json pool, ctx.api.Call("POST", PoolPath(name) + "/scale", &body));
+  if (ctx.output == OutputFormat::kJson) {
+    PrintJson(ctx.out, pool);
+  } else {
+    ctx.out << "pool " << name << " scaled to " << JsonInt(pool, "instanceCount", count) << " instances\n";
+  }
+  return Status::Ok();
+}
+
+Status PoolDelete(const CommandContext& ctx, const std::string& name) {
+  DSP_ASSIGN_OR_RETURN(Json pool, ctx.api.Call("DELETE", PoolPath(name)));
+  if (ctx.output == OutputFormat::kJson) {
+    PrintJson(ctx.out, pool);
+  } else {
+    ctx.out << "pool " << name
+            << " is being deleted: its instances and network go away in the background; the share is kept\n";
+  }
+  return Status::Ok();
+}
+
+Status InstanceList(const CommandContext& ctx, const std::string& pool) {
+  std::string target = "/v1/instances";
+  if (!pool.empty()) target += "?pool=" + UrlEncode(pool);
+  DSP_ASSIGN_OR_RETURN(Json answer, ctx.api.Get(target));
+  if (ctx.output == OutputFormat::kJson) {
+    PrintJson(ctx.out, answer);
+    return Status::Ok();
+  }
+  const Json& instances = JsonArray(answer, "instances");
+  if (instances.empty()) {
+    ctx.out << (pool.empty() ? "No instances.\n" : "No instances in pool " + pool + ".\n");
+    return Status::Ok();
+  }
+  ctx.out << InstanceTable(instances, /*with_pool=*/pool.empty(), ctx.clock.Now()).Render();
+  return Status::Ok();
+}
+
+}  // namespace dspool

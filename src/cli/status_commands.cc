@@ -1,0 +1,88 @@
+// status, events.
+#include "cli/commands.h"
+#include "cli/table.h"
+
+namespace dspool {
+namespace {
+
+constexpr std::chrono::seconds kFollowInterval{1};
+
+Table EventTable(const Json& events, TimePoint now) {
+  Table table({"SEQ", "AGE", "ACTOR", "ACTION", "SUBJECT", "DETAIL"});
+  for (const Json& e : events) {
+    table.AddRow({JsonString(e, "seq"), AgeOf(JsonString(e, "time"), now), JsonString(e, "actor"),
+                  JsonString(e, "action"), JsonString(e, "subject"), JsonString(e, "detail")});
+  }
+  return table;
+}
+
+std::string EventsTarget(std::optional<int64_t> after, std::optional<int64_t> limit) {
+  std::string target = "/v1/events";
+  char sep = '?';
+  if (after) {
+    target += sep + std::string("after=") + std::to_string(*after);
+    sep = '&';
+  }
+  if (limit) target += sep + std::string("limit=") + std::to_string(*limit);
+  return target;
+}
+
+}  // namespace
+
+Status ShowStatus(const CommandContext& ctx) {
+  DSP_ASSIGN_OR_RETURN(Json status, ctx.api.Get("/v1/status"));
+  if (ctx.output == OutputFormat::kJson) {
+    PrintJson(ctx.out, status);
+    return Status::Ok();
+  }
+  const Json& instances = JsonField(status, "instances");
+  std::string started = JsonString(status, "startedAt");
+  std::string up = AgeOf(started, ctx.clock.Now());
+  ctx.out << RenderFields({
+      {"Server", ctx.api.endpoint().ToString()},
+      {"Version", JsonString(status, "version")},
+      {"Data dir", JsonString(status, "dataDir")},
+      {"Provider", JsonString(status, "provider")},
+      {"Pools", JsonString(status, "pools")},
+      {"Instances", JsonString(instances, "total") + " (" + JsonString(instances, "ready") + " ready)"},
+      {"Users", JsonString(status, "users")},
+      {"Up", up == "-" ? "-" : up + " (since " + started + ")"},
+  });
+  return Status::Ok();
+}
+
+Status ListEvents(const CommandContext& ctx, const EventsOptions& options) {
+  std::optional<int64_t> after = options.after;
+  bool first = true;
+  for (;;) {
+    DSP_ASSIGN_OR_RETURN(Json answer, ctx.api.Get(EventsTarget(after, options.limit)));
+    const Json& events = JsonArray(answer, "events");
+    if (!options.follow) {
+      if (ctx.output == OutputFormat::kJson) {
+        PrintJson(ctx.out, answer);
+      } else if (events.empty()) {
+        ctx.out << "No events.\n";
+      } else {
+        ctx.out << EventTable(events, ctx.clock.Now()).Render();
+      }
+      return Status::Ok();
+    }
+    if (ctx.output == OutputFormat::kJson) {
+      for (const Json& e : events) ctx.out << e.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+    } else if (!events.empty() || first) {
+      std::string text = EventTable(events, ctx.clock.Now()).Render();
+      // The header once, at the top; later batches are rows only.
+      ctx.out << (first ? text : text.substr(text.find('\n') + 1));
+    }
+    ctx.out.flush();
+    first = false;
+    int64_t last = after.value_or(0);
+    int64_t next = events.empty() ? last : JsonInt(events.back(), "seq", last);
+    after = next;
+    // A full page means more are waiting: fetch them at once.
+    bool full_page = next > last && static_cast<int64_t>(events.size()) >= options.limit.value_or(100);
+    if (!full_page && !ctx.wait(kFollowInterval)) return Status::Ok();
+  }
+}
+
+}  // namespace dspool

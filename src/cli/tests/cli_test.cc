@@ -1,0 +1,379 @@
+// RunCli end to end against a real http server on a temporary Unix socket,
+// whose handler answers with canned API JSON and records what it was asked.
+#include "cli/cli.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "http/server.h"
+#include "model/json_reader.h"
+
+namespace dspool {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// SimulatedClock's start: 2023-11-14T22:13:20Z.
+constexpr const char* kPoolJson = R"({
+  "name": "demo", "state": "active", "instanceCount": 2, "generation": 1,
+  "createdAt": "2023-11-14T22:08:20.000Z", "updatedAt": "2023-11-14T22:12:20.000Z",
+  "spec": {"name": "demo", "instanceCount": 2,
+           "size": {"vcpus": 1, "memoryMiB": 1024, "maxProcesses": 2048},
+           "image": {"type": "host"}, "network": {"subnet": "10.231.0.0/24"},
+           "share": {"type": "bind", "source": "/srv/share", "mountPath": "/datamnt/dsvmshare"},
+           "adminUser": {"name": "dsvmuser", "sshPublicKey": "ssh-ed25519 AAAAC3 admin@x"}},
+  "bridge": "dsp-demo", "gateway": "10.231.0.1",
+  "instances": [
+    {"id": "demo-0-3fa9c1", "pool": "demo", "index": 0, "hostname": "demo0", "phase": "Ready",
+     "reason": "", "address": "10.231.0.2", "createdAt": "2023-11-14T20:13:20.000Z",
+     "phaseSince": "2023-11-14T20:14:20.000Z",
+     "report": {"receivedAt": "2023-11-14T22:13:18.000Z", "sshdListening": true, "cpuPercent": 1.5,
+                "memoryUsedBytes": 125829120, "memoryLimitBytes": 1073741824, "sshSessions": 1}},
+    {"id": "demo-1-77ab02", "pool": "demo", "index": 1, "hostname": "demo1", "phase": "Booting",
+     "reason": "waiting for the agent", "address": "10.231.0.3", "createdAt": "2023-11-14T22:13:10.000Z",
+     "phaseSince": "2023-11-14T22:13:10.000Z", "report": null}]})";
+
+constexpr const char* kUserJson = R"({"name": "alice", "uid": 20000, "gid": 20000, "admin": false,
+  "hasPassword": true, "createdAt": "2023-11-10T22:13:20.000Z",
+  "sshKeys": [{"key": "ssh-ed25519 AAAAC3alice alice@laptop", "fingerprint": "SHA256:ab+c/d"}]})";
+
+struct Seen {
+  std::string method;
+  std::string target;
+  std::string body;
+  std::map<std::string, std::string> headers;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/dspool-cli.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    server_ = std::make_unique<HttpServer>([this](const Request& r) { return Handle(r); }, HttpServerOptions{});
+    Status status = server_->ListenUnix(dir_ + "/api.sock", 0600, "api");
+    ASSERT_TRUE(status.ok()) << status;
+    server_->Start(1);
+  }
+
+  void TearDown() override {
+    server_->Stop();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // The answer to "METHOD target".
+  void Answer(const std::string& request, int status, std::string body) {
+    std::lock_guard lock(mu_);
+    answers_[request] = JsonResponse(status, std::move(body));
+  }
+
+  Response Handle(const Request& r) {
+    std::lock_guard lock(mu_);
+    seen_.push_back({r.method, r.target, r.body, r.headers});
+    auto it = answers_.find(r.method + " " + r.target);
+    if (it == answers_.end()) {
+      return JsonResponse(404, JsonErrorBody("NotFound", "no canned answer for " + r.method + " " + r.target));
+    }
+    return it->second;
+  }
+
+  std::vector<Seen> seen() {
+    std::lock_guard lock(mu_);
+    return seen_;
+  }
+
+  // Runs `dspool --data-dir <dir> args...`; fills out_, err_.
+  int Run(std::vector<std::string> args, const std::string& stdin_text = "") {
+    args.insert(args.begin(), {"--data-dir", dir_});
+    return RunRaw(std::move(args), stdin_text);
+  }
+
+  int RunRaw(std::vector<std::string> args, const std::string& stdin_text = "") {
+    std::istringstream in(stdin_text);
+    std::ostringstream out, err;
+    CliEnvironment env{in,
+                       out,
+                       err,
+                       [this](const std::string& name) -> std::optional<std::string> {
+                         auto it = environment_.find(name);
+                         if (it == environment_.end()) return std::nullopt;
+                         return it->second;
+                       },
+                       clock_,
+                       [this](std::chrono::milliseconds) { return --polls_left_ > 0; }};
+    int code = RunCli(args, env);
+    out_ = out.str();
+    err_ = err.str();
+    return code;
+  }
+
+  std::string WriteFile(const std::string& name, const std::string& content) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << content;
+    return path;
+  }
+
+  std::string dir_;
+  std::unique_ptr<HttpServer> server_;
+  std::mutex mu_;
+  std::map<std::string, Response> answers_;
+  std::vector<Seen> seen_;
+  SimulatedClock clock_;
+  std::map<std::string, std::string> environment_;
+  int polls_left_ = 1;
+  std::string out_, err_;
+};
+
+TEST_F(CliTest, PoolListIsATable) {
+  Answer("GET /v1/pools", 200, std::string(R"({"pools": [)") + kPoolJson + "]}");
+  EXPECT_EQ(Run({"pool", "list"}), 0) << err_;
+  EXPECT_EQ(out_,
+            "NAME   STATE    READY   SUBNET          AGE\n"
+            "demo   active   1/2     10.231.0.0/24   5m\n");
+  EXPECT_EQ(err_, "");
+}
+
+TEST_F(CliTest, PoolListWithoutPools) {
+  Answer("GET /v1/pools", 200, R"({"pools": []})");
+  EXPECT_EQ(Run({"pool", "list"}), 0) << err_;
+  EXPECT_EQ(out_, "No pools. Create one with: dspool pool create -f SPEC.json\n");
+}
+
+TEST_F(CliTest, PoolShowPrintsDetailsAndInstances) {
+  Answer("GET /v1/pools/demo", 200, kPoolJson);
+  EXPECT_EQ(Run({"pool", "show", "demo"}), 0) << err_;
+  EXPECT_EQ(out_,
+            "Name:         demo\n"
+            "State:        active\n"
+            "Instances:    2 desired, 2 present, 1 ready\n"
+            "Generation:   1\n"
+            "Size:         1 vCPU, 1Gi memory, 2048 processes\n"
+            "Subnet:       10.231.0.0/24\n"
+            "Bridge:       dsp-demo\n"
+            "Gateway:      10.231.0.1\n"
+            "Share:        /srv/share (bind) at /datamnt/dsvmshare\n"
+            "Admin user:   dsvmuser\n"
+            "Created:      5m ago (2023-11-14T22:08:20.000Z)\n"
+            "Updated:      1m ago (2023-11-14T22:12:20.000Z)\n"
+            "\n"
+            "INDEX   HOSTNAME   ID              PHASE     ADDRESS      SSH   CPU    MEMORY        AGE   REASON\n"
+            "0       demo0      demo-0-3fa9c1   Ready     10.231.0.2   1     1.5%   120Mi/1Gi     2h\n"
+            "1       demo1      demo-1-77ab02   Booting   10.231.0.3   -     -      -             10s   waiting for "
+            "the agent\n");
+}
+
+TEST_F(CliTest, JsonOutputIsTheApiAnswerPrettyPrinted) {
+  std::string body = std::string(R"({"pools": [)") + kPoolJson + "]}";
+  Answer("GET /v1/pools", 200, body);
+  EXPECT_EQ(Run({"pool", "list", "-o", "json"}), 0) << err_;
+  EXPECT_EQ(out_, Json::parse(body).dump(2) + "\n");
+  EXPECT_THAT(out_, HasSubstr("\n      \"name\": \"demo\",\n"));  // 2-space indents, "key": value
+
+  // The flag may also come before the command.
+  EXPECT_EQ(Run({"-o", "json", "pool", "show", "demo"}), 1);  // no canned answer: the 404 path
+  Answer("GET /v1/pools/demo", 200, kPoolJson);
+  EXPECT_EQ(Run({"-o", "json", "pool", "show", "demo"}), 0) << err_;
+  EXPECT_EQ(out_, Json::parse(kPoolJson).dump(2) + "\n");
+}
+
+TEST_F(CliTest, ApiErrorIsOneLineAsIs) {
+  Answer("GET /v1/pools/nosuch", 404,
+         R"({"error": {"code": "NotFound", "message": "pool 'nosuch' does not exist"}})");
+  EXPECT_EQ(Run({"pool", "show", "nosuch"}), 1);
+  EXPECT_EQ(out_, "");
+  EXPECT_EQ(err_, "dspool: pool 'nosuch' does not exist\n");
+}
+
+TEST_F(CliTest, ErrorWithoutApiBodyNamesTheStatus) {
+  Answer("GET /v1/status", 502, "<html>bad gateway</html>");
+  EXPECT_EQ(Run({"status"}), 1);
+  EXPECT_EQ(err_, "dspool: unix:" + dir_ + "/api.sock answered HTTP 502: <html>bad gateway</html>\n");
+}
+
+TEST_F(CliTest, NoServerIsOneLine) {
+  EXPECT_EQ(RunRaw({"--server", "unix:" + dir_ + "/nothing.sock", "status"}), 1);
+  EXPECT_THAT(err_, StartsWith("dspool: cannot connect to unix:" + dir_ + "/nothing.sock"));
+  EXPECT_EQ(std::count(err_.begin(), err_.end(), '\n'), 1);
+}
+
+TEST_F(CliTest, UsageErrorsExit2) {
+  EXPECT_EQ(Run({"pool", "scale", "demo"}), 2);
+  EXPECT_THAT(err_, HasSubstr("--count is required"));
+  EXPECT_EQ(Run({"pool", "frobnicate"}), 2);
+  EXPECT_EQ(Run({"-o", "yaml", "pool", "list"}), 2);
+  EXPECT_EQ(RunRaw({}), 2);
+  EXPECT_EQ(RunRaw({"--server", "unix:/a", "--data-dir", "/b", "status"}), 2);
+  EXPECT_EQ(RunRaw({"server", "--uid-range", "5-10"}), 2);
+  EXPECT_THAT(err_, HasSubstr("--uid-range: '5-10' starts below 1000"));
+  EXPECT_EQ(RunRaw({"server", "--listen", "7070"}), 2);
+  EXPECT_THAT(err_, HasSubstr("--listen: '7070' is not ADDRESS:PORT"));
+  EXPECT_EQ(RunRaw({"--data-dir", "/x", "server"}), 2);
+  EXPECT_THAT(err_, HasSubstr("--data-dir is an option of the client commands"));
+  EXPECT_TRUE(seen().empty());
+
+  EXPECT_EQ(RunRaw({"--help"}), 0);
+  EXPECT_THAT(out_, HasSubstr("pool"));
+}
+
+TEST_F(CliTest, EnvironmentPicksServerAndToken) {
+  environment_["DSPOOL_SERVER"] = "unix:" + dir_ + "/api.sock";
+  environment_["DSPOOL_TOKEN_FILE"] = WriteFile("token", "t0ken\n");
+  Answer("GET /v1/status", 200,
+         R"({"version": "0.1.0", "dataDir": "/var/lib/dspool", "provider": "lxc", "pools": 1,
+             "instances": {"total": 2, "ready": 1}, "users": 3, "startedAt": "2023-11-14T19:13:20.000Z"})");
+  EXPECT_EQ(RunRaw({"status"}), 0) << err_;
+  EXPECT_EQ(out_,
+            "Server:      unix:" + dir_ + "/api.sock\n"
+            "Version:     0.1.0\n"
+            "Data dir:    /var/lib/dspool\n"
+            "Provider:    lxc\n"
+            "Pools:       1\n"
+            "Instances:   2 (1 ready)\n"
+            "Users:       3\n"
+            "Up:          3h (since 2023-11-14T19:13:20.000Z)\n");
+  ASSERT_EQ(seen().size(), 1u);
+  EXPECT_EQ(seen()[0].headers["authorization"], "Bearer t0ken");
+
+  environment_["DSPOOL_TOKEN_FILE"] = dir_ + "/missing";
+  EXPECT_EQ(RunRaw({"status"}), 1);
+  EXPECT_EQ(err_, "dspool: DSPOOL_TOKEN_FILE: open " + dir_ + "/missing: No such file or directory\n");
+}
+
+TEST_F(CliTest, PoolCreateSendsTheSpecWithThePassword) {
+  std::string spec = WriteFile("spec.json", R"({"name": "demo", "adminUser": {"name": "dsvmuser"}})");
+  Answer("POST /v1/pools", 201, kPoolJson);
+  EXPECT_EQ(Run({"pool", "create", "-f", spec, "--admin-password-stdin"}, "hunter2 x\n"), 0) << err_;
+  EXPECT_EQ(out_, "pool demo created with 2 instances; follow them with: dspool pool show demo\n");
+  ASSERT_EQ(seen().size(), 1u);
+  EXPECT_EQ(Json::parse(seen()[0].body),
+            Json::parse(R"({"name": "demo", "adminUser": {"name": "dsvmuser", "password": "hunter2 x"}})"));
+}
+
+TEST_F(CliTest, PoolCreateNamesTheFileLineAndColumnOfBadJson) {
+  std::string spec = WriteFile("bad.json", "{\"name\": \"x\",\n  oops}");
+  EXPECT_EQ(Run({"pool", "create", "-f", spec}), 1);
+  EXPECT_THAT(err_, StartsWith("dspool: " + spec + ": invalid JSON at line 2, column 3"));
+  EXPECT_EQ(std::count(err_.begin(), err_.end(), '\n'), 1);
+
+  EXPECT_EQ(Run({"pool", "create", "-f", dir_ + "/none.json"}), 1);
+  EXPECT_EQ(err_, "dspool: -f: open " + dir_ + "/none.json: No such file or directory\n");
+  EXPECT_TRUE(seen().empty());
+}
+
+TEST_F(CliTest, PoolScaleAndDelete) {
+  Answer("POST /v1/pools/demo/scale", 200, kPoolJson);
+  EXPECT_EQ(Run({"pool", "scale", "demo", "--count", "2"}), 0) << err_;
+  EXPECT_EQ(out_, "pool demo scaled to 2 instances\n");
+  EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"instanceCount": 2})"));
+
+  Answer("DELETE /v1/pools/demo", 202, kPoolJson);
+  EXPECT_EQ(Run({"pool", "delete", "demo"}), 0) << err_;
+  EXPECT_THAT(out_, StartsWith("pool demo is being deleted: its instances and network go away in the background"));
+}
+
+TEST_F(CliTest, InstanceListFiltersByPool) {
+  Json pool = Json::parse(kPoolJson);
+  Answer("GET /v1/instances?pool=demo", 200, Json{{"instances", pool["instances"]}}.dump());
+  EXPECT_EQ(Run({"instance", "list", "--pool", "demo"}), 0) << err_;
+  EXPECT_THAT(out_, StartsWith("INDEX   HOSTNAME   ID              PHASE"));
+  Answer("GET /v1/instances", 200, Json{{"instances", pool["instances"]}}.dump());
+  EXPECT_EQ(Run({"instance", "list"}), 0) << err_;
+  EXPECT_THAT(out_, StartsWith("POOL   INDEX   HOSTNAME"));
+  EXPECT_THAT(out_, HasSubstr("\ndemo   0       demo0"));
+}
+
+TEST_F(CliTest, UserAddSendsKeysPasswordAndRole) {
+  std::string key = WriteFile("alice.pub", "ssh-ed25519 AAAAC3alice alice@laptop\n");
+  Answer("POST /v1/users", 201, kUserJson);
+  EXPECT_EQ(Run({"user", "add", "--ssh-key", key, "alice", "--password-stdin", "--admin"}, "pw\n"), 0) << err_;
+  EXPECT_EQ(out_, "user alice created (uid 20000)\n");
+  EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"name": "alice", "admin": true, "password": "pw",
+                                                              "sshKeys": ["ssh-ed25519 AAAAC3alice alice@laptop"]})"));
+}
+
+TEST_F(CliTest, UserShowAndDelete) {
+  Answer("GET /v1/users/alice", 200, kUserJson);
+  EXPECT_EQ(Run({"user", "show", "alice"}), 0) << err_;
+  EXPECT_EQ(out_,
+            "Name:       alice\n"
+            "UID:        20000\n"
+            "GID:        20000\n"
+            "Admin:      no\n"
+            "Password:   set\n"
+            "Created:    4d ago (2023-11-10T22:13:20.000Z)\n"
+            "\n"
+            "TYPE          FINGERPRINT     COMMENT\n"
+            "ssh-ed25519   SHA256:ab+c/d   alice@laptop\n");
+
+  Answer("DELETE /v1/users/alice", 200, R"({"deleted": "alice", "uid": 20000, "filesKept": true})");
+  EXPECT_EQ(Run({"user", "delete", "alice"}), 0) << err_;
+  EXPECT_EQ(out_, "user alice deleted; their files on the shares are kept\n");
+}
+
+TEST_F(CliTest, UserKeyRemoveByFileFindsTheFingerprint) {
+  std::string key = WriteFile("alice.pub", "ssh-ed25519 AAAAC3alice other comment\n");
+  Answer("GET /v1/users/alice", 200, kUserJson);
+  Answer("DELETE /v1/users/alice/keys/SHA256%3Aab%2Bc%2Fd", 200, kUserJson);
+  EXPECT_EQ(Run({"user", "key", "remove", "alice", key}), 0) << err_;
+  EXPECT_EQ(out_, "key SHA256:ab+c/d removed from user alice\n");
+
+  std::string other = WriteFile("bob.pub", "ssh-ed25519 AAAAC3bob bob\n");
+  EXPECT_EQ(Run({"user", "key", "remove", "alice", other}), 1);
+  EXPECT_EQ(err_, "dspool: user 'alice' has none of the keys in " + other + "\n");
+
+  EXPECT_EQ(Run({"user", "key", "remove", "alice", "SHA256:ab+c/d"}), 0) << err_;
+  EXPECT_EQ(seen().back().target, "/v1/users/alice/keys/SHA256%3Aab%2Bc%2Fd");
+}
+
+TEST_F(CliTest, UserPasswdReadsStdin) {
+  Answer("PUT /v1/users/alice/password", 200, kUserJson);
+  EXPECT_EQ(Run({"user", "passwd", "alice", "--password-stdin"}, "n3w\n"), 0) << err_;
+  EXPECT_EQ(out_, "password of user alice changed\n");
+  EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"password": "n3w"})"));
+
+  EXPECT_EQ(Run({"user", "passwd", "alice", "--password-stdin"}, ""), 1);
+  EXPECT_EQ(err_, "dspool: --password-stdin: no password on standard input\n");
+}
+
+TEST_F(CliTest, EventsFollowPollsAfterTheLastSeq) {
+  Answer("GET /v1/events?limit=2", 200,
+         R"({"events": [{"seq": 7, "time": "2023-11-14T22:13:00.000Z", "actor": "root", "action": "pool.create",
+                         "subject": "pool/demo", "detail": ""},
+                        {"seq": 8, "time": "2023-11-14T22:13:15.000Z", "actor": "reconcile",
+                         "action": "instance.ready", "subject": "instance/demo-0-3fa9c1", "detail": ""}]})");
+  Answer("GET /v1/events?after=8&limit=2", 200,
+         R"({"events": [{"seq": 9, "time": "2023-11-14T22:13:20.000Z", "actor": "root", "action": "pool.scale",
+                         "subject": "pool/demo", "detail": "2 -> 3"}]})");
+  Answer("GET /v1/events?after=9&limit=2", 200, R"({"events": []})");
+  polls_left_ = 2;  // stop at the second wait
+  EXPECT_EQ(Run({"events", "--limit", "2", "--follow"}), 0) << err_;
+  EXPECT_EQ(out_,
+            "SEQ   AGE   ACTOR       ACTION           SUBJECT                  DETAIL\n"
+            "7     20s   root        pool.create      pool/demo\n"
+            "8     5s    reconcile   instance.ready   instance/demo-0-3fa9c1\n"
+            "9     0s   root   pool.scale   pool/demo   2 -> 3\n");
+  std::vector<std::string> targets;
+  for (const Seen& s : seen()) targets.push_back(s.target);
+  // A full page (2 of limit 2) is followed at once; then one poll a second.
+  EXPECT_EQ(targets, (std::vector<std::string>{"/v1/events?limit=2", "/v1/events?after=8&limit=2",
+                                               "/v1/events?after=9&limit=2"}));
+}
+
+TEST_F(CliTest, EventsJsonFollowIsJsonLines) {
+  Answer("GET /v1/events?after=3", 200, R"({"events": [{"seq": 4, "action": "a"}, {"seq": 5, "action": "b"}]})");
+  Answer("GET /v1/events?after=5", 200, R"({"events": []})");
+  polls_left_ = 2;
+  EXPECT_EQ(Run({"events", "--after", "3", "-f", "-o", "json"}), 0) << err_;
+  EXPECT_EQ(out_, "{\"action\":\"a\",\"seq\":4}\n{\"action\":\"b\",\"seq\":5}\n");
+}
+
+}  // namespace
+}  // namespace dspool

@@ -1,0 +1,189 @@
+#include "cli/options.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace dspool {
+namespace {
+
+TEST(ResolveEndpointTest, FlagThenDataDirThenEnvironmentThenDefault) {
+  Result<Endpoint> ep = ResolveEndpoint("tcp:127.0.0.1:7070", "", "unix:/env.sock");
+  ASSERT_TRUE(ep.ok()) << ep.status();
+  EXPECT_EQ(*ep, Endpoint::Tcp("127.0.0.1", 7070));
+
+  ep = ResolveEndpoint("", "/srv/data", "unix:/env.sock");
+  ASSERT_TRUE(ep.ok()) << ep.status();
+  EXPECT_EQ(*ep, Endpoint::Unix("/srv/data/api.sock"));
+
+  ep = ResolveEndpoint("", "", "unix:/env.sock");
+  ASSERT_TRUE(ep.ok()) << ep.status();
+  EXPECT_EQ(*ep, Endpoint::Unix("/env.sock"));
+
+  ep = ResolveEndpoint("", "", std::string());
+  ASSERT_TRUE(ep.ok()) << ep.status();
+  EXPECT_EQ(*ep, Endpoint::Unix("/var/lib/dspool/api.sock"));
+
+  ep = ResolveEndpoint("", "", std::nullopt);
+  ASSERT_TRUE(ep.ok()) << ep.status();
+  EXPECT_EQ(*ep, Endpoint::Unix("/var/lib/dspool/api.sock"));
+}
+
+TEST(ResolveEndpointTest, ErrorsNameTheirSource) {
+  Result<Endpoint> ep = ResolveEndpoint("http://x", "", std::nullopt);
+  ASSERT_FALSE(ep.ok());
+  EXPECT_EQ(ep.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ep.status().message().rfind("--server: ", 0), 0u) << ep.status();
+
+  ep = ResolveEndpoint("", "", "tcp:host:notaport");
+  ASSERT_FALSE(ep.ok());
+  EXPECT_EQ(ep.status().message().rfind("DSPOOL_SERVER: ", 0), 0u) << ep.status();
+
+  ep = ResolveEndpoint("", std::string(200, 'd'), std::nullopt);
+  ASSERT_FALSE(ep.ok());
+  EXPECT_EQ(ep.status().message().rfind("--data-dir: ", 0), 0u) << ep.status();
+}
+
+TEST(ParseUidRangeTest, Valid) {
+  Result<UidRange> r = ParseUidRange("20000-59999");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, (UidRange{20000, 59999}));
+  r = ParseUidRange("1000-1000");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, (UidRange{1000, 1000}));
+  r = ParseUidRange("100000-4294967294");
+  ASSERT_TRUE(r.ok()) << r.status();
+}
+
+TEST(ParseUidRangeTest, InvalidNamesTheFlagAndWhy) {
+  struct Case {
+    const char* text;
+    const char* why;
+  };
+  for (const Case& c : {Case{"", "is not FIRST-LAST"}, Case{"20000", "is not FIRST-LAST"},
+                        Case{"20000-", "is not FIRST-LAST"}, Case{"-5", "is not FIRST-LAST"},
+                        Case{"a-b", "is not FIRST-LAST"}, Case{"20000-+3", "is not FIRST-LAST"},
+                        Case{"1 -2000", "is not FIRST-LAST"}, Case{"20000-30000-40000", "is not FIRST-LAST"},
+                        Case{"0-100", "starts below 1000"}, Case{"999-2000", "starts below 1000"},
+                        Case{"20000-4294967295", "ends above"}, Case{"30000-20000", "ends before it starts"}}) {
+    Result<UidRange> r = ParseUidRange(c.text);
+    ASSERT_FALSE(r.ok()) << c.text;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(r.status().message().rfind("--uid-range: '" + std::string(c.text) + "' ", 0), 0u) << r.status();
+    EXPECT_NE(r.status().message().find(c.why), std::string::npos) << c.text << ": " << r.status();
+  }
+}
+
+TEST(ValidateListenAddressTest, AddressAndPort) {
+  for (const char* good : {"127.0.0.1:7070", "0.0.0.0:1", "localhost:65535", "[::1]:7070"}) {
+    EXPECT_TRUE(ValidateListenAddress(good).ok()) << good << ": " << ValidateListenAddress(good);
+  }
+  for (const char* bad : {"7070", ":7070", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:x",
+                          "::1:7070", "[]:7070", "[::1:7070"}) {
+    Status s = ValidateListenAddress(bad);
+    EXPECT_FALSE(s.ok()) << bad;
+    EXPECT_EQ(s.message().rfind("--listen: ", 0), 0u) << s;
+  }
+}
+
+TEST(UrlEncodeTest, EncodesAllButUnreserved) {
+  EXPECT_EQ(UrlEncode("demo-1_a.b~"), "demo-1_a.b~");
+  EXPECT_EQ(UrlEncode("SHA256:ab+c/d="), "SHA256%3Aab%2Bc%2Fd%3D");
+  EXPECT_EQ(UrlEncode("a b?&#%"), "a%20b%3F%26%23%25");
+}
+
+TEST(SshKeyMaterialTest, IgnoresOptionsAndComment) {
+  EXPECT_EQ(SshKeyMaterial("ssh-ed25519 AAAAC3 alice@laptop"), "ssh-ed25519 AAAAC3");
+  EXPECT_EQ(SshKeyMaterial("  ssh-ed25519   AAAAC3  "), "ssh-ed25519 AAAAC3");
+  EXPECT_EQ(SshKeyMaterial("no-pty,from=\"10.0.0.1\" ecdsa-sha2-nistp256 AAAAE2 c"), "ecdsa-sha2-nistp256 AAAAE2");
+  EXPECT_EQ(SshKeyMaterial("garbage"), "");
+}
+
+TEST(ReadPasswordLineTest, OneLineWithoutItsEnding) {
+  std::istringstream in("s3cret pass\r\nsecond\n");
+  Result<std::string> p = ReadPasswordLine(in, "--password-stdin");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(*p, "s3cret pass");
+
+  std::istringstream no_newline("last");
+  p = ReadPasswordLine(no_newline, "--password-stdin");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(*p, "last");
+
+  std::istringstream empty("");
+  p = ReadPasswordLine(empty, "--password-stdin");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().message(), "--password-stdin: no password on standard input");
+
+  std::istringstream blank("\n");
+  p = ReadPasswordLine(blank, "--admin-password-stdin");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().message(), "--admin-password-stdin: the password on standard input is empty");
+}
+
+class FileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/dspool-cli-options.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string Write(const std::string& name, const std::string& content) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << content;
+    return path;
+  }
+  std::string dir_;
+};
+
+TEST_F(FileTest, TokenIsTrimmed) {
+  Result<std::string> t = ReadTokenFile(Write("token", "  abc123\n"), "--token-file");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(*t, "abc123");
+}
+
+TEST_F(FileTest, TokenErrorsNameTheSourceAndFile) {
+  Result<std::string> t = ReadTokenFile(dir_ + "/missing", "DSPOOL_TOKEN_FILE");
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(t.status().message(), "DSPOOL_TOKEN_FILE: open " + dir_ + "/missing: No such file or directory");
+
+  std::string empty = Write("empty", "\n \n");
+  t = ReadTokenFile(empty, "--token-file");
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().message(), "--token-file: token file " + empty + " is empty");
+
+  t = ReadTokenFile(Write("two", "abc\ndef\n"), "--token-file");
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("must hold one token"), std::string::npos) << t.status();
+}
+
+TEST_F(FileTest, SshKeysSkipBlankLinesAndComments) {
+  std::string path = Write("keys", "# laptop\nssh-ed25519 AAAA1 a@b\n\n  ssh-rsa AAAA2 c@d  \n");
+  Result<std::vector<std::string>> keys = ReadSshKeyFile(path, "--ssh-key");
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_EQ(*keys, (std::vector<std::string>{"ssh-ed25519 AAAA1 a@b", "ssh-rsa AAAA2 c@d"}));
+}
+
+TEST_F(FileTest, SshKeyFileErrors) {
+  std::string priv = Write("id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\nxxx\n-----END OPENSSH PRIVATE KEY-----\n");
+  Result<std::vector<std::string>> keys = ReadSshKeyFile(priv, "--ssh-key");
+  ASSERT_FALSE(keys.ok());
+  EXPECT_EQ(keys.status().message().rfind("--ssh-key: " + priv + " is a private key", 0), 0u) << keys.status();
+
+  std::string blank = Write("blank", "# nothing\n\n");
+  keys = ReadSshKeyFile(blank, "--ssh-key");
+  ASSERT_FALSE(keys.ok());
+  EXPECT_EQ(keys.status().message(), "--ssh-key: " + blank + " holds no SSH public key");
+
+  keys = ReadSshKeyFile(dir_, "--ssh-key");
+  ASSERT_FALSE(keys.ok());
+  EXPECT_EQ(keys.status().message(), "--ssh-key: read " + dir_ + ": is a directory");
+}
+
+}  // namespace
+}  // namespace dspool

@@ -1,0 +1,38 @@
+// AgentConfig: what the server tells an instance's agent (GET
+// /v1/agent/config): who the instance is, the pool's users, its host key.
+// Contains secrets (the host private key, password hashes): only ever sent
+// over the instance's own channel.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "model/json_reader.h"
+
+namespace dspool {
+
+struct AgentUser {
+  std::string name;
+  int64_t uid = 0;
+  bool admin = false;
+  std::string password_hash;  // empty: no password login
+  std::vector<std::string> ssh_keys;
+};
+
+struct AgentConfig {
+  std::string instance_id;
+  std::string pool;
+  std::string hostname;
+  std::string share_mount_path;
+  std::vector<AgentUser> users;
+  std::string host_private_key;  // OpenSSH format; secret
+  std::string host_public_key;
+  int64_t config_version = 0;
+  int64_t report_interval_ms = 2000;
+};
+
+Json AgentConfigToJson(const AgentConfig& config);
+Result<AgentConfig> ParseAgentConfig(const Json& json);
+
+}  // namespace dspool

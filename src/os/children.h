@@ -1,0 +1,26 @@
+// Directory listing and child processes that outlive a call: what a
+// long-running supervisor (the agent, PID 1 of an instance) needs, beyond
+// RunProcess's run-and-wait.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace dspool {
+
+// Names in a directory, without "." and "..", sorted.
+Result<std::vector<std::string>> ListDir(const std::string& path);
+
+// Starts argv[0] (an absolute path) with stdin on /dev/null and stdout and
+// stderr appended to `log_path`, and returns its pid. The caller reaps it
+// (waitpid). The child gets an empty signal mask and default dispositions.
+Result<pid_t> SpawnChild(const std::vector<std::string>& argv, const std::string& log_path);
+
+// Points this process's stderr at `path` (appending, created 0600).
+Status RedirectStderr(const std::string& path);
+
+}  // namespace dspool

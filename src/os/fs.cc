@@ -1,0 +1,311 @@
+#include "os/fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "os/unique_fd.h"
+
+namespace dspool {
+namespace {
+
+// "a/b/" -> "a/b"; "/" stays "/".
+std::string StripTrailingSlashes(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+struct SplitPath {
+  std::string dir;   // "." if the path has no '/'
+  std::string base;  // never empty, ".", ".." or containing '/'
+};
+
+Result<SplitPath> Split(const std::string& raw) {
+  std::string path = StripTrailingSlashes(raw);
+  size_t slash = path.rfind('/');
+  SplitPath s;
+  if (slash == std::string::npos) {
+    s.dir = ".";
+    s.base = path;
+  } else {
+    s.dir = slash == 0 ? "/" : path.substr(0, slash);
+    s.base = path.substr(slash + 1);
+  }
+  if (s.base.empty() || s.base == "." || s.base == "..") {
+    return InvalidArgument("'" + raw + "' does not name a file");
+  }
+  return s;
+}
+
+Result<UniqueFd> OpenDir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open directory " + dir, errno);
+  return fd;
+}
+
+// A name for a temporary sibling of `base`, unlikely to collide: ".<base>.tmp-<64 random bits>".
+Result<std::string> TempName(const std::string& base) {
+  uint64_t r = 0;
+  if (::getrandom(&r, sizeof(r), 0) != static_cast<ssize_t>(sizeof(r))) return ErrnoStatus("getrandom", errno);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string suffix = ".tmp-";
+  for (int i = 0; i < 16; ++i) suffix += kHex[(r >> (4 * i)) & 15];
+  return "." + base.substr(0, 200) + suffix;  // stays under NAME_MAX
+}
+
+Status WriteAll(int fd, std::string_view data, const std::string& what) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(what, errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Status::Ok();
+}
+
+// Identity of the mount a file is on: the mount id where the kernel reports
+// it (Linux >= 5.8, distinguishes bind mounts), plus the device.
+struct MountKey {
+  uint64_t mnt_id = 0;
+  bool has_mnt_id = false;
+  uint32_t dev_major = 0;
+  uint32_t dev_minor = 0;
+
+  bool SameMount(const MountKey& o) const {
+    if (dev_major != o.dev_major || dev_minor != o.dev_minor) return false;
+    return !(has_mnt_id && o.has_mnt_id) || mnt_id == o.mnt_id;
+  }
+};
+
+MountKey KeyOf(const struct statx& stx) {
+  MountKey k;
+  k.has_mnt_id = (stx.stx_mask & STATX_MNT_ID) != 0;
+  k.mnt_id = stx.stx_mnt_id;
+  k.dev_major = stx.stx_dev_major;
+  k.dev_minor = stx.stx_dev_minor;
+  return k;
+}
+
+Result<MountKey> MountOfFd(int fd, const std::string& display) {
+  struct statx stx;
+  if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MNT_ID, &stx) != 0) {
+    return ErrnoStatus("statx " + display, errno);
+  }
+  return KeyOf(stx);
+}
+
+Status RemoveContents(int dir_fd, const MountKey& mount, const std::string& display);
+
+// Removes `name` in `parent_fd` and everything below it, staying on `mount`.
+Status RemoveEntry(int parent_fd, const std::string& name, const MountKey& mount, const std::string& display) {
+  struct statx stx;
+  if (::statx(parent_fd, name.c_str(), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, &stx) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return ErrnoStatus("statx " + display, errno);
+  }
+  if (!S_ISDIR(stx.stx_mode)) {
+    if (::unlinkat(parent_fd, name.c_str(), 0) != 0 && errno != ENOENT) return ErrnoStatus("unlink " + display, errno);
+    return Status::Ok();
+  }
+  // O_NOFOLLOW: if the directory was swapped for a symlink since the statx,
+  // this fails instead of following it.
+  UniqueFd fd(::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return Status::Ok();
+    return ErrnoStatus("open directory " + display, errno);
+  }
+  DSP_ASSIGN_OR_RETURN(MountKey here, MountOfFd(fd.get(), display));
+  if (!here.SameMount(mount)) {
+    return FailedPrecondition(display + " is a mount point; not removing anything on it");
+  }
+  DSP_RETURN_IF_ERROR(RemoveContents(fd.get(), mount, display));
+  fd.reset();
+  if (::unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    return ErrnoStatus("rmdir " + display, errno);
+  }
+  return Status::Ok();
+}
+
+Status RemoveContents(int dir_fd, const MountKey& mount, const std::string& display) {
+  // Names are read first and removed afterwards: removing entries while a
+  // readdir stream is open may skip some.
+  std::vector<std::string> names;
+  {
+    int dup_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) return ErrnoStatus("dup " + display, errno);
+    DIR* dir = ::fdopendir(dup_fd);
+    if (dir == nullptr) {
+      int err = errno;
+      ::close(dup_fd);
+      return ErrnoStatus("opendir " + display, err);
+    }
+    for (;;) {
+      errno = 0;
+      struct dirent* entry = ::readdir(dir);
+      if (entry == nullptr) break;
+      std::string name = entry->d_name;
+      if (name != "." && name != "..") names.push_back(std::move(name));
+    }
+    int err = errno;
+    ::closedir(dir);
+    if (err != 0) return ErrnoStatus("readdir " + display, err);
+  }
+  for (const std::string& name : names) {
+    DSP_RETURN_IF_ERROR(RemoveEntry(dir_fd, name, mount, display + "/" + name));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::string> ReadFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd.valid()) return ErrnoStatus("open " + path, errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat " + path, errno);
+  if (S_ISDIR(st.st_mode)) return InvalidArgument("read " + path + ": is a directory");
+  std::string content;
+  if (S_ISREG(st.st_mode)) content.reserve(static_cast<size_t>(st.st_size));
+  char buf[64 * 1024];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("read " + path, errno);
+    }
+    content.append(buf, static_cast<size_t>(n));
+  }
+  return content;
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode, std::optional<FileOwner> owner) {
+  DSP_ASSIGN_OR_RETURN(SplitPath split, Split(path));
+  DSP_ASSIGN_OR_RETURN(UniqueFd dir, OpenDir(split.dir));
+  DSP_ASSIGN_OR_RETURN(std::string temp, TempName(split.base));
+
+  // Created with at most the permission bits of `mode` (umask may narrow
+  // them); setuid/setgid/sticky only after the chown, which would clear them.
+  UniqueFd fd(::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0777));
+  if (!fd.valid()) return ErrnoStatus("create " + split.dir + "/" + temp, errno);
+  auto fail = [&](Status s) {
+    ::unlinkat(dir.get(), temp.c_str(), 0);
+    return s.WithPrefix("write " + path);
+  };
+  if (owner.has_value() && ::fchown(fd.get(), owner->uid, owner->gid) != 0) return fail(ErrnoStatus("fchown", errno));
+  if (::fchmod(fd.get(), mode & 07777) != 0) return fail(ErrnoStatus("fchmod", errno));
+  if (Status s = WriteAll(fd.get(), content, "write"); !s.ok()) return fail(s);
+  if (::fsync(fd.get()) != 0) return fail(ErrnoStatus("fsync", errno));
+  if (::close(fd.release()) != 0) return fail(ErrnoStatus("close", errno));
+  if (::renameat(dir.get(), temp.c_str(), dir.get(), split.base.c_str()) != 0) {
+    return fail(ErrnoStatus("rename", errno));
+  }
+  if (::fsync(dir.get()) != 0) return ErrnoStatus("fsync directory " + split.dir, errno);
+  return Status::Ok();
+}
+
+Status MakeDirs(const std::string& raw_path, mode_t mode) {
+  std::string path = StripTrailingSlashes(raw_path);
+  if (path.empty()) return InvalidArgument("MakeDirs: empty path");
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    std::string prefix = path.substr(0, pos);
+    if (prefix.empty() || prefix.back() == '/') continue;  // "/" or "a//b"
+    if (::mkdir(prefix.c_str(), 0700) == 0) {
+      // Created here, so the mode is ours to set, without the umask.
+      UniqueFd fd(::open(prefix.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!fd.valid()) return ErrnoStatus("open directory " + prefix, errno);
+      if (::fchmod(fd.get(), mode & 07777) != 0) return ErrnoStatus("chmod " + prefix, errno);
+      continue;
+    }
+    int err = errno;
+    if (err != EEXIST) return ErrnoStatus("mkdir " + prefix, err);
+    struct stat st;
+    if (::stat(prefix.c_str(), &st) != 0) return ErrnoStatus("stat " + prefix, errno);
+    if (!S_ISDIR(st.st_mode)) return FailedPrecondition("mkdir " + path + ": " + prefix + " is not a directory");
+  }
+  return Status::Ok();
+}
+
+Status EnsureDir(const std::string& raw_path, mode_t mode, FileOwner owner) {
+  std::string path = StripTrailingSlashes(raw_path);
+  if (path.empty()) return InvalidArgument("EnsureDir: empty path");
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("mkdir " + path, errno);
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return ErrnoStatus("lstat " + path, errno);
+  if (S_ISLNK(st.st_mode)) return FailedPrecondition(path + " is a symlink; refusing to use it as a directory");
+  if (!S_ISDIR(st.st_mode)) return FailedPrecondition(path + " exists and is not a directory");
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ELOOP || errno == ENOTDIR) return FailedPrecondition(path + " was replaced while being checked");
+    return ErrnoStatus("open directory " + path, errno);
+  }
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat " + path, errno);
+  if ((st.st_uid != owner.uid || st.st_gid != owner.gid) && ::fchown(fd.get(), owner.uid, owner.gid) != 0) {
+    return ErrnoStatus("chown " + path, errno);
+  }
+  // After the chown, which may clear the setgid bit.
+  if (::fchmod(fd.get(), mode & 07777) != 0) return ErrnoStatus("chmod " + path, errno);
+  return Status::Ok();
+}
+
+Status RemoveTree(const std::string& path) {
+  DSP_ASSIGN_OR_RETURN(SplitPath split, Split(path));
+  UniqueFd parent(::open(split.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!parent.valid()) {
+    if (errno == ENOENT) return Status::Ok();
+    return ErrnoStatus("open directory " + split.dir, errno);
+  }
+  // The tree's mount is its parent's: a `path` that is itself a mount point
+  // is refused like any mount below it.
+  DSP_ASSIGN_OR_RETURN(MountKey mount, MountOfFd(parent.get(), split.dir));
+  return RemoveEntry(parent.get(), split.base, mount, StripTrailingSlashes(path));
+}
+
+Result<bool> PathExists(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) return true;
+  if (errno == ENOENT || errno == ENOTDIR) return false;
+  return ErrnoStatus("lstat " + path, errno);
+}
+
+Status Symlink(const std::string& target, const std::string& link_path) {
+  if (::symlink(target.c_str(), link_path.c_str()) == 0) return Status::Ok();
+  if (errno != EEXIST) return ErrnoStatus("symlink " + link_path, errno);
+  struct stat st;
+  if (::lstat(link_path.c_str(), &st) != 0) return ErrnoStatus("lstat " + link_path, errno);
+  if (!S_ISLNK(st.st_mode)) return AlreadyExists(link_path + " exists and is not a symlink");
+  std::vector<char> buf(target.size() + 2);
+  ssize_t n = ::readlink(link_path.c_str(), buf.data(), buf.size());
+  if (n >= 0 && std::string_view(buf.data(), static_cast<size_t>(n)) == target) return Status::Ok();
+
+  DSP_ASSIGN_OR_RETURN(SplitPath split, Split(link_path));
+  DSP_ASSIGN_OR_RETURN(UniqueFd dir, OpenDir(split.dir));
+  DSP_ASSIGN_OR_RETURN(std::string temp, TempName(split.base));
+  if (::symlinkat(target.c_str(), dir.get(), temp.c_str()) != 0) {
+    return ErrnoStatus("symlink " + split.dir + "/" + temp, errno);
+  }
+  // Re-check right before the rename, so a non-symlink that appeared since the
+  // lstat above is not clobbered (a narrow race remains; see fs.h).
+  if (::fstatat(dir.get(), split.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISLNK(st.st_mode)) {
+    ::unlinkat(dir.get(), temp.c_str(), 0);
+    return AlreadyExists(link_path + " exists and is not a symlink");
+  }
+  if (::renameat(dir.get(), temp.c_str(), dir.get(), split.base.c_str()) != 0) {
+    int err = errno;
+    ::unlinkat(dir.get(), temp.c_str(), 0);
+    return ErrnoStatus("rename over " + link_path, err);
+  }
+  return Status::Ok();
+}
+
+}  // namespace dspool

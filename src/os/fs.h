@@ -1,0 +1,84 @@
+// Files and directories, done safely.
+//
+// The helpers here are the ones the agent and server need to write
+// configuration and secrets and to lay out per-user directories, where the
+// usual shortcuts are security bugs: a file briefly world-readable, a
+// half-written file after a crash, a recursive delete that follows a user's
+// symlink into /etc or walks into a mounted share.
+//
+// Paths are absolute or relative to the current directory; every function
+// reports failures as "<what> <path>: <strerror>" with the errno mapped to a
+// canonical code (base/status.h ErrnoStatus).
+//
+// Thread safety: every function may be called concurrently. Concurrent
+// changes to the same paths by others are not coordinated; each function
+// states what it guarantees when that happens.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+#include "base/status.h"
+
+namespace dspool {
+
+struct FileOwner {
+  uid_t uid;
+  gid_t gid;
+};
+
+// The whole content of a regular file (follows symlinks).
+// Errors: NotFound, PermissionDenied, InvalidArgument for a directory.
+Result<std::string> ReadFile(const std::string& path);
+
+// Replaces `path` with a file holding exactly `content`, atomically: a
+// reader (or a crash) sees the old file or the new one, never a mix.
+//
+// The data goes to a fresh temporary file in the same directory, created with
+// O_EXCL and permissions no wider than `mode` from its first instant, then
+// chowned to `owner` (if given) and chmod'ed to exactly `mode` (umask does not
+// apply), fsynced, renamed over `path`, and the directory fsynced. On failure
+// the temporary file is removed and `path` is unchanged. If `path` is a
+// symlink, the symlink itself is replaced, never its target.
+// REQUIRES: the parent directory exists. Chowning requires privilege.
+Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode,
+                       std::optional<FileOwner> owner = std::nullopt);
+
+// mkdir -p: creates `path` and missing parents. Directories it creates get
+// exactly `mode` (umask does not apply); existing ones are left as they are
+// (symlinks to directories are followed, as mkdir -p does).
+// Errors: FailedPrecondition if a component exists and is not a directory.
+Status MakeDirs(const std::string& path, mode_t mode);
+
+// Makes `path` a directory owned by `owner` with exactly `mode`: creates it if
+// absent (its parent must exist), else fixes its owner and mode. Refuses
+// (FailedPrecondition) if `path` is a symlink or not a directory; the fix is
+// applied through a descriptor opened with O_NOFOLLOW, so swapping in a
+// symlink concurrently cannot redirect the chown/chmod.
+Status EnsureDir(const std::string& path, mode_t mode, FileOwner owner);
+
+// rm -rf that stays inside the tree: deletes `path` and, if it is a
+// directory, everything under it. Symlinks are removed, never followed (also
+// when `path` itself is one). Never descends into another mount (including
+// bind mounts): meeting one fails with FailedPrecondition, leaving that mount
+// and its ancestors in place. OK if `path` does not exist. Not atomic: after
+// a failure, part of the tree may be gone.
+Status RemoveTree(const std::string& path);
+
+// Whether something (a file, directory, or symlink, even a dangling one) is
+// at `path`. Errors only for failures other than "does not exist" (such as
+// PermissionDenied on a parent).
+Result<bool> PathExists(const std::string& path);
+
+// Makes `link_path` a symlink to `target`. If `link_path` is already a symlink
+// it is replaced atomically (via rename); if it is anything else, returns
+// AlreadyExists and changes nothing. (The check and the rename are two steps:
+// a non-symlink created at `link_path` in between by someone else can be
+// replaced.)
+Status Symlink(const std::string& target, const std::string& link_path);
+
+}  // namespace dspool

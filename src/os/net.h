@@ -1,0 +1,65 @@
+// Network links, IPv4 addresses and routes of this host, through rtnetlink.
+//
+// The lxc provider uses these to set up its bridge and to pick a subnet that
+// does not collide with a route the host already has. Everything speaks
+// rtnetlink (a NETLINK_ROUTE socket) directly: no `ip` command is run.
+//
+// All functions act on the network namespace of the calling thread. Changes
+// need CAP_NET_ADMIN in that namespace (PermissionDenied otherwise); listing
+// does not. Errors carry the kernel's extended-ack text when it gives one.
+//
+// Thread safety: every function may be called concurrently from any thread;
+// each call uses its own netlink socket. Calls are not atomic with respect to
+// each other (a link may vanish between LinkExists and SetLinkUp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/status.h"
+#include "model/ipv4.h"
+
+namespace dspool {
+
+struct RouteEntry {
+  Ipv4Subnet destination;  // 0.0.0.0/0 for a default route
+  std::string interface;   // "" if the route has no output link (blackhole, unreachable, ...)
+  friend bool operator==(const RouteEntry&, const RouteEntry&) = default;
+};
+
+// Every IPv4 route of the main routing table, of any type (unicast,
+// blackhole, ...), in kernel order. A multipath route reports its first hop's
+// link.
+Result<std::vector<RouteEntry>> ListIpv4Routes();
+
+// Names of all links ("lo", "eth0", ...), in index order.
+Result<std::vector<std::string>> ListLinks();
+
+Result<bool> LinkExists(const std::string& name);
+
+// Creates a bridge named `name`, down and without addresses.
+// Errors: AlreadyExists if a link with that name exists (of any kind);
+// InvalidArgument if `name` is not a valid link name (1..15 bytes, no '/',
+// whitespace or ':').
+Status CreateBridge(const std::string& name);
+
+// Sets the link administratively up. OK if it already is. NotFound if absent.
+Status SetLinkUp(const std::string& name);
+
+// Adds addr/prefix (host byte order) to the link; the kernel adds the
+// connected route for the subnet once the link is up. OK if the link already
+// has exactly this address and prefix. NotFound if the link is absent;
+// InvalidArgument if prefix is not 1..32.
+Status AddIpv4Address(const std::string& name, uint32_t addr, int prefix);
+
+// Deletes the link (for a bridge, its ports are released, not deleted).
+// NotFound if absent.
+Status DeleteLink(const std::string& name);
+
+// Names of the links enslaved to `bridge` (whose master it is).
+// NotFound if `bridge` is absent.
+Result<std::vector<std::string>> ListBridgePorts(const std::string& bridge);
+
+}  // namespace dspool

@@ -1,0 +1,137 @@
+#include "os/net.h"
+
+#include <errno.h>
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "os/process.h"
+
+namespace dspool {
+namespace {
+
+// Runs `body` on a thread that first moves into a new, empty network
+// namespace, so nothing the test does can touch the host's links. The
+// namespace (and every link in it) disappears when the thread ends. Returns
+// the errno of unshare, 0 on success (the body ran only then).
+int RunInNewNetworkNamespace(const std::function<void()>& body) {
+  int unshare_errno = 0;
+  std::thread t([&]() {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      unshare_errno = errno;
+      return;
+    }
+    body();
+  });
+  t.join();
+  return unshare_errno;
+}
+
+bool Contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+#define DSP_SKIP_WITHOUT_NET_ADMIN(rc)                                                                      \
+  if ((rc) == EPERM) GTEST_SKIP() << "needs root with CAP_NET_ADMIN to create a network namespace (EPERM)"; \
+  ASSERT_EQ((rc), 0) << "unshare(CLONE_NEWNET) failed: " << ::strerror(rc)
+
+class NetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (CAP_NET_ADMIN) and a private network namespace";
+  }
+};
+
+TEST_F(NetTest, BridgeAddressRouteLifecycle) {
+  const std::string br = "dsptest-br0";
+  int rc = RunInNewNetworkNamespace([&]() {
+    // Safety first: this must be a fresh namespace, not the host's.
+    auto links = ListLinks();
+    ASSERT_TRUE(links.ok()) << links.status();
+    ASSERT_EQ(*links, std::vector<std::string>{"lo"}) << "not in an empty network namespace; stopping";
+
+    EXPECT_FALSE(*LinkExists(br));
+    ASSERT_TRUE(CreateBridge(br).ok());
+    EXPECT_EQ(CreateBridge(br).code(), StatusCode::kAlreadyExists);
+    EXPECT_TRUE(*LinkExists(br));
+    EXPECT_TRUE(Contains(*ListLinks(), br));
+
+    uint32_t addr = *ParseIpv4("10.250.9.1");
+    ASSERT_TRUE(AddIpv4Address(br, addr, 24).ok());
+    Status again = AddIpv4Address(br, addr, 24);
+    EXPECT_TRUE(again.ok()) << "adding the same address twice must be idempotent: " << again;
+    ASSERT_TRUE(SetLinkUp(br).ok());
+    EXPECT_TRUE(SetLinkUp(br).ok());
+
+    auto routes = ListIpv4Routes();
+    ASSERT_TRUE(routes.ok()) << routes.status();
+    RouteEntry expected{*ParseIpv4Subnet("10.250.9.0/24"), br};
+    EXPECT_TRUE(std::find(routes->begin(), routes->end(), expected) != routes->end())
+        << "no 10.250.9.0/24 route on " << br << " among " << routes->size() << " routes";
+
+    auto ports = ListBridgePorts(br);
+    ASSERT_TRUE(ports.ok()) << ports.status();
+    EXPECT_TRUE(ports->empty());
+
+    ASSERT_TRUE(DeleteLink(br).ok());
+    EXPECT_FALSE(*LinkExists(br));
+    EXPECT_EQ(DeleteLink(br).code(), StatusCode::kNotFound);
+    routes = ListIpv4Routes();
+    ASSERT_TRUE(routes.ok()) << routes.status();
+    for (const RouteEntry& r : *routes) EXPECT_NE(r.interface, br);
+  });
+  DSP_SKIP_WITHOUT_NET_ADMIN(rc);
+}
+
+TEST_F(NetTest, BridgePortsAreListed) {
+  Status veth;
+  int rc = RunInNewNetworkNamespace([&]() {
+    ASSERT_EQ(*ListLinks(), std::vector<std::string>{"lo"}) << "not in an empty network namespace; stopping";
+    ASSERT_TRUE(CreateBridge("dsptest-br1").ok());
+    // Test scaffolding only: dspool itself never runs `ip`. The child inherits
+    // this thread's network namespace.
+    veth = RunChecked({"ip", "link", "add", "dsptest-v0", "type", "veth", "peer", "name", "dsptest-v1"});
+    if (!veth.ok()) return;
+    ASSERT_TRUE(RunChecked({"ip", "link", "set", "dsptest-v0", "master", "dsptest-br1"}).ok());
+    auto ports = ListBridgePorts("dsptest-br1");
+    ASSERT_TRUE(ports.ok()) << ports.status();
+    EXPECT_EQ(*ports, std::vector<std::string>{"dsptest-v0"});
+    EXPECT_EQ(ListBridgePorts("dsptest-none").status().code(), StatusCode::kNotFound);
+    ASSERT_TRUE(DeleteLink("dsptest-br1").ok());
+    EXPECT_TRUE(*LinkExists("dsptest-v0")) << "deleting a bridge releases its ports";
+  });
+  DSP_SKIP_WITHOUT_NET_ADMIN(rc);
+  if (!veth.ok()) GTEST_SKIP() << "cannot create a veth pair with `ip` for the test: " << veth;
+}
+
+TEST_F(NetTest, ErrorsOnMissingLinksAndBadInput) {
+  int rc = RunInNewNetworkNamespace([&]() {
+    ASSERT_EQ(*ListLinks(), std::vector<std::string>{"lo"}) << "not in an empty network namespace; stopping";
+    EXPECT_EQ(SetLinkUp("dsptest-none").code(), StatusCode::kNotFound);
+    EXPECT_EQ(AddIpv4Address("dsptest-none", 0x0AFA0901, 24).code(), StatusCode::kNotFound);
+    EXPECT_EQ(DeleteLink("dsptest-none").code(), StatusCode::kNotFound);
+    EXPECT_EQ(AddIpv4Address("lo", 0x0AFA0901, 0).code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(AddIpv4Address("lo", 0x0AFA0901, 33).code(), StatusCode::kInvalidArgument);
+    for (const char* bad : {"", "a-name-that-is-too-long", "with space", "a/b", "a:b", "."}) {
+      EXPECT_EQ(CreateBridge(bad).code(), StatusCode::kInvalidArgument) << "'" << bad << "'";
+      EXPECT_EQ(LinkExists(bad).status().code(), StatusCode::kInvalidArgument) << "'" << bad << "'";
+    }
+    EXPECT_EQ(CreateBridge("lo").code(), StatusCode::kAlreadyExists);
+    // lo has no route in the main table until it is up.
+    ASSERT_TRUE(SetLinkUp("lo").ok());
+    auto routes = ListIpv4Routes();
+    ASSERT_TRUE(routes.ok()) << routes.status();
+    for (const RouteEntry& r : *routes) EXPECT_NE(r.destination.network >> 24, 127u) << "local table leaked in";
+  });
+  DSP_SKIP_WITHOUT_NET_ADMIN(rc);
+}
+
+}  // namespace
+}  // namespace dspool

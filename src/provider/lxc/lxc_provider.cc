@@ -1,0 +1,247 @@
+#include "provider/lxc/lxc_provider.h"
+
+#include <lxc/lxccontainer.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "base/log.h"
+#include "model/json_reader.h"
+#include "os/children.h"
+#include "os/fs.h"
+#include "os/net.h"
+
+namespace dspool {
+namespace {
+
+constexpr const char* kLog = "lxc";
+constexpr const char* kLabelFile = "dspool.json";
+constexpr const char* kBridgePrefix = "dsp-";
+constexpr int kStartTimeoutSeconds = 30;
+constexpr int kStopTimeoutSeconds = 10;
+
+// Owns one lxc_container reference.
+struct ContainerRef {
+  lxc_container* c = nullptr;
+  ContainerRef(const std::string& name, const std::string& lxcpath)
+      : c(lxc_container_new(name.c_str(), lxcpath.c_str())) {}
+  ~ContainerRef() {
+    if (c != nullptr) lxc_container_put(c);
+  }
+  ContainerRef(const ContainerRef&) = delete;
+  ContainerRef& operator=(const ContainerRef&) = delete;
+};
+
+std::string LxcError(lxc_container* c, const std::string& what) {
+  std::string msg = what;
+  if (c->error_string != nullptr && *c->error_string) msg += ": " + std::string(c->error_string);
+  return msg;
+}
+
+// FNV-1a, enough to give each id a distinct 10-hex-digit interface suffix.
+uint64_t Fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : s) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string MountEntry(const BindMount& m, bool is_file) {
+  // lxc.mount.entry paths are relative to the rootfs.
+  std::string target = m.target.substr(1);
+  return m.source + " " + target + " none bind," + (is_file ? "create=file" : "create=dir") +
+         (m.read_only ? ",ro" : "") + " 0 0";
+}
+
+}  // namespace
+
+std::string LxcProvider::VethName(const InstanceId& id) {
+  char buf[16];
+  snprintf(buf, sizeof(buf), "dspv%010llx",
+           static_cast<unsigned long long>(Fnv1a(id.value()) & 0xffffffffffull));
+  return buf;
+}
+
+Result<std::unique_ptr<LxcProvider>> LxcProvider::Create(const std::string& lxcpath) {
+  if (geteuid() != 0) return FailedPrecondition("the lxc provider needs root (run `dspool server` as root)");
+  std::ifstream filesystems("/proc/filesystems");
+  std::string line;
+  bool overlay = false;
+  while (std::getline(filesystems, line)) overlay |= line.find("\toverlay") != std::string::npos;
+  if (!overlay) return FailedPrecondition("the kernel has no overlay file system (modprobe overlay)");
+  struct stat st;
+  bool cgroup2 = ::stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
+  if (!cgroup2 && ::stat("/sys/fs/cgroup/memory", &st) != 0) {
+    return FailedPrecondition("no usable cgroup hierarchy under /sys/fs/cgroup");
+  }
+  DSP_RETURN_IF_ERROR(MakeDirs(lxcpath, 0700));
+  DSP_LOG(kInfo, kLog) << "liblxc " << lxc_get_version() << ", lxcpath " << lxcpath << ", cgroup "
+                       << (cgroup2 ? "v2" : "v1");
+  return std::unique_ptr<LxcProvider>(new LxcProvider(lxcpath, cgroup2));
+}
+
+Status LxcProvider::EnsureNetwork(const PoolNetwork& net) {
+  DSP_ASSIGN_OR_RETURN(bool exists, LinkExists(net.bridge));
+  if (!exists) {
+    Status s = CreateBridge(net.bridge);
+    if (!s.ok() && s.code() != StatusCode::kAlreadyExists) return s.WithPrefix("bridge " + net.bridge);
+  }
+  DSP_RETURN_IF_ERROR(AddIpv4Address(net.bridge, net.gateway, net.prefix).WithPrefix("bridge " + net.bridge));
+  return SetLinkUp(net.bridge).WithPrefix("bridge " + net.bridge);
+}
+
+Status LxcProvider::DeleteNetwork(const PoolName& pool) {
+  Status s = DeleteLink(BridgeName(pool));
+  if (s.code() == StatusCode::kNotFound) return Status::Ok();
+  return s;
+}
+
+Result<std::vector<PoolName>> LxcProvider::ListNetworks() {
+  DSP_ASSIGN_OR_RETURN(std::vector<std::string> links, ListLinks());
+  std::vector<PoolName> out;
+  for (const std::string& link : links) {
+    if (link.rfind(kBridgePrefix, 0) == 0) out.emplace_back(link.substr(std::strlen(kBridgePrefix)));
+  }
+  return out;
+}
+
+Status LxcProvider::Provision(const InstanceRequest& req) {
+  const std::string name = req.id.value();
+  {
+    ContainerRef ref(name, lxcpath_);
+    if (ref.c == nullptr) return Internal("liblxc could not allocate container " + name);
+    if (ref.c->is_running(ref.c)) return Status::Ok();
+  }
+  // Whatever exists is half-made: start over.
+  DSP_RETURN_IF_ERROR(Destroy(req.id));
+
+  const std::string dir = Dir(req.id);
+  DSP_RETURN_IF_ERROR(MakeDirs(dir + "/delta", 0755));
+  Json labels = {{"id", name}, {"pool", req.pool.value()}, {"index", req.index}};
+  DSP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + kLabelFile, labels.dump() + "\n", 0600));
+
+  ContainerRef ref(name, lxcpath_);
+  lxc_container* c = ref.c;
+  if (c == nullptr) return Internal("liblxc could not allocate container " + name);
+  std::vector<std::pair<std::string, std::string>> config = {
+      {"lxc.include", "/usr/share/lxc/config/common.conf"},
+      {"lxc.uts.name", req.hostname},
+      {"lxc.rootfs.path", "overlay:/:" + dir + "/delta"},
+      {"lxc.mount.auto", "proc:mixed sys:ro cgroup:mixed"},
+      {"lxc.autodev", "1"},
+      {"lxc.tty.max", "0"},
+      {"lxc.pty.max", "64"},
+      {"lxc.apparmor.profile", "unconfined"},
+      {"lxc.net.0.type", "veth"},
+      {"lxc.net.0.link", req.network.bridge},
+      {"lxc.net.0.name", "eth0"},
+      {"lxc.net.0.veth.pair", VethName(req.id)},
+      {"lxc.net.0.flags", "up"},
+      {"lxc.net.0.ipv4.address", FormatIpv4(req.address) + "/" + std::to_string(req.network.prefix)},
+      {"lxc.net.0.ipv4.gateway", FormatIpv4(req.network.gateway)},
+      {"lxc.log.file", dir + "/lxc.log"},
+      {"lxc.log.level", "WARN"},
+  };
+  const int64_t memory_bytes = req.size.memory_mib * 1024 * 1024;
+  const int64_t period_us = 100000;
+  if (cgroup2_) {
+    config.push_back({"lxc.cgroup2.memory.max", std::to_string(memory_bytes)});
+    config.push_back({"lxc.cgroup2.memory.swap.max", "0"});
+    config.push_back({"lxc.cgroup2.cpu.max", std::to_string(req.size.vcpus * period_us) + " " +
+                                                 std::to_string(period_us)});
+    config.push_back({"lxc.cgroup2.pids.max", std::to_string(req.size.max_processes)});
+  } else {
+    config.push_back({"lxc.cgroup.memory.limit_in_bytes", std::to_string(memory_bytes)});
+    config.push_back({"lxc.cgroup.cpu.cfs_period_us", std::to_string(period_us)});
+    config.push_back({"lxc.cgroup.cpu.cfs_quota_us", std::to_string(req.size.vcpus * period_us)});
+    config.push_back({"lxc.cgroup.pids.max", std::to_string(req.size.max_processes)});
+  }
+  for (const BindMount& m : req.mounts) {
+    struct stat st;
+    if (::stat(m.source.c_str(), &st) != 0) return ErrnoStatus("mount source " + m.source, errno);
+    config.push_back({"lxc.mount.entry", MountEntry(m, !S_ISDIR(st.st_mode))});
+  }
+  for (const auto& [key, value] : config) {
+    if (!c->set_config_item(c, key.c_str(), value.c_str())) {
+      return Internal(LxcError(c, "container " + name + ": cannot set " + key + " = " + value));
+    }
+  }
+  if (!c->save_config(c, nullptr)) return Internal(LxcError(c, "container " + name + ": cannot save config"));
+
+  std::vector<char*> argv;
+  for (const std::string& arg : req.init_command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  c->want_daemonize(c, true);
+  c->want_close_all_fds(c, true);
+  if (!c->start(c, 0, argv.data())) {
+    return Unavailable(LxcError(c, "container " + name + " did not start (see " + dir + "/lxc.log)"));
+  }
+  if (!c->wait(c, "RUNNING", kStartTimeoutSeconds)) {
+    return DeadlineExceeded("container " + name + " not running after " + std::to_string(kStartTimeoutSeconds) + "s");
+  }
+  DSP_LOG(kInfo, kLog) << "started " << name << " (" << req.hostname << ", " << FormatIpv4(req.address) << ")";
+  return Status::Ok();
+}
+
+Status LxcProvider::Destroy(const InstanceId& id) {
+  const std::string name = id.value();
+  {
+    ContainerRef ref(name, lxcpath_);
+    lxc_container* c = ref.c;
+    if (c == nullptr) return Internal("liblxc could not allocate container " + name);
+    if (c->is_running(c)) {
+      // The agent is PID 1 and has nothing to save (user files are on the
+      // share): a hard stop is the right speed.
+      if (!c->stop(c)) return Internal(LxcError(c, "container " + name + ": cannot stop"));
+      if (!c->wait(c, "STOPPED", kStopTimeoutSeconds)) {
+        return DeadlineExceeded("container " + name + " still running after stop");
+      }
+    }
+    if (c->is_defined(c) && !c->destroy(c)) {
+      DSP_LOG(kWarning, kLog) << LxcError(c, "liblxc destroy of " + name + " failed") << "; removing its directory";
+    }
+  }
+  return RemoveTree(Dir(id));
+}
+
+Result<std::vector<ProviderInstance>> LxcProvider::List() {
+  char** names = nullptr;
+  int n = list_all_containers(lxcpath_.c_str(), &names, nullptr);
+  std::set<std::string> seen;
+  if (n > 0) {
+    for (int i = 0; i < n; ++i) {
+      seen.insert(names[i]);
+      free(names[i]);
+    }
+    free(names);
+  }
+  // Directories with a label but no config are half-made; list them too.
+  DSP_ASSIGN_OR_RETURN(std::vector<std::string> dirs, ListDir(lxcpath_));
+  for (const std::string& d : dirs) seen.insert(d);
+
+  std::vector<ProviderInstance> out;
+  for (const std::string& name : seen) {
+    ProviderInstance inst;
+    inst.id = InstanceId(name);
+    auto labels_text = ReadFile(Dir(inst.id) + "/" + kLabelFile);
+    Json labels;
+    if (labels_text.ok() && ParseJsonText(*labels_text, kLabelFile, &labels).ok() && labels.is_object() &&
+        labels.value("id", "") == name) {
+      inst.pool = PoolName(labels.value("pool", ""));
+      inst.index = labels.value("index", int64_t{0});
+    } else {
+      // Not labelled: not ours to adopt, but in our lxcpath, so ours to remove.
+      inst.pool = PoolName("");
+    }
+    ContainerRef ref(name, lxcpath_);
+    inst.running = ref.c != nullptr && ref.c->is_running(ref.c);
+    out.push_back(std::move(inst));
+  }
+  return out;
+}
+
+}  // namespace dspool

@@ -1,0 +1,377 @@
+#include "server/server.h"
+
+#include <signal.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "api/api.h"
+#include "http/server.h"
+#include "os/children.h"
+#include "os/fs.h"
+#include "os/net.h"
+#include "os/process.h"
+#include "provider/lxc/lxc_provider.h"
+#include "reconcile/reconciler.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace dspool {
+namespace {
+
+constexpr const char* kLog = "server";
+// Where the agent finds its channel, and the dspool binary, in an instance.
+constexpr const char* kInstanceRunDir = "/run/dspool";
+constexpr const char* kInstanceBinary = "/usr/local/lib/dspool/dspool";
+
+// A fixed set of threads running provider calls (which block in liblxc).
+class WorkerPool {
+ public:
+  explicit WorkerPool(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  ~WorkerPool() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void Run(std::function<void()> task) {
+    {
+      std::lock_guard lock(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+        if (tasks_.empty()) return;  // stopping, and nothing left
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+std::string RandomHex(size_t bytes) {
+  std::random_device rd;
+  std::string out;
+  static const char* kHex = "0123456789abcdef";
+  for (size_t i = 0; i < bytes; ++i) {
+    unsigned v = rd() & 0xff;
+    out += kHex[v >> 4];
+    out += kHex[v & 15];
+  }
+  return out;
+}
+
+class PoolServer final : public ApiHooks {
+ public:
+  PoolServer(const ServerOptions& options, std::unique_ptr<StateStore> store,
+             std::unique_ptr<ComputeProvider> provider, std::string self_binary, std::string token)
+      : options_(options),
+        store_(std::move(store)),
+        provider_(std::move(provider)),
+        self_binary_(std::move(self_binary)),
+        workers_(8),
+        reconciler_(*store_, *provider_, clock_,
+                    [this](const Pool& p, const Instance& i) { return BuildRequest(p, i); },
+                    [this](std::function<void()> task) { workers_.Run(std::move(task)); },
+                    [] { return RandomHex(3); }, ReconcilerOptions{}),
+        api_(*store_, clock_, *this, ApiOptions{{options.uid_first, options.uid_last}, token, options.data_dir,
+                                               provider_->Name()}),
+        http_([this](const Request& r) { return api_.Handle(r); }, HttpServerOptions{}) {}
+
+  Status Start() {
+    DSP_RETURN_IF_ERROR(http_.ListenUnix(options_.data_dir + "/api.sock", 0600, "api"));
+    if (!options_.listen_tcp.empty()) {
+      size_t colon = options_.listen_tcp.rfind(':');
+      std::string host = options_.listen_tcp.substr(0, colon);
+      int port = std::stoi(options_.listen_tcp.substr(colon + 1));
+      auto bound = http_.ListenTcp(host, static_cast<uint16_t>(port), "api-tcp");
+      if (!bound.ok()) return bound.status().WithPrefix("--listen " + options_.listen_tcp);
+      DSP_LOG(kInfo, kLog) << "API on tcp " << host << ":" << *bound << " (bearer token)";
+    }
+    // Channels of the instances that already exist, before the agents retry.
+    SweepChannels();
+    http_.Start(2);
+    reconciler_.Start();
+    sweeper_ = std::thread([this] { SweepLoop(); });
+    DSP_LOG(kInfo, kLog) << "serving on unix:" << options_.data_dir << "/api.sock with the "
+                         << provider_->Name() << " provider";
+    return Status::Ok();
+  }
+
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (sweeper_.joinable()) sweeper_.join();
+    reconciler_.Stop();
+    http_.Stop();
+  }
+
+  // ---- ApiHooks ----
+
+  Status CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& existing) override {
+    for (const Pool& p : existing) {
+      if (p.spec.network.subnet.Overlaps(spec.network.subnet)) {
+        return InvalidArgument("network.subnet: " + spec.network.subnet.ToString() + " overlaps pool '" +
+                               p.name().value() + "' (" + p.spec.network.subnet.ToString() + ")");
+      }
+    }
+    DSP_ASSIGN_OR_RETURN(auto routes, ListIpv4Routes());
+    for (const RouteEntry& r : routes) {
+      if (r.destination.prefix == 0) continue;  // the default route covers everything by design
+      if (r.destination.Overlaps(spec.network.subnet)) {
+        return InvalidArgument("network.subnet: " + spec.network.subnet.ToString() +
+                               " collides with the host route " + r.destination.ToString() +
+                               (r.interface.empty() ? "" : " on " + r.interface));
+      }
+    }
+    struct stat st;
+    if (::stat(spec.share.source.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return InvalidArgument("share.source: " + spec.share.source + " is not an existing directory on the host");
+    }
+    return Status::Ok();
+  }
+
+  Status PreparePool(const PoolName& pool) override {
+    std::string dir = PoolDir(pool);
+    DSP_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+    std::string key = dir + "/ssh_host_ed25519_key";
+    DSP_ASSIGN_OR_RETURN(bool exists, PathExists(key));
+    if (exists) return Status::Ok();
+    RunOptions opts;
+    opts.timeout = std::chrono::seconds(30);
+    // ssh-keygen writes the private key with mode 0600 itself.
+    return RunChecked({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dspool pool " + pool.value(), "-f", key},
+                      opts);
+  }
+
+  Result<HostKey> ReadHostKey(const PoolName& pool) override {
+    HostKey key;
+    std::string base = PoolDir(pool) + "/ssh_host_ed25519_key";
+    DSP_ASSIGN_OR_RETURN(key.private_key, ReadFile(base));
+    DSP_ASSIGN_OR_RETURN(key.public_key, ReadFile(base + ".pub"));
+    return key;
+  }
+
+  void PoolsChanged() override { reconciler_.Poke(); }
+  void RecordReport(const InstanceId& id, const InstanceReport& r) override { reconciler_.RecordReport(id, r); }
+  std::optional<InstanceReport> LastReport(const InstanceId& id) override { return reconciler_.LastReport(id); }
+
+  std::string ExtraMetrics() override {
+    ReconcilerCounters c = reconciler_.counters();
+    HttpServerStats h = http_.stats();
+    std::ostringstream out;
+    auto counter = [&](const char* name, const char* help, int64_t v) {
+      out << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n" << name << " " << v << "\n";
+    };
+    counter("dspool_reconcile_passes_total", "Reconcile passes run.", c.passes);
+    counter("dspool_reconcile_actions_total", "Steps taken by the reconcile loop.", c.actions);
+    counter("dspool_provider_errors_total", "Provider calls that failed.", c.provider_errors);
+    counter("dspool_instances_created_total", "Instance records created.", c.instances_created);
+    counter("dspool_instances_failed_total", "Instances that failed.", c.instances_failed);
+    counter("dspool_instances_destroyed_total", "Instances destroyed.", c.instances_destroyed);
+    counter("dspool_orphans_destroyed_total", "Provider instances without a record, destroyed.", c.orphans_destroyed);
+    counter("dspool_http_requests_total", "HTTP requests served (API and agents).",
+            static_cast<int64_t>(h.requests));
+    return out.str();
+  }
+
+ private:
+  std::string PoolDir(const PoolName& pool) const { return options_.data_dir + "/pools/" + pool.value(); }
+  std::string InstanceDir(const InstanceId& id) const { return options_.data_dir + "/instances/" + id.value(); }
+
+  Status EnsureChannel(const InstanceId& id) {
+    std::lock_guard lock(channels_mu_);
+    if (channels_.count(id)) return Status::Ok();
+    std::string dir = InstanceDir(id);
+    DSP_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+    DSP_RETURN_IF_ERROR(http_.ListenUnix(dir + "/agent.sock", 0600, "agent:" + id.value()));
+    channels_.insert(id);
+    return Status::Ok();
+  }
+
+  Result<InstanceRequest> BuildRequest(const Pool& pool, const Instance& instance) {
+    DSP_RETURN_IF_ERROR(EnsureChannel(instance.id));
+    InstanceRequest req;
+    req.id = instance.id;
+    req.pool = pool.name();
+    req.index = instance.index;
+    req.hostname = InstanceHostname(pool.name(), instance.index);
+    req.size = pool.spec.size;
+    req.network = PoolNetwork{pool.name(), BridgeName(pool.name()), GatewayAddress(pool.spec.network),
+                              pool.spec.network.subnet.prefix};
+    req.address = InstanceAddress(pool.spec.network, instance.index);
+    req.mounts = {
+        {pool.spec.share.source, pool.spec.share.mount_path, false},
+        {InstanceDir(instance.id), kInstanceRunDir, false},
+        {self_binary_, kInstanceBinary, true},
+    };
+    req.init_command = {kInstanceBinary, "agent", "--socket", std::string(kInstanceRunDir) + "/agent.sock"};
+    return req;
+  }
+
+  // Keeps agent channels and per-pool files in step with the records: opens
+  // the channel of every instance record, closes and removes those of
+  // instances that are gone, and removes the key directory of deleted pools.
+  void SweepChannels() {
+    auto records = store_->ListInstances({});
+    auto pools = store_->ListPools();
+    if (!records.ok() || !pools.ok()) return;
+    std::set<InstanceId> live;
+    for (const Instance& r : *records) {
+      live.insert(r.id);
+      if (r.phase != InstancePhase::kDeleting) {
+        if (Status s = EnsureChannel(r.id); !s.ok()) DSP_LOG(kWarning, kLog) << "channel of " << r.id << ": " << s;
+      }
+    }
+    std::set<InstanceId> gone;
+    {
+      std::lock_guard lock(channels_mu_);
+      for (const InstanceId& id : channels_) {
+        if (!live.count(id)) gone.insert(id);
+      }
+      for (const InstanceId& id : gone) channels_.erase(id);
+    }
+    for (const InstanceId& id : gone) {
+      http_.Unlisten("agent:" + id.value()).IgnoreError();
+      RemoveTree(InstanceDir(id)).IgnoreError();
+    }
+    // Directories left by a previous life.
+    for (const char* sub : {"/instances", "/pools"}) {
+      auto entries = ListDir(options_.data_dir + sub);
+      if (!entries.ok()) continue;
+      for (const std::string& e : *entries) {
+        bool known = std::string(sub) == "/instances"
+                         ? live.count(InstanceId(e)) > 0
+                         : std::any_of(pools->begin(), pools->end(),
+                                       [&](const Pool& p) { return p.name().value() == e; });
+        if (!known) RemoveTree(options_.data_dir + sub + "/" + e).IgnoreError();
+      }
+    }
+  }
+
+  void SweepLoop() {
+    for (;;) {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(2), [this] { return stopping_; });
+      if (stopping_) return;
+      lock.unlock();
+      SweepChannels();
+    }
+  }
+
+  ServerOptions options_;
+  RealClock clock_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<ComputeProvider> provider_;
+  std::string self_binary_;
+  WorkerPool workers_;
+  Reconciler reconciler_;
+  Api api_;
+  HttpServer http_;
+  std::mutex channels_mu_;
+  std::set<InstanceId> channels_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread sweeper_;
+};
+
+Result<std::string> ReadToken(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("--token-file " + path, errno);
+  if (st.st_mode & 0077) {
+    return InvalidArgument("--token-file " + path + ": must not be readable by group or others (chmod 600)");
+  }
+  DSP_ASSIGN_OR_RETURN(std::string token, ReadFile(path));
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.size() < 16) return InvalidArgument("--token-file " + path + ": the token needs at least 16 characters");
+  return token;
+}
+
+Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, int* lock_fd) {
+  if (geteuid() != 0) return PermissionDenied("dspool server must run as root");
+  DSP_RETURN_IF_ERROR(MakeDirs(options.data_dir, 0700).WithPrefix("--data-dir " + options.data_dir));
+  ::chmod(options.data_dir.c_str(), 0700);
+  std::string lock_path = options.data_dir + "/server.lock";
+  *lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (*lock_fd < 0) return ErrnoStatus(lock_path, errno);
+  if (::flock(*lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return FailedPrecondition("another dspool server is running on " + options.data_dir);
+  }
+  std::string token;
+  if (!options.listen_tcp.empty()) {
+    if (options.token_file.empty()) return InvalidArgument("--listen needs --token-file");
+    DSP_ASSIGN_OR_RETURN(token, ReadToken(options.token_file));
+  }
+  for (const char* sub : {"/instances", "/pools"}) DSP_RETURN_IF_ERROR(MakeDirs(options.data_dir + sub, 0700));
+  DSP_ASSIGN_OR_RETURN(auto store, SqliteStore::Open(options.data_dir + "/state.db"));
+  DSP_ASSIGN_OR_RETURN(auto provider, LxcProvider::Create(options.data_dir + "/lxc"));
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);
+  self[n] = '\0';
+  *out = std::make_unique<PoolServer>(options, std::move(store), std::move(provider), self, token);
+  return Status::Ok();
+}
+
+}  // namespace
+
+int RunServer(const ServerOptions& options) {
+  SetLogLevel(options.log_level);
+  // Signals are taken by sigwait below, on this thread only.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<PoolServer> server;
+  int lock_fd = -1;
+  Status s = Prepare(options, &server, &lock_fd);
+  if (s.ok()) s = server->Start();
+  if (!s.ok()) {
+    std::cerr << "dspool server: " << s.message() << "\n";
+    if (server) server->Stop();
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&set, &sig);
+  DSP_LOG(kInfo, kLog) << "signal " << sig << ": shutting down (instances keep running)";
+  server->Stop();
+  server.reset();
+  if (lock_fd >= 0) ::close(lock_fd);
+  DSP_LOG(kInfo, kLog) << "stopped";
+  return 0;
+}
+
+}  // namespace dspool

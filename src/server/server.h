@@ -1,0 +1,28 @@
+// `dspool server`: the composition root of the control plane. Opens the
+// state store, picks the compute provider, serves the API and the agents'
+// channels, and runs the reconcile loop until SIGTERM or SIGINT.
+#pragma once
+
+#include <string>
+
+#include "base/log.h"
+
+namespace dspool {
+
+struct ServerOptions {
+  std::string data_dir = "/var/lib/dspool";
+  // "ADDRESS:PORT" for the TCP API; empty: Unix socket only.
+  std::string listen_tcp;
+  // File holding the bearer token for the TCP API (required with listen_tcp).
+  std::string token_file;
+  // First and last uid handed to pool users.
+  int64_t uid_first = 20000;
+  int64_t uid_last = 59999;
+  LogLevel log_level = LogLevel::kInfo;
+};
+
+// Runs until SIGTERM/SIGINT; returns the process exit code. Errors before the
+// server is up (bad data dir, no lxc, port in use) are printed as one line.
+int RunServer(const ServerOptions& options);
+
+}  // namespace dspool

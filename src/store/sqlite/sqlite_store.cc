@@ -1,0 +1,615 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <limits>
+#include <string_view>
+#include <utility>
+
+namespace dspool {
+namespace {
+
+// Version 1. Pools, instances and users are JSON blobs (the model's storage
+// form) plus the columns that are looked up, ordered or checked. Events are
+// plain columns: they are read far more often than written, and the model
+// has no storage decoder for them. No foreign keys between tables: an
+// instance record outlives its pool's until reconcile has destroyed it, as in
+// MemoryStore. See store/README.md.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE pools (
+  name       TEXT PRIMARY KEY NOT NULL,
+  generation INTEGER NOT NULL,
+  body       TEXT NOT NULL
+) STRICT;
+CREATE TABLE instances (
+  id   TEXT PRIMARY KEY NOT NULL,
+  pool TEXT NOT NULL,
+  idx  INTEGER NOT NULL,
+  body TEXT NOT NULL
+) STRICT;
+CREATE INDEX instances_by_pool ON instances (pool, idx, id);
+CREATE TABLE users (
+  name TEXT PRIMARY KEY NOT NULL,
+  uid  INTEGER NOT NULL,
+  body TEXT NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX users_by_uid ON users (uid);
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY NOT NULL,
+  value BLOB NOT NULL
+) STRICT;
+CREATE TABLE events (
+  seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+  time_ms INTEGER NOT NULL,
+  actor   TEXT NOT NULL,
+  action  TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  detail  TEXT NOT NULL
+) STRICT;
+)sql";
+
+struct StmtDeleter {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtDeleter>;
+
+template <typename... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <typename... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+StatusCode CodeFor(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return StatusCode::kUnavailable;
+    case SQLITE_FULL:
+    case SQLITE_NOMEM:
+    case SQLITE_TOOBIG:
+      return StatusCode::kResourceExhausted;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return StatusCode::kPermissionDenied;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      return StatusCode::kFailedPrecondition;
+    default:
+      return StatusCode::kInternal;
+  }
+}
+
+// JSON text of a model value; the only exception dump() throws is for a
+// string that is not UTF-8.
+Result<std::string> Dump(const Json& json, const std::string& what) {
+  try {
+    return json.dump();
+  } catch (const Json::exception& e) {
+    return InvalidArgument(what + " cannot be stored: " + (e.id == 316 ? "a string is not valid UTF-8" : e.what()));
+  }
+}
+
+Result<std::string> EncodePool(const Pool& pool) {
+  std::string what = "pool '" + pool.name().value() + "'";
+  Json json = PoolToJson(pool);
+  // PoolFromJson re-validates the spec; refuse now what could not be read.
+  if (auto back = PoolFromJson(json); !back.ok()) {
+    return InvalidArgument(what + " cannot be stored: " + back.status().message());
+  }
+  return Dump(json, what);
+}
+
+int64_t ClampLimit(size_t limit) {
+  return static_cast<int64_t>(std::min<size_t>(limit, std::numeric_limits<int64_t>::max()));
+}
+
+// A connection's handle and the path it names in errors.
+struct Db {
+  sqlite3* handle = nullptr;
+  std::string path;
+
+  // "state store '<path>': <what>: <sqlite's message>", code mapped from rc.
+  // Call right after the failing call: the message is the connection's last.
+  Status Error(std::string_view what, int rc) const {
+    const char* msg = handle != nullptr ? sqlite3_errmsg(handle) : sqlite3_errstr(rc);
+    return Status(CodeFor(rc), "state store '" + path + "': " + std::string(what) + ": " + msg);
+  }
+  Status Exec(const char* sql, std::string_view what) const {
+    int rc = sqlite3_exec(handle, sql, nullptr, nullptr, nullptr);
+    return rc == SQLITE_OK ? Status::Ok() : Error(what, rc);
+  }
+  Status Prepare(const char* sql, StmtPtr* stmt, unsigned flags = 0) const {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v3(handle, sql, -1, flags, &raw, nullptr);
+    stmt->reset(raw);
+    return rc == SQLITE_OK ? Status::Ok() : Error(std::string("prepare \"") + sql + "\"", rc);
+  }
+};
+
+// A prepared statement in use: binds in order, steps, and resets the
+// statement when it goes out of scope so it can be used again.
+class Query {
+ public:
+  Query(const Db& db, const StmtPtr& stmt, std::string_view what) : db_(db), stmt_(stmt.get()), what_(what) {}
+  ~Query() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+
+  Query& Bind(int64_t v) { return Check(sqlite3_bind_int64(stmt_, ++index_, v)); }
+  Query& Bind(std::string_view text) {
+    return Check(sqlite3_bind_text64(stmt_, ++index_, NonNull(text), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+  }
+  Query& BindBlob(std::string_view bytes) {
+    return Check(sqlite3_bind_blob64(stmt_, ++index_, NonNull(bytes), bytes.size(), SQLITE_TRANSIENT));
+  }
+
+  // True if a row is ready, false when done.
+  Result<bool> Step() {
+    if (!bind_status_.ok()) return bind_status_;
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return db_.Error(what_, rc);
+  }
+  // Steps to the end, ignoring rows.
+  Status Run() {
+    while (true) {
+      DSP_ASSIGN_OR_RETURN(bool row, Step());
+      if (!row) return Status::Ok();
+    }
+  }
+
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string Text(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col));
+  }
+
+ private:
+  // SQLite binds a null pointer as NULL, not as an empty value.
+  static const char* NonNull(std::string_view s) { return s.data() != nullptr ? s.data() : ""; }
+  Query& Check(int rc) {
+    if (rc != SQLITE_OK && bind_status_.ok()) bind_status_ = db_.Error(what_, rc);
+    return *this;
+  }
+
+  const Db& db_;
+  sqlite3_stmt* stmt_;
+  std::string_view what_;
+  int index_ = 0;
+  Status bind_status_;
+};
+
+Result<std::vector<Event>> ReadEvents(Query& q) {
+  std::vector<Event> out;
+  while (true) {
+    DSP_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return out;
+    out.push_back(Event{.seq = q.Int(0),
+                        .time = FromUnixMillis(q.Int(1)),
+                        .actor = q.Text(2),
+                        .action = q.Text(3),
+                        .subject = q.Text(4),
+                        .detail = q.Text(5)});
+  }
+}
+
+// Decodes a JSON body read from `table`; a bad one is Internal and names the
+// row.
+template <typename T>
+Result<T> Decode(const Db& db, const std::string& body, Result<T> (*from_json)(const Json&), const char* table,
+                 const std::string& key) {
+  Json json = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  Result<T> value = json.is_discarded() ? Result<T>(InvalidArgument("not JSON")) : from_json(json);
+  if (!value.ok()) {
+    return Internal("state store '" + db.path + "': " + table + " row '" + key +
+                    "' is unreadable: " + value.status().message());
+  }
+  return value;
+}
+
+// Fails unless the file is a dspool store of a version this build reads.
+// `has_tables`: the file holds any table.
+Status CheckVersion(const std::string& path, int64_t version, bool has_tables) {
+  if (version > SqliteStore::kSchemaVersion) {
+    return FailedPrecondition("state store '" + path + "' has schema version " + std::to_string(version) +
+                              ", newer than this dspool's " + std::to_string(SqliteStore::kSchemaVersion) +
+                              "; run a newer dspool");
+  }
+  if (version <= 0 && has_tables) {
+    return FailedPrecondition("state store '" + path +
+                              "' is an SQLite database of another program (it has tables but no dspool schema "
+                              "version); refusing to change it");
+  }
+  return Status::Ok();
+}
+
+// The file's schema version, after CheckVersion.
+Result<int64_t> ReadVersion(const Db& db) {
+  StmtPtr v, t;
+  Status s = db.Prepare("PRAGMA user_version", &v);
+  if (s.ok()) s = db.Prepare("SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'", &t);
+  // The first read of the file is where SQLite finds it is not a database.
+  if (!s.ok() && (sqlite3_errcode(db.handle) & 0xff) == SQLITE_NOTADB) {
+    return FailedPrecondition("state store '" + db.path + "' is not an SQLite database; refusing to open it");
+  }
+  DSP_RETURN_IF_ERROR(s);
+  Query vq(db, v, "read schema version");
+  DSP_ASSIGN_OR_RETURN(bool row, vq.Step());
+  int64_t version = row ? vq.Int(0) : 0;
+  Query tq(db, t, "read schema");
+  DSP_ASSIGN_OR_RETURN(row, tq.Step());
+  DSP_RETURN_IF_ERROR(CheckVersion(db.path, version, row && tq.Int(0) > 0));
+  return version;
+}
+
+// Brings a checked file to kSchemaVersion. Checks again under the write lock:
+// another process may be doing the same.
+Status CreateSchema(const Db& db) {
+  DSP_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE", "begin schema transaction"));
+  Result<int64_t> version = ReadVersion(db);
+  Status s = version.status();
+  if (s.ok() && *version == 0) {
+    s = db.Exec(kSchemaV1, "create schema");
+    if (s.ok()) {
+      s = db.Exec(("PRAGMA user_version=" + std::to_string(SqliteStore::kSchemaVersion)).c_str(), "set schema version");
+    }
+  }
+  if (s.ok()) s = db.Exec("COMMIT", "commit schema");
+  if (!s.ok() && !sqlite3_get_autocommit(db.handle)) db.Exec("ROLLBACK", "rollback").IgnoreError();
+  return s;
+}
+
+}  // namespace
+
+// The sqlite3 handle and its prepared statements. Not thread-safe: used only
+// under SqliteStore::mu_ (the handle is opened with SQLITE_OPEN_NOMUTEX).
+class SqliteStore::Connection {
+ public:
+  struct Statements {
+    StmtPtr begin, commit;
+    StmtPtr get_pool, list_pools, pool_generation, insert_pool, update_pool, delete_pool;
+    StmtPtr get_instance, list_instances, list_pool_instances, put_instance, delete_instance;
+    StmtPtr get_user, list_users, user_uid, uid_taken, insert_user, update_user, delete_user;
+    StmtPtr get_meta, put_meta;
+    StmtPtr append_event, list_events, tail_events;
+  };
+
+  static Result<std::unique_ptr<Connection>> Open(const std::string& path);
+  ~Connection() {
+    stmts_ = {};
+    sqlite3_close_v2(db_.handle);
+  }
+
+  const Db& db() const { return db_; }
+  const Statements& stmts() const { return stmts_; }
+  int Changes() const { return sqlite3_changes(db_.handle); }
+  // Ends the open transaction, if SQLite has not already ended it.
+  void Rollback() const {
+    if (!sqlite3_get_autocommit(db_.handle)) db_.Exec("ROLLBACK", "rollback").IgnoreError();
+  }
+
+ private:
+  Connection() = default;
+  Status Configure();
+  Status PrepareAll();
+
+  Db db_;
+  Statements stmts_;
+};
+
+Result<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connection::Open(const std::string& path) {
+  // Created here rather than by SQLite so that it never exists with a wider
+  // mode, whatever the umask.
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    int rc = ::fchmod(fd, 0600);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return ErrnoStatus("state store '" + path + "': chmod 0600", err);
+  } else if (errno != EEXIST) {
+    return ErrnoStatus("cannot create state store '" + path + "'", errno);
+  }
+
+  std::unique_ptr<Connection> conn(new Connection());
+  conn->db_.path = path;
+  int rc = sqlite3_open_v2(path.c_str(), &conn->db_.handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) return conn->db_.Error("open", rc);
+  sqlite3_extended_result_codes(conn->db_.handle, 1);
+  sqlite3_busy_timeout(conn->db_.handle, static_cast<int>(kBusyTimeout.count()));
+  // Checked before the first write, so a foreign file is left as it was.
+  DSP_RETURN_IF_ERROR(ReadVersion(conn->db_).status());
+  DSP_RETURN_IF_ERROR(conn->Configure());
+  DSP_RETURN_IF_ERROR(CreateSchema(conn->db_));
+  DSP_RETURN_IF_ERROR(conn->PrepareAll());
+
+  // An existing file (an older build, a restored backup) may be readable by
+  // others, and it holds password hashes. SQLite gave -wal and -shm the
+  // file's mode, so narrow them too.
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::string p = path + suffix;
+    struct stat st;
+    if (::stat(p.c_str(), &st) == 0 && (st.st_mode & 077) != 0 && ::chmod(p.c_str(), 0600) != 0) {
+      return ErrnoStatus("state store '" + path + "': chmod 0600 " + p, errno);
+    }
+  }
+  return conn;
+}
+
+Status SqliteStore::Connection::Configure() {
+  // WAL: readers do not block the writer. synchronous=FULL: a commit is
+  // fsynced before Write returns, so an acknowledged change survives a power
+  // loss too (with WAL, NORMAL survives only a process crash). Writes are few
+  // (API calls, phase changes), and what they record is acted on outside the
+  // store at once (a uid comes to own files on the share, a container is
+  // created), so forgetting one after a power loss costs more than the fsync.
+  StmtPtr wal;
+  DSP_RETURN_IF_ERROR(db_.Prepare("PRAGMA journal_mode=WAL", &wal));
+  {
+    Query q(db_, wal, "set journal mode");
+    DSP_ASSIGN_OR_RETURN(bool row, q.Step());
+    std::string mode = row ? q.Text(0) : "";
+    if (mode != "wal") {
+      return FailedPrecondition("state store '" + db_.path + "': cannot use the WAL journal (got '" + mode +
+                                "'); is it on a network file system?");
+    }
+  }
+  return db_.Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", "set pragmas");
+}
+
+Status SqliteStore::Connection::PrepareAll() {
+  Statements& s = stmts_;
+  const std::pair<StmtPtr*, const char*> kSql[] = {
+      {&s.begin, "BEGIN IMMEDIATE"},
+      {&s.commit, "COMMIT"},
+      {&s.get_pool, "SELECT name, body FROM pools WHERE name = ?"},
+      {&s.list_pools, "SELECT name, body FROM pools ORDER BY name"},
+      {&s.pool_generation, "SELECT generation FROM pools WHERE name = ?"},
+      {&s.insert_pool, "INSERT INTO pools (name, generation, body) VALUES (?, ?, ?)"},
+      {&s.update_pool, "UPDATE pools SET generation = ?, body = ? WHERE name = ?"},
+      {&s.delete_pool, "DELETE FROM pools WHERE name = ?"},
+      {&s.get_instance, "SELECT id, body FROM instances WHERE id = ?"},
+      {&s.list_instances, "SELECT id, body FROM instances ORDER BY pool, idx, id"},
+      {&s.list_pool_instances, "SELECT id, body FROM instances WHERE pool = ? ORDER BY idx, id"},
+      {&s.put_instance,
+       "INSERT INTO instances (id, pool, idx, body) VALUES (?, ?, ?, ?) "
+       "ON CONFLICT (id) DO UPDATE SET pool = excluded.pool, idx = excluded.idx, body = excluded.body"},
+      {&s.delete_instance, "DELETE FROM instances WHERE id = ?"},
+      {&s.get_user, "SELECT name, body FROM users WHERE name = ?"},
+      {&s.list_users, "SELECT name, body FROM users ORDER BY uid"},
+      {&s.user_uid, "SELECT uid FROM users WHERE name = ?"},
+      {&s.uid_taken, "SELECT 1 FROM users WHERE uid = ?"},
+      {&s.insert_user, "INSERT INTO users (name, uid, body) VALUES (?, ?, ?)"},
+      {&s.update_user, "UPDATE users SET body = ? WHERE name = ?"},
+      {&s.delete_user, "DELETE FROM users WHERE name = ?"},
+      {&s.get_meta, "SELECT value FROM meta WHERE key = ?"},
+      {&s.put_meta,
+       "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"},
+      {&s.append_event, "INSERT INTO events (time_ms, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)"},
+      {&s.list_events,
+       "SELECT seq, time_ms, actor, action, subject, detail FROM events WHERE seq > ? ORDER BY seq LIMIT ?"},
+      {&s.tail_events,
+       "SELECT * FROM (SELECT seq, time_ms, actor, action, subject, detail FROM events ORDER BY seq DESC LIMIT ?) "
+       "ORDER BY seq"},
+  };
+  for (const auto& [stmt, sql] : kSql) DSP_RETURN_IF_ERROR(db_.Prepare(sql, stmt, SQLITE_PREPARE_PERSISTENT));
+  return Status::Ok();
+}
+
+SqliteStore::SqliteStore(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}
+
+SqliteStore::~SqliteStore() = default;
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+  DSP_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, Connection::Open(path));
+  return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(conn)));
+}
+
+Result<Pool> SqliteStore::GetPool(const PoolName& name) {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().get_pool, "get pool");
+  DSP_ASSIGN_OR_RETURN(bool row, q.Bind(name.value()).Step());
+  if (!row) return NotFound("pool '" + name.value() + "' does not exist");
+  return Decode(conn_->db(), q.Text(1), &PoolFromJson, "pools", q.Text(0));
+}
+
+Result<std::vector<Pool>> SqliteStore::ListPools() {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().list_pools, "list pools");
+  std::vector<Pool> out;
+  while (true) {
+    DSP_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return out;
+    DSP_ASSIGN_OR_RETURN(Pool p, Decode(conn_->db(), q.Text(1), &PoolFromJson, "pools", q.Text(0)));
+    out.push_back(std::move(p));
+  }
+}
+
+Result<Instance> SqliteStore::GetInstance(const InstanceId& id) {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().get_instance, "get instance");
+  DSP_ASSIGN_OR_RETURN(bool row, q.Bind(id.value()).Step());
+  if (!row) return NotFound("instance '" + id.value() + "' does not exist");
+  return Decode(conn_->db(), q.Text(1), &InstanceFromJson, "instances", q.Text(0));
+}
+
+Result<std::vector<Instance>> SqliteStore::ListInstances(const std::optional<PoolName>& pool) {
+  std::lock_guard lock(mu_);
+  const Connection::Statements& st = conn_->stmts();
+  Query q(conn_->db(), pool ? st.list_pool_instances : st.list_instances, "list instances");
+  if (pool) q.Bind(pool->value());
+  std::vector<Instance> out;
+  while (true) {
+    DSP_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return out;
+    DSP_ASSIGN_OR_RETURN(Instance i, Decode(conn_->db(), q.Text(1), &InstanceFromJson, "instances", q.Text(0)));
+    out.push_back(std::move(i));
+  }
+}
+
+Result<User> SqliteStore::GetUser(const UserName& name) {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().get_user, "get user");
+  DSP_ASSIGN_OR_RETURN(bool row, q.Bind(name.value()).Step());
+  if (!row) return NotFound("user '" + name.value() + "' does not exist");
+  return Decode(conn_->db(), q.Text(1), &UserFromJson, "users", q.Text(0));
+}
+
+Result<std::vector<User>> SqliteStore::ListUsers() {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().list_users, "list users");
+  std::vector<User> out;
+  while (true) {
+    DSP_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return out;
+    DSP_ASSIGN_OR_RETURN(User u, Decode(conn_->db(), q.Text(1), &UserFromJson, "users", q.Text(0)));
+    out.push_back(std::move(u));
+  }
+}
+
+Result<std::vector<Event>> SqliteStore::ListEvents(int64_t after_seq, size_t limit) {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().list_events, "list events");
+  q.Bind(after_seq).Bind(ClampLimit(limit));
+  return ReadEvents(q);
+}
+
+Result<std::vector<Event>> SqliteStore::TailEvents(size_t limit) {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().tail_events, "tail events");
+  q.Bind(ClampLimit(limit));
+  return ReadEvents(q);
+}
+
+Result<std::string> SqliteStore::GetMeta(const std::string& key) {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().get_meta, "get meta");
+  DSP_ASSIGN_OR_RETURN(bool row, q.Bind(key).Step());
+  if (!row) return NotFound("meta key '" + key + "' does not exist");
+  return q.Text(0);
+}
+
+Status SqliteStore::Write(const WriteBatch& batch) {
+  if (batch.empty()) return Status::Ok();
+  std::lock_guard lock(mu_);
+  DSP_RETURN_IF_ERROR(Query(conn_->db(), conn_->stmts().begin, "begin transaction").Run());
+  Status s;
+  for (const auto& op : batch.ops()) {
+    s = Apply(op);
+    if (!s.ok()) break;
+  }
+  if (s.ok()) s = Query(conn_->db(), conn_->stmts().commit, "commit").Run();
+  if (!s.ok()) conn_->Rollback();
+  return s;
+}
+
+// REQUIRES: mu_ held, inside Write's transaction. Checks each precondition
+// in MemoryStore's order, so both report the same error.
+Status SqliteStore::Apply(const WriteBatch::Op& op) {
+  const Db& db = conn_->db();
+  const Connection::Statements& st = conn_->stmts();
+  return std::visit(
+      Overloaded{
+          [&](const WriteBatch::CreatePool& o) -> Status {
+            const std::string& name = o.pool.name().value();
+            {
+              Query q(db, st.pool_generation, "create pool");
+              DSP_ASSIGN_OR_RETURN(bool exists, q.Bind(name).Step());
+              if (exists) return AlreadyExists("pool '" + name + "' already exists");
+            }
+            DSP_ASSIGN_OR_RETURN(std::string body, EncodePool(o.pool));
+            return Query(db, st.insert_pool, "create pool").Bind(name).Bind(o.pool.generation).Bind(body).Run();
+          },
+          [&](const WriteBatch::UpdatePool& o) -> Status {
+            const std::string& name = o.pool.name().value();
+            {
+              Query q(db, st.pool_generation, "update pool");
+              DSP_ASSIGN_OR_RETURN(bool exists, q.Bind(name).Step());
+              if (!exists) return NotFound("pool '" + name + "' does not exist");
+              if (q.Int(0) != o.expected_generation) {
+                return Aborted("pool '" + name + "' was changed concurrently; retry");
+              }
+            }
+            DSP_ASSIGN_OR_RETURN(std::string body, EncodePool(o.pool));
+            return Query(db, st.update_pool, "update pool").Bind(o.pool.generation).Bind(body).Bind(name).Run();
+          },
+          [&](const WriteBatch::DeletePool& o) -> Status {
+            DSP_RETURN_IF_ERROR(Query(db, st.delete_pool, "delete pool").Bind(o.name.value()).Run());
+            if (conn_->Changes() == 0) return NotFound("pool '" + o.name.value() + "' does not exist");
+            return Status::Ok();
+          },
+          [&](const WriteBatch::PutInstance& o) -> Status {
+            const Instance& i = o.instance;
+            DSP_ASSIGN_OR_RETURN(std::string body, Dump(InstanceToJson(i), "instance '" + i.id.value() + "'"));
+            return Query(db, st.put_instance, "put instance")
+                .Bind(i.id.value())
+                .Bind(i.pool.value())
+                .Bind(i.index)
+                .Bind(body)
+                .Run();
+          },
+          [&](const WriteBatch::DeleteInstance& o) -> Status {
+            DSP_RETURN_IF_ERROR(Query(db, st.delete_instance, "delete instance").Bind(o.id.value()).Run());
+            if (conn_->Changes() == 0) return NotFound("instance '" + o.id.value() + "' does not exist");
+            return Status::Ok();
+          },
+          [&](const WriteBatch::CreateUser& o) -> Status {
+            const std::string& name = o.user.name.value();
+            {
+              Query q(db, st.user_uid, "create user");
+              DSP_ASSIGN_OR_RETURN(bool exists, q.Bind(name).Step());
+              if (exists) return AlreadyExists("user '" + name + "' already exists");
+            }
+            {
+              Query q(db, st.uid_taken, "create user");
+              DSP_ASSIGN_OR_RETURN(bool taken, q.Bind(o.user.uid).Step());
+              if (taken) return AlreadyExists("uid " + std::to_string(o.user.uid) + " is taken");
+            }
+            DSP_ASSIGN_OR_RETURN(std::string body, Dump(UserToJson(o.user), "user '" + name + "'"));
+            return Query(db, st.insert_user, "create user").Bind(name).Bind(o.user.uid).Bind(body).Run();
+          },
+          [&](const WriteBatch::UpdateUser& o) -> Status {
+            const std::string& name = o.user.name.value();
+            {
+              Query q(db, st.user_uid, "update user");
+              DSP_ASSIGN_OR_RETURN(bool exists, q.Bind(name).Step());
+              if (!exists) return NotFound("user '" + name + "' does not exist");
+              if (q.Int(0) != o.user.uid) return InvalidArgument("a user's uid never changes");
+            }
+            DSP_ASSIGN_OR_RETURN(std::string body, Dump(UserToJson(o.user), "user '" + name + "'"));
+            return Query(db, st.update_user, "update user").Bind(body).Bind(name).Run();
+          },
+          [&](const WriteBatch::DeleteUser& o) -> Status {
+            DSP_RETURN_IF_ERROR(Query(db, st.delete_user, "delete user").Bind(o.name.value()).Run());
+            if (conn_->Changes() == 0) return NotFound("user '" + o.name.value() + "' does not exist");
+            return Status::Ok();
+          },
+          [&](const WriteBatch::PutMeta& o) -> Status {
+            return Query(db, st.put_meta, "put meta").Bind(o.key).BindBlob(o.value).Run();
+          },
+          [&](const WriteBatch::AppendEvent& o) -> Status {
+            const Event& e = o.event;
+            return Query(db, st.append_event, "append event")
+                .Bind(ToUnixMillis(e.time))
+                .Bind(e.actor)
+                .Bind(e.action)
+                .Bind(e.subject)
+                .Bind(e.detail)
+                .Run();
+          },
+      },
+      op);
+}
+
+}  // namespace dspool

@@ -1,0 +1,318 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include "model/ipv4.h"
+#include "store/testing/conformance.h"
+
+namespace dspool {
+namespace {
+
+// A fresh directory under the test temp dir, removed with its contents.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string pattern = ::testing::TempDir() + "dspool-store-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp " << pattern << " failed";
+    path_ = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// A SqliteStore whose file lives, and goes, with it.
+class ScratchSqliteStore final : public StateStore {
+ public:
+  static std::unique_ptr<StateStore> Make() {
+    auto dir = std::make_unique<ScratchDir>();
+    auto store = SqliteStore::Open(dir->File("state.db"));
+    if (!store.ok()) {
+      ADD_FAILURE() << store.status();
+      return nullptr;
+    }
+    return std::unique_ptr<StateStore>(new ScratchSqliteStore(std::move(dir), std::move(*store)));
+  }
+
+  Result<Pool> GetPool(const PoolName& name) override { return store_->GetPool(name); }
+  Result<std::vector<Pool>> ListPools() override { return store_->ListPools(); }
+  Result<Instance> GetInstance(const InstanceId& id) override { return store_->GetInstance(id); }
+  Result<std::vector<Instance>> ListInstances(const std::optional<PoolName>& pool) override {
+    return store_->ListInstances(pool);
+  }
+  Result<User> GetUser(const UserName& name) override { return store_->GetUser(name); }
+  Result<std::vector<User>> ListUsers() override { return store_->ListUsers(); }
+  Result<std::vector<Event>> ListEvents(int64_t after_seq, size_t limit) override {
+    return store_->ListEvents(after_seq, limit);
+  }
+  Result<std::vector<Event>> TailEvents(size_t limit) override { return store_->TailEvents(limit); }
+  Result<std::string> GetMeta(const std::string& key) override { return store_->GetMeta(key); }
+  Status Write(const WriteBatch& batch) override { return store_->Write(batch); }
+
+ private:
+  ScratchSqliteStore(std::unique_ptr<ScratchDir> dir, std::unique_ptr<SqliteStore> store)
+      : dir_(std::move(dir)), store_(std::move(store)) {}
+
+  std::unique_ptr<ScratchDir> dir_;  // outlives store_
+  std::unique_ptr<SqliteStore> store_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StateStoreConformance,
+                         ::testing::Values(StateStoreFactory(&ScratchSqliteStore::Make)));
+
+// ---------------------------------------------------------------- SQLite only
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+bool Exists(const std::string& path) { return std::filesystem::exists(path); }
+
+// Permission bits, or -1 if `path` does not exist.
+int Mode(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 07777) : -1;
+}
+
+// Writes PRAGMA user_version where the file format keeps it: bytes 60-63 of
+// the header, big-endian. REQUIRES: no connection open (no -wal file).
+void SetUserVersion(const std::string& path, uint32_t version) {
+  std::string bytes = ReadFile(path);
+  ASSERT_GE(bytes.size(), 100u);
+  ASSERT_EQ(bytes.compare(0, 16, std::string("SQLite format 3\0", 16)), 0);
+  for (int i = 0; i < 4; ++i) bytes[60 + i] = static_cast<char>((version >> (8 * (3 - i))) & 0xff);
+  WriteFile(path, bytes);
+}
+
+Pool SomePool(const std::string& name) {
+  Pool p;
+  p.spec.name = PoolName(name);
+  p.spec.network.subnet = *ParseIpv4Subnet("10.232.0.0/24");
+  p.spec.share.source = "/srv/share";
+  p.spec.admin.name = "dsvmuser";
+  p.spec.admin.password_hash = "$6$salt$hash";
+  p.created_at = FromUnixMillis(1'700'000'000'123);
+  p.updated_at = p.created_at;
+  return p;
+}
+
+Event SomeEvent(const std::string& action) {
+  return Event{.time = FromUnixMillis(1'700'000'000'456), .actor = "root", .action = action, .subject = "pool/a"};
+}
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<SqliteStore> OpenOk() {
+    auto store = SqliteStore::Open(path_);
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  ScratchDir dir_;
+  const std::string path_ = dir_.File("state.db");
+};
+
+TEST_F(SqliteStoreTest, EverythingSurvivesCloseAndReopen) {
+  User alice{.name = UserName("alice"),
+             .uid = 2000,
+             .ssh_keys = {"ssh-ed25519 AAAA alice"},
+             .password_hash = "$6$s$h",
+             .admin = true,
+             .created_at = FromUnixMillis(1'700'000'000'789)};
+  Instance inst{.id = InstanceId("a-0-x1"),
+                .pool = PoolName("a"),
+                .index = 0,
+                .phase = InstancePhase::kReady,
+                .address = "10.232.0.2",
+                .created_at = FromUnixMillis(1),
+                .phase_since = FromUnixMillis(2)};
+  std::vector<Event> events;
+  {
+    auto store = OpenOk();
+    ASSERT_NE(store, nullptr);
+    ASSERT_EQ(store->Write(WriteBatch()
+                               .Add(WriteBatch::CreatePool{SomePool("a")})
+                               .Add(WriteBatch::PutInstance{inst})
+                               .Add(WriteBatch::CreateUser{alice})
+                               .Add(WriteBatch::PutMeta{"uid.next", "2001"})
+                               .Add(WriteBatch::AppendEvent{SomeEvent("one")})
+                               .Add(WriteBatch::AppendEvent{SomeEvent("two")})),
+              Status::Ok());
+    events = store->ListEvents(0, 100).value_or({});
+    ASSERT_EQ(events.size(), 2u);
+  }
+  EXPECT_FALSE(Exists(path_ + "-wal")) << "the last close checkpoints and removes the WAL";
+
+  auto store = OpenOk();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->GetPool(PoolName("a")).value_or({}), SomePool("a"));
+  EXPECT_EQ(store->ListInstances(std::nullopt).value_or({}), std::vector<Instance>{inst});
+  EXPECT_EQ(store->ListUsers().value_or({}), std::vector<User>{alice});
+  EXPECT_EQ(store->GetMeta("uid.next").value_or("?"), "2001");
+  EXPECT_EQ(store->ListEvents(0, 100).value_or({}), events);
+
+  // Seqs continue after the old ones.
+  ASSERT_EQ(store->Write(WriteBatch().Add(WriteBatch::AppendEvent{SomeEvent("three")})), Status::Ok());
+  auto tail = store->TailEvents(1);
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  ASSERT_EQ(tail->size(), 1u);
+  EXPECT_EQ((*tail)[0].action, "three");
+  EXPECT_GT((*tail)[0].seq, events.back().seq);
+}
+
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : old_(::umask(mask)) {}
+  ~ScopedUmask() { ::umask(old_); }
+
+ private:
+  mode_t old_;
+};
+
+TEST_F(SqliteStoreTest, FilesAreOnlyReadableByTheOwnerWhateverTheUmask) {
+  ScopedUmask umask(0);
+  auto store = OpenOk();
+  ASSERT_NE(store, nullptr);
+  ASSERT_EQ(store->Write(WriteBatch().Add(WriteBatch::PutMeta{"k", "v"})), Status::Ok());
+  EXPECT_EQ(Mode(path_), 0600);
+  ASSERT_TRUE(Exists(path_ + "-wal"));
+  EXPECT_EQ(Mode(path_ + "-wal"), 0600);
+  EXPECT_EQ(Mode(path_ + "-shm"), 0600);
+}
+
+TEST_F(SqliteStoreTest, NarrowsTheModeOfAnExistingFile) {
+  OpenOk().reset();
+  ASSERT_EQ(::chmod(path_.c_str(), 0644), 0);
+  auto store = OpenOk();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(Mode(path_), 0600);
+  EXPECT_EQ(Mode(path_ + "-wal"), 0600);
+  EXPECT_EQ(Mode(path_ + "-shm"), 0600);
+}
+
+TEST_F(SqliteStoreTest, RefusesANewerSchemaVersionAndLeavesTheFileAlone) {
+  OpenOk().reset();
+  SetUserVersion(path_, SqliteStore::kSchemaVersion + 1);
+  std::string bytes = ReadFile(path_);
+
+  auto store = SqliteStore::Open(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status(), FailedPrecondition("state store '" + path_ +
+                                               "' has schema version 2, newer than this "
+                                               "dspool's 1; run a newer dspool"));
+  EXPECT_EQ(ReadFile(path_), bytes);
+}
+
+TEST_F(SqliteStoreTest, RefusesAnotherProgramsDatabase) {
+  OpenOk().reset();
+  SetUserVersion(path_, 0);  // tables, but no dspool version
+  std::string bytes = ReadFile(path_);
+
+  auto store = SqliteStore::Open(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store.status().message(), "state store '" + path_ +
+                                          "' is an SQLite database of another program (it has tables but no dspool "
+                                          "schema version); refusing to change it");
+  EXPECT_EQ(ReadFile(path_), bytes);
+}
+
+TEST_F(SqliteStoreTest, RefusesAFileThatIsNotSqliteNamingItAndLeavesItAlone) {
+  for (const std::string& bytes : {std::string("name: team\ninstances: 2\n"), std::string(8192, '\x5a')}) {
+    SCOPED_TRACE(bytes.size());
+    WriteFile(path_, bytes);
+    ASSERT_EQ(::chmod(path_.c_str(), 0644), 0);
+
+    auto store = SqliteStore::Open(path_);
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.status(),
+              FailedPrecondition("state store '" + path_ + "' is not an SQLite database; refusing to open it"));
+    EXPECT_EQ(ReadFile(path_), bytes);
+    EXPECT_EQ(Mode(path_), 0644);
+    EXPECT_FALSE(Exists(path_ + "-wal"));
+    EXPECT_FALSE(Exists(path_ + "-shm"));
+  }
+}
+
+TEST_F(SqliteStoreTest, AMissingDirectoryIsNotFoundNamingThePath) {
+  std::string path = dir_.File("no/such/dir/state.db");
+  auto store = SqliteStore::Open(path);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(store.status().message().find("'" + path + "'"), std::string::npos) << store.status();
+}
+
+TEST_F(SqliteStoreTest, RefusesAPoolItCouldNotReadBack) {
+  auto store = OpenOk();
+  ASSERT_NE(store, nullptr);
+  Pool pool = SomePool("a");
+  pool.spec.admin.password_hash.clear();
+  pool.spec.admin.password = "hunter2";  // never stored, so nothing would log in
+  Status s = store->Write(
+      WriteBatch().Add(WriteBatch::AppendEvent{SomeEvent("pool.create")}).Add(WriteBatch::CreatePool{pool}));
+  EXPECT_EQ(s, InvalidArgument("pool 'a' cannot be stored: adminUser: needs sshPublicKey, password or passwordHash"));
+  EXPECT_TRUE(store->ListPools().value_or({SomePool("x")}).empty());
+  EXPECT_TRUE(store->TailEvents(10).value_or({SomeEvent("x")}).empty());
+}
+
+TEST_F(SqliteStoreTest, RefusesStringsThatAreNotUtf8) {
+  auto store = OpenOk();
+  ASSERT_NE(store, nullptr);
+  User bob{.name = UserName("bob"), .uid = 2000, .ssh_keys = {"ssh-ed25519 \xff\xfe"}};
+  EXPECT_EQ(store->Write(WriteBatch().Add(WriteBatch::CreateUser{bob})),
+            InvalidArgument("user 'bob' cannot be stored: a string is not valid UTF-8"));
+  EXPECT_EQ(store->GetUser(UserName("bob")).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, TwoStoresOnOneFileShareItAndWaitForEachOther) {
+  auto a = OpenOk();
+  auto b = OpenOk();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_EQ(a->Write(WriteBatch().Add(WriteBatch::CreatePool{SomePool("a")})), Status::Ok());
+  EXPECT_EQ(b->GetPool(PoolName("a")).value_or({}), SomePool("a"));
+
+  constexpr int kPerStore = 100;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (SqliteStore* s : {a.get(), b.get()}) {
+    threads.emplace_back([s, &failures] {
+      for (int i = 0; i < kPerStore; ++i) {
+        if (!s->Write(WriteBatch().Add(WriteBatch::AppendEvent{SomeEvent("e")})).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto events = a->ListEvents(0, 1000);
+  ASSERT_TRUE(events.ok()) << events.status();
+  std::set<int64_t> seqs;
+  for (const Event& e : *events) seqs.insert(e.seq);
+  EXPECT_EQ(seqs.size(), size_t{2 * kPerStore});
+  EXPECT_EQ(b->ListEvents(0, 1000).value_or({}), *events);
+}
+
+}  // namespace
+}  // namespace dspool

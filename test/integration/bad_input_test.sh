@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Bad input gets a clear error naming what and where, and changes nothing.
+DSPOOL=$(realpath "$1")
+source "$(dirname "$0")/lib.sh"
+require_root_and_lxc
+
+WORK=$(mktemp -d /tmp/dspool-bad.XXXXXX)
+DATA=$WORK/data
+POOL="bad$RANDOM"
+POOL=${POOL:0:8}
+SUBNET=$(free_subnet)
+trap cleanup EXIT
+mkdir -p "$WORK/share"
+ssh-keygen -q -t ed25519 -N "" -f "$WORK/key"
+start_server
+
+spec() {  # name subnet source
+  cat <<JSON
+{"name": "$1", "instanceCount": 0, "network": {"subnet": "$2"},
+ "share": {"type": "bind", "source": "$3"},
+ "adminUser": {"name": "admin1", "sshPublicKey": "$(cat "$WORK/key.pub")"}}
+JSON
+}
+
+expect_error() {  # expected-substring command...
+  local want=$1; shift
+  local out
+  if out=$("$@" 2>&1); then fail "expected failure: $*"; fi
+  [[ "$out" == *"$want"* ]] || fail "error '$out' does not contain '$want'"
+  [[ $(echo "$out" | wc -l) -eq 1 ]] || fail "error is not one line: $out"
+}
+
+events_before=$(dsp events -o json --limit 1000 | grep -c '"seq"' || true)
+
+spec "$POOL" "$SUBNET" "$WORK/share" | sed 's/"instanceCount": 0/"instanceCount": "two"/' >"$WORK/s1.json"
+expect_error "instanceCount: expected an integer" dsp pool create -f "$WORK/s1.json"
+printf '{"name": "x",\n  oops}' >"$WORK/s2.json"
+expect_error "line 2" dsp pool create -f "$WORK/s2.json"
+spec "$POOL" "$SUBNET" "$WORK/missing" >"$WORK/s3.json"
+expect_error "share.source" dsp pool create -f "$WORK/s3.json"
+host_route=$(ip -4 route show | awk '$1 ~ /\// {print $1; exit}')
+if [[ -n "$host_route" ]]; then
+  spec "$POOL" "$host_route" "$WORK/share" >"$WORK/s4.json"
+  expect_error "collides with the host route" dsp pool create -f "$WORK/s4.json"
+fi
+expect_error "does not exist" dsp user delete nosuchuser
+expect_error "does not exist" dsp pool scale nosuchpool --count 1
+[[ -z "$(dsp pool list -o json | grep '"name"' || true)" ]] || fail "a pool was created by bad input"
+events_after=$(dsp events -o json --limit 1000 | grep -c '"seq"' || true)
+[[ "$events_before" == "$events_after" ]] || fail "bad input recorded events"
+pass "invalid specs change nothing"
+
+spec "$POOL" "$SUBNET" "$WORK/share" >"$WORK/ok.json"
+dsp pool create -f "$WORK/ok.json" >/dev/null
+expect_error "already exists" dsp pool create -f "$WORK/ok.json"
+other_subnet=$(echo "$SUBNET" | sed 's#/24#/25#')
+spec "other" "$other_subnet" "$WORK/share" >"$WORK/s5.json"
+expect_error "overlaps pool '$POOL'" dsp pool create -f "$WORK/s5.json"
+expect_error "must be between 0" dsp pool scale "$POOL" --count 1000
+pass "duplicate pool, overlapping subnet and bad count are refused"
+
+dsp pool delete "$POOL" >/dev/null
+for i in $(seq 60); do dsp pool show "$POOL" >/dev/null 2>&1 || break; sleep 0.5; done
+echo "1 passed, 0 failed"

@@ -1,0 +1,86 @@
+# Shared helpers for the integration tests. Source it; set DSPOOL first.
+set -euo pipefail
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+
+require_root_and_lxc() {
+  [[ $EUID -eq 0 ]] || fail "integration tests need root (CI runs them as root)"
+  command -v lxc-start >/dev/null || fail "lxc is not installed (scripts/install-deps.sh)"
+  grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || true
+  grep -qw overlay /proc/filesystems || { echo "SKIP: this kernel has no overlayfs"; exit 0; }
+}
+
+# A subnet in 10.232.0.0/16 that no host route covers.
+free_subnet() {
+  local x
+  for x in $(shuf -i 1-250 -n 50); do
+    if ! ip -4 route show | grep -q "^10\.232\.$x\."; then echo "10.232.$x.0/24"; return; fi
+  done
+  fail "no free /24 in 10.232.0.0/16"
+}
+
+start_server() {
+  "$DSPOOL" server --data-dir "$DATA" --log-level info >>"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    dsp status >/dev/null 2>&1 && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log"; fail "server exited"; }
+    sleep 0.1
+  done
+  cat "$WORK/server.log"; fail "server did not answer"
+}
+
+stop_server() {
+  if [[ -n "${SERVER_PID:-}" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true
+  fi
+  SERVER_PID=""
+}
+
+dsp() { "$DSPOOL" --data-dir "$DATA" "$@"; }
+
+# Waits until pool $1 has exactly $2 instances, all Ready.
+wait_ready() {
+  local pool=$1 want=$2 i phases
+  for i in $(seq 240); do
+    phases=$(dsp instance list --pool "$pool" -o json | grep -o '"phase": *"[A-Za-z]*"' | sed 's/.*"\([A-Za-z]*\)"$/\1/' | sort | uniq -c | tr -s ' ' | xargs || true)
+    if [[ "$want" -eq 0 && -z "$phases" ]] || [[ "$phases" == "$want Ready" ]]; then return 0; fi
+    sleep 0.5
+  done
+  dsp instance list --pool "$pool" || true
+  tail -50 "$WORK/server.log"
+  fail "pool $pool did not reach $want Ready instances (have: $phases)"
+}
+
+instance_addresses() {
+  dsp instance list --pool "$1" -o json | grep -o '"address": *"[0-9.]*"' | sed 's/.*"\([0-9.]*\)"$/\1/'
+}
+
+ssh_to() {
+  local user=$1 addr=$2; shift 2
+  ssh -i "$WORK/key" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+      -o LogLevel=ERROR -o ConnectTimeout=10 "$user@$addr" "$@"
+}
+
+# Everything dspool might leave on the host for a pool.
+leftovers() {
+  local pool=$1
+  {
+    ip -o link show | grep -E "dsp-$pool[:@]|dspv" || true
+    grep -E " $DATA/" /proc/mounts || true
+    ls "$DATA/lxc" 2>/dev/null || true
+    ls "$DATA/instances" 2>/dev/null || true
+    find /sys/fs/cgroup -maxdepth 3 -type d -name "$pool-*" 2>/dev/null || true
+  } | sed '/^$/d'
+}
+
+cleanup() {
+  stop_server
+  # Best effort: take down anything a failed test left.
+  if [[ -d "${DATA:-/nonexistent}/lxc" ]]; then
+    for c in $(ls "$DATA/lxc"); do lxc-stop -P "$DATA/lxc" -n "$c" -k >/dev/null 2>&1 || true; done
+  fi
+  ip -o link show | grep -o "dsp-${POOL:-none}[^:@]*" | while read -r l; do ip link del "$l" 2>/dev/null || true; done
+  rm -rf "${WORK:-/nonexistent}"
+}

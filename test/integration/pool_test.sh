@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# A pool of 2 on real LXC and sshd: one identity and the same files on every
+# instance, one host key, scaling, kill -9 of the server mid scale-out, and a
+# delete that leaves nothing behind.
+DSPOOL=$(realpath "$1")
+source "$(dirname "$0")/lib.sh"
+require_root_and_lxc
+
+WORK=$(mktemp -d /tmp/dspool-it.XXXXXX)
+DATA=$WORK/data
+POOL="it$RANDOM"
+POOL=${POOL:0:8}
+SUBNET=$(free_subnet)
+trap cleanup EXIT
+mkdir -p "$WORK/share"
+ssh-keygen -q -t ed25519 -N "" -C "it admin" -f "$WORK/key"
+ssh-keygen -q -t ed25519 -N "" -C "it alice" -f "$WORK/alice"
+
+start_server
+cat >"$WORK/spec.json" <<JSON
+{"name": "$POOL", "instanceCount": 2,
+ "size": {"vcpus": 1, "memoryMiB": 512},
+ "network": {"subnet": "$SUBNET"},
+ "share": {"type": "bind", "source": "$WORK/share"},
+ "adminUser": {"name": "dsvmadmin", "sshPublicKey": "$(cat "$WORK/key.pub")"}}
+JSON
+dsp pool create -f "$WORK/spec.json" >/dev/null
+wait_ready "$POOL" 2
+pass "pool of 2 is ready"
+
+mapfile -t ADDR < <(instance_addresses "$POOL")
+[[ ${#ADDR[@]} -eq 2 ]] || fail "expected 2 addresses, got ${ADDR[*]}"
+
+# A user added after the pool exists gets in everywhere, with the same uid.
+dsp user add alice --ssh-key "$WORK/alice.pub" >/dev/null
+cp "$WORK/alice" "$WORK/key.alice"
+ssh_alice() { ssh -i "$WORK/alice" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+                  -o LogLevel=ERROR -o ConnectTimeout=10 "alice@$1" "${@:2}"; }
+for i in $(seq 40); do ssh_alice "${ADDR[0]}" true 2>/dev/null && break; sleep 0.5; done
+ssh_alice "${ADDR[0]}" 'echo "from $(hostname)" > ~/notebooks/remote/x' || fail "alice cannot write on instance 0"
+got=$(ssh_alice "${ADDR[1]}" 'cat ~/notebooks/remote/x')
+[[ "$got" == "from ${POOL}0" ]] || fail "instance 1 read '$got', expected 'from ${POOL}0'"
+pass "a file written on instance 0 is read on instance 1"
+
+uid0=$(ssh_alice "${ADDR[0]}" 'id -u')
+uid1=$(ssh_alice "${ADDR[1]}" 'id -u')
+[[ "$uid0" == "$uid1" ]] || fail "uid differs: $uid0 vs $uid1"
+host_uid=$(stat -c %u "$WORK/share/notebooks/alice/x")
+[[ "$host_uid" == "$uid0" ]] || fail "owner on the share is $host_uid, expected $uid0"
+mode=$(stat -c %a "$WORK/share/notebooks/alice")
+[[ "$mode" == "700" ]] || fail "notebooks/alice has mode $mode, expected 700"
+pass "uid $uid0 on both instances and on the share"
+
+k0=$(ssh-keyscan -t ed25519 "${ADDR[0]}" 2>/dev/null | awk '{print $3}')
+k1=$(ssh-keyscan -t ed25519 "${ADDR[1]}" 2>/dev/null | awk '{print $3}')
+[[ -n "$k0" && "$k0" == "$k1" ]] || fail "host keys differ or are missing"
+key_mode=$(stat -c %a "$DATA/pools/$POOL/ssh_host_ed25519_key")
+[[ "$key_mode" == "600" ]] || fail "pool host key has mode $key_mode"
+pass "one host key for the pool"
+
+# A removed key stops working at once, on every instance.
+fp=$(ssh-keygen -lf "$WORK/alice.pub" | awk '{print $2}')
+dsp user key remove alice "$fp" >/dev/null
+if ssh_alice "${ADDR[1]}" true 2>/dev/null; then fail "removed key still accepted"; fi
+pass "key removal takes effect at once"
+
+ssh_to dsvmadmin "${ADDR[0]}" true || fail "admin cannot log in"
+
+dsp pool scale "$POOL" --count 3 >/dev/null
+wait_ready "$POOL" 3
+dsp pool scale "$POOL" --count 1 >/dev/null
+wait_ready "$POOL" 1
+pass "scaled 2 → 3 → 1"
+
+# kill -9 during a scale-out, restart, converge with no duplicate and no orphan.
+dsp pool scale "$POOL" --count 4 >/dev/null
+sleep 0.3
+kill -9 "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+start_server
+wait_ready "$POOL" 4
+n_containers=$(ls "$DATA/lxc" | wc -l)
+[[ "$n_containers" -eq 4 ]] || fail "expected 4 containers after restart, found $n_containers: $(ls "$DATA/lxc")"
+n_running=$(for c in $(ls "$DATA/lxc"); do lxc-info -P "$DATA/lxc" -n "$c" -s; done | grep -c RUNNING)
+[[ "$n_running" -eq 4 ]] || fail "expected 4 running containers, found $n_running"
+pass "kill -9 mid scale-out: converged to 4, no duplicate, no orphan"
+
+dsp pool delete "$POOL" >/dev/null
+for i in $(seq 120); do dsp pool show "$POOL" >/dev/null 2>&1 || break; sleep 0.5; done
+dsp pool show "$POOL" >/dev/null 2>&1 && fail "pool still exists after delete"
+sleep 2.5  # one sweep of the server's channel directories
+left=$(leftovers "$POOL")
+[[ -z "$left" ]] || fail "left behind after delete: $left"
+[[ -f "$WORK/share/notebooks/alice/x" ]] || fail "user files on the share were lost"
+pass "delete leaves nothing behind and keeps the share"
+
+dsp events --limit 1000 >"$WORK/events.txt"
+for action in pool.create user.create instance.ready pool.scale pool.delete pool.deleted; do
+  grep -q "$action" "$WORK/events.txt" || fail "no $action event"
+done
+pass "events recorded"
+echo "1 passed, 0 failed"
