@@ -94,8 +94,11 @@ class Agent {
         next_sshd_start = now + std::chrono::seconds(1);  // at most one restart a second
       }
       if (now >= next_report) {
-        if (config_) Report();
-        next_report = now + std::chrono::milliseconds(config_ ? config_->report_interval_ms : 500);
+        listening_seen_ |= config_ && Report();
+        // Until sshd first listens, look often: that report makes the
+        // instance Ready. Without a configuration, retry the fetch.
+        int64_t ms = !config_ ? 500 : listening_seen_ ? config_->report_interval_ms : 50;
+        next_report = now + std::chrono::milliseconds(ms);
       }
       // Sleep until the next report, waking for children and signals.
       auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_report - clock_.Now());
@@ -187,9 +190,11 @@ class Agent {
     DSP_LOG(kInfo, kLog) << "sshd started (pid " << sshd_pid_ << ")";
   }
 
-  void Report() {
+  // Sends one report; returns whether sshd was listening.
+  bool Report() {
     InstanceSample sample = sampler_.Sample();
-    Json body = {{"sshdListening", SshdListening()},
+    bool listening = SshdListening();
+    Json body = {{"sshdListening", listening},
                  {"cpuPermille", sample.cpu_permille},
                  {"memoryUsedBytes", sample.memory_used_bytes},
                  {"memoryLimitBytes", sample.memory_limit_bytes},
@@ -198,7 +203,7 @@ class Agent {
     auto resp = Call(options_, "POST", "/v1/agent/report", body.dump());
     if (!resp.ok()) {
       LogOnce("report", resp.status());
-      return;
+      return listening;
     }
     last_error_.erase("report");
     int64_t version = resp->value("configVersion", int64_t{0});
@@ -206,6 +211,7 @@ class Agent {
       Status s = FetchAndApply();
       if (!s.ok()) LogOnce("config", s);
     }
+    return listening;
   }
 
   AgentOptions options_;
@@ -214,6 +220,7 @@ class Agent {
   std::optional<AgentConfig> config_;
   std::string image_passwd_, image_group_, image_shadow_;
   pid_t sshd_pid_ = -1;
+  bool listening_seen_ = false;
   std::map<std::string, std::string> last_error_;
 };
 

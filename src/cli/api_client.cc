@@ -46,8 +46,8 @@ Result<Json> ApiClient::Call(const std::string& method, const std::string& targe
   Json parsed = response.body.empty() ? Json() : Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   if (response.status >= 200 && response.status < 300) {
     if (parsed.is_discarded()) {
-      return Internal(endpoint_.ToString() + " answered " + method + " " + target + " with a body that is not JSON: " +
-                      Excerpt(response.body));
+      return Internal(endpoint_.ToString() + " answered " + method + " " + target +
+                      " with a body that is not JSON: " + Excerpt(response.body));
     }
     return parsed;
   }
@@ -65,9 +65,9 @@ Result<Json> ApiClient::Call(const std::string& method, const std::string& targe
       }
     }
   }
-  return Status(CodeForHttpStatus(response.status), endpoint_.ToString() + " answered HTTP " +
-                                                        std::to_string(response.status) + ": " +
-                                                        Excerpt(response.body));
+  return Status(
+      CodeForHttpStatus(response.status),
+      endpoint_.ToString() + " answered HTTP " + std::to_string(response.status) + ": " + Excerpt(response.body));
 }
 
 }  // namespace dspool

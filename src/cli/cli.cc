@@ -1,7 +1,6 @@
 #include "cli/cli.h"
 
 #include <CLI/CLI.hpp>
-
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -40,7 +39,8 @@ int Fail(std::ostream& err, const Status& status) {
 }
 
 // A CLI11 validator from one of options.h's checks; CLI11 prefixes the
-// option's name, so the check's own prefix ("--listen: ") is dropped.
+// option's name, so the check's own prefix ("--listen: ") is dropped. An
+// empty `description` keeps --help's type name as set by type_name().
 CLI::Validator CheckWith(std::function<Status(const std::string&)> check, std::string description) {
   return CLI::Validator(
       [check = std::move(check)](std::string& value) -> std::string {
@@ -85,9 +85,8 @@ Status RunClientAction(const ClientAction& action, const ClientFlags& flags, con
     DSP_ASSIGN_OR_RETURN(token, ReadTokenFile(*path, "DSPOOL_TOKEN_FILE"));
   }
   ApiClient api(std::move(endpoint), std::move(token), kRequestTimeout);
-  CommandContext ctx{api,     flags.output == "json" ? OutputFormat::kJson : OutputFormat::kTable,
-                     env.in,  env.out,
-                     env.clock, env.wait};
+  CommandContext ctx{
+      api, flags.output == "json" ? OutputFormat::kJson : OutputFormat::kTable, env.in, env.out, env.clock, env.wait};
   return action(ctx);
 }
 
@@ -97,21 +96,21 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   CLI::App app{"dspool: one shared pool of data-science machines behind one address.", "dspool"};
   app.require_subcommand(1);
   app.fallthrough();  // client flags may follow the command's name
-  app.footer(
-      "Client commands talk to the server at --server, else $DSPOOL_SERVER, else\n"
-      "unix:/var/lib/dspool/api.sock. Over TCP they need the bearer token in --token-file\n"
-      "or $DSPOOL_TOKEN_FILE.");
 
   ClientFlags client;
   CLI::Option* server_opt = app.add_option("--server", client.server,
                                            "API endpoint: unix:PATH or tcp:HOST:PORT (default: $DSPOOL_SERVER, "
-                                           "else unix:/var/lib/dspool/api.sock)");
+                                           "else unix:/var/lib/dspool/api.sock)")
+                                ->type_name("ENDPOINT");
   CLI::Option* data_dir_opt =
-      app.add_option("--data-dir", client.data_dir, "The server's data directory; short for --server unix:DIR/api.sock");
+      app.add_option("--data-dir", client.data_dir, "The server's data directory; short for --server unix:DIR/api.sock")
+          ->type_name("DIR");
   server_opt->excludes(data_dir_opt);
   CLI::Option* token_opt = app.add_option("--token-file", client.token_file,
-                                          "File holding the API's bearer token (default: $DSPOOL_TOKEN_FILE)");
+                                          "File holding the API's bearer token (default: $DSPOOL_TOKEN_FILE)")
+                               ->type_name("FILE");
   CLI::Option* output_opt = app.add_option("-o,--output", client.output, "Output format: table or json")
+                                ->type_name("FORMAT")
                                 ->check(CLI::IsMember({"table", "json"}));
 
   ClientAction action;  // set by the client command parsed
@@ -120,14 +119,20 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   ServerFlags server_flags;
   CLI::App* server = app.add_subcommand("server", "Run the control plane (as root) until SIGTERM or SIGINT");
   server->fallthrough(false);
-  server->add_option("--data-dir", server_flags.data_dir, "State, sockets and pool files")->capture_default_str();
+  server->add_option("--data-dir", server_flags.data_dir, "State, sockets and pool files")
+      ->type_name("DIR")
+      ->capture_default_str();
   server->add_option("--listen", server_flags.listen, "Also serve the API on TCP ADDRESS:PORT (needs --token-file)")
-      ->check(CheckWith([](const std::string& v) { return ValidateListenAddress(v); }, "ADDRESS:PORT"));
-  server->add_option("--token-file", server_flags.token_file, "File holding the bearer token for --listen");
+      ->type_name("ADDRESS:PORT")
+      ->check(CheckWith([](const std::string& v) { return ValidateListenAddress(v); }, ""));
+  server->add_option("--token-file", server_flags.token_file, "File holding the bearer token for --listen")
+      ->type_name("FILE");
   server->add_option("--uid-range", server_flags.uid_range, "uids given to pool users, FIRST-LAST")
+      ->type_name("FIRST-LAST")
       ->capture_default_str()
-      ->check(CheckWith([](const std::string& v) { return ParseUidRange(v).status(); }, "FIRST-LAST"));
+      ->check(CheckWith([](const std::string& v) { return ParseUidRange(v).status(); }, ""));
   server->add_option("--log-level", server_flags.log_level, "debug, info, warning or error")
+      ->type_name("LEVEL")
       ->capture_default_str()
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
 
@@ -136,11 +141,15 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   std::string authorized_user;
   CLI::App* agent = app.add_subcommand("agent", "Run the agent of an instance (its first process)");
   agent->fallthrough(false);
-  agent->add_option("--socket", agent_options.socket, "The instance's channel to the server")->capture_default_str();
-  CLI::App* authorized_keys = agent->add_subcommand(
-      "authorized-keys", "Print USER's authorized_keys lines (sshd's AuthorizedKeysCommand)");
-  authorized_keys->fallthrough();  // --socket may follow USER
+  agent->add_option("--socket", agent_options.socket, "The instance's channel to the server")
+      ->type_name("PATH")
+      ->capture_default_str();
+  CLI::App* authorized_keys =
+      agent->add_subcommand("authorized-keys", "Print USER's authorized_keys lines (sshd's AuthorizedKeysCommand)");
   authorized_keys->add_option("USER", authorized_user, "Login name")->required();
+  authorized_keys->add_option("--socket", agent_options.socket, "The instance's channel to the server")
+      ->type_name("PATH")
+      ->capture_default_str();
 
   // ---- pool ----
   CLI::App* pool = app.add_subcommand("pool", "Create, inspect, scale and delete pools");
@@ -150,12 +159,11 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   int64_t count = 0;
 
   CLI::App* pool_create = pool->add_subcommand("create", "Create a pool from a JSON spec");
-  pool_create->add_option("-f,--file", spec_path, "The pool spec (JSON)")->required();
+  pool_create->add_option("-f,--file", spec_path, "The pool spec (JSON)")->type_name("SPEC.json")->required();
   pool_create->add_flag("--admin-password-stdin", admin_password_stdin,
                         "Read the admin user's password from the first line of standard input");
-  pool_create->callback([&] {
-    action = [&](const CommandContext& ctx) { return PoolCreate(ctx, spec_path, admin_password_stdin); };
-  });
+  pool_create->callback(
+      [&] { action = [&](const CommandContext& ctx) { return PoolCreate(ctx, spec_path, admin_password_stdin); }; });
 
   pool->add_subcommand("list", "List pools")->callback([&] { action = PoolList; });
 
@@ -165,7 +173,7 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
 
   CLI::App* pool_scale = pool->add_subcommand("scale", "Set a pool's number of instances");
   pool_scale->add_option("NAME", pool_name, "Pool name")->required();
-  pool_scale->add_option("--count", count, "The number of instances wanted")->required();
+  pool_scale->add_option("--count", count, "The number of instances wanted")->type_name("N")->required();
   pool_scale->callback([&] { action = [&](const CommandContext& ctx) { return PoolScale(ctx, pool_name, count); }; });
 
   CLI::App* pool_delete = pool->add_subcommand("delete", "Delete a pool (in the background; the share is kept)");
@@ -177,7 +185,7 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   instance->require_subcommand(1);
   std::string instance_pool;
   CLI::App* instance_list = instance->add_subcommand("list", "List instances, of every pool or one");
-  instance_list->add_option("--pool", instance_pool, "Only this pool's instances");
+  instance_list->add_option("--pool", instance_pool, "Only this pool's instances")->type_name("NAME");
   instance_list->callback(
       [&] { action = [&](const CommandContext& ctx) { return InstanceList(ctx, instance_pool); }; });
 
@@ -187,9 +195,11 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   EventsOptions events_options;
   int64_t events_after = 0, events_limit = 0;
   CLI::App* events = app.add_subcommand("events", "Show the audit log of events, oldest first");
-  CLI::Option* after_opt = events->add_option("--after", events_after, "Only events after this sequence number");
+  CLI::Option* after_opt =
+      events->add_option("--after", events_after, "Only events after this sequence number")->type_name("SEQ");
   CLI::Option* limit_opt =
-      events->add_option("--limit", events_limit, "At most this many events (1-1000; default 100, the newest)");
+      events->add_option("--limit", events_limit, "At most this many events (1-1000; default 100, the newest)")
+          ->type_name("N");
   events->add_flag("-f,--follow", events_options.follow, "Keep printing new events as they come, until Ctrl-C");
   events->callback([&] {
     if (after_opt->count() > 0) events_options.after = events_after;
@@ -206,6 +216,7 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   CLI::App* user_add = user->add_subcommand("add", "Add a user (the same uid on every instance)");
   user_add->add_option("NAME", user_add_options.name, "Login name")->required();
   user_add->add_option("--ssh-key", user_add_options.ssh_key_files, "A public key file (.pub); may be repeated")
+      ->type_name("FILE")
       ->allow_extra_args(false);  // one file per --ssh-key, so NAME may follow
   user_add->add_flag("--password-stdin", user_add_options.password_from_stdin,
                      "Read a password from the first line of standard input");
@@ -241,6 +252,12 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       ->required();
   key_remove->callback(
       [&] { action = [&](const CommandContext& ctx) { return UserKeyRemove(ctx, user_name, key_arg); }; });
+
+  // Set last: subcommands would inherit it.
+  app.footer(
+      "Client commands talk to the server at --server, else $DSPOOL_SERVER, else\n"
+      "unix:/var/lib/dspool/api.sock. Over TCP they need the bearer token in --token-file\n"
+      "or $DSPOOL_TOKEN_FILE.");
 
   // CLI11 reads argv; keep ours alive and in its form.
   std::vector<std::string> storage;

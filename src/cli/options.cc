@@ -73,9 +73,7 @@ Result<std::string> ReadTokenFile(const std::string& path, std::string_view sour
 Result<UidRange> ParseUidRange(std::string_view text) {
   constexpr int64_t kMin = 1000;
   constexpr int64_t kMax = 4294967294;
-  auto bad = [&](const std::string& why) {
-    return InvalidArgument("--uid-range: '" + std::string(text) + "' " + why);
-  };
+  auto bad = [&](const std::string& why) { return InvalidArgument("--uid-range: '" + std::string(text) + "' " + why); };
   size_t dash = text.find('-');
   if (dash == std::string_view::npos) return bad("is not FIRST-LAST, like 20000-59999");
   std::optional<int64_t> first = ParseDecimal(text.substr(0, dash));
@@ -88,9 +86,7 @@ Result<UidRange> ParseUidRange(std::string_view text) {
 }
 
 Status ValidateListenAddress(std::string_view text) {
-  auto bad = [&](const std::string& why) {
-    return InvalidArgument("--listen: '" + std::string(text) + "' " + why);
-  };
+  auto bad = [&](const std::string& why) { return InvalidArgument("--listen: '" + std::string(text) + "' " + why); };
   size_t colon = text.rfind(':');
   if (colon == std::string_view::npos) return bad("is not ADDRESS:PORT, like 127.0.0.1:7070");
   std::string_view host = text.substr(0, colon);

@@ -140,8 +140,8 @@ Status PoolShow(const CommandContext& ctx, const std::string& name) {
   ctx.out << RenderFields({
       {"Name", JsonString(pool, "name")},
       {"State", JsonString(pool, "state")},
-      {"Instances", JsonString(pool, "instanceCount") + " desired, " + std::to_string(instances.size()) +
-                        " present, " + std::to_string(CountReady(instances)) + " ready"},
+      {"Instances", JsonString(pool, "instanceCount") + " desired, " + std::to_string(instances.size()) + " present, " +
+                        std::to_string(CountReady(instances)) + " ready"},
       {"Generation", JsonString(pool, "generation")},
       {"Size", SizeText(JsonField(spec, "size"))},
       {"Subnet", OrDash(JsonString(JsonField(spec, "network"), "subnet"))},

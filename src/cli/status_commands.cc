@@ -54,6 +54,7 @@ Status ShowStatus(const CommandContext& ctx) {
 Status ListEvents(const CommandContext& ctx, const EventsOptions& options) {
   std::optional<int64_t> after = options.after;
   bool first = true;
+  std::vector<size_t> widths;  // of the rows printed so far
   for (;;) {
     DSP_ASSIGN_OR_RETURN(Json answer, ctx.api.Get(EventsTarget(after, options.limit)));
     const Json& events = JsonArray(answer, "events");
@@ -70,9 +71,12 @@ Status ListEvents(const CommandContext& ctx, const EventsOptions& options) {
     if (ctx.output == OutputFormat::kJson) {
       for (const Json& e : events) ctx.out << e.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     } else if (!events.empty() || first) {
-      std::string text = EventTable(events, ctx.clock.Now()).Render();
-      // The header once, at the top; later batches are rows only.
-      ctx.out << (first ? text : text.substr(text.find('\n') + 1));
+      // The header once, at the top; later rows line up under it unless
+      // they are wider.
+      Table table = EventTable(events, ctx.clock.Now());
+      table.WidenTo(widths);
+      ctx.out << table.Render(/*with_header=*/first);
+      widths = table.ColumnWidths();
     }
     ctx.out.flush();
     first = false;

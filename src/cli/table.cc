@@ -64,7 +64,7 @@ bool Expect(std::string_view text, size_t* pos, std::string_view choices) {
 
 }  // namespace
 
-Table::Table(std::vector<std::string> header) : header_(std::move(header)) {
+Table::Table(std::vector<std::string> header) : header_(std::move(header)), min_widths_(header_.size()) {
   for (std::string& cell : header_) cell = Clean(cell);
 }
 
@@ -74,12 +74,23 @@ void Table::AddRow(std::vector<std::string> row) {
   rows_.push_back(std::move(row));
 }
 
-std::string Table::Render() const {
-  std::vector<size_t> widths(header_.size());
-  for (size_t c = 0; c < header_.size(); ++c) widths[c] = DisplayWidth(header_[c]);
+std::vector<size_t> Table::ColumnWidths() const {
+  std::vector<size_t> widths = min_widths_;
+  for (size_t c = 0; c < header_.size(); ++c) widths[c] = std::max(widths[c], DisplayWidth(header_[c]));
   for (const auto& row : rows_) {
     for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], DisplayWidth(row[c]));
   }
+  return widths;
+}
+
+void Table::WidenTo(const std::vector<size_t>& widths) {
+  for (size_t c = 0; c < min_widths_.size() && c < widths.size(); ++c) {
+    min_widths_[c] = std::max(min_widths_[c], widths[c]);
+  }
+}
+
+std::string Table::Render(bool with_header) const {
+  std::vector<size_t> widths = ColumnWidths();
   std::string out;
   auto render_row = [&](const std::vector<std::string>& row) {
     std::string line;
@@ -91,7 +102,7 @@ std::string Table::Render() const {
     out += line;
     out += '\n';
   };
-  render_row(header_);
+  if (with_header) render_row(header_);
   for (const auto& row : rows_) render_row(row);
   return out;
 }
@@ -142,8 +153,8 @@ Result<TimePoint> ParseRfc3339(std::string_view text) {
     int sign = text[pos] == '-' ? -1 : 1;
     ++pos;
     int off_hour = 0, off_minute = 0;
-    if (!ReadDigits(text, &pos, 2, &off_hour) || !Expect(text, &pos, ":") ||
-        !ReadDigits(text, &pos, 2, &off_minute) || off_hour > 23 || off_minute > 59) {
+    if (!ReadDigits(text, &pos, 2, &off_hour) || !Expect(text, &pos, ":") || !ReadDigits(text, &pos, 2, &off_minute) ||
+        off_hour > 23 || off_minute > 59) {
       return bad();
     }
     offset = std::chrono::minutes(sign * (off_hour * 60 + off_minute));

@@ -38,12 +38,23 @@ class Table {
 
   size_t rows() const { return rows_.size(); }
 
-  // The header and every row. A table without rows still prints its header.
-  std::string Render() const;
+  // Each column's width: its widest cell, header included, or the width set
+  // by WidenTo if larger.
+  std::vector<size_t> ColumnWidths() const;
+
+  // Makes columns at least as wide as `widths` (extra entries are ignored),
+  // so rows printed later line up under an earlier table's (`events
+  // --follow`).
+  void WidenTo(const std::vector<size_t>& widths);
+
+  // The header (unless !with_header) and every row. A table without rows
+  // still prints its header.
+  std::string Render(bool with_header = true) const;
 
  private:
   std::vector<std::string> header_;
   std::vector<std::vector<std::string>> rows_;
+  std::vector<size_t> min_widths_;
 };
 
 // "Key:   value" lines, values aligned one column after the longest key;

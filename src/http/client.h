@@ -39,9 +39,9 @@ class Client {
   //   InvalidArgument   bad method, target or header (CR/LF, ...)
   //   Internal          the peer sent something that is not HTTP, or a body
   //                     over 64 MiB
-  // Never throws. A TCP host name is resolved before the timeout starts to
-  // count, and the system resolver cannot be interrupted: use addresses
-  // where a hung DNS server matters.
+  // Never throws. A TCP host that is a name goes through the system
+  // resolver, which the timeout cannot interrupt (the time it takes still
+  // counts): use an address where a hung DNS server matters.
   static Result<Response> Do(const Endpoint& endpoint, const std::string& method,
                              const std::string& target, const std::string& body,
                              const std::vector<std::pair<std::string, std::string>>& headers,

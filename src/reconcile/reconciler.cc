@@ -1,5 +1,7 @@
 #include "reconcile/reconciler.h"
 
+#include <algorithm>
+
 #include "base/log.h"
 
 namespace dspool {
@@ -98,6 +100,14 @@ Result<std::vector<Action>> Reconciler::RunPass() {
   ++counters_.passes;
   counters_.actions += static_cast<int64_t>(plan.size());
   last_pass_empty_ = plan.empty();
+  // A store step always makes progress (a new record waits to be
+  // provisioned, a failed one to be deleted): plan again at once.
+  // Provider steps poke the loop when they finish.
+  bool store_step = std::any_of(plan.begin(), plan.end(), [](const Action& a) {
+    return a.kind == Action::Kind::kCreateRecord || a.kind == Action::Kind::kSetPhase ||
+           a.kind == Action::Kind::kRemoveRecord || a.kind == Action::Kind::kRemovePool;
+  });
+  if (store_step) poked_ = true;
   return plan;
 }
 

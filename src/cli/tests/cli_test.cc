@@ -164,10 +164,10 @@ TEST_F(CliTest, PoolShowPrintsDetailsAndInstances) {
             "Created:      5m ago (2023-11-14T22:08:20.000Z)\n"
             "Updated:      1m ago (2023-11-14T22:12:20.000Z)\n"
             "\n"
-            "INDEX   HOSTNAME   ID              PHASE     ADDRESS      SSH   CPU    MEMORY        AGE   REASON\n"
-            "0       demo0      demo-0-3fa9c1   Ready     10.231.0.2   1     1.5%   120Mi/1Gi     2h\n"
-            "1       demo1      demo-1-77ab02   Booting   10.231.0.3   -     -      -             10s   waiting for "
-            "the agent\n");
+            "INDEX   HOSTNAME   ID              PHASE     ADDRESS      SSH   CPU    MEMORY      AGE   REASON\n"
+            "0       demo0      demo-0-3fa9c1   Ready     10.231.0.2   1     1.5%   120Mi/1Gi   2h\n"
+            "1       demo1      demo-1-77ab02   Booting   10.231.0.3   -     -      -           10s   waiting for the "
+            "agent\n");
 }
 
 TEST_F(CliTest, JsonOutputIsTheApiAnswerPrettyPrinted) {
@@ -185,8 +185,7 @@ TEST_F(CliTest, JsonOutputIsTheApiAnswerPrettyPrinted) {
 }
 
 TEST_F(CliTest, ApiErrorIsOneLineAsIs) {
-  Answer("GET /v1/pools/nosuch", 404,
-         R"({"error": {"code": "NotFound", "message": "pool 'nosuch' does not exist"}})");
+  Answer("GET /v1/pools/nosuch", 404, R"({"error": {"code": "NotFound", "message": "pool 'nosuch' does not exist"}})");
   EXPECT_EQ(Run({"pool", "show", "nosuch"}), 1);
   EXPECT_EQ(out_, "");
   EXPECT_EQ(err_, "dspool: pool 'nosuch' does not exist\n");
@@ -230,15 +229,15 @@ TEST_F(CliTest, EnvironmentPicksServerAndToken) {
          R"({"version": "0.1.0", "dataDir": "/var/lib/dspool", "provider": "lxc", "pools": 1,
              "instances": {"total": 2, "ready": 1}, "users": 3, "startedAt": "2023-11-14T19:13:20.000Z"})");
   EXPECT_EQ(RunRaw({"status"}), 0) << err_;
-  EXPECT_EQ(out_,
-            "Server:      unix:" + dir_ + "/api.sock\n"
-            "Version:     0.1.0\n"
-            "Data dir:    /var/lib/dspool\n"
-            "Provider:    lxc\n"
-            "Pools:       1\n"
-            "Instances:   2 (1 ready)\n"
-            "Users:       3\n"
-            "Up:          3h (since 2023-11-14T19:13:20.000Z)\n");
+  EXPECT_EQ(out_, "Server:      unix:" + dir_ +
+                      "/api.sock\n"
+                      "Version:     0.1.0\n"
+                      "Data dir:    /var/lib/dspool\n"
+                      "Provider:    lxc\n"
+                      "Pools:       1\n"
+                      "Instances:   2 (1 ready)\n"
+                      "Users:       3\n"
+                      "Up:          3h (since 2023-11-14T19:13:20.000Z)\n");
   ASSERT_EQ(seen().size(), 1u);
   EXPECT_EQ(seen()[0].headers["authorization"], "Bearer t0ken");
 
@@ -359,7 +358,7 @@ TEST_F(CliTest, EventsFollowPollsAfterTheLastSeq) {
             "SEQ   AGE   ACTOR       ACTION           SUBJECT                  DETAIL\n"
             "7     20s   root        pool.create      pool/demo\n"
             "8     5s    reconcile   instance.ready   instance/demo-0-3fa9c1\n"
-            "9     0s   root   pool.scale   pool/demo   2 -> 3\n");
+            "9     0s    root        pool.scale       pool/demo                2 -> 3\n");
   std::vector<std::string> targets;
   for (const Seen& s : seen()) targets.push_back(s.target);
   // A full page (2 of limit 2) is followed at once; then one poll a second.

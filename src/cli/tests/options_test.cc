@@ -63,12 +63,12 @@ TEST(ParseUidRangeTest, InvalidNamesTheFlagAndWhy) {
     const char* text;
     const char* why;
   };
-  for (const Case& c : {Case{"", "is not FIRST-LAST"}, Case{"20000", "is not FIRST-LAST"},
-                        Case{"20000-", "is not FIRST-LAST"}, Case{"-5", "is not FIRST-LAST"},
-                        Case{"a-b", "is not FIRST-LAST"}, Case{"20000-+3", "is not FIRST-LAST"},
-                        Case{"1 -2000", "is not FIRST-LAST"}, Case{"20000-30000-40000", "is not FIRST-LAST"},
-                        Case{"0-100", "starts below 1000"}, Case{"999-2000", "starts below 1000"},
-                        Case{"20000-4294967295", "ends above"}, Case{"30000-20000", "ends before it starts"}}) {
+  for (const Case& c :
+       {Case{"", "is not FIRST-LAST"}, Case{"20000", "is not FIRST-LAST"}, Case{"20000-", "is not FIRST-LAST"},
+        Case{"-5", "is not FIRST-LAST"}, Case{"a-b", "is not FIRST-LAST"}, Case{"20000-+3", "is not FIRST-LAST"},
+        Case{"1 -2000", "is not FIRST-LAST"}, Case{"20000-30000-40000", "is not FIRST-LAST"},
+        Case{"0-100", "starts below 1000"}, Case{"999-2000", "starts below 1000"},
+        Case{"20000-4294967295", "ends above"}, Case{"30000-20000", "ends before it starts"}}) {
     Result<UidRange> r = ParseUidRange(c.text);
     ASSERT_FALSE(r.ok()) << c.text;
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
@@ -81,8 +81,8 @@ TEST(ValidateListenAddressTest, AddressAndPort) {
   for (const char* good : {"127.0.0.1:7070", "0.0.0.0:1", "localhost:65535", "[::1]:7070"}) {
     EXPECT_TRUE(ValidateListenAddress(good).ok()) << good << ": " << ValidateListenAddress(good);
   }
-  for (const char* bad : {"7070", ":7070", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:x",
-                          "::1:7070", "[]:7070", "[::1:7070"}) {
+  for (const char* bad : {"7070", ":7070", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:x", "::1:7070",
+                          "[]:7070", "[::1:7070"}) {
     Status s = ValidateListenAddress(bad);
     EXPECT_FALSE(s.ok()) << bad;
     EXPECT_EQ(s.message().rfind("--listen: ", 0), 0u) << s;
@@ -170,7 +170,8 @@ TEST_F(FileTest, SshKeysSkipBlankLinesAndComments) {
 }
 
 TEST_F(FileTest, SshKeyFileErrors) {
-  std::string priv = Write("id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\nxxx\n-----END OPENSSH PRIVATE KEY-----\n");
+  std::string priv =
+      Write("id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\nxxx\n-----END OPENSSH PRIVATE KEY-----\n");
   Result<std::vector<std::string>> keys = ReadSshKeyFile(priv, "--ssh-key");
   ASSERT_FALSE(keys.ok());
   EXPECT_EQ(keys.status().message().rfind("--ssh-key: " + priv + " is a private key", 0), 0u) << keys.status();

@@ -41,6 +41,20 @@ TEST(TableTest, ControlCharactersCannotBreakTheLayout) {
   EXPECT_EQ(t.Render(), "A             B\nline1 line2   esc?[31m\n");
 }
 
+TEST(TableTest, LaterRowsLineUpUnderAnEarlierTable) {
+  Table first({"SEQ", "ACTION"});
+  first.AddRow({"7", "pool.create"});
+  EXPECT_EQ(first.ColumnWidths(), (std::vector<size_t>{3, 11}));
+  Table next({"SEQ", "ACTION"});
+  next.AddRow({"10", "x"});
+  next.WidenTo(first.ColumnWidths());
+  next.AddRow({"1000", "y"});  // wider than before: this column grows
+  EXPECT_EQ(next.Render(/*with_header=*/false),
+            "10     x\n"
+            "1000   y\n");
+  EXPECT_EQ(next.ColumnWidths(), (std::vector<size_t>{4, 11}));
+}
+
 TEST(RenderFieldsTest, AlignsValues) {
   EXPECT_EQ(RenderFields({{"Name", "demo"}, {"Admin user", "bob"}, {"Empty", ""}}),
             "Name:         demo\n"
@@ -74,12 +88,14 @@ TEST(ParseRfc3339Test, RoundTripsFormatTime) {
 }
 
 TEST(ParseRfc3339Test, RefusesWhatIsNotRfc3339) {
-  for (const char* bad : {"", "2023-11-14", "2023-11-14T22:13:20", "2023-11-14 22:13:20Z", "2023-02-30T00:00:00Z",
-                          "2023-11-14T24:00:00Z", "2023-11-14T22:13:20.Z", "2023-11-14T22:13:20Zjunk",
-                          "2023-11-14T22:13:20+0100", "yesterday"}) {
+  for (const char* bad :
+       {"", "2023-11-14", "2023-11-14T22:13:20", "2023-11-14 22:13:20Z", "2023-02-30T00:00:00Z", "2023-11-14T24:00:00Z",
+        "2023-11-14T22:13:20.Z", "2023-11-14T22:13:20Zjunk", "2023-11-14T22:13:20+0100", "yesterday"}) {
     Result<TimePoint> t = ParseRfc3339(bad);
     EXPECT_FALSE(t.ok()) << bad;
-    if (!t.ok()) EXPECT_NE(t.status().message().find("is not an RFC 3339 time"), std::string::npos);
+    if (!t.ok()) {
+      EXPECT_NE(t.status().message().find("is not an RFC 3339 time"), std::string::npos);
+    }
   }
 }
 
