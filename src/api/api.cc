@@ -158,6 +158,11 @@ Result<Response> Api::Route(const Request& r, const std::string& actor) {
       if (m == "DELETE") return DeleteUser(name, actor);
       return MethodNotAllowed(r);
     }
+    // Fingerprints are standard base64 and may hold '/': DELETE takes them
+    // as ?fingerprint=, where no path rule applies.
+    if (p.size() == 3 && p[2] == "keys" && m == "DELETE" && r.query.count("fingerprint")) {
+      return RemoveKey(name, r.query.at("fingerprint"), actor);
+    }
     if (p.size() == 3 && p[2] == "keys") return m == "POST" ? AddKey(name, r, actor) : MethodNotAllowed(r);
     if (p.size() == 4 && p[2] == "keys") {
       return m == "DELETE" ? RemoveKey(name, p[3], actor) : MethodNotAllowed(r);

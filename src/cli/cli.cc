@@ -290,7 +290,12 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   if (!action) {  // CLI11 requires a leaf command, so this is a bug
     return Fail(env.err, Internal("no command was selected"));
   }
-  Status status = RunClientAction(action, client, env);
+  Status status;
+  try {
+    status = RunClientAction(action, client, env);
+  } catch (const std::exception& e) {  // a bug: our code and its libraries should not throw here
+    status = Internal(std::string("unexpected error: ") + e.what());
+  }
   env.out.flush();
   return status.ok() ? 0 : Fail(env.err, status);
 }

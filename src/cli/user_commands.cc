@@ -152,7 +152,7 @@ Status UserKeyRemove(const CommandContext& ctx, const std::string& name, const s
   }
   Json user;
   for (const std::string& fingerprint : fingerprints) {
-    DSP_ASSIGN_OR_RETURN(user, ctx.api.Call("DELETE", UserPath(name) + "/keys/" + UrlEncode(fingerprint)));
+    DSP_ASSIGN_OR_RETURN(user, ctx.api.Call("DELETE", UserPath(name) + "/keys?fingerprint=" + UrlEncode(fingerprint)));
     if (ctx.output == OutputFormat::kTable) ctx.out << "key " << fingerprint << " removed from user " << name << "\n";
   }
   if (ctx.output == OutputFormat::kJson) PrintJson(ctx.out, user);

@@ -14,7 +14,7 @@
 //   accept ─► wait for the first byte ──► read header ──► read body ──► Handler ──► write
 //             (idle_timeout; the first       (header_read_  (body_read_              │
 //              request: header_read_timeout)  timeout)       timeout)                │
-//                  ▲                                                                  │
+//                  ▲                                                                 │
 //                  └──────────── keep-alive and not closing ◄────────────────────────┘
 //
 // The server answers some requests itself, without calling the Handler, with

@@ -164,7 +164,7 @@ TEST_F(ApiTest, UsersKeysAndStableUids) {
   EXPECT_EQ(Call("DELETE", "/v1/users/bob").status, 404);
 
   EXPECT_EQ(Call("POST", "/v1/users/alice/keys", R"({"key": ")" + std::string(kKey) + R"("})").status, 409);
-  EXPECT_EQ(Call("DELETE", std::string("/v1/users/alice/keys/") + kFingerprint).status, 200);
+  EXPECT_EQ(Call("DELETE", std::string("/v1/users/alice/keys?fingerprint=") + kFingerprint).status, 200);
   EXPECT_TRUE(store_.GetUser(UserName("alice"))->ssh_keys.empty());
   EXPECT_EQ(Call("DELETE", std::string("/v1/users/alice/keys/") + kFingerprint).status, 404);
   Response bad = Call("POST", "/v1/users/alice/keys", R"({"key": "-----BEGIN OPENSSH PRIVATE KEY-----"})");

@@ -320,7 +320,7 @@ TEST_F(CliTest, UserShowAndDelete) {
 TEST_F(CliTest, UserKeyRemoveByFileFindsTheFingerprint) {
   std::string key = WriteFile("alice.pub", "ssh-ed25519 AAAAC3alice other comment\n");
   Answer("GET /v1/users/alice", 200, kUserJson);
-  Answer("DELETE /v1/users/alice/keys/SHA256%3Aab%2Bc%2Fd", 200, kUserJson);
+  Answer("DELETE /v1/users/alice/keys?fingerprint=SHA256%3Aab%2Bc%2Fd", 200, kUserJson);
   EXPECT_EQ(Run({"user", "key", "remove", "alice", key}), 0) << err_;
   EXPECT_EQ(out_, "key SHA256:ab+c/d removed from user alice\n");
 
@@ -329,7 +329,7 @@ TEST_F(CliTest, UserKeyRemoveByFileFindsTheFingerprint) {
   EXPECT_EQ(err_, "dspool: user 'alice' has none of the keys in " + other + "\n");
 
   EXPECT_EQ(Run({"user", "key", "remove", "alice", "SHA256:ab+c/d"}), 0) << err_;
-  EXPECT_EQ(seen().back().target, "/v1/users/alice/keys/SHA256%3Aab%2Bc%2Fd");
+  EXPECT_EQ(seen().back().target, "/v1/users/alice/keys?fingerprint=SHA256%3Aab%2Bc%2Fd");
 }
 
 TEST_F(CliTest, UserPasswdReadsStdin) {
