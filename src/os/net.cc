@@ -443,6 +443,20 @@ Status DeleteLink(const std::string& name) {
   return sock.Call(req, "delete link " + name).status();
 }
 
+Status SetLinkMaster(const std::string& name, const std::string& bridge) {
+  DSP_RETURN_IF_ERROR(ValidateLinkName(name));
+  DSP_RETURN_IF_ERROR(ValidateLinkName(bridge));
+  DSP_ASSIGN_OR_RETURN(Socket sock, Socket::Open());
+  DSP_ASSIGN_OR_RETURN(int master, LinkIndex(sock, bridge));
+  struct ifinfomsg ifi = {};
+  ifi.ifi_family = AF_UNSPEC;
+  Request req(RTM_NEWLINK, NLM_F_ACK, ifi);
+  req.AddString(IFLA_IFNAME, name);
+  uint32_t master_index = static_cast<uint32_t>(master);
+  req.AddAttr(IFLA_MASTER, &master_index, 4);
+  return sock.Call(req, "attach " + name + " to " + bridge).status();
+}
+
 Result<std::vector<std::string>> ListBridgePorts(const std::string& bridge) {
   DSP_RETURN_IF_ERROR(ValidateLinkName(bridge));
   DSP_ASSIGN_OR_RETURN(Socket sock, Socket::Open());

@@ -58,6 +58,10 @@ Status AddIpv4Address(const std::string& name, uint32_t addr, int prefix);
 // NotFound if absent.
 Status DeleteLink(const std::string& name);
 
+// Makes `bridge` the master of link `name` (attaches a port). Idempotent.
+// NotFound if either is absent.
+Status SetLinkMaster(const std::string& name, const std::string& bridge);
+
 // Names of the links enslaved to `bridge` (whose master it is).
 // NotFound if `bridge` is absent.
 Result<std::vector<std::string>> ListBridgePorts(const std::string& bridge);

@@ -69,18 +69,20 @@ leftovers() {
   {
     ip -o link show | grep -E "dsp-$pool[:@]|dspv" || true
     grep -E " $DATA/" /proc/mounts || true
-    ls "$DATA/lxc" 2>/dev/null || true
+    ls "$DATA/lxc/containers" "$DATA/lxc/networks" 2>/dev/null | grep -v "^/\|^$" || true
     ls "$DATA/instances" 2>/dev/null || true
     find /sys/fs/cgroup -maxdepth 3 -type d -name "$pool-*" 2>/dev/null || true
   } | sed '/^$/d'
 }
 
 cleanup() {
+  set +e  # best effort: every step runs even if one fails
   stop_server
-  # Best effort: take down anything a failed test left.
-  if [[ -d "${DATA:-/nonexistent}/lxc" ]]; then
-    for c in $(ls "$DATA/lxc"); do lxc-stop -P "$DATA/lxc" -n "$c" -k >/dev/null 2>&1 || true; done
-  fi
-  ip -o link show | grep -o "dsp-${POOL:-none}[^:@]*" | while read -r l; do ip link del "$l" 2>/dev/null || true; done
+  # Take down anything a failed test left.
+  local c l
+  for c in $(ls "${DATA:-/nonexistent}/lxc/containers" 2>/dev/null); do
+    lxc-stop -P "$DATA/lxc/containers" -n "$c" -k >/dev/null 2>&1
+  done
+  for l in $(ip -o link show | grep -o "dsp-${POOL:-none}[^:@]*"); do ip link del "$l" 2>/dev/null; done
   rm -rf "${WORK:-/nonexistent}"
 }

@@ -33,7 +33,6 @@ mapfile -t ADDR < <(instance_addresses "$POOL")
 
 # A user added after the pool exists gets in everywhere, with the same uid.
 dsp user add alice --ssh-key "$WORK/alice.pub" >/dev/null
-cp "$WORK/alice" "$WORK/key.alice"
 ssh_alice() { ssh -i "$WORK/alice" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
                   -o LogLevel=ERROR -o ConnectTimeout=10 "alice@$1" "${@:2}"; }
 for i in $(seq 40); do ssh_alice "${ADDR[0]}" true 2>/dev/null && break; sleep 0.5; done
@@ -58,6 +57,17 @@ key_mode=$(stat -c %a "$DATA/pools/$POOL/ssh_host_ed25519_key")
 [[ "$key_mode" == "600" ]] || fail "pool host key has mode $key_mode"
 pass "one host key for the pool"
 
+# A second server on the same host leaves this pool's network alone.
+"$DSPOOL" server --data-dir "$WORK/data2" >>"$WORK/server2.log" 2>&1 &
+second=$!
+for _ in $(seq 50); do "$DSPOOL" --data-dir "$WORK/data2" status >/dev/null 2>&1 && break; sleep 0.1; done
+sleep 3  # more than one reconcile pass of the second server
+kill -TERM "$second"; wait "$second" || true
+ports=$(ls "/sys/class/net/dsp-$POOL/brif" 2>/dev/null | wc -l)
+[[ "$ports" -eq 2 ]] || fail "the pool's bridge has $ports ports after a second server ran (expected 2)"
+ssh_to dsvmadmin "${ADDR[1]}" true || fail "instance 1 unreachable after a second server ran"
+pass "a second server does not touch this pool's network"
+
 # A removed key stops working at once, on every instance.
 fp=$(ssh-keygen -lf "$WORK/alice.pub" | awk '{print $2}')
 dsp user key remove alice "$fp" >/dev/null
@@ -78,9 +88,9 @@ sleep 0.3
 kill -9 "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 start_server
 wait_ready "$POOL" 4
-n_containers=$(ls "$DATA/lxc" | wc -l)
-[[ "$n_containers" -eq 4 ]] || fail "expected 4 containers after restart, found $n_containers: $(ls "$DATA/lxc")"
-n_running=$(for c in $(ls "$DATA/lxc"); do lxc-info -P "$DATA/lxc" -n "$c" -s; done | grep -c RUNNING)
+n_containers=$(ls "$DATA/lxc/containers" | wc -l)
+[[ "$n_containers" -eq 4 ]] || fail "expected 4 containers after restart, found $n_containers: $(ls "$DATA/lxc/containers")"
+n_running=$(for c in $(ls "$DATA/lxc/containers"); do lxc-info -P "$DATA/lxc/containers" -n "$c" -s; done | grep -c RUNNING)
 [[ "$n_running" -eq 4 ]] || fail "expected 4 running containers, found $n_running"
 pass "kill -9 mid scale-out: converged to 4, no duplicate, no orphan"
 

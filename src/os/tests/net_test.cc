@@ -90,7 +90,7 @@ TEST_F(NetTest, BridgeAddressRouteLifecycle) {
   DSP_SKIP_WITHOUT_NET_ADMIN(rc);
 }
 
-TEST_F(NetTest, BridgePortsAreListed) {
+TEST_F(NetTest, BridgePortsAreAttachedAndListed) {
   Status veth;
   int rc = RunInNewNetworkNamespace([&]() {
     ASSERT_EQ(*ListLinks(), std::vector<std::string>{"lo"}) << "not in an empty network namespace; stopping";
@@ -99,7 +99,9 @@ TEST_F(NetTest, BridgePortsAreListed) {
     // this thread's network namespace.
     veth = RunChecked({"ip", "link", "add", "dsptest-v0", "type", "veth", "peer", "name", "dsptest-v1"});
     if (!veth.ok()) return;
-    ASSERT_TRUE(RunChecked({"ip", "link", "set", "dsptest-v0", "master", "dsptest-br1"}).ok());
+    ASSERT_TRUE(SetLinkMaster("dsptest-v0", "dsptest-br1").ok());
+    EXPECT_TRUE(SetLinkMaster("dsptest-v0", "dsptest-br1").ok()) << "attaching twice is idempotent";
+    EXPECT_EQ(SetLinkMaster("dsptest-none", "dsptest-br1").code(), StatusCode::kNotFound);
     auto ports = ListBridgePorts("dsptest-br1");
     ASSERT_TRUE(ports.ok()) << ports.status();
     EXPECT_EQ(*ports, std::vector<std::string>{"dsptest-v0"});

@@ -18,7 +18,6 @@ namespace {
 
 constexpr const char* kLog = "lxc";
 constexpr const char* kLabelFile = "dspool.json";
-constexpr const char* kBridgePrefix = "dsp-";
 constexpr int kStartTimeoutSeconds = 30;
 constexpr int kStopTimeoutSeconds = 10;
 
@@ -66,7 +65,7 @@ std::string LxcProvider::VethName(const InstanceId& id) {
   return buf;
 }
 
-Result<std::unique_ptr<LxcProvider>> LxcProvider::Create(const std::string& lxcpath) {
+Result<std::unique_ptr<LxcProvider>> LxcProvider::Create(const std::string& root) {
   if (geteuid() != 0) return FailedPrecondition("the lxc provider needs root (run `dspool server` as root)");
   std::ifstream filesystems("/proc/filesystems");
   std::string line;
@@ -78,33 +77,61 @@ Result<std::unique_ptr<LxcProvider>> LxcProvider::Create(const std::string& lxcp
   if (!cgroup2 && ::stat("/sys/fs/cgroup/memory", &st) != 0) {
     return FailedPrecondition("no usable cgroup hierarchy under /sys/fs/cgroup");
   }
-  DSP_RETURN_IF_ERROR(MakeDirs(lxcpath, 0700));
-  DSP_LOG(kInfo, kLog) << "liblxc " << lxc_get_version() << ", lxcpath " << lxcpath << ", cgroup "
+  DSP_RETURN_IF_ERROR(MakeDirs(root + "/containers", 0700));
+  DSP_RETURN_IF_ERROR(MakeDirs(root + "/networks", 0700));
+  DSP_LOG(kInfo, kLog) << "liblxc " << lxc_get_version() << ", root " << root << ", cgroup "
                        << (cgroup2 ? "v2" : "v1");
-  return std::unique_ptr<LxcProvider>(new LxcProvider(lxcpath, cgroup2));
+  return std::unique_ptr<LxcProvider>(new LxcProvider(root, cgroup2));
 }
 
 Status LxcProvider::EnsureNetwork(const PoolNetwork& net) {
+  std::lock_guard lock(networks_mu_);
+  // The marker first: a bridge is never made without it, so it is never
+  // left behind unowned.
+  DSP_RETURN_IF_ERROR(WriteFileAtomic(networks_dir_ + "/" + net.pool.value(), net.bridge + "\n", 0600));
   DSP_ASSIGN_OR_RETURN(bool exists, LinkExists(net.bridge));
   if (!exists) {
     Status s = CreateBridge(net.bridge);
     if (!s.ok() && s.code() != StatusCode::kAlreadyExists) return s.WithPrefix("bridge " + net.bridge);
   }
   DSP_RETURN_IF_ERROR(AddIpv4Address(net.bridge, net.gateway, net.prefix).WithPrefix("bridge " + net.bridge));
-  return SetLinkUp(net.bridge).WithPrefix("bridge " + net.bridge);
+  DSP_RETURN_IF_ERROR(SetLinkUp(net.bridge).WithPrefix("bridge " + net.bridge));
+  return AttachInstances(net);
+}
+
+Status LxcProvider::AttachInstances(const PoolNetwork& net) {
+  DSP_ASSIGN_OR_RETURN(std::vector<ProviderInstance> instances, List());
+  for (const ProviderInstance& inst : instances) {
+    if (inst.pool != net.pool || !inst.running) continue;
+    std::string veth = VethName(inst.id);
+    DSP_ASSIGN_OR_RETURN(bool exists, LinkExists(veth));
+    if (!exists) continue;
+    DSP_RETURN_IF_ERROR(SetLinkMaster(veth, net.bridge));
+  }
+  return Status::Ok();
 }
 
 Status LxcProvider::DeleteNetwork(const PoolName& pool) {
+  std::lock_guard lock(networks_mu_);
   Status s = DeleteLink(BridgeName(pool));
-  if (s.code() == StatusCode::kNotFound) return Status::Ok();
-  return s;
+  if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
+  return RemoveTree(networks_dir_ + "/" + pool.value());
 }
 
 Result<std::vector<PoolName>> LxcProvider::ListNetworks() {
-  DSP_ASSIGN_OR_RETURN(std::vector<std::string> links, ListLinks());
+  std::lock_guard lock(networks_mu_);
+  DSP_ASSIGN_OR_RETURN(std::vector<std::string> marked, ListDir(networks_dir_));
   std::vector<PoolName> out;
-  for (const std::string& link : links) {
-    if (link.rfind(kBridgePrefix, 0) == 0) out.emplace_back(link.substr(std::strlen(kBridgePrefix)));
+  for (const std::string& pool : marked) {
+    DSP_ASSIGN_OR_RETURN(bool exists, LinkExists(BridgeName(PoolName(pool))));
+    if (exists) {
+      out.emplace_back(pool);
+    } else {
+      // The bridge is gone (a reboot, someone's `ip link del`): forget it,
+      // so the reconciler makes it again or lets its pool go. Under the
+      // lock, so this never races EnsureNetwork's marker-then-bridge.
+      DSP_RETURN_IF_ERROR(RemoveTree(networks_dir_ + "/" + pool));
+    }
   }
   return out;
 }

@@ -1,7 +1,12 @@
 // LxcProvider: pool instances as LXC system containers on this host.
 //
-// One container per instance, in dspool's own lxcpath (<data dir>/lxc), named
-// by the instance id. Each has:
+// Everything lives under one root directory (<data dir>/lxc):
+//   containers/<id>/    the lxcpath: one container per instance, named by id
+//   networks/<pool>     a marker per bridge this provider made; only those
+//                       bridges are ever listed or deleted, so two dspool
+//                       servers (or anything else naming links "dsp-*") on
+//                       one host never take each other's networks
+// Each container has:
 //   - its hostname, and one veth on the pool's bridge ("dsp-<pool>") with its
 //     own IPv4 address; the host end is named "dspv<hash of id>" so a
 //     leftover is recognisable
@@ -24,6 +29,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "provider/compute_provider.h"
@@ -32,9 +38,9 @@ namespace dspool {
 
 class LxcProvider final : public ComputeProvider {
  public:
-  // Checks that liblxc, overlayfs and cgroups are usable and that `lxcpath`
+  // Checks that liblxc, overlayfs and cgroups are usable and that `root`
   // can be created; FailedPrecondition naming what is missing otherwise.
-  static Result<std::unique_ptr<LxcProvider>> Create(const std::string& lxcpath);
+  static Result<std::unique_ptr<LxcProvider>> Create(const std::string& root);
 
   std::string Name() const override { return "lxc"; }
   Status EnsureNetwork(const PoolNetwork& network) override;
@@ -48,10 +54,16 @@ class LxcProvider final : public ComputeProvider {
   static std::string VethName(const InstanceId& id);
 
  private:
-  LxcProvider(std::string lxcpath, bool cgroup2) : lxcpath_(std::move(lxcpath)), cgroup2_(cgroup2) {}
+  LxcProvider(const std::string& root, bool cgroup2)
+      : lxcpath_(root + "/containers"), networks_dir_(root + "/networks"), cgroup2_(cgroup2) {}
   std::string Dir(const InstanceId& id) const { return lxcpath_ + "/" + id.value(); }
+  // Attaches the host end of every running instance of `pool` to its bridge
+  // (after the bridge was re-created under them).
+  Status AttachInstances(const PoolNetwork& network);
 
   const std::string lxcpath_;
+  const std::string networks_dir_;
+  std::mutex networks_mu_;  // EnsureNetwork, DeleteNetwork and ListNetworks are serialised
   const bool cgroup2_;  // unified hierarchy only
 };
 
