@@ -3,8 +3,9 @@
 #   dspool_library(NAME SRCS a.cc b.cc DEPS other_lib ...)
 #     A static library `dspool_<NAME>`; its include root is src/, so code
 #     includes "module/file.h".
-#   dspool_test(NAME SRCS x_test.cc DEPS ...)
-#     A GoogleTest binary registered with CTest under the label `unit`.
+#   dspool_test(NAME SRCS x_test.cc DEPS ... [LABEL integration])
+#     A GoogleTest binary registered with CTest under the label `unit`
+#     (default) or the one given.
 
 function(dspool_library name)
   cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})
@@ -14,8 +15,11 @@ function(dspool_library name)
 endfunction()
 
 function(dspool_test name)
-  cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "LABEL" "SRCS;DEPS" ${ARGN})
+  if(NOT ARG_LABEL)
+    set(ARG_LABEL unit)
+  endif()
   add_executable(${name} ${ARG_SRCS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
-  gtest_discover_tests(${name} PROPERTIES LABELS unit DISCOVERY_TIMEOUT 30)
+  gtest_discover_tests(${name} PROPERTIES LABELS ${ARG_LABEL} DISCOVERY_TIMEOUT 30)
 endfunction()

@@ -1,0 +1,68 @@
+// The provider conformance suite on real LXC containers (label:
+// integration; needs root). Each test gets its own root directory, pool name
+// and a subnet no host route covers.
+#include "provider/lxc/lxc_provider.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <random>
+
+#include "os/fs.h"
+#include "os/net.h"
+#include "provider/testing/conformance.h"
+
+namespace dspool {
+namespace {
+
+Result<Ipv4Subnet> FreeSubnet() {
+  DSP_ASSIGN_OR_RETURN(auto routes, ListIpv4Routes());
+  std::random_device rd;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    Ipv4Subnet candidate{(10u << 24) | (233u << 16) | ((rd() % 250 + 1) << 8), 24};
+    bool taken = std::any_of(routes.begin(), routes.end(), [&](const RouteEntry& r) {
+      return r.destination.prefix > 0 && r.destination.Overlaps(candidate);
+    });
+    if (!taken) return candidate;
+  }
+  return Unavailable("no free /24 in 10.233.0.0/16");
+}
+
+Result<ProviderFixture> MakeLxcFixture() {
+  if (geteuid() != 0) return FailedPrecondition("the lxc provider needs root; CI runs this as root");
+  char tmpl[] = "/tmp/dspool-lxc-conf-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return ErrnoStatus("mkdtemp", errno);
+  std::string root = tmpl;
+  DSP_ASSIGN_OR_RETURN(auto provider, LxcProvider::Create(root + "/lxc"));
+  DSP_ASSIGN_OR_RETURN(Ipv4Subnet subnet, FreeSubnet());
+  ProviderFixture f;
+  std::string pool = "pc" + std::to_string(std::random_device()() % 100000);
+  f.network = PoolNetwork{PoolName(pool), BridgeName(PoolName(pool)), subnet.network + 1, 24};
+  f.request = [net = f.network, subnet](int64_t index) {
+    InstanceRequest r;
+    r.id = InstanceId(net.pool.value() + "-" + std::to_string(index) + "-t");
+    r.pool = net.pool;
+    r.index = index;
+    r.hostname = InstanceHostname(net.pool, index);
+    r.size = InstanceSize{1, 256, 256};
+    r.network = net;
+    r.address = subnet.network + 2 + static_cast<uint32_t>(index);
+    r.init_command = {"/bin/sleep", "infinity"};
+    return r;
+  };
+  ComputeProvider* p = provider.get();
+  f.cleanup = [p, pool, root] {
+    if (auto all = p->List(); all.ok()) {
+      for (const auto& i : *all) p->Destroy(i.id).IgnoreError();
+    }
+    p->DeleteNetwork(PoolName(pool)).IgnoreError();
+    RemoveTree(root).IgnoreError();
+  };
+  f.provider = std::move(provider);
+  return f;
+}
+
+INSTANTIATE_TEST_SUITE_P(Lxc, ProviderConformance, ::testing::Values(ProviderFactory(MakeLxcFixture)));
+
+}  // namespace
+}  // namespace dspool
