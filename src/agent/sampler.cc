@@ -2,7 +2,6 @@
 
 #include <sstream>
 
-#include "os/children.h"
 #include "os/fs.h"
 
 namespace dspool {

@@ -1,28 +1,13 @@
 #include "os/children.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 namespace dspool {
-
-Result<std::vector<std::string>> ListDir(const std::string& path) {
-  DIR* dir = opendir(path.c_str());
-  if (dir == nullptr) return ErrnoStatus("opendir " + path, errno);
-  std::vector<std::string> names;
-  while (dirent* e = readdir(dir)) {
-    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
-    names.emplace_back(e->d_name);
-  }
-  closedir(dir);
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 Result<pid_t> SpawnChild(const std::vector<std::string>& argv, const std::string& log_path) {
   if (argv.empty() || argv[0].empty() || argv[0][0] != '/') return InvalidArgument("SpawnChild needs an absolute path");

@@ -1,6 +1,5 @@
-// Directory listing and child processes that outlive a call: what a
-// long-running supervisor (the agent, PID 1 of an instance) needs, beyond
-// RunProcess's run-and-wait.
+// Child processes that outlive a call: what a long-running supervisor (the
+// agent, PID 1 of an instance) needs, beyond RunProcess's run-and-wait.
 #pragma once
 
 #include <sys/types.h>
@@ -11,9 +10,6 @@
 #include "base/result.h"
 
 namespace dspool {
-
-// Names in a directory, without "." and "..", sorted.
-Result<std::vector<std::string>> ListDir(const std::string& path);
 
 // Starts argv[0] (an absolute path) with stdin on /dev/null and stdout and
 // stderr appended to `log_path`, and returns its pid. The caller reaps it

@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "os/unique_fd.h"
@@ -306,6 +308,19 @@ Status Symlink(const std::string& target, const std::string& link_path) {
     return ErrnoStatus("rename over " + link_path, err);
   }
   return Status::Ok();
+}
+
+Result<std::vector<std::string>> ListDir(const std::string& path) {
+  DIR* dir = opendir(path.c_str());
+  if (dir == nullptr) return ErrnoStatus("opendir " + path, errno);
+  std::vector<std::string> names;
+  while (dirent* e = readdir(dir)) {
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    names.emplace_back(e->d_name);
+  }
+  closedir(dir);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 }  // namespace dspool

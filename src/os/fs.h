@@ -19,6 +19,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "base/result.h"
@@ -73,6 +74,9 @@ Status RemoveTree(const std::string& path);
 // at `path`. Errors only for failures other than "does not exist" (such as
 // PermissionDenied on a parent).
 Result<bool> PathExists(const std::string& path);
+
+// Names in a directory, without "." and "..", sorted.
+Result<std::vector<std::string>> ListDir(const std::string& path);
 
 // Makes `link_path` a symlink to `target`. If `link_path` is already a symlink
 // it is replaced atomically (via rename); if it is anything else, returns

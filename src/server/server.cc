@@ -16,7 +16,6 @@
 
 #include "api/api.h"
 #include "http/server.h"
-#include "os/children.h"
 #include "os/fs.h"
 #include "os/net.h"
 #include "os/process.h"

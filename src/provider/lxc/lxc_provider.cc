@@ -9,7 +9,6 @@
 
 #include "base/log.h"
 #include "model/json_reader.h"
-#include "os/children.h"
 #include "os/fs.h"
 #include "os/net.h"
 
