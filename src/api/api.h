@@ -19,6 +19,7 @@
 #include <string>
 
 #include "base/clock.h"
+#include "base/version.h"
 #include "http/message.h"
 #include "identity/uid_allocator.h"
 #include "model/instance.h"
@@ -56,7 +57,7 @@ struct ApiOptions {
   std::string token;  // empty: TCP listener refuses everything
   std::string data_dir;
   std::string provider;
-  std::string version = "0.1.0";
+  std::string version = kVersion;
 };
 
 class Api {

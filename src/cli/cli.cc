@@ -7,6 +7,7 @@
 
 #include "agent/agent.h"
 #include "base/log.h"
+#include "base/version.h"
 #include "cli/api_client.h"
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -94,6 +95,7 @@ Status RunClientAction(const ClientAction& action, const ClientFlags& flags, con
 
 int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   CLI::App app{"dspool: one shared pool of data-science machines behind one address.", "dspool"};
+  app.set_version_flag("--version", std::string("dspool ") + kVersion);
   app.require_subcommand(1);
   app.fallthrough();  // client flags may follow the command's name
 

@@ -15,6 +15,8 @@
 #include <thread>
 
 #include "api/api.h"
+#include "base/version.h"
+#include "http/endpoint.h"
 #include "http/server.h"
 #include "os/fs.h"
 #include "os/net.h"
@@ -88,9 +90,10 @@ std::string RandomHex(size_t bytes) {
 
 class PoolServer final : public ApiHooks {
  public:
-  PoolServer(const ServerOptions& options, std::unique_ptr<StateStore> store,
+  PoolServer(const ServerOptions& options, std::optional<Endpoint> listen, std::unique_ptr<StateStore> store,
              std::unique_ptr<ComputeProvider> provider, std::string self_binary, std::string token)
       : options_(options),
+        listen_(std::move(listen)),
         store_(std::move(store)),
         provider_(std::move(provider)),
         self_binary_(std::move(self_binary)),
@@ -105,20 +108,17 @@ class PoolServer final : public ApiHooks {
 
   Status Start() {
     DSP_RETURN_IF_ERROR(http_.ListenUnix(options_.data_dir + "/api.sock", 0600, "api"));
-    if (!options_.listen_tcp.empty()) {
-      size_t colon = options_.listen_tcp.rfind(':');
-      std::string host = options_.listen_tcp.substr(0, colon);
-      int port = std::stoi(options_.listen_tcp.substr(colon + 1));
-      auto bound = http_.ListenTcp(host, static_cast<uint16_t>(port), "api-tcp");
+    if (listen_) {
+      auto bound = http_.ListenTcp(listen_->host, listen_->port, "api-tcp");
       if (!bound.ok()) return bound.status().WithPrefix("--listen " + options_.listen_tcp);
-      DSP_LOG(kInfo, kLog) << "API on tcp " << host << ":" << *bound << " (bearer token)";
+      DSP_LOG(kInfo, kLog) << "API on tcp " << listen_->host << ":" << *bound << " (bearer token)";
     }
     // Channels of the instances that already exist, before the agents retry.
     SweepChannels();
     http_.Start(2);
     reconciler_.Start();
     sweeper_ = std::thread([this] { SweepLoop(); });
-    DSP_LOG(kInfo, kLog) << "serving on unix:" << options_.data_dir << "/api.sock with the "
+    DSP_LOG(kInfo, kLog) << "dspool " << kVersion << " serving on unix:" << options_.data_dir << "/api.sock with the "
                          << provider_->Name() << " provider";
     return Status::Ok();
   }
@@ -288,6 +288,7 @@ class PoolServer final : public ApiHooks {
   }
 
   ServerOptions options_;
+  std::optional<Endpoint> listen_;  // the TCP API, if any
   RealClock clock_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<ComputeProvider> provider_;
@@ -327,7 +328,14 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
     return FailedPrecondition("another dspool server is running on " + options.data_dir);
   }
   std::string token;
+  std::optional<Endpoint> listen;
   if (!options.listen_tcp.empty()) {
+    auto endpoint = ParseEndpoint("tcp:" + options.listen_tcp);
+    if (!endpoint.ok()) {
+      return InvalidArgument("--listen " + options.listen_tcp + ": expected ADDRESS:PORT (" +
+                             endpoint.status().message() + ")");
+    }
+    listen = *endpoint;
     if (options.token_file.empty()) return InvalidArgument("--listen needs --token-file");
     DSP_ASSIGN_OR_RETURN(token, ReadToken(options.token_file));
   }
@@ -338,7 +346,7 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);
   self[n] = '\0';
-  *out = std::make_unique<PoolServer>(options, std::move(store), std::move(provider), self, token);
+  *out = std::make_unique<PoolServer>(options, listen, std::move(store), std::move(provider), self, token);
   return Status::Ok();
 }
 
