@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -165,6 +166,19 @@ Status MakeWhiteout(const std::string& path) {
   if (::mknod(path.c_str(), S_IFCHR | 0000, makedev(0, 0)) != 0 && errno != EEXIST) {
     return ErrnoStatus("whiteout " + path, errno);
   }
+  return Status::Ok();
+}
+
+Status MakeOpaqueDir(const std::string& path, mode_t mode, uid_t uid, gid_t gid) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return InvalidArgument("opaque dir needs an absolute path below /: " + path);
+  DSP_RETURN_IF_ERROR(MakeDirs(path.substr(0, slash), 0755));
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("mkdir " + path, errno);
+  if (::lsetxattr(path.c_str(), "trusted.overlay.opaque", "y", 1, 0) != 0) {
+    return ErrnoStatus("mark " + path + " opaque", errno);
+  }
+  if (::lchown(path.c_str(), uid, gid) != 0) return ErrnoStatus("chown " + path, errno);
+  if (::chmod(path.c_str(), mode) != 0) return ErrnoStatus("chmod " + path, errno);
   return Status::Ok();
 }
 

@@ -57,4 +57,9 @@ Result<std::vector<std::string>> MountsUnder(const std::string& path);
 // is hidden. Parent directories are created (mode 0755). OK if one exists.
 Status MakeWhiteout(const std::string& path);
 
+// Makes `path` an empty opaque directory for an overlay upper layer: the
+// lower layer's directory of that name shows as empty. Mode and owner as
+// given. Parents are created (mode 0755). Idempotent.
+Status MakeOpaqueDir(const std::string& path, mode_t mode, uid_t uid, gid_t gid);
+
 }  // namespace dspool

@@ -89,21 +89,29 @@ TEST_F(MountsTest, IdmappedMountTranslatesMappedOwnersAndHidesOthers) {
   });
 }
 
-TEST_F(MountsTest, OverlayOnIdmappedLowerWithWhiteouts) {
+TEST_F(MountsTest, OverlayOnIdmappedLowerWithWhiteoutsAndOpaqueDirs) {
   std::string src = tmp_ / "src", lower = tmp_ / "lower", upper = tmp_ / "upper", work = tmp_ / "work",
               merged = tmp_ / "merged";
   for (const std::string& d : {src + "/secret", lower, upper, work, merged}) ASSERT_TRUE(MakeDirs(d, 0755).ok());
   ASSERT_TRUE(WriteFileAtomic(src + "/secret/key", "k", 0600).ok());
   ASSERT_TRUE(WriteFileAtomic(src + "/public", "p", 0644).ok());
+  ASSERT_TRUE(WriteFileAtomic(src + "/host_key", "h", 0600).ok());
   Check([&]() -> std::string {
     auto ns = MakeUserNamespace({{0, 1000000, 65536}});
     CHECK_OR_RETURN(ns.ok());
     CHECK_OR_RETURN(MountIdmapped(src, lower, ns->get(), true).ok());
-    CHECK_OR_RETURN(MakeWhiteout(upper + "/secret").ok());
-    CHECK_OR_RETURN(MakeWhiteout(upper + "/secret").ok());  // idempotent
+    CHECK_OR_RETURN(MakeWhiteout(upper + "/host_key").ok());
+    CHECK_OR_RETURN(MakeWhiteout(upper + "/host_key").ok());  // idempotent
+    CHECK_OR_RETURN(MakeOpaqueDir(upper + "/secret", 01777, 1000000, 1000000).ok());
     Status s = MountOverlay(lower, upper, work, merged);
     if (!s.ok()) return s.ToString();
-    CHECK_OR_RETURN(!*PathExists(merged + "/secret"));
+    // With an idmapped lower layer, this kernel still lists a whiteout's
+    // name in readdir, but nothing can open or stat it.
+    CHECK_OR_RETURN(!*PathExists(merged + "/host_key"));
+    CHECK_OR_RETURN(!ReadFile(merged + "/host_key").ok());
+    CHECK_OR_RETURN(*PathExists(merged + "/secret"));
+    if (!ListDir(merged + "/secret")->empty()) return "not empty: " + ListDir(merged + "/secret")->front();
+    CHECK_OR_RETURN(OwnerOf(merged + "/secret") == 1000000);
     CHECK_OR_RETURN(*ReadFile(merged + "/public") == "p");
     CHECK_OR_RETURN(OwnerOf(merged + "/public") == 1000000);
     auto mounts = MountsUnder(tmp_.path());
