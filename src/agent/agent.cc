@@ -151,24 +151,16 @@ class Agent {
     DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/passwd", RenderPasswd(image_passwd_, c), 0644));
     DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/group", RenderGroup(image_group_, c), 0644));
     DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/shadow", RenderShadow(image_shadow_, image_passwd_, c), 0640));
-    DSP_RETURN_IF_ERROR(MakeDirs(c.share_mount_path + "/home", 0755));
-    DSP_RETURN_IF_ERROR(MakeDirs(c.share_mount_path + "/notebooks", 0755));
+    // Homes and notebook folders on the share are the server's to make
+    // (this instance's root cannot write there); only the key cache is ours.
     for (const AgentUser& u : c.users) {
-      auto uid = static_cast<uid_t>(u.uid);
-      std::string home = HomeOf(c, u.name);
-      std::string notebooks = NotebooksOf(c, u.name);
-      // Created once, by whichever instance comes first; never re-moded, so
-      // a user's own chmod stands.
-      for (const auto& [dir, mode] : {std::pair{home, 0700}, std::pair{notebooks, 0700},
-                                      std::pair{home + "/notebooks", 0755}}) {
-        DSP_ASSIGN_OR_RETURN(bool exists, PathExists(dir));
-        if (!exists) DSP_RETURN_IF_ERROR(EnsureDir(dir, static_cast<mode_t>(mode), FileOwner{uid, uid}));
-      }
-      DSP_RETURN_IF_ERROR(Symlink(notebooks, home + "/notebooks/remote"));
       std::string keys;
       for (const std::string& k : u.ssh_keys) keys += k + "\n";
       DSP_RETURN_IF_ERROR(WriteFileAtomic(std::string(kKeyCacheDir) + "/" + u.name, keys, 0600));
     }
+    DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/hosts", RenderHosts(c), 0644));
+    DSP_RETURN_IF_ERROR(MakeDirs("/etc/sudoers.d", 0755));
+    DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/sudoers.d/dspool", RenderSudoers(c), 0440));
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);

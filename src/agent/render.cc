@@ -104,6 +104,19 @@ std::string RenderShadow(const std::string& image_shadow, const std::string& ima
   return out;
 }
 
+std::string RenderHosts(const AgentConfig& c) {
+  return "127.0.0.1\tlocalhost\n127.0.1.1\t" + c.hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+}
+
+std::string RenderSudoers(const AgentConfig& c) {
+  std::string out = "# Written by dspool agent; changes are overwritten.\n";
+  for (const AgentUser& u : c.users) {
+    // Key-only admins have no password to type.
+    if (u.admin) out += u.name + " ALL=(ALL:ALL) NOPASSWD: ALL\n";
+  }
+  return out;
+}
+
 std::string RenderSshdConfig(const SshdPaths& p) {
   return "# Written by dspool agent; changes are overwritten.\n"
          "Port 22\n"

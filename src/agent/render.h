@@ -24,6 +24,13 @@ std::string RenderGroup(const std::string& image_group, const AgentConfig& confi
 std::string RenderShadow(const std::string& image_shadow, const std::string& image_passwd,
                          const AgentConfig& config);
 
+// /etc/hosts: localhost and the instance's own name.
+std::string RenderHosts(const AgentConfig& config);
+
+// /etc/sudoers.d/dspool: the pool's admins get sudo inside the instance
+// (root of the instance, which is no host root); other users get none.
+std::string RenderSudoers(const AgentConfig& config);
+
 struct SshdPaths {
   std::string host_key;         // private key file
   std::string keys_command;     // absolute path of the dspool binary

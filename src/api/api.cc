@@ -305,6 +305,7 @@ Result<Json> Api::PoolJson(const Pool& p) {
               {"state", PoolStateName(p.state)},
               {"instanceCount", p.spec.instance_count},
               {"generation", p.generation},
+              {"idBase", p.id_base},
               {"createdAt", FormatTime(p.created_at)},
               {"updatedAt", FormatTime(p.updated_at)},
               {"spec", PoolSpecToJson(p.spec)},
@@ -361,6 +362,7 @@ Result<Response> Api::CreatePool(const Request& r, const std::string& actor) {
   Pool pool;
   pool.spec = spec;
   pool.created_at = pool.updated_at = clock_.Now();
+  DSP_ASSIGN_OR_RETURN(pool.id_base, AllocateIdBase(pools));
   batch.Add(WriteBatch::CreatePool{pool});
   batch.Add(WriteBatch::AppendEvent{MakeEvent(
       actor, "pool.create", "pool/" + spec.name.value(),

@@ -1,6 +1,7 @@
 #include "model/pool.h"
 
 #include <algorithm>
+#include <set>
 
 namespace dspool {
 namespace {
@@ -149,6 +150,7 @@ Json PoolToJson(const Pool& pool) {
       {"createdAt", ToUnixMillis(pool.created_at)},
       {"updatedAt", ToUnixMillis(pool.updated_at)},
       {"generation", pool.generation},
+      {"idBase", pool.id_base},
   };
 }
 
@@ -161,10 +163,21 @@ Result<Pool> PoolFromJson(const Json& json) {
     pool.created_at = FromUnixMillis(json.at("createdAt").get<int64_t>());
     pool.updated_at = FromUnixMillis(json.at("updatedAt").get<int64_t>());
     pool.generation = json.at("generation").get<int64_t>();
+    pool.id_base = json.value("idBase", int64_t{0});
   } catch (const Json::exception& e) {
     return Internal(std::string("stored pool is malformed: ") + e.what());
   }
   return pool;
+}
+
+Result<int64_t> AllocateIdBase(const std::vector<Pool>& pools) {
+  std::set<int64_t> used;
+  for (const Pool& p : pools) used.insert(p.id_base);
+  for (int64_t k = 0; k < kMaxPools; ++k) {
+    int64_t base = kFirstIdBase + k * kInstanceIdCount;
+    if (!used.count(base)) return base;
+  }
+  return ResourceExhausted("all " + std::to_string(kMaxPools) + " id blocks for pools are in use");
 }
 
 std::string BridgeName(const PoolName& pool) { return "dsp-" + pool.value(); }

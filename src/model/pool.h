@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/ids.h"
@@ -66,7 +67,12 @@ struct PoolSpec {
   friend bool operator==(const PoolSpec&, const PoolSpec&) = default;
 };
 
-inline constexpr int64_t kMaxInstancesPerPool = 100;  // as a VM scale set's single placement group
+inline constexpr int64_t kMaxInstancesPerPool = 100;
+// Ids mapped into an instance (uids and gids 0..65535), and where on the host
+// the pools' blocks of them start.
+inline constexpr int64_t kInstanceIdCount = 65536;
+inline constexpr int64_t kFirstIdBase = 1'000'000;
+inline constexpr int64_t kMaxPools = 1000;  // as a VM scale set's single placement group
 inline constexpr size_t kMaxPoolNameLength = 11;      // "dsp-<name>" must fit IFNAMSIZ
 
 // Parses and validates a user-written spec. Errors are InvalidArgument and
@@ -87,10 +93,17 @@ struct Pool {
   TimePoint created_at;
   TimePoint updated_at;
   int64_t generation = 1;  // bumped by every change of the spec
+  // Host uid and gid of the instances' root. Each pool's instances map ids
+  // 0..kInstanceIdCount-1 onto id_base.., a block no other pool shares.
+  int64_t id_base = 0;
 
   const PoolName& name() const { return spec.name; }
   friend bool operator==(const Pool&, const Pool&) = default;
 };
+
+// The lowest id block (kFirstIdBase + k * kInstanceIdCount) no pool in
+// `pools` uses; ResourceExhausted after kMaxPools blocks.
+Result<int64_t> AllocateIdBase(const std::vector<Pool>& pools);
 
 Json PoolToJson(const Pool& pool);
 Result<Pool> PoolFromJson(const Json& json);

@@ -2,10 +2,14 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <grp.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace dspool {
 
@@ -44,6 +48,46 @@ Result<pid_t> SpawnChild(const std::vector<std::string>& argv, const std::string
   ::close(log);
   ::close(null);
   return pid;
+}
+
+Status RunAs(uid_t uid, gid_t gid, const std::function<Status()>& fn) {
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    ::close(pipefd[0]);
+    ::close(pipefd[1]);
+    return ErrnoStatus("fork", err);
+  }
+  if (pid == 0) {
+    ::close(pipefd[0]);
+    Status s;
+    if (setgroups(0, nullptr) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0) {
+      s = ErrnoStatus("drop to uid " + std::to_string(uid), errno);
+    } else {
+      s = fn();
+    }
+    std::string reply = std::to_string(static_cast<int>(s.code())) + " " + s.message();
+    (void)!::write(pipefd[1], reply.data(), reply.size());
+    _exit(0);
+  }
+  ::close(pipefd[1]);
+  std::string reply;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(pipefd[0], buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) reply.append(buf, static_cast<size_t>(n));
+  }
+  ::close(pipefd[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  size_t space = reply.find(' ');
+  if (space == std::string::npos) return Internal("child running as uid " + std::to_string(uid) + " died");
+  auto code = static_cast<StatusCode>(std::atoi(reply.substr(0, space).c_str()));
+  if (code == StatusCode::kOk) return Status::Ok();
+  return Status(code, reply.substr(space + 1));
 }
 
 Status RedirectStderr(const std::string& path) {

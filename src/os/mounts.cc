@@ -100,12 +100,14 @@ Result<UniqueFd> MakeUserNamespace(const std::vector<IdMapping>& mappings) {
   return ns;
 }
 
-Status MountIdmapped(const std::string& source, const std::string& target, int userns_fd, bool read_only) {
+Status MountIdmapped(const std::string& source, const std::string& target, int userns_fd, bool read_only,
+                     bool allow_suid) {
   UniqueFd tree(static_cast<int>(
       ::syscall(SYS_open_tree, AT_FDCWD, source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
   if (tree.get() < 0) return ErrnoStatus("open_tree " + source, errno);
   struct mount_attr attr = {};
-  attr.attr_set = MOUNT_ATTR_IDMAP | (read_only ? MOUNT_ATTR_RDONLY : 0) | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV | (read_only ? MOUNT_ATTR_RDONLY : 0) |
+                  (allow_suid ? 0 : MOUNT_ATTR_NOSUID);
   attr.userns_fd = static_cast<uint64_t>(userns_fd);
   if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
     return ErrnoStatus("idmap " + source, errno);
@@ -124,7 +126,7 @@ Status MountOverlay(const std::string& lower, const std::string& upper, const st
     }
   }
   std::string options = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work;
-  if (::mount("overlay", target.c_str(), "overlay", MS_NOSUID | MS_NODEV, options.c_str()) != 0) {
+  if (::mount("overlay", target.c_str(), "overlay", MS_NODEV, options.c_str()) != 0) {
     return ErrnoStatus("mount overlay at " + target, errno);
   }
   return Status::Ok();

@@ -31,12 +31,15 @@ struct IdMapping {
 // descriptor (it lives as long as the descriptor). No process stays in it.
 Result<UniqueFd> MakeUserNamespace(const std::vector<IdMapping>& mappings);
 
-// Attaches at `target` (an existing directory) a non-recursive bind of
-// `source` whose owners are translated through `userns`. Submounts of
-// `source` are not included.
-Status MountIdmapped(const std::string& source, const std::string& target, int userns_fd, bool read_only);
+// Attaches at `target` (an existing directory, or file for a file) a
+// non-recursive bind of `source` whose owners are translated through
+// `userns`. Submounts of `source` are not included. Device files never work
+// through it; set-user-id bits only with `allow_suid`.
+Status MountIdmapped(const std::string& source, const std::string& target, int userns_fd, bool read_only,
+                     bool allow_suid = false);
 
-// Mounts an overlay of `lower` (read-only) and `upper` at `target`.
+// Mounts an overlay of `lower` (read-only) and `upper` at `target`, with
+// device files disabled (set-user-id bits work as in its layers).
 // `work` must be an empty directory on the same file system as `upper`.
 Status MountOverlay(const std::string& lower, const std::string& upper, const std::string& work,
                     const std::string& target);

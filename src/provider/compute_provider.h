@@ -30,10 +30,20 @@
 
 namespace dspool {
 
+// How a bind mount shows its files' owners inside an instance.
+enum class MountIds {
+  kHost,   // as on the host (ids the instance does not map show as nobody)
+  kImage,  // as the image: host system ids (root, ...) are the instance's
+  kUsers,  // the pool users' ids are the same inside and on the host; every
+           // other id (root among them) is unmapped, so the instance's root
+           // can neither own nor chown files there
+};
+
 struct BindMount {
   std::string source;  // host path (directory or file)
   std::string target;  // path inside the instance
   bool read_only = false;
+  MountIds ids = MountIds::kHost;
   friend bool operator==(const BindMount&, const BindMount&) = default;
 };
 
@@ -56,6 +66,16 @@ struct InstanceRequest {
   std::vector<BindMount> mounts;
   // The instance's first process (its init); the agent.
   std::vector<std::string> init_command;
+  // Isolation. The instance runs in a user namespace mapping its ids
+  // 0..kInstanceIdCount-1 to host ids root_host_id..; its root is no host
+  // root. Ids user_id_first..user_id_last are the pool users' (see
+  // MountIds::kUsers).
+  int64_t root_host_id = 0;
+  int64_t user_id_first = 0;
+  int64_t user_id_last = 0;
+  // Host paths the instance must not see through its image: directories
+  // show empty, files are absent.
+  std::vector<std::string> masked_paths;
 };
 
 struct ProviderInstance {

@@ -18,6 +18,7 @@
 #include "base/version.h"
 #include "http/endpoint.h"
 #include "http/server.h"
+#include "os/children.h"
 #include "os/fs.h"
 #include "os/net.h"
 #include "os/process.h"
@@ -207,18 +208,79 @@ class PoolServer final : public ApiHooks {
   std::string PoolDir(const PoolName& pool) const { return options_.data_dir + "/pools/" + pool.value(); }
   std::string InstanceDir(const InstanceId& id) const { return options_.data_dir + "/instances/" + id.value(); }
 
-  Status EnsureChannel(const InstanceId& id) {
+  // Opens instance `id`'s channel: a socket in a directory only the
+  // instance's root (host uid `owner`) and the host's root can use.
+  Status EnsureChannel(const InstanceId& id, int64_t owner) {
     std::lock_guard lock(channels_mu_);
     if (channels_.count(id)) return Status::Ok();
     std::string dir = InstanceDir(id);
+    auto uid = static_cast<uid_t>(owner);
     DSP_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+    DSP_RETURN_IF_ERROR(EnsureDir(dir, 0700, FileOwner{uid, uid}));
     DSP_RETURN_IF_ERROR(http_.ListenUnix(dir + "/agent.sock", 0600, "agent:" + id.value()));
+    if (::chown((dir + "/agent.sock").c_str(), uid, uid) != 0) {
+      Status s = ErrnoStatus("chown " + dir + "/agent.sock", errno);
+      http_.Unlisten("agent:" + id.value()).IgnoreError();
+      return s;
+    }
     channels_.insert(id);
     return Status::Ok();
   }
 
+  // The users' directories on a pool's share, made on the host: homes and
+  // notebooks/<user> (0700, the user's), and ~/notebooks/remote pointing at
+  // the latter as instances see it. The instances' root cannot write the
+  // share (its ids are not mapped there), so this is the server's job.
+  // Parts inside a user's home are made as that user, so a symlink the user
+  // planted is never followed with root's rights.
+  Status EnsureShareLayout(const Pool& pool, const std::vector<User>& users) {
+    const std::string& share = pool.spec.share.source;
+    DSP_RETURN_IF_ERROR(MakeDirs(share + "/home", 0755));
+    DSP_RETURN_IF_ERROR(MakeDirs(share + "/notebooks", 0755));
+    for (const User& u : users) {
+      auto id = static_cast<uid_t>(u.uid);
+      const std::string name = u.name.value();
+      for (const std::string& dir : {share + "/home/" + name, share + "/notebooks/" + name}) {
+        DSP_ASSIGN_OR_RETURN(bool exists, PathExists(dir));
+        if (!exists) DSP_RETURN_IF_ERROR(EnsureDir(dir, 0700, FileOwner{id, id}));
+      }
+      std::string home = share + "/home/" + name;
+      std::string link_target = pool.spec.share.mount_path + "/notebooks/" + name;
+      DSP_ASSIGN_OR_RETURN(bool linked, PathExists(home + "/notebooks/remote"));
+      if (linked) continue;
+      DSP_RETURN_IF_ERROR(RunAs(id, id, [&]() -> Status {
+        DSP_RETURN_IF_ERROR(MakeDirs(home + "/notebooks", 0755));
+        return Symlink(link_target, home + "/notebooks/remote");
+      }));
+    }
+    return Status::Ok();
+  }
+
+  // Host paths no instance may see through its image: the server's data,
+  // host users' and root's homes, temporary files, logs, host SSH keys and
+  // shadow files, and every pool's share source (a share is seen only at
+  // its mount path, with its own id mapping).
+  std::vector<std::string> MaskedPaths() {
+    std::vector<std::string> paths = {options_.data_dir, "/var/lib/dspool", "/root", "/home", "/tmp", "/var/tmp",
+                                      "/var/log", "/var/lib/lxc",
+                                      "/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-",
+                                      "/etc/subuid", "/etc/subgid"};
+    if (auto ssh = ListDir("/etc/ssh"); ssh.ok()) {
+      for (const std::string& f : *ssh) {
+        if (f.rfind("ssh_host_", 0) == 0) paths.push_back("/etc/ssh/" + f);
+      }
+    }
+    if (auto pools = store_->ListPools(); pools.ok()) {
+      for (const Pool& p : *pools) paths.push_back(p.spec.share.source);
+    }
+    return paths;
+  }
+
   Result<InstanceRequest> BuildRequest(const Pool& pool, const Instance& instance) {
-    DSP_RETURN_IF_ERROR(EnsureChannel(instance.id));
+    if (pool.id_base < kFirstIdBase) return FailedPrecondition("pool '" + pool.name().value() + "' has no id block");
+    DSP_RETURN_IF_ERROR(EnsureChannel(instance.id, pool.id_base));
+    DSP_ASSIGN_OR_RETURN(auto users, store_->ListUsers());
+    DSP_RETURN_IF_ERROR(EnsureShareLayout(pool, users).WithPrefix("share of pool " + pool.name().value()));
     InstanceRequest req;
     req.id = instance.id;
     req.pool = pool.name();
@@ -229,11 +291,16 @@ class PoolServer final : public ApiHooks {
                               pool.spec.network.subnet.prefix};
     req.address = InstanceAddress(pool.spec.network, instance.index);
     req.mounts = {
-        {pool.spec.share.source, pool.spec.share.mount_path, false},
-        {InstanceDir(instance.id), kInstanceRunDir, false},
-        {self_binary_, kInstanceBinary, true},
+        {pool.spec.share.source, pool.spec.share.mount_path, false, MountIds::kUsers},
+        {InstanceDir(instance.id), kInstanceRunDir, false, MountIds::kHost},
+        // sshd runs it as AuthorizedKeysCommand: it must belong to root.
+        {self_binary_, kInstanceBinary, true, MountIds::kImage},
     };
     req.init_command = {kInstanceBinary, "agent", "--socket", std::string(kInstanceRunDir) + "/agent.sock"};
+    req.root_host_id = pool.id_base;
+    req.user_id_first = options_.uid_first;
+    req.user_id_last = options_.uid_last;
+    req.masked_paths = MaskedPaths();
     return req;
   }
 
@@ -244,11 +311,25 @@ class PoolServer final : public ApiHooks {
     auto records = store_->ListInstances({});
     auto pools = store_->ListPools();
     if (!records.ok() || !pools.ok()) return;
+    std::map<PoolName, const Pool*> by_name;
+    for (const Pool& p : *pools) by_name[p.name()] = &p;
     std::set<InstanceId> live;
     for (const Instance& r : *records) {
       live.insert(r.id);
-      if (r.phase != InstancePhase::kDeleting) {
-        if (Status s = EnsureChannel(r.id); !s.ok()) DSP_LOG(kWarning, kLog) << "channel of " << r.id << ": " << s;
+      auto pool = by_name.find(r.pool);
+      if (r.phase != InstancePhase::kDeleting && pool != by_name.end()) {
+        if (Status s = EnsureChannel(r.id, pool->second->id_base); !s.ok()) {
+          DSP_LOG(kWarning, kLog) << "channel of " << r.id << ": " << s;
+        }
+      }
+    }
+    // Users added since an instance started get their directories here.
+    if (auto users = store_->ListUsers(); users.ok()) {
+      for (const Pool& p : *pools) {
+        if (p.state != PoolState::kActive) continue;
+        if (Status s = EnsureShareLayout(p, *users); !s.ok()) {
+          DSP_LOG(kWarning, kLog) << "share of pool " << p.name() << ": " << s;
+        }
       }
     }
     std::set<InstanceId> gone;
@@ -317,10 +398,31 @@ Result<std::string> ReadToken(const std::string& path) {
   return token;
 }
 
+// Pools recorded before instances got user namespaces have no id block:
+// give them one.
+Status AssignIdBlocks(StateStore& store) {
+  DSP_ASSIGN_OR_RETURN(auto pools, store.ListPools());
+  for (Pool& p : pools) {
+    if (p.id_base >= kFirstIdBase) continue;
+    DSP_ASSIGN_OR_RETURN(p.id_base, AllocateIdBase(pools));
+    Pool updated = p;
+    updated.generation++;
+    WriteBatch batch;
+    batch.Add(WriteBatch::UpdatePool{updated, p.generation});
+    batch.Add(WriteBatch::AppendEvent{Event{0, std::chrono::system_clock::now(), "server", "pool.idblock",
+                                            "pool/" + p.name().value(), "ids from " + std::to_string(p.id_base)}});
+    DSP_RETURN_IF_ERROR(store.Write(batch));
+    p.generation = updated.generation;
+  }
+  return Status::Ok();
+}
+
 Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, int* lock_fd) {
   if (geteuid() != 0) return PermissionDenied("dspool server must run as root");
-  DSP_RETURN_IF_ERROR(MakeDirs(options.data_dir, 0700).WithPrefix("--data-dir " + options.data_dir));
-  ::chmod(options.data_dir.c_str(), 0700);
+  DSP_RETURN_IF_ERROR(MakeDirs(options.data_dir, 0711).WithPrefix("--data-dir " + options.data_dir));
+  // Traversable (instances reach their channel and root through it), not
+  // listable; everything inside has its own, narrower mode.
+  ::chmod(options.data_dir.c_str(), 0711);
   std::string lock_path = options.data_dir + "/server.lock";
   *lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (*lock_fd < 0) return ErrnoStatus(lock_path, errno);
@@ -339,8 +441,17 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
     if (options.token_file.empty()) return InvalidArgument("--listen needs --token-file");
     DSP_ASSIGN_OR_RETURN(token, ReadToken(options.token_file));
   }
-  for (const char* sub : {"/instances", "/pools"}) DSP_RETURN_IF_ERROR(MakeDirs(options.data_dir + sub, 0700));
+  // instances/ is traversed by the instances (each reaches only its own
+  // directory, owned by its root); pools/ holds host keys: root only.
+  DSP_RETURN_IF_ERROR(MakeDirs(options.data_dir + "/instances", 0711));
+  ::chmod((options.data_dir + "/instances").c_str(), 0711);
+  DSP_RETURN_IF_ERROR(MakeDirs(options.data_dir + "/pools", 0700));
+  if (options.uid_first < 1000 || options.uid_last >= 65534 || options.uid_first > options.uid_last) {
+    return InvalidArgument("--uid-range " + std::to_string(options.uid_first) + "-" + std::to_string(options.uid_last) +
+                           ": must lie within 1000-65533 (instances map ids 0-65535; 65534 is nobody)");
+  }
   DSP_ASSIGN_OR_RETURN(auto store, SqliteStore::Open(options.data_dir + "/state.db"));
+  DSP_RETURN_IF_ERROR(AssignIdBlocks(*store));
   DSP_ASSIGN_OR_RETURN(auto provider, LxcProvider::Create(options.data_dir + "/lxc"));
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);

@@ -5,6 +5,7 @@ source "$(dirname "$0")/lib.sh"
 require_root_and_lxc
 
 WORK=$(mktemp -d /tmp/dspool-tcp.XXXXXX)
+chmod 711 "$WORK"  # instances traverse it to reach their data
 DATA=$WORK/data
 trap cleanup EXIT
 head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$WORK/token"

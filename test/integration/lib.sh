@@ -21,6 +21,9 @@ free_subnet() {
 }
 
 start_server() {
+  # Instances (unprivileged) reach their channel through the data dir's
+  # ancestors: they must be traversable.
+  chmod 711 "$WORK"
   "$DSPOOL" server --data-dir "$DATA" --log-level info >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do

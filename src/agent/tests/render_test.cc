@@ -78,6 +78,15 @@ TEST(RenderTest, ConfigRoundTripsAndRejectsUnknownFields) {
   EXPECT_EQ(ParseAgentConfig(j).status().message(), "config.users[1].uid: is required");
 }
 
+TEST(RenderTest, HostsNamesTheInstance) {
+  EXPECT_NE(RenderHosts(TwoUsers()).find("127.0.1.1\tdemo0\n"), std::string::npos);
+}
+
+TEST(RenderTest, SudoersListsOnlyAdmins) {
+  EXPECT_EQ(RenderSudoers(TwoUsers()),
+            "# Written by dspool agent; changes are overwritten.\nalice ALL=(ALL:ALL) NOPASSWD: ALL\n");
+}
+
 TEST(RenderTest, SharePaths) {
   EXPECT_EQ(HomeOf(TwoUsers(), "bob"), "/datamnt/dsvmshare/home/bob");
   EXPECT_EQ(NotebooksOf(TwoUsers(), "bob"), "/datamnt/dsvmshare/notebooks/bob");

@@ -4,12 +4,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "base/log.h"
 #include "model/json_reader.h"
 #include "os/fs.h"
+#include "os/mounts.h"
 #include "os/net.h"
 
 namespace dspool {
@@ -55,6 +58,54 @@ std::string MountEntry(const BindMount& m, bool is_file) {
          (m.read_only ? ",ro" : "") + " 0 0";
 }
 
+// liblxc maps an unprivileged container's ids with newuidmap/newgidmap when
+// they are installed, and those allow only ranges /etc/subuid and subgid
+// grant. Grants root the pools' id blocks once, by appending a line.
+Status EnsureRootSubordinateIds(const std::string& file) {
+  const int64_t first = kFirstIdBase, count = kMaxPools * kInstanceIdCount;
+  std::string text = ReadFile(file).value_or("");
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string user, start_text, count_text;
+    if (!std::getline(fields, user, ':') || !std::getline(fields, start_text, ':') ||
+        !std::getline(fields, count_text)) {
+      continue;
+    }
+    if (user != "root" && user != "0") continue;
+    try {
+      int64_t start = std::stoll(start_text), n = std::stoll(count_text);
+      if (start <= first && start + n >= first + count) return Status::Ok();
+    } catch (...) {
+      continue;
+    }
+  }
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  text += "root:" + std::to_string(first) + ":" + std::to_string(count) + "\n";
+  DSP_LOG(kInfo, kLog) << "granting root the ids " << first << "-" << first + count - 1 << " in " << file
+                       << " for unprivileged instances";
+  return WriteFileAtomic(file, text, 0644);
+}
+
+// The first ERROR line liblxc logged (the cause; later ones are fallout),
+// without its prefix, or a pointer to the log.
+std::string FirstLogError(const std::string& log_path) {
+  auto text = ReadFile(log_path);
+  if (text.ok()) {
+    std::istringstream in(*text);
+    std::string line;
+    while (std::getline(in, line)) {
+      size_t at = line.find(" ERROR ");
+      if (at == std::string::npos) continue;
+      size_t msg = line.find(" - ", at);
+      msg = line.find(" - ", msg + 3);  // after "file:function:line - "
+      return msg == std::string::npos ? line.substr(at + 7) : line.substr(msg + 3);
+    }
+  }
+  return "see " + log_path;
+}
+
 }  // namespace
 
 std::string LxcProvider::VethName(const InstanceId& id) {
@@ -76,7 +127,20 @@ Result<std::unique_ptr<LxcProvider>> LxcProvider::Create(const std::string& root
   if (!cgroup2 && ::stat("/sys/fs/cgroup/memory", &st) != 0) {
     return FailedPrecondition("no usable cgroup hierarchy under /sys/fs/cgroup");
   }
-  DSP_RETURN_IF_ERROR(MakeDirs(root + "/containers", 0700));
+  for (const char* file : {"/etc/subuid", "/etc/subgid"}) DSP_RETURN_IF_ERROR(EnsureRootSubordinateIds(file));
+  // The containers' directories are walked by liblxc from inside the
+  // instances' user namespaces: every directory down to them must be
+  // traversable by others (0711 is enough; nothing need be listable).
+  DSP_RETURN_IF_ERROR(MakeDirs(root, 0711));
+  ::chmod(root.c_str(), 0711);
+  for (std::string dir = root; !dir.empty(); dir = dir.substr(0, dir.rfind('/'))) {
+    if (::stat(dir.c_str(), &st) != 0) return ErrnoStatus(dir, errno);
+    if (!(st.st_mode & S_IXOTH)) {
+      return FailedPrecondition(dir + " must be traversable by others for unprivileged instances (chmod o+x " + dir +
+                                ")");
+    }
+  }
+  DSP_RETURN_IF_ERROR(MakeDirs(root + "/containers", 0711));
   DSP_RETURN_IF_ERROR(MakeDirs(root + "/networks", 0700));
   DSP_LOG(kInfo, kLog) << "liblxc " << lxc_get_version() << ", root " << root << ", cgroup "
                        << (cgroup2 ? "v2" : "v1");
@@ -135,6 +199,84 @@ Result<std::vector<PoolName>> LxcProvider::ListNetworks() {
   return out;
 }
 
+Status LxcProvider::PrepareRoot(const InstanceRequest& req, const std::string& dir) {
+  const auto root_id = static_cast<uid_t>(req.root_host_id);
+  for (const char* sub : {"/delta", "/work"}) {
+    DSP_RETURN_IF_ERROR(EnsureDir(dir + sub, 0755, FileOwner{root_id, root_id}));
+  }
+  DSP_RETURN_IF_ERROR(MakeDirs(dir + "/lower", 0755));
+  DSP_RETURN_IF_ERROR(MakeDirs(dir + "/rootfs", 0755));
+  // Masks go into the upper layer before the overlay is mounted. A path
+  // under a masked directory is hidden already: making it would bring its
+  // parents back into view.
+  std::vector<std::string> masks = req.masked_paths;
+  std::sort(masks.begin(), masks.end());
+  std::string hidden_dir;
+  for (const std::string& path : masks) {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0 || path == "/") continue;
+    if (!hidden_dir.empty() && path.rfind(hidden_dir + "/", 0) == 0) continue;
+    if (S_ISDIR(st.st_mode)) hidden_dir = path;
+    if (S_ISDIR(st.st_mode)) {
+      DSP_RETURN_IF_ERROR(MakeOpaqueDir(dir + "/delta" + path, st.st_mode & 07777, root_id, root_id));
+    } else {
+      DSP_RETURN_IF_ERROR(MakeWhiteout(dir + "/delta" + path));
+    }
+    // The parents just made in the upper layer stand for the image's
+    // root-owned directories: they belong to the instance's root, or it
+    // could not write in /etc.
+    for (size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+      std::string parent = dir + "/delta" + path.substr(0, slash);
+      if (::lchown(parent.c_str(), root_id, root_id) != 0) return ErrnoStatus("chown " + parent, errno);
+    }
+  }
+  // The image: the host's "/" alone (no submounts), read-only, with its
+  // system ids (0..999, nobody) shown as the instance's. Files of any other
+  // host id appear as nobody, so the instance's root cannot read them.
+  DSP_ASSIGN_OR_RETURN(UniqueFd image_ns, MakeUserNamespace(ImageIds(req.root_host_id)));
+  // Set-user-id programs (sudo) work: their owner is the instance's root.
+  DSP_RETURN_IF_ERROR(MountIdmapped("/", dir + "/lower", image_ns.get(), /*read_only=*/true, /*allow_suid=*/true));
+  return MountOverlay(dir + "/lower", dir + "/delta", dir + "/work", dir + "/rootfs");
+}
+
+std::vector<IdMapping> LxcProvider::ImageIds(int64_t root_host_id) {
+  return {{0, root_host_id, 1000}, {65534, root_host_id + 65534, 2}};
+}
+
+Result<std::string> LxcProvider::PrepareMount(const InstanceRequest& req, const std::string& dir, size_t k,
+                                              const BindMount& m) {
+  std::vector<IdMapping> mapping;
+  switch (m.ids) {
+    case MountIds::kHost:
+      return m.source;
+    case MountIds::kImage:
+      mapping = ImageIds(req.root_host_id);
+      break;
+    case MountIds::kUsers: {
+      int64_t count = req.user_id_last - req.user_id_first + 1;
+      if (req.user_id_first < 1 || count < 1 || req.user_id_last >= kInstanceIdCount) {
+        return InvalidArgument("user ids " + std::to_string(req.user_id_first) + "-" +
+                               std::to_string(req.user_id_last) + " must lie within 1.." +
+                               std::to_string(kInstanceIdCount - 1));
+      }
+      mapping = {{req.user_id_first, req.root_host_id + req.user_id_first, count}};
+      break;
+    }
+  }
+  struct stat st;
+  if (::stat(m.source.c_str(), &st) != 0) return ErrnoStatus("mount source " + m.source, errno);
+  std::string target = dir + "/mnt/" + std::to_string(k);
+  DSP_RETURN_IF_ERROR(MakeDirs(dir + "/mnt", 0755));
+  if (S_ISDIR(st.st_mode)) {
+    DSP_RETURN_IF_ERROR(MakeDirs(target, 0755));
+  } else {
+    DSP_RETURN_IF_ERROR(WriteFileAtomic(target, "", 0644));
+  }
+  DSP_ASSIGN_OR_RETURN(UniqueFd ns, MakeUserNamespace(mapping));
+  DSP_RETURN_IF_ERROR(MountIdmapped(m.source, target, ns.get(), m.read_only));
+  return target;
+}
+
 Status LxcProvider::Provision(const InstanceRequest& req) {
   const std::string name = req.id.value();
   {
@@ -142,22 +284,39 @@ Status LxcProvider::Provision(const InstanceRequest& req) {
     if (ref.c == nullptr) return Internal("liblxc could not allocate container " + name);
     if (ref.c->is_running(ref.c)) return Status::Ok();
   }
+  if (req.root_host_id < kFirstIdBase) {
+    return InvalidArgument("instance " + name + ": root_host_id must be at least " + std::to_string(kFirstIdBase));
+  }
   // Whatever exists is half-made: start over.
   DSP_RETURN_IF_ERROR(Destroy(req.id));
 
   const std::string dir = Dir(req.id);
-  DSP_RETURN_IF_ERROR(MakeDirs(dir + "/delta", 0755));
+  DSP_RETURN_IF_ERROR(MakeDirs(dir, 0755));
   Json labels = {{"id", name}, {"pool", req.pool.value()}, {"index", req.index}};
   DSP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + kLabelFile, labels.dump() + "\n", 0600));
+  Status s = StartContainer(req, dir);
+  // The instance holds its own copies of its mounts; the host needs none of
+  // them, started or not.
+  DetachMounts(dir);
+  return s;
+}
+
+Status LxcProvider::StartContainer(const InstanceRequest& req, const std::string& dir) {
+  const std::string name = req.id.value();
+  DSP_RETURN_IF_ERROR(PrepareRoot(req, dir));
 
   ContainerRef ref(name, lxcpath_);
   lxc_container* c = ref.c;
   if (c == nullptr) return Internal("liblxc could not allocate container " + name);
+  const std::string idmap = "0 " + std::to_string(req.root_host_id) + " " + std::to_string(kInstanceIdCount);
   std::vector<std::pair<std::string, std::string>> config = {
       {"lxc.include", "/usr/share/lxc/config/common.conf"},
+      {"lxc.include", "/usr/share/lxc/config/userns.conf"},
+      {"lxc.idmap", "u " + idmap},
+      {"lxc.idmap", "g " + idmap},
       {"lxc.uts.name", req.hostname},
-      {"lxc.rootfs.path", "overlay:/:" + dir + "/delta"},
-      {"lxc.mount.auto", "proc:mixed sys:ro cgroup:mixed"},
+      {"lxc.rootfs.path", "dir:" + dir + "/rootfs"},
+      {"lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed"},
       {"lxc.autodev", "1"},
       {"lxc.tty.max", "0"},
       {"lxc.pty.max", "64"},
@@ -186,10 +345,13 @@ Status LxcProvider::Provision(const InstanceRequest& req) {
     config.push_back({"lxc.cgroup.cpu.cfs_quota_us", std::to_string(req.size.vcpus * period_us)});
     config.push_back({"lxc.cgroup.pids.max", std::to_string(req.size.max_processes)});
   }
-  for (const BindMount& m : req.mounts) {
+  for (size_t k = 0; k < req.mounts.size(); ++k) {
+    const BindMount& m = req.mounts[k];
     struct stat st;
     if (::stat(m.source.c_str(), &st) != 0) return ErrnoStatus("mount source " + m.source, errno);
-    config.push_back({"lxc.mount.entry", MountEntry(m, !S_ISDIR(st.st_mode))});
+    DSP_ASSIGN_OR_RETURN(std::string source, PrepareMount(req, dir, k, m));
+    config.push_back({"lxc.mount.entry", MountEntry(BindMount{source, m.target, m.read_only, m.ids},
+                                                    !S_ISDIR(st.st_mode))});
   }
   for (const auto& [key, value] : config) {
     if (!c->set_config_item(c, key.c_str(), value.c_str())) {
@@ -204,13 +366,23 @@ Status LxcProvider::Provision(const InstanceRequest& req) {
   c->want_daemonize(c, true);
   c->want_close_all_fds(c, true);
   if (!c->start(c, 0, argv.data())) {
-    return Unavailable(LxcError(c, "container " + name + " did not start (see " + dir + "/lxc.log)"));
+    return Unavailable(LxcError(c, "container " + name + " did not start") + ": " + FirstLogError(dir + "/lxc.log"));
   }
   if (!c->wait(c, "RUNNING", kStartTimeoutSeconds)) {
     return DeadlineExceeded("container " + name + " not running after " + std::to_string(kStartTimeoutSeconds) + "s");
   }
   DSP_LOG(kInfo, kLog) << "started " << name << " (" << req.hostname << ", " << FormatIpv4(req.address) << ")";
   return Status::Ok();
+}
+
+void LxcProvider::DetachMounts(const std::string& dir) {
+  auto mounts = MountsUnder(dir);
+  if (!mounts.ok()) return;
+  for (const std::string& m : *mounts) {
+    if (Status s = Unmount(m, /*detach=*/true); !s.ok() && s.code() != StatusCode::kNotFound) {
+      DSP_LOG(kWarning, kLog) << s;
+    }
+  }
 }
 
 Status LxcProvider::Destroy(const InstanceId& id) {
@@ -227,10 +399,10 @@ Status LxcProvider::Destroy(const InstanceId& id) {
         return DeadlineExceeded("container " + name + " still running after stop");
       }
     }
-    if (c->is_defined(c) && !c->destroy(c)) {
-      DSP_LOG(kWarning, kLog) << LxcError(c, "liblxc destroy of " + name + " failed") << "; removing its directory";
-    }
   }
+  // Mounts a crashed Provision left on the host go first, so that nothing
+  // below removes files through them.
+  DetachMounts(Dir(id));
   return RemoveTree(Dir(id));
 }
 

@@ -10,8 +10,13 @@
 //   - its hostname, and one veth on the pool's bridge ("dsp-<pool>") with its
 //     own IPv4 address; the host end is named "dspv<hash of id>" so a
 //     leftover is recognisable
-//   - a copy-on-write root: the image (the host's "/") as the read-only lower
-//     layer of an overlay whose upper layer lives in the container's directory
+//   - a user namespace: ids 0..65535 inside are root_host_id.. on the host,
+//     so the instance's root is an unprivileged host user (one block per
+//     pool)
+//   - a copy-on-write root: the image (the host's "/", idmapped so its
+//     system files belong to the instance's root) as the read-only lower
+//     layer of an overlay whose upper layer lives in the container's
+//     directory and masks what the instance must not see (masked_paths)
 //   - CPU, memory and process-count limits from the instance size (cgroup v1
 //     or v2, whichever the host runs)
 //   - the bind mounts of the request (the share, the agent's run directory,
@@ -21,9 +26,14 @@
 // written before anything else, so even a half-made container is listed and
 // cleaned up.
 //
-// The overlay is mounted inside the container's mount namespace, and the veth
-// and cgroups die with the container, so a destroyed instance leaves nothing
-// on the host but what Destroy removes: its directory.
+// The overlay and idmapped views are mounted on the host only while the
+// container starts, then detached: the container keeps its own copies. The
+// veth and cgroups die with the container, so a destroyed instance leaves
+// nothing on the host but what Destroy removes: its directory.
+//
+// Needs root, Linux 5.12+ (idmapped mounts), and an entry for root in
+// /etc/subuid and /etc/subgid covering the pools' id blocks (liblxc maps ids
+// with newuidmap when it is installed); Create checks it.
 //
 // Thread safety: as ComputeProvider. liblxc is called from the calling thread.
 #pragma once
@@ -32,6 +42,7 @@
 #include <mutex>
 #include <string>
 
+#include "os/mounts.h"
 #include "provider/compute_provider.h"
 
 namespace dspool {
@@ -57,6 +68,19 @@ class LxcProvider final : public ComputeProvider {
   LxcProvider(const std::string& root, bool cgroup2)
       : lxcpath_(root + "/containers"), networks_dir_(root + "/networks"), cgroup2_(cgroup2) {}
   std::string Dir(const InstanceId& id) const { return lxcpath_ + "/" + id.value(); }
+  // Builds the instance's root: masks in the upper layer, the image as an
+  // idmapped lower layer, the overlay of both at <dir>/rootfs.
+  Status PrepareRoot(const InstanceRequest& request, const std::string& dir);
+  // The host path to bind for mount `k`: its source, or an idmapped view of
+  // it at <dir>/mnt/<k> (MountIds).
+  Result<std::string> PrepareMount(const InstanceRequest& request, const std::string& dir, size_t k,
+                                   const BindMount& mount);
+  // The image's view of host ids: system ids (0..999, nobody) are the
+  // instance's; files of any other host id show as nobody.
+  static std::vector<IdMapping> ImageIds(int64_t root_host_id);
+  Status StartContainer(const InstanceRequest& request, const std::string& dir);
+  // Lazily unmounts every host mount under `dir` (the instance keeps its own).
+  void DetachMounts(const std::string& dir);
   // Attaches the host end of every running instance of `pool` to its bridge
   // (after the bridge was re-created under them).
   Status AttachInstances(const PoolNetwork& network);

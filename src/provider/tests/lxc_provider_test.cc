@@ -4,6 +4,7 @@
 #include "provider/lxc/lxc_provider.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <random>
@@ -33,6 +34,7 @@ Result<ProviderFixture> MakeLxcFixture() {
   char tmpl[] = "/tmp/dspool-lxc-conf-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return ErrnoStatus("mkdtemp", errno);
   std::string root = tmpl;
+  chmod(tmpl, 0711);
   DSP_ASSIGN_OR_RETURN(auto provider, LxcProvider::Create(root + "/lxc"));
   DSP_ASSIGN_OR_RETURN(Ipv4Subnet subnet, FreeSubnet());
   ProviderFixture f;
@@ -48,6 +50,9 @@ Result<ProviderFixture> MakeLxcFixture() {
     r.network = net;
     r.address = subnet.network + 2 + static_cast<uint32_t>(index);
     r.init_command = {"/bin/sleep", "infinity"};
+    r.root_host_id = kFirstIdBase + (kMaxPools - 1) * kInstanceIdCount;  // a block the tests' servers do not use
+    r.user_id_first = 20000;
+    r.user_id_last = 59999;
     return r;
   };
   ComputeProvider* p = provider.get();
