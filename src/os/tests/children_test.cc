@@ -74,6 +74,24 @@ TEST_F(ChildrenTest, ListDirIsSortedWithoutDots) {
   EXPECT_EQ(ListDir(dir_ + "/none").status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(ChildrenTest, RunAsDropsPrivilegeAndCarriesTheStatus) {
+  if (geteuid() != 0) GTEST_SKIP() << "RunAs needs root; CI runs this as root";
+  ASSERT_EQ(chmod(dir_.c_str(), 0711), 0);
+  ASSERT_TRUE(EnsureDir(dir_ + "/mine", 0700, FileOwner{4321, 4321}).ok());
+  Status s = RunAs(4321, 4321, [&]() -> Status {
+    if (geteuid() != 4321 || getegid() != 4321) return Internal("still privileged");
+    return WriteFileAtomic(dir_ + "/mine/f", "x", 0600);
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  struct stat st;
+  ASSERT_EQ(stat((dir_ + "/mine/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 4321u);
+  // The user cannot write where root can, and the error comes back whole.
+  s = RunAs(4321, 4321, [&]() { return WriteFileAtomic(dir_ + "/rootfile", "x", 0600); });
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s;
+  EXPECT_NE(s.message().find(dir_), std::string::npos) << s;
+}
+
 TEST_F(ChildrenTest, RedirectStderrAppends) {
   std::string log = dir_ + "/stderr.log";
   pid_t pid = fork();
