@@ -13,6 +13,7 @@
 #include "model/json_reader.h"
 #include "os/fs.h"
 #include "os/mounts.h"
+#include "os/process.h"
 #include "os/net.h"
 
 namespace dspool {
@@ -106,6 +107,47 @@ std::string FirstLogError(const std::string& log_path) {
   return "see " + log_path;
 }
 
+// Instances talk to their own pool's bridge and to nothing else of the
+// host: no new connection from any pool's bridge to the host, and no
+// traffic between bridges. Where br_netfilter makes bridged frames pass the
+// forward hook, traffic within one bridge is let through by the set
+// `same_bridge` (one "dsp-x" . "dsp-x" element per network). Replies to
+// connections the host makes (the gateway, later) pass. One table for every
+// dspool server on the host: installing it again replaces the rules and
+// keeps the set's elements.
+constexpr const char* kFirewall = R"(table inet dspool {
+  set same_bridge { type ifname . ifname; }
+  chain input { type filter hook input priority filter; policy accept; }
+  chain forward { type filter hook forward priority filter; policy accept; }
+}
+flush chain inet dspool input
+flush chain inet dspool forward
+table inet dspool {
+  chain input {
+    iifname "dsp-*" ct state established,related accept
+    iifname "dsp-*" counter drop
+  }
+  chain forward {
+    iifname . oifname @same_bridge accept
+    iifname "dsp-*" counter drop
+    oifname "dsp-*" counter drop
+  }
+}
+)";
+
+Status RunNft(const std::string& script, const std::string& what) {
+  RunOptions opts;
+  opts.stdin_text = script;
+  opts.timeout = std::chrono::seconds(10);
+  return RunChecked({"/usr/sbin/nft", "-f", "-"}, opts).WithPrefix(what);
+}
+
+Status InstallFirewall() { return RunNft(kFirewall, "nftables rules for the pools' bridges"); }
+
+std::string SameBridgeElement(const std::string& bridge) {
+  return "{ \"" + bridge + "\" . \"" + bridge + "\" }";
+}
+
 }  // namespace
 
 std::string LxcProvider::VethName(const InstanceId& id) {
@@ -141,6 +183,7 @@ Result<std::unique_ptr<LxcProvider>> LxcProvider::Create(const std::string& root
     }
   }
   DSP_RETURN_IF_ERROR(MakeDirs(root + "/containers", 0711));
+  DSP_RETURN_IF_ERROR(InstallFirewall());
   DSP_RETURN_IF_ERROR(MakeDirs(root + "/networks", 0700));
   DSP_LOG(kInfo, kLog) << "liblxc " << lxc_get_version() << ", root " << root << ", cgroup "
                        << (cgroup2 ? "v2" : "v1");
@@ -159,6 +202,8 @@ Status LxcProvider::EnsureNetwork(const PoolNetwork& net) {
   }
   DSP_RETURN_IF_ERROR(AddIpv4Address(net.bridge, net.gateway, net.prefix).WithPrefix("bridge " + net.bridge));
   DSP_RETURN_IF_ERROR(SetLinkUp(net.bridge).WithPrefix("bridge " + net.bridge));
+  DSP_RETURN_IF_ERROR(RunNft("add element inet dspool same_bridge " + SameBridgeElement(net.bridge) + "\n",
+                             "let traffic within " + net.bridge));
   return AttachInstances(net);
 }
 
@@ -178,6 +223,9 @@ Status LxcProvider::DeleteNetwork(const PoolName& pool) {
   std::lock_guard lock(networks_mu_);
   Status s = DeleteLink(BridgeName(pool));
   if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
+  // Absent already (a repeated delete) is fine.
+  RunNft("delete element inet dspool same_bridge " + SameBridgeElement(BridgeName(pool)) + "\n", "")
+      .IgnoreError();
   return RemoveTree(networks_dir_ + "/" + pool.value());
 }
 

@@ -31,6 +31,9 @@
 // veth and cgroups die with the container, so a destroyed instance leaves
 // nothing on the host but what Destroy removes: its directory.
 //
+// Create installs the nftables table "inet dspool": instances reach their own
+// bridge and nothing else of the host (see docs/security.md).
+//
 // Needs root, Linux 5.12+ (idmapped mounts), and an entry for root in
 // /etc/subuid and /etc/subgid covering the pools' id blocks (liblxc maps ids
 // with newuidmap when it is installed); Create checks it.
