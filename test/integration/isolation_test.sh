@@ -42,7 +42,14 @@ as_root() { ssh_to isoadmin "${ADDR[0]}" "sudo -n sh -c '$1'" 2>&1; }
 [[ "$(as_root 'id -u')" == "0" ]] || fail "the admin has no sudo: $(as_root 'id -u')"
 host_uid=$(as_root 'cat /proc/self/uid_map' | awk '{print $2}')
 [[ "$host_uid" -ge 1000000 ]] || fail "instance root is host uid $host_uid"
-pass "sudo works; instance root is host uid $host_uid"
+ssh-keygen -q -t ed25519 -N "" -C "iso bob" -f "$WORK/bob"
+dsp user add bob --ssh-key "$WORK/bob.pub" >/dev/null
+ssh_bob() { ssh -i "$WORK/bob" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+                -o LogLevel=ERROR -o ConnectTimeout=10 "bob@${ADDR[0]}" "$@"; }
+for _ in $(seq 40); do ssh_bob true 2>/dev/null && break; sleep 0.5; done
+ssh_bob true || fail "bob cannot log in"
+if ssh_bob 'sudo -n true' 2>/dev/null; then fail "a user who is not an admin has sudo"; fi
+pass "sudo works for the admin only; instance root is host uid $host_uid"
 
 must_fail() {  # description, command run as instance root
   local out
