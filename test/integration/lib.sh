@@ -70,7 +70,10 @@ ssh_to() {
 leftovers() {
   local pool=$1
   {
-    ip -o link show | grep -E "dsp-$pool[:@]|dspv" || true
+    # This pool's bridge, and host ends of veths on it or on no bridge
+    # (other tests' pools may be running at the same time).
+    ip -o link show | grep -E "dsp-$pool[:@ ]" || true
+    ip -o link show | grep "dspv" | grep -v " master dsp-" || true
     grep -E " $DATA/" /proc/mounts || true
     ls "$DATA/lxc/containers" "$DATA/lxc/networks" 2>/dev/null | grep -v "^/\|^$" || true
     ls "$DATA/instances" 2>/dev/null || true
