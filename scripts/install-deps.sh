@@ -9,8 +9,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libboost-dev libboost-system-dev
   libsqlite3-dev libsodium-dev libcrypt-dev libssl-dev
-  # run: containers, networking, the instances' services
-  lxc lxc-dev uidmap iproute2 nftables openssh-server openssh-client sudo sqlite3
+  # run: containers, networking, the instances' services (sshpass: tests)
+  lxc lxc-dev uidmap iproute2 nftables openssh-server openssh-client sudo sqlite3 sshpass
 )
 
 missing=()

@@ -76,6 +76,19 @@ pass "key removal takes effect at once"
 
 ssh_to dsvmadmin "${ADDR[0]}" true || fail "admin cannot log in"
 
+# Password login checks the same yescrypt hash on every instance; the
+# password travels on stdin and in SSHPASS, never in argv.
+printf 'correct horse battery\n' | dsp user passwd alice --password-stdin >/dev/null
+ssh_pw() {  # password address
+  SSHPASS=$1 sshpass -e ssh -o PubkeyAuthentication=no -o PreferredAuthentications=password \
+    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10 \
+    "alice@$2" true
+}
+for i in $(seq 20); do ssh_pw 'correct horse battery' "${ADDR[1]}" 2>/dev/null && break; sleep 0.5; done
+ssh_pw 'correct horse battery' "${ADDR[1]}" || fail "password login failed"
+if ssh_pw 'wrong horse battery' "${ADDR[0]}" 2>/dev/null; then fail "a wrong password was accepted"; fi
+pass "password login with the pool's hash"
+
 dsp pool scale "$POOL" --count 3 >/dev/null
 wait_ready "$POOL" 3
 dsp pool scale "$POOL" --count 1 >/dev/null

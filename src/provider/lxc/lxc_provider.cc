@@ -258,14 +258,16 @@ Status LxcProvider::PrepareRoot(const InstanceRequest& req, const std::string& d
   // under a masked directory is hidden already: making it would bring its
   // parents back into view.
   std::vector<std::string> masks = req.masked_paths;
-  std::sort(masks.begin(), masks.end());
-  std::string hidden_dir;
+  std::sort(masks.begin(), masks.end(), [](const std::string& a, const std::string& b) { return a.size() < b.size(); });
+  std::vector<std::string> hidden_dirs;
   for (const std::string& path : masks) {
     struct stat st;
     if (::lstat(path.c_str(), &st) != 0 || path == "/") continue;
-    if (!hidden_dir.empty() && path.rfind(hidden_dir + "/", 0) == 0) continue;
-    if (S_ISDIR(st.st_mode)) hidden_dir = path;
+    bool hidden = std::any_of(hidden_dirs.begin(), hidden_dirs.end(),
+                              [&](const std::string& d) { return path.rfind(d + "/", 0) == 0; });
+    if (hidden) continue;
     if (S_ISDIR(st.st_mode)) {
+      hidden_dirs.push_back(path);
       DSP_RETURN_IF_ERROR(MakeOpaqueDir(dir + "/delta" + path, st.st_mode & 07777, root_id, root_id));
     } else {
       DSP_RETURN_IF_ERROR(MakeWhiteout(dir + "/delta" + path));
