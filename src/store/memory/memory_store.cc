@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/overloaded.h"
+
 namespace dspool {
 namespace {
 
@@ -11,13 +13,6 @@ auto Find(Map& map, const Key& key, const char* what) -> Result<typename Map::ma
   if (it == map.end()) return NotFound(std::string(what) + " '" + key.value() + "' does not exist");
   return it->second;
 }
-
-template <typename... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-template <typename... Fs>
-Overloaded(Fs...) -> Overloaded<Fs...>;
 
 }  // namespace
 

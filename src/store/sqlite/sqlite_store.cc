@@ -12,6 +12,8 @@
 #include <string_view>
 #include <utility>
 
+#include "base/overloaded.h"
+
 namespace dspool {
 namespace {
 
@@ -58,13 +60,6 @@ struct StmtDeleter {
   void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
 };
 using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtDeleter>;
-
-template <typename... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-template <typename... Fs>
-Overloaded(Fs...) -> Overloaded<Fs...>;
 
 StatusCode CodeFor(int rc) {
   switch (rc & 0xff) {
