@@ -333,6 +333,11 @@ Result<Response> Api::GetPool(const PoolName& name) {
 Result<Response> Api::CreatePool(const Request& r, const std::string& actor) {
   DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
   DSP_ASSIGN_OR_RETURN(PoolSpec spec, ParsePoolSpec(body));
+  if (spec.load_balancer) {
+    // Validated above, but nothing serves it yet: refuse rather than ignore.
+    return FailedPrecondition("loadBalancer: this server does not serve a front address yet (the gateway is "
+                              "being built); remove the field and reach instances at their own addresses");
+  }
   AdminUserSpec& admin = spec.admin;
   DSP_RETURN_IF_ERROR(ValidateUserName(admin.name).WithPrefix("adminUser.name"));
   if (!admin.ssh_public_key.empty()) {
@@ -423,7 +428,7 @@ Result<Response> Api::ScalePool(const PoolName& name, const Request& r, const st
   std::lock_guard lock(write_mu_);
   DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(name));
   if (pool.state == PoolState::kDeleting) return FailedPrecondition("pool '" + name.value() + "' is being deleted");
-  int64_t max = std::min(kMaxInstancesPerPool, MaxInstancesFor(pool.spec.network));
+  int64_t max = MaxInstanceCount(pool.spec);
   if (count < 0 || count > max) {
     return InvalidArgument("instanceCount: must be between 0 and " + std::to_string(max) + " for pool '" +
                            name.value() + "'");

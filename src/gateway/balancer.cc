@@ -1,11 +1,7 @@
 #include "gateway/balancer.h"
 
-#include <array>
-
 namespace dspool {
 namespace {
-
-constexpr std::array<std::string_view, 4> kNames = {"Default", "SourceIP", "SourceIPProtocol", "LeastConnections"};
 
 // SplitMix64 finaliser: a well-mixed 64-bit score from a 64-bit input.
 uint64_t Mix(uint64_t x) {
@@ -40,16 +36,6 @@ uint64_t FlowHash(Distribution mode, const FlowKey& f) {
 bool Eligible(const Backend& b) { return b.in_rotation && !b.draining; }
 
 }  // namespace
-
-std::string_view DistributionName(Distribution d) { return kNames[static_cast<size_t>(d)]; }
-
-Result<Distribution> ParseDistribution(std::string_view name) {
-  for (size_t i = 0; i < kNames.size(); ++i) {
-    if (kNames[i] == name) return static_cast<Distribution>(i);
-  }
-  return InvalidArgument("'" + std::string(name) +
-                         "' is not a distribution mode: use Default, SourceIP, SourceIPProtocol or LeastConnections");
-}
 
 std::optional<InstanceId> PickBackend(Distribution mode, const FlowKey& flow, const std::vector<Backend>& backends) {
   const Backend* best = nullptr;

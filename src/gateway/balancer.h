@@ -1,7 +1,8 @@
 // Balancing: which instance a new connection goes to. Pure functions of the
 // flow and the backends; the gateway's listeners call them per connection.
 //
-// Distribution modes (azure-semantics.md B2), and where dspool differs:
+// Distribution modes (model/load_balancer.h; azure-semantics.md B2), and
+// where dspool differs:
 //   kDefault            the 5-tuple (sticky for one connection only)
 //   kSourceIP           client IP and frontend IP
 //   kSourceIPProtocol   client IP, frontend IP and protocol
@@ -21,13 +22,9 @@
 
 #include "base/ids.h"
 #include "base/result.h"
+#include "model/load_balancer.h"
 
 namespace dspool {
-
-enum class Distribution { kDefault, kSourceIP, kSourceIPProtocol, kLeastConnections };
-std::string_view DistributionName(Distribution d);
-// "Default", "SourceIP", "SourceIPProtocol", "LeastConnections".
-Result<Distribution> ParseDistribution(std::string_view name);
 
 enum class Protocol : uint8_t { kTcp = 6, kUdp = 17 };
 

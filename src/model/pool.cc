@@ -105,6 +105,18 @@ Result<PoolSpec> ParsePoolSpec(const Json& json) {
   }
   DSP_RETURN_IF_ERROR(share.Finish());
 
+  if (const Json* lb = r.Raw("loadBalancer"); lb != nullptr && r.ok()) {
+    DSP_ASSIGN_OR_RETURN(spec.load_balancer, ParseLoadBalancer(*lb, "loadBalancer"));
+    for (size_t i = 0; i < spec.load_balancer->nat_pools.size(); ++i) {
+      const NatPool& nat = spec.load_balancer->nat_pools[i];
+      if (nat.size() < spec.instance_count) {
+        r.Fail("instanceCount", std::to_string(spec.instance_count) + " instances need more than the " +
+                                    std::to_string(nat.size()) + " ports of loadBalancer.inboundNatPools[" +
+                                    std::to_string(i) + "] (" + nat.name + ")");
+      }
+    }
+  }
+
   JsonReader admin = r.Object("adminUser", /*required=*/true);
   admin.Required("name", &spec.admin.name);
   admin.Optional("sshPublicKey", &spec.admin.ssh_public_key);
@@ -127,7 +139,7 @@ Json PoolSpecToJson(const PoolSpec& spec) {
   Json admin = {{"name", spec.admin.name}};
   if (!spec.admin.ssh_public_key.empty()) admin["sshPublicKey"] = spec.admin.ssh_public_key;
   if (!spec.admin.password_hash.empty()) admin["passwordHash"] = spec.admin.password_hash;
-  return {
+  Json out = {
       {"name", spec.name.value()},
       {"instanceCount", spec.instance_count},
       {"size",
@@ -139,6 +151,8 @@ Json PoolSpecToJson(const PoolSpec& spec) {
       {"share", {{"type", "bind"}, {"source", spec.share.source}, {"mountPath", spec.share.mount_path}}},
       {"adminUser", admin},
   };
+  if (spec.load_balancer) out["loadBalancer"] = LoadBalancerToJson(*spec.load_balancer);
+  return out;
 }
 
 std::string_view PoolStateName(PoolState s) { return s == PoolState::kActive ? "active" : "deleting"; }
@@ -178,6 +192,14 @@ Result<int64_t> AllocateIdBase(const std::vector<Pool>& pools) {
     if (!used.count(base)) return base;
   }
   return ResourceExhausted("all " + std::to_string(kMaxPools) + " id blocks for pools are in use");
+}
+
+int64_t MaxInstanceCount(const PoolSpec& spec) {
+  int64_t max = std::min(kMaxInstancesPerPool, MaxInstancesFor(spec.network));
+  if (spec.load_balancer) {
+    if (auto nat = NatCapacity(*spec.load_balancer)) max = std::min(max, *nat);
+  }
+  return max;
 }
 
 std::string BridgeName(const PoolName& pool) { return "dsp-" + pool.value(); }

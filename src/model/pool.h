@@ -14,6 +14,7 @@
 #include "base/result.h"
 #include "model/ipv4.h"
 #include "model/json_reader.h"
+#include "model/load_balancer.h"
 
 namespace dspool {
 
@@ -64,6 +65,9 @@ struct PoolSpec {
   NetworkSpec network;
   ShareSpec share;
   AdminUserSpec admin;
+  // The pool's front address; absent: instances are reached only on their
+  // own addresses.
+  std::optional<LoadBalancerSpec> load_balancer;
   friend bool operator==(const PoolSpec&, const PoolSpec&) = default;
 };
 
@@ -83,6 +87,9 @@ Result<PoolSpec> ParsePoolSpec(const Json& json);
 Json PoolSpecToJson(const PoolSpec& spec);
 
 Status ValidatePoolName(const std::string& name);
+// The most instances the pool may have: the subnet's addresses, the NAT
+// pools' port ranges and kMaxInstancesPerPool, whichever is least.
+int64_t MaxInstanceCount(const PoolSpec& spec);
 
 enum class PoolState { kActive, kDeleting };
 std::string_view PoolStateName(PoolState s);

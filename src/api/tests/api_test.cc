@@ -127,6 +127,22 @@ TEST_F(ApiTest, BadInputChangesNothing) {
   EXPECT_TRUE(hooks_.prepared.empty());
 }
 
+TEST_F(ApiTest, LoadBalancerIsValidatedThenRefusedUntilServed) {
+  std::string lb = R"(, "loadBalancer": {"rules": [{"name": "SSH", "frontendPort": 22, "backendPort": 22,
+    "probe": "nope"}]})";
+  std::string spec = Spec("demo", "10.231.0.0/24");
+  spec.insert(spec.size() - 1, lb);
+  Response bad = Call("POST", "/v1/pools", spec);
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(Body(bad)["error"]["message"], "loadBalancer.rules[0].probe: no probe is named 'nope'");
+  spec = Spec("demo", "10.231.0.0/24");
+  spec.insert(spec.size() - 1, R"(, "loadBalancer": {})");
+  Response refused = Call("POST", "/v1/pools", spec);
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_TRUE(store_.ListPools()->empty());
+  EXPECT_EQ(EventCount(), 0u);
+}
+
 TEST_F(ApiTest, DuplicateAndOverlappingPoolsAreRefused) {
   ASSERT_EQ(Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/24")).status, 201);
   size_t events = EventCount();
