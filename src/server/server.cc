@@ -308,6 +308,16 @@ class PoolServer final : public ApiHooks {
   // the channel of every instance record, closes and removes those of
   // instances that are gone, and removes the key directory of deleted pools.
   void SweepChannels() {
+    // What exists now, before the records are read: a channel or directory
+    // made after this point (for a record written meanwhile) is never taken
+    // for a leftover.
+    std::set<InstanceId> channels_before;
+    {
+      std::lock_guard lock(channels_mu_);
+      channels_before = channels_;
+    }
+    auto instance_dirs = ListDir(options_.data_dir + "/instances");
+    auto pool_dirs = ListDir(options_.data_dir + "/pools");
     auto records = store_->ListInstances({});
     auto pools = store_->ListPools();
     if (!records.ok() || !pools.ok()) return;
@@ -333,11 +343,11 @@ class PoolServer final : public ApiHooks {
       }
     }
     std::set<InstanceId> gone;
+    for (const InstanceId& id : channels_before) {
+      if (!live.count(id)) gone.insert(id);
+    }
     {
       std::lock_guard lock(channels_mu_);
-      for (const InstanceId& id : channels_) {
-        if (!live.count(id)) gone.insert(id);
-      }
       for (const InstanceId& id : gone) channels_.erase(id);
     }
     for (const InstanceId& id : gone) {
@@ -345,15 +355,21 @@ class PoolServer final : public ApiHooks {
       RemoveTree(InstanceDir(id)).IgnoreError();
     }
     // Directories left by a previous life.
-    for (const char* sub : {"/instances", "/pools"}) {
-      auto entries = ListDir(options_.data_dir + sub);
-      if (!entries.ok()) continue;
-      for (const std::string& e : *entries) {
-        bool known = std::string(sub) == "/instances"
-                         ? live.count(InstanceId(e)) > 0
-                         : std::any_of(pools->begin(), pools->end(),
-                                       [&](const Pool& p) { return p.name().value() == e; });
-        if (!known) RemoveTree(options_.data_dir + sub + "/" + e).IgnoreError();
+    if (instance_dirs.ok()) {
+      for (const std::string& e : *instance_dirs) {
+        if (!live.count(InstanceId(e))) RemoveTree(options_.data_dir + "/instances/" + e).IgnoreError();
+      }
+    }
+    // A pool's key directory is made just before its record is written, so
+    // one without a record is a leftover only once it is a minute old.
+    if (pool_dirs.ok()) {
+      for (const std::string& e : *pool_dirs) {
+        bool known = std::any_of(pools->begin(), pools->end(), [&](const Pool& p) { return p.name().value() == e; });
+        std::string dir = options_.data_dir + "/pools/" + e;
+        struct stat st;
+        if (!known && ::stat(dir.c_str(), &st) == 0 && ::time(nullptr) - st.st_mtime > 60) {
+          RemoveTree(dir).IgnoreError();
+        }
       }
     }
   }
