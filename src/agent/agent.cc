@@ -75,7 +75,6 @@ class Agent {
 
     image_passwd_ = ReadFile("/etc/passwd").value_or("");
     image_group_ = ReadFile("/etc/group").value_or("");
-    image_shadow_ = ReadFile("/etc/shadow").value_or("");
     if (Status s = MakeDirs(kKeyCacheDir, 0700); !s.ok()) {
       DSP_LOG(kError, kLog) << s;
       return 1;
@@ -150,7 +149,7 @@ class Agent {
     DSP_RETURN_IF_ERROR(WriteFileAtomic(ssh + "/ssh_host_ed25519_key.pub", c.host_public_key, 0644));
     DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/passwd", RenderPasswd(image_passwd_, c), 0644));
     DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/group", RenderGroup(image_group_, c), 0644));
-    DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/shadow", RenderShadow(image_shadow_, image_passwd_, c), 0640));
+    DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/shadow", RenderShadow(image_passwd_, c), 0640));
     // Homes and notebook folders on the share are the server's to make
     // (this instance's root cannot write there); only the key cache is ours.
     for (const AgentUser& u : c.users) {
@@ -210,7 +209,7 @@ class Agent {
   RealClock clock_;
   Sampler sampler_;
   std::optional<AgentConfig> config_;
-  std::string image_passwd_, image_group_, image_shadow_;
+  std::string image_passwd_, image_group_;
   pid_t sshd_pid_ = -1;
   bool listening_seen_ = false;
   std::map<std::string, std::string> last_error_;

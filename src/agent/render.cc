@@ -84,20 +84,11 @@ std::string RenderGroup(const std::string& image_group, const AgentConfig& c) {
   return out;
 }
 
-std::string RenderShadow(const std::string& image_shadow, const std::string& image_passwd,
-                         const AgentConfig& c) {
-  std::set<std::string> pool_names = PoolNames(c);
-  std::set<std::string> system_names;
-  for (const auto& f : SystemEntries(image_passwd, 2, pool_names)) system_names.insert(f[0]);
+std::string RenderShadow(const std::string& image_passwd, const AgentConfig& c) {
   std::string out;
-  std::istringstream in(image_shadow);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto f = Fields(line);
-    if (f.size() < 2 || !system_names.count(f[0])) continue;
-    f[1] = "*";
-    out += Join(f) + "\n";
-  }
+  // The image's shadow is not even visible to the instance; its system
+  // accounts get a locked entry of their own.
+  for (const auto& f : SystemEntries(image_passwd, 2, PoolNames(c))) out += f[0] + ":*:19000:0:99999:7:::\n";
   for (const AgentUser& u : c.users) {
     out += u.name + ":" + (u.password_hash.empty() ? "*" : u.password_hash) + ":19000:0:99999:7:::\n";
   }

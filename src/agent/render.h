@@ -18,11 +18,10 @@ std::string NotebooksOf(const AgentConfig& config, const std::string& user);
 // /etc/passwd, /etc/group, /etc/shadow for the instance: the image's system
 // accounts (uid < 1000, and nobody) kept as they are, any other account of
 // the image dropped, then the pool's users. System accounts get a locked
-// password ("*") in shadow whatever the image had.
+// password ("*") in shadow: the image's shadow is never read.
 std::string RenderPasswd(const std::string& image_passwd, const AgentConfig& config);
 std::string RenderGroup(const std::string& image_group, const AgentConfig& config);
-std::string RenderShadow(const std::string& image_shadow, const std::string& image_passwd,
-                         const AgentConfig& config);
+std::string RenderShadow(const std::string& image_passwd, const AgentConfig& config);
 
 // /etc/hosts: localhost and the instance's own name.
 std::string RenderHosts(const AgentConfig& config);
