@@ -1,0 +1,57 @@
+// RoutingTable: what the gateway listens on and where each listener's
+// connections may go, built from the desired and recorded state. A pure
+// function: the server rebuilds the table when pools or instances change
+// and hands the gateway an immutable snapshot (Envoy's habit: built off the
+// I/O threads, swapped in whole).
+//
+//   pool "team" loadBalancer                  listeners
+//     rules: SSH 22 → 22 (SourceIP)      →     0.0.0.0:22    rule SSH   → any backend of "team"
+//     inboundNatPools: 50000-50099 → 22  →     0.0.0.0:50000 nat        → the instance with index 0
+//                                              0.0.0.0:50001 nat        → the instance with index 1 ...
+// A NAT port is listened on for every index in its range, whether or not an
+// instance has that index now: a connection to an empty slot is refused
+// cleanly, and the port keeps its meaning when the instance comes.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "model/instance.h"
+#include "model/pool.h"
+
+namespace dspool {
+
+struct RouteBackend {
+  InstanceId id;
+  int64_t index = 0;
+  uint32_t address = 0;  // on the pool's bridge
+  bool ready = false;    // phase Ready (probes decide rotation on top)
+  friend bool operator==(const RouteBackend&, const RouteBackend&) = default;
+};
+
+struct Listener {
+  uint32_t address = 0;  // host byte order; 0 = all interfaces
+  uint16_t port = 0;
+  PoolName pool;
+  // A rule's listener balances over the pool; a NAT listener has one slot.
+  std::optional<LbRule> rule;
+  std::optional<int64_t> nat_index;
+  int64_t backend_port = 0;
+  friend bool operator==(const Listener&, const Listener&) = default;
+};
+
+struct RoutingTable {
+  std::vector<Listener> listeners;  // ordered by port, then address
+  std::map<PoolName, std::vector<RouteBackend>> backends;  // by index
+  std::map<PoolName, std::vector<ProbeSpec>> probes;
+};
+
+RoutingTable BuildRoutingTable(const std::vector<Pool>& pools, const std::vector<Instance>& instances);
+
+// Whether `spec`'s frontend ports collide with those of any pool in
+// `existing` (other than itself): same port, and the same address or either
+// one "all interfaces". InvalidArgument naming both, else OK.
+Status CheckFrontendPorts(const PoolSpec& spec, const std::vector<Pool>& existing);
+
+}  // namespace dspool
