@@ -2,12 +2,8 @@
 # The TCP API: served only with the bearer token, whose file must be private.
 DSPOOL=$(realpath "$1")
 source "$(dirname "$0")/lib.sh"
-require_root_and_lxc
-
-WORK=$(mktemp -d /tmp/dspool-tcp.XXXXXX)
+setup_test tcp
 chmod 711 "$WORK"  # instances traverse it to reach their data
-DATA=$WORK/data
-trap cleanup EXIT
 head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$WORK/token"
 chmod 600 "$WORK/token"
 cp "$WORK/token" "$WORK/open-token" && chmod 644 "$WORK/open-token"

@@ -2,16 +2,7 @@
 # Bad input gets a clear error naming what and where, and changes nothing.
 DSPOOL=$(realpath "$1")
 source "$(dirname "$0")/lib.sh"
-require_root_and_lxc
-
-WORK=$(mktemp -d /tmp/dspool-bad.XXXXXX)
-DATA=$WORK/data
-POOL="bad$RANDOM"
-POOL=${POOL:0:8}
-SUBNET=$(free_subnet)
-trap cleanup EXIT
-mkdir -p "$WORK/share"
-ssh-keygen -q -t ed25519 -N "" -f "$WORK/key"
+setup_pool_test bad
 start_server
 
 spec() {  # name subnet source

@@ -11,6 +11,27 @@ require_root_and_lxc() {
   grep -qw overlay /proc/filesystems || { echo "SKIP: this kernel has no overlayfs"; exit 0; }
 }
 
+# The start of every test, named NAME: needs root and LXC; makes WORK, a fresh
+# directory under /tmp, and DATA=$WORK/data; cleanup runs on exit.
+setup_test() {  # NAME
+  require_root_and_lxc
+  WORK=$(mktemp -d "/tmp/dspool-$1.XXXXXX")
+  DATA=$WORK/data
+  trap cleanup EXIT
+}
+
+# setup_test, then what a test of one pool needs: POOL (NAME and a random
+# number, 8 characters at most), a free SUBNET, an empty share $WORK/share and
+# the admin's key pair $WORK/key, $WORK/key.pub.
+setup_pool_test() {  # NAME
+  setup_test "$1"
+  POOL="$1$RANDOM"
+  POOL=${POOL:0:8}
+  SUBNET=$(free_subnet)
+  mkdir -p "$WORK/share"
+  ssh-keygen -q -t ed25519 -N "" -C "$1 admin" -f "$WORK/key"
+}
+
 # A subnet in 10.232.0.0/16 that no host route covers.
 free_subnet() {
   local x

@@ -4,18 +4,8 @@
 # delete that leaves nothing behind.
 DSPOOL=$(realpath "$1")
 source "$(dirname "$0")/lib.sh"
-require_root_and_lxc
-
-WORK=$(mktemp -d /tmp/dspool-it.XXXXXX)
-DATA=$WORK/data
-POOL="it$RANDOM"
-POOL=${POOL:0:8}
-SUBNET=$(free_subnet)
-trap cleanup EXIT
-mkdir -p "$WORK/share"
-ssh-keygen -q -t ed25519 -N "" -C "it admin" -f "$WORK/key"
+setup_pool_test it
 ssh-keygen -q -t ed25519 -N "" -C "it alice" -f "$WORK/alice"
-
 start_server
 cat >"$WORK/spec.json" <<JSON
 {"name": "$POOL", "instanceCount": 2,

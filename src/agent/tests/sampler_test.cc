@@ -1,34 +1,31 @@
 #include "agent/sampler.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
+
+#include "base/testing/temp_dir.h"
 
 namespace dspool {
 namespace {
 
 class SamplerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/dspool-sampler-XXXXXX";
-    root_ = mkdtemp(tmpl);
-  }
-  void TearDown() override { std::filesystem::remove_all(root_); }
+  void SetUp() override { ASSERT_FALSE(tmp_.path().empty()); }
   void Write(const std::string& rel, const std::string& content) {
-    std::filesystem::create_directories(std::filesystem::path(root_ + "/" + rel).parent_path());
-    std::ofstream(root_ + "/" + rel) << content;
+    std::filesystem::create_directories(std::filesystem::path(tmp_ / rel).parent_path());
+    std::ofstream(tmp_ / rel) << content;
   }
-  std::string root_;
+  TempDir tmp_{"dspool-sampler"};
 };
 
 TEST_F(SamplerTest, ReadsCgroupV1Memory) {
   Write("cg/memory/memory.usage_in_bytes", "1048576\n");
   Write("cg/memory/memory.limit_in_bytes", "536870912\n");
   Write("cg/cpuacct/cpuacct.usage", "1000\n");
-  Sampler s(root_ + "/cg", root_ + "/proc");
+  Sampler s(tmp_ / "cg", tmp_ / "proc");
   InstanceSample sample = s.Sample();
   EXPECT_EQ(sample.memory_used_bytes, 1048576);
   EXPECT_EQ(sample.memory_limit_bytes, 536870912);
@@ -38,7 +35,7 @@ TEST_F(SamplerTest, ReadsCgroupV1Memory) {
 TEST_F(SamplerTest, ReadsCgroupV2AndUnlimited) {
   Write("cg/memory.current", "4096\n");
   Write("cg/memory.max", "max\n");
-  Sampler s(root_ + "/cg", root_ + "/proc");
+  Sampler s(tmp_ / "cg", tmp_ / "proc");
   InstanceSample sample = s.Sample();
   EXPECT_EQ(sample.memory_used_bytes, 4096);
   EXPECT_EQ(sample.memory_limit_bytes, 0);
@@ -51,7 +48,7 @@ TEST_F(SamplerTest, CountsSshSessionsNotListenerOrPrivileged) {
   Write("proc/13/cmdline", std::string("sshd: bob@notty\0", 16));
   Write("proc/14/cmdline", std::string("/bin/bash\0", 10));
   Write("proc/self/cmdline", std::string("sshd: x@y\0", 10));
-  EXPECT_EQ(CountSshSessions(root_ + "/proc"), 2);
+  EXPECT_EQ(CountSshSessions(tmp_ / "proc"), 2);
 }
 
 }  // namespace

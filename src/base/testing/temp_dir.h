@@ -1,5 +1,7 @@
-// TempDir: a fresh directory under /tmp for one test, removed with everything
-// in it when the object goes (without following symlinks out of it).
+// TempDir: a fresh directory /tmp/<prefix>-XXXXXX for one test, removed with
+// everything in it when the object goes. Removal does not follow symlinks
+// (std::filesystem::remove_all): a link in the tree goes, its target stays.
+// Fixtures declare it before members that use it and assert !path().empty().
 #pragma once
 
 #include <stdlib.h>
@@ -25,6 +27,7 @@ class TempDir {
 
   // Empty if the directory could not be made.
   const std::string& path() const { return path_; }
+  // path() + "/" + name. REQUIRES: path() is not empty.
   std::string operator/(const std::string& name) const { return path_ + "/" + name; }
 
  private:

@@ -4,14 +4,13 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <sstream>
 
+#include "base/testing/temp_dir.h"
 #include "http/server.h"
 #include "model/json_reader.h"
 
@@ -55,19 +54,14 @@ struct Seen {
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/dspool-cli.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    ASSERT_FALSE(tmp_.path().empty());
     server_ = std::make_unique<HttpServer>([this](const Request& r) { return Handle(r); }, HttpServerOptions{});
-    Status status = server_->ListenUnix(dir_ + "/api.sock", 0600, "api");
+    Status status = server_->ListenUnix(tmp_ / "api.sock", 0600, "api");
     ASSERT_TRUE(status.ok()) << status;
     server_->Start(1);
   }
 
-  void TearDown() override {
-    server_->Stop();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { server_->Stop(); }
 
   // The answer to "METHOD target".
   void Answer(const std::string& request, int status, std::string body) {
@@ -92,7 +86,7 @@ class CliTest : public ::testing::Test {
 
   // Runs `dspool --data-dir <dir> args...`; fills out_, err_.
   int Run(std::vector<std::string> args, const std::string& stdin_text = "") {
-    args.insert(args.begin(), {"--data-dir", dir_});
+    args.insert(args.begin(), {"--data-dir", tmp_.path()});
     return RunRaw(std::move(args), stdin_text);
   }
 
@@ -116,12 +110,12 @@ class CliTest : public ::testing::Test {
   }
 
   std::string WriteFile(const std::string& name, const std::string& content) {
-    std::string path = dir_ + "/" + name;
+    std::string path = tmp_ / name;
     std::ofstream(path) << content;
     return path;
   }
 
-  std::string dir_;
+  TempDir tmp_{"dspool-cli"};
   std::unique_ptr<HttpServer> server_;
   std::mutex mu_;
   std::map<std::string, Response> answers_;
@@ -194,12 +188,12 @@ TEST_F(CliTest, ApiErrorIsOneLineAsIs) {
 TEST_F(CliTest, ErrorWithoutApiBodyNamesTheStatus) {
   Answer("GET /v1/status", 502, "<html>bad gateway</html>");
   EXPECT_EQ(Run({"status"}), 1);
-  EXPECT_EQ(err_, "dspool: unix:" + dir_ + "/api.sock answered HTTP 502: <html>bad gateway</html>\n");
+  EXPECT_EQ(err_, "dspool: unix:" + tmp_.path() + "/api.sock answered HTTP 502: <html>bad gateway</html>\n");
 }
 
 TEST_F(CliTest, NoServerIsOneLine) {
-  EXPECT_EQ(RunRaw({"--server", "unix:" + dir_ + "/nothing.sock", "status"}), 1);
-  EXPECT_THAT(err_, StartsWith("dspool: cannot connect to unix:" + dir_ + "/nothing.sock"));
+  EXPECT_EQ(RunRaw({"--server", "unix:" + tmp_ / "nothing.sock", "status"}), 1);
+  EXPECT_THAT(err_, StartsWith("dspool: cannot connect to unix:" + tmp_ / "nothing.sock"));
   EXPECT_EQ(std::count(err_.begin(), err_.end(), '\n'), 1);
 }
 
@@ -223,13 +217,13 @@ TEST_F(CliTest, UsageErrorsExit2) {
 }
 
 TEST_F(CliTest, EnvironmentPicksServerAndToken) {
-  environment_["DSPOOL_SERVER"] = "unix:" + dir_ + "/api.sock";
+  environment_["DSPOOL_SERVER"] = "unix:" + tmp_ / "api.sock";
   environment_["DSPOOL_TOKEN_FILE"] = WriteFile("token", "t0ken\n");
   Answer("GET /v1/status", 200,
          R"({"version": "0.1.0", "dataDir": "/var/lib/dspool", "provider": "lxc", "pools": 1,
              "instances": {"total": 2, "ready": 1}, "users": 3, "startedAt": "2023-11-14T19:13:20.000Z"})");
   EXPECT_EQ(RunRaw({"status"}), 0) << err_;
-  EXPECT_EQ(out_, "Server:      unix:" + dir_ +
+  EXPECT_EQ(out_, "Server:      unix:" + tmp_.path() +
                       "/api.sock\n"
                       "Version:     0.1.0\n"
                       "Data dir:    /var/lib/dspool\n"
@@ -241,9 +235,9 @@ TEST_F(CliTest, EnvironmentPicksServerAndToken) {
   ASSERT_EQ(seen().size(), 1u);
   EXPECT_EQ(seen()[0].headers["authorization"], "Bearer t0ken");
 
-  environment_["DSPOOL_TOKEN_FILE"] = dir_ + "/missing";
+  environment_["DSPOOL_TOKEN_FILE"] = tmp_ / "missing";
   EXPECT_EQ(RunRaw({"status"}), 1);
-  EXPECT_EQ(err_, "dspool: DSPOOL_TOKEN_FILE: open " + dir_ + "/missing: No such file or directory\n");
+  EXPECT_EQ(err_, "dspool: DSPOOL_TOKEN_FILE: open " + tmp_.path() + "/missing: No such file or directory\n");
 }
 
 TEST_F(CliTest, PoolCreateSendsTheSpecWithThePassword) {
@@ -262,8 +256,8 @@ TEST_F(CliTest, PoolCreateNamesTheFileLineAndColumnOfBadJson) {
   EXPECT_THAT(err_, StartsWith("dspool: " + spec + ": invalid JSON at line 2, column 3"));
   EXPECT_EQ(std::count(err_.begin(), err_.end(), '\n'), 1);
 
-  EXPECT_EQ(Run({"pool", "create", "-f", dir_ + "/none.json"}), 1);
-  EXPECT_EQ(err_, "dspool: -f: open " + dir_ + "/none.json: No such file or directory\n");
+  EXPECT_EQ(Run({"pool", "create", "-f", tmp_ / "none.json"}), 1);
+  EXPECT_EQ(err_, "dspool: -f: open " + tmp_.path() + "/none.json: No such file or directory\n");
   EXPECT_TRUE(seen().empty());
 }
 

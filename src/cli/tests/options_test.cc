@@ -1,11 +1,11 @@
 #include "cli/options.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "base/testing/temp_dir.h"
 
 namespace dspool {
 namespace {
@@ -126,18 +126,13 @@ TEST(ReadPasswordLineTest, OneLineWithoutItsEnding) {
 
 class FileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/dspool-cli-options.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void SetUp() override { ASSERT_FALSE(tmp_.path().empty()); }
   std::string Write(const std::string& name, const std::string& content) {
-    std::string path = dir_ + "/" + name;
+    std::string path = tmp_ / name;
     std::ofstream(path) << content;
     return path;
   }
-  std::string dir_;
+  TempDir tmp_{"dspool-cli-options"};
 };
 
 TEST_F(FileTest, TokenIsTrimmed) {
@@ -147,10 +142,10 @@ TEST_F(FileTest, TokenIsTrimmed) {
 }
 
 TEST_F(FileTest, TokenErrorsNameTheSourceAndFile) {
-  Result<std::string> t = ReadTokenFile(dir_ + "/missing", "DSPOOL_TOKEN_FILE");
+  Result<std::string> t = ReadTokenFile(tmp_ / "missing", "DSPOOL_TOKEN_FILE");
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(t.status().message(), "DSPOOL_TOKEN_FILE: open " + dir_ + "/missing: No such file or directory");
+  EXPECT_EQ(t.status().message(), "DSPOOL_TOKEN_FILE: open " + tmp_.path() + "/missing: No such file or directory");
 
   std::string empty = Write("empty", "\n \n");
   t = ReadTokenFile(empty, "--token-file");
@@ -181,9 +176,9 @@ TEST_F(FileTest, SshKeyFileErrors) {
   ASSERT_FALSE(keys.ok());
   EXPECT_EQ(keys.status().message(), "--ssh-key: " + blank + " holds no SSH public key");
 
-  keys = ReadSshKeyFile(dir_, "--ssh-key");
+  keys = ReadSshKeyFile(tmp_.path(), "--ssh-key");
   ASSERT_FALSE(keys.ok());
-  EXPECT_EQ(keys.status().message(), "--ssh-key: read " + dir_ + ": is a directory");
+  EXPECT_EQ(keys.status().message(), "--ssh-key: read " + tmp_.path() + ": is a directory");
 }
 
 }  // namespace

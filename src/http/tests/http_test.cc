@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "base/testing/temp_dir.h"
 #include "http/client.h"
 #include "http/server.h"
 
@@ -149,17 +150,7 @@ class RawConnection {
 
 class HttpTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/dspool-http.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    server_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  std::string PathOf(const std::string& name) const { return dir_ + "/" + name; }
+  void SetUp() override { ASSERT_FALSE(tmp_.path().empty()); }
 
   HttpServer& MakeServer(Handler handler = Echo, HttpServerOptions options = {}) {
     server_ = std::make_unique<HttpServer>(std::move(handler), options);
@@ -169,17 +160,17 @@ class HttpTest : public ::testing::Test {
   // A started server with a Unix listener "api.sock" tagged "local".
   Endpoint StartUnix(Handler handler = Echo, HttpServerOptions options = {}) {
     HttpServer& server = MakeServer(std::move(handler), options);
-    Status status = server.ListenUnix(PathOf("api.sock"), 0600, "local");
+    Status status = server.ListenUnix(tmp_ / "api.sock", 0600, "local");
     EXPECT_TRUE(status.ok()) << status;
     server.Start(2);
-    return Endpoint::Unix(PathOf("api.sock"));
+    return Endpoint::Unix(tmp_ / "api.sock");
   }
 
   static Result<Response> Get(const Endpoint& endpoint, const std::string& target) {
     return Client::Do(endpoint, "GET", target, "", {}, kTimeout);
   }
 
-  std::string dir_;
+  TempDir tmp_{"dspool-http"};  // declared first: outlives server_
   std::unique_ptr<HttpServer> server_;
 };
 
@@ -257,7 +248,7 @@ TEST_F(HttpTest, TcpRoundTrip) {
 TEST_F(HttpTest, SocketFileGetsTheRequestedMode) {
   HttpServer& server = MakeServer();
   for (mode_t mode : {0600, 0660, 0666}) {
-    std::string path = PathOf("m" + std::to_string(mode) + ".sock");
+    std::string path = tmp_ / ("m" + std::to_string(mode) + ".sock");
     ASSERT_TRUE(server.ListenUnix(path, mode, path).ok());
     EXPECT_TRUE(S_ISSOCK(ModeOf(path)));
     EXPECT_EQ(ModeOf(path) & 0777, mode) << path;
@@ -266,7 +257,7 @@ TEST_F(HttpTest, SocketFileGetsTheRequestedMode) {
 
 TEST_F(HttpTest, StaleSocketIsReplacedButNotALiveOneOrAFile) {
   // A socket file whose owner is gone.
-  std::string path = PathOf("api.sock");
+  std::string path = tmp_ / "api.sock";
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -287,7 +278,7 @@ TEST_F(HttpTest, StaleSocketIsReplacedButNotALiveOneOrAFile) {
   EXPECT_TRUE(Get(endpoint, "/").ok());
 
   // A regular file is never replaced.
-  std::string file = PathOf("data.txt");
+  std::string file = tmp_ / "data.txt";
   std::ofstream(file) << "precious";
   status = second.ListenUnix(file, 0600, "y");
   EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status;
@@ -300,10 +291,10 @@ TEST_F(HttpTest, StaleSocketIsReplacedButNotALiveOneOrAFile) {
 
 TEST_F(HttpTest, DuplicateTagIsRefused) {
   HttpServer& server = MakeServer();
-  ASSERT_TRUE(server.ListenUnix(PathOf("a.sock"), 0600, "t").ok());
-  EXPECT_EQ(server.ListenUnix(PathOf("b.sock"), 0600, "t").code(), StatusCode::kAlreadyExists);
+  ASSERT_TRUE(server.ListenUnix(tmp_ / "a.sock", 0600, "t").ok());
+  EXPECT_EQ(server.ListenUnix(tmp_ / "b.sock", 0600, "t").code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(server.ListenTcp("127.0.0.1", 0, "t").status().code(), StatusCode::kAlreadyExists);
-  EXPECT_FALSE(std::filesystem::exists(PathOf("b.sock")));
+  EXPECT_FALSE(std::filesystem::exists(tmp_ / "b.sock"));
 }
 
 TEST_F(HttpTest, BodyOverTheLimitGets413) {
@@ -345,7 +336,7 @@ TEST_F(HttpTest, MalformedRequestGets400WithJsonError) {
   StartUnix();
   for (std::string bad : {"GARBAGE\r\n\r\n", "GET / HTTP/1.1\r\nNo colon here\r\n\r\n",
                           "GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n", "GET /a/../b HTTP/1.1\r\n\r\n"}) {
-    auto c = RawConnection::Unix(PathOf("api.sock"));
+    auto c = RawConnection::Unix(tmp_ / "api.sock");
     ASSERT_TRUE(c);
     ASSERT_TRUE(c->Send(bad));
     std::optional<RawResponse> r = c->Read();
@@ -374,7 +365,7 @@ TEST_F(HttpTest, DotDotPathGets400AndNeverReachesTheHandler) {
 
 TEST_F(HttpTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   StartUnix();
-  auto c = RawConnection::Unix(PathOf("api.sock"));
+  auto c = RawConnection::Unix(tmp_ / "api.sock");
   ASSERT_TRUE(c);
   ASSERT_TRUE(c->Send("GET /one HTTP/1.1\r\nHost: x\r\n\r\n"));
   std::optional<RawResponse> r = c->Read();
@@ -408,7 +399,7 @@ TEST_F(HttpTest, KeepAliveServesSeveralRequestsOnOneConnection) {
 
 TEST_F(HttpTest, HeadGetsHeadersWithoutBody) {
   StartUnix();
-  auto c = RawConnection::Unix(PathOf("api.sock"));
+  auto c = RawConnection::Unix(tmp_ / "api.sock");
   ASSERT_TRUE(c);
   ASSERT_TRUE(c->Send("HEAD /h HTTP/1.1\r\n\r\n"));
   std::optional<RawResponse> r = c->Read(/*head=*/true);
@@ -424,7 +415,7 @@ TEST_F(HttpTest, HeadGetsHeadersWithoutBody) {
 
 TEST_F(HttpTest, ExpectContinueAndChunkedBodies) {
   StartUnix();
-  auto c = RawConnection::Unix(PathOf("api.sock"));
+  auto c = RawConnection::Unix(tmp_ / "api.sock");
   ASSERT_TRUE(c);
   ASSERT_TRUE(c->Send("POST /e HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
   std::optional<RawResponse> r = c->Read();
@@ -443,23 +434,23 @@ TEST_F(HttpTest, ExpectContinueAndChunkedBodies) {
 
 TEST_F(HttpTest, UnlistenRemovesTheSocketAndRefusesNewConnections) {
   Endpoint endpoint = StartUnix();
-  ASSERT_TRUE(server_->ListenUnix(PathOf("other.sock"), 0600, "other").ok());
+  ASSERT_TRUE(server_->ListenUnix(tmp_ / "other.sock", 0600, "other").ok());
   ASSERT_TRUE(Get(endpoint, "/").ok());
 
   ASSERT_TRUE(server_->Unlisten("local").ok());
-  EXPECT_FALSE(std::filesystem::exists(PathOf("api.sock")));
+  EXPECT_FALSE(std::filesystem::exists(tmp_ / "api.sock"));
   Result<Response> r = Get(endpoint, "/");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(r.status().message().find("unix:" + PathOf("api.sock")), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("unix:" + tmp_ / "api.sock"), std::string::npos) << r.status();
   EXPECT_EQ(server_->Unlisten("local").code(), StatusCode::kNotFound);
 
-  r = Get(Endpoint::Unix(PathOf("other.sock")), "/");
+  r = Get(Endpoint::Unix(tmp_ / "other.sock"), "/");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
 
   // The tag is free again.
-  ASSERT_TRUE(server_->ListenUnix(PathOf("api.sock"), 0600, "local").ok());
+  ASSERT_TRUE(server_->ListenUnix(tmp_ / "api.sock", 0600, "local").ok());
   EXPECT_TRUE(Get(endpoint, "/").ok());
 }
 
@@ -474,7 +465,7 @@ TEST_F(HttpTest, UnlistenClosesIdleConnectionsAndLetsInFlightRequestsFinish) {
     }
     return Echo(r);
   });
-  auto idle = RawConnection::Unix(PathOf("api.sock"));
+  auto idle = RawConnection::Unix(tmp_ / "api.sock");
   ASSERT_TRUE(idle);
   ASSERT_TRUE(idle->Send("GET / HTTP/1.1\r\n\r\n"));
   ASSERT_TRUE(idle->Read().has_value());
@@ -490,7 +481,7 @@ TEST_F(HttpTest, UnlistenClosesIdleConnectionsAndLetsInFlightRequestsFinish) {
 }
 
 TEST_F(HttpTest, ClientReportsAMissingSocketAsUnavailable) {
-  std::string path = PathOf("nobody-home.sock");
+  std::string path = tmp_ / "nobody-home.sock";
   Result<Response> r = Get(Endpoint::Unix(path), "/");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
@@ -529,7 +520,7 @@ TEST_F(HttpTest, ClientTimesOut) {
 }
 
 TEST_F(HttpTest, ClientRejectsBadInputWithoutSending) {
-  Endpoint endpoint = Endpoint::Unix(PathOf("api.sock"));
+  Endpoint endpoint = Endpoint::Unix(tmp_ / "api.sock");
   EXPECT_EQ(Client::Do(endpoint, "GE T", "/", "", {}, kTimeout).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(Client::Do(endpoint, "GET", "/a b", "", {}, kTimeout).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(Client::Do(endpoint, "GET", "/", "", {{"X", "a\r\nInjected: 1"}}, kTimeout).status().code(),
@@ -544,7 +535,7 @@ TEST_F(HttpTest, HandlerThatThrowsGets500AndTheConnectionLivesOn) {
     if (r.path == "/inject") return Response{.headers = {{"X", "a\r\nSet-Cookie: x"}}};
     return Echo(r);
   });
-  auto c = RawConnection::Unix(PathOf("api.sock"));
+  auto c = RawConnection::Unix(tmp_ / "api.sock");
   ASSERT_TRUE(c);
   for (std::string path : {"/std", "/int", "/status", "/inject"}) {
     ASSERT_TRUE(c->Send("GET " + path + " HTTP/1.1\r\n\r\n"));
@@ -576,7 +567,7 @@ TEST_F(HttpTest, QueryIsDecoded) {
 
 TEST_F(HttpTest, StopReturnsPromptlyWithAnIdleKeepAliveConnection) {
   StartUnix();  // idle_timeout is the default 60 s
-  auto c = RawConnection::Unix(PathOf("api.sock"));
+  auto c = RawConnection::Unix(tmp_ / "api.sock");
   ASSERT_TRUE(c);
   ASSERT_TRUE(c->Send("GET / HTTP/1.1\r\n\r\n"));
   ASSERT_TRUE(c->Read().has_value());
@@ -585,16 +576,16 @@ TEST_F(HttpTest, StopReturnsPromptlyWithAnIdleKeepAliveConnection) {
   server_->Stop();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   EXPECT_TRUE(c->ReadsEof());
-  EXPECT_FALSE(std::filesystem::exists(PathOf("api.sock")));
+  EXPECT_FALSE(std::filesystem::exists(tmp_ / "api.sock"));
   server_->Stop();  // idempotent
-  EXPECT_EQ(server_->ListenUnix(PathOf("late.sock"), 0600, "late").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(server_->ListenUnix(tmp_ / "late.sock", 0600, "late").code(), StatusCode::kFailedPrecondition);
 }
 
 TEST_F(HttpTest, SilentClientIsCutOffAfterTheHeaderTimeout) {
   HttpServerOptions options;
   options.header_read_timeout = 200ms;
   StartUnix(Echo, options);
-  auto c = RawConnection::Unix(PathOf("api.sock"));
+  auto c = RawConnection::Unix(tmp_ / "api.sock");
   ASSERT_TRUE(c);
   ASSERT_TRUE(c->Send("GET / HTTP/1.1\r\n"));  // and never the rest
   EXPECT_TRUE(c->ReadsEof());
@@ -604,12 +595,12 @@ TEST_F(HttpTest, ConnectionsOverTheLimitAreClosed) {
   HttpServerOptions options;
   options.max_connections = 1;
   StartUnix(Echo, options);
-  auto first = RawConnection::Unix(PathOf("api.sock"));
+  auto first = RawConnection::Unix(tmp_ / "api.sock");
   ASSERT_TRUE(first);
   ASSERT_TRUE(first->Send("GET / HTTP/1.1\r\n\r\n"));
   ASSERT_TRUE(first->Read().has_value());  // now it is surely counted
 
-  auto second = RawConnection::Unix(PathOf("api.sock"));
+  auto second = RawConnection::Unix(tmp_ / "api.sock");
   ASSERT_TRUE(second);
   EXPECT_TRUE(second->ReadsEof());
   EXPECT_EQ(server_->stats().connections_refused, 1u);
@@ -619,13 +610,13 @@ TEST_F(HttpTest, ConnectionsOverTheLimitAreClosed) {
 TEST_F(HttpTest, ListenersComeAndGoWhileRunning) {
   HttpServer& server = MakeServer();
   server.Start(1);
-  ASSERT_TRUE(server.ListenUnix(PathOf("late.sock"), 0600, "late").ok());
-  EXPECT_TRUE(Get(Endpoint::Unix(PathOf("late.sock")), "/").ok());
+  ASSERT_TRUE(server.ListenUnix(tmp_ / "late.sock", 0600, "late").ok());
+  EXPECT_TRUE(Get(Endpoint::Unix(tmp_ / "late.sock"), "/").ok());
 
   HttpServer idle(Echo, {});  // never started
-  ASSERT_TRUE(idle.ListenUnix(PathOf("idle.sock"), 0600, "idle").ok());
+  ASSERT_TRUE(idle.ListenUnix(tmp_ / "idle.sock", 0600, "idle").ok());
   ASSERT_TRUE(idle.Unlisten("idle").ok());
-  EXPECT_FALSE(std::filesystem::exists(PathOf("idle.sock")));
+  EXPECT_FALSE(std::filesystem::exists(tmp_ / "idle.sock"));
 }
 
 TEST_F(HttpTest, ConcurrentClientsAllSucceed) {

@@ -1,11 +1,11 @@
 #include "os/children.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/testing/temp_dir.h"
 #include "os/fs.h"
 
 namespace dspool {
@@ -13,17 +13,12 @@ namespace {
 
 class ChildrenTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/dspool-children-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { ASSERT_TRUE(RemoveTree(dir_).ok()); }
-  std::string dir_;
+  void SetUp() override { ASSERT_FALSE(tmp_.path().empty()); }
+  TempDir tmp_{"dspool-children"};
 };
 
 TEST_F(ChildrenTest, SpawnedChildWritesToLogAndIsReapedByCaller) {
-  std::string log = dir_ + "/child.log";
+  std::string log = tmp_ / "child.log";
   auto pid = SpawnChild({"/bin/sh", "-c", "echo out; echo err >&2; exit 7"}, log);
   ASSERT_TRUE(pid.ok()) << pid.status();
   int status = 0;
@@ -37,7 +32,7 @@ TEST_F(ChildrenTest, SpawnedChildWritesToLogAndIsReapedByCaller) {
 }
 
 TEST_F(ChildrenTest, SpawnAppendsAndStartsWithDefaultSignals) {
-  std::string log = dir_ + "/child.log";
+  std::string log = tmp_ / "child.log";
   // A blocked SIGTERM here must not be inherited: the child dies of it.
   sigset_t set, old;
   sigemptyset(&set);
@@ -56,44 +51,44 @@ TEST_F(ChildrenTest, SpawnAppendsAndStartsWithDefaultSignals) {
 }
 
 TEST_F(ChildrenTest, SpawnRefusesRelativeProgramAndReportsExecFailure) {
-  EXPECT_EQ(SpawnChild({"sh"}, dir_ + "/log").status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(SpawnChild({}, dir_ + "/log").status().code(), StatusCode::kInvalidArgument);
-  auto pid = SpawnChild({"/nonexistent/program"}, dir_ + "/log");
+  EXPECT_EQ(SpawnChild({"sh"}, tmp_ / "log").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(SpawnChild({}, tmp_ / "log").status().code(), StatusCode::kInvalidArgument);
+  auto pid = SpawnChild({"/nonexistent/program"}, tmp_ / "log");
   ASSERT_TRUE(pid.ok());
   int status = 0;
   waitpid(*pid, &status, 0);
   EXPECT_EQ(WEXITSTATUS(status), 127);
-  EXPECT_EQ(SpawnChild({"/bin/true"}, dir_ + "/missing-dir/log").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(SpawnChild({"/bin/true"}, tmp_ / "missing-dir/log").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(ChildrenTest, ListDirIsSortedWithoutDots) {
-  ASSERT_TRUE(WriteFileAtomic(dir_ + "/b", "", 0600).ok());
-  ASSERT_TRUE(WriteFileAtomic(dir_ + "/a", "", 0600).ok());
-  ASSERT_TRUE(MakeDirs(dir_ + "/c", 0700).ok());
-  EXPECT_EQ(*ListDir(dir_), (std::vector<std::string>{"a", "b", "c"}));
-  EXPECT_EQ(ListDir(dir_ + "/none").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(WriteFileAtomic(tmp_ / "b", "", 0600).ok());
+  ASSERT_TRUE(WriteFileAtomic(tmp_ / "a", "", 0600).ok());
+  ASSERT_TRUE(MakeDirs(tmp_ / "c", 0700).ok());
+  EXPECT_EQ(*ListDir(tmp_.path()), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(ListDir(tmp_ / "none").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(ChildrenTest, RunAsDropsPrivilegeAndCarriesTheStatus) {
   if (geteuid() != 0) GTEST_SKIP() << "RunAs needs root; CI runs this as root";
-  ASSERT_EQ(chmod(dir_.c_str(), 0711), 0);
-  ASSERT_TRUE(EnsureDir(dir_ + "/mine", 0700, FileOwner{4321, 4321}).ok());
+  ASSERT_EQ(chmod(tmp_.path().c_str(), 0711), 0);
+  ASSERT_TRUE(EnsureDir(tmp_ / "mine", 0700, FileOwner{4321, 4321}).ok());
   Status s = RunAs(4321, 4321, [&]() -> Status {
     if (geteuid() != 4321 || getegid() != 4321) return Internal("still privileged");
-    return WriteFileAtomic(dir_ + "/mine/f", "x", 0600);
+    return WriteFileAtomic(tmp_ / "mine/f", "x", 0600);
   });
   EXPECT_TRUE(s.ok()) << s;
   struct stat st;
-  ASSERT_EQ(stat((dir_ + "/mine/f").c_str(), &st), 0);
+  ASSERT_EQ(stat((tmp_ / "mine/f").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 4321u);
   // The user cannot write where root can, and the error comes back whole.
-  s = RunAs(4321, 4321, [&]() { return WriteFileAtomic(dir_ + "/rootfile", "x", 0600); });
+  s = RunAs(4321, 4321, [&]() { return WriteFileAtomic(tmp_ / "rootfile", "x", 0600); });
   EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s;
-  EXPECT_NE(s.message().find(dir_), std::string::npos) << s;
+  EXPECT_NE(s.message().find(tmp_.path()), std::string::npos) << s;
 }
 
 TEST_F(ChildrenTest, RedirectStderrAppends) {
-  std::string log = dir_ + "/stderr.log";
+  std::string log = tmp_ / "stderr.log";
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {

@@ -1,6 +1,5 @@
 #include "store/sqlite/sqlite_store.h"
 
-#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -10,39 +9,23 @@
 #include <set>
 #include <thread>
 
+#include "base/testing/temp_dir.h"
 #include "model/ipv4.h"
 #include "store/testing/conformance.h"
 
 namespace dspool {
 namespace {
 
-// A fresh directory under the test temp dir, removed with its contents.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string pattern = ::testing::TempDir() + "dspool-store-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp " << pattern << " failed";
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
 // A SqliteStore whose file lives, and goes, with it.
 class ScratchSqliteStore final : public StateStore {
  public:
   static std::unique_ptr<StateStore> Make() {
-    auto dir = std::make_unique<ScratchDir>();
-    auto store = SqliteStore::Open(dir->File("state.db"));
+    auto dir = std::make_unique<TempDir>("dspool-store");
+    if (dir->path().empty()) {
+      ADD_FAILURE() << "cannot make a temporary directory";
+      return nullptr;
+    }
+    auto store = SqliteStore::Open(*dir / "state.db");
     if (!store.ok()) {
       ADD_FAILURE() << store.status();
       return nullptr;
@@ -66,10 +49,10 @@ class ScratchSqliteStore final : public StateStore {
   Status Write(const WriteBatch& batch) override { return store_->Write(batch); }
 
  private:
-  ScratchSqliteStore(std::unique_ptr<ScratchDir> dir, std::unique_ptr<SqliteStore> store)
+  ScratchSqliteStore(std::unique_ptr<TempDir> dir, std::unique_ptr<SqliteStore> store)
       : dir_(std::move(dir)), store_(std::move(store)) {}
 
-  std::unique_ptr<ScratchDir> dir_;  // outlives store_
+  std::unique_ptr<TempDir> dir_;  // outlives store_
   std::unique_ptr<SqliteStore> store_;
 };
 
@@ -124,14 +107,15 @@ Event SomeEvent(const std::string& action) {
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
+  void SetUp() override { ASSERT_FALSE(tmp_.path().empty()); }
   std::unique_ptr<SqliteStore> OpenOk() {
     auto store = SqliteStore::Open(path_);
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? std::move(*store) : nullptr;
   }
 
-  ScratchDir dir_;
-  const std::string path_ = dir_.File("state.db");
+  TempDir tmp_{"dspool-store"};
+  const std::string path_ = tmp_ / "state.db";
 };
 
 TEST_F(SqliteStoreTest, EverythingSurvivesCloseAndReopen) {
@@ -257,7 +241,7 @@ TEST_F(SqliteStoreTest, RefusesAFileThatIsNotSqliteNamingItAndLeavesItAlone) {
 }
 
 TEST_F(SqliteStoreTest, AMissingDirectoryIsNotFoundNamingThePath) {
-  std::string path = dir_.File("no/such/dir/state.db");
+  std::string path = tmp_ / "no/such/dir/state.db";
   auto store = SqliteStore::Open(path);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kNotFound);
