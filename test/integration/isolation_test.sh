@@ -4,20 +4,13 @@
 # limits hold; pools cannot reach each other or the host.
 DSPOOL=$(realpath "$1")
 source "$(dirname "$0")/lib.sh"
-require_root_and_lxc
-
-WORK=$(mktemp -d /tmp/dspool-iso.XXXXXX)
-DATA=$WORK/data
-POOL="is$RANDOM"
-POOL=${POOL:0:8}
+setup_pool_test is
 OTHER="ot$RANDOM"
 OTHER=${OTHER:0:8}
-SUBNET=$(free_subnet)
 trap 'cleanup; ip link del "dsp-$OTHER" 2>/dev/null || true' EXIT
-mkdir -p "$WORK/share" "$WORK/othershare"
+mkdir -p "$WORK/othershare"
 echo "other pool's secret" >"$WORK/othershare/secret"
 chmod 644 "$WORK/othershare/secret"
-ssh-keygen -q -t ed25519 -N "" -C "iso admin" -f "$WORK/key"
 start_server
 
 spec() {  # name subnet share count

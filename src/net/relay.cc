@@ -1,0 +1,398 @@
+#include "net/relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+
+namespace dspool {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr int kMaxEvents = 64;
+// Pipe fills per direction per event: a busy connection yields after about
+// this many pipe_size steps, so one fast stream cannot starve the others.
+// Readiness is level-triggered, so what is left is reported again.
+constexpr int kMaxRoundsPerTurn = 16;
+
+uint64_t EventData(uint64_t id, int side) { return (id << 1) | static_cast<uint64_t>(side); }
+
+int SocketError(int fd) {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+  return err;
+}
+
+Status PrepareSocket(const UniqueFd& fd, const char* which) {
+  const std::string what = std::string("relay: ") + which;
+  if (!fd.valid()) return InvalidArgument(what + " socket is not an open descriptor");
+  int type = 0;
+  socklen_t len = sizeof(type);
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+    if (errno == ENOTSOCK) return InvalidArgument(what + " descriptor is not a socket");
+    return ErrnoStatus(what + ": SO_TYPE", errno);
+  }
+  if (type != SOCK_STREAM) return InvalidArgument(what + " socket is not a stream socket");
+  int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+    return ErrnoStatus(what + ": O_NONBLOCK", errno);
+  }
+  int fd_flags = ::fcntl(fd.get(), F_GETFD);
+  if (fd_flags < 0 || ::fcntl(fd.get(), F_SETFD, fd_flags | FD_CLOEXEC) != 0) {
+    return ErrnoStatus(what + ": FD_CLOEXEC", errno);
+  }
+  // Interactive sessions (SSH) must not wait for Nagle. Not TCP (a Unix
+  // stream socket): nothing to do.
+  int one = 1;
+  (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return Status::Ok();
+}
+
+// Sends RST instead of FIN when `fd` is closed.
+void SetAbortiveClose(int fd) {
+  linger l = {1, 0};
+  (void)::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
+// Blocks SIGPIPE on the calling thread for its lifetime, and discards the
+// SIGPIPEs raised on this thread meanwhile (splice into a reset socket).
+class ScopedSigpipeBlock {
+ public:
+  ScopedSigpipeBlock() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &old_);
+  }
+  ~ScopedSigpipeBlock() {
+    Drain();
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  static void Drain() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    timespec zero = {0, 0};
+    while (::sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
+    }
+  }
+
+ private:
+  sigset_t old_;
+};
+
+}  // namespace
+
+struct RelayLoop::Pending {
+  UniqueFd sockets[2];
+  UniqueFd pipes[2][2];  // [direction][0 read end, 1 write end]
+  RelayOptions options;
+};
+
+struct RelayLoop::Connection {
+  // One direction: bytes from sockets[d] to sockets[1 - d] through pipe.
+  struct Direction {
+    UniqueFd pipe_read;
+    UniqueFd pipe_write;
+    uint32_t pipe_capacity = 0;
+    uint32_t in_pipe = 0;  // bytes spliced in and not yet out
+    bool done = false;     // source EOF seen, pipe drained, FIN passed on
+  };
+
+  uint64_t id = 0;
+  UniqueFd sockets[2];              // 0 client, 1 backend
+  Direction dirs[2];                // 0 client->backend, 1 backend->client
+  uint32_t registered[2] = {0, 0};  // epoll events asked for sockets[i]; 0: not in the set
+  bool failed = false;
+  std::chrono::milliseconds idle_timeout{0};
+  SteadyClock::time_point last_activity;
+
+  bool Reading(int d) const { return !dirs[d].done && dirs[d].in_pipe == 0; }
+  bool Writing(int d) const { return !dirs[d].done && dirs[d].in_pipe > 0; }
+};
+
+Result<std::unique_ptr<RelayLoop>> RelayLoop::Create(RelayLoopOptions options) {
+  // The per-connection memory promised in relay.h (plus a hash-table node
+  // and one timer entry).
+  static_assert(sizeof(Connection) <= 96);
+  if (!options.now) options.now = [] { return SteadyClock::now(); };
+  if (options.pipe_size <= 0) return InvalidArgument("relay: pipe_size must be positive");
+  UniqueFd epoll_fd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_fd.valid()) return ErrnoStatus("relay: epoll_create1", errno);
+  UniqueFd wake_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wake_fd.valid()) return ErrnoStatus("relay: eventfd", errno);
+  epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.u64 = 0;
+  if (::epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, wake_fd.get(), &ev) != 0) {
+    return ErrnoStatus("relay: epoll_ctl(eventfd)", errno);
+  }
+  return std::unique_ptr<RelayLoop>(new RelayLoop(std::move(options), std::move(epoll_fd), std::move(wake_fd)));
+}
+
+RelayLoop::RelayLoop(RelayLoopOptions options, UniqueFd epoll_fd, UniqueFd wake_fd)
+    : options_(std::move(options)), epoll_fd_(std::move(epoll_fd)), wake_fd_(std::move(wake_fd)) {}
+
+RelayLoop::~RelayLoop() { CloseAll(); }
+
+Status RelayLoop::Add(UniqueFd client, UniqueFd backend, RelayOptions options) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return FailedPrecondition("relay: loop is stopped");
+  }
+  DSP_RETURN_IF_ERROR(PrepareSocket(client, "client"));
+  DSP_RETURN_IF_ERROR(PrepareSocket(backend, "backend"));
+  if (options.idle_timeout.count() < 0) return InvalidArgument("relay: negative idle_timeout");
+
+  Pending p;
+  p.sockets[0] = std::move(client);
+  p.sockets[1] = std::move(backend);
+  p.options = options;
+  for (auto& pipe : p.pipes) {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return ErrnoStatus("relay: pipe2", errno);
+    pipe[0].reset(fds[0]);
+    pipe[1].reset(fds[1]);
+    // Best effort, see RelayLoopOptions::pipe_size.
+    (void)::fcntl(fds[1], F_SETPIPE_SZ, options_.pipe_size);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return FailedPrecondition("relay: loop is stopped");
+    pending_.push_back(std::move(p));
+    counters_.connections_total.fetch_add(1, std::memory_order_relaxed);
+    counters_.connections_active.fetch_add(1, std::memory_order_relaxed);
+  }
+  Wake();
+  return Status::Ok();
+}
+
+void RelayLoop::Wake() {
+  uint64_t one = 1;
+  // Fails only if the counter would overflow, i.e. a wake-up is pending anyway.
+  (void)!::write(wake_fd_.get(), &one, sizeof(one));
+}
+
+void RelayLoop::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+  }
+  stop_requested_.store(true);
+  Wake();
+}
+
+Status RelayLoop::Run() {
+  if (ran_.exchange(true)) return FailedPrecondition("relay: Run called twice");
+  ScopedSigpipeBlock sigpipe_block;
+  Status result;
+  epoll_event events[kMaxEvents];
+  now_ = options_.now();
+  while (!stop_requested_.load()) {
+    AdoptPending();
+    ExpireIdle();
+    int n = ::epoll_wait(epoll_fd_.get(), events, kMaxEvents, NextTimeoutMs());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      result = ErrnoStatus("relay: epoll_wait", errno);
+      break;
+    }
+    now_ = options_.now();
+    for (int i = 0; i < n; ++i) {
+      uint64_t data = events[i].data.u64;
+      if (data == 0) {
+        uint64_t count;
+        (void)!::read(wake_fd_.get(), &count, sizeof(count));
+        continue;
+      }
+      HandleEvent(data >> 1, static_cast<int>(data & 1), events[i].events);
+    }
+  }
+  CloseAll();
+  return result;
+}
+
+void RelayLoop::AdoptPending() {
+  std::vector<Pending> pending;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending.swap(pending_);
+  }
+  for (Pending& p : pending) {
+    auto c = std::make_unique<Connection>();
+    c->id = next_id_++;
+    for (int i = 0; i < 2; ++i) {
+      c->sockets[i] = std::move(p.sockets[i]);
+      Connection::Direction& dir = c->dirs[i];
+      dir.pipe_read = std::move(p.pipes[i][0]);
+      dir.pipe_write = std::move(p.pipes[i][1]);
+      int size = ::fcntl(dir.pipe_write.get(), F_GETPIPE_SZ);
+      dir.pipe_capacity = size > 0 ? static_cast<uint32_t>(size) : 4096;
+    }
+    c->idle_timeout = p.options.idle_timeout;
+    c->last_activity = now_;
+    if (c->idle_timeout.count() > 0) timers_.emplace(now_ + c->idle_timeout, c->id);
+    Connection& ref = *c;
+    connections_.emplace(c->id, std::move(c));
+    UpdateInterest(ref);
+    if (ref.failed) Close(ref.id, CloseReason::kError);
+  }
+}
+
+void RelayLoop::HandleEvent(uint64_t id, int side, uint32_t events) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;  // closed earlier in this batch
+  Connection& c = *it->second;
+  if ((events & EPOLLERR) && SocketError(c.sockets[side].get()) != 0) {
+    c.failed = true;
+  } else {
+    // HUP and ERR are reported whatever was asked for: let both directions
+    // that touch this socket find out what they mean.
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) Pump(c, side);
+    if (!c.failed && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) Pump(c, 1 - side);
+  }
+  if (c.failed) {
+    Close(id, CloseReason::kError);
+  } else if (c.dirs[0].done && c.dirs[1].done) {
+    Close(id, CloseReason::kDone);
+  } else {
+    UpdateInterest(c);
+    if (c.failed) Close(id, CloseReason::kError);
+  }
+}
+
+void RelayLoop::Pump(Connection& c, int d) {
+  Connection::Direction& dir = c.dirs[d];
+  if (dir.done) return;
+  const int src = c.sockets[d].get();
+  const int dst = c.sockets[1 - d].get();
+  std::atomic<uint64_t>& bytes = d == 0 ? counters_.bytes_client_to_backend : counters_.bytes_backend_to_client;
+  constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+
+  for (int round = 0; round < kMaxRoundsPerTurn; ++round) {
+    while (dir.in_pipe > 0) {
+      ssize_t n = ::splice(dir.pipe_read.get(), nullptr, dst, nullptr, dir.in_pipe, kFlags);
+      if (n > 0) {
+        dir.in_pipe -= static_cast<uint32_t>(n);
+        bytes.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+        c.last_activity = now_;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;  // wait for EPOLLOUT on dst
+      if (n < 0 && errno == EPIPE) ScopedSigpipeBlock::Drain();
+      c.failed = true;  // EPIPE, ECONNRESET, ...
+      return;
+    }
+    // The pipe is empty, so EAGAIN below can only mean "src has nothing".
+    ssize_t n = ::splice(src, nullptr, dir.pipe_write.get(), nullptr, dir.pipe_capacity, kFlags);
+    if (n > 0) {
+      dir.in_pipe = static_cast<uint32_t>(n);
+      c.last_activity = now_;
+      continue;
+    }
+    if (n == 0) {
+      // EOF; a reset may also read as 0 once the error was taken elsewhere.
+      if (SocketError(src) != 0 || ::shutdown(dst, SHUT_WR) != 0) {
+        c.failed = true;
+        return;
+      }
+      dir.done = true;
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return;  // wait for EPOLLIN on src
+    c.failed = true;
+    return;
+  }
+}
+
+void RelayLoop::UpdateInterest(Connection& c) {
+  for (int side = 0; side < 2; ++side) {
+    uint32_t want = (c.Reading(side) ? uint32_t{EPOLLIN} : 0u) | (c.Writing(1 - side) ? uint32_t{EPOLLOUT} : 0u);
+    if (want == c.registered[side]) continue;
+    // A socket nothing waits on leaves the set: EPOLLHUP is reported even for
+    // an empty mask and would spin the loop.
+    int op = want == 0 ? EPOLL_CTL_DEL : (c.registered[side] == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD);
+    epoll_event ev = {};
+    ev.events = want;
+    ev.data.u64 = EventData(c.id, side);
+    if (::epoll_ctl(epoll_fd_.get(), op, c.sockets[side].get(), &ev) != 0) {
+      c.failed = true;  // ENOMEM, ENOSPC (max_user_watches)
+      return;
+    }
+    c.registered[side] = want;
+  }
+}
+
+void RelayLoop::Close(uint64_t id, CloseReason reason) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  Connection& c = *it->second;
+  switch (reason) {
+    case CloseReason::kDone:
+    case CloseReason::kStop:
+      break;
+    case CloseReason::kError:
+      // The stream is broken: say so to both peers rather than end it cleanly.
+      SetAbortiveClose(c.sockets[0].get());
+      SetAbortiveClose(c.sockets[1].get());
+      counters_.errors.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case CloseReason::kIdle:
+      counters_.idle_timeouts.fetch_add(1, std::memory_order_relaxed);
+      break;
+  }
+  // Counters first: a peer that sees the close finds them updated.
+  counters_.connections_active.fetch_sub(1, std::memory_order_relaxed);
+  // Closing the descriptors removes them from the epoll set.
+  connections_.erase(it);
+}
+
+void RelayLoop::ExpireIdle() {
+  while (!timers_.empty() && timers_.top().first <= now_) {
+    uint64_t id = timers_.top().second;
+    timers_.pop();
+    auto it = connections_.find(id);
+    if (it == connections_.end()) continue;
+    const Connection& c = *it->second;
+    SteadyClock::time_point deadline = c.last_activity + c.idle_timeout;
+    if (deadline <= now_) {
+      Close(id, CloseReason::kIdle);
+    } else {
+      timers_.emplace(deadline, id);
+    }
+  }
+}
+
+int RelayLoop::NextTimeoutMs() const {
+  if (timers_.empty()) return -1;
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(timers_.top().first - options_.now());
+  return static_cast<int>(std::clamp<int64_t>(left.count(), 0, INT_MAX));
+}
+
+void RelayLoop::CloseAll() {
+  std::vector<Pending> pending;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+    pending.swap(pending_);
+  }
+  counters_.connections_active.fetch_sub(pending.size() + connections_.size(), std::memory_order_relaxed);
+  pending.clear();
+  connections_.clear();
+  timers_ = {};
+}
+
+}  // namespace dspool

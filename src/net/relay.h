@@ -1,0 +1,180 @@
+// RelayLoop: the L4 data path. One thread, one epoll set, many relayed TCP
+// connections; bytes move between the two sockets of a connection with
+// splice(2), never through user space.
+//
+// A relayed connection is a pair of connected stream sockets, `client` and
+// `backend`, and two directions: client->backend (reads client, writes
+// backend) and backend->client. Each direction owns a pipe: splice moves
+// bytes socket -> pipe -> socket inside the kernel.
+//
+// One direction (the other is the same with the sockets swapped):
+//
+//            src readable: splice src -> pipe
+//   ┌──────────┐  ────────────────────────►  ┌──────────────┐
+//   │ READING  │                             │ DRAINING     │ dst writable: splice pipe -> dst
+//   │ pipe     │  ◄────────────────────────  │ pipe holds   │ (EAGAIN: wait for EPOLLOUT on
+//   │ empty    │      pipe emptied           │ bytes        │  dst; src is not read meanwhile)
+//   └────┬─────┘                             └──────────────┘
+//        │ src EOF (splice returns 0)
+//        ▼
+//   ┌──────────┐
+//   │ DONE     │  shutdown(dst, SHUT_WR): the FIN is passed on
+//   └──────────┘
+//
+// The connection:
+//
+//   Add ──► pending ──► (loop adopts) ──► RELAYING ──► both directions DONE ──► closed (FIN)
+//                                           │
+//                                           ├── error on either socket (RST, EPIPE, ...)
+//                                           │     ──► closed with RST on both   [errors]
+//                                           ├── no byte either way for idle_timeout
+//                                           │     ──► closed (FIN) on both      [idle_timeouts]
+//                                           └── Stop() ──► closed (FIN) on both
+//
+// Half-close is therefore relayed: a client that shuts down its write side
+// makes the backend read EOF, and the backend's reply still reaches the
+// client. A direction reads its source only while its pipe is empty, so a
+// slow destination pushes back through the kernel's socket buffers (TCP flow
+// control) instead of growing any buffer here.
+//
+// Cost per connection: two sockets, two pipes (4 descriptors; an empty pipe
+// holds no data pages, a busy one at most RelayLoopOptions::pipe_size
+// bytes of page references), and under 150 bytes of loop state (a 96-byte
+// struct, its hash-table node, one timer entry). There are no user-space
+// data buffers. Plan RLIMIT_NOFILE at 6 descriptors per connection.
+//
+// Threads: Run() is the loop; it runs on the calling thread until Stop().
+// Add, Stop and Wake may be called from any thread (they wake the loop
+// through an eventfd); counters() may be read from any thread. Run blocks
+// SIGPIPE on its own thread (a splice into a reset socket raises it) and
+// consumes any it caused, so the process need not ignore SIGPIPE.
+//
+// Every descriptor the loop creates is close-on-exec; sockets handed to Add
+// are made non-blocking and close-on-exec.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <unordered_map>
+#include <vector>
+
+#include "base/result.h"
+#include "base/status.h"
+#include "os/unique_fd.h"
+
+namespace dspool {
+
+// Per-connection settings.
+struct RelayOptions {
+  // No byte relayed in either direction for this long closes both sockets
+  // (FIN, not RST) and counts an idle timeout. Zero: never.
+  std::chrono::milliseconds idle_timeout{0};
+};
+
+// Per-loop settings.
+struct RelayLoopOptions {
+  // The loop's notion of "now", for idle timeouts. Default: steady_clock.
+  // Called on the loop thread only. With a clock that does not follow real
+  // time, call RelayLoop::Wake() after moving it so the loop looks again.
+  std::function<std::chrono::steady_clock::time_point()> now;
+  // Capacity asked of each pipe (F_SETPIPE_SZ). If the kernel refuses (an
+  // unprivileged user over /proc/sys/fs/pipe-user-pages-soft), the pipe keeps
+  // the size it got; relaying still works, in smaller steps.
+  int pipe_size = 64 * 1024;
+};
+
+// Monotonic unless noted; relaxed atomics, so a reader sees each value
+// exactly but not necessarily all of them at the same instant.
+struct RelayCounters {
+  std::atomic<uint64_t> connections_active{0};  // added and not yet closed (a gauge)
+  std::atomic<uint64_t> connections_total{0};   // accepted by Add
+  std::atomic<uint64_t> bytes_client_to_backend{0};  // written into backend sockets
+  std::atomic<uint64_t> bytes_backend_to_client{0};  // written into client sockets
+  std::atomic<uint64_t> idle_timeouts{0};  // connections closed by idle_timeout
+  std::atomic<uint64_t> errors{0};         // connections ended by a socket error
+};
+
+class RelayLoop {
+ public:
+  // Creates the epoll set and the wake-up eventfd.
+  // Errors: ResourceExhausted (descriptor limits), Internal.
+  static Result<std::unique_ptr<RelayLoop>> Create(RelayLoopOptions options = {});
+
+  // Closes every connection still held. REQUIRES: Run() is not running.
+  ~RelayLoop();
+
+  RelayLoop(const RelayLoop&) = delete;
+  RelayLoop& operator=(const RelayLoop&) = delete;
+
+  // Takes ownership of two connected stream sockets and relays between them
+  // until both directions are done, either side fails, or the idle timeout
+  // passes. The loop picks the connection up on its next turn (Add before
+  // Run is fine). Sets O_NONBLOCK, FD_CLOEXEC and TCP_NODELAY (where it
+  // applies) on both.
+  // Errors (the sockets are closed): InvalidArgument if either is not a
+  // stream socket; ResourceExhausted if the pipes cannot be made;
+  // FailedPrecondition after Stop().
+  // Thread-safe.
+  Status Add(UniqueFd client, UniqueFd backend, RelayOptions options);
+
+  // Runs the loop on the calling thread until Stop(); then closes every
+  // connection (FIN) and returns OK. Returns Internal if epoll itself fails
+  // (connections are closed too); FailedPrecondition if called a second time.
+  Status Run();
+
+  // Makes Run() return (after closing all connections) and every later Add
+  // fail. Thread-safe; idempotent; may be called before Run().
+  void Stop();
+
+  // Makes the loop re-read the clock and expire idle connections now.
+  // Thread-safe. Only needed with an injected clock.
+  void Wake();
+
+  const RelayCounters& counters() const { return counters_; }
+
+ private:
+  struct Connection;
+  struct Pending;
+  enum class CloseReason { kDone, kError, kIdle, kStop };
+
+  RelayLoop(RelayLoopOptions options, UniqueFd epoll_fd, UniqueFd wake_fd);
+
+  void AdoptPending();
+  void HandleEvent(uint64_t id, int side, uint32_t events);
+  // Moves bytes of direction `d` (0: client->backend, 1: backend->client)
+  // until it would block, finishes, fails, or uses up its turn.
+  void Pump(Connection& c, int d);
+  void UpdateInterest(Connection& c);
+  void Close(uint64_t id, CloseReason reason);
+  void ExpireIdle();
+  int NextTimeoutMs() const;
+  void CloseAll();
+
+  const RelayLoopOptions options_;
+  const UniqueFd epoll_fd_;
+  const UniqueFd wake_fd_;
+  RelayCounters counters_;
+
+  std::mutex mu_;
+  bool stopped_ = false;               // guarded by mu_
+  std::vector<Pending> pending_;       // guarded by mu_
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> ran_{false};
+
+  // Loop thread only.
+  uint64_t next_id_ = 1;  // 0 marks the eventfd in epoll data
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
+  // (deadline, connection id), earliest first. At most one entry per
+  // connection; an entry is checked against the connection's real deadline
+  // when it comes due, so activity costs no heap operation.
+  using TimerEntry = std::pair<std::chrono::steady_clock::time_point, uint64_t>;
+  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
+  std::chrono::steady_clock::time_point now_;
+};
+
+}  // namespace dspool

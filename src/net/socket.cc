@@ -1,0 +1,140 @@
+#include "net/socket.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+
+#include "model/ipv4.h"
+
+namespace dspool {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+sockaddr_in MakeAddress(uint32_t ipv4_host_order, uint16_t port) {
+  sockaddr_in sa;
+  std::memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(ipv4_host_order);
+  return sa;
+}
+
+// ErrnoStatus, with the "peer is not there" errors of connect(2) mapped to
+// Unavailable: the caller may retry elsewhere or later.
+Status ConnectError(const std::string& what, int err) {
+  Status s = ErrnoStatus(what, err);
+  switch (err) {
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+    case EHOSTDOWN:
+    case ENETDOWN:
+    case ECONNABORTED:
+      return Status(StatusCode::kUnavailable, s.message());
+    default:
+      return s;
+  }
+}
+
+// Waits until `fd` reports one of `events` or `deadline` passes. Returns the
+// revents (0 on timeout), or -errno.
+int PollUntil(int fd, short events, Clock::time_point deadline) {
+  while (true) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() < 0) left = std::chrono::milliseconds(0);
+    pollfd p = {fd, events, 0};
+    int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), INT32_MAX)));
+    if (n > 0) return p.revents;
+    if (n == 0) {
+      if (Clock::now() >= deadline) return 0;
+      continue;
+    }
+    if (errno != EINTR) return -errno;
+  }
+}
+
+}  // namespace
+
+std::string FormatEndpoint(uint32_t ipv4_host_order, uint16_t port) {
+  return FormatIpv4(ipv4_host_order) + ":" + std::to_string(port);
+}
+
+Result<UniqueFd> ConnectTcp(uint32_t ipv4_host_order, uint16_t port, std::chrono::milliseconds timeout) {
+  const std::string what = "connect " + FormatEndpoint(ipv4_host_order, port);
+  if (timeout.count() <= 0) return InvalidArgument(what + ": timeout must be positive");
+  const Clock::time_point deadline = Clock::now() + timeout;
+
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return ErrnoStatus(what + ": socket", errno);
+  sockaddr_in sa = MakeAddress(ipv4_host_order, port);
+  int rc;
+  do {
+    rc = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof(sa));
+  } while (rc != 0 && errno == EINTR);
+  if (rc == 0) return fd;
+  if (errno != EINPROGRESS) return ConnectError(what, errno);
+
+  int revents = PollUntil(fd.get(), POLLOUT, deadline);
+  if (revents < 0) return ErrnoStatus(what + ": poll", -revents);
+  if (revents == 0) {
+    return DeadlineExceeded(what + ": timed out after " + std::to_string(timeout.count()) + " ms");
+  }
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) return ErrnoStatus(what, errno);
+  if (err != 0) return ConnectError(what, err);
+  return fd;
+}
+
+Result<UniqueFd> ListenTcp(const std::string& address, uint16_t port, int backlog, uint16_t* bound_port) {
+  std::optional<uint32_t> ip = ParseIpv4(address);
+  if (!ip) return InvalidArgument("listen: invalid IPv4 address '" + address + "'");
+  const std::string what = "listen " + FormatEndpoint(*ip, port);
+  if (backlog < 0) return InvalidArgument(what + ": negative backlog " + std::to_string(backlog));
+
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return ErrnoStatus(what + ": socket", errno);
+  int one = 1;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+    return ErrnoStatus(what + ": SO_REUSEADDR", errno);
+  }
+  sockaddr_in sa = MakeAddress(*ip, port);
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) != 0) {
+    return ErrnoStatus(what, errno);
+  }
+  if (::listen(fd.get(), backlog) != 0) return ErrnoStatus(what, errno);
+  if (bound_port != nullptr) {
+    sockaddr_in bound;
+    socklen_t len = sizeof(bound);
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
+      return ErrnoStatus(what + ": getsockname", errno);
+    }
+    *bound_port = ntohs(bound.sin_port);
+  }
+  return fd;
+}
+
+Result<UniqueFd> AcceptTcp(const UniqueFd& listener, std::chrono::milliseconds timeout) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  while (true) {
+    int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return UniqueFd(fd);
+    int err = errno;
+    if (err == EINTR || err == ECONNABORTED) continue;
+    if (err != EAGAIN) return ErrnoStatus("accept", err);
+    int revents = PollUntil(listener.get(), POLLIN, deadline);
+    if (revents < 0) return ErrnoStatus("accept: poll", -revents);
+    if (revents == 0) {
+      return DeadlineExceeded("accept: no connection within " + std::to_string(timeout.count()) + " ms");
+    }
+  }
+}
+
+}  // namespace dspool

@@ -1,0 +1,51 @@
+// TCP sockets for the gateway's data path: listen, accept, and connect with a
+// deadline.
+//
+// Every descriptor these functions return is non-blocking and close-on-exec,
+// ready to be handed to an event loop (RelayLoop, see relay.h). IPv4 only for
+// now; addresses are in host byte order (as model/ipv4.h).
+//
+// Errors name the address, so a person can tell which endpoint failed:
+//   "connect 10.0.0.2:22: Connection refused"             (Unavailable)
+//   "connect 10.0.0.2:22: timed out after 3000 ms"        (DeadlineExceeded)
+//   "listen 127.0.0.1:8022: Address already in use"       (Unavailable)
+//   "listen: invalid IPv4 address 'localhost'"            (InvalidArgument)
+//
+// Thread safety: every function may be called concurrently from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "base/result.h"
+#include "os/unique_fd.h"
+
+namespace dspool {
+
+// Connects to ipv4:port, waiting at most `timeout` for the handshake.
+// Returns the connected socket (non-blocking, close-on-exec).
+// Errors: InvalidArgument if timeout <= 0; Unavailable when the peer refuses
+// or is unreachable; DeadlineExceeded when the timeout passes first (the
+// attempt is abandoned); others as ErrnoStatus maps them.
+Result<UniqueFd> ConnectTcp(uint32_t ipv4_host_order, uint16_t port, std::chrono::milliseconds timeout);
+
+// Binds a listening socket to address:port ("0.0.0.0" for all addresses;
+// port 0 lets the kernel pick one) with SO_REUSEADDR, and listens with
+// `backlog`. If `bound_port` is not null it receives the port actually bound.
+// Returns the listener (non-blocking, close-on-exec).
+// Errors: InvalidArgument for an address that is not dotted-quad IPv4 or a
+// negative backlog; Unavailable if the address is in use; PermissionDenied
+// for a privileged port without the capability.
+Result<UniqueFd> ListenTcp(const std::string& address, uint16_t port, int backlog, uint16_t* bound_port);
+
+// Accepts one connection from `listener`, waiting at most `timeout` (zero:
+// only take one that is already pending). Returns the accepted socket
+// (non-blocking, close-on-exec).
+// Errors: DeadlineExceeded if none arrived in time; others from accept4(2).
+Result<UniqueFd> AcceptTcp(const UniqueFd& listener, std::chrono::milliseconds timeout);
+
+// "10.0.0.2:22".
+std::string FormatEndpoint(uint32_t ipv4_host_order, uint16_t port);
+
+}  // namespace dspool
