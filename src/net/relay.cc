@@ -117,6 +117,7 @@ struct RelayLoop::Connection {
   bool failed = false;
   std::chrono::milliseconds idle_timeout{0};
   SteadyClock::time_point last_activity;
+  uint64_t tag = 0;
 
   bool Reading(int d) const { return !dirs[d].done && dirs[d].in_pipe == 0; }
   bool Writing(int d) const { return !dirs[d].done && dirs[d].in_pipe > 0; }
@@ -241,6 +242,7 @@ void RelayLoop::AdoptPending() {
       dir.pipe_capacity = size > 0 ? static_cast<uint32_t>(size) : 4096;
     }
     c->idle_timeout = p.options.idle_timeout;
+    c->tag = p.options.tag;
     c->last_activity = now_;
     if (c->idle_timeout.count() > 0) timers_.emplace(now_ + c->idle_timeout, c->id);
     Connection& ref = *c;
@@ -356,8 +358,10 @@ void RelayLoop::Close(uint64_t id, CloseReason reason) {
   }
   // Counters first: a peer that sees the close finds them updated.
   counters_.connections_active.fetch_sub(1, std::memory_order_relaxed);
+  uint64_t tag = c.tag;
   // Closing the descriptors removes them from the epoll set.
   connections_.erase(it);
+  if (options_.on_close) options_.on_close(tag);
 }
 
 void RelayLoop::ExpireIdle() {
@@ -390,9 +394,15 @@ void RelayLoop::CloseAll() {
     pending.swap(pending_);
   }
   counters_.connections_active.fetch_sub(pending.size() + connections_.size(), std::memory_order_relaxed);
+  std::vector<uint64_t> tags;
+  for (const Pending& p : pending) tags.push_back(p.options.tag);
+  for (const auto& [id, c] : connections_) tags.push_back(c->tag);
   pending.clear();
   connections_.clear();
   timers_ = {};
+  if (options_.on_close) {
+    for (uint64_t tag : tags) options_.on_close(tag);
+  }
 }
 
 }  // namespace dspool

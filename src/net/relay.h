@@ -74,6 +74,8 @@ struct RelayOptions {
   // No byte relayed in either direction for this long closes both sockets
   // (FIN, not RST) and counts an idle timeout. Zero: never.
   std::chrono::milliseconds idle_timeout{0};
+  // Handed to RelayLoopOptions::on_close when the connection ends.
+  uint64_t tag = 0;
 };
 
 // Per-loop settings.
@@ -86,6 +88,10 @@ struct RelayLoopOptions {
   // unprivileged user over /proc/sys/fs/pipe-user-pages-soft), the pipe keeps
   // the size it got; relaying still works, in smaller steps.
   int pipe_size = 64 * 1024;
+  // Called on the loop thread with the connection's RelayOptions::tag when
+  // a connection is closed, whatever the reason (also by Stop). Must not
+  // block. Default: nothing.
+  std::function<void(uint64_t tag)> on_close;
 };
 
 // Monotonic unless noted; relaxed atomics, so a reader sees each value

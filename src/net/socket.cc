@@ -66,30 +66,40 @@ std::string FormatEndpoint(uint32_t ipv4_host_order, uint16_t port) {
   return FormatIpv4(ipv4_host_order) + ":" + std::to_string(port);
 }
 
-Result<UniqueFd> ConnectTcp(uint32_t ipv4_host_order, uint16_t port, std::chrono::milliseconds timeout) {
-  const std::string what = "connect " + FormatEndpoint(ipv4_host_order, port);
-  if (timeout.count() <= 0) return InvalidArgument(what + ": timeout must be positive");
-  const Clock::time_point deadline = Clock::now() + timeout;
-
+Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return ErrnoStatus(what + ": socket", errno);
+  if (!fd.valid()) return ErrnoStatus("connect " + FormatEndpoint(ipv4_host_order, port) + ": socket", errno);
   sockaddr_in sa = MakeAddress(ipv4_host_order, port);
   int rc;
   do {
     rc = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof(sa));
   } while (rc != 0 && errno == EINTR);
-  if (rc == 0) return fd;
-  if (errno != EINPROGRESS) return ConnectError(what, errno);
+  if (rc != 0 && errno != EINPROGRESS) {
+    return ConnectError("connect " + FormatEndpoint(ipv4_host_order, port), errno);
+  }
+  return fd;
+}
 
+Status FinishConnect(const UniqueFd& fd, uint32_t ipv4_host_order, uint16_t port) {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  const std::string what = "connect " + FormatEndpoint(ipv4_host_order, port);
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) return ErrnoStatus(what, errno);
+  if (err != 0) return ConnectError(what, err);
+  return Status::Ok();
+}
+
+Result<UniqueFd> ConnectTcp(uint32_t ipv4_host_order, uint16_t port, std::chrono::milliseconds timeout) {
+  const std::string what = "connect " + FormatEndpoint(ipv4_host_order, port);
+  if (timeout.count() <= 0) return InvalidArgument(what + ": timeout must be positive");
+  const Clock::time_point deadline = Clock::now() + timeout;
+  DSP_ASSIGN_OR_RETURN(UniqueFd fd, StartConnectTcp(ipv4_host_order, port));
   int revents = PollUntil(fd.get(), POLLOUT, deadline);
   if (revents < 0) return ErrnoStatus(what + ": poll", -revents);
   if (revents == 0) {
     return DeadlineExceeded(what + ": timed out after " + std::to_string(timeout.count()) + " ms");
   }
-  int err = 0;
-  socklen_t len = sizeof(err);
-  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) return ErrnoStatus(what, errno);
-  if (err != 0) return ConnectError(what, err);
+  DSP_RETURN_IF_ERROR(FinishConnect(fd, ipv4_host_order, port));
   return fd;
 }
 
@@ -124,17 +134,38 @@ Result<UniqueFd> ListenTcp(const std::string& address, uint16_t port, int backlo
 Result<UniqueFd> AcceptTcp(const UniqueFd& listener, std::chrono::milliseconds timeout) {
   const Clock::time_point deadline = Clock::now() + timeout;
   while (true) {
-    int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) return UniqueFd(fd);
-    int err = errno;
-    if (err == EINTR || err == ECONNABORTED) continue;
-    if (err != EAGAIN) return ErrnoStatus("accept", err);
+    DSP_ASSIGN_OR_RETURN(std::optional<UniqueFd> fd, TryAcceptTcp(listener));
+    if (fd) return std::move(*fd);
     int revents = PollUntil(listener.get(), POLLIN, deadline);
     if (revents < 0) return ErrnoStatus("accept: poll", -revents);
     if (revents == 0) {
       return DeadlineExceeded("accept: no connection within " + std::to_string(timeout.count()) + " ms");
     }
   }
+}
+
+Result<std::optional<UniqueFd>> TryAcceptTcp(const UniqueFd& listener) {
+  while (true) {
+    int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return std::optional<UniqueFd>(UniqueFd(fd));
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EAGAIN) return std::optional<UniqueFd>();
+    return ErrnoStatus("accept", errno);
+  }
+}
+
+Result<TcpEnds> GetTcpEnds(const UniqueFd& fd) {
+  sockaddr_in local, peer;
+  socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &local_len) != 0) {
+    return ErrnoStatus("getsockname", errno);
+  }
+  if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
+    return ErrnoStatus("getpeername", errno);
+  }
+  if (local.sin_family != AF_INET || peer.sin_family != AF_INET) return InvalidArgument("not an IPv4 TCP socket");
+  return TcpEnds{ntohl(local.sin_addr.s_addr), ntohs(local.sin_port), ntohl(peer.sin_addr.s_addr),
+                 ntohs(peer.sin_port)};
 }
 
 }  // namespace dspool

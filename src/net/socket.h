@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "base/result.h"
@@ -29,6 +30,15 @@ namespace dspool {
 // or is unreachable; DeadlineExceeded when the timeout passes first (the
 // attempt is abandoned); others as ErrnoStatus maps them.
 Result<UniqueFd> ConnectTcp(uint32_t ipv4_host_order, uint16_t port, std::chrono::milliseconds timeout);
+
+// Starts connecting to ipv4:port without waiting: the socket becomes
+// writable when the attempt ends, and FinishConnect says how it ended.
+// Errors that are known at once (no route, refused on loopback) come back
+// here, as ConnectTcp's do.
+Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port);
+// The outcome of a StartConnectTcp once its socket is writable: OK, or the
+// error ConnectTcp would give.
+Status FinishConnect(const UniqueFd& fd, uint32_t ipv4_host_order, uint16_t port);
 
 // Binds a listening socket to address:port ("0.0.0.0" for all addresses;
 // port 0 lets the kernel pick one) with SO_REUSEADDR, and listens with
@@ -44,6 +54,19 @@ Result<UniqueFd> ListenTcp(const std::string& address, uint16_t port, int backlo
 // (non-blocking, close-on-exec).
 // Errors: DeadlineExceeded if none arrived in time; others from accept4(2).
 Result<UniqueFd> AcceptTcp(const UniqueFd& listener, std::chrono::milliseconds timeout);
+
+// Accepts one pending connection, without waiting: nullopt when none is
+// pending. The socket is non-blocking and close-on-exec.
+Result<std::optional<UniqueFd>> TryAcceptTcp(const UniqueFd& listener);
+
+// Both ends of a connected TCP socket (host byte order).
+struct TcpEnds {
+  uint32_t local_ip = 0;
+  uint16_t local_port = 0;
+  uint32_t peer_ip = 0;
+  uint16_t peer_port = 0;
+};
+Result<TcpEnds> GetTcpEnds(const UniqueFd& fd);
 
 // "10.0.0.2:22".
 std::string FormatEndpoint(uint32_t ipv4_host_order, uint16_t port);

@@ -521,6 +521,31 @@ TEST_F(RelayTest, StopClosesOpenConnections) {
   EXPECT_EQ(loop_->Run().code(), StatusCode::kFailedPrecondition);
 }
 
+// on_close hears every connection's tag once: closed normally, and by Stop.
+TEST_F(RelayTest, OnCloseHearsEachTagOnce) {
+  auto closed = std::make_shared<std::mutex>();
+  auto tags = std::make_shared<std::vector<uint64_t>>();
+  StartLoop(RelayLoopOptions{.on_close = [closed, tags](uint64_t tag) {
+    std::lock_guard lock(*closed);
+    tags->push_back(tag);
+  }});
+  EchoServer echo;
+  UniqueFd done = ConnectThroughRelay(echo.port(), RelayOptions{.tag = 7});
+  UniqueFd open = ConnectThroughRelay(echo.port(), RelayOptions{.tag = 9});
+  ASSERT_TRUE(done.valid() && open.valid());
+  ::shutdown(done.get(), SHUT_WR);
+  std::string rest;
+  ASSERT_TRUE(RecvToEof(done.get(), &rest));
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard lock(*closed);
+    return tags->size() == 1;
+  }));
+  EXPECT_EQ((*tags)[0], 7u);
+  StopLoop();
+  std::lock_guard lock(*closed);
+  EXPECT_EQ(*tags, (std::vector<uint64_t>{7, 9}));
+}
+
 TEST_F(RelayTest, NoDescriptorLeaks) {
   int before = CountOpenFds();
   {
