@@ -26,6 +26,7 @@ Json InstanceToJson(const Instance& i) {
       {"address", i.address},
       {"createdAt", ToUnixMillis(i.created_at)},
       {"phaseSince", ToUnixMillis(i.phase_since)},
+      {"draining", i.draining},
   };
 }
 
@@ -40,6 +41,7 @@ Result<Instance> InstanceFromJson(const Json& json) {
     i.address = json.at("address").get<std::string>();
     i.created_at = FromUnixMillis(json.at("createdAt").get<int64_t>());
     i.phase_since = FromUnixMillis(json.at("phaseSince").get<int64_t>());
+    if (json.contains("draining")) i.draining = json.at("draining").get<bool>();
   } catch (const Json::exception& e) {
     return Internal(std::string("stored instance is malformed: ") + e.what());
   }
@@ -56,6 +58,10 @@ Json InstanceReportToJson(const InstanceReport& r) {
       {"sshSessions", r.ssh_sessions},
       {"usersRendered", r.users_rendered},
   };
+}
+
+Json InstanceHealthToJson(const InstanceHealth& h) {
+  return {{"state", h.state}, {"inRotation", h.in_rotation}, {"connections", h.connections}};
 }
 
 Result<InstanceReport> ParseInstanceReport(const Json& json) {

@@ -18,6 +18,11 @@
 //
 // Failed and Deleting instances do not count towards the pool's size, so a
 // failed instance is replaced while it is being cleaned up.
+//
+// Draining (set by `dspool instance drain`, any phase but Deleting) is not a
+// phase: a draining instance keeps its phase, gets no new connections from
+// the gateway while its open ones go on, and is the first one scale-in
+// removes.
 #pragma once
 
 #include <string>
@@ -42,6 +47,7 @@ struct Instance {
   std::string address;  // IPv4 on the pool's bridge
   TimePoint created_at;
   TimePoint phase_since;
+  bool draining = false;  // JSON "draining"; records written before it existed read as false
   friend bool operator==(const Instance&, const Instance&) = default;
 };
 
@@ -63,5 +69,16 @@ struct InstanceReport {
 Json InstanceReportToJson(const InstanceReport& report);
 // Parses an agent's report body (untrusted input).
 Result<InstanceReport> ParseInstanceReport(const Json& json);
+
+// What the gateway last saw of an instance. Observed, never stored.
+struct InstanceHealth {
+  std::string state;         // "healthy" | "unhealthy" | "probing" (never answered yet) | "unprobed" (no probe)
+  bool in_rotation = false;  // gets new connections from the pool's rules
+  int64_t connections = 0;   // open relayed connections to it now
+  friend bool operator==(const InstanceHealth&, const InstanceHealth&) = default;
+};
+
+// {"state", "inRotation", "connections"}
+Json InstanceHealthToJson(const InstanceHealth& health);
 
 }  // namespace dspool
