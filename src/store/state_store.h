@@ -34,14 +34,19 @@ class WriteBatch {
   struct UpdatePool { Pool pool; int64_t expected_generation; };  // NotFound; Aborted if generation differs
   struct DeletePool { PoolName name; };                    // NotFound
   struct PutInstance { Instance instance; };               // insert or replace
+  // Replaces the record with instance.id only if it still equals `expected`
+  // (as read from this store): NotFound; Aborted if it changed since. The
+  // API and the reconcile loop both update records (the draining flag,
+  // phases): neither overwrites the other's change.
+  struct UpdateInstance { Instance instance; Instance expected; };
   struct DeleteInstance { InstanceId id; };                // NotFound
   struct CreateUser { User user; };                        // AlreadyExists (name or uid taken)
   struct UpdateUser { User user; };                        // NotFound; uid must not change
   struct DeleteUser { UserName name; };                    // NotFound
   struct PutMeta { std::string key; std::string value; };  // insert or replace
   struct AppendEvent { Event event; };                     // seq is assigned by the store
-  using Op = std::variant<CreatePool, UpdatePool, DeletePool, PutInstance, DeleteInstance, CreateUser,
-                          UpdateUser, DeleteUser, PutMeta, AppendEvent>;
+  using Op = std::variant<CreatePool, UpdatePool, DeletePool, PutInstance, UpdateInstance, DeleteInstance,
+                          CreateUser, UpdateUser, DeleteUser, PutMeta, AppendEvent>;
 
   WriteBatch& Add(Op op) {
     ops_.push_back(std::move(op));

@@ -113,6 +113,14 @@ Status MemoryStore::Apply(const WriteBatch::Op& op, Tables& t) {
             t.instances[o.instance.id] = o.instance;
             return Status::Ok();
           },
+          [&](const WriteBatch::UpdateInstance& o) -> Status {
+            const std::string& id = o.instance.id.value();
+            auto it = t.instances.find(o.instance.id);
+            if (it == t.instances.end()) return NotFound("instance '" + id + "' does not exist");
+            if (!(it->second == o.expected)) return Aborted("instance '" + id + "' was changed concurrently; retry");
+            it->second = o.instance;
+            return Status::Ok();
+          },
           [&](const WriteBatch::DeleteInstance& o) -> Status {
             if (!t.instances.erase(o.id)) return NotFound("instance '" + o.id.value() + "' does not exist");
             return Status::Ok();

@@ -514,6 +514,15 @@ Status SqliteStore::Write(const WriteBatch& batch) {
 Status SqliteStore::Apply(const WriteBatch::Op& op) {
   const Db& db = conn_->db();
   const Connection::Statements& st = conn_->stmts();
+  auto put_instance = [&](const Instance& i) -> Status {
+    DSP_ASSIGN_OR_RETURN(std::string body, Dump(InstanceToJson(i), "instance '" + i.id.value() + "'"));
+    return Query(db, st.put_instance, "put instance")
+        .Bind(i.id.value())
+        .Bind(i.pool.value())
+        .Bind(i.index)
+        .Bind(body)
+        .Run();
+  };
   return std::visit(
       Overloaded{
           [&](const WriteBatch::CreatePool& o) -> Status {
@@ -544,15 +553,17 @@ Status SqliteStore::Apply(const WriteBatch::Op& op) {
             if (conn_->Changes() == 0) return NotFound("pool '" + o.name.value() + "' does not exist");
             return Status::Ok();
           },
-          [&](const WriteBatch::PutInstance& o) -> Status {
-            const Instance& i = o.instance;
-            DSP_ASSIGN_OR_RETURN(std::string body, Dump(InstanceToJson(i), "instance '" + i.id.value() + "'"));
-            return Query(db, st.put_instance, "put instance")
-                .Bind(i.id.value())
-                .Bind(i.pool.value())
-                .Bind(i.index)
-                .Bind(body)
-                .Run();
+          [&](const WriteBatch::PutInstance& o) -> Status { return put_instance(o.instance); },
+          [&](const WriteBatch::UpdateInstance& o) -> Status {
+            const std::string& id = o.instance.id.value();
+            {
+              Query q(db, st.get_instance, "update instance");
+              DSP_ASSIGN_OR_RETURN(bool exists, q.Bind(id).Step());
+              if (!exists) return NotFound("instance '" + id + "' does not exist");
+              DSP_ASSIGN_OR_RETURN(Instance stored, Decode(db, q.Text(1), &InstanceFromJson, "instances", id));
+              if (!(stored == o.expected)) return Aborted("instance '" + id + "' was changed concurrently; retry");
+            }
+            return put_instance(o.instance);
           },
           [&](const WriteBatch::DeleteInstance& o) -> Status {
             DSP_RETURN_IF_ERROR(Query(db, st.delete_instance, "delete instance").Bind(o.id.value()).Run());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
@@ -269,6 +270,7 @@ TEST_P(StateStoreConformance, PutInstanceInsertsThenReplaces) {
   i.phase = InstancePhase::kFailed;
   i.reason = "agent silent for 120s";
   i.phase_since = Ms(500);
+  i.draining = true;
   ASSERT_EQ(store().Write(Batch().Add(Batch::PutInstance{i})), Status::Ok());
   EXPECT_EQ(store().GetInstance(i.id).value_or({}), i);
   EXPECT_EQ(store().ListInstances().value_or({}), std::vector<Instance>{i});
@@ -282,6 +284,40 @@ TEST_P(StateStoreConformance, DeleteInstanceRemovesItAndAMissingOneIsNotFound) {
   EXPECT_EQ(store().ListInstances().value_or({}), std::vector<Instance>{b});
   EXPECT_EQ(store().Write(Batch().Add(Batch::DeleteInstance{a.id})),
             NotFound("instance 'alpha-0-ab12' does not exist"));
+}
+
+TEST_P(StateStoreConformance, UpdateInstanceReplacesItWhenItIsAsExpected) {
+  const Instance read = MakeInstance("alpha", 0, "ab12", InstancePhase::kReady);
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutInstance{read})), Status::Ok());
+  Instance drained = read;
+  drained.draining = true;
+  ASSERT_EQ(store().Write(Batch().Add(Batch::UpdateInstance{drained, read})), Status::Ok());
+  EXPECT_EQ(store().GetInstance(read.id).value_or({}), drained);
+  // Back again, in the same batch as a second change expecting the first.
+  Instance failed = read;
+  failed.phase = InstancePhase::kFailed;
+  ASSERT_EQ(store().Write(Batch().Add(Batch::UpdateInstance{read, drained}).Add(Batch::UpdateInstance{failed, read})),
+            Status::Ok());
+  EXPECT_EQ(store().GetInstance(read.id).value_or({}), failed);
+}
+
+TEST_P(StateStoreConformance, UpdateInstanceOfAChangedOrMissingRecordFailsAndChangesNothing) {
+  const Instance read = MakeInstance("alpha", 0, "ab12", InstancePhase::kBooting);
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutInstance{read})), Status::Ok());
+  Instance ready = read;
+  ready.phase = InstancePhase::kReady;
+  ready.phase_since = Ms(900);
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutInstance{ready})), Status::Ok());
+  // A writer that read the record before it became Ready.
+  Instance drained = read;
+  drained.draining = true;
+  EXPECT_EQ(store().Write(Batch().Add(Batch::UpdateInstance{drained, read})),
+            Aborted("instance 'alpha-0-ab12' was changed concurrently; retry"));
+  EXPECT_EQ(store().GetInstance(read.id).value_or({}), ready);
+  Instance ghost = MakeInstance("ghost", 0);
+  EXPECT_EQ(store().Write(Batch().Add(Batch::UpdateInstance{ghost, ghost})),
+            NotFound("instance 'ghost-0-ab12' does not exist"));
+  EXPECT_EQ(store().ListInstances().value_or({}), std::vector<Instance>{ready});
 }
 
 TEST_P(StateStoreConformance, ListInstancesOrdersByPoolThenIndexAndFiltersByPool) {
@@ -521,6 +557,11 @@ TEST_P(StateStoreConformance, ABatchWithAFailingOperationChangesNothing) {
       {"UpdatePool stale", Batch::UpdatePool{MakePool("alpha", 9), 2},
        Aborted("pool 'alpha' was changed concurrently; retry")},
       {"DeletePool missing", Batch::DeletePool{PoolName("zeta")}, NotFound("pool 'zeta' does not exist")},
+      {"UpdateInstance missing", Batch::UpdateInstance{MakeInstance("zeta", 0), MakeInstance("zeta", 0)},
+       NotFound("instance 'zeta-0-ab12' does not exist")},
+      {"UpdateInstance stale",
+       Batch::UpdateInstance{MakeInstance("alpha", 0), MakeInstance("alpha", 0, "ab12", InstancePhase::kReady)},
+       Aborted("instance 'alpha-0-ab12' was changed concurrently; retry")},
       {"DeleteInstance missing", Batch::DeleteInstance{InstanceId("zeta-0-ab12")},
        NotFound("instance 'zeta-0-ab12' does not exist")},
       {"CreateUser name", Batch::CreateUser{MakeUser("alice", 3000)}, AlreadyExists("user 'alice' already exists")},
@@ -674,28 +715,20 @@ TEST_P(StateStoreConformance, ConcurrentCreatesClaimEachNameAndUidOnce) {
   EXPECT_EQ(subjects, expected);
 }
 
-TEST_P(StateStoreConformance, ConcurrentGenerationCheckedUpdatesLoseNone) {
-  ASSERT_EQ(store().Write(Batch().Add(Batch::CreatePool{MakePool("alpha", 1)})), Status::Ok());
-  constexpr int kThreads = 4, kPerThread = 25;
-  std::atomic<int> aborted{0}, other{0};
+// Runs `attempt` on kRaceThreads threads until each has had kRacePerThread
+// successes; Aborted means "read again and retry". Returns how many attempts
+// failed otherwise (a thread stops at its first).
+constexpr int kRaceThreads = 4, kRacePerThread = 25;
+int RaceReadModifyWrites(const std::function<Status()>& attempt) {
+  std::atomic<int> other{0};
   std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
+  for (int t = 0; t < kRaceThreads; ++t) {
     threads.emplace_back([&] {
-      for (int done = 0; done < kPerThread;) {
-        auto current = store().GetPool(PoolName("alpha"));
-        if (!current.ok()) {
-          ++other;
-          return;
-        }
-        Pool next = *current;
-        next.generation = current->generation + 1;
-        next.spec.instance_count = next.generation % (kMaxInstancesPerPool + 1);
-        Status s = store().Write(Batch().Add(Batch::UpdatePool{next, current->generation}));
+      for (int done = 0; done < kRacePerThread;) {
+        Status s = attempt();
         if (s.ok()) {
           ++done;
-        } else if (s.code() == StatusCode::kAborted) {
-          ++aborted;
-        } else {
+        } else if (s.code() != StatusCode::kAborted) {
           ++other;
           return;
         }
@@ -703,11 +736,40 @@ TEST_P(StateStoreConformance, ConcurrentGenerationCheckedUpdatesLoseNone) {
     });
   }
   for (auto& th : threads) th.join();
-  EXPECT_EQ(other.load(), 0);
+  return other.load();
+}
+
+TEST_P(StateStoreConformance, ConcurrentGenerationCheckedUpdatesLoseNone) {
+  ASSERT_EQ(store().Write(Batch().Add(Batch::CreatePool{MakePool("alpha", 1)})), Status::Ok());
+  int other = RaceReadModifyWrites([&]() -> Status {
+    DSP_ASSIGN_OR_RETURN(Pool current, store().GetPool(PoolName("alpha")));
+    Pool next = current;
+    next.generation = current.generation + 1;
+    next.spec.instance_count = next.generation % (kMaxInstancesPerPool + 1);
+    return store().Write(Batch().Add(Batch::UpdatePool{next, current.generation}));
+  });
+  EXPECT_EQ(other, 0);
   auto pool = store().GetPool(PoolName("alpha"));
   ASSERT_TRUE(pool.ok()) << pool.status();
-  EXPECT_EQ(pool->generation, 1 + kThreads * kPerThread);
-  EXPECT_EQ(pool->spec.instance_count, (1 + kThreads * kPerThread) % (kMaxInstancesPerPool + 1));
+  EXPECT_EQ(pool->generation, 1 + kRaceThreads * kRacePerThread);
+  EXPECT_EQ(pool->spec.instance_count, (1 + kRaceThreads * kRacePerThread) % (kMaxInstancesPerPool + 1));
+}
+
+TEST_P(StateStoreConformance, ConcurrentConditionalInstanceUpdatesLoseNone) {
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutInstance{MakeInstance("alpha", 0)})), Status::Ok());
+  const InstanceId id("alpha-0-ab12");
+  int other = RaceReadModifyWrites([&]() -> Status {
+    DSP_ASSIGN_OR_RETURN(Instance current, store().GetInstance(id));
+    Instance next = current;
+    next.reason += "x";
+    next.draining = !current.draining;
+    return store().Write(Batch().Add(Batch::UpdateInstance{next, current}));
+  });
+  EXPECT_EQ(other, 0);
+  auto instance = store().GetInstance(id);
+  ASSERT_TRUE(instance.ok()) << instance.status();
+  EXPECT_EQ(instance->reason, std::string(kRaceThreads * kRacePerThread, 'x'));
+  EXPECT_FALSE(instance->draining);  // toggled an even number of times
 }
 
 }  // namespace

@@ -12,12 +12,13 @@
 #include "base/testing/temp_dir.h"
 #include "model/ipv4.h"
 #include "store/testing/conformance.h"
+#include "store/testing/forwarding_store.h"
 
 namespace dspool {
 namespace {
 
 // A SqliteStore whose file lives, and goes, with it.
-class ScratchSqliteStore final : public StateStore {
+class ScratchSqliteStore final : public ForwardingStore {
  public:
   static std::unique_ptr<StateStore> Make() {
     auto dir = std::make_unique<TempDir>("dspool-store");
@@ -33,24 +34,9 @@ class ScratchSqliteStore final : public StateStore {
     return std::unique_ptr<StateStore>(new ScratchSqliteStore(std::move(dir), std::move(*store)));
   }
 
-  Result<Pool> GetPool(const PoolName& name) override { return store_->GetPool(name); }
-  Result<std::vector<Pool>> ListPools() override { return store_->ListPools(); }
-  Result<Instance> GetInstance(const InstanceId& id) override { return store_->GetInstance(id); }
-  Result<std::vector<Instance>> ListInstances(const std::optional<PoolName>& pool) override {
-    return store_->ListInstances(pool);
-  }
-  Result<User> GetUser(const UserName& name) override { return store_->GetUser(name); }
-  Result<std::vector<User>> ListUsers() override { return store_->ListUsers(); }
-  Result<std::vector<Event>> ListEvents(int64_t after_seq, size_t limit) override {
-    return store_->ListEvents(after_seq, limit);
-  }
-  Result<std::vector<Event>> TailEvents(size_t limit) override { return store_->TailEvents(limit); }
-  Result<std::string> GetMeta(const std::string& key) override { return store_->GetMeta(key); }
-  Status Write(const WriteBatch& batch) override { return store_->Write(batch); }
-
  private:
   ScratchSqliteStore(std::unique_ptr<TempDir> dir, std::unique_ptr<SqliteStore> store)
-      : dir_(std::move(dir)), store_(std::move(store)) {}
+      : ForwardingStore(*store), dir_(std::move(dir)), store_(std::move(store)) {}
 
   std::unique_ptr<TempDir> dir_;  // outlives store_
   std::unique_ptr<SqliteStore> store_;

@@ -1,0 +1,36 @@
+// ForwardingStore: a StateStore that hands every call to another one, for
+// test wrappers that change one behaviour (fail a write, let another writer
+// in first) and keep the rest.
+//
+// Thread safety: as the inner store's.
+#pragma once
+
+#include "store/state_store.h"
+
+namespace dspool {
+
+class ForwardingStore : public StateStore {
+ public:
+  // `inner` must outlive this store.
+  explicit ForwardingStore(StateStore& inner) : inner_(inner) {}
+
+  Result<Pool> GetPool(const PoolName& name) override { return inner_.GetPool(name); }
+  Result<std::vector<Pool>> ListPools() override { return inner_.ListPools(); }
+  Result<Instance> GetInstance(const InstanceId& id) override { return inner_.GetInstance(id); }
+  Result<std::vector<Instance>> ListInstances(const std::optional<PoolName>& pool) override {
+    return inner_.ListInstances(pool);
+  }
+  Result<User> GetUser(const UserName& name) override { return inner_.GetUser(name); }
+  Result<std::vector<User>> ListUsers() override { return inner_.ListUsers(); }
+  Result<std::vector<Event>> ListEvents(int64_t after_seq, size_t limit) override {
+    return inner_.ListEvents(after_seq, limit);
+  }
+  Result<std::vector<Event>> TailEvents(size_t limit) override { return inner_.TailEvents(limit); }
+  Result<std::string> GetMeta(const std::string& key) override { return inner_.GetMeta(key); }
+  Status Write(const WriteBatch& batch) override { return inner_.Write(batch); }
+
+ private:
+  StateStore& inner_;
+};
+
+}  // namespace dspool
