@@ -158,8 +158,10 @@ std::vector<Action> Plan(const PlanInput& in) {
         out.push_back({Action::Kind::kCreateRecord, pool.name(), {}, index, {}, ""});
       }
     } else if (have > want) {
-      // Not-yet-ready first (least work lost), then the highest index.
+      // Draining first (an admin already chose them), then not-yet-ready
+      // (least work lost), then the highest index.
       std::sort(live.begin(), live.end(), [&](const Instance* a, const Instance* b) {
+        if (a->draining != b->draining) return a->draining;
         bool a_ready = phase_after[a->id] == InstancePhase::kReady;
         bool b_ready = phase_after[b->id] == InstancePhase::kReady;
         if (a_ready != b_ready) return !a_ready;

@@ -22,8 +22,9 @@
 //      pool's instanceCount. Missing ones are created at the lowest free index
 //      (indexes are never shared between records, so a replacement never
 //      collides with the address of the instance it replaces). Excess ones are
-//      removed: not-yet-ready ones first, then the highest index. After a
-//      failure the loop may hold back creation (create_not_before).
+//      removed: draining ones first (`dspool instance drain` chose them), then
+//      not-yet-ready ones, then the highest index. After a failure the loop
+//      may hold back creation (create_not_before).
 //   4. Networks: every active pool gets one. A deleting pool, once it has no
 //      record and no instance left, loses its network, then its record. A
 //      network with no pool is deleted.

@@ -9,6 +9,9 @@ namespace {
 
 constexpr const char* kLog = "reconcile";
 constexpr const char* kActor = "reconcile";
+// Writes of a record that another writer keeps changing give up after this
+// many tries; the next pass tries again.
+constexpr int kMaxRecordUpdateAttempts = 3;
 
 Event MakeEvent(const Clock& clock, std::string action, std::string subject, std::string detail) {
   return Event{0, clock.Now(), kActor, std::move(action), std::move(subject), std::move(detail)};
@@ -290,16 +293,29 @@ Status Reconciler::ApplyStoreStep(const Action& a, const std::vector<Pool>& pool
 }
 
 Status Reconciler::SetPhase(const Instance& record, InstancePhase phase, const std::string& reason) {
-  Instance r = record;
-  r.phase = phase;
-  r.reason = reason;
-  r.phase_since = clock_.Now();
   std::string action = "instance." + std::string(InstancePhaseName(phase));
   for (char& ch : action) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  WriteBatch batch;
-  batch.Add(WriteBatch::PutInstance{r});
-  batch.Add(WriteBatch::AppendEvent{MakeEvent(clock_, action, Subject(r.id), reason)});
-  DSP_RETURN_IF_ERROR(store_.Write(batch));
+  // The API may have changed the draining flag since `record` was read: the
+  // write is conditioned on the record as read, and on a conflict made again
+  // on the fresh record, while its phase is still the one this step moves on
+  // from (only the loop moves phases, so that holds unless it was removed).
+  Instance current = record;
+  Instance r;
+  for (int attempt = 1;; ++attempt) {
+    r = current;
+    r.phase = phase;
+    r.reason = reason;
+    r.phase_since = clock_.Now();
+    WriteBatch batch;
+    batch.Add(WriteBatch::UpdateInstance{r, current});
+    batch.Add(WriteBatch::AppendEvent{MakeEvent(clock_, action, Subject(r.id), reason)});
+    Status s = store_.Write(batch);
+    if (s.ok()) break;
+    if (s.code() != StatusCode::kAborted || attempt == kMaxRecordUpdateAttempts) return s;
+    auto fresh = store_.GetInstance(record.id);
+    if (!fresh.ok() || fresh->phase != record.phase) return Status::Ok();  // moved on; the next pass plans again
+    current = *fresh;
+  }
   if (phase == InstancePhase::kFailed) {
     DSP_LOG(kWarning, kLog) << "instance " << r.id << " failed: " << reason;
     std::lock_guard lock(mu_);

@@ -11,10 +11,14 @@
 //                │ every `interval`, or at once when poked  │ provider call done
 //                └───────────── Poke() ◄────────────────────┘
 //
-// Only the loop writes instance records, and only from RunPass, so a record
-// never changes between the plan and its step. Provider calls run on the
-// executor, at most one per instance (and per pool network) at a time; their
-// outcome is applied by the next pass, which re-reads the record first.
+// Only the loop creates, removes and moves the phase of instance records, and
+// only from RunPass, so a record's phase never changes between the plan and
+// its step. The API sets one thing on records, the draining flag: every
+// update of a record is an UpdateInstance conditioned on the record as read,
+// so a phase step made again on the fresh record keeps the flag, and the
+// API's write keeps the phase. Provider calls run on the executor, at most
+// one per instance (and per pool network) at a time; their outcome is
+// applied by the next pass, which re-reads the record first.
 //
 // Crash safety: every store step is one atomic WriteBatch, and every provider
 // call is idempotent (compute_provider.h), so killing the process at any

@@ -145,6 +145,28 @@ TEST_F(PlannerTest, ScaleInRemovesNotReadyFirstThenHighestIndex) {
   EXPECT_EQ(plan[1].id.value(), "a-2");
 }
 
+TEST_F(PlannerTest, ScaleInRemovesDrainingFirst) {
+  AddPool("a", 2);
+  AddRecord("a", 0, InstancePhase::kReady).draining = true;
+  AddRecord("a", 1, InstancePhase::kBooting);
+  AddRecord("a", 2, InstancePhase::kReady);
+  AddRecord("a", 3, InstancePhase::kReady).draining = true;
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 2u);
+  // Both draining ones, highest index first; the booting one, which would
+  // go first otherwise, stays.
+  EXPECT_EQ(plan[0].id.value(), "a-3");
+  EXPECT_EQ(plan[1].id.value(), "a-0");
+  for (const Action& a : plan) {
+    EXPECT_EQ(a.kind, Kind::kSetPhase);
+    EXPECT_EQ(a.phase, InstancePhase::kDeleting);
+    EXPECT_EQ(a.reason, "scale-in");
+  }
+  // Draining alone, without scale-in, removes nothing.
+  in_.pools[0].spec.instance_count = 4;
+  EXPECT_TRUE(Plan().empty());
+}
+
 TEST_F(PlannerTest, ScaleInSkipsBusyInstance) {
   AddPool("a", 0);
   AddRecord("a", 0, InstancePhase::kPending, /*observed=*/false);

@@ -6,6 +6,7 @@
 
 #include "provider/fake/fake_provider.h"
 #include "store/memory/memory_store.h"
+#include "store/testing/forwarding_store.h"
 
 namespace dspool {
 namespace {
@@ -34,27 +35,19 @@ class CrashBudget {
   bool crashed_ = false;
 };
 
-class CrashingStore final : public StateStore {
+class CrashingStore final : public ForwardingStore {
  public:
-  CrashingStore(StateStore& inner, CrashBudget& budget) : inner_(inner), budget_(budget) {}
-  Result<Pool> GetPool(const PoolName& n) override { return inner_.GetPool(n); }
-  Result<std::vector<Pool>> ListPools() override { return inner_.ListPools(); }
-  Result<Instance> GetInstance(const InstanceId& id) override { return inner_.GetInstance(id); }
-  Result<std::vector<Instance>> ListInstances(const std::optional<PoolName>& p) override {
-    return inner_.ListInstances(p);
-  }
-  Result<User> GetUser(const UserName& n) override { return inner_.GetUser(n); }
-  Result<std::vector<User>> ListUsers() override { return inner_.ListUsers(); }
-  Result<std::vector<Event>> ListEvents(int64_t a, size_t l) override { return inner_.ListEvents(a, l); }
-  Result<std::vector<Event>> TailEvents(size_t l) override { return inner_.TailEvents(l); }
-  Result<std::string> GetMeta(const std::string& k) override { return inner_.GetMeta(k); }
+  CrashingStore(StateStore& inner, CrashBudget& budget) : ForwardingStore(inner), budget_(budget) {}
   Status Write(const WriteBatch& b) override {
     DSP_RETURN_IF_ERROR(budget_.Take());
-    return inner_.Write(b);
+    if (before_write) before_write(b);
+    return ForwardingStore::Write(b);
   }
 
+  // Another writer's turn just before each write (the API's, in tests).
+  std::function<void(const WriteBatch&)> before_write;
+
  private:
-  StateStore& inner_;
   CrashBudget& budget_;
 };
 
@@ -250,6 +243,32 @@ TEST(ReconcilerTest, SilentAgentIsReplaced) {
   EXPECT_TRUE(failed);
   ASSERT_TRUE(h.Converge());
   h.ExpectConverged();
+}
+
+TEST(ReconcilerTest, DrainSetBetweenPlanAndStepIsKept) {
+  Harness h;
+  h.StartLife(-1);
+  ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{MakePool("a", 1)})).ok());
+  bool drained = false;
+  h.crashing_store_->before_write = [&](const WriteBatch& batch) {
+    for (const WriteBatch::Op& op : batch.ops()) {
+      auto* update = std::get_if<WriteBatch::UpdateInstance>(&op);
+      if (drained || !update || update->instance.phase != InstancePhase::kReady) continue;
+      Instance draining = update->expected;
+      draining.draining = true;
+      EXPECT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::UpdateInstance{draining, update->expected})).ok());
+      drained = true;
+    }
+  };
+  ASSERT_TRUE(h.Converge());
+  ASSERT_TRUE(drained);
+  auto records = *h.store_.ListInstances({});
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].phase, InstancePhase::kReady);
+  EXPECT_TRUE(records[0].draining);
+  auto events = *h.store_.ListEvents(0, 1000);
+  EXPECT_EQ(std::count_if(events.begin(), events.end(), [](const Event& e) { return e.action == "instance.ready"; }),
+            1);
 }
 
 TEST(ReconcilerTest, AdoptsWhatExistsAfterRestart) {
