@@ -60,7 +60,8 @@ RoutingTable BuildRoutingTable(const std::vector<Pool>& pools, const std::vector
     auto& backends = table.backends[pool.name()];
     for (const Instance& i : instances) {
       if (i.pool != pool.name() || i.phase == InstancePhase::kDeleting || i.phase == InstancePhase::kFailed) continue;
-      backends.push_back({i.id, i.index, ParseIpv4(i.address).value_or(0), i.phase == InstancePhase::kReady});
+      backends.push_back(
+          {i.id, i.index, ParseIpv4(i.address).value_or(0), i.phase == InstancePhase::kReady, i.draining});
     }
     std::sort(backends.begin(), backends.end(),
               [](const RouteBackend& a, const RouteBackend& b) { return a.index < b.index; });

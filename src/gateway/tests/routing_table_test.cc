@@ -48,8 +48,26 @@ TEST(RoutingTableTest, RulesAndNatSlots) {
   EXPECT_EQ(backends[0].index, 0);
   EXPECT_FALSE(backends[0].ready);
   EXPECT_TRUE(backends[1].ready);
+  EXPECT_FALSE(backends[1].draining);
   EXPECT_EQ(backends[1].address, 0x0AE70003u);
   EXPECT_EQ(t.probes[PoolName("team")].size(), 1u);
+}
+
+TEST(RoutingTableTest, DrainingComesFromTheRecord) {
+  std::vector<Instance> instances = {Inst("team", 0, InstancePhase::kReady), Inst("team", 1, InstancePhase::kReady),
+                                     Inst("team", 2, InstancePhase::kBooting)};
+  instances[1].draining = true;
+  instances[2].draining = true;
+  RoutingTable t = BuildRoutingTable({PoolWithLb("team", "0.0.0.0", 22, 50000, 50002)}, instances);
+  const auto& backends = t.backends[PoolName("team")];
+  ASSERT_EQ(backends.size(), 3u);
+  EXPECT_FALSE(backends[0].draining);
+  EXPECT_TRUE(backends[0].ready);
+  // Draining keeps the backend (its open connections and NAT slot stay), marked.
+  EXPECT_TRUE(backends[1].draining);
+  EXPECT_TRUE(backends[1].ready);
+  EXPECT_TRUE(backends[2].draining);
+  EXPECT_FALSE(backends[2].ready);
 }
 
 TEST(RoutingTableTest, DeletingPoolsAndPoolsWithoutLbHaveNoListeners) {
