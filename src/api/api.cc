@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <map>
 #include <sstream>
 
 #include "identity/password.h"
@@ -15,6 +16,9 @@ namespace {
 
 constexpr const char* kUsersVersion = "users_version";
 constexpr const char* kUidHighWater = "uid_high_water";
+// Conditional writes of an instance record that the reconcile loop keeps
+// changing give up after this many tries (Aborted, 409: try again).
+constexpr int kMaxRecordUpdateAttempts = 3;
 
 Response JsonOk(int status, const Json& body) { return JsonResponse(status, body.dump()); }
 
@@ -132,6 +136,9 @@ Result<Response> Api::Route(const Request& r, const std::string& actor) {
   if (p.size() == 1 && p[0] == "status") return m == "GET" ? GetStatus() : MethodNotAllowed(r);
   if (p.size() == 1 && p[0] == "events") return m == "GET" ? ListEvents(r) : MethodNotAllowed(r);
   if (p.size() == 1 && p[0] == "instances") return m == "GET" ? ListInstances(r) : MethodNotAllowed(r);
+  if (p.size() == 3 && p[0] == "instances" && (p[2] == "drain" || p[2] == "undrain")) {
+    return m == "POST" ? SetDraining(InstanceId(p[1]), p[2] == "drain", r, actor) : MethodNotAllowed(r);
+  }
   if (!p.empty() && p[0] == "pools") {
     if (p.size() == 1) {
       if (m == "GET") return ListPools();
@@ -281,7 +288,7 @@ Status Api::BumpUsersVersion(WriteBatch& batch) {
 
 // ---- pools ----
 
-Json Api::InstanceJson(const Instance& i) {
+Json Api::InstanceJson(const Instance& i, const Pool* pool) {
   Json j = InstanceToJson(i);
   j["hostname"] = InstanceHostname(i.pool, i.index);
   j["createdAt"] = FormatTime(i.created_at);
@@ -294,24 +301,46 @@ Json Api::InstanceJson(const Instance& i) {
   } else {
     j["report"] = nullptr;
   }
+  if (auto health = hooks_.InstanceHealth(i.id)) j["health"] = InstanceHealthToJson(*health);
+  if (pool && pool->spec.load_balancer) {
+    // Port start+k of a NAT pool reaches the instance with index k.
+    Json ports = Json::array();
+    for (const NatPool& nat : pool->spec.load_balancer->nat_pools) {
+      if (i.index >= 0 && i.index < nat.size()) {
+        ports.push_back({{"natPool", nat.name}, {"port", nat.frontend_port_start + i.index}});
+      }
+    }
+    j["natPorts"] = ports;
+  }
   return j;
 }
 
 Result<Json> Api::PoolJson(const Pool& p) {
   DSP_ASSIGN_OR_RETURN(auto instances, store_.ListInstances(p.name()));
   Json list = Json::array();
-  for (const Instance& i : instances) list.push_back(InstanceJson(i));
-  return Json{{"name", p.name().value()},
-              {"state", PoolStateName(p.state)},
-              {"instanceCount", p.spec.instance_count},
-              {"generation", p.generation},
-              {"idBase", p.id_base},
-              {"createdAt", FormatTime(p.created_at)},
-              {"updatedAt", FormatTime(p.updated_at)},
-              {"spec", PoolSpecToJson(p.spec)},
-              {"bridge", BridgeName(p.name())},
-              {"gateway", FormatIpv4(GatewayAddress(p.spec.network))},
-              {"instances", list}};
+  for (const Instance& i : instances) list.push_back(InstanceJson(i, &p));
+  Json j = {{"name", p.name().value()},
+           {"state", PoolStateName(p.state)},
+           {"instanceCount", p.spec.instance_count},
+           {"generation", p.generation},
+           {"idBase", p.id_base},
+           {"createdAt", FormatTime(p.created_at)},
+           {"updatedAt", FormatTime(p.updated_at)},
+           {"spec", PoolSpecToJson(p.spec)},
+           {"bridge", BridgeName(p.name())},
+           {"gateway", FormatIpv4(GatewayAddress(p.spec.network))},
+           {"instances", list}};
+  if (const auto& lb = p.spec.load_balancer) {
+    Json frontends = Json::array();
+    for (const LbRule& rule : lb->rules) {
+      frontends.push_back({{"rule", rule.name},
+                           {"address", lb->frontend_address},
+                           {"port", rule.frontend_port},
+                           {"backendPort", rule.backend_port}});
+    }
+    j["frontends"] = frontends;
+  }
+  return j;
 }
 
 Result<Response> Api::ListPools() {
@@ -473,9 +502,46 @@ Result<Response> Api::ListInstances(const Request& r) {
     DSP_RETURN_IF_ERROR(store_.GetPool(*pool).status());
   }
   DSP_ASSIGN_OR_RETURN(auto instances, store_.ListInstances(pool));
+  DSP_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
+  std::map<PoolName, const Pool*> by_name;
+  for (const Pool& p : pools) by_name[p.name()] = &p;
   Json list = Json::array();
-  for (const Instance& i : instances) list.push_back(InstanceJson(i));
+  for (const Instance& i : instances) {
+    auto it = by_name.find(i.pool);
+    list.push_back(InstanceJson(i, it == by_name.end() ? nullptr : it->second));
+  }
   return JsonOk(200, {{"instances", list}});
+}
+
+Result<Response> Api::SetDraining(const InstanceId& id, bool draining, const Request& r, const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  DSP_RETURN_IF_ERROR(JsonReader(body, "").Finish());  // takes no fields
+  std::lock_guard lock(write_mu_);
+  for (int attempt = 1;; ++attempt) {
+    DSP_ASSIGN_OR_RETURN(Instance read, store_.GetInstance(id));
+    if (read.phase == InstancePhase::kDeleting) {
+      return FailedPrecondition("instance '" + id.value() + "' of pool '" + read.pool.value() +
+                                "' is being deleted" + (read.reason.empty() ? "" : " (" + read.reason + ")") +
+                                "; it cannot be " + (draining ? "drained" : "put back in rotation"));
+    }
+    if (read.draining == draining) break;
+    Instance next = read;
+    next.draining = draining;
+    WriteBatch batch;
+    batch.Add(WriteBatch::UpdateInstance{next, read});
+    batch.Add(WriteBatch::AppendEvent{
+        MakeEvent(actor, draining ? "instance.drain" : "instance.undrain", "instance/" + id.value(),
+                  draining ? "no new connections; open ones go on" : "back in rotation")});
+    Status s = store_.Write(batch);
+    if (s.ok()) {
+      hooks_.PoolsChanged();
+      break;
+    }
+    if (s.code() != StatusCode::kAborted || attempt == kMaxRecordUpdateAttempts) return s;
+  }
+  DSP_ASSIGN_OR_RETURN(Instance instance, store_.GetInstance(id));
+  auto pool = store_.GetPool(instance.pool);
+  return JsonOk(200, InstanceJson(instance, pool.ok() ? &*pool : nullptr));
 }
 
 // ---- users ----

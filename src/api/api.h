@@ -6,8 +6,9 @@
 //   "api-tcp"    TCP: only with the bearer token
 //   "agent:<id>" instance <id>'s own channel: only /v1/agent/*, and only
 //                about that instance (the channel is the credential)
-// The API writes desired state only (pools, users) and records every change
-// as an event in the same store batch; the reconcile loop does the rest.
+// The API writes desired state only (pools, users, and one flag of instance
+// records, draining) and records every change as an event in the same store
+// batch; the reconcile loop does the rest.
 //
 // Errors map to HTTP statuses in exactly one place (ErrorResponse).
 //
@@ -48,6 +49,9 @@ class ApiHooks {
   virtual void PoolsChanged() = 0;
   virtual void RecordReport(const InstanceId& id, const InstanceReport& report) = 0;
   virtual std::optional<InstanceReport> LastReport(const InstanceId& id) = 0;
+  // What the gateway sees of the instance now; nullopt when it has nothing
+  // for it (its pool has no loadBalancer, or the gateway does not run).
+  virtual std::optional<dspool::InstanceHealth> InstanceHealth(const InstanceId& id) = 0;
   // Extra Prometheus lines (counters of the loops and listeners).
   virtual std::string ExtraMetrics() = 0;
 };
@@ -77,6 +81,10 @@ class Api {
   Result<Response> ScalePool(const PoolName& name, const Request& request, const std::string& actor);
   Result<Response> DeletePool(const PoolName& name, const std::string& actor);
   Result<Response> ListInstances(const Request& request);
+  // Sets or clears the instance's draining flag (idempotent: no write and no
+  // event when it already has that value).
+  Result<Response> SetDraining(const InstanceId& id, bool draining, const Request& request,
+                               const std::string& actor);
   Result<Response> CreateUser(const Request& request, const std::string& actor);
   Result<Response> GetUser(const UserName& name);
   Result<Response> ListUsers();
@@ -87,7 +95,8 @@ class Api {
   Result<Response> ListEvents(const Request& request);
 
   Result<Json> PoolJson(const Pool& pool);
-  Json InstanceJson(const Instance& instance);
+  // `pool`: the instance's pool, for its NAT ports; nullptr if it is gone.
+  Json InstanceJson(const Instance& instance, const Pool* pool);
   Event MakeEvent(const std::string& actor, std::string action, std::string subject, std::string detail);
   // Adds the ops that record a change of the user set (agents re-render).
   Status BumpUsersVersion(WriteBatch& batch);

@@ -184,6 +184,7 @@ class PoolServer final : public ApiHooks {
   void PoolsChanged() override { reconciler_.Poke(); }
   void RecordReport(const InstanceId& id, const InstanceReport& r) override { reconciler_.RecordReport(id, r); }
   std::optional<InstanceReport> LastReport(const InstanceId& id) override { return reconciler_.LastReport(id); }
+  std::optional<dspool::InstanceHealth> InstanceHealth(const InstanceId&) override { return std::nullopt; }
 
   std::string ExtraMetrics() override {
     ReconcilerCounters c = reconciler_.counters();

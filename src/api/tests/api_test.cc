@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "store/memory/memory_store.h"
+#include "store/testing/forwarding_store.h"
 
 namespace dspool {
 namespace {
@@ -30,12 +31,41 @@ class FakeHooks final : public ApiHooks {
     if (it == reports.end()) return std::nullopt;
     return it->second;
   }
+  std::optional<dspool::InstanceHealth> InstanceHealth(const InstanceId& id) override {
+    auto it = health.find(id);
+    if (it == health.end()) return std::nullopt;
+    return it->second;
+  }
   std::string ExtraMetrics() override { return "dspool_extra 1\n"; }
 
   Status host_check;
   std::vector<std::string> prepared;
   int pokes = 0;
   std::map<InstanceId, InstanceReport> reports;
+  std::map<InstanceId, dspool::InstanceHealth> health;
+};
+
+// Lets another writer (the reconcile loop) change the record just before
+// each of the first `races` conditional instance updates.
+class RacingStore final : public ForwardingStore {
+ public:
+  RacingStore(MemoryStore& inner, int races) : ForwardingStore(inner), inner_(inner), races_(races) {}
+  Status Write(const WriteBatch& batch) override {
+    for (const WriteBatch::Op& op : batch.ops()) {
+      auto* update = std::get_if<WriteBatch::UpdateInstance>(&op);
+      if (!update || races_ == 0) continue;
+      --races_;
+      Instance moved = update->expected;
+      moved.phase_since += std::chrono::seconds(1);
+      moved.reason += "+";
+      DSP_RETURN_IF_ERROR(inner_.Write(WriteBatch().Add(WriteBatch::PutInstance{moved})));
+    }
+    return ForwardingStore::Write(batch);
+  }
+
+ private:
+  MemoryStore& inner_;
+  int races_;
 };
 
 class ApiTest : public ::testing::Test {
@@ -44,6 +74,11 @@ class ApiTest : public ::testing::Test {
 
   Response Call(const std::string& method, const std::string& path, const std::string& body = "",
                 const std::string& tag = "api", uid_t uid = 0) {
+    return api_.Handle(MakeRequest(method, path, body, tag, uid));
+  }
+
+  static Request MakeRequest(const std::string& method, const std::string& path, const std::string& body = "",
+                             const std::string& tag = "api", uid_t uid = 0) {
     Request r;
     r.method = method;
     r.target = path;
@@ -58,7 +93,7 @@ class ApiTest : public ::testing::Test {
     r.listener_tag = tag;
     r.peer.is_unix = tag != "api-tcp";
     r.peer.uid = uid;
-    return api_.Handle(r);
+    return r;
   }
 
   static std::string Spec(const std::string& name, const std::string& subnet, const std::string& extra = "") {
@@ -69,6 +104,34 @@ class ApiTest : public ::testing::Test {
 
   Json Body(const Response& r) { return Json::parse(r.body); }
   size_t EventCount() { return store_.ListEvents(0, 10000)->size(); }
+
+  // A record as the reconcile loop writes it.
+  Instance AddInstance(const std::string& pool, int64_t index, InstancePhase phase = InstancePhase::kReady) {
+    Instance i;
+    i.id = InstanceId(pool + "-" + std::to_string(index) + "-abc");
+    i.pool = PoolName(pool);
+    i.index = index;
+    i.phase = phase;
+    i.reason = phase == InstancePhase::kDeleting ? "scale-in" : "";
+    i.address = "10.231.0." + std::to_string(2 + index);
+    EXPECT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::PutInstance{i})).ok());
+    return i;
+  }
+
+  // Gives pool `name` a loadBalancer: two rules on 127.0.0.2, NAT pools of 3
+  // and 10 ports.
+  void AddLoadBalancer(const std::string& name) {
+    Pool pool = *store_.GetPool(PoolName(name));
+    LoadBalancerSpec lb;
+    lb.frontend_address = "127.0.0.2";
+    lb.probes = {{.name = "tcp22", .port = 22}, {.name = "tcp8000", .port = 8000}};
+    lb.rules = {{.name = "SSH", .frontend_port = 2222, .backend_port = 22, .probe = "tcp22"},
+                {.name = "Jupyter", .frontend_port = 8000, .backend_port = 8000, .probe = "tcp8000"}};
+    lb.nat_pools = {{.name = "sshnat", .frontend_port_start = 50000, .frontend_port_end = 50002, .backend_port = 22},
+                    {.name = "jupnat", .frontend_port_start = 51000, .frontend_port_end = 51009, .backend_port = 8000}};
+    pool.spec.load_balancer = lb;
+    ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::UpdatePool{pool, pool.generation})).ok());
+  }
 
   MemoryStore store_;
   SimulatedClock clock_;
@@ -247,6 +310,168 @@ TEST_F(ApiTest, AgentChannel) {
   std::string metrics = Call("GET", "/metrics").body;
   EXPECT_NE(metrics.find("dspool_instance_ssh_sessions{pool=\"demo\",instance=\"demo-1-abc\"} 2"), std::string::npos);
   EXPECT_NE(metrics.find("dspool_extra 1"), std::string::npos);
+}
+
+
+TEST_F(ApiTest, DrainAndUndrainSetTheFlagOnceWithAnEvent) {
+  ASSERT_EQ(Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/24")).status, 201);
+  Instance inst = AddInstance("demo", 0);
+  size_t events = EventCount();
+  int pokes = hooks_.pokes;
+
+  Response r = Call("POST", "/v1/instances/demo-0-abc/drain");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["id"], "demo-0-abc");
+  EXPECT_EQ(Body(r)["draining"], true);
+  EXPECT_EQ(Body(r)["phase"], "Ready");
+  EXPECT_TRUE(store_.GetInstance(inst.id)->draining);
+  EXPECT_EQ(hooks_.pokes, pokes + 1);
+  ASSERT_EQ(EventCount(), events + 1);
+  Event e = store_.TailEvents(1)->at(0);
+  EXPECT_EQ(e.action, "instance.drain");
+  EXPECT_EQ(e.actor, "root");
+  EXPECT_EQ(e.subject, "instance/demo-0-abc");
+  EXPECT_EQ(Body(Call("GET", "/v1/instances"))["instances"][0]["draining"], true);
+
+  // Again: the same answer, no second event, nothing to reconcile.
+  Response again = Call("POST", "/v1/instances/demo-0-abc/drain", "{}");
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(Body(again)["draining"], true);
+  EXPECT_EQ(EventCount(), events + 1);
+  EXPECT_EQ(hooks_.pokes, pokes + 1);
+
+  Response back = Call("POST", "/v1/instances/demo-0-abc/undrain");
+  ASSERT_EQ(back.status, 200) << back.body;
+  EXPECT_EQ(Body(back)["draining"], false);
+  EXPECT_EQ(*store_.GetInstance(inst.id), inst);
+  EXPECT_EQ(store_.TailEvents(1)->at(0).action, "instance.undrain");
+  EXPECT_EQ(hooks_.pokes, pokes + 2);
+  EXPECT_EQ(Call("POST", "/v1/instances/demo-0-abc/undrain").status, 200);
+  EXPECT_EQ(EventCount(), events + 2);
+
+  // Over TCP, the token is the actor.
+  Request tcp = MakeRequest("POST", "/v1/instances/demo-0-abc/drain", "", "api-tcp");
+  tcp.peer.address = "127.0.0.1";
+  tcp.headers["authorization"] = "Bearer s3cret-token-0123456789";
+  ASSERT_EQ(api_.Handle(tcp).status, 200);
+  EXPECT_EQ(store_.TailEvents(1)->at(0).actor, "token@127.0.0.1");
+}
+
+TEST_F(ApiTest, DrainRefusesBadRequestsAndChangesNothing) {
+  ASSERT_EQ(Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/24")).status, 201);
+  AddInstance("demo", 0);
+  AddInstance("demo", 1, InstancePhase::kDeleting);
+  auto instances = *store_.ListInstances({});
+  size_t events = EventCount();
+  int pokes = hooks_.pokes;
+  struct Case {
+    std::string method, path, body, tag;
+    int status;
+    std::string message;
+  } cases[] = {
+      {"POST", "/v1/instances/demo-7-zzz/drain", "", "api", 404, "instance 'demo-7-zzz' does not exist"},
+      {"POST", "/v1/instances/demo-7-zzz/undrain", "", "api", 404, "instance 'demo-7-zzz' does not exist"},
+      {"POST", "/v1/instances/demo-1-abc/drain", "", "api", 409,
+       "instance 'demo-1-abc' of pool 'demo' is being deleted (scale-in); it cannot be drained"},
+      {"POST", "/v1/instances/demo-1-abc/undrain", "", "api", 409,
+       "instance 'demo-1-abc' of pool 'demo' is being deleted (scale-in); it cannot be put back in rotation"},
+      {"GET", "/v1/instances/demo-0-abc/drain", "", "api", 400,
+       "method GET is not allowed on /v1/instances/demo-0-abc/drain"},
+      {"DELETE", "/v1/instances/demo-0-abc/undrain", "", "api", 400,
+       "method DELETE is not allowed on /v1/instances/demo-0-abc/undrain"},
+      {"POST", "/v1/instances/demo-0-abc/drain", "{", "api", 400, "request body: invalid JSON"},
+      {"POST", "/v1/instances/demo-0-abc/drain", "[]", "api", 400, "request body: expected a JSON object"},
+      {"POST", "/v1/instances/demo-0-abc/drain", R"({"force": true})", "api", 400, "force: unknown field"},
+      {"POST", "/v1/instances/demo-0-abc/frobnicate", "", "api", 404,
+       "no resource at /v1/instances/demo-0-abc/frobnicate"},
+      {"POST", "/v1/instances/demo-0-abc", "", "api", 404, "no resource at /v1/instances/demo-0-abc"},
+      {"POST", "/v1/instances/demo-0-abc/drain", "", "api-tcp", 401, "missing or wrong bearer token"},
+      {"POST", "/v1/instances/demo-0-abc/drain", "", "agent:demo-0-abc", 404, "no agent resource at "},
+  };
+  for (const Case& c : cases) {
+    Response r = api_.Handle(MakeRequest(c.method, c.path, c.body, c.tag));
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.path << " " << c.body;
+    std::string message = Body(r)["error"]["message"];
+    EXPECT_EQ(message.rfind(c.message, 0), 0u) << message;
+  }
+  EXPECT_EQ(Call("POST", "/v1/instances/demo-0-abc/drain", "", "api", 1000).status, 403);
+  EXPECT_EQ(*store_.ListInstances({}), instances);
+  EXPECT_EQ(EventCount(), events);
+  EXPECT_EQ(hooks_.pokes, pokes);
+}
+
+TEST_F(ApiTest, DrainKeepsWhatTheLoopWroteMeanwhile) {
+  ASSERT_EQ(Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/24")).status, 201);
+  Instance inst = AddInstance("demo", 0, InstancePhase::kBooting);
+  ApiOptions options{{20000, 20010}, "s3cret-token-0123456789", "/d", "fake"};
+  {
+    RacingStore racing(store_, 2);
+    Api api(racing, clock_, hooks_, options);
+    Response r = api.Handle(MakeRequest("POST", "/v1/instances/demo-0-abc/drain"));
+    ASSERT_EQ(r.status, 200) << r.body;
+    Instance now = *store_.GetInstance(inst.id);
+    EXPECT_TRUE(now.draining);
+    EXPECT_EQ(now.reason, "++");  // both of the loop's writes kept
+    EXPECT_EQ(store_.TailEvents(1)->at(0).action, "instance.drain");
+  }
+  size_t events = EventCount();
+  // A loop that never lets go: the API gives up with Aborted, having changed nothing.
+  RacingStore racing(store_, 1000);
+  Api api(racing, clock_, hooks_, options);
+  Response r = api.Handle(MakeRequest("POST", "/v1/instances/demo-0-abc/undrain"));
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(Body(r)["error"]["message"], "instance 'demo-0-abc' was changed concurrently; retry");
+  EXPECT_TRUE(store_.GetInstance(inst.id)->draining);
+  EXPECT_EQ(EventCount(), events);
+}
+
+TEST_F(ApiTest, PoolShowsFrontendsAndInstancesTheirNatPortsAndHealth) {
+  ASSERT_EQ(Call("POST", "/v1/pools", Spec("team", "10.231.0.0/24")).status, 201);
+  AddLoadBalancer("team");
+  AddInstance("team", 0);
+  AddInstance("team", 2, InstancePhase::kBooting);
+  AddInstance("team", 5);  // past the 3 ports of sshnat
+  hooks_.health[InstanceId("team-0-abc")] = {"healthy", true, 2};
+  hooks_.health[InstanceId("team-2-abc")] = {"probing", false, 0};
+
+  Response r = Call("GET", "/v1/pools/team");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json pool = Body(r);
+  EXPECT_EQ(pool["frontends"], Json::parse(R"([
+    {"rule": "SSH", "address": "127.0.0.2", "port": 2222, "backendPort": 22},
+    {"rule": "Jupyter", "address": "127.0.0.2", "port": 8000, "backendPort": 8000}])"));
+  const Json& instances = pool["instances"];
+  ASSERT_EQ(instances.size(), 3u);
+  EXPECT_EQ(instances[0]["health"], Json::parse(R"({"state": "healthy", "inRotation": true, "connections": 2})"));
+  EXPECT_EQ(instances[0]["natPorts"],
+            Json::parse(R"([{"natPool": "sshnat", "port": 50000}, {"natPool": "jupnat", "port": 51000}])"));
+  EXPECT_EQ(instances[1]["health"]["state"], "probing");
+  EXPECT_EQ(instances[1]["natPorts"],
+            Json::parse(R"([{"natPool": "sshnat", "port": 50002}, {"natPool": "jupnat", "port": 51002}])"));
+  EXPECT_FALSE(instances[2].contains("health"));
+  EXPECT_EQ(instances[2]["natPorts"], Json::parse(R"([{"natPool": "jupnat", "port": 51005}])"));
+
+  // The instance list says the same.
+  Json listed = Body(Call("GET", "/v1/instances"))["instances"];
+  ASSERT_EQ(listed.size(), 3u);
+  for (size_t k = 0; k < 3; ++k) EXPECT_EQ(listed[k], instances[k]) << k;
+}
+
+TEST_F(ApiTest, PoolWithoutLoadBalancerHasNoFrontendsNatPortsOrHealth) {
+  ASSERT_EQ(Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/24")).status, 201);
+  AddInstance("demo", 0);
+  Json pool = Body(Call("GET", "/v1/pools/demo"));
+  EXPECT_FALSE(pool.contains("frontends"));
+  ASSERT_EQ(pool["instances"].size(), 1u);
+  EXPECT_FALSE(pool["instances"][0].contains("natPorts"));
+  EXPECT_FALSE(pool["instances"][0].contains("health"));
+  EXPECT_EQ(pool["instances"][0]["draining"], false);
+  // An instance whose pool record is gone is still listed.
+  AddInstance("ghost", 0);
+  Json listed = Body(Call("GET", "/v1/instances"))["instances"];
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[1]["pool"], "ghost");
+  EXPECT_FALSE(listed[1].contains("natPorts"));
 }
 
 }  // namespace
