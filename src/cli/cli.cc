@@ -183,13 +183,22 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   pool_delete->callback([&] { action = [&](const CommandContext& ctx) { return PoolDelete(ctx, pool_name); }; });
 
   // ---- instance ----
-  CLI::App* instance = app.add_subcommand("instance", "Inspect instances");
+  CLI::App* instance = app.add_subcommand("instance", "Inspect and drain instances");
   instance->require_subcommand(1);
-  std::string instance_pool;
+  std::string instance_pool, instance_id;
   CLI::App* instance_list = instance->add_subcommand("list", "List instances, of every pool or one");
   instance_list->add_option("--pool", instance_pool, "Only this pool's instances")->type_name("NAME");
   instance_list->callback(
       [&] { action = [&](const CommandContext& ctx) { return InstanceList(ctx, instance_pool); }; });
+  CLI::App* instance_drain = instance->add_subcommand(
+      "drain", "Give an instance no new connections (open ones go on); scale-in removes it first");
+  instance_drain->add_option("ID", instance_id, "Instance id, as `instance list` prints it")->required();
+  instance_drain->callback(
+      [&] { action = [&](const CommandContext& ctx) { return InstanceDrain(ctx, instance_id, true); }; });
+  CLI::App* instance_undrain = instance->add_subcommand("undrain", "Put a drained instance back in rotation");
+  instance_undrain->add_option("ID", instance_id, "Instance id, as `instance list` prints it")->required();
+  instance_undrain->callback(
+      [&] { action = [&](const CommandContext& ctx) { return InstanceDrain(ctx, instance_id, false); }; });
 
   // ---- status, events ----
   app.add_subcommand("status", "Show the server's status")->callback([&] { action = ShowStatus; });

@@ -47,14 +47,21 @@ struct CommandContext {
 // `admin_password_from_stdin`, one line of `in` becomes adminUser.password.
 Status PoolCreate(const CommandContext& ctx, const std::string& spec_path, bool admin_password_from_stdin);
 Status PoolList(const CommandContext& ctx);
-// The pool's details, then a table of its instances.
+// The pool's details (with its frontends, if it has a loadBalancer), then a
+// table of its instances as InstanceList prints them.
 Status PoolShow(const CommandContext& ctx, const std::string& name);
 Status PoolScale(const CommandContext& ctx, const std::string& name, int64_t count);
 // Returns once the server has accepted the deletion; it proceeds in the
 // background.
 Status PoolDelete(const CommandContext& ctx, const std::string& name);
-// Every instance, or those of `pool` if not empty.
+// Every instance, or those of `pool` if not empty. Columns HEALTH and CONNS
+// (the gateway's view; "(draining)") and NAT (ports) appear when some
+// instance has them.
 Status InstanceList(const CommandContext& ctx, const std::string& pool);
+// Sets (`draining`) or clears the instance's draining flag: the gateway
+// sends it no new connections, open ones go on, and scale-in removes it
+// first. Idempotent.
+Status InstanceDrain(const CommandContext& ctx, const std::string& id, bool draining);
 
 // ---- server status and events ----
 

@@ -1,4 +1,4 @@
-// pool create|list|show|scale|delete, instance list.
+// pool create|list|show|scale|delete, instance list|drain|undrain.
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -32,11 +32,42 @@ std::string Since(const std::string& rfc3339, TimePoint now) {
   return age == "-" ? rfc3339 : age + " ago (" + rfc3339 + ")";
 }
 
-// The instance columns shared by `pool show` and `instance list`.
+// "healthy", "unhealthy (draining)", "draining" (no gateway view), or "-".
+std::string HealthText(const Json& instance) {
+  std::string state = JsonString(JsonField(instance, "health"), "state");
+  if (!JsonBool(instance, "draining")) return OrDash(state);
+  return state.empty() ? "draining" : state + " (draining)";
+}
+
+// "50000,51000": the instance's NAT-pool ports, or "-".
+std::string NatText(const Json& instance) {
+  std::string out;
+  for (const Json& nat : JsonArray(instance, "natPorts")) {
+    if (!out.empty()) out += ",";
+    out += JsonString(nat, "port");
+  }
+  return OrDash(out);
+}
+
+// The instance columns shared by `pool show` and `instance list`. HEALTH and
+// CONNS appear when some instance has the gateway's view or is draining, NAT
+// when some has NAT-pool ports.
 Table InstanceTable(const Json& instances, bool with_pool, TimePoint now) {
-  std::vector<std::string> header = {"INDEX", "HOSTNAME", "ID",     "PHASE", "ADDRESS",
-                                     "SSH",   "CPU",      "MEMORY", "AGE",   "REASON"};
-  if (with_pool) header.insert(header.begin(), "POOL");
+  bool with_health = false, with_nat = false;
+  for (const Json& i : instances) {
+    with_health |= JsonField(i, "health").is_object() || JsonBool(i, "draining");
+    with_nat |= !JsonArray(i, "natPorts").empty();
+  }
+  auto add = [](std::vector<std::string>* to, std::initializer_list<std::string> cells) {
+    to->insert(to->end(), cells);
+  };
+  std::vector<std::string> header;
+  if (with_pool) add(&header, {"POOL"});
+  add(&header, {"INDEX", "HOSTNAME", "ID", "PHASE"});
+  if (with_health) add(&header, {"HEALTH", "CONNS"});
+  add(&header, {"ADDRESS"});
+  if (with_nat) add(&header, {"NAT"});
+  add(&header, {"SSH", "CPU", "MEMORY", "AGE", "REASON"});
   Table table(header);
   for (const Json& i : instances) {
     const Json& report = JsonField(i, "report");
@@ -48,20 +79,28 @@ Table InstanceTable(const Json& instances, bool with_pool, TimePoint now) {
       memory = FormatBytes(JsonInt(report, "memoryUsedBytes"));
       if (limit > 0) memory += "/" + FormatBytes(limit);
     }
-    std::vector<std::string> row = {JsonString(i, "index"),
-                                    OrDash(JsonString(i, "hostname")),
-                                    OrDash(JsonString(i, "id")),
-                                    OrDash(JsonString(i, "phase")),
-                                    OrDash(JsonString(i, "address")),
-                                    OrDash(ssh),
-                                    cpu,
-                                    memory,
-                                    AgeOf(JsonString(i, "createdAt"), now),
-                                    JsonString(i, "reason")};
-    if (with_pool) row.insert(row.begin(), OrDash(JsonString(i, "pool")));
+    std::vector<std::string> row;
+    if (with_pool) add(&row, {OrDash(JsonString(i, "pool"))});
+    add(&row, {JsonString(i, "index"), OrDash(JsonString(i, "hostname")), OrDash(JsonString(i, "id")),
+               OrDash(JsonString(i, "phase"))});
+    if (with_health) add(&row, {HealthText(i), OrDash(JsonString(JsonField(i, "health"), "connections"))});
+    add(&row, {OrDash(JsonString(i, "address"))});
+    if (with_nat) add(&row, {NatText(i)});
+    add(&row, {OrDash(ssh), cpu, memory, AgeOf(JsonString(i, "createdAt"), now), JsonString(i, "reason")});
     table.AddRow(std::move(row));
   }
   return table;
+}
+
+// "SSH 0.0.0.0:2222 → 22, Jupyter 0.0.0.0:8000 → 8000", or "" without rules.
+std::string FrontendsText(const Json& pool) {
+  std::string out;
+  for (const Json& f : JsonArray(pool, "frontends")) {
+    if (!out.empty()) out += ", ";
+    out += JsonString(f, "rule") + " " + JsonString(f, "address") + ":" + JsonString(f, "port") + " → " +
+           JsonString(f, "backendPort");
+  }
+  return out;
 }
 
 std::string SizeText(const Json& size) {
@@ -137,7 +176,7 @@ Status PoolShow(const CommandContext& ctx, const std::string& name) {
   TimePoint now = ctx.clock.Now();
   const Json& spec = JsonField(pool, "spec");
   const Json& instances = JsonArray(pool, "instances");
-  ctx.out << RenderFields({
+  std::vector<std::pair<std::string, std::string>> fields = {
       {"Name", JsonString(pool, "name")},
       {"State", JsonString(pool, "state")},
       {"Instances", JsonString(pool, "instanceCount") + " desired, " + std::to_string(instances.size()) + " present, " +
@@ -147,12 +186,15 @@ Status PoolShow(const CommandContext& ctx, const std::string& name) {
       {"Subnet", OrDash(JsonString(JsonField(spec, "network"), "subnet"))},
       {"Bridge", OrDash(JsonString(pool, "bridge"))},
       {"Gateway", OrDash(JsonString(pool, "gateway"))},
-      {"Share", ShareText(JsonField(spec, "share"))},
-      {"Admin user", OrDash(JsonString(JsonField(spec, "adminUser"), "name"))},
-      {"Created", Since(JsonString(pool, "createdAt"), now)},
-      {"Updated", Since(JsonString(pool, "updatedAt"), now)},
-  });
-  ctx.out << "\n";
+  };
+  if (std::string frontends = FrontendsText(pool); !frontends.empty()) fields.push_back({"Frontends", frontends});
+  fields.insert(fields.end(), {
+                                  {"Share", ShareText(JsonField(spec, "share"))},
+                                  {"Admin user", OrDash(JsonString(JsonField(spec, "adminUser"), "name"))},
+                                  {"Created", Since(JsonString(pool, "createdAt"), now)},
+                                  {"Updated", Since(JsonString(pool, "updatedAt"), now)},
+                              });
+  ctx.out << RenderFields(fields) << "\n";
   if (instances.empty()) {
     ctx.out << "No instances.\n";
   } else {
@@ -197,6 +239,19 @@ Status InstanceList(const CommandContext& ctx, const std::string& pool) {
     return Status::Ok();
   }
   ctx.out << InstanceTable(instances, /*with_pool=*/pool.empty(), ctx.clock.Now()).Render();
+  return Status::Ok();
+}
+
+Status InstanceDrain(const CommandContext& ctx, const std::string& id, bool draining) {
+  std::string target = "/v1/instances/" + UrlEncode(id) + (draining ? "/drain" : "/undrain");
+  DSP_ASSIGN_OR_RETURN(Json instance, ctx.api.Call("POST", target));
+  if (ctx.output == OutputFormat::kJson) {
+    PrintJson(ctx.out, instance);
+  } else if (draining) {
+    ctx.out << "instance " << id << " draining: it gets no new connections; open ones go on\n";
+  } else {
+    ctx.out << "instance " << id << " back in rotation\n";
+  }
   return Status::Ok();
 }
 

@@ -17,6 +17,7 @@
 namespace dspool {
 namespace {
 
+using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -39,6 +40,29 @@ constexpr const char* kPoolJson = R"({
     {"id": "demo-1-77ab02", "pool": "demo", "index": 1, "hostname": "demo1", "phase": "Booting",
      "reason": "waiting for the agent", "address": "10.231.0.3", "createdAt": "2023-11-14T22:13:10.000Z",
      "phaseSince": "2023-11-14T22:13:10.000Z", "report": null}]})";
+
+// kPoolJson's pool behind a loadBalancer, as the gateway sees it: instance 0
+// healthy, instance 1 draining and never probed yet, instance 4 past the
+// 3 ports of sshnat.
+constexpr const char* kLbPoolJson = R"({
+  "name": "team", "state": "active", "instanceCount": 3, "generation": 2,
+  "createdAt": "2023-11-14T22:08:20.000Z", "updatedAt": "2023-11-14T22:12:20.000Z",
+  "spec": {"name": "team", "network": {"subnet": "10.232.0.0/24"}},
+  "bridge": "dsp-team", "gateway": "10.232.0.1",
+  "frontends": [{"rule": "SSH", "address": "0.0.0.0", "port": 2222, "backendPort": 22},
+                {"rule": "Jupyter", "address": "0.0.0.0", "port": 8000, "backendPort": 8000}],
+  "instances": [
+    {"id": "team-0-aa", "pool": "team", "index": 0, "hostname": "team0", "phase": "Ready", "draining": false,
+     "reason": "", "address": "10.232.0.2", "createdAt": "2023-11-14T22:13:10.000Z", "report": null,
+     "health": {"state": "healthy", "inRotation": true, "connections": 3},
+     "natPorts": [{"natPool": "sshnat", "port": 50000}, {"natPool": "jupnat", "port": 51000}]},
+    {"id": "team-1-bb", "pool": "team", "index": 1, "hostname": "team1", "phase": "Booting", "draining": true,
+     "reason": "", "address": "10.232.0.3", "createdAt": "2023-11-14T22:13:10.000Z", "report": null,
+     "health": {"state": "probing", "inRotation": false, "connections": 0},
+     "natPorts": [{"natPool": "sshnat", "port": 50001}, {"natPool": "jupnat", "port": 51001}]},
+    {"id": "team-4-cc", "pool": "team", "index": 4, "hostname": "team4", "phase": "Ready", "draining": false,
+     "reason": "", "address": "10.232.0.6", "createdAt": "2023-11-14T22:13:10.000Z", "report": null,
+     "natPorts": [{"natPool": "jupnat", "port": 51004}]}]})";
 
 constexpr const char* kUserJson = R"({"name": "alice", "uid": 20000, "gid": 20000, "admin": false,
   "hasPassword": true, "createdAt": "2023-11-10T22:13:20.000Z",
@@ -281,6 +305,73 @@ TEST_F(CliTest, InstanceListFiltersByPool) {
   EXPECT_EQ(Run({"instance", "list"}), 0) << err_;
   EXPECT_THAT(out_, StartsWith("POOL   INDEX   HOSTNAME"));
   EXPECT_THAT(out_, HasSubstr("\ndemo   0       demo0"));
+}
+
+TEST_F(CliTest, PoolShowWithLoadBalancerShowsFrontendsHealthAndNatPorts) {
+  Answer("GET /v1/pools/team", 200, kLbPoolJson);
+  EXPECT_EQ(Run({"pool", "show", "team"}), 0) << err_;
+  EXPECT_THAT(out_, HasSubstr("\nGateway:      10.232.0.1\n"
+                              "Frontends:    SSH 0.0.0.0:2222 → 22, Jupyter 0.0.0.0:8000 → 8000\n"
+                              "Share:        -\n"));
+  EXPECT_THAT(out_, EndsWith("\n\n"
+                             "INDEX   HOSTNAME   ID          PHASE     HEALTH               CONNS   ADDRESS      NAT  "
+                             "         SSH   CPU   MEMORY   AGE   REASON\n"
+                             "0       team0      team-0-aa   Ready     healthy              3       10.232.0.2   50000"
+                             ",51000   -     -     -        10s\n"
+                             "1       team1      team-1-bb   Booting   probing (draining)   0       10.232.0.3   50001"
+                             ",51001   -     -     -        10s\n"
+                             "4       team4      team-4-cc   Ready     -                    -       10.232.0.6   51004"
+                             "         -     -     -        10s\n"));
+
+  EXPECT_EQ(Run({"pool", "show", "team", "-o", "json"}), 0) << err_;
+  EXPECT_EQ(out_, Json::parse(kLbPoolJson).dump(2) + "\n");
+}
+
+TEST_F(CliTest, InstanceListShowsDrainingWithoutAGateway) {
+  Json instances = Json::parse(kPoolJson)["instances"];
+  instances[1]["draining"] = true;
+  Answer("GET /v1/instances?pool=demo", 200, Json{{"instances", instances}}.dump());
+  EXPECT_EQ(Run({"instance", "list", "--pool", "demo"}), 0) << err_;
+  EXPECT_EQ(out_,
+            "INDEX   HOSTNAME   ID              PHASE     HEALTH     CONNS   ADDRESS      SSH   CPU    MEMORY      AGE"
+            "   REASON\n"
+            "0       demo0      demo-0-3fa9c1   Ready     -          -       10.231.0.2   1     1.5%   120Mi/1Gi   2h\n"
+            "1       demo1      demo-1-77ab02   Booting   draining   -       10.231.0.3   -     -      -           10s"
+            "   waiting for the agent\n");
+}
+
+TEST_F(CliTest, InstanceDrainAndUndrain) {
+  Json instance = Json::parse(kLbPoolJson)["instances"][1];
+  Answer("POST /v1/instances/team-1-bb/drain", 200, instance.dump());
+  EXPECT_EQ(Run({"instance", "drain", "team-1-bb"}), 0) << err_;
+  EXPECT_EQ(out_, "instance team-1-bb draining: it gets no new connections; open ones go on\n");
+  EXPECT_EQ(seen().back().method, "POST");
+  EXPECT_EQ(seen().back().body, "");
+
+  instance["draining"] = false;
+  Answer("POST /v1/instances/team-1-bb/undrain", 200, instance.dump());
+  EXPECT_EQ(Run({"instance", "undrain", "team-1-bb"}), 0) << err_;
+  EXPECT_EQ(out_, "instance team-1-bb back in rotation\n");
+  EXPECT_EQ(Run({"instance", "undrain", "team-1-bb", "-o", "json"}), 0) << err_;
+  EXPECT_EQ(out_, instance.dump(2) + "\n");
+
+  // The id is one path segment, whatever it holds.
+  Answer("POST /v1/instances/a%2Fb/drain", 404,
+         R"({"error": {"code": "NotFound", "message": "instance 'a/b' does not exist"}})");
+  EXPECT_EQ(Run({"instance", "drain", "a/b"}), 1);
+  EXPECT_EQ(out_, "");
+  EXPECT_EQ(err_, "dspool: instance 'a/b' does not exist\n");
+  Answer("POST /v1/instances/team-2-dd/drain", 409,
+         R"({"error": {"code": "FailedPrecondition",
+                       "message": "instance 'team-2-dd' of pool 'team' is being deleted (scale-in); it cannot be drained"}})");
+  EXPECT_EQ(Run({"instance", "drain", "team-2-dd"}), 1);
+  EXPECT_EQ(err_, "dspool: instance 'team-2-dd' of pool 'team' is being deleted (scale-in); it cannot be drained\n");
+
+  size_t requests = seen().size();
+  EXPECT_EQ(Run({"instance", "drain"}), 2);
+  EXPECT_THAT(err_, HasSubstr("ID is required"));
+  EXPECT_EQ(Run({"instance", "undrain", "a", "b"}), 2);
+  EXPECT_EQ(seen().size(), requests);
 }
 
 TEST_F(CliTest, UserAddSendsKeysPasswordAndRole) {
