@@ -362,11 +362,6 @@ Result<Response> Api::GetPool(const PoolName& name) {
 Result<Response> Api::CreatePool(const Request& r, const std::string& actor) {
   DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
   DSP_ASSIGN_OR_RETURN(PoolSpec spec, ParsePoolSpec(body));
-  if (spec.load_balancer) {
-    // Validated above, but nothing serves it yet: refuse rather than ignore.
-    return FailedPrecondition("loadBalancer: this server does not serve a front address yet (the gateway is "
-                              "being built); remove the field and reach instances at their own addresses");
-  }
   AdminUserSpec& admin = spec.admin;
   DSP_RETURN_IF_ERROR(ValidateUserName(admin.name).WithPrefix("adminUser.name"));
   if (!admin.ssh_public_key.empty()) {

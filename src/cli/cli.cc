@@ -60,6 +60,8 @@ struct ServerFlags {
   std::string token_file;
   std::string uid_range = "20000-59999";
   std::string log_level = "info";
+  int gateway_threads = 0;
+  int64_t hold_timeout_seconds = 120;
 };
 
 int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
@@ -74,6 +76,8 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
   if (!ParseLogLevel(flags.log_level, &options.log_level)) {
     return Fail(err, InvalidArgument("--log-level: '" + flags.log_level + "' is not debug, info, warning or error"));
   }
+  options.gateway_threads = flags.gateway_threads;
+  options.hold_timeout = std::chrono::seconds(flags.hold_timeout_seconds);
   return RunServer(options);
 }
 
@@ -137,6 +141,16 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       ->type_name("LEVEL")
       ->capture_default_str()
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+  server->add_option("--gateway-threads", server_flags.gateway_threads,
+                     "Threads relaying the pools' connections (0: one per CPU, at most 4)")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  server->add_option("--hold-timeout", server_flags.hold_timeout_seconds,
+                     "Seconds a connection waits for an instance of a pool at zero before it is closed")
+      ->type_name("SECONDS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
 
   // ---- agent ----
   AgentOptions agent_options;

@@ -23,6 +23,9 @@ class ProbeTracker {
   void Remove();
 
   bool in_rotation() const { return in_rotation_; }
+  // Whether any probe ever succeeded (a backend that never answered is
+  // probed more often, so it joins soon after it comes up).
+  bool ever_succeeded() const { return ever_succeeded_; }
   int64_t consecutive_failures() const { return failures_; }
   int64_t consecutive_successes() const { return successes_; }
 

@@ -154,6 +154,26 @@ Result<std::optional<UniqueFd>> TryAcceptTcp(const UniqueFd& listener) {
   }
 }
 
+Result<size_t> TrySend(const UniqueFd& fd, std::string_view data) {
+  while (true) {
+    ssize_t n = ::send(fd.get(), data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return size_t{0};
+    return ErrnoStatus("send", errno);
+  }
+}
+
+Result<std::optional<size_t>> TryRecv(const UniqueFd& fd, char* buffer, size_t size) {
+  while (true) {
+    ssize_t n = ::recv(fd.get(), buffer, size, MSG_DONTWAIT);
+    if (n >= 0) return std::optional<size_t>(static_cast<size_t>(n));
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return std::optional<size_t>();
+    return ErrnoStatus("recv", errno);
+  }
+}
+
 Result<TcpEnds> GetTcpEnds(const UniqueFd& fd) {
   sockaddr_in local, peer;
   socklen_t local_len = sizeof(local), peer_len = sizeof(peer);

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "base/result.h"
 #include "os/unique_fd.h"
@@ -58,6 +59,13 @@ Result<UniqueFd> AcceptTcp(const UniqueFd& listener, std::chrono::milliseconds t
 // Accepts one pending connection, without waiting: nullopt when none is
 // pending. The socket is non-blocking and close-on-exec.
 Result<std::optional<UniqueFd>> TryAcceptTcp(const UniqueFd& listener);
+
+// Non-blocking send and receive on a connected socket, for the few bytes
+// the gateway exchanges itself (HTTP probes). TrySend returns the bytes
+// taken (0 if the buffer is full); TryRecv the bytes read, 0 at EOF, nullopt
+// if nothing is there yet. Never raise SIGPIPE.
+Result<size_t> TrySend(const UniqueFd& fd, std::string_view data);
+Result<std::optional<size_t>> TryRecv(const UniqueFd& fd, char* buffer, size_t size);
 
 // Both ends of a connected TCP socket (host byte order).
 struct TcpEnds {

@@ -8,6 +8,7 @@
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -361,6 +362,16 @@ Status RunChecked(const std::vector<std::string>& argv, const RunOptions& option
     break;
   }
   return Internal(std::move(message));
+}
+
+Result<uint64_t> RaiseDescriptorLimit() {
+  rlimit limit;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return ErrnoStatus("getrlimit(RLIMIT_NOFILE)", errno);
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) return ErrnoStatus("setrlimit(RLIMIT_NOFILE)", errno);
+  }
+  return static_cast<uint64_t>(limit.rlim_cur);
 }
 
 }  // namespace dspool

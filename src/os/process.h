@@ -83,4 +83,9 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, const Run
 // are returned unchanged.
 Status RunChecked(const std::vector<std::string>& argv, const RunOptions& options = {});
 
+// Raises this process's soft limit on open descriptors to its hard limit
+// (the gateway holds six per relayed connection) and returns the new soft
+// limit.
+Result<uint64_t> RaiseDescriptorLimit();
+
 }  // namespace dspool

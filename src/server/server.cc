@@ -16,6 +16,8 @@
 
 #include "api/api.h"
 #include "base/version.h"
+#include "gateway/gateway.h"
+#include "gateway/routing_table.h"
 #include "http/endpoint.h"
 #include "http/server.h"
 #include "os/children.h"
@@ -24,6 +26,7 @@
 #include "os/process.h"
 #include "provider/lxc/lxc_provider.h"
 #include "reconcile/reconciler.h"
+#include "store/forwarding_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace dspool {
@@ -89,14 +92,33 @@ std::string RandomHex(size_t bytes) {
   return out;
 }
 
-class PoolServer final : public ApiHooks {
+// The state store, telling the server after every committed write (the
+// gateway's routing table follows the records).
+class NotifyingStore final : public ForwardingStore {
+ public:
+  NotifyingStore(std::unique_ptr<StateStore> inner, std::function<void()> on_write)
+      : ForwardingStore(*inner), inner_(std::move(inner)), on_write_(std::move(on_write)) {}
+  Status Write(const WriteBatch& batch) override {
+    Status s = ForwardingStore::Write(batch);
+    if (s.ok()) on_write_();
+    return s;
+  }
+
+ private:
+  std::unique_ptr<StateStore> inner_;
+  std::function<void()> on_write_;
+};
+
+class PoolServer final : public ApiHooks, public GatewayHooks {
  public:
   PoolServer(const ServerOptions& options, std::optional<Endpoint> listen, std::unique_ptr<StateStore> store,
-             std::unique_ptr<ComputeProvider> provider, std::string self_binary, std::string token)
+             std::unique_ptr<ComputeProvider> provider, GatewayOptions gateway_options, std::string self_binary,
+             std::string token)
       : options_(options),
         listen_(std::move(listen)),
-        store_(std::move(store)),
+        store_(std::make_unique<NotifyingStore>(std::move(store), [this] { RoutesChanged(); })),
         provider_(std::move(provider)),
+        gateway_options_(std::move(gateway_options)),
         self_binary_(std::move(self_binary)),
         workers_(8),
         reconciler_(*store_, *provider_, clock_,
@@ -116,6 +138,10 @@ class PoolServer final : public ApiHooks {
     }
     // Channels of the instances that already exist, before the agents retry.
     SweepChannels();
+    DSP_ASSIGN_OR_RETURN(gateway_, Gateway::Create(gateway_options_, *this));
+    DSP_RETURN_IF_ERROR(gateway_->Start());
+    RoutesChanged();
+    router_ = std::thread([this] { RouteLoop(); });
     http_.Start(2);
     reconciler_.Start();
     sweeper_ = std::thread([this] { SweepLoop(); });
@@ -131,13 +157,17 @@ class PoolServer final : public ApiHooks {
     }
     cv_.notify_all();
     if (sweeper_.joinable()) sweeper_.join();
+    if (router_.joinable()) router_.join();
     reconciler_.Stop();
     http_.Stop();
+    if (gateway_) gateway_->Stop();
   }
 
   // ---- ApiHooks ----
 
   Status CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& existing) override {
+    DSP_RETURN_IF_ERROR(CheckFrontendPorts(spec, existing));
+    DSP_RETURN_IF_ERROR(gateway_->CheckListen(spec));
     for (const Pool& p : existing) {
       if (p.spec.network.subnet.Overlaps(spec.network.subnet)) {
         return InvalidArgument("network.subnet: " + spec.network.subnet.ToString() + " overlaps pool '" +
@@ -184,7 +214,16 @@ class PoolServer final : public ApiHooks {
   void PoolsChanged() override { reconciler_.Poke(); }
   void RecordReport(const InstanceId& id, const InstanceReport& r) override { reconciler_.RecordReport(id, r); }
   std::optional<InstanceReport> LastReport(const InstanceId& id) override { return reconciler_.LastReport(id); }
-  std::optional<dspool::InstanceHealth> InstanceHealth(const InstanceId&) override { return std::nullopt; }
+  std::optional<dspool::InstanceHealth> InstanceHealth(const InstanceId& id) override { return gateway_->Health(id); }
+
+  // ---- GatewayHooks ----
+
+  // Off the gateway's thread: the store write may wait for the disk.
+  void WakePool(const PoolName& pool) override {
+    workers_.Run([this, pool] {
+      if (Status s = RaiseFromZero(pool); !s.ok()) DSP_LOG(kWarning, kLog) << "wake pool " << pool << ": " << s;
+    });
+  }
 
   std::string ExtraMetrics() override {
     ReconcilerCounters c = reconciler_.counters();
@@ -202,7 +241,9 @@ class PoolServer final : public ApiHooks {
     counter("dspool_orphans_destroyed_total", "Provider instances without a record, destroyed.", c.orphans_destroyed);
     counter("dspool_http_requests_total", "HTTP requests served (API and agents).",
             static_cast<int64_t>(h.requests));
-    return out.str();
+    counter("dspool_pool_wakeups_total", "Pools raised from zero (or from all-draining) by a waiting connection.",
+            wakeups_.load());
+    return out.str() + GatewayMetrics(gateway_->counters());
   }
 
  private:
@@ -375,6 +416,68 @@ class PoolServer final : public ApiHooks {
     }
   }
 
+  // A connection waits on `name` and no instance can take it: make sure
+  // the pool wants one instance that is not draining. If it does already
+  // (instances starting, or failed ones being replaced), nothing to raise.
+  Status RaiseFromZero(const PoolName& name) {
+    std::lock_guard lock(wake_mu_);
+    DSP_ASSIGN_OR_RETURN(Pool pool, store_->GetPool(name));
+    if (pool.state != PoolState::kActive) return Status::Ok();
+    DSP_ASSIGN_OR_RETURN(auto instances, store_->ListInstances(name));
+    // Draining instances count towards instanceCount until scale-in removes them.
+    int64_t draining = 0;
+    for (const Instance& i : instances) draining += i.draining && i.phase != InstancePhase::kDeleting;
+    if (pool.spec.instance_count > draining) return Status::Ok();  // one is coming
+    Pool updated = pool;
+    updated.spec.instance_count = draining + 1;
+    if (auto cap = pool.spec.load_balancer ? NatCapacity(*pool.spec.load_balancer) : std::nullopt;
+        cap && updated.spec.instance_count > *cap) {
+      return FailedPrecondition("the NAT pools address only " + std::to_string(*cap) + " instances");
+    }
+    updated.generation++;
+    updated.updated_at = clock_.Now();
+    WriteBatch batch;
+    batch.Add(WriteBatch::UpdatePool{updated, pool.generation});
+    batch.Add(WriteBatch::AppendEvent{Event{0, std::chrono::system_clock::now(), "gateway", "pool.wake",
+                                            "pool/" + name.value(),
+                                            "a connection is waiting: " + std::to_string(pool.spec.instance_count) +
+                                                " → " + std::to_string(updated.spec.instance_count) + " instances"}});
+    DSP_RETURN_IF_ERROR(store_->Write(batch));
+    wakeups_++;
+    DSP_LOG(kInfo, kLog) << "pool " << name << " woken by a waiting connection: "
+                         << pool.spec.instance_count << " → " << updated.spec.instance_count << " instances";
+    reconciler_.Poke();
+    return Status::Ok();
+  }
+
+  // The records changed: rebuild the gateway's routing table soon.
+  void RoutesChanged() {
+    {
+      std::lock_guard lock(mu_);
+      routes_dirty_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  void RouteLoop() {
+    std::string last_error;
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || routes_dirty_; });
+        if (stopping_) return;
+        routes_dirty_ = false;
+      }
+      auto pools = store_->ListPools();
+      auto instances = store_->ListInstances({});
+      Status s = !pools.ok() ? pools.status() : !instances.ok() ? instances.status() : Status::Ok();
+      if (s.ok()) s = gateway_->Apply(BuildRoutingTable(*pools, *instances));
+      // Said once per change of error, not on every write.
+      if (!s.ok() && s.message() != last_error) DSP_LOG(kError, kLog) << s;
+      last_error = s.ok() ? "" : s.message();
+    }
+  }
+
   void SweepLoop() {
     for (;;) {
       std::unique_lock lock(mu_);
@@ -390,6 +493,8 @@ class PoolServer final : public ApiHooks {
   RealClock clock_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<ComputeProvider> provider_;
+  GatewayOptions gateway_options_;
+  std::unique_ptr<Gateway> gateway_;  // made by Start
   std::string self_binary_;
   WorkerPool workers_;
   Reconciler reconciler_;
@@ -400,7 +505,11 @@ class PoolServer final : public ApiHooks {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool routes_dirty_ = false;  // guarded by mu_
   std::thread sweeper_;
+  std::thread router_;
+  std::mutex wake_mu_;
+  std::atomic<int64_t> wakeups_{0};
 };
 
 Result<std::string> ReadToken(const std::string& path) {
@@ -470,11 +579,18 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
   DSP_ASSIGN_OR_RETURN(auto store, SqliteStore::Open(options.data_dir + "/state.db"));
   DSP_RETURN_IF_ERROR(AssignIdBlocks(*store));
   DSP_ASSIGN_OR_RETURN(auto provider, LxcProvider::Create(options.data_dir + "/lxc"));
+  GatewayOptions gateway_options;
+  gateway_options.relay_threads = options.gateway_threads > 0
+                                      ? options.gateway_threads
+                                      : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
+  gateway_options.hold_timeout = options.hold_timeout;
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);
   self[n] = '\0';
-  *out = std::make_unique<PoolServer>(options, listen, std::move(store), std::move(provider), self, token);
+  DSP_ASSIGN_OR_RETURN(uint64_t descriptors, RaiseDescriptorLimit());
+  DSP_LOG(kDebug, kLog) << "open descriptor limit " << descriptors;
+  *out = std::make_unique<PoolServer>(options, listen, std::move(store), std::move(provider), gateway_options, self, token);
   return Status::Ok();
 }
 

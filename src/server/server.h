@@ -3,6 +3,7 @@
 // channels, and runs the reconcile loop until SIGTERM or SIGINT.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "base/log.h"
@@ -19,6 +20,10 @@ struct ServerOptions {
   int64_t uid_first = 20000;
   int64_t uid_last = 59999;
   LogLevel log_level = LogLevel::kInfo;
+  // The gateway's relay threads (0: one per CPU, at most 4), and how long
+  // a connection waits for an instance of a pool at zero.
+  int gateway_threads = 0;
+  std::chrono::seconds hold_timeout{120};
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit code. Errors before the

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "store/memory/memory_store.h"
-#include "store/testing/forwarding_store.h"
+#include "store/forwarding_store.h"
 
 namespace dspool {
 namespace {
@@ -190,7 +190,7 @@ TEST_F(ApiTest, BadInputChangesNothing) {
   EXPECT_TRUE(hooks_.prepared.empty());
 }
 
-TEST_F(ApiTest, LoadBalancerIsValidatedThenRefusedUntilServed) {
+TEST_F(ApiTest, LoadBalancerIsValidatedAndKeptWithThePool) {
   std::string lb = R"(, "loadBalancer": {"rules": [{"name": "SSH", "frontendPort": 22, "backendPort": 22,
     "probe": "nope"}]})";
   std::string spec = Spec("demo", "10.231.0.0/24");
@@ -198,12 +198,17 @@ TEST_F(ApiTest, LoadBalancerIsValidatedThenRefusedUntilServed) {
   Response bad = Call("POST", "/v1/pools", spec);
   EXPECT_EQ(bad.status, 400);
   EXPECT_EQ(Body(bad)["error"]["message"], "loadBalancer.rules[0].probe: no probe is named 'nope'");
-  spec = Spec("demo", "10.231.0.0/24");
-  spec.insert(spec.size() - 1, R"(, "loadBalancer": {})");
-  Response refused = Call("POST", "/v1/pools", spec);
-  EXPECT_EQ(refused.status, 409);
   EXPECT_TRUE(store_.ListPools()->empty());
   EXPECT_EQ(EventCount(), 0u);
+  // A valid one is kept with the pool.
+  spec = Spec("demo", "10.231.0.0/24");
+  spec.insert(spec.size() - 1, R"(, "loadBalancer": {"rules": [{"name": "SSH", "frontendPort": 2222,
+    "backendPort": 22, "probe": "ssh"}], "probes": [{"name": "ssh", "protocol": "Tcp", "port": 22}]})");
+  Response ok = Call("POST", "/v1/pools", spec);
+  ASSERT_EQ(ok.status, 201) << ok.body;
+  auto pool = store_.GetPool(PoolName("demo"));
+  ASSERT_TRUE(pool.ok() && pool->spec.load_balancer);
+  EXPECT_EQ(pool->spec.load_balancer->rules[0].frontend_port, 2222);
 }
 
 TEST_F(ApiTest, DuplicateAndOverlappingPoolsAreRefused) {

@@ -12,7 +12,7 @@
 #include "base/testing/temp_dir.h"
 #include "model/ipv4.h"
 #include "store/testing/conformance.h"
-#include "store/testing/forwarding_store.h"
+#include "store/forwarding_store.h"
 
 namespace dspool {
 namespace {

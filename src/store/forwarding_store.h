@@ -1,6 +1,7 @@
 // ForwardingStore: a StateStore that hands every call to another one, for
-// test wrappers that change one behaviour (fail a write, let another writer
-// in first) and keep the rest.
+// wrappers that change one behaviour and keep the rest: the server's store
+// that reports committed writes, and test stores that fail a write or let
+// another writer in first.
 //
 // Thread safety: as the inner store's.
 #pragma once

@@ -1,0 +1,137 @@
+// Gateway: the pools' one address. Listens on every rule and NAT-pool port
+// of the routing table, picks an instance for each new connection, connects
+// to it and hands the pair to the splice relay; probes the instances; holds
+// connections that find no instance and asks for one (wake-on-connect).
+//
+//  accept ──► NAT port? ── instance k Ready ─────────────────────► connect
+//     │                 └─ instance k not Ready yet ─► hold        │ fails: next
+//     │                 └─ no instance k ─► refuse (close)         │ backend, at
+//     └──► rule port ── PickBackend (probes, drain, distribution) ─┘ most 3 tries
+//                    └─ none eligible ─► hold + WakePool(pool)
+//  hold: re-dispatched whenever the pool's backends change or one enters
+//        rotation; closed (FIN) after hold_timeout; dropped if the client
+//        leaves; refused beyond max_held.
+//  connected ──► RelayLoop (round robin over relay_threads), idle timeout
+//                from the rule; the backend's connection count drops when
+//                the relay closes it.
+//
+// Probes (per instance and probe spec, only for Ready instances): Tcp is a
+// completed handshake; Http is a GET answered with 200. A timeout is the
+// probe's interval (at most 5 s). An instance that never answered is
+// probed every fast_probe_interval until its first success, so a new
+// instance joins at once; after that, every intervalInSeconds (ProbeTracker
+// has the thresholds). A rule without a probe uses the Ready phase alone.
+//
+// Threads: one control thread (EventLoop: listeners, connects, holds,
+// probes) and relay_threads data threads (RelayLoop). Apply, CheckListen,
+// Health and counters may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/result.h"
+#include "gateway/routing_table.h"
+#include "model/instance.h"
+#include "model/pool.h"
+
+namespace dspool {
+
+class EventLoop;
+class RelayLoop;
+
+class GatewayHooks {
+ public:
+  virtual ~GatewayHooks() = default;
+  // No instance of `pool` can take a connection now, and one is waiting:
+  // make capacity (raise the pool from zero). Called on the gateway's
+  // control thread, at most once per second per pool while connections
+  // wait; must not block for long.
+  virtual void WakePool(const PoolName& pool) = 0;
+};
+
+struct GatewayOptions {
+  int relay_threads = 1;
+  std::chrono::milliseconds connect_timeout{5000};
+  // How long a connection waits for an instance, and how many may wait.
+  std::chrono::milliseconds hold_timeout{120000};
+  size_t max_held = 1024;
+  int backlog = 4096;
+  // Probing of instances that never answered (see above).
+  std::chrono::milliseconds fast_probe_interval{200};
+  // Attempts to connect a new connection to a backend before it is held.
+  int connect_attempts = 3;
+  // Time for holds, probes and connect timeouts (default steady_clock); the
+  // relay's idle timeouts use the same clock.
+  std::function<std::chrono::steady_clock::time_point()> now;
+};
+
+// Monotonic counters, except the gauges marked so.
+struct GatewayCounters {
+  uint64_t connections_accepted = 0;
+  uint64_t connections_relayed = 0;  // connected to a backend and handed to the relay
+  uint64_t connections_active = 0;   // gauge: relayed and not yet closed
+  uint64_t connect_failures = 0;     // backend connects that failed (each attempt)
+  uint64_t refused = 0;              // closed at once: empty NAT slot, hold queue full
+  uint64_t held_total = 0;           // connections that had to wait
+  uint64_t held_now = 0;             // gauge
+  uint64_t hold_timeouts = 0;        // waited hold_timeout, closed
+  uint64_t hold_abandoned = 0;       // the client left while waiting
+  uint64_t wake_requests = 0;        // WakePool calls
+  uint64_t probes = 0;
+  uint64_t probe_failures = 0;
+  uint64_t probe_transitions = 0;  // into or out of rotation
+  uint64_t bytes_client_to_backend = 0;
+  uint64_t bytes_backend_to_client = 0;
+  uint64_t idle_timeouts = 0;
+  uint64_t relay_errors = 0;
+};
+
+class Gateway {
+ public:
+  static Result<std::unique_ptr<Gateway>> Create(GatewayOptions options, GatewayHooks& hooks);
+  ~Gateway();  // stops, closing every connection
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Starts the control and relay threads.
+  Status Start();
+  void Stop();
+
+  // Replaces the routing table: opens listeners that are new (on the
+  // caller's thread, so their errors come back here), closes those that are
+  // gone, updates backends, re-dispatches held connections. A listener that
+  // cannot be opened is skipped (and retried at the next Apply); the error
+  // names every such address. REQUIRES: started.
+  Status Apply(RoutingTable table);
+
+  // Whether the gateway could listen on every frontend port of `spec` that
+  // it does not hold already (for a pool being created): tries to bind
+  // each and lets go. InvalidArgument naming the field and port if not.
+  Status CheckListen(const PoolSpec& spec);
+
+  // What the gateway knows of an instance: nullopt if it is no backend of
+  // any pool with a load balancer.
+  std::optional<InstanceHealth> Health(const InstanceId& id) const;
+
+  GatewayCounters counters() const;
+
+ private:
+  class Impl;
+  explicit Gateway(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Prometheus text for the counters ("dspool_gateway_*").
+std::string GatewayMetrics(const GatewayCounters& c);
+
+}  // namespace dspool

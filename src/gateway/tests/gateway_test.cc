@@ -1,0 +1,444 @@
+// The gateway on real loopback sockets: instances are small servers on
+// 127.0.0.2, .3, ... that greet with their name and echo; time (holds,
+// probe intervals) is a fake clock the tests move.
+#include "gateway/gateway.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "model/ipv4.h"
+#include "net/socket.h"
+
+namespace dspool {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr uint32_t kClientAddress = 0x7f000001;  // 127.0.0.1
+uint32_t InstanceAddress(int index) { return 0x7f000002 + static_cast<uint32_t>(index); }  // 127.0.0.2 + index
+
+bool WaitFor(const std::function<bool()>& done) {
+  auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  return true;
+}
+
+void SetTimeouts(int fd) {
+  timeval tv = {30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  int flags = ::fcntl(fd, F_GETFL);
+  ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+}
+
+// Reads one line ("b0\n"); empty at EOF or on error.
+std::string ReadLine(int fd) {
+  std::string line;
+  char c;
+  while (::recv(fd, &c, 1, 0) == 1) {
+    if (c == '\n') return line;
+    line += c;
+  }
+  return line;
+}
+
+// A stand-in for an instance's sshd: greets each connection with its name
+// ("b<index>") and echoes what it gets.
+class FakeInstance {
+ public:
+  FakeInstance(int index, uint16_t port) : name_("b" + std::to_string(index)) {
+    auto listener = ListenTcp(FormatIpv4(InstanceAddress(index)), port, 64, &port_);
+    EXPECT_TRUE(listener.ok()) << listener.status();
+    if (listener.ok()) listener_ = std::move(*listener);
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~FakeInstance() {
+    StopListening();
+    stop_ = true;
+    for (auto& t : workers_) t.join();
+  }
+  // Stops listening (probes fail from now on); open connections go on.
+  void StopListening() {
+    if (!listening_.exchange(false)) return;
+    acceptor_.join();
+    listener_.reset();
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  void AcceptLoop() {
+    while (listening_) {
+      auto fd = AcceptTcp(listener_, milliseconds(10));
+      if (!fd.ok()) continue;
+      workers_.emplace_back([this, fd = std::make_shared<UniqueFd>(std::move(*fd))] {
+        SetTimeouts(fd->get());
+        std::string hello = name_ + "\n";
+        if (::send(fd->get(), hello.data(), hello.size(), MSG_NOSIGNAL) < 0) return;
+        char buf[4096];
+        while (!stop_) {
+          ssize_t n = ::recv(fd->get(), buf, sizeof(buf), 0);
+          if (n <= 0) break;
+          if (::send(fd->get(), buf, static_cast<size_t>(n), MSG_NOSIGNAL) < 0) break;
+        }
+      });
+    }
+  }
+  std::string name_;
+  UniqueFd listener_;
+  uint16_t port_ = 0;
+  std::atomic<bool> listening_{true};
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> workers_;
+};
+
+class RecordingHooks : public GatewayHooks {
+ public:
+  void WakePool(const PoolName& pool) override {
+    std::lock_guard lock(mu_);
+    woken_.push_back(pool.value());
+  }
+  std::vector<std::string> woken() {
+    std::lock_guard lock(mu_);
+    return woken_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> woken_;
+};
+
+// A port free on 127.0.0.1 now (bound and let go).
+uint16_t FreePort() {
+  uint16_t port = 0;
+  auto fd = ListenTcp("127.0.0.1", 0, 1, &port);
+  EXPECT_TRUE(fd.ok());
+  return port;
+}
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    GatewayOptions options;
+    options.now = [this] { return std::chrono::steady_clock::time_point(seconds(1000)) + milliseconds(now_ms_.load()); };
+    options.connect_timeout = milliseconds(2000);
+    auto gateway = Gateway::Create(options, hooks_);
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    gateway_ = std::move(*gateway);
+    ASSERT_TRUE(gateway_->Start().ok());
+    // One backend port shared by every fake instance, as sshd's 22 is.
+    auto probe = ListenTcp(FormatIpv4(InstanceAddress(0)), 0, 1, &backend_port_);
+    ASSERT_TRUE(probe.ok());
+    frontend_port_ = FreePort();
+  }
+  void TearDown() override {
+    gateway_->Stop();
+    instances_.clear();
+  }
+
+  FakeInstance& StartInstance(int index) {
+    instances_[index] = std::make_unique<FakeInstance>(index, backend_port_);
+    return *instances_[index];
+  }
+
+  // Pool "team" on 127.0.0.1:frontend_port_, rule SSH → backend_port_ with
+  // a Tcp probe on the same port, and `backends` (index, ready, draining).
+  struct B {
+    int index;
+    bool ready = true;
+    bool draining = false;
+  };
+  RoutingTable Table(const std::vector<B>& backends, Distribution mode = Distribution::kDefault,
+                     bool with_probe = true) {
+    RoutingTable t;
+    LbRule rule;
+    rule.name = "SSH";
+    rule.frontend_port = frontend_port_;
+    rule.backend_port = backend_port_;
+    rule.distribution = mode;
+    if (with_probe) rule.probe = "ssh";
+    Listener l;
+    l.address = kClientAddress;
+    l.port = frontend_port_;
+    l.pool = PoolName("team");
+    l.rule = rule;
+    l.backend_port = backend_port_;
+    t.listeners.push_back(l);
+    for (const B& b : backends) {
+      RouteBackend r;
+      r.id = InstanceId("i" + std::to_string(b.index));
+      r.index = b.index;
+      r.address = InstanceAddress(b.index);
+      r.ready = b.ready;
+      r.draining = b.draining;
+      t.backends[PoolName("team")].push_back(r);
+    }
+    t.backends[PoolName("team")];  // the pool exists even with no backend
+    if (with_probe) {
+      ProbeSpec p;
+      p.name = "ssh";
+      p.port = backend_port_;
+      p.interval_seconds = 5;
+      p.number_of_probes = 2;
+      t.probes[PoolName("team")] = {p};
+    }
+    return t;
+  }
+
+  // Connects a client to the frontend, from `source` (127.0.0.x).
+  UniqueFd Dial(uint16_t port = 0, uint32_t source = kClientAddress) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_addr.s_addr = htonl(source);
+    EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)), 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port ? port : frontend_port_);
+    sa.sin_addr.s_addr = htonl(kClientAddress);
+    EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0) << strerror(errno);
+    SetTimeouts(fd.get());
+    return fd;
+  }
+
+  // Which instance a new connection reaches ("b0", ...).
+  std::string Reach(uint16_t port = 0, uint32_t source = kClientAddress) {
+    UniqueFd fd = Dial(port, source);
+    return ReadLine(fd.get());
+  }
+
+  void Advance(milliseconds d) { now_ms_ += d.count(); }
+  // Moves the clock by one probe interval and waits for the probes it
+  // causes (`expected` more of them).
+  void ProbeRound(uint64_t expected) {
+    uint64_t before = gateway_->counters().probes;
+    Advance(seconds(5));
+    ApplyAgain();  // wakes the loop, which reads the new time
+    ASSERT_TRUE(WaitFor([&] { return gateway_->counters().probes >= before + expected; }));
+  }
+  void ApplyAgain() { ASSERT_TRUE(gateway_->Apply(last_).ok()); }
+  void Apply(RoutingTable t) {
+    last_ = t;
+    Status s = gateway_->Apply(std::move(t));
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  bool Healthy(int index) {
+    auto h = gateway_->Health(InstanceId("i" + std::to_string(index)));
+    return h && h->in_rotation;
+  }
+
+  std::atomic<int64_t> now_ms_{0};
+  RecordingHooks hooks_;
+  std::unique_ptr<Gateway> gateway_;
+  uint16_t backend_port_ = 0;
+  uint16_t frontend_port_ = 0;
+  std::map<int, std::unique_ptr<FakeInstance>> instances_;
+  RoutingTable last_;
+};
+
+TEST_F(GatewayTest, RelaysToAnInstanceOnceItsProbeAnswers) {
+  StartInstance(0);
+  Apply(Table({{0}}));
+  ASSERT_TRUE(WaitFor([&] { return Healthy(0); }));
+  UniqueFd client = Dial();
+  EXPECT_EQ(ReadLine(client.get()), "b0");
+  ASSERT_EQ(::send(client.get(), "ping\n", 5, 0), 5);
+  EXPECT_EQ(ReadLine(client.get()), "ping");
+  auto health = gateway_->Health(InstanceId("i0"));
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->state, "healthy");
+  EXPECT_EQ(health->connections, 1);
+  client.reset();
+  ASSERT_TRUE(WaitFor([&] { return gateway_->Health(InstanceId("i0"))->connections == 0; }));
+  GatewayCounters c = gateway_->counters();
+  EXPECT_EQ(c.connections_relayed, 1u);
+  EXPECT_EQ(c.bytes_client_to_backend, 5u);
+  EXPECT_EQ(c.held_total, 0u);
+  EXPECT_TRUE(hooks_.woken().empty());
+}
+
+TEST_F(GatewayTest, APoolAtZeroHoldsTheConnectionWakesAndRelaysWhenAnInstanceComes) {
+  Apply(Table({}));
+  UniqueFd client = Dial();
+  // The client speaks first, as an SSH client does: it must reach the instance.
+  ASSERT_EQ(::send(client.get(), "SSH-2.0-test\n", 13, 0), 13);
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_now == 1; }));
+  EXPECT_EQ(hooks_.woken(), std::vector<std::string>{"team"});
+  // Not Ready yet: still held.
+  Apply(Table({{0, /*ready=*/false}}));
+  StartInstance(0);
+  Apply(Table({{0}}));
+  EXPECT_EQ(ReadLine(client.get()), "b0");
+  EXPECT_EQ(ReadLine(client.get()), "SSH-2.0-test");
+  GatewayCounters c = gateway_->counters();
+  EXPECT_EQ(c.held_total, 1u);
+  EXPECT_EQ(c.held_now, 0u);
+  EXPECT_EQ(c.wake_requests, 1u);
+}
+
+TEST_F(GatewayTest, AHoldTimesOutWithACleanClose) {
+  Apply(Table({}));
+  UniqueFd client = Dial();
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_now == 1; }));
+  Advance(seconds(119));
+  ApplyAgain();
+  EXPECT_EQ(gateway_->counters().held_now, 1u);
+  Advance(seconds(2));
+  ApplyAgain();
+  char c;
+  EXPECT_EQ(::recv(client.get(), &c, 1, 0), 0);  // FIN, not RST
+  EXPECT_EQ(gateway_->counters().hold_timeouts, 1u);
+  EXPECT_EQ(gateway_->counters().held_now, 0u);
+}
+
+TEST_F(GatewayTest, AClientThatLeavesWhileHeldIsDropped) {
+  Apply(Table({}));
+  {
+    UniqueFd client = Dial();
+    ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_now == 1; }));
+  }
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_now == 0; }));
+  EXPECT_EQ(gateway_->counters().hold_abandoned, 1u);
+}
+
+TEST_F(GatewayTest, FailingProbesTakeAnInstanceOutAfterNumberOfProbesAndOpenSessionsGoOn) {
+  StartInstance(0);
+  FakeInstance& one = StartInstance(1);
+  Apply(Table({{0}, {1}}));
+  ASSERT_TRUE(WaitFor([&] { return Healthy(0) && Healthy(1); }));
+  // An open session on instance 1.
+  UniqueFd session;
+  for (int i = 0; i < 50 && !session.valid(); ++i) {
+    UniqueFd fd = Dial();
+    if (ReadLine(fd.get()) == "b1") session = std::move(fd);
+  }
+  ASSERT_TRUE(session.valid());
+
+  // Its sshd stops listening (the session's own connection stays).
+  one.StopListening();
+  ProbeRound(2);
+  EXPECT_TRUE(Healthy(1)) << "one failure is not numberOfProbes (2)";
+  ProbeRound(2);
+  EXPECT_FALSE(Healthy(1));
+  EXPECT_EQ(gateway_->Health(InstanceId("i1"))->state, "unhealthy");
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(Reach(), "b0");
+  EXPECT_GE(gateway_->counters().probe_transitions, 3u);  // two in, one out
+}
+
+TEST_F(GatewayTest, SourceIpAffinityKeepsClientsWhenAnotherInstanceLeaves) {
+  for (int i = 0; i < 3; ++i) StartInstance(i);
+  Apply(Table({{0}, {1}, {2}}, Distribution::kSourceIP));
+  ASSERT_TRUE(WaitFor([&] { return Healthy(0) && Healthy(1) && Healthy(2); }));
+  std::map<uint32_t, std::string> where;
+  for (uint32_t s = 0; s < 12; ++s) {
+    uint32_t source = 0x7f000100 + s;  // 127.0.1.x
+    where[source] = Reach(0, source);
+    EXPECT_EQ(Reach(0, source), where[source]) << "same client, same instance";
+  }
+  Apply(Table({{0}, {1}}, Distribution::kSourceIP));  // instance 2 is gone
+  for (const auto& [source, name] : where) {
+    if (name != "b2") {
+      EXPECT_EQ(Reach(0, source), name) << FormatIpv4(source);
+    }
+  }
+}
+
+TEST_F(GatewayTest, DrainingAndNotReadyInstancesGetNoNewConnections) {
+  StartInstance(0);
+  StartInstance(1);
+  StartInstance(2);
+  Apply(Table({{0}, {1, true, /*draining=*/true}, {2, /*ready=*/false}}));
+  ASSERT_TRUE(WaitFor([&] { return Healthy(0); }));
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(Reach(), "b0");
+  EXPECT_FALSE(gateway_->Health(InstanceId("i1"))->in_rotation);
+}
+
+TEST_F(GatewayTest, LeastConnectionsSpreadsOpenSessions) {
+  StartInstance(0);
+  StartInstance(1);
+  Apply(Table({{0}, {1}}, Distribution::kLeastConnections));
+  ASSERT_TRUE(WaitFor([&] { return Healthy(0) && Healthy(1); }));
+  UniqueFd a = Dial();
+  std::string first = ReadLine(a.get());
+  UniqueFd b = Dial();
+  std::string second = ReadLine(b.get());
+  EXPECT_NE(first, second);
+}
+
+TEST_F(GatewayTest, WithoutAProbeReadyInstancesAreInRotation) {
+  StartInstance(0);
+  Apply(Table({{0}}, Distribution::kDefault, /*with_probe=*/false));
+  EXPECT_EQ(Reach(), "b0");
+  EXPECT_EQ(gateway_->Health(InstanceId("i0"))->state, "unprobed");
+}
+
+TEST_F(GatewayTest, NatPortsReachTheirInstanceAndAnEmptySlotIsRefused) {
+  StartInstance(0);
+  StartInstance(1);
+  RoutingTable t = Table({{0}, {1}});
+  uint16_t nat_start = FreePort();
+  uint16_t nat_ports[3] = {nat_start, FreePort(), FreePort()};
+  for (int k = 0; k < 3; ++k) {
+    Listener l;
+    l.address = kClientAddress;
+    l.port = nat_ports[k];
+    l.pool = PoolName("team");
+    l.nat_index = k;
+    l.backend_port = backend_port_;
+    t.listeners.push_back(l);
+  }
+  Apply(t);
+  EXPECT_EQ(Reach(nat_ports[0]), "b0");
+  EXPECT_EQ(Reach(nat_ports[1]), "b1");
+  EXPECT_EQ(Reach(nat_ports[2]), "");  // closed: no instance 2
+  EXPECT_EQ(gateway_->counters().refused, 1u);
+}
+
+TEST_F(GatewayTest, AnInstanceThatRefusesIsSkippedForTheNextOne) {
+  StartInstance(0);
+  Apply(Table({{0}, {1}}, Distribution::kDefault, /*with_probe=*/false));
+  // Instance 1 is "ready" without a probe but nothing listens there.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(Reach(), "b0");
+}
+
+TEST_F(GatewayTest, ListenErrorsNameTheAddressAndCheckListenNamesTheField) {
+  uint16_t taken = 0;
+  auto holder = ListenTcp("127.0.0.1", 0, 1, &taken);
+  ASSERT_TRUE(holder.ok());
+  RoutingTable t = Table({});
+  t.listeners[0].port = taken;
+  Status s = gateway_->Apply(t);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find("127.0.0.1:" + std::to_string(taken)), std::string::npos) << s;
+
+  PoolSpec spec;
+  spec.name = PoolName("other");
+  LoadBalancerSpec lb;
+  lb.frontend_address = "127.0.0.1";
+  LbRule rule;
+  rule.name = "SSH";
+  rule.frontend_port = taken;
+  rule.backend_port = 22;
+  lb.rules.push_back(rule);
+  spec.load_balancer = lb;
+  s = gateway_->CheckListen(spec);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("loadBalancer.rules[0].frontendPort"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("in use"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace dspool
