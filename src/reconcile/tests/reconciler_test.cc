@@ -6,7 +6,7 @@
 
 #include "provider/fake/fake_provider.h"
 #include "store/memory/memory_store.h"
-#include "store/testing/forwarding_store.h"
+#include "store/forwarding_store.h"
 
 namespace dspool {
 namespace {
