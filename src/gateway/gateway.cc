@@ -142,6 +142,7 @@ class Gateway::Impl {
     EventLoop::TimerId next = 0;     // the next probe, or its timeout while one runs
     UniqueFd fd;                     // the probe running now
     std::string reply;               // Http: the status line so far
+    SteadyTime started{};            // of the probe running now, or the last one
     explicit Probe(ProbeSpec s) : spec(std::move(s)), tracker(spec.number_of_probes) {}
   };
 
@@ -533,6 +534,7 @@ class Gateway::Impl {
     Probe* p = FindProbeFor(pool, id, name);
     if (!b || !p) return;
     p->next = 0;
+    p->started = loop_->now();
     auto port = static_cast<uint16_t>(p->spec.port);
     auto fd = StartConnectTcp(b->route.address, port);
     if (!fd.ok()) return ProbeDone(pool, id, *p, false);
@@ -607,8 +609,13 @@ class Gateway::Impl {
                            << p.spec.name << ", " << (success ? "answered" : "no answer") << ")";
       PublishHealth();
     }
-    auto next = p.tracker.ever_succeeded() ? std::chrono::milliseconds(std::chrono::seconds(p.spec.interval_seconds))
-                                           : options_.fast_probe_interval;
+    // Probes start every interval, however long each took.
+    std::chrono::milliseconds next = options_.fast_probe_interval;
+    if (p.tracker.ever_succeeded()) {
+      auto due = p.started + std::chrono::seconds(p.spec.interval_seconds);
+      next = std::max(std::chrono::milliseconds(0),
+                      std::chrono::ceil<std::chrono::milliseconds>(due - loop_->now()));
+    }
     ScheduleProbe(pool_name, id, p, next);
     if (changed && p.tracker.in_rotation()) RetryHeld(pool_name);
   }

@@ -49,7 +49,7 @@ gw_ssh() {  # port source cmd...
 # Instance health from the API: "healthy"... for index $2 of pool $1.
 health_of() {
   dsp instance list --pool "$1" -o json | python_json "
-for i in data:
+for i in data['instances']:
     if i['index'] == $2: print(i.get('health', {}).get('state', 'none'))"
 }
 python_json() { /usr/bin/python3 -c "import json,sys; data=json.load(sys.stdin)
@@ -75,7 +75,7 @@ grep -q "inboundNatPools" <<<"$out" || fail "NAT range error does not name the f
 busy=$(free_port)
 /usr/bin/python3 -c "import socket,time,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', $busy)); s.listen(); time.sleep(60)" &
 BUSY_PID=$!
-trap 'kill $BUSY_PID 2>/dev/null; cleanup' EXIT
+trap 'kill $BUSY_PID 2>/dev/null || true; cleanup' EXIT
 for _ in $(seq 50); do ss -Htln "sport = :$busy" | grep -q . && break; sleep 0.1; done
 lb_spec "$POOL" "$SUBNET" 2 "$busy" "$NAT" $((NAT + 3)) >"$WORK/busy.json"
 out=$(dsp pool create -f "$WORK/busy.json" 2>&1) && fail "a frontend port in use accepted"
@@ -143,10 +143,11 @@ done
 gw_ssh "$FRONT" "$YSRC" 'sleep 30; echo session-survived' >"$WORK/session.out" 2>&1 &
 SESSION=$!
 sleep 1
-# sshd of instance X stops taking new connections for 25 s (open ones go
-# on); the instance lifts the block itself, since the block also closes its
-# NAT port.
-gw_ssh $((NAT + XI)) 127.0.0.1 'sudo sh -c '"'"'nft add table inet t && nft add chain inet t in "{ type filter hook input priority 0; }" && nft add rule inet t in tcp dport 22 ct state new reject && (nohup sh -c "sleep 25; nft delete table inet t" >/dev/null 2>&1 &)'"'" \
+# sshd of instance X stops taking new connections from the host for 25 s
+# (open ones go on; its own agent still sees sshd). The instance lifts the
+# block itself, since the block also closes its NAT port.
+HOST_ADDR=${SUBNET%.0/24}.1
+gw_ssh $((NAT + XI)) 127.0.0.1 'sudo sh -c '"'"'nft add table inet t && nft add chain inet t in "{ type filter hook input priority 0; }" && nft add rule inet t in ip saddr '"$HOST_ADDR"' tcp dport 22 ct state new reject && (nohup sh -c "sleep 25; nft delete table inet t" >/dev/null 2>&1 &)'"'" \
   || fail "cannot block sshd in instance $XI"
 t0=$(date +%s.%N)
 wait_health "$POOL" $XI unhealthy 20
@@ -160,7 +161,7 @@ wait_health "$POOL" $XI healthy 40
 
 # ---- drain ----
 dsp instance drain "$(dsp instance list --pool "$POOL" -o json | python_json "
-for i in data:
+for i in data['instances']:
     if i['index'] == $YI: print(i['id'])")" >/dev/null
 for _ in $(seq 5); do
   got=$(gw_ssh "$FRONT" "$YSRC" hostname)
