@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up this machine, builds dspool, starts the server and brings up the
 # demo pool of examples/demo-pool.json: two LXC instances sharing
-# /srv/dspool/demo-share, with the admin user "dsvmuser" and your SSH key.
+# /srv/dspool/demo-share, with the admin user "dsvmuser" and your SSH key,
+# behind one address: port 2200 of this host (NAT ports 50000+k reach
+# instance k).
 # Run as root. Safe to run again: it reuses what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,20 +32,23 @@ if ! dspool pool show demo >/dev/null 2>&1; then
   rm -f "$spec"
 fi
 
-echo "demo: waiting for the instances to be ready"
+echo "demo: waiting for the instances to be ready and healthy"
 for _ in $(seq 120); do
-  ready=$(dspool instance list --pool demo -o json | grep -c '"phase": "Ready"' || true)
-  [[ "$ready" -ge 2 ]] && break
+  healthy=$(dspool instance list --pool demo -o json | grep -c '"state": "healthy"' || true)
+  [[ "$healthy" -ge 2 ]] && break
   sleep 0.5
 done
 dspool pool show demo
 cat <<MSG
 
-The demo pool is up. Log in to any instance with the same account and files:
-  ssh -i $key dsvmuser@10.231.0.2
-  ssh -i $key dsvmuser@10.231.0.3
+The demo pool is up behind one address, port 2200 of this host. Log in with
+the same account, host key and files wherever you land:
+  ssh -i $key -p 2200 dsvmuser@localhost
+A given instance, by its NAT port (50000 + index):
+  ssh -i $key -p 50001 dsvmuser@localhost
 Your notebooks folder is ~/notebooks/remote on every instance.
 Add a teammate:  dspool user add alice --ssh-key alice.pub
-Scale:           dspool pool scale demo --count 3
+Scale:           dspool pool scale demo --count 3   (or 0: the next ssh wakes it)
+Drain one:       dspool instance drain ID           (no new sessions; open ones go on)
 Tear down:       dspool pool delete demo
 MSG
