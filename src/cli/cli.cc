@@ -62,6 +62,7 @@ struct ServerFlags {
   std::string log_level = "info";
   int gateway_threads = 0;
   int64_t hold_timeout_seconds = 120;
+  int64_t hold_max = 1024;
 };
 
 int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
@@ -78,6 +79,7 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
   }
   options.gateway_threads = flags.gateway_threads;
   options.hold_timeout = std::chrono::seconds(flags.hold_timeout_seconds);
+  options.hold_max = flags.hold_max;
   return RunServer(options);
 }
 
@@ -151,6 +153,11 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       ->type_name("SECONDS")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  server->add_option("--hold-max", server_flags.hold_max,
+                     "Connections that may wait for an instance at once (more are closed)")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
 
   // ---- agent ----
   AgentOptions agent_options;

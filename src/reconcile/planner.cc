@@ -193,4 +193,14 @@ std::vector<Action> Plan(const PlanInput& in) {
   return out;
 }
 
+std::optional<int64_t> CountToWake(const Pool& pool, const std::vector<Instance>& instances) {
+  if (pool.state != PoolState::kActive) return std::nullopt;
+  int64_t draining = 0;
+  for (const Instance& i : instances) {
+    draining += i.pool == pool.name() && i.draining && i.phase != InstancePhase::kDeleting;
+  }
+  if (pool.spec.instance_count > draining) return std::nullopt;
+  return draining + 1;
+}
+
 }  // namespace dspool

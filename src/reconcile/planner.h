@@ -91,4 +91,11 @@ std::string DescribeAction(const Action& action);
 
 std::vector<Action> Plan(const PlanInput& input);
 
+// Wake-on-connect: a connection waits on `pool` and no instance can take it.
+// The instanceCount that makes the pool want one instance that is not
+// draining (draining instances count towards instanceCount until scale-in
+// removes them), or nullopt if it wants one already (instances starting,
+// failed ones being replaced) or is being deleted.
+std::optional<int64_t> CountToWake(const Pool& pool, const std::vector<Instance>& instances);
+
 }  // namespace dspool

@@ -416,20 +416,16 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     }
   }
 
-  // A connection waits on `name` and no instance can take it: make sure
-  // the pool wants one instance that is not draining. If it does already
-  // (instances starting, or failed ones being replaced), nothing to raise.
+  // A connection waits on `name` and no instance can take it: make the
+  // pool want one instance that is not draining (CountToWake).
   Status RaiseFromZero(const PoolName& name) {
     std::lock_guard lock(wake_mu_);
     DSP_ASSIGN_OR_RETURN(Pool pool, store_->GetPool(name));
-    if (pool.state != PoolState::kActive) return Status::Ok();
     DSP_ASSIGN_OR_RETURN(auto instances, store_->ListInstances(name));
-    // Draining instances count towards instanceCount until scale-in removes them.
-    int64_t draining = 0;
-    for (const Instance& i : instances) draining += i.draining && i.phase != InstancePhase::kDeleting;
-    if (pool.spec.instance_count > draining) return Status::Ok();  // one is coming
+    std::optional<int64_t> count = CountToWake(pool, instances);
+    if (!count) return Status::Ok();
     Pool updated = pool;
-    updated.spec.instance_count = draining + 1;
+    updated.spec.instance_count = *count;
     if (auto cap = pool.spec.load_balancer ? NatCapacity(*pool.spec.load_balancer) : std::nullopt;
         cap && updated.spec.instance_count > *cap) {
       return FailedPrecondition("the NAT pools address only " + std::to_string(*cap) + " instances");
@@ -584,6 +580,7 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
                                       ? options.gateway_threads
                                       : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
   gateway_options.hold_timeout = options.hold_timeout;
+  gateway_options.max_held = static_cast<size_t>(options.hold_max);
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);

@@ -111,5 +111,6 @@ cleanup() {
     lxc-stop -P "$DATA/lxc/containers" -n "$c" -k >/dev/null 2>&1
   done
   for l in $(ip -o link show | grep -o "dsp-${POOL:-none}[^:@]*"); do ip link del "$l" 2>/dev/null; done
+  nft delete element inet dspool same_bridge "{ \"dsp-${POOL:-none}\" . \"dsp-${POOL:-none}\" }" 2>/dev/null
   rm -rf "${WORK:-/nonexistent}"
 }

@@ -262,3 +262,33 @@ TEST_F(PlannerTest, BackoffHoldsCreation) {
 
 }  // namespace
 }  // namespace dspool
+
+namespace dspool {
+namespace {
+
+TEST_F(PlannerTest, CountToWakeRaisesAPoolAtZeroOrAllDrainingAndNothingElse) {
+  Pool zero = AddPool("a", 0);
+  EXPECT_EQ(CountToWake(zero, in_.records), 1);
+
+  Pool starting = AddPool("b", 1);  // its instance is on its way
+  EXPECT_EQ(CountToWake(starting, in_.records), std::nullopt);
+
+  Pool failing = AddPool("c", 1);
+  AddRecord("c", 0, InstancePhase::kFailed);  // being replaced: nothing to raise
+  EXPECT_EQ(CountToWake(failing, in_.records), std::nullopt);
+
+  Pool drained = AddPool("d", 2);
+  AddRecord("d", 0, InstancePhase::kReady).draining = true;
+  AddRecord("d", 1, InstancePhase::kReady).draining = true;
+  AddRecord("a", 5, InstancePhase::kReady).draining = true;  // another pool's: not counted
+  EXPECT_EQ(CountToWake(drained, in_.records), 3);
+  AddRecord("d", 2, InstancePhase::kDeleting).draining = true;  // leaving: not counted
+  EXPECT_EQ(CountToWake(drained, in_.records), 3);
+
+  Pool deleting = AddPool("e", 0);
+  deleting.state = PoolState::kDeleting;
+  EXPECT_EQ(CountToWake(deleting, in_.records), std::nullopt);
+}
+
+}  // namespace
+}  // namespace dspool
