@@ -24,6 +24,9 @@ constexpr int kMaxEvents = 64;
 // this many pipe_size steps, so one fast stream cannot starve the others.
 // Readiness is level-triggered, so what is left is reported again.
 constexpr int kMaxRoundsPerTurn = 16;
+// Empty pipes kept for reuse; more are closed. Only directions with bytes on
+// their way hold a pipe, so this is about the number of busy directions.
+constexpr size_t kMaxSparePipes = 256;
 
 uint64_t EventData(uint64_t id, int side) { return (id << 1) | static_cast<uint64_t>(side); }
 
@@ -96,16 +99,14 @@ class ScopedSigpipeBlock {
 
 struct RelayLoop::Pending {
   UniqueFd sockets[2];
-  UniqueFd pipes[2][2];  // [direction][0 read end, 1 write end]
   RelayOptions options;
 };
 
 struct RelayLoop::Connection {
-  // One direction: bytes from sockets[d] to sockets[1 - d] through pipe.
+  // One direction: bytes from sockets[d] to sockets[1 - d] through a pipe
+  // it holds only while bytes are on their way (see Pump).
   struct Direction {
-    UniqueFd pipe_read;
-    UniqueFd pipe_write;
-    uint32_t pipe_capacity = 0;
+    Pipe pipe;
     uint32_t in_pipe = 0;  // bytes spliced in and not yet out
     bool done = false;     // source EOF seen, pipe drained, FIN passed on
   };
@@ -160,14 +161,6 @@ Status RelayLoop::Add(UniqueFd client, UniqueFd backend, RelayOptions options) {
   p.sockets[0] = std::move(client);
   p.sockets[1] = std::move(backend);
   p.options = options;
-  for (auto& pipe : p.pipes) {
-    int fds[2];
-    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return ErrnoStatus("relay: pipe2", errno);
-    pipe[0].reset(fds[0]);
-    pipe[1].reset(fds[1]);
-    // Best effort, see RelayLoopOptions::pipe_size.
-    (void)::fcntl(fds[1], F_SETPIPE_SZ, options_.pipe_size);
-  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_) return FailedPrecondition("relay: loop is stopped");
@@ -233,14 +226,7 @@ void RelayLoop::AdoptPending() {
   for (Pending& p : pending) {
     auto c = std::make_unique<Connection>();
     c->id = next_id_++;
-    for (int i = 0; i < 2; ++i) {
-      c->sockets[i] = std::move(p.sockets[i]);
-      Connection::Direction& dir = c->dirs[i];
-      dir.pipe_read = std::move(p.pipes[i][0]);
-      dir.pipe_write = std::move(p.pipes[i][1]);
-      int size = ::fcntl(dir.pipe_write.get(), F_GETPIPE_SZ);
-      dir.pipe_capacity = size > 0 ? static_cast<uint32_t>(size) : 4096;
-    }
+    for (int i = 0; i < 2; ++i) c->sockets[i] = std::move(p.sockets[i]);
     c->idle_timeout = p.options.idle_timeout;
     c->tag = p.options.tag;
     c->last_activity = now_;
@@ -284,7 +270,7 @@ void RelayLoop::Pump(Connection& c, int d) {
 
   for (int round = 0; round < kMaxRoundsPerTurn; ++round) {
     while (dir.in_pipe > 0) {
-      ssize_t n = ::splice(dir.pipe_read.get(), nullptr, dst, nullptr, dir.in_pipe, kFlags);
+      ssize_t n = ::splice(dir.pipe.read.get(), nullptr, dst, nullptr, dir.in_pipe, kFlags);
       if (n > 0) {
         dir.in_pipe -= static_cast<uint32_t>(n);
         bytes.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
@@ -298,7 +284,11 @@ void RelayLoop::Pump(Connection& c, int d) {
       return;
     }
     // The pipe is empty, so EAGAIN below can only mean "src has nothing".
-    ssize_t n = ::splice(src, nullptr, dir.pipe_write.get(), nullptr, dir.pipe_capacity, kFlags);
+    if (!dir.pipe.read.valid() && !AcquirePipe(&dir.pipe)) {
+      c.failed = true;  // EMFILE, ENFILE
+      return;
+    }
+    ssize_t n = ::splice(src, nullptr, dir.pipe.write.get(), nullptr, dir.pipe.capacity, kFlags);
     if (n > 0) {
       dir.in_pipe = static_cast<uint32_t>(n);
       c.last_activity = now_;
@@ -306,6 +296,7 @@ void RelayLoop::Pump(Connection& c, int d) {
     }
     if (n == 0) {
       // EOF; a reset may also read as 0 once the error was taken elsewhere.
+      ReleasePipe(&dir.pipe);
       if (SocketError(src) != 0 || ::shutdown(dst, SHUT_WR) != 0) {
         c.failed = true;
         return;
@@ -314,9 +305,40 @@ void RelayLoop::Pump(Connection& c, int d) {
       return;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN) return;  // wait for EPOLLIN on src
+    if (errno == EAGAIN) {
+      // Nothing on its way: an idle direction holds no pipe.
+      ReleasePipe(&dir.pipe);
+      return;  // wait for EPOLLIN on src
+    }
     c.failed = true;
     return;
+  }
+}
+
+bool RelayLoop::AcquirePipe(Pipe* pipe) {
+  if (!spare_pipes_.empty()) {
+    *pipe = std::move(spare_pipes_.back());
+    spare_pipes_.pop_back();
+    return true;
+  }
+  int fds[2];
+  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+  pipe->read.reset(fds[0]);
+  pipe->write.reset(fds[1]);
+  // Best effort, see RelayLoopOptions::pipe_size.
+  (void)::fcntl(fds[1], F_SETPIPE_SZ, options_.pipe_size);
+  int size = ::fcntl(fds[1], F_GETPIPE_SZ);
+  pipe->capacity = size > 0 ? static_cast<uint32_t>(size) : 4096;
+  counters_.pipes_created.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void RelayLoop::ReleasePipe(Pipe* pipe) {
+  if (!pipe->read.valid()) return;
+  if (spare_pipes_.size() < kMaxSparePipes) {
+    spare_pipes_.push_back(std::move(*pipe));
+  } else {
+    *pipe = Pipe();
   }
 }
 
@@ -359,6 +381,10 @@ void RelayLoop::Close(uint64_t id, CloseReason reason) {
   // Counters first: a peer that sees the close finds them updated.
   counters_.connections_active.fetch_sub(1, std::memory_order_relaxed);
   uint64_t tag = c.tag;
+  // Empty pipes serve the next connections; ones with bytes in them go.
+  for (Connection::Direction& dir : c.dirs) {
+    if (dir.in_pipe == 0) ReleasePipe(&dir.pipe);
+  }
   // Closing the descriptors removes them from the epoll set.
   connections_.erase(it);
   if (options_.on_close) options_.on_close(tag);

@@ -4,8 +4,10 @@
 //
 // A relayed connection is a pair of connected stream sockets, `client` and
 // `backend`, and two directions: client->backend (reads client, writes
-// backend) and backend->client. Each direction owns a pipe: splice moves
-// bytes socket -> pipe -> socket inside the kernel.
+// backend) and backend->client. A direction with bytes on their way holds a
+// pipe: splice moves them socket -> pipe -> socket inside the kernel. When
+// the pipe is empty and the source has nothing more, the pipe goes back to
+// the loop's spare list, so an idle connection holds no pipe at all.
 //
 // One direction (the other is the same with the sockets swapped):
 //
@@ -37,11 +39,13 @@
 // slow destination pushes back through the kernel's socket buffers (TCP flow
 // control) instead of growing any buffer here.
 //
-// Cost per connection: two sockets, two pipes (4 descriptors; an empty pipe
-// holds no data pages, a busy one at most RelayLoopOptions::pipe_size
-// bytes of page references), and under 150 bytes of loop state (a 96-byte
-// struct, its hash-table node, one timer entry). There are no user-space
-// data buffers. Plan RLIMIT_NOFILE at 6 descriptors per connection.
+// Cost per idle connection: its two sockets and under 150 bytes of loop
+// state (a struct of at most 96 bytes, its hash-table node, one timer
+// entry); no pipe and no user-space buffer. A busy direction adds a pipe (2
+// descriptors, at most RelayLoopOptions::pipe_size bytes of page
+// references) while its bytes are in flight; up to 256 empty pipes are kept
+// for reuse. Plan RLIMIT_NOFILE at 2 descriptors per connection plus 2 per
+// direction busy at once.
 //
 // Threads: Run() is the loop; it runs on the calling thread until Stop().
 // Add, Stop and Wake may be called from any thread (they wake the loop
@@ -103,6 +107,7 @@ struct RelayCounters {
   std::atomic<uint64_t> bytes_backend_to_client{0};  // written into client sockets
   std::atomic<uint64_t> idle_timeouts{0};  // connections closed by idle_timeout
   std::atomic<uint64_t> errors{0};         // connections ended by a socket error
+  std::atomic<uint64_t> pipes_created{0};  // pipes made (the rest were reused)
 };
 
 class RelayLoop {
@@ -123,8 +128,8 @@ class RelayLoop {
   // Run is fine). Sets O_NONBLOCK, FD_CLOEXEC and TCP_NODELAY (where it
   // applies) on both.
   // Errors (the sockets are closed): InvalidArgument if either is not a
-  // stream socket; ResourceExhausted if the pipes cannot be made;
-  // FailedPrecondition after Stop().
+  // stream socket; FailedPrecondition after Stop(). (A pipe that cannot be
+  // made later, when bytes flow, ends that connection as an error.)
   // Thread-safe.
   Status Add(UniqueFd client, UniqueFd backend, RelayOptions options);
 
@@ -146,6 +151,11 @@ class RelayLoop {
  private:
   struct Connection;
   struct Pending;
+  struct Pipe {
+    UniqueFd read;
+    UniqueFd write;
+    uint32_t capacity = 0;
+  };
   enum class CloseReason { kDone, kError, kIdle, kStop };
 
   RelayLoop(RelayLoopOptions options, UniqueFd epoll_fd, UniqueFd wake_fd);
@@ -157,6 +167,10 @@ class RelayLoop {
   void Pump(Connection& c, int d);
   void UpdateInterest(Connection& c);
   void Close(uint64_t id, CloseReason reason);
+  // A pipe from the spare list, or a new one; false if none can be made.
+  bool AcquirePipe(Pipe* pipe);
+  // Back to the spare list (or closed). REQUIRES: the pipe is empty.
+  void ReleasePipe(Pipe* pipe);
   void ExpireIdle();
   int NextTimeoutMs() const;
   void CloseAll();
@@ -181,6 +195,7 @@ class RelayLoop {
   using TimerEntry = std::pair<std::chrono::steady_clock::time_point, uint64_t>;
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
   std::chrono::steady_clock::time_point now_;
+  std::vector<Pipe> spare_pipes_;
 };
 
 }  // namespace dspool

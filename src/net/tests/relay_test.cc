@@ -521,6 +521,24 @@ TEST_F(RelayTest, StopClosesOpenConnections) {
   EXPECT_EQ(loop_->Run().code(), StatusCode::kFailedPrecondition);
 }
 
+// Idle connections hold no pipe: twenty open connections, each used in
+// turn, are served by the same couple of pipes.
+TEST_F(RelayTest, IdleConnectionsHoldNoPipe) {
+  StartLoop();
+  EchoServer echo;
+  std::vector<UniqueFd> clients;
+  for (int i = 0; i < 20; ++i) {
+    clients.push_back(ConnectThroughRelay(echo.port()));
+    ASSERT_TRUE(clients.back().valid());
+    std::string got;
+    ASSERT_TRUE(SendAll(clients.back().get(), "ping"));
+    ASSERT_TRUE(RecvExactly(clients.back().get(), 4, &got));
+    EXPECT_EQ(got, "ping");
+  }
+  EXPECT_EQ(counters().connections_active.load(), 20u);
+  EXPECT_LE(counters().pipes_created.load(), 4u);
+}
+
 // on_close hears every connection's tag once: closed normally, and by Stop.
 TEST_F(RelayTest, OnCloseHearsEachTagOnce) {
   auto closed = std::make_shared<std::mutex>();
