@@ -75,7 +75,9 @@ class Gateway::Impl {
     if (!started_) return FailedPrecondition("gateway: Apply before Start");
     std::promise<Status> done;
     auto result = done.get_future();
-    loop_->Post([&] { done.set_value(ApplyOnLoop(std::move(table))); });
+    if (!loop_->Post([&] { done.set_value(ApplyOnLoop(std::move(table))); })) {
+      return Unavailable("gateway: stopped");
+    }
     return result.get();
   }
 

@@ -82,13 +82,14 @@ void EventLoop::Cancel(TimerId id) {
   timer_due_.erase(it);
 }
 
-void EventLoop::Post(std::function<void()> fn) {
+bool EventLoop::Post(std::function<void()> fn) {
   {
     std::lock_guard lock(mu_);
-    if (stopped_) return;
+    if (stopped_) return false;
     tasks_.push_back(std::move(fn));
   }
   Wake();
+  return true;
 }
 
 void EventLoop::Wake() {
@@ -112,6 +113,7 @@ Status EventLoop::Run() {
     ran_ = true;
   }
   epoll_event events[kMaxEvents];
+  Status result;
   for (;;) {
     RunTasks();
     RunDueTimers();
@@ -123,7 +125,9 @@ Status EventLoop::Run() {
     int n = ::epoll_wait(epoll_fd_.get(), events, kMaxEvents, NextTimeoutMs());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoStatus("event loop: epoll_wait", errno);
+      result = ErrnoStatus("event loop: epoll_wait", errno);
+      Stop();
+      break;
     }
     for (int i = 0; i < n; ++i) {
       uint64_t data = events[i].data.u64;
@@ -140,7 +144,8 @@ Status EventLoop::Run() {
       (*handler)(events[i].events);
     }
   }
-  return Status::Ok();
+  RunTasks();  // accepted before Stop: they run (no more can come)
+  return result;
 }
 
 void EventLoop::RunTasks() {

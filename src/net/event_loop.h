@@ -66,13 +66,15 @@ class EventLoop {
   // No-op for a timer that ran or was cancelled.
   void Cancel(TimerId id);
 
-  // Thread-safe. Tasks posted after Stop are dropped.
-  void Post(std::function<void()> fn);
+  // Thread-safe. Returns false, dropping fn, once Stop was called; a task
+  // it accepted always runs (Run runs what is left before it returns).
+  bool Post(std::function<void()> fn);
   void Wake();
   void Stop();
 
-  // Runs until Stop(). FailedPrecondition if called twice; Internal if
-  // epoll fails.
+  // Runs until Stop(), then runs the tasks posted before it. Returns
+  // FailedPrecondition if called twice, or epoll_wait's error (which stops
+  // the loop).
   Status Run();
 
   TimePoint now() const { return now_fn_(); }

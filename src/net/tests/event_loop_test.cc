@@ -161,3 +161,20 @@ TEST_F(EventLoopTest, RunTwiceIsRefused) {
 
 }  // namespace
 }  // namespace dspool
+
+namespace dspool {
+namespace {
+
+TEST(EventLoopStopTest, PostAfterStopIsRefusedAndAcceptedTasksRun) {
+  auto loop = EventLoop::Create();
+  ASSERT_TRUE(loop.ok());
+  int ran = 0;
+  EXPECT_TRUE((*loop)->Post([&] { ++ran; }));
+  (*loop)->Stop();
+  EXPECT_FALSE((*loop)->Post([&] { ran += 100; }));
+  EXPECT_TRUE((*loop)->Run().ok());  // stops at once, after running the accepted task
+  EXPECT_EQ(ran, 1);
+}
+
+}  // namespace
+}  // namespace dspool
