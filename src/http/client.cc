@@ -3,6 +3,8 @@
 // through beast::basic_stream's timer.
 #include "http/client.h"
 
+#include "http/beast_util.h"
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -43,15 +45,6 @@ bool IsTarget(std::string_view s) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return false;
   }
   return true;
-}
-
-// Beast 1.74 speaks boost::string_view.
-std::string_view Sv(beast::string_view s) { return {s.data(), s.size()}; }
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 bool IsHttpParseError(const beast::error_code& ec) {
@@ -134,7 +127,7 @@ net::awaitable<void> Run(Exchange& x, std::vector<typename Protocol::endpoint> e
       if (field.name() == bhttp::field::content_type || field.name() == bhttp::field::content_length) {
         continue;
       }
-      response.headers.emplace_back(Lower(Sv(field.name_string())), std::string(field.value()));
+      response.headers.emplace_back(http_internal::Lower(http_internal::Sv(field.name_string())), std::string(field.value()));
     }
     response.body = std::move(res.body());
     x.result = std::move(response);

@@ -1,6 +1,9 @@
 #include "http/message.h"
 
+#include <cctype>
 #include <cstdio>
+
+#include "base/log.h"
 
 namespace dspool {
 namespace {
@@ -119,6 +122,44 @@ Result<Target> ParseTarget(std::string_view target) {
     }
   }
   return out;
+}
+
+namespace {
+
+bool HasCrLf(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
+
+bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<Response> CheckResponse(const Response& r) {
+  std::string why;
+  if (r.status < 200 || r.status > 599) {
+    why = "status " + std::to_string(r.status) + " is outside 200..599";
+  } else if (HasCrLf(r.content_type)) {
+    why = "Content-Type contains CR or LF";
+  } else {
+    for (const auto& [name, value] : r.headers) {
+      if (name.empty() || HasCrLf(name) || HasCrLf(value) || name.find(':') != std::string::npos) {
+        why = "malformed header field '" + name + "'";
+        break;
+      }
+      if (EqualsIgnoringCase(name, "content-length") || EqualsIgnoringCase(name, "transfer-encoding") ||
+          EqualsIgnoringCase(name, "connection")) {
+        why = "header field '" + name + "' is set by the server";
+        break;
+      }
+    }
+  }
+  if (why.empty()) return std::nullopt;
+  DSP_LOG(kError, "http") << "handler returned an invalid response: " << why;
+  return JsonResponse(500, JsonErrorBody("Internal", "internal error"));
 }
 
 }  // namespace dspool

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -65,6 +66,12 @@ struct Response {
 
 // A response with Content-Type application/json and the given body.
 Response JsonResponse(int status, std::string body);
+
+// The response to send instead of `r` when `r` may not go on the wire (a
+// status outside 200..599, CR or LF in a header, a header the server sets
+// itself: Content-Length, Transfer-Encoding, Connection): a JSON 500, and
+// the reason is logged. nullopt when `r` is fine.
+std::optional<Response> CheckResponse(const Response& r);
 
 // The body of every error this module produces itself (400, 413, 500, ...):
 // {"error":{"code":"<code>","message":"<message>"}}, message JSON-escaped.

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "http/beast_util.h"
 
 namespace dspool {
 
@@ -42,6 +43,8 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using LocalProtocol = net::local::stream_protocol;
 using TcpProtocol = net::ip::tcp;
+
+using http_internal::Sv;
 
 namespace {
 
@@ -68,34 +71,6 @@ Response ErrorResponse(int status, std::string_view code, std::string_view messa
   return JsonResponse(status, JsonErrorBody(code, message));
 }
 
-bool HasCrLf(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
-
-// The response to send instead of `r` when `r` is not something we may put
-// on the wire; nullopt when `r` is fine.
-std::optional<Response> CheckResponse(const Response& r) {
-  std::string why;
-  if (r.status < 200 || r.status > 599) {
-    why = "status " + std::to_string(r.status) + " is outside 200..599";
-  } else if (HasCrLf(r.content_type)) {
-    why = "Content-Type contains CR or LF";
-  } else {
-    for (const auto& [name, value] : r.headers) {
-      if (name.empty() || HasCrLf(name) || HasCrLf(value) || name.find(':') != std::string::npos) {
-        why = "malformed header field '" + name + "'";
-        break;
-      }
-      if (beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding") ||
-          beast::iequals(name, "connection")) {
-        why = "header field '" + name + "' is set by the server";
-        break;
-      }
-    }
-  }
-  if (why.empty()) return std::nullopt;
-  DSP_LOG(kError, kLog) << "handler returned an invalid response: " << why;
-  return ErrorResponse(500, "Internal", "internal error");
-}
-
 // For a failed read: the error response to send, or nullopt to just close
 // (the peer left, a timeout, or we closed the socket ourselves).
 std::optional<Response> ResponseForReadError(const beast::error_code& ec, size_t max_body) {
@@ -112,15 +87,6 @@ std::optional<Response> ResponseForReadError(const beast::error_code& ec, size_t
     return ErrorResponse(400, "InvalidArgument", "malformed HTTP request: " + ec.message());
   }
   return std::nullopt;
-}
-
-// Beast 1.74 speaks boost::string_view.
-std::string_view Sv(beast::string_view s) { return {s.data(), s.size()}; }
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 Peer PeerOf(LocalProtocol::socket& socket) {
@@ -389,14 +355,7 @@ class Connection final : public ConnectionBase,
       request.target = std::string(req.target());
       request.path = std::move(target->path);
       request.query = std::move(target->query);
-      for (const auto& field : req) {
-        auto [it, inserted] =
-            request.headers.emplace(Lower(Sv(field.name_string())), std::string(field.value()));
-        if (!inserted) {
-          it->second += ", ";
-          it->second += Sv(field.value());
-        }
-      }
+      request.headers = http_internal::HeaderMap(req);
       request.body = std::move(req.body());
       request.peer = peer_;
       request.listener_tag = listener()->tag();
