@@ -1,0 +1,74 @@
+// Web sessions: what the gateway's login hands a browser, and how it checks
+// it on every request.
+//
+//   cookie value:  <user>.<expires, unix seconds>.<HMAC-SHA256, base64url>
+//
+// The MAC (libsodium's crypto_auth_hmacsha256) covers the user and the
+// expiry, keyed with the server's 32-byte session key, so a value cannot be
+// forged, altered or extended without the key; it is checked in constant
+// time. A session ends at its expiry, on logout (the browser drops the
+// cookie), or for everyone when the key changes.
+//
+// LoginThrottle: failed logins are limited per user name and per client
+// address, so a password cannot be guessed fast from one place, nor one
+// account from many.
+//
+// Thread safety: the functions may be called concurrently; LoginThrottle is
+// internally locked.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "base/clock.h"
+#include "base/result.h"
+
+namespace dspool {
+
+constexpr size_t kSessionKeyBytes = 32;
+
+// A fresh random key (kSessionKeyBytes).
+std::string NewSessionKey();
+
+// The cookie value for `user` until `expires`. REQUIRES: key is
+// kSessionKeyBytes long; user is a valid user name (no '.').
+std::string SignSession(std::string_view user, TimePoint expires, std::string_view key);
+
+// The user of a valid, unexpired cookie value; PermissionDenied otherwise
+// (malformed, bad MAC, expired), with a message fit for a log line.
+Result<std::string> VerifySession(std::string_view value, TimePoint now, std::string_view key);
+
+class LoginThrottle {
+ public:
+  struct Limits {
+    int failures = 5;                                      // allowed per window
+    std::chrono::seconds window{std::chrono::minutes(5)};  // counted over
+  };
+  LoginThrottle(const Clock& clock, Limits limits) : clock_(clock), limits_(limits) {}
+
+  // Whether a login for `user` from `address` may be tried now; if not,
+  // how long until it may.
+  std::chrono::seconds Wait(const std::string& user, const std::string& address);
+  void RecordFailure(const std::string& user, const std::string& address);
+  // A success clears the user's count (not the address's).
+  void RecordSuccess(const std::string& user);
+
+ private:
+  struct Entry {
+    int failures = 0;
+    TimePoint window_start;
+  };
+  std::chrono::seconds WaitFor(std::map<std::string, Entry>& entries, const std::string& key, TimePoint now);
+  void Count(std::map<std::string, Entry>& entries, const std::string& key, TimePoint now);
+
+  const Clock& clock_;
+  const Limits limits_;
+  std::mutex mu_;
+  std::map<std::string, Entry> by_user_;     // guarded by mu_
+  std::map<std::string, Entry> by_address_;  // guarded by mu_
+};
+
+}  // namespace dspool
