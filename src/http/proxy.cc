@@ -126,6 +126,7 @@ class ProxyServer::Impl {
     if (!ec) listener->acceptor.listen(net::socket_base::max_listen_connections, ec);
     if (ec) return Unavailable("listen " + where + ": " + ec.message());
     uint16_t bound = listener->acceptor.local_endpoint().port();
+    listener->tag = std::to_string(bound);
     {
       std::lock_guard lock(mu_);
       listeners_[bound] = listener;
@@ -178,6 +179,7 @@ class ProxyServer::Impl {
     explicit Listener(net::io_context& ioc) : acceptor(ioc) {}
     tcp::acceptor acceptor;
     std::optional<ssl::context> tls;
+    std::string tag;  // the bound port, as Request::listener_tag
   };
 
   using UpstreamKey = std::pair<uint32_t, uint16_t>;
@@ -227,10 +229,10 @@ class ProxyServer::Impl {
           ++tls_failures_;
           co_return;
         }
-        co_await ServeStream(stream, peer);
+        co_await ServeStream(stream, peer, listener->tag);
       } else {
         beast::tcp_stream stream(std::move(socket));
-        co_await ServeStream(stream, peer);
+        co_await ServeStream(stream, peer, listener->tag);
       }
     } catch (const std::exception& e) {
       DSP_LOG(kError, kLog) << "connection from " << peer.address << ": " << e.what();
@@ -238,7 +240,7 @@ class ProxyServer::Impl {
   }
 
   template <class Stream>
-  net::awaitable<void> ServeStream(Stream& stream, const Peer& peer) {
+  net::awaitable<void> ServeStream(Stream& stream, const Peer& peer, const std::string& tag) {
     beast::flat_buffer buffer;
     bool first = true;
     for (;;) {
@@ -270,6 +272,7 @@ class ProxyServer::Impl {
       head.query = std::move(target->query);
       head.headers = http_internal::HeaderMap(req);
       head.peer = peer;
+      head.listener_tag = tag;
       const bool keep_alive = req.keep_alive();
       const unsigned version = req.version();
 

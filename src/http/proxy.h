@@ -60,7 +60,8 @@ using ProxyRoute = std::variant<ProxyReply, ProxyLocal, ProxyForward>;
 class ProxyRouter {
  public:
   virtual ~ProxyRouter() = default;
-  // `head` has no body. Its headers map has lower-case names.
+  // `head` has no body. Its headers map has lower-case names; its
+  // listener_tag is the port the client connected to ("8000").
   virtual ProxyRoute Decide(const Request& head) = 0;
   // For ProxyLocal: the whole request, body included.
   virtual Response Serve(const Request& request) = 0;

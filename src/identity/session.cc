@@ -35,6 +35,14 @@ std::string NewSessionKey() {
   return key;
 }
 
+std::string NewToken() {
+  std::string key = NewSessionKey();
+  std::string hex(key.size() * 2 + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), reinterpret_cast<const unsigned char*>(key.data()), key.size());
+  hex.pop_back();
+  return hex;
+}
+
 std::string SignSession(std::string_view user, TimePoint expires, std::string_view key) {
   std::string payload = std::string(user) + "." + std::to_string(ToUnixMillis(expires) / 1000);
   return payload + "." + Mac(payload, key);

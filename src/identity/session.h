@@ -33,6 +33,9 @@ constexpr size_t kSessionKeyBytes = 32;
 // A fresh random key (kSessionKeyBytes).
 std::string NewSessionKey();
 
+// A random token for a notebook server (64 hex characters, 256 bits).
+std::string NewToken();
+
 // The cookie value for `user` until `expires`. REQUIRES: key is
 // kSessionKeyBytes long; user is a valid user name (no '.').
 std::string SignSession(std::string_view user, TimePoint expires, std::string_view key);

@@ -1,0 +1,188 @@
+#include "gateway/web_entry.h"
+
+#include <gtest/gtest.h>
+
+#include "identity/password.h"
+
+namespace dspool {
+namespace {
+
+using std::chrono::seconds;
+
+class FakeWebHooks : public WebHooks {
+ public:
+  FakeWebHooks() {
+    hashes["alice"] = *HashPassword("alice's password");
+    hashes["bob"] = *HashPassword("bob's password");
+  }
+  std::optional<std::string> PasswordHash(const std::string& user) override {
+    auto it = hashes.find(user);
+    if (it == hashes.end()) return std::nullopt;
+    return it->second;
+  }
+  void StartServer(const std::string& user, const std::string& token) override { starts.push_back({user, token}); }
+  std::map<std::string, std::string> hashes;
+  std::vector<std::pair<std::string, std::string>> starts;
+};
+
+std::string Header(const Response& r, const std::string& name) {
+  for (const auto& [n, v] : r.headers) {
+    if (n == name) return v;
+  }
+  return "";
+}
+
+class WebEntryTest : public ::testing::Test {
+ protected:
+  WebEntryTest() : web_(clock_, hooks_, NewSessionKey(), WebEntryOptions{}) {}
+
+  Request Get(const std::string& target, const std::string& cookie = "", bool page = true) {
+    Request r;
+    r.method = "GET";
+    r.target = target;
+    auto parsed = ParseTarget(target);
+    r.path = parsed->path;
+    r.query = parsed->query;
+    if (!cookie.empty()) r.headers["cookie"] = cookie;
+    if (page) r.headers["accept"] = "text/html,application/xhtml+xml";
+    r.peer.address = "192.0.2.7";
+    return r;
+  }
+  Response Login(const std::string& user, const std::string& password, const std::string& next = "") {
+    Request r;
+    r.method = "POST";
+    r.target = r.path = "/hub/login";
+    r.body = "username=" + user + "&password=" + password + "&next=" + next;
+    r.peer.address = "192.0.2.7";
+    EXPECT_TRUE(std::holds_alternative<ProxyLocal>(web_.Decide(r)));
+    return web_.Serve(r);
+  }
+  // The session cookie ("dspool_session=...") a successful login sets.
+  std::string LoginCookie(const std::string& user, const std::string& password) {
+    Response r = Login(user, password);
+    EXPECT_EQ(r.status, 303);
+    std::string set = Header(r, "Set-Cookie");
+    return set.substr(0, set.find(';'));
+  }
+  Response Reply(const Request& r) {
+    ProxyRoute route = web_.Decide(r);
+    EXPECT_TRUE(std::holds_alternative<ProxyReply>(route));
+    return std::holds_alternative<ProxyReply>(route) ? std::get<ProxyReply>(route).response : Response{};
+  }
+
+  SimulatedClock clock_;
+  FakeWebHooks hooks_;
+  WebEntry web_;
+};
+
+TEST_F(WebEntryTest, AWrongPasswordGets401AndNoCookie) {
+  Response r = Login("alice", "wrong");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(Header(r, "Set-Cookie"), "");
+  EXPECT_NE(r.body.find("Invalid user name or password"), std::string::npos);
+  EXPECT_EQ(Login("nobody", "whatever").status, 401);
+  EXPECT_EQ(Login("../x", "whatever").status, 401);
+}
+
+TEST_F(WebEntryTest, LoginSetsAHttpOnlySecureCookieAndGoesOnlyToTheUsersOwnSpace) {
+  Response r = Login("alice", "alice%27s+password", "/user/alice/notebooks/a.ipynb");
+  ASSERT_EQ(r.status, 303);
+  std::string cookie = Header(r, "Set-Cookie");
+  EXPECT_NE(cookie.find("HttpOnly"), std::string::npos);
+  EXPECT_NE(cookie.find("Secure"), std::string::npos);
+  EXPECT_NE(cookie.find("SameSite=Lax"), std::string::npos);
+  EXPECT_EQ(Header(r, "Location"), "/user/alice/notebooks/a.ipynb");
+  r = Login("alice", "alice%27s+password", "https://evil.example/");
+  EXPECT_EQ(Header(r, "Location"), "/user/alice/tree");
+  r = Login("alice", "alice%27s+password", "/user/bob/tree");
+  EXPECT_EQ(Header(r, "Location"), "/user/alice/tree");
+}
+
+TEST_F(WebEntryTest, WithoutACookiePagesGoToLoginAndApiCallsGet401) {
+  Response page = Reply(Get("/user/alice/tree"));
+  EXPECT_EQ(page.status, 302);
+  EXPECT_EQ(Header(page, "Location"), "/hub/login?next=/user/alice/tree");
+  EXPECT_EQ(Reply(Get("/user/alice/api/contents", "", false)).status, 401);
+  EXPECT_EQ(Reply(Get("/user/alice/api/contents", "dspool_session=alice.99999999999.forged", false)).status, 401);
+  EXPECT_TRUE(hooks_.starts.empty());
+}
+
+TEST_F(WebEntryTest, AnotherUsersServerIs403WhateverThePath) {
+  std::string bob = LoginCookie("bob", "bob%27s+password");
+  for (std::string target : {"/user/alice/tree", "/user/alice/api/kernels", "/user/alice"}) {
+    EXPECT_EQ(Reply(Get(target, bob, false)).status, 403) << target;
+  }
+  EXPECT_TRUE(hooks_.starts.empty());
+}
+
+TEST_F(WebEntryTest, TheFirstVisitStartsAServerAndLaterOnesAreForwardedWithItsToken) {
+  std::string alice = LoginCookie("alice", "alice%27s+password");
+  Response starting = Reply(Get("/user/alice/tree", alice));
+  EXPECT_EQ(starting.status, 200);
+  EXPECT_EQ(Header(starting, "Refresh"), "1");
+  EXPECT_EQ(Reply(Get("/user/alice/api/status", alice, false)).status, 503);
+  ASSERT_EQ(hooks_.starts.size(), 1u) << "one start, however many requests";
+  const std::string token = hooks_.starts[0].second;
+  EXPECT_EQ(token.size(), 64u);
+
+  web_.ServerReady("alice", InstanceId("p-1-abc"), 0x0ae70002, 9000);
+  ProxyRoute route = web_.Decide(Get("/user/alice/api/contents?token=guess&type=notebook", alice + "; _xsrf=x", false));
+  ASSERT_TRUE(std::holds_alternative<ProxyForward>(route));
+  const ProxyForward& f = std::get<ProxyForward>(route);
+  EXPECT_EQ(f.address, 0x0ae70002u);
+  EXPECT_EQ(f.port, 9000);
+  EXPECT_EQ(f.target, "/user/alice/api/contents?type=notebook");
+  std::map<std::string, std::string> set(f.set_headers.begin(), f.set_headers.end());
+  EXPECT_EQ(set["Authorization"], "token " + token);
+  EXPECT_EQ(set["Cookie"], "_xsrf=x") << "our session cookie stays in the gateway";
+
+  auto sessions = web_.Sessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  clock_.Advance(seconds(30));
+  web_.Activity(f.tag);
+  EXPECT_EQ(web_.Sessions()[0].last_activity, clock_.Now());
+}
+
+TEST_F(WebEntryTest, AFailedStartIsShownAndTriedAgainLater) {
+  std::string alice = LoginCookie("alice", "alice%27s+password");
+  Reply(Get("/user/alice/tree", alice));
+  web_.ServerFailed("alice", "no instance is healthy");
+  Response failed = Reply(Get("/user/alice/tree", alice));
+  EXPECT_EQ(failed.status, 503);
+  EXPECT_NE(failed.body.find("no instance is healthy"), std::string::npos);
+  EXPECT_EQ(hooks_.starts.size(), 1u);
+  clock_.Advance(seconds(31));
+  Reply(Get("/user/alice/tree", alice));
+  EXPECT_EQ(hooks_.starts.size(), 2u);
+  EXPECT_NE(hooks_.starts[0].second, hooks_.starts[1].second) << "a new server gets a new token";
+}
+
+TEST_F(WebEntryTest, RepeatedFailuresAreThrottled) {
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Login("alice", "wrong").status, 401);
+  Response r = Login("alice", "alice%27s+password");
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(Header(r, "Set-Cookie"), "");
+  clock_.Advance(std::chrono::minutes(5));
+  EXPECT_EQ(Login("alice", "alice%27s+password").status, 303);
+}
+
+TEST_F(WebEntryTest, LogoutDropsTheCookieAndRootRedirects) {
+  Response out = Reply(Get("/hub/logout"));
+  EXPECT_NE(Header(out, "Set-Cookie").find("Max-Age=0"), std::string::npos);
+  EXPECT_EQ(Header(Reply(Get("/")), "Location"), "/hub/login");
+  std::string alice = LoginCookie("alice", "alice%27s+password");
+  EXPECT_EQ(Header(Reply(Get("/", alice)), "Location"), "/user/alice/tree");
+  EXPECT_EQ(Reply(Get("/etc/passwd", alice)).status, 404);
+}
+
+TEST(WebHelpersTest, CookiesAndTokenParameters) {
+  EXPECT_EQ(CookieValue("a=1; dspool_session=xyz; b=2", "dspool_session"), "xyz");
+  EXPECT_EQ(CookieValue("xdspool_session=1", "dspool_session"), std::nullopt);
+  EXPECT_EQ(WithoutTokenParam("/a?token=1"), "/a");
+  EXPECT_EQ(WithoutTokenParam("/a?x=1&token=2&y=3&token=4"), "/a?x=1&y=3");
+  EXPECT_EQ(WithoutTokenParam("/a?tokens=1"), "/a?tokens=1");
+  EXPECT_EQ(WithoutTokenParam("/a"), "/a");
+}
+
+}  // namespace
+}  // namespace dspool

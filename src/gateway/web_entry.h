@@ -1,0 +1,115 @@
+// WebEntry: a pool's Jupyter address. It logs users in with the pool
+// identity (the same password hash sshd checks), keeps them logged in with
+// a signed cookie, and routes /user/<name>/ to that user's own notebook
+// server somewhere in the pool, adding the server's token so the user never
+// handles it. It is the ProxyRouter of the pool's web listener (http/proxy.h
+// streams the bytes).
+//
+//   /                      → /user/<you>/tree, or the login page
+//   GET  /hub/login        the login form
+//   POST /hub/login        checks the password (throttled per user and
+//                          address); 303 + session cookie, or 401 and none
+//   GET  /hub/logout       drops the cookie
+//   /user/<name>/...       only with <name>'s cookie (else 302 to login for
+//                          pages, 401 for API calls; another user's: 403).
+//                          Server ready → forwarded (token added, the
+//                          client's own ?token= and our cookie removed);
+//                          none yet → StartServer and a "starting" page
+//                          (503 + Retry-After for API and WebSocket calls)
+//
+// The path is checked on every request and every upgrade, after the proxy
+// normalised it (no "..", no "//", percent-decoding done), so no path trick
+// reaches another user's server.
+//
+// Thread safety: all methods may be called from any thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/ids.h"
+#include "http/proxy.h"
+#include "identity/session.h"
+
+namespace dspool {
+
+class WebHooks {
+ public:
+  virtual ~WebHooks() = default;
+  // The user's password hash; nullopt if there is no such user or it has
+  // no password.
+  virtual std::optional<std::string> PasswordHash(const std::string& user) = 0;
+  // `user` has no notebook server: start one with `token` (asynchronously)
+  // and report with ServerReady or ServerFailed.
+  virtual void StartServer(const std::string& user, const std::string& token) = 0;
+};
+
+struct WebEntryOptions {
+  std::chrono::seconds session_lifetime{std::chrono::hours(12)};
+  LoginThrottle::Limits login_limits;
+  // A failed start is tried again after this long.
+  std::chrono::seconds retry_failed_after{30};
+};
+
+// One user's notebook server, as the web entry knows it.
+struct NotebookSession {
+  enum class State { kStarting, kReady, kFailed };
+  std::string user;
+  State state = State::kStarting;
+  InstanceId instance;
+  uint32_t address = 0;
+  uint16_t port = 0;
+  std::string error;          // kFailed
+  TimePoint started;          // asked for
+  TimePoint last_activity;    // last request or tunnel traffic
+};
+std::string_view NotebookStateName(NotebookSession::State state);
+
+class WebEntry final : public ProxyRouter {
+ public:
+  WebEntry(const Clock& clock, WebHooks& hooks, std::string session_key, WebEntryOptions options);
+
+  ProxyRoute Decide(const Request& head) override;
+  Response Serve(const Request& request) override;
+  void Activity(uint64_t tag) override;
+
+  // From the server, once it knows how a start went.
+  void ServerReady(const std::string& user, const InstanceId& instance, uint32_t address, uint16_t port);
+  void ServerFailed(const std::string& user, const std::string& error);
+  // The server is gone (culled, stopped, its instance removed): the next
+  // request starts a new one.
+  void ServerGone(const std::string& user);
+
+  std::vector<NotebookSession> Sessions() const;
+
+ private:
+  struct Entry {
+    NotebookSession session;
+    std::string token;  // never leaves the gateway except to the server's instance
+    uint64_t tag = 0;
+  };
+  ProxyRoute UserRoute(const Request& head, const std::string& user);
+  Response Login(const Request& request);
+
+  const Clock& clock_;
+  WebHooks& hooks_;
+  const std::string session_key_;
+  const WebEntryOptions options_;
+  LoginThrottle throttle_;
+  mutable std::mutex mu_;
+  std::map<std::string, Entry> servers_;      // guarded by mu_, by user
+  std::map<uint64_t, std::string> by_tag_;    // guarded by mu_
+  uint64_t next_tag_ = 1;                     // guarded by mu_
+};
+
+// The value of cookie `name` in a Cookie header ("a=1; b=2"), if present.
+std::optional<std::string> CookieValue(const std::string& header, const std::string& name);
+// `target` without its `token` query parameter(s).
+std::string WithoutTokenParam(const std::string& target);
+
+}  // namespace dspool
