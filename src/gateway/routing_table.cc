@@ -15,9 +15,13 @@ struct PortUse {
 
 std::vector<PortUse> PortsOf(const PoolSpec& spec) {
   std::vector<PortUse> out;
+  uint32_t address = spec.load_balancer ? ParseIpv4(spec.load_balancer->frontend_address).value_or(0) : 0;
+  if (spec.jupyter) {
+    out.push_back({address, spec.jupyter->frontend_port, spec.jupyter->frontend_port,
+                   "jupyter of pool '" + spec.name.value() + "'"});
+  }
   if (!spec.load_balancer) return out;
   const LoadBalancerSpec& lb = *spec.load_balancer;
-  uint32_t address = ParseIpv4(lb.frontend_address).value_or(0);
   for (const LbRule& r : lb.rules) {
     out.push_back({address, r.frontend_port, r.frontend_port, "rule " + r.name + " of pool '" + spec.name.value() + "'"});
   }

@@ -117,6 +117,47 @@ Result<PoolSpec> ParsePoolSpec(const Json& json) {
     }
   }
 
+  if (r.Raw("jupyter") != nullptr && r.ok()) {
+    JsonReader jupyter = r.Object("jupyter");
+    JupyterSpec j;
+    jupyter.Optional("frontendPort", &j.frontend_port);
+    jupyter.Optional("certificateFile", &j.certificate_file);
+    jupyter.Optional("keyFile", &j.key_file);
+    jupyter.Optional("cullIdleMinutes", &j.cull_idle_minutes);
+    if (r.ok() && (j.frontend_port < 1 || j.frontend_port > 65535)) {
+      jupyter.Fail("frontendPort", "must be between 1 and 65535");
+    }
+    if (r.ok() && j.certificate_file.empty() != j.key_file.empty()) {
+      jupyter.Fail(j.key_file.empty() ? "keyFile" : "certificateFile",
+                   "give certificateFile and keyFile together, or neither (a self-signed certificate)");
+    }
+    for (auto [field, path] : {std::pair{"certificateFile", &j.certificate_file}, {"keyFile", &j.key_file}}) {
+      if (r.ok() && !path->empty() && !IsCleanAbsolutePath(*path)) {
+        jupyter.Fail(field, "must be a clean absolute path, got '" + *path + "'");
+      }
+    }
+    if (r.ok() && (j.cull_idle_minutes < 0 || j.cull_idle_minutes > 7 * 24 * 60)) {
+      jupyter.Fail("cullIdleMinutes", "must be between 0 (never) and 10080 (a week)");
+    }
+    if (r.ok() && spec.load_balancer) {
+      for (size_t i = 0; i < spec.load_balancer->rules.size(); ++i) {
+        if (spec.load_balancer->rules[i].frontend_port == j.frontend_port) {
+          jupyter.Fail("frontendPort", std::to_string(j.frontend_port) + " is also loadBalancer.rules[" +
+                                           std::to_string(i) + "].frontendPort");
+        }
+      }
+      for (size_t i = 0; i < spec.load_balancer->nat_pools.size(); ++i) {
+        const NatPool& nat = spec.load_balancer->nat_pools[i];
+        if (r.ok() && nat.frontend_port_start <= j.frontend_port && j.frontend_port <= nat.frontend_port_end) {
+          jupyter.Fail("frontendPort", std::to_string(j.frontend_port) + " lies in loadBalancer.inboundNatPools[" +
+                                           std::to_string(i) + "]");
+        }
+      }
+    }
+    DSP_RETURN_IF_ERROR(jupyter.Finish());
+    spec.jupyter = j;
+  }
+
   JsonReader admin = r.Object("adminUser", /*required=*/true);
   admin.Required("name", &spec.admin.name);
   admin.Optional("sshPublicKey", &spec.admin.ssh_public_key);
@@ -152,6 +193,14 @@ Json PoolSpecToJson(const PoolSpec& spec) {
       {"adminUser", admin},
   };
   if (spec.load_balancer) out["loadBalancer"] = LoadBalancerToJson(*spec.load_balancer);
+  if (spec.jupyter) {
+    Json j = {{"frontendPort", spec.jupyter->frontend_port}, {"cullIdleMinutes", spec.jupyter->cull_idle_minutes}};
+    if (!spec.jupyter->certificate_file.empty()) {
+      j["certificateFile"] = spec.jupyter->certificate_file;
+      j["keyFile"] = spec.jupyter->key_file;
+    }
+    out["jupyter"] = j;
+  }
   return out;
 }
 

@@ -57,6 +57,18 @@ struct AdminUserSpec {
   friend bool operator==(const AdminUserSpec&, const AdminUserSpec&) = default;
 };
 
+// The pool's Jupyter address: the gateway logs users in (pool identity)
+// and routes /user/<name>/ to each user's own notebook server in the pool.
+// It listens on the loadBalancer's frontendAddress (all interfaces without
+// one).
+struct JupyterSpec {
+  int64_t frontend_port = 8000;  // as the reference's JupyterHub rule
+  std::string certificate_file;  // PEM chain; empty: a self-signed one made for the pool
+  std::string key_file;          // PEM; given with certificate_file or not at all
+  int64_t cull_idle_minutes = 60;  // a server idle this long is stopped; 0: never
+  friend bool operator==(const JupyterSpec&, const JupyterSpec&) = default;
+};
+
 struct PoolSpec {
   PoolName name;
   int64_t instance_count = 1;
@@ -68,6 +80,7 @@ struct PoolSpec {
   // The pool's front address; absent: instances are reached only on their
   // own addresses.
   std::optional<LoadBalancerSpec> load_balancer;
+  std::optional<JupyterSpec> jupyter;
   friend bool operator==(const PoolSpec&, const PoolSpec&) = default;
 };
 

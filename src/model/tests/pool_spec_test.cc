@@ -125,3 +125,48 @@ TEST(UserNameTest, Validation) {
 
 }  // namespace
 }  // namespace dspool
+
+namespace dspool {
+namespace {
+
+TEST(PoolSpecTest, JupyterDefaultsRoundTripAndErrorsNameTheField) {
+  Json j = ValidSpec();
+  j["jupyter"] = Json::object();
+  auto spec = ParsePoolSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_TRUE(spec->jupyter);
+  EXPECT_EQ(spec->jupyter->frontend_port, 8000);
+  EXPECT_EQ(spec->jupyter->cull_idle_minutes, 60);
+  EXPECT_TRUE(spec->jupyter->certificate_file.empty());
+  auto again = ParsePoolSpec(PoolSpecToJson(*spec));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again->jupyter, *spec->jupyter);
+
+  struct Case {
+    Json jupyter;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {{{"frontendPort", 0}}, "jupyter.frontendPort: must be between 1 and 65535"},
+      {{{"certificateFile", "/etc/c.pem"}}, "jupyter.keyFile: give certificateFile and keyFile together"},
+      {{{"certificateFile", "c.pem"}, {"keyFile", "/k.pem"}}, "jupyter.certificateFile: must be a clean absolute"},
+      {{{"cullIdleMinutes", -1}}, "jupyter.cullIdleMinutes: must be between 0"},
+      {{{"port", 1}}, "jupyter.port: unknown field"},
+  };
+  for (const Case& c : cases) {
+    Json bad = ValidSpec();
+    bad["jupyter"] = c.jupyter;
+    auto s = ParsePoolSpec(bad);
+    ASSERT_FALSE(s.ok()) << c.jupyter.dump();
+    EXPECT_EQ(s.status().message().rfind(c.message, 0), 0u) << s.status().message();
+  }
+  Json clash = ValidSpec();
+  clash["loadBalancer"] = Json::parse(R"({"rules": [{"name": "SSH", "frontendPort": 8000, "backendPort": 22,
+      "probe": "p"}], "probes": [{"name": "p", "protocol": "Tcp", "port": 22}]})");
+  clash["jupyter"] = Json::object();
+  EXPECT_EQ(ParsePoolSpec(clash).status().message(),
+            "jupyter.frontendPort: 8000 is also loadBalancer.rules[0].frontendPort");
+}
+
+}  // namespace
+}  // namespace dspool
