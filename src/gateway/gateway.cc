@@ -12,6 +12,7 @@
 #include "net/relay.h"
 #include "net/socket.h"
 #include "os/unique_fd.h"
+#include "http/proxy.h"
 
 namespace dspool {
 namespace {
@@ -34,6 +35,67 @@ struct ConnectionCount {
   std::atomic<int64_t> value{0};
 };
 
+// One pool's web entry, with the hooks it calls bound to the pool.
+class PoolWeb final : public WebHooks {
+ public:
+  PoolWeb(PoolName pool, GatewayHooks& hooks, const Clock& clock, const std::string& key)
+      : pool_(std::move(pool)), hooks_(hooks), entry(clock, *this, key, WebEntryOptions{}) {}
+  std::optional<std::string> PasswordHash(const std::string& user) override { return hooks_.PasswordHash(user); }
+  void StartServer(const std::string& user, const std::string& token) override {
+    hooks_.StartNotebook(pool_, user, token);
+  }
+
+ private:
+  const PoolName pool_;
+  GatewayHooks& hooks_;
+
+ public:
+  WebEntry entry;
+};
+
+// The ProxyRouter of all pools' web listeners: picks the pool's WebEntry by
+// the port the client came in on. Activity tags carry the port in their
+// upper half, so two pools' tags never meet.
+class WebDispatch final : public ProxyRouter {
+ public:
+  ProxyRoute Decide(const Request& head) override {
+    uint16_t port = 0;
+    std::shared_ptr<PoolWeb> web = Find(head.listener_tag, &port);
+    if (!web) return ProxyReply{JsonResponse(503, JsonErrorBody("Unavailable", "this address serves no pool now"))};
+    ProxyRoute route = web->entry.Decide(head);
+    if (auto* f = std::get_if<ProxyForward>(&route)) f->tag |= static_cast<uint64_t>(port) << 32;
+    return route;
+  }
+  Response Serve(const Request& request) override {
+    std::shared_ptr<PoolWeb> web = Find(request.listener_tag, nullptr);
+    if (!web) return JsonResponse(503, JsonErrorBody("Unavailable", "this address serves no pool now"));
+    return web->entry.Serve(request);
+  }
+  void Activity(uint64_t tag) override {
+    std::shared_ptr<PoolWeb> web = Find(std::to_string(tag >> 32), nullptr);
+    if (web) web->entry.Activity(tag & 0xffffffffu);
+  }
+  void Set(uint16_t port, std::shared_ptr<PoolWeb> web) {
+    std::lock_guard lock(mu_);
+    if (web) {
+      by_port_[port] = std::move(web);
+    } else {
+      by_port_.erase(port);
+    }
+  }
+
+ private:
+  std::shared_ptr<PoolWeb> Find(const std::string& tag, uint16_t* port_out) {
+    uint16_t port = static_cast<uint16_t>(std::atoi(tag.c_str()));
+    if (port_out) *port_out = port;
+    std::lock_guard lock(mu_);
+    auto it = by_port_.find(port);
+    return it == by_port_.end() ? nullptr : it->second;
+  }
+  std::mutex mu_;
+  std::map<uint16_t, std::shared_ptr<PoolWeb>> by_port_;
+};
+
 }  // namespace
 
 class Gateway::Impl {
@@ -45,6 +107,8 @@ class Gateway::Impl {
   ~Impl() { Stop(); }
 
   Status Start() {
+    DSP_ASSIGN_OR_RETURN(web_, ProxyServer::Create(dispatch_, ProxyOptions{}));
+    web_->Start(options_.web_threads);
     control_ = std::thread([this] {
       if (Status s = loop_->Run(); !s.ok()) DSP_LOG(kError, kLog) << s;
     });
@@ -66,6 +130,7 @@ class Gateway::Impl {
     // then the relays, whose on_close still reaches the counts.
     listeners_.clear();
     conns_.clear();
+    web_->Stop();
     for (auto& relay : relays_) relay->Stop();
     for (auto& t : relay_threads_) t.join();
     relay_threads_.clear();
@@ -82,8 +147,7 @@ class Gateway::Impl {
   }
 
   Status CheckListen(const PoolSpec& spec) {
-    if (!spec.load_balancer) return Status::Ok();
-    const LoadBalancerSpec& lb = *spec.load_balancer;
+    const LoadBalancerSpec lb = spec.load_balancer.value_or(LoadBalancerSpec{});
     uint32_t address = ParseIpv4(lb.frontend_address).value_or(0);
     std::set<ListenerKey> open;
     {
@@ -97,6 +161,7 @@ class Gateway::Impl {
       if (!fd.ok()) return InvalidArgument(field + ": " + fd.status().message());
       return Status::Ok();
     };
+    if (spec.jupyter) DSP_RETURN_IF_ERROR(try_port(spec.jupyter->frontend_port, "jupyter.frontendPort"));
     for (size_t i = 0; i < lb.rules.size(); ++i) {
       DSP_RETURN_IF_ERROR(
           try_port(lb.rules[i].frontend_port, "loadBalancer.rules[" + std::to_string(i) + "].frontendPort"));
@@ -117,6 +182,21 @@ class Gateway::Impl {
     InstanceHealth h = it->second.health;
     h.connections = it->second.count->value.load(std::memory_order_relaxed);
     return h;
+  }
+
+  std::shared_ptr<PoolWeb> WebOf(const PoolName& pool) const {
+    std::lock_guard lock(web_mu_);
+    auto it = web_pools_.find(pool);
+    return it == web_pools_.end() ? nullptr : it->second;
+  }
+
+  std::vector<Gateway::PoolNotebook> Notebooks() const {
+    std::vector<Gateway::PoolNotebook> out;
+    std::lock_guard lock(web_mu_);
+    for (const auto& [pool, web] : web_pools_) {
+      for (NotebookSession& s : web->entry.Sessions()) out.push_back({pool, std::move(s)});
+    }
+    return out;
   }
 
   GatewayCounters counters() const {
@@ -222,10 +302,12 @@ class Gateway::Impl {
                            << (spec.rule ? "rule " + spec.rule->name : "NAT slot " + std::to_string(*spec.nat_index))
                            << " → port " << spec.backend_port << ")";
     }
+    ApplyWeb(table.web, errors);
     {
       std::lock_guard lock(mu_);
       open_keys_.clear();
       for (const auto& [key, l] : listeners_) open_keys_.insert(key);
+      for (const auto& [key, l] : web_open_) open_keys_.insert(key);
     }
 
     // Pools and backends.
@@ -275,6 +357,43 @@ class Gateway::Impl {
     for (const std::string& e : errors) message += " " + e + ";";
     message.pop_back();
     return Unavailable(message);
+  }
+
+  // Opens and closes the pools' web listeners; a pool keeps its WebEntry
+  // (and so its users' sessions) while it has a listener.
+  void ApplyWeb(const std::vector<WebListener>& wanted_list, std::vector<std::string>& errors) {
+    std::map<ListenerKey, WebListener> wanted;
+    for (const WebListener& w : wanted_list) wanted[{w.address, w.port}] = w;
+    for (auto it = web_open_.begin(); it != web_open_.end();) {
+      auto want = wanted.find(it->first);
+      if (want != wanted.end() && want->second == it->second) {
+        ++it;
+        continue;
+      }
+      DSP_LOG(kInfo, kLog) << "stops serving Jupyter on " << Where(it->first);
+      web_->Unlisten(it->first.second);
+      dispatch_.Set(it->first.second, nullptr);
+      it = web_open_.erase(it);
+    }
+    std::set<PoolName> pools;
+    for (const auto& [key, w] : wanted) {
+      pools.insert(w.pool);
+      if (web_open_.count(key)) continue;
+      auto port = web_->Listen(FormatIpv4(key.first), key.second, w.certificate_file, w.key_file);
+      if (!port.ok()) {
+        errors.push_back(port.status().message() + " (Jupyter of pool " + w.pool.value() + ")");
+        continue;
+      }
+      std::lock_guard lock(web_mu_);
+      auto& web = web_pools_[w.pool];
+      if (!web) web = std::make_shared<PoolWeb>(w.pool, hooks_, *wall_clock_, session_key_);
+      dispatch_.Set(key.second, web);
+      web_open_[key] = w;
+      DSP_LOG(kInfo, kLog) << "serving Jupyter for pool " << w.pool << " on " << Where(key)
+                           << (w.certificate_file.empty() ? " (no TLS)" : " (TLS)");
+    }
+    std::lock_guard lock(web_mu_);
+    std::erase_if(web_pools_, [&](const auto& kv) { return !pools.count(kv.first); });
   }
 
   void RetireBackend(Backend& b) {
@@ -681,6 +800,14 @@ class Gateway::Impl {
 
   const GatewayOptions options_;
   GatewayHooks& hooks_;
+  RealClock real_clock_;
+  const Clock* const wall_clock_ = options_.wall_clock ? options_.wall_clock : &real_clock_;
+  const std::string session_key_ = options_.session_key.empty() ? NewSessionKey() : options_.session_key;
+  WebDispatch dispatch_;
+  std::unique_ptr<ProxyServer> web_;
+  std::map<ListenerKey, WebListener> web_open_;  // control thread
+  mutable std::mutex web_mu_;
+  std::map<PoolName, std::shared_ptr<PoolWeb>> web_pools_;  // guarded by web_mu_
   std::unique_ptr<EventLoop> loop_;
   std::vector<std::unique_ptr<RelayLoop>> relays_;
   std::thread control_;
@@ -731,6 +858,18 @@ Status Gateway::Apply(RoutingTable table) { return impl_->Apply(std::move(table)
 Status Gateway::CheckListen(const PoolSpec& spec) { return impl_->CheckListen(spec); }
 std::optional<InstanceHealth> Gateway::Health(const InstanceId& id) const { return impl_->Health(id); }
 GatewayCounters Gateway::counters() const { return impl_->counters(); }
+
+void Gateway::NotebookReady(const PoolName& pool, const std::string& user, const InstanceId& instance,
+                            uint32_t address, uint16_t port) {
+  if (auto web = impl_->WebOf(pool)) web->entry.ServerReady(user, instance, address, port);
+}
+void Gateway::NotebookFailed(const PoolName& pool, const std::string& user, const std::string& error) {
+  if (auto web = impl_->WebOf(pool)) web->entry.ServerFailed(user, error);
+}
+void Gateway::NotebookGone(const PoolName& pool, const std::string& user) {
+  if (auto web = impl_->WebOf(pool)) web->entry.ServerGone(user);
+}
+std::vector<Gateway::PoolNotebook> Gateway::Notebooks() const { return impl_->Notebooks(); }
 
 std::string GatewayMetrics(const GatewayCounters& c) {
   std::ostringstream out;

@@ -22,9 +22,12 @@
 // instance joins at once; after that, every intervalInSeconds (ProbeTracker
 // has the thresholds). A rule without a probe uses the Ready phase alone.
 //
+// Jupyter: each pool with a `jupyter` section gets a WebEntry (web_entry.h)
+// on its port, served by one http/ProxyServer for all pools.
+//
 // Threads: one control thread (EventLoop: listeners, connects, holds,
-// probes) and relay_threads data threads (RelayLoop). Apply, CheckListen,
-// Health and counters may be called from any thread.
+// probes), relay_threads data threads (RelayLoop) and web_threads for the
+// HTTP proxy. Every public method may be called from any thread.
 #pragma once
 
 #include <atomic>
@@ -41,6 +44,7 @@
 
 #include "base/result.h"
 #include "gateway/routing_table.h"
+#include "gateway/web_entry.h"
 #include "model/instance.h"
 #include "model/pool.h"
 
@@ -57,6 +61,13 @@ class GatewayHooks {
   // control thread, at most once per second per pool while connections
   // wait; must not block for long.
   virtual void WakePool(const PoolName& pool) = 0;
+
+  // Jupyter (WebEntry): the user's password hash, nullopt if none; and
+  // "start `user`'s notebook server in `pool` with `token`", answered later
+  // with Gateway::NotebookReady or NotebookFailed. Called on the web
+  // threads; must not block for long.
+  virtual std::optional<std::string> PasswordHash(const std::string& user) = 0;
+  virtual void StartNotebook(const PoolName& pool, const std::string& user, const std::string& token) = 0;
 };
 
 struct GatewayOptions {
@@ -73,6 +84,12 @@ struct GatewayOptions {
   // Time for holds, probes and connect timeouts (default steady_clock); the
   // relay's idle timeouts use the same clock.
   std::function<std::chrono::steady_clock::time_point()> now;
+  // The pools' Jupyter addresses: threads of the HTTP proxy, the key that
+  // signs session cookies (identity/session.h; empty: a random one, so
+  // sessions end with the process), and the clock of sessions.
+  int web_threads = 2;
+  std::string session_key;
+  const Clock* wall_clock = nullptr;  // default: the real clock
 };
 
 // Monotonic counters, except the gauges marked so.
@@ -124,6 +141,18 @@ class Gateway {
   std::optional<InstanceHealth> Health(const InstanceId& id) const;
 
   GatewayCounters counters() const;
+
+  // Jupyter: how a StartNotebook went, and a server that is gone (culled,
+  // stopped, its instance removed).
+  void NotebookReady(const PoolName& pool, const std::string& user, const InstanceId& instance, uint32_t address,
+                     uint16_t port);
+  void NotebookFailed(const PoolName& pool, const std::string& user, const std::string& error);
+  void NotebookGone(const PoolName& pool, const std::string& user);
+  struct PoolNotebook {
+    PoolName pool;
+    NotebookSession session;
+  };
+  std::vector<PoolNotebook> Notebooks() const;
 
  private:
   class Impl;

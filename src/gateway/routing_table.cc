@@ -37,8 +37,15 @@ std::vector<PortUse> PortsOf(const PoolSpec& spec) {
 RoutingTable BuildRoutingTable(const std::vector<Pool>& pools, const std::vector<Instance>& instances) {
   RoutingTable table;
   for (const Pool& pool : pools) {
-    if (pool.state != PoolState::kActive || !pool.spec.load_balancer) continue;
-    const LoadBalancerSpec& lb = *pool.spec.load_balancer;
+    if (pool.state != PoolState::kActive) continue;
+    if (const auto& j = pool.spec.jupyter) {
+      uint32_t address =
+          pool.spec.load_balancer ? ParseIpv4(pool.spec.load_balancer->frontend_address).value_or(0) : 0;
+      table.web.push_back(
+          {address, static_cast<uint16_t>(j->frontend_port), pool.name(), j->certificate_file, j->key_file});
+    }
+    if (!pool.spec.load_balancer && !pool.spec.jupyter) continue;
+    const LoadBalancerSpec lb = pool.spec.load_balancer.value_or(LoadBalancerSpec{});
     uint32_t address = ParseIpv4(lb.frontend_address).value_or(0);
     for (const LbRule& rule : lb.rules) {
       Listener l;
@@ -73,6 +80,8 @@ RoutingTable BuildRoutingTable(const std::vector<Pool>& pools, const std::vector
   std::sort(table.listeners.begin(), table.listeners.end(), [](const Listener& a, const Listener& b) {
     return std::tie(a.port, a.address) < std::tie(b.port, b.address);
   });
+  std::sort(table.web.begin(), table.web.end(),
+            [](const WebListener& a, const WebListener& b) { return std::tie(a.port, a.address) < std::tie(b.port, b.address); });
   return table;
 }
 

@@ -42,10 +42,21 @@ struct Listener {
   friend bool operator==(const Listener&, const Listener&) = default;
 };
 
+// A pool's Jupyter address (WebEntry behind http/proxy).
+struct WebListener {
+  uint32_t address = 0;  // host byte order; 0 = all interfaces
+  uint16_t port = 0;
+  PoolName pool;
+  std::string certificate_file;  // empty in the table: the server fills in the pool's own
+  std::string key_file;
+  friend bool operator==(const WebListener&, const WebListener&) = default;
+};
+
 struct RoutingTable {
   std::vector<Listener> listeners;  // ordered by port, then address
   std::map<PoolName, std::vector<RouteBackend>> backends;  // by index
   std::map<PoolName, std::vector<ProbeSpec>> probes;
+  std::vector<WebListener> web;  // ordered by port
 };
 
 RoutingTable BuildRoutingTable(const std::vector<Pool>& pools, const std::vector<Instance>& instances);

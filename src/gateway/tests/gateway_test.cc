@@ -15,6 +15,9 @@
 #include <mutex>
 #include <thread>
 
+#include "http/client.h"
+#include "http/server.h"
+#include "identity/password.h"
 #include "model/ipv4.h"
 #include "net/socket.h"
 
@@ -111,6 +114,18 @@ class RecordingHooks : public GatewayHooks {
     std::lock_guard lock(mu_);
     woken_.push_back(pool.value());
   }
+  std::optional<std::string> PasswordHash(const std::string& user) override {
+    if (user != "alice") return std::nullopt;
+    return *HashPassword("alice's password");
+  }
+  void StartNotebook(const PoolName& pool, const std::string& user, const std::string& token) override {
+    std::lock_guard lock(mu_);
+    notebook_starts_.push_back(pool.value() + "/" + user + "/" + token);
+  }
+  std::vector<std::string> notebook_starts() {
+    std::lock_guard lock(mu_);
+    return notebook_starts_;
+  }
   std::vector<std::string> woken() {
     std::lock_guard lock(mu_);
     return woken_;
@@ -119,6 +134,7 @@ class RecordingHooks : public GatewayHooks {
  private:
   std::mutex mu_;
   std::vector<std::string> woken_;
+  std::vector<std::string> notebook_starts_;
 };
 
 // A port free on 127.0.0.1 now (bound and let go).
@@ -438,6 +454,67 @@ TEST_F(GatewayTest, ListenErrorsNameTheAddressAndCheckListenNamesTheField) {
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("loadBalancer.rules[0].frontendPort"), std::string::npos) << s;
   EXPECT_NE(s.message().find("in use"), std::string::npos) << s;
+}
+
+// A pool's Jupyter address end to end on loopback (plain HTTP): login,
+// the first visit asks for a notebook server, once it is ready requests
+// reach it with its token and without our cookie.
+TEST_F(GatewayTest, JupyterLoginThenTheUsersOwnServer) {
+  // The "notebook server" on instance 0's address.
+  HttpServer notebook(
+      [](const Request& r) {
+        std::string auth = r.headers.count("authorization") ? r.headers.at("authorization") : "-";
+        std::string cookie = r.headers.count("cookie") ? r.headers.at("cookie") : "-";
+        return Response{200, "text/plain", r.target + " auth=" + auth + " cookie=" + cookie, {}};
+      },
+      HttpServerOptions{});
+  auto notebook_port = notebook.ListenTcp(FormatIpv4(InstanceAddress(0)), 0, "nb");
+  ASSERT_TRUE(notebook_port.ok()) << notebook_port.status();
+  notebook.Start(1);
+
+  RoutingTable t = Table({{0}});
+  uint16_t web_port = FreePort();
+  t.web.push_back({kClientAddress, web_port, PoolName("team"), "", ""});
+  Apply(t);
+  Endpoint web = Endpoint::Tcp("127.0.0.1", web_port);
+  auto call = [&](const std::string& method, const std::string& target, const std::string& body,
+                  std::vector<std::pair<std::string, std::string>> headers) {
+    auto r = Client::Do(web, method, target, body, headers, seconds(10));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : Response{};
+  };
+  auto header = [](const Response& r, const std::string& name) {
+    for (const auto& [n, v] : r.headers) {
+      if (n == name) return v;
+    }
+    return std::string();
+  };
+
+  Response denied = call("POST", "/hub/login", "username=alice&password=wrong",
+                         {{"Content-Type", "application/x-www-form-urlencoded"}});
+  EXPECT_EQ(denied.status, 401);
+  EXPECT_EQ(header(denied, "set-cookie"), "");
+  Response login = call("POST", "/hub/login", "username=alice&password=alice%27s+password",
+                        {{"Content-Type", "application/x-www-form-urlencoded"}});
+  ASSERT_EQ(login.status, 303);
+  std::string cookie = header(login, "set-cookie");
+  cookie = cookie.substr(0, cookie.find(';'));
+
+  EXPECT_EQ(call("GET", "/user/alice/api/status", "", {{"Cookie", cookie}}).status, 503);  // starting
+  auto starts = hooks_.notebook_starts();
+  ASSERT_EQ(starts.size(), 1u);
+  std::string token = starts[0].substr(std::string("team/alice/").size());
+  gateway_->NotebookReady(PoolName("team"), "alice", InstanceId("i0"), InstanceAddress(0), *notebook_port);
+  Response through = call("GET", "/user/alice/api/status?token=x", "", {{"Cookie", cookie + "; _xsrf=1"}});
+  EXPECT_EQ(through.status, 200);
+  EXPECT_EQ(through.body, "/user/alice/api/status auth=token " + token + " cookie=_xsrf=1");
+  EXPECT_EQ(call("GET", "/user/bob/api/status", "", {{"Cookie", cookie}}).status, 403);
+
+  auto notebooks = gateway_->Notebooks();
+  ASSERT_EQ(notebooks.size(), 1u);
+  EXPECT_EQ(notebooks[0].pool.value(), "team");
+  EXPECT_EQ(notebooks[0].session.state, NotebookSession::State::kReady);
+  notebook.Stop();
 }
 
 }  // namespace
