@@ -11,6 +11,9 @@ PACKAGES=(
   libsqlite3-dev libsodium-dev libcrypt-dev libssl-dev
   # run: containers, networking, the instances' services (sshpass: tests)
   lxc lxc-dev uidmap iproute2 nftables openssh-server openssh-client sudo sqlite3 sshpass curl python3
+  # the instances' per-user Jupyter (instances run on the host's filesystem):
+  # Notebook 6.4 and the Python kernel; websocket-client for the tests
+  jupyter-notebook python3-ipykernel python3-websocket
 )
 
 missing=()

@@ -10,13 +10,20 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <thread>
 
+#include "agent/control.h"
+#include "agent/jupyter.h"
+#include "agent/notebook_host.h"
 #include "agent/render.h"
 #include "agent/sampler.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "http/client.h"
+#include "http/server.h"
 #include "model/user.h"
 #include "os/children.h"
 #include "os/fs.h"
@@ -29,6 +36,10 @@ constexpr const char* kLog = "agent";
 constexpr const char* kSshDir = "/etc/ssh/dspool";
 constexpr const char* kKeyCacheDir = "/etc/ssh/dspool/keys";
 constexpr auto kRequestTimeout = std::chrono::seconds(5);
+// A start holds one of these for up to a minute (the handler is synchronous).
+constexpr int kControlThreads = 8;
+// How long a clean stop gives the Jupyter servers to exit.
+constexpr auto kJupyterStopGrace = std::chrono::seconds(5);
 
 std::string DirOf(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
@@ -60,9 +71,18 @@ bool SshdListening() {
   return ok;
 }
 
+JupyterOptions AgentJupyterOptions() {
+  JupyterOptions o;
+  if (const char* lang = std::getenv("LANG")) o.lang = lang;
+  return o;
+}
+
 class Agent {
  public:
-  explicit Agent(AgentOptions options) : options_(std::move(options)) {}
+  explicit Agent(AgentOptions options)
+      : options_(std::move(options)),
+        jupyter_(notebook_processes_, notebook_api_, clock_, [](Duration d) { std::this_thread::sleep_for(d); },
+                 AgentJupyterOptions()) {}
 
   int Run() {
     sigset_t set;
@@ -79,6 +99,9 @@ class Agent {
       DSP_LOG(kError, kLog) << s;
       return 1;
     }
+    // After the signal mask: the server's threads inherit it, so signals
+    // and children's exits come to this thread's sigtimedwait.
+    StartControl();
 
     TimePoint next_report = clock_.Now();
     TimePoint next_sshd_start = clock_.Now();
@@ -107,6 +130,7 @@ class Agent {
       if (sig == SIGTERM || sig == SIGINT || sig == SIGPWR) {
         DSP_LOG(kInfo, kLog) << "stopping on signal " << sig;
         if (sshd_pid_ > 0) kill(sshd_pid_, SIGTERM);
+        StopJupyter();
         return 0;
       }
       ReapChildren();
@@ -120,11 +144,42 @@ class Agent {
     DSP_LOG(kWarning, kLog) << key << ": " << s;
   }
 
+  void StartControl() {
+    std::string path = ControlSocketPath(options_);
+    control_ = std::make_unique<HttpServer>(
+        [this](const Request& r) { return HandleControlRequest(jupyter_, r); }, HttpServerOptions{});
+    if (Status s = control_->ListenUnix(path, 0600, "control"); !s.ok()) {
+      // The rest of the agent still works: users, sshd, reports.
+      DSP_LOG(kError, kLog) << "control socket " << path << ": " << s << "; no Jupyter servers on this instance";
+      control_.reset();
+      return;
+    }
+    control_->Start(kControlThreads);
+    DSP_LOG(kInfo, kLog) << "control socket " << path;
+  }
+
+  // SIGTERM to every Jupyter server; waits (reaping) until they are gone or
+  // kJupyterStopGrace has passed.
+  void StopJupyter() {
+    jupyter_.Shutdown();
+    if (control_) control_->Stop();
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    TimePoint deadline = clock_.Now() + kJupyterStopGrace;
+    for (ReapChildren(); jupyter_.Running() > 0 && clock_.Now() < deadline; ReapChildren()) {
+      timespec ts{0, 100 * 1000 * 1000};
+      sigtimedwait(&chld, nullptr, &ts);
+    }
+    if (jupyter_.Running() > 0) DSP_LOG(kWarning, kLog) << jupyter_.Running() << " Jupyter servers still running";
+  }
+
   void ReapChildren() {
     for (;;) {
       int status = 0;
       pid_t pid = waitpid(-1, &status, WNOHANG);
       if (pid <= 0) return;
+      jupyter_.OnExit(pid, status);
       if (pid == sshd_pid_) {
         DSP_LOG(kWarning, kLog) << "sshd exited (status " << status << "); restarting";
         sshd_pid_ = -1;
@@ -136,6 +191,7 @@ class Agent {
     DSP_ASSIGN_OR_RETURN(Json json, Call(options_, "GET", "/v1/agent/config", ""));
     DSP_ASSIGN_OR_RETURN(AgentConfig config, ParseAgentConfig(json));
     DSP_RETURN_IF_ERROR(Apply(config));
+    jupyter_.SetUsers(config.address, RenderedUsers(config));
     bool first = !config_;
     config_ = std::move(config);
     if (first) DSP_LOG(kInfo, kLog) << "configured " << config_->hostname << " with " << config_->users.size() << " users";
@@ -207,6 +263,10 @@ class Agent {
 
   AgentOptions options_;
   RealClock clock_;
+  SystemNotebookProcesses notebook_processes_;
+  HttpNotebookApi notebook_api_;
+  JupyterSupervisor jupyter_;
+  std::unique_ptr<HttpServer> control_;  // after jupyter_: stopped before it goes
   Sampler sampler_;
   std::optional<AgentConfig> config_;
   std::string image_passwd_, image_group_;
@@ -216,6 +276,10 @@ class Agent {
 };
 
 }  // namespace
+
+std::string ControlSocketPath(const AgentOptions& options) {
+  return options.control_socket.empty() ? DirOf(options.socket) + "/control.sock" : options.control_socket;
+}
 
 int RunAgent(const AgentOptions& options) {
   // Agent output goes next to its channel, readable from the host.

@@ -2,7 +2,9 @@
 // pool's users and host key from the server over its instance's channel,
 // renders /etc/passwd, group and shadow, creates the users' directories on
 // the share, runs sshd with the pool-wide host key, reaps orphans, and
-// reports health and metrics every few seconds.
+// reports health and metrics every few seconds. On its control socket
+// (control.h) it starts, lists and stops the users' Jupyter servers
+// (jupyter.h) for the gateway.
 #pragma once
 
 #include <string>
@@ -12,7 +14,14 @@ namespace dspool {
 struct AgentOptions {
   // The instance's channel to the server, bind-mounted by the provider.
   std::string socket = "/run/dspool/agent.sock";
+  // The control socket (HTTP, mode 0600: the host's root only) where the
+  // gateway starts and stops Jupyter servers. Empty: control.sock in the
+  // directory of `socket`.
+  std::string control_socket;
 };
+
+// options.control_socket, or its default.
+std::string ControlSocketPath(const AgentOptions& options);
 
 // Runs until SIGTERM; returns the process exit code.
 int RunAgent(const AgentOptions& options);

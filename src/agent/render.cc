@@ -67,12 +67,19 @@ std::string NotebooksOf(const AgentConfig& c, const std::string& user) {
   return c.share_mount_path + "/notebooks/" + user;
 }
 
+std::vector<RenderedUser> RenderedUsers(const AgentConfig& c) {
+  std::vector<RenderedUser> out;
+  // Each user has a private group of its own and no other membership.
+  for (const AgentUser& u : c.users) out.push_back({u.name, u.uid, u.uid, {u.uid}, HomeOf(c, u.name), "/bin/bash"});
+  return out;
+}
+
 std::string RenderPasswd(const std::string& image_passwd, const AgentConfig& c) {
   std::string out;
   for (const auto& f : SystemEntries(image_passwd, 2, PoolNames(c))) out += Join(f) + "\n";
-  for (const AgentUser& u : c.users) {
-    out += u.name + ":x:" + std::to_string(u.uid) + ":" + std::to_string(u.uid) + ":dspool user:" +
-           HomeOf(c, u.name) + ":/bin/bash\n";
+  for (const RenderedUser& u : RenderedUsers(c)) {
+    out += u.name + ":x:" + std::to_string(u.uid) + ":" + std::to_string(u.gid) + ":dspool user:" + u.home + ":" +
+           u.shell + "\n";
   }
   return out;
 }
@@ -80,7 +87,7 @@ std::string RenderPasswd(const std::string& image_passwd, const AgentConfig& c) 
 std::string RenderGroup(const std::string& image_group, const AgentConfig& c) {
   std::string out;
   for (const auto& f : SystemEntries(image_group, 2, PoolNames(c))) out += Join(f) + "\n";
-  for (const AgentUser& u : c.users) out += u.name + ":x:" + std::to_string(u.uid) + ":\n";
+  for (const RenderedUser& u : RenderedUsers(c)) out += u.name + ":x:" + std::to_string(u.gid) + ":\n";
   return out;
 }
 

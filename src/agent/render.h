@@ -15,6 +15,19 @@ std::string HomeOf(const AgentConfig& config, const std::string& user);
 // The per-user notebook folder on the share (the reference's convention).
 std::string NotebooksOf(const AgentConfig& config, const std::string& user);
 
+// A pool user as the files below render them: who processes started for
+// them run as.
+struct RenderedUser {
+  std::string name;
+  int64_t uid = 0;
+  int64_t gid = 0;              // the user's private group (gid == uid)
+  std::vector<int64_t> groups;  // every group it is a member of in /etc/group
+  std::string home;             // HomeOf
+  std::string shell;
+  friend bool operator==(const RenderedUser&, const RenderedUser&) = default;
+};
+std::vector<RenderedUser> RenderedUsers(const AgentConfig& config);
+
 // /etc/passwd, /etc/group, /etc/shadow for the instance: the image's system
 // accounts (uid < 1000, and nobody) kept as they are, any other account of
 // the image dropped, then the pool's users. System accounts get a locked

@@ -685,6 +685,7 @@ Result<Response> Api::RouteAgent(const Request& r, const InstanceId& id) {
     config.instance_id = id.value();
     config.pool = pool.name().value();
     config.hostname = InstanceHostname(pool.name(), instance.index);
+    config.address = instance.address;
     config.share_mount_path = pool.spec.share.mount_path;
     for (const User& u : users) {
       config.users.push_back({u.name.value(), u.uid, u.admin, u.password_hash, u.ssh_keys});

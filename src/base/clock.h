@@ -10,6 +10,9 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
+
+#include "base/result.h"
 
 namespace dspool {
 
@@ -46,5 +49,11 @@ inline TimePoint FromUnixMillis(int64_t ms) { return TimePoint(std::chrono::mill
 
 // RFC 3339 in UTC with milliseconds: "2026-11-26T23:55:21.042Z".
 std::string FormatTime(TimePoint t);
+
+// Reads an RFC 3339 time with a date, a time of day, an optional fraction
+// (any number of digits; kept to the millisecond, truncated) and a zone ("Z",
+// "+00:00", "-05:30"): what FormatTime, Python's isoformat() and Jupyter
+// write. InvalidArgument naming the text otherwise.
+Result<TimePoint> ParseTime(std::string_view text);
 
 }  // namespace dspool

@@ -1,5 +1,7 @@
 #include "model/agent_config.h"
 
+#include "model/ipv4.h"
+
 namespace dspool {
 
 Json AgentConfigToJson(const AgentConfig& c) {
@@ -14,6 +16,7 @@ Json AgentConfigToJson(const AgentConfig& c) {
   return {{"instanceId", c.instance_id},
           {"pool", c.pool},
           {"hostname", c.hostname},
+          {"address", c.address},
           {"shareMountPath", c.share_mount_path},
           {"users", users},
           {"hostPrivateKey", c.host_private_key},
@@ -28,6 +31,7 @@ Result<AgentConfig> ParseAgentConfig(const Json& json) {
   r.Required("instanceId", &c.instance_id);
   r.Required("pool", &c.pool);
   r.Required("hostname", &c.hostname);
+  r.Optional("address", &c.address);
   r.Required("shareMountPath", &c.share_mount_path);
   r.Required("hostPrivateKey", &c.host_private_key);
   r.Required("hostPublicKey", &c.host_public_key);
@@ -50,6 +54,9 @@ Result<AgentConfig> ParseAgentConfig(const Json& json) {
     }
   }
   DSP_RETURN_IF_ERROR(r.Finish());
+  if (!c.address.empty() && !ParseIpv4(c.address)) {
+    return InvalidArgument("config.address: '" + c.address + "' is not an IPv4 address");
+  }
   if (c.report_interval_ms < 100 || c.report_interval_ms > 600000) {
     return InvalidArgument("config.reportIntervalMs: must be between 100 and 600000");
   }

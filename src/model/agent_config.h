@@ -24,6 +24,9 @@ struct AgentConfig {
   std::string instance_id;
   std::string pool;
   std::string hostname;
+  // The instance's IPv4 address on its pool's bridge, where its Jupyter
+  // servers listen for the gateway. Empty from a server that does not send it.
+  std::string address;
   std::string share_mount_path;
   std::vector<AgentUser> users;
   std::string host_private_key;  // OpenSSH format; secret

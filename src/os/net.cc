@@ -469,4 +469,22 @@ Result<std::vector<std::string>> ListBridgePorts(const std::string& bridge) {
   return ports;
 }
 
+Result<bool> TcpPortFree(const std::string& address, uint16_t port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  if (inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
+    return InvalidArgument("'" + address + "' is not an IPv4 address");
+  }
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return ErrnoStatus("socket", errno);
+  int one = 1;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+    return ErrnoStatus("setsockopt SO_REUSEADDR", errno);
+  }
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) return true;
+  if (errno == EADDRINUSE) return false;
+  return ErrnoStatus("bind " + address + ":" + std::to_string(port), errno);
+}
+
 }  // namespace dspool

@@ -66,4 +66,12 @@ Status SetLinkMaster(const std::string& name, const std::string& bridge);
 // NotFound if `bridge` is absent.
 Result<std::vector<std::string>> ListBridgePorts(const std::string& bridge);
 
+// Whether a TCP server could listen on IPv4 `address`:`port` now: binds a
+// socket there (with SO_REUSEADDR, as servers set it) and closes it. false
+// if the port is taken (EADDRINUSE). InvalidArgument if `address` is not an
+// IPv4 address; other failures (an address this host does not have:
+// EADDRNOTAVAIL) as errors naming address and port. Not netlink, but this
+// host's network all the same.
+Result<bool> TcpPortFree(const std::string& address, uint16_t port);
+
 }  // namespace dspool

@@ -36,6 +36,12 @@ TEST(RenderTest, PasswdKeepsSystemAccountsDropsHostUsersAddsPoolUsers) {
             "bob:x:20001:20001:dspool user:/datamnt/dsvmshare/home/bob:/bin/bash\n");
 }
 
+TEST(RenderTest, RenderedUsersAreWhatPasswdAndGroupSay) {
+  auto users = RenderedUsers(TwoUsers());
+  ASSERT_EQ(users.size(), 2u);
+  EXPECT_EQ(users[1], (RenderedUser{"bob", 20001, 20001, {20001}, "/datamnt/dsvmshare/home/bob", "/bin/bash"}));
+}
+
 TEST(RenderTest, GroupHasPrivateGroups) {
   std::string out = RenderGroup("root:x:0:\nusers:x:100:\nhostuser:x:1000:\n", TwoUsers());
   EXPECT_EQ(out, "root:x:0:\nusers:x:100:\nalice:x:20000:\nbob:x:20001:\n");

@@ -281,12 +281,14 @@ TEST_F(ApiTest, AgentChannel) {
   inst.id = InstanceId("demo-1-abc");
   inst.pool = PoolName("demo");
   inst.index = 1;
+  inst.address = "10.231.0.11";
   ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::PutInstance{inst})).ok());
 
   Response config = Call("GET", "/v1/agent/config", "", "agent:demo-1-abc");
   ASSERT_EQ(config.status, 200) << config.body;
   Json c = Body(config);
   EXPECT_EQ(c["hostname"], "demo1");
+  EXPECT_EQ(c["address"], "10.231.0.11");
   EXPECT_EQ(c["hostPrivateKey"], "PRIVATE");
   EXPECT_EQ(c["users"][0]["name"], "dsvmuser");
   int64_t version = c["configVersion"];

@@ -46,5 +46,29 @@ TEST(ClockTest, SimulatedClockMovesOnlyWhenTold) {
   EXPECT_EQ(FormatTime(FromUnixMillis(1'700'000'000'042)), "2023-11-14T22:13:20.042Z");
 }
 
+TEST(ClockTest, ParseTimeReadsWhatFormatTimeAndJupyterWrite) {
+  const TimePoint t = FromUnixMillis(1'700'000'000'042);
+  EXPECT_EQ(*ParseTime("2023-11-14T22:13:20.042Z"), t);
+  EXPECT_EQ(*ParseTime(FormatTime(t)), t);
+  // Jupyter: microseconds and "Z"; Python isoformat: "+00:00"; fractions truncate.
+  EXPECT_EQ(*ParseTime("2023-11-14T22:13:20.042999Z"), t);
+  EXPECT_EQ(*ParseTime("2023-11-14T22:13:20.042+00:00"), t);
+  EXPECT_EQ(*ParseTime("2023-11-14T22:13:20Z"), FromUnixMillis(1'700'000'000'000));
+  EXPECT_EQ(*ParseTime("2023-11-14T22:13:20.4Z"), FromUnixMillis(1'700'000'000'400));
+  EXPECT_EQ(*ParseTime("2023-11-15T00:43:20.042+02:30"), t);
+  EXPECT_EQ(*ParseTime("2023-11-14T17:13:20.042-05:00"), t);
+}
+
+TEST(ClockTest, ParseTimeRefusesWhatIsNotATimeAndNamesIt) {
+  for (const char* text : {"", "2023-11-14", "2023-11-14T22:13:20", "2023-11-14T22:13:20.Z",
+                           "2023-13-14T22:13:20Z", "2023-11-14T22:13:20Zx", "2023-11-14T22:13Z",
+                           "yesterday", "2023-11-14T22:13:20+0200"}) {
+    Result<TimePoint> r = ParseTime(text);
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << text;
+    EXPECT_NE(r.status().message().find(std::string("\"") + text + "\""), std::string::npos) << r.status();
+  }
+}
+
 }  // namespace
 }  // namespace dspool

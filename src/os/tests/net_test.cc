@@ -1,5 +1,6 @@
 #include "os/net.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <gtest/gtest.h>
 #include <sched.h>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "os/process.h"
+#include "os/unique_fd.h"
 
 namespace dspool {
 namespace {
@@ -133,6 +135,37 @@ TEST_F(NetTest, ErrorsOnMissingLinksAndBadInput) {
     for (const RouteEntry& r : *routes) EXPECT_NE(r.destination.network >> 24, 127u) << "local table leaked in";
   });
   DSP_SKIP_WITHOUT_NET_ADMIN(rc);
+}
+
+}  // namespace
+}  // namespace dspool
+
+namespace dspool {
+namespace {
+
+TEST(TcpPortFreeTest, SeesAListenerAndRefusesBadAddresses) {
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(listener.valid());
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener.get(), 1), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  uint16_t port = ntohs(addr.sin_port);
+  auto taken = TcpPortFree("127.0.0.1", port);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  EXPECT_FALSE(*taken);
+  listener.reset();
+  auto free = TcpPortFree("127.0.0.1", port);
+  ASSERT_TRUE(free.ok()) << free.status();
+  EXPECT_TRUE(*free);
+  EXPECT_EQ(TcpPortFree("localhost", port).status().code(), StatusCode::kInvalidArgument);
+  auto foreign = TcpPortFree("192.0.2.1", port);  // TEST-NET-1: not on this host
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_NE(foreign.status().message().find("bind 192.0.2.1:" + std::to_string(port)), std::string::npos)
+      << foreign.status();
 }
 
 }  // namespace

@@ -1,0 +1,62 @@
+#include "agent/control.h"
+
+#include "model/user.h"
+
+namespace dspool {
+namespace {
+
+constexpr const char* kServers = "/v1/jupyter/servers";
+
+Response Error(const Status& s) {
+  return JsonResponse(ControlHttpStatus(s.code()), JsonErrorBody(StatusCodeName(s.code()), s.message()));
+}
+
+Status MethodNotAllowed(const Request& r) {
+  return InvalidArgument("method " + r.method + " is not allowed on " + r.path);
+}
+
+Result<Response> Route(JupyterSupervisor& jupyter, const Request& r) {
+  const std::string prefix = std::string(kServers) + "/";
+  if (r.path == kServers) {
+    if (r.method == "GET") return JsonResponse(200, JupyterServerListToJson(jupyter.List()).dump());
+    if (r.method != "POST") return MethodNotAllowed(r);
+    Json body;
+    DSP_RETURN_IF_ERROR(ParseJsonText(r.body.empty() ? "{}" : r.body, "request body", &body));
+    DSP_ASSIGN_OR_RETURN(JupyterStartRequest req, ParseJupyterStartRequest(body));
+    DSP_ASSIGN_OR_RETURN(JupyterSupervisor::Started started, jupyter.Start(req));
+    return JsonResponse(started.created ? 201 : 200, JupyterServerToJson(started.server).dump());
+  }
+  if (r.path.rfind(prefix, 0) == 0 && r.path.find('/', prefix.size()) == std::string::npos) {
+    std::string user = r.path.substr(prefix.size());
+    if (r.method != "DELETE") return MethodNotAllowed(r);
+    if (Status s = ValidateUserName(user); !s.ok()) return s.WithPrefix(r.path);
+    DSP_RETURN_IF_ERROR(jupyter.Stop(user));
+    return Response{204, "", "", {}};
+  }
+  return NotFound("no resource at " + r.path + " on the agent's control socket");
+}
+
+}  // namespace
+
+int ControlHttpStatus(StatusCode code) {
+  // Only what JupyterSupervisor and the request parsing produce; the rest
+  // is a bug of ours.
+  switch (code) {
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kFailedPrecondition: return 409;
+    // The notebook server, this socket's upstream, failed: it could not be
+    // spawned, exited, or did not answer in time.
+    case StatusCode::kUnavailable:
+    case StatusCode::kDeadlineExceeded: return 502;
+    case StatusCode::kResourceExhausted: return 503;
+    default: return 500;
+  }
+}
+
+Response HandleControlRequest(JupyterSupervisor& jupyter, const Request& request) {
+  Result<Response> resp = Route(jupyter, request);
+  return resp.ok() ? std::move(*resp) : Error(resp.status());
+}
+
+}  // namespace dspool

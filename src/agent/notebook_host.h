@@ -1,0 +1,46 @@
+// The real NotebookProcesses and NotebookApi of jupyter.h: processes
+// through os/ (Spawn as the user, process-group signals, /proc), the
+// notebook's REST API through http::Client over TCP.
+//
+// Thread safety: both keep no mutable state; call them from any thread.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "agent/jupyter.h"
+
+namespace dspool {
+
+class SystemNotebookProcesses final : public NotebookProcesses {
+ public:
+  explicit SystemNotebookProcesses(std::string proc_root = "/proc") : proc_root_(std::move(proc_root)) {}
+
+  // Spawn (os/children.h) as the user with their groups, in their home; the
+  // log (truncated at each start) and its directory (0700) are made by the
+  // child once it is the user, so root never follows the user's links.
+  Result<pid_t> Spawn(const NotebookLaunch& launch) override;
+  void Terminate(pid_t pid) override;
+  void Kill(pid_t pid) override;
+  Result<bool> PortFree(const std::string& address, uint16_t port) override;
+  Result<int64_t> BusyTerminals(pid_t pid) override;
+  // Read in a child that dropped to the user (the home may be on a share
+  // where root is squashed).
+  Result<std::string> LogTail(const NotebookLaunch& launch, size_t max_lines) override;
+
+ private:
+  std::string proc_root_;
+};
+
+class HttpNotebookApi final : public NotebookApi {
+ public:
+  // `timeout`: for each request, connect to end of body.
+  explicit HttpNotebookApi(std::chrono::milliseconds timeout = std::chrono::seconds(2)) : timeout_(timeout) {}
+  Result<Json> Get(const std::string& address, uint16_t port, const std::string& target,
+                   const std::string& token) override;
+
+ private:
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace dspool

@@ -1,0 +1,112 @@
+#include "agent/control.h"
+
+#include <gtest/gtest.h>
+
+#include "agent/testing/fake_notebook.h"
+
+namespace dspool {
+namespace {
+
+const std::string kToken(64, 'c');
+
+class ControlTest : public ::testing::Test {
+ protected:
+  ControlTest() {
+    procs_.on_exit = [this](pid_t pid, int status) { sup_.OnExit(pid, status); };
+    sup_.SetUsers("10.80.0.11", {{"alice", 20000, 20000, {20000}, "/srv/share/home/alice", "/bin/bash"}});
+  }
+
+  Response Call(const std::string& method, const std::string& path, const std::string& body = "") {
+    Request r;
+    r.method = method;
+    r.target = r.path = path;
+    r.body = body;
+    r.listener_tag = "control";
+    return HandleControlRequest(sup_, r);
+  }
+
+  static Json Body(const Response& r) { return Json::parse(r.body); }
+  static std::string StartBody(const std::string& user, const std::string& token) {
+    return Json{{"user", user}, {"token", token}}.dump();
+  }
+
+  SimulatedClock clock_;
+  FakeNotebookProcesses procs_{clock_};
+  FakeNotebookApi api_{procs_, clock_};
+  JupyterSupervisor sup_{procs_, api_, clock_, [this](Duration d) { procs_.Sleep(d); }};
+};
+
+TEST_F(ControlTest, StartListStop) {
+  Response r = Call("POST", "/v1/jupyter/servers", StartBody("alice", kToken));
+  ASSERT_EQ(r.status, 201) << r.body;
+  Json started = Body(r);
+  EXPECT_EQ(started["user"], "alice");
+  EXPECT_EQ(started["address"], "10.80.0.11");
+  EXPECT_EQ(started["port"], 9000);
+  EXPECT_EQ(started["state"], "ready");
+  EXPECT_TRUE(started["pid"].is_number_integer());
+  EXPECT_EQ(started["startedAt"], ToUnixMillis(clock_.Now()) - 500);
+  EXPECT_EQ(started.size(), 6u);
+  EXPECT_EQ(r.body.find(kToken), std::string::npos);
+
+  r = Call("POST", "/v1/jupyter/servers", StartBody("alice", kToken));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r), started);
+
+  r = Call("GET", "/v1/jupyter/servers");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json list = Body(r);
+  ASSERT_EQ(list["servers"].size(), 1u);
+  Json s = list["servers"][0];
+  for (const char* key : {"user", "address", "port", "pid", "startedAt", "state", "lastActivity", "kernels",
+                          "busyKernels", "terminals", "busyTerminals"}) {
+    EXPECT_TRUE(s.contains(key)) << key;
+  }
+  EXPECT_EQ(s["lastActivity"], 1'700'000'000'042);
+  EXPECT_TRUE(ParseJupyterServerList(list).ok());
+
+  r = Call("DELETE", "/v1/jupyter/servers/alice");
+  EXPECT_EQ(r.status, 204) << r.body;
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(Body(Call("GET", "/v1/jupyter/servers"))["servers"].size(), 0u);
+}
+
+TEST_F(ControlTest, ErrorsAreJsonWithCodeAndMessage) {
+  struct Case {
+    std::string method, path, body;
+    int status;
+    std::string code, message_part;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"POST", "/v1/jupyter/servers", StartBody("carol", kToken), 404, "NotFound", "user 'carol'"},
+           {"POST", "/v1/jupyter/servers", StartBody("alice", "nothex"), 400, "InvalidArgument", "body.token"},
+           {"POST", "/v1/jupyter/servers", "{", 400, "InvalidArgument", "request body: invalid JSON"},
+           {"POST", "/v1/jupyter/servers", "", 400, "InvalidArgument", "body.user: is required"},
+           {"DELETE", "/v1/jupyter/servers/alice", "", 404, "NotFound", "no Jupyter server for user 'alice'"},
+           {"DELETE", "/v1/jupyter/servers/Bad!", "", 400, "InvalidArgument", "/v1/jupyter/servers/Bad!"},
+           {"PUT", "/v1/jupyter/servers", "", 400, "InvalidArgument", "method PUT is not allowed"},
+           {"GET", "/v1/jupyter/servers/alice", "", 400, "InvalidArgument", "method GET is not allowed"},
+           {"GET", "/v1/status", "", 404, "NotFound", "no resource at /v1/status"},
+       }) {
+    Response r = Call(c.method, c.path, c.body);
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.path << ": " << r.body;
+    Json body = Body(r);
+    EXPECT_EQ(body["error"]["code"], c.code) << r.body;
+    EXPECT_NE(body["error"]["message"].get<std::string>().find(c.message_part), std::string::npos) << r.body;
+  }
+}
+
+TEST_F(ControlTest, AFailedStartIsA502) {
+  procs_.exit_after_spawn = {{std::chrono::milliseconds(100), 1 << 8}};
+  Response r = Call("POST", "/v1/jupyter/servers", StartBody("alice", kToken));
+  EXPECT_EQ(r.status, 502) << r.body;
+  EXPECT_EQ(Body(r)["error"]["code"], "Unavailable");
+  procs_.exit_after_spawn.reset();
+  api_.startup = std::chrono::hours(1);
+  r = Call("POST", "/v1/jupyter/servers", StartBody("alice", kToken));
+  EXPECT_EQ(r.status, 502) << r.body;
+  EXPECT_EQ(Body(r)["error"]["code"], "DeadlineExceeded");
+}
+
+}  // namespace
+}  // namespace dspool

@@ -1,0 +1,123 @@
+#include "model/jupyter.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "model/user.h"
+
+namespace dspool {
+
+Status ValidateJupyterToken(const std::string& token) {
+  bool hex = std::all_of(token.begin(), token.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+  if (!hex || token.size() < 32 || token.size() > 256) {
+    // Never the token itself: it is a secret even when malformed.
+    return InvalidArgument("must be 32 to 256 hexadecimal digits (got " + std::to_string(token.size()) +
+                           " characters" + (hex ? "" : ", not all hexadecimal") + ")");
+  }
+  return Status::Ok();
+}
+
+Result<JupyterStartRequest> ParseJupyterStartRequest(const Json& json) {
+  JupyterStartRequest req;
+  JsonReader r(json, "body");
+  r.Required("user", &req.user);
+  r.Required("token", &req.token);
+  DSP_RETURN_IF_ERROR(r.Finish());
+  if (Status s = ValidateUserName(req.user); !s.ok()) return s.WithPrefix("body.user");
+  if (Status s = ValidateJupyterToken(req.token); !s.ok()) return s.WithPrefix("body.token");
+  return req;
+}
+
+Json JupyterStartRequestToJson(const JupyterStartRequest& request) {
+  return {{"user", request.user}, {"token", request.token}};
+}
+
+std::string_view JupyterStateName(JupyterState state) {
+  switch (state) {
+    case JupyterState::kStarting: return "starting";
+    case JupyterState::kReady: return "ready";
+    case JupyterState::kUnresponsive: return "unresponsive";
+    case JupyterState::kExited: return "exited";
+  }
+  return "exited";
+}
+
+Result<JupyterState> ParseJupyterState(std::string_view name) {
+  for (JupyterState s : {JupyterState::kStarting, JupyterState::kReady, JupyterState::kUnresponsive,
+                         JupyterState::kExited}) {
+    if (JupyterStateName(s) == name) return s;
+  }
+  return InvalidArgument("unknown Jupyter server state '" + std::string(name) +
+                         "' (expected starting, ready, unresponsive or exited)");
+}
+
+Json JupyterServerToJson(const JupyterServer& s) {
+  return {{"user", s.user},
+          {"address", s.address},
+          {"port", s.port},
+          {"pid", s.pid},
+          {"startedAt", ToUnixMillis(s.started_at)},
+          {"state", JupyterStateName(s.state)}};
+}
+
+Json JupyterServerActivityToJson(const JupyterServer& s) {
+  Json j = JupyterServerToJson(s);
+  j["lastActivity"] = s.last_activity ? Json(ToUnixMillis(*s.last_activity)) : Json(nullptr);
+  j["kernels"] = s.kernels;
+  j["busyKernels"] = s.busy_kernels;
+  j["terminals"] = s.terminals;
+  j["busyTerminals"] = s.busy_terminals;
+  return j;
+}
+
+Json JupyterServerListToJson(const std::vector<JupyterServer>& servers) {
+  Json list = Json::array();
+  for (const JupyterServer& s : servers) list.push_back(JupyterServerActivityToJson(s));
+  return {{"servers", list}};
+}
+
+Result<JupyterServer> ParseJupyterServer(const Json& json, const std::string& path) {
+  JupyterServer s;
+  JsonReader r(json, path);
+  std::string state;
+  int64_t started_at = 0;
+  int64_t last_activity = -1;
+  r.Required("user", &s.user);
+  r.Required("address", &s.address);
+  r.Required("port", &s.port);
+  r.Required("pid", &s.pid);
+  r.Required("startedAt", &started_at);
+  r.Required("state", &state);
+  r.Optional("lastActivity", &last_activity);
+  r.Optional("kernels", &s.kernels);
+  r.Optional("busyKernels", &s.busy_kernels);
+  r.Optional("terminals", &s.terminals);
+  r.Optional("busyTerminals", &s.busy_terminals);
+  DSP_RETURN_IF_ERROR(r.Finish());
+  auto parsed = ParseJupyterState(state);
+  if (!parsed.ok()) return parsed.status().WithPrefix(r.PathOf("state"));
+  s.state = *parsed;
+  if (s.port < 1 || s.port > 65535) return InvalidArgument(r.PathOf("port") + ": must be 1..65535");
+  for (auto [key, value] : {std::pair{"kernels", s.kernels}, {"busyKernels", s.busy_kernels},
+                            {"terminals", s.terminals}, {"busyTerminals", s.busy_terminals}}) {
+    if (value < 0) return InvalidArgument(r.PathOf(key) + ": must not be negative");
+  }
+  s.started_at = FromUnixMillis(started_at);
+  if (last_activity >= 0) s.last_activity = FromUnixMillis(last_activity);
+  return s;
+}
+
+Result<std::vector<JupyterServer>> ParseJupyterServerList(const Json& json) {
+  JsonReader r(json, "");
+  const Json* list = r.Raw("servers");
+  if (list == nullptr || !list->is_array()) r.Fail("servers", "expected an array");
+  DSP_RETURN_IF_ERROR(r.Finish());
+  std::vector<JupyterServer> out;
+  for (size_t i = 0; i < list->size(); ++i) {
+    DSP_ASSIGN_OR_RETURN(JupyterServer s, ParseJupyterServer((*list)[i], "servers[" + std::to_string(i) + "]"));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace dspool

@@ -1,0 +1,78 @@
+// The agent's Jupyter servers, as its control socket speaks of them
+// (agent/README.md): the request that starts one (POST
+// /v1/jupyter/servers) and what the agent says about each (the answer to
+// that POST, and GET /v1/jupyter/servers). The gateway reads these with the
+// parsers below.
+//
+// Times are Unix milliseconds, as everywhere in dspool's JSON.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/result.h"
+#include "model/json_reader.h"
+
+namespace dspool {
+
+// POST /v1/jupyter/servers: {"user": NAME, "token": HEX}. The token is a
+// secret: it is never part of an error message, a log line or a JSON answer.
+struct JupyterStartRequest {
+  std::string user;
+  std::string token;
+};
+
+// A token is 32 to 256 hexadecimal digits (128 bits at least).
+Status ValidateJupyterToken(const std::string& token);
+
+// Reads a request body (untrusted): unknown keys, a bad user name or token
+// are InvalidArgument naming the field ("body.token: ...").
+Result<JupyterStartRequest> ParseJupyterStartRequest(const Json& json);
+Json JupyterStartRequestToJson(const JupyterStartRequest& request);
+
+// starting  spawned; its /api/status has not answered yet
+// ready     answers with its token
+// unresponsive  running, but the last poll of its API failed (the counts
+//           and lastActivity are those of the last poll that worked)
+// exited    gone; reported by one listing, then forgotten
+enum class JupyterState { kStarting, kReady, kUnresponsive, kExited };
+std::string_view JupyterStateName(JupyterState state);
+Result<JupyterState> ParseJupyterState(std::string_view name);
+
+struct JupyterServer {
+  std::string user;
+  std::string address;  // where it listens: the instance's pool address
+  int64_t port = 0;
+  int64_t pid = 0;      // in the instance's PID namespace
+  TimePoint started_at;
+  JupyterState state = JupyterState::kStarting;
+  // Activity, filled by listings. last_activity is the notebook's own
+  // (its API, kernel messages, terminal I/O; the agent's polling does not
+  // count); nullopt until a poll has worked. A running cell does not move
+  // it: busy_kernels is the signal for that, busy_terminals for a command
+  // running in a terminal.
+  std::optional<TimePoint> last_activity;
+  int64_t kernels = 0;
+  int64_t busy_kernels = 0;
+  int64_t terminals = 0;
+  int64_t busy_terminals = 0;
+  friend bool operator==(const JupyterServer&, const JupyterServer&) = default;
+};
+
+// The answer to a start: {"user","address","port","pid","startedAt","state"}.
+Json JupyterServerToJson(const JupyterServer& server);
+// An entry of a listing: the above plus "lastActivity" (null when unknown),
+// "kernels", "busyKernels", "terminals", "busyTerminals".
+Json JupyterServerActivityToJson(const JupyterServer& server);
+// {"servers": [entry, ...]}
+Json JupyterServerListToJson(const std::vector<JupyterServer>& servers);
+
+// Read either form (the activity fields are optional); errors name the
+// JSON path under `path`.
+Result<JupyterServer> ParseJupyterServer(const Json& json, const std::string& path = "server");
+Result<std::vector<JupyterServer>> ParseJupyterServerList(const Json& json);
+
+}  // namespace dspool
