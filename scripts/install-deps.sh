@@ -10,7 +10,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libboost-dev libboost-system-dev
   libsqlite3-dev libsodium-dev libcrypt-dev libssl-dev
   # run: containers, networking, the instances' services (sshpass: tests)
-  lxc lxc-dev uidmap iproute2 nftables openssh-server openssh-client sudo sqlite3 sshpass curl python3
+  lxc lxc-dev uidmap iproute2 nftables openssh-server openssh-client sudo sqlite3 sshpass curl python3 openssl
   # the instances' per-user Jupyter (instances run on the host's filesystem):
   # Notebook 6.4 and the Python kernel; websocket-client for the tests
   jupyter-notebook python3-ipykernel python3-websocket

@@ -63,6 +63,7 @@ struct ServerFlags {
   int gateway_threads = 0;
   int64_t hold_timeout_seconds = 120;
   int64_t hold_max = 1024;
+  int64_t cull_check_seconds = 30;
 };
 
 int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
@@ -80,6 +81,7 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
   options.gateway_threads = flags.gateway_threads;
   options.hold_timeout = std::chrono::seconds(flags.hold_timeout_seconds);
   options.hold_max = flags.hold_max;
+  options.cull_check_interval = std::chrono::seconds(flags.cull_check_seconds);
   return RunServer(options);
 }
 
@@ -158,6 +160,11 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       ->type_name("N")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  server->add_option("--cull-check-seconds", server_flags.cull_check_seconds,
+                     "How often idle notebook servers are looked for (each pool's jupyter.cullIdleMinutes decides)")
+      ->type_name("SECONDS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
 
   // ---- agent ----
   AgentOptions agent_options;

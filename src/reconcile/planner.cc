@@ -203,4 +203,11 @@ std::optional<int64_t> CountToWake(const Pool& pool, const std::vector<Instance>
   return draining + 1;
 }
 
+bool NotebookIdle(TimePoint last_traffic, const JupyterServer& report, TimePoint now, std::chrono::minutes cull) {
+  if (cull.count() <= 0) return false;
+  if (report.busy_kernels > 0 || report.busy_terminals > 0) return false;
+  if (now - last_traffic < cull) return false;
+  return !report.last_activity || now - *report.last_activity >= cull;
+}
+
 }  // namespace dspool

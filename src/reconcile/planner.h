@@ -36,6 +36,7 @@
 
 #include "base/clock.h"
 #include "model/instance.h"
+#include "model/jupyter.h"
 #include "model/pool.h"
 #include "provider/compute_provider.h"
 
@@ -97,5 +98,13 @@ std::vector<Action> Plan(const PlanInput& input);
 // removes them), or nullopt if it wants one already (instances starting,
 // failed ones being replaced) or is being deleted.
 std::optional<int64_t> CountToWake(const Pool& pool, const std::vector<Instance>& instances);
+
+// Culling: whether a user's notebook server is idle for `cull` (zero:
+// never): no request or WebSocket traffic through the gateway since
+// `last_traffic`, nothing the notebook itself counts as activity (its
+// `last_activity`), no busy kernel and no command running in a terminal. A
+// long computation keeps its server however quiet the browser is
+// (JupyterHub's culler counts only traffic and would stop it).
+bool NotebookIdle(TimePoint last_traffic, const JupyterServer& report, TimePoint now, std::chrono::minutes cull);
 
 }  // namespace dspool

@@ -18,6 +18,8 @@
 #include "base/version.h"
 #include "gateway/gateway.h"
 #include "gateway/routing_table.h"
+#include "http/client.h"
+#include "model/jupyter.h"
 #include "http/endpoint.h"
 #include "http/server.h"
 #include "os/children.h"
@@ -193,14 +195,27 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
   Status PreparePool(const PoolName& pool) override {
     std::string dir = PoolDir(pool);
     DSP_RETURN_IF_ERROR(MakeDirs(dir, 0700));
-    std::string key = dir + "/ssh_host_ed25519_key";
-    DSP_ASSIGN_OR_RETURN(bool exists, PathExists(key));
-    if (exists) return Status::Ok();
     RunOptions opts;
     opts.timeout = std::chrono::seconds(30);
-    // ssh-keygen writes the private key with mode 0600 itself.
-    return RunChecked({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dspool pool " + pool.value(), "-f", key},
-                      opts);
+    std::string key = dir + "/ssh_host_ed25519_key";
+    DSP_ASSIGN_OR_RETURN(bool exists, PathExists(key));
+    if (!exists) {
+      // ssh-keygen writes the private key with mode 0600 itself.
+      DSP_RETURN_IF_ERROR(RunChecked(
+          {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dspool pool " + pool.value(), "-f", key}, opts));
+    }
+    // The Jupyter address's certificate when the spec names none: self-signed.
+    DSP_ASSIGN_OR_RETURN(exists, PathExists(dir + "/jupyter.crt"));
+    if (!exists) {
+      DSP_RETURN_IF_ERROR(RunChecked({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                      "ec_paramgen_curve:prime256v1", "-nodes", "-days", "825", "-subj",
+                                      "/CN=" + pool.value() + " (dspool)", "-keyout", dir + "/jupyter.key", "-out",
+                                      dir + "/jupyter.crt"},
+                                     opts)
+                              .WithPrefix("self-signed certificate for pool " + pool.value()));
+      ::chmod((dir + "/jupyter.key").c_str(), 0600);
+    }
+    return Status::Ok();
   }
 
   Result<HostKey> ReadHostKey(const PoolName& pool) override {
@@ -224,10 +239,19 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     return u->password_hash;
   }
 
-  // Interim, until the agents start notebook servers (issue 5, in progress):
-  // the user sees why nothing starts.
-  void StartNotebook(const PoolName& pool, const std::string& user, const std::string&) override {
-    gateway_->NotebookFailed(pool, user, "this dspool server cannot start notebook servers yet");
+  void StartNotebook(const PoolName& pool, const std::string& user, const std::string& token) override {
+    workers_.Run([this, pool, user, token] {
+      auto started = StartNotebookNow(pool, user, token);
+      if (!started.ok()) {
+        DSP_LOG(kWarning, kLog) << "notebook server of " << user << " in pool " << pool << ": " << started.status();
+        gateway_->NotebookFailed(pool, user, started.status().message());
+        return;
+      }
+      DSP_LOG(kInfo, kLog) << "notebook server of " << user << " ready on " << started->instance << " ("
+                           << started->server.address << ":" << started->server.port << ")";
+      gateway_->NotebookReady(pool, user, started->instance, ParseIpv4(started->server.address).value_or(0),
+                              static_cast<uint16_t>(started->server.port));
+    });
   }
 
   // Off the gateway's thread: the store write may wait for the disk.
@@ -255,6 +279,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
             static_cast<int64_t>(h.requests));
     counter("dspool_pool_wakeups_total", "Pools raised from zero (or from all-draining) by a waiting connection.",
             wakeups_.load());
+    counter("dspool_notebooks_culled_total", "Idle notebook servers stopped.", culled_.load());
     return out.str() + GatewayMetrics(gateway_->counters());
   }
 
@@ -428,6 +453,106 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     }
   }
 
+  struct StartedNotebook {
+    InstanceId instance;
+    JupyterServer server;
+  };
+
+  // Picks an instance for `user`'s notebook server (Ready, not draining, in
+  // rotation if the gateway probes it, fewest notebook servers), waking the
+  // pool if it has none, and asks its agent to start the server.
+  Result<StartedNotebook> StartNotebookNow(const PoolName& pool, const std::string& user, const std::string& token) {
+    const auto deadline = std::chrono::steady_clock::now() + options_.hold_timeout;
+    for (;;) {
+      DSP_ASSIGN_OR_RETURN(auto instances, store_->ListInstances(pool));
+      std::map<InstanceId, int> load;
+      for (const auto& n : gateway_->Notebooks()) {
+        if (n.pool == pool && n.session.state != NotebookSession::State::kFailed) load[n.session.instance]++;
+      }
+      const Instance* best = nullptr;
+      for (const Instance& i : instances) {
+        if (i.phase != InstancePhase::kReady || i.draining) continue;
+        if (auto health = gateway_->Health(i.id); health && !health->in_rotation && health->state != "unprobed") {
+          continue;
+        }
+        if (!best || load[i.id] < load[best->id]) best = &i;
+      }
+      if (best) {
+        Json body = JupyterStartRequestToJson(JupyterStartRequest{user, token});
+        DSP_ASSIGN_OR_RETURN(Response r, Client::Do(Endpoint::Unix(InstanceDir(best->id) + "/control.sock"), "POST",
+                                                    "/v1/jupyter/servers", body.dump(), {},
+                                                    std::chrono::seconds(90)));
+        Json json;
+        Status parsed = ParseJsonText(r.body, "instance " + best->id.value(), &json);
+        if (r.status != 200 && r.status != 201) {
+          std::string message = parsed.ok() && json.is_object() && json.contains("error") && json["error"].is_object()
+                                    ? json["error"].value("message", "")
+                                    : "HTTP " + std::to_string(r.status);
+          return Unavailable("instance " + best->id.value() + ": " + message);
+        }
+        DSP_RETURN_IF_ERROR(parsed);
+        DSP_ASSIGN_OR_RETURN(JupyterServer server, ParseJupyterServer(json));
+        return StartedNotebook{best->id, server};
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return Unavailable("no instance of pool " + pool.value() + " became ready");
+      }
+      if (Status s = RaiseFromZero(pool); !s.ok()) return s;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+
+  // Stops notebook servers that have been idle for their pool's
+  // cullIdleMinutes: no request or WebSocket traffic through the gateway for
+  // that long, no busy kernel and no command running in a terminal (a long
+  // computation is work, whatever the traffic). Forgets servers whose agent
+  // no longer has them.
+  void CullNotebooks() {
+    auto notebooks = gateway_->Notebooks();
+    if (notebooks.empty()) return;
+    auto pools = store_->ListPools();
+    if (!pools.ok()) return;
+    std::map<InstanceId, std::vector<JupyterServer>> reported;
+    const TimePoint now = clock_.Now();
+    for (const auto& n : notebooks) {
+      if (n.session.state != NotebookSession::State::kReady) continue;
+      auto pool = std::find_if(pools->begin(), pools->end(), [&](const Pool& p) { return p.name() == n.pool; });
+      if (pool == pools->end() || !pool->spec.jupyter) continue;
+      const InstanceId& id = n.session.instance;
+      if (!reported.count(id)) {
+        auto r = Client::Do(Endpoint::Unix(InstanceDir(id) + "/control.sock"), "GET", "/v1/jupyter/servers", "", {},
+                            std::chrono::seconds(10));
+        Json json;
+        Status parsed = r.ok() ? ParseJsonText(r->body, "instance " + id.value(), &json) : r.status();
+        auto list = parsed.ok() ? ParseJupyterServerList(json) : Result<std::vector<JupyterServer>>(parsed);
+        if (!list.ok()) {
+          // The instance is gone or its agent does not answer: its servers are gone.
+          if (!store_->GetInstance(id).ok()) gateway_->NotebookGone(n.pool, n.session.user);
+          continue;
+        }
+        reported[id] = *list;
+      }
+      const auto& servers = reported[id];
+      auto server = std::find_if(servers.begin(), servers.end(), [&](const JupyterServer& s) {
+        return s.user == n.session.user && s.state != JupyterState::kExited;
+      });
+      if (server == servers.end()) {
+        gateway_->NotebookGone(n.pool, n.session.user);
+        continue;
+      }
+      const int64_t cull = pool->spec.jupyter->cull_idle_minutes;
+      if (!NotebookIdle(n.session.last_activity, *server, now, std::chrono::minutes(cull))) continue;
+      DSP_LOG(kInfo, kLog) << "culling the notebook server of " << n.session.user << " in pool " << n.pool
+                           << ": idle for " << cull << " min (no traffic, no busy kernel or terminal)";
+      auto stopped = Client::Do(Endpoint::Unix(InstanceDir(id) + "/control.sock"), "DELETE",
+                                "/v1/jupyter/servers/" + n.session.user, "", {}, std::chrono::seconds(15));
+      if (stopped.ok() && (stopped->status == 204 || stopped->status == 404)) {
+        gateway_->NotebookGone(n.pool, n.session.user);
+        culled_++;
+      }
+    }
+  }
+
   // A connection waits on `name` and no instance can take it: make the
   // pool want one instance that is not draining (CountToWake).
   Status RaiseFromZero(const PoolName& name) {
@@ -479,7 +604,16 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
       auto pools = store_->ListPools();
       auto instances = store_->ListInstances({});
       Status s = !pools.ok() ? pools.status() : !instances.ok() ? instances.status() : Status::Ok();
-      if (s.ok()) s = gateway_->Apply(BuildRoutingTable(*pools, *instances));
+      if (s.ok()) {
+        RoutingTable table = BuildRoutingTable(*pools, *instances);
+        for (WebListener& w : table.web) {
+          if (w.certificate_file.empty()) {
+            w.certificate_file = PoolDir(w.pool) + "/jupyter.crt";
+            w.key_file = PoolDir(w.pool) + "/jupyter.key";
+          }
+        }
+        s = gateway_->Apply(std::move(table));
+      }
       // Said once per change of error, not on every write.
       if (!s.ok() && s.message() != last_error) DSP_LOG(kError, kLog) << s;
       last_error = s.ok() ? "" : s.message();
@@ -487,12 +621,17 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
   }
 
   void SweepLoop() {
+    auto last_cull = std::chrono::steady_clock::now();
     for (;;) {
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, std::chrono::seconds(2), [this] { return stopping_; });
       if (stopping_) return;
       lock.unlock();
       SweepChannels();
+      if (std::chrono::steady_clock::now() - last_cull >= options_.cull_check_interval) {
+        CullNotebooks();
+        last_cull = std::chrono::steady_clock::now();
+      }
     }
   }
 
@@ -518,6 +657,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
   std::thread router_;
   std::mutex wake_mu_;
   std::atomic<int64_t> wakeups_{0};
+  std::atomic<int64_t> culled_{0};
 };
 
 Result<std::string> ReadToken(const std::string& path) {

@@ -25,6 +25,8 @@ struct ServerOptions {
   int gateway_threads = 0;
   std::chrono::seconds hold_timeout{120};
   int64_t hold_max = 1024;
+  // How often notebook servers are checked for culling.
+  std::chrono::seconds cull_check_interval{30};
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit code. Errors before the

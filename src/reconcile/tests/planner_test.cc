@@ -292,3 +292,32 @@ TEST_F(PlannerTest, CountToWakeRaisesAPoolAtZeroOrAllDrainingAndNothingElse) {
 
 }  // namespace
 }  // namespace dspool
+
+namespace dspool {
+namespace {
+
+TEST(NotebookIdleTest, OnlyQuietServersWithNothingRunningAreIdle) {
+  const TimePoint now = FromUnixMillis(1'800'000'000'000);
+  const auto hour = std::chrono::minutes(60);
+  JupyterServer quiet;
+  quiet.last_activity = now - std::chrono::minutes(61);
+  EXPECT_TRUE(NotebookIdle(now - std::chrono::minutes(61), quiet, now, hour));
+  EXPECT_FALSE(NotebookIdle(now - std::chrono::minutes(59), quiet, now, hour)) << "recent traffic";
+  EXPECT_FALSE(NotebookIdle(now - std::chrono::minutes(61), quiet, now, std::chrono::minutes(0))) << "never cull";
+
+  JupyterServer computing = quiet;  // a long cell: the browser is long gone
+  computing.busy_kernels = 1;
+  EXPECT_FALSE(NotebookIdle(now - std::chrono::hours(5), computing, now, hour));
+  JupyterServer terminal = quiet;  // `make` running in a terminal
+  terminal.busy_terminals = 1;
+  EXPECT_FALSE(NotebookIdle(now - std::chrono::hours(5), terminal, now, hour));
+  JupyterServer recent = quiet;  // the notebook saw activity the gateway did not
+  recent.last_activity = now - std::chrono::minutes(5);
+  EXPECT_FALSE(NotebookIdle(now - std::chrono::hours(5), recent, now, hour));
+  JupyterServer unpolled = quiet;
+  unpolled.last_activity.reset();
+  EXPECT_TRUE(NotebookIdle(now - std::chrono::hours(5), unpolled, now, hour));
+}
+
+}  // namespace
+}  // namespace dspool

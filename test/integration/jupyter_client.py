@@ -1,0 +1,145 @@
+"""A Jupyter user through the dspool gateway, for jupyter_test.sh.
+
+  jupyter_client.py BASE_URL USER PASSWORD COMMAND [ARG]
+
+Logs in at BASE_URL/hub/login (TLS, the pool's self-signed certificate is
+not verified: the test made it a moment ago), waits for the user's notebook
+server, then runs COMMAND:
+  notebook PATH CODE   create notebook PATH through the contents API, start a
+                       kernel, run CODE over the kernel's WebSocket, print the
+                       stdout it produced
+  busy SECONDS         start a kernel and leave a cell running SECONDS
+  get PATH             print the HTTP status of GET PATH (with the session)
+  login-status         print the status of the login POST and whether a
+                       cookie came back
+Uses only Debian packages: python3-websocket.
+"""
+import http.cookiejar
+import json
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+import websocket
+
+BASE, USER, PASSWORD, COMMAND = sys.argv[1:5]
+ARGS = sys.argv[5:]
+CTX = ssl.create_default_context()
+CTX.check_hostname = False
+CTX.verify_mode = ssl.CERT_NONE
+JAR = http.cookiejar.CookieJar()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+OPENER = urllib.request.build_opener(
+    urllib.request.HTTPSHandler(context=CTX), urllib.request.HTTPCookieProcessor(JAR), NoRedirect)
+
+
+def request(method, path, body=None, headers=None):
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(BASE + path, data=data, method=method, headers=headers or {})
+    try:
+        with OPENER.open(req, timeout=60) as r:
+            return r.status, r.read().decode(errors="replace"), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace"), dict(e.headers)
+
+
+def login():
+    form = urllib.parse.urlencode({"username": USER, "password": PASSWORD})
+    return request("POST", "/hub/login", form, {"Content-Type": "application/x-www-form-urlencoded"})
+
+
+def api(method, path, body=None):
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    status, text, _ = request(method, f"/user/{USER}/api/{path}", None if body is None else json.dumps(body), headers)
+    return status, (json.loads(text) if text.strip().startswith(("{", "[")) else text)
+
+
+def wait_for_server():
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        status, _ = api("GET", "status")
+        if status == 200:
+            return
+        time.sleep(0.5)
+    sys.exit(f"{USER}'s notebook server did not start")
+
+
+def run_code(kernel_id, code, wait=True):
+    cookie = "; ".join(f"{c.name}={c.value}" for c in JAR)
+    url = BASE.replace("https://", "wss://") + f"/user/{USER}/api/kernels/{kernel_id}/channels"
+    ws = websocket.create_connection(url, sslopt={"cert_reqs": ssl.CERT_NONE, "check_hostname": False},
+                                     header=[f"Cookie: {cookie}"],
+                                     timeout=120)
+    msg_id = uuid.uuid4().hex
+    ws.send(json.dumps({
+        "header": {"msg_id": msg_id, "username": USER, "session": uuid.uuid4().hex, "msg_type": "execute_request",
+                   "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell",
+        "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True},
+    }))
+    out = []
+    while wait:
+        msg = json.loads(ws.recv())
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        if msg["msg_type"] == "error":
+            sys.exit("kernel error: " + "\n".join(msg["content"]["traceback"]))
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    if not wait:
+        # Stay until the kernel said busy, so the cell surely runs.
+        while True:
+            msg = json.loads(ws.recv())
+            if (msg.get("parent_header", {}).get("msg_id") == msg_id and msg["msg_type"] == "status"
+                    and msg["content"]["execution_state"] == "busy"):
+                break
+    ws.close()
+    return "".join(out)
+
+
+if COMMAND == "login-status":
+    status, _, headers = login()
+    print(status, "cookie" if any(k.lower() == "set-cookie" for k in headers) else "no-cookie")
+    sys.exit(0)
+
+status, text, _ = login()
+if status != 303:
+    sys.exit(f"login as {USER}: HTTP {status}: {text[:200]}")
+request("GET", f"/user/{USER}/tree")  # starts the server
+wait_for_server()
+
+if COMMAND == "get":
+    status, _, _ = request("GET", ARGS[0])
+    print(status)
+elif COMMAND == "notebook":
+    path, code = ARGS
+    status, body = api("PUT", "contents/" + path, {
+        "type": "notebook", "format": "json",
+        "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}})
+    if status not in (200, 201):
+        sys.exit(f"create {path}: HTTP {status}: {body}")
+    status, kernel = api("POST", "kernels", {"name": "python3"})
+    if status not in (200, 201):
+        sys.exit(f"start kernel: HTTP {status}: {kernel}")
+    print(run_code(kernel["id"], code), end="")
+elif COMMAND == "busy":
+    status, kernel = api("POST", "kernels", {"name": "python3"})
+    if status not in (200, 201):
+        sys.exit(f"start kernel: HTTP {status}: {kernel}")
+    run_code(kernel["id"], f"import time; time.sleep({int(ARGS[0])})", wait=False)
+    print("busy")
+else:
+    sys.exit(f"unknown command {COMMAND}")

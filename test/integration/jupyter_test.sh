@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Jupyter through the pool's address, on real LXC instances running Debian's
+# Jupyter Notebook: login with the pool identity, a notebook made through
+# the contents API and code run in a kernel over the WebSocket through the
+# gateway, the file on the share under notebooks/<user>; another user gets
+# 403 and cannot read it; a wrong password gets 401 and no cookie; an idle
+# server is culled while one with a busy kernel is not.
+DSPOOL=$(realpath "$1")
+HERE=$(dirname "$(realpath "$0")")
+source "$HERE/lib.sh"
+setup_pool_test jp
+for tool in /usr/bin/jupyter-notebook /usr/bin/python3; do
+  [[ -x $tool ]] || fail "$tool is missing (scripts/install-deps.sh installs it)"
+done
+/usr/bin/python3 -c "import websocket" 2>/dev/null || fail "python3-websocket is missing (scripts/install-deps.sh)"
+SERVER_ARGS=(--cull-check-seconds 5)
+start_server
+
+EPHEMERAL_START=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range)
+for JP in $(shuf -i 20000-$((EPHEMERAL_START - 10)) -n 100); do
+  ss -Htan "sport = :$JP" | grep -q . || break
+done
+
+cat >"$WORK/spec.json" <<JSON
+{"name": "$POOL", "instanceCount": 1,
+ "size": {"vcpus": 1, "memoryMiB": 1024},
+ "network": {"subnet": "$SUBNET"},
+ "share": {"type": "bind", "source": "$WORK/share"},
+ "adminUser": {"name": "dsvmadmin", "sshPublicKey": "$(cat "$WORK/key.pub")"},
+ "jupyter": {"frontendPort": $JP, "cullIdleMinutes": 1}}
+JSON
+dsp pool create -f "$WORK/spec.json" >/dev/null
+echo 'alice password 1' | dsp user add alice --password-stdin >/dev/null
+echo 'bob password 22' | dsp user add bob --password-stdin >/dev/null
+wait_ready "$POOL" 1
+BASE=https://127.0.0.1:$JP
+client() { /usr/bin/python3 "$HERE/jupyter_client.py" "$BASE" "$@"; }
+
+# ---- logins ----
+got=$(client alice 'wrong password' login-status)
+[[ "$got" == "401 no-cookie" ]] || fail "a wrong password gave '$got', not 401 and no cookie"
+got=$(client alice 'alice password 1' login-status)
+[[ "$got" == "303 cookie" ]] || fail "a right password gave '$got'"
+pass "wrong password: 401 and no cookie; right one: 303 and a session cookie"
+
+# ---- alice's notebook, a kernel over the WebSocket, the file on the share ----
+t0=$(date +%s.%N)
+out=$(client alice 'alice password 1' notebook notebooks/remote/analysis.ipynb \
+        'import os; print(os.getuid(), os.getcwd(), 6 * 7)') || fail "alice's notebook through the gateway failed"
+t1=$(date +%s.%N)
+uid_of() { dsp user list -o json | /usr/bin/python3 -c "import json,sys; print([u['uid'] for u in json.load(sys.stdin)['users'] if u['name']=='$1'][0])"; }
+alice_uid=$(uid_of alice)
+[[ "$out" == "$alice_uid "*" 42" ]] || fail "the kernel said '$out' (want alice's uid $alice_uid and 42)"
+[[ -f "$WORK/share/notebooks/alice/analysis.ipynb" ]] || fail "the notebook is not on the share under notebooks/alice"
+[[ "$(stat -c %u "$WORK/share/notebooks/alice/analysis.ipynb")" == "$alice_uid" ]] || fail "the notebook is not alice's"
+pass "alice: login → notebook → kernel answered over the WebSocket in $(awk "BEGIN{printf \"%.1f\", $t1-$t0}") s; the file is on the share as hers"
+
+# ---- bob cannot reach alice's server nor read her files ----
+code=$(client bob 'bob password 22' get /user/alice/api/contents)
+[[ "$code" == 403 ]] || fail "bob got $code on alice's server, not 403"
+code=$(client bob 'bob password 22' get /user/alice/../alice/api/contents)
+[[ "$code" == 400 || "$code" == 403 ]] || fail "bob's path trick got $code"
+out=$(client bob 'bob password 22' notebook notebooks/remote/peek.ipynb \
+        "import os
+try:
+    print(open('/datamnt/dsvmshare/notebooks/alice/analysis.ipynb').read()[:10])
+except OSError as e:
+    print('denied', e.errno)") || fail "bob's own notebook failed"
+[[ "$out" == "denied 13" ]] || fail "bob could read alice's notebook: $out"
+pass "bob: 403 on alice's server, EACCES on her files"
+
+# ---- culling: bob's kernel stays busy, alice's server is idle ----
+client bob 'bob password 22' busy 300 >/dev/null || fail "could not start bob's long cell"
+for _ in $(seq 60); do
+  sleep 5
+  metrics=$(curl -s --unix-socket "$DATA/api.sock" http://x/metrics)
+  grep -q '^dspool_notebooks_culled_total [1-9]' <<<"$metrics" && break
+done
+grep -q '^dspool_notebooks_culled_total 1$' <<<"$metrics" || fail "no idle server culled after 5 min: $(grep culled <<<"$metrics")"
+# What the instance's agent runs now.
+INSTANCE=$(dsp instance list --pool "$POOL" -o json | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['instances'][0]['id'])")
+running=$(curl -s --unix-socket "$DATA/instances/$INSTANCE/control.sock" http://x/v1/jupyter/servers |
+          /usr/bin/python3 -c "import json,sys; print(' '.join(sorted(s['user'] for s in json.load(sys.stdin)['servers'] if s['state'] != 'exited')))")
+[[ "$running" == "bob" ]] || fail "notebook servers running after culling: '$running' (want only bob's)"
+pass "alice's idle server was culled; bob's, with a busy kernel, runs on"
