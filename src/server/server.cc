@@ -463,6 +463,11 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
   // pool if it has none, and asks its agent to start the server.
   Result<StartedNotebook> StartNotebookNow(const PoolName& pool, const std::string& user, const std::string& token) {
     const auto deadline = std::chrono::steady_clock::now() + options_.hold_timeout;
+    // The user's home and notebooks on the share, if the sweep has not made
+    // them yet (a user added a moment ago).
+    DSP_ASSIGN_OR_RETURN(Pool spec, store_->GetPool(pool));
+    DSP_ASSIGN_OR_RETURN(auto users, store_->ListUsers());
+    DSP_RETURN_IF_ERROR(EnsureShareLayout(spec, users).WithPrefix("share of pool " + pool.value()));
     for (;;) {
       DSP_ASSIGN_OR_RETURN(auto instances, store_->ListInstances(pool));
       std::map<InstanceId, int> load;
@@ -541,6 +546,8 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
         continue;
       }
       const int64_t cull = pool->spec.jupyter->cull_idle_minutes;
+      DSP_LOG(kDebug, kLog) << "notebook server of " << n.session.user << ": " << JupyterServerActivityToJson(*server).dump()
+                            << ", gateway traffic " << FormatTime(n.session.last_activity);
       if (!NotebookIdle(n.session.last_activity, *server, now, std::chrono::minutes(cull))) continue;
       DSP_LOG(kInfo, kLog) << "culling the notebook server of " << n.session.user << " in pool " << n.pool
                            << ": idle for " << cull << " min (no traffic, no busy kernel or terminal)";

@@ -45,7 +45,7 @@ start_server() {
   # Instances (unprivileged) reach their channel through the data dir's
   # ancestors: they must be traversable.
   chmod 711 "$WORK"
-  "$DSPOOL" server --data-dir "$DATA" --log-level info ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} >>"$WORK/server.log" 2>&1 &
+  "$DSPOOL" server --data-dir "$DATA" --log-level "${LOG_LEVEL:-info}" ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do
     dsp status >/dev/null 2>&1 && return 0
@@ -112,5 +112,5 @@ cleanup() {
   done
   for l in $(ip -o link show | grep -o "dsp-${POOL:-none}[^:@]*"); do ip link del "$l" 2>/dev/null; done
   nft delete element inet dspool same_bridge "{ \"dsp-${POOL:-none}\" . \"dsp-${POOL:-none}\" }" 2>/dev/null
-  rm -rf "${WORK:-/nonexistent}"
+  if [[ -n "${KEEP_WORK:-}" ]]; then echo "kept $WORK"; else rm -rf "${WORK:-/nonexistent}"; fi
 }
