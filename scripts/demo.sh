@@ -47,6 +47,8 @@ the same account, host key and files wherever you land:
 A given instance, by its NAT port (50000 + index):
   ssh -i $key -p 50001 dsvmuser@localhost
 Your notebooks folder is ~/notebooks/remote on every instance.
+Jupyter, same address: give yourself a password, then open https://localhost:8000
+  dspool user passwd dsvmuser --password-stdin   (the certificate is self-signed)
 Add a teammate:  dspool user add alice --ssh-key alice.pub
 Scale:           dspool pool scale demo --count 3   (or 0: the next ssh wakes it)
 Drain one:       dspool instance drain ID           (no new sessions; open ones go on)
