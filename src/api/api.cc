@@ -136,6 +136,8 @@ Result<Response> Api::Route(const Request& r, const std::string& actor) {
   if (p.size() == 1 && p[0] == "status") return m == "GET" ? GetStatus() : MethodNotAllowed(r);
   if (p.size() == 1 && p[0] == "events") return m == "GET" ? ListEvents(r) : MethodNotAllowed(r);
   if (p.size() == 1 && p[0] == "instances") return m == "GET" ? ListInstances(r) : MethodNotAllowed(r);
+  if (p.size() == 1 && p[0] == "sessions") return m == "GET" ? ListSessions() : MethodNotAllowed(r);
+  if (p.size() == 2 && p[0] == "sessions") return m == "DELETE" ? StopSession(p[1], r, actor) : MethodNotAllowed(r);
   if (p.size() == 3 && p[0] == "instances" && (p[2] == "drain" || p[2] == "undrain")) {
     return m == "POST" ? SetDraining(InstanceId(p[1]), p[2] == "drain", r, actor) : MethodNotAllowed(r);
   }
@@ -271,6 +273,40 @@ Result<Response> Api::ListEvents(const Request& r) {
   Json list = Json::array();
   for (const Event& e : events) list.push_back(EventToJson(e));
   return JsonOk(200, {{"events", list}});
+}
+
+// ---- notebook sessions ----
+
+Result<Response> Api::ListSessions() {
+  Json list = Json::array();
+  for (const NotebookSessionInfo& info : hooks_.NotebookSessions()) list.push_back(NotebookSessionInfoToJson(info));
+  return JsonOk(200, {{"sessions", list}});
+}
+
+Result<Response> Api::StopSession(const std::string& user, const Request& r, const std::string& actor) {
+  const std::string* pool = r.query.count("pool") ? &r.query.at("pool") : nullptr;
+  std::vector<NotebookSessionInfo> found;
+  for (NotebookSessionInfo& info : hooks_.NotebookSessions()) {
+    if (info.user == user && (pool == nullptr || info.pool == *pool)) found.push_back(std::move(info));
+  }
+  if (found.empty()) {
+    return NotFound("user '" + user + "' has no notebook server" + (pool ? " in pool '" + *pool + "'" : ""));
+  }
+  if (found.size() > 1) {
+    std::string pools;
+    for (const NotebookSessionInfo& info : found) pools += (pools.empty() ? "" : ", ") + info.pool;
+    return InvalidArgument("user '" + user + "' has notebook servers in pools " + pools +
+                           ": name one with ?pool=NAME");
+  }
+  const NotebookSessionInfo& session = found.front();
+  DSP_RETURN_IF_ERROR(hooks_.StopNotebookSession(PoolName(session.pool), user));
+  std::string detail = session.state + (session.instance.empty() ? "" : " on instance " + session.instance);
+  DSP_RETURN_IF_ERROR(store_.Write(WriteBatch().Add(WriteBatch::AppendEvent{
+      MakeEvent(actor, "session.stop", "session/" + session.pool + "/" + user, detail)})));
+  Response resp;
+  resp.status = 204;
+  resp.content_type.clear();
+  return resp;
 }
 
 Event Api::MakeEvent(const std::string& actor, std::string action, std::string subject, std::string detail) {

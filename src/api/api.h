@@ -24,6 +24,7 @@
 #include "http/message.h"
 #include "identity/uid_allocator.h"
 #include "model/instance.h"
+#include "model/jupyter.h"
 #include "model/pool.h"
 #include "store/state_store.h"
 
@@ -54,6 +55,13 @@ class ApiHooks {
   virtual std::optional<dspool::InstanceHealth> InstanceHealth(const InstanceId& id) = 0;
   // Extra Prometheus lines (counters of the loops and listeners).
   virtual std::string ExtraMetrics() = 0;
+  // The users' notebook servers the gateway knows, in every pool.
+  virtual std::vector<NotebookSessionInfo> NotebookSessions() = 0;
+  // Stops `user`'s notebook server in `pool` (a ready one through its
+  // instance's agent; one starting or failed is forgotten) and the gateway
+  // forgets it: the user's next request starts a new one. Their files stay.
+  // REQUIRES: the session is among NotebookSessions().
+  virtual Status StopNotebookSession(const PoolName& pool, const std::string& user) = 0;
 };
 
 struct ApiOptions {
@@ -93,6 +101,10 @@ class Api {
   Result<Response> RemoveKey(const UserName& name, const std::string& fingerprint, const std::string& actor);
   Result<Response> SetPassword(const UserName& name, const Request& request, const std::string& actor);
   Result<Response> ListEvents(const Request& request);
+  Result<Response> ListSessions();
+  // 404 if the user has no session (in ?pool=); 400 if they have several
+  // and no ?pool= picks one.
+  Result<Response> StopSession(const std::string& user, const Request& request, const std::string& actor);
 
   Result<Json> PoolJson(const Pool& pool);
   // `pool`: the instance's pool, for its NAT ports; nullptr if it is gone.

@@ -292,6 +292,19 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   key_remove->callback(
       [&] { action = [&](const CommandContext& ctx) { return UserKeyRemove(ctx, user_name, key_arg); }; });
 
+  // ---- session ----
+  CLI::App* session = app.add_subcommand("session", "List and stop the users' notebook servers");
+  session->require_subcommand(1);
+  std::string session_user, session_pool;
+  session->add_subcommand("list", "List the notebook servers of every pool")->callback([&] { action = SessionList; });
+  CLI::App* session_stop =
+      session->add_subcommand("stop", "Stop a user's notebook server (their files stay on the share)");
+  session_stop->add_option("USER", session_user, "Login name")->required();
+  session_stop->add_option("--pool", session_pool, "The pool, when the user has servers in several")
+      ->type_name("NAME");
+  session_stop->callback(
+      [&] { action = [&](const CommandContext& ctx) { return SessionStop(ctx, session_user, session_pool); }; });
+
   // Set last: subcommands would inherit it.
   app.footer(
       "Client commands talk to the server at --server, else $DSPOOL_SERVER, else\n"

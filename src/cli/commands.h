@@ -99,4 +99,13 @@ Status UserKeyRemove(const CommandContext& ctx, const std::string& name, const s
 // The new password is one line of ctx.in.
 Status UserPasswd(const CommandContext& ctx, const std::string& name);
 
+// ---- notebook sessions ----
+
+// The users' notebook servers: POOL USER INSTANCE STATE STARTED
+// LAST-ACTIVITY (gateway traffic) BUSY ("2 kernels, 1 terminal" or "-").
+Status SessionList(const CommandContext& ctx);
+// Stops `user`'s notebook server (in `pool`, if not empty; else in the one
+// pool where they have one) and prints one line; their files stay.
+Status SessionStop(const CommandContext& ctx, const std::string& user, const std::string& pool);
+
 }  // namespace dspool

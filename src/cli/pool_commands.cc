@@ -11,8 +11,6 @@ namespace {
 
 std::string PoolPath(const std::string& name) { return "/v1/pools/" + UrlEncode(name); }
 
-std::string OrDash(std::string s) { return s.empty() ? "-" : s; }
-
 std::string Percent(double value) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f%%", value);

@@ -205,4 +205,6 @@ std::string FormatBytes(int64_t bytes) {
   return buf;
 }
 
+std::string OrDash(std::string text) { return text.empty() ? "-" : text; }
+
 }  // namespace dspool

@@ -81,4 +81,7 @@ std::string AgeOf(std::string_view rfc3339, TimePoint now);
 // "12Gi" (one decimal below 10 of a unit, unless it is whole).
 std::string FormatBytes(int64_t bytes);
 
+// `text`, or "-" for an empty cell.
+std::string OrDash(std::string text);
+
 }  // namespace dspool

@@ -120,4 +120,17 @@ Result<std::vector<JupyterServer>> ParseJupyterServerList(const Json& json) {
   return out;
 }
 
+Json NotebookSessionInfoToJson(const NotebookSessionInfo& info) {
+  return {{"pool", info.pool},
+          {"user", info.user},
+          {"instance", info.instance},
+          {"state", info.state},
+          {"error", info.error},
+          {"startedAt", FormatTime(info.started_at)},
+          {"lastActivity", FormatTime(info.last_activity)},
+          {"busyKernels", info.busy_kernels},
+          {"busyTerminals", info.busy_terminals},
+          {"kernels", info.kernels}};
+}
+
 }  // namespace dspool

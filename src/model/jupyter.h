@@ -75,4 +75,26 @@ Json JupyterServerListToJson(const std::vector<JupyterServer>& servers);
 Result<JupyterServer> ParseJupyterServer(const Json& json, const std::string& path = "server");
 Result<std::vector<JupyterServer>> ParseJupyterServerList(const Json& json);
 
+// A user's notebook server as the API lists it (GET /v1/sessions): the
+// gateway's session joined with the last agent listing of that server.
+struct NotebookSessionInfo {
+  std::string pool;
+  std::string user;
+  std::string instance;     // empty while starting
+  std::string state;        // "starting", "ready" or "failed"
+  std::string error;        // "failed" only
+  TimePoint started_at;     // when the gateway asked for it
+  TimePoint last_activity;  // last request or tunnel traffic through the gateway
+  // From the agent's last listing; zero until the first idle check has one.
+  int64_t busy_kernels = 0;
+  int64_t busy_terminals = 0;
+  int64_t kernels = 0;
+  friend bool operator==(const NotebookSessionInfo&, const NotebookSessionInfo&) = default;
+};
+
+// {"pool","user","instance","state","error","startedAt","lastActivity",
+//  "busyKernels","busyTerminals","kernels"}. Unlike the agent's JSON above,
+// this is the REST API's: times are RFC 3339 strings (FormatTime).
+Json NotebookSessionInfoToJson(const NotebookSessionInfo& info);
+
 }  // namespace dspool

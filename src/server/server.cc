@@ -231,6 +231,43 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
   std::optional<InstanceReport> LastReport(const InstanceId& id) override { return reconciler_.LastReport(id); }
   std::optional<dspool::InstanceHealth> InstanceHealth(const InstanceId& id) override { return gateway_->Health(id); }
 
+  std::vector<NotebookSessionInfo> NotebookSessions() override {
+    std::vector<NotebookSessionInfo> out;
+    auto notebooks = gateway_->Notebooks();
+    std::lock_guard lock(activity_mu_);
+    for (const auto& n : notebooks) {
+      NotebookSessionInfo info{n.pool.value(),
+                               n.session.user,
+                               n.session.instance.value(),
+                               std::string(NotebookStateName(n.session.state)),
+                               n.session.error,
+                               n.session.started,
+                               n.session.last_activity};
+      if (auto it = activity_.find({info.pool, info.user}); it != activity_.end()) {
+        info.busy_kernels = it->second.busy_kernels;
+        info.busy_terminals = it->second.busy_terminals;
+        info.kernels = it->second.kernels;
+      }
+      out.push_back(std::move(info));
+    }
+    return out;
+  }
+
+  Status StopNotebookSession(const PoolName& pool, const std::string& user) override {
+    for (const auto& n : gateway_->Notebooks()) {
+      if (n.pool != pool || n.session.user != user) continue;
+      if (n.session.state == NotebookSession::State::kReady) {
+        Status stopped = StopAgentServer(n.session.instance, user);
+        // An instance that is gone took its servers with it.
+        if (!stopped.ok() && store_->GetInstance(n.session.instance).ok()) return stopped;
+      }
+      ForgetNotebook(pool, user);
+      DSP_LOG(kInfo, kLog) << "notebook server of " << user << " in pool " << pool << " stopped by request";
+      return Status::Ok();
+    }
+    return NotFound("user '" + user + "' has no notebook server in pool '" + pool.value() + "'");
+  }
+
   // ---- GatewayHooks ----
 
   std::optional<std::string> PasswordHash(const std::string& user) override {
@@ -453,6 +490,42 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     }
   }
 
+  // One request to the control socket of instance `id`'s agent: its JSON
+  // answer on 2xx (null when it has no body). Otherwise an error naming the
+  // instance with the agent's message: NotFound for a 404, else
+  // Unavailable (also when the agent does not answer).
+  Result<Json> CallAgent(const InstanceId& id, const std::string& method, const std::string& path,
+                         const std::string& body, std::chrono::seconds timeout) {
+    const std::string who = "instance " + id.value();
+    auto r = Client::Do(Endpoint::Unix(InstanceDir(id) + "/control.sock"), method, path, body, {}, timeout);
+    if (!r.ok()) return Unavailable(who + ": " + r.status().message());
+    Json json;
+    Status parsed = r->body.empty() ? Status::Ok() : ParseJsonText(r->body, who, &json);
+    if (r->status < 200 || r->status > 299) {
+      std::string message = parsed.ok() && json.is_object() && json.contains("error") && json["error"].is_object()
+                                ? json["error"].value("message", "")
+                                : "HTTP " + std::to_string(r->status);
+      return r->status == 404 ? NotFound(who + ": " + message) : Unavailable(who + ": " + message);
+    }
+    DSP_RETURN_IF_ERROR(parsed);
+    return json;
+  }
+
+  // Stops `user`'s Jupyter server on instance `id`; OK also when the agent
+  // no longer has it.
+  Status StopAgentServer(const InstanceId& id, const std::string& user) {
+    auto stopped = CallAgent(id, "DELETE", "/v1/jupyter/servers/" + user, "", std::chrono::seconds(15));
+    if (!stopped.ok() && stopped.status().code() != StatusCode::kNotFound) return stopped.status();
+    return Status::Ok();
+  }
+
+  // The gateway forgets the session, and the server the agent's counts.
+  void ForgetNotebook(const PoolName& pool, const std::string& user) {
+    gateway_->NotebookGone(pool, user);
+    std::lock_guard lock(activity_mu_);
+    activity_.erase({pool.value(), user});
+  }
+
   struct StartedNotebook {
     InstanceId instance;
     JupyterServer server;
@@ -484,18 +557,8 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
       }
       if (best) {
         Json body = JupyterStartRequestToJson(JupyterStartRequest{user, token});
-        DSP_ASSIGN_OR_RETURN(Response r, Client::Do(Endpoint::Unix(InstanceDir(best->id) + "/control.sock"), "POST",
-                                                    "/v1/jupyter/servers", body.dump(), {},
-                                                    std::chrono::seconds(90)));
-        Json json;
-        Status parsed = ParseJsonText(r.body, "instance " + best->id.value(), &json);
-        if (r.status != 200 && r.status != 201) {
-          std::string message = parsed.ok() && json.is_object() && json.contains("error") && json["error"].is_object()
-                                    ? json["error"].value("message", "")
-                                    : "HTTP " + std::to_string(r.status);
-          return Unavailable("instance " + best->id.value() + ": " + message);
-        }
-        DSP_RETURN_IF_ERROR(parsed);
+        DSP_ASSIGN_OR_RETURN(Json json, CallAgent(best->id, "POST", "/v1/jupyter/servers", body.dump(),
+                                                  std::chrono::seconds(90)));
         DSP_ASSIGN_OR_RETURN(JupyterServer server, ParseJupyterServer(json));
         return StartedNotebook{best->id, server};
       }
@@ -525,14 +588,11 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
       if (pool == pools->end() || !pool->spec.jupyter) continue;
       const InstanceId& id = n.session.instance;
       if (!reported.count(id)) {
-        auto r = Client::Do(Endpoint::Unix(InstanceDir(id) + "/control.sock"), "GET", "/v1/jupyter/servers", "", {},
-                            std::chrono::seconds(10));
-        Json json;
-        Status parsed = r.ok() ? ParseJsonText(r->body, "instance " + id.value(), &json) : r.status();
-        auto list = parsed.ok() ? ParseJupyterServerList(json) : Result<std::vector<JupyterServer>>(parsed);
+        auto json = CallAgent(id, "GET", "/v1/jupyter/servers", "", std::chrono::seconds(10));
+        auto list = json.ok() ? ParseJupyterServerList(*json) : Result<std::vector<JupyterServer>>(json.status());
         if (!list.ok()) {
           // The instance is gone or its agent does not answer: its servers are gone.
-          if (!store_->GetInstance(id).ok()) gateway_->NotebookGone(n.pool, n.session.user);
+          if (!store_->GetInstance(id).ok()) ForgetNotebook(n.pool, n.session.user);
           continue;
         }
         reported[id] = *list;
@@ -542,8 +602,12 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
         return s.user == n.session.user && s.state != JupyterState::kExited;
       });
       if (server == servers.end()) {
-        gateway_->NotebookGone(n.pool, n.session.user);
+        ForgetNotebook(n.pool, n.session.user);
         continue;
+      }
+      {
+        std::lock_guard lock(activity_mu_);
+        activity_[{n.pool.value(), n.session.user}] = *server;
       }
       const int64_t cull = pool->spec.jupyter->cull_idle_minutes;
       DSP_LOG(kDebug, kLog) << "notebook server of " << n.session.user << ": " << JupyterServerActivityToJson(*server).dump()
@@ -551,10 +615,8 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
       if (!NotebookIdle(n.session.last_activity, *server, now, std::chrono::minutes(cull))) continue;
       DSP_LOG(kInfo, kLog) << "culling the notebook server of " << n.session.user << " in pool " << n.pool
                            << ": idle for " << cull << " min (no traffic, no busy kernel or terminal)";
-      auto stopped = Client::Do(Endpoint::Unix(InstanceDir(id) + "/control.sock"), "DELETE",
-                                "/v1/jupyter/servers/" + n.session.user, "", {}, std::chrono::seconds(15));
-      if (stopped.ok() && (stopped->status == 204 || stopped->status == 404)) {
-        gateway_->NotebookGone(n.pool, n.session.user);
+      if (StopAgentServer(id, n.session.user).ok()) {
+        ForgetNotebook(n.pool, n.session.user);
         culled_++;
       }
     }
@@ -654,6 +716,10 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
   Reconciler reconciler_;
   Api api_;
   HttpServer http_;
+  // The last agent listing of each notebook server, by (pool, user): filled
+  // by CullNotebooks, read by NotebookSessions.
+  std::mutex activity_mu_;
+  std::map<std::pair<std::string, std::string>, JupyterServer> activity_;  // guarded by activity_mu_
   std::mutex channels_mu_;
   std::set<InstanceId> channels_;
   std::mutex mu_;

@@ -37,8 +37,18 @@ class FakeHooks final : public ApiHooks {
     return it->second;
   }
   std::string ExtraMetrics() override { return "dspool_extra 1\n"; }
+  std::vector<NotebookSessionInfo> NotebookSessions() override { return sessions; }
+  Status StopNotebookSession(const PoolName& pool, const std::string& user) override {
+    if (!stop_status.ok()) return stop_status;
+    std::erase_if(sessions, [&](const NotebookSessionInfo& s) { return s.pool == pool.value() && s.user == user; });
+    stopped.push_back(pool.value() + "/" + user);
+    return Status::Ok();
+  }
 
   Status host_check;
+  std::vector<NotebookSessionInfo> sessions;
+  Status stop_status;
+  std::vector<std::string> stopped;
   std::vector<std::string> prepared;
   int pokes = 0;
   std::map<InstanceId, InstanceReport> reports;
@@ -479,6 +489,57 @@ TEST_F(ApiTest, PoolWithoutLoadBalancerHasNoFrontendsNatPortsOrHealth) {
   ASSERT_EQ(listed.size(), 2u);
   EXPECT_EQ(listed[1]["pool"], "ghost");
   EXPECT_FALSE(listed[1].contains("natPorts"));
+}
+
+TEST_F(ApiTest, SessionsListAndStop) {
+  EXPECT_EQ(Body(Call("GET", "/v1/sessions")), Json::parse(R"({"sessions": []})"));
+  hooks_.sessions = {
+      {"team", "alice", "team-0-ab", "ready", "", FromUnixMillis(1'700'000'000'000), FromUnixMillis(1'700'000'060'000),
+       1, 0, 2},
+      {"lab", "alice", "", "failed", "no instance", FromUnixMillis(1'700'000'000'000),
+       FromUnixMillis(1'700'000'000'000), 0, 0, 0},
+      {"team", "bob", "", "starting", "", FromUnixMillis(1'700'000'000'000), FromUnixMillis(1'700'000'000'000), 0, 0,
+       0}};
+  Response list = Call("GET", "/v1/sessions");
+  ASSERT_EQ(list.status, 200) << list.body;
+  ASSERT_EQ(Body(list)["sessions"].size(), 3u);
+  EXPECT_EQ(Body(list)["sessions"][0], NotebookSessionInfoToJson(hooks_.sessions[0]));
+  EXPECT_EQ(Call("POST", "/v1/sessions").status, 400);
+  size_t events = EventCount();
+
+  // Unknown user, or not in that pool: 404 naming them; nothing stopped.
+  Response unknown = Call("DELETE", "/v1/sessions/carol");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(Body(unknown)["error"]["message"], "user 'carol' has no notebook server");
+  EXPECT_EQ(Body(Call("DELETE", "/v1/sessions/bob?pool=lab"))["error"]["message"],
+            "user 'bob' has no notebook server in pool 'lab'");
+  // Several pools and no ?pool=: 400 naming them.
+  Response ambiguous = Call("DELETE", "/v1/sessions/alice");
+  EXPECT_EQ(ambiguous.status, 400);
+  EXPECT_EQ(Body(ambiguous)["error"]["message"],
+            "user 'alice' has notebook servers in pools team, lab: name one with ?pool=NAME");
+  EXPECT_TRUE(hooks_.stopped.empty());
+  EXPECT_EQ(EventCount(), events);
+
+  Response stopped = Call("DELETE", "/v1/sessions/alice?pool=team");
+  EXPECT_EQ(stopped.status, 204);
+  EXPECT_EQ(stopped.body, "");
+  EXPECT_EQ(hooks_.stopped, std::vector<std::string>{"team/alice"});
+  ASSERT_EQ(EventCount(), events + 1);
+  Event e = store_.TailEvents(1)->at(0);
+  EXPECT_EQ(e.action, "session.stop");
+  EXPECT_EQ(e.actor, "root");
+  EXPECT_EQ(e.subject, "session/team/alice");
+  EXPECT_EQ(e.detail, "ready on instance team-0-ab");
+  // One session left: no ?pool= needed.
+  EXPECT_EQ(Call("DELETE", "/v1/sessions/alice").status, 204);
+  EXPECT_EQ(hooks_.stopped.back(), "lab/alice");
+
+  // A failed stop records no event.
+  hooks_.stop_status = Unavailable("instance team-0-ab: agent does not answer");
+  Response failed = Call("DELETE", "/v1/sessions/bob");
+  EXPECT_EQ(failed.status, 503);
+  EXPECT_EQ(EventCount(), events + 2);
 }
 
 }  // namespace

@@ -459,5 +459,59 @@ TEST_F(CliTest, EventsJsonFollowIsJsonLines) {
   EXPECT_EQ(out_, "{\"action\":\"a\",\"seq\":4}\n{\"action\":\"b\",\"seq\":5}\n");
 }
 
+constexpr const char* kSessionsJson = R"({"sessions": [
+    {"pool": "team", "user": "alice", "instance": "team-0-aa", "state": "ready", "error": "",
+     "startedAt": "2023-11-14T22:03:20.000Z", "lastActivity": "2023-11-14T22:13:00.000Z",
+     "busyKernels": 2, "busyTerminals": 1, "kernels": 3},
+    {"pool": "lab", "user": "alice", "instance": "", "state": "failed", "error": "no instance",
+     "startedAt": "2023-11-14T20:13:20.000Z", "lastActivity": "2023-11-14T20:13:20.000Z",
+     "busyKernels": 0, "busyTerminals": 0, "kernels": 0},
+    {"pool": "team", "user": "bob", "instance": "team-1-bb", "state": "ready", "error": "",
+     "startedAt": "2023-11-14T22:12:20.000Z", "lastActivity": "2023-11-14T22:13:20.000Z",
+     "busyKernels": 0, "busyTerminals": 1, "kernels": 1}]})";
+
+TEST_F(CliTest, SessionListIsATable) {
+  Answer("GET /v1/sessions", 200, kSessionsJson);
+  EXPECT_EQ(Run({"session", "list"}), 0) << err_;
+  EXPECT_EQ(out_,
+            "POOL   USER    INSTANCE    STATE    STARTED   LAST-ACTIVITY   BUSY\n"
+            "team   alice   team-0-aa   ready    10m       20s             2 kernels, 1 terminal\n"
+            "lab    alice   -           failed   2h        2h              -\n"
+            "team   bob     team-1-bb   ready    1m        0s              1 terminal\n");
+  EXPECT_EQ(Run({"session", "list", "-o", "json"}), 0) << err_;
+  EXPECT_EQ(out_, Json::parse(kSessionsJson).dump(2) + "\n");
+  Answer("GET /v1/sessions", 200, R"({"sessions": []})");
+  EXPECT_EQ(Run({"session", "list"}), 0) << err_;
+  EXPECT_EQ(out_, "No notebook servers.\n");
+}
+
+TEST_F(CliTest, SessionStopNamesThePool) {
+  Answer("GET /v1/sessions", 200, kSessionsJson);
+  Answer("DELETE /v1/sessions/bob?pool=team", 204, "");
+  EXPECT_EQ(Run({"session", "stop", "bob"}), 0) << err_;
+  EXPECT_EQ(out_, "stopped bob's notebook server in pool team; their files stay on the share\n");
+  EXPECT_EQ(seen().back().method, "DELETE");
+
+  Answer("DELETE /v1/sessions/alice?pool=lab", 204, "");
+  EXPECT_EQ(Run({"session", "stop", "alice", "--pool", "lab"}), 0) << err_;
+  EXPECT_EQ(out_, "stopped alice's notebook server in pool lab; their files stay on the share\n");
+  EXPECT_EQ(seen().back().target, "/v1/sessions/alice?pool=lab");
+  EXPECT_EQ(Run({"session", "stop", "alice", "--pool", "lab", "-o", "json"}), 0) << err_;
+  EXPECT_EQ(out_, "");
+
+  // Several pools and no --pool: the server's answer, as is.
+  Answer("DELETE /v1/sessions/alice", 400,
+         R"({"error": {"code": "InvalidArgument",
+                       "message": "user 'alice' has notebook servers in pools team, lab: name one with ?pool=NAME"}})");
+  EXPECT_EQ(Run({"session", "stop", "alice"}), 1);
+  EXPECT_EQ(out_, "");
+  EXPECT_EQ(err_, "dspool: user 'alice' has notebook servers in pools team, lab: name one with ?pool=NAME\n");
+  Answer("DELETE /v1/sessions/carol", 404,
+         R"({"error": {"code": "NotFound", "message": "user 'carol' has no notebook server"}})");
+  EXPECT_EQ(Run({"session", "stop", "carol"}), 1);
+  EXPECT_EQ(err_, "dspool: user 'carol' has no notebook server\n");
+  EXPECT_EQ(Run({"session", "stop"}), 2);
+}
+
 }  // namespace
 }  // namespace dspool

@@ -98,5 +98,13 @@ TEST(JupyterModelTest, ServerListErrorsNameTheirPath) {
   EXPECT_NE(r.status().message().find("servers: expected an array"), std::string::npos) << r.status();
 }
 
+TEST(JupyterModelTest, SessionInfoJsonHasCamelCaseKeysAndRfc3339Times) {
+  NotebookSessionInfo info{"team", "alice", "team-0-ab", "ready", "", FromUnixMillis(1'700'000'000'000),
+                           FromUnixMillis(1'700'000'060'000), 2, 1, 3};
+  EXPECT_EQ(NotebookSessionInfoToJson(info), Body(R"({"pool":"team","user":"alice","instance":"team-0-ab",
+      "state":"ready","error":"","startedAt":"2023-11-14T22:13:20.000Z","lastActivity":"2023-11-14T22:14:20.000Z",
+      "busyKernels":2,"busyTerminals":1,"kernels":3})"));
+}
+
 }  // namespace
 }  // namespace dspool
