@@ -4,6 +4,8 @@
 #pragma once
 
 #include <boost/beast/http.hpp>
+
+#include "http/message.h"
 #include <cctype>
 #include <map>
 #include <string>
@@ -33,6 +35,25 @@ std::map<std::string, std::string> HeaderMap(const Fields& fields) {
     }
   }
   return out;
+}
+
+// `response` on the wire: checked (CheckResponse), Content-Length on all but
+// 204 and 304, no body for a HEAD request.
+inline boost::beast::http::response<boost::beast::http::string_body> ToWire(Response response, unsigned version,
+                                                                            bool head, bool keep_alive) {
+  namespace bhttp = boost::beast::http;
+  if (std::optional<Response> replacement = CheckResponse(response)) response = std::move(*replacement);
+  bhttp::response<bhttp::string_body> res;
+  res.version(version);
+  res.result(static_cast<unsigned>(response.status));
+  if (!response.content_type.empty()) res.set(bhttp::field::content_type, response.content_type);
+  for (const auto& [name, value] : response.headers) res.insert(name, value);
+  if (response.status != 204 && response.status != 304) {
+    res.content_length(response.body.size());
+    if (!head) res.body() = std::move(response.body);
+  }
+  res.keep_alive(keep_alive);
+  return res;
 }
 
 }  // namespace dspool::http_internal

@@ -275,11 +275,12 @@ class ProxyServer::Impl {
       head.listener_tag = tag;
       const bool keep_alive = req.keep_alive();
       const unsigned version = req.version();
+      const bool head_request = req.method() == bhttp::verb::head;
 
       ProxyRoute route = router_.Decide(head);
       if (auto* reply = std::get_if<ProxyReply>(&route)) {
         bool keep = keep_alive && parser.is_done();  // an unread body ends the connection
-        if (!co_await Reply(stream, std::move(reply->response), version, keep) || !keep) co_return;
+        if (!co_await Reply(stream, std::move(reply->response), version, keep, head_request) || !keep) co_return;
         continue;
       }
       if (std::holds_alternative<ProxyLocal>(route)) {
@@ -300,7 +301,7 @@ class ProxyServer::Impl {
           if (ec) co_return;
         }
         head.body = std::move(full.get().body());
-        if (!co_await Reply(stream, router_.Serve(head), version, keep_alive) || !keep_alive) co_return;
+        if (!co_await Reply(stream, router_.Serve(head), version, keep_alive, head_request) || !keep_alive) co_return;
         continue;
       }
       auto& forward = std::get<ProxyForward>(route);
@@ -310,18 +311,9 @@ class ProxyServer::Impl {
 
   // Sends `response`; false if that failed.
   template <class Stream>
-  net::awaitable<bool> Reply(Stream& stream, Response response, unsigned version, bool keep_alive) {
-    if (std::optional<Response> replacement = CheckResponse(response)) response = std::move(*replacement);
-    bhttp::response<bhttp::string_body> res;
-    res.version(version);
-    res.result(static_cast<unsigned>(response.status));
-    if (!response.content_type.empty()) res.set(bhttp::field::content_type, response.content_type);
-    for (const auto& [name, value] : response.headers) res.insert(name, value);
-    if (response.status != 204 && response.status != 304) {
-      res.body() = std::move(response.body);
-      res.prepare_payload();
-    }
-    res.keep_alive(keep_alive);
+  net::awaitable<bool> Reply(Stream& stream, Response response, unsigned version, bool keep_alive,
+                             bool head = false) {
+    bhttp::response<bhttp::string_body> res = http_internal::ToWire(std::move(response), version, head, keep_alive);
     beast::error_code ec;
     Lowest(stream).expires_after(options_.io_timeout);
     co_await bhttp::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));

@@ -374,19 +374,8 @@ class Connection final : public ConnectionBase,
   // Writes `response`; `ec` says whether that worked.
   net::awaitable<void> Write(Response response, unsigned version, bool head, bool keep_alive,
                              beast::error_code& ec) {
-    if (std::optional<Response> replacement = CheckResponse(response)) {
-      response = std::move(*replacement);
-    }
-    bhttp::response<bhttp::string_body> res;
-    res.version(version);
-    res.result(static_cast<unsigned>(response.status));
-    if (!response.content_type.empty()) res.set(bhttp::field::content_type, response.content_type);
-    for (const auto& [name, value] : response.headers) res.insert(name, value);
-    if (response.status != 204 && response.status != 304) {
-      res.content_length(response.body.size());
-      if (!head) res.body() = std::move(response.body);
-    }
-    res.keep_alive(keep_alive);
+    bhttp::response<bhttp::string_body> res =
+        http_internal::ToWire(std::move(response), version, head, keep_alive);
     stream_.expires_after(options_.write_timeout);
     co_await bhttp::async_write(stream_, res, net::redirect_error(net::use_awaitable, ec));
     if (!ec) server_->CountRequest();
