@@ -176,26 +176,30 @@ ProxyRoute WebEntry::Decide(const Request& head) {
   return UserRoute(head, *user);
 }
 
-ProxyRoute WebEntry::UserRoute(const Request& head, const std::string& user) {
+void WebEntry::EnsureStarted(const std::string& user) {
   std::unique_lock lock(mu_);
   TimePoint now = clock_.Now();
   auto it = servers_.find(user);
   bool start = it == servers_.end() || (it->second.session.state == NotebookSession::State::kFailed &&
                                         now - it->second.session.started >= options_.retry_failed_after);
-  if (start) {
-    Entry& e = servers_[user];
-    e.session = NotebookSession{user, NotebookSession::State::kStarting, InstanceId(), 0, 0, "", now, now};
-    e.token = NewToken();
-    if (e.tag == 0) {
-      e.tag = next_tag_++;
-      by_tag_[e.tag] = user;
-    }
-    std::string token = e.token;
-    lock.unlock();
-    hooks_.StartServer(user, token);
-    lock.lock();
-    it = servers_.find(user);
+  if (!start) return;
+  Entry& e = servers_[user];
+  e.session = NotebookSession{user, NotebookSession::State::kStarting, InstanceId(), 0, 0, "", now, now};
+  e.token = NewToken();
+  if (e.tag == 0) {
+    e.tag = next_tag_++;
+    by_tag_[e.tag] = user;
   }
+  std::string token = e.token;
+  lock.unlock();
+  hooks_.StartServer(user, token);
+}
+
+ProxyRoute WebEntry::UserRoute(const Request& head, const std::string& user) {
+  EnsureStarted(user);
+  std::unique_lock lock(mu_);
+  auto it = servers_.find(user);
+  if (it == servers_.end()) return ProxyReply{JsonError(503, "your notebook server is starting", {{"Retry-After", "1"}})};
   const Entry& e = it->second;
   if (e.session.state == NotebookSession::State::kReady) {
     ProxyForward f;
@@ -272,6 +276,9 @@ Response WebEntry::Login(const Request& request) {
   }
   throttle_.RecordSuccess(user);
   DSP_LOG(kInfo, kLog) << "user " << user << " logged in from " << address;
+  // Start the notebook server now: it boots while the browser follows the
+  // redirect.
+  EnsureStarted(user);
   std::string cookie = SignSession(user, clock_.Now() + options_.session_lifetime, session_key_);
   // Only back into the user's own space.
   std::string target = next.rfind("/user/" + user + "/", 0) == 0 ? next : UserHome(user);

@@ -8,7 +8,8 @@
 //   /                      → /user/<you>/tree, or the login page
 //   GET  /hub/login        the login form
 //   POST /hub/login        checks the password (throttled per user and
-//                          address); 303 + session cookie, or 401 and none
+//                          address); 303 + session cookie, or 401 and none;
+//                          a good login starts the user's server at once
 //   GET  /hub/logout       drops the cookie
 //   /user/<name>/...       only with <name>'s cookie (else 302 to login for
 //                          pages, 401 for API calls; another user's: 403).
@@ -94,6 +95,9 @@ class WebEntry final : public ProxyRouter {
     uint64_t tag = 0;
   };
   ProxyRoute UserRoute(const Request& head, const std::string& user);
+  // Asks for `user`'s server unless one is starting or running (or failed
+  // less than retry_failed_after ago).
+  void EnsureStarted(const std::string& user);
   Response Login(const Request& request);
 
   const Clock& clock_;

@@ -112,11 +112,13 @@ TEST_F(WebEntryTest, AnotherUsersServerIs403WhateverThePath) {
   for (std::string target : {"/user/alice/tree", "/user/alice/api/kernels", "/user/alice"}) {
     EXPECT_EQ(Reply(Get(target, bob, false)).status, 403) << target;
   }
-  EXPECT_TRUE(hooks_.starts.empty());
+  ASSERT_EQ(hooks_.starts.size(), 1u) << "bob's own, at his login; never alice's";
+  EXPECT_EQ(hooks_.starts[0].first, "bob");
 }
 
-TEST_F(WebEntryTest, TheFirstVisitStartsAServerAndLaterOnesAreForwardedWithItsToken) {
+TEST_F(WebEntryTest, LoginStartsTheServerAndLaterVisitsAreForwardedWithItsToken) {
   std::string alice = LoginCookie("alice", "alice%27s+password");
+  ASSERT_EQ(hooks_.starts.size(), 1u) << "started at login";
   Response starting = Reply(Get("/user/alice/tree", alice));
   EXPECT_EQ(starting.status, 200);
   EXPECT_EQ(Header(starting, "Refresh"), "1");
