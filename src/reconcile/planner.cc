@@ -205,6 +205,9 @@ std::optional<int64_t> CountToWake(const Pool& pool, const std::vector<Instance>
 
 bool NotebookIdle(TimePoint last_traffic, const JupyterServer& report, TimePoint now, std::chrono::minutes cull) {
   if (cull.count() <= 0) return false;
+  // Only on fresh figures: an unresponsive server's counts are from its last
+  // good poll, which may predate the cell now running.
+  if (report.state != JupyterState::kReady) return false;
   if (report.busy_kernels > 0 || report.busy_terminals > 0) return false;
   if (now - last_traffic < cull) return false;
   return !report.last_activity || now - *report.last_activity >= cull;

@@ -102,7 +102,8 @@ std::optional<int64_t> CountToWake(const Pool& pool, const std::vector<Instance>
 // Culling: whether a user's notebook server is idle for `cull` (zero:
 // never): no request or WebSocket traffic through the gateway since
 // `last_traffic`, nothing the notebook itself counts as activity (its
-// `last_activity`), no busy kernel and no command running in a terminal. A
+// `last_activity`), no busy kernel and no command running in a terminal,
+// by figures the agent has just read (state ready, not unresponsive). A
 // long computation keeps its server however quiet the browser is
 // (JupyterHub's culler counts only traffic and would stop it).
 bool NotebookIdle(TimePoint last_traffic, const JupyterServer& report, TimePoint now, std::chrono::minutes cull);

@@ -300,6 +300,7 @@ TEST(NotebookIdleTest, OnlyQuietServersWithNothingRunningAreIdle) {
   const TimePoint now = FromUnixMillis(1'800'000'000'000);
   const auto hour = std::chrono::minutes(60);
   JupyterServer quiet;
+  quiet.state = JupyterState::kReady;
   quiet.last_activity = now - std::chrono::minutes(61);
   EXPECT_TRUE(NotebookIdle(now - std::chrono::minutes(61), quiet, now, hour));
   EXPECT_FALSE(NotebookIdle(now - std::chrono::minutes(59), quiet, now, hour)) << "recent traffic";
@@ -314,6 +315,9 @@ TEST(NotebookIdleTest, OnlyQuietServersWithNothingRunningAreIdle) {
   JupyterServer recent = quiet;  // the notebook saw activity the gateway did not
   recent.last_activity = now - std::chrono::minutes(5);
   EXPECT_FALSE(NotebookIdle(now - std::chrono::hours(5), recent, now, hour));
+  JupyterServer stale = quiet;  // the agent's last poll failed: its counts may be old
+  stale.state = JupyterState::kUnresponsive;
+  EXPECT_FALSE(NotebookIdle(now - std::chrono::hours(5), stale, now, hour));
   JupyterServer unpolled = quiet;
   unpolled.last_activity.reset();
   EXPECT_TRUE(NotebookIdle(now - std::chrono::hours(5), unpolled, now, hour));
