@@ -31,7 +31,7 @@
 set -euo pipefail
 COMMAND_LINE="$0 $*"
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
-for v in HA_SPLICE RATE_THREADS RATE_CLIENTS SSH_ROUNDS SSH_RUNS ROUNDS; do
+for v in TCP_LOAD HA_SPLICE RATE_THREADS RATE_CLIENTS SSH_ROUNDS SSH_RUNS ROUNDS; do
   [[ -n "${!v:-}" ]] && COMMAND_LINE="$v=${!v} $COMMAND_LINE"
 done
 DSPOOL=$(realpath "$1")
