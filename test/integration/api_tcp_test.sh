@@ -7,7 +7,7 @@ chmod 711 "$WORK"  # instances traverse it to reach their data
 head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$WORK/token"
 chmod 600 "$WORK/token"
 cp "$WORK/token" "$WORK/open-token" && chmod 644 "$WORK/open-token"
-PORT=$(shuf -i 20000-60000 -n 1)
+PORT=$(free_port)
 
 if out=$("$DSPOOL" server --data-dir "$DATA" --listen "127.0.0.1:$PORT" --token-file "$WORK/open-token" 2>&1); then
   fail "server started with a world-readable token file"

@@ -8,17 +8,6 @@ source "$(dirname "$0")/lib.sh"
 setup_pool_test gw
 start_server
 
-# Ports nothing on this host listens on, below the ephemeral range (a
-# client's connection holds its local port too).
-EPHEMERAL_START=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range)
-PORT_MAX=$(( EPHEMERAL_START - 10 ))
-free_port() {
-  local p
-  for p in $(shuf -i 20000-$PORT_MAX -n 200); do
-    if ! ss -Htan "sport = :$p" | grep -q .; then echo "$p"; return; fi
-  done
-  fail "no free port"
-}
 FRONT=$(free_port)
 NAT=$(free_port)
 while (( NAT + 3 > PORT_MAX )) || ss -Htan | awk '{print $4}' | grep -qE ":($NAT|$((NAT+1))|$((NAT+2))|$((NAT+3)))\$"; do

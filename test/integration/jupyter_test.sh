@@ -16,10 +16,7 @@ done
 SERVER_ARGS=(--cull-check-seconds 5)
 start_server
 
-EPHEMERAL_START=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range)
-for JP in $(shuf -i 20000-$((EPHEMERAL_START - 10)) -n 100); do
-  ss -Htan "sport = :$JP" | grep -q . || break
-done
+JP=$(free_port)
 
 cat >"$WORK/spec.json" <<JSON
 {"name": "$POOL", "instanceCount": 1,

@@ -32,6 +32,18 @@ setup_pool_test() {  # NAME
   ssh-keygen -q -t ed25519 -N "" -C "$1 admin" -f "$WORK/key"
 }
 
+# A TCP port no socket on this host uses, in any state, below the ephemeral
+# range (a client's connection holds its local port too, and may take any
+# ephemeral one between our check and our bind).
+PORT_MAX=$(( $(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range) - 10 ))
+free_port() {
+  local p
+  for p in $(shuf -i 20000-$PORT_MAX -n 200); do
+    if ! ss -Htan "sport = :$p" | grep -q .; then echo "$p"; return; fi
+  done
+  fail "no free port below $PORT_MAX"
+}
+
 # A subnet in 10.232.0.0/16 that no host route covers.
 free_subnet() {
   local x
