@@ -220,6 +220,21 @@ class RelayTest : public ::testing::Test {
   }
 
   const RelayCounters& counters() const { return loop_->counters(); }
+
+  // Resets `closing` (RST, not FIN) and expects the relay to reset `other`
+  // too, counting one error.
+  void ExpectResetPassedOn(UniqueFd& closing, const UniqueFd& other) {
+    linger abortive = {1, 0};
+    ASSERT_EQ(::setsockopt(closing.get(), SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive)), 0);
+    closing.reset();
+    char buf[16];
+    ssize_t n = ::recv(other.get(), buf, sizeof(buf), 0);
+    int err = errno;
+    EXPECT_EQ(n, -1);
+    EXPECT_EQ(err, ECONNRESET) << std::strerror(err);
+    ASSERT_TRUE(WaitIdle());
+    EXPECT_EQ(counters().errors.load(), 1u);
+  }
   bool WaitIdle() {
     return WaitFor([this] { return counters().connections_active.load() == 0; });
   }
@@ -381,17 +396,7 @@ TEST_F(RelayTest, BackendResetResetsTheClient) {
   std::string got;
   ASSERT_TRUE(RecvExactly(backend.get(), 1, &got));
 
-  linger abortive = {1, 0};
-  ASSERT_EQ(::setsockopt(backend.get(), SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive)), 0);
-  backend.reset();  // RST
-
-  char buf[16];
-  ssize_t n = ::recv(client.get(), buf, sizeof(buf), 0);
-  int err = errno;
-  EXPECT_EQ(n, -1);
-  EXPECT_EQ(err, ECONNRESET) << std::strerror(err);
-  ASSERT_TRUE(WaitIdle());
-  EXPECT_EQ(counters().errors.load(), 1u);
+  ExpectResetPassedOn(backend, client);
 }
 
 TEST_F(RelayTest, ClientResetResetsTheBackend) {
@@ -403,17 +408,7 @@ TEST_F(RelayTest, ClientResetResetsTheBackend) {
   UniqueFd backend = AcceptBackend(backend_listener);
   ASSERT_TRUE(backend.valid());
 
-  linger abortive = {1, 0};
-  ASSERT_EQ(::setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive)), 0);
-  client.reset();
-
-  char buf[16];
-  ssize_t n = ::recv(backend.get(), buf, sizeof(buf), 0);
-  int err = errno;
-  EXPECT_EQ(n, -1);
-  EXPECT_EQ(err, ECONNRESET) << std::strerror(err);
-  ASSERT_TRUE(WaitIdle());
-  EXPECT_EQ(counters().errors.load(), 1u);
+  ExpectResetPassedOn(client, backend);
 }
 
 // The backend goes away while the client keeps writing: the relay's writes
