@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "base/log.h"
+#include "base/metrics.h"
 #include "gateway/balancer.h"
 #include "gateway/probe.h"
 #include "model/ipv4.h"
@@ -874,7 +875,7 @@ std::vector<Gateway::PoolNotebook> Gateway::Notebooks() const { return impl_->No
 std::string GatewayMetrics(const GatewayCounters& c) {
   std::ostringstream out;
   auto metric = [&](const char* name, const char* type, const char* help, uint64_t v) {
-    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n" << name << " " << v << "\n";
+    WriteMetric(out, name, type, help, static_cast<int64_t>(v));
   };
   metric("dspool_gateway_connections_accepted_total", "counter", "Client connections accepted.",
          c.connections_accepted);

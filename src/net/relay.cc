@@ -47,12 +47,14 @@ Status PrepareSocket(const UniqueFd& fd, const char* which) {
     return ErrnoStatus(what + ": SO_TYPE", errno);
   }
   if (type != SOCK_STREAM) return InvalidArgument(what + " socket is not a stream socket");
+  // Sockets from net/socket.h come non-blocking and close-on-exec: only the
+  // checks then, no second set (this runs once per relayed connection).
   int flags = ::fcntl(fd.get(), F_GETFL);
-  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+  if (flags < 0 || (!(flags & O_NONBLOCK) && ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0)) {
     return ErrnoStatus(what + ": O_NONBLOCK", errno);
   }
   int fd_flags = ::fcntl(fd.get(), F_GETFD);
-  if (fd_flags < 0 || ::fcntl(fd.get(), F_SETFD, fd_flags | FD_CLOEXEC) != 0) {
+  if (fd_flags < 0 || (!(fd_flags & FD_CLOEXEC) && ::fcntl(fd.get(), F_SETFD, fd_flags | FD_CLOEXEC) != 0)) {
     return ErrnoStatus(what + ": FD_CLOEXEC", errno);
   }
   // Interactive sessions (SSH) must not wait for Nagle. Not TCP (a Unix

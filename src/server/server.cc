@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "api/api.h"
+#include "base/metrics.h"
 #include "base/version.h"
 #include "gateway/gateway.h"
 #include "gateway/routing_table.h"
@@ -302,9 +303,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     ReconcilerCounters c = reconciler_.counters();
     HttpServerStats h = http_.stats();
     std::ostringstream out;
-    auto counter = [&](const char* name, const char* help, int64_t v) {
-      out << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n" << name << " " << v << "\n";
-    };
+    auto counter = [&](const char* name, const char* help, int64_t v) { WriteMetric(out, name, "counter", help, v); };
     counter("dspool_reconcile_passes_total", "Reconcile passes run.", c.passes);
     counter("dspool_reconcile_actions_total", "Steps taken by the reconcile loop.", c.actions);
     counter("dspool_provider_errors_total", "Provider calls that failed.", c.provider_errors);

@@ -205,6 +205,16 @@ class RelayTest : public ::testing::Test {
     return std::move(*client);
   }
 
+  // A client connected through the relay to a backend the test plays.
+  void ConnectPair(UniqueFd* client, UniqueFd* backend) {
+    uint16_t backend_port = 0;
+    UniqueFd listener = ListenBackend(&backend_port);
+    *client = ConnectThroughRelay(backend_port);
+    ASSERT_TRUE(client->valid());
+    *backend = AcceptBackend(listener);
+    ASSERT_TRUE(backend->valid());
+  }
+
   // A listener for tests that play the backend themselves.
   UniqueFd ListenBackend(uint16_t* port) {
     auto listener = ListenTcp("127.0.0.1", 0, 16, port);
@@ -359,12 +369,8 @@ TEST_F(RelayTest, LargeTransferCountsEveryByte) {
 
 TEST_F(RelayTest, HalfCloseStillCarriesTheReply) {
   StartLoop();
-  uint16_t backend_port = 0;
-  UniqueFd backend_listener = ListenBackend(&backend_port);
-  UniqueFd client = ConnectThroughRelay(backend_port);
-  ASSERT_TRUE(client.valid());
-  UniqueFd backend = AcceptBackend(backend_listener);
-  ASSERT_TRUE(backend.valid());
+  UniqueFd client, backend;
+  ASSERT_NO_FATAL_FAILURE(ConnectPair(&client, &backend));
 
   ASSERT_TRUE(SendAll(client.get(), "request"));
   ASSERT_EQ(::shutdown(client.get(), SHUT_WR), 0);
@@ -386,12 +392,8 @@ TEST_F(RelayTest, HalfCloseStillCarriesTheReply) {
 
 TEST_F(RelayTest, BackendResetResetsTheClient) {
   StartLoop();
-  uint16_t backend_port = 0;
-  UniqueFd backend_listener = ListenBackend(&backend_port);
-  UniqueFd client = ConnectThroughRelay(backend_port);
-  ASSERT_TRUE(client.valid());
-  UniqueFd backend = AcceptBackend(backend_listener);
-  ASSERT_TRUE(backend.valid());
+  UniqueFd client, backend;
+  ASSERT_NO_FATAL_FAILURE(ConnectPair(&client, &backend));
   ASSERT_TRUE(SendAll(client.get(), "x"));
   std::string got;
   ASSERT_TRUE(RecvExactly(backend.get(), 1, &got));
@@ -401,12 +403,8 @@ TEST_F(RelayTest, BackendResetResetsTheClient) {
 
 TEST_F(RelayTest, ClientResetResetsTheBackend) {
   StartLoop();
-  uint16_t backend_port = 0;
-  UniqueFd backend_listener = ListenBackend(&backend_port);
-  UniqueFd client = ConnectThroughRelay(backend_port);
-  ASSERT_TRUE(client.valid());
-  UniqueFd backend = AcceptBackend(backend_listener);
-  ASSERT_TRUE(backend.valid());
+  UniqueFd client, backend;
+  ASSERT_NO_FATAL_FAILURE(ConnectPair(&client, &backend));
 
   ExpectResetPassedOn(client, backend);
 }
@@ -416,12 +414,8 @@ TEST_F(RelayTest, ClientResetResetsTheBackend) {
 // thread, which would kill this test process if it leaked).
 TEST_F(RelayTest, BackendGoneWhileClientSends) {
   StartLoop();
-  uint16_t backend_port = 0;
-  UniqueFd backend_listener = ListenBackend(&backend_port);
-  UniqueFd client = ConnectThroughRelay(backend_port);
-  ASSERT_TRUE(client.valid());
-  UniqueFd backend = AcceptBackend(backend_listener);
-  ASSERT_TRUE(backend.valid());
+  UniqueFd client, backend;
+  ASSERT_NO_FATAL_FAILURE(ConnectPair(&client, &backend));
   backend.reset();  // FIN; any data that arrives later is answered with RST
 
   std::string eof;
