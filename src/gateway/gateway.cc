@@ -429,7 +429,8 @@ class Gateway::Impl {
 
   void Accept(OpenListener& listener) {
     for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
-      auto accepted = TryAcceptTcp(listener.fd);
+      TcpEndpoint peer;
+      auto accepted = TryAcceptTcp(listener.fd, &peer);
       if (!accepted.ok()) {
         // EMFILE and friends: log, and let the next turn try again.
         DSP_LOG(kWarning, kLog) << "accept on " << FormatEndpoint(listener.spec.address, listener.spec.port) << ": "
@@ -437,12 +438,18 @@ class Gateway::Impl {
         return;
       }
       if (!*accepted) return;
-      auto ends = GetTcpEnds(**accepted);
-      if (!ends.ok()) continue;  // reset before we looked: nothing to do
+      FlowKey flow{peer.ip, peer.port, listener.spec.address, listener.spec.port, Protocol::kTcp};
+      // Only the 5-tuple hash reads the address the client connected to;
+      // a listener on all addresses learns it from the socket.
+      if (flow.dst_ip == 0 && listener.spec.rule && listener.spec.rule->distribution == Distribution::kDefault) {
+        auto local = LocalEndpoint(**accepted);
+        if (!local.ok()) continue;  // reset before we looked: nothing to do
+        flow.dst_ip = local->ip;
+      }
       auto conn = std::make_unique<Conn>();
       conn->id = next_conn_++;
       conn->client = std::move(**accepted);
-      conn->flow = FlowKey{ends->peer_ip, ends->peer_port, ends->local_ip, ends->local_port, Protocol::kTcp};
+      conn->flow = flow;
       conn->via = listener.spec;
       Conn& c = *conn;
       conns_[c.id] = std::move(conn);

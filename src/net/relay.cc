@@ -20,10 +20,13 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr int kMaxEvents = 64;
-// Pipe fills per direction per event: a busy connection yields after about
-// this many pipe_size steps, so one fast stream cannot starve the others.
-// Readiness is level-triggered, so what is left is reported again.
-constexpr int kMaxRoundsPerTurn = 16;
+// Fill-and-flush steps per direction per turn: a busy connection yields
+// after moving about this many pipe_size bytes, so one fast stream cannot
+// starve the others; it goes on the resume list and continues next turn.
+constexpr int kMaxStepsPerTurn = 16;
+// Edge-triggered: each socket is registered once, for both directions; the
+// loop remembers what was reported and forgets it only on EAGAIN.
+constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 // Empty pipes kept for reuse; more are closed. Only directions with bytes on
 // their way hold a pipe, so this is about the number of busy directions.
 constexpr size_t kMaxSparePipes = 256;
@@ -109,21 +112,23 @@ struct RelayLoop::Connection {
   // it holds only while bytes are on their way (see Pump).
   struct Direction {
     Pipe pipe;
-    uint32_t in_pipe = 0;  // bytes spliced in and not yet out
-    bool done = false;     // source EOF seen, pipe drained, FIN passed on
+    uint32_t in_pipe = 0;       // bytes spliced in and not yet out
+    bool wait_for_room = false;  // the last fill found the pipe full (or the source empty): fill again once it drains
+    bool eof = false;            // the source said EOF; the FIN follows once the pipe is empty
+    bool done = false;           // EOF seen, pipe drained, FIN passed on
   };
 
   uint64_t id = 0;
-  UniqueFd sockets[2];              // 0 client, 1 backend
-  Direction dirs[2];                // 0 client->backend, 1 backend->client
-  uint32_t registered[2] = {0, 0};  // epoll events asked for sockets[i]; 0: not in the set
+  UniqueFd sockets[2];  // 0 client, 1 backend
+  Direction dirs[2];    // 0 client->backend, 1 backend->client
+  // What epoll reported for sockets[i] and no EAGAIN has denied since.
+  bool readable[2] = {false, false};
+  bool writable[2] = {false, false};
   bool failed = false;
+  bool resuming = false;  // on resume_ (its last turn ended with work left)
   std::chrono::milliseconds idle_timeout{0};
   SteadyClock::time_point last_activity;
   uint64_t tag = 0;
-
-  bool Reading(int d) const { return !dirs[d].done && dirs[d].in_pipe == 0; }
-  bool Writing(int d) const { return !dirs[d].done && dirs[d].in_pipe > 0; }
 };
 
 Result<std::unique_ptr<RelayLoop>> RelayLoop::Create(RelayLoopOptions options) {
@@ -163,14 +168,18 @@ Status RelayLoop::Add(UniqueFd client, UniqueFd backend, RelayOptions options) {
   p.sockets[0] = std::move(client);
   p.sockets[1] = std::move(backend);
   p.options = options;
+  bool first;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_) return FailedPrecondition("relay: loop is stopped");
+    // The loop takes the whole list at once: only the first Add since it
+    // last did needs to wake it.
+    first = pending_.empty();
     pending_.push_back(std::move(p));
     counters_.connections_total.fetch_add(1, std::memory_order_relaxed);
     counters_.connections_active.fetch_add(1, std::memory_order_relaxed);
   }
-  Wake();
+  if (first) Wake();
   return Status::Ok();
 }
 
@@ -198,7 +207,8 @@ Status RelayLoop::Run() {
   while (!stop_requested_.load()) {
     AdoptPending();
     ExpireIdle();
-    int n = ::epoll_wait(epoll_fd_.get(), events, kMaxEvents, NextTimeoutMs());
+    // Connections with work left from their last turn must not wait.
+    int n = ::epoll_wait(epoll_fd_.get(), events, kMaxEvents, resume_.empty() ? NextTimeoutMs() : 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       result = ErrnoStatus("relay: epoll_wait", errno);
@@ -214,6 +224,7 @@ Status RelayLoop::Run() {
       }
       HandleEvent(data >> 1, static_cast<int>(data & 1), events[i].events);
     }
+    Resume();
   }
   CloseAll();
   return result;
@@ -235,8 +246,17 @@ void RelayLoop::AdoptPending() {
     if (c->idle_timeout.count() > 0) timers_.emplace(now_ + c->idle_timeout, c->id);
     Connection& ref = *c;
     connections_.emplace(c->id, std::move(c));
-    UpdateInterest(ref);
-    if (ref.failed) Close(ref.id, CloseReason::kError);
+    // Registering reports what is ready already (a connected socket is
+    // writable; a client may have sent its first bytes).
+    for (int side = 0; side < 2; ++side) {
+      epoll_event ev = {};
+      ev.events = kSocketEvents;
+      ev.data.u64 = EventData(ref.id, side);
+      if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, ref.sockets[side].get(), &ev) != 0) {
+        Close(ref.id, CloseReason::kError);  // ENOMEM, ENOSPC (max_user_watches)
+        break;
+      }
+    }
   }
 }
 
@@ -244,77 +264,117 @@ void RelayLoop::HandleEvent(uint64_t id, int side, uint32_t events) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;  // closed earlier in this batch
   Connection& c = *it->second;
-  if ((events & EPOLLERR) && SocketError(c.sockets[side].get()) != 0) {
-    c.failed = true;
-  } else {
-    // HUP and ERR are reported whatever was asked for: let both directions
-    // that touch this socket find out what they mean.
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) Pump(c, side);
-    if (!c.failed && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) Pump(c, 1 - side);
-  }
-  if (c.failed) {
-    Close(id, CloseReason::kError);
-  } else if (c.dirs[0].done && c.dirs[1].done) {
-    Close(id, CloseReason::kDone);
-  } else {
-    UpdateInterest(c);
-    if (c.failed) Close(id, CloseReason::kError);
+  // HUP and ERR are reported whatever was asked for: let both directions
+  // that touch this socket find out what they mean (EOF, EPIPE, a reset).
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.readable[side] = true;
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c.writable[side] = true;
+  if ((events & EPOLLERR) && SocketError(c.sockets[side].get()) != 0) c.failed = true;
+  Service(c);
+}
+
+void RelayLoop::Resume() {
+  std::vector<uint64_t> ids;
+  ids.swap(resume_);
+  for (uint64_t id : ids) {
+    auto it = connections_.find(id);
+    if (it == connections_.end()) continue;
+    it->second->resuming = false;
+    Service(*it->second);
   }
 }
 
-void RelayLoop::Pump(Connection& c, int d) {
+void RelayLoop::Service(Connection& c) {
+  bool more = false;
+  for (int d = 0; d < 2 && !c.failed; ++d) more |= Pump(c, d);
+  if (c.failed) return Close(c.id, CloseReason::kError);
+  if (c.dirs[0].done && c.dirs[1].done) return Close(c.id, CloseReason::kDone);
+  if (more && !c.resuming) {
+    c.resuming = true;
+    resume_.push_back(c.id);
+  }
+}
+
+bool RelayLoop::Pump(Connection& c, int d) {
   Connection::Direction& dir = c.dirs[d];
-  if (dir.done) return;
-  const int src = c.sockets[d].get();
-  const int dst = c.sockets[1 - d].get();
+  if (dir.done) return false;
+  const int src_side = d;
+  const int dst_side = 1 - d;
+  const int src = c.sockets[src_side].get();
+  const int dst = c.sockets[dst_side].get();
   std::atomic<uint64_t>& bytes = d == 0 ? counters_.bytes_client_to_backend : counters_.bytes_backend_to_client;
   constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 
-  for (int round = 0; round < kMaxRoundsPerTurn; ++round) {
-    while (dir.in_pipe > 0) {
+  for (int step = 0; step < kMaxStepsPerTurn; ++step) {
+    bool moved = false;
+    // Fill: read the source while the pipe has room.
+    if (!dir.eof && c.readable[src_side] && !dir.wait_for_room) {
+      if (!dir.pipe.read.valid() && !AcquirePipe(&dir.pipe)) {
+        c.failed = true;  // EMFILE, ENFILE
+        return false;
+      }
+      ssize_t n = ::splice(src, nullptr, dir.pipe.write.get(), nullptr, dir.pipe.capacity - dir.in_pipe, kFlags);
+      if (n > 0) {
+        dir.in_pipe += static_cast<uint32_t>(n);
+        dir.wait_for_room = dir.in_pipe >= dir.pipe.capacity;
+        c.last_activity = now_;
+        moved = true;
+      } else if (n == 0) {
+        // EOF; a reset may also read as 0 once the error was taken elsewhere.
+        if (SocketError(src) != 0) {
+          c.failed = true;
+          return false;
+        }
+        dir.eof = true;
+      } else if (errno == EAGAIN) {
+        // EAGAIN means "the source is empty" or "the pipe is full": the
+        // kernel counts a pipe's room in pages, not bytes. With an empty
+        // pipe only the first can be; otherwise fill again once it drains.
+        if (dir.in_pipe == 0) {
+          c.readable[src_side] = false;
+        } else {
+          dir.wait_for_room = true;
+        }
+      } else if (errno == EINTR) {
+        moved = true;  // try again
+      } else {
+        c.failed = true;
+        return false;
+      }
+    }
+    // Flush: write the pipe into the destination while it takes bytes.
+    if (dir.in_pipe > 0 && c.writable[dst_side]) {
       ssize_t n = ::splice(dir.pipe.read.get(), nullptr, dst, nullptr, dir.in_pipe, kFlags);
       if (n > 0) {
         dir.in_pipe -= static_cast<uint32_t>(n);
+        if (dir.in_pipe == 0) dir.wait_for_room = false;
         bytes.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
         c.last_activity = now_;
-        continue;
+        moved = true;
+      } else if (n < 0 && errno == EAGAIN) {
+        c.writable[dst_side] = false;  // wait for EPOLLOUT on dst
+      } else if (n < 0 && errno == EINTR) {
+        moved = true;  // try again
+      } else {
+        if (n < 0 && errno == EPIPE) ScopedSigpipeBlock::Drain();
+        c.failed = true;  // EPIPE, ECONNRESET, ...
+        return false;
       }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EAGAIN) return;  // wait for EPOLLOUT on dst
-      if (n < 0 && errno == EPIPE) ScopedSigpipeBlock::Drain();
-      c.failed = true;  // EPIPE, ECONNRESET, ...
-      return;
     }
-    // The pipe is empty, so EAGAIN below can only mean "src has nothing".
-    if (!dir.pipe.read.valid() && !AcquirePipe(&dir.pipe)) {
-      c.failed = true;  // EMFILE, ENFILE
-      return;
-    }
-    ssize_t n = ::splice(src, nullptr, dir.pipe.write.get(), nullptr, dir.pipe.capacity, kFlags);
-    if (n > 0) {
-      dir.in_pipe = static_cast<uint32_t>(n);
-      c.last_activity = now_;
-      continue;
-    }
-    if (n == 0) {
-      // EOF; a reset may also read as 0 once the error was taken elsewhere.
-      ReleasePipe(&dir.pipe);
-      if (SocketError(src) != 0 || ::shutdown(dst, SHUT_WR) != 0) {
-        c.failed = true;
-        return;
-      }
-      dir.done = true;
-      return;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN) {
+    if (dir.in_pipe == 0) {
       // Nothing on its way: an idle direction holds no pipe.
       ReleasePipe(&dir.pipe);
-      return;  // wait for EPOLLIN on src
+      if (dir.eof) {
+        if (::shutdown(dst, SHUT_WR) != 0) {
+          c.failed = true;
+          return false;
+        }
+        dir.done = true;
+        return false;
+      }
     }
-    c.failed = true;
-    return;
+    if (!moved) return false;
   }
+  return true;
 }
 
 bool RelayLoop::AcquirePipe(Pipe* pipe) {
@@ -341,24 +401,6 @@ void RelayLoop::ReleasePipe(Pipe* pipe) {
     spare_pipes_.push_back(std::move(*pipe));
   } else {
     *pipe = Pipe();
-  }
-}
-
-void RelayLoop::UpdateInterest(Connection& c) {
-  for (int side = 0; side < 2; ++side) {
-    uint32_t want = (c.Reading(side) ? uint32_t{EPOLLIN} : 0u) | (c.Writing(1 - side) ? uint32_t{EPOLLOUT} : 0u);
-    if (want == c.registered[side]) continue;
-    // A socket nothing waits on leaves the set: EPOLLHUP is reported even for
-    // an empty mask and would spin the loop.
-    int op = want == 0 ? EPOLL_CTL_DEL : (c.registered[side] == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD);
-    epoll_event ev = {};
-    ev.events = want;
-    ev.data.u64 = EventData(c.id, side);
-    if (::epoll_ctl(epoll_fd_.get(), op, c.sockets[side].get(), &ev) != 0) {
-      c.failed = true;  // ENOMEM, ENOSPC (max_user_watches)
-      return;
-    }
-    c.registered[side] = want;
   }
 }
 
@@ -427,6 +469,7 @@ void RelayLoop::CloseAll() {
   for (const auto& [id, c] : connections_) tags.push_back(c->tag);
   pending.clear();
   connections_.clear();
+  resume_.clear();
   timers_ = {};
   if (options_.on_close) {
     for (uint64_t tag : tags) options_.on_close(tag);

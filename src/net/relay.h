@@ -9,19 +9,26 @@
 // the pipe is empty and the source has nothing more, the pipe goes back to
 // the loop's spare list, so an idle connection holds no pipe at all.
 //
-// One direction (the other is the same with the sockets swapped):
+// Readiness is edge-triggered: each socket joins the epoll set once, for
+// reading and writing, and the connection remembers "readable"/"writable"
+// until a splice answers EAGAIN. No epoll_ctl follows while bytes flow.
 //
-//            src readable: splice src -> pipe
-//   ┌──────────┐  ────────────────────────►  ┌──────────────┐
-//   │ READING  │                             │ DRAINING     │ dst writable: splice pipe -> dst
-//   │ pipe     │  ◄────────────────────────  │ pipe holds   │ (EAGAIN: wait for EPOLLOUT on
-//   │ empty    │      pipe emptied           │ bytes        │  dst; src is not read meanwhile)
-//   └────┬─────┘                             └──────────────┘
-//        │ src EOF (splice returns 0)
-//        ▼
-//   ┌──────────┐
-//   │ DONE     │  shutdown(dst, SHUT_WR): the FIN is passed on
-//   └──────────┘
+// One direction (the other is the same with the sockets swapped) repeats a
+// step while either end is ready:
+//
+//   fill:  src readable and pipe has room  ->  splice src -> pipe
+//   flush: pipe holds bytes, dst writable   ->  splice pipe -> dst
+//
+// The kernel counts a pipe's room in pages, so EAGAIN on a fill means
+// "src is empty" only if the pipe was empty; otherwise the direction fills
+// again once the pipe has drained. A slow destination therefore pushes back
+// through the kernel's socket buffers (TCP flow control) instead of growing
+// any buffer here. When src reports EOF and the pipe is empty, the FIN is
+// passed on: shutdown(dst, SHUT_WR).
+//
+// A busy direction yields after kMaxStepsPerTurn steps (relay.cc) and
+// continues after the loop's next batch of events, so one fast stream
+// cannot starve the others.
 //
 // The connection:
 //
@@ -35,9 +42,7 @@
 //
 // Half-close is therefore relayed: a client that shuts down its write side
 // makes the backend read EOF, and the backend's reply still reaches the
-// client. A direction reads its source only while its pipe is empty, so a
-// slow destination pushes back through the kernel's socket buffers (TCP flow
-// control) instead of growing any buffer here.
+// client.
 //
 // Cost per idle connection: its two sockets and under 150 bytes of loop
 // state (a struct of at most 96 bytes, its hash-table node, one timer
@@ -162,10 +167,15 @@ class RelayLoop {
 
   void AdoptPending();
   void HandleEvent(uint64_t id, int side, uint32_t events);
+  // Gives the connections on resume_ their next turn.
+  void Resume();
+  // Pumps both directions; then closes the connection, puts it on resume_,
+  // or leaves it to wait for epoll.
+  void Service(Connection& c);
   // Moves bytes of direction `d` (0: client->backend, 1: backend->client)
-  // until it would block, finishes, fails, or uses up its turn.
-  void Pump(Connection& c, int d);
-  void UpdateInterest(Connection& c);
+  // until neither end is ready, it finishes, it fails, or it uses up its
+  // turn (then returns true: work is left).
+  bool Pump(Connection& c, int d);
   void Close(uint64_t id, CloseReason reason);
   // A pipe from the spare list, or a new one; false if none can be made.
   bool AcquirePipe(Pipe* pipe);
@@ -196,6 +206,10 @@ class RelayLoop {
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
   std::chrono::steady_clock::time_point now_;
   std::vector<Pipe> spare_pipes_;
+  // Connections whose last turn ended with bytes still to move: epoll
+  // (edge-triggered) will not report them again, so the loop serves them
+  // after the next batch of events.
+  std::vector<uint64_t> resume_;
 };
 
 }  // namespace dspool

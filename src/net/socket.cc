@@ -144,10 +144,16 @@ Result<UniqueFd> AcceptTcp(const UniqueFd& listener, std::chrono::milliseconds t
   }
 }
 
-Result<std::optional<UniqueFd>> TryAcceptTcp(const UniqueFd& listener) {
+Result<std::optional<UniqueFd>> TryAcceptTcp(const UniqueFd& listener, TcpEndpoint* peer) {
   while (true) {
-    int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) return std::optional<UniqueFd>(UniqueFd(fd));
+    sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = ::accept4(listener.get(), reinterpret_cast<sockaddr*>(&sa), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      if (peer != nullptr) *peer = sa.sin_family == AF_INET ? TcpEndpoint{ntohl(sa.sin_addr.s_addr), ntohs(sa.sin_port)}
+                                                            : TcpEndpoint{};
+      return std::optional<UniqueFd>(UniqueFd(fd));
+    }
     if (errno == EINTR || errno == ECONNABORTED) continue;
     if (errno == EAGAIN) return std::optional<UniqueFd>();
     return ErrnoStatus("accept", errno);
@@ -174,18 +180,14 @@ Result<std::optional<size_t>> TryRecv(const UniqueFd& fd, char* buffer, size_t s
   }
 }
 
-Result<TcpEnds> GetTcpEnds(const UniqueFd& fd) {
-  sockaddr_in local, peer;
-  socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
-  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &local_len) != 0) {
+Result<TcpEndpoint> LocalEndpoint(const UniqueFd& fd) {
+  sockaddr_in local;
+  socklen_t len = sizeof(local);
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &len) != 0) {
     return ErrnoStatus("getsockname", errno);
   }
-  if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
-    return ErrnoStatus("getpeername", errno);
-  }
-  if (local.sin_family != AF_INET || peer.sin_family != AF_INET) return InvalidArgument("not an IPv4 TCP socket");
-  return TcpEnds{ntohl(local.sin_addr.s_addr), ntohs(local.sin_port), ntohl(peer.sin_addr.s_addr),
-                 ntohs(peer.sin_port)};
+  if (local.sin_family != AF_INET) return InvalidArgument("getsockname: not an IPv4 socket");
+  return TcpEndpoint{ntohl(local.sin_addr.s_addr), ntohs(local.sin_port)};
 }
 
 }  // namespace dspool

@@ -56,9 +56,16 @@ Result<UniqueFd> ListenTcp(const std::string& address, uint16_t port, int backlo
 // Errors: DeadlineExceeded if none arrived in time; others from accept4(2).
 Result<UniqueFd> AcceptTcp(const UniqueFd& listener, std::chrono::milliseconds timeout);
 
+// An IPv4 endpoint (host byte order).
+struct TcpEndpoint {
+  uint32_t ip = 0;
+  uint16_t port = 0;
+};
+
 // Accepts one pending connection, without waiting: nullopt when none is
-// pending. The socket is non-blocking and close-on-exec.
-Result<std::optional<UniqueFd>> TryAcceptTcp(const UniqueFd& listener);
+// pending. The socket is non-blocking and close-on-exec. If `peer` is not
+// null it receives the client's address (from accept4 itself: no extra call).
+Result<std::optional<UniqueFd>> TryAcceptTcp(const UniqueFd& listener, TcpEndpoint* peer = nullptr);
 
 // Non-blocking send and receive on a connected socket, for the few bytes
 // the gateway exchanges itself (HTTP probes). TrySend returns the bytes
@@ -67,14 +74,9 @@ Result<std::optional<UniqueFd>> TryAcceptTcp(const UniqueFd& listener);
 Result<size_t> TrySend(const UniqueFd& fd, std::string_view data);
 Result<std::optional<size_t>> TryRecv(const UniqueFd& fd, char* buffer, size_t size);
 
-// Both ends of a connected TCP socket (host byte order).
-struct TcpEnds {
-  uint32_t local_ip = 0;
-  uint16_t local_port = 0;
-  uint32_t peer_ip = 0;
-  uint16_t peer_port = 0;
-};
-Result<TcpEnds> GetTcpEnds(const UniqueFd& fd);
+// The local end of a connected TCP socket: for a socket accepted on a
+// listener bound to all addresses, the address the client connected to.
+Result<TcpEndpoint> LocalEndpoint(const UniqueFd& fd);
 
 // "10.0.0.2:22".
 std::string FormatEndpoint(uint32_t ipv4_host_order, uint16_t port);

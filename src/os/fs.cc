@@ -189,6 +189,15 @@ Result<std::string> ReadFile(const std::string& path) {
   return content;
 }
 
+Status WriteKernelFile(const std::string& path, std::string_view text) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd.valid()) return ErrnoStatus("open " + path, errno);
+  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return ErrnoStatus("write " + path + " (" + std::string(text.substr(0, text.find('\n'))) + ")", errno);
+  }
+  return Status::Ok();
+}
+
 Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode, std::optional<FileOwner> owner) {
   DSP_ASSIGN_OR_RETURN(SplitPath split, Split(path));
   DSP_ASSIGN_OR_RETURN(UniqueFd dir, OpenDir(split.dir));

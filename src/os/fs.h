@@ -36,6 +36,12 @@ struct FileOwner {
 // Errors: NotFound, PermissionDenied, InvalidArgument for a directory.
 Result<std::string> ReadFile(const std::string& path);
 
+// Writes `text` into an existing kernel file (/proc, /sys, a cgroup's
+// files) with one write(2), as such files take one value per write: no
+// temporary, no truncation. The error names the path and the text's first
+// line.
+Status WriteKernelFile(const std::string& path, std::string_view text);
+
 // Replaces `path` with a file holding exactly `content`, atomically: a
 // reader (or a crash) sees the old file or the new one, never a mix.
 //

@@ -30,17 +30,8 @@ std::string MapText(const std::vector<IdMapping>& mappings) {
   return text;
 }
 
-Status WriteProcFile(const std::string& path, const std::string& text) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (fd.get() < 0) return ErrnoStatus("open " + path, errno);
-  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    return ErrnoStatus("write " + path + " (" + text.substr(0, text.find('\n')) + ")", errno);
-  }
-  return Status::Ok();
-}
-
 // mountinfo escapes spaces, tabs, newlines and backslashes as \ooo.
-std::string Unescape(const std::string& s) {
+std::string Unescape(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '\\' && i + 3 < s.size()) {
@@ -88,8 +79,8 @@ Result<UniqueFd> MakeUserNamespace(const std::vector<IdMapping>& mappings) {
   }
   std::string base = "/proc/" + std::to_string(pid);
   std::string text = MapText(mappings);
-  Status s = WriteProcFile(base + "/uid_map", text);
-  if (s.ok()) s = WriteProcFile(base + "/gid_map", text);
+  Status s = WriteKernelFile(base + "/uid_map", text);
+  if (s.ok()) s = WriteKernelFile(base + "/gid_map", text);
   UniqueFd ns;
   if (s.ok()) {
     ns = UniqueFd(::open((base + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC));
@@ -140,17 +131,38 @@ Status Unmount(const std::string& target, bool detach) {
   return Status::Ok();
 }
 
+Result<std::vector<MountInfo>> ParseMountInfo(std::string_view text) {
+  std::vector<MountInfo> out;
+  size_t line_no = 0;
+  while (!text.empty()) {
+    size_t eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
+    ++line_no;
+    if (line.empty()) continue;
+    // ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER-OPTIONS
+    std::vector<std::string_view> fields;
+    for (size_t start = 0; start < line.size();) {
+      size_t end = line.find(' ', start);
+      if (end == std::string_view::npos) end = line.size();
+      if (end > start) fields.push_back(line.substr(start, end - start));
+      start = end + 1;
+    }
+    auto dash = std::find(fields.begin(), fields.end(), "-");
+    if (fields.size() < 6 || dash == fields.end() || fields.end() - dash < 4 || dash - fields.begin() < 6) {
+      return InvalidArgument("mountinfo line " + std::to_string(line_no) + " does not parse: " + std::string(line));
+    }
+    out.push_back(MountInfo{Unescape(fields[3]), Unescape(fields[4]), std::string(dash[1]), std::string(dash[3])});
+  }
+  return out;
+}
+
 Result<std::vector<std::string>> MountsUnder(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  if (!in) return Internal("cannot read /proc/self/mountinfo");
+  DSP_ASSIGN_OR_RETURN(std::string text, ReadFile("/proc/self/mountinfo"));
+  DSP_ASSIGN_OR_RETURN(std::vector<MountInfo> mounts, ParseMountInfo(text));
   std::vector<std::string> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, mount_point;
-    fields >> id >> parent >> dev >> root >> mount_point;
-    mount_point = Unescape(mount_point);
-    if (mount_point == path || mount_point.rfind(path + "/", 0) == 0) out.push_back(mount_point);
+  for (MountInfo& m : mounts) {
+    if (m.mount_point == path || m.mount_point.rfind(path + "/", 0) == 0) out.push_back(std::move(m.mount_point));
   }
   std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   return out;

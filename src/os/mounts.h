@@ -11,6 +11,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -51,6 +52,19 @@ Status Unmount(const std::string& target, bool detach);
 
 // Whether `path` is the root of a mount (compares with its parent's mount).
 Result<bool> IsMountPoint(const std::string& path);
+
+// One line of /proc/<pid>/mountinfo (proc(5)): the fields dspool reads.
+struct MountInfo {
+  std::string root;           // the part of the file system that is mounted
+  std::string mount_point;    // unescaped
+  std::string fs_type;        // "cgroup2", "overlay", ...
+  std::string super_options;  // "rw,cpu,cpuacct"
+  friend bool operator==(const MountInfo&, const MountInfo&) = default;
+};
+
+// Parses the text of /proc/<pid>/mountinfo. InvalidArgument naming the line
+// for one that does not parse.
+Result<std::vector<MountInfo>> ParseMountInfo(std::string_view text);
 
 // Mount points at or below `path`, deepest first (from /proc/self/mountinfo).
 Result<std::vector<std::string>> MountsUnder(const std::string& path);

@@ -110,7 +110,7 @@ leftovers() {
     grep -E " $DATA/" /proc/mounts || true
     ls "$DATA/lxc/containers" "$DATA/lxc/networks" 2>/dev/null | grep -v "^/\|^$" || true
     ls "$DATA/instances" 2>/dev/null || true
-    find /sys/fs/cgroup -maxdepth 3 -type d -name "$pool-*" 2>/dev/null || true
+    find /sys/fs/cgroup -maxdepth 3 -type d \( -name "$pool-*" -o -name "lxc.*.$pool-*" \) 2>/dev/null || true
   } | sed '/^$/d'
 }
 

@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "model/json_reader.h"
+#include "os/cgroup.h"
 #include "os/fs.h"
 #include "os/mounts.h"
 #include "os/process.h"
@@ -185,9 +186,10 @@ Result<std::unique_ptr<LxcProvider>> LxcProvider::Create(const std::string& root
   DSP_RETURN_IF_ERROR(MakeDirs(root + "/containers", 0711));
   DSP_RETURN_IF_ERROR(InstallFirewall());
   DSP_RETURN_IF_ERROR(MakeDirs(root + "/networks", 0700));
+  DSP_ASSIGN_OR_RETURN(CgroupPlacement server_cgroups, CurrentCgroups());
   DSP_LOG(kInfo, kLog) << "liblxc " << lxc_get_version() << ", root " << root << ", cgroup "
                        << (cgroup2 ? "v2" : "v1");
-  return std::unique_ptr<LxcProvider>(new LxcProvider(root, cgroup2));
+  return std::unique_ptr<LxcProvider>(new LxcProvider(root, cgroup2, std::move(server_cgroups)));
 }
 
 Status LxcProvider::EnsureNetwork(const PoolNetwork& net) {
@@ -415,7 +417,13 @@ Status LxcProvider::StartContainer(const InstanceRequest& req, const std::string
   argv.push_back(nullptr);
   c->want_daemonize(c, true);
   c->want_close_all_fds(c, true);
-  if (!c->start(c, 0, argv.data())) {
+  bool started = c->start(c, 0, argv.data());
+  // liblxc moved this process into the container's monitor cgroup (see
+  // os/cgroup.h): back to where the server runs.
+  if (Status s = JoinCgroups(server_cgroups_); !s.ok()) {
+    DSP_LOG(kWarning, kLog) << "after starting " << name << ", the server could not return to its cgroup: " << s;
+  }
+  if (!started) {
     return Unavailable(LxcError(c, "container " + name + " did not start") + ": " + FirstLogError(dir + "/lxc.log"));
   }
   if (!c->wait(c, "RUNNING", kStartTimeoutSeconds)) {
@@ -448,6 +456,18 @@ Status LxcProvider::Destroy(const InstanceId& id) {
       if (!c->wait(c, "STOPPED", kStopTimeoutSeconds)) {
         return DeadlineExceeded("container " + name + " still running after stop");
       }
+    }
+  }
+  // liblxc removes the container's cgroups when it stops, unless a process
+  // was still in one then (before os/cgroup.h's fix, this server; a start
+  // cut short by a crash): whatever is left goes now.
+  for (const char* kind : {"lxc.monitor.", "lxc.payload."}) {
+    // Busy: liblxc's monitor may still be on its way out, and removes it.
+    Status s = RemoveTopCgroup(kind + name);
+    if (s.code() == StatusCode::kFailedPrecondition) {
+      DSP_LOG(kInfo, kLog) << s;
+    } else if (!s.ok()) {
+      DSP_LOG(kWarning, kLog) << s;
     }
   }
   // Mounts a crashed Provision left on the host go first, so that nothing

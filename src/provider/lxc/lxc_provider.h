@@ -45,6 +45,7 @@
 #include <mutex>
 #include <string>
 
+#include "os/cgroup.h"
 #include "os/mounts.h"
 #include "provider/compute_provider.h"
 
@@ -68,8 +69,11 @@ class LxcProvider final : public ComputeProvider {
   static std::string VethName(const InstanceId& id);
 
  private:
-  LxcProvider(const std::string& root, bool cgroup2)
-      : lxcpath_(root + "/containers"), networks_dir_(root + "/networks"), cgroup2_(cgroup2) {}
+  LxcProvider(const std::string& root, bool cgroup2, CgroupPlacement server_cgroups)
+      : lxcpath_(root + "/containers"),
+        networks_dir_(root + "/networks"),
+        cgroup2_(cgroup2),
+        server_cgroups_(std::move(server_cgroups)) {}
   std::string Dir(const InstanceId& id) const { return lxcpath_ + "/" + id.value(); }
   // Builds the instance's root: masks in the upper layer, the image as an
   // idmapped lower layer, the overlay of both at <dir>/rootfs.
@@ -92,6 +96,10 @@ class LxcProvider final : public ComputeProvider {
   const std::string networks_dir_;
   std::mutex networks_mu_;  // EnsureNetwork, DeleteNetwork and ListNetworks are serialised
   const bool cgroup2_;  // unified hierarchy only
+  // Where the server ran when the provider was made; it returns there after
+  // every container start (liblxc moves it into the container's monitor
+  // cgroup).
+  const CgroupPlacement server_cgroups_;
 };
 
 }  // namespace dspool

@@ -1,0 +1,108 @@
+#include "os/cgroup.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "os/fs.h"
+#include "os/mounts.h"
+
+namespace dspool {
+namespace {
+
+std::set<std::string_view> SplitCommas(std::string_view s) {
+  std::set<std::string_view> out;
+  while (!s.empty()) {
+    size_t comma = s.find(',');
+    out.insert(s.substr(0, comma));
+    s = comma == std::string_view::npos ? std::string_view() : s.substr(comma + 1);
+  }
+  return out;
+}
+
+// Whether `mount` shows the hierarchy a /proc/<pid>/cgroup line names by
+// its controllers ("" for the unified hierarchy).
+bool ShowsHierarchy(const MountInfo& mount, std::string_view controllers) {
+  if (controllers.empty()) return mount.fs_type == "cgroup2";
+  if (mount.fs_type != "cgroup") return false;
+  std::set<std::string_view> options = SplitCommas(mount.super_options);
+  std::set<std::string_view> wanted = SplitCommas(controllers);
+  return std::includes(options.begin(), options.end(), wanted.begin(), wanted.end());
+}
+
+}  // namespace
+
+Result<CgroupPlacement> ParseCgroupPlacement(std::string_view proc_cgroup, std::string_view mountinfo) {
+  DSP_ASSIGN_OR_RETURN(std::vector<MountInfo> mounts, ParseMountInfo(mountinfo));
+  CgroupPlacement placement;
+  size_t line_no = 0;
+  while (!proc_cgroup.empty()) {
+    size_t eol = proc_cgroup.find('\n');
+    std::string_view line = proc_cgroup.substr(0, eol);
+    proc_cgroup = eol == std::string_view::npos ? std::string_view() : proc_cgroup.substr(eol + 1);
+    ++line_no;
+    if (line.empty()) continue;
+    // HIERARCHY-ID:CONTROLLERS:PATH (cgroups(7)); the path may hold ':'.
+    size_t first = line.find(':');
+    size_t second = first == std::string_view::npos ? first : line.find(':', first + 1);
+    if (second == std::string_view::npos || line[second + 1] != '/') {
+      return InvalidArgument("cgroup line " + std::to_string(line_no) + " does not parse: " + std::string(line));
+    }
+    std::string_view controllers = line.substr(first + 1, second - first - 1);
+    std::string_view path = line.substr(second + 1);
+    for (const MountInfo& m : mounts) {
+      if (!ShowsHierarchy(m, controllers)) continue;
+      // The mount shows the hierarchy from m.root down: the process's
+      // cgroup must lie at or below it.
+      std::string_view rest = path;
+      if (m.root != "/") {
+        if (path.rfind(m.root, 0) != 0 || (path.size() > m.root.size() && path[m.root.size()] != '/')) continue;
+        rest = path.substr(m.root.size());
+      }
+      std::string file = m.mount_point;
+      if (!rest.empty() && rest != "/") file += rest;
+      placement.procs_files.push_back(file + "/cgroup.procs");
+      break;
+    }
+  }
+  return placement;
+}
+
+Result<CgroupPlacement> CurrentCgroups() {
+  DSP_ASSIGN_OR_RETURN(std::string cgroups, ReadFile("/proc/self/cgroup"));
+  DSP_ASSIGN_OR_RETURN(std::string mountinfo, ReadFile("/proc/self/mountinfo"));
+  return ParseCgroupPlacement(cgroups, mountinfo);
+}
+
+Status JoinCgroups(const CgroupPlacement& placement) {
+  Status first_error;
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  for (const std::string& file : placement.procs_files) {
+    Status s = WriteKernelFile(file, pid);
+    if (!s.ok() && first_error.ok()) first_error = s;
+  }
+  return first_error;
+}
+
+Status RemoveTopCgroup(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+    return InvalidArgument("not a cgroup name: '" + name + "'");
+  }
+  DSP_ASSIGN_OR_RETURN(std::string text, ReadFile("/proc/self/mountinfo"));
+  DSP_ASSIGN_OR_RETURN(std::vector<MountInfo> mounts, ParseMountInfo(text));
+  Status first_error;
+  for (const MountInfo& m : mounts) {
+    if (m.fs_type != "cgroup" && m.fs_type != "cgroup2") continue;
+    const std::string path = m.mount_point + "/" + name;
+    if (::rmdir(path.c_str()) == 0 || errno == ENOENT) continue;
+    Status s = errno == EBUSY || errno == ENOTEMPTY
+                   ? FailedPrecondition("cgroup " + path + " is still in use (a process or a child cgroup)")
+                   : ErrnoStatus("remove cgroup " + path, errno);
+    if (first_error.ok()) first_error = s;
+  }
+  return first_error;
+}
+
+}  // namespace dspool
