@@ -99,6 +99,7 @@ class Agent {
       DSP_LOG(kError, kLog) << s;
       return 1;
     }
+    InstallKernelManager();
     // After the signal mask: the server's threads inherit it, so signals
     // and children's exits come to this thread's sigtimedwait.
     StartControl();
@@ -224,6 +225,16 @@ class Agent {
     DSP_RETURN_IF_ERROR(WriteFileAtomic(ssh + "/sshd_config", RenderSshdConfig(paths), 0644));
     DSP_RETURN_IF_ERROR(MakeDirs("/run/sshd", 0755));
     return Status::Ok();
+  }
+
+  // Writes dspool_kernels.py where the Jupyter servers import it from. If
+  // that fails the servers fail to start, quoting Python's ImportError.
+  void InstallKernelManager() {
+    const std::string dir = AgentJupyterOptions().python_dir;
+    if (dir.empty()) return;
+    Status s = MakeDirs(dir, 0755);
+    if (s.ok()) s = WriteFileAtomic(dir + "/dspool_kernels.py", kKernelManagerModule, 0644);
+    if (!s.ok()) DSP_LOG(kError, kLog) << "installing the Jupyter kernel manager: " << s;
   }
 
   void StartSshd() {

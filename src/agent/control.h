@@ -3,8 +3,11 @@
 // the bind mount of /run/dspool, at <data>/instances/<id>/control.sock).
 // Only the host's root can connect, so there is no further authentication.
 //
-//   POST   /v1/jupyter/servers         {"user","token"} → 201 (started) or 200
-//                                      (running with that token) + the server
+//   POST   /v1/jupyter/servers         {"user","token"[,"program"]} → 201
+//                                      (started) or 200 (running with that
+//                                      token and program) + the server;
+//                                      "program" (an absolute path) replaces
+//                                      JupyterOptions.program for this start
 //   GET    /v1/jupyter/servers         → 200 {"servers":[... with activity]}
 //   DELETE /v1/jupyter/servers/{user}  → 204 once it has exited
 //

@@ -44,6 +44,17 @@ std::vector<std::string> NotebookArgv(const std::string& program, const std::str
           "--NotebookApp.allow_remote_access=True"};
 }
 
+Status ValidateNotebookProgram(const std::string& program) {
+  if (program.size() > 4096) return InvalidArgument("longer than 4096 bytes");
+  for (char c : program) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return InvalidArgument("the path holds a control character");
+  }
+  if (program.empty() || program[0] != '/') {
+    return InvalidArgument("'" + program + "' is not an absolute path (it must start with /)");
+  }
+  return Status::Ok();
+}
+
 Result<NotebookActivity> ParseNotebookActivity(const Json& status, const Json& kernels, const Json& terminals) {
   NotebookActivity a;
   if (!status.is_object()) return InvalidArgument("notebook api/status: expected a JSON object");
@@ -62,7 +73,10 @@ Result<NotebookActivity> ParseNotebookActivity(const Json& status, const Json& k
       return InvalidArgument("notebook api/kernels[" + std::to_string(i) + "].execution_state: expected a string");
     }
     ++a.kernels;
-    if (state->get<std::string>() == "busy") ++a.busy_kernels;
+    // "starting": not heard yet (dspool_kernels.py), so a cell may be
+    // running: never cull on a guess.
+    const std::string& s = state->get_ref<const std::string&>();
+    if (s == "busy" || s == "starting") ++a.busy_kernels;
   }
   if (!terminals.is_array()) return InvalidArgument("notebook api/terminals: expected a JSON array");
   a.terminals = static_cast<int64_t>(terminals.size());
@@ -137,10 +151,15 @@ void JupyterSupervisor::EraseLocked(const std::string& user, uint64_t id) {
   if (FindLocked(user, id) != nullptr) servers_.erase(user);
 }
 
-Result<JupyterSupervisor::Started> JupyterSupervisor::Start(const JupyterStartRequest& request) {
+Result<JupyterSupervisor::Started> JupyterSupervisor::Start(const JupyterStartRequest& request,
+                                                            const std::string& program_or_default) {
   const std::string& user = request.user;
   if (Status s = ValidateUserName(user); !s.ok()) return s.WithPrefix("user");
   if (Status s = ValidateJupyterToken(request.token); !s.ok()) return s.WithPrefix("token");
+  if (!program_or_default.empty()) {
+    if (Status s = ValidateNotebookProgram(program_or_default); !s.ok()) return s.WithPrefix("program");
+  }
+  const std::string& program = program_or_default.empty() ? options_.program : program_or_default;
   std::shared_ptr<std::mutex> start_lock;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -161,7 +180,7 @@ Result<JupyterSupervisor::Started> JupyterSupervisor::Start(const JupyterStartRe
       bool running = e.info.state == JupyterState::kReady || e.info.state == JupyterState::kUnresponsive;
       if (e.info.state == JupyterState::kExited) {
         servers_.erase(it);
-      } else if (running && !e.stopping && e.token == request.token) {
+      } else if (running && !e.stopping && e.token == request.token && e.launch.argv.at(0) == program) {
         return Started{e.info, false};
       } else {
         old_id = e.id;
@@ -169,7 +188,7 @@ Result<JupyterSupervisor::Started> JupyterSupervisor::Start(const JupyterStartRe
     }
   }
   if (old_id != 0) {
-    DSP_LOG(kInfo, kLog) << "restarting " << ServerOf(user) << " with a new token";
+    DSP_LOG(kInfo, kLog) << "restarting " << ServerOf(user) << " with a new token or program";
     DSP_RETURN_IF_ERROR(StopEntry(user, old_id));
   }
 
@@ -185,7 +204,7 @@ Result<JupyterSupervisor::Started> JupyterSupervisor::Start(const JupyterStartRe
     }
     auto port = PickPortLocked();
     if (!port.ok()) return port.status().WithPrefix("cannot start " + ServerOf(user));
-    NotebookLaunch launch = MakeLaunch(u->second, address_, *port, request.token);
+    NotebookLaunch launch = MakeLaunch(u->second, program, address_, *port, request.token);
     // Spawned under the lock, so OnExit cannot see the pid before the entry.
     auto pid = processes_.Spawn(launch);
     if (!pid.ok()) return Unavailable("cannot start " + ServerOf(user) + ": " + pid.status().message());
@@ -216,14 +235,19 @@ Result<uint16_t> JupyterSupervisor::PickPortLocked() {
                            std::to_string(options_.last_port) + " on " + address_);
 }
 
-NotebookLaunch JupyterSupervisor::MakeLaunch(const RenderedUser& user, const std::string& address, uint16_t port,
+NotebookLaunch JupyterSupervisor::MakeLaunch(const RenderedUser& user, const std::string& program,
+                                             const std::string& address, uint16_t port,
                                              const std::string& token) const {
   NotebookLaunch l;
   l.user = user;
-  l.argv = NotebookArgv(options_.program, address, port, user);
+  l.argv = NotebookArgv(program, address, port, user);
   l.env = {"HOME=" + user.home, "USER=" + user.name, "LOGNAME=" + user.name, "SHELL=" + user.shell,
            "PATH=" + options_.path};
   if (!options_.lang.empty()) l.env.push_back("LANG=" + options_.lang);
+  if (!options_.python_dir.empty()) {
+    l.argv.push_back(std::string("--NotebookApp.kernel_manager_class=") + kKernelManagerClass);
+    l.env.push_back("PYTHONPATH=" + options_.python_dir);
+  }
   l.env.push_back("JUPYTER_TOKEN=" + token);
   l.log_path = user.home + "/.dspool/jupyter.log";
   return l;

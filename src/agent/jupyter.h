@@ -105,6 +105,10 @@ struct JupyterOptions {
   Duration stop_grace = std::chrono::seconds(5);
   std::string path = "/usr/local/bin:/usr/bin:/bin";  // the servers' PATH
   std::string lang;  // the servers' LANG; empty: none
+  // Where the agent installs dspool_kernels.py (kKernelManagerModule), which
+  // the servers load as their kernel manager so that /api/kernels' "busy"
+  // means a running cell. Empty: Notebook's own manager.
+  std::string python_dir = "/usr/local/lib/dspool/python";
   size_t log_tail_lines = 20;  // quoted in the error of a failed start
 };
 
@@ -128,7 +132,7 @@ class JupyterSupervisor {
   };
   // Starts `request.user`'s server, or answers with the one running with
   // the same token. Errors:
-  //   InvalidArgument     bad user name or token
+  //   InvalidArgument     bad user name, token or program
   //   NotFound            the user is not one of SetUsers'
   //   FailedPrecondition  no address to listen on
   //   ResourceExhausted   no free port in the range
@@ -137,8 +141,12 @@ class JupyterSupervisor {
   //                       or the agent is stopping
   //   DeadlineExceeded    it did not answer within start_timeout (it is
   //                       killed; the message quotes its log's last lines)
-  //   Internal            an old server (token change) would not exit
-  Result<Started> Start(const JupyterStartRequest& request);
+  //   Internal            an old server (token or program change) would
+  //                       not exit
+  // `program` (ValidateNotebookProgram) replaces options.program for this
+  // start when not empty; a running server started with another program is
+  // replaced, as for another token.
+  Result<Started> Start(const JupyterStartRequest& request, const std::string& program = "");
 
   // Every server, by user, with its activity: each ready one's API is
   // polled now (status, kernels, terminals; the kernels and terminals with
@@ -178,8 +186,8 @@ class JupyterSupervisor {
   Entry* FindLocked(const std::string& user, uint64_t id);
   void EraseLocked(const std::string& user, uint64_t id);
   Result<uint16_t> PickPortLocked();
-  NotebookLaunch MakeLaunch(const RenderedUser& user, const std::string& address, uint16_t port,
-                            const std::string& token) const;
+  NotebookLaunch MakeLaunch(const RenderedUser& user, const std::string& program, const std::string& address,
+                            uint16_t port, const std::string& token) const;
   Result<Started> WaitReady(const std::string& user, uint64_t id);
   // Stops the entry (see Stop); OK if it is gone already.
   Status StopEntry(const std::string& user, uint64_t id);
@@ -203,18 +211,28 @@ class JupyterSupervisor {
   bool shutdown_ = false;
 };
 
+// The text of src/agent/dspool_kernels.py: Notebook's kernel manager whose
+// execution_state counts running cells only (see that file).
+extern const char kKernelManagerModule[];
+// Its import name, for --NotebookApp.kernel_manager_class.
+inline constexpr char kKernelManagerClass[] = "dspool_kernels.WorkAwareKernelManager";
+
 // ---- pure parts, exposed for tests ----
 
 // The notebook command line (no secret in it).
 std::vector<std::string> NotebookArgv(const std::string& program, const std::string& address, uint16_t port,
                                       const RenderedUser& user);
+// A notebook program given in a start request (or `dspool server
+// --jupyter-program`): an absolute path of at most 4096 bytes, with no
+// control character. InvalidArgument says which rule it breaks.
+Status ValidateNotebookProgram(const std::string& program);
 // "/user/<name>/": the server's base URL, which the gateway keeps in paths.
 std::string NotebookBaseUrl(const std::string& user);
 
 struct NotebookActivity {
   std::optional<TimePoint> last_activity;
   int64_t kernels = 0;
-  int64_t busy_kernels = 0;  // execution_state "busy"
+  int64_t busy_kernels = 0;  // execution_state "busy" or "starting" (not known yet)
   int64_t terminals = 0;
   int64_t busy_terminals = 0;
 };

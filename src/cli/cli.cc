@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "agent/jupyter.h"
 #include "base/log.h"
 #include "base/version.h"
 #include "cli/api_client.h"
@@ -64,6 +65,7 @@ struct ServerFlags {
   int64_t hold_timeout_seconds = 120;
   int64_t hold_max = 1024;
   int64_t cull_check_seconds = 30;
+  std::string jupyter_program;
 };
 
 int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
@@ -82,6 +84,7 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
   options.hold_timeout = std::chrono::seconds(flags.hold_timeout_seconds);
   options.hold_max = flags.hold_max;
   options.cull_check_interval = std::chrono::seconds(flags.cull_check_seconds);
+  options.jupyter_program = flags.jupyter_program;
   return RunServer(options);
 }
 
@@ -165,6 +168,12 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       ->type_name("SECONDS")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  server->add_option("--jupyter-program", server_flags.jupyter_program,
+                     "Run this program in the instances as each user's notebook server instead of "
+                     "/usr/bin/jupyter-notebook, with the same Notebook 6.4 arguments (an absolute path "
+                     "there; for benchmarks and tests)")
+      ->type_name("PATH")
+      ->check(CheckWith([](const std::string& v) { return ValidateNotebookProgram(v); }, ""));
 
   // ---- agent ----
   AgentOptions agent_options;

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/jupyter.h"
 #include "api/api.h"
 #include "base/metrics.h"
 #include "base/version.h"
@@ -556,6 +557,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
       }
       if (best) {
         Json body = JupyterStartRequestToJson(JupyterStartRequest{user, token});
+        if (!options_.jupyter_program.empty()) body["program"] = options_.jupyter_program;
         DSP_ASSIGN_OR_RETURN(Json json, CallAgent(best->id, "POST", "/v1/jupyter/servers", body.dump(),
                                                   std::chrono::seconds(90)));
         DSP_ASSIGN_OR_RETURN(JupyterServer server, ParseJupyterServer(json));
@@ -764,6 +766,9 @@ Status AssignIdBlocks(StateStore& store) {
 }
 
 Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, int* lock_fd) {
+  if (!options.jupyter_program.empty()) {
+    DSP_RETURN_IF_ERROR(ValidateNotebookProgram(options.jupyter_program).WithPrefix("--jupyter-program"));
+  }
   if (geteuid() != 0) return PermissionDenied("dspool server must run as root");
   DSP_RETURN_IF_ERROR(MakeDirs(options.data_dir, 0711).WithPrefix("--data-dir " + options.data_dir));
   // Traversable (instances reach their channel and root through it), not

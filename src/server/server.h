@@ -27,6 +27,11 @@ struct ServerOptions {
   int64_t hold_max = 1024;
   // How often notebook servers are checked for culling.
   std::chrono::seconds cull_check_interval{30};
+  // The program the agents run as each user's notebook server instead of
+  // their default (/usr/bin/jupyter-notebook), given the same Notebook 6.4
+  // arguments; an absolute path in the instances. Empty: the default. For
+  // benchmarks (bench/jupyter.sh) and tests.
+  std::string jupyter_program;
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit code. Errors before the

@@ -80,11 +80,7 @@ def run_code(kernel_id, code, wait=True):
     ws = websocket.create_connection(url, sslopt={"cert_reqs": ssl.CERT_NONE, "check_hostname": False},
                                      header=[f"Cookie: {cookie}"],
                                      timeout=120)
-    # First a kernel_info round trip, as the notebook page does: the server's
-    # own "nudge" of a new connection (kernel_info on shell and control)
-    # is over by then. (Notebook 6.4 takes the control channel's idle
-    # status for the kernel's, so an execute sent during the nudge can be
-    # reported idle while it runs; see the closing note of issue 5.)
+    # First a kernel_info round trip, as the notebook page does.
     info_id = uuid.uuid4().hex
     ws.send(json.dumps({
         "header": {"msg_id": info_id, "username": USER, "session": uuid.uuid4().hex,

@@ -68,6 +68,11 @@ pass "bob: 403 on alice's server, EACCES on her files"
 
 # ---- culling: bob's kernel stays busy, alice's server is idle ----
 client bob 'bob password 22' busy 300 >/dev/null || fail "could not start bob's long cell"
+INSTANCE=$(dsp instance list --pool "$POOL" -o json | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['instances'][0]['id'])")
+servers() { curl -s --unix-socket "$DATA/instances/$INSTANCE/control.sock" http://x/v1/jupyter/servers; }
+# The agent's servers load dspool_kernels.py: "busy" is a running cell.
+busy=$(servers | /usr/bin/python3 -c "import json,sys; print([s.get('busyKernels') for s in json.load(sys.stdin)['servers'] if s['user'] == 'bob'])")
+[[ "$busy" == "[1]" ]] || fail "bob's running cell is not reported busy: busyKernels $busy"
 for _ in $(seq 60); do
   sleep 5
   metrics=$(curl -s --unix-socket "$DATA/api.sock" http://x/metrics)
@@ -75,8 +80,6 @@ for _ in $(seq 60); do
 done
 grep -q '^dspool_notebooks_culled_total 1$' <<<"$metrics" || fail "no idle server culled after 5 min: $(grep culled <<<"$metrics")"
 # What the instance's agent runs now.
-INSTANCE=$(dsp instance list --pool "$POOL" -o json | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['instances'][0]['id'])")
-running=$(curl -s --unix-socket "$DATA/instances/$INSTANCE/control.sock" http://x/v1/jupyter/servers |
-          /usr/bin/python3 -c "import json,sys; print(' '.join(sorted(s['user'] for s in json.load(sys.stdin)['servers'] if s['state'] != 'exited')))")
+running=$(servers | /usr/bin/python3 -c "import json,sys; print(' '.join(sorted(s['user'] for s in json.load(sys.stdin)['servers'] if s['state'] != 'exited')))")
 [[ "$running" == "bob" ]] || fail "notebook servers running after culling: '$running' (want only bob's)"
 pass "alice's idle server was culled; bob's, with a busy kernel, runs on"

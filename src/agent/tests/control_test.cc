@@ -96,6 +96,37 @@ TEST_F(ControlTest, ErrorsAreJsonWithCodeAndMessage) {
   }
 }
 
+TEST_F(ControlTest, AStartMayNameTheProgram) {
+  Json body = {{"user", "alice"}, {"token", kToken}, {"program", "/datamnt/dsvmshare/bench/http_echo"}};
+  Response r = Call("POST", "/v1/jupyter/servers", body.dump());
+  ASSERT_EQ(r.status, 201) << r.body;
+  pid_t pid = Body(r)["pid"].get<pid_t>();
+  EXPECT_EQ(procs_.processes.at(pid).launch.argv.at(0), "/datamnt/dsvmshare/bench/http_echo");
+  EXPECT_EQ(Body(r).size(), 6u);  // the answer is as without a program
+  // Without one: the default, so the server is replaced.
+  r = Call("POST", "/v1/jupyter/servers", StartBody("alice", kToken));
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(procs_.processes.at(Body(r)["pid"].get<pid_t>()).launch.argv.at(0), "/usr/bin/jupyter-notebook");
+
+  for (const auto& [program, message] : std::vector<std::pair<Json, std::string>>{
+           {"bench/http_echo", "body.program: 'bench/http_echo' is not an absolute path (it must start with /)"},
+           {"", "body.program: '' is not an absolute path (it must start with /)"},
+           {"/bin/x\n", "body.program: the path holds a control character"},
+           {42, "body.program: expected a string (an absolute path)"},
+           {nullptr, "body.program: expected a string (an absolute path)"},
+       }) {
+    Json bad = {{"user", "alice"}, {"token", kToken}, {"program", program}};
+    r = Call("POST", "/v1/jupyter/servers", bad.dump());
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(Body(r)["error"]["code"], "InvalidArgument");
+    EXPECT_EQ(Body(r)["error"]["message"], message) << r.body;
+  }
+  // Other unknown fields are still refused.
+  r = Call("POST", "/v1/jupyter/servers", Json{{"user", "alice"}, {"token", kToken}, {"args", "x"}}.dump());
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(procs_.processes.size(), 2u);
+}
+
 TEST_F(ControlTest, AFailedStartIsA502) {
   procs_.exit_after_spawn = {{std::chrono::milliseconds(100), 1 << 8}};
   Response r = Call("POST", "/v1/jupyter/servers", StartBody("alice", kToken));

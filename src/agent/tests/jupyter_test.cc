@@ -63,10 +63,11 @@ TEST_F(JupyterTest, StartSpawnsAsTheUserAndAnswersWhenTheApiAnswersWithTheToken)
                                               "--port=9000", "--NotebookApp.port_retries=0",
                                               "--NotebookApp.base_url=/user/alice/",
                                               "--notebook-dir=/srv/share/home/alice",
-                                              "--NotebookApp.allow_remote_access=True"}));
+                                              "--NotebookApp.allow_remote_access=True",
+                                              "--NotebookApp.kernel_manager_class=dspool_kernels.WorkAwareKernelManager"}));
   EXPECT_EQ(l.env, (std::vector<std::string>{"HOME=/srv/share/home/alice", "USER=alice", "LOGNAME=alice",
                                              "SHELL=/bin/bash", "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
-                                             "JUPYTER_TOKEN=" + kTokenA}));
+                                             "PYTHONPATH=/usr/local/lib/dspool/python", "JUPYTER_TOKEN=" + kTokenA}));
   EXPECT_EQ(l.log_path, "/srv/share/home/alice/.dspool/jupyter.log");
   for (const std::string& a : l.argv) EXPECT_EQ(a.find(kTokenA), std::string::npos) << a;
 }
@@ -184,8 +185,10 @@ TEST_F(JupyterTest, ListPollsWithoutTrackingAndCountsBusyKernelsAndTerminals) {
   ASSERT_TRUE(a.ok()) << a.status();
   auto& act = api_.activity["alice"];
   act.last_activity = "2023-11-14T22:13:25.500123Z";
+  // "starting": dspool_kernels.py has not heard the kernel yet; a cell may
+  // run unheard, so it counts as busy.
   act.kernels = Json::parse(R"([{"id":"k1","execution_state":"busy"},{"id":"k2","execution_state":"idle"},
-                                {"id":"k3","execution_state":"starting"}])");
+                                {"id":"k3","execution_state":"starting"}, {"id":"k4","execution_state":"dead"}])");
   act.terminals = Json::parse(R"([{"name":"1"},{"name":"2"}])");
   procs_.busy_terminals[static_cast<pid_t>(a->server.pid)] = 1;
   api_.targets.clear();
@@ -195,8 +198,8 @@ TEST_F(JupyterTest, ListPollsWithoutTrackingAndCountsBusyKernelsAndTerminals) {
   const JupyterServer& s = list[0];
   EXPECT_EQ(s.state, JupyterState::kReady);
   EXPECT_EQ(s.last_activity, FromUnixMillis(1'700'000'005'500));
-  EXPECT_EQ(s.kernels, 3);
-  EXPECT_EQ(s.busy_kernels, 1);
+  EXPECT_EQ(s.kernels, 4);
+  EXPECT_EQ(s.busy_kernels, 2);
   EXPECT_EQ(s.terminals, 2);
   EXPECT_EQ(s.busy_terminals, 1);
   EXPECT_EQ(api_.targets, (std::vector<std::string>{"/user/alice/api/status",
@@ -322,6 +325,48 @@ TEST(JupyterPureTest, ActivityParsingNamesWhatIsWrong) {
             "notebook api/kernels: expected a JSON array");
   EXPECT_EQ(ParseNotebookActivity(status, Json::array(), Json::object()).status().message(),
             "notebook api/terminals: expected a JSON array");
+}
+
+TEST_F(JupyterTest, AProgramReplacesTheDefaultForThatStartOnly) {
+  auto echo = sup_->Start({"alice", kTokenA}, "/datamnt/dsvmshare/bench/http_echo");
+  ASSERT_TRUE(echo.ok()) << echo.status();
+  const NotebookLaunch& l = procs_.processes.at(static_cast<pid_t>(echo->server.pid)).launch;
+  EXPECT_EQ(l.argv.at(0), "/datamnt/dsvmshare/bench/http_echo");
+  std::vector<std::string> rest(l.argv.begin() + 1, l.argv.end());
+  std::vector<std::string> want = NotebookArgv("/x", "10.80.0.11", 9000, Alice());
+  want.erase(want.begin());
+  EXPECT_EQ(std::vector<std::string>(rest.begin(), rest.begin() + static_cast<long>(want.size())), want);
+  EXPECT_EQ(l.env.back(), "JUPYTER_TOKEN=" + kTokenA);
+
+  // The same program and token: the running server. Another program (here
+  // the default): replaced, as for another token.
+  auto again = sup_->Start({"alice", kTokenA}, "/datamnt/dsvmshare/bench/http_echo");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->created);
+  auto standard = Start("alice", kTokenA);
+  ASSERT_TRUE(standard.ok()) << standard.status();
+  EXPECT_TRUE(standard->created);
+  EXPECT_NE(standard->server.pid, echo->server.pid);
+  EXPECT_FALSE(procs_.processes.at(static_cast<pid_t>(echo->server.pid)).alive);
+  EXPECT_EQ(procs_.processes.at(static_cast<pid_t>(standard->server.pid)).launch.argv.at(0),
+            "/usr/bin/jupyter-notebook");
+
+  auto relative = sup_->Start({"bob", kTokenB}, "bench/http_echo");
+  ASSERT_FALSE(relative.ok());
+  EXPECT_EQ(relative.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(relative.status().message(), "program: 'bench/http_echo' is not an absolute path (it must start with /)");
+  EXPECT_EQ(procs_.processes.size(), 2u);  // nothing spawned for bob
+}
+
+TEST(JupyterPureTest, NotebookProgramIsAnAbsolutePathWithoutControlCharacters) {
+  EXPECT_TRUE(ValidateNotebookProgram("/usr/bin/jupyter-notebook").ok());
+  EXPECT_TRUE(ValidateNotebookProgram("/srv/my tools/notebook").ok());
+  EXPECT_EQ(ValidateNotebookProgram("").message(), "'' is not an absolute path (it must start with /)");
+  EXPECT_EQ(ValidateNotebookProgram("jupyter-notebook").message(),
+            "'jupyter-notebook' is not an absolute path (it must start with /)");
+  EXPECT_EQ(ValidateNotebookProgram("/usr/bin/x\nrm -rf").message(), "the path holds a control character");
+  EXPECT_EQ(ValidateNotebookProgram("/usr/bin/x\t").message(), "the path holds a control character");
+  EXPECT_EQ(ValidateNotebookProgram("/" + std::string(4096, 'a')).message(), "longer than 4096 bytes");
 }
 
 TEST(JupyterPureTest, LastLinesKeepsTheEndAndMasksTheSecret) {

@@ -232,12 +232,18 @@ TEST_F(CliTest, UsageErrorsExit2) {
   EXPECT_THAT(err_, HasSubstr("--uid-range: '5-10' starts below 1000"));
   EXPECT_EQ(RunRaw({"server", "--listen", "7070"}), 2);
   EXPECT_THAT(err_, HasSubstr("--listen: '7070' is not ADDRESS:PORT"));
+  EXPECT_EQ(RunRaw({"server", "--jupyter-program", "jupyter-notebook"}), 2);
+  EXPECT_THAT(err_, HasSubstr("--jupyter-program: 'jupyter-notebook' is not an absolute path (it must start with /)"));
+  EXPECT_EQ(RunRaw({"server", "--jupyter-program", ""}), 2);
+  EXPECT_THAT(err_, HasSubstr("--jupyter-program: '' is not an absolute path"));
   EXPECT_EQ(RunRaw({"--data-dir", "/x", "server"}), 2);
   EXPECT_THAT(err_, HasSubstr("--data-dir is an option of the client commands"));
   EXPECT_TRUE(seen().empty());
 
   EXPECT_EQ(RunRaw({"--help"}), 0);
   EXPECT_THAT(out_, HasSubstr("pool"));
+  EXPECT_EQ(RunRaw({"server", "--help"}), 0);
+  EXPECT_THAT(out_, HasSubstr("--jupyter-program PATH"));
 }
 
 TEST_F(CliTest, EnvironmentPicksServerAndToken) {
