@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <set>
+#include <sstream>
 
 #include "os/fs.h"
 #include "os/mounts.h"
@@ -37,21 +38,19 @@ bool ShowsHierarchy(const MountInfo& mount, std::string_view controllers) {
 Result<CgroupPlacement> ParseCgroupPlacement(std::string_view proc_cgroup, std::string_view mountinfo) {
   DSP_ASSIGN_OR_RETURN(std::vector<MountInfo> mounts, ParseMountInfo(mountinfo));
   CgroupPlacement placement;
+  std::istringstream in{std::string(proc_cgroup)};
   size_t line_no = 0;
-  while (!proc_cgroup.empty()) {
-    size_t eol = proc_cgroup.find('\n');
-    std::string_view line = proc_cgroup.substr(0, eol);
-    proc_cgroup = eol == std::string_view::npos ? std::string_view() : proc_cgroup.substr(eol + 1);
+  for (std::string line; std::getline(in, line);) {
     ++line_no;
     if (line.empty()) continue;
     // HIERARCHY-ID:CONTROLLERS:PATH (cgroups(7)); the path may hold ':'.
     size_t first = line.find(':');
-    size_t second = first == std::string_view::npos ? first : line.find(':', first + 1);
-    if (second == std::string_view::npos || line[second + 1] != '/') {
-      return InvalidArgument("cgroup line " + std::to_string(line_no) + " does not parse: " + std::string(line));
+    size_t second = first == std::string::npos ? first : line.find(':', first + 1);
+    if (second == std::string::npos || line[second + 1] != '/') {
+      return InvalidArgument("cgroup line " + std::to_string(line_no) + " does not parse: " + line);
     }
-    std::string_view controllers = line.substr(first + 1, second - first - 1);
-    std::string_view path = line.substr(second + 1);
+    std::string_view controllers = std::string_view(line).substr(first + 1, second - first - 1);
+    std::string_view path = std::string_view(line).substr(second + 1);
     for (const MountInfo& m : mounts) {
       if (!ShowsHierarchy(m, controllers)) continue;
       // The mount shows the hierarchy from m.root down: the process's

@@ -133,26 +133,20 @@ Status Unmount(const std::string& target, bool detach) {
 
 Result<std::vector<MountInfo>> ParseMountInfo(std::string_view text) {
   std::vector<MountInfo> out;
+  std::istringstream in{std::string(text)};
   size_t line_no = 0;
-  while (!text.empty()) {
-    size_t eol = text.find('\n');
-    std::string_view line = text.substr(0, eol);
-    text = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
+  for (std::string line; std::getline(in, line);) {
     ++line_no;
     if (line.empty()) continue;
     // ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER-OPTIONS
-    std::vector<std::string_view> fields;
-    for (size_t start = 0; start < line.size();) {
-      size_t end = line.find(' ', start);
-      if (end == std::string_view::npos) end = line.size();
-      if (end > start) fields.push_back(line.substr(start, end - start));
-      start = end + 1;
-    }
+    std::istringstream words(line);
+    std::vector<std::string> fields;
+    for (std::string w; words >> w;) fields.push_back(std::move(w));
     auto dash = std::find(fields.begin(), fields.end(), "-");
     if (fields.size() < 6 || dash == fields.end() || fields.end() - dash < 4 || dash - fields.begin() < 6) {
-      return InvalidArgument("mountinfo line " + std::to_string(line_no) + " does not parse: " + std::string(line));
+      return InvalidArgument("mountinfo line " + std::to_string(line_no) + " does not parse: " + line);
     }
-    out.push_back(MountInfo{Unescape(fields[3]), Unescape(fields[4]), std::string(dash[1]), std::string(dash[3])});
+    out.push_back(MountInfo{Unescape(fields[3]), Unescape(fields[4]), dash[1], dash[3]});
   }
   return out;
 }
