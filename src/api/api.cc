@@ -366,16 +366,21 @@ Result<Json> Api::PoolJson(const Pool& p) {
            {"bridge", BridgeName(p.name())},
            {"gateway", FormatIpv4(GatewayAddress(p.spec.network))},
            {"instances", list}};
+  Json frontends = Json::array();
+  const std::string address = p.spec.load_balancer ? p.spec.load_balancer->frontend_address : "0.0.0.0";
   if (const auto& lb = p.spec.load_balancer) {
-    Json frontends = Json::array();
     for (const LbRule& rule : lb->rules) {
       frontends.push_back({{"rule", rule.name},
-                           {"address", lb->frontend_address},
+                           {"address", address},
                            {"port", rule.frontend_port},
                            {"backendPort", rule.backend_port}});
     }
-    j["frontends"] = frontends;
   }
+  // The gateway's own HTTPS entry: it routes each user to their server.
+  if (const auto& jupyter = p.spec.jupyter) {
+    frontends.push_back({{"rule", "Jupyter"}, {"address", address}, {"port", jupyter->frontend_port}, {"https", true}});
+  }
+  if (!frontends.empty()) j["frontends"] = frontends;
   return j;
 }
 

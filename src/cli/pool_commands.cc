@@ -90,13 +90,18 @@ Table InstanceTable(const Json& instances, bool with_pool, TimePoint now) {
   return table;
 }
 
-// "SSH 0.0.0.0:2222 → 22, Jupyter 0.0.0.0:8000 → 8000", or "" without rules.
+// "ssh 0.0.0.0:2200 → 22, Jupyter https://0.0.0.0:8000", or "" without
+// rules or Jupyter.
 std::string FrontendsText(const Json& pool) {
   std::string out;
   for (const Json& f : JsonArray(pool, "frontends")) {
     if (!out.empty()) out += ", ";
-    out += JsonString(f, "rule") + " " + JsonString(f, "address") + ":" + JsonString(f, "port") + " → " +
-           JsonString(f, "backendPort");
+    const std::string where = JsonString(f, "address") + ":" + JsonString(f, "port");
+    if (f.value("https", false)) {
+      out += JsonString(f, "rule") + " https://" + where;
+    } else {
+      out += JsonString(f, "rule") + " " + where + " → " + JsonString(f, "backendPort");
+    }
   }
   return out;
 }

@@ -474,6 +474,19 @@ TEST_F(ApiTest, PoolShowsFrontendsAndInstancesTheirNatPortsAndHealth) {
   for (size_t k = 0; k < 3; ++k) EXPECT_EQ(listed[k], instances[k]) << k;
 }
 
+TEST_F(ApiTest, PoolWithJupyterShowsItsHttpsFrontend) {
+  ASSERT_EQ(Call("POST", "/v1/pools", Spec("lab", "10.231.0.0/24")).status, 201);
+  Pool pool = *store_.GetPool(PoolName("lab"));
+  pool.spec.jupyter = JupyterSpec{.frontend_port = 8443};
+  ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::UpdatePool{pool, pool.generation})).ok());
+  // No load balancer: all addresses.
+  EXPECT_EQ(Body(Call("GET", "/v1/pools/lab"))["frontends"],
+            Json::parse(R"([{"rule": "Jupyter", "address": "0.0.0.0", "port": 8443, "https": true}])"));
+  AddLoadBalancer("lab");
+  EXPECT_EQ(Body(Call("GET", "/v1/pools/lab"))["frontends"].back(),
+            Json::parse(R"({"rule": "Jupyter", "address": "127.0.0.2", "port": 8443, "https": true})"));
+}
+
 TEST_F(ApiTest, PoolWithoutLoadBalancerHasNoFrontendsNatPortsOrHealth) {
   ASSERT_EQ(Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/24")).status, 201);
   AddInstance("demo", 0);

@@ -50,7 +50,8 @@ constexpr const char* kLbPoolJson = R"({
   "spec": {"name": "team", "network": {"subnet": "10.232.0.0/24"}},
   "bridge": "dsp-team", "gateway": "10.232.0.1",
   "frontends": [{"rule": "SSH", "address": "0.0.0.0", "port": 2222, "backendPort": 22},
-                {"rule": "Jupyter", "address": "0.0.0.0", "port": 8000, "backendPort": 8000}],
+                {"rule": "jupyter-nat", "address": "0.0.0.0", "port": 8001, "backendPort": 8000},
+                {"rule": "Jupyter", "address": "0.0.0.0", "port": 8000, "https": true}],
   "instances": [
     {"id": "team-0-aa", "pool": "team", "index": 0, "hostname": "team0", "phase": "Ready", "draining": false,
      "reason": "", "address": "10.232.0.2", "createdAt": "2023-11-14T22:13:10.000Z", "report": null,
@@ -317,7 +318,7 @@ TEST_F(CliTest, PoolShowWithLoadBalancerShowsFrontendsHealthAndNatPorts) {
   Answer("GET /v1/pools/team", 200, kLbPoolJson);
   EXPECT_EQ(Run({"pool", "show", "team"}), 0) << err_;
   EXPECT_THAT(out_, HasSubstr("\nGateway:      10.232.0.1\n"
-                              "Frontends:    SSH 0.0.0.0:2222 → 22, Jupyter 0.0.0.0:8000 → 8000\n"
+                              "Frontends:    SSH 0.0.0.0:2222 → 22, jupyter-nat 0.0.0.0:8001 → 8000, Jupyter https://0.0.0.0:8000\n"
                               "Share:        -\n"));
   EXPECT_THAT(out_, EndsWith("\n\n"
                              "INDEX   HOSTNAME   ID          PHASE     HEALTH               CONNS   ADDRESS      NAT  "
