@@ -478,8 +478,8 @@ done
 ratio() { calc %.2f "($1) / ($2)"; }
 per_round() { tr ' ' '\n' <<<"${V[$1]}" | awk -v f="${2:-%.2f}" 'NF {if (n == 0 || $1 < lo) lo = $1; if (n == 0 || $1 > hi) hi = $1; n++}
   END {if (n > 1) printf ", per round " f "–" f, lo, hi}'; }
-rounds_where() {  # key awk-condition-on-$1: " (2 of 3 rounds)"
-  tr ' ' '\n' <<<"${V[$1]}" | awk "NF {n++; if ($2) k++} END {if (n > 1) printf \" (%d of %d rounds)\", k, n}"
+rounds_where() {  # key awk-condition-on-$1: "; 2 of 3 rounds"
+  tr ' ' '\n' <<<"${V[$1]}" | awk "NF {n++; if ($2) k++} END {if (n > 1) printf \"; %d of %d rounds\", k, n}"
 }
 verdict() { [[ $(awk "BEGIN { print ($1) ? 1 : 0 }") == 1 ]] && echo met || echo "**missed**"; }
 m() { mean "$1" "${2:-%.2f}"; }
@@ -560,11 +560,11 @@ $(row_kernel hub "JupyterHub")
 | dspool / JupyterHub | | | | $(ratio "$TD" "$TH")$(per_round ratio.total) | | |
 
 Goals of the issue, this run:
-- requests/s ≥ HAProxy's: $(verdict "$RG >= $RH") on the mean ($(ratio "$RG" "$RH"))$(rounds_where ratio.rps.haproxy '$1 >= 1').
-- requests/s ≥ 20 × configurable-http-proxy's: $(verdict "$RG >= 20 * $RC") on the mean ($(calc %.1f "$RG / $RC") ×)$(rounds_where ratio.rps.chp '$1 >= 20').
-- p99 latency ≤ HAProxy's: $(verdict "$PG <= $PH") on the mean ($PG µs vs $PH µs)$(rounds_where ratio.p99.haproxy '$1 <= 1').
+- requests/s ≥ HAProxy's: $(verdict "$RG >= $RH") on the mean ($(ratio "$RG" "$RH")$(rounds_where ratio.rps.haproxy '$1 >= 1')).
+- requests/s ≥ 20 × configurable-http-proxy's: $(verdict "$RG >= 20 * $RC") on the mean ($(calc %.1f "$RG / $RC") ×$(rounds_where ratio.rps.chp '$1 >= 20')).
+- p99 latency ≤ HAProxy's: $(verdict "$PG <= $PH") on the mean ($PG µs vs $PH µs$(rounds_where ratio.p99.haproxy '$1 <= 1')).
 - login to a kernel ≤ half of JupyterHub's: $(verdict "$TD <= 0.5 * $TH") on the mean ($TD s vs $TH s,
-  $(ratio "$TD" "$TH"))$(rounds_where ratio.total '$1 <= 0.5').
+  $(ratio "$TD" "$TH")$(rounds_where ratio.total '$1 <= 0.5')).
 <!-- bench/jupyter.sh results: end -->
 MD
 )
