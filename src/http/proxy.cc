@@ -1,10 +1,13 @@
 // The proxy on Boost.Asio/Beast coroutines. Shape:
 //
-//   Impl        owns the io_context and its threads, the listeners (by
-//               port), the pool of kept-alive upstream connections and the
-//               counters.
-//   AcceptLoop  one coroutine per listener; each accepted socket gets its
-//               own strand and a Serve coroutine.
+//   Impl        owns the workers, the listeners (by port) and the counters.
+//   Worker      one thread running its own io_context, and its pool of
+//               kept-alive upstream connections. A client connection, its
+//               upstreams and all their coroutines stay on one worker: no
+//               strands, no hand-off between threads per request.
+//   AcceptLoop  one coroutine per listener, on worker 0; each accepted
+//               socket goes to the next worker, round robin, with a Serve
+//               coroutine.
 //   Serve       TLS handshake if the listener has a context, then
 //               ServeStream: request after request on one client
 //               connection (the diagram in proxy.h).
@@ -95,17 +98,17 @@ class ProxyServer::Impl {
 
   ~Impl() {
     Stop();
-    // Sockets before the io_context they belong to; coroutine frames go
-    // with the io_context, while the counters they touch still exist.
+    // Sockets before the io_contexts they belong to; coroutine frames go
+    // with the io_contexts, while the counters they touch still exist.
     std::lock_guard lock(mu_);
-    idle_upstreams_.clear();
     listeners_.clear();
+    for (auto& w : workers_) w->idle.clear();
   }
 
   Result<uint16_t> Listen(const std::string& address, uint16_t port, const std::string& certificate_file,
                           const std::string& key_file) {
     const std::string where = address + ":" + std::to_string(port);
-    auto listener = std::make_shared<Listener>(ioc_);
+    auto listener = std::make_shared<Listener>(workers_[0]->ioc);
     if (!certificate_file.empty() || !key_file.empty()) {
       listener->tls.emplace(ssl::context::tls_server);
       beast::error_code ec;
@@ -131,7 +134,7 @@ class ProxyServer::Impl {
       std::lock_guard lock(mu_);
       listeners_[bound] = listener;
     }
-    net::co_spawn(ioc_, AcceptLoop(listener), net::detached);
+    net::co_spawn(workers_[0]->ioc, AcceptLoop(listener), net::detached);
     return bound;
   }
 
@@ -144,19 +147,27 @@ class ProxyServer::Impl {
       listener = it->second;
       listeners_.erase(it);
     }
-    net::post(ioc_, [listener] {
+    net::post(workers_[0]->ioc, [listener] {
       beast::error_code ec;
       listener->acceptor.close(ec);
     });
   }
 
   void Start(int threads) {
-    for (int i = 0; i < std::max(threads, 1); ++i) threads_.emplace_back([this] { ioc_.run(); });
+    while (workers_.size() < static_cast<size_t>(std::max(threads, 1))) workers_.push_back(std::make_unique<Worker>());
+    for (auto& w : workers_) {
+      threads_.emplace_back([w = w.get()] {
+        current_worker = w;
+        w->ioc.run();
+      });
+    }
   }
 
   void Stop() {
-    work_.reset();
-    ioc_.stop();
+    for (auto& w : workers_) {
+      w->work.reset();
+      w->ioc.stop();
+    }
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
@@ -184,6 +195,16 @@ class ProxyServer::Impl {
 
   using UpstreamKey = std::pair<uint32_t, uint16_t>;
 
+  struct Worker {
+    net::io_context ioc{1};  // run by one thread
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work{ioc.get_executor()};
+    // Kept-alive upstreams, by address: a socket belongs to its io_context,
+    // so each worker pools its own. This worker's thread only.
+    std::map<UpstreamKey, std::vector<beast::tcp_stream>> idle;
+  };
+  // The worker whose thread this is (null on other threads).
+  static thread_local Worker* current_worker;
+
   // Counts a connection for as long as it lives.
   struct ActiveGuard {
     explicit ActiveGuard(std::atomic<uint64_t>& n) : n_(n) { ++n_; }
@@ -194,20 +215,20 @@ class ProxyServer::Impl {
   net::awaitable<void> AcceptLoop(std::shared_ptr<Listener> listener) {
     for (;;) {
       beast::error_code ec;
-      tcp::socket socket = co_await listener->acceptor.async_accept(net::make_strand(ioc_),
-                                                                     net::redirect_error(net::use_awaitable, ec));
+      Worker& worker = *workers_[next_worker_++ % workers_.size()];
+      tcp::socket socket =
+          co_await listener->acceptor.async_accept(worker.ioc, net::redirect_error(net::use_awaitable, ec));
       if (ec == net::error::operation_aborted || !listener->acceptor.is_open()) co_return;
       if (ec) {
         // EMFILE and friends: breathe, then go on.
         DSP_LOG(kWarning, kLog) << "accept: " << ec.message();
-        net::steady_timer pause(ioc_, std::chrono::milliseconds(100));
+        net::steady_timer pause(co_await net::this_coro::executor, std::chrono::milliseconds(100));
         co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));
         continue;
       }
       if (active_ >= options_.max_connections) continue;  // closed on scope exit
       ++accepted_;
-      auto executor = socket.get_executor();
-      net::co_spawn(executor, Serve(listener, std::move(socket)), net::detached);
+      net::co_spawn(worker.ioc, Serve(listener, std::move(socket)), net::detached);
     }
   }
 
@@ -444,7 +465,7 @@ class ProxyServer::Impl {
       if (ec) co_return;
     }
     // One direction runs as its own coroutine, the other here, both on
-    // this connection's strand; the first to end closes both sockets, which
+    // this connection's worker; the first to end closes both sockets, which
     // ends the other. This frame waits for the spawned one, which uses
     // `client` (it lives in our caller's frame).
     struct Shared {
@@ -510,18 +531,18 @@ class ProxyServer::Impl {
     co_return stream;
   }
 
+  // Called on a worker's thread (the connection's), as every coroutine.
   std::optional<beast::tcp_stream> TakeIdle(const UpstreamKey& key) {
-    std::lock_guard lock(mu_);
-    auto it = idle_upstreams_.find(key);
-    if (it == idle_upstreams_.end() || it->second.empty()) return std::nullopt;
+    auto& pool = current_worker->idle;
+    auto it = pool.find(key);
+    if (it == pool.end() || it->second.empty()) return std::nullopt;
     beast::tcp_stream stream = std::move(it->second.back());
     it->second.pop_back();
     return stream;
   }
 
   void GiveBack(const UpstreamKey& key, beast::tcp_stream stream) {
-    std::lock_guard lock(mu_);
-    auto& idle = idle_upstreams_[key];
+    auto& idle = current_worker->idle[key];
     if (idle.size() < options_.max_idle_upstream) idle.push_back(std::move(stream));
   }
 
@@ -530,13 +551,20 @@ class ProxyServer::Impl {
   std::atomic<uint64_t> accepted_{0}, active_{0}, requests_{0}, forwarded_{0}, upstream_connects_{0},
       upstream_errors_{0}, tunnels_{0}, tls_failures_{0};
   mutable std::mutex mu_;
-  // Declared after everything its coroutines touch, so destroyed before.
-  net::io_context ioc_;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_{ioc_.get_executor()};
+  // Declared after everything their coroutines touch, so destroyed before.
+  // Worker 0 exists from the start (listeners may come before Start); Start
+  // adds the others.
+  std::vector<std::unique_ptr<Worker>> workers_ = [] {
+    std::vector<std::unique_ptr<Worker>> w;
+    w.push_back(std::make_unique<Worker>());
+    return w;
+  }();
+  std::atomic<size_t> next_worker_{0};
   std::vector<std::thread> threads_;
-  std::map<uint16_t, std::shared_ptr<Listener>> listeners_;                // guarded by mu_
-  std::map<UpstreamKey, std::vector<beast::tcp_stream>> idle_upstreams_;  // guarded by mu_
+  std::map<uint16_t, std::shared_ptr<Listener>> listeners_;  // guarded by mu_
 };
+
+thread_local ProxyServer::Impl::Worker* ProxyServer::Impl::current_worker = nullptr;
 
 Result<std::unique_ptr<ProxyServer>> ProxyServer::Create(ProxyRouter& router, ProxyOptions options) {
   return std::unique_ptr<ProxyServer>(new ProxyServer(std::make_unique<Impl>(router, std::move(options))));

@@ -26,8 +26,9 @@
 // second per direction while bytes flow, so the caller can tell idle from
 // busy.
 //
-// Threads: connections run on `threads` I/O threads as coroutines; Decide,
-// Serve and Activity are called on them, concurrently, and must be
+// Threads: connections run on `threads` I/O threads as coroutines, each
+// connection on one thread for its whole life (one io_context per thread);
+// Decide, Serve and Activity are called on them, concurrently, and must be
 // thread-safe and quick.
 #pragma once
 
@@ -75,7 +76,7 @@ struct ProxyOptions {
   std::chrono::milliseconds io_timeout{60000};       // any single read or write of a body
   std::chrono::milliseconds connect_timeout{5000};   // to an upstream
   std::chrono::milliseconds tunnel_idle_timeout{3600000};  // an upgraded connection with no byte either way
-  size_t max_idle_upstream = 64;  // kept-alive upstream connections kept, per address:port
+  size_t max_idle_upstream = 64;  // kept-alive upstream connections kept, per address:port and thread
   size_t max_connections = 10000;
 };
 
