@@ -60,23 +60,27 @@ auto& Lowest(Stream& s) {
   return beast::get_lowest_layer(s);
 }
 
+// A connection's buffer for body steps, kChunk bytes: one allocation per
+// connection, not one per message (a coroutine frame holding it would be
+// allocated for each).
+using Scratch = std::unique_ptr<char[]>;
+
 // Relays one message body from `in` (through `parser`, whose header is
-// read) to `out` (through a serializer whose header is written). `ec`: the
-// first error, on either side.
+// read) to `out` (through a serializer; its header goes with the first
+// step if it was not written yet). `ec`: the first error, on either side.
 template <class In, class Out, class Parser, class Serializer>
 net::awaitable<void> Relay(In& in, beast::flat_buffer& in_buffer, Parser& parser, Out& out, Serializer& sr,
-                           std::chrono::milliseconds timeout, beast::error_code& ec) {
-  char buf[kChunk];
+                           char* buf, std::chrono::milliseconds timeout, beast::error_code& ec) {
   auto& body = parser.get().body();
   do {
     if (!parser.is_done()) {
       body.data = buf;
-      body.size = sizeof(buf);
+      body.size = kChunk;
       Lowest(in).expires_after(timeout);
       co_await bhttp::async_read(in, in_buffer, parser, net::redirect_error(net::use_awaitable, ec));
       if (ec == bhttp::error::need_buffer) ec = {};
       if (ec) co_return;
-      body.size = sizeof(buf) - body.size;
+      body.size = kChunk - body.size;
       body.data = buf;
       body.more = !parser.is_done();
     } else {
@@ -263,6 +267,7 @@ class ProxyServer::Impl {
   template <class Stream>
   net::awaitable<void> ServeStream(Stream& stream, const Peer& peer, const std::string& tag) {
     beast::flat_buffer buffer;
+    Scratch scratch;  // made by the first forwarded request
     bool first = true;
     for (;;) {
       beast::error_code ec;
@@ -326,7 +331,8 @@ class ProxyServer::Impl {
         continue;
       }
       auto& forward = std::get<ProxyForward>(route);
-      if (!co_await Forward(stream, buffer, parser, forward, keep_alive)) co_return;
+      if (!scratch) scratch = std::make_unique<char[]>(kChunk);
+      if (!co_await Forward(stream, buffer, parser, forward, keep_alive, scratch.get())) co_return;
     }
   }
 
@@ -354,7 +360,7 @@ class ProxyServer::Impl {
   template <class Stream>
   net::awaitable<bool> Forward(Stream& client, beast::flat_buffer& client_buffer,
                                bhttp::request_parser<bhttp::buffer_body>& parser, const ProxyForward& forward,
-                               bool client_keep_alive) {
+                               bool client_keep_alive, char* scratch) {
     ++forwarded_;
     router_.Activity(forward.tag);
     auto& req = parser.get();
@@ -391,10 +397,10 @@ class ProxyServer::Impl {
         bhttp::request_serializer<bhttp::buffer_body> retry_sr{req};
         upstream->expires_after(options_.io_timeout);
         co_await bhttp::async_write_header(*upstream, retry_sr, net::redirect_error(net::use_awaitable, ec));
-        if (!ec) co_await Relay(client, client_buffer, parser, *upstream, retry_sr, options_.io_timeout, ec);
+        if (!ec) co_await Relay(client, client_buffer, parser, *upstream, retry_sr, scratch, options_.io_timeout, ec);
       }
     } else if (!ec) {
-      co_await Relay(client, client_buffer, parser, *upstream, request_sr, options_.io_timeout, ec);
+      co_await Relay(client, client_buffer, parser, *upstream, request_sr, scratch, options_.io_timeout, ec);
     }
     if (ec) {
       ++upstream_errors_;
@@ -432,9 +438,13 @@ class ProxyServer::Impl {
     const bool upstream_reusable = res.keep_alive();
     res.keep_alive(keep);
     bhttp::response_serializer<bhttp::buffer_body> sr{res};
-    Lowest(client).expires_after(options_.io_timeout);
-    co_await bhttp::async_write_header(client, sr, net::redirect_error(net::use_awaitable, ec));
-    if (!ec) co_await Relay(*upstream, upstream_buffer, response_parser, client, sr, options_.io_timeout, ec);
+    // A body that came with the header goes with it, in one write; one yet
+    // to come must not hold the header back.
+    if (!response_parser.is_done() && upstream_buffer.size() == 0) {
+      Lowest(client).expires_after(options_.io_timeout);
+      co_await bhttp::async_write_header(client, sr, net::redirect_error(net::use_awaitable, ec));
+    }
+    if (!ec) co_await Relay(*upstream, upstream_buffer, response_parser, client, sr, scratch, options_.io_timeout, ec);
     if (ec) {
       ++upstream_errors_;
       co_return false;  // the response is under way: all we can do is close
