@@ -15,18 +15,6 @@ Status MethodNotAllowed(const Request& r) {
   return InvalidArgument("method " + r.method + " is not allowed on " + r.path);
 }
 
-// Removes the optional "program" of a start request from `body` (the rest
-// is model/jupyter.h's JupyterStartRequest) and returns it; "" if absent.
-Result<std::string> TakeProgram(Json& body) {
-  if (!body.is_object() || !body.contains("program")) return std::string();
-  const Json& value = body["program"];
-  if (!value.is_string()) return InvalidArgument("body.program: expected a string (an absolute path)");
-  std::string program = value.get<std::string>();
-  if (Status s = ValidateNotebookProgram(program); !s.ok()) return s.WithPrefix("body.program");
-  body.erase("program");
-  return program;
-}
-
 Result<Response> Route(JupyterSupervisor& jupyter, const Request& r) {
   const std::string prefix = std::string(kServers) + "/";
   if (r.path == kServers) {
@@ -34,9 +22,8 @@ Result<Response> Route(JupyterSupervisor& jupyter, const Request& r) {
     if (r.method != "POST") return MethodNotAllowed(r);
     Json body;
     DSP_RETURN_IF_ERROR(ParseJsonText(r.body.empty() ? "{}" : r.body, "request body", &body));
-    DSP_ASSIGN_OR_RETURN(std::string program, TakeProgram(body));
     DSP_ASSIGN_OR_RETURN(JupyterStartRequest req, ParseJupyterStartRequest(body));
-    DSP_ASSIGN_OR_RETURN(JupyterSupervisor::Started started, jupyter.Start(req, program));
+    DSP_ASSIGN_OR_RETURN(JupyterSupervisor::Started started, jupyter.Start(req));
     return JsonResponse(started.created ? 201 : 200, JupyterServerToJson(started.server).dump());
   }
   if (r.path.rfind(prefix, 0) == 0 && r.path.find('/', prefix.size()) == std::string::npos) {

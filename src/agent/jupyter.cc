@@ -44,17 +44,6 @@ std::vector<std::string> NotebookArgv(const std::string& program, const std::str
           "--NotebookApp.allow_remote_access=True"};
 }
 
-Status ValidateNotebookProgram(const std::string& program) {
-  if (program.size() > 4096) return InvalidArgument("longer than 4096 bytes");
-  for (char c : program) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return InvalidArgument("the path holds a control character");
-  }
-  if (program.empty() || program[0] != '/') {
-    return InvalidArgument("'" + program + "' is not an absolute path (it must start with /)");
-  }
-  return Status::Ok();
-}
-
 Result<NotebookActivity> ParseNotebookActivity(const Json& status, const Json& kernels, const Json& terminals) {
   NotebookActivity a;
   if (!status.is_object()) return InvalidArgument("notebook api/status: expected a JSON object");
@@ -151,15 +140,14 @@ void JupyterSupervisor::EraseLocked(const std::string& user, uint64_t id) {
   if (FindLocked(user, id) != nullptr) servers_.erase(user);
 }
 
-Result<JupyterSupervisor::Started> JupyterSupervisor::Start(const JupyterStartRequest& request,
-                                                            const std::string& program_or_default) {
+Result<JupyterSupervisor::Started> JupyterSupervisor::Start(const JupyterStartRequest& request) {
   const std::string& user = request.user;
   if (Status s = ValidateUserName(user); !s.ok()) return s.WithPrefix("user");
   if (Status s = ValidateJupyterToken(request.token); !s.ok()) return s.WithPrefix("token");
-  if (!program_or_default.empty()) {
-    if (Status s = ValidateNotebookProgram(program_or_default); !s.ok()) return s.WithPrefix("program");
+  if (!request.program.empty()) {
+    if (Status s = ValidateNotebookProgram(request.program); !s.ok()) return s.WithPrefix("program");
   }
-  const std::string& program = program_or_default.empty() ? options_.program : program_or_default;
+  const std::string& program = request.program.empty() ? options_.program : request.program;
   std::shared_ptr<std::mutex> start_lock;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -143,10 +143,10 @@ class JupyterSupervisor {
   //                       killed; the message quotes its log's last lines)
   //   Internal            an old server (token or program change) would
   //                       not exit
-  // `program` (ValidateNotebookProgram) replaces options.program for this
-  // start when not empty; a running server started with another program is
-  // replaced, as for another token.
-  Result<Started> Start(const JupyterStartRequest& request, const std::string& program = "");
+  // `request.program` (ValidateNotebookProgram) replaces options.program
+  // for this start when not empty; a running server started with another
+  // program is replaced, as for another token.
+  Result<Started> Start(const JupyterStartRequest& request);
 
   // Every server, by user, with its activity: each ready one's API is
   // polled now (status, kernels, terminals; the kernels and terminals with
@@ -222,10 +222,6 @@ inline constexpr char kKernelManagerClass[] = "dspool_kernels.WorkAwareKernelMan
 // The notebook command line (no secret in it).
 std::vector<std::string> NotebookArgv(const std::string& program, const std::string& address, uint16_t port,
                                       const RenderedUser& user);
-// A notebook program given in a start request (or `dspool server
-// --jupyter-program`): an absolute path of at most 4096 bytes, with no
-// control character. InvalidArgument says which rule it breaks.
-Status ValidateNotebookProgram(const std::string& program);
 // "/user/<name>/": the server's base URL, which the gateway keeps in paths.
 std::string NotebookBaseUrl(const std::string& user);
 

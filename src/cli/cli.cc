@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "agent/agent.h"
-#include "agent/jupyter.h"
+#include "model/jupyter.h"
 #include "base/log.h"
 #include "base/version.h"
 #include "cli/api_client.h"

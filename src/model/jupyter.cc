@@ -17,19 +17,38 @@ Status ValidateJupyterToken(const std::string& token) {
   return Status::Ok();
 }
 
+Status ValidateNotebookProgram(const std::string& program) {
+  if (program.size() > 4096) return InvalidArgument("longer than 4096 bytes");
+  for (char c : program) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return InvalidArgument("the path holds a control character");
+  }
+  if (program.empty() || program[0] != '/') {
+    return InvalidArgument("'" + program + "' is not an absolute path (it must start with /)");
+  }
+  return Status::Ok();
+}
+
 Result<JupyterStartRequest> ParseJupyterStartRequest(const Json& json) {
   JupyterStartRequest req;
   JsonReader r(json, "body");
   r.Required("user", &req.user);
   r.Required("token", &req.token);
+  // Given, it must be a program (an empty string is no default).
+  const bool has_program = r.Has("program");
+  r.Optional("program", &req.program);
   DSP_RETURN_IF_ERROR(r.Finish());
   if (Status s = ValidateUserName(req.user); !s.ok()) return s.WithPrefix("body.user");
   if (Status s = ValidateJupyterToken(req.token); !s.ok()) return s.WithPrefix("body.token");
+  if (has_program) {
+    if (Status s = ValidateNotebookProgram(req.program); !s.ok()) return s.WithPrefix("body.program");
+  }
   return req;
 }
 
 Json JupyterStartRequestToJson(const JupyterStartRequest& request) {
-  return {{"user", request.user}, {"token", request.token}};
+  Json j = {{"user", request.user}, {"token", request.token}};
+  if (!request.program.empty()) j["program"] = request.program;
+  return j;
 }
 
 std::string_view JupyterStateName(JupyterState state) {

@@ -23,10 +23,17 @@ namespace dspool {
 struct JupyterStartRequest {
   std::string user;
   std::string token;
+  // The notebook program for this start (`dspool server --jupyter-program`);
+  // empty: the agent's default, Debian's jupyter-notebook.
+  std::string program;
 };
 
 // A token is 32 to 256 hexadecimal digits (128 bits at least).
 Status ValidateJupyterToken(const std::string& token);
+
+// A notebook program: an absolute path of at most 4096 bytes, with no
+// control character. InvalidArgument says which rule it breaks.
+Status ValidateNotebookProgram(const std::string& program);
 
 // Reads a request body (untrusted): unknown keys, a bad user name or token
 // are InvalidArgument naming the field ("body.token: ...").

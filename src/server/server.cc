@@ -14,7 +14,6 @@
 #include <sstream>
 #include <thread>
 
-#include "agent/jupyter.h"
 #include "api/api.h"
 #include "base/metrics.h"
 #include "base/version.h"
@@ -556,8 +555,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
         if (!best || load[i.id] < load[best->id]) best = &i;
       }
       if (best) {
-        Json body = JupyterStartRequestToJson(JupyterStartRequest{user, token});
-        if (!options_.jupyter_program.empty()) body["program"] = options_.jupyter_program;
+        Json body = JupyterStartRequestToJson(JupyterStartRequest{user, token, options_.jupyter_program});
         DSP_ASSIGN_OR_RETURN(Json json, CallAgent(best->id, "POST", "/v1/jupyter/servers", body.dump(),
                                                   std::chrono::seconds(90)));
         DSP_ASSIGN_OR_RETURN(JupyterServer server, ParseJupyterServer(json));

@@ -112,8 +112,8 @@ TEST_F(ControlTest, AStartMayNameTheProgram) {
            {"bench/http_echo", "body.program: 'bench/http_echo' is not an absolute path (it must start with /)"},
            {"", "body.program: '' is not an absolute path (it must start with /)"},
            {"/bin/x\n", "body.program: the path holds a control character"},
-           {42, "body.program: expected a string (an absolute path)"},
-           {nullptr, "body.program: expected a string (an absolute path)"},
+           {42, "body.program: expected a string, got number"},
+           {nullptr, "body.program: '' is not an absolute path (it must start with /)"},
        }) {
     Json bad = {{"user", "alice"}, {"token", kToken}, {"program", program}};
     r = Call("POST", "/v1/jupyter/servers", bad.dump());

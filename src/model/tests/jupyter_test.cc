@@ -106,5 +106,16 @@ TEST(JupyterModelTest, SessionInfoJsonHasCamelCaseKeysAndRfc3339Times) {
       "busyKernels":2,"busyTerminals":1,"kernels":3})"));
 }
 
+TEST(JupyterModelTest, NotebookProgramIsAnAbsolutePathWithoutControlCharacters) {
+  EXPECT_TRUE(ValidateNotebookProgram("/usr/bin/jupyter-notebook").ok());
+  EXPECT_TRUE(ValidateNotebookProgram("/srv/my tools/notebook").ok());
+  EXPECT_EQ(ValidateNotebookProgram("").message(), "'' is not an absolute path (it must start with /)");
+  EXPECT_EQ(ValidateNotebookProgram("jupyter-notebook").message(),
+            "'jupyter-notebook' is not an absolute path (it must start with /)");
+  EXPECT_EQ(ValidateNotebookProgram("/usr/bin/x\nrm -rf").message(), "the path holds a control character");
+  EXPECT_EQ(ValidateNotebookProgram("/usr/bin/x\t").message(), "the path holds a control character");
+  EXPECT_EQ(ValidateNotebookProgram("/" + std::string(4096, 'a')).message(), "longer than 4096 bytes");
+}
+
 }  // namespace
 }  // namespace dspool
