@@ -49,6 +49,7 @@ REPO=$(cd "$HERE/.." && pwd)
 TCP_LOAD=$(realpath "${TCP_LOAD:-$(dirname "$DSPOOL")/../../bench/tcp_load}")
 DOCS=${DOCS:-$REPO/docs/benchmarks.md}
 source "$REPO/test/integration/lib.sh"
+source "$HERE/lib.sh"
 require_root_and_lxc
 [[ -x "$TCP_LOAD" ]] || fail "no $TCP_LOAD: build it (cmake --build build --target tcp_load) or set TCP_LOAD"
 [[ "$HA_SPLICE" == auto || "$HA_SPLICE" == always ]] || fail "HA_SPLICE must be auto or always"
@@ -494,15 +495,5 @@ MD
 echo "$RESULTS"
 [[ "$DOCS" == - ]] && exit 0
 printf '%s\n' "$RESULTS" >"$WORK/results.md"
-python3 - "$DOCS" "$WORK/results.md" <<'PY'
-import re, sys
-docs, results = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
-text = open(docs).read()
-pattern = re.compile(r"<!-- bench/gateway.sh results: begin.*?<!-- bench/gateway.sh results: end -->", re.S)
-if pattern.search(text):
-    text = pattern.sub(lambda _: results, text)
-else:
-    text = text.rstrip("\n") + "\n\n## The gateway vs HAProxy and the direct path (issue 4)\n\n" + results + "\n"
-open(docs, "w").write(text)
-PY
+write_results gateway.sh "The gateway vs HAProxy and the direct path (issue 4)" "$WORK/results.md" "$DOCS"
 log "results written to $DOCS"

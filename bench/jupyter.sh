@@ -63,6 +63,7 @@ HTTP_ECHO=$(realpath "${HTTP_ECHO:-$(dirname "$DSPOOL")/../../bench/http_echo}")
 WS_ECHO=$(realpath "${WS_ECHO:-$(dirname "$DSPOOL")/../../bench/ws_echo}")
 DOCS=${DOCS:-$REPO/docs/benchmarks.md}
 source "$REPO/test/integration/lib.sh"
+source "$HERE/lib.sh"
 require_root_and_lxc
 for tool in "$HTTP_ECHO" "$WS_ECHO"; do
   [[ -x "$tool" ]] || fail "no $tool: build it (ninja -C BUILD http_echo ws_echo) or set HTTP_ECHO / WS_ECHO"
@@ -571,16 +572,5 @@ MD
 echo "$RESULTS"
 [[ "$DOCS" == - ]] && exit 0
 printf '%s\n' "$RESULTS" >"$WORK/results.md"
-python3 - "$DOCS" "$WORK/results.md" <<'PY'
-import re, sys
-docs, results = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
-text = open(docs).read()
-pattern = re.compile(r"<!-- bench/jupyter.sh results: begin.*?<!-- bench/jupyter.sh results: end -->", re.S)
-if pattern.search(text):
-    text = pattern.sub(lambda _: results, text)
-else:
-    text = (text.rstrip("\n") + "\n\n## Jupyter: the gateway vs HAProxy and configurable-http-proxy, "
-            "dspool vs JupyterHub (issue 5)\n\n" + results + "\n")
-open(docs, "w").write(text)
-PY
+write_results jupyter.sh "Jupyter: the gateway vs HAProxy and configurable-http-proxy, dspool vs JupyterHub (issue 5)" "$WORK/results.md" "$DOCS"
 log "results written to $DOCS"
