@@ -30,6 +30,9 @@ if ! dspool pool show demo >/dev/null 2>&1; then
   sed "s#REPLACED-BY-scripts/demo.sh#$(cat "$key.pub")#" examples/demo-pool.json >"$spec"
   dspool pool create -f "$spec"
   rm -f "$spec"
+elif ! dspool user show dsvmuser | grep -qF "$(ssh-keygen -lf "$key.pub" | awk '{print $2}')"; then
+  # The pool outlived the key it was made with: let this key in too.
+  dspool user key add dsvmuser "$key.pub"
 fi
 
 echo "demo: waiting for the instances to be ready and healthy"
@@ -39,13 +42,19 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 dspool pool show demo
+# A NAT port that reaches an instance that exists now (indexes grow as
+# instances are replaced).
+nat=$(dspool instance list --pool demo -o json | /usr/bin/python3 -c "
+import json, sys
+ports = [p['port'] for i in json.load(sys.stdin)['instances'] for p in i.get('natPorts', [])]
+print(ports[-1] if ports else 50001)")
 cat <<MSG
 
 The demo pool is up behind one address, port 2200 of this host. Log in with
 the same account, host key and files wherever you land:
   ssh -i $key -p 2200 dsvmuser@localhost
-A given instance, by its NAT port (50000 + index):
-  ssh -i $key -p 50001 dsvmuser@localhost
+A given instance, by its NAT port (50000 + its index, as in INDEX above):
+  ssh -i $key -p $nat dsvmuser@localhost
 Your notebooks folder is ~/notebooks/remote on every instance.
 Jupyter, same address: give yourself a password, then open https://localhost:8000
   dspool user passwd dsvmuser --password-stdin   (the certificate is self-signed)
