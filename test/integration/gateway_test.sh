@@ -127,11 +127,13 @@ pass "scale-in 3 → 2: no client of a remaining instance moved"
 # ---- probe failover: new sessions leave a broken instance, open ones stay ----
 X=$(gw_ssh "$FRONT" 127.0.0.1 hostname)
 if [[ "$X" == "$(hostname_of 0)" ]]; then XI=0; YI=1; else XI=1; YI=0; fi
-# A client address that lands on the other instance, for a long session.
-for s in $(seq 2 13); do
+# A client address that lands on the other instance, for a long session
+# (the 12 above may all have missed it: hashing is per run's instance ids).
+for s in $(seq 2 60); do
+  [[ -n "${WHERE[127.0.0.$s]:-}" ]] || WHERE[127.0.0.$s]=$(gw_ssh "$FRONT" "127.0.0.$s" hostname) || fail "ssh from 127.0.0.$s failed"
   [[ "${WHERE[127.0.0.$s]}" == "$(hostname_of $YI)" ]] && { YSRC=127.0.0.$s; break; }
 done
-[[ -n "${YSRC:-}" ]] || fail "no client address maps to instance $YI"
+[[ -n "${YSRC:-}" ]] || fail "none of 59 client addresses maps to instance $YI"
 gw_ssh "$FRONT" "$YSRC" 'sleep 30; echo session-survived' >"$WORK/session.out" 2>&1 &
 SESSION=$!
 sleep 1
