@@ -86,11 +86,7 @@ bench_cleanup() {
   [[ -n "$HA_PID" ]] && kill "$HA_PID" 2>/dev/null && wait "$HA_PID" 2>/dev/null
   local s
   for s in "${SAVED_SYSCTLS[@]}"; do sysctl -q -w "$s" >/dev/null; done
-  if [[ -n "${SERVER_PID:-}" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    dsp pool delete "$POOL" >/dev/null 2>&1
-    for _ in $(seq 60); do dsp pool show "$POOL" >/dev/null 2>&1 || break; sleep 0.5; done
-  fi
-  cleanup  # lib.sh: the server, leftover containers, the bridge, WORK
+  bench_teardown  # bench/lib.sh: the pool, then the server, containers, bridge, WORK
 }
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM

@@ -113,11 +113,7 @@ bench_cleanup() {
     sleep 0.2
     userdel -r "$HUB_USER" >/dev/null 2>&1 || echo "bench: could not remove the host user $HUB_USER" >&2
   fi
-  if [[ -n "${SERVER_PID:-}" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    dsp pool delete "$POOL" >/dev/null 2>&1
-    for _ in $(seq 60); do dsp pool show "$POOL" >/dev/null 2>&1 || break; sleep 0.5; done
-  fi
-  cleanup  # lib.sh: the server, leftover containers, the bridge, WORK
+  bench_teardown  # bench/lib.sh: the pool, then the server, containers, bridge, WORK
 }
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM

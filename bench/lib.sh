@@ -18,3 +18,14 @@ else:
 open(docs, "w").write(text)
 PY
 }
+
+# The end of a bench's EXIT trap: the pool deleted through the server, if it
+# still runs, then lib.sh's cleanup (the server, leftover containers, the
+# bridge, WORK).
+bench_teardown() {
+  if [[ -n "${SERVER_PID:-}" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    dsp pool delete "$POOL" >/dev/null 2>&1
+    for _ in $(seq 60); do dsp pool show "$POOL" >/dev/null 2>&1 || break; sleep 0.5; done
+  fi
+  cleanup
+}
