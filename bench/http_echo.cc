@@ -36,6 +36,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "net/socket.h"
+
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
@@ -104,20 +106,12 @@ class Server {
   explicit Server(std::string base) : base_(std::move(base)), started_(IsoNow()) {}
 
   int Run(const std::string& ip, int port) {
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in sa = {};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET, ip.c_str(), &sa.sin_addr) != 1) {
-      fprintf(stderr, "http_echo: --ip=%s is not an IPv4 address\n", ip.c_str());
-      return 2;
+    auto listener = dspool::ListenTcp(ip, static_cast<uint16_t>(port), 4096, nullptr);
+    if (!listener.ok()) {
+      fprintf(stderr, "http_echo: %s\n", listener.status().message().c_str());
+      return listener.status().code() == dspool::StatusCode::kInvalidArgument ? 2 : 1;
     }
-    if (bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || listen(lfd, 4096) != 0) {
-      fprintf(stderr, "http_echo: listen on %s:%d: %s\n", ip.c_str(), port, strerror(errno));
-      return 1;
-    }
+    const int lfd = listener->release();
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     epoll_event ev = {};
     ev.events = EPOLLIN;

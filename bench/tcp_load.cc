@@ -45,6 +45,8 @@
 #include <thread>
 #include <vector>
 
+#include "net/socket.h"
+
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
@@ -129,16 +131,12 @@ void ResetAndClose(int fd) {
 
 int Serve(long port) {
   RaiseNoFile(65536);
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(lfd, 65535) != 0) {
-    std::fprintf(stderr, "tcp_load serve: port %ld: %s\n", port, std::strerror(errno));
+  auto listener = dspool::ListenTcp("0.0.0.0", static_cast<uint16_t>(port), 65535, nullptr);
+  if (!listener.ok()) {
+    std::fprintf(stderr, "tcp_load serve: %s\n", listener.status().message().c_str());
     return 1;
   }
+  const int lfd = listener->release();
   int ep = epoll_create1(EPOLL_CLOEXEC);
   epoll_event ev = {};
   ev.events = EPOLLIN;

@@ -82,7 +82,7 @@ class Agent {
   explicit Agent(AgentOptions options)
       : options_(std::move(options)),
         jupyter_(notebook_processes_, notebook_api_, clock_, [](Duration d) { std::this_thread::sleep_for(d); },
-                 AgentJupyterOptions()) {}
+                 jupyter_options_) {}
 
   int Run() {
     sigset_t set;
@@ -230,7 +230,7 @@ class Agent {
   // Writes dspool_kernels.py where the Jupyter servers import it from. If
   // that fails the servers fail to start, quoting Python's ImportError.
   void InstallKernelManager() {
-    const std::string dir = AgentJupyterOptions().python_dir;
+    const std::string& dir = jupyter_options_.python_dir;
     if (dir.empty()) return;
     Status s = MakeDirs(dir, 0755);
     if (s.ok()) s = WriteFileAtomic(dir + "/dspool_kernels.py", kKernelManagerModule, 0644);
@@ -276,6 +276,7 @@ class Agent {
   RealClock clock_;
   SystemNotebookProcesses notebook_processes_;
   HttpNotebookApi notebook_api_;
+  const JupyterOptions jupyter_options_ = AgentJupyterOptions();
   JupyterSupervisor jupyter_;
   std::unique_ptr<HttpServer> control_;  // after jupyter_: stopped before it goes
   Sampler sampler_;
