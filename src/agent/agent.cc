@@ -20,6 +20,7 @@
 #include "agent/notebook_host.h"
 #include "agent/render.h"
 #include "agent/sampler.h"
+#include "agent/zygote.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "http/client.h"
@@ -77,6 +78,15 @@ JupyterOptions AgentJupyterOptions() {
   return o;
 }
 
+// The zygote runs from where InstallPythonModules writes it.
+PythonZygote::Options ZygoteOptions(const JupyterOptions& jupyter, const AgentOptions& agent) {
+  PythonZygote::Options o;
+  o.script = jupyter.python_dir + "/dspool_zygote.py";
+  o.python_path = jupyter.python_dir;
+  o.log_path = DirOf(agent.socket) + "/jupyter-zygote.log";
+  return o;
+}
+
 class Agent {
  public:
   explicit Agent(AgentOptions options)
@@ -99,7 +109,7 @@ class Agent {
       DSP_LOG(kError, kLog) << s;
       return 1;
     }
-    InstallKernelManager();
+    InstallPythonModules();
     // After the signal mask: the server's threads inherit it, so signals
     // and children's exits come to this thread's sigtimedwait.
     StartControl();
@@ -181,6 +191,7 @@ class Agent {
       pid_t pid = waitpid(-1, &status, WNOHANG);
       if (pid <= 0) return;
       jupyter_.OnExit(pid, status);
+      zygote_.OnExit(pid);
       if (pid == sshd_pid_) {
         DSP_LOG(kWarning, kLog) << "sshd exited (status " << status << "); restarting";
         sshd_pid_ = -1;
@@ -227,14 +238,23 @@ class Agent {
     return Status::Ok();
   }
 
-  // Writes dspool_kernels.py where the Jupyter servers import it from. If
-  // that fails the servers fail to start, quoting Python's ImportError.
-  void InstallKernelManager() {
+  // Writes dspool_kernels.py where the Jupyter servers import it from, and
+  // dspool_zygote.py, and starts the zygote so that it has imported Notebook
+  // before the first login. If the kernel manager cannot be written the
+  // servers fail to start, quoting Python's ImportError; without a zygote
+  // they start, only slower.
+  void InstallPythonModules() {
     const std::string& dir = jupyter_options_.python_dir;
     if (dir.empty()) return;
     Status s = MakeDirs(dir, 0755);
     if (s.ok()) s = WriteFileAtomic(dir + "/dspool_kernels.py", kKernelManagerModule, 0644);
-    if (!s.ok()) DSP_LOG(kError, kLog) << "installing the Jupyter kernel manager: " << s;
+    if (s.ok()) s = WriteFileAtomic(dir + "/dspool_zygote.py", kZygoteModule, 0644);
+    if (!s.ok()) {
+      DSP_LOG(kError, kLog) << "installing the Jupyter kernel manager: " << s;
+      return;
+    }
+    if (!zygote_.CanRun(jupyter_options_.program)) return;
+    if (Status z = zygote_.Start(); !z.ok()) DSP_LOG(kWarning, kLog) << "starting the Jupyter zygote: " << z;
   }
 
   void StartSshd() {
@@ -274,9 +294,10 @@ class Agent {
 
   AgentOptions options_;
   RealClock clock_;
-  SystemNotebookProcesses notebook_processes_;
-  HttpNotebookApi notebook_api_;
   const JupyterOptions jupyter_options_ = AgentJupyterOptions();
+  PythonZygote zygote_{ZygoteOptions(jupyter_options_, options_)};
+  SystemNotebookProcesses notebook_processes_{&zygote_};
+  HttpNotebookApi notebook_api_;
   JupyterSupervisor jupyter_;
   std::unique_ptr<HttpServer> control_;  // after jupyter_: stopped before it goes
   Sampler sampler_;

@@ -100,7 +100,7 @@ struct JupyterOptions {
   uint16_t first_port = 9000;
   uint16_t last_port = 9999;
   Duration start_timeout = std::chrono::seconds(60);
-  Duration poll_interval = std::chrono::milliseconds(100);
+  Duration poll_interval = std::chrono::milliseconds(25);
   // From SIGTERM to SIGKILL, and from SIGKILL to giving up on the exit.
   Duration stop_grace = std::chrono::seconds(5);
   std::string path = "/usr/local/bin:/usr/bin:/bin";  // the servers' PATH

@@ -21,6 +21,11 @@ void LogIfFailed(const Status& s) {
 }  // namespace
 
 Result<pid_t> SystemNotebookProcesses::Spawn(const NotebookLaunch& launch) {
+  if (zygote_ != nullptr && !launch.argv.empty() && zygote_->CanRun(launch.argv[0])) {
+    auto pid = zygote_->Spawn(launch);
+    if (pid.ok() || pid.status().code() != StatusCode::kUnavailable) return pid;
+    DSP_LOG(kWarning, kLog) << pid.status() << "; starting " << launch.argv[0] << " without it";
+  }
   SpawnOptions o;
   o.argv = launch.argv;
   o.env = launch.env;

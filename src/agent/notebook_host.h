@@ -9,16 +9,22 @@
 #include <string>
 
 #include "agent/jupyter.h"
+#include "agent/zygote.h"
 
 namespace dspool {
 
 class SystemNotebookProcesses final : public NotebookProcesses {
  public:
-  explicit SystemNotebookProcesses(std::string proc_root = "/proc") : proc_root_(std::move(proc_root)) {}
+  // `zygote`, if not null, starts the programs it can run (zygote.h) and
+  // must outlive this object.
+  explicit SystemNotebookProcesses(PythonZygote* zygote = nullptr, std::string proc_root = "/proc")
+      : zygote_(zygote), proc_root_(std::move(proc_root)) {}
 
-  // Spawn (os/children.h) as the user with their groups, in their home; the
-  // log (truncated at each start) and its directory (0700) are made by the
-  // child once it is the user, so root never follows the user's links.
+  // As the user with their groups, in their home; the log (truncated at
+  // each start) and its directory (0700) are made by the child once it is
+  // the user, so root never follows the user's links. Forked from the
+  // zygote when it can run the program; otherwise, or if the zygote is
+  // unavailable, spawned afresh (os/children.h).
   Result<pid_t> Spawn(const NotebookLaunch& launch) override;
   void Terminate(pid_t pid) override;
   void Kill(pid_t pid) override;
@@ -29,6 +35,7 @@ class SystemNotebookProcesses final : public NotebookProcesses {
   Result<std::string> LogTail(const NotebookLaunch& launch, size_t max_lines) override;
 
  private:
+  PythonZygote* zygote_;
   std::string proc_root_;
 };
 

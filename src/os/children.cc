@@ -53,11 +53,11 @@ std::string DirOf(const std::string& path) {
   int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (o.truncate_log ? O_TRUNC : 0);
   int log = open(o.log_path.c_str(), flags, 0600);
   if (log < 0 || fchmod(log, 0600) != 0) fail(kOpenLog);
-  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null < 0) fail(kOpenNull);
+  int in = o.stdin_fd;
+  if (in < 0 && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) fail(kOpenNull);
   // dup2 clears FD_CLOEXEC on 0-2; every other descriptor goes, except
   // the report pipe, which exec closes.
-  dup2(null, 0);
+  dup2(in, 0);
   dup2(log, 1);
   dup2(log, 2);
   bool closed = (report_fd == 3 || close_range(3, static_cast<unsigned>(report_fd) - 1, 0) == 0) &&

@@ -47,6 +47,9 @@ struct SpawnOptions {
   // Non-zero: create the log's directory with this mode if it is missing
   // (its parent must exist).
   mode_t log_dir_mode = 0;
+  // The child's stdin, if not -1 (any descriptor of ours, close-on-exec or
+  // not); otherwise /dev/null.
+  int stdin_fd = -1;
 };
 
 // Starts a child as `options` says and returns its pid once it has exec'd.

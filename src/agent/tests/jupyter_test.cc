@@ -51,9 +51,9 @@ TEST_F(JupyterTest, StartSpawnsAsTheUserAndAnswersWhenTheApiAnswersWithTheToken)
   EXPECT_EQ(s.port, 9000);
   EXPECT_EQ(s.state, JupyterState::kReady);
   EXPECT_EQ(s.started_at, t0);
-  // Polled every 100 ms until the server answered, 500 ms after its spawn.
+  // Polled every 25 ms until the server answered, 500 ms after its spawn.
   EXPECT_EQ(clock_.Now() - t0, milliseconds(500));
-  EXPECT_EQ(api_.targets.size(), 6u);
+  EXPECT_EQ(api_.targets.size(), 21u);
   EXPECT_EQ(api_.targets.back(), "/user/alice/api/status");
 
   ASSERT_EQ(procs_.processes.size(), 1u);
