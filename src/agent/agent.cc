@@ -208,6 +208,7 @@ class Agent {
     config_ = std::move(config);
     if (first) DSP_LOG(kInfo, kLog) << "configured " << config_->hostname << " with " << config_->users.size() << " users";
     last_error_.erase("config");
+    KeepZygoteReady();
     return Status::Ok();
   }
 
@@ -239,22 +240,27 @@ class Agent {
   }
 
   // Writes dspool_kernels.py where the Jupyter servers import it from, and
-  // dspool_zygote.py, and starts the zygote so that it has imported Notebook
-  // before the first login. If the kernel manager cannot be written the
-  // servers fail to start, quoting Python's ImportError; without a zygote
-  // they start, only slower.
+  // dspool_zygote.py. If the kernel manager cannot be written the servers
+  // fail to start, quoting Python's ImportError; without a zygote they
+  // start, only slower.
   void InstallPythonModules() {
     const std::string& dir = jupyter_options_.python_dir;
     if (dir.empty()) return;
     Status s = MakeDirs(dir, 0755);
     if (s.ok()) s = WriteFileAtomic(dir + "/dspool_kernels.py", kKernelManagerModule, 0644);
     if (s.ok()) s = WriteFileAtomic(dir + "/dspool_zygote.py", kZygoteModule, 0644);
-    if (!s.ok()) {
-      DSP_LOG(kError, kLog) << "installing the Jupyter kernel manager: " << s;
+    if (!s.ok()) DSP_LOG(kError, kLog) << "installing the Jupyter kernel manager: " << s;
+  }
+
+  // In a pool that serves Jupyter, the zygote runs (is started again, if it
+  // died) so that it has imported Notebook before the next login. Elsewhere
+  // it would only hold memory.
+  void KeepZygoteReady() {
+    if (!config_ || !config_->jupyter || jupyter_options_.python_dir.empty() ||
+        !zygote_.CanRun(jupyter_options_.program)) {
       return;
     }
-    if (!zygote_.CanRun(jupyter_options_.program)) return;
-    if (Status z = zygote_.Start(); !z.ok()) DSP_LOG(kWarning, kLog) << "starting the Jupyter zygote: " << z;
+    if (Status s = zygote_.Start(); !s.ok()) LogOnce("zygote", s);
   }
 
   void StartSshd() {

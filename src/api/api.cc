@@ -728,6 +728,7 @@ Result<Response> Api::RouteAgent(const Request& r, const InstanceId& id) {
     config.hostname = InstanceHostname(pool.name(), instance.index);
     config.address = instance.address;
     config.share_mount_path = pool.spec.share.mount_path;
+    config.jupyter = pool.spec.jupyter.has_value();
     for (const User& u : users) {
       config.users.push_back({u.name.value(), u.uid, u.admin, u.password_hash, u.ssh_keys});
     }

@@ -22,7 +22,8 @@ Json AgentConfigToJson(const AgentConfig& c) {
           {"hostPrivateKey", c.host_private_key},
           {"hostPublicKey", c.host_public_key},
           {"configVersion", c.config_version},
-          {"reportIntervalMs", c.report_interval_ms}};
+          {"reportIntervalMs", c.report_interval_ms},
+          {"jupyter", c.jupyter}};
 }
 
 Result<AgentConfig> ParseAgentConfig(const Json& json) {
@@ -37,6 +38,7 @@ Result<AgentConfig> ParseAgentConfig(const Json& json) {
   r.Required("hostPublicKey", &c.host_public_key);
   r.Required("configVersion", &c.config_version);
   r.Optional("reportIntervalMs", &c.report_interval_ms);
+  r.Optional("jupyter", &c.jupyter);
   const Json* users = r.Raw("users");
   if (users == nullptr || !users->is_array()) {
     r.Fail("users", "expected an array");

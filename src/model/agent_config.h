@@ -33,6 +33,9 @@ struct AgentConfig {
   std::string host_public_key;
   int64_t config_version = 0;
   int64_t report_interval_ms = 2000;
+  // The pool serves Jupyter: the agent keeps its zygote (agent/zygote.h)
+  // ready for the first login. False from a server that does not send it.
+  bool jupyter = false;
 };
 
 Json AgentConfigToJson(const AgentConfig& config);

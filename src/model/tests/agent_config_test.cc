@@ -24,6 +24,24 @@ TEST(AgentConfigTest, RoundTripsWithTheAddress) {
   EXPECT_EQ(back->users.at(0).uid, 20000);
 }
 
+TEST(AgentConfigTest, JupyterIsOptionalAndRoundTrips) {
+  auto without = ParseAgentConfig(Sample());
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_FALSE(without->jupyter);
+  Json json = Sample();
+  json["jupyter"] = true;
+  auto with = ParseAgentConfig(json);
+  ASSERT_TRUE(with.ok()) << with.status();
+  EXPECT_TRUE(with->jupyter);
+  auto back = ParseAgentConfig(AgentConfigToJson(*with));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->jupyter);
+  json["jupyter"] = "yes";
+  auto bad = ParseAgentConfig(json);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("config.jupyter"), std::string::npos) << bad.status();
+}
+
 TEST(AgentConfigTest, AddressIsOptionalButMustBeIpv4) {
   Json json = Sample();
   json.erase("address");
