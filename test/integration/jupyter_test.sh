@@ -4,7 +4,8 @@
 # the contents API and code run in a kernel over the WebSocket through the
 # gateway, the file on the share under notebooks/<user>; another user gets
 # 403 and cannot read it; a wrong password gets 401 and no cookie; an idle
-# server is culled while one with a busy kernel is not.
+# server is culled while one with a busy kernel is not. Servers are forked
+# from the agent's zygote (agent/zygote.h).
 DSPOOL=$(realpath "$1")
 HERE=$(dirname "$(realpath "$0")")
 source "$HERE/lib.sh"
@@ -51,6 +52,24 @@ alice_uid=$(uid_of alice)
 [[ -f "$WORK/share/notebooks/alice/analysis.ipynb" ]] || fail "the notebook is not on the share under notebooks/alice"
 [[ "$(stat -c %u "$WORK/share/notebooks/alice/analysis.ipynb")" == "$alice_uid" ]] || fail "the notebook is not alice's"
 pass "alice: login → notebook → kernel answered over the WebSocket in $(awk "BEGIN{printf \"%.1f\", $t1-$t0}") s; the file is on the share as hers"
+# Forked from the agent's zygote (a Python that imported Notebook), not
+# started cold: the host's view of the pid the agent reports for it.
+INSTANCE=$(dsp instance list --pool "$POOL" -o json | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['instances'][0]['id'])")
+servers() { curl -s --unix-socket "$DATA/instances/$INSTANCE/control.sock" http://x/v1/jupyter/servers; }
+pid=$(servers | /usr/bin/python3 -c "import json,sys; print([s['pid'] for s in json.load(sys.stdin)['servers'] if s['user'] == 'alice'][0])")
+cmd=$(/usr/bin/python3 - "$pid" <<'PY'
+import os, sys
+for p in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        ns = [l.split()[1:] for l in open(f"/proc/{p}/status") if l.startswith("NSpid:")][0]
+        if len(ns) > 1 and ns[-1] == sys.argv[1]:  # a process in a container with that pid
+            print(open(f"/proc/{p}/cmdline").read().replace("\0", " "))
+    except (OSError, IndexError):
+        pass
+PY
+)
+[[ "$cmd" == *dspool_zygote.py* ]] || fail "alice's server (pid $pid in the instance) is not the zygote's: '$cmd'"
+pass "alice's server was forked from the agent's zygote"
 
 # ---- bob cannot reach alice's server nor read her files ----
 code=$(client bob 'bob password 22' get /user/alice/api/contents)
@@ -68,8 +87,6 @@ pass "bob: 403 on alice's server, EACCES on her files"
 
 # ---- culling: bob's kernel stays busy, alice's server is idle ----
 client bob 'bob password 22' busy 300 >/dev/null || fail "could not start bob's long cell"
-INSTANCE=$(dsp instance list --pool "$POOL" -o json | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['instances'][0]['id'])")
-servers() { curl -s --unix-socket "$DATA/instances/$INSTANCE/control.sock" http://x/v1/jupyter/servers; }
 # The agent's servers load dspool_kernels.py: "busy" is a running cell.
 busy=$(servers | /usr/bin/python3 -c "import json,sys; print([s.get('busyKernels') for s in json.load(sys.stdin)['servers'] if s['user'] == 'bob'])")
 [[ "$busy" == "[1]" ]] || fail "bob's running cell is not reported busy: busyKernels $busy"
