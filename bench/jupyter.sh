@@ -27,9 +27,8 @@
 # the same for both phases (two servers would need two pools).
 #
 # Usage: bench/jupyter.sh BUILD/apps/dspool/dspool [THREADS]
-#   THREADS  --gateway-threads and HAProxy's nbthread (default: 2; the
-#            gateway's web proxy runs on 2 threads whatever the flag says,
-#            GatewayOptions.web_threads)
+#   THREADS  --gateway-threads (the gateway's web proxy threads) and
+#            HAProxy's nbthread (default: 2)
 # Environment: ROUNDS (3: rounds of measures 1 and 2, in alternating order
 #   of the paths), SECS (10: each wrk run), WRK_THREADS (2), WRK_CONNS (32),
 #   WS_COUNT (5000 round trips per run), KERNEL_ROUNDS (5, plus one
@@ -507,7 +506,7 @@ RESULTS=$(cat <<MD
 
 Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs, kernel $(uname -r), load average
 $LOAD_AT_START at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end; dspool $commit
-(\`--gateway-threads $THREADS\`; its web proxy runs on 2 threads); HAProxy $(pkg haproxy) (http mode, nbthread
+(\`--gateway-threads $THREADS\`: $THREADS web proxy threads); HAProxy $(pkg haproxy) (http mode, nbthread
 $THREADS); configurable-http-proxy $(pkg node-configurable-http-proxy) (Node.js $(node --version 2>/dev/null | tr -d v),
 one thread); wrk $(pkg wrk); JupyterHub $(pkg jupyterhub) with Notebook $(pkg python3-notebook). One instance
 (2 vCPUs) on the pool's bridge; clients and proxies on the host, on loopback; every proxy

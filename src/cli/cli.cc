@@ -149,7 +149,7 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       ->capture_default_str()
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
   server->add_option("--gateway-threads", server_flags.gateway_threads,
-                     "Threads relaying the pools' connections (0: one per CPU, at most 4)")
+                     "Threads relaying the pools' connections, and as many serving their Jupyter addresses (0: one per CPU, at most 4)")
       ->type_name("N")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));

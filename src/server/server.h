@@ -20,8 +20,9 @@ struct ServerOptions {
   int64_t uid_first = 20000;
   int64_t uid_last = 59999;
   LogLevel log_level = LogLevel::kInfo;
-  // The gateway's relay threads (0: one per CPU, at most 4); how long a
-  // connection waits for an instance of a pool at zero, and how many may.
+  // The gateway's relay threads, and as many web proxy threads (0: one per
+  // CPU, at most 4); how long a connection waits for an instance of a pool
+  // at zero, and how many may.
   int gateway_threads = 0;
   std::chrono::seconds hold_timeout{120};
   int64_t hold_max = 1024;
