@@ -1,10 +1,11 @@
-"""Notebook's kernel manager, with a "busy" that means a cell is running.
+"""Notebook's kernel manager: a "busy" that means a cell is running, and a
+spare kernel started before anyone asks for one.
 
 dspool's agent starts Debian's Jupyter Notebook 6.4 with
 --NotebookApp.kernel_manager_class=dspool_kernels.WorkAwareKernelManager and
 reads /api/kernels to tell whether a server may be culled.
 
-Notebook 6.4 takes a kernel's execution_state from every IOPub status
+Busy. Notebook 6.4 takes a kernel's execution_state from every IOPub status
 message, including those that answer the kernel_info requests it sends
 itself each time a client connects to the kernel's WebSocket. A browser that
 reconnects during a long cell therefore makes /api/kernels say "idle" while
@@ -12,17 +13,206 @@ the cell runs, and a culler trusting that stops the computation. Here a
 kernel is "busy" from the status "busy" of an execute_request until that
 request's status "idle", whatever else the kernel reports meanwhile.
 
-The agent writes this file into the instance; it is built into the agent
-from src/agent/dspool_kernels.py.
+Spare. A new ipykernel imports for about half a second before it answers,
+and a user who has just logged in would wait for that. So the manager, as
+soon as it exists (Notebook makes it early in its start-up, before its web
+application), launches spare_kernels (--WorkAwareKernelManager.spare_kernels,
+default 1; 0: none) kernels of the default kernel name with the root
+directory as cwd, and does not wait for them to answer. start_kernel hands
+a spare out only when the launch asked for is exactly the spare's (same
+kernel name, same cwd, no kernel_id, no other launch argument such as an
+env; see launch_key) and the spare's process is alive; Notebook's own
+start_kernel then registers it as it registers a kernel it launched
+(activity watching, "dead" callback, connection count, metrics, culler),
+and replenish_delay later the next spare is launched:
+
+    spare ──start_kernel fits──> handed out: in _kernels, a kernel like any
+      ^                                │
+      └──── replenish_delay (1 s) ─────┘
+    spare ──dies──> restarted by its KernelRestarter, as any kernel is
+    spare ──fails to start, or its restarter gives up──> a failure; after
+          MAX_SPARE_FAILURES of them, no spares any more (logged once)
+
+Spares are not in _kernels: /api/kernels, /api/status, the culler and
+Notebook's "no kernels" shutdown never see them. shutdown_all (the server
+stopping) kills them, and so does the interpreter's exit, should the server
+exit another way (it does when its port is taken).
+
+A kernel asked for the moment the server first answers gains little: the
+spare is launched as the server starts (some 0.05 s after the agent's
+zygote forks it, 0.5 s into a cold start) and a kernel takes 0.4 s to
+answer, so that kernel still waits for most of it. One asked for once the
+browser has loaded its page answers at once (0.06 s instead of 0.43 s).
+
+Everything but the exit hook runs on the server's IOLoop thread. The agent
+writes this file into the instance; it is built into the agent from
+src/agent/dspool_kernels.py.
 """
 
+import atexit
+import os
+from functools import partial
+
+from jupyter_client.multikernelmanager import MultiKernelManager
 from jupyter_client.session import Session
 from notebook._tz import utcnow
-from tornado.ioloop import IOLoop
 from notebook.services.kernels.kernelmanager import MappingKernelManager
+from tornado.ioloop import IOLoop
+from traitlets import Integer
+
+try:
+    # jupyter_client's kernel spec lookup imports this (and with it debugpy:
+    # 0.08 s) to recognise ipykernel's own spec, at the first launch. Here
+    # it is loaded before the spare's launch, and in the agent's zygote
+    # (which preloads this module) before the server exists.
+    import ipykernel.kernelspec  # noqa: F401
+except ImportError:
+    pass
+
+MAX_SPARE_FAILURES = 3
+
+
+def launch_key(kernel_name, launch_kwargs, default_kernel_name, server_cwd):
+    """What a kernel launch would start, as a value equal for two launches
+    that start the same process: (kernel name, real path of its cwd).
+
+    launch_kwargs are what MultiKernelManager.start_kernel gets besides
+    kernel_name; without "cwd" the kernel gets the server's (server_cwd).
+    None when they ask for anything more (a kernel_id, an env, extra
+    arguments): no spare is such a launch.
+    """
+    if set(launch_kwargs) - {"cwd"}:
+        return None
+    return (kernel_name or default_kernel_name, os.path.realpath(launch_kwargs.get("cwd") or server_cwd))
+
+
+class _Spare:
+    def __init__(self, key, km, on_dead):
+        self.key = key  # launch_key of its launch
+        self.km = km  # a KernelManager, not in _kernels
+        self.on_dead = on_dead  # its restarter's "dead" callback
+
+
+class _LaunchOrHandOut(MultiKernelManager):
+    """WorkAwareKernelManager's pinned_superclass. Notebook's start_kernel
+    launches a kernel with one call, pinned_superclass.start_kernel(self,
+    ...), and registers it around that call; here that call hands out a
+    spare when one fits. self is the WorkAwareKernelManager."""
+
+    def start_kernel(self, kernel_name=None, **kwargs):
+        kernel_id = self._take_spare(kernel_name, kwargs)
+        if kernel_id is None:
+            kernel_id = MultiKernelManager.start_kernel(self, kernel_name=kernel_name, **kwargs)
+        self._schedule_spares()
+        return kernel_id
 
 
 class WorkAwareKernelManager(MappingKernelManager):
+    spare_kernels = Integer(
+        1,
+        config=True,
+        help="""Kernels of the default kernel name, in the root directory,
+        kept started for start_kernel to hand out. 0: none.""",
+    )
+
+    # Seconds from handing out a spare to launching the next: the new
+    # kernel's imports would slow the first requests to the one handed out.
+    replenish_delay = 1.0
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.pinned_superclass = _LaunchOrHandOut
+        self._spares = []  # of _Spare, oldest first
+        self._spare_failures = 0
+        self._spares_stopped = False  # by shutdown_all: no more spares
+        self._replenish = None  # the pending _start_spares timeout, if any
+        atexit.register(self._stop_spares)
+        self._start_spares()
+
+    def shutdown_all(self, now=False):
+        self._stop_spares()
+        super().shutdown_all(now=now)
+
+    def _start_spares(self):
+        """Launches spares until there are spare_kernels. A launch returns
+        once the process runs; its imports go on without us."""
+        self._replenish = None
+        while self._spares_wanted():
+            launch = {"cwd": self.cwd_for_path("")}
+            km = None
+            try:
+                km, name, kernel_id = self.pre_start_kernel(self.default_kernel_name, dict(launch))
+                km.start_kernel(kernel_id=kernel_id, **launch)
+            except Exception as e:
+                if km is not None:
+                    self._stop_spare(km)
+                self._spare_failed(f"Could not start a spare kernel: {e}")
+                return  # tried again after the next start_kernel
+            on_dead = partial(self._spare_died, km)
+            km.add_restart_callback(on_dead, "dead")
+            self._spares.append(_Spare(launch_key(name, launch, self.default_kernel_name, ""), km, on_dead))
+            self.log.info(f"Spare kernel started: {kernel_id}, name: {name}")
+
+    def _spares_wanted(self):
+        return (
+            not self._spares_stopped
+            and self._spare_failures < MAX_SPARE_FAILURES
+            and len(self._spares) < self.spare_kernels
+        )
+
+    def _schedule_spares(self):
+        if self._replenish is None and self._spares_wanted():
+            self._replenish = IOLoop.current().call_later(self.replenish_delay, self._start_spares)
+
+    def _take_spare(self, kernel_name, kwargs):
+        """Registers in _kernels a spare that is the launch
+        MultiKernelManager.start_kernel(kernel_name, **kwargs) would make,
+        and returns its id; None if no spare is."""
+        try:
+            key = launch_key(kernel_name, kwargs, self.default_kernel_name, os.getcwd())
+        except OSError:  # the server's cwd is gone
+            return None
+        for spare in self._spares:
+            km = spare.km
+            # Not while its restarter restarts it; a dead one is left to it.
+            if spare.key != key or not km.ready.done() or km.shutting_down or not km.is_alive():
+                continue
+            self._spares.remove(spare)
+            km.remove_restart_callback(spare.on_dead, "dead")
+            self._kernels[km.kernel_id] = km
+            self.log.info(f"Spare kernel handed out: {km.kernel_id}")
+            return km.kernel_id
+        return None
+
+    def _spare_died(self, km):
+        """Its restarter gave up on it (restart_limit restarts in a row)."""
+        self._spares = [s for s in self._spares if s.km is not km]
+        self._stop_spare(km)
+        self._spare_failed(f"Spare kernel {km.kernel_id} died and could not be restarted")
+        self._schedule_spares()
+
+    def _spare_failed(self, what):
+        self._spare_failures += 1
+        self.log.warning(what)
+        if self._spare_failures == MAX_SPARE_FAILURES:
+            self.log.warning(f"{MAX_SPARE_FAILURES} spare kernels failed: no more spares; kernels start when asked for")
+
+    def _stop_spares(self):
+        self._spares_stopped = True
+        spares, self._spares = self._spares, []
+        for spare in spares:
+            self._stop_spare(spare.km)
+
+    def _stop_spare(self, km):
+        try:
+            km.shutdown_kernel(now=True)  # also removes its connection file
+        except Exception as e:
+            # At exit the event loop may be closed: kill the process at least.
+            self.log.warning(f"Could not shut down spare kernel {km.kernel_id}: {e}")
+            process = getattr(km.provisioner, "process", None)
+            if process is not None:
+                process.kill()
+
     def start_watching_activity(self, kernel_id):
         super().start_watching_activity(kernel_id)
         kernel = self._kernels[kernel_id]
@@ -57,7 +247,7 @@ class WorkAwareKernelManager(MappingKernelManager):
             record_activity(msg_list)
 
         def probe():
-            if heard or kernel_id not in self._kernels:
+            if heard or kernel_id not in self._kernels or kernel.shutting_down:
                 return
             # kernel_info on a shell channel of our own: answered at once by
             # an idle kernel, after the running cell by a busy one. Its
@@ -65,6 +255,11 @@ class WorkAwareKernelManager(MappingKernelManager):
             # "idle" unless an execute_request is known to run).
             shell = kernel.connect_shell()
             shell.on_recv(lambda _: shell.close())
+            # Unanswered (the kernel stopped), the request must not keep the
+            # zmq context from terminating: Context.destroy waits for
+            # unsent messages as long as their socket's linger (default:
+            # forever); seen as a hang at exit.
+            shell.socket.linger = 1000
             kernel.session.send(shell, "kernel_info_request")
 
         # A subscription made while the kernel starts is sometimes never

@@ -1,21 +1,50 @@
-"""Unit test of dspool_kernels.WorkAwareKernelManager: no kernel, no server.
+"""Test of dspool_kernels.WorkAwareKernelManager.
 
-The IOPub stream is a fake that keeps the callback; messages are signed by a
-real jupyter_client Session, as a kernel's are. Run by CTest (label unit)
-with /usr/bin/python3; exits 77 (skipped) where Debian's Notebook is missing.
+The busy tests use no kernel: the IOPub stream is a fake that keeps the
+callback, and messages are signed by a real jupyter_client Session, as a
+kernel's are. The spare tests start real ipykernel processes through the
+manager (a second or two each), and the server test runs Debian's Notebook
+on 127.0.0.1 and prints how long a new kernel takes to answer, with and
+without a spare. Run by CTest (label unit) with /usr/bin/python3; exits 77
+(skipped) where Debian's Notebook is missing.
 """
 
+import asyncio
+import glob
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import time
 import unittest
+import uuid
+from unittest import mock
 
 try:
+    from jupyter_client.blocking import BlockingKernelClient
+    from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.session import Session
     from notebook.services.kernels import kernelmanager
+    from tornado import httpclient, web, websocket
+    from traitlets.config import Config
 except ImportError as e:
     print(f"skipped: {e} (apt-get install jupyter-notebook)")
     sys.exit(77)
 
 import dspool_kernels
+
+try:
+    import ipykernel  # noqa: F401 (the kernels the spare tests start)
+
+    NO_IPYKERNEL = None
+except ImportError as e:
+    NO_IPYKERNEL = f"{e} (apt-get install python3-ipykernel)"
+
+DEADLINE = 30  # seconds for anything a kernel or a server should do in one
 
 
 class FakeStream:
@@ -42,16 +71,29 @@ def status(session, state, parent_type=None, parent_id="p"):
     return session.serialize(msg)
 
 
-class WorkAwareKernelManagerTest(unittest.TestCase):
-    def watch(self, manager_class):
-        manager = manager_class()
+class LoopTest(unittest.TestCase):
+    """A test with an asyncio event loop of its own, current while it runs."""
+
+    def setUp(self):
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.addCleanup(asyncio.set_event_loop, None)
+        self.addCleanup(self.loop.close)
+
+
+class WorkAwareKernelManagerTest(LoopTest):
+    def watch(self, manager_class, **kwargs):
+        manager = manager_class(**kwargs)
         kernel = FakeKernel()
         manager._kernels["k"] = kernel
         manager.start_watching_activity("k")
         return kernel, lambda *args: kernel.stream.callback(status(kernel.session, *args))
 
+    def watch_work_aware(self):
+        return self.watch(dspool_kernels.WorkAwareKernelManager, spare_kernels=0)
+
     def test_a_running_cell_stays_busy_whatever_control_requests_say(self):
-        kernel, feed = self.watch(dspool_kernels.WorkAwareKernelManager)
+        kernel, feed = self.watch_work_aware()
         self.assertEqual(kernel.execution_state, "starting")
         feed("starting")
         feed("busy", "kernel_info_request", "k1")
@@ -77,7 +119,7 @@ class WorkAwareKernelManagerTest(unittest.TestCase):
         self.assertEqual(kernel.execution_state, "idle")
 
     def test_a_restart_forgets_the_cells_of_the_old_process(self):
-        kernel, feed = self.watch(dspool_kernels.WorkAwareKernelManager)
+        kernel, feed = self.watch_work_aware()
         feed("busy", "execute_request", "cell")
         feed("restarting")
         self.assertEqual(kernel.execution_state, "restarting")
@@ -86,10 +128,489 @@ class WorkAwareKernelManagerTest(unittest.TestCase):
         self.assertEqual(kernel.execution_state, "idle")
 
     def test_activity_is_recorded_for_every_message(self):
-        kernel, feed = self.watch(dspool_kernels.WorkAwareKernelManager)
+        kernel, feed = self.watch_work_aware()
         before = kernel.last_activity
         feed("busy", "comm_info_request", "c")
         self.assertGreaterEqual(kernel.last_activity, before)
+
+
+class LaunchKeyTest(unittest.TestCase):
+    def key(self, kernel_name, **kwargs):
+        return dspool_kernels.launch_key(kernel_name, kwargs, "python3", "/srv/home")
+
+    def test_the_default_name_and_the_servers_cwd_fill_in(self):
+        self.assertEqual(self.key(None), ("python3", "/srv/home"))
+        self.assertEqual(self.key(None), self.key("python3", cwd="/srv/home"))
+        self.assertEqual(self.key(None, cwd=""), self.key(None))
+
+    def test_another_name_or_cwd_is_another_launch(self):
+        self.assertNotEqual(self.key("ir"), self.key(None))
+        self.assertNotEqual(self.key(None, cwd="/srv/home/sub"), self.key(None))
+
+    def test_a_cwd_is_compared_where_it_leads(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            os.mkdir(os.path.join(tmp, "real"))
+            os.symlink("real", os.path.join(tmp, "link"))
+            self.assertEqual(self.key(None, cwd=os.path.join(tmp, "link")), self.key(None, cwd=os.path.join(tmp, "real")))
+
+    def test_any_other_launch_argument_matches_no_spare(self):
+        self.assertIsNone(self.key(None, kernel_id="k"))
+        self.assertIsNone(self.key(None, env={"A": "1"}))
+        self.assertIsNone(self.key(None, cwd="/srv/home", extra_arguments=[]))
+
+
+def process_alive(pid):
+    """False once pid has exited (a zombie has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def processes_mentioning(text):
+    """Pids of the processes whose command line holds text."""
+    pids = []
+    for path in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            with open(path, "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if text.encode() in cmdline and int(path.split("/")[2]) != os.getpid():
+            pids.append(int(path.split("/")[2]))
+    return pids
+
+
+def ask(connection_file, code):
+    """The text/plain of what a kernel answers to an execute_request of code,
+    asked as a client of the connection file."""
+    client = BlockingKernelClient(connection_file=connection_file)
+    client.load_connection_file()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=DEADLINE)  # kernel_info answered
+        msg_id = client.execute(code)
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            msg = client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "execute_result":
+                return msg["content"]["data"]["text/plain"]
+            if msg["msg_type"] == "error":
+                return msg["content"]["ename"]
+    finally:
+        client.stop_channels()
+
+
+def write_kernel_spec(directory, name, argv):
+    os.makedirs(os.path.join(directory, name))
+    with open(os.path.join(directory, name, "kernel.json"), "w") as f:
+        json.dump({"argv": argv, "display_name": name, "language": "python"}, f)
+
+
+@unittest.skipIf(NO_IPYKERNEL, NO_IPYKERNEL)
+class SpareKernelTest(LoopTest):
+    """The manager as Notebook uses it: made before the event loop runs,
+    start_kernel awaited on that loop."""
+
+    def setUp(self):
+        super().setUp()
+        tmp = tempfile.TemporaryDirectory(prefix="dspool_kernels_test.")
+        self.addCleanup(tmp.cleanup)
+        self.tmp = tmp.name
+        self.root = os.path.join(self.tmp, "root")
+        os.makedirs(os.path.join(self.root, "sub"))
+        self.runtime = os.path.join(self.tmp, "runtime")
+        os.mkdir(self.runtime)
+        self.log = logging.getLogger(f"dspool_kernels_test.{self.id()}")
+        # The kernels' history and profile (they inherit our environment).
+        environment = mock.patch.dict(os.environ, {"IPYTHONDIR": os.path.join(self.tmp, "ipython")})
+        environment.start()
+        self.addCleanup(environment.stop)
+
+    def manager(self, **kwargs):
+        m = dspool_kernels.WorkAwareKernelManager(
+            root_dir=self.root, connection_dir=self.runtime, log=self.log, **kwargs
+        )
+        self.addCleanup(lambda: self.assertEqual(os.listdir(self.runtime), [], "a connection file left"))
+        self.addCleanup(m.shutdown_all)
+        return m
+
+    def run_loop(self, awaitable):
+        return self.loop.run_until_complete(awaitable)
+
+    def wait_until(self, condition, what):
+        """Runs the event loop until condition() holds; fails after DEADLINE."""
+        deadline = time.monotonic() + DEADLINE
+        while not condition():
+            if time.monotonic() > deadline:
+                self.fail(f"not within {DEADLINE} s: {what}")
+            self.run_loop(asyncio.sleep(0.02))
+
+    def spare_kms(self, m):
+        return [s.km for s in m._spares]
+
+    def listed(self, m):
+        return [k["id"] for k in m.list_kernels()]
+
+    def test_the_spare_is_handed_out_then_replaced(self):
+        m = self.manager()
+        [spare] = self.spare_kms(m)
+        pid, connection_file = spare.provisioner.pid, spare.connection_file
+        self.assertEqual((self.listed(m), len(m)), ([], 0))
+
+        kernel_id = self.run_loop(m.start_kernel(path=""))
+        kernel = m.get_kernel(kernel_id)
+        self.assertIs(kernel, spare)
+        self.assertEqual(self.spare_kms(m), [], "the next spare waits for replenish_delay")
+        self.assertEqual((kernel.provisioner.pid, kernel.connection_file), (pid, connection_file))
+        self.assertEqual((self.listed(m), len(m)), ([kernel_id], 1))
+        self.assertEqual(ask(connection_file, "6*7"), "42")
+        self.assertEqual(ask(connection_file, "import os; os.getcwd()"), repr(os.path.realpath(self.root)))
+        # Registered as a started kernel is: watched, connections counted.
+        self.wait_until(lambda: kernel.execution_state == "idle", "the activity watcher hears the kernel")
+        self.assertEqual(m.kernel_model(kernel_id)["connections"], 0)
+        self.assertIn(kernel_id, m._kernel_connections)
+        self.assertEqual(len(kernel._restarter.callbacks["dead"]), 1, "Notebook's only, not the spare's")
+
+        self.wait_until(lambda: m._spares, "a new spare")
+        [replacement] = self.spare_kms(m)
+        self.assertIsNot(replacement, spare)
+        self.assertTrue(process_alive(replacement.provisioner.pid))
+        self.assertEqual((self.listed(m), len(m)), ([kernel_id], 1))
+
+        second = self.run_loop(m.start_kernel(path=""))
+        self.assertIs(m.get_kernel(second), replacement)
+        self.assertEqual(ask(replacement.connection_file, "6*7"), "42")
+        self.assertEqual(sorted(self.listed(m)), sorted([kernel_id, second]))
+
+    def test_a_launch_unlike_the_spares_starts_a_kernel_of_its_own(self):
+        m = self.manager()
+        [spare] = self.spare_kms(m)
+
+        sub = self.run_loop(m.start_kernel(path="sub"))
+        self.assertIsNot(m.get_kernel(sub), spare)
+        self.assertEqual(
+            ask(m.get_kernel(sub).connection_file, "import os; os.getcwd()"),
+            repr(os.path.realpath(os.path.join(self.root, "sub"))),
+        )
+        env = self.run_loop(m.start_kernel(path="", env=dict(os.environ, DSPOOL_SPARE_TEST="1")))
+        self.assertIsNot(m.get_kernel(env), spare)
+        self.assertEqual(ask(m.get_kernel(env).connection_file, "import os; os.environ['DSPOOL_SPARE_TEST']"), "'1'")
+        # Notebook starts nothing for a kernel_id: it is the kernel of that id,
+        # or none.
+        self.assertEqual(self.run_loop(m.start_kernel(kernel_id=sub)), sub)
+        with self.assertRaises(web.HTTPError):
+            self.run_loop(m.start_kernel(kernel_id=str(uuid.uuid4())))
+        # No path (POST /api/kernels): the server's cwd, here not the root.
+        self.assertNotEqual(os.path.realpath(os.getcwd()), os.path.realpath(self.root))
+        elsewhere = self.run_loop(m.start_kernel())
+        self.assertIsNot(m.get_kernel(elsewhere), spare)
+
+        self.assertEqual(self.spare_kms(m), [spare])
+        self.assertIsNone(m._replenish, "no spare is missing")
+        self.assertEqual(sorted(self.listed(m)), sorted([sub, env, elsewhere]))
+
+        # No path in the root: the spare's launch.
+        cwd = os.getcwd()
+        os.chdir(self.root)
+        try:
+            here = self.run_loop(m.start_kernel())
+        finally:
+            os.chdir(cwd)
+        self.assertIs(m.get_kernel(here), spare)
+
+    def test_shutdown_all_stops_kernels_and_spares(self):
+        m = self.manager(spare_kernels=2)
+        m.replenish_delay = 0.01
+        self.assertEqual(len(m._spares), 2)
+        handed_out = self.run_loop(m.start_kernel(path=""))
+        own = self.run_loop(m.start_kernel(path="sub"))
+        self.wait_until(lambda: len(m._spares) == 2, "the spare handed out replaced")
+        kms = [m.get_kernel(handed_out), m.get_kernel(own)] + self.spare_kms(m)
+        pids = [km.provisioner.pid for km in kms]
+        self.assertTrue(all(process_alive(pid) for pid in pids))
+
+        m.shutdown_all()
+        self.assertEqual([pid for pid in pids if process_alive(pid)], [])
+        self.assertEqual((self.listed(m), m._spares), ([], []))
+        self.assertEqual(os.listdir(self.runtime), [])
+        self.run_loop(m.start_kernel(path=""))  # after shutdown_all, no spare comes back
+        self.wait_until(lambda: m._replenish is None, "a pending replenish has run")
+        self.assertEqual(m._spares, [])
+
+    def test_no_spare_when_spare_kernels_is_0(self):
+        m = self.manager(spare_kernels=0)
+        self.assertEqual(m._spares, [])
+        kernel_id = self.run_loop(m.start_kernel(path=""))
+        self.assertEqual(ask(m.get_kernel(kernel_id).connection_file, "6*7"), "42")
+        self.assertEqual((m._spares, m._replenish), ([], None))
+
+    def test_a_handed_out_kernel_interrupts_restarts_and_shuts_down(self):
+        m = self.manager(spare_kernels=1)
+        [spare] = self.spare_kms(m)
+        kernel_id = self.run_loop(m.start_kernel(path=""))
+        self.assertIs(m.get_kernel(kernel_id), spare)
+        old_pid = spare.provisioner.pid
+
+        client = BlockingKernelClient(connection_file=spare.connection_file)
+        client.load_connection_file()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=DEADLINE)
+            msg_id = client.execute("import time; time.sleep(60)")
+            self.wait_until(lambda: spare.execution_state == "busy", "the cell runs")
+            m.interrupt_kernel(kernel_id)
+            reply = client.get_shell_msg(timeout=DEADLINE)
+        finally:
+            client.stop_channels()
+        self.assertEqual(reply["parent_header"]["msg_id"], msg_id)
+        self.assertEqual((reply["content"]["status"], reply["content"]["ename"]), ("error", "KeyboardInterrupt"))
+
+        restarted = self.run_loop(m.restart_kernel(kernel_id))
+        self.run_loop(restarted)  # the kernel_info reply of the new process
+        self.assertNotEqual(spare.provisioner.pid, old_pid)
+        self.assertFalse(process_alive(old_pid))
+        self.assertEqual(ask(spare.connection_file, "6*7"), "42")
+
+        new_pid = spare.provisioner.pid
+        m.shutdown_kernel(kernel_id)
+        self.assertEqual(self.listed(m), [])
+        self.assertFalse(process_alive(new_pid))
+
+    def test_a_spare_that_dies_is_restarted(self):
+        m = self.manager(config=Config({"KernelRestarter": {"time_to_dead": 0.1}}))
+        [spare] = self.spare_kms(m)
+        old_pid = spare.provisioner.pid
+        os.kill(old_pid, signal.SIGKILL)
+        self.wait_until(
+            lambda: spare.provisioner.pid != old_pid and spare.ready.done() and spare.is_alive(),
+            "the spare's restarter starts it again",
+        )
+        self.assertEqual(self.spare_kms(m), [spare])
+        self.assertEqual(m._spare_failures, 0)
+        kernel_id = self.run_loop(m.start_kernel(path=""))
+        self.assertIs(m.get_kernel(kernel_id), spare)
+        self.assertEqual(ask(spare.connection_file, "6*7"), "42")
+
+    def test_spares_that_keep_dying_are_given_up(self):
+        specs = os.path.join(self.tmp, "kernels")
+        write_kernel_spec(specs, "dying", [sys.executable, "-c", "raise SystemExit(3)", "{connection_file}"])
+        with self.assertLogs(self.log, logging.WARNING) as logs:
+            m = self.manager(
+                kernel_spec_manager=KernelSpecManager(kernel_dirs=[specs]),
+                default_kernel_name="dying",
+                config=Config({"KernelRestarter": {"time_to_dead": 0.05, "restart_limit": 1}}),
+            )
+            m.replenish_delay = 0.01
+            self.wait_until(lambda: m._spare_failures == dspool_kernels.MAX_SPARE_FAILURES, "the failures counted")
+            self.wait_until(lambda: m._replenish is None, "a pending replenish has run")
+        self.assertEqual(m._spares, [])
+        self.assertEqual(m._spare_failures, dspool_kernels.MAX_SPARE_FAILURES)
+        self.assertEqual(sum("no more spares" in line for line in logs.output), 1, logs.output)
+
+    def test_a_spare_that_cannot_start_leaves_the_normal_way(self):
+        specs = os.path.join(self.tmp, "kernels")
+        write_kernel_spec(specs, "missing", [os.path.join(self.tmp, "no-such-python"), "{connection_file}"])
+        with self.assertLogs(self.log, logging.WARNING) as logs:
+            m = self.manager(
+                kernel_spec_manager=KernelSpecManager(kernel_dirs=[specs]), default_kernel_name="missing"
+            )
+        self.assertEqual((m._spares, m._spare_failures), ([], 1))
+        self.assertTrue(any("Could not start a spare kernel" in line for line in logs.output), logs.output)
+        kernel_id = self.run_loop(m.start_kernel(path="", kernel_name="python3"))
+        self.assertEqual(ask(m.get_kernel(kernel_id).connection_file, "6*7"), "42")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NotebookServer:
+    """Debian's Notebook with WorkAwareKernelManager, in a directory of its
+    own (root, runtime, config, data, IPython dir and log under it)."""
+
+    TOKEN = "dspool-test-token"
+
+    def __init__(self, directory, port, spare_kernels):
+        self.directory = directory
+        self.root = os.path.join(directory, "root")
+        self.runtime = os.path.join(directory, "runtime")
+        os.makedirs(self.root)
+        self.address = f"127.0.0.1:{port}"
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.path.dirname(os.path.abspath(dspool_kernels.__file__)),
+            JUPYTER_RUNTIME_DIR=self.runtime,
+            JUPYTER_CONFIG_DIR=os.path.join(directory, "config"),
+            JUPYTER_DATA_DIR=os.path.join(directory, "data"),
+            IPYTHONDIR=os.path.join(directory, "ipython"),
+        )
+        argv = [
+            "/usr/bin/python3", "-m", "notebook", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+            "--NotebookApp.port_retries=0", f"--NotebookApp.token={self.TOKEN}", f"--notebook-dir={self.root}",
+            "--NotebookApp.kernel_manager_class=dspool_kernels.WorkAwareKernelManager",
+            f"--WorkAwareKernelManager.spare_kernels={spare_kernels}",
+        ]  # fmt: skip
+        if os.geteuid() == 0:
+            argv.append("--allow-root")
+        self.log_path = os.path.join(directory, "server.log")
+        with open(self.log_path, "wb") as log:
+            self.started = time.monotonic()
+            self.process = subprocess.Popen(argv, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def request(self, path, scheme="http", **kwargs):
+        headers = {"Authorization": f"token {self.TOKEN}"}
+        url = f"{scheme}://{self.address}{path}"
+        return httpclient.HTTPRequest(url, headers=headers, request_timeout=DEADLINE, **kwargs)
+
+    async def wait_answering(self):
+        """Seconds from launch until GET /api/status answers."""
+        client = httpclient.AsyncHTTPClient()
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited ({self.process.returncode}):\n{self.log()}")
+            try:
+                await client.fetch(self.request("/api/status"))
+                return time.monotonic() - self.started
+            except (ConnectionError, httpclient.HTTPClientError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.01)
+
+    async def start_kernel_and_ask(self):
+        """POST /api/kernels, then 6*7 over the kernel's WebSocket, as a
+        page does: (kernel id, answer, seconds from the POST to the answer)."""
+        client = httpclient.AsyncHTTPClient()
+        posted = time.monotonic()
+        response = await client.fetch(self.request("/api/kernels", method="POST", body="{}"))
+        kernel_id = json.loads(response.body)["id"]
+        ws = await websocket.websocket_connect(
+            self.request(f"/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4()}", scheme="ws")
+        )
+        try:
+            msg_id = str(uuid.uuid4())
+            header = {"msg_id": msg_id, "msg_type": "execute_request", "session": str(uuid.uuid4()),
+                      "username": "test", "version": "5.3", "date": ""}  # fmt: skip
+            content = {"code": "6*7", "silent": False, "store_history": True, "user_expressions": {},
+                       "allow_stdin": False, "stop_on_error": True}  # fmt: skip
+            ws.write_message(json.dumps({"header": header, "parent_header": {}, "metadata": {},
+                                         "content": content, "buffers": [], "channel": "shell"}))  # fmt: skip
+            while True:
+                text = await asyncio.wait_for(ws.read_message(), DEADLINE)
+                if text is None:
+                    raise AssertionError(f"the kernel's WebSocket closed:\n{self.log()}")
+                msg = json.loads(text)
+                if msg["msg_type"] == "execute_result" and msg["parent_header"].get("msg_id") == msg_id:
+                    return kernel_id, msg["content"]["data"]["text/plain"], time.monotonic() - posted
+        finally:
+            ws.close()
+            while await asyncio.wait_for(ws.read_message(), DEADLINE) is not None:
+                pass
+
+    async def kernel_ids(self):
+        response = await httpclient.AsyncHTTPClient().fetch(self.request("/api/kernels"))
+        return [k["id"] for k in json.loads(response.body)]
+
+    def connection_files(self):
+        return sorted(os.path.basename(p) for p in glob.glob(os.path.join(self.runtime, "kernel-*.json")))
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+
+@unittest.skipIf(NO_IPYKERNEL, NO_IPYKERNEL)
+class NotebookServerTest(LoopTest):
+    def setUp(self):
+        super().setUp()
+        tmp = tempfile.TemporaryDirectory(prefix="dspool_kernels_test.")
+        self.addCleanup(tmp.cleanup)
+        self.tmp = tmp.name
+
+    def server(self, name, port, spare_kernels):
+        server = NotebookServer(os.path.join(self.tmp, name), port, spare_kernels)
+        self.addCleanup(
+            lambda: self.assertEqual(processes_mentioning(server.directory), [], "a process outlived its server")
+        )
+        self.addCleanup(server.stop)
+        return server
+
+    def wait_until(self, condition, what):
+        deadline = time.monotonic() + DEADLINE
+        while not condition():
+            if time.monotonic() > deadline:
+                self.fail(f"not within {DEADLINE} s: {what}")
+            time.sleep(0.02)
+
+    def run_server(self, spare_kernels):
+        """Asks a new kernel for 6*7 as soon as a new server answers, then
+        a second one once the server is warm (with a spare: once the spare
+        that replaced the first answers); checks what the server shows and
+        leaves. Returns the seconds from launch to the server's answer, and
+        from each POST to the kernel's answer."""
+        server = self.server(f"spare{spare_kernels}", free_port(), spare_kernels)
+        answering = self.loop.run_until_complete(server.wait_answering())
+        spares = server.connection_files()
+        first, answer, first_seconds = self.loop.run_until_complete(server.start_kernel_and_ask())
+        self.assertEqual(answer, "42")
+        self.assertEqual(self.loop.run_until_complete(server.kernel_ids()), [first])
+        self.assertEqual(spares, [f"kernel-{first}.json"] if spare_kernels else [], "the kernel is the spare")
+
+        if spare_kernels:
+            self.wait_until(lambda: len(server.connection_files()) == 2, "a new spare")
+            [spare] = set(server.connection_files()) - {f"kernel-{first}.json"}
+            client = BlockingKernelClient(connection_file=os.path.join(server.runtime, spare))
+            client.load_connection_file()
+            client.start_channels()
+            try:
+                client.wait_for_ready(timeout=DEADLINE)
+            finally:
+                client.stop_channels()
+        second, answer, second_seconds = self.loop.run_until_complete(server.start_kernel_and_ask())
+        self.assertEqual(answer, "42")
+        self.assertEqual(sorted(self.loop.run_until_complete(server.kernel_ids())), sorted([first, second]))
+        if spare_kernels:
+            self.assertEqual(f"kernel-{second}.json", spare, "the second kernel is the new spare")
+
+        self.assertEqual(server.stop(), 0, server.log())
+        self.assertEqual(server.connection_files(), [])
+        return answering, first_seconds, second_seconds
+
+    def test_a_new_server_hands_out_its_spare(self):
+        for spare_kernels in (1, 0):
+            answering, first, second = self.run_server(spare_kernels)
+            print(
+                f"\nspare_kernels={spare_kernels}: the server answers {answering:.2f} s after its launch; "
+                f"a kernel POSTed then answers 6*7 after {first:.3f} s, one POSTed once warm after {second:.3f} s",
+                file=sys.stderr,
+            )
+
+    def test_a_server_that_cannot_listen_leaves_no_spare(self):
+        port = free_port()
+        first = self.server("first", port, 0)
+        self.loop.run_until_complete(first.wait_answering())
+        second = self.server("second", port, 1)
+        self.assertEqual(second.process.wait(timeout=DEADLINE), 1)  # exits without stopping kernels
+        self.assertIn("Spare kernel started", second.log())
+        self.assertEqual(processes_mentioning(second.directory), [], "the spare outlived its server")
+        self.assertEqual(second.connection_files(), [])
 
 
 if __name__ == "__main__":
