@@ -93,6 +93,26 @@ class ZygoteTest : public ::testing::Test {
     return out;
   }
 
+  // Spawns the probe, which must run and exit 3.
+  void ExpectRuns() {
+    auto pid = zygote_->Spawn(Launch());
+    ASSERT_TRUE(pid.ok()) << pid.status();
+    int code = 0;
+    Reap(*pid, &code);
+    EXPECT_EQ(code, 3);
+  }
+
+  // Starts the zygote, kills it and waits for it (as the agent's reaper
+  // would): its pid.
+  pid_t StartAndKillZygote() {
+    EXPECT_TRUE(zygote_->Start().ok());
+    pid_t pid = zygote_->pid();
+    EXPECT_EQ(kill(pid, SIGKILL), 0);
+    int status = 0;
+    EXPECT_EQ(waitpid(pid, &status, 0), pid);
+    return pid;
+  }
+
   TempDir dir_{"dspool-zygote"};
   std::unique_ptr<PythonZygote> zygote_;
 };
@@ -141,13 +161,7 @@ TEST_F(ZygoteTest, RunsTheScriptAsTheUserInTheZygotesInterpreter) {
 TEST_F(ZygoteTest, OneZygoteServesManyStarts) {
   ASSERT_TRUE(zygote_->Start().ok());
   pid_t zygote = zygote_->pid();
-  for (int i = 0; i < 3; ++i) {
-    auto pid = zygote_->Spawn(Launch());
-    ASSERT_TRUE(pid.ok()) << pid.status();
-    int code = 0;
-    Reap(*pid, &code);
-    EXPECT_EQ(code, 3);
-  }
+  for (int i = 0; i < 3; ++i) ExpectRuns();
   EXPECT_EQ(zygote_->pid(), zygote);
 }
 
@@ -160,49 +174,28 @@ TEST_F(ZygoteTest, AFailedStepIsNamedAndNothingRuns) {
   EXPECT_EQ(pid.status().message(),
             "chdir " + l.user.home + " (as uid " + std::to_string(l.user.uid) + "): No such file or directory");
   EXPECT_FALSE(PathExists(l.log_path).value_or(true));
-  // The zygote goes on.
-  auto ok = zygote_->Spawn(Launch());
-  ASSERT_TRUE(ok.ok()) << ok.status();
-  int code = 0;
-  Reap(*ok, &code);
-  EXPECT_EQ(code, 3);
+  ExpectRuns();  // the zygote goes on
 }
 
 TEST_F(ZygoteTest, AZygoteThatDiedIsReplacedByTheNextSpawn) {
-  ASSERT_TRUE(zygote_->Start().ok());
-  pid_t first = zygote_->pid();
-  ASSERT_EQ(kill(first, SIGKILL), 0);
-  int status = 0;
-  ASSERT_EQ(waitpid(first, &status, 0), first);
+  pid_t first = StartAndKillZygote();
   zygote_->OnExit(first);
   EXPECT_EQ(zygote_->pid(), 0);
-  auto pid = zygote_->Spawn(Launch());
-  ASSERT_TRUE(pid.ok()) << pid.status();
+  ExpectRuns();
   EXPECT_GT(zygote_->pid(), 0);
   EXPECT_NE(zygote_->pid(), first);
-  int code = 0;
-  Reap(*pid, &code);
-  EXPECT_EQ(code, 3);
 }
 
 TEST_F(ZygoteTest, ADeadZygoteNotYetReapedIsUnavailable) {
   // Between its death and the reaper's OnExit, a Spawn finds the socket
   // closed: Unavailable (the caller spawns without it), and the next Spawn
   // starts a new zygote.
-  ASSERT_TRUE(zygote_->Start().ok());
-  pid_t first = zygote_->pid();
-  ASSERT_EQ(kill(first, SIGKILL), 0);
-  int status = 0;
-  ASSERT_EQ(waitpid(first, &status, 0), first);
+  StartAndKillZygote();
   auto pid = zygote_->Spawn(Launch());
   ASSERT_FALSE(pid.ok());
   EXPECT_EQ(pid.status().code(), StatusCode::kUnavailable) << pid.status();
   EXPECT_EQ(zygote_->pid(), 0);
-  auto again = zygote_->Spawn(Launch());
-  ASSERT_TRUE(again.ok()) << again.status();
-  int code = 0;
-  Reap(*again, &code);
-  EXPECT_EQ(code, 3);
+  ExpectRuns();
 }
 
 TEST_F(ZygoteTest, CanRunOnlyScriptsForItsInterpreter) {
