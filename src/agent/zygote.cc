@@ -137,9 +137,7 @@ void PythonZygote::OnExit(pid_t pid) {
   std::lock_guard<std::mutex> lock(mu_);
   if (pid <= 0 || pid != pid_) return;
   DSP_LOG(kWarning, kLog) << "Jupyter zygote (pid " << pid << ") exited; the next server start starts another";
-  CloseFd(socket_);
-  socket_ = -1;
-  pid_ = 0;
+  StopLocked(/*kill=*/false);
 }
 
 Result<pid_t> PythonZygote::Spawn(const NotebookLaunch& launch) {
@@ -193,7 +191,7 @@ Result<pid_t> PythonZygote::SpawnLocked(const NotebookLaunch& launch) {
     if (Status s = ParseJsonText(std::string(buffer, static_cast<size_t>(n)), "the Jupyter zygote's answer", &reply);
         !s.ok() || !reply.is_object() || !reply.contains("id") || !reply["id"].is_number_unsigned()) {
       StopLocked(/*kill=*/true);
-      return Unavailable("the Jupyter zygote answered something else than an answer: killed");
+      return Unavailable("the Jupyter zygote's answer is not JSON with an id; it was killed");
     }
     if (reply["id"].get<uint64_t>() != id) continue;
     if (reply.contains("pid") && reply["pid"].is_number_integer() && reply["pid"].get<int64_t>() > 1) {
