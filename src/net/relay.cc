@@ -126,6 +126,10 @@ struct RelayLoop::Connection {
   bool writable[2] = {false, false};
   bool failed = false;
   bool resuming = false;  // on resume_ (its last turn ended with work left)
+  // sockets[i] is registered without EPOLLIN: direction i waits for its
+  // destination to take bytes, and new bytes at its source would only wake
+  // the loop for nothing (see Service).
+  bool input_paused[2] = {false, false};
   std::chrono::milliseconds idle_timeout{0};
   SteadyClock::time_point last_activity;
   uint64_t tag = 0;
@@ -288,6 +292,24 @@ void RelayLoop::Service(Connection& c) {
   for (int d = 0; d < 2 && !c.failed; ++d) more |= Pump(c, d);
   if (c.failed) return Close(c.id, CloseReason::kError);
   if (c.dirs[0].done && c.dirs[1].done) return Close(c.id, CloseReason::kDone);
+  // A direction whose destination refused bytes (its pipe holds some) has
+  // nothing to do until the destination's EPOLLOUT; edge-triggered epoll
+  // would still wake the loop for every segment arriving at its source. So
+  // its source socket leaves EPOLLIN out until then (HAProxy does the same):
+  // in a one-stream transfer that halves the loop's wake-ups. Putting it
+  // back reports the data that came meanwhile (epoll_ctl re-checks).
+  for (int d = 0; d < 2; ++d) {
+    const Connection::Direction& dir = c.dirs[d];
+    bool pause = !dir.done && !dir.eof && dir.in_pipe > 0 && !c.writable[1 - d];
+    if (pause == c.input_paused[d]) continue;
+    epoll_event ev = {};
+    ev.events = pause ? (kSocketEvents & ~EPOLLIN) : kSocketEvents;
+    ev.data.u64 = EventData(c.id, d);
+    if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, c.sockets[d].get(), &ev) != 0) {
+      return Close(c.id, CloseReason::kError);
+    }
+    c.input_paused[d] = pause;
+  }
   if (more && !c.resuming) {
     c.resuming = true;
     resume_.push_back(c.id);

@@ -3,11 +3,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <functional>
@@ -364,6 +366,60 @@ TEST_F(RelayTest, LargeTransferCountsEveryByte) {
   ASSERT_TRUE(WaitIdle());
   EXPECT_EQ(counters().bytes_client_to_backend.load(), kTotal);
   EXPECT_EQ(counters().bytes_backend_to_client.load(), 0u);
+  EXPECT_EQ(counters().errors.load(), 0u);
+}
+
+TEST_F(RelayTest, ADestinationThatStopsReadingLosesNothing) {
+  // The backend reads nothing until every buffer on the way is full (the
+  // relay's destination refuses bytes and the relay stops listening to its
+  // source), then everything; the client goes on sending meanwhile.
+  StartLoop();
+  constexpr size_t kTotal = size_t{32} << 20;
+  constexpr size_t kChunk = size_t{64} << 10;
+  uint16_t backend_port = 0;
+  UniqueFd backend_listener = ListenBackend(&backend_port);
+  UniqueFd client = ConnectThroughRelay(backend_port);
+  ASSERT_TRUE(client.valid());
+  UniqueFd backend = AcceptBackend(backend_listener);
+  ASSERT_TRUE(backend.valid());
+
+  Checksum sent;
+  size_t off = 0;
+  // Until the client cannot send for half a second: everything is full.
+  for (;;) {
+    std::string chunk = Pattern(kChunk, off);
+    ssize_t n = ::send(client.get(), chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent.Add(chunk.data(), static_cast<size_t>(n));
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    ASSERT_TRUE(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) << std::strerror(errno);
+    pollfd p{client.get(), POLLOUT, 0};
+    if (::poll(&p, 1, 500) == 0) break;
+  }
+  ASSERT_LT(off, kTotal);
+  Checksum received;
+  std::thread sink([&] {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::recv(backend.get(), buf, sizeof(buf), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      received.Add(buf, static_cast<size_t>(n));
+    }
+  });
+  while (off < kTotal) {
+    std::string chunk = Pattern(std::min(kChunk, kTotal - off), off);
+    sent.Add(chunk.data(), chunk.size());
+    ASSERT_TRUE(SendAll(client.get(), chunk)) << "at byte " << off;
+    off += chunk.size();
+  }
+  ASSERT_EQ(::shutdown(client.get(), SHUT_WR), 0);
+  sink.join();  // the relay passed the FIN on
+  EXPECT_EQ(received.bytes, kTotal);
+  EXPECT_EQ(received.hash, sent.hash);
+  EXPECT_EQ(counters().bytes_client_to_backend.load(), kTotal);
   EXPECT_EQ(counters().errors.load(), 0u);
 }
 
