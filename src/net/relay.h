@@ -11,7 +11,10 @@
 //
 // Readiness is edge-triggered: each socket joins the epoll set once, for
 // reading and writing, and the connection remembers "readable"/"writable"
-// until a splice answers EAGAIN. No epoll_ctl follows while bytes flow.
+// until a splice answers EAGAIN. No epoll_ctl follows while bytes flow,
+// except that a direction waiting for its destination to take bytes takes
+// EPOLLIN off its source until then (otherwise every arriving segment
+// would wake the loop for nothing).
 //
 // One direction (the other is the same with the sockets swapped) repeats a
 // step while either end is ready:
