@@ -877,7 +877,9 @@ class ProxyServer::Impl {
       ssize_t r = ::recv(s.fd, buf, n, 0);
       if (r >= 0) {
         if (r == 0) s.readable = true;  // stays at end of stream
-        else if (static_cast<size_t>(r) < n) s.readable = false;  // drained (edge-triggered: the next edge sets it)
+        // A short read drained the socket: the next edge sets the flag
+        // again. Not if the FIN was already reported: no edge follows it.
+        else if (static_cast<size_t>(r) < n && !s.peer_closed) s.readable = false;
         co_return r;
       }
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
