@@ -1056,6 +1056,10 @@ class ProxyServer::Impl {
     Sock client;
     Buffer in;
     std::string out;  // heads on their way; keeps its capacity
+    // The current request's and response's heads: here rather than in a
+    // coroutine frame, which would be a few KiB allocated per request.
+    http1::RequestHead req_head;
+    http1::ResponseHead resp_head;
     Peer peer;
     std::string tag;
   };
@@ -1080,6 +1084,9 @@ class ProxyServer::Impl {
       c.client.ssl = SSL_new(listener->ctx);
       if (!c.client.ssl) co_return;
       SSL_set_fd(c.client.ssl, fd);
+      BIO* rbio = SSL_get_rbio(c.client.ssl);
+      BIO_set_callback_arg(rbio, reinterpret_cast<char*>(&c.client));
+      BIO_set_callback_ex(rbio, &ObserveTlsRead);
       SSL_set_accept_state(c.client.ssl);
       if (!co_await Handshake(c.client, w.now + options_.header_read_timeout)) {
         ++tls_failures_;
@@ -1108,6 +1115,17 @@ class ProxyServer::Impl {
         drained += static_cast<size_t>(n);
       }
     }
+  }
+
+  // The socket BIO's reads, seen from outside: a short one drained the
+  // socket, so the next SSL_read need not try (and get EAGAIN) before the
+  // next edge, as for plain sockets in ReadSome.
+  static long ObserveTlsRead(BIO* bio, int oper, const char*, size_t len, int, long, int ret, size_t* processed) {
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed && *processed < len) {
+      auto* s = reinterpret_cast<Sock*>(BIO_get_callback_arg(bio));
+      if (!s->peer_closed) s->readable = false;
+    }
+    return ret;
   }
 
   static Task<bool> Handshake(Sock& s, Clock::time_point deadline) {
@@ -1140,7 +1158,7 @@ class ProxyServer::Impl {
   // Reads, routes and answers one request. True if the connection may
   // carry another.
   Task<bool> ServeRequest(Conn& c, Clock::time_point deadline) {
-    http1::RequestHead head;
+    http1::RequestHead& head = c.req_head;
     for (;;) {
       if (c.in.size() > 0) {
         http1::ParseResult r = http1::ParseRequestHead(c.in.view(), kHeadLimit, &head);
@@ -1297,7 +1315,7 @@ class ProxyServer::Impl {
     const UpstreamKey key = (static_cast<uint64_t>(forward.address) << 16) | forward.port;
     std::unique_ptr<Sock> up;
     Buffer resp(w);
-    http1::ResponseHead rh;
+    http1::ResponseHead& rh = c.resp_head;
     bool sent_continue = false;
     for (int attempt = 0;; ++attempt) {
       up = attempt == 0 ? w.TakeIdle(key) : nullptr;
