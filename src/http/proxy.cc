@@ -1221,6 +1221,12 @@ class ProxyServer::Impl {
         co_await Reply(c, ErrorResponse(413, "request body too large"), minor, head_request, false);
         co_return false;
       }
+      if (head.framing.expect_continue && !body.done() && c.in.size() == 0 && minor == 1) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (!co_await WriteAll(c.client, kContinue.data(), kContinue.size(), c.w.now + options_.io_timeout)) {
+          co_return false;
+        }
+      }
       while (!body.done()) {
         if (c.in.size() > 0) {
           if (body.kind == BodyKind::kLength) {

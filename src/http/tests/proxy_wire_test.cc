@@ -551,6 +551,33 @@ TEST_F(ProxyWireTest, UpgradeTunnelOverTlsEndsWithCloseNotify) {
   EXPECT_EQ(proxy_->stats().tunnels, 1u);
 }
 
+TEST_F(ProxyWireTest, ExpectContinueLocallyAndThroughTheUpstream) {
+  auto& up = Upstream([](int fd, int) {
+    std::string buf;
+    while (buf.find("\r\n\r\n") == std::string::npos && ReadMore(fd, buf)) {
+    }
+    SendAll(fd, "HTTP/1.1 100 Continue\r\n\r\n");
+    buf.erase(0, buf.find("\r\n\r\n") + 4);
+    while (buf.size() < 4 && ReadMore(fd, buf)) {
+    }
+    SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(buf.size()) + "\r\n\r\n" + buf);
+    ReadMore(fd, buf);
+  });
+  StartProxy(up.port());
+  for (std::string path : {"/local", "/up"}) {
+    int fd = ConnectTo(port_);
+    SendAll(fd, "POST " + path + " HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    std::string buf;
+    Message cont = ReadMessage(fd, buf, false);
+    EXPECT_EQ(cont.status, 100) << path;
+    SendAll(fd, "body");
+    Message m = ReadMessage(fd, buf, false);
+    EXPECT_EQ(m.status, 200) << path;
+    EXPECT_EQ(m.body, path == "/local" ? "local body" : "body");
+    close(fd);
+  }
+}
+
 TEST_F(ProxyWireTest, RequestFieldsReachTheRouter) {
   auto& up = Upstream(EchoHandler);
   StartProxy(up.port());
