@@ -578,6 +578,30 @@ TEST_F(ProxyWireTest, ExpectContinueLocallyAndThroughTheUpstream) {
   }
 }
 
+TEST_F(ProxyWireTest, AQuietTunnelIsClosedAfterTunnelIdleTimeout) {
+  std::atomic<bool> upstream_saw_close{false};
+  auto& up = Upstream([&](int fd, int) {
+    std::string buf;
+    ReadMessage(fd, buf, true);
+    SendAll(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    upstream_saw_close = SeesClose(fd);
+  });
+  ProxyOptions options;
+  options.tunnel_idle_timeout = std::chrono::milliseconds(150);
+  StartProxy(up.port(), options);
+  int fd = ConnectTo(port_);
+  SendAll(fd, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+  std::string buf;
+  EXPECT_EQ(ReadMessage(fd, buf, false).status, 101);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(SeesClose(fd));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  close(fd);
+  upstream_.reset();  // joins the upstream's thread
+  EXPECT_TRUE(upstream_saw_close);
+  EXPECT_GE(router_.activity.load(), 1);
+}
+
 TEST_F(ProxyWireTest, RequestFieldsReachTheRouter) {
   auto& up = Upstream(EchoHandler);
   StartProxy(up.port());
