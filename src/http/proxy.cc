@@ -638,11 +638,12 @@ class ProxyServer::Impl {
       while (*p) {
         Waiter* x = *p;
         bool go = (x->events == EPOLLIN && s->readable) || (x->events == EPOLLOUT && s->writable);
-        if (go && n < 4) {
+        if (go) {
           *p = x->sock_next;
           Unlink(x);
           x->result = 0;
-          ready_now[n++] = x;
+          if (n < 4) ready_now[n++] = x;
+          else ready.push_back(x->handle);  // never in practice: at most two wait on a socket
         } else {
           p = &x->sock_next;
         }
