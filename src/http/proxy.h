@@ -27,7 +27,7 @@
 // busy.
 //
 // Threads: connections run on `threads` I/O threads as coroutines, each
-// connection on one thread for its whole life (one io_context per thread);
+// connection on one thread for its whole life (one epoll loop per thread);
 // Decide, Serve and Activity are called on them, concurrently, and must be
 // thread-safe and quick.
 #pragma once

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# bench/http_proxy.sh: ProxyServer (bench/http_proxy) against HAProxy, both
+# in front of bench/http_echo, on 127.0.0.1 only. TLS with one self-signed
+# certificate; wrk -t2 -c32, keep-alive, a small GET; ROUNDS alternating
+# rounds of SECS seconds each; prints req/s and p99 per run and the ratios.
+#
+#   bench/http_proxy.sh BUILD_DIR [OLD_HTTP_PROXY_BINARY]
+#
+# With a second argument, that binary (bench/http_proxy built from another
+# revision) is measured too, as "old". Env: SECS (10), ROUNDS (3),
+# THREADS (2), WRK_THREADS (2), WRK_CONNS (32). Needs wrk, haproxy, openssl.
+#
+# Two measures: "saturated" (wrk as fast as it can, a closed loop: the
+# faster proxy also gets more load, so its p99 is taken at a higher req/s)
+# and "paced" (each connection waits 1 ms between requests, wrk's delay():
+# the same offered load through each, well under their capacity, so the
+# p99s compare like for like).
+set -euo pipefail
+BUILD=${1:?usage: bench/http_proxy.sh BUILD_DIR [OLD_HTTP_PROXY_BINARY]}
+OLD=${2:-}
+SECS=${SECS:-10} ROUNDS=${ROUNDS:-3} THREADS=${THREADS:-2} WRK_THREADS=${WRK_THREADS:-2} WRK_CONNS=${WRK_CONNS:-32}
+for tool in wrk haproxy openssl; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing on $1" >&2; exit 1; }
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=bench -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
+  >/dev/null 2>&1
+cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/haproxy.pem"
+
+UP=$(free_port)
+"$BUILD/bench/http_echo" --ip=127.0.0.1 --port="$UP" >"$WORK/echo.log" 2>&1 & PIDS+=($!)
+wait_port "$UP"
+
+declare -A PORT
+PORT[new]=$(free_port)
+"$BUILD/bench/http_proxy" --port="${PORT[new]}" --upstream-port="$UP" --threads="$THREADS" \
+  --cert="$WORK/cert.pem" --key="$WORK/key.pem" >"$WORK/new.log" 2>&1 & PIDS+=($!)
+wait_port "${PORT[new]}"
+NAMES=(new haproxy)
+if [[ -n "$OLD" ]]; then
+  PORT[old]=$(free_port)
+  "$OLD" --port="${PORT[old]}" --upstream-port="$UP" --threads="$THREADS" \
+    --cert="$WORK/cert.pem" --key="$WORK/key.pem" >"$WORK/old.log" 2>&1 & PIDS+=($!)
+  wait_port "${PORT[old]}"
+  NAMES=(new old haproxy)
+fi
+PORT[haproxy]=$(free_port)
+cat >"$WORK/haproxy.cfg" <<CFG
+global
+    nbthread $THREADS
+    maxconn 4096
+defaults
+    mode http
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+frontend bench
+    bind 127.0.0.1:${PORT[haproxy]} ssl crt $WORK/haproxy.pem
+    default_backend echo
+backend echo
+    server echo 127.0.0.1:$UP
+CFG
+haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 & PIDS+=($!)
+wait_port "${PORT[haproxy]}"
+
+to_us() {  # wrk's "1.23ms" -> microseconds
+  awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+    printf "%.0f", (u == "us" ? n : u == "ms" ? n * 1e3 : u == "s" ? n * 1e6 : -1) }'
+}
+declare -A RPS P99
+run() {  # mode name round
+  local extra=()
+  [[ $1 == paced ]] && extra=(-s "$WORK/pace.lua")
+  out=$(wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${SECS}s" --latency "${extra[@]}" "https://127.0.0.1:${PORT[$2]}/bench" 2>&1)
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p99=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  errs=$(awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10}
+              END {print n + 0}' <<<"$out")
+  printf '%-9s round %d  %-8s %10s req/s  p99 %6s us  errors %s\n' "$1" "$3" "$2" "$rps" "$p99" "$errs"
+  RPS[$1.$2]+="$rps "; P99[$1.$2]+="$p99 "
+}
+echo 'function delay() return 1 end' >"$WORK/pace.lua"
+for mode in saturated paced; do
+  for round in $(seq "$ROUNDS"); do
+    order=("${NAMES[@]}")
+    (( round % 2 == 0 )) && order=($(printf '%s\n' "${NAMES[@]}" | tac))
+    for name in "${order[@]}"; do run "$mode" "$name" "$round"; done
+  done
+done
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+for mode in saturated paced; do
+  echo "$mode, median of $ROUNDS rounds (wrk -t$WRK_THREADS -c$WRK_CONNS -d${SECS}s, TLS, keep-alive, GET /bench):"
+  for name in "${NAMES[@]}"; do
+    printf '  %-8s %10.0f req/s  p99 %6d us\n' "$name" "$(median "${RPS[$mode.$name]}")" "$(median "${P99[$mode.$name]}")"
+  done
+  for name in "${NAMES[@]}"; do
+    [[ $name == haproxy ]] && continue
+    awk -v n="$name" -v r="$(median "${RPS[$mode.$name]}")" -v rh="$(median "${RPS[$mode.haproxy]}")" \
+        -v p="$(median "${P99[$mode.$name]}")" -v ph="$(median "${P99[$mode.haproxy]}")" \
+        'BEGIN { printf "  %s/haproxy: req/s %.2f, p99 %.2f\n", n, r / rh, p / ph }'
+  done
+done
