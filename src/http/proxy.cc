@@ -184,6 +184,14 @@ Response ErrorResponse(int status, std::string_view message) {
   return r;
 }
 
+// "name: value\r\n" appended to `out`.
+void AppendHeader(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out += ": ";
+  out.append(value);
+  out += "\r\n";
+}
+
 // `response` on the wire into `out` (appended): checked, Content-Length on
 // all but 204 and 304, no body for HEAD.
 void SerializeResponse(Response response, int version_minor, bool head, bool keep_alive, std::string& out) {
@@ -193,17 +201,8 @@ void SerializeResponse(Response response, int version_minor, bool head, bool kee
   out += ' ';
   out += ReasonPhrase(response.status);
   out += "\r\n";
-  if (!response.content_type.empty()) {
-    out += "Content-Type: ";
-    out += response.content_type;
-    out += "\r\n";
-  }
-  for (const auto& [name, value] : response.headers) {
-    out += name;
-    out += ": ";
-    out += value;
-    out += "\r\n";
-  }
+  if (!response.content_type.empty()) AppendHeader(out, "Content-Type", response.content_type);
+  for (const auto& [name, value] : response.headers) AppendHeader(out, name, value);
   const bool has_body = response.status != 204 && response.status != 304;
   if (has_body) {
     out += "Content-Length: ";
@@ -1278,17 +1277,9 @@ class ProxyServer::Impl {
       for (const std::string& r : forward.remove_headers) drop = drop || EqualsIgnoreCase(h.name, r);
       for (const auto& s : forward.set_headers) drop = drop || EqualsIgnoreCase(h.name, s.first);
       if (drop) continue;
-      out.append(h.name);
-      out += ": ";
-      out.append(h.value);
-      out += "\r\n";
+      AppendHeader(out, h.name, h.value);
     }
-    for (const auto& [name, value] : forward.set_headers) {
-      out += name;
-      out += ": ";
-      out += value;
-      out += "\r\n";
-    }
+    for (const auto& [name, value] : forward.set_headers) AppendHeader(out, name, value);
     if (!upgrade && head.version_minor == 0) out += "Connection: keep-alive\r\n";
     out += "\r\n";
   }
@@ -1429,10 +1420,7 @@ class ProxyServer::Impl {
     for (size_t i = 0; i < rh.num_headers; ++i) {
       const http1::Header& h = rh.headers[i];
       if (IsHopByHop(h.name)) continue;
-      out.append(h.name);
-      out += ": ";
-      out.append(h.value);
-      out += "\r\n";
+      AppendHeader(out, h.name, h.value);
     }
     if (!keep) out += "Connection: close\r\n";
     else if (minor == 0) out += "Connection: keep-alive\r\n";
