@@ -139,7 +139,7 @@ std::string WithoutTokenParam(const std::string& target) {
 WebEntry::WebEntry(const Clock& clock, WebHooks& hooks, std::string session_key, WebEntryOptions options)
     : clock_(clock),
       hooks_(hooks),
-      session_key_(std::move(session_key)),
+      sessions_(std::move(session_key)),
       options_(options),
       throttle_(clock, options.login_limits) {}
 
@@ -147,7 +147,7 @@ ProxyRoute WebEntry::Decide(const Request& head) {
   std::optional<std::string> user;
   if (auto cookie = head.headers.find("cookie"); cookie != head.headers.end()) {
     if (auto value = CookieValue(cookie->second, kCookie)) {
-      if (auto verified = VerifySession(*value, clock_.Now(), session_key_); verified.ok()) user = *verified;
+      if (auto verified = sessions_.Verify(*value, clock_.Now()); verified.ok()) user = *verified;
     }
   }
   if (head.path == "/hub/login") {
@@ -279,7 +279,7 @@ Response WebEntry::Login(const Request& request) {
   // Start the notebook server now: it boots while the browser follows the
   // redirect.
   EnsureStarted(user);
-  std::string cookie = SignSession(user, clock_.Now() + options_.session_lifetime, session_key_);
+  std::string cookie = SignSession(user, clock_.Now() + options_.session_lifetime, sessions_.key());
   // Only back into the user's own space.
   std::string target = next.rfind("/user/" + user + "/", 0) == 0 ? next : UserHome(user);
   return Redirect(303, target,

@@ -102,7 +102,7 @@ class WebEntry final : public ProxyRouter {
 
   const Clock& clock_;
   WebHooks& hooks_;
-  const std::string session_key_;
+  const SessionVerifier sessions_;  // holds the key
   const WebEntryOptions options_;
   LoginThrottle throttle_;
   mutable std::mutex mu_;

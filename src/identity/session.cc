@@ -3,6 +3,8 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -48,7 +50,14 @@ std::string SignSession(std::string_view user, TimePoint expires, std::string_vi
   return payload + "." + Mac(payload, key);
 }
 
-Result<std::string> VerifySession(std::string_view value, TimePoint now, std::string_view key) {
+namespace {
+
+struct VerifiedSession {
+  std::string user;
+  TimePoint expires;
+};
+
+Result<VerifiedSession> CheckSession(std::string_view value, TimePoint now, std::string_view key) {
   size_t last = value.rfind('.');
   if (last == std::string_view::npos || last == 0) return PermissionDenied("session cookie: malformed");
   size_t first = value.rfind('.', last - 1);
@@ -66,7 +75,41 @@ Result<std::string> VerifySession(std::string_view value, TimePoint now, std::st
     seconds = seconds * 10 + (c - '0');
   }
   if (expires.empty() || FromUnixMillis(seconds * 1000) <= now) return PermissionDenied("session cookie: expired");
-  return std::string(value.substr(0, first));
+  return VerifiedSession{std::string(value.substr(0, first)), FromUnixMillis(seconds * 1000)};
+}
+
+}  // namespace
+
+Result<std::string> VerifySession(std::string_view value, TimePoint now, std::string_view key) {
+  DSP_ASSIGN_OR_RETURN(VerifiedSession session, CheckSession(value, now, key));
+  return std::move(session.user);
+}
+
+SessionVerifier::SessionVerifier(std::string key) : key_(std::move(key)), id_([] {
+  static std::atomic<uint64_t> next{1};
+  return next++;
+}()) {}
+
+Result<std::string> SessionVerifier::Verify(std::string_view value, TimePoint now) const {
+  struct Entry {
+    uint64_t verifier = 0;
+    std::string value;
+    VerifiedSession session;
+  };
+  constexpr size_t kEntries = 8;
+  thread_local std::array<Entry, kEntries> memory;
+  thread_local size_t next = 0;
+  for (const Entry& e : memory) {
+    if (e.verifier != id_ || e.value != value) continue;
+    if (e.session.expires <= now) return PermissionDenied("session cookie: expired");
+    return e.session.user;
+  }
+  DSP_ASSIGN_OR_RETURN(VerifiedSession session, CheckSession(value, now, key_));
+  Entry& e = memory[next++ % kEntries];
+  e.verifier = id_;
+  e.value.assign(value);
+  e.session = session;
+  return std::move(session.user);
 }
 
 std::chrono::seconds LoginThrottle::Wait(const std::string& user, const std::string& address) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace dspool {
 namespace {
 
@@ -33,6 +35,46 @@ TEST(SessionTest, AlteredOrForeignValuesAreRefused) {
   EXPECT_FALSE(VerifySession(cookie, now, NewSessionKey()).ok());
   for (std::string bad : {"", ".", "..", "alice", "alice.1", ".1.x", "alice..x", "alice.x1.y"}) {
     EXPECT_FALSE(VerifySession(bad, now, key).ok()) << bad;
+  }
+}
+
+TEST(SessionVerifierTest, RemembersValidValuesUntilTheyExpire) {
+  SessionVerifier verifier(NewSessionKey());
+  TimePoint now = FromUnixMillis(1'800'000'000'000);
+  std::string cookie = SignSession("alice", now + hours(12), verifier.key());
+  for (int i = 0; i < 3; ++i) {  // the first checks, the others remember
+    auto user = verifier.Verify(cookie, now);
+    ASSERT_TRUE(user.ok()) << user.status();
+    EXPECT_EQ(*user, "alice");
+  }
+  EXPECT_EQ(verifier.Verify(cookie, now + hours(12)).status().message(), "session cookie: expired");
+  // Altered values are checked, not matched against the remembered one.
+  std::string as_bob = "bob" + cookie.substr(5);
+  EXPECT_EQ(verifier.Verify(as_bob, now).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_FALSE(verifier.Verify(cookie + "x", now).ok());
+}
+
+TEST(SessionVerifierTest, VerifiersDoNotShareWhatTheyRemember) {
+  SessionVerifier a(NewSessionKey());
+  SessionVerifier b(NewSessionKey());
+  TimePoint now = FromUnixMillis(1'800'000'000'000);
+  std::string cookie = SignSession("alice", now + hours(1), a.key());
+  ASSERT_TRUE(a.Verify(cookie, now).ok());
+  EXPECT_EQ(b.Verify(cookie, now).status().message(), "session cookie: bad signature");
+}
+
+TEST(SessionVerifierTest, ManyUsersOnOneThread) {
+  // More values than a thread remembers: each still verifies as its own.
+  SessionVerifier verifier(NewSessionKey());
+  TimePoint now = FromUnixMillis(1'800'000'000'000);
+  std::vector<std::string> cookies;
+  for (int i = 0; i < 20; ++i) cookies.push_back(SignSession("u" + std::to_string(i), now + hours(1), verifier.key()));
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 20; ++i) {
+      auto user = verifier.Verify(cookies[static_cast<size_t>(i)], now);
+      ASSERT_TRUE(user.ok()) << user.status();
+      EXPECT_EQ(*user, "u" + std::to_string(i));
+    }
   }
 }
 
