@@ -553,15 +553,18 @@ class ProxyServer::Impl {
     }
 
     // ---- registration
-    void Register(Sock* s) {
-      uint32_t slot;
+    // A free slot of the table epoll's events point into.
+    uint32_t TakeSlot() {
       if (!free_slots.empty()) {
-        slot = free_slots.back();
+        uint32_t slot = free_slots.back();
         free_slots.pop_back();
-      } else {
-        slot = static_cast<uint32_t>(slots.size());
-        slots.push_back({});
+        return slot;
       }
+      slots.push_back({});
+      return static_cast<uint32_t>(slots.size() - 1);
+    }
+    void Register(Sock* s) {
+      uint32_t slot = TakeSlot();
       slots[slot].sock = s;
       slots[slot].listener = nullptr;
       s->slot = slot;
@@ -582,14 +585,7 @@ class ProxyServer::Impl {
     }
     void AddListener(const std::shared_ptr<Listener>& l) {
       if (l->fd < 0 || l->registered) return;
-      uint32_t slot;
-      if (!free_slots.empty()) {
-        slot = free_slots.back();
-        free_slots.pop_back();
-      } else {
-        slot = static_cast<uint32_t>(slots.size());
-        slots.push_back({});
-      }
+      uint32_t slot = TakeSlot();
       slots[slot].listener = l.get();
       l->slot = slot;
       l->registered = true;
