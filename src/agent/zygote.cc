@@ -24,10 +24,6 @@ constexpr const char* kLog = "jupyter";
 // bytes.
 constexpr size_t kMaxEnvironment = 60 * 1024;
 
-void CloseFd(int fd) {
-  if (fd >= 0) ::close(fd);
-}
-
 // Sends `text` with `fd` attached.
 Status SendWithFd(int socket, const std::string& text, int fd) {
   iovec iov{const_cast<char*>(text.data()), text.size()};
@@ -50,7 +46,7 @@ Status SendWithFd(int socket, const std::string& text, int fd) {
 }
 
 // A pipe's read end, holding `env` as the zygote's child reads it.
-Result<int> EnvironmentPipe(const std::vector<std::string>& env) {
+Result<UniqueFd> EnvironmentPipe(const std::vector<std::string>& env) {
   std::string data;
   for (const std::string& entry : env) {
     data += entry;
@@ -61,25 +57,18 @@ Result<int> EnvironmentPipe(const std::vector<std::string>& env) {
   }
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe2", errno);
+  UniqueFd read_end(fds[0]), write_end(fds[1]);
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::write(fds[1], data.data() + done, data.size() - done);
+    ssize_t n = ::write(write_end.get(), data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      CloseFd(fds[0]);
-      CloseFd(fds[1]);
-      return ErrnoStatus("writing the environment pipe", err);
-    }
+    if (n < 0) return ErrnoStatus("writing the environment pipe", errno);
     done += static_cast<size_t>(n);
   }
-  CloseFd(fds[1]);
-  return fds[0];
+  return read_end;
 }
 
 }  // namespace
-
-PythonZygote::~PythonZygote() { CloseFd(socket_); }
 
 Status PythonZygote::Start() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -106,20 +95,16 @@ Status PythonZygote::StartLocked() {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
     return ErrnoStatus("socketpair for the Jupyter zygote", errno);
   }
+  UniqueFd ours(fds[0]), theirs(fds[1]);
   SpawnOptions o;
   o.argv = {options_.python, options_.script};
   o.env = std::vector<std::string>{"PATH=/usr/local/bin:/usr/bin:/bin"};
   if (!options_.python_path.empty()) o.env->push_back("PYTHONPATH=" + options_.python_path);
   o.log_path = options_.log_path;
-  o.stdin_fd = fds[1];
-  auto pid = dspool::Spawn(o);
-  CloseFd(fds[1]);
-  if (!pid.ok()) {
-    CloseFd(fds[0]);
-    return pid.status();
-  }
-  pid_ = *pid;
-  socket_ = fds[0];
+  o.stdin_fd = theirs.get();
+  DSP_ASSIGN_OR_RETURN(pid_t pid, dspool::Spawn(o));
+  pid_ = pid;
+  socket_ = std::move(ours);
   DSP_LOG(kInfo, kLog) << "Jupyter zygote started (pid " << pid_ << ")";
   return Status::Ok();
 }
@@ -128,8 +113,7 @@ void PythonZygote::StopLocked(bool kill) {
   // Reaped by the reaper, which calls OnExit. Not killed when its socket
   // closed: it is dead then, maybe reaped already, and its pid free.
   if (kill && pid_ > 0) ::kill(pid_, SIGKILL);
-  CloseFd(socket_);
-  socket_ = -1;
+  socket_.reset();
   pid_ = 0;
 }
 
@@ -158,9 +142,9 @@ Result<pid_t> PythonZygote::SpawnLocked(const NotebookLaunch& launch) {
                   {"log_path", launch.log_path},
                   {"truncate_log", true},
                   {"log_dir_mode", 0700}};
-  DSP_ASSIGN_OR_RETURN(int env, EnvironmentPipe(launch.env));
-  Status sent = SendWithFd(socket_, request.dump(), env);
-  CloseFd(env);
+  DSP_ASSIGN_OR_RETURN(UniqueFd env, EnvironmentPipe(launch.env));
+  Status sent = SendWithFd(socket_.get(), request.dump(), env.get());
+  env.reset();
   if (!sent.ok()) {
     StopLocked(/*kill=*/false);
     return Unavailable(sent.message());
@@ -170,7 +154,7 @@ Result<pid_t> PythonZygote::SpawnLocked(const NotebookLaunch& launch) {
   const auto deadline = std::chrono::steady_clock::now() + options_.reply_timeout;
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    pollfd p{socket_, POLLIN, 0};
+    pollfd p{socket_.get(), POLLIN, 0};
     int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) {
@@ -179,7 +163,7 @@ Result<pid_t> PythonZygote::SpawnLocked(const NotebookLaunch& launch) {
                          std::to_string(options_.reply_timeout.count()) + " ms; it was killed");
     }
     char buffer[4096];
-    ssize_t n = ::recv(socket_, buffer, sizeof(buffer), 0);
+    ssize_t n = ::recv(socket_.get(), buffer, sizeof(buffer), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       int err = n < 0 ? errno : 0;

@@ -33,6 +33,7 @@
 
 #include "agent/jupyter.h"
 #include "base/result.h"
+#include "os/unique_fd.h"
 
 namespace dspool {
 
@@ -52,8 +53,8 @@ class PythonZygote {
   };
 
   explicit PythonZygote(Options options) : options_(std::move(options)) {}
-  // Closes the socket: the zygote exits on its own (its children live on).
-  ~PythonZygote();
+  // Destruction closes the socket: the zygote exits on its own (its
+  // children live on).
   PythonZygote(const PythonZygote&) = delete;
   PythonZygote& operator=(const PythonZygote&) = delete;
 
@@ -89,7 +90,7 @@ class PythonZygote {
   const Options options_;
   mutable std::mutex mu_;
   pid_t pid_ = 0;
-  int socket_ = -1;  // our end of the zygote's stdin
+  UniqueFd socket_;  // our end of the zygote's stdin
   uint64_t next_id_ = 1;
 };
 
