@@ -187,8 +187,7 @@ CFG
 haproxy -c -q -f "$WORK/haproxy.cfg" || fail "haproxy rejects $WORK/haproxy.cfg"
 haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 HA_PID=$!
-for _ in $(seq 50); do ss -Htln "sport = :$HA_LOAD" | grep -q . && break; sleep 0.1; done
-ss -Htln "sport = :$HA_LOAD" | grep -q . || { cat "$WORK/haproxy.log"; fail "haproxy did not start"; }
+wait_listening "$HA_LOAD" haproxy "$WORK/haproxy.log"
 
 set_sysctl() {  # key value: remembered, put back on exit
   SAVED_SYSCTLS+=("$1=$(sysctl -n "$1")")
@@ -488,8 +487,4 @@ Goals of issue 4, this run:
 <!-- bench/gateway.sh results: end -->
 MD
 )
-echo "$RESULTS"
-[[ "$DOCS" == - ]] && exit 0
-printf '%s\n' "$RESULTS" >"$WORK/results.md"
-write_results gateway.sh "The gateway vs HAProxy and the direct path (issue 4)" "$WORK/results.md" "$DOCS"
-log "results written to $DOCS"
+publish_results gateway.sh "The gateway vs HAProxy and the direct path (issue 4)"

@@ -21,13 +21,13 @@ OLD=${2:-}
 SECS=${SECS:-10} ROUNDS=${ROUNDS:-3} THREADS=${THREADS:-2} WRK_THREADS=${WRK_THREADS:-2} WRK_CONNS=${WRK_CONNS:-32}
 for tool in wrk haproxy openssl; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
 
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../test/integration/lib.sh"  # free_port, fail
+source "$HERE/lib.sh"                      # wait_listening, to_us
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing on $1" >&2; exit 1; }
+stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap stop_all EXIT
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=bench -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
   >/dev/null 2>&1
@@ -35,19 +35,19 @@ cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/haproxy.pem"
 
 UP=$(free_port)
 "$BUILD/bench/http_echo" --ip=127.0.0.1 --port="$UP" >"$WORK/echo.log" 2>&1 & PIDS+=($!)
-wait_port "$UP"
+wait_listening "$UP" http_echo "$WORK/echo.log"
 
 declare -A PORT
 PORT[new]=$(free_port)
 "$BUILD/bench/http_proxy" --port="${PORT[new]}" --upstream-port="$UP" --threads="$THREADS" \
   --cert="$WORK/cert.pem" --key="$WORK/key.pem" >"$WORK/new.log" 2>&1 & PIDS+=($!)
-wait_port "${PORT[new]}"
+wait_listening "${PORT[new]}" "the proxy" "$WORK/new.log"
 NAMES=(new haproxy)
 if [[ -n "$OLD" ]]; then
   PORT[old]=$(free_port)
   "$OLD" --port="${PORT[old]}" --upstream-port="$UP" --threads="$THREADS" \
     --cert="$WORK/cert.pem" --key="$WORK/key.pem" >"$WORK/old.log" 2>&1 & PIDS+=($!)
-  wait_port "${PORT[old]}"
+  wait_listening "${PORT[old]}" "the old proxy" "$WORK/old.log"
   NAMES=(new old haproxy)
 fi
 PORT[haproxy]=$(free_port)
@@ -69,12 +69,8 @@ backend echo
     server echo 127.0.0.1:$UP
 CFG
 haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 & PIDS+=($!)
-wait_port "${PORT[haproxy]}"
+wait_listening "${PORT[haproxy]}" haproxy "$WORK/haproxy.log"
 
-to_us() {  # wrk's "1.23ms" -> microseconds
-  awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
-    printf "%.0f", (u == "us" ? n : u == "ms" ? n * 1e3 : u == "s" ? n * 1e6 : -1) }'
-}
 declare -A RPS P99
 run() {  # mode name round
   local extra=()

@@ -122,12 +122,6 @@ calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 secret_file() {  # name: a fresh random hex secret in $SECRET/name (no newline)
   (umask 077; openssl rand -hex 24 | tr -d '\n' >"$SECRET/$1")
 }
-listening() { ss -Htln "sport = :$1" | grep -q .; }
-wait_listening() {  # port what logfile
-  for _ in $(seq 150); do listening "$1" && return 0; sleep 0.1; done
-  tail -20 "$3" >&2 || true
-  fail "$2 does not listen on port $1"
-}
 
 read -r JP HA_PORT CHP_PORT CHP_API HUB_PUBLIC HUB_PORT HUB_API <<<"$(for _ in 1 2 3 4 5 6 7; do free_port; done | sort -u | xargs)"
 [[ -n "$HUB_API" ]] || fail "could not find 7 distinct free ports"
@@ -251,10 +245,6 @@ HZ=$(getconf CLK_TCK)
 cat >"$WORK/cookie.lua" <<'LUA'
 wrk.headers["Cookie"] = os.getenv("WRK_COOKIE")
 LUA
-to_us() {  # "1.23ms" → 1230
-  awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
-    printf "%.0f", (u == "us" ? n : u == "ms" ? n * 1e3 : u == "s" ? n * 1e6 : u == "m" ? n * 6e7 : -1) }'
-}
 
 # ---- 1. HTTP requests/s and latency ----
 wrk_run() {  # path round
@@ -564,8 +554,4 @@ Goals of the issue, this run:
 <!-- bench/jupyter.sh results: end -->
 MD
 )
-echo "$RESULTS"
-[[ "$DOCS" == - ]] && exit 0
-printf '%s\n' "$RESULTS" >"$WORK/results.md"
-write_results jupyter.sh "Jupyter: the gateway vs HAProxy and configurable-http-proxy, dspool vs JupyterHub (issue 5)" "$WORK/results.md" "$DOCS"
-log "results written to $DOCS"
+publish_results jupyter.sh "Jupyter: the gateway vs HAProxy and configurable-http-proxy, dspool vs JupyterHub (issue 5)"

@@ -19,6 +19,30 @@ open(docs, "w").write(text)
 PY
 }
 
+# publish_results NAME TITLE: prints $RESULTS and, unless DOCS is "-",
+# writes it into DOCS (write_results), through a file in $WORK.
+publish_results() {
+  echo "$RESULTS"
+  [[ "$DOCS" == - ]] && return 0
+  printf '%s\n' "$RESULTS" >"$WORK/results.md"
+  write_results "$1" "$2" "$WORK/results.md" "$DOCS"
+  echo "bench: results written to $DOCS" >&2
+}
+
+# wait_listening PORT WHAT LOGFILE: until something listens on PORT (15 s);
+# otherwise the log's tail and fail naming WHAT.
+wait_listening() {
+  for _ in $(seq 150); do ss -Htln "sport = :$1" | grep -q . && return 0; sleep 0.1; done
+  tail -20 "$3" >&2 || true
+  fail "$2 does not listen on port $1"
+}
+
+# to_us DURATION: wrk's "1.23ms" (us, ms, s, m) in microseconds; -1 if unknown.
+to_us() {
+  awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+    printf "%.0f", (u == "us" ? n : u == "ms" ? n * 1e3 : u == "s" ? n * 1e6 : u == "m" ? n * 6e7 : -1) }'
+}
+
 # The end of a bench's EXIT trap: the pool deleted through the server, if it
 # still runs, then lib.sh's cleanup (the server, leftover containers, the
 # bridge, WORK).
