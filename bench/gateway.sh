@@ -214,6 +214,14 @@ mean() { tr ' ' '\n' <<<"${V[$1]}" | awk -v f="${2:-%.2f}" 'NF {s += $1; n++} EN
 range() { tr ' ' '\n' <<<"${V[$1]}" | awk -v f="${2:-%.2f}" 'NF {if (n == 0 || $1 < lo) lo = $1; if (n == 0 || $1 > hi) hi = $1; n++}
   END {if (n > 1) printf " (" f "–" f ")", lo, hi}'; }
 show() { echo "$(mean "$1" "${2:-%.2f}")$(range "$1" "${2:-%.2f}")"; }  # mean (min–max)
+# The half-width of the 95 % confidence interval of V[key]'s mean: Student's
+# t(0.975, n − 1) × s / √n ("nan" from fewer than 2 values).
+ci95() { tr ' ' '\n' <<<"${V[$1]}" | awk -v f="${2:-%.3f}" 'NF {x[n++] = $1; s += $1} END {
+  if (n < 2) { print "nan"; exit }
+  m = s / n; for (i = 0; i < n; i++) ss += (x[i] - m) ^ 2
+  split("12.71 4.30 3.18 2.78 2.57 2.45 2.36 2.31 2.26 2.23 2.20 2.18", T, " ")
+  df = n - 1; t = df <= 12 ? T[df] : (df < 30 ? 2.1 : 1.96)
+  printf f, t * sqrt(ss / df / n) }'; }
 rss_kib() { [[ -z "$1" ]] && { echo 0; return; }; awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { [[ -z "$1" ]] && { echo 0; return; }; awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
@@ -286,7 +294,7 @@ for round in $(seq "$ROUNDS"); do
     # CPU time per connection, in µs.
     add "cpuconn.$path" "$(calc %.1f "1e6 * ($c1 - $c0) / $HZ / ($(field conns) + 0.001)")"
   done
-  add ratio.rate "$(calc %.2f "$(last rate.gateway) / $(last rate.haproxy)")"
+  add ratio.rate "$(calc %.4f "$(last rate.gateway) / $(last rate.haproxy)")"
   # One client: the latency a proxy adds to setting up a connection.
   for path in $(paths_for "$round"); do
     out=$("$TCP_LOAD" rate "${LOAD_AT[$path]}" 1 3)
@@ -321,7 +329,7 @@ iperf_run() {  # path streams
 for round in $(seq "$ROUNDS"); do
   for streams in 1 4; do
     for path in $(paths_for "$round"); do sleep 1; iperf_run "$path" "$streams"; done
-    add "ratio.gbps.$streams" "$(calc %.2f "$(last gbps.gateway.$streams) / $(last gbps.haproxy.$streams)")"
+    add "ratio.gbps.$streams" "$(calc %.4f "$(last gbps.gateway.$streams) / $(last gbps.haproxy.$streams)")"
   done
 done
 
@@ -346,14 +354,15 @@ for round in $(seq "$SSH_ROUNDS"); do
   hyperfine -N --warmup "$([[ $round == 1 ]] && echo 3 || echo 1)" --runs "$ssh_per_round" --export-json "$WORK/ssh.$round.json" "${args[@]}" >"$WORK/hyperfine.log" 2>&1 \
     || { cat "$WORK/hyperfine.log"; fail "hyperfine failed"; }
 done
-# Per path: runs, mean, σ, median (ms), and the half-width of the 95 %
-# confidence interval of its overhead over direct: Student's t over the
-# per-round differences of the means (paired by round).
+# Per path: runs, mean, σ, median (ms); and per round, its mean's difference
+# from direct's (paired by round): ci95 turns those into the interval of the
+# overhead.
 declare -A SSH_MEAN SSH_SD SSH_MED SSH_N SSH_CI
-while read -r name n m sd med ci; do
-  SSH_N[$name]=$n; SSH_MEAN[$name]=$m; SSH_SD[$name]=$sd; SSH_MED[$name]=$med; SSH_CI[$name]=$ci
+while read -r name n m sd med diffs; do
+  SSH_N[$name]=$n; SSH_MEAN[$name]=$m; SSH_SD[$name]=$sd; SSH_MED[$name]=$med
+  V[sshdiff.$name]=$diffs; SSH_CI[$name]=$(ci95 "sshdiff.$name" %.2f)
 done < <(python3 - "$WORK"/ssh.*.json <<'PY'
-import json, math, statistics, sys
+import json, statistics, sys
 times, rounds = {}, []
 for f in sys.argv[1:]:
     means = {}
@@ -362,15 +371,9 @@ for f in sys.argv[1:]:
         times.setdefault(r["command"], []).extend(ms)
         means[r["command"]] = statistics.mean(ms)
     rounds.append(means)
-# t(0.975, df) for df = 1..12; beyond, 2.1 down to 1.96.
-T = [12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18]
 for name, t in times.items():
-    diffs = [m[name] - m["direct"] for m in rounds]
-    df = len(diffs) - 1
-    ci = (T[df - 1] if df <= len(T) else 2.1 if df < 30 else 1.96) * statistics.stdev(diffs) / math.sqrt(len(diffs)) \
-        if df > 0 else float("nan")
-    print(name, len(t), "%.2f" % statistics.mean(t), "%.2f" % statistics.stdev(t), "%.2f" % statistics.median(t),
-          "%.2f" % ci)
+    diffs = " ".join("%.4f" % (m[name] - m["direct"]) for m in rounds)
+    print(name, len(t), "%.2f" % statistics.mean(t), "%.2f" % statistics.stdev(t), "%.2f" % statistics.median(t), diffs)
 PY
 )
 log "ssh: $(for p in "${PATHS[@]}"; do echo -n "$p ${SSH_MEAN[$p]} ms (median ${SSH_MED[$p]}); "; done)"
@@ -391,6 +394,15 @@ ssh_resolution() {  # path: whether the 95 % interval settles the 2 % goal
   if awk "BEGIN { exit !($hi < $limit) }"; then echo "the whole 95 % interval lies below 2 %"
   elif awk "BEGIN { exit !($lo > $limit) }"; then echo "the whole 95 % interval lies above 2 %"
   else echo "the 95 % interval includes 2 %: this run cannot tell (more SSH_RUNS, a quieter machine)"; fi
+}
+ratio_interval() {  # key of per-round ratios: "0.99 ± 0.02, the interval includes 1"
+  local m h
+  m=$(mean "$1" %.3f); h=$(ci95 "$1")
+  [[ $h == nan ]] && { echo "$(calc %.2f "$m") (one round: no interval)"; return; }
+  echo -n "$(calc %.2f "$m") ± $(calc %.2f "$h"), "
+  if awk "BEGIN { exit !($m - $h > 1) }"; then echo "the interval lies above 1"
+  elif awk "BEGIN { exit !($m + $h < 1) }"; then echo "the interval lies below 1"
+  else echo "the interval includes 1 (no difference this run can resolve)"; fi
 }
 pct() { calc %+.1f "100 * (($1) - ($2)) / ($2)"; }
 verdict() { [[ $(awk "BEGIN { print ($1) ? 1 : 0 }") == 1 ]] && echo met || echo "**missed**"; }
@@ -480,7 +492,8 @@ $(m lat50.gateway %.0f) µs, p99 $(m lat99.gateway %.0f) µs; HAProxy p50 $(m la
 
 Goals of issue 4, this run:
 - throughput ≥ HAProxy's: 1 stream $(verdict "$G1 >= $H1") on the mean$(rounds_at_least ratio.gbps.1), 4 streams
-  $(verdict "$G4 >= $H4") on the mean$(rounds_at_least ratio.gbps.4).
+  $(verdict "$G4 >= $H4") on the mean$(rounds_at_least ratio.gbps.4). Per-round ratios, mean ± 95 % CI: 1 stream
+  $(ratio_interval ratio.gbps.1); 4 streams $(ratio_interval ratio.gbps.4).
 - SSH handshake overhead < 2 %: $(verdict "${SSH_MEAN[gateway]} < 1.02 * ${SSH_MEAN[direct]}") on the mean ($(ssh_overhead gateway));
   $(ssh_resolution gateway).
 - memory per idle connection ≤ HAProxy's: process RSS $(verdict "$RSS_G <= $RSS_H"), RSS + kernel $(verdict "$SH_G <= $SH_H").
