@@ -21,7 +21,8 @@ agent holds the other end; the zygote exits when it closes):
 
 The child is a grandchild (this process reaps the middle one), so the
 agent — PID 1 of the instance — inherits and reaps it like any process it
-spawned. It leads a session of its own, as os/children.h's Spawn makes
+spawned; it replies only once that has happened, so the agent may wait
+for the pid it reads. It leads a session of its own, as os/children.h's Spawn makes
 them, and every descriptor but 0-2 (and /dev/null) is closed before the
 script runs.
 
@@ -45,6 +46,7 @@ import signal
 import socket
 import stat
 import sys
+import time
 
 # What Notebook 6.4 imports before it answers, beyond notebook.notebookapp
 # itself: its handler modules (loaded by name in init_handlers), the asyncio
@@ -183,12 +185,18 @@ def serve(sock, request, env_fd):
         os.close(env_fd)
         os.waitpid(middle, 0)
         return
+    middle = os.getpid()
     try:
         if os.fork():
             os._exit(0)
     except OSError as e:
         send(sock, {"id": request["id"], "error": f"fork: {e.strerror}"})
         os._exit(1)
+    # Reply only once the middle is gone, so that whoever reads the pid (the
+    # agent, the instance's PID 1, or a subreaper) is already its parent and
+    # can wait for it. The middle exits right after the fork.
+    while os.getppid() == middle:
+        time.sleep(0.0002)
     try:
         become(sock, request, env_fd)
     except SetupError as e:
