@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/thread_name.h"
 #include "gateway/balancer.h"
 #include "gateway/probe.h"
 #include "model/ipv4.h"
@@ -111,10 +112,12 @@ class Gateway::Impl {
     DSP_ASSIGN_OR_RETURN(web_, ProxyServer::Create(dispatch_, ProxyOptions{}));
     web_->Start(options_.web_threads);
     control_ = std::thread([this] {
+      SetThreadName("gw-control");
       if (Status s = loop_->Run(); !s.ok()) DSP_LOG(kError, kLog) << s;
     });
     for (auto& relay : relays_) {
-      relay_threads_.emplace_back([&relay] {
+      relay_threads_.emplace_back([&relay, i = relay_threads_.size()] {
+        SetThreadName("gw-relay-" + std::to_string(i));
         if (Status s = relay->Run(); !s.ok()) DSP_LOG(kError, kLog) << s;
       });
     }

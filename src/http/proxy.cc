@@ -3,8 +3,10 @@
 //   Impl      owns the workers, the listeners (by port) and the counters.
 //   Worker    one thread, one epoll set (edge-triggered sockets), its idle
 //             upstream connections, a pool of I/O buffers, and the list of
-//             waits in progress, scanned for deadlines every kTick (a coarse
-//             check per loop turn: no syscall and no heap work per wait).
+//             waits in progress, scanned for expired deadlines when the
+//             earliest one is due, at most every kTick (no syscall and no
+//             heap work per wait; a worker whose connections all idle sleeps
+//             until the first of them times out).
 //   Listener  a listening socket in worker 0's epoll set (level-triggered).
 //             Worker 0 accepts and hands each socket to the next worker,
 //             round robin (a queue under a mutex and an eventfd write, per
@@ -53,7 +55,9 @@
 #include <unordered_map>
 
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "http/http1_parser.h"
+#include "os/unique_fd.h"
 
 namespace dspool {
 
@@ -139,11 +143,6 @@ struct Detached {
 };
 
 // ---- small helpers ------------------------------------------------------
-
-void CloseFd(int& fd) {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
-}
 
 std::string_view ReasonPhrase(int status) {
   switch (status) {
@@ -236,7 +235,7 @@ class ProxyServer::Impl {
     workers_.clear();
   }
 
-  bool ok() const { return workers_[0]->epfd >= 0 && workers_[0]->evfd >= 0; }
+  bool ok() const { return workers_[0]->epfd.valid() && workers_[0]->evfd.valid(); }
 
   Result<uint16_t> Listen(const std::string& address, uint16_t port, const std::string& certificate_file,
                           const std::string& key_file) {
@@ -266,9 +265,9 @@ class ProxyServer::Impl {
     if (::inet_pton(AF_INET, address.c_str(), &sa.sin_addr) != 1) {
       return InvalidArgument("listen: invalid IPv4 address '" + address + "'");
     }
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    listener->fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    const int fd = listener->fd.get();
     if (fd < 0) return Unavailable("listen " + where + ": " + std::strerror(errno));
-    listener->fd = fd;
     int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || ::listen(fd, SOMAXCONN) != 0) {
@@ -335,19 +334,18 @@ class ProxyServer::Impl {
   struct Sock;
 
   struct Listener {
-    int fd = -1;
+    UniqueFd fd;
     SSL_CTX* ctx = nullptr;
     uint16_t port = 0;
     std::string tag;
     uint32_t slot = 0;
     bool registered = false;
     ~Listener() {
-      CloseFd(fd);
       if (ctx) SSL_CTX_free(ctx);
     }
   };
 
-  static void CloseListener(Listener& l) { CloseFd(l.fd); }
+  static void CloseListener(Listener& l) { l.fd.reset(); }
 
   // A coroutine waiting for a socket, in its socket's list and its worker's.
   struct Waiter {
@@ -365,16 +363,16 @@ class ProxyServer::Impl {
   // set, with its SSL if it is a TLS client connection. Owned by one
   // coroutine frame, or by the idle pool (upstreams).
   struct Sock {
-    Sock(Worker& worker, int socket_fd) : w(worker), fd(socket_fd) { w.Register(this); }
+    Sock(Worker& worker, UniqueFd socket_fd) : w(worker), fd(std::move(socket_fd)) { w.Register(this); }
     ~Sock() { Close(); }
     Sock(const Sock&) = delete;
     void Close() {
-      if (fd < 0) return;
+      if (!fd.valid()) return;
       Cancel();
       w.Unregister(this);
       if (ssl) SSL_free(ssl);
       ssl = nullptr;
-      CloseFd(fd);
+      fd.reset();
     }
     // Ends every wait on this socket (they fail) and every later one.
     void Cancel() {
@@ -390,7 +388,7 @@ class ProxyServer::Impl {
     bool HasInput() const { return readable || (ssl && SSL_has_pending(ssl)); }
 
     Worker& w;
-    int fd;
+    UniqueFd fd;
     SSL* ssl = nullptr;
     uint32_t slot = 0;
     bool readable = false;
@@ -466,19 +464,19 @@ class ProxyServer::Impl {
   using UpstreamKey = uint64_t;  // address << 16 | port
 
   struct Handoff {
-    int fd;
+    UniqueFd fd;
     Peer peer;
     std::shared_ptr<Listener> listener;
   };
 
   struct Worker {
     Worker(Impl* owner, size_t worker_index) : impl(owner), index(worker_index) {
-      epfd = ::epoll_create1(EPOLL_CLOEXEC);
-      evfd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      epfd.reset(::epoll_create1(EPOLL_CLOEXEC));
+      evfd.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.u64 = 0;
-      ::epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev);
+      ::epoll_ctl(epfd.get(), EPOLL_CTL_ADD, evfd.get(), &ev);
       slots.push_back({});  // slot 0 is the eventfd
       sentinel.prev = sentinel.next = &sentinel;
       now = Clock::now();
@@ -486,15 +484,15 @@ class ProxyServer::Impl {
     ~Worker() {
       Join();
       idle.clear();
-      for (Handoff& h : handoffs) CloseFd(h.fd);
       for (char* b : spare) delete[] b;
-      CloseFd(epfd);
-      CloseFd(evfd);
     }
 
     // ---- thread control
     void Begin() {
-      thread = std::thread([this] { Loop(); });
+      thread = std::thread([this] {
+        SetThreadName("web-proxy-" + std::to_string(index));
+        Loop();
+      });
     }
     void RequestStop() {
       Post([this] { BeginStopping(); });
@@ -537,13 +535,12 @@ class ProxyServer::Impl {
     }
     void Wake() {
       uint64_t one = 1;
-      (void)!::write(evfd, &one, sizeof(one));
+      (void)!::write(evfd.get(), &one, sizeof(one));
     }
     void HandOff(Handoff h) {
       {
         std::lock_guard lock(mu);
         if (exited) {
-          CloseFd(h.fd);
           --impl->active_;
           return;
         }
@@ -571,10 +568,10 @@ class ProxyServer::Impl {
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
       ev.data.u64 = (static_cast<uint64_t>(slots[slot].generation) << 32) | slot;
-      if (::epoll_ctl(epfd, EPOLL_CTL_ADD, s->fd, &ev) != 0) s->canceled = true;
+      if (::epoll_ctl(epfd.get(), EPOLL_CTL_ADD, s->fd.get(), &ev) != 0) s->canceled = true;
     }
     void Unregister(Sock* s) {
-      ::epoll_ctl(epfd, EPOLL_CTL_DEL, s->fd, nullptr);
+      ::epoll_ctl(epfd.get(), EPOLL_CTL_DEL, s->fd.get(), nullptr);
       FreeSlot(s->slot);
     }
     void FreeSlot(uint32_t slot) {
@@ -584,7 +581,7 @@ class ProxyServer::Impl {
       free_slots.push_back(slot);
     }
     void AddListener(const std::shared_ptr<Listener>& l) {
-      if (l->fd < 0 || l->registered) return;
+      if (!l->fd.valid() || l->registered) return;
       uint32_t slot = TakeSlot();
       slots[slot].listener = l.get();
       l->slot = slot;
@@ -593,20 +590,21 @@ class ProxyServer::Impl {
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.u64 = (static_cast<uint64_t>(slots[slot].generation) << 32) | slot;
-      ::epoll_ctl(epfd, EPOLL_CTL_ADD, l->fd, &ev);
+      ::epoll_ctl(epfd.get(), EPOLL_CTL_ADD, l->fd.get(), &ev);
     }
     void RemoveListener(Listener& l) {
       if (l.registered) {
-        ::epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, nullptr);
+        ::epoll_ctl(epfd.get(), EPOLL_CTL_DEL, l.fd.get(), nullptr);
         FreeSlot(l.slot);
         l.registered = false;
       }
-      CloseFd(l.fd);
+      l.fd.reset();
       std::erase_if(listeners, [&](const auto& p) { return p.get() == &l; });
     }
 
     // ---- waits
     void Link(Waiter* x) {
+      if (x->deadline < earliest) earliest = x->deadline;
       x->next = &sentinel;
       x->prev = sentinel.prev;
       sentinel.prev->next = x;
@@ -648,8 +646,13 @@ class ProxyServer::Impl {
 
     void ExpireWaits(bool all) {
       std::vector<Waiter*> due;
+      earliest = Clock::time_point::max();
       for (Waiter* x = sentinel.next; x != &sentinel; x = x->next) {
-        if (all || x->deadline <= now) due.push_back(x);
+        if (all || x->deadline <= now) {
+          due.push_back(x);
+        } else if (x->deadline < earliest) {
+          earliest = x->deadline;
+        }
       }
       for (Waiter* x : due) {
         Unlink(x);
@@ -658,6 +661,10 @@ class ProxyServer::Impl {
         ready.push_back(x->handle);
       }
     }
+
+    // When the waits are next scanned: at the earliest deadline, but no
+    // sooner than kTick after the last scan (deadlines are coarse).
+    Clock::time_point NextScan(Clock::time_point last_scan) const { return std::max(earliest, last_scan + kTick); }
 
     void BeginStopping() {
       stopping = true;
@@ -677,7 +684,7 @@ class ProxyServer::Impl {
       sigaddset(&pipe_set, SIGPIPE);
       pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
       epoll_event events[256];
-      Clock::time_point next_scan = Clock::now() + kTick;
+      Clock::time_point last_scan = Clock::now();
       for (;;) {
         RunTasks();
         DrainReady();
@@ -686,16 +693,16 @@ class ProxyServer::Impl {
         if (!ready.empty()) {
           timeout = 0;
         } else if (sentinel.next != &sentinel) {
-          auto ms = std::chrono::ceil<std::chrono::milliseconds>(next_scan - now).count();
-          timeout = static_cast<int>(std::clamp<long>(ms, 0, 1000));
+          auto ms = std::chrono::ceil<std::chrono::milliseconds>(NextScan(last_scan) - now).count();
+          timeout = static_cast<int>(std::clamp<int64_t>(ms, 0, INT_MAX));
         }
-        int n = ::epoll_wait(epfd, events, 256, timeout);
+        int n = ::epoll_wait(epfd.get(), events, 256, timeout);
         now = Clock::now();
         for (int i = 0; i < n; ++i) {
           uint64_t data = events[i].data.u64;
           if (data == 0) {
             uint64_t count;
-            (void)!::read(evfd, &count, sizeof(count));
+            (void)!::read(evfd.get(), &count, sizeof(count));
             continue;
           }
           uint32_t slot = static_cast<uint32_t>(data);
@@ -707,19 +714,16 @@ class ProxyServer::Impl {
             Dispatch(slots[slot].sock, events[i].events);
           }
         }
-        if (now >= next_scan) {
+        if (sentinel.next != &sentinel && now >= NextScan(last_scan)) {
           ExpireWaits(false);
-          next_scan = now + kTick;
+          last_scan = now;
         }
       }
       idle.clear();
       std::lock_guard lock(mu);
       exited = true;
       running = false;
-      for (Handoff& h : handoffs) {
-        CloseFd(h.fd);
-        --impl->active_;
-      }
+      impl->active_ -= handoffs.size();
       handoffs.clear();
     }
 
@@ -744,22 +748,19 @@ class ProxyServer::Impl {
     }
 
     void Accept(Listener& l) {
-      for (int i = 0; i < 64 && l.fd >= 0; ++i) {
+      for (int i = 0; i < 64 && l.fd.valid(); ++i) {
         sockaddr_in sa{};
         socklen_t len = sizeof(sa);
-        int fd = ::accept4(l.fd, reinterpret_cast<sockaddr*>(&sa), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
+        UniqueFd fd(::accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&sa), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (!fd.valid()) {
           if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
           DSP_LOG(kWarning, kLog) << "accept on port " << l.port << ": " << std::strerror(errno);
           return;  // EMFILE and friends: the next turn tries again
         }
-        if (impl->active_ >= impl->options_.max_connections) {
-          ::close(fd);
-          continue;
-        }
+        if (impl->active_ >= impl->options_.max_connections) continue;  // closes it
         ++impl->accepted_;
         ++impl->active_;
-        Handoff h{fd, Peer{}, nullptr};
+        Handoff h{std::move(fd), Peer{}, nullptr};
         char text[INET_ADDRSTRLEN] = {};
         ::inet_ntop(AF_INET, &sa.sin_addr, text, sizeof(text));
         h.peer.address = text;
@@ -775,12 +776,11 @@ class ProxyServer::Impl {
 
     void Spawn(Handoff h) {
       if (stopping) {
-        CloseFd(h.fd);
         --impl->active_;
-        return;
+        return;  // closes it
       }
       ++live;
-      impl->ServeConnection(*this, h.fd, std::move(h.peer), std::move(h.listener));
+      impl->ServeConnection(*this, std::move(h.fd), std::move(h.peer), std::move(h.listener));
     }
 
     // ---- pools
@@ -818,8 +818,8 @@ class ProxyServer::Impl {
 
     Impl* impl;
     size_t index;
-    int epfd = -1;
-    int evfd = -1;
+    UniqueFd epfd;
+    UniqueFd evfd;
     std::thread thread;
     std::mutex mu;
     std::vector<std::function<void()>> tasks;  // guarded by mu
@@ -833,6 +833,10 @@ class ProxyServer::Impl {
     std::vector<Slot> slots;
     std::vector<uint32_t> free_slots;
     Waiter sentinel;
+    // No later than the earliest deadline in the list: Link lowers it, a
+    // scan recomputes it; a wait that ends before its deadline leaves it
+    // early, which costs one scan that finds nothing due.
+    Clock::time_point earliest = Clock::time_point::max();
     std::vector<std::coroutine_handle<>> ready;
     std::vector<std::shared_ptr<Listener>> listeners;
     std::unordered_map<UpstreamKey, std::vector<std::unique_ptr<Sock>>> idle;
@@ -870,7 +874,7 @@ class ProxyServer::Impl {
         ERR_clear_error();
         co_return kFailed;
       }
-      ssize_t r = ::recv(s.fd, buf, n, 0);
+      ssize_t r = ::recv(s.fd.get(), buf, n, 0);
       if (r >= 0) {
         if (r == 0) s.readable = true;  // stays at end of stream
         // A short read drained the socket: the next edge sets the flag
@@ -927,7 +931,7 @@ class ProxyServer::Impl {
         ERR_clear_error();
         co_return false;
       }
-      ssize_t r = ::send(s.fd, p, n, MSG_NOSIGNAL);
+      ssize_t r = ::send(s.fd.get(), p, n, MSG_NOSIGNAL);
       if (r >= 0) {
         p += r;
         n -= static_cast<size_t>(r);
@@ -946,30 +950,29 @@ class ProxyServer::Impl {
 
   // Sends a TLS close_notify if it can go at once; never waits.
   static void SendCloseNotify(Sock& s) {
-    if (!s.ssl || s.fd < 0 || (SSL_get_shutdown(s.ssl) & SSL_SENT_SHUTDOWN)) return;
+    if (!s.ssl || !s.fd.valid() || (SSL_get_shutdown(s.ssl) & SSL_SENT_SHUTDOWN)) return;
     ERR_clear_error();
     SSL_shutdown(s.ssl);
     ERR_clear_error();
   }
 
   Task<std::unique_ptr<Sock>> Connect(Worker& w, uint32_t address, uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) co_return nullptr;
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) co_return nullptr;
     int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
     sa.sin_addr.s_addr = htonl(address);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 && errno != EINPROGRESS) {
-      ::close(fd);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 && errno != EINPROGRESS) {
       co_return nullptr;
     }
-    auto s = std::make_unique<Sock>(w, fd);
+    auto s = std::make_unique<Sock>(w, std::move(fd));
     if (co_await Wait{*s, EPOLLOUT, w.now + options_.connect_timeout} != 0) co_return nullptr;
     int err = 0;
     socklen_t len = sizeof(err);
-    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) co_return nullptr;
+    if (::getsockopt(s->fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) co_return nullptr;
     ++upstream_connects_;
     co_return std::move(s);
   }
@@ -1047,7 +1050,7 @@ class ProxyServer::Impl {
   // ---- a client connection --------------------------------------------------
 
   struct Conn {
-    Conn(Worker& worker, int fd) : w(worker), client(worker, fd), in(worker) {}
+    Conn(Worker& worker, UniqueFd fd) : w(worker), client(worker, std::move(fd)), in(worker) {}
     Worker& w;
     Sock client;
     Buffer in;
@@ -1069,11 +1072,11 @@ class ProxyServer::Impl {
     }
   };
 
-  Detached ServeConnection(Worker& w, int fd, Peer peer, std::shared_ptr<Listener> listener) {
+  Detached ServeConnection(Worker& w, UniqueFd fd, Peer peer, std::shared_ptr<Listener> listener) {
     ActiveGuard guard{*this, w};
     int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    Conn c(w, fd);
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    Conn c(w, std::move(fd));
     c.peer = std::move(peer);
     c.tag = listener ? listener->tag : std::string();
     if (listener && listener->ctx) {
@@ -1084,7 +1087,7 @@ class ProxyServer::Impl {
       // malloc and free of each per request cost a third of the p99
       // (bench/http_proxy.sh), while many connections are mostly idle ones.
       if (w.live > kKeepTlsBuffers) SSL_set_mode(c.client.ssl, SSL_MODE_RELEASE_BUFFERS);
-      SSL_set_fd(c.client.ssl, fd);
+      SSL_set_fd(c.client.ssl, c.client.fd.get());
       BIO* rbio = SSL_get_rbio(c.client.ssl);
       BIO_set_callback_arg(rbio, reinterpret_cast<char*>(&c.client));
       BIO_set_callback_ex(rbio, &ObserveTlsRead);
@@ -1106,7 +1109,7 @@ class ProxyServer::Impl {
     // sends (an unread body) is read and dropped for a while, so that it
     // reads our last answer rather than a reset.
     if (!c.client.canceled && !w.stopping) {
-      ::shutdown(fd, SHUT_WR);
+      ::shutdown(c.client.fd.get(), SHUT_WR);
       auto until = w.now + std::chrono::seconds(2);
       size_t drained = 0;
       while (drained < (1u << 20)) {

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "http/beast_util.h"
 
 namespace dspool {
@@ -575,7 +576,8 @@ void ServerCore::Start(int threads) {
   if (started_ || stopped_) return;
   started_ = true;
   for (int i = 0; i < std::max(threads, 1); ++i) {
-    threads_.emplace_back([this] {
+    threads_.emplace_back([this, i] {
+      SetThreadName("http-" + std::to_string(i));
       for (;;) {
         try {
           ioc_.run();

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "base/thread_name.h"
 
 namespace dspool {
 namespace {
@@ -364,7 +365,10 @@ ReconcilerCounters Reconciler::counters() const {
 }
 
 void Reconciler::Start() {
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    SetThreadName("reconciler");
+    Loop();
+  });
 }
 
 void Reconciler::Stop() {

@@ -16,6 +16,7 @@
 
 #include "api/api.h"
 #include "base/metrics.h"
+#include "base/thread_name.h"
 #include "base/version.h"
 #include "gateway/gateway.h"
 #include "gateway/routing_table.h"
@@ -44,7 +45,12 @@ constexpr const char* kInstanceBinary = "/usr/local/lib/dspool/dspool";
 class WorkerPool {
  public:
   explicit WorkerPool(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, i] {
+        SetThreadName("provider-" + std::to_string(i));
+        Work();
+      });
+    }
   }
   ~WorkerPool() {
     {
@@ -144,10 +150,16 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     DSP_ASSIGN_OR_RETURN(gateway_, Gateway::Create(gateway_options_, *this));
     DSP_RETURN_IF_ERROR(gateway_->Start());
     RoutesChanged();
-    router_ = std::thread([this] { RouteLoop(); });
+    router_ = std::thread([this] {
+      SetThreadName("routes");
+      RouteLoop();
+    });
     http_.Start(2);
     reconciler_.Start();
-    sweeper_ = std::thread([this] { SweepLoop(); });
+    sweeper_ = std::thread([this] {
+      SetThreadName("sweeper");
+      SweepLoop();
+    });
     DSP_LOG(kInfo, kLog) << "dspool " << kVersion << " serving on unix:" << options_.data_dir << "/api.sock with the "
                          << provider_->Name() << " provider";
     return Status::Ok();

@@ -1,8 +1,10 @@
 // ProxyServer at the wire: raw sockets on both sides (a scripted upstream,
 // a client writing bytes), so framing, keep-alive, retries, timeouts and
 // limits can be checked exactly. Loopback only; every read has a deadline
-// (SO_RCVTIMEO), nothing sleeps.
+// (SO_RCVTIMEO), and nothing sleeps but the test that counts a quiet
+// worker's wake-ups.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -618,6 +621,46 @@ TEST_F(ProxyWireTest, RequestFieldsReachTheRouter) {
   EXPECT_EQ(r.headers.at("x-rep"), "1, 2");
   EXPECT_EQ(r.peer.address, "127.0.0.1");
   EXPECT_EQ(r.listener_tag, std::to_string(port_));
+}
+
+// Voluntary context switches of this process's threads named web-proxy-*:
+// how often the proxy's workers went to sleep.
+uint64_t ProxyWorkerSleeps() {
+  uint64_t total = 0;
+  DIR* dir = opendir("/proc/self/task");
+  if (!dir) return 0;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    std::string task = std::string("/proc/self/task/") + e->d_name;
+    std::ifstream comm(task + "/comm");
+    std::string name;
+    if (!std::getline(comm, name) || name.rfind("web-proxy-", 0) != 0) continue;
+    std::ifstream status(task + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) total += std::stoull(line.substr(line.find(':') + 1));
+    }
+  }
+  closedir(dir);
+  return total;
+}
+
+TEST_F(ProxyWireTest, WorkersWithOnlyIdleConnectionsSleepUntilADeadline) {
+  auto& up = Upstream(EchoHandler);
+  StartProxy(up.port());  // idle timeouts in minutes
+  // One kept-alive client on each worker (round robin), idle after a request.
+  int clients[2];
+  for (int& fd : clients) {
+    fd = ConnectTo(port_);
+    std::string buf;
+    SendAll(fd, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
+    EXPECT_EQ(ReadMessage(fd, buf, false).status, 200);
+  }
+  uint64_t before = ProxyWorkerSleeps();
+  ASSERT_GT(before, 0u) << "no thread named web-proxy-*";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // A deadline scan every 20 ms would be about 15 wake-ups per worker.
+  EXPECT_LE(ProxyWorkerSleeps() - before, 4u);
+  for (int fd : clients) close(fd);
 }
 
 }  // namespace

@@ -1,0 +1,19 @@
+#include "base/thread_name.h"
+
+#include <pthread.h>
+
+namespace dspool {
+
+void SetThreadName(std::string_view name) {
+  char buf[16] = {};
+  name.copy(buf, sizeof(buf) - 1);
+  (void)pthread_setname_np(pthread_self(), buf);
+}
+
+std::string ThreadName() {
+  char buf[16] = {};
+  if (pthread_getname_np(pthread_self(), buf, sizeof(buf)) != 0) return {};
+  return buf;
+}
+
+}  // namespace dspool
