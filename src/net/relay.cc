@@ -30,6 +30,9 @@ constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 // Empty pipes kept for reuse; more are closed. Only directions with bytes on
 // their way hold a pipe, so this is about the number of busy directions.
 constexpr size_t kMaxSparePipes = 256;
+// Entries of closed connections tolerated in the timer heap beyond the
+// number of open connections, before it is rebuilt (see timers_).
+constexpr size_t kStaleTimerSlack = 1024;
 
 uint64_t EventData(uint64_t id, int side) { return (id << 1) | static_cast<uint64_t>(side); }
 
@@ -247,7 +250,10 @@ void RelayLoop::AdoptPending() {
     c->idle_timeout = p.options.idle_timeout;
     c->tag = p.options.tag;
     c->last_activity = now_;
-    if (c->idle_timeout.count() > 0) timers_.emplace(now_ + c->idle_timeout, c->id);
+    if (c->idle_timeout.count() > 0) {
+      timers_.emplace(now_ + c->idle_timeout, c->id);
+      counters_.timer_entries.store(timers_.size(), std::memory_order_relaxed);
+    }
     Connection& ref = *c;
     connections_.emplace(c->id, std::move(c));
     // Registering reports what is ready already (a connected socket is
@@ -447,13 +453,27 @@ void RelayLoop::Close(uint64_t id, CloseReason reason) {
   // Counters first: a peer that sees the close finds them updated.
   counters_.connections_active.fetch_sub(1, std::memory_order_relaxed);
   uint64_t tag = c.tag;
+  // Its timer entry stays behind, unless ExpireIdle just took it out.
+  if (c.idle_timeout.count() > 0 && reason != CloseReason::kIdle) ++stale_timers_;
   // Empty pipes serve the next connections; ones with bytes in them go.
   for (Connection::Direction& dir : c.dirs) {
     if (dir.in_pipe == 0) ReleasePipe(&dir.pipe);
   }
   // Closing the descriptors removes them from the epoll set.
   connections_.erase(it);
+  if (stale_timers_ > connections_.size() + kStaleTimerSlack) RebuildTimers();
   if (options_.on_close) options_.on_close(tag);
+}
+
+void RelayLoop::RebuildTimers() {
+  std::vector<TimerEntry> entries;
+  entries.reserve(connections_.size());
+  for (const auto& [id, c] : connections_) {
+    if (c->idle_timeout.count() > 0) entries.emplace_back(c->last_activity + c->idle_timeout, id);
+  }
+  timers_ = decltype(timers_)(std::greater<>(), std::move(entries));
+  stale_timers_ = 0;
+  counters_.timer_entries.store(timers_.size(), std::memory_order_relaxed);
 }
 
 void RelayLoop::ExpireIdle() {
@@ -461,7 +481,10 @@ void RelayLoop::ExpireIdle() {
     uint64_t id = timers_.top().second;
     timers_.pop();
     auto it = connections_.find(id);
-    if (it == connections_.end()) continue;
+    if (it == connections_.end()) {
+      --stale_timers_;
+      continue;
+    }
     const Connection& c = *it->second;
     SteadyClock::time_point deadline = c.last_activity + c.idle_timeout;
     if (deadline <= now_) {
@@ -470,6 +493,7 @@ void RelayLoop::ExpireIdle() {
       timers_.emplace(deadline, id);
     }
   }
+  counters_.timer_entries.store(timers_.size(), std::memory_order_relaxed);
 }
 
 int RelayLoop::NextTimeoutMs() const {
@@ -493,6 +517,8 @@ void RelayLoop::CloseAll() {
   connections_.clear();
   resume_.clear();
   timers_ = {};
+  stale_timers_ = 0;
+  counters_.timer_entries.store(0, std::memory_order_relaxed);
   if (options_.on_close) {
     for (uint64_t tag : tags) options_.on_close(tag);
   }

@@ -116,6 +116,9 @@ struct RelayCounters {
   std::atomic<uint64_t> idle_timeouts{0};  // connections closed by idle_timeout
   std::atomic<uint64_t> errors{0};         // connections ended by a socket error
   std::atomic<uint64_t> pipes_created{0};  // pipes made (the rest were reused)
+  // Idle-timeout entries the loop holds (a gauge): one per open connection
+  // with a timeout, plus closed ones' not yet swept (at most about 1024 more).
+  std::atomic<uint64_t> timer_entries{0};
 };
 
 class RelayLoop {
@@ -185,6 +188,8 @@ class RelayLoop {
   // Back to the spare list (or closed). REQUIRES: the pipe is empty.
   void ReleasePipe(Pipe* pipe);
   void ExpireIdle();
+  // timers_ anew from the open connections.
+  void RebuildTimers();
   int NextTimeoutMs() const;
   void CloseAll();
 
@@ -202,11 +207,17 @@ class RelayLoop {
   // Loop thread only.
   uint64_t next_id_ = 1;  // 0 marks the eventfd in epoll data
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
-  // (deadline, connection id), earliest first. At most one entry per
-  // connection; an entry is checked against the connection's real deadline
-  // when it comes due, so activity costs no heap operation.
+  // (deadline, connection id), earliest first. One entry per open
+  // connection with an idle timeout; an entry is checked against the
+  // connection's real deadline when it comes due, so activity costs no heap
+  // operation. A closed connection's entry stays until it comes due
+  // (stale_timers_ of them); when they outnumber the open connections (plus
+  // some slack) the heap is rebuilt, so its size follows the connections
+  // open, not those closed within the last idle timeout (30 minutes by
+  // default: 16 bytes each, at any connection rate).
   using TimerEntry = std::pair<std::chrono::steady_clock::time_point, uint64_t>;
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
+  size_t stale_timers_ = 0;
   std::chrono::steady_clock::time_point now_;
   std::vector<Pipe> spare_pipes_;
   // Connections whose last turn ended with bytes still to move: epoll

@@ -539,6 +539,45 @@ TEST_F(RelayTest, IdleTimeoutFollowsTheInjectedClock) {
   ASSERT_TRUE(WaitIdle());
 }
 
+// A closed connection's timer entry does not outlive it by an idle timeout
+// (30 minutes by default): the heap follows the open connections, and the
+// open ones keep their deadlines through its rebuilds.
+TEST_F(RelayTest, ClosedConnectionsDoNotPileUpAsTimers) {
+  auto fake_now = std::make_shared<std::atomic<int64_t>>(0);
+  const auto start = std::chrono::steady_clock::time_point() + std::chrono::hours(1);
+  StartLoop(RelayLoopOptions{.now = [fake_now, start] { return start + milliseconds(fake_now->load()); }});
+  const RelayOptions options{.idle_timeout = seconds(10)};
+  // One connection stays open (and quiet) throughout; its peers are a
+  // socket pair each side.
+  auto relay_pair = [&](UniqueFd* client_peer, UniqueFd* backend_peer) {
+    int c[2], b[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c), 0);
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), 0);
+    client_peer->reset(c[1]);
+    backend_peer->reset(b[1]);
+    ASSERT_TRUE(loop_->Add(UniqueFd(c[0]), UniqueFd(b[0]), options).ok());
+  };
+  UniqueFd kept_client, kept_backend;
+  relay_pair(&kept_client, &kept_backend);
+  // 3,000 more open and end (both peers close), 100 at a time.
+  for (int batch = 0; batch < 30; ++batch) {
+    std::vector<UniqueFd> peers(200);
+    for (int i = 0; i < 100; ++i) relay_pair(&peers[2 * i], &peers[2 * i + 1]);
+    peers.clear();
+    ASSERT_TRUE(WaitFor([&] { return counters().connections_active.load() == 1; }));
+  }
+  EXPECT_EQ(counters().connections_total.load(), 3001u);
+  EXPECT_LE(counters().timer_entries.load(), 1u + 1024u + 1u);
+  EXPECT_EQ(counters().idle_timeouts.load(), 0u);
+  // The kept connection still times out, on time.
+  fake_now->store(10001);
+  loop_->Wake();
+  ASSERT_TRUE(WaitFor([&] { return counters().idle_timeouts.load() == 1; }));
+  std::string rest;
+  EXPECT_TRUE(RecvToEof(kept_client.get(), &rest));
+  EXPECT_EQ(counters().errors.load(), 0u);
+}
+
 TEST_F(RelayTest, StopClosesOpenConnections) {
   StartLoop();
   EchoServer echo;
