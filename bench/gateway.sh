@@ -15,8 +15,8 @@
 #   THREADS  --gateway-threads, and HAProxy's nbthread (default: 2)
 #   CONNS    idle connections held for the memory measure (default: 5000)
 #   SECONDS  length of each iperf3 and connection-rate run (default: 10)
-# Environment: ROUNDS (3: rounds of the memory, rate and iperf3 measures, in
-#   alternating order of the paths), SSH_RUNS (60 per path), SSH_ROUNDS (12),
+# Environment: ROUNDS (3: rounds of the memory, rate and iperf3 measures,
+#   each in another order of the paths; 6 balance the orders fully), SSH_RUNS (60 per path), SSH_ROUNDS (12),
 #   RATE_CLIENTS (32), RATE_THREADS (1),
 #   HA_SPLICE (always: option splice-request + splice-response, HAProxy's
 #   faster setting here; auto: option splice-auto),
@@ -201,9 +201,13 @@ declare -A PID_OF=([direct]="" [gateway]=$SERVER_PID [haproxy]=$HA_PID)
 declare -A LOAD_AT=([direct]=$ADDR:$LOAD_PORT [gateway]=127.0.0.1:$GW_LOAD [haproxy]=127.0.0.1:$HA_LOAD)
 declare -A IPERF_AT=([direct]="$ADDR 5201" [gateway]="127.0.0.1 $GW_IPERF" [haproxy]="127.0.0.1 $HA_IPERF")
 PATHS=(direct gateway haproxy)
-# Round r runs the paths in this order, then the reverse, and so on, so a
-# drift of the machine does not favour one path.
-paths_for() { (( $1 % 2 )) && echo "${PATHS[@]}" || echo "haproxy gateway direct"; }
+# Round r runs the paths in the r-th of these orders (cyclically): any three
+# rounds in a row put each path first, second and last once, and six rounds
+# also after each other path once, so neither a drift of the machine nor
+# what one run leaves behind (caches, TCP metrics, memory) favours a path.
+ORDERS=("direct gateway haproxy" "gateway haproxy direct" "haproxy direct gateway"
+        "haproxy gateway direct" "gateway direct haproxy" "direct haproxy gateway")
+paths_for() { echo "${ORDERS[$(( ($1 - 1) % 6 ))]}"; }
 log() { echo "bench: $*" >&2; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 # V[key] collects one value per round; mean and range read them back.
@@ -346,11 +350,9 @@ ssh_cmd() {  # path
   esac
 }
 ssh_per_round=$(( (SSH_RUNS + SSH_ROUNDS - 1) / SSH_ROUNDS ))
-orders=("direct gateway haproxy" "gateway haproxy direct" "haproxy direct gateway"
-        "haproxy gateway direct" "gateway direct haproxy" "direct haproxy gateway")
 for round in $(seq "$SSH_ROUNDS"); do
   args=()
-  for path in ${orders[$(( (round - 1) % 6 ))]}; do args+=(-n "$path" "$(ssh_cmd "$path")"); done
+  for path in $(paths_for "$round"); do args+=(-n "$path" "$(ssh_cmd "$path")"); done
   hyperfine -N --warmup "$([[ $round == 1 ]] && echo 3 || echo 1)" --runs "$ssh_per_round" --export-json "$WORK/ssh.$round.json" "${args[@]}" >"$WORK/hyperfine.log" 2>&1 \
     || { cat "$WORK/hyperfine.log"; fail "hyperfine failed"; }
 done
