@@ -12,6 +12,7 @@
 #include "cli/api_client.h"
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "net/socket.h"
 #include "server/server.h"
 
 namespace dspool {
@@ -62,6 +63,7 @@ struct ServerFlags {
   std::string uid_range = "20000-59999";
   std::string log_level = "info";
   int gateway_threads = 0;
+  std::string gateway_congestion_control = "cubic";
   int64_t hold_timeout_seconds = 120;
   int64_t hold_max = 1024;
   int64_t cull_check_seconds = 30;
@@ -81,6 +83,8 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
     return Fail(err, InvalidArgument("--log-level: '" + flags.log_level + "' is not debug, info, warning or error"));
   }
   options.gateway_threads = flags.gateway_threads;
+  options.gateway_congestion_control =
+      flags.gateway_congestion_control == "default" ? std::string() : flags.gateway_congestion_control;
   options.hold_timeout = std::chrono::seconds(flags.hold_timeout_seconds);
   options.hold_max = flags.hold_max;
   options.cull_check_interval = std::chrono::seconds(flags.cull_check_seconds);
@@ -153,6 +157,13 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       ->type_name("N")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
+  server->add_option("--gateway-congestion-control", server_flags.gateway_congestion_control,
+                     "TCP congestion control of the gateway's connections to instances, which sit on the host's "
+                     "own bridge ('default': the host's, which may be BBR, slow there)")
+      ->type_name("NAME")
+      ->capture_default_str()
+      ->check(CheckWith(
+          [](const std::string& v) { return v == "default" ? Status::Ok() : CheckCongestionControl(v); }, ""));
   server->add_option("--hold-timeout", server_flags.hold_timeout_seconds,
                      "Seconds a connection waits for an instance of a pool at zero before it is closed")
       ->type_name("SECONDS")

@@ -109,7 +109,9 @@ class Gateway::Impl {
   ~Impl() { Stop(); }
 
   Status Start() {
-    DSP_ASSIGN_OR_RETURN(web_, ProxyServer::Create(dispatch_, ProxyOptions{}));
+    ProxyOptions web_options;
+    web_options.upstream_congestion_control = options_.backend_congestion_control;
+    DSP_ASSIGN_OR_RETURN(web_, ProxyServer::Create(dispatch_, web_options));
     web_->Start(options_.web_threads);
     control_ = std::thread([this] {
       SetThreadName("gw-control");
@@ -495,7 +497,7 @@ class Gateway::Impl {
     c.backend_id = b.route.id;
     c.backend_address = b.route.address;
     auto port = static_cast<uint16_t>(c.via.backend_port);
-    auto fd = StartConnectTcp(b.route.address, port);
+    auto fd = StartConnectTcp(b.route.address, port, options_.backend_congestion_control);
     if (!fd.ok()) return ConnectFailed(c, fd.status());
     c.backend = std::move(*fd);
     uint64_t id = c.id;
@@ -844,6 +846,9 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options, Gateway
   if (options.relay_threads < 1 || options.relay_threads > 64) {
     return InvalidArgument("gateway: relay threads must be between 1 and 64, not " +
                            std::to_string(options.relay_threads));
+  }
+  if (!options.backend_congestion_control.empty()) {
+    DSP_RETURN_IF_ERROR(CheckCongestionControl(options.backend_congestion_control));
   }
   if (!options.now) options.now = [] { return std::chrono::steady_clock::now(); };
   DSP_ASSIGN_OR_RETURN(auto loop, EventLoop::Create(options.now));

@@ -89,6 +89,12 @@ struct GatewayOptions {
   // sessions end with the process), and the clock of sessions.
   int web_threads = 2;
   std::string session_key;
+  // TCP congestion control of the connections to instances, relayed and
+  // proxied (TCP_CONGESTION); empty: the host's default. Instances sit on
+  // the host's own bridge, where a loss-based algorithm keeps the short
+  // path full; a host default of BBR there costs more than half the
+  // throughput (docs/benchmarks.md). Create checks that the host has it.
+  std::string backend_congestion_control = "cubic";
   const Clock* wall_clock = nullptr;  // default: the real clock
 };
 

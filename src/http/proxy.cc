@@ -961,6 +961,9 @@ class ProxyServer::Impl {
     if (!fd.valid()) co_return nullptr;
     int one = 1;
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (const std::string& cc = options_.upstream_congestion_control; !cc.empty()) {
+      (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_CONGESTION, cc.data(), cc.size());
+    }
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);

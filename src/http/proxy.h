@@ -78,6 +78,10 @@ struct ProxyOptions {
   std::chrono::milliseconds tunnel_idle_timeout{3600000};  // an upgraded connection with no byte either way
   size_t max_idle_upstream = 64;  // kept-alive upstream connections kept, per address:port and thread
   size_t max_connections = 10000;
+  // TCP congestion control of upstream connections (TCP_CONGESTION, say
+  // "cubic"); empty: the host's default. The caller checks that the host
+  // has it (net/socket.h's CheckCongestionControl); one it lacks is ignored.
+  std::string upstream_congestion_control;
 };
 
 struct ProxyStats {

@@ -3,12 +3,15 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <optional>
 
 #include "model/ipv4.h"
@@ -60,15 +63,40 @@ int PollUntil(int fd, short events, Clock::time_point deadline) {
   }
 }
 
+// The algorithms a socket of this process may choose: all that are loaded
+// for root, the allowed ones for others (what TCP_CONGESTION accepts).
+std::string UsableCongestionControls() {
+  const char* file = ::geteuid() == 0 ? "/proc/sys/net/ipv4/tcp_available_congestion_control"
+                                      : "/proc/sys/net/ipv4/tcp_allowed_congestion_control";
+  std::ifstream in(file);
+  std::string list;
+  std::getline(in, list);
+  return list.empty() ? "unknown" : list;
+}
+
+// `what` prefixes the error ("connect 10.0.0.2:22: "), if any.
+Status SetCongestionControl(const UniqueFd& fd, const std::string& name, const std::string& what) {
+  if (::setsockopt(fd.get(), IPPROTO_TCP, TCP_CONGESTION, name.data(), name.size()) == 0) return Status::Ok();
+  if (errno == ENOENT || errno == EPERM || errno == EINVAL) {
+    return InvalidArgument(what + "TCP congestion control '" + name + "' is not available here (this host offers: " +
+                           UsableCongestionControls() + ")");
+  }
+  return ErrnoStatus(what + "TCP_CONGESTION " + name, errno);
+}
+
 }  // namespace
 
 std::string FormatEndpoint(uint32_t ipv4_host_order, uint16_t port) {
   return FormatIpv4(ipv4_host_order) + ":" + std::to_string(port);
 }
 
-Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port) {
+Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port, const std::string& congestion_control) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus("connect " + FormatEndpoint(ipv4_host_order, port) + ": socket", errno);
+  if (!congestion_control.empty()) {
+    DSP_RETURN_IF_ERROR(
+        SetCongestionControl(fd, congestion_control, "connect " + FormatEndpoint(ipv4_host_order, port) + ": "));
+  }
   sockaddr_in sa = MakeAddress(ipv4_host_order, port);
   int rc;
   do {
@@ -78,6 +106,12 @@ Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port) {
     return ConnectError("connect " + FormatEndpoint(ipv4_host_order, port), errno);
   }
   return fd;
+}
+
+Status CheckCongestionControl(const std::string& name) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return ErrnoStatus("TCP congestion control " + name + ": socket", errno);
+  return SetCongestionControl(fd, name, "");
 }
 
 Status FinishConnect(const UniqueFd& fd, uint32_t ipv4_host_order, uint16_t port) {

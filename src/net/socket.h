@@ -35,8 +35,17 @@ Result<UniqueFd> ConnectTcp(uint32_t ipv4_host_order, uint16_t port, std::chrono
 // Starts connecting to ipv4:port without waiting: the socket becomes
 // writable when the attempt ends, and FinishConnect says how it ended.
 // Errors that are known at once (no route, refused on loopback) come back
-// here, as ConnectTcp's do.
-Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port);
+// here, as ConnectTcp's do. `congestion_control` names the socket's TCP
+// congestion control algorithm (TCP_CONGESTION, say "cubic"); empty: the
+// host's default. One the kernel refuses is an InvalidArgument (see
+// CheckCongestionControl).
+Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port, const std::string& congestion_control = {});
+
+// OK if a TCP socket may use congestion control `name` on this host;
+// otherwise InvalidArgument naming the algorithms it may use
+// (/proc/sys/net/ipv4/tcp_allowed_congestion_control for an unprivileged
+// process, tcp_available_congestion_control for root).
+Status CheckCongestionControl(const std::string& name);
 // The outcome of a StartConnectTcp once its socket is writable: OK, or the
 // error ConnectTcp would give.
 Status FinishConnect(const UniqueFd& fd, uint32_t ipv4_host_order, uint16_t port);

@@ -819,6 +819,7 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
                                       ? options.gateway_threads
                                       : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
   gateway_options.web_threads = gateway_options.relay_threads;
+  gateway_options.backend_congestion_control = options.gateway_congestion_control;
   gateway_options.hold_timeout = options.hold_timeout;
   gateway_options.max_held = static_cast<size_t>(options.hold_max);
   char self[4096];

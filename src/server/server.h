@@ -24,6 +24,9 @@ struct ServerOptions {
   // CPU, at most 4); how long a connection waits for an instance of a pool
   // at zero, and how many may.
   int gateway_threads = 0;
+  // TCP congestion control of the gateway's connections to instances
+  // (GatewayOptions::backend_congestion_control); empty: the host's.
+  std::string gateway_congestion_control = "cubic";
   std::chrono::seconds hold_timeout{120};
   int64_t hold_max = 1024;
   // How often notebook servers are checked for culling.

@@ -231,6 +231,9 @@ TEST_F(CliTest, UsageErrorsExit2) {
   EXPECT_EQ(RunRaw({"--server", "unix:/a", "--data-dir", "/b", "status"}), 2);
   EXPECT_EQ(RunRaw({"server", "--uid-range", "5-10"}), 2);
   EXPECT_THAT(err_, HasSubstr("--uid-range: '5-10' starts below 1000"));
+  EXPECT_EQ(RunRaw({"server", "--gateway-congestion-control", "no-such-cc"}), 2);
+  EXPECT_THAT(err_, HasSubstr("--gateway-congestion-control: TCP congestion control 'no-such-cc' is not available "
+                              "here (this host offers: "));
   EXPECT_EQ(RunRaw({"server", "--listen", "7070"}), 2);
   EXPECT_THAT(err_, HasSubstr("--listen: '7070' is not ADDRESS:PORT"));
   EXPECT_EQ(RunRaw({"server", "--jupyter-program", "jupyter-notebook"}), 2);

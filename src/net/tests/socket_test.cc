@@ -3,9 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -49,6 +52,46 @@ TEST(SocketTest, ListenConnectAcceptRoundTrip) {
   char buf[8];
   ASSERT_EQ(::recv(server->get(), buf, sizeof(buf), 0), 4);
   EXPECT_EQ(std::string(buf, 4), "ping");
+}
+
+// The socket chosen for a connection uses the congestion control asked for
+// (reno is built into every kernel) instead of the host's default.
+TEST(SocketTest, StartConnectUsesTheCongestionControlAskedFor) {
+  uint16_t port = 0;
+  auto listener = ListenTcp("127.0.0.1", 0, 16, &port);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  auto client = StartConnectTcp(kLoopback, port, "reno");
+  ASSERT_TRUE(client.ok()) << client.status();
+  char name[16] = {};
+  socklen_t len = sizeof(name);
+  ASSERT_EQ(::getsockopt(client->get(), IPPROTO_TCP, TCP_CONGESTION, name, &len), 0);
+  EXPECT_STREQ(name, "reno");
+  pollfd p = {client->get(), POLLOUT, 0};
+  ASSERT_EQ(::poll(&p, 1, 10000), 1);
+  EXPECT_TRUE(FinishConnect(*client, kLoopback, port).ok());
+
+  auto plain = StartConnectTcp(kLoopback, port);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  char host_default[16] = {};
+  std::ifstream("/proc/sys/net/ipv4/tcp_congestion_control") >> host_default;
+  len = sizeof(name);
+  ASSERT_EQ(::getsockopt(plain->get(), IPPROTO_TCP, TCP_CONGESTION, name, &len), 0);
+  EXPECT_STREQ(name, host_default);
+}
+
+TEST(SocketTest, AnUnknownCongestionControlIsRefusedByName) {
+  EXPECT_TRUE(CheckCongestionControl("reno").ok());
+  Status s = CheckCongestionControl("no-such-cc");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message().rfind("TCP congestion control 'no-such-cc' is not available here (this host offers: ", 0), 0u)
+      << s;
+  EXPECT_NE(s.message().find("reno"), std::string::npos) << s;
+  uint16_t port = ClosedPort();
+  auto fd = StartConnectTcp(kLoopback, port, "no-such-cc");
+  ASSERT_FALSE(fd.ok());
+  EXPECT_EQ(fd.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(fd.status().message().rfind("connect 127.0.0.1:" + std::to_string(port) + ": TCP congestion control", 0), 0u)
+      << fd.status();
 }
 
 TEST(SocketTest, ConnectToClosedPortIsUnavailableAndNamesTheAddress) {
