@@ -21,6 +21,10 @@
 #   HA_SPLICE (always: option splice-request + splice-response, HAProxy's
 #   faster setting here; auto: option splice-auto),
 #   TCP_LOAD (default: BUILD/bench/tcp_load, next to the dspool binary),
+#   HOST_CC (the host's default TCP congestion control for the run, say
+#   cubic: HAProxy's, the clients' and the instance's connections use it;
+#   default: as the host has it), GW_CC (--gateway-congestion-control:
+#   the gateway's connections to the instance; default: the server's, cubic),
 #   DOCS (docs/benchmarks.md; "-" prints the results only).
 # Run as root. Installs haproxy, iperf3 and hyperfine if missing. Writes the
 # results between this script's markers in docs/benchmarks.md (appending the
@@ -31,7 +35,7 @@
 set -euo pipefail
 COMMAND_LINE="$0 $*"
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
-for v in TCP_LOAD HA_SPLICE RATE_THREADS RATE_CLIENTS SSH_ROUNDS SSH_RUNS ROUNDS; do
+for v in GW_CC HOST_CC TCP_LOAD HA_SPLICE RATE_THREADS RATE_CLIENTS SSH_ROUNDS SSH_RUNS ROUNDS; do
   [[ -n "${!v:-}" ]] && COMMAND_LINE="$v=${!v} $COMMAND_LINE"
 done
 DSPOOL=$(realpath "$1")
@@ -80,6 +84,11 @@ HA_PID=""
 LOAD_PID=""
 SAVED_SYSCTLS=()
 
+set_sysctl() {  # key value: remembered, put back on exit
+  SAVED_SYSCTLS+=("$1=$(sysctl -n "$1")")
+  sysctl -q -w "$1=$2" >/dev/null || fail "sysctl $1=$2 refused"
+}
+
 bench_cleanup() {
   set +e
   [[ -n "$LOAD_PID" ]] && kill "$LOAD_PID" 2>/dev/null && wait "$LOAD_PID" 2>/dev/null
@@ -109,7 +118,11 @@ PROBE_INTERVAL=60
 mkdir -p "$WORK/share"
 chmod 711 "$WORK"
 ssh-keygen -q -t ed25519 -N "" -C "bench admin" -f "$WORK/key"
-"$DSPOOL" server --data-dir "$DATA" --log-level info --gateway-threads "$THREADS" >>"$WORK/server.log" 2>&1 &
+# Before the pool: an instance's network namespace takes the host's default
+# congestion control when it is made.
+[[ -n "${HOST_CC:-}" ]] && set_sysctl net.ipv4.tcp_congestion_control "$HOST_CC"
+"$DSPOOL" server --data-dir "$DATA" --log-level info --gateway-threads "$THREADS" \
+  ${GW_CC:+--gateway-congestion-control "$GW_CC"} >>"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do dsp status >/dev/null 2>&1 && break; sleep 0.1; done
 dsp status >/dev/null 2>&1 || { cat "$WORK/server.log"; fail "server did not answer"; }
@@ -189,10 +202,6 @@ haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 HA_PID=$!
 wait_listening "$HA_LOAD" haproxy "$WORK/haproxy.log"
 
-set_sysctl() {  # key value: remembered, put back on exit
-  SAVED_SYSCTLS+=("$1=$(sysctl -n "$1")")
-  sysctl -q -w "$1=$2" >/dev/null
-}
 set_sysctl net.ipv4.tcp_tw_reuse 1
 [[ -e /proc/sys/net/netfilter/nf_conntrack_max ]] && set_sysctl net.netfilter.nf_conntrack_max 2097152
 
@@ -409,6 +418,8 @@ ratio_interval() {  # key of per-round ratios: "0.99 ± 0.02, the interval inclu
 pct() { calc %+.1f "100 * (($1) - ($2)) / ($2)"; }
 verdict() { [[ $(awk "BEGIN { print ($1) ? 1 : 0 }") == 1 ]] && echo met || echo "**missed**"; }
 ha_version=$(haproxy -v | awk 'NR == 1 {print $3}')
+HOST_CC_NOW=$(sysctl -n net.ipv4.tcp_congestion_control)
+[[ "${GW_CC:-}" == default ]] && GW_CC="$HOST_CC_NOW (the host's)"
 iperf_version=$(iperf3 --version | awk 'NR == 1 {print $2}')
 # The commit the binary was built from: its build tree's source directory.
 src_dir=$(d=$(dirname "$DSPOOL"); while [[ "$d" != / && ! -e "$d/CMakeCache.txt" ]]; do d=$(dirname "$d"); done
@@ -435,7 +446,10 @@ Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs, kernel $(uname -r), 
 $LOAD_AT_START at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end; dspool $commit; HAProxy $ha_version ($splice_text,
 nbthread $THREADS) vs \`--gateway-threads $THREADS\` (plus the gateway's control thread);
 iperf3 $iperf_version. One instance (2 vCPUs) on the pool's bridge; clients on the host; the
-proxies on the host, listening on 0.0.0.0, reached at 127.0.0.1. Figures are $rounds_text.
+proxies on the host, listening on 0.0.0.0, reached at 127.0.0.1. TCP congestion control: the
+host's default is $HOST_CC_NOW (HAProxy's connections, the clients', the instance's); the
+gateway's connections to the instance use ${GW_CC:-cubic} (\`--gateway-congestion-control\`).
+Figures are $rounds_text.
 
 **Throughput**, iperf3 ${SECS} s, to \`iperf3 -s\` in the instance; proxy CPU is the proxy
 process's user + system time over the run (100 % = one CPU):
