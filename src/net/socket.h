@@ -40,15 +40,15 @@ Result<UniqueFd> ConnectTcp(uint32_t ipv4_host_order, uint16_t port, std::chrono
 // host's default. One the kernel refuses is an InvalidArgument (see
 // CheckCongestionControl).
 Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port, const std::string& congestion_control = {});
+// The outcome of a StartConnectTcp once its socket is writable: OK, or the
+// error ConnectTcp would give.
+Status FinishConnect(const UniqueFd& fd, uint32_t ipv4_host_order, uint16_t port);
 
 // OK if a TCP socket may use congestion control `name` on this host;
 // otherwise InvalidArgument naming the algorithms it may use
 // (/proc/sys/net/ipv4/tcp_allowed_congestion_control for an unprivileged
 // process, tcp_available_congestion_control for root).
 Status CheckCongestionControl(const std::string& name);
-// The outcome of a StartConnectTcp once its socket is writable: OK, or the
-// error ConnectTcp would give.
-Status FinishConnect(const UniqueFd& fd, uint32_t ipv4_host_order, uint16_t port);
 
 // Binds a listening socket to address:port ("0.0.0.0" for all addresses;
 // port 0 lets the kernel pick one) with SO_REUSEADDR, and listens with
