@@ -421,13 +421,7 @@ ha_version=$(haproxy -v | awk 'NR == 1 {print $3}')
 HOST_CC_NOW=$(sysctl -n net.ipv4.tcp_congestion_control)
 [[ "${GW_CC:-}" == default ]] && GW_CC="$HOST_CC_NOW (the host's)"
 iperf_version=$(iperf3 --version | awk 'NR == 1 {print $2}')
-# The commit the binary was built from: its build tree's source directory.
-src_dir=$(d=$(dirname "$DSPOOL"); while [[ "$d" != / && ! -e "$d/CMakeCache.txt" ]]; do d=$(dirname "$d"); done
-          sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$d/CMakeCache.txt" 2>/dev/null)
-commit=$(git -C "${src_dir:-/nonexistent}" rev-parse --short HEAD 2>/dev/null || echo "of unknown commit")
-if [[ "$commit" != "of unknown commit" ]] && ! git -C "$src_dir" diff --quiet HEAD -- src apps; then
-  commit="$commit (with uncommitted changes in src/ or apps/)"
-fi
+commit=$(build_commit "$DSPOOL")
 splice_text=$([[ "$HA_SPLICE" == auto ]] && echo "option splice-auto" || echo "option splice-request + splice-response")
 m() { mean "$1" "${2:-%.2f}"; }
 # ", per round 0.85–1.01" when there were several rounds.

@@ -8,7 +8,9 @@
 #
 # With a second argument, that binary (bench/http_proxy built from another
 # revision) is measured too, as "old". Env: SECS (10), ROUNDS (3),
-# THREADS (2), WRK_THREADS (2), WRK_CONNS (32). Needs wrk, haproxy, openssl.
+# THREADS (2), WRK_THREADS (2), WRK_CONNS (32), DOCS (docs/benchmarks.md,
+# where the results block goes; "-" prints it only). Needs wrk, haproxy,
+# openssl.
 #
 # Two measures: "saturated" (wrk as fast as it can, a closed loop: the
 # faster proxy also gets more load, so its p99 is taken at a higher req/s)
@@ -16,14 +18,19 @@
 # the same offered load through each, well under their capacity, so the
 # p99s compare like for like).
 set -euo pipefail
+COMMAND_LINE="$0 $*"
+for v in WRK_CONNS WRK_THREADS THREADS ROUNDS SECS; do
+  [[ -n "${!v:-}" ]] && COMMAND_LINE="$v=${!v} $COMMAND_LINE"
+done
 BUILD=${1:?usage: bench/http_proxy.sh BUILD_DIR [OLD_HTTP_PROXY_BINARY]}
 OLD=${2:-}
 SECS=${SECS:-10} ROUNDS=${ROUNDS:-3} THREADS=${THREADS:-2} WRK_THREADS=${WRK_THREADS:-2} WRK_CONNS=${WRK_CONNS:-32}
 for tool in wrk haproxy openssl; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+DOCS=${DOCS:-$HERE/../docs/benchmarks.md}
 source "$HERE/../test/integration/lib.sh"  # free_port, fail
-source "$HERE/lib.sh"                      # wait_listening, to_us
+source "$HERE/lib.sh"                      # wait_listening, to_us, build_commit, publish_results
 WORK=$(mktemp -d)
 PIDS=()
 stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -92,15 +99,34 @@ for mode in saturated paced; do
   done
 done
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-for mode in saturated paced; do
-  echo "$mode, median of $ROUNDS rounds (wrk -t$WRK_THREADS -c$WRK_CONNS -d${SECS}s, TLS, keep-alive, GET /bench):"
+rows() {  # mode: a table row per proxy, with its ratios to HAProxy
+  local name r p rh ph
+  rh=$(median "${RPS[$1.haproxy]}"); ph=$(median "${P99[$1.haproxy]}")
   for name in "${NAMES[@]}"; do
-    printf '  %-8s %10.0f req/s  p99 %6d us\n' "$name" "$(median "${RPS[$mode.$name]}")" "$(median "${P99[$mode.$name]}")"
+    r=$(median "${RPS[$1.$name]}"); p=$(median "${P99[$1.$name]}")
+    awk -v m="$1" -v n="$name" -v r="$r" -v p="$p" -v rh="$rh" -v ph="$ph" 'BEGIN {
+      label = n == "new" ? "ProxyServer" : n == "old" ? "ProxyServer (old)" : "HAProxy"
+      printf "| %s | %s | %.0f | %d µs | %s |\n", m, label, r, p,
+             n == "haproxy" ? "–" : sprintf("%.2f req/s, %.2f p99", r / rh, p / ph) }'
   done
-  for name in "${NAMES[@]}"; do
-    [[ $name == haproxy ]] && continue
-    awk -v n="$name" -v r="$(median "${RPS[$mode.$name]}")" -v rh="$(median "${RPS[$mode.haproxy]}")" \
-        -v p="$(median "${P99[$mode.$name]}")" -v ph="$(median "${P99[$mode.haproxy]}")" \
-        'BEGIN { printf "  %s/haproxy: req/s %.2f, p99 %.2f\n", n, r / rh, p / ph }'
-  done
-done
+}
+RESULTS=$(cat <<MD
+<!-- bench/http_proxy.sh results: begin (generated; the next run replaces this block) -->
+    $COMMAND_LINE
+
+Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs, kernel $(uname -r); ProxyServer from
+\`bench/http_proxy\` (dspool $(build_commit "$BUILD/bench/http_proxy"), $THREADS threads) vs HAProxy
+$(haproxy -v | awk 'NR == 1 {print $3}') (http mode, nbthread $THREADS), both TLS (one self-signed
+certificate) in front of \`bench/http_echo\`, all on 127.0.0.1; wrk -t$WRK_THREADS -c$WRK_CONNS,
+keep-alive, GET /bench, ${SECS} s per run; medians of $ROUNDS rounds in alternating order.
+*saturated*: wrk as fast as it can (the faster proxy also gets more load); *paced*: 1 ms
+between a connection's requests (the same offered load through each).
+
+| load | proxy | req/s | p99 | vs HAProxy |
+|---|---|---|---|---|
+$(rows saturated)
+$(rows paced)
+<!-- bench/http_proxy.sh results: end -->
+MD
+)
+publish_results http_proxy.sh "The HTTP proxy alone vs HAProxy, on loopback"

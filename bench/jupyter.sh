@@ -469,12 +469,7 @@ rounds_where() {  # key awk-condition-on-$1: "; 2 of 3 rounds"
 }
 verdict() { [[ $(awk "BEGIN { print ($1) ? 1 : 0 }") == 1 ]] && echo met || echo "**missed**"; }
 m() { mean "$1" "${2:-%.2f}"; }
-src_dir=$(d=$(dirname "$DSPOOL"); while [[ "$d" != / && ! -e "$d/CMakeCache.txt" ]]; do d=$(dirname "$d"); done
-          sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$d/CMakeCache.txt" 2>/dev/null)
-commit=$(git -C "${src_dir:-/nonexistent}" rev-parse --short HEAD 2>/dev/null || echo "of unknown commit")
-if [[ "$commit" != "of unknown commit" ]] && ! git -C "$src_dir" diff --quiet HEAD -- src apps bench; then
-  commit="$commit (with uncommitted changes in src/, apps/ or bench/)"
-fi
+commit=$(build_commit "$DSPOOL")
 pkg() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null | sed 's/[-+~].*//'; }
 rounds_text=$([[ $ROUNDS == 1 ]] && echo "from one round" || echo "the mean of $ROUNDS rounds (min–max)")
 RG=$(m rps.gateway); RH=$(m rps.haproxy); RC=$(m rps.chp)

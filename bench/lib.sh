@@ -29,6 +29,19 @@ publish_results() {
   echo "bench: results written to $DOCS" >&2
 }
 
+# build_commit PATH: the commit a binary (or any file) in a CMake build tree
+# was built from, by its tree's source directory: "abc1234", with a remark
+# if src/, apps/ or bench/ had uncommitted changes, or "of unknown commit".
+build_commit() {
+  local d src commit
+  d=$(dirname "$(realpath "$1")")
+  while [[ "$d" != / && ! -e "$d/CMakeCache.txt" ]]; do d=$(dirname "$d"); done
+  src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$d/CMakeCache.txt" 2>/dev/null)
+  commit=$(git -C "${src:-/nonexistent}" rev-parse --short HEAD 2>/dev/null) || { echo "of unknown commit"; return; }
+  git -C "$src" diff --quiet HEAD -- src apps bench || commit="$commit (with uncommitted changes in src/, apps/ or bench/)"
+  echo "$commit"
+}
+
 # wait_listening PORT WHAT LOGFILE: until something listens on PORT (15 s);
 # otherwise the log's tail and fail naming WHAT.
 wait_listening() {
