@@ -28,7 +28,7 @@ SECS=${SECS:-10} ROUNDS=${ROUNDS:-3} THREADS=${THREADS:-2} WRK_THREADS=${WRK_THR
 for tool in wrk haproxy openssl; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-DOCS=${DOCS:-$HERE/../docs/benchmarks.md}
+DOCS=${DOCS:-$(realpath "$HERE/../docs/benchmarks.md")}
 source "$HERE/../test/integration/lib.sh"  # free_port, fail
 source "$HERE/lib.sh"                      # wait_listening, to_us, build_commit, publish_results
 WORK=$(mktemp -d)
