@@ -120,7 +120,8 @@ $(haproxy -v | awk 'NR == 1 {print $3}') (http mode, nbthread $THREADS), both TL
 certificate) in front of \`bench/http_echo\`, all on 127.0.0.1; wrk -t$WRK_THREADS -c$WRK_CONNS,
 keep-alive, GET /bench, ${SECS} s per run; medians of $ROUNDS rounds in alternating order.
 *saturated*: wrk as fast as it can (the faster proxy also gets more load); *paced*: 1 ms
-between a connection's requests (the same offered load through each).
+between a connection's requests (the same offered load through each).${OLD:+ "old": \`$OLD\`,
+dspool $(build_commit "$OLD").}
 
 | load | proxy | req/s | p99 | vs HAProxy |
 |---|---|---|---|---|
