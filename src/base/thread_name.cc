@@ -10,10 +10,4 @@ void SetThreadName(std::string_view name) {
   (void)pthread_setname_np(pthread_self(), buf);
 }
 
-std::string ThreadName() {
-  char buf[16] = {};
-  if (pthread_getname_np(pthread_self(), buf, sizeof(buf)) != 0) return {};
-  return buf;
-}
-
 }  // namespace dspool

@@ -3,15 +3,11 @@
 // (API, gateway relay, web proxy, reconciler) does the work.
 #pragma once
 
-#include <string>
 #include <string_view>
 
 namespace dspool {
 
 // Names the calling thread. The kernel keeps the first 15 bytes.
 void SetThreadName(std::string_view name);
-
-// The calling thread's name.
-std::string ThreadName();
 
 }  // namespace dspool

@@ -308,7 +308,7 @@ size_t ChunkedScanner::Scan(const char* p, size_t n, std::string* data) {
         } else if (c == '\r') {
           state_ = State::kSizeLf;
         } else if (c == '\n') {
-          state_ = remaining_ == 0 ? State::kTrailerStart : State::kData;
+          state_ = AfterSizeLine();
         } else {
           state_ = State::kError;
           return i;
@@ -319,7 +319,7 @@ size_t ChunkedScanner::Scan(const char* p, size_t n, std::string* data) {
       case State::kSizeSpace:
         if (c == ';') state_ = State::kExtension;
         else if (c == '\r') state_ = State::kSizeLf;
-        else if (c == '\n') state_ = remaining_ == 0 ? State::kTrailerStart : State::kData;
+        else if (c == '\n') state_ = AfterSizeLine();
         else if (c != ' ' && c != '\t') {
           state_ = State::kError;
           return i;
@@ -328,7 +328,7 @@ size_t ChunkedScanner::Scan(const char* p, size_t n, std::string* data) {
         break;
       case State::kExtension:
         if (c == '\r') state_ = State::kSizeLf;
-        else if (c == '\n') state_ = remaining_ == 0 ? State::kTrailerStart : State::kData;
+        else if (c == '\n') state_ = AfterSizeLine();
         else if (static_cast<unsigned char>(c) < 0x20 && c != '\t') {
           state_ = State::kError;
           return i;
@@ -340,7 +340,7 @@ size_t ChunkedScanner::Scan(const char* p, size_t n, std::string* data) {
           state_ = State::kError;
           return i;
         }
-        state_ = remaining_ == 0 ? State::kTrailerStart : State::kData;
+        state_ = AfterSizeLine();
         ++i;
         break;
       case State::kData: {
@@ -353,7 +353,7 @@ size_t ChunkedScanner::Scan(const char* p, size_t n, std::string* data) {
       }
       case State::kDataCr:
         if (c == '\r') state_ = State::kDataLf;
-        else if (c == '\n') state_ = State::kSize, digits_ = 0;
+        else if (c == '\n') StartSizeLine();
         else {
           state_ = State::kError;
           return i;
@@ -365,9 +365,7 @@ size_t ChunkedScanner::Scan(const char* p, size_t n, std::string* data) {
           state_ = State::kError;
           return i;
         }
-        state_ = State::kSize;
-        digits_ = 0;
-        remaining_ = 0;
+        StartSizeLine();
         ++i;
         break;
       case State::kTrailerStart:

@@ -110,6 +110,16 @@ class ChunkedScanner {
     kDone,
     kError,
   };
+  // The end of a size line leads to the data, or to the trailers after the
+  // last (zero-size) chunk.
+  State AfterSizeLine() const { return remaining_ == 0 ? State::kTrailerStart : State::kData; }
+  // After a chunk's data and its CRLF: the next size line.
+  void StartSizeLine() {
+    state_ = State::kSize;
+    digits_ = 0;
+    remaining_ = 0;
+  }
+
   State state_ = State::kSize;
   uint64_t remaining_ = 0;
   int digits_ = 0;

@@ -1,11 +1,20 @@
 #include "base/thread_name.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 
+#include <string>
 #include <thread>
 
 namespace dspool {
 namespace {
+
+// The calling thread's name, as ps and top show it.
+std::string ThreadName() {
+  char buf[16] = {};
+  if (pthread_getname_np(pthread_self(), buf, sizeof(buf)) != 0) return "?";
+  return buf;
+}
 
 TEST(ThreadNameTest, NamesTheCallingThreadOnly) {
   std::string before = ThreadName();
