@@ -42,8 +42,6 @@ constexpr int kControlThreads = 8;
 // How long a clean stop gives the Jupyter servers to exit.
 constexpr auto kJupyterStopGrace = std::chrono::seconds(5);
 
-std::string DirOf(const std::string& path) { return path.substr(0, path.rfind('/')); }
-
 Result<Json> Call(const AgentOptions& opts, const std::string& method, const std::string& target,
                   const std::string& body) {
   DSP_ASSIGN_OR_RETURN(Response resp, Client::Do(Endpoint::Unix(opts.socket), method, target, body, {},
@@ -83,7 +81,7 @@ PythonZygote::Options ZygoteOptions(const JupyterOptions& jupyter, const AgentOp
   PythonZygote::Options o;
   o.script = jupyter.python_dir + "/dspool_zygote.py";
   o.python_path = jupyter.python_dir;
-  o.log_path = DirOf(agent.socket) + "/jupyter-zygote.log";
+  o.log_path = agent.run_dir + "/jupyter-zygote.log";
   return o;
 }
 
@@ -114,10 +112,12 @@ class Agent {
     // and children's exits come to this thread's sigtimedwait.
     StartControl();
 
-    TimePoint next_report = clock_.Now();
-    TimePoint next_sshd_start = clock_.Now();
+    // Intervals on the monotonic clock: a step of the wall clock neither
+    // silences nor floods the reports.
+    MonoTime next_report = clock_.Monotonic();
+    MonoTime next_sshd_start = clock_.Monotonic();
     for (;;) {
-      TimePoint now = clock_.Now();
+      MonoTime now = clock_.Monotonic();
       if (!config_ && now >= next_report) {
         Status s = FetchAndApply();
         if (!s.ok()) LogOnce("config", s);
@@ -134,7 +134,7 @@ class Agent {
         next_report = now + std::chrono::milliseconds(ms);
       }
       // Sleep until the next report, waking for children and signals.
-      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_report - clock_.Now());
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_report - clock_.Monotonic());
       if (wait.count() < 0) wait = std::chrono::milliseconds(0);
       timespec ts{static_cast<time_t>(wait.count() / 1000), static_cast<long>((wait.count() % 1000) * 1000000)};
       int sig = sigtimedwait(&set, nullptr, &ts);
@@ -177,8 +177,8 @@ class Agent {
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
-    TimePoint deadline = clock_.Now() + kJupyterStopGrace;
-    for (ReapChildren(); jupyter_.Running() > 0 && clock_.Now() < deadline; ReapChildren()) {
+    MonoTime deadline = clock_.Monotonic() + kJupyterStopGrace;
+    for (ReapChildren(); jupyter_.Running() > 0 && clock_.Monotonic() < deadline; ReapChildren()) {
       timespec ts{0, 100 * 1000 * 1000};
       sigtimedwait(&chld, nullptr, &ts);
     }
@@ -264,7 +264,7 @@ class Agent {
   }
 
   void StartSshd() {
-    std::string log = DirOf(options_.socket) + "/sshd.log";
+    std::string log = options_.run_dir + "/sshd.log";
     auto pid = SpawnChild({"/usr/sbin/sshd", "-D", "-e", "-f", std::string(kSshDir) + "/sshd_config"}, log);
     if (!pid.ok()) {
       LogOnce("sshd", pid.status());
@@ -316,13 +316,11 @@ class Agent {
 
 }  // namespace
 
-std::string ControlSocketPath(const AgentOptions& options) {
-  return options.control_socket.empty() ? DirOf(options.socket) + "/control.sock" : options.control_socket;
-}
+std::string ControlSocketPath(const AgentOptions& options) { return options.run_dir + "/control.sock"; }
 
 int RunAgent(const AgentOptions& options) {
-  // Agent output goes next to its channel, readable from the host.
-  std::string log = DirOf(options.socket) + "/agent.log";
+  // Agent output goes to its own directory, readable from the host.
+  std::string log = options.run_dir + "/agent.log";
   if (Status s = RedirectStderr(log); !s.ok()) std::cerr << "dspool agent: " << s << "\n";
   DSP_LOG(kInfo, kLog) << "starting (pid " << getpid() << ")";
   return Agent(options).Run();

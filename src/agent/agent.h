@@ -12,15 +12,19 @@
 namespace dspool {
 
 struct AgentOptions {
-  // The instance's channel to the server, bind-mounted by the provider.
-  std::string socket = "/run/dspool/agent.sock";
-  // The control socket (HTTP, mode 0600: the host's root only) where the
-  // gateway starts and stops Jupyter servers. Empty: control.sock in the
-  // directory of `socket`.
-  std::string control_socket;
+  // The instance's channel to the server: a socket the server listens on,
+  // in a directory that belongs to the host's root and is bind-mounted
+  // read-only (docs/security.md).
+  std::string socket = "/run/dspool/server/agent.sock";
+  // The agent's own directory, bind-mounted read-write from the host: its
+  // control socket (control.sock, HTTP, mode 0600), where the gateway starts
+  // and stops Jupyter servers, and its logs. The host never follows a name
+  // in it: it reaches control.sock through a descriptor opened without
+  // following links.
+  std::string run_dir = "/run/dspool/agent";
 };
 
-// options.control_socket, or its default.
+// run_dir + "/control.sock".
 std::string ControlSocketPath(const AgentOptions& options);
 
 // Runs until SIGTERM; returns the process exit code.

@@ -200,6 +200,7 @@ Result<JupyterSupervisor::Started> JupyterSupervisor::Start(const JupyterStartRe
     e.id = id = next_id_++;
     e.token = request.token;
     e.info = JupyterServer{user, address_, *port, *pid, clock_.Now(), JupyterState::kStarting};
+    e.active_at = clock_.Monotonic();
     e.launch = std::move(launch);
     servers_[user] = std::move(e);
     DSP_LOG(kInfo, kLog) << "starting " << ServerOf(user) << " (pid " << *pid << ", " << address_ << ":" << *port
@@ -242,7 +243,8 @@ NotebookLaunch JupyterSupervisor::MakeLaunch(const RenderedUser& user, const std
 }
 
 Result<JupyterSupervisor::Started> JupyterSupervisor::WaitReady(const std::string& user, uint64_t id) {
-  const TimePoint deadline = clock_.Now() + options_.start_timeout;
+  const MonoTime started = clock_.Monotonic();
+  const MonoTime deadline = started + options_.start_timeout;
   Status last_error = Unavailable("not polled yet");
   for (;;) {
     std::string address, token;
@@ -281,14 +283,14 @@ Result<JupyterSupervisor::Started> JupyterSupervisor::WaitReady(const std::strin
                         : Result<TimePoint>(InvalidArgument("none"));
         if (last.ok()) e->info.last_activity = *last;
         DSP_LOG(kInfo, kLog) << ServerOf(user) << " is ready after "
-                             << std::chrono::duration_cast<Duration>(clock_.Now() - e->info.started_at).count()
+                             << std::chrono::duration_cast<Duration>(clock_.Monotonic() - started).count()
                              << " ms";
         return Started{e->info, true};
       }
       continue;  // exited or stopped meanwhile: the top of the loop says which
     }
     last_error = status.status();
-    if (clock_.Now() >= deadline) {
+    if (clock_.Monotonic() >= deadline) {
       processes_.Kill(pid);
       bool gone = WaitExit(user, id, options_.stop_grace);
       NotebookLaunch launch;
@@ -318,7 +320,7 @@ std::string JupyterSupervisor::DescribeLog(const NotebookLaunch& launch, const s
 }
 
 bool JupyterSupervisor::WaitExit(const std::string& user, uint64_t id, Duration limit) {
-  const TimePoint deadline = clock_.Now() + limit;
+  const MonoTime deadline = clock_.Monotonic() + limit;
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -326,7 +328,7 @@ bool JupyterSupervisor::WaitExit(const std::string& user, uint64_t id, Duration 
       if (e == nullptr || e->info.state == JupyterState::kExited) return true;
       if (shutdown_) return false;
     }
-    if (clock_.Now() >= deadline) return false;
+    if (clock_.Monotonic() >= deadline) return false;
     sleep_(options_.poll_interval);
   }
 }
@@ -412,6 +414,7 @@ std::vector<JupyterServer> JupyterSupervisor::List() {
     }();
   }
 
+  const MonoTime now = clock_.Monotonic();
   std::lock_guard<std::mutex> lock(mu_);
   for (const Poll& p : polls) {
     Entry* e = FindLocked(p.user, p.id);
@@ -419,6 +422,9 @@ std::vector<JupyterServer> JupyterSupervisor::List() {
     if (p.activity.ok()) {
       if (e->info.state == JupyterState::kUnresponsive) DSP_LOG(kInfo, kLog) << ServerOf(p.user) << " answers again";
       e->info.state = JupyterState::kReady;
+      // Any change counts, also backwards (the wall clock was set back).
+      if (p.activity->last_activity != e->info.last_activity) e->active_at = now;
+      e->info.idle_for = std::chrono::duration_cast<Duration>(now - e->active_at);
       e->info.last_activity = p.activity->last_activity;
       e->info.kernels = p.activity->kernels;
       e->info.busy_kernels = p.activity->busy_kernels;

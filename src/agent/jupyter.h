@@ -178,6 +178,9 @@ class JupyterSupervisor {
     NotebookLaunch launch;
     std::string token;
     JupyterServer info;
+    // When its activity was last seen to move (the spawn, then each poll that
+    // found info.last_activity changed): info.idle_for counts from here.
+    MonoTime active_at;
     std::string exit_reason;  // "exit 1", "killed by signal 9"
     bool starting = true;     // a Start is still waiting on it: it reports the exit
     bool stopping = false;

@@ -718,8 +718,14 @@ Result<Response> Api::RouteAgent(const Request& r, const InstanceId& id) {
   std::vector<std::string> p = Split(r.path);
   if (p.size() < 3 || p[0] != "v1" || p[1] != "agent") return NotFound("no agent resource at " + r.path);
   DSP_ASSIGN_OR_RETURN(Instance instance, store_.GetInstance(id));
+  DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(instance.pool));
+  // The channel's socket belongs to the instance's root, and only it may
+  // speak here: not a user of the instance, not another pool's instance.
+  if (!r.peer.is_unix || r.peer.uid != static_cast<uid_t>(pool.id_base)) {
+    return PermissionDenied("the channel of instance " + id.value() + " serves its root only (host uid " +
+                            std::to_string(pool.id_base) + "), not peer uid " + std::to_string(r.peer.uid));
+  }
   if (p.size() == 3 && p[2] == "config" && r.method == "GET") {
-    DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(instance.pool));
     DSP_ASSIGN_OR_RETURN(HostKey key, hooks_.ReadHostKey(instance.pool));
     DSP_ASSIGN_OR_RETURN(auto users, store_.ListUsers());
     AgentConfig config;

@@ -5,6 +5,11 @@
 
 namespace dspool {
 
+const Clock& SystemClock() {
+  static const RealClock clock;
+  return clock;
+}
+
 std::string FormatTime(TimePoint t) {
   int64_t ms = ToUnixMillis(t);
   time_t secs = static_cast<time_t>(ms / 1000);

@@ -392,7 +392,7 @@ class Gateway::Impl {
       }
       std::lock_guard lock(web_mu_);
       auto& web = web_pools_[w.pool];
-      if (!web) web = std::make_shared<PoolWeb>(w.pool, hooks_, *wall_clock_, session_key_);
+      if (!web) web = std::make_shared<PoolWeb>(w.pool, hooks_, *options_.clock, session_key_);
       dispatch_.Set(key.second, web);
       web_open_[key] = w;
       DSP_LOG(kInfo, kLog) << "serving Jupyter for pool " << w.pool << " on " << Where(key)
@@ -813,8 +813,6 @@ class Gateway::Impl {
 
   const GatewayOptions options_;
   GatewayHooks& hooks_;
-  RealClock real_clock_;
-  const Clock* const wall_clock_ = options_.wall_clock ? options_.wall_clock : &real_clock_;
   const std::string session_key_ = options_.session_key.empty() ? NewSessionKey() : options_.session_key;
   WebDispatch dispatch_;
   std::unique_ptr<ProxyServer> web_;
@@ -850,12 +848,13 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options, Gateway
   if (!options.backend_congestion_control.empty()) {
     DSP_RETURN_IF_ERROR(CheckCongestionControl(options.backend_congestion_control));
   }
-  if (!options.now) options.now = [] { return std::chrono::steady_clock::now(); };
-  DSP_ASSIGN_OR_RETURN(auto loop, EventLoop::Create(options.now));
+  if (options.clock == nullptr) options.clock = &SystemClock();
+  auto now = [clock = options.clock] { return clock->Monotonic(); };
+  DSP_ASSIGN_OR_RETURN(auto loop, EventLoop::Create(now));
   std::vector<std::unique_ptr<RelayLoop>> relays;
   for (int i = 0; i < options.relay_threads; ++i) {
     RelayLoopOptions relay_options;
-    relay_options.now = options.now;
+    relay_options.now = now;
     relay_options.on_close = [](uint64_t tag) {
       reinterpret_cast<ConnectionCount*>(tag)->value.fetch_sub(1, std::memory_order_relaxed);
     };

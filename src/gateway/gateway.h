@@ -81,12 +81,14 @@ struct GatewayOptions {
   std::chrono::milliseconds fast_probe_interval{200};
   // Attempts to connect a new connection to a backend before it is held.
   int connect_attempts = 3;
-  // Time for holds, probes and connect timeouts (default steady_clock); the
-  // relay's idle timeouts use the same clock.
-  std::function<std::chrono::steady_clock::time_point()> now;
-  // The pools' Jupyter addresses: threads of the HTTP proxy, the key that
-  // signs session cookies (identity/session.h; empty: a random one, so
-  // sessions end with the process), and the clock of sessions.
+  // Time (default: the real clock). Holds, probes, connect and idle
+  // timeouts and the notebooks' traffic idleness run on its monotonic
+  // reading; session cookies expire, and "last activity" is shown, on its
+  // wall reading. Must outlive the gateway.
+  const Clock* clock = nullptr;
+  // The pools' Jupyter addresses: threads of the HTTP proxy, and the key
+  // that signs session cookies (identity/session.h; empty: a random one, so
+  // sessions end with the process).
   int web_threads = 2;
   std::string session_key;
   // TCP congestion control of the connections to instances, relayed and
@@ -95,7 +97,6 @@ struct GatewayOptions {
   // path full; a host default of BBR there costs more than half the
   // throughput (docs/benchmarks.md). Create checks that the host has it.
   std::string backend_congestion_control = "cubic";
-  const Clock* wall_clock = nullptr;  // default: the real clock
 };
 
 // Monotonic counters, except the gauges marked so.

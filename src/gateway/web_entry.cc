@@ -178,13 +178,14 @@ ProxyRoute WebEntry::Decide(const Request& head) {
 
 void WebEntry::EnsureStarted(const std::string& user) {
   std::unique_lock lock(mu_);
-  TimePoint now = clock_.Now();
+  const TimePoint now = clock_.Now();
+  const MonoTime mono = clock_.Monotonic();
   auto it = servers_.find(user);
   bool start = it == servers_.end() || (it->second.session.state == NotebookSession::State::kFailed &&
-                                        now - it->second.session.started >= options_.retry_failed_after);
+                                        mono - it->second.session.started_mono >= options_.retry_failed_after);
   if (!start) return;
   Entry& e = servers_[user];
-  e.session = NotebookSession{user, NotebookSession::State::kStarting, InstanceId(), 0, 0, "", now, now};
+  e.session = NotebookSession{user, NotebookSession::State::kStarting, InstanceId(), 0, 0, "", now, now, mono, mono};
   e.token = NewToken();
   if (e.tag == 0) {
     e.tag = next_tag_++;
@@ -293,7 +294,9 @@ void WebEntry::Activity(uint64_t tag) {
   auto user = by_tag_.find(tag);
   if (user == by_tag_.end()) return;
   auto it = servers_.find(user->second);
-  if (it != servers_.end()) it->second.session.last_activity = clock_.Now();
+  if (it == servers_.end()) return;
+  it->second.session.last_activity = clock_.Now();
+  it->second.session.last_traffic = clock_.Monotonic();
 }
 
 void WebEntry::ServerReady(const std::string& user, const InstanceId& instance, uint32_t address, uint16_t port) {
@@ -307,6 +310,7 @@ void WebEntry::ServerReady(const std::string& user, const InstanceId& instance, 
   s.port = port;
   s.error.clear();
   s.last_activity = clock_.Now();
+  s.last_traffic = clock_.Monotonic();
 }
 
 void WebEntry::ServerFailed(const std::string& user, const std::string& error) {

@@ -68,6 +68,10 @@ struct NotebookSession {
   std::string error;          // kFailed
   TimePoint started;          // asked for
   TimePoint last_activity;    // last request or tunnel traffic
+  // The same two on the monotonic clock, for decisions (a failed start's
+  // retry, culling); the wall times above are for people.
+  MonoTime started_mono;
+  MonoTime last_traffic;
 };
 std::string_view NotebookStateName(NotebookSession::State state);
 

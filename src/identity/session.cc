@@ -114,13 +114,13 @@ Result<std::string> SessionVerifier::Verify(std::string_view value, TimePoint no
 
 std::chrono::seconds LoginThrottle::Wait(const std::string& user, const std::string& address) {
   std::lock_guard lock(mu_);
-  TimePoint now = clock_.Now();
+  MonoTime now = clock_.Monotonic();
   return std::max(WaitFor(by_user_, user, now), WaitFor(by_address_, address, now));
 }
 
 void LoginThrottle::RecordFailure(const std::string& user, const std::string& address) {
   std::lock_guard lock(mu_);
-  TimePoint now = clock_.Now();
+  MonoTime now = clock_.Monotonic();
   Count(by_user_, user, now);
   Count(by_address_, address, now);
   // Forget windows that ended, so the maps stay as small as the attack.
@@ -135,18 +135,18 @@ void LoginThrottle::RecordSuccess(const std::string& user) {
 }
 
 std::chrono::seconds LoginThrottle::WaitFor(std::map<std::string, Entry>& entries, const std::string& key,
-                                            TimePoint now) {
+                                            MonoTime now) {
   auto it = entries.find(key);
   if (it == entries.end() || it->second.failures < limits_.failures) return std::chrono::seconds(0);
   auto left = it->second.window_start + limits_.window - now;
-  if (left <= TimePoint::duration::zero()) {
+  if (left <= MonoTime::duration::zero()) {
     entries.erase(it);
     return std::chrono::seconds(0);
   }
   return std::chrono::ceil<std::chrono::seconds>(left);
 }
 
-void LoginThrottle::Count(std::map<std::string, Entry>& entries, const std::string& key, TimePoint now) {
+void LoginThrottle::Count(std::map<std::string, Entry>& entries, const std::string& key, MonoTime now) {
   Entry& e = entries[key];
   if (e.failures == 0 || now - e.window_start >= limits_.window) {
     e.failures = 0;

@@ -11,7 +11,7 @@
 //
 // LoginThrottle: failed logins are limited per user name and per client
 // address, so a password cannot be guessed fast from one place, nor one
-// account from many.
+// account from many. Its windows run on the monotonic clock.
 //
 // Thread safety: the functions may be called concurrently; LoginThrottle is
 // internally locked.
@@ -78,10 +78,10 @@ class LoginThrottle {
  private:
   struct Entry {
     int failures = 0;
-    TimePoint window_start;
+    MonoTime window_start;
   };
-  std::chrono::seconds WaitFor(std::map<std::string, Entry>& entries, const std::string& key, TimePoint now);
-  void Count(std::map<std::string, Entry>& entries, const std::string& key, TimePoint now);
+  std::chrono::seconds WaitFor(std::map<std::string, Entry>& entries, const std::string& key, MonoTime now);
+  void Count(std::map<std::string, Entry>& entries, const std::string& key, MonoTime now);
 
   const Clock& clock_;
   const Limits limits_;

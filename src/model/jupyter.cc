@@ -82,6 +82,7 @@ Json JupyterServerToJson(const JupyterServer& s) {
 Json JupyterServerActivityToJson(const JupyterServer& s) {
   Json j = JupyterServerToJson(s);
   j["lastActivity"] = s.last_activity ? Json(ToUnixMillis(*s.last_activity)) : Json(nullptr);
+  j["idleMs"] = s.idle_for ? Json(s.idle_for->count()) : Json(nullptr);
   j["kernels"] = s.kernels;
   j["busyKernels"] = s.busy_kernels;
   j["terminals"] = s.terminals;
@@ -101,6 +102,7 @@ Result<JupyterServer> ParseJupyterServer(const Json& json, const std::string& pa
   std::string state;
   int64_t started_at = 0;
   int64_t last_activity = -1;
+  int64_t idle_ms = -1;
   r.Required("user", &s.user);
   r.Required("address", &s.address);
   r.Required("port", &s.port);
@@ -108,6 +110,7 @@ Result<JupyterServer> ParseJupyterServer(const Json& json, const std::string& pa
   r.Required("startedAt", &started_at);
   r.Required("state", &state);
   r.Optional("lastActivity", &last_activity);
+  r.Optional("idleMs", &idle_ms);
   r.Optional("kernels", &s.kernels);
   r.Optional("busyKernels", &s.busy_kernels);
   r.Optional("terminals", &s.terminals);
@@ -123,6 +126,7 @@ Result<JupyterServer> ParseJupyterServer(const Json& json, const std::string& pa
   }
   s.started_at = FromUnixMillis(started_at);
   if (last_activity >= 0) s.last_activity = FromUnixMillis(last_activity);
+  if (idle_ms >= 0) s.idle_for = Duration(idle_ms);
   return s;
 }
 

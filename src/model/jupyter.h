@@ -62,6 +62,12 @@ struct JupyterServer {
   // it: busy_kernels is the signal for that, busy_terminals for a command
   // running in a terminal.
   std::optional<TimePoint> last_activity;
+  // How long the notebook's own activity has been still, measured by the
+  // agent on its monotonic clock (the poll that saw last_activity change,
+  // or the start, counts as the moment of activity), so that a step of the
+  // wall clock never makes a busy server look idle. nullopt until a poll
+  // has worked. Culling reads this, never last_activity.
+  std::optional<Duration> idle_for;
   int64_t kernels = 0;
   int64_t busy_kernels = 0;
   int64_t terminals = 0;
@@ -71,8 +77,8 @@ struct JupyterServer {
 
 // The answer to a start: {"user","address","port","pid","startedAt","state"}.
 Json JupyterServerToJson(const JupyterServer& server);
-// An entry of a listing: the above plus "lastActivity" (null when unknown),
-// "kernels", "busyKernels", "terminals", "busyTerminals".
+// An entry of a listing: the above plus "lastActivity" and "idleMs" (null
+// when unknown), "kernels", "busyKernels", "terminals", "busyTerminals".
 Json JupyterServerActivityToJson(const JupyterServer& server);
 // {"servers": [entry, ...]}
 Json JupyterServerListToJson(const std::vector<JupyterServer>& servers);

@@ -23,6 +23,18 @@ std::string StripTrailingSlashes(std::string path) {
   return path;
 }
 
+// "a symlink", "a directory", ... for messages.
+std::string FileKind(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFLNK: return "a symlink";
+    case S_IFDIR: return "a directory";
+    case S_IFREG: return "a regular file";
+    case S_IFSOCK: return "a socket";
+    case S_IFIFO: return "a FIFO";
+    default: return "a device";
+  }
+}
+
 struct SplitPath {
   std::string dir;   // "." if the path has no '/'
   std::string base;  // never empty, ".", ".." or containing '/'
@@ -281,6 +293,32 @@ Status RemoveTree(const std::string& path) {
   DSP_ASSIGN_OR_RETURN(MountKey mount, MountOfFd(parent.get(), split.dir));
   return RemoveEntry(parent.get(), split.base, mount, StripTrailingSlashes(path));
 }
+
+Result<UniqueFd> OpenSocketNoFollow(const std::string& dir, const std::string& name, uid_t owner) {
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+    return InvalidArgument("socket name '" + name + "' must be one path component");
+  }
+  const std::string path = dir + "/" + name;
+  UniqueFd dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir_fd.valid()) {
+    if (errno == ELOOP || errno == ENOTDIR) return FailedPrecondition(dir + " is not a directory (a symlink?)");
+    return ErrnoStatus("open directory " + dir, errno);
+  }
+  UniqueFd fd(::openat(dir_fd.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open " + path, errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat " + path, errno);
+  if (!S_ISSOCK(st.st_mode)) {
+    return FailedPrecondition(path + " is " + FileKind(st.st_mode) + ", not a socket; refusing to connect");
+  }
+  if (st.st_uid != owner) {
+    return FailedPrecondition(path + " belongs to uid " + std::to_string(st.st_uid) + ", not " +
+                              std::to_string(owner) + "; refusing to connect");
+  }
+  return fd;
+}
+
+std::string FdPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
 Result<bool> PathExists(const std::string& path) {
   struct stat st;

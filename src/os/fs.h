@@ -24,6 +24,7 @@
 
 #include "base/result.h"
 #include "base/status.h"
+#include "os/unique_fd.h"
 
 namespace dspool {
 
@@ -80,6 +81,20 @@ Status RemoveTree(const std::string& path);
 // at `path`. Errors only for failures other than "does not exist" (such as
 // PermissionDenied on a parent).
 Result<bool> PathExists(const std::string& path);
+
+// A Unix socket in a directory someone else may write (an instance's),
+// opened so that connecting to it cannot be redirected: `dir` is opened
+// without following a symlink at its last component (the components above
+// must be trusted: writable by root only), `name` (no '/') is looked up in
+// it once, also without following one, and must be a socket owned by
+// `owner`. The answer is an O_PATH descriptor: connect to FdPath() of it,
+// which names that very socket, whatever is renamed or swapped in later.
+// Errors: NotFound when there is no such file; FailedPrecondition naming
+// what is there instead (a symlink, another kind of file, another owner).
+Result<UniqueFd> OpenSocketNoFollow(const std::string& dir, const std::string& name, uid_t owner);
+
+// "/proc/self/fd/<fd>": a path that resolves to the open file itself.
+std::string FdPath(int fd);
 
 // Names in a directory, without "." and "..", sorted.
 Result<std::vector<std::string>> ListDir(const std::string& path);

@@ -76,7 +76,9 @@ std::vector<Action> Plan(const PlanInput& in) {
     auto obs = observed.find(r.id);
     bool running = obs != observed.end() && obs->second->running;
     auto report = in.last_report.find(r.id);
-    TimePoint silent_since = std::max(r.phase_since, in.observing_since);
+    auto seen = in.phase_seen.find(r.id);
+    const MonoTime phase_seen = seen == in.phase_seen.end() ? in.now : seen->second;
+    MonoTime silent_since = phase_seen;
     if (report != in.last_report.end()) silent_since = std::max(silent_since, report->second);
     switch (r.phase) {
       case InstancePhase::kPending:
@@ -86,7 +88,7 @@ std::vector<Action> Plan(const PlanInput& in) {
         if (!running) {
           set_phase(InstancePhase::kFailed, obs == observed.end() ? "instance vanished while booting"
                                                                   : "instance stopped while booting");
-        } else if (report != in.last_report.end() && report->second >= r.phase_since) {
+        } else if (report != in.last_report.end() && report->second >= phase_seen) {
           set_phase(InstancePhase::kReady, "");
         } else if (in.now - silent_since > in.options.boot_timeout) {
           set_phase(InstancePhase::kFailed, "agent did not report within " + Seconds(in.options.boot_timeout));
@@ -203,14 +205,14 @@ std::optional<int64_t> CountToWake(const Pool& pool, const std::vector<Instance>
   return draining + 1;
 }
 
-bool NotebookIdle(TimePoint last_traffic, const JupyterServer& report, TimePoint now, std::chrono::minutes cull) {
+bool NotebookIdle(MonoTime last_traffic, const JupyterServer& report, MonoTime now, std::chrono::minutes cull) {
   if (cull.count() <= 0) return false;
   // Only on fresh figures: an unresponsive server's counts are from its last
   // good poll, which may predate the cell now running.
   if (report.state != JupyterState::kReady) return false;
   if (report.busy_kernels > 0 || report.busy_terminals > 0) return false;
   if (now - last_traffic < cull) return false;
-  return !report.last_activity || now - *report.last_activity >= cull;
+  return !report.idle_for || *report.idle_for >= cull;
 }
 
 }  // namespace dspool

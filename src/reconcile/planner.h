@@ -52,16 +52,21 @@ struct PlanInput {
   std::vector<Instance> records;
   std::vector<ProviderInstance> observed;
   std::vector<PoolName> networks;
-  // Latest healthy agent report per instance.
-  std::map<InstanceId, TimePoint> last_report;
-  // When this server started observing: silence is measured from no earlier
-  // than this, so a restarted server does not fail every instance at once.
-  TimePoint observing_since;
+  // This server's own observations, on the monotonic clock (base/clock.h):
+  // when it last had a healthy report from each instance's agent, and since
+  // when it has seen each record in its current phase (set when the loop
+  // moves the phase, or when a server that just started first reads the
+  // record). Silence is measured from the later of the two, so neither a
+  // restarted server nor a step of the wall clock fails an instance; a
+  // record missing from `phase_seen` counts as seen `now`. The records' own
+  // phase_since is a wall time, for people.
+  std::map<InstanceId, MonoTime> last_report;
+  std::map<InstanceId, MonoTime> phase_seen;
   std::set<InstanceId> busy_instances;
   std::set<PoolName> busy_networks;
   // No new records for a pool before this time (backoff after failures).
-  std::map<PoolName, TimePoint> create_not_before;
-  TimePoint now;
+  std::map<PoolName, MonoTime> create_not_before;
+  MonoTime now;
   PlanOptions options;
 };
 
@@ -101,11 +106,11 @@ std::optional<int64_t> CountToWake(const Pool& pool, const std::vector<Instance>
 
 // Culling: whether a user's notebook server is idle for `cull` (zero:
 // never): no request or WebSocket traffic through the gateway since
-// `last_traffic`, nothing the notebook itself counts as activity (its
-// `last_activity`), no busy kernel and no command running in a terminal,
+// `last_traffic`, nothing the notebook itself counts as activity for as
+// long (the agent's `idle_for`), no busy kernel and no command running in a terminal,
 // by figures the agent has just read (state ready, not unresponsive). A
 // long computation keeps its server however quiet the browser is
 // (JupyterHub's culler counts only traffic and would stop it).
-bool NotebookIdle(TimePoint last_traffic, const JupyterServer& report, TimePoint now, std::chrono::minutes cull);
+bool NotebookIdle(MonoTime last_traffic, const JupyterServer& report, MonoTime now, std::chrono::minutes cull);
 
 }  // namespace dspool

@@ -45,8 +45,7 @@ Reconciler::Reconciler(StateStore& store, ComputeProvider& provider, const Clock
       build_request_(std::move(build_request)),
       executor_(std::move(executor)),
       suffix_(std::move(suffix)),
-      options_(options),
-      observing_since_(clock.Now()) {}
+      options_(options) {}
 
 Reconciler::~Reconciler() { Stop(); }
 
@@ -71,15 +70,24 @@ Result<std::vector<Action>> Reconciler::RunPass() {
   }
   in.observed = std::move(*observed);
   in.networks = std::move(*networks);
-  in.now = clock_.Now();
-  in.observing_since = observing_since_;
+  in.now = clock_.Monotonic();
   in.options = options_.plan;
   {
     std::lock_guard lock(mu_);
     last_error_.erase("list");
     for (const auto& [id, report] : reports_) {
-      if (report.sshd_listening) in.last_report[id] = report.received_at;
+      if (report.report.sshd_listening) in.last_report[id] = report.at;
     }
+    // A record seen in a phase for the first time (a server that just
+    // started, or a phase another writer set) is seen from now on.
+    std::map<InstanceId, std::pair<InstancePhase, MonoTime>> seen;
+    for (const Instance& r : in.records) {
+      auto it = phase_seen_.find(r.id);
+      seen[r.id] = it != phase_seen_.end() && it->second.first == r.phase ? it->second
+                                                                          : std::pair{r.phase, in.now};
+      in.phase_seen[r.id] = seen[r.id].second;
+    }
+    phase_seen_ = std::move(seen);
     in.busy_instances = busy_instances_;
     in.busy_networks = busy_networks_;
     for (const auto& [pool, b] : backoff_) in.create_not_before[pool] = b.first;
@@ -306,7 +314,7 @@ Status Reconciler::SetPhase(const Instance& record, InstancePhase phase, const s
     r = current;
     r.phase = phase;
     r.reason = reason;
-    r.phase_since = clock_.Now();
+    r.phase_since = clock_.Now();  // for people; the loop's decisions use phase_seen_
     WriteBatch batch;
     batch.Add(WriteBatch::UpdateInstance{r, current});
     batch.Add(WriteBatch::AppendEvent{MakeEvent(clock_, action, Subject(r.id), reason)});
@@ -316,6 +324,10 @@ Status Reconciler::SetPhase(const Instance& record, InstancePhase phase, const s
     auto fresh = store_.GetInstance(record.id);
     if (!fresh.ok() || fresh->phase != record.phase) return Status::Ok();  // moved on; the next pass plans again
     current = *fresh;
+  }
+  {
+    std::lock_guard lock(mu_);
+    phase_seen_[r.id] = {phase, clock_.Monotonic()};
   }
   if (phase == InstancePhase::kFailed) {
     DSP_LOG(kWarning, kLog) << "instance " << r.id << " failed: " << reason;
@@ -333,7 +345,7 @@ void Reconciler::NoteFailure(const PoolName& pool) {
   std::lock_guard lock(mu_);
   auto& [not_before, step] = backoff_[pool];
   step = step.count() == 0 ? options_.min_backoff : std::min(step * 2, options_.max_backoff);
-  not_before = clock_.Now() + step;
+  not_before = clock_.Monotonic() + step;
 }
 
 bool Reconciler::Idle() const {
@@ -344,8 +356,8 @@ bool Reconciler::Idle() const {
 void Reconciler::RecordReport(const InstanceId& id, const InstanceReport& report) {
   {
     std::lock_guard lock(mu_);
-    bool first = !reports_.count(id) || (!reports_[id].sshd_listening && report.sshd_listening);
-    reports_[id] = report;
+    bool first = !reports_.count(id) || (!reports_[id].report.sshd_listening && report.sshd_listening);
+    reports_[id] = {report, clock_.Monotonic()};
     if (!first) return;
     poked_ = true;
   }
@@ -356,7 +368,7 @@ std::optional<InstanceReport> Reconciler::LastReport(const InstanceId& id) const
   std::lock_guard lock(mu_);
   auto it = reports_.find(id);
   if (it == reports_.end()) return std::nullopt;
-  return it->second;
+  return it->second.report;
 }
 
 ReconcilerCounters Reconciler::counters() const {

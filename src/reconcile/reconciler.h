@@ -25,6 +25,11 @@
 // moment and starting a new Reconciler on the same store and provider
 // converges to the same result. reconciler_test.cc checks this at every step.
 //
+// Time: silence, boot timeouts and backoff are measured on the clock's
+// monotonic reading, from what this loop itself saw (a report arriving, a
+// record in a phase); records and events carry wall times for people. A
+// step of the wall clock, either way, replaces no instance.
+//
 // Thread safety: RunPass must not run concurrently with itself (Start runs it
 // on one background thread). RecordReport, LastReport and Poke are
 // thread-safe.
@@ -118,14 +123,19 @@ class Reconciler {
   Executor executor_;
   SuffixSource suffix_;
   ReconcilerOptions options_;
-  const TimePoint observing_since_;
 
+  struct SeenReport {
+    InstanceReport report;
+    MonoTime at;  // when it came
+  };
   mutable std::mutex mu_;  // guards everything below
-  std::map<InstanceId, InstanceReport> reports_;
+  std::map<InstanceId, SeenReport> reports_;
+  // Each record's phase as this loop last saw it, and since when (PlanInput).
+  std::map<InstanceId, std::pair<InstancePhase, MonoTime>> phase_seen_;
   std::set<InstanceId> busy_instances_;
   std::set<PoolName> busy_networks_;
   std::deque<Completion> completions_;
-  std::map<PoolName, std::pair<TimePoint, Duration>> backoff_;  // not-before, current step
+  std::map<PoolName, std::pair<MonoTime, Duration>> backoff_;  // not-before, current step
   std::map<std::string, std::string> last_error_;  // key → message, to log each error once
   bool last_pass_empty_ = false;
   ReconcilerCounters counters_;

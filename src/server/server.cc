@@ -30,6 +30,7 @@
 #include "os/process.h"
 #include "provider/lxc/lxc_provider.h"
 #include "reconcile/reconciler.h"
+#include "server/agent_channels.h"
 #include "store/forwarding_store.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -37,8 +38,7 @@ namespace dspool {
 namespace {
 
 constexpr const char* kLog = "server";
-// Where the agent finds its channel, and the dspool binary, in an instance.
-constexpr const char* kInstanceRunDir = "/run/dspool";
+// Where the agent finds the dspool binary in an instance.
 constexpr const char* kInstanceBinary = "/usr/local/lib/dspool/dspool";
 
 // A fixed set of threads running provider calls (which block in liblxc).
@@ -136,7 +136,8 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
                     [] { return RandomHex(3); }, ReconcilerOptions{}),
         api_(*store_, clock_, *this, ApiOptions{{options.uid_first, options.uid_last}, token, options.data_dir,
                                                provider_->Name()}),
-        http_([this](const Request& r) { return api_.Handle(r); }, HttpServerOptions{}) {}
+        http_([this](const Request& r) { return api_.Handle(r); }, HttpServerOptions{}),
+        channels_(options.data_dir, http_) {}
 
   Status Start() {
     DSP_RETURN_IF_ERROR(http_.ListenUnix(options_.data_dir + "/api.sock", 0600, "api"));
@@ -146,6 +147,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
       DSP_LOG(kInfo, kLog) << "API on tcp " << listen_->host << ":" << *bound << " (bearer token)";
     }
     // Channels of the instances that already exist, before the agents retry.
+    DSP_RETURN_IF_ERROR(channels_.Prepare().WithPrefix("--data-dir " + options_.data_dir));
     SweepChannels();
     DSP_ASSIGN_OR_RETURN(gateway_, Gateway::Create(gateway_options_, *this));
     DSP_RETURN_IF_ERROR(gateway_->Start());
@@ -333,25 +335,12 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
 
  private:
   std::string PoolDir(const PoolName& pool) const { return options_.data_dir + "/pools/" + pool.value(); }
-  std::string InstanceDir(const InstanceId& id) const { return options_.data_dir + "/instances/" + id.value(); }
-
-  // Opens instance `id`'s channel: a socket in a directory only the
-  // instance's root (host uid `owner`) and the host's root can use.
-  Status EnsureChannel(const InstanceId& id, int64_t owner) {
-    std::lock_guard lock(channels_mu_);
-    if (channels_.count(id)) return Status::Ok();
-    std::string dir = InstanceDir(id);
-    auto uid = static_cast<uid_t>(owner);
-    DSP_RETURN_IF_ERROR(MakeDirs(dir, 0700));
-    DSP_RETURN_IF_ERROR(EnsureDir(dir, 0700, FileOwner{uid, uid}));
-    DSP_RETURN_IF_ERROR(http_.ListenUnix(dir + "/agent.sock", 0600, "agent:" + id.value()));
-    if (::chown((dir + "/agent.sock").c_str(), uid, uid) != 0) {
-      Status s = ErrnoStatus("chown " + dir + "/agent.sock", errno);
-      http_.Unlisten("agent:" + id.value()).IgnoreError();
-      return s;
-    }
-    channels_.insert(id);
-    return Status::Ok();
+  // The host uid of instance `id`'s root: its pool's id block.
+  Result<uid_t> InstanceRoot(const InstanceId& id) {
+    DSP_ASSIGN_OR_RETURN(Instance instance, store_->GetInstance(id));
+    DSP_ASSIGN_OR_RETURN(Pool pool, store_->GetPool(instance.pool));
+    if (pool.id_base < kFirstIdBase) return FailedPrecondition("pool '" + pool.name().value() + "' has no id block");
+    return static_cast<uid_t>(pool.id_base);
   }
 
   // The users' directories on a pool's share, made on the host: homes and
@@ -362,8 +351,9 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
   // planted is never followed with root's rights.
   Status EnsureShareLayout(const Pool& pool, const std::vector<User>& users) {
     const std::string& share = pool.spec.share.source;
-    DSP_RETURN_IF_ERROR(MakeDirs(share + "/home", 0755));
-    DSP_RETURN_IF_ERROR(MakeDirs(share + "/notebooks", 0755));
+    // Root's, so that the names made in them below cannot be swapped.
+    DSP_RETURN_IF_ERROR(EnsureDir(share + "/home", 0755, FileOwner{0, 0}));
+    DSP_RETURN_IF_ERROR(EnsureDir(share + "/notebooks", 0755, FileOwner{0, 0}));
     for (const User& u : users) {
       auto id = static_cast<uid_t>(u.uid);
       const std::string name = u.name.value();
@@ -405,7 +395,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
 
   Result<InstanceRequest> BuildRequest(const Pool& pool, const Instance& instance) {
     if (pool.id_base < kFirstIdBase) return FailedPrecondition("pool '" + pool.name().value() + "' has no id block");
-    DSP_RETURN_IF_ERROR(EnsureChannel(instance.id, pool.id_base));
+    DSP_RETURN_IF_ERROR(channels_.Open(instance.id, static_cast<uid_t>(pool.id_base)));
     DSP_ASSIGN_OR_RETURN(auto users, store_->ListUsers());
     DSP_RETURN_IF_ERROR(EnsureShareLayout(pool, users).WithPrefix("share of pool " + pool.name().value()));
     InstanceRequest req;
@@ -419,11 +409,11 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     req.address = InstanceAddress(pool.spec.network, instance.index);
     req.mounts = {
         {pool.spec.share.source, pool.spec.share.mount_path, false, MountIds::kUsers},
-        {InstanceDir(instance.id), kInstanceRunDir, false, MountIds::kHost},
         // sshd runs it as AuthorizedKeysCommand: it must belong to root.
         {self_binary_, kInstanceBinary, true, MountIds::kImage},
     };
-    req.init_command = {kInstanceBinary, "agent", "--socket", std::string(kInstanceRunDir) + "/agent.sock"};
+    for (BindMount& m : channels_.Mounts(instance.id)) req.mounts.push_back(std::move(m));
+    req.init_command = {kInstanceBinary, "agent"};
     req.root_host_id = pool.id_base;
     req.user_id_first = options_.uid_first;
     req.user_id_last = options_.uid_last;
@@ -435,15 +425,10 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
   // the channel of every instance record, closes and removes those of
   // instances that are gone, and removes the key directory of deleted pools.
   void SweepChannels() {
-    // What exists now, before the records are read: a channel or directory
-    // made after this point (for a record written meanwhile) is never taken
-    // for a leftover.
-    std::set<InstanceId> channels_before;
-    {
-      std::lock_guard lock(channels_mu_);
-      channels_before = channels_;
-    }
-    auto instance_dirs = ListDir(options_.data_dir + "/instances");
+    // What is open now, before the records are read: a channel opened after
+    // this point (for a record written meanwhile) is never taken for a
+    // leftover.
+    const std::set<InstanceId> channels_before = channels_.OpenChannels();
     auto pool_dirs = ListDir(options_.data_dir + "/pools");
     auto records = store_->ListInstances({});
     auto pools = store_->ListPools();
@@ -455,7 +440,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
       live.insert(r.id);
       auto pool = by_name.find(r.pool);
       if (r.phase != InstancePhase::kDeleting && pool != by_name.end()) {
-        if (Status s = EnsureChannel(r.id, pool->second->id_base); !s.ok()) {
+        if (Status s = channels_.Open(r.id, static_cast<uid_t>(pool->second->id_base)); !s.ok()) {
           DSP_LOG(kWarning, kLog) << "channel of " << r.id << ": " << s;
         }
       }
@@ -469,57 +454,33 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
         }
       }
     }
-    std::set<InstanceId> gone;
-    for (const InstanceId& id : channels_before) {
-      if (!live.count(id)) gone.insert(id);
-    }
-    {
-      std::lock_guard lock(channels_mu_);
-      for (const InstanceId& id : gone) channels_.erase(id);
-    }
-    for (const InstanceId& id : gone) {
-      http_.Unlisten("agent:" + id.value()).IgnoreError();
-      RemoveTree(InstanceDir(id)).IgnoreError();
-    }
-    // Directories left by a previous life.
-    if (instance_dirs.ok()) {
-      for (const std::string& e : *instance_dirs) {
-        if (!live.count(InstanceId(e))) RemoveTree(options_.data_dir + "/instances/" + e).IgnoreError();
-      }
-    }
+    channels_.Sweep(channels_before, live);
     // A pool's key directory is made just before its record is written, so
-    // one without a record is a leftover only once it is a minute old.
+    // one without a record is a leftover only once sweeps have found it so
+    // for a minute (monotonic: a step of the wall clock removes nothing).
     if (pool_dirs.ok()) {
+      const MonoTime now = clock_.Monotonic();
+      std::map<std::string, MonoTime> unknown;
       for (const std::string& e : *pool_dirs) {
         bool known = std::any_of(pools->begin(), pools->end(), [&](const Pool& p) { return p.name().value() == e; });
-        std::string dir = options_.data_dir + "/pools/" + e;
-        struct stat st;
-        if (!known && ::stat(dir.c_str(), &st) == 0 && ::time(nullptr) - st.st_mtime > 60) {
-          RemoveTree(dir).IgnoreError();
+        if (known) continue;
+        auto seen = unknown_pool_dirs_.find(e);
+        unknown[e] = seen == unknown_pool_dirs_.end() ? now : seen->second;
+        if (now - unknown[e] > std::chrono::minutes(1)) {
+          RemoveTree(options_.data_dir + "/pools/" + e).IgnoreError();
+          unknown.erase(e);
         }
       }
+      unknown_pool_dirs_ = std::move(unknown);
     }
   }
 
-  // One request to the control socket of instance `id`'s agent: its JSON
-  // answer on 2xx (null when it has no body). Otherwise an error naming the
-  // instance with the agent's message: NotFound for a 404, else
-  // Unavailable (also when the agent does not answer).
+  // A request to instance `id`'s agent (AgentChannels::Call).
   Result<Json> CallAgent(const InstanceId& id, const std::string& method, const std::string& path,
                          const std::string& body, std::chrono::seconds timeout) {
-    const std::string who = "instance " + id.value();
-    auto r = Client::Do(Endpoint::Unix(InstanceDir(id) + "/control.sock"), method, path, body, {}, timeout);
-    if (!r.ok()) return Unavailable(who + ": " + r.status().message());
-    Json json;
-    Status parsed = r->body.empty() ? Status::Ok() : ParseJsonText(r->body, who, &json);
-    if (r->status < 200 || r->status > 299) {
-      std::string message = parsed.ok() && json.is_object() && json.contains("error") && json["error"].is_object()
-                                ? json["error"].value("message", "")
-                                : "HTTP " + std::to_string(r->status);
-      return r->status == 404 ? NotFound(who + ": " + message) : Unavailable(who + ": " + message);
-    }
-    DSP_RETURN_IF_ERROR(parsed);
-    return json;
+    auto owner = InstanceRoot(id);
+    if (!owner.ok()) return Unavailable("instance " + id.value() + ": " + owner.status().message());
+    return channels_.Call(id, *owner, method, path, body, timeout);
   }
 
   // Stops `user`'s Jupyter server on instance `id`; OK also when the agent
@@ -546,7 +507,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
   // rotation if the gateway probes it, fewest notebook servers), waking the
   // pool if it has none, and asks its agent to start the server.
   Result<StartedNotebook> StartNotebookNow(const PoolName& pool, const std::string& user, const std::string& token) {
-    const auto deadline = std::chrono::steady_clock::now() + options_.hold_timeout;
+    const MonoTime deadline = clock_.Monotonic() + options_.hold_timeout;
     // The user's home and notebooks on the share, if the sweep has not made
     // them yet (a user added a moment ago).
     DSP_ASSIGN_OR_RETURN(Pool spec, store_->GetPool(pool));
@@ -573,7 +534,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
         DSP_ASSIGN_OR_RETURN(JupyterServer server, ParseJupyterServer(json));
         return StartedNotebook{best->id, server};
       }
-      if (std::chrono::steady_clock::now() >= deadline) {
+      if (clock_.Monotonic() >= deadline) {
         return Unavailable("no instance of pool " + pool.value() + " became ready");
       }
       if (Status s = RaiseFromZero(pool); !s.ok()) return s;
@@ -592,7 +553,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     auto pools = store_->ListPools();
     if (!pools.ok()) return;
     std::map<InstanceId, std::vector<JupyterServer>> reported;
-    const TimePoint now = clock_.Now();
+    const MonoTime now = clock_.Monotonic();
     for (const auto& n : notebooks) {
       if (n.session.state != NotebookSession::State::kReady) continue;
       auto pool = std::find_if(pools->begin(), pools->end(), [&](const Pool& p) { return p.name() == n.pool; });
@@ -603,7 +564,11 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
         auto list = json.ok() ? ParseJupyterServerList(*json) : Result<std::vector<JupyterServer>>(json.status());
         if (!list.ok()) {
           // The instance is gone or its agent does not answer: its servers are gone.
-          if (!store_->GetInstance(id).ok()) ForgetNotebook(n.pool, n.session.user);
+          if (!store_->GetInstance(id).ok()) {
+            ForgetNotebook(n.pool, n.session.user);
+          } else {
+            DSP_LOG(kWarning, kLog) << "idle check of " << id << ": " << list.status();
+          }
           continue;
         }
         reported[id] = *list;
@@ -623,7 +588,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
       const int64_t cull = pool->spec.jupyter->cull_idle_minutes;
       DSP_LOG(kDebug, kLog) << "notebook server of " << n.session.user << ": " << JupyterServerActivityToJson(*server).dump()
                             << ", gateway traffic " << FormatTime(n.session.last_activity);
-      if (!NotebookIdle(n.session.last_activity, *server, now, std::chrono::minutes(cull))) continue;
+      if (!NotebookIdle(n.session.last_traffic, *server, now, std::chrono::minutes(cull))) continue;
       DSP_LOG(kInfo, kLog) << "culling the notebook server of " << n.session.user << " in pool " << n.pool
                            << ": idle for " << cull << " min (no traffic, no busy kernel or terminal)";
       if (StopAgentServer(id, n.session.user).ok()) {
@@ -651,7 +616,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     updated.updated_at = clock_.Now();
     WriteBatch batch;
     batch.Add(WriteBatch::UpdatePool{updated, pool.generation});
-    batch.Add(WriteBatch::AppendEvent{Event{0, std::chrono::system_clock::now(), "gateway", "pool.wake",
+    batch.Add(WriteBatch::AppendEvent{Event{0, clock_.Now(), "gateway", "pool.wake",
                                             "pool/" + name.value(),
                                             "a connection is waiting: " + std::to_string(pool.spec.instance_count) +
                                                 " → " + std::to_string(updated.spec.instance_count) + " instances"}});
@@ -701,16 +666,16 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
   }
 
   void SweepLoop() {
-    auto last_cull = std::chrono::steady_clock::now();
+    MonoTime last_cull = clock_.Monotonic();
     for (;;) {
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, std::chrono::seconds(2), [this] { return stopping_; });
       if (stopping_) return;
       lock.unlock();
       SweepChannels();
-      if (std::chrono::steady_clock::now() - last_cull >= options_.cull_check_interval) {
+      if (clock_.Monotonic() - last_cull >= options_.cull_check_interval) {
         CullNotebooks();
-        last_cull = std::chrono::steady_clock::now();
+        last_cull = clock_.Monotonic();
       }
     }
   }
@@ -731,8 +696,9 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
   // by CullNotebooks, read by NotebookSessions.
   std::mutex activity_mu_;
   std::map<std::pair<std::string, std::string>, JupyterServer> activity_;  // guarded by activity_mu_
-  std::mutex channels_mu_;
-  std::set<InstanceId> channels_;
+  AgentChannels channels_;  // after http_, which serves them
+  // Pool directories without a pool record, and since when (SweepChannels).
+  std::map<std::string, MonoTime> unknown_pool_dirs_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
@@ -802,10 +768,7 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
     if (options.token_file.empty()) return InvalidArgument("--listen needs --token-file");
     DSP_ASSIGN_OR_RETURN(token, ReadToken(options.token_file));
   }
-  // instances/ is traversed by the instances (each reaches only its own
-  // directory, owned by its root); pools/ holds host keys: root only.
-  DSP_RETURN_IF_ERROR(MakeDirs(options.data_dir + "/instances", 0711));
-  ::chmod((options.data_dir + "/instances").c_str(), 0711);
+  // pools/ holds host keys: root only. (instances/: AgentChannels.)
   DSP_RETURN_IF_ERROR(MakeDirs(options.data_dir + "/pools", 0700));
   if (options.uid_first < 1000 || options.uid_last >= 65534 || options.uid_first > options.uid_last) {
     return InvalidArgument("--uid-range " + std::to_string(options.uid_first) + "-" + std::to_string(options.uid_last) +

@@ -12,6 +12,8 @@ server, then runs COMMAND:
   get PATH             print the HTTP status of GET PATH (with the session)
   login-status         print the status of the login POST and whether a
                        cookie came back
+  start                ask for the server (GET /user/USER/tree) and print
+                       the answer's status, without waiting for the server
 Uses only Debian packages: python3-websocket.
 """
 import http.cookiejar
@@ -129,7 +131,10 @@ if COMMAND == "login-status":
 status, text, _ = login()
 if status != 303:
     sys.exit(f"login as {USER}: HTTP {status}: {text[:200]}")
-request("GET", f"/user/{USER}/tree")  # starts the server
+status, _, _ = request("GET", f"/user/{USER}/tree")  # starts the server
+if COMMAND == "start":
+    print(status)
+    sys.exit(0)
 wait_for_server()
 
 if COMMAND == "get":

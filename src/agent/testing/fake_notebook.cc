@@ -15,7 +15,7 @@ std::string EnvValue(const std::vector<std::string>& env, const std::string& nam
 void FakeNotebookProcesses::Sleep(Duration d) {
   clock_.Advance(d);
   for (auto& [pid, p] : processes) {
-    if (p.alive && p.exit_at && *p.exit_at <= clock_.Now()) {
+    if (p.alive && p.exit_at && *p.exit_at <= clock_.Monotonic()) {
       p.alive = false;
       if (on_exit) on_exit(pid, p.exit_status);
     }
@@ -24,7 +24,7 @@ void FakeNotebookProcesses::Sleep(Duration d) {
 
 void FakeNotebookProcesses::ExitAfter(pid_t pid, Duration after, int wait_status) {
   Process& p = processes.at(pid);
-  TimePoint at = clock_.Now() + after;
+  MonoTime at = clock_.Monotonic() + after;
   if (!p.exit_at || at < *p.exit_at) {
     p.exit_at = at;
     p.exit_status = wait_status;
@@ -48,7 +48,7 @@ Result<pid_t> FakeNotebookProcesses::Spawn(const NotebookLaunch& launch) {
   if (!spawn_error.ok()) return spawn_error;
   Process p;
   p.launch = launch;
-  p.spawned_at = clock_.Now();
+  p.spawned_at = clock_.Monotonic();
   for (const std::string& a : launch.argv) {
     if (a.rfind("--port=", 0) == 0) p.port = static_cast<uint16_t>(std::stoi(a.substr(7)));
   }
@@ -64,7 +64,7 @@ Result<Json> FakeNotebookApi::Get(const std::string& address, uint16_t port, con
   targets.push_back(target);
   std::string url = "http://" + address + ":" + std::to_string(port) + target;
   const FakeNotebookProcesses::Process* p = processes_.ByPort(port);
-  if (p == nullptr || clock_.Now() < p->spawned_at + startup) return Unavailable(url + ": connection refused");
+  if (p == nullptr || clock_.Monotonic() < p->spawned_at + startup) return Unavailable(url + ": connection refused");
   const std::string& user = p->launch.user.name;
   const Activity& a = activity[user];
   if (a.down) return DeadlineExceeded(url + ": timed out");

@@ -27,11 +27,11 @@ class FakeNotebookProcesses final : public NotebookProcesses {
  public:
   struct Process {
     NotebookLaunch launch;
-    TimePoint spawned_at;
+    MonoTime spawned_at;
     uint16_t port = 0;
     std::string token;
     bool alive = true;
-    std::optional<TimePoint> exit_at;
+    std::optional<MonoTime> exit_at;
     int exit_status = 0;
   };
 

@@ -207,6 +207,30 @@ TEST_F(JupyterTest, ListPollsWithoutTrackingAndCountsBusyKernelsAndTerminals) {
                                                     "/user/alice/api/terminals?no_track_activity=1"}));
 }
 
+// idle_for is the agent's own monotonic measure: it grows while the
+// notebook's last_activity stays put, ignores steps of the wall clock, and
+// starts again at any change of last_activity, also one backwards.
+TEST_F(JupyterTest, IdleTimeIsMeasuredOnTheMonotonicClock) {
+  auto a = Start("alice", kTokenA);
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto& act = api_.activity["alice"];
+  const MonoTime spawned = procs_.processes.at(static_cast<pid_t>(a->server.pid)).spawned_at;
+  auto idle = [&] { return sup_->List().at(0).idle_for; };
+  ASSERT_EQ(idle(), clock_.Monotonic() - spawned) << "until it changes, the activity was the start";
+  clock_.Advance(std::chrono::minutes(10));
+  const Duration ten_minutes = std::chrono::duration_cast<Duration>(clock_.Monotonic() - spawned);
+  EXPECT_EQ(idle(), ten_minutes);
+  clock_.StepWall(std::chrono::hours(1));
+  EXPECT_EQ(idle(), ten_minutes) << "a wall step is not idleness";
+  clock_.StepWall(-std::chrono::hours(2));
+  EXPECT_EQ(idle(), ten_minutes);
+  act.last_activity = "2023-11-14T21:00:00.000000Z";  // earlier than before: the clock went back
+  clock_.Advance(seconds(3));
+  EXPECT_EQ(idle(), Duration(0));
+  clock_.Advance(seconds(3));
+  EXPECT_EQ(idle(), Duration(seconds(3)));
+}
+
 TEST_F(JupyterTest, AServerThatStopsAnsweringIsUnresponsiveWithItsLastFigures) {
   auto a = Start("alice", kTokenA);
   ASSERT_TRUE(a.ok()) << a.status();

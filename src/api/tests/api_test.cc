@@ -293,8 +293,20 @@ TEST_F(ApiTest, AgentChannel) {
   inst.index = 1;
   inst.address = "10.231.0.11";
   ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::PutInstance{inst})).ok());
+  // The instance's root, as SO_PEERCRED shows it to the host.
+  const uid_t root = Body(Call("GET", "/v1/pools/demo"))["idBase"].get<uid_t>();
+  ASSERT_GE(root, 1'000'000u);
 
-  Response config = Call("GET", "/v1/agent/config", "", "agent:demo-1-abc");
+  // Only the instance's root speaks on its channel: not the host's root, not
+  // a user inside the instance, not another pool's instance.
+  for (uid_t stranger : {uid_t{0}, root + 20000, root + 65536}) {
+    Response refused = Call("GET", "/v1/agent/config", "", "agent:demo-1-abc", stranger);
+    EXPECT_EQ(refused.status, 403) << stranger;
+    EXPECT_EQ(Body(refused)["error"]["message"],
+              "the channel of instance demo-1-abc serves its root only (host uid " + std::to_string(root) +
+                  "), not peer uid " + std::to_string(stranger));
+  }
+  Response config = Call("GET", "/v1/agent/config", "", "agent:demo-1-abc", root);
   ASSERT_EQ(config.status, 200) << config.body;
   Json c = Body(config);
   EXPECT_EQ(c["hostname"], "demo1");
@@ -304,23 +316,23 @@ TEST_F(ApiTest, AgentChannel) {
   int64_t version = c["configVersion"];
 
   Response report = Call("POST", "/v1/agent/report", R"({"sshdListening": true, "cpuPermille": 125, "sshSessions": 2})",
-                         "agent:demo-1-abc");
+                         "agent:demo-1-abc", root);
   ASSERT_EQ(report.status, 200) << report.body;
   EXPECT_EQ(Body(report)["configVersion"], version);
   EXPECT_DOUBLE_EQ(hooks_.reports[inst.id].cpu_percent, 12.5);
-  EXPECT_EQ(Call("POST", "/v1/agent/report", R"({"sshSessions": -1})", "agent:demo-1-abc").status, 400);
+  EXPECT_EQ(Call("POST", "/v1/agent/report", R"({"sshSessions": -1})", "agent:demo-1-abc", root).status, 400);
 
   // A user change bumps the version the agent sees.
   ASSERT_EQ(Call("POST", "/v1/users", R"({"name": "alice"})").status, 201);
   EXPECT_GT(Body(Call("POST", "/v1/agent/report", R"({"sshdListening": true, "sshSessions": 2})",
-                      "agent:demo-1-abc"))["configVersion"],
+                      "agent:demo-1-abc", root))["configVersion"],
             version);
 
-  Response keys = Call("GET", "/v1/agent/keys/dsvmuser", "", "agent:demo-1-abc");
+  Response keys = Call("GET", "/v1/agent/keys/dsvmuser", "", "agent:demo-1-abc", root);
   EXPECT_EQ(Body(keys)["keys"][0], kKey);
-  EXPECT_EQ(Call("GET", "/v1/agent/keys/nobody1", "", "agent:demo-1-abc").status, 404);
+  EXPECT_EQ(Call("GET", "/v1/agent/keys/nobody1", "", "agent:demo-1-abc", root).status, 404);
   // A channel of an instance that does not exist is refused.
-  EXPECT_EQ(Call("GET", "/v1/agent/config", "", "agent:demo-9-zzz").status, 404);
+  EXPECT_EQ(Call("GET", "/v1/agent/config", "", "agent:demo-9-zzz", root).status, 404);
 
   std::string instances = Call("GET", "/v1/instances?pool=demo").body;
   EXPECT_NE(instances.find("\"sshSessions\":2"), std::string::npos);

@@ -149,7 +149,7 @@ class GatewayTest : public ::testing::Test {
  protected:
   void SetUp() override {
     GatewayOptions options;
-    options.now = [this] { return std::chrono::steady_clock::time_point(seconds(1000)) + milliseconds(now_ms_.load()); };
+    options.clock = &clock_;
     options.connect_timeout = milliseconds(2000);
     auto gateway = Gateway::Create(options, hooks_);
     ASSERT_TRUE(gateway.ok()) << gateway.status();
@@ -236,7 +236,7 @@ class GatewayTest : public ::testing::Test {
     return ReadLine(fd.get());
   }
 
-  void Advance(milliseconds d) { now_ms_ += d.count(); }
+  void Advance(milliseconds d) { clock_.Advance(d); }
   // Moves the clock by one probe interval and waits for the probes it
   // causes (`expected` more of them).
   void ProbeRound(uint64_t expected) {
@@ -256,7 +256,7 @@ class GatewayTest : public ::testing::Test {
     return h && h->in_rotation;
   }
 
-  std::atomic<int64_t> now_ms_{0};
+  SimulatedClock clock_;
   RecordingHooks hooks_;
   std::unique_ptr<Gateway> gateway_;
   uint16_t backend_port_ = 0;

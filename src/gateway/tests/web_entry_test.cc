@@ -143,6 +143,24 @@ TEST_F(WebEntryTest, LoginStartsTheServerAndLaterVisitsAreForwardedWithItsToken)
   clock_.Advance(seconds(30));
   web_.Activity(f.tag);
   EXPECT_EQ(web_.Sessions()[0].last_activity, clock_.Now());
+  EXPECT_EQ(web_.Sessions()[0].last_traffic, clock_.Monotonic());
+}
+
+// Steps of the wall clock neither retry a failed start early nor lift the
+// login throttle; only monotonic time does.
+TEST_F(WebEntryTest, WallClockStepsDecideNothing) {
+  std::string alice = LoginCookie("alice", "alice%27s+password");
+  Reply(Get("/user/alice/tree", alice));
+  web_.ServerFailed("alice", "no instance is healthy");
+  clock_.StepWall(std::chrono::hours(1));
+  EXPECT_EQ(Reply(Get("/user/alice/tree", alice)).status, 503);
+  EXPECT_EQ(hooks_.starts.size(), 1u) << "a wall step is not the 30 s retry delay";
+
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Login("bob", "wrong").status, 401);
+  clock_.StepWall(std::chrono::hours(1));
+  EXPECT_EQ(Login("bob", "wrong").status, 429) << "a wall step does not end the throttle window";
+  clock_.StepWall(-std::chrono::hours(3));
+  EXPECT_EQ(Login("bob", "wrong").status, 429);
 }
 
 TEST_F(WebEntryTest, AFailedStartIsShownAndTriedAgainLater) {

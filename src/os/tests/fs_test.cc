@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -244,6 +246,69 @@ TEST_F(FsTest, Symlink) {
   EXPECT_EQ(Symlink("/etc/one", tmp_ / "file").code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(*ReadFile(tmp_ / "file"), "data");
   EXPECT_EQ(Entries(tmp_.path()), (std::vector<std::string>{"file", "l"}));
+}
+
+// A listening Unix socket at `path` (non-blocking: accept says EAGAIN when
+// no connection came).
+UniqueFd ListenAt(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << path;
+  EXPECT_EQ(::listen(fd.get(), 4), 0);
+  return fd;
+}
+
+// 0 if a connection to `path` succeeds, else the errno.
+int ConnectTo(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+  return ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 ? 0 : errno;
+}
+
+TEST_F(FsTest, OpenSocketNoFollowReachesTheSocketItOpened) {
+  UniqueFd listener = ListenAt(tmp_ / "control.sock");
+  auto fd = OpenSocketNoFollow(tmp_.path(), "control.sock", ::geteuid());
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  // Swapped for a symlink to another socket after the open: the descriptor
+  // still names the first one.
+  ASSERT_EQ(::rename((tmp_ / "control.sock").c_str(), (tmp_ / "moved.sock").c_str()), 0);
+  UniqueFd other = ListenAt(tmp_ / "other.sock");
+  ASSERT_EQ(::symlink((tmp_ / "other.sock").c_str(), (tmp_ / "control.sock").c_str()), 0);
+  ASSERT_EQ(ConnectTo(FdPath(fd->get())), 0);
+  UniqueFd accepted(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  EXPECT_TRUE(accepted.valid()) << "the connection reached the socket that was opened";
+  UniqueFd stray(::accept4(other.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  EXPECT_FALSE(stray.valid()) << "and not the symlink's target";
+}
+
+TEST_F(FsTest, OpenSocketNoFollowRefusesSymlinksFilesAndStrangers) {
+  UniqueFd listener = ListenAt(tmp_ / "real.sock");
+  ASSERT_EQ(::symlink((tmp_ / "real.sock").c_str(), (tmp_ / "link.sock").c_str()), 0);
+  auto link = OpenSocketNoFollow(tmp_.path(), "link.sock", ::geteuid());
+  EXPECT_EQ(link.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(link.status().message(), tmp_ / "link.sock" + " is a symlink, not a socket; refusing to connect");
+
+  Touch(tmp_ / "file.sock");
+  EXPECT_EQ(OpenSocketNoFollow(tmp_.path(), "file.sock", ::geteuid()).status().message(),
+            tmp_ / "file.sock" + " is a regular file, not a socket; refusing to connect");
+
+  auto stranger = OpenSocketNoFollow(tmp_.path(), "real.sock", ::geteuid() + 1);
+  EXPECT_EQ(stranger.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(stranger.status().message().find("belongs to uid " + std::to_string(::geteuid())), std::string::npos)
+      << stranger.status();
+
+  EXPECT_EQ(OpenSocketNoFollow(tmp_.path(), "missing.sock", ::geteuid()).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(OpenSocketNoFollow(tmp_.path(), "../real.sock", ::geteuid()).status().code(),
+            StatusCode::kInvalidArgument);
+
+  // The directory itself may not be a symlink either.
+  ASSERT_EQ(::symlink(tmp_.path().c_str(), (tmp_ / "dirlink").c_str()), 0);
+  auto via_link = OpenSocketNoFollow(tmp_ / "dirlink", "real.sock", ::geteuid());
+  EXPECT_EQ(via_link.status().code(), StatusCode::kFailedPrecondition) << via_link.status();
 }
 
 }  // namespace

@@ -251,9 +251,11 @@ Result<std::vector<PoolName>> LxcProvider::ListNetworks() {
 
 Status LxcProvider::PrepareRoot(const InstanceRequest& req, const std::string& dir) {
   const auto root_id = static_cast<uid_t>(req.root_host_id);
-  for (const char* sub : {"/delta", "/work"}) {
-    DSP_RETURN_IF_ERROR(EnsureDir(dir + sub, 0755, FileOwner{root_id, root_id}));
-  }
+  // The upper layer stays the host root's alone (0700) while the masks are
+  // made in it by name, and goes to the instance's root only then: no
+  // process of the instance's uid can reach it meanwhile.
+  DSP_RETURN_IF_ERROR(EnsureDir(dir + "/delta", 0700, FileOwner{0, 0}));
+  DSP_RETURN_IF_ERROR(EnsureDir(dir + "/work", 0755, FileOwner{root_id, root_id}));
   DSP_RETURN_IF_ERROR(MakeDirs(dir + "/lower", 0755));
   DSP_RETURN_IF_ERROR(MakeDirs(dir + "/rootfs", 0755));
   // Masks go into the upper layer before the overlay is mounted. A path
@@ -282,6 +284,7 @@ Status LxcProvider::PrepareRoot(const InstanceRequest& req, const std::string& d
       if (::lchown(parent.c_str(), root_id, root_id) != 0) return ErrnoStatus("chown " + parent, errno);
     }
   }
+  DSP_RETURN_IF_ERROR(EnsureDir(dir + "/delta", 0755, FileOwner{root_id, root_id}));
   // The image: the host's "/" alone (no submounts), read-only, with its
   // system ids (0..999, nobody) shown as the instance's. Files of any other
   // host id appear as nobody, so the instance's root cannot read them.

@@ -11,8 +11,7 @@ using std::chrono::seconds;
 class PlannerTest : public ::testing::Test {
  protected:
   PlannerTest() {
-    in_.now = FromUnixMillis(1'000'000'000);
-    in_.observing_since = in_.now - seconds(3600);
+    in_.now = MonoTime(seconds(1'000'000));
   }
 
   Pool& AddPool(const std::string& name, int64_t count) {
@@ -32,7 +31,7 @@ class PlannerTest : public ::testing::Test {
     r.index = index;
     r.id = InstanceId(pool + "-" + std::to_string(index));
     r.phase = phase;
-    r.phase_since = in_.now - seconds(10);
+    in_.phase_seen[r.id] = in_.now - seconds(10);
     in_.records.push_back(r);
     if (observed) in_.observed.push_back({r.id, r.pool, index, running});
     if (phase == InstancePhase::kReady) in_.last_report[r.id] = in_.now - seconds(1);
@@ -76,9 +75,9 @@ TEST_F(PlannerTest, BootingBecomesReadyOnReportAfterPhaseStart) {
   AddPool("a", 1);
   Instance& r = AddRecord("a", 0, InstancePhase::kBooting);
   EXPECT_TRUE(Plan().empty());
-  in_.last_report[r.id] = r.phase_since - seconds(1);  // stale: from a previous life
+  in_.last_report[r.id] = in_.phase_seen[r.id] - seconds(1);  // before the phase began
   EXPECT_TRUE(Plan().empty());
-  in_.last_report[r.id] = r.phase_since + seconds(1);
+  in_.last_report[r.id] = in_.phase_seen[r.id] + seconds(1);
   auto plan = Plan();
   ASSERT_EQ(plan.size(), 1u);
   EXPECT_EQ(plan[0].kind, Kind::kSetPhase);
@@ -88,7 +87,7 @@ TEST_F(PlannerTest, BootingBecomesReadyOnReportAfterPhaseStart) {
 TEST_F(PlannerTest, BootTimeoutFailsAndReplaces) {
   AddPool("a", 1);
   Instance& r = AddRecord("a", 0, InstancePhase::kBooting);
-  r.phase_since = in_.now - seconds(121);
+  in_.phase_seen[r.id] = in_.now - seconds(121);
   auto plan = Plan();
   ASSERT_EQ(plan.size(), 2u);
   EXPECT_EQ(plan[0].phase, InstancePhase::kFailed);
@@ -97,17 +96,26 @@ TEST_F(PlannerTest, BootTimeoutFailsAndReplaces) {
   EXPECT_EQ(plan[1].index, 1);  // index 0 stays with the failed record
 }
 
-TEST_F(PlannerTest, RestartedServerGivesSilentInstancesGrace) {
+TEST_F(PlannerTest, SilenceCountsFromWhatThisServerSaw) {
   AddPool("a", 1);
   Instance& r = AddRecord("a", 0, InstancePhase::kReady);
   in_.last_report.clear();
-  r.phase_since = in_.now - seconds(3600);
-  in_.observing_since = in_.now - seconds(5);
+  // A server that just started has seen the phase only since then, however
+  // old the record's wall-clock phase_since.
+  r.phase_since = TimePoint{};
+  in_.phase_seen.erase(r.id);
   EXPECT_TRUE(Plan().empty());
-  in_.observing_since = in_.now - seconds(31);
+  in_.phase_seen[r.id] = in_.now - seconds(5);
+  EXPECT_TRUE(Plan().empty());
+  in_.phase_seen[r.id] = in_.now - seconds(30);
+  EXPECT_TRUE(Plan().empty()) << "30 s is not more than report_timeout";
+  in_.phase_seen[r.id] = in_.now - seconds(31);
   auto plan = Plan();
   ASSERT_GE(plan.size(), 1u);
   EXPECT_EQ(plan[0].phase, InstancePhase::kFailed);
+  EXPECT_EQ(plan[0].reason, "agent silent for more than 30s");
+  in_.last_report[r.id] = in_.now - seconds(30);
+  EXPECT_TRUE(Plan().empty()) << "a report 30 s ago";
 }
 
 TEST_F(PlannerTest, StoppedReadyInstanceFailsThenIsDeletedAndReplaced) {
@@ -297,11 +305,12 @@ namespace dspool {
 namespace {
 
 TEST(NotebookIdleTest, OnlyQuietServersWithNothingRunningAreIdle) {
-  const TimePoint now = FromUnixMillis(1'800'000'000'000);
+  const MonoTime now = MonoTime(std::chrono::hours(1'000));
   const auto hour = std::chrono::minutes(60);
   JupyterServer quiet;
   quiet.state = JupyterState::kReady;
-  quiet.last_activity = now - std::chrono::minutes(61);
+  quiet.idle_for = std::chrono::minutes(61);
+  quiet.last_activity = FromUnixMillis(1'800'000'000'000);  // a wall time: read by no decision
   EXPECT_TRUE(NotebookIdle(now - std::chrono::minutes(61), quiet, now, hour));
   EXPECT_FALSE(NotebookIdle(now - std::chrono::minutes(59), quiet, now, hour)) << "recent traffic";
   EXPECT_FALSE(NotebookIdle(now - std::chrono::minutes(61), quiet, now, std::chrono::minutes(0))) << "never cull";
@@ -313,13 +322,13 @@ TEST(NotebookIdleTest, OnlyQuietServersWithNothingRunningAreIdle) {
   terminal.busy_terminals = 1;
   EXPECT_FALSE(NotebookIdle(now - std::chrono::hours(5), terminal, now, hour));
   JupyterServer recent = quiet;  // the notebook saw activity the gateway did not
-  recent.last_activity = now - std::chrono::minutes(5);
+  recent.idle_for = std::chrono::minutes(5);
   EXPECT_FALSE(NotebookIdle(now - std::chrono::hours(5), recent, now, hour));
   JupyterServer stale = quiet;  // the agent's last poll failed: its counts may be old
   stale.state = JupyterState::kUnresponsive;
   EXPECT_FALSE(NotebookIdle(now - std::chrono::hours(5), stale, now, hour));
   JupyterServer unpolled = quiet;
-  unpolled.last_activity.reset();
+  unpolled.idle_for.reset();
   EXPECT_TRUE(NotebookIdle(now - std::chrono::hours(5), unpolled, now, hour));
 }
 

@@ -88,11 +88,7 @@ class Harness {
   // Returns true if it converged.
   bool Converge(int max_passes = 60) {
     for (int i = 0; i < max_passes; ++i) {
-      for (const auto& inst : *provider_.List()) {
-        if (inst.running && !killed_.count(inst.id)) {
-          reconciler_->RecordReport(inst.id, InstanceReport{clock_.Now(), true});
-        }
-      }
+      ReportAlive();
       auto plan = reconciler_->RunPass();
       if (budget_->crashed()) return false;
       EXPECT_TRUE(plan.ok()) << plan.status();
@@ -100,6 +96,15 @@ class Harness {
       clock_.Advance(seconds(1));
     }
     return false;
+  }
+
+  // Every running instance's agent reports, but those in killed_.
+  void ReportAlive() {
+    for (const auto& inst : *provider_.List()) {
+      if (inst.running && !killed_.count(inst.id)) {
+        reconciler_->RecordReport(inst.id, InstanceReport{clock_.Now(), true});
+      }
+    }
   }
 
   void SetCount(const std::string& pool, int64_t count) {
@@ -243,6 +248,47 @@ TEST(ReconcilerTest, SilentAgentIsReplaced) {
   EXPECT_TRUE(failed);
   ASSERT_TRUE(h.Converge());
   h.ExpectConverged();
+}
+
+// The host's clock is set an hour ahead, then two hours back, while the
+// agents report as usual: no instance is failed, replaced or restarted, and
+// a booting one still becomes ready.
+TEST(ReconcilerTest, WallClockStepsReplaceNothing) {
+  Harness h;
+  h.StartLife(-1);
+  ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{MakePool("a", 2)})).ok());
+  ASSERT_TRUE(h.Converge());
+  h.SetCount("a", 3);  // the third is created and provisioned, not yet reported
+  ASSERT_TRUE(h.reconciler_->RunPass().ok());
+  ASSERT_TRUE(h.reconciler_->RunPass().ok());
+  const int provisions = h.provider_.provision_calls();
+  const auto before = *h.store_.ListEvents(0, 1000);
+  for (Duration step : {Duration(std::chrono::hours(1)), Duration(-std::chrono::hours(2))}) {
+    h.clock_.StepWall(step);
+    ASSERT_TRUE(h.Converge());
+    h.ExpectConverged();
+  }
+  EXPECT_EQ(h.provider_.provision_calls(), provisions);
+  EXPECT_EQ(h.reconciler_->counters().instances_failed, 0);
+  EXPECT_EQ(h.reconciler_->counters().instances_destroyed, 0);
+  EXPECT_EQ(h.store_.ListInstances({})->size(), 3u);
+  for (const Event& e : *h.store_.ListEvents(0, 1000)) {
+    EXPECT_NE(e.action, "instance.failed") << e.detail;
+  }
+  // And the reason it matters: the silence rule still fails a quiet agent,
+  // after report_timeout of monotonic time, whatever the wall clock did.
+  InstanceId victim = h.store_.ListInstances({})->at(0).id;
+  h.killed_.insert(victim);
+  for (int i = 0; i < 30; ++i) {
+    h.clock_.Advance(seconds(1));
+    h.ReportAlive();
+    ASSERT_TRUE(h.reconciler_->RunPass().ok());
+  }
+  EXPECT_EQ(h.reconciler_->counters().instances_failed, 0) << "30 s of silence is within report_timeout";
+  h.clock_.Advance(seconds(1));
+  h.ReportAlive();
+  ASSERT_TRUE(h.reconciler_->RunPass().ok());
+  EXPECT_EQ(h.reconciler_->counters().instances_failed, 1);
 }
 
 TEST(ReconcilerTest, DrainSetBetweenPlanAndStepIsKept) {
