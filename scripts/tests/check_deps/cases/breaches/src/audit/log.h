@@ -1,0 +1,4 @@
+#pragma once
+
+#include "base/status.h"
+#include "reconcile/loop.h"

@@ -1,0 +1,5 @@
+#pragma once
+
+#include <sys/epoll.h>
+
+#include "os/fd.h"

@@ -1,0 +1,4 @@
+#include "os/fd.h"
+
+#include <sys/socket.h>
+#include <unistd.h>

@@ -1,0 +1,4 @@
+#include "reconcile/loop.h"
+
+#include "base/status.h"
+#include "store/store.h"

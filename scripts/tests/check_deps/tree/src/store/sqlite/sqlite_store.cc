@@ -1,0 +1,3 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <sqlite3.h>
