@@ -180,17 +180,16 @@ Status RemoveContents(int dir_fd, const MountKey& mount, const std::string& disp
 
 }  // namespace
 
-Result<std::string> ReadFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!fd.valid()) return ErrnoStatus("open " + path, errno);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat " + path, errno);
-  if (S_ISDIR(st.st_mode)) return InvalidArgument("read " + path + ": is a directory");
+namespace {
+
+// The rest of ReadFile and ReadPrivateFile: reads all of `fd`, whose fstat
+// is `st`.
+Result<std::string> ReadAll(int fd, const struct stat& st, const std::string& path) {
   std::string content;
   if (S_ISREG(st.st_mode)) content.reserve(static_cast<size_t>(st.st_size));
   char buf[64 * 1024];
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -199,6 +198,37 @@ Result<std::string> ReadFile(const std::string& path) {
     content.append(buf, static_cast<size_t>(n));
   }
   return content;
+}
+
+}  // namespace
+
+Result<std::string> ReadFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd.valid()) return ErrnoStatus("open " + path, errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat " + path, errno);
+  if (S_ISDIR(st.st_mode)) return InvalidArgument("read " + path + ": is a directory");
+  return ReadAll(fd.get(), st, path);
+}
+
+Result<std::string> ReadPrivateFile(const std::string& path, uid_t owner) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd.valid()) {
+    if (errno == ELOOP) return FailedPrecondition(path + " is a symlink; give the file itself");
+    return ErrnoStatus("open " + path, errno);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat " + path, errno);
+  if (!S_ISREG(st.st_mode)) return FailedPrecondition(path + " is " + FileKind(st.st_mode) + ", not a regular file");
+  if (st.st_uid != owner) {
+    return FailedPrecondition(path + " belongs to uid " + std::to_string(st.st_uid) + ", not " +
+                              std::to_string(owner) + " (chown " + std::to_string(owner) + " " + path + ")");
+  }
+  if (st.st_mode & 0077) {
+    return FailedPrecondition(path + " must not be readable or writable by group or others (chmod 600 " + path +
+                              ")");
+  }
+  return ReadAll(fd.get(), st, path);
 }
 
 Status WriteKernelFile(const std::string& path, std::string_view text) {

@@ -37,6 +37,12 @@ struct FileOwner {
 // Errors: NotFound, PermissionDenied, InvalidArgument for a directory.
 Result<std::string> ReadFile(const std::string& path);
 
+// The whole content of a secret the server keeps (a token, a private key):
+// opened without following a symlink, it must be a regular file owned by
+// `owner` with no permission for group or others. FailedPrecondition says
+// which rule it breaks and how to mend it; NotFound as ReadFile.
+Result<std::string> ReadPrivateFile(const std::string& path, uid_t owner = 0);
+
 // Writes `text` into an existing kernel file (/proc, /sys, a cgroup's
 // files) with one write(2), as such files take one value per write: no
 // temporary, no truncation. The error names the path and the text's first

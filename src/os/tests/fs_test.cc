@@ -117,6 +117,29 @@ TEST_F(FsTest, ReadFileErrors) {
   EXPECT_EQ(ReadFile(tmp_.path()).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST_F(FsTest, ReadPrivateFileWantsTheOwnersFileAlone) {
+  ASSERT_TRUE(WriteFileAtomic(tmp_ / "key", "secret", 0600).ok());
+  auto key = ReadPrivateFile(tmp_ / "key", ::geteuid());
+  ASSERT_TRUE(key.ok()) << key.status();
+  EXPECT_EQ(*key, "secret");
+
+  ASSERT_EQ(::chmod((tmp_ / "key").c_str(), 0640), 0);
+  EXPECT_EQ(ReadPrivateFile(tmp_ / "key", ::geteuid()).status().message(),
+            tmp_ / "key" + " must not be readable or writable by group or others (chmod 600 " + tmp_ / "key" + ")");
+  ASSERT_EQ(::chmod((tmp_ / "key").c_str(), 0600), 0);
+  auto stranger = ReadPrivateFile(tmp_ / "key", ::geteuid() + 1);
+  EXPECT_EQ(stranger.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(stranger.status().message().find("belongs to uid " + std::to_string(::geteuid())), std::string::npos);
+
+  ASSERT_EQ(::symlink((tmp_ / "key").c_str(), (tmp_ / "link").c_str()), 0);
+  EXPECT_EQ(ReadPrivateFile(tmp_ / "link", ::geteuid()).status().message(),
+            tmp_ / "link" + " is a symlink; give the file itself");
+  ASSERT_EQ(::mkfifo((tmp_ / "fifo").c_str(), 0600), 0);
+  EXPECT_EQ(ReadPrivateFile(tmp_ / "fifo", ::geteuid()).status().message(),
+            tmp_ / "fifo" + " is a FIFO, not a regular file");
+  EXPECT_EQ(ReadPrivateFile(tmp_ / "missing", ::geteuid()).status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(FsTest, MakeDirs) {
   mode_t old = ::umask(077);
   ASSERT_TRUE(MakeDirs(tmp_ / "a/b/c/", 0755).ok());
