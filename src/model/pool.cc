@@ -36,6 +36,25 @@ Status ValidatePoolName(const std::string& name) {
   return Status::Ok();
 }
 
+Status CheckShareSource(const std::string& source, const std::string& resolved, const std::string& data_dir) {
+  // `inner` is `outer` or lies below it (both clean absolute paths).
+  auto within = [](const std::string& inner, const std::string& outer) {
+    return inner == outer || outer == "/" || inner.rfind(outer + "/", 0) == 0;
+  };
+  const std::string shown = source == resolved ? source : source + " (" + resolved + ")";
+  auto refuse = [&](const std::string& why) { return InvalidArgument("share.source: " + shown + " " + why); };
+  for (const char* system : {"/", "/etc", "/usr", "/var", "/root", "/boot", "/home", "/proc", "/sys", "/dev",
+                             "/run", "/tmp"}) {
+    if (resolved == system) return refuse("is a system directory; give a directory of its own, such as /srv/dspool-share");
+  }
+  for (const char* kernel : {"/proc", "/sys", "/dev", "/run", "/boot"}) {
+    if (within(resolved, kernel)) return refuse(std::string("lies under ") + kernel);
+  }
+  if (within(resolved, data_dir)) return refuse("lies in the server's data directory " + data_dir);
+  if (within(data_dir, resolved)) return refuse("holds the server's data directory " + data_dir);
+  return Status::Ok();
+}
+
 Result<PoolSpec> ParsePoolSpec(const Json& json) {
   PoolSpec spec;
   JsonReader r(json, "");

@@ -96,6 +96,13 @@ inline constexpr size_t kMaxPoolNameLength = 11;      // "dsp-<name>" must fit I
 // name the JSON path ("network.subnet: ..."). Checks that need the host
 // (route collisions, the share directory) are the server's, not this.
 Result<PoolSpec> ParsePoolSpec(const Json& json);
+// share.source against the host's own directories: `resolved` is the
+// source with every symlink resolved (what a mount would reach), and
+// `data_dir` the server's. Refused, InvalidArgument naming share.source: a
+// system directory (/, /etc, /usr, /var, /root, /boot, /home, /proc, /sys,
+// /dev, /run, /tmp), anything under /proc, /sys, /dev, /run or /boot, the
+// data directory, anything in it, and anything that holds it.
+Status CheckShareSource(const std::string& source, const std::string& resolved, const std::string& data_dir);
 // The spec in the documented JSON form; `password` is never written.
 Json PoolSpecToJson(const PoolSpec& spec);
 

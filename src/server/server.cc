@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <climits>
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <iostream>
@@ -40,6 +42,9 @@ namespace {
 constexpr const char* kLog = "server";
 // Where the agent finds the dspool binary in an instance.
 constexpr const char* kInstanceBinary = "/usr/local/lib/dspool/dspool";
+// The programs the server runs, by absolute path (never looked up in PATH).
+constexpr const char* kSshKeygen = "/usr/bin/ssh-keygen";
+constexpr const char* kOpenssl = "/usr/bin/openssl";
 
 // A fixed set of threads running provider calls (which block in liblxc).
 class WorkerPool {
@@ -204,7 +209,13 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     if (::stat(spec.share.source.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
       return InvalidArgument("share.source: " + spec.share.source + " is not an existing directory on the host");
     }
-    return Status::Ok();
+    char resolved[PATH_MAX];
+    if (::realpath(spec.share.source.c_str(), resolved) == nullptr) {
+      return InvalidArgument("share.source: " + spec.share.source + ": " + std::strerror(errno));
+    }
+    char data_dir[PATH_MAX];
+    if (::realpath(options_.data_dir.c_str(), data_dir) == nullptr) return ErrnoStatus(options_.data_dir, errno);
+    return CheckShareSource(spec.share.source, resolved, data_dir);
   }
 
   Status PreparePool(const PoolName& pool) override {
@@ -217,26 +228,29 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     if (!exists) {
       // ssh-keygen writes the private key with mode 0600 itself.
       DSP_RETURN_IF_ERROR(RunChecked(
-          {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dspool pool " + pool.value(), "-f", key}, opts));
+          {kSshKeygen, "-q", "-t", "ed25519", "-N", "", "-C", "dspool pool " + pool.value(), "-f", key}, opts));
     }
     // The Jupyter address's certificate when the spec names none: self-signed.
     DSP_ASSIGN_OR_RETURN(exists, PathExists(dir + "/jupyter.crt"));
     if (!exists) {
-      DSP_RETURN_IF_ERROR(RunChecked({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+      DSP_RETURN_IF_ERROR(RunChecked({kOpenssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
                                       "ec_paramgen_curve:prime256v1", "-nodes", "-days", "825", "-subj",
                                       "/CN=" + pool.value() + " (dspool)", "-keyout", dir + "/jupyter.key", "-out",
                                       dir + "/jupyter.crt"},
                                      opts)
                               .WithPrefix("self-signed certificate for pool " + pool.value()));
-      ::chmod((dir + "/jupyter.key").c_str(), 0600);
+      if (::chmod((dir + "/jupyter.key").c_str(), 0600) != 0) return ErrnoStatus("chmod " + dir + "/jupyter.key", errno);
     }
-    return Status::Ok();
+    // What the generators made (or a restore put there) is checked as it
+    // will be read: root's own files, no link, nothing for others.
+    DSP_RETURN_IF_ERROR(ReadPrivateFile(key).status());
+    return ReadPrivateFile(dir + "/jupyter.key").status();
   }
 
   Result<HostKey> ReadHostKey(const PoolName& pool) override {
     HostKey key;
     std::string base = PoolDir(pool) + "/ssh_host_ed25519_key";
-    DSP_ASSIGN_OR_RETURN(key.private_key, ReadFile(base));
+    DSP_ASSIGN_OR_RETURN(key.private_key, ReadPrivateFile(base));
     DSP_ASSIGN_OR_RETURN(key.public_key, ReadFile(base + ".pub"));
     return key;
   }

@@ -170,3 +170,32 @@ TEST(PoolSpecTest, JupyterDefaultsRoundTripAndErrorsNameTheField) {
 
 }  // namespace
 }  // namespace dspool
+
+namespace dspool {
+namespace {
+
+TEST(CheckShareSourceTest, RefusesTheHostsOwnDirectoriesAndTheDataDir) {
+  const std::string data = "/var/lib/dspool";
+  EXPECT_TRUE(CheckShareSource("/srv/share", "/srv/share", data).ok());
+  EXPECT_TRUE(CheckShareSource("/var/share", "/var/share", data).ok()) << "below /var is fine";
+  EXPECT_TRUE(CheckShareSource("/var/lib/dspool-share", "/var/lib/dspool-share", data).ok()) << "a prefix is not a parent";
+  EXPECT_EQ(CheckShareSource("/etc", "/etc", data).message(),
+            "share.source: /etc is a system directory; give a directory of its own, such as /srv/dspool-share");
+  for (const char* system : {"/", "/usr", "/var", "/root", "/boot", "/home", "/tmp"}) {
+    EXPECT_EQ(CheckShareSource(system, system, data).code(), StatusCode::kInvalidArgument) << system;
+  }
+  EXPECT_EQ(CheckShareSource("/srv/link", "/etc", data).message(),
+            "share.source: /srv/link (/etc) is a system directory; give a directory of its own, such as "
+            "/srv/dspool-share")
+      << "a symlink is judged by what it reaches";
+  EXPECT_EQ(CheckShareSource("/proc/1/root", "/proc/1/root", data).message(),
+            "share.source: /proc/1/root lies under /proc");
+  EXPECT_EQ(CheckShareSource("/dev/shm", "/dev/shm", data).message(), "share.source: /dev/shm lies under /dev");
+  EXPECT_EQ(CheckShareSource("/var/lib/dspool/pools", "/var/lib/dspool/pools", data).message(),
+            "share.source: /var/lib/dspool/pools lies in the server's data directory /var/lib/dspool");
+  EXPECT_EQ(CheckShareSource("/var/lib", "/var/lib", data).message(),
+            "share.source: /var/lib holds the server's data directory /var/lib/dspool");
+}
+
+}  // namespace
+}  // namespace dspool
