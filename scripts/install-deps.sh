@@ -14,6 +14,8 @@ PACKAGES=(
   # the instances' per-user Jupyter (instances run on the host's filesystem):
   # Notebook 6.4 and the Python kernel; websocket-client for the tests
   jupyter-notebook python3-ipykernel python3-websocket
+  # tests: libfaketime steps the server's wall clock alone (clock_step_test.sh)
+  libfaketime
 )
 
 missing=()

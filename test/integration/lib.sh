@@ -57,7 +57,9 @@ start_server() {
   # Instances (unprivileged) reach their channel through the data dir's
   # ancestors: they must be traversable.
   chmod 711 "$WORK"
-  "$DSPOOL" server --data-dir "$DATA" --log-level "${LOG_LEVEL:-info}" ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} >>"$WORK/server.log" 2>&1 &
+  # SERVER_WRAPPER: a command (with its arguments) the server runs under.
+  ${SERVER_WRAPPER[@]+"${SERVER_WRAPPER[@]}"} "$DSPOOL" server --data-dir "$DATA" --log-level "${LOG_LEVEL:-info}" \
+    ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do
     dsp status >/dev/null 2>&1 && return 0
