@@ -33,6 +33,7 @@
 #include "provider/lxc/lxc_provider.h"
 #include "reconcile/reconciler.h"
 #include "server/agent_channels.h"
+#include "server/notebook_culler.h"
 #include "store/forwarding_store.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -123,7 +124,7 @@ class NotifyingStore final : public ForwardingStore {
   std::function<void()> on_write_;
 };
 
-class PoolServer final : public ApiHooks, public GatewayHooks {
+class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHooks {
  public:
   PoolServer(const ServerOptions& options, std::optional<Endpoint> listen, std::unique_ptr<StateStore> store,
              std::unique_ptr<ComputeProvider> provider, GatewayOptions gateway_options, std::string self_binary,
@@ -262,9 +263,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
 
   std::vector<NotebookSessionInfo> NotebookSessions() override {
     std::vector<NotebookSessionInfo> out;
-    auto notebooks = gateway_->Notebooks();
-    std::lock_guard lock(activity_mu_);
-    for (const auto& n : notebooks) {
+    for (const auto& n : gateway_->Notebooks()) {
       NotebookSessionInfo info{n.pool.value(),
                                n.session.user,
                                n.session.instance.value(),
@@ -272,10 +271,10 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
                                n.session.error,
                                n.session.started,
                                n.session.last_activity};
-      if (auto it = activity_.find({info.pool, info.user}); it != activity_.end()) {
-        info.busy_kernels = it->second.busy_kernels;
-        info.busy_terminals = it->second.busy_terminals;
-        info.kernels = it->second.kernels;
+      if (auto activity = culler_.Activity(n.pool, n.session.user)) {
+        info.busy_kernels = activity->busy_kernels;
+        info.busy_terminals = activity->busy_terminals;
+        info.kernels = activity->kernels;
       }
       out.push_back(std::move(info));
     }
@@ -343,7 +342,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
             static_cast<int64_t>(h.requests));
     counter("dspool_pool_wakeups_total", "Pools raised from zero (or from all-draining) by a waiting connection.",
             wakeups_.load());
-    counter("dspool_notebooks_culled_total", "Idle notebook servers stopped.", culled_.load());
+    counter("dspool_notebooks_culled_total", "Idle notebook servers stopped.", culler_.culled());
     return out.str() + GatewayMetrics(gateway_->counters());
   }
 
@@ -505,11 +504,10 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     return Status::Ok();
   }
 
-  // The gateway forgets the session, and the server the agent's counts.
+  // The gateway forgets the session, and the culler the agent's counts.
   void ForgetNotebook(const PoolName& pool, const std::string& user) {
     gateway_->NotebookGone(pool, user);
-    std::lock_guard lock(activity_mu_);
-    activity_.erase({pool.value(), user});
+    culler_.Forget(pool, user);
   }
 
   struct StartedNotebook {
@@ -556,61 +554,20 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     }
   }
 
-  // Stops notebook servers that have been idle for their pool's
-  // cullIdleMinutes: no request or WebSocket traffic through the gateway for
-  // that long, no busy kernel and no command running in a terminal (a long
-  // computation is work, whatever the traffic). Forgets servers whose agent
-  // no longer has them.
-  void CullNotebooks() {
-    auto notebooks = gateway_->Notebooks();
-    if (notebooks.empty()) return;
-    auto pools = store_->ListPools();
-    if (!pools.ok()) return;
-    std::map<InstanceId, std::vector<JupyterServer>> reported;
-    const MonoTime now = clock_.Monotonic();
-    for (const auto& n : notebooks) {
-      if (n.session.state != NotebookSession::State::kReady) continue;
-      auto pool = std::find_if(pools->begin(), pools->end(), [&](const Pool& p) { return p.name() == n.pool; });
-      if (pool == pools->end() || !pool->spec.jupyter) continue;
-      const InstanceId& id = n.session.instance;
-      if (!reported.count(id)) {
-        auto json = CallAgent(id, "GET", "/v1/jupyter/servers", "", std::chrono::seconds(10));
-        auto list = json.ok() ? ParseJupyterServerList(*json) : Result<std::vector<JupyterServer>>(json.status());
-        if (!list.ok()) {
-          // The instance is gone or its agent does not answer: its servers are gone.
-          if (!store_->GetInstance(id).ok()) {
-            ForgetNotebook(n.pool, n.session.user);
-          } else {
-            DSP_LOG(kWarning, kLog) << "idle check of " << id << ": " << list.status();
-          }
-          continue;
-        }
-        reported[id] = *list;
-      }
-      const auto& servers = reported[id];
-      auto server = std::find_if(servers.begin(), servers.end(), [&](const JupyterServer& s) {
-        return s.user == n.session.user && s.state != JupyterState::kExited;
-      });
-      if (server == servers.end()) {
-        ForgetNotebook(n.pool, n.session.user);
-        continue;
-      }
-      {
-        std::lock_guard lock(activity_mu_);
-        activity_[{n.pool.value(), n.session.user}] = *server;
-      }
-      const int64_t cull = pool->spec.jupyter->cull_idle_minutes;
-      DSP_LOG(kDebug, kLog) << "notebook server of " << n.session.user << ": " << JupyterServerActivityToJson(*server).dump()
-                            << ", gateway traffic " << FormatTime(n.session.last_activity);
-      if (!NotebookIdle(n.session.last_traffic, *server, now, std::chrono::minutes(cull))) continue;
-      DSP_LOG(kInfo, kLog) << "culling the notebook server of " << n.session.user << " in pool " << n.pool
-                           << ": idle for " << cull << " min (no traffic, no busy kernel or terminal)";
-      if (StopAgentServer(id, n.session.user).ok()) {
-        ForgetNotebook(n.pool, n.session.user);
-        culled_++;
-      }
-    }
+  // ---- CullerHooks ----
+
+  std::vector<Notebook> Notebooks() override {
+    std::vector<Notebook> out;
+    for (auto& n : gateway_->Notebooks()) out.push_back({std::move(n.pool), std::move(n.session)});
+    return out;
   }
+  Result<std::vector<JupyterServer>> ListServers(const InstanceId& id) override {
+    DSP_ASSIGN_OR_RETURN(Json json, CallAgent(id, "GET", "/v1/jupyter/servers", "", std::chrono::seconds(10)));
+    return ParseJupyterServerList(json);
+  }
+  bool InstanceExists(const InstanceId& id) override { return store_->GetInstance(id).ok(); }
+  Status StopServer(const InstanceId& id, const std::string& user) override { return StopAgentServer(id, user); }
+  void ForgetSession(const PoolName& pool, const std::string& user) override { gateway_->NotebookGone(pool, user); }
 
   // A connection waits on `name` and no instance can take it: make the
   // pool want one instance that is not draining (CountToWake).
@@ -679,17 +636,26 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
     }
   }
 
+  // Channels and share layouts every 2 s; idle notebook servers every
+  // cull_check_interval.
   void SweepLoop() {
-    MonoTime last_cull = clock_.Monotonic();
+    constexpr Duration kSweepInterval = std::chrono::seconds(2);
+    MonoTime next_sweep = clock_.Monotonic() + kSweepInterval;
+    MonoTime next_cull = clock_.Monotonic() + options_.cull_check_interval;
     for (;;) {
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(2), [this] { return stopping_; });
-      if (stopping_) return;
-      lock.unlock();
-      SweepChannels();
-      if (clock_.Monotonic() - last_cull >= options_.cull_check_interval) {
-        CullNotebooks();
-        last_cull = clock_.Monotonic();
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait_until(lock, std::min(next_sweep, next_cull), [this] { return stopping_; });
+        if (stopping_) return;
+      }
+      const MonoTime now = clock_.Monotonic();
+      if (now >= next_sweep) {
+        SweepChannels();
+        next_sweep = now + kSweepInterval;
+      }
+      if (now >= next_cull) {
+        if (auto pools = store_->ListPools(); pools.ok()) culler_.Check(*pools);
+        next_cull = clock_.Monotonic() + options_.cull_check_interval;
       }
     }
   }
@@ -706,10 +672,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
   Reconciler reconciler_;
   Api api_;
   HttpServer http_;
-  // The last agent listing of each notebook server, by (pool, user): filled
-  // by CullNotebooks, read by NotebookSessions.
-  std::mutex activity_mu_;
-  std::map<std::pair<std::string, std::string>, JupyterServer> activity_;  // guarded by activity_mu_
+  NotebookCuller culler_{clock_, *this};
   AgentChannels channels_;  // after http_, which serves them
   // Pool directories without a pool record, and since when (SweepChannels).
   std::map<std::string, MonoTime> unknown_pool_dirs_;
@@ -721,7 +684,6 @@ class PoolServer final : public ApiHooks, public GatewayHooks {
   std::thread router_;
   std::mutex wake_mu_;
   std::atomic<int64_t> wakeups_{0};
-  std::atomic<int64_t> culled_{0};
 };
 
 Result<std::string> ReadToken(const std::string& path) {
