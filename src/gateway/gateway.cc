@@ -10,7 +10,7 @@
 #include "gateway/balancer.h"
 #include "gateway/probe.h"
 #include "model/ipv4.h"
-#include "net/event_loop.h"
+#include "net/reactor.h"
 #include "net/relay.h"
 #include "net/socket.h"
 #include "os/unique_fd.h"
@@ -25,7 +25,6 @@ constexpr auto kMaxProbeTimeout = std::chrono::seconds(5);
 constexpr int kMaxAcceptsPerEvent = 64;
 constexpr size_t kMaxHttpStatusLine = 1024;
 
-using SteadyTime = EventLoop::TimePoint;
 using ListenerKey = std::pair<uint32_t, uint16_t>;  // address, port
 
 std::string Where(const ListenerKey& k) { return FormatEndpoint(k.first, k.second); }
@@ -102,7 +101,7 @@ class WebDispatch final : public ProxyRouter {
 
 class Gateway::Impl {
  public:
-  Impl(GatewayOptions options, GatewayHooks& hooks, std::unique_ptr<EventLoop> loop,
+  Impl(GatewayOptions options, GatewayHooks& hooks, std::unique_ptr<Reactor> loop,
        std::vector<std::unique_ptr<RelayLoop>> relays)
       : options_(std::move(options)), hooks_(hooks), loop_(std::move(loop)), relays_(std::move(relays)) {}
 
@@ -227,10 +226,10 @@ class Gateway::Impl {
   struct Probe {
     ProbeSpec spec;
     ProbeTracker tracker;
-    EventLoop::TimerId next = 0;     // the next probe, or its timeout while one runs
+    Reactor::TimerId next = 0;     // the next probe, or its timeout while one runs
     UniqueFd fd;                     // the probe running now
     std::string reply;               // Http: the status line so far
-    SteadyTime started{};            // of the probe running now, or the last one
+    MonoTime started{};            // of the probe running now, or the last one
     explicit Probe(ProbeSpec s) : spec(std::move(s)), tracker(spec.number_of_probes) {}
   };
 
@@ -245,7 +244,7 @@ class Gateway::Impl {
     std::vector<LbRule> rules;
     std::map<InstanceId, std::unique_ptr<Backend>> backends;
     std::set<uint64_t> held;  // connection ids, oldest first
-    SteadyTime last_wake{};
+    MonoTime last_wake{};
   };
 
   struct OpenListener {
@@ -264,8 +263,8 @@ class Gateway::Impl {
     UniqueFd backend;  // while connecting
     InstanceId backend_id;
     uint32_t backend_address = 0;
-    EventLoop::TimerId timer = 0;  // connect timeout, or hold deadline
-    std::optional<SteadyTime> held_until;
+    Reactor::TimerId timer = 0;  // connect timeout, or hold deadline
+    std::optional<MonoTime> held_until;
   };
 
   struct HealthEntry {
@@ -298,7 +297,7 @@ class Gateway::Impl {
       }
       auto open = std::make_unique<OpenListener>(OpenListener{spec, std::move(*fd)});
       OpenListener* raw = open.get();
-      Status s = loop_->Watch(raw->fd.get(), EventLoop::kReadable, [this, raw](uint32_t) { Accept(*raw); });
+      Status s = loop_->Watch(raw->fd.get(), Reactor::kReadable, [this, raw](uint32_t) { Accept(*raw); });
       if (!s.ok()) {
         errors.push_back(Where(key) + ": " + s.message());
         continue;
@@ -501,7 +500,7 @@ class Gateway::Impl {
     if (!fd.ok()) return ConnectFailed(c, fd.status());
     c.backend = std::move(*fd);
     uint64_t id = c.id;
-    Status s = loop_->Watch(c.backend.get(), EventLoop::kWritable, [this, id](uint32_t) { Connected(id); });
+    Status s = loop_->Watch(c.backend.get(), Reactor::kWritable, [this, id](uint32_t) { Connected(id); });
     if (!s.ok()) return ConnectFailed(c, s);
     c.timer = loop_->RunAfter(options_.connect_timeout, [this, id] {
       auto it = conns_.find(id);
@@ -576,11 +575,13 @@ class Gateway::Impl {
       DSP_LOG(kDebug, kLog) << "pool " << c.via.pool << ": no instance can take a connection; holding it";
     }
     pool.held.insert(c.id);
+    // The wake first: a reader that sees the held gauge sees the wake it led to.
+    if (wake) MaybeWake(c.via.pool, pool);
     UpdateHeldGauge();
     uint64_t id = c.id;
     // Only a close or reset by the client matters: what it sends (an SSH
     // banner) waits in the socket for the instance.
-    if (!loop_->Watch(c.client.get(), EventLoop::kPeerClosed, [this, id](uint32_t) {
+    if (!loop_->Watch(c.client.get(), Reactor::kPeerClosed, [this, id](uint32_t) {
           Count(&GatewayCounters::hold_abandoned);
           CloseConn(id);
         }).ok()) {
@@ -595,12 +596,11 @@ class Gateway::Impl {
                            << options_.hold_timeout.count() / 1000 << " s for an instance; closing it";
       CloseConn(id);
     });
-    if (wake) MaybeWake(c.via.pool, pool);
   }
 
   void MaybeWake(const PoolName& name, PoolRoutes& pool) {
-    SteadyTime now = loop_->now();
-    if (pool.last_wake != SteadyTime{} && now - pool.last_wake < kWakeEvery) return;
+    MonoTime now = loop_->now();
+    if (pool.last_wake != MonoTime{} && now - pool.last_wake < kWakeEvery) return;
     pool.last_wake = now;
     Count(&GatewayCounters::wake_requests);
     hooks_.WakePool(name);
@@ -676,7 +676,7 @@ class Gateway::Impl {
     p->reply.clear();
     auto timeout = std::min<std::chrono::milliseconds>(std::chrono::seconds(p->spec.interval_seconds),
                                                        kMaxProbeTimeout);
-    Status s = loop_->Watch(p->fd.get(), EventLoop::kWritable,
+    Status s = loop_->Watch(p->fd.get(), Reactor::kWritable,
                             [this, pool, id, name](uint32_t events) { ProbeEvent(pool, id, name, events); });
     if (!s.ok()) return ProbeDone(pool, id, *p, false);
     p->next = loop_->RunAfter(timeout, [this, pool, id, name] {
@@ -691,7 +691,7 @@ class Gateway::Impl {
     Backend* b = FindBackend(pool, id);
     Probe* p = FindProbeFor(pool, id, name);
     if (!b || !p || !p->fd.valid()) return;
-    if (p->reply.empty() && (events & EventLoop::kWritable)) {
+    if (p->reply.empty() && (events & Reactor::kWritable)) {
       // The handshake ended.
       if (!FinishConnect(p->fd, b->route.address, static_cast<uint16_t>(p->spec.port)).ok()) {
         return ProbeDone(pool, id, *p, false);
@@ -703,7 +703,7 @@ class Gateway::Impl {
       auto sent = TrySend(p->fd, request);
       if (!sent.ok() || *sent != request.size()) return ProbeDone(pool, id, *p, false);
       p->reply = " ";  // marks "request sent"; the reply is appended after it
-      if (!loop_->Change(p->fd.get(), EventLoop::kReadable).ok()) return ProbeDone(pool, id, *p, false);
+      if (!loop_->Change(p->fd.get(), Reactor::kReadable).ok()) return ProbeDone(pool, id, *p, false);
       return;
     }
     char buf[512];
@@ -730,11 +730,6 @@ class Gateway::Impl {
     }
     if (p.next) loop_->Cancel(p.next);
     p.next = 0;
-    {
-      std::lock_guard lock(mu_);
-      ++counters_.probes;
-      if (!success) ++counters_.probe_failures;
-    }
     bool changed = p.tracker.Record(success);
     if (changed) {
       Count(&GatewayCounters::probe_transitions);
@@ -742,6 +737,13 @@ class Gateway::Impl {
                            << (p.tracker.in_rotation() ? "in rotation" : "out of rotation") << " (probe "
                            << p.spec.name << ", " << (success ? "answered" : "no answer") << ")";
       PublishHealth();
+    }
+    // Counted once its outcome is published: a reader that sees the count
+    // sees the health it led to.
+    {
+      std::lock_guard lock(mu_);
+      ++counters_.probes;
+      if (!success) ++counters_.probe_failures;
     }
     // Probes start every interval, however long each took.
     std::chrono::milliseconds next = options_.fast_probe_interval;
@@ -819,7 +821,7 @@ class Gateway::Impl {
   std::map<ListenerKey, WebListener> web_open_;  // control thread
   mutable std::mutex web_mu_;
   std::map<PoolName, std::shared_ptr<PoolWeb>> web_pools_;  // guarded by web_mu_
-  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<Reactor> loop_;
   std::vector<std::unique_ptr<RelayLoop>> relays_;
   std::thread control_;
   std::vector<std::thread> relay_threads_;
@@ -849,12 +851,11 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options, Gateway
     DSP_RETURN_IF_ERROR(CheckCongestionControl(options.backend_congestion_control));
   }
   if (options.clock == nullptr) options.clock = &SystemClock();
-  auto now = [clock = options.clock] { return clock->Monotonic(); };
-  DSP_ASSIGN_OR_RETURN(auto loop, EventLoop::Create(now));
+  DSP_ASSIGN_OR_RETURN(auto loop, Reactor::Create(options.clock));
   std::vector<std::unique_ptr<RelayLoop>> relays;
   for (int i = 0; i < options.relay_threads; ++i) {
     RelayLoopOptions relay_options;
-    relay_options.now = now;
+    relay_options.clock = options.clock;
     relay_options.on_close = [](uint64_t tag) {
       reinterpret_cast<ConnectionCount*>(tag)->value.fetch_sub(1, std::memory_order_relaxed);
     };

@@ -25,7 +25,7 @@
 // Jupyter: each pool with a `jupyter` section gets a WebEntry (web_entry.h)
 // on its port, served by one http/ProxyServer for all pools.
 //
-// Threads: one control thread (EventLoop: listeners, connects, holds,
+// Threads: one control thread (a Reactor: listeners, connects, holds,
 // probes), relay_threads data threads (RelayLoop) and web_threads for the
 // HTTP proxy. Every public method may be called from any thread.
 #pragma once
@@ -50,7 +50,7 @@
 
 namespace dspool {
 
-class EventLoop;
+class Reactor;
 class RelayLoop;
 
 class GatewayHooks {

@@ -76,10 +76,33 @@ Status Reactor::Modify(uint32_t slot, int fd, uint32_t events) {
 
 void Reactor::Remove(uint32_t slot, int fd) {
   if (slot == 0 || slot >= slots_.size() || slots_[slot].handler == nullptr) return;
-  (void)::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  if (fd >= 0) (void)::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
   slots_[slot].handler = nullptr;
   if (++slots_[slot].generation == 0) slots_[slot].generation = 1;
   free_slots_.push_back(slot);
+}
+
+Status Reactor::Watch(int fd, uint32_t events, std::function<void(uint32_t)> fn) {
+  if (watched_.count(fd)) return AlreadyExists("reactor: descriptor " + std::to_string(fd) + " is already watched");
+  auto w = std::make_unique<Watcher>();
+  w->fn = std::make_shared<std::function<void(uint32_t)>>(std::move(fn));
+  DSP_ASSIGN_OR_RETURN(w->slot, Add(fd, events, w.get()));
+  watched_.emplace(fd, std::move(w));
+  return Status::Ok();
+}
+
+Status Reactor::Change(int fd, uint32_t events) {
+  auto it = watched_.find(fd);
+  if (it == watched_.end()) return NotFound("reactor: descriptor " + std::to_string(fd) + " is not watched");
+  return Modify(it->second->slot, fd, events);
+}
+
+void Reactor::Unwatch(int fd) {
+  auto it = watched_.find(fd);
+  if (it == watched_.end()) return;
+  Remove(it->second->slot, fd);
+  retired_.push_back(std::move(it->second));
+  watched_.erase(it);
 }
 
 Reactor::TimerId Reactor::RunAt(MonoTime when, std::function<void()> fn) {
@@ -200,6 +223,7 @@ int Reactor::NextTimeoutMs() const {
   MonoTime next = MonoTime::max();
   if (!timers_.empty()) next = timers_.begin()->first.first;
   if (parked_.next != &parked_) next = std::min(next, std::max(earliest_, last_scan_ + kWaitTick));
+  next = std::min(next, hook_due_);
   if (next == MonoTime::max()) return -1;
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(next - now_).count();
   return static_cast<int>(std::clamp<int64_t>(ms, 0, INT_MAX));
@@ -243,12 +267,14 @@ Status Reactor::Run() {
       }
       const auto slot = static_cast<uint32_t>(data);
       if (slot >= slots_.size() || slots_[slot].generation != static_cast<uint32_t>(data >> 32)) continue;
-      if (IoHandler* h = slots_[slot].handler) h->OnIo(events[i].events);
+      if (IoHandler* h = slots_[slot].handler) h->OnIo(events[i].events, slot);
     }
     RunReady();
     RunDeferred();
     RunDueTimers();
     if (parked_.next != &parked_ && now_ >= std::max(earliest_, last_scan_ + kWaitTick)) ExpireWaits(false);
+    if (turn_hook_) hook_due_ = turn_hook_();
+    retired_.clear();
   }
   return result;
 }

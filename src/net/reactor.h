@@ -6,6 +6,8 @@
 //   Add(fd, events, handler)    handler->OnIo(events) on the loop when fd is
 //                               ready; edge- or level-triggered as `events`
 //                               says (kEdge)
+//   Watch(fd, events, fn)       the same with a callback, keyed by fd (for
+//                               the few descriptors of a control loop)
 //   RunAt(when, fn) / Cancel    precise timers on the monotonic clock
 //   Schedule(coroutine)         resumed in this turn, after the events
 //   Wait(waiter)                a coroutine parked until Release(waiter) or
@@ -13,6 +15,8 @@
 //                               kWaitTick), for socket waits (task.h)
 //   Defer(fn)                   fn runs after the next batch of events (work
 //                               that yielded its turn)
+//   SetTurnHook(fn)             fn runs at the end of every turn and says
+//                               when it next must (the relay's idle sweep)
 //   Post(fn) / Wake / Stop      from any thread
 //
 // One turn of Run():
@@ -28,9 +32,10 @@
 // event already collected for a descriptor removed meanwhile is dropped,
 // also when the slot or the descriptor number is reused in the same turn.
 //
-// Time: the injected Clock's monotonic reading (default: the real clock),
-// read once per turn (now()). With a simulated clock, Wake() the loop after
-// moving it.
+// Time: the injected Clock's monotonic reading (default: the real clock):
+// now() reads it, turn_time() is the reading at the start of this turn's
+// work (for hot paths that set many deadlines). With a simulated clock,
+// Wake() the loop after moving it.
 //
 // Threads: Run() on one thread. Post, Wake and Stop are thread-safe; every
 // other method must be called on the loop thread (or before Run, or after
@@ -53,10 +58,11 @@
 
 namespace dspool {
 
-// Told of a registered descriptor's events (epoll's bits), on the loop.
+// Told of a registered descriptor's events (epoll's bits) on the loop, and
+// which registration (slot) they are for: one handler may hold several.
 class IoHandler {
  public:
-  virtual void OnIo(uint32_t events) = 0;
+  virtual void OnIo(uint32_t events, uint32_t slot) = 0;
 
  protected:
   ~IoHandler() = default;
@@ -107,8 +113,20 @@ class Reactor {
   // that names the registration. Errors: epoll_ctl's.
   Result<uint32_t> Add(int fd, uint32_t events, IoHandler* handler);
   Status Modify(uint32_t slot, int fd, uint32_t events);
-  // No-op for slot 0. Events already collected for it are dropped.
+  // No-op for slot 0. Events already collected for it are dropped. fd -1:
+  // the caller is about to close the descriptor (its last reference), which
+  // takes it out of the epoll set without a system call.
   void Remove(uint32_t slot, int fd);
+
+  // Calls fn(events) on the loop whenever fd reports one of `events` (kEdge
+  // for edge-triggered). The caller keeps owning fd, and must Unwatch it
+  // before closing it; fn may Unwatch its own fd, or any other, and Watch
+  // new ones. Errors: AlreadyExists if fd is watched; epoll_ctl's.
+  Status Watch(int fd, uint32_t events, std::function<void(uint32_t)> fn);
+  // Changes what fd is watched for. NotFound if it is not watched.
+  Status Change(int fd, uint32_t events);
+  // No-op if fd is not watched.
+  void Unwatch(int fd);
 
   TimerId RunAt(MonoTime when, std::function<void()> fn);
   TimerId RunAfter(Duration delay, std::function<void()> fn) { return RunAt(now() + delay, std::move(fn)); }
@@ -126,6 +144,11 @@ class Reactor {
   // Runs fn after the next batch of events; the loop does not sleep while
   // any is pending.
   void Defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+  // fn runs at the end of every turn (after the events, deferred work and
+  // timers) and returns when it next needs to, at the latest: the loop
+  // wakes for it then (MonoTime::max(): only for other reasons). One hook
+  // per reactor; set before Run.
+  void SetTurnHook(std::function<MonoTime()> fn) { turn_hook_ = std::move(fn); }
 
   // Thread-safe. Returns false, dropping fn, once Stop was called; a task
   // it accepted always runs.
@@ -141,13 +164,26 @@ class Reactor {
   // error (which stops the loop).
   Status Run();
 
-  // The monotonic time of this turn (the clock's, read once per turn).
-  MonoTime now() const { return now_; }
+  // The clock's monotonic reading.
+  MonoTime now() const { return clock_.Monotonic(); }
+  // now() as read when this turn's work began (after epoll_wait returned):
+  // at most a turn old.
+  MonoTime turn_time() const { return now_; }
 
  private:
   struct Slot {
     IoHandler* handler = nullptr;
     uint32_t generation = 1;
+  };
+  // A Watch: the callback behind an IoHandler. Shared, so that a callback
+  // that unwatches its own descriptor outlives its own call.
+  struct Watcher final : IoHandler {
+    uint32_t slot = 0;
+    std::shared_ptr<std::function<void(uint32_t)>> fn;
+    void OnIo(uint32_t events, uint32_t) override {
+      auto keep = fn;
+      (*keep)(events);
+    }
   };
 
   Reactor(const Clock& clock, UniqueFd epoll_fd, UniqueFd wake_fd);
@@ -174,6 +210,12 @@ class Reactor {
   std::vector<uint32_t> free_slots_;
   std::vector<std::coroutine_handle<>> ready_;
   std::vector<std::function<void()>> deferred_;
+  std::function<MonoTime()> turn_hook_;
+  MonoTime hook_due_ = MonoTime::max();
+  std::unordered_map<int, std::unique_ptr<Watcher>> watched_;
+  // Watchers unwatched during this turn: freed at its end (an event already
+  // collected may still point at them).
+  std::vector<std::unique_ptr<Watcher>> retired_;
   TimerId next_timer_ = 1;
   std::map<std::pair<MonoTime, TimerId>, std::function<void()>> timers_;
   std::unordered_map<TimerId, MonoTime> timer_due_;

@@ -6,7 +6,6 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,9 +16,6 @@
 namespace dspool {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
-constexpr int kMaxEvents = 64;
 // Fill-and-flush steps per direction per turn: a busy connection yields
 // after moving about this many pipe_size bytes, so one fast stream cannot
 // starve the others; it goes on the resume list and continues next turn.
@@ -33,8 +29,6 @@ constexpr size_t kMaxSparePipes = 256;
 // Entries of closed connections tolerated in the timer heap beyond the
 // number of open connections, before it is rebuilt (see timers_).
 constexpr size_t kStaleTimerSlack = 1024;
-
-uint64_t EventData(uint64_t id, int side) { return (id << 1) | static_cast<uint64_t>(side); }
 
 int SocketError(int fd) {
   int err = 0;
@@ -110,7 +104,11 @@ struct RelayLoop::Pending {
   RelayOptions options;
 };
 
-struct RelayLoop::Connection {
+// The IoHandler of both its sockets' registrations (slots[0], slots[1]).
+struct RelayLoop::Connection final : IoHandler {
+  explicit Connection(RelayLoop& loop) : relay(&loop) {}
+  void OnIo(uint32_t events, uint32_t slot) override;
+
   // One direction: bytes from sockets[d] to sockets[1 - d] through a pipe
   // it holds only while bytes are on their way (see Pump).
   struct Direction {
@@ -121,8 +119,10 @@ struct RelayLoop::Connection {
     bool done = false;           // EOF seen, pipe drained, FIN passed on
   };
 
+  RelayLoop* relay;
   uint64_t id = 0;
   UniqueFd sockets[2];  // 0 client, 1 backend
+  uint32_t slots[2] = {0, 0};  // their registrations in the reactor
   Direction dirs[2];    // 0 client->backend, 1 backend->client
   // What epoll reported for sockets[i] and no EAGAIN has denied since.
   bool readable[2] = {false, false};
@@ -134,31 +134,23 @@ struct RelayLoop::Connection {
   // the loop for nothing (see Service).
   bool input_paused[2] = {false, false};
   std::chrono::milliseconds idle_timeout{0};
-  SteadyClock::time_point last_activity;
+  MonoTime last_activity;
   uint64_t tag = 0;
 };
 
 Result<std::unique_ptr<RelayLoop>> RelayLoop::Create(RelayLoopOptions options) {
-  // The per-connection memory promised in relay.h (plus a hash-table node
-  // and one timer entry).
-  static_assert(sizeof(Connection) <= 96);
-  if (!options.now) options.now = [] { return SteadyClock::now(); };
+  // The per-connection memory promised in relay.h (plus a hash-table node,
+  // one timer entry and two registration slots).
+  static_assert(sizeof(Connection) <= 112);
   if (options.pipe_size <= 0) return InvalidArgument("relay: pipe_size must be positive");
-  UniqueFd epoll_fd(::epoll_create1(EPOLL_CLOEXEC));
-  if (!epoll_fd.valid()) return ErrnoStatus("relay: epoll_create1", errno);
-  UniqueFd wake_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!wake_fd.valid()) return ErrnoStatus("relay: eventfd", errno);
-  epoll_event ev = {};
-  ev.events = EPOLLIN;
-  ev.data.u64 = 0;
-  if (::epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, wake_fd.get(), &ev) != 0) {
-    return ErrnoStatus("relay: epoll_ctl(eventfd)", errno);
-  }
-  return std::unique_ptr<RelayLoop>(new RelayLoop(std::move(options), std::move(epoll_fd), std::move(wake_fd)));
+  DSP_ASSIGN_OR_RETURN(auto reactor, Reactor::Create(options.clock));
+  return std::unique_ptr<RelayLoop>(new RelayLoop(std::move(options), std::move(reactor)));
 }
 
-RelayLoop::RelayLoop(RelayLoopOptions options, UniqueFd epoll_fd, UniqueFd wake_fd)
-    : options_(std::move(options)), epoll_fd_(std::move(epoll_fd)), wake_fd_(std::move(wake_fd)) {}
+RelayLoop::RelayLoop(RelayLoopOptions options, std::unique_ptr<Reactor> reactor)
+    : options_(std::move(options)), reactor_(std::move(reactor)) {
+  reactor_->SetTurnHook([this] { return ExpireIdle(); });
+}
 
 RelayLoop::~RelayLoop() { CloseAll(); }
 
@@ -186,53 +178,25 @@ Status RelayLoop::Add(UniqueFd client, UniqueFd backend, RelayOptions options) {
     counters_.connections_total.fetch_add(1, std::memory_order_relaxed);
     counters_.connections_active.fetch_add(1, std::memory_order_relaxed);
   }
-  if (first) Wake();
+  // A Post (the loop adopts the whole list at once) only for the first.
+  if (first) reactor_->Post([this] { AdoptPending(); });
   return Status::Ok();
 }
 
-void RelayLoop::Wake() {
-  uint64_t one = 1;
-  // Fails only if the counter would overflow, i.e. a wake-up is pending anyway.
-  (void)!::write(wake_fd_.get(), &one, sizeof(one));
-}
+void RelayLoop::Wake() { reactor_->Wake(); }
 
 void RelayLoop::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopped_ = true;
   }
-  stop_requested_.store(true);
-  Wake();
+  reactor_->Stop();
 }
 
 Status RelayLoop::Run() {
   if (ran_.exchange(true)) return FailedPrecondition("relay: Run called twice");
   ScopedSigpipeBlock sigpipe_block;
-  Status result;
-  epoll_event events[kMaxEvents];
-  now_ = options_.now();
-  while (!stop_requested_.load()) {
-    AdoptPending();
-    ExpireIdle();
-    // Connections with work left from their last turn must not wait.
-    int n = ::epoll_wait(epoll_fd_.get(), events, kMaxEvents, resume_.empty() ? NextTimeoutMs() : 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      result = ErrnoStatus("relay: epoll_wait", errno);
-      break;
-    }
-    now_ = options_.now();
-    for (int i = 0; i < n; ++i) {
-      uint64_t data = events[i].data.u64;
-      if (data == 0) {
-        uint64_t count;
-        (void)!::read(wake_fd_.get(), &count, sizeof(count));
-        continue;
-      }
-      HandleEvent(data >> 1, static_cast<int>(data & 1), events[i].events);
-    }
-    Resume();
-  }
+  Status result = reactor_->Run();
   CloseAll();
   return result;
 }
@@ -243,15 +207,16 @@ void RelayLoop::AdoptPending() {
     std::lock_guard<std::mutex> lock(mu_);
     pending.swap(pending_);
   }
+  const MonoTime now = reactor_->turn_time();
   for (Pending& p : pending) {
-    auto c = std::make_unique<Connection>();
+    auto c = std::make_unique<Connection>(*this);
     c->id = next_id_++;
     for (int i = 0; i < 2; ++i) c->sockets[i] = std::move(p.sockets[i]);
     c->idle_timeout = p.options.idle_timeout;
     c->tag = p.options.tag;
-    c->last_activity = now_;
+    c->last_activity = now;
     if (c->idle_timeout.count() > 0) {
-      timers_.emplace(now_ + c->idle_timeout, c->id);
+      timers_.emplace(now + c->idle_timeout, c->id);
       counters_.timer_entries.store(timers_.size(), std::memory_order_relaxed);
     }
     Connection& ref = *c;
@@ -259,27 +224,24 @@ void RelayLoop::AdoptPending() {
     // Registering reports what is ready already (a connected socket is
     // writable; a client may have sent its first bytes).
     for (int side = 0; side < 2; ++side) {
-      epoll_event ev = {};
-      ev.events = kSocketEvents;
-      ev.data.u64 = EventData(ref.id, side);
-      if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, ref.sockets[side].get(), &ev) != 0) {
+      auto slot = reactor_->Add(ref.sockets[side].get(), kSocketEvents, &ref);
+      if (!slot.ok()) {
         Close(ref.id, CloseReason::kError);  // ENOMEM, ENOSPC (max_user_watches)
         break;
       }
+      ref.slots[side] = *slot;
     }
   }
 }
 
-void RelayLoop::HandleEvent(uint64_t id, int side, uint32_t events) {
-  auto it = connections_.find(id);
-  if (it == connections_.end()) return;  // closed earlier in this batch
-  Connection& c = *it->second;
+void RelayLoop::Connection::OnIo(uint32_t events, uint32_t slot) {
+  const int side = slot == slots[1] ? 1 : 0;
   // HUP and ERR are reported whatever was asked for: let both directions
   // that touch this socket find out what they mean (EOF, EPIPE, a reset).
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.readable[side] = true;
-  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c.writable[side] = true;
-  if ((events & EPOLLERR) && SocketError(c.sockets[side].get()) != 0) c.failed = true;
-  Service(c);
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable[side] = true;
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable[side] = true;
+  if ((events & EPOLLERR) && SocketError(sockets[side].get()) != 0) failed = true;
+  relay->Service(*this);  // may close (and free) this connection: nothing after it
 }
 
 void RelayLoop::Resume() {
@@ -308,16 +270,13 @@ void RelayLoop::Service(Connection& c) {
     const Connection::Direction& dir = c.dirs[d];
     bool pause = !dir.done && !dir.eof && dir.in_pipe > 0 && !c.writable[1 - d];
     if (pause == c.input_paused[d]) continue;
-    epoll_event ev = {};
-    ev.events = pause ? (kSocketEvents & ~EPOLLIN) : kSocketEvents;
-    ev.data.u64 = EventData(c.id, d);
-    if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, c.sockets[d].get(), &ev) != 0) {
-      return Close(c.id, CloseReason::kError);
-    }
+    uint32_t events = pause ? (kSocketEvents & ~EPOLLIN) : kSocketEvents;
+    if (!reactor_->Modify(c.slots[d], c.sockets[d].get(), events).ok()) return Close(c.id, CloseReason::kError);
     c.input_paused[d] = pause;
   }
   if (more && !c.resuming) {
     c.resuming = true;
+    if (resume_.empty()) reactor_->Defer([this] { Resume(); });
     resume_.push_back(c.id);
   }
 }
@@ -344,7 +303,7 @@ bool RelayLoop::Pump(Connection& c, int d) {
       if (n > 0) {
         dir.in_pipe += static_cast<uint32_t>(n);
         dir.wait_for_room = dir.in_pipe >= dir.pipe.capacity;
-        c.last_activity = now_;
+        c.last_activity = reactor_->turn_time();
         moved = true;
       } else if (n == 0) {
         // EOF; a reset may also read as 0 once the error was taken elsewhere.
@@ -376,7 +335,7 @@ bool RelayLoop::Pump(Connection& c, int d) {
         dir.in_pipe -= static_cast<uint32_t>(n);
         if (dir.in_pipe == 0) dir.wait_for_room = false;
         bytes.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
-        c.last_activity = now_;
+        c.last_activity = reactor_->turn_time();
         moved = true;
       } else if (n < 0 && errno == EAGAIN) {
         c.writable[dst_side] = false;  // wait for EPOLLOUT on dst
@@ -459,7 +418,8 @@ void RelayLoop::Close(uint64_t id, CloseReason reason) {
   for (Connection::Direction& dir : c.dirs) {
     if (dir.in_pipe == 0) ReleasePipe(&dir.pipe);
   }
-  // Closing the descriptors removes them from the epoll set.
+  // Closing the descriptors takes them out of the epoll set.
+  for (uint32_t slot : c.slots) reactor_->Remove(slot, -1);
   connections_.erase(it);
   if (stale_timers_ > connections_.size() + kStaleTimerSlack) RebuildTimers();
   if (options_.on_close) options_.on_close(tag);
@@ -476,8 +436,9 @@ void RelayLoop::RebuildTimers() {
   counters_.timer_entries.store(timers_.size(), std::memory_order_relaxed);
 }
 
-void RelayLoop::ExpireIdle() {
-  while (!timers_.empty() && timers_.top().first <= now_) {
+MonoTime RelayLoop::ExpireIdle() {
+  const MonoTime now = reactor_->turn_time();
+  while (!timers_.empty() && timers_.top().first <= now) {
     uint64_t id = timers_.top().second;
     timers_.pop();
     auto it = connections_.find(id);
@@ -486,20 +447,15 @@ void RelayLoop::ExpireIdle() {
       continue;
     }
     const Connection& c = *it->second;
-    SteadyClock::time_point deadline = c.last_activity + c.idle_timeout;
-    if (deadline <= now_) {
+    MonoTime deadline = c.last_activity + c.idle_timeout;
+    if (deadline <= now) {
       Close(id, CloseReason::kIdle);
     } else {
       timers_.emplace(deadline, id);
     }
   }
   counters_.timer_entries.store(timers_.size(), std::memory_order_relaxed);
-}
-
-int RelayLoop::NextTimeoutMs() const {
-  if (timers_.empty()) return -1;
-  auto left = std::chrono::ceil<std::chrono::milliseconds>(timers_.top().first - options_.now());
-  return static_cast<int>(std::clamp<int64_t>(left.count(), 0, INT_MAX));
+  return timers_.empty() ? MonoTime::max() : timers_.top().first;
 }
 
 void RelayLoop::CloseAll() {
@@ -514,6 +470,9 @@ void RelayLoop::CloseAll() {
   for (const Pending& p : pending) tags.push_back(p.options.tag);
   for (const auto& [id, c] : connections_) tags.push_back(c->tag);
   pending.clear();
+  for (const auto& [id, c] : connections_) {
+    for (uint32_t slot : c->slots) reactor_->Remove(slot, -1);
+  }
   connections_.clear();
   resume_.clear();
   timers_ = {};

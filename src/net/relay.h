@@ -33,6 +33,10 @@
 // continues after the loop's next batch of events, so one fast stream
 // cannot starve the others.
 //
+// The loop is a Reactor (reactor.h): each connection is the IoHandler of
+// its two sockets' registrations, its yielded turns are the reactor's
+// deferred work, and the idle sweep is the reactor's turn hook.
+//
 // The connection:
 //
 //   Add ──► pending ──► (loop adopts) ──► RELAYING ──► both directions DONE ──► closed (FIN)
@@ -47,9 +51,10 @@
 // makes the backend read EOF, and the backend's reply still reaches the
 // client.
 //
-// Cost per idle connection: its two sockets and under 150 bytes of loop
-// state (a struct of at most 96 bytes, its hash-table node, one timer
-// entry); no pipe and no user-space buffer. A busy direction adds a pipe (2
+// Cost per idle connection: its two sockets and under 170 bytes of loop
+// state (a struct of at most 112 bytes, its hash-table node, one timer
+// entry, two registration slots of 16 bytes); no pipe and no user-space
+// buffer. A busy direction adds a pipe (2
 // descriptors, at most RelayLoopOptions::pipe_size bytes of page
 // references) while its bytes are in flight; up to 256 empty pipes are kept
 // for reuse. Plan RLIMIT_NOFILE at 2 descriptors per connection plus 2 per
@@ -75,8 +80,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/result.h"
 #include "base/status.h"
+#include "net/reactor.h"
 #include "os/unique_fd.h"
 
 namespace dspool {
@@ -92,10 +99,10 @@ struct RelayOptions {
 
 // Per-loop settings.
 struct RelayLoopOptions {
-  // The loop's notion of "now", for idle timeouts. Default: steady_clock.
-  // Called on the loop thread only. With a clock that does not follow real
+  // The clock of idle timeouts (its monotonic reading); nullptr: the real
+  // one. Must outlive the loop. With a clock that does not follow real
   // time, call RelayLoop::Wake() after moving it so the loop looks again.
-  std::function<std::chrono::steady_clock::time_point()> now;
+  const Clock* clock = nullptr;
   // Capacity asked of each pipe (F_SETPIPE_SZ). If the kernel refuses (an
   // unprivileged user over /proc/sys/fs/pipe-user-pages-soft), the pipe keeps
   // the size it got; relaying still works, in smaller steps.
@@ -169,10 +176,9 @@ class RelayLoop {
   };
   enum class CloseReason { kDone, kError, kIdle, kStop };
 
-  RelayLoop(RelayLoopOptions options, UniqueFd epoll_fd, UniqueFd wake_fd);
+  RelayLoop(RelayLoopOptions options, std::unique_ptr<Reactor> reactor);
 
   void AdoptPending();
-  void HandleEvent(uint64_t id, int side, uint32_t events);
   // Gives the connections on resume_ their next turn.
   void Resume();
   // Pumps both directions; then closes the connection, puts it on resume_,
@@ -187,25 +193,23 @@ class RelayLoop {
   bool AcquirePipe(Pipe* pipe);
   // Back to the spare list (or closed). REQUIRES: the pipe is empty.
   void ReleasePipe(Pipe* pipe);
-  void ExpireIdle();
+  // Closes the idle connections; returns when the next may be due.
+  MonoTime ExpireIdle();
   // timers_ anew from the open connections.
   void RebuildTimers();
-  int NextTimeoutMs() const;
   void CloseAll();
 
   const RelayLoopOptions options_;
-  const UniqueFd epoll_fd_;
-  const UniqueFd wake_fd_;
+  const std::unique_ptr<Reactor> reactor_;
   RelayCounters counters_;
 
   std::mutex mu_;
   bool stopped_ = false;               // guarded by mu_
   std::vector<Pending> pending_;       // guarded by mu_
-  std::atomic<bool> stop_requested_{false};
   std::atomic<bool> ran_{false};
 
   // Loop thread only.
-  uint64_t next_id_ = 1;  // 0 marks the eventfd in epoll data
+  uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   // (deadline, connection id), earliest first. One entry per open
   // connection with an idle timeout; an entry is checked against the
@@ -215,14 +219,13 @@ class RelayLoop {
   // some slack) the heap is rebuilt, so its size follows the connections
   // open, not those closed within the last idle timeout (30 minutes by
   // default: 16 bytes each, at any connection rate).
-  using TimerEntry = std::pair<std::chrono::steady_clock::time_point, uint64_t>;
+  using TimerEntry = std::pair<MonoTime, uint64_t>;
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
   size_t stale_timers_ = 0;
-  std::chrono::steady_clock::time_point now_;
   std::vector<Pipe> spare_pipes_;
   // Connections whose last turn ended with bytes still to move: epoll
   // (edge-triggered) will not report them again, so the loop serves them
-  // after the next batch of events.
+  // after the next batch of events (Resume, deferred on the reactor).
   std::vector<uint64_t> resume_;
 };
 

@@ -72,7 +72,7 @@ void Stream::Cancel() {
 
 bool Stream::HasInput() const { return readable_ || (ssl_ && SSL_has_pending(ssl_)); }
 
-void Stream::OnIo(uint32_t events) {
+void Stream::OnIo(uint32_t events, uint32_t) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable_ = true;
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peer_closed_ = true;

@@ -98,7 +98,7 @@ class Stream final : public IoHandler {
   int fd() const { return fd_.get(); }
   Reactor& reactor() const { return reactor_; }
 
-  void OnIo(uint32_t events) override;
+  void OnIo(uint32_t events, uint32_t slot) override;
 
   // One coroutine's wait on this stream (EPOLLIN or EPOLLOUT), parked in the
   // reactor too for its deadline.

@@ -26,7 +26,7 @@ std::pair<UniqueFd, UniqueFd> SocketPair() {
 struct Recorder final : IoHandler {
   std::vector<uint32_t> events;
   std::function<void()> also;
-  void OnIo(uint32_t e) override {
+  void OnIo(uint32_t e, uint32_t) override {
     events.push_back(e);
     if (also) also();
   }

@@ -254,6 +254,7 @@ class RelayTest : public ::testing::Test {
   UniqueFd front_;
   uint16_t front_port_ = 0;
   std::mutex front_mu_;
+  SimulatedClock clock_;  // for the tests that inject it; outlives the loop
   std::unique_ptr<RelayLoop> loop_;
   std::thread thread_;
   Status run_status_;
@@ -507,9 +508,7 @@ TEST_F(RelayTest, IdleTimeoutClosesAnIdleConnection) {
 // With an injected clock: activity pushes the deadline out; only the
 // connection that stayed quiet is closed.
 TEST_F(RelayTest, IdleTimeoutFollowsTheInjectedClock) {
-  auto fake_now = std::make_shared<std::atomic<int64_t>>(0);  // ms since an arbitrary start
-  const auto start = std::chrono::steady_clock::time_point() + std::chrono::hours(1);
-  StartLoop(RelayLoopOptions{.now = [fake_now, start] { return start + milliseconds(fake_now->load()); }});
+  StartLoop(RelayLoopOptions{.clock = &clock_});
   EchoServer echo;
   const RelayOptions options{.idle_timeout = seconds(10)};
   UniqueFd busy = ConnectThroughRelay(echo.port(), options);
@@ -522,10 +521,10 @@ TEST_F(RelayTest, IdleTimeoutFollowsTheInjectedClock) {
   ASSERT_TRUE(round_trip(busy));   // both adopted at t = 0
   ASSERT_TRUE(round_trip(quiet));
 
-  fake_now->store(5000);
+  clock_.Advance(seconds(5));
   ASSERT_TRUE(round_trip(busy));  // busy: last activity t = 5 s
 
-  fake_now->store(11000);
+  clock_.Advance(seconds(6));
   loop_->Wake();
   ASSERT_TRUE(WaitFor([&] { return counters().idle_timeouts.load() == 1; }));
   std::string rest;
@@ -533,7 +532,7 @@ TEST_F(RelayTest, IdleTimeoutFollowsTheInjectedClock) {
   ASSERT_TRUE(WaitFor([&] { return counters().connections_active.load() == 1; }));
   EXPECT_TRUE(round_trip(busy));  // still open at t = 11 s (activity now at 11 s)
 
-  fake_now->store(21001);
+  clock_.Advance(milliseconds(10001));
   loop_->Wake();
   ASSERT_TRUE(WaitFor([&] { return counters().idle_timeouts.load() == 2; }));
   ASSERT_TRUE(RecvToEof(busy.get(), &rest));
@@ -544,9 +543,7 @@ TEST_F(RelayTest, IdleTimeoutFollowsTheInjectedClock) {
 // (30 minutes by default): the heap follows the open connections, and the
 // open ones keep their deadlines through its rebuilds.
 TEST_F(RelayTest, ClosedConnectionsDoNotPileUpAsTimers) {
-  auto fake_now = std::make_shared<std::atomic<int64_t>>(0);
-  const auto start = std::chrono::steady_clock::time_point() + std::chrono::hours(1);
-  StartLoop(RelayLoopOptions{.now = [fake_now, start] { return start + milliseconds(fake_now->load()); }});
+  StartLoop(RelayLoopOptions{.clock = &clock_});
   const RelayOptions options{.idle_timeout = seconds(10)};
   // One connection stays open (and quiet) throughout; its peers are a
   // socket pair each side.
@@ -571,7 +568,7 @@ TEST_F(RelayTest, ClosedConnectionsDoNotPileUpAsTimers) {
   EXPECT_LE(counters().timer_entries.load(), 1u + 1024u + 1u);
   EXPECT_EQ(counters().idle_timeouts.load(), 0u);
   // The kept connection still times out, on time.
-  fake_now->store(10001);
+  clock_.Advance(milliseconds(10001));
   loop_->Wake();
   ASSERT_TRUE(WaitFor([&] { return counters().idle_timeouts.load() == 1; }));
   std::string rest;

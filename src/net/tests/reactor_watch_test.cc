@@ -1,4 +1,4 @@
-#include "net/event_loop.h"
+#include "net/reactor.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -23,11 +23,13 @@ bool WaitFor(const std::function<bool()>& done) {
   return true;
 }
 
-// A loop on its own thread, stopped and joined at the end of the test.
-class EventLoopTest : public ::testing::Test {
+// A reactor on its own thread, stopped and joined at the end of the test;
+// its descriptors watched with callbacks (Watch, Change, Unwatch), as a
+// control loop does.
+class ReactorWatchTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto loop = EventLoop::Create([this] { return EventLoop::TimePoint(now_.load()); });
+    auto loop = Reactor::Create(&clock_);
     ASSERT_TRUE(loop.ok()) << loop.status();
     loop_ = std::move(*loop);
   }
@@ -47,28 +49,28 @@ class EventLoopTest : public ::testing::Test {
     });
     ASSERT_TRUE(WaitFor([&] { return done.load(); })) << "the loop did not run a posted task";
   }
-  void Advance(std::chrono::nanoseconds d) {
-    now_ = now_.load() + d;
+  void Advance(Duration d) {
+    clock_.Advance(d);
     loop_->Wake();
   }
 
-  std::atomic<EventLoop::TimePoint::duration> now_{seconds(1000)};
-  std::unique_ptr<EventLoop> loop_;
+  SimulatedClock clock_;
+  std::unique_ptr<Reactor> loop_;
   std::thread thread_;
 };
 
-TEST_F(EventLoopTest, ReadableDescriptorCallsItsHandler) {
+TEST_F(ReactorWatchTest, ReadableDescriptorCallsItsHandler) {
   int fds[2];
   ASSERT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
   UniqueFd r(fds[0]), w(fds[1]);
   std::atomic<int> calls{0};
-  ASSERT_TRUE(loop_->Watch(r.get(), EventLoop::kReadable, [&](uint32_t events) {
-                     EXPECT_TRUE(events & EventLoop::kReadable);
+  ASSERT_TRUE(loop_->Watch(r.get(), Reactor::kReadable, [&](uint32_t events) {
+                     EXPECT_TRUE(events & Reactor::kReadable);
                      char c;
                      ASSERT_EQ(::read(r.get(), &c, 1), 1);
                      ++calls;
                    }).ok());
-  EXPECT_EQ(loop_->Watch(r.get(), EventLoop::kReadable, [](uint32_t) {}).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(loop_->Watch(r.get(), Reactor::kReadable, [](uint32_t) {}).code(), StatusCode::kAlreadyExists);
   Start();
   ASSERT_EQ(::write(w.get(), "ab", 2), 2);
   ASSERT_TRUE(WaitFor([&] { return calls >= 2; }));
@@ -78,7 +80,7 @@ TEST_F(EventLoopTest, ReadableDescriptorCallsItsHandler) {
   EXPECT_EQ(calls, 2);
 }
 
-TEST_F(EventLoopTest, TimersRunInOrderOnTheInjectedClock) {
+TEST_F(ReactorWatchTest, TimersRunInOrderOnTheInjectedClock) {
   std::vector<int> ran;
   std::atomic<int> count{0};
   Start();
@@ -96,9 +98,9 @@ TEST_F(EventLoopTest, TimersRunInOrderOnTheInjectedClock) {
   EXPECT_EQ(ran, (std::vector<int>{1, 2, 3}));
 }
 
-TEST_F(EventLoopTest, ACallbackCancelsAnotherTimerDueAtTheSameTime) {
+TEST_F(ReactorWatchTest, ACallbackCancelsAnotherTimerDueAtTheSameTime) {
   std::atomic<int> ran{0};
-  EventLoop::TimerId second = 0;
+  Reactor::TimerId second = 0;
   Start();
   OnLoop([&] {
     loop_->RunAfter(seconds(1), [&] {
@@ -113,7 +115,7 @@ TEST_F(EventLoopTest, ACallbackCancelsAnotherTimerDueAtTheSameTime) {
   EXPECT_EQ(ran, 1);
 }
 
-TEST_F(EventLoopTest, UnwatchInsideAHandlerDropsEventsOfAReusedNumber) {
+TEST_F(ReactorWatchTest, UnwatchInsideAHandlerDropsEventsOfAReusedNumber) {
   int a[2], b[2];
   ASSERT_EQ(::pipe2(a, O_NONBLOCK | O_CLOEXEC), 0);
   ASSERT_EQ(::pipe2(b, O_NONBLOCK | O_CLOEXEC), 0);
@@ -123,12 +125,12 @@ TEST_F(EventLoopTest, UnwatchInsideAHandlerDropsEventsOfAReusedNumber) {
   // handler unwatches and closes b, so b's event must not be delivered.
   ASSERT_EQ(::write(aw.get(), "x", 1), 1);
   ASSERT_EQ(::write(bw.get(), "x", 1), 1);
-  ASSERT_TRUE(loop_->Watch(ar.get(), EventLoop::kReadable, [&](uint32_t) {
+  ASSERT_TRUE(loop_->Watch(ar.get(), Reactor::kReadable, [&](uint32_t) {
                      ++a_calls;
                      loop_->Unwatch(ar.get());
                      loop_->Unwatch(br.get());
                    }).ok());
-  ASSERT_TRUE(loop_->Watch(br.get(), EventLoop::kReadable, [&](uint32_t) {
+  ASSERT_TRUE(loop_->Watch(br.get(), Reactor::kReadable, [&](uint32_t) {
                      ++b_calls;
                      loop_->Unwatch(br.get());
                      loop_->Unwatch(ar.get());
@@ -139,7 +141,7 @@ TEST_F(EventLoopTest, UnwatchInsideAHandlerDropsEventsOfAReusedNumber) {
   EXPECT_EQ(a_calls + b_calls, 1);
 }
 
-TEST_F(EventLoopTest, PostFromManyThreadsRunsEveryTask) {
+TEST_F(ReactorWatchTest, PostFromManyThreadsRunsEveryTask) {
   Start();
   std::atomic<int> ran{0};
   std::vector<std::thread> posters;
@@ -153,7 +155,7 @@ TEST_F(EventLoopTest, PostFromManyThreadsRunsEveryTask) {
   EXPECT_EQ(ran, 4000);
 }
 
-TEST_F(EventLoopTest, RunTwiceIsRefused) {
+TEST_F(ReactorWatchTest, RunTwiceIsRefused) {
   Start();
   OnLoop([] {});
   EXPECT_EQ(loop_->Run().code(), StatusCode::kFailedPrecondition);
@@ -165,8 +167,8 @@ TEST_F(EventLoopTest, RunTwiceIsRefused) {
 namespace dspool {
 namespace {
 
-TEST(EventLoopStopTest, PostAfterStopIsRefusedAndAcceptedTasksRun) {
-  auto loop = EventLoop::Create();
+TEST(ReactorStopTest, PostAfterStopIsRefusedAndAcceptedTasksRun) {
+  auto loop = Reactor::Create();
   ASSERT_TRUE(loop.ok());
   int ran = 0;
   EXPECT_TRUE((*loop)->Post([&] { ++ran; }));
