@@ -413,16 +413,18 @@ TEST_F(ProxyWireTest, RefusesSmugglingAndMalformedRequestsWith400) {
   auto& up = Upstream(EchoHandler);
   StartProxy(up.port());
   const std::string bad[] = {
-      "POST /a HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-      "POST /a HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
-      "POST /a HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
-      "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
-      "GET /a HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
-      "GET /a HTTP/1.1\r\nX: " + std::string(17 * 1024, 'a') + "\r\n\r\n",
-      "GET /a HTTP/9.9\r\n\r\n",
+      "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+      "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n",
+      "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+      "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: x/y, chunked\r\n\r\n0\r\n\r\n",
+      "GET /a HTTP/1.1\r\nHost: a\r\nX: a\r\n folded\r\n\r\n",
+      "GET /a HTTP/1.1\r\nHost: a\r\nX: " + std::string(17 * 1024, 'a') + "\r\n\r\n",
+      "GET /a HTTP/1.1\nHost: a\n\n",
+      "GET /a HTTP/9.9\r\nHost: a\r\n\r\n",
       "GET\r\n\r\n",
-      "GET /a/../b HTTP/1.1\r\n\r\n",
-      "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "GET /a/../b HTTP/1.1\r\nHost: a\r\n\r\n",
+      "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
   };
   for (const std::string& text : bad) {
     int fd = ConnectTo(port_);
@@ -439,11 +441,10 @@ TEST_F(ProxyWireTest, LocalBodiesOverTheLimitAre413AlsoChunked) {
   ProxyOptions options;
   options.max_local_body = 10;
   StartProxy(1, options);
-  EXPECT_EQ(Once("POST /local HTTP/1.1\r\nContent-Length: 11\r\n\r\n01234567890").status, 413);
-  EXPECT_EQ(Once("POST /local HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n")
-                .status,
-            413);
-  Message ok = Once("POST /local HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  const std::string head = "POST /local HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+  EXPECT_EQ(Once("POST /local HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n01234567890").status, 413);
+  EXPECT_EQ(Once(head + "6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n").status, 413);
+  Message ok = Once(head + "3\r\nabc\r\n0\r\n\r\n");
   EXPECT_EQ(ok.status, 200);
   EXPECT_EQ(ok.body, "local abc");
 }
@@ -478,14 +479,14 @@ TEST_F(ProxyWireTest, MaxConnections) {
   StartProxy(up.port(), options);
   int first = ConnectTo(port_);
   std::string buf;
-  SendAll(first, "GET /a HTTP/1.1\r\n\r\n");
+  SendAll(first, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(ReadMessage(first, buf, false).status, 200);
   int second = ConnectTo(port_);
   ASSERT_GE(second, 0);
   EXPECT_TRUE(SeesClose(second));
   close(second);
   EXPECT_EQ(proxy_->stats().connections_accepted, 1u);
-  SendAll(first, "GET /a HTTP/1.1\r\n\r\n");
+  SendAll(first, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(ReadMessage(first, buf, false).status, 200);
   close(first);
 }
@@ -495,11 +496,11 @@ TEST_F(ProxyWireTest, UnlistenKeepsOpenConnectionsAndStopClosesThem) {
   StartProxy(up.port());
   int fd = ConnectTo(port_);
   std::string buf;
-  SendAll(fd, "GET /a HTTP/1.1\r\n\r\n");
+  SendAll(fd, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(ReadMessage(fd, buf, false).status, 200);
   proxy_->Unlisten(port_);
   EXPECT_LT(ConnectTo(port_), 0) << "nothing listens any more";
-  SendAll(fd, "GET /b HTTP/1.1\r\n\r\n");
+  SendAll(fd, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(ReadMessage(fd, buf, false).body, "GET 0");
   // A second listener, an idle connection and one mid-request on it.
   auto again = proxy_->Listen("127.0.0.1", 0, "", "");
