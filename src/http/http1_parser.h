@@ -32,6 +32,10 @@
 // BodyScanner picks the framing of a body from its head and runs it (no
 // body, Content-Length, chunked, or until the stream ends).
 //
+// tests/http1_fuzz_test.cc runs these against Boost.Beast's parser on
+// generated and mutated messages; where we are stricter than Beast, the
+// reason is listed there (tests/http1_differential.h).
+//
 // Thread safety: pure functions; a scanner is one message's state.
 #pragma once
 
