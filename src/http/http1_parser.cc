@@ -345,24 +345,6 @@ ParseResult ParseResponseHead(std::string_view data, size_t max_head_size, Respo
   return ParseResult::kComplete;
 }
 
-size_t ChunkedScanner::Scan(const char* p, size_t n, std::string* data) {
-  size_t i = 0;
-  while (i < n) {
-    if (state_ == State::kData) {
-      size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, n - i));
-      if (data) data->append(p + i, take);
-      i += take;
-      remaining_ -= take;
-      if (remaining_ == 0) state_ = State::kDataCr;
-      continue;
-    }
-    if (state_ == State::kDone || state_ == State::kError || !Step(static_cast<unsigned char>(p[i]))) return i;
-    ++i;
-    if (state_ == State::kDone) return i;
-  }
-  return i;
-}
-
 bool ChunkedScanner::Step(unsigned char c) {
   if (state_ <= State::kSizeLf) {
     if (++line_bytes_ > kMaxChunkSizeLine) return Fail("chunk size line too long");
@@ -469,6 +451,24 @@ bool ChunkedScanner::Step(unsigned char c) {
       break;
   }
   return false;
+}
+
+size_t ChunkedScanner::Scan(const char* p, size_t n, std::string* data) {
+  size_t i = 0;
+  while (i < n) {
+    if (state_ == State::kData) {
+      size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, n - i));
+      if (data) data->append(p + i, take);
+      i += take;
+      remaining_ -= take;
+      if (remaining_ == 0) state_ = State::kDataCr;
+      continue;
+    }
+    if (state_ == State::kDone || state_ == State::kError || !Step(static_cast<unsigned char>(p[i]))) return i;
+    ++i;
+    if (state_ == State::kDone) return i;
+  }
+  return i;
 }
 
 bool ChunkedScanner::AfterSizeOrValue(unsigned char c) {
