@@ -1,10 +1,14 @@
 #include "http/http1_parser.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace dspool::http1 {
 
 namespace {
+
+constexpr size_t kNotFound = std::string_view::npos;
+constexpr size_t kMaxLeadingEmptyLines = 4;
 
 // RFC 9110 tchar.
 bool IsTokenChar(unsigned char c) {
@@ -13,66 +17,92 @@ bool IsTokenChar(unsigned char c) {
   return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != 0;
 }
 
-char LowerChar(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-// Finds the end of the head (just past the empty line), or 0 if not there
-// yet. `start` is where the first line begins.
-size_t FindHeadEnd(std::string_view data, size_t start) {
-  for (size_t i = start; i < data.size(); ++i) {
-    if (data[i] != '\n') continue;
-    // A line ending at i; is the next line empty?
-    if (i + 1 < data.size() && data[i + 1] == '\n') return i + 2;
-    if (i + 2 < data.size() && data[i + 1] == '\r' && data[i + 2] == '\n') return i + 3;
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!IsTokenChar(static_cast<unsigned char>(c))) return false;
   }
-  return 0;
+  return true;
 }
 
-// The next line in [pos, end): without its CR LF (or LF). False if a bare
-// CR appears.
+// HTAB, SP, VCHAR and obs-text: what a field value, a reason phrase or a
+// quoted pair may hold.
+bool IsFieldChar(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+
+bool IsOws(unsigned char c) { return c == ' ' || c == '\t'; }
+
+int HexValue(unsigned char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
+  return -1;
+}
+
+char LowerChar(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+// Where the head whose first line starts at `start` ends (just past its
+// empty line): 0 if that is not in `data` yet, kNotFound at a LF without a
+// CR before it.
+size_t FindHeadEnd(std::string_view data, size_t start) {
+  size_t i = start;
+  for (;;) {
+    if (i >= data.size()) return 0;
+    const void* lf = std::memchr(data.data() + i, '\n', data.size() - i);
+    if (!lf) return 0;
+    i = static_cast<size_t>(static_cast<const char*>(lf) - data.data());
+    if (i == start || data[i - 1] != '\r') return kNotFound;
+    if (i >= start + 3 && data[i - 2] == '\n' && data[i - 3] == '\r') return i + 1;
+    ++i;
+  }
+}
+
+// The line at pos, without its CR LF (FindHeadEnd vouched for both); pos
+// moves past it. False if the line holds a CR.
 bool NextLine(std::string_view data, size_t& pos, std::string_view* line) {
   size_t lf = data.find('\n', pos);
-  size_t stop = lf;
-  if (stop > pos && data[stop - 1] == '\r') --stop;
-  *line = data.substr(pos, stop - pos);
+  *line = data.substr(pos, lf - 1 - pos);
   pos = lf + 1;
-  return line->find('\r') == std::string_view::npos;
+  return line->find('\r') == kNotFound;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && IsOws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && IsOws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Calls fn(element) for each comma-separated element, trimmed, empty ones
+// included; false as soon as fn does.
+template <class Fn>
+bool ForEachElement(std::string_view list, Fn fn) {
+  for (;;) {
+    size_t comma = list.find(',');
+    if (!fn(Trim(list.substr(0, comma)))) return false;
+    if (comma == kNotFound) return true;
+    list.remove_prefix(comma + 1);
+  }
 }
 
 bool ParseUint(std::string_view s, uint64_t* out) {
-  if (s.empty() || s.size() > 19) return false;
+  if (s.empty()) return false;
   uint64_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
+    uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
   }
   *out = v;
   return true;
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// Calls fn(token) for each comma-separated, trimmed, non-empty element.
-template <class Fn>
-void ForEachToken(std::string_view list, Fn fn) {
-  while (!list.empty()) {
-    size_t comma = list.find(',');
-    std::string_view item = Trim(list.substr(0, comma));
-    if (!item.empty()) fn(item);
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-}
-
 // Parses the header lines in [pos, head_end) into headers/framing.
-// `request`: a final coding other than chunked is an error.
+// `request`: a final coding other than chunked is an error, and Host is
+// counted into *hosts.
 bool ParseHeaders(std::string_view data, size_t pos, size_t head_end, bool request, Header* headers,
-                  size_t* num_headers, Framing* f, const char** error) {
+                  size_t* num_headers, Framing* f, size_t* hosts, const char** error) {
   *num_headers = 0;
   *f = Framing{};
+  *hosts = 0;
   bool te_chunked_seen = false;
   for (;;) {
     std::string_view line;
@@ -81,26 +111,23 @@ bool ParseHeaders(std::string_view data, size_t pos, size_t head_end, bool reque
       return false;
     }
     if (line.empty()) break;
-    if (line[0] == ' ' || line[0] == '\t') {
+    if (IsOws(line[0])) {
       *error = "obsolete line folding";
       return false;
     }
     size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) {
+    if (colon == kNotFound || colon == 0) {
       *error = "header line without a name";
       return false;
     }
     std::string_view name = line.substr(0, colon);
-    for (char c : name) {
-      if (!IsTokenChar(static_cast<unsigned char>(c))) {
-        *error = "invalid header name";
-        return false;
-      }
+    if (!IsToken(name)) {
+      *error = "invalid header name";
+      return false;
     }
     std::string_view value = Trim(line.substr(colon + 1));
     for (char c : value) {
-      unsigned char u = static_cast<unsigned char>(c);
-      if ((u < 0x20 && u != '\t') || u == 0x7f) {
+      if (!IsFieldChar(static_cast<unsigned char>(c))) {
         *error = "control character in header value";
         return false;
       }
@@ -112,42 +139,54 @@ bool ParseHeaders(std::string_view data, size_t pos, size_t head_end, bool reque
     headers[(*num_headers)++] = Header{name, value};
 
     if (EqualsIgnoreCase(name, "content-length")) {
-      bool bad = false;
-      ForEachToken(value, [&](std::string_view v) {
+      bool ok = ForEachElement(value, [&](std::string_view v) {
         uint64_t n = 0;
-        if (!ParseUint(v, &n) || (f->has_content_length && n != f->content_length)) {
-          bad = true;
-          return;
-        }
+        if (!ParseUint(v, &n) || (f->has_content_length && n != f->content_length)) return false;
         f->has_content_length = true;
         f->content_length = n;
+        return true;
       });
-      if (bad || value.empty()) {
+      if (!ok) {
         *error = "invalid or conflicting Content-Length";
         return false;
       }
     } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
       f->has_transfer_encoding = true;
-      bool bad = false;
-      ForEachToken(value, [&](std::string_view v) {
-        if (te_chunked_seen) bad = true;  // chunked must be the last coding, and only once
+      const char* why = nullptr;
+      ForEachElement(value, [&](std::string_view v) {
+        if (v.empty()) return true;
+        if (!IsToken(v)) why = "invalid Transfer-Encoding";
+        else if (te_chunked_seen) why = "chunked is not the last transfer coding";  // and only once
+        if (why) return false;
         f->chunked = EqualsIgnoreCase(v, "chunked");
-        if (f->chunked) te_chunked_seen = true;
+        te_chunked_seen = f->chunked;
+        return true;
       });
-      if (bad) {
-        *error = "chunked is not the last transfer coding";
+      if (why) {
+        *error = why;
         return false;
       }
-    } else if (EqualsIgnoreCase(name, "connection")) {
-      ForEachToken(value, [&](std::string_view v) {
+    } else if (const bool connection = EqualsIgnoreCase(name, "connection");
+               connection || EqualsIgnoreCase(name, "proxy-connection")) {
+      bool ok = ForEachElement(value, [&](std::string_view v) {
+        if (v.empty()) return true;
+        if (!IsToken(v)) return false;
+        if (!connection) return true;
         if (EqualsIgnoreCase(v, "close")) f->connection_close = true;
         if (EqualsIgnoreCase(v, "keep-alive")) f->connection_keep_alive = true;
         if (EqualsIgnoreCase(v, "upgrade")) f->connection_upgrade = true;
+        return true;
       });
+      if (!ok) {
+        *error = "invalid Connection";
+        return false;
+      }
     } else if (EqualsIgnoreCase(name, "upgrade")) {
       f->has_upgrade = true;
     } else if (EqualsIgnoreCase(name, "expect")) {
       if (EqualsIgnoreCase(value, "100-continue")) f->expect_continue = true;
+    } else if (request && EqualsIgnoreCase(name, "host")) {
+      ++*hosts;
     }
     if (pos >= head_end) break;
   }
@@ -170,6 +209,26 @@ bool ParseVersion(std::string_view v, int* minor) {
   return true;
 }
 
+// The end of the head at `start` within max_head_size, or 0 (*result set:
+// kIncomplete, or kError with *error).
+size_t HeadEnd(std::string_view data, size_t start, size_t max_head_size, ParseResult* result, const char** error) {
+  size_t end = FindHeadEnd(data.substr(0, std::min(data.size(), max_head_size)), start);
+  if (end == kNotFound) {
+    *error = "bare LF in head";
+    *result = ParseResult::kError;
+    return 0;
+  }
+  if (end == 0) {
+    if (data.size() >= max_head_size) {
+      *error = "head too large";
+      *result = ParseResult::kError;
+    } else {
+      *result = ParseResult::kIncomplete;
+    }
+  }
+  return end;
+}
+
 }  // namespace
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
@@ -182,22 +241,16 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 
 ParseResult ParseRequestHead(std::string_view data, size_t max_head_size, RequestHead* head) {
   size_t start = 0;
-  while (start < data.size() && (data[start] == '\r' || data[start] == '\n')) {
-    if (data[start] == '\r' && (start + 1 >= data.size() || data[start + 1] != '\n')) break;
-    ++start;
-  }
-  if (start > 8) {  // a few empty lines are tolerated, not a stream of them
-    head->error = "empty lines before the request";
-    return ParseResult::kError;
-  }
-  size_t end = FindHeadEnd(data.substr(0, std::min(data.size(), max_head_size)), start);
-  if (end == 0) {
-    if (data.size() >= max_head_size) {
-      head->error = "request head too large";
+  while (data.compare(start, 2, "\r\n") == 0) {
+    start += 2;
+    if (start > 2 * kMaxLeadingEmptyLines) {
+      head->error = "empty lines before the request";
       return ParseResult::kError;
     }
-    return ParseResult::kIncomplete;
   }
+  ParseResult result = ParseResult::kComplete;
+  size_t end = HeadEnd(data, start, max_head_size, &result, &head->error);
+  if (end == 0) return result;
   size_t pos = start;
   std::string_view line;
   if (!NextLine(data, pos, &line)) {
@@ -206,18 +259,16 @@ ParseResult ParseRequestHead(std::string_view data, size_t max_head_size, Reques
   }
   // method SP target SP HTTP/1.x
   size_t sp1 = line.find(' ');
-  size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-  if (sp1 == std::string_view::npos || sp2 == std::string_view::npos || sp1 == 0 || sp2 == sp1 + 1) {
+  size_t sp2 = sp1 == kNotFound ? sp1 : line.find(' ', sp1 + 1);
+  if (sp1 == kNotFound || sp2 == kNotFound || sp1 == 0 || sp2 == sp1 + 1) {
     head->error = "invalid request line";
     return ParseResult::kError;
   }
   head->method = line.substr(0, sp1);
   head->target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  for (char c : head->method) {
-    if (!IsTokenChar(static_cast<unsigned char>(c))) {
-      head->error = "invalid method";
-      return ParseResult::kError;
-    }
+  if (!IsToken(head->method)) {
+    head->error = "invalid method";
+    return ParseResult::kError;
   }
   for (char c : head->target) {
     unsigned char u = static_cast<unsigned char>(c);
@@ -230,11 +281,19 @@ ParseResult ParseRequestHead(std::string_view data, size_t max_head_size, Reques
     head->error = "invalid HTTP version";
     return ParseResult::kError;
   }
-  if (!ParseHeaders(data, pos, end, true, head->headers, &head->num_headers, &head->framing, &head->error)) {
+  size_t hosts = 0;
+  if (!ParseHeaders(data, pos, end, true, head->headers, &head->num_headers, &head->framing, &hosts,
+                    &head->error)) {
     return ParseResult::kError;
   }
   if (head->version_minor == 0 && head->framing.has_transfer_encoding) {
     head->error = "Transfer-Encoding in an HTTP/1.0 request";
+    return ParseResult::kError;
+  }
+  // RFC 9112 3.2: a server responds 400 to an HTTP/1.1 request without a
+  // Host, and to any request with more than one.
+  if (hosts > 1 || (hosts == 0 && head->version_minor == 1)) {
+    head->error = hosts == 0 ? "no Host" : "several Host fields";
     return ParseResult::kError;
   }
   head->head_size = end;
@@ -242,14 +301,9 @@ ParseResult ParseRequestHead(std::string_view data, size_t max_head_size, Reques
 }
 
 ParseResult ParseResponseHead(std::string_view data, size_t max_head_size, ResponseHead* head) {
-  size_t end = FindHeadEnd(data.substr(0, std::min(data.size(), max_head_size)), 0);
-  if (end == 0) {
-    if (data.size() >= max_head_size) {
-      head->error = "response head too large";
-      return ParseResult::kError;
-    }
-    return ParseResult::kIncomplete;
-  }
+  ParseResult result = ParseResult::kComplete;
+  size_t end = HeadEnd(data, 0, max_head_size, &result, &head->error);
+  if (end == 0) return result;
   size_t pos = 0;
   std::string_view line;
   if (!NextLine(data, pos, &line)) {
@@ -276,137 +330,217 @@ ParseResult ParseResponseHead(std::string_view data, size_t max_head_size, Respo
   }
   head->status = status;
   head->reason = line.size() > 13 ? line.substr(13) : std::string_view();
-  if (!ParseHeaders(data, pos, end, false, head->headers, &head->num_headers, &head->framing, &head->error)) {
+  for (char c : head->reason) {
+    if (!IsFieldChar(static_cast<unsigned char>(c))) {
+      head->error = "control character in reason phrase";
+      return ParseResult::kError;
+    }
+  }
+  size_t hosts = 0;
+  if (!ParseHeaders(data, pos, end, false, head->headers, &head->num_headers, &head->framing, &hosts,
+                    &head->error)) {
     return ParseResult::kError;
   }
   head->head_size = end;
   return ParseResult::kComplete;
 }
 
+bool ChunkedScanner::Step(unsigned char c) {
+  if (state_ <= State::kSizeLf) {
+    if (++line_bytes_ > kMaxChunkSizeLine) return Fail("chunk size line too long");
+  } else if (state_ >= State::kTrailerStart) {
+    if (++line_bytes_ > max_trailer_size_) return Fail("trailer section too large");
+  }
+  switch (state_) {
+    case State::kSizeStart:
+      if (HexValue(c) < 0) return Fail("invalid chunk size");
+      remaining_ = static_cast<uint64_t>(HexValue(c));
+      state_ = State::kSize;
+      return true;
+    case State::kSize:
+      if (int v = HexValue(c); v >= 0) {
+        if (remaining_ >> 60) return Fail("chunk size too large");
+        remaining_ = remaining_ << 4 | static_cast<uint64_t>(v);
+        return true;
+      }
+      return AfterSizeOrValue(c);
+    case State::kExtBws:
+      if (IsOws(c)) return true;
+      if (c != ';') return Fail("invalid chunk extension");
+      state_ = State::kExtNameStart;
+      return true;
+    case State::kExtNameStart:
+      if (IsOws(c)) return true;
+      if (!IsTokenChar(c)) return Fail("invalid chunk extension");
+      state_ = State::kExtName;
+      return true;
+    case State::kExtName:
+      if (IsTokenChar(c)) return true;
+      if (IsOws(c)) {
+        state_ = State::kExtNameBws;
+        return true;
+      }
+      if (c == '=') {
+        state_ = State::kExtValueStart;
+        return true;
+      }
+      return AfterSizeOrValue(c);
+    case State::kExtNameBws:
+      if (IsOws(c)) return true;
+      if (c == '=') state_ = State::kExtValueStart;
+      else if (c == ';') state_ = State::kExtNameStart;
+      else return Fail("invalid chunk extension");
+      return true;
+    case State::kExtValueStart:
+      if (IsOws(c)) return true;
+      if (c == '"') state_ = State::kExtQuoted;
+      else if (IsTokenChar(c)) state_ = State::kExtToken;
+      else return Fail("invalid chunk extension");
+      return true;
+    case State::kExtToken:
+      if (IsTokenChar(c)) return true;
+      return AfterSizeOrValue(c);
+    case State::kExtQuoted:
+      if (c == '"') state_ = State::kExtValueEnd;
+      else if (c == '\\') state_ = State::kExtQuotedPair;
+      else if (!IsFieldChar(c)) return Fail("control character in chunk extension");
+      return true;
+    case State::kExtQuotedPair:
+      if (!IsFieldChar(c)) return Fail("control character in chunk extension");
+      state_ = State::kExtQuoted;
+      return true;
+    case State::kExtValueEnd:
+      return AfterSizeOrValue(c);
+    case State::kSizeLf:
+      line_bytes_ = 0;
+      return Expect(c, '\n', remaining_ == 0 ? State::kTrailerStart : State::kData, "bare CR in chunk size line");
+    case State::kDataCr:
+      return Expect(c, '\r', State::kDataLf, "no CR LF after chunk data");
+    case State::kDataLf:
+      return Expect(c, '\n', State::kSizeStart, "no CR LF after chunk data");
+    case State::kTrailerStart:
+      if (c == '\r') {
+        state_ = State::kFinalLf;
+        return true;
+      }
+      if (!IsTokenChar(c)) return Fail("invalid trailer line");  // obs-fold and bare LF included
+      name_len_ = 0;
+      state_ = State::kTrailerName;
+      [[fallthrough]];
+    case State::kTrailerName:
+      if (IsTokenChar(c)) {
+        if (name_len_ < kNameKept) name_[name_len_] = LowerChar(static_cast<char>(c));
+        if (name_len_ <= kNameKept) ++name_len_;
+        return true;
+      }
+      if (c != ':') return Fail("invalid trailer line");
+      if (ForbiddenTrailer()) return Fail("framing or connection field in trailers");
+      state_ = State::kTrailerValue;
+      return true;
+    case State::kTrailerValue:
+      if (c == '\r') state_ = State::kTrailerLf;
+      else if (!IsFieldChar(c)) return Fail("control character or bare LF in trailers");
+      return true;
+    case State::kTrailerLf:
+      return Expect(c, '\n', State::kTrailerStart, "bare CR in trailers");
+    case State::kFinalLf:
+      return Expect(c, '\n', State::kDone, "bare CR in trailers");
+    case State::kData:
+    case State::kDone:
+    case State::kError:
+      break;
+  }
+  return false;
+}
+
 size_t ChunkedScanner::Scan(const char* p, size_t n, std::string* data) {
   size_t i = 0;
   while (i < n) {
-    char c = p[i];
-    switch (state_) {
-      case State::kSize: {
-        int v = -1;
-        if (c >= '0' && c <= '9') v = c - '0';
-        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') v = (c | 0x20) - 'a' + 10;
-        if (v >= 0) {
-          if (++digits_ > 15) {
-            state_ = State::kError;
-            return i;
-          }
-          remaining_ = remaining_ * 16 + static_cast<uint64_t>(v);
-        } else if (digits_ == 0) {
-          state_ = State::kError;
-          return i;
-        } else if (c == ' ' || c == '\t') {
-          state_ = State::kSizeSpace;
-        } else if (c == ';') {
-          state_ = State::kExtension;
-        } else if (c == '\r') {
-          state_ = State::kSizeLf;
-        } else if (c == '\n') {
-          state_ = AfterSizeLine();
-        } else {
-          state_ = State::kError;
-          return i;
-        }
-        ++i;
-        break;
-      }
-      case State::kSizeSpace:
-        if (c == ';') state_ = State::kExtension;
-        else if (c == '\r') state_ = State::kSizeLf;
-        else if (c == '\n') state_ = AfterSizeLine();
-        else if (c != ' ' && c != '\t') {
-          state_ = State::kError;
-          return i;
-        }
-        ++i;
-        break;
-      case State::kExtension:
-        if (c == '\r') state_ = State::kSizeLf;
-        else if (c == '\n') state_ = AfterSizeLine();
-        else if (static_cast<unsigned char>(c) < 0x20 && c != '\t') {
-          state_ = State::kError;
-          return i;
-        }
-        ++i;
-        break;
-      case State::kSizeLf:
-        if (c != '\n') {
-          state_ = State::kError;
-          return i;
-        }
-        state_ = AfterSizeLine();
-        ++i;
-        break;
-      case State::kData: {
-        size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, n - i));
-        if (data) data->append(p + i, take);
-        i += take;
-        remaining_ -= take;
-        if (remaining_ == 0) state_ = State::kDataCr;
-        break;
-      }
-      case State::kDataCr:
-        if (c == '\r') state_ = State::kDataLf;
-        else if (c == '\n') StartSizeLine();
-        else {
-          state_ = State::kError;
-          return i;
-        }
-        ++i;
-        break;
-      case State::kDataLf:
-        if (c != '\n') {
-          state_ = State::kError;
-          return i;
-        }
-        StartSizeLine();
-        ++i;
-        break;
-      case State::kTrailerStart:
-        if (c == '\r') state_ = State::kFinalLf;
-        else if (c == '\n') {
-          state_ = State::kDone;
-          return i + 1;
-        } else if (c == ' ' || c == '\t' || c == ':') {
-          state_ = State::kError;  // obs-fold or a nameless trailer
-          return i;
-        } else {
-          state_ = State::kTrailer;
-        }
-        ++i;
-        break;
-      case State::kTrailer:
-        if (c == '\r') state_ = State::kTrailerLf;
-        else if (c == '\n') state_ = State::kTrailerStart;
-        ++i;
-        break;
-      case State::kTrailerLf:
-        if (c != '\n') {
-          state_ = State::kError;
-          return i;
-        }
-        state_ = State::kTrailerStart;
-        ++i;
-        break;
-      case State::kFinalLf:
-        if (c != '\n') {
-          state_ = State::kError;
-          return i;
-        }
-        state_ = State::kDone;
-        return i + 1;
-      case State::kDone:
-      case State::kError:
-        return i;
+    if (state_ == State::kData) {
+      size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, n - i));
+      if (data) data->append(p + i, take);
+      i += take;
+      remaining_ -= take;
+      if (remaining_ == 0) state_ = State::kDataCr;
+      continue;
     }
+    if (state_ == State::kDone || state_ == State::kError || !Step(static_cast<unsigned char>(p[i]))) return i;
+    ++i;
+    if (state_ == State::kDone) return i;
   }
   return i;
+}
+
+bool ChunkedScanner::AfterSizeOrValue(unsigned char c) {
+  if (c == ';') state_ = State::kExtNameStart;
+  else if (IsOws(c)) state_ = State::kExtBws;
+  else if (c == '\r') state_ = State::kSizeLf;
+  else return Fail(c == '\n' ? "bare LF in chunk size line" : "invalid chunk size line");
+  return true;
+}
+
+// RFC 9110 6.5.1: trailers cannot carry what frames or routes a message or
+// manages its connection; Beast, for one, would act on some of these.
+bool ChunkedScanner::ForbiddenTrailer() const {
+  if (name_len_ > kNameKept) return false;
+  std::string_view name(name_, name_len_);
+  for (std::string_view forbidden : {"content-length", "transfer-encoding", "host", "connection",
+                                     "proxy-connection", "keep-alive", "upgrade"}) {
+    if (name == forbidden) return true;
+  }
+  return false;
+}
+
+BodyScanner BodyScanner::ForRequest(const Framing& f) {
+  BodyScanner b;
+  if (f.chunked) {
+    b.kind_ = Kind::kChunked;
+  } else if (f.has_content_length && f.content_length > 0) {
+    b.kind_ = Kind::kLength;
+    b.remaining_ = f.content_length;
+  }
+  return b;
+}
+
+BodyScanner BodyScanner::ForResponse(const Framing& f, int status, bool head_request) {
+  BodyScanner b;
+  if (head_request || status == 204 || status == 304) return b;
+  if (f.chunked) {
+    b.kind_ = Kind::kChunked;
+  } else if (f.has_transfer_encoding || !f.has_content_length) {
+    b.kind_ = Kind::kUntilClose;
+  } else if (f.content_length > 0) {
+    b.kind_ = Kind::kLength;
+    b.remaining_ = f.content_length;
+  }
+  return b;
+}
+
+long BodyScanner::Take(const char* p, size_t n, std::string* data) {
+  size_t take = 0;
+  switch (kind_) {
+    case Kind::kNone:
+      return 0;
+    case Kind::kLength:
+      take = static_cast<size_t>(std::min<uint64_t>(remaining_, n));
+      remaining_ -= take;
+      if (data) data->append(p, take);
+      break;
+    case Kind::kChunked:
+      take = chunked_.Scan(p, n, data);
+      if (chunked_.failed()) return -1;
+      break;
+    case Kind::kUntilClose:
+      take = n;
+      if (data) data->append(p, take);
+      break;
+  }
+  consumed_ += take;
+  return static_cast<long>(take);
+}
+
+void BodyScanner::EndOfStream() {
+  if (kind_ == Kind::kUntilClose) kind_ = Kind::kNone;
 }
 
 }  // namespace dspool::http1

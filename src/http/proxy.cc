@@ -67,7 +67,7 @@ using Clock = std::chrono::steady_clock;
 using http1::EqualsIgnoreCase;
 
 constexpr std::string_view kLog = "proxy";
-constexpr size_t kHeadLimit = 16 * 1024;
+constexpr size_t kHeadLimit = http1::kMaxHeadSize;
 constexpr size_t kBufferSize = 32 * 1024;
 constexpr size_t kSpareBuffers = 256;
 constexpr size_t kKeepTlsBuffers = 256;
@@ -982,52 +982,21 @@ class ProxyServer::Impl {
 
   // ---- bodies -------------------------------------------------------------
 
-  enum class BodyKind { kNone, kLength, kChunked, kUntilClose };
+  using BodyKind = http1::BodyScanner::Kind;
 
-  struct BodyState {
-    BodyKind kind = BodyKind::kNone;
-    uint64_t remaining = 0;
-    http1::ChunkedScanner scanner;
-    bool done() const {
-      return kind == BodyKind::kNone || (kind == BodyKind::kLength && remaining == 0) ||
-             (kind == BodyKind::kChunked && scanner.done());
-    }
-  };
-
-  // How many of the n bytes at p belong to the body (and notes them); -1
-  // on a framing error.
-  static long TakeBody(BodyState& body, const char* p, size_t n) {
-    switch (body.kind) {
-      case BodyKind::kNone:
-        return 0;
-      case BodyKind::kLength: {
-        size_t take = static_cast<size_t>(std::min<uint64_t>(body.remaining, n));
-        body.remaining -= take;
-        return static_cast<long>(take);
-      }
-      case BodyKind::kChunked: {
-        size_t take = body.scanner.Scan(p, n);
-        if (body.scanner.failed()) return -1;
-        return static_cast<long>(take);
-      }
-      case BodyKind::kUntilClose:
-        return static_cast<long>(n);
-    }
-    return -1;
-  }
-
-  enum StreamResult { kStreamed = 0, kReadFailed = 1, kWriteFailed = 2 };
+  enum StreamResult { kStreamed = 0, kReadFailed = 1, kWriteFailed = 2, kBadFraming = 3 };
 
   // Writes `prefix` (a head; may be empty) and then the body from `from`
   // (its first bytes already in `buf`) to `to`, in buffer-sized steps; the
   // prefix goes out with the first body bytes, in one write. A kUntilClose
-  // body ends at the end of `from`'s stream.
-  Task<int> StreamBody(Sock& from, Buffer& buf, BodyState& body, Sock& to, std::string& prefix) {
+  // body ends at the end of `from`'s stream. On kBadFraming (the body's
+  // framing is broken) a prefix still in `prefix` was not sent.
+  Task<int> StreamBody(Sock& from, Buffer& buf, http1::BodyScanner& body, Sock& to, std::string& prefix) {
     Worker& w = from.w;
     for (;;) {
       if (buf.size() > 0 && !body.done()) {
-        long take = TakeBody(body, buf.ptr(), buf.size());
-        if (take < 0) co_return kReadFailed;
+        long take = body.Take(buf.ptr(), buf.size());
+        if (take < 0) co_return kBadFraming;
         if (!prefix.empty()) {
           prefix.append(buf.ptr(), static_cast<size_t>(take));
         } else if (!co_await WriteAll(to, buf.ptr(), static_cast<size_t>(take), w.now + options_.io_timeout)) {
@@ -1042,8 +1011,8 @@ class ProxyServer::Impl {
       }
       if (body.done()) co_return kStreamed;
       long n = co_await ReadInto(from, buf, w.now + options_.io_timeout);
-      if (n == 0 && body.kind == BodyKind::kUntilClose) {
-        body.kind = BodyKind::kNone;
+      if (n == 0 && body.kind() == BodyKind::kUntilClose) {
+        body.EndOfStream();
         co_return kStreamed;
       }
       if (n <= 0) co_return kReadFailed;
@@ -1208,23 +1177,18 @@ class ProxyServer::Impl {
     request.peer = c.peer;
     request.listener_tag = c.tag;
 
-    BodyState body;
-    if (head.framing.chunked) body.kind = BodyKind::kChunked;
-    else if (head.framing.has_content_length && head.framing.content_length > 0) {
-      body.kind = BodyKind::kLength;
-      body.remaining = head.framing.content_length;
-    }
+    http1::BodyScanner body = http1::BodyScanner::ForRequest(head.framing);
 
     ProxyRoute route = router_.Decide(request);
     if (auto* reply = std::get_if<ProxyReply>(&route)) {
       c.in.Consume(head.head_size);
-      bool keep = keep_alive && body.kind == BodyKind::kNone;  // an unread body ends the connection
+      bool keep = keep_alive && body.kind() == BodyKind::kNone;  // an unread body ends the connection
       bool ok = co_await Reply(c, std::move(reply->response), minor, head_request, keep);
       co_return ok && keep;
     }
     if (std::holds_alternative<ProxyLocal>(route)) {
       c.in.Consume(head.head_size);
-      if (body.kind == BodyKind::kLength && body.remaining > options_.max_local_body) {
+      if (body.kind() == BodyKind::kLength && body.remaining() > options_.max_local_body) {
         co_await Reply(c, ErrorResponse(413, "request body too large"), minor, head_request, false);
         co_return false;
       }
@@ -1236,20 +1200,13 @@ class ProxyServer::Impl {
       }
       while (!body.done()) {
         if (c.in.size() > 0) {
-          if (body.kind == BodyKind::kLength) {
-            size_t take = static_cast<size_t>(std::min<uint64_t>(body.remaining, c.in.size()));
-            request.body.append(c.in.ptr(), take);
-            body.remaining -= take;
-            c.in.Consume(take);
-          } else {
-            size_t take = body.scanner.Scan(c.in.ptr(), c.in.size(), &request.body);
-            if (body.scanner.failed()) {
-              co_await Reply(c, ErrorResponse(400, "bad request"), minor, head_request, false);
-              co_return false;
-            }
-            c.in.Consume(take);
+          long take = body.Take(c.in.ptr(), c.in.size(), &request.body);
+          if (take < 0) {
+            co_await Reply(c, ErrorResponse(400, "bad request"), minor, head_request, false);
+            co_return false;
           }
-          if (request.body.size() > options_.max_local_body) {
+          c.in.Consume(static_cast<size_t>(take));
+          if (body.consumed() > options_.max_local_body) {
             co_await Reply(c, ErrorResponse(413, "request body too large"), minor, head_request, false);
             co_return false;
           }
@@ -1288,34 +1245,30 @@ class ProxyServer::Impl {
 
   // Forwards one request and its response. True if the client connection
   // may carry another request.
-  Task<bool> Forward(Conn& c, const http1::RequestHead& head, BodyState& body, const ProxyForward& forward,
+  Task<bool> Forward(Conn& c, const http1::RequestHead& head, http1::BodyScanner& body, const ProxyForward& forward,
                      bool client_keep_alive, bool head_request) {
     Worker& w = c.w;
     ++forwarded_;
     router_.Activity(forward.tag);
-    const bool upgrade = head.framing.has_upgrade && head.framing.connection_upgrade;
     const int minor = head.version_minor;
+    // RFC 9110 7.8: Upgrade in an HTTP/1.0 request is ignored.
+    const bool upgrade = head.framing.has_upgrade && head.framing.connection_upgrade && minor == 1;
     UpstreamHead(c, head, forward, upgrade);
     c.in.Consume(head.head_size);  // the head's views are not used after this
 
     // A body that is all here already can be sent again on a second
     // upstream connection; a streamed one cannot.
-    size_t buffered_body = 0;
-    bool body_buffered = true;
-    if (body.kind == BodyKind::kLength) {
-      body_buffered = body.remaining <= c.in.size();
-      buffered_body = body_buffered ? static_cast<size_t>(body.remaining) : 0;
-    } else if (body.kind == BodyKind::kChunked) {
-      http1::ChunkedScanner probe = body.scanner;
-      size_t n = probe.Scan(c.in.ptr(), c.in.size());
-      body_buffered = probe.done();
-      buffered_body = body_buffered ? n : 0;
-      if (probe.failed()) {
-        co_await Reply(c, ErrorResponse(400, "bad request"), minor, head_request, false);
-        co_return false;
-      }
+    http1::BodyScanner probe = body;
+    long buffered = probe.Take(c.in.ptr(), c.in.size());
+    if (buffered < 0) {
+      co_await Reply(c, ErrorResponse(400, "bad request"), minor, head_request, false);
+      co_return false;
     }
-    const bool wait_for_continue = head.framing.expect_continue && !body_buffered;
+    const bool body_buffered = probe.done();
+    const size_t buffered_body = body_buffered ? static_cast<size_t>(buffered) : 0;
+    if (body_buffered) body = probe;
+    // RFC 9110 10.1.1: Expect is for HTTP/1.1 requests only.
+    const bool wait_for_continue = head.framing.expect_continue && !body_buffered && minor == 1;
 
     const UpstreamKey key = (static_cast<uint64_t>(forward.address) << 16) | forward.port;
     std::unique_ptr<Sock> up;
@@ -1344,7 +1297,11 @@ class ProxyServer::Impl {
         c.out.clear();
       } else {
         int r = co_await StreamBody(c.client, c.in, body, *up, c.out);
-        if (r == kReadFailed) co_return false;  // the client went away or sent a broken body
+        if (r == kBadFraming) {
+          co_await Reply(c, ErrorResponse(400, "bad request"), minor, head_request, false);
+          co_return false;
+        }
+        if (r == kReadFailed) co_return false;  // the client went away
         sent = r == kStreamed;
       }
       const bool may_retry = reused && body_buffered && attempt == 0;
@@ -1354,8 +1311,9 @@ class ProxyServer::Impl {
         co_await Reply(c, ErrorResponse(502, "bad gateway"), minor, head_request, false);
         co_return false;
       }
-      // The response head (1xx ones passed on, and the body sent after a
-      // 100 when the client waits for it).
+      // The response head: 1xx ones are passed on, to HTTP/1.1 clients only
+      // (an HTTP/1.0 one waits for the final response, RFC 9110 15.2), and
+      // the body is sent after a 100 when the client waits for it.
       int got = co_await ReadResponseHead(*up, resp, &rh);
       if (got == 1 && wait_for_continue && !sent_continue && rh.status == 100) {
         sent_continue = true;
@@ -1363,12 +1321,18 @@ class ProxyServer::Impl {
         resp.Consume(rh.head_size);
         std::string none;
         int r = co_await StreamBody(c.client, c.in, body, *up, none);
+        if (r == kBadFraming) {
+          co_await Reply(c, ErrorResponse(400, "bad request"), minor, head_request, false);
+          co_return false;
+        }
         if (r == kReadFailed) co_return false;
         if (r != kStreamed) got = -1;
         else got = co_await ReadResponseHead(*up, resp, &rh);
       }
       while (got == 1 && rh.status >= 100 && rh.status < 200 && rh.status != 101) {
-        if (!co_await WriteAll(c.client, resp.ptr(), rh.head_size, w.now + options_.io_timeout)) co_return false;
+        if (minor == 1 && !co_await WriteAll(c.client, resp.ptr(), rh.head_size, w.now + options_.io_timeout)) {
+          co_return false;
+        }
         resp.Consume(rh.head_size);
         got = co_await ReadResponseHead(*up, resp, &rh);
       }
@@ -1396,21 +1360,11 @@ class ProxyServer::Impl {
       co_return false;
     }
 
-    BodyState rbody;
-    const bool no_body = head_request || rh.status == 204 || rh.status == 304;
-    if (no_body) rbody.kind = BodyKind::kNone;
-    else if (rh.framing.chunked) rbody.kind = BodyKind::kChunked;
-    else if (rh.framing.has_transfer_encoding) rbody.kind = BodyKind::kUntilClose;
-    else if (rh.framing.has_content_length) {
-      rbody.kind = rh.framing.content_length > 0 ? BodyKind::kLength : BodyKind::kNone;
-      rbody.remaining = rh.framing.content_length;
-    } else {
-      rbody.kind = BodyKind::kUntilClose;
-    }
-    const bool upstream_keep = rbody.kind != BodyKind::kUntilClose && !upgrade &&
+    http1::BodyScanner rbody = http1::BodyScanner::ForResponse(rh.framing, rh.status, head_request);
+    const bool upstream_keep = rbody.kind() != BodyKind::kUntilClose && !upgrade &&
                                (rh.version_minor == 1 ? !rh.framing.connection_close
                                                       : rh.framing.connection_keep_alive);
-    const bool keep = client_keep_alive && !upgrade && rbody.kind != BodyKind::kUntilClose;
+    const bool keep = client_keep_alive && !upgrade && rbody.kind() != BodyKind::kUntilClose;
 
     // The response head for the client: as received, but for the
     // connection's own fields.
@@ -1430,11 +1384,17 @@ class ProxyServer::Impl {
     resp.Consume(rh.head_size);
 
     int r = co_await StreamBody(*up, resp, rbody, c.client, out);
-    out.clear();
     if (r != kStreamed) {
       ++upstream_errors_;
-      co_return false;  // the response is under way: all we can do is close
+      // Broken framing before the head went out gives a 502; once the
+      // response is under way, all we can do is close.
+      if (r == kBadFraming && !out.empty()) {
+        co_await Reply(c, ErrorResponse(502, "bad gateway"), minor, head_request, false);
+      }
+      out.clear();
+      co_return false;
     }
+    out.clear();
     if (upstream_keep && resp.size() == 0) w.GiveBack(key, std::move(up));
     co_return keep;
   }

@@ -15,9 +15,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -413,16 +415,18 @@ TEST_F(ProxyWireTest, RefusesSmugglingAndMalformedRequestsWith400) {
   auto& up = Upstream(EchoHandler);
   StartProxy(up.port());
   const std::string bad[] = {
-      "POST /a HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-      "POST /a HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
-      "POST /a HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
-      "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
-      "GET /a HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
-      "GET /a HTTP/1.1\r\nX: " + std::string(17 * 1024, 'a') + "\r\n\r\n",
-      "GET /a HTTP/9.9\r\n\r\n",
+      "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+      "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n",
+      "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+      "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: x/y, chunked\r\n\r\n0\r\n\r\n",
+      "GET /a HTTP/1.1\r\nHost: a\r\nX: a\r\n folded\r\n\r\n",
+      "GET /a HTTP/1.1\r\nHost: a\r\nX: " + std::string(17 * 1024, 'a') + "\r\n\r\n",
+      "GET /a HTTP/1.1\nHost: a\n\n",
+      "GET /a HTTP/9.9\r\nHost: a\r\n\r\n",
       "GET\r\n\r\n",
-      "GET /a/../b HTTP/1.1\r\n\r\n",
-      "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "GET /a/../b HTTP/1.1\r\nHost: a\r\n\r\n",
+      "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
   };
   for (const std::string& text : bad) {
     int fd = ConnectTo(port_);
@@ -437,15 +441,153 @@ TEST_F(ProxyWireTest, RefusesSmugglingAndMalformedRequestsWith400) {
 
 TEST_F(ProxyWireTest, LocalBodiesOverTheLimitAre413AlsoChunked) {
   ProxyOptions options;
-  options.max_local_body = 10;
+  options.max_local_body = 15;
   StartProxy(1, options);
-  EXPECT_EQ(Once("POST /local HTTP/1.1\r\nContent-Length: 11\r\n\r\n01234567890").status, 413);
-  EXPECT_EQ(Once("POST /local HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n")
-                .status,
-            413);
-  Message ok = Once("POST /local HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  const std::string head = "POST /local HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+  EXPECT_EQ(Once("POST /local HTTP/1.1\r\nHost: a\r\nContent-Length: 16\r\n\r\n0123456789abcdef").status, 413);
+  EXPECT_EQ(Once(head + "6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n").status, 413);
+  // The limit counts the framing: 3 bytes of data cannot carry a long
+  // extension or long trailers past it.
+  EXPECT_EQ(Once(head + "3;" + std::string(20, 'e') + "\r\nabc\r\n0\r\n\r\n").status, 413);
+  EXPECT_EQ(Once(head + "3\r\nabc\r\n0\r\nX: " + std::string(20, 't') + "\r\n\r\n").status, 413);
+  Message ok = Once(head + "3\r\nabc\r\n0\r\n\r\n");  // 13 bytes on the wire
   EXPECT_EQ(ok.status, 200);
   EXPECT_EQ(ok.body, "local abc");
+}
+
+// Counts the request heads an upstream has received, so a client can wait
+// until its request is under way before it sends the rest.
+class HeadCounter {
+ public:
+  void Add() {
+    std::lock_guard lock(mu_);
+    ++heads_;
+    cv_.notify_all();
+  }
+  // True once `n` heads have arrived (false after 10 s).
+  bool WaitFor(int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return heads_ >= n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int heads_ = 0;
+};
+
+TEST_F(ProxyWireTest, BrokenChunkedFramingInARequestIs400) {
+  HeadCounter streamed_heads;
+  auto& up = Upstream([&](int fd, int) {
+    std::string buf;
+    while (buf.find("\r\n\r\n") == std::string::npos && ReadMore(fd, buf)) {
+    }
+    if (buf.rfind("POST /streamed ", 0) == 0) streamed_heads.Add();
+    while (ReadMore(fd, buf)) {  // until the proxy lets go
+    }
+  });
+  StartProxy(up.port());
+  const struct {
+    const char* what;
+    std::string rest;
+  } cases[] = {
+      {"bare LF in a size line", "5\nhello\r\n0\r\n\r\n"},
+      {"bare LF after data", "5\r\nhello\n0\r\n\r\n"},
+      {"bare LF in trailers", "0\r\nX: y\n\r\n"},
+      {"an extension over the bound", "1;e=" + std::string(http1::kMaxChunkSizeLine, 'e') + "\r\nx\r\n0\r\n\r\n"},
+      {"trailers over the bound", "0\r\nX: " + std::string(http1::kMaxHeadSize, 't') + "\r\n\r\n"},
+  };
+  int streamed = 0;
+  for (const auto& c : cases) {
+    // Read locally; forwarded at once; forwarded once the upstream has the
+    // head and the first chunk.
+    for (std::string path : {"/local", "/up", "/streamed"}) {
+      int fd = ConnectTo(port_);
+      SendAll(fd, "POST " + path + " HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+      if (path == "/streamed") {
+        ASSERT_TRUE(streamed_heads.WaitFor(++streamed)) << c.what;
+      }
+      SendAll(fd, c.rest);
+      std::string buf;
+      EXPECT_EQ(ReadMessage(fd, buf, false).status, 400) << c.what << " " << path;
+      EXPECT_TRUE(SeesClose(fd));
+      close(fd);
+    }
+  }
+}
+
+TEST_F(ProxyWireTest, Http11NeedsOneHostHttp10AtMostOne) {
+  auto& up = Upstream(EchoHandler);
+  StartProxy(up.port());
+  EXPECT_EQ(Once("GET /a HTTP/1.1\r\n\r\n").status, 400);
+  EXPECT_EQ(Once("GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").status, 400);
+  EXPECT_EQ(Once("GET /a HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n").status, 400);
+  Message ok = Once("GET /a HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.body, "GET 0");
+}
+
+TEST_F(ProxyWireTest, InterimResponsesGoToHttp11ClientsOnly) {
+  auto& up = Upstream([](int fd, int) {
+    std::string buf;
+    for (;;) {
+      if (ReadMessage(fd, buf, true).status < 0) return;
+      SendAll(fd,
+              "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
+              "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    }
+  });
+  StartProxy(up.port());
+  {
+    int fd = ConnectTo(port_);
+    SendAll(fd, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
+    std::string buf;
+    EXPECT_EQ(ReadMessage(fd, buf, false).status, 103);
+    EXPECT_EQ(ReadMessage(fd, buf, false).status, 100);
+    Message m = ReadMessage(fd, buf, false);
+    EXPECT_EQ(m.status, 200);
+    EXPECT_EQ(m.body, "ok");
+    close(fd);
+  }
+  {
+    int fd = ConnectTo(port_);
+    SendAll(fd, "GET /a HTTP/1.0\r\n\r\n");
+    std::string all;
+    while (ReadMore(fd, all)) {  // the answer, then the close
+    }
+    EXPECT_EQ(all.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << all;
+    EXPECT_EQ(all.substr(all.size() - 4), "\r\nok");
+    close(fd);
+  }
+}
+
+TEST_F(ProxyWireTest, BrokenChunkedFramingFromTheUpstreamIs502OrAClose) {
+  std::promise<void> client_has_first_chunk;
+  auto& up = Upstream([&](int fd, int index) {
+    std::string buf;
+    ReadMessage(fd, buf, true);
+    if (index == 0) {  // before the proxy sent the head: it can still answer 502
+      SendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n");
+    } else {  // the response under way: all it can do is close
+      SendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+      client_has_first_chunk.get_future().wait_for(std::chrono::seconds(10));
+      SendAll(fd, "0\r\nX: y\n\r\n");
+    }
+    ReadMessage(fd, buf, true);  // until the proxy lets go
+  });
+  StartProxy(up.port());
+  EXPECT_EQ(Once("GET /a HTTP/1.1\r\nHost: a\r\n\r\n").status, 502);
+
+  int fd = ConnectTo(port_);
+  SendAll(fd, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n");
+  std::string all;
+  while (all.find("hello\r\n") == std::string::npos && ReadMore(fd, all)) {
+  }
+  EXPECT_EQ(all.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << all;
+  client_has_first_chunk.set_value();
+  EXPECT_TRUE(SeesClose(fd));
+  close(fd);
+  EXPECT_EQ(proxy_->stats().upstream_errors, 2u);
 }
 
 TEST_F(ProxyWireTest, HeaderReadAndIdleTimeoutsClose) {
@@ -478,14 +620,14 @@ TEST_F(ProxyWireTest, MaxConnections) {
   StartProxy(up.port(), options);
   int first = ConnectTo(port_);
   std::string buf;
-  SendAll(first, "GET /a HTTP/1.1\r\n\r\n");
+  SendAll(first, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(ReadMessage(first, buf, false).status, 200);
   int second = ConnectTo(port_);
   ASSERT_GE(second, 0);
   EXPECT_TRUE(SeesClose(second));
   close(second);
   EXPECT_EQ(proxy_->stats().connections_accepted, 1u);
-  SendAll(first, "GET /a HTTP/1.1\r\n\r\n");
+  SendAll(first, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(ReadMessage(first, buf, false).status, 200);
   close(first);
 }
@@ -495,11 +637,11 @@ TEST_F(ProxyWireTest, UnlistenKeepsOpenConnectionsAndStopClosesThem) {
   StartProxy(up.port());
   int fd = ConnectTo(port_);
   std::string buf;
-  SendAll(fd, "GET /a HTTP/1.1\r\n\r\n");
+  SendAll(fd, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(ReadMessage(fd, buf, false).status, 200);
   proxy_->Unlisten(port_);
   EXPECT_LT(ConnectTo(port_), 0) << "nothing listens any more";
-  SendAll(fd, "GET /b HTTP/1.1\r\n\r\n");
+  SendAll(fd, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(ReadMessage(fd, buf, false).body, "GET 0");
   // A second listener, an idle connection and one mid-request on it.
   auto again = proxy_->Listen("127.0.0.1", 0, "", "");
