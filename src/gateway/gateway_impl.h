@@ -1,0 +1,203 @@
+// The gateway's insides (gateway.h's Gateway::Impl), shared by the files
+// that implement it, one role each:
+//
+//   gateway.cc    the public face, start and stop, the state other threads
+//                 read (health, counters, notebooks), metrics
+//   routes.cc     applying a routing table: listeners, backends, the web
+//                 addresses, which backends are probed
+//   dispatch.cc   accepting, picking a backend, connecting, holding and
+//                 waking, handing pairs to the relays
+//   probing.cc    health probes and the health they publish
+//
+// Internal to the gateway module: nothing else includes it.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "gateway/balancer.h"
+#include "gateway/gateway.h"
+#include "gateway/probe.h"
+#include "gateway/web_dispatch.h"
+#include "http/proxy.h"
+#include "net/reactor.h"
+#include "net/relay.h"
+#include "net/socket.h"
+#include "os/unique_fd.h"
+
+namespace dspool {
+namespace gateway_internal {
+
+inline constexpr const char* kLog = "gateway";
+inline constexpr auto kWakeEvery = std::chrono::seconds(1);
+inline constexpr auto kMaxProbeTimeout = std::chrono::seconds(5);
+inline constexpr int kMaxAcceptsPerEvent = 64;
+inline constexpr size_t kMaxHttpStatusLine = 1024;
+
+using ListenerKey = std::pair<uint32_t, uint16_t>;  // address, port
+
+inline std::string Where(const ListenerKey& k) { return FormatEndpoint(k.first, k.second); }
+
+// Open relayed connections to one backend. Shared with the relay threads,
+// which decrement it when a connection closes (RelayOptions::tag points at
+// it); kept alive until the last one has.
+struct ConnectionCount {
+  std::atomic<int64_t> value{0};
+};
+
+}  // namespace gateway_internal
+
+class Gateway::Impl {
+ public:
+  Impl(GatewayOptions options, GatewayHooks& hooks, std::unique_ptr<Reactor> loop,
+       std::vector<std::unique_ptr<RelayLoop>> relays)
+      : options_(std::move(options)), hooks_(hooks), loop_(std::move(loop)), relays_(std::move(relays)) {}
+
+  ~Impl() { Stop(); }
+
+  // ---- the public face (gateway.cc) ----
+  Status Start();
+  void Stop();
+  Status Apply(RoutingTable table);
+  Status CheckListen(const PoolSpec& spec);
+  std::optional<InstanceHealth> Health(const InstanceId& id) const;
+  std::shared_ptr<PoolWeb> WebOf(const PoolName& pool) const;
+  std::vector<Gateway::PoolNotebook> Notebooks() const;
+  GatewayCounters counters() const;
+
+ private:
+  // One probe spec against one backend.
+  struct Probe {
+    ProbeSpec spec;
+    ProbeTracker tracker;
+    Reactor::TimerId next = 0;     // the next probe, or its timeout while one runs
+    UniqueFd fd;                     // the probe running now
+    std::string reply;               // Http: the status line so far
+    MonoTime started{};            // of the probe running now, or the last one
+    explicit Probe(ProbeSpec s) : spec(std::move(s)), tracker(spec.number_of_probes) {}
+  };
+
+  struct Backend {
+    RouteBackend route;
+    std::shared_ptr<gateway_internal::ConnectionCount> count = std::make_shared<gateway_internal::ConnectionCount>();
+    std::map<std::string, std::unique_ptr<Probe>> probes;  // by probe name
+  };
+
+  struct PoolRoutes {
+    std::vector<ProbeSpec> probes;
+    std::vector<LbRule> rules;
+    std::map<InstanceId, std::unique_ptr<Backend>> backends;
+    std::set<uint64_t> held;  // connection ids, oldest first
+    MonoTime last_wake{};
+  };
+
+  struct OpenListener {
+    Listener spec;
+    UniqueFd fd;
+  };
+
+  // A client connection until it is handed to the relay.
+  struct Conn {
+    uint64_t id = 0;
+    UniqueFd client;
+    FlowKey flow;
+    Listener via;  // pool, rule or NAT slot, backend port
+    std::set<InstanceId> tried;
+    int attempts = 0;
+    UniqueFd backend;  // while connecting
+    InstanceId backend_id;
+    uint32_t backend_address = 0;
+    Reactor::TimerId timer = 0;  // connect timeout, or hold deadline
+    std::optional<MonoTime> held_until;
+  };
+
+  struct HealthEntry {
+    InstanceHealth health;
+    std::shared_ptr<gateway_internal::ConnectionCount> count;
+  };
+
+  // ---- routing table (routes.cc) ----
+  Status ApplyOnLoop(RoutingTable table);
+
+  // Opens and closes the pools' web listeners; a pool keeps its WebEntry
+  // (and so its users' sessions) while it has a listener.
+  void ApplyWeb(const std::vector<WebListener>& wanted_list, std::vector<std::string>& errors);
+  void RetireBackend(Backend& b);
+
+  // Starts, stops or keeps probing a backend as its phase and the pool's
+  // probe specs say.
+  void SyncProbes(const PoolName& pool, Backend& b, const std::vector<ProbeSpec>& specs);
+
+  // ---- accepting and dispatching (dispatch.cc) ----
+  void Accept(OpenListener& listener);
+  bool InRotation(const Backend& b, const LbRule& rule) const;
+  void Dispatch(Conn& c);
+  void Connect(Conn& c, Backend& b);
+  void Connected(uint64_t id);
+  void ConnectFailed(Conn& c, const Status& why);
+  void Refuse(Conn& c);
+
+  // ---- holding (dispatch.cc) ----
+  void Hold(Conn& c, PoolRoutes& pool, bool wake);
+  void MaybeWake(const PoolName& name, PoolRoutes& pool);
+
+  // Gives every connection waiting on `name` another chance.
+  void RetryHeld(const PoolName& name);
+  size_t HeldCount() const;
+  void UpdateHeldGauge();
+
+  // Closes a connection that never reached the relay (FIN, not RST: a
+  // waiting client sees a clean end).
+  void CloseConn(uint64_t id);
+
+  // ---- probes (probing.cc) ----
+  void ScheduleProbe(const PoolName& pool, const InstanceId& id, Probe& p, std::chrono::milliseconds delay);
+  Probe* FindProbeFor(const PoolName& pool, const InstanceId& id, const std::string& name);
+  void RunProbe(const PoolName& pool, const InstanceId& id, const std::string& name);
+  void ProbeEvent(const PoolName& pool, const InstanceId& id, const std::string& name, uint32_t events);
+  void ProbeDone(const PoolName& pool_name, const InstanceId& id, Probe& p, bool success);
+  void StopProbe(Probe& p);
+
+  // ---- helpers (gateway.cc) ----
+  Backend* FindBackend(const PoolName& pool, const InstanceId& id);
+  void PublishHealth();
+  void Count(uint64_t GatewayCounters::*field);
+
+  const GatewayOptions options_;
+  GatewayHooks& hooks_;
+  const std::string session_key_ = options_.session_key.empty() ? NewSessionKey() : options_.session_key;
+  WebDispatch dispatch_;
+  std::unique_ptr<ProxyServer> web_;
+  std::map<gateway_internal::ListenerKey, WebListener> web_open_;  // control thread
+  mutable std::mutex web_mu_;
+  std::map<PoolName, std::shared_ptr<PoolWeb>> web_pools_;  // guarded by web_mu_
+  std::unique_ptr<Reactor> loop_;
+  std::vector<std::unique_ptr<RelayLoop>> relays_;
+  std::thread control_;
+  std::vector<std::thread> relay_threads_;
+  bool started_ = false;
+
+  // Control thread only.
+  std::map<gateway_internal::ListenerKey, std::unique_ptr<OpenListener>> listeners_;
+  std::map<PoolName, PoolRoutes> pools_;
+  std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
+  std::vector<std::shared_ptr<gateway_internal::ConnectionCount>> retired_;
+  uint64_t next_conn_ = 1;
+  size_t next_relay_ = 0;
+
+  // Read from other threads.
+  mutable std::mutex mu_;
+  GatewayCounters counters_;                 // guarded by mu_ (the relays' are added on read)
+  std::set<gateway_internal::ListenerKey> open_keys_;          // guarded by mu_
+  std::map<InstanceId, HealthEntry> health_;  // guarded by mu_
+};
+
+}  // namespace dspool

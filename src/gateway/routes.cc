@@ -1,0 +1,161 @@
+#include "gateway/gateway_impl.h"
+
+#include "base/log.h"
+#include "model/ipv4.h"
+
+namespace dspool {
+
+using namespace gateway_internal;
+
+Status Gateway::Impl::ApplyOnLoop(RoutingTable table) {
+  std::vector<std::string> errors;
+  std::map<ListenerKey, Listener> wanted;
+  for (const Listener& l : table.listeners) wanted[{l.address, l.port}] = l;
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    if (wanted.count(it->first)) {
+      it->second->spec = wanted[it->first];
+      ++it;
+      continue;
+    }
+    DSP_LOG(kInfo, kLog) << "stops listening on " << Where(it->first);
+    loop_->Unwatch(it->second->fd.get());
+    it = listeners_.erase(it);
+  }
+  for (const auto& [key, spec] : wanted) {
+    if (listeners_.count(key)) continue;
+    auto fd = ListenTcp(FormatIpv4(key.first), key.second, options_.backlog, nullptr);
+    if (!fd.ok()) {
+      errors.push_back(fd.status().message() + " (pool " + spec.pool.value() + ")");
+      continue;
+    }
+    auto open = std::make_unique<OpenListener>(OpenListener{spec, std::move(*fd)});
+    OpenListener* raw = open.get();
+    Status s = loop_->Watch(raw->fd.get(), Reactor::kReadable, [this, raw](uint32_t) { Accept(*raw); });
+    if (!s.ok()) {
+      errors.push_back(Where(key) + ": " + s.message());
+      continue;
+    }
+    listeners_[key] = std::move(open);
+    DSP_LOG(kInfo, kLog) << "listening on " << Where(key) << " for pool " << spec.pool << " ("
+                         << (spec.rule ? "rule " + spec.rule->name : "NAT slot " + std::to_string(*spec.nat_index))
+                         << " → port " << spec.backend_port << ")";
+  }
+  ApplyWeb(table.web, errors);
+  {
+    std::lock_guard lock(mu_);
+    open_keys_.clear();
+    for (const auto& [key, l] : listeners_) open_keys_.insert(key);
+    for (const auto& [key, l] : web_open_) open_keys_.insert(key);
+  }
+
+  // Pools and backends.
+  std::set<PoolName> in_table;
+  for (const auto& [name, backends] : table.backends) in_table.insert(name);
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    if (in_table.count(it->first)) {
+      ++it;
+      continue;
+    }
+    for (auto& [id, b] : it->second.backends) RetireBackend(*b);
+    std::set<uint64_t> held = it->second.held;
+    for (uint64_t id : held) CloseConn(id);
+    it = pools_.erase(it);
+  }
+  for (const auto& [name, routes] : table.backends) {
+    PoolRoutes& pool = pools_[name];
+    pool.probes = table.probes[name];
+    pool.rules.clear();
+    for (const Listener& l : table.listeners) {
+      if (l.pool == name && l.rule) pool.rules.push_back(*l.rule);
+    }
+    std::set<InstanceId> seen;
+    for (const RouteBackend& r : routes) {
+      seen.insert(r.id);
+      auto& slot = pool.backends[r.id];
+      if (!slot) slot = std::make_unique<Backend>();
+      Backend& b = *slot;
+      b.route = r;
+      SyncProbes(name, b, pool.probes);
+    }
+    for (auto it = pool.backends.begin(); it != pool.backends.end();) {
+      if (seen.count(it->first)) {
+        ++it;
+        continue;
+      }
+      DSP_LOG(kInfo, kLog) << "instance " << it->first << " leaves pool " << name << "'s rotation";
+      RetireBackend(*it->second);
+      it = pool.backends.erase(it);
+    }
+  }
+  PublishHealth();
+  for (auto& [name, pool] : pools_) RetryHeld(name);
+
+  if (errors.empty()) return Status::Ok();
+  std::string message = "gateway cannot listen on";
+  for (const std::string& e : errors) message += " " + e + ";";
+  message.pop_back();
+  return Unavailable(message);
+}
+
+void Gateway::Impl::ApplyWeb(const std::vector<WebListener>& wanted_list, std::vector<std::string>& errors) {
+  std::map<ListenerKey, WebListener> wanted;
+  for (const WebListener& w : wanted_list) wanted[{w.address, w.port}] = w;
+  for (auto it = web_open_.begin(); it != web_open_.end();) {
+    auto want = wanted.find(it->first);
+    if (want != wanted.end() && want->second == it->second) {
+      ++it;
+      continue;
+    }
+    DSP_LOG(kInfo, kLog) << "stops serving Jupyter on " << Where(it->first);
+    web_->Unlisten(it->first.second);
+    dispatch_.Set(it->first.second, nullptr);
+    it = web_open_.erase(it);
+  }
+  std::set<PoolName> pools;
+  for (const auto& [key, w] : wanted) {
+    pools.insert(w.pool);
+    if (web_open_.count(key)) continue;
+    auto port = web_->Listen(FormatIpv4(key.first), key.second, w.certificate_file, w.key_file);
+    if (!port.ok()) {
+      errors.push_back(port.status().message() + " (Jupyter of pool " + w.pool.value() + ")");
+      continue;
+    }
+    std::lock_guard lock(web_mu_);
+    auto& web = web_pools_[w.pool];
+    if (!web) web = std::make_shared<PoolWeb>(w.pool, hooks_, *options_.clock, session_key_);
+    dispatch_.Set(key.second, web);
+    web_open_[key] = w;
+    DSP_LOG(kInfo, kLog) << "serving Jupyter for pool " << w.pool << " on " << Where(key)
+                         << (w.certificate_file.empty() ? " (no TLS)" : " (TLS)");
+  }
+  std::lock_guard lock(web_mu_);
+  std::erase_if(web_pools_, [&](const auto& kv) { return !pools.count(kv.first); });
+}
+
+void Gateway::Impl::RetireBackend(Backend& b) {
+  for (auto& [name, probe] : b.probes) StopProbe(*probe);
+  // Relayed connections go on; the count lives as long as they do.
+  retired_.push_back(b.count);
+  std::erase_if(retired_, [](const std::shared_ptr<ConnectionCount>& c) { return c->value.load() == 0; });
+}
+
+void Gateway::Impl::SyncProbes(const PoolName& pool, Backend& b, const std::vector<ProbeSpec>& specs) {
+  for (auto it = b.probes.begin(); it != b.probes.end();) {
+    auto spec = std::find_if(specs.begin(), specs.end(), [&](const ProbeSpec& s) { return s.name == it->first; });
+    if (b.route.ready && !b.route.draining && spec != specs.end() && *spec == it->second->spec) {
+      ++it;
+      continue;
+    }
+    StopProbe(*it->second);
+    it = b.probes.erase(it);
+  }
+  // A draining instance gets nothing new: no need to know its health.
+  if (!b.route.ready || b.route.draining) return;
+  for (const ProbeSpec& s : specs) {
+    if (b.probes.count(s.name)) continue;
+    auto& probe = b.probes[s.name] = std::make_unique<Probe>(s);
+    ScheduleProbe(pool, b.route.id, *probe, std::chrono::milliseconds(0));
+  }
+}
+
+}  // namespace dspool
