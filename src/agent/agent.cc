@@ -1,11 +1,8 @@
 #include "agent/agent.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +23,7 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "model/user.h"
+#include "net/socket.h"
 #include "os/children.h"
 #include "os/fs.h"
 #include "os/process.h"
@@ -58,17 +56,8 @@ Result<Json> Call(const AgentOptions& opts, const std::string& method, const std
   return json;
 }
 
-bool SshdListening() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(22);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
-}
+// sshd accepts connections on the instance's loopback.
+bool SshdListening() { return ConnectTcp(0x7f000001, 22, std::chrono::seconds(2)).ok(); }
 
 JupyterOptions AgentJupyterOptions() {
   JupyterOptions o;

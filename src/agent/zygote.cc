@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +12,7 @@
 #include "base/log.h"
 #include "model/json_reader.h"
 #include "os/children.h"
+#include "os/unix_socket.h"
 
 namespace dspool {
 namespace {
@@ -23,27 +23,6 @@ constexpr const char* kLog = "jupyter";
 // A pipe holds 64 KiB without a reader; an environment is a few hundred
 // bytes.
 constexpr size_t kMaxEnvironment = 60 * 1024;
-
-// Sends `text` with `fd` attached.
-Status SendWithFd(int socket, const std::string& text, int fd) {
-  iovec iov{const_cast<char*>(text.data()), text.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  ssize_t n;
-  while ((n = ::sendmsg(socket, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
-  if (n < 0) return ErrnoStatus("sending to the Jupyter zygote", errno);
-  return Status::Ok();
-}
 
 // A pipe's read end, holding `env` as the zygote's child reads it.
 Result<UniqueFd> EnvironmentPipe(const std::vector<std::string>& env) {
@@ -91,11 +70,8 @@ bool PythonZygote::CanRun(const std::string& program) const {
 
 Status PythonZygote::StartLocked() {
   if (pid_ > 0) return Status::Ok();
-  int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
-    return ErrnoStatus("socketpair for the Jupyter zygote", errno);
-  }
-  UniqueFd ours(fds[0]), theirs(fds[1]);
+  DSP_ASSIGN_OR_RETURN(auto pair, MakeSeqPacketPair("the Jupyter zygote"));
+  auto& [ours, theirs] = pair;
   SpawnOptions o;
   o.argv = {options_.python, options_.script};
   o.env = std::vector<std::string>{"PATH=/usr/local/bin:/usr/bin:/bin"};
@@ -147,7 +123,7 @@ Result<pid_t> PythonZygote::SpawnLocked(const NotebookLaunch& launch) {
   env.reset();
   if (!sent.ok()) {
     StopLocked(/*kill=*/false);
-    return Unavailable(sent.message());
+    return Unavailable("sending to the Jupyter zygote: " + sent.message());
   }
   // The answer to this request; an answer to an earlier one (that timed
   // out) is skipped.
@@ -163,16 +139,14 @@ Result<pid_t> PythonZygote::SpawnLocked(const NotebookLaunch& launch) {
                          std::to_string(options_.reply_timeout.count()) + " ms; it was killed");
     }
     char buffer[4096];
-    ssize_t n = ::recv(socket_.get(), buffer, sizeof(buffer), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = n < 0 ? errno : 0;
+    Result<size_t> n = ReceiveMessage(socket_.get(), buffer, sizeof(buffer));
+    if (!n.ok() || *n == 0) {
       StopLocked(/*kill=*/false);
-      return Unavailable(err != 0 ? ErrnoStatus("reading the Jupyter zygote's answer", err).message()
-                                  : "the Jupyter zygote closed its socket");
+      return Unavailable(!n.ok() ? "reading the Jupyter zygote's answer: " + n.status().message()
+                                 : "the Jupyter zygote closed its socket");
     }
     Json reply;
-    if (Status s = ParseJsonText(std::string(buffer, static_cast<size_t>(n)), "the Jupyter zygote's answer", &reply);
+    if (Status s = ParseJsonText(std::string(buffer, *n), "the Jupyter zygote's answer", &reply);
         !s.ok() || !reply.is_object() || !reply.contains("id") || !reply["id"].is_number_unsigned()) {
       StopLocked(/*kill=*/true);
       return Unavailable("the Jupyter zygote's answer is not JSON with an id; it was killed");
