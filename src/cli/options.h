@@ -67,8 +67,4 @@ std::string SshKeyMaterial(std::string_view line);
 // its end or the line is empty.
 Result<std::string> ReadPasswordLine(std::istream& in, std::string_view flag);
 
-// `text` percent-encoded for one path segment or query value: everything but
-// A-Z a-z 0-9 - . _ ~ becomes %XX.
-std::string UrlEncode(std::string_view text);
-
 }  // namespace dspool

@@ -89,12 +89,6 @@ TEST(ValidateListenAddressTest, AddressAndPort) {
   }
 }
 
-TEST(UrlEncodeTest, EncodesAllButUnreserved) {
-  EXPECT_EQ(UrlEncode("demo-1_a.b~"), "demo-1_a.b~");
-  EXPECT_EQ(UrlEncode("SHA256:ab+c/d="), "SHA256%3Aab%2Bc%2Fd%3D");
-  EXPECT_EQ(UrlEncode("a b?&#%"), "a%20b%3F%26%23%25");
-}
-
 TEST(SshKeyMaterialTest, IgnoresOptionsAndComment) {
   EXPECT_EQ(SshKeyMaterial("ssh-ed25519 AAAAC3 alice@laptop"), "ssh-ed25519 AAAAC3");
   EXPECT_EQ(SshKeyMaterial("  ssh-ed25519   AAAAC3  "), "ssh-ed25519 AAAAC3");

@@ -47,6 +47,18 @@ TEST(ParseTargetTest, DecodesQuery) {
   EXPECT_TRUE(ParseTarget("/q?")->query.empty());
 }
 
+TEST(PercentEncodeTest, EncodesAllButUnreservedAndWhatIsKept) {
+  EXPECT_EQ(PercentEncode("demo-1_a.b~"), "demo-1_a.b~");
+  EXPECT_EQ(PercentEncode("SHA256:ab+c/d="), "SHA256%3Aab%2Bc%2Fd%3D");
+  EXPECT_EQ(PercentEncode("a b?&#%"), "a%20b%3F%26%23%25");
+  EXPECT_EQ(PercentEncode("/user/a b/\\x\r\n\xC3\xA9", "/"), "/user/a%20b/%5Cx%0D%0A%C3%A9");
+  // What ParseTarget decodes back.
+  std::string text = "/a b/%c?d&e=f#g+h";
+  Result<Target> t = ParseTarget("/x?v=" + PercentEncode(text));
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->query["v"], text);
+}
+
 TEST(JsonErrorBodyTest, Escapes) {
   EXPECT_EQ(JsonErrorBody("InvalidArgument", "bad \"x\"\n\\"),
             R"({"error":{"code":"InvalidArgument","message":"bad \"x\"\n\\"}})");
