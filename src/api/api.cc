@@ -1,12 +1,11 @@
 #include "api/api.h"
 
-#include <openssl/crypto.h>
-
 #include <algorithm>
 #include <map>
 #include <sstream>
 
 #include "identity/password.h"
+#include "identity/secret_equals.h"
 #include "identity/ssh_key.h"
 #include "model/agent_config.h"
 #include "model/json_reader.h"
@@ -39,12 +38,12 @@ std::vector<std::string> Split(const std::string& path) {
   return parts;
 }
 
+// Whether an Authorization header carries `token`; constant-time in the
+// token's contents and length (identity's SecretEquals).
 bool TokenMatches(const std::string& header, const std::string& token) {
-  const std::string prefix = "Bearer ";
-  if (token.empty() || header.rfind(prefix, 0) != 0) return false;
-  std::string given = header.substr(prefix.size());
-  if (given.size() != token.size()) return false;
-  return CRYPTO_memcmp(given.data(), token.data(), token.size()) == 0;
+  constexpr std::string_view kPrefix = "Bearer ";
+  if (!header.starts_with(kPrefix)) return false;
+  return SecretEquals(std::string_view(header).substr(kPrefix.size()), token);
 }
 
 Status MethodNotAllowed(const Request& r) {

@@ -24,6 +24,8 @@ constexpr std::chrono::seconds kRequestTimeout{30};
 struct ClientFlags {
   std::string server;
   std::string data_dir;
+  std::string server_fingerprint;
+  std::string server_ca_file;
   std::string token_file;
   std::string output = "table";
 };
@@ -59,6 +61,9 @@ CLI::Validator CheckWith(std::function<Status(const std::string&)> check, std::s
 struct ServerFlags {
   std::string data_dir = std::string(kDefaultDataDir);
   std::string listen;
+  std::string tls_cert;
+  std::string tls_key;
+  bool no_tls = false;
   std::string token_file;
   std::string uid_range = "20000-59999";
   std::string log_level = "info";
@@ -74,6 +79,9 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
   ServerOptions options;
   options.data_dir = flags.data_dir;
   options.listen_tcp = flags.listen;
+  options.tls_certificate_file = flags.tls_cert;
+  options.tls_key_file = flags.tls_key;
+  options.no_tls = flags.no_tls;
   options.token_file = flags.token_file;
   Result<UidRange> range = ParseUidRange(flags.uid_range);
   if (!range.ok()) return Fail(err, range.status());  // CLI11 checked it already
@@ -94,6 +102,10 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
 
 Status RunClientAction(const ClientAction& action, const ClientFlags& flags, const CliEnvironment& env) {
   DSP_ASSIGN_OR_RETURN(Endpoint endpoint, ResolveEndpoint(flags.server, flags.data_dir, env.getenv("DSPOOL_SERVER")));
+  DSP_RETURN_IF_ERROR(ApplyServerVerification({flags.server_fingerprint, flags.server_ca_file,
+                                               env.getenv("DSPOOL_SERVER_FINGERPRINT"),
+                                               env.getenv("DSPOOL_SERVER_CA_FILE")},
+                                              endpoint));
   std::string token;
   if (!flags.token_file.empty()) {
     DSP_ASSIGN_OR_RETURN(token, ReadTokenFile(flags.token_file, "--token-file"));
@@ -116,9 +128,20 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
 
   ClientFlags client;
   CLI::Option* server_opt = app.add_option("--server", client.server,
-                                           "API endpoint: unix:PATH or tcp:HOST:PORT (default: $DSPOOL_SERVER, "
-                                           "else unix:/var/lib/dspool/api.sock)")
+                                           "API endpoint: unix:PATH, tls:HOST:PORT or tcp:HOST:PORT (loopback, "
+                                           "no TLS) (default: $DSPOOL_SERVER, else unix:/var/lib/dspool/api.sock)")
                                 ->type_name("ENDPOINT");
+  CLI::Option* fingerprint_opt =
+      app.add_option("--server-fingerprint", client.server_fingerprint,
+                     "A tls: server's certificate, pinned by the SHA-256 fingerprint `dspool server` logs at start "
+                     "(default: $DSPOOL_SERVER_FINGERPRINT)")
+          ->type_name("SHA256");
+  CLI::Option* ca_file_opt =
+      app.add_option("--server-ca-file", client.server_ca_file,
+                     "Trust a tls: server whose certificate chains to a CA in FILE and names its host "
+                     "(default: $DSPOOL_SERVER_CA_FILE, else the system's CAs)")
+          ->type_name("FILE");
+  fingerprint_opt->excludes(ca_file_opt);
   CLI::Option* data_dir_opt =
       app.add_option("--data-dir", client.data_dir, "The server's data directory; short for --server unix:DIR/api.sock")
           ->type_name("DIR");
@@ -139,10 +162,25 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   server->add_option("--data-dir", server_flags.data_dir, "State, sockets and pool files")
       ->type_name("DIR")
       ->capture_default_str();
-  server->add_option("--listen", server_flags.listen, "Also serve the API on TCP ADDRESS:PORT (needs --token-file)")
+  server->add_option("--listen", server_flags.listen,
+                     "Also serve the API on ADDRESS:PORT over TLS, with the bearer token (needs --token-file)")
       ->type_name("ADDRESS:PORT")
       ->check(CheckWith([](const std::string& v) { return ValidateListenAddress(v); }, ""));
-  server->add_option("--token-file", server_flags.token_file, "File holding the bearer token for --listen")
+  CLI::Option* tls_cert_opt =
+      server->add_option("--tls-cert", server_flags.tls_cert,
+                         "--listen's certificate chain (PEM); without --tls-cert and --tls-key, a self-signed pair "
+                         "made once as DIR/api.crt and DIR/api.key")
+          ->type_name("FILE");
+  CLI::Option* tls_key_opt =
+      server->add_option("--tls-key", server_flags.tls_key, "--listen's private key (PEM; root's, mode 0600)")
+          ->type_name("FILE");
+  server->add_flag("--no-tls", server_flags.no_tls,
+                   "Serve --listen as plain TCP: for a loopback address only (the token would cross the network "
+                   "in clear)")
+      ->excludes(tls_cert_opt)
+      ->excludes(tls_key_opt);
+  server->add_option("--token-file", server_flags.token_file,
+                     "File holding the bearer token for --listen (root's, mode 0600)")
       ->type_name("FILE");
   server->add_option("--uid-range", server_flags.uid_range, "uids given to pool users, FIRST-LAST")
       ->type_name("FIRST-LAST")
@@ -328,8 +366,10 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   // Set last: subcommands would inherit it.
   app.footer(
       "Client commands talk to the server at --server, else $DSPOOL_SERVER, else\n"
-      "unix:/var/lib/dspool/api.sock. Over TCP they need the bearer token in --token-file\n"
-      "or $DSPOOL_TOKEN_FILE.");
+      "unix:/var/lib/dspool/api.sock. Over TCP (tls:HOST:PORT) they need the bearer token in\n"
+      "--token-file or $DSPOOL_TOKEN_FILE, and check the server's certificate: by the\n"
+      "fingerprint `dspool server` logs (--server-fingerprint), or by a CA (--server-ca-file,\n"
+      "else the system's).");
 
   // CLI11 reads argv; keep ours alive and in its form.
   std::vector<std::string> storage;
@@ -347,7 +387,7 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   }
 
   if (server->parsed() || agent->parsed()) {
-    for (CLI::Option* o : {server_opt, data_dir_opt, token_opt, output_opt}) {
+    for (CLI::Option* o : {server_opt, data_dir_opt, fingerprint_opt, ca_file_opt, token_opt, output_opt}) {
       if (o->count() > 0) {
         env.err << o->get_name() << " is an option of the client commands; give "
                 << (server->parsed() ? "server" : "agent") << "'s options after its name\n"

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <sstream>
 
+#include "net/tls.h"
 #include "os/fs.h"
 
 namespace dspool {
@@ -54,6 +55,31 @@ Result<Endpoint> ResolveEndpoint(const std::string& server_flag, const std::stri
     return ep;
   }
   return Endpoint::Unix(std::string(kDefaultDataDir) + "/api.sock");
+}
+
+Status ApplyServerVerification(const ServerVerification& given, Endpoint& endpoint) {
+  bool flags = !given.fingerprint_flag.empty() || !given.ca_file_flag.empty();
+  std::string fingerprint = flags ? given.fingerprint_flag : given.env_fingerprint.value_or("");
+  std::string ca_file = flags ? given.ca_file_flag : given.env_ca_file.value_or("");
+  std::string_view fingerprint_source = flags ? "--server-fingerprint" : "DSPOOL_SERVER_FINGERPRINT";
+  std::string_view ca_file_source = flags ? "--server-ca-file" : "DSPOOL_SERVER_CA_FILE";
+  if (fingerprint.empty() && ca_file.empty()) return Status::Ok();
+  if (endpoint.kind != Endpoint::Kind::kTls) {
+    if (!flags) return Status::Ok();
+    return InvalidArgument(std::string(fingerprint.empty() ? ca_file_source : fingerprint_source) +
+                           ": only for a tls: server, and the server is " + endpoint.ToString());
+  }
+  if (!fingerprint.empty() && !ca_file.empty()) {
+    return InvalidArgument(std::string(fingerprint_source) + " and " + std::string(ca_file_source) +
+                           ": give one (a pinned certificate needs no CA)");
+  }
+  if (!fingerprint.empty()) {
+    Result<std::string> parsed = ParseCertificateFingerprint(fingerprint);
+    if (!parsed.ok()) return parsed.status().WithPrefix(fingerprint_source);
+    endpoint.tls_fingerprint = std::move(*parsed);
+  }
+  endpoint.tls_ca_file = ca_file;
+  return Status::Ok();
 }
 
 Result<std::string> ReadTokenFile(const std::string& path, std::string_view source) {
@@ -141,23 +167,6 @@ Result<std::string> ReadPasswordLine(std::istream& in, std::string_view flag) {
   if (!line.empty() && line.back() == '\r') line.pop_back();
   if (line.empty()) return InvalidArgument(std::string(flag) + ": the password on standard input is empty");
   return line;
-}
-
-std::string UrlEncode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-        c == '_' || c == '~') {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 0xF];
-    }
-  }
-  return out;
 }
 
 }  // namespace dspool

@@ -23,13 +23,29 @@ namespace dspool {
 inline constexpr std::string_view kDefaultDataDir = "/var/lib/dspool";
 
 // Where the client commands send their requests. The first given wins:
-// `server_flag` (--server, "unix:PATH" or "tcp:HOST:PORT"), `data_dir_flag`
+// `server_flag` (--server, "unix:PATH", "tcp:HOST:PORT" or "tls:HOST:PORT"), `data_dir_flag`
 // (--data-dir DIR, meaning unix:DIR/api.sock), `env_server` (the value of
 // DSPOOL_SERVER), else unix:/var/lib/dspool/api.sock. Empty strings count as
 // not given. InvalidArgument naming the flag or variable if its value does
 // not parse.
 Result<Endpoint> ResolveEndpoint(const std::string& server_flag, const std::string& data_dir_flag,
                                  const std::optional<std::string>& env_server);
+
+// How the client checks a tls: server's certificate, set into `endpoint`:
+// by its SHA-256 fingerprint (--server-fingerprint, net/tls.h's forms) or
+// by a CA file (--server-ca-file); the flags, if either is given, else the
+// environment (DSPOOL_SERVER_FINGERPRINT, DSPOOL_SERVER_CA_FILE); neither:
+// the system's CAs. Empty strings count as not given. InvalidArgument
+// naming the flag or variable: a malformed fingerprint, a fingerprint and a
+// CA file together, or a flag for an endpoint that is not tls: (the
+// variables are then ignored, so they may stay set for local use).
+struct ServerVerification {
+  std::string fingerprint_flag;
+  std::string ca_file_flag;
+  std::optional<std::string> env_fingerprint;
+  std::optional<std::string> env_ca_file;
+};
+Status ApplyServerVerification(const ServerVerification& given, Endpoint& endpoint);
 
 // The bearer token in the file at `path`, surrounding whitespace trimmed.
 // `source` ("--token-file", "DSPOOL_TOKEN_FILE") prefixes every error:
@@ -66,9 +82,5 @@ std::string SshKeyMaterial(std::string_view line);
 // --password-stdin (`flag` names it in errors). InvalidArgument if `in` is at
 // its end or the line is empty.
 Result<std::string> ReadPasswordLine(std::istream& in, std::string_view flag);
-
-// `text` percent-encoded for one path segment or query value: everything but
-// A-Z a-z 0-9 - . _ ~ becomes %XX.
-std::string UrlEncode(std::string_view text);
 
 }  // namespace dspool

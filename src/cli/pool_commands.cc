@@ -4,12 +4,13 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/table.h"
+#include "http/message.h"
 #include "os/fs.h"
 
 namespace dspool {
 namespace {
 
-std::string PoolPath(const std::string& name) { return "/v1/pools/" + UrlEncode(name); }
+std::string PoolPath(const std::string& name) { return "/v1/pools/" + PercentEncode(name); }
 
 std::string Percent(double value) {
   char buf[32];
@@ -230,7 +231,7 @@ Status PoolDelete(const CommandContext& ctx, const std::string& name) {
 
 Status InstanceList(const CommandContext& ctx, const std::string& pool) {
   std::string target = "/v1/instances";
-  if (!pool.empty()) target += "?pool=" + UrlEncode(pool);
+  if (!pool.empty()) target += "?pool=" + PercentEncode(pool);
   DSP_ASSIGN_OR_RETURN(Json answer, ctx.api.Get(target));
   if (ctx.output == OutputFormat::kJson) {
     PrintJson(ctx.out, answer);
@@ -246,7 +247,7 @@ Status InstanceList(const CommandContext& ctx, const std::string& pool) {
 }
 
 Status InstanceDrain(const CommandContext& ctx, const std::string& id, bool draining) {
-  std::string target = "/v1/instances/" + UrlEncode(id) + (draining ? "/drain" : "/undrain");
+  std::string target = "/v1/instances/" + PercentEncode(id) + (draining ? "/drain" : "/undrain");
   DSP_ASSIGN_OR_RETURN(Json instance, ctx.api.Call("POST", target));
   if (ctx.output == OutputFormat::kJson) {
     PrintJson(ctx.out, instance);

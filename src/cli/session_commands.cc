@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/table.h"
+#include "http/message.h"
 
 namespace dspool {
 namespace {
@@ -57,8 +58,8 @@ Status SessionStop(const CommandContext& ctx, const std::string& user, const std
     }
     if (found != 1) in_pool.clear();
   }
-  std::string target = "/v1/sessions/" + UrlEncode(user);
-  if (!in_pool.empty()) target += "?pool=" + UrlEncode(in_pool);
+  std::string target = "/v1/sessions/" + PercentEncode(user);
+  if (!in_pool.empty()) target += "?pool=" + PercentEncode(in_pool);
   DSP_RETURN_IF_ERROR(ctx.api.Call("DELETE", target).status());
   // -o json: the API's answer is 204, without a body; nothing to print.
   if (ctx.output == OutputFormat::kTable) {

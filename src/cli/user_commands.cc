@@ -2,12 +2,13 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/table.h"
+#include "http/message.h"
 #include "os/fs.h"
 
 namespace dspool {
 namespace {
 
-std::string UserPath(const std::string& name) { return "/v1/users/" + UrlEncode(name); }
+std::string UserPath(const std::string& name) { return "/v1/users/" + PercentEncode(name); }
 
 std::string YesNo(bool b) { return b ? "yes" : "no"; }
 
@@ -152,7 +153,7 @@ Status UserKeyRemove(const CommandContext& ctx, const std::string& name, const s
   }
   Json user;
   for (const std::string& fingerprint : fingerprints) {
-    DSP_ASSIGN_OR_RETURN(user, ctx.api.Call("DELETE", UserPath(name) + "/keys?fingerprint=" + UrlEncode(fingerprint)));
+    DSP_ASSIGN_OR_RETURN(user, ctx.api.Call("DELETE", UserPath(name) + "/keys?fingerprint=" + PercentEncode(fingerprint)));
     if (ctx.output == OutputFormat::kTable) ctx.out << "key " << fingerprint << " removed from user " << name << "\n";
   }
   if (ctx.output == OutputFormat::kJson) PrintJson(ctx.out, user);

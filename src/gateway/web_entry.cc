@@ -78,6 +78,26 @@ bool WantsPage(const Request& head) {
 
 std::string UserHome(const std::string& user) { return "/user/" + user + "/tree"; }
 
+// Where a login sends the browser: `next` (a decoded path, as the login
+// form returns it) when it is a path in `user`'s own space, percent-encoded;
+// else the user's home. Only a path on this host can come out: it starts
+// with "/user/<user>/", so never "//host", a scheme or a backslash trick
+// (every byte that is not unreserved or '/' is encoded), and no ".." climbs
+// out of the space (ParseTarget refuses it).
+std::string AfterLogin(const std::string& next, const std::string& user) {
+  Result<Target> target = ParseTarget(PercentEncode(next, "/"));
+  if (!target.ok() || !target->path.starts_with("/user/" + user + "/")) return UserHome(user);
+  return PercentEncode(target->path, "/");
+}
+
+// A user name from a login form, fit for a log line: as given if it is a
+// valid name (model/user.h's rules leave no room for line breaks, quotes or
+// control characters), else a placeholder, so a crafted name cannot forge
+// log lines.
+std::string LoggableUserName(const std::string& name) {
+  return ValidateUserName(name).ok() ? name : "(invalid name)";
+}
+
 }  // namespace
 
 std::string_view NotebookStateName(NotebookSession::State state) {
@@ -141,7 +161,9 @@ WebEntry::WebEntry(const Clock& clock, WebHooks& hooks, std::string session_key,
       hooks_(hooks),
       sessions_(std::move(session_key)),
       options_(options),
-      throttle_(clock, options.login_limits) {}
+      throttle_(clock, options.login_limits) {
+  DummyPasswordHash();  // made now, not during the first login of an unknown name
+}
 
 ProxyRoute WebEntry::Decide(const Request& head) {
   std::optional<std::string> user;
@@ -166,7 +188,7 @@ ProxyRoute WebEntry::Decide(const Request& head) {
   if (head.path.rfind(prefix, 0) != 0) return ProxyReply{JsonError(404, "no such page")};
   std::string name = head.path.substr(prefix.size(), head.path.find('/', prefix.size()) - prefix.size());
   if (!user) {
-    if (WantsPage(head)) return ProxyReply{Redirect(302, "/hub/login?next=" + head.path)};
+    if (WantsPage(head)) return ProxyReply{Redirect(302, "/hub/login?next=" + PercentEncode(head.path, "/"))};
     return ProxyReply{JsonError(401, "log in first (POST /hub/login)")};
   }
   if (name != *user) {
@@ -266,13 +288,16 @@ Response WebEntry::Login(const Request& request) {
     r.headers.push_back({"Retry-After", std::to_string(wait.count())});
     return r;
   }
-  bool ok = ValidateUserName(user).ok();
-  std::optional<std::string> hash = ok ? hooks_.PasswordHash(user) : std::nullopt;
-  ok = hash && VerifyPassword(password, *hash);
+  // A name that is invalid, unknown, or has no usable password (none, or a
+  // locked one) is checked against the dummy hash: the answer takes as long
+  // as for a wrong password.
+  std::optional<std::string> hash = ValidateUserName(user).ok() ? hooks_.PasswordHash(user) : std::nullopt;
+  bool usable = hash && !hash->empty() && hash->front() != '!' && hash->front() != '*';
+  bool ok = options_.verify_password(password, usable ? *hash : DummyPasswordHash()) && usable;
   password.assign(password.size(), '\0');
   if (!ok) {
     throttle_.RecordFailure(user, address);
-    DSP_LOG(kInfo, kLog) << "failed login for '" << user << "' from " << address;
+    DSP_LOG(kInfo, kLog) << "failed login for '" << LoggableUserName(user) << "' from " << address;
     return LoginPage(401, next, "Invalid user name or password.");
   }
   throttle_.RecordSuccess(user);
@@ -281,9 +306,7 @@ Response WebEntry::Login(const Request& request) {
   // redirect.
   EnsureStarted(user);
   std::string cookie = SignSession(user, clock_.Now() + options_.session_lifetime, sessions_.key());
-  // Only back into the user's own space.
-  std::string target = next.rfind("/user/" + user + "/", 0) == 0 ? next : UserHome(user);
-  return Redirect(303, target,
+  return Redirect(303, AfterLogin(next, user),
                   {{"Set-Cookie", std::string(kCookie) + "=" + cookie + "; Path=/; Max-Age=" +
                                       std::to_string(options_.session_lifetime.count()) +
                                       "; HttpOnly; Secure; SameSite=Lax"}});

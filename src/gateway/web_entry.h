@@ -8,8 +8,11 @@
 //   /                      → /user/<you>/tree, or the login page
 //   GET  /hub/login        the login form
 //   POST /hub/login        checks the password (throttled per user and
-//                          address); 303 + session cookie, or 401 and none;
-//                          a good login starts the user's server at once
+//                          address; as long for an unknown name as for a
+//                          wrong password); 303 + session cookie, or 401
+//                          and none; a good login starts the user's server
+//                          at once and goes to `next` if it is a path in
+//                          the user's own space (never another host)
 //   GET  /hub/logout       drops the cookie
 //   /user/<name>/...       only with <name>'s cookie (else 302 to login for
 //                          pages, 401 for API calls; another user's: 403).
@@ -25,6 +28,7 @@
 // Thread safety: all methods may be called from any thread.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,6 +39,7 @@
 #include "base/clock.h"
 #include "base/ids.h"
 #include "http/proxy.h"
+#include "identity/password.h"
 #include "identity/session.h"
 
 namespace dspool {
@@ -55,6 +60,11 @@ struct WebEntryOptions {
   LoginThrottle::Limits login_limits;
   // A failed start is tried again after this long.
   std::chrono::seconds retry_failed_after{30};
+  // Checks a login's password against a crypt(3) hash. Every login calls it
+  // once, also for a name that is invalid, unknown or without a password
+  // (against identity's DummyPasswordHash), so the answer's time does not
+  // tell which names exist. Tests count the calls through their own.
+  std::function<bool(std::string_view password, const std::string& hash)> verify_password = VerifyPassword;
 };
 
 // One user's notebook server, as the web entry knows it.

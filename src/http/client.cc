@@ -1,14 +1,20 @@
 // Client::Do on Boost.Asio/Beast: a private io_context per call, one
-// coroutine for connect, write and read, each bounded by the call's deadline
-// through beast::basic_stream's timer.
+// coroutine for connect, TLS handshake (tls: endpoints), write and read, each
+// bounded by the call's deadline through beast::basic_stream's timer.
 #include "http/client.h"
 
 #include "http/beast_util.h"
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cctype>
+#include <optional>
+#include <type_traits>
+
+#include "net/tls.h"
 
 namespace dspool {
 
@@ -58,6 +64,9 @@ struct Exchange {
   std::chrono::milliseconds timeout;
   Clock::time_point deadline;
   bhttp::request<bhttp::string_body>& request;
+  net::ssl::context* tls = nullptr;  // tls: endpoints
+  std::string fingerprint;           // tls: the pinned one, canonical; empty: CA verification
+  bool wrong_host = false;           // tls: a trusted certificate, but for another host
   Result<Response> result = Internal("request did not complete");
 
   std::string Where() const { return endpoint.ToString(); }
@@ -67,13 +76,71 @@ struct Exchange {
   }
 };
 
-template <class Protocol>
+// The TLS handshake on a connected `stream`, then the server's certificate
+// checked against the pin: the request (and its bearer token) goes out only
+// to the server the caller meant. False, with x.result set, if not.
+template <class Stream>
+net::awaitable<bool> Handshake(Exchange& x, Stream& stream) {
+  beast::error_code ec;
+  const std::string& host = x.endpoint.host;
+  net::ip::make_address(host, ec);
+  if (ec && !SetServerName(stream.native_handle(), host)) {
+    x.result = InvalidArgument("cannot ask " + x.Where() + " for a certificate of host '" + host + "'");
+    co_return false;
+  }
+  ec = {};
+  beast::get_lowest_layer(stream).expires_at(x.deadline);
+  co_await stream.async_handshake(net::ssl::stream_base::client, net::redirect_error(net::use_awaitable, ec));
+  if (ec == beast::error::timeout) {
+    x.result = x.TimedOut("in the TLS handshake with");
+    co_return false;
+  }
+  if (ec) {
+    std::string untrusted = CertificateVerifyError(stream.native_handle());
+    if (x.wrong_host) {
+      x.result = Unauthenticated("the certificate of " + x.Where() + " is not for host '" + host + "'");
+    } else if (!untrusted.empty()) {
+      x.result = Unauthenticated("the certificate of " + x.Where() + " is not trusted: " + untrusted +
+                                 (x.endpoint.tls_ca_file.empty() ? " (checked against the system's CAs)"
+                                                                 : " (checked against " + x.endpoint.tls_ca_file + ")") +
+                                 "; for a server's own self-signed certificate, give its SHA-256 fingerprint instead");
+    } else {
+      x.result = Unavailable("TLS handshake with " + x.Where() + " failed: " + ec.message());
+    }
+    co_return false;
+  }
+  if (!x.fingerprint.empty()) {
+    Result<std::string> presented = PeerCertificateFingerprint(stream.native_handle());
+    if (!presented.ok()) {
+      x.result = Unauthenticated(x.Where() + ": " + presented.status().message());
+      co_return false;
+    }
+    if (*presented != x.fingerprint) {
+      x.result = Unauthenticated("the certificate of " + x.Where() + " has SHA-256 fingerprint " + *presented +
+                                 ", not the expected " + x.fingerprint +
+                                 ": not the server meant, or its certificate changed; nothing was sent");
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
+template <class Protocol, bool kTls>
 net::awaitable<void> Run(Exchange& x, std::vector<typename Protocol::endpoint> endpoints) {
-  beast::basic_stream<Protocol, net::any_io_executor> stream(co_await net::this_coro::executor);
+  using Socket = beast::basic_stream<Protocol, net::any_io_executor>;
+  using Stream = std::conditional_t<kTls, beast::ssl_stream<Socket>, Socket>;
+  std::optional<Stream> holder;
+  if constexpr (kTls) {
+    holder.emplace(co_await net::this_coro::executor, *x.tls);
+  } else {
+    holder.emplace(co_await net::this_coro::executor);
+  }
+  Stream& stream = *holder;
+  Socket& socket = beast::get_lowest_layer(stream);
   beast::error_code ec;
 
-  stream.expires_at(x.deadline);
-  co_await stream.async_connect(endpoints, net::redirect_error(net::use_awaitable, ec));
+  socket.expires_at(x.deadline);
+  co_await socket.async_connect(endpoints, net::redirect_error(net::use_awaitable, ec));
   if (ec == beast::error::timeout) {
     x.result = x.TimedOut("connecting to");
     co_return;
@@ -87,8 +154,11 @@ net::awaitable<void> Run(Exchange& x, std::vector<typename Protocol::endpoint> e
                            " — is the server running?");
     co_return;
   }
+  if constexpr (kTls) {
+    if (!co_await Handshake(x, stream)) co_return;
+  }
 
-  stream.expires_at(x.deadline);
+  socket.expires_at(x.deadline);
   co_await bhttp::async_write(stream, x.request, net::redirect_error(net::use_awaitable, ec));
   if (ec == beast::error::timeout) {
     x.result = x.TimedOut("sending the request to");
@@ -103,7 +173,7 @@ net::awaitable<void> Run(Exchange& x, std::vector<typename Protocol::endpoint> e
   bhttp::response_parser<bhttp::string_body> parser;
   parser.header_limit(kMaxResponseHeader);
   parser.body_limit(kMaxResponseBody);
-  stream.expires_at(x.deadline);
+  socket.expires_at(x.deadline);
   co_await bhttp::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
   if (ec == beast::error::timeout) {
     x.result = x.TimedOut("waiting for the response from");
@@ -132,9 +202,42 @@ net::awaitable<void> Run(Exchange& x, std::vector<typename Protocol::endpoint> e
     response.body = std::move(res.body());
     x.result = std::move(response);
   }
+  // Under TLS too without close_notify: the response is complete, and
+  // waiting for the server's close_notify in return would hang on servers
+  // that never send it.
   beast::error_code ignored;
-  stream.socket().shutdown(Protocol::socket::shutdown_both, ignored);
-  stream.close();
+  socket.socket().shutdown(Protocol::socket::shutdown_both, ignored);
+  socket.close();
+}
+
+// How a tls: endpoint's server is checked: the pinned fingerprint (then no
+// CA is consulted), or the CA file or the system's CAs plus the host name.
+Status SetUpTlsClient(const Endpoint& endpoint, net::ssl::context& tls, Exchange& x) {
+  beast::error_code ec;
+  tls.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 | net::ssl::context::no_sslv3 |
+                      net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1,
+                  ec);
+  if (ec) return Internal("TLS settings for " + endpoint.ToString() + ": " + ec.message());
+  if (!endpoint.tls_fingerprint.empty()) {
+    DSP_ASSIGN_OR_RETURN(x.fingerprint, ParseCertificateFingerprint(endpoint.tls_fingerprint));
+    tls.set_verify_mode(net::ssl::verify_none);  // the pin decides, after the handshake
+    return Status::Ok();
+  }
+  if (!endpoint.tls_ca_file.empty()) {
+    tls.load_verify_file(endpoint.tls_ca_file, ec);
+    if (ec) return InvalidArgument("CA file " + endpoint.tls_ca_file + ": " + ec.message() + " (want PEM certificates)");
+  } else {
+    tls.set_default_verify_paths(ec);
+    if (ec) return Internal("cannot load the system's CA certificates: " + ec.message());
+  }
+  tls.set_verify_mode(net::ssl::verify_peer);
+  tls.set_verify_callback([&x, check = net::ssl::host_name_verification(endpoint.host)](
+                              bool preverified, net::ssl::verify_context& context) {
+    bool ok = check(preverified, context);
+    if (preverified && !ok) x.wrong_host = true;
+    return ok;
+  });
+  return Status::Ok();
 }
 
 Result<Response> DoOrThrow(const Endpoint& endpoint, const std::string& method,
@@ -170,11 +273,17 @@ Result<Response> DoOrThrow(const Endpoint& endpoint, const std::string& method,
 
   net::io_context ioc;
   Exchange exchange{endpoint, timeout, deadline, request};
+  std::optional<net::ssl::context> tls;
+  if (endpoint.kind == Endpoint::Kind::kTls) {
+    tls.emplace(net::ssl::context::tls_client);
+    DSP_RETURN_IF_ERROR(SetUpTlsClient(endpoint, *tls, exchange));
+    exchange.tls = &*tls;
+  }
   if (endpoint.kind == Endpoint::Kind::kUnix) {
     if (endpoint.path.empty()) return InvalidArgument("empty Unix socket path");
     std::vector<net::local::stream_protocol::endpoint> endpoints{
         net::local::stream_protocol::endpoint(endpoint.path)};
-    net::co_spawn(ioc, Run<net::local::stream_protocol>(exchange, std::move(endpoints)), net::detached);
+    net::co_spawn(ioc, Run<net::local::stream_protocol, false>(exchange, std::move(endpoints)), net::detached);
   } else {
     std::vector<net::ip::tcp::endpoint> endpoints;
     beast::error_code ec;
@@ -189,7 +298,11 @@ Result<Response> DoOrThrow(const Endpoint& endpoint, const std::string& method,
       }
       for (const auto& entry : results) endpoints.push_back(entry.endpoint());
     }
-    net::co_spawn(ioc, Run<net::ip::tcp>(exchange, std::move(endpoints)), net::detached);
+    if (tls) {
+      net::co_spawn(ioc, Run<net::ip::tcp, true>(exchange, std::move(endpoints)), net::detached);
+    } else {
+      net::co_spawn(ioc, Run<net::ip::tcp, false>(exchange, std::move(endpoints)), net::detached);
+    }
   }
   ioc.run();
   return std::move(exchange.result);

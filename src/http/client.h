@@ -31,12 +31,23 @@ class Client {
   // are the other fields except Content-Length, names lower-cased, in
   // arrival order.
   //
+  // A tls: endpoint gets TLS 1.2 or 1.3, and the request is sent only once
+  // the server's certificate passed the endpoint's check (Endpoint's
+  // tls_fingerprint, else tls_ca_file or the system's CAs, with the host
+  // name); a host name is also sent in the hello (SNI).
+  //
   // Errors, each naming the endpoint:
   //   Unavailable       cannot connect (nothing listening, no socket file),
-  //                     or the connection broke before a whole response came
+  //                     the TLS handshake failed, or the connection broke
+  //                     before a whole response came
+  //   Unauthenticated   tls: the server's certificate is not the pinned one
+  //                     (both fingerprints in the message), not trusted (and
+  //                     OpenSSL's reason), or not for the endpoint's host;
+  //                     nothing was sent
   //   PermissionDenied  the socket file's mode does not let us connect
   //   DeadlineExceeded  `timeout` (for the whole exchange) ran out
-  //   InvalidArgument   bad method, target or header (CR/LF, ...)
+  //   InvalidArgument   bad method, target or header (CR/LF, ...); tls: a
+  //                     malformed fingerprint, an unreadable CA file
   //   Internal          the peer sent something that is not HTTP, or a body
   //                     over 64 MiB
   // Never throws. A TCP host that is a name goes through the system

@@ -2,6 +2,7 @@
 
 #include <sys/un.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <charconv>
 
 namespace dspool {
@@ -21,16 +22,32 @@ Endpoint Endpoint::Tcp(std::string host, uint16_t port) {
   return e;
 }
 
+Endpoint Endpoint::Tls(std::string host, uint16_t port) {
+  Endpoint e = Tcp(std::move(host), port);
+  e.kind = Kind::kTls;
+  return e;
+}
+
 std::string Endpoint::ToString() const {
   if (kind == Kind::kUnix) return "unix:" + path;
   bool ipv6 = host.find(':') != std::string::npos;
-  return "tcp:" + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  return (kind == Kind::kTls ? "tls:" : "tcp:") + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+bool IsLoopbackAddress(const std::string& host) {
+  boost::system::error_code ec;
+  boost::asio::ip::address address = boost::asio::ip::make_address(host, ec);
+  if (ec) return false;
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6()).is_loopback();
+  }
+  return address.is_loopback();
 }
 
 Result<Endpoint> ParseEndpoint(std::string_view text) {
   auto bad = [&](std::string_view why) {
     return InvalidArgument("endpoint '" + std::string(text) + "': " + std::string(why) +
-                           " (want unix:<path> or tcp:<host>:<port>)");
+                           " (want unix:<path>, tcp:<host>:<port> or tls:<host>:<port>)");
   };
   if (text.starts_with("unix:")) {
     std::string_view path = text.substr(5);
@@ -39,7 +56,8 @@ Result<Endpoint> ParseEndpoint(std::string_view text) {
     if (path.find('\0') != std::string_view::npos) return bad("socket path contains NUL");
     return Endpoint::Unix(std::string(path));
   }
-  if (!text.starts_with("tcp:")) return bad("unknown scheme");
+  if (!text.starts_with("tcp:") && !text.starts_with("tls:")) return bad("unknown scheme");
+  const bool tls = text.starts_with("tls:");
   std::string_view rest = text.substr(4);
   std::string_view host;
   std::string_view port;
@@ -64,6 +82,7 @@ Result<Endpoint> ParseEndpoint(std::string_view text) {
       value > 65535) {
     return bad("port must be 1..65535");
   }
+  if (tls) return Endpoint::Tls(std::string(host), static_cast<uint16_t>(value));
   return Endpoint::Tcp(std::string(host), static_cast<uint16_t>(value));
 }
 

@@ -5,7 +5,9 @@
 //   Listener    one acceptor. Its accept loop is a callback chain whose every
 //               touch of the acceptor is under the listener's own mutex, so
 //               Close() can shut it synchronously from any thread.
-//   Connection  one socket on its own strand, served by a coroutine (Serve).
+//   Connection  one socket on its own strand, served by a coroutine (Serve);
+//               on a TLS listener the socket is wrapped in an ssl_stream
+//               (kTls), whose context the listener holds.
 //               Other threads reach it only through RequestClose(), which
 //               posts to that strand.
 //
@@ -17,25 +19,30 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <cerrno>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
 #include "base/log.h"
 #include "base/thread_name.h"
 #include "http/beast_util.h"
+#include "net/tls.h"
 
 namespace dspool {
 
@@ -128,6 +135,9 @@ class Listener {
 
   const std::string& tag() const { return tag_; }
   bool unlistened = false;  // guarded by ServerCore::mu_
+  // A TLS listener's context; null for plain ones. Set before the listener
+  // accepts, then only read.
+  std::shared_ptr<net::ssl::context> tls;
 
  private:
   const std::string tag_;
@@ -137,6 +147,8 @@ class ConnectionBase {
  public:
   explicit ConnectionBase(std::shared_ptr<Listener> listener) : listener_(std::move(listener)) {}
   virtual ~ConnectionBase() = default;
+  // Starts serving, on the connection's strand.
+  virtual void Start() = 0;
   // Asks the connection to wind down (HttpServer::Unlisten). Thread-safe.
   virtual void RequestClose() = 0;
   const Listener* listener() const { return listener_.get(); }
@@ -152,7 +164,10 @@ class ServerCore {
   ~ServerCore() { Stop(); }
 
   Status ListenUnix(const std::string& path, mode_t mode, std::string tag);
-  Result<uint16_t> ListenTcp(const std::string& address, uint16_t port, std::string tag);
+  Result<uint16_t> ListenTcp(const std::string& address, uint16_t port, std::string tag,
+                             std::shared_ptr<net::ssl::context> tls = nullptr);
+  Result<uint16_t> ListenTls(const std::string& address, uint16_t port, TlsCertificate certificate,
+                             std::string tag);
   Status Unlisten(const std::string& tag);
   void Start(int threads);
   void Stop();
@@ -165,6 +180,7 @@ class ServerCore {
   Response Invoke(const Request& request);
   const HttpServerOptions& options() const { return options_; }
   void CountRequest() { ++requests_; }
+  void CountHandshakeFailure() { ++handshake_failures_; }
 
  private:
   Status CheckTagFree(const std::string& tag);  // REQUIRES: mu_ held
@@ -186,6 +202,7 @@ class ServerCore {
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> refused_{0};
   std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> handshake_failures_{0};
 };
 
 template <class Protocol>
@@ -264,26 +281,35 @@ class ListenerImpl final : public Listener, public std::enable_shared_from_this<
   ino_t file_ino_ = 0;
 };
 
-template <class Protocol>
+template <class Protocol, bool kTls>
 class Connection final : public ConnectionBase,
-                         public std::enable_shared_from_this<Connection<Protocol>> {
+                         public std::enable_shared_from_this<Connection<Protocol, kTls>> {
  public:
-  using Stream = beast::basic_stream<Protocol, net::any_io_executor>;
+  using Socket = beast::basic_stream<Protocol, net::any_io_executor>;
+  using Stream = std::conditional_t<kTls, beast::ssl_stream<Socket>, Socket>;
 
-  Connection(ServerCore* server, std::shared_ptr<Listener> listener,
-             typename Protocol::socket socket, Peer peer)
+  Connection(ServerCore* server, std::shared_ptr<Listener> listener, typename Protocol::socket socket, Peer peer)
+      requires(!kTls)
       : ConnectionBase(std::move(listener)),
         server_(server),
         options_(server->options()),
         stream_(std::move(socket)),
         peer_(std::move(peer)) {}
 
-  net::any_io_executor executor() { return stream_.get_executor(); }
+  Connection(ServerCore* server, std::shared_ptr<Listener> listener, typename Protocol::socket socket, Peer peer)
+      requires(kTls)
+      : ConnectionBase(listener),
+        server_(server),
+        options_(server->options()),
+        stream_(std::move(socket), *listener->tls),
+        peer_(std::move(peer)) {}
+
+  void Start() override { net::co_spawn(stream_.get_executor(), Run(), net::detached); }
 
   void RequestClose() override {
     net::post(stream_.get_executor(), [self = this->shared_from_this()] {
       self->closing_ = true;
-      if (self->state_ != State::kBusy) self->stream_.close();
+      if (self->state_ != State::kBusy) self->socket().close();
     });
   }
 
@@ -296,7 +322,7 @@ class Connection final : public ConnectionBase,
     } catch (...) {
       DSP_LOG(kError, kLog) << "connection on listener '" << listener()->tag() << "': unknown exception";
     }
-    stream_.close();
+    socket().close();
     server_->Forget(this);
   }
 
@@ -305,13 +331,27 @@ class Connection final : public ConnectionBase,
   // RequestClose lets kBusy finish and closes the socket in any other state.
   enum class State { kWaiting, kReading, kBusy, kLingering };
 
+  // The TCP or Unix socket with its timer, under TLS if any.
+  Socket& socket() { return beast::get_lowest_layer(stream_); }
+
   net::awaitable<void> Serve() {
+    if constexpr (kTls) {
+      beast::error_code ec;
+      socket().expires_after(options_.header_read_timeout);
+      co_await stream_.async_handshake(net::ssl::stream_base::server, net::redirect_error(net::use_awaitable, ec));
+      if (ec) {
+        server_->CountHandshakeFailure();
+        DSP_LOG(kDebug, kLog) << "TLS handshake with " << peer_.address << ":" << peer_.port << " on listener '"
+                              << listener()->tag() << "' failed: " << ec.message();
+        co_return;
+      }
+    }
     bool first = true;
     while (!closing_) {
       beast::error_code ec;
       state_ = State::kWaiting;
       if (buffer_.size() == 0) {
-        stream_.expires_after(first ? options_.header_read_timeout : options_.idle_timeout);
+        socket().expires_after(first ? options_.header_read_timeout : options_.idle_timeout);
         size_t n = co_await stream_.async_read_some(buffer_.prepare(kReadChunk),
                                                     net::redirect_error(net::use_awaitable, ec));
         if (ec) co_return;
@@ -323,17 +363,17 @@ class Connection final : public ConnectionBase,
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(kHeaderLimit);
       parser.body_limit(options_.max_body_bytes);
-      stream_.expires_after(options_.header_read_timeout);
+      socket().expires_after(options_.header_read_timeout);
       co_await bhttp::async_read_header(stream_, buffer_, parser,
                                         net::redirect_error(net::use_awaitable, ec));
       if (!ec && !parser.is_done()) {
         if (beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
           bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_, parser.get().version()};
-          stream_.expires_after(options_.write_timeout);
+          socket().expires_after(options_.write_timeout);
           co_await bhttp::async_write(stream_, go_on, net::redirect_error(net::use_awaitable, ec));
           if (ec) co_return;
         }
-        stream_.expires_after(options_.body_read_timeout);
+        socket().expires_after(options_.body_read_timeout);
         co_await bhttp::async_read(stream_, buffer_, parser, net::redirect_error(net::use_awaitable, ec));
       }
       if (ec) {
@@ -366,7 +406,7 @@ class Connection final : public ConnectionBase,
       co_await Write(std::move(response), req.version(), head, keep_alive, ec);
       if (ec) co_return;
       if (!keep_alive) {
-        stream_.socket().shutdown(Protocol::socket::shutdown_send, ec);
+        co_await ShutdownSend();
         co_return;
       }
     }
@@ -377,9 +417,20 @@ class Connection final : public ConnectionBase,
                              beast::error_code& ec) {
     bhttp::response<bhttp::string_body> res =
         http_internal::ToWire(std::move(response), version, head, keep_alive);
-    stream_.expires_after(options_.write_timeout);
+    socket().expires_after(options_.write_timeout);
     co_await bhttp::async_write(stream_, res, net::redirect_error(net::use_awaitable, ec));
     if (!ec) server_->CountRequest();
+  }
+
+  // Ends our side: TLS's close_notify first (waiting at most kLingerTime for
+  // the peer's, which a client that just closes never sends), then a FIN.
+  net::awaitable<void> ShutdownSend() {
+    beast::error_code ec;
+    if constexpr (kTls) {
+      socket().expires_after(kLingerTime);
+      co_await stream_.async_shutdown(net::redirect_error(net::use_awaitable, ec));
+    }
+    socket().socket().shutdown(Protocol::socket::shutdown_send, ec);
   }
 
   // Sends an error response, then closes as gently as the client allows.
@@ -389,13 +440,14 @@ class Connection final : public ConnectionBase,
     co_await Write(std::move(response), version, head, false, ec);
     if (ec || closing_) co_return;
     state_ = State::kLingering;
-    stream_.socket().shutdown(Protocol::socket::shutdown_send, ec);
-    stream_.expires_after(kLingerTime);
+    co_await ShutdownSend();
+    // What the client still sends is dropped unread (under TLS, undecrypted).
+    socket().expires_after(kLingerTime);
     std::vector<char> scratch(kReadChunk);
     size_t drained = 0;
     while (!ec && drained < kLingerBytes) {
-      drained += co_await stream_.async_read_some(net::buffer(scratch),
-                                                  net::redirect_error(net::use_awaitable, ec));
+      drained += co_await socket().async_read_some(net::buffer(scratch),
+                                                   net::redirect_error(net::use_awaitable, ec));
     }
   }
 
@@ -412,7 +464,7 @@ class Connection final : public ConnectionBase,
 template <class Protocol>
 void ServerCore::Adopt(const std::shared_ptr<Listener>& listener, typename Protocol::socket socket) {
   Peer peer = PeerOf(socket);
-  std::shared_ptr<Connection<Protocol>> connection;
+  std::shared_ptr<ConnectionBase> connection;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_ || listener->unlistened) return;  // `socket` closes on return
@@ -420,11 +472,18 @@ void ServerCore::Adopt(const std::shared_ptr<Listener>& listener, typename Proto
       ++refused_;
       return;
     }
-    connection = std::make_shared<Connection<Protocol>>(this, listener, std::move(socket), std::move(peer));
+    if constexpr (std::is_same_v<Protocol, TcpProtocol>) {
+      if (listener->tls) {
+        connection = std::make_shared<Connection<Protocol, true>>(this, listener, std::move(socket), std::move(peer));
+      }
+    }
+    if (!connection) {
+      connection = std::make_shared<Connection<Protocol, false>>(this, listener, std::move(socket), std::move(peer));
+    }
     connections_.emplace(connection.get(), connection);
     ++accepted_;
   }
-  net::co_spawn(connection->executor(), connection->Run(), net::detached);
+  connection->Start();
 }
 
 void ServerCore::Forget(ConnectionBase* connection) {
@@ -522,7 +581,8 @@ Status ServerCore::ListenUnix(const std::string& path, mode_t mode, std::string 
   }
 }
 
-Result<uint16_t> ServerCore::ListenTcp(const std::string& address, uint16_t port, std::string tag) {
+Result<uint16_t> ServerCore::ListenTcp(const std::string& address, uint16_t port, std::string tag,
+                                       std::shared_ptr<net::ssl::context> tls) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     DSP_RETURN_IF_ERROR(CheckTagFree(tag));
@@ -535,6 +595,7 @@ Result<uint16_t> ServerCore::ListenTcp(const std::string& address, uint16_t port
     const std::string where = "tcp:" + (ip.is_v6() ? "[" + address + "]" : address) + ":" +
                               std::to_string(port);
     auto listener = std::make_shared<ListenerImpl<TcpProtocol>>(this, ioc_, tag, "");
+    listener->tls = std::move(tls);
     auto& acceptor = listener->acceptor();
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
@@ -545,10 +606,40 @@ Result<uint16_t> ServerCore::ListenTcp(const std::string& address, uint16_t port
     if (ec) return FromErrorCode("cannot listen on " + where, ec);
     DSP_RETURN_IF_ERROR(Register(listener));
     listener->Arm();
-    DSP_LOG(kInfo, kLog) << "listening on tcp port " << bound << " of " << address << " (" << tag << ")";
+    DSP_LOG(kInfo, kLog) << "listening on " << (listener->tls ? "tls" : "tcp") << " port " << bound << " of "
+                         << address << " (" << tag << ")";
     return bound;
   } catch (const std::exception& e) {
     return Internal("cannot listen on " + address + ": " + e.what());
+  }
+}
+
+Result<uint16_t> ServerCore::ListenTls(const std::string& address, uint16_t port, TlsCertificate certificate,
+                                       std::string tag) {
+  // The key is wiped whatever happens below.
+  struct Wipe {
+    std::string& key;
+    ~Wipe() { explicit_bzero(key.data(), key.size()); }
+  } wipe{certificate.key_pem};
+  try {
+    auto tls = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+    beast::error_code ec;
+    tls->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                         net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
+                         net::ssl::context::single_dh_use,
+                     ec);
+    if (ec) return Internal("TLS settings for " + address + ": " + ec.message());
+    tls->use_certificate_chain(net::buffer(certificate.chain_pem), ec);
+    if (ec) return InvalidArgument("TLS certificate chain: " + ec.message() + " (want PEM, the server's first)");
+    tls->use_private_key(net::buffer(certificate.key_pem), net::ssl::context::pem, ec);
+    if (ec) {
+      return InvalidArgument("TLS private key: " + ec.message() +
+                             " (want a PEM key without a passphrase, the certificate's own)");
+    }
+    DSP_RETURN_IF_ERROR(CheckKeyMatchesCertificate(tls->native_handle()).WithPrefix("TLS private key"));
+    return ListenTcp(address, port, std::move(tag), std::move(tls));
+  } catch (const std::exception& e) {
+    return Internal("cannot listen with TLS on " + address + ": " + e.what());
   }
 }
 
@@ -617,6 +708,7 @@ HttpServerStats ServerCore::stats() const {
   stats.connections_accepted = accepted_;
   stats.connections_refused = refused_;
   stats.requests = requests_;
+  stats.tls_handshake_failures = handshake_failures_;
   std::lock_guard<std::mutex> lock(mu_);
   stats.connections_active = connections_.size();
   return stats;
@@ -637,6 +729,10 @@ Status HttpServer::ListenUnix(const std::string& path, mode_t mode, std::string 
 }
 Result<uint16_t> HttpServer::ListenTcp(const std::string& address, uint16_t port, std::string tag) {
   return impl_->ListenTcp(address, port, std::move(tag));
+}
+Result<uint16_t> HttpServer::ListenTls(const std::string& address, uint16_t port, TlsCertificate certificate,
+                                       std::string tag) {
+  return impl_->ListenTls(address, port, std::move(certificate), std::move(tag));
 }
 Status HttpServer::Unlisten(const std::string& tag) { return impl_->Unlisten(tag); }
 void HttpServer::Start(int threads) { impl_->Start(threads); }

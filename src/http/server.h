@@ -17,6 +17,9 @@
 //                  ▲                                                                 │
 //                  └──────────── keep-alive and not closing ◄────────────────────────┘
 //
+// A TLS listener (ListenTls) adds the handshake before the first byte and
+// TLS's close_notify before the connection closes.
+//
 // The server answers some requests itself, without calling the Handler, with
 // a JSON error body (see JsonErrorBody), and then closes the connection:
 // 400 malformed request or target (including ".." paths), 413 body over
@@ -71,6 +74,14 @@ struct HttpServerStats {
   uint64_t connections_refused = 0;   // closed at once: over max_connections
   uint64_t connections_active = 0;
   uint64_t requests = 0;              // responses sent, by Handler or server
+  uint64_t tls_handshake_failures = 0;  // TLS listeners: closed before a request
+};
+
+// A TLS listener's certificate, as PEM text (the caller reads the files; a
+// private key through os/fs.h's ReadPrivateFile).
+struct TlsCertificate {
+  std::string chain_pem;  // the server's certificate, then any intermediates
+  std::string key_pem;    // its private key; wiped once loaded
 };
 
 class HttpServer {
@@ -96,6 +107,14 @@ class HttpServer {
   // picks a free one. Returns the bound port. InvalidArgument for a bad
   // address, Unavailable if the port is in use; otherwise as ListenUnix.
   Result<uint16_t> ListenTcp(const std::string& address, uint16_t port, std::string tag);
+
+  // Listens as ListenTcp, serving TLS 1.2 or 1.3 with `certificate`: every
+  // connection starts with the TLS handshake (within header_read_timeout;
+  // one that fails is closed and counted in tls_handshake_failures) and ends
+  // with TLS's close_notify. InvalidArgument, before anything is bound, if
+  // the chain or the key does not parse or the key is not the certificate's.
+  Result<uint16_t> ListenTls(const std::string& address, uint16_t port, TlsCertificate certificate,
+                             std::string tag);
 
   // Stops the listener `tag`: its socket is closed before this returns (the
   // port or path is free; a Unix socket file is removed, unless another

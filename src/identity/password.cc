@@ -11,6 +11,8 @@
 #include <memory>
 #include <vector>
 
+#include "identity/session.h"
+
 namespace dspool {
 namespace {
 
@@ -102,6 +104,16 @@ bool VerifyPassword(std::string_view password, const std::string& hash) {
   const char* computed = scratch.Crypt(phrase.c_str(), hash.c_str());
   if (computed == nullptr) return false;
   return ConstantTimeEquals(computed, hash);
+}
+
+const std::string& DummyPasswordHash() {
+  static const std::string hash = [] {
+    std::string password = NewToken();  // 256 random bits, forgotten below
+    Result<std::string> made = HashPassword(password);
+    explicit_bzero(password.data(), password.size());
+    return made.ok() ? *made : std::string();
+  }();
+  return hash;
 }
 
 Status ValidatePasswordHash(const std::string& hash) {

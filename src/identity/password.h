@@ -38,6 +38,15 @@ Result<std::string> HashPassword(std::string_view password);
 // comparison takes the same time wherever the outputs differ.
 bool VerifyPassword(std::string_view password, const std::string& hash);
 
+// A yescrypt hash of a random password that is then forgotten, made once
+// per process (the first call takes as long as HashPassword; later calls
+// return it at once). A login for a user who does not exist, or has no
+// password, verifies the given password against it, so the answer takes as
+// long as for a wrong password and its timing does not tell which names
+// exist. Matches no password. Empty only if libxcrypt could not hash at all
+// (then VerifyPassword refuses everything at once anyway).
+const std::string& DummyPasswordHash();
+
 // Checks a hash supplied by an admin (for example copied from /etc/shadow)
 // before it is stored. Accepted methods: yescrypt "$y$", gost-yescrypt
 // "$gy$", scrypt "$7$", bcrypt "$2b$"/"$2y$", sha512crypt "$6$" and

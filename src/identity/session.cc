@@ -92,22 +92,23 @@ SessionVerifier::SessionVerifier(std::string key) : key_(std::move(key)), id_([]
 
 Result<std::string> SessionVerifier::Verify(std::string_view value, TimePoint now) const {
   struct Entry {
-    uint64_t verifier = 0;
-    std::string value;
+    uint64_t verifier = 0;  // 0: empty
+    SecretHasher::Digest digest{};
     VerifiedSession session;
   };
   constexpr size_t kEntries = 8;
   thread_local std::array<Entry, kEntries> memory;
   thread_local size_t next = 0;
+  const SecretHasher::Digest digest = memo_.Hash(value);
   for (const Entry& e : memory) {
-    if (e.verifier != id_ || e.value != value) continue;
+    if (e.verifier != id_ || !SecretHasher::Equal(e.digest, digest)) continue;
     if (e.session.expires <= now) return PermissionDenied("session cookie: expired");
     return e.session.user;
   }
   DSP_ASSIGN_OR_RETURN(VerifiedSession session, CheckSession(value, now, key_));
   Entry& e = memory[next++ % kEntries];
   e.verifier = id_;
-  e.value.assign(value);
+  e.digest = digest;
   e.session = session;
   return std::move(session.user);
 }

@@ -26,6 +26,7 @@
 #include "model/jupyter.h"
 #include "http/endpoint.h"
 #include "http/server.h"
+#include "net/tls.h"
 #include "os/children.h"
 #include "os/fs.h"
 #include "os/net.h"
@@ -124,9 +125,34 @@ class NotifyingStore final : public ForwardingStore {
   std::function<void()> on_write_;
 };
 
+// A self-signed certificate and its key (ECDSA P-256, 825 days), made by the
+// openssl program unless `certificate` exists; the key is the owner's alone.
+Status EnsureSelfSignedPair(const std::string& certificate, const std::string& key, const std::string& name) {
+  DSP_ASSIGN_OR_RETURN(bool exists, PathExists(certificate));
+  if (exists) return Status::Ok();
+  RunOptions opts;
+  opts.timeout = std::chrono::seconds(30);
+  DSP_RETURN_IF_ERROR(RunChecked({kOpenssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                  "ec_paramgen_curve:prime256v1", "-nodes", "-days", "825", "-subj", "/CN=" + name,
+                                  "-keyout", key, "-out", certificate},
+                                 opts));
+  if (::chmod(key.c_str(), 0600) != 0) return ErrnoStatus("chmod " + key, errno);
+  return Status::Ok();
+}
+
+// The TCP API's listener (--listen), checked and read before the server
+// starts. `tls` is empty only for a loopback address with --no-tls.
+struct TcpApi {
+  std::string host;
+  uint16_t port = 0;
+  std::optional<TlsCertificate> tls;
+  std::string certificate_file;
+  std::string fingerprint;  // of the certificate, for the log
+};
+
 class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHooks {
  public:
-  PoolServer(const ServerOptions& options, std::optional<Endpoint> listen, std::unique_ptr<StateStore> store,
+  PoolServer(const ServerOptions& options, std::optional<TcpApi> listen, std::unique_ptr<StateStore> store,
              std::unique_ptr<ComputeProvider> provider, GatewayOptions gateway_options, std::string self_binary,
              std::string token)
       : options_(options),
@@ -147,10 +173,19 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
 
   Status Start() {
     DSP_RETURN_IF_ERROR(http_.ListenUnix(options_.data_dir + "/api.sock", 0600, "api"));
-    if (listen_) {
+    if (listen_ && listen_->tls) {
+      TlsCertificate certificate = std::move(*listen_->tls);  // ListenTls wipes the key
+      listen_->tls.reset();
+      auto bound = http_.ListenTls(listen_->host, listen_->port, std::move(certificate), "api-tcp");
+      if (!bound.ok()) return bound.status().WithPrefix("--listen " + options_.listen_tcp);
+      DSP_LOG(kInfo, kLog) << "API on " << Endpoint::Tls(listen_->host, *bound).ToString()
+                           << " (bearer token; certificate " << listen_->certificate_file
+                           << ", SHA-256 fingerprint " << listen_->fingerprint << ")";
+    } else if (listen_) {
       auto bound = http_.ListenTcp(listen_->host, listen_->port, "api-tcp");
       if (!bound.ok()) return bound.status().WithPrefix("--listen " + options_.listen_tcp);
-      DSP_LOG(kInfo, kLog) << "API on tcp " << listen_->host << ":" << *bound << " (bearer token)";
+      DSP_LOG(kInfo, kLog) << "API on " << Endpoint::Tcp(listen_->host, *bound).ToString()
+                           << " (bearer token, no TLS: loopback only)";
     }
     // Channels of the instances that already exist, before the agents retry.
     DSP_RETURN_IF_ERROR(channels_.Prepare().WithPrefix("--data-dir " + options_.data_dir));
@@ -232,16 +267,8 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
           {kSshKeygen, "-q", "-t", "ed25519", "-N", "", "-C", "dspool pool " + pool.value(), "-f", key}, opts));
     }
     // The Jupyter address's certificate when the spec names none: self-signed.
-    DSP_ASSIGN_OR_RETURN(exists, PathExists(dir + "/jupyter.crt"));
-    if (!exists) {
-      DSP_RETURN_IF_ERROR(RunChecked({kOpenssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                      "ec_paramgen_curve:prime256v1", "-nodes", "-days", "825", "-subj",
-                                      "/CN=" + pool.value() + " (dspool)", "-keyout", dir + "/jupyter.key", "-out",
-                                      dir + "/jupyter.crt"},
-                                     opts)
-                              .WithPrefix("self-signed certificate for pool " + pool.value()));
-      if (::chmod((dir + "/jupyter.key").c_str(), 0600) != 0) return ErrnoStatus("chmod " + dir + "/jupyter.key", errno);
-    }
+    DSP_RETURN_IF_ERROR(EnsureSelfSignedPair(dir + "/jupyter.crt", dir + "/jupyter.key", pool.value() + " (dspool)")
+                            .WithPrefix("self-signed certificate for pool " + pool.value()));
     // What the generators made (or a restore put there) is checked as it
     // will be read: root's own files, no link, nothing for others.
     DSP_RETURN_IF_ERROR(ReadPrivateFile(key).status());
@@ -661,7 +688,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
   }
 
   ServerOptions options_;
-  std::optional<Endpoint> listen_;  // the TCP API, if any
+  std::optional<TcpApi> listen_;  // the TCP API, if any; its key is moved out at Start
   RealClock clock_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<ComputeProvider> provider_;
@@ -687,15 +714,57 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
 };
 
 Result<std::string> ReadToken(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("--token-file " + path, errno);
-  if (st.st_mode & 0077) {
-    return InvalidArgument("--token-file " + path + ": must not be readable by group or others (chmod 600)");
-  }
-  DSP_ASSIGN_OR_RETURN(std::string token, ReadFile(path));
+  Result<std::string> read = ReadPrivateFile(path);
+  if (!read.ok()) return read.status().WithPrefix("--token-file");
+  std::string token = std::move(*read);
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
   if (token.size() < 16) return InvalidArgument("--token-file " + path + ": the token needs at least 16 characters");
   return token;
+}
+
+// --listen's address, TLS and certificate, checked and read. Plain TCP only
+// on loopback: elsewhere the bearer token would cross the network in clear.
+Result<TcpApi> PrepareTcpApi(const ServerOptions& options) {
+  const std::string flag = "--listen " + options.listen_tcp;
+  auto endpoint = ParseEndpoint("tcp:" + options.listen_tcp);
+  if (!endpoint.ok()) {
+    return InvalidArgument(flag + ": expected ADDRESS:PORT (" + endpoint.status().message() + ")");
+  }
+  if (options.token_file.empty()) return InvalidArgument("--listen needs --token-file");
+  TcpApi api{endpoint->host, endpoint->port, std::nullopt, "", ""};
+  std::string certificate = options.tls_certificate_file;
+  std::string key = options.tls_key_file;
+  if (options.no_tls) {
+    if (!certificate.empty() || !key.empty()) return InvalidArgument("--no-tls excludes --tls-cert and --tls-key");
+    if (!IsLoopbackAddress(api.host)) {
+      return InvalidArgument(flag + " --no-tls: plain TCP is served on loopback addresses only (127.0.0.1, ::1); "
+                             "elsewhere the API token would cross the network in clear. Drop --no-tls to serve TLS");
+    }
+    return api;
+  }
+  if (certificate.empty() != key.empty()) {
+    return InvalidArgument("give --tls-cert and --tls-key together, or neither (the server then makes a "
+                           "self-signed pair in --data-dir)");
+  }
+  const bool own = certificate.empty();
+  if (own) {
+    certificate = options.data_dir + "/api.crt";
+    key = options.data_dir + "/api.key";
+    DSP_RETURN_IF_ERROR(EnsureSelfSignedPair(certificate, key, "dspool API")
+                            .WithPrefix("self-signed certificate for the TCP API"));
+  }
+  Result<std::string> chain = ReadFile(certificate);
+  if (!chain.ok()) return chain.status().WithPrefix(own ? "the TCP API's certificate" : "--tls-cert");
+  Result<std::string> key_pem = ReadPrivateFile(key);
+  if (!key_pem.ok()) return key_pem.status().WithPrefix(own ? "the TCP API's key" : "--tls-key");
+  Result<std::string> fingerprint = CertificateFingerprint(*chain);
+  if (!fingerprint.ok()) {
+    return fingerprint.status().WithPrefix((own ? "the TCP API's certificate " : "--tls-cert ") + certificate);
+  }
+  api.tls = TlsCertificate{std::move(*chain), std::move(*key_pem)};
+  api.certificate_file = certificate;
+  api.fingerprint = std::move(*fingerprint);
+  return api;
 }
 
 // Pools recorded before instances got user namespaces have no id block:
@@ -733,16 +802,12 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
     return FailedPrecondition("another dspool server is running on " + options.data_dir);
   }
   std::string token;
-  std::optional<Endpoint> listen;
+  std::optional<TcpApi> listen;
   if (!options.listen_tcp.empty()) {
-    auto endpoint = ParseEndpoint("tcp:" + options.listen_tcp);
-    if (!endpoint.ok()) {
-      return InvalidArgument("--listen " + options.listen_tcp + ": expected ADDRESS:PORT (" +
-                             endpoint.status().message() + ")");
-    }
-    listen = *endpoint;
-    if (options.token_file.empty()) return InvalidArgument("--listen needs --token-file");
+    DSP_ASSIGN_OR_RETURN(listen, PrepareTcpApi(options));
     DSP_ASSIGN_OR_RETURN(token, ReadToken(options.token_file));
+  } else if (options.no_tls || !options.tls_certificate_file.empty() || !options.tls_key_file.empty()) {
+    return InvalidArgument("--no-tls, --tls-cert and --tls-key are for the TCP API: give --listen too");
   }
   // pools/ holds host keys: root only. (instances/: AgentChannels.)
   DSP_RETURN_IF_ERROR(MakeDirs(options.data_dir + "/pools", 0700));
@@ -767,7 +832,8 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
   self[n] = '\0';
   DSP_ASSIGN_OR_RETURN(uint64_t descriptors, RaiseDescriptorLimit());
   DSP_LOG(kDebug, kLog) << "open descriptor limit " << descriptors;
-  *out = std::make_unique<PoolServer>(options, listen, std::move(store), std::move(provider), gateway_options, self, token);
+  *out = std::make_unique<PoolServer>(options, std::move(listen), std::move(store), std::move(provider), gateway_options,
+                                      self, token);
   return Status::Ok();
 }
 

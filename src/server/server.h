@@ -12,9 +12,16 @@ namespace dspool {
 
 struct ServerOptions {
   std::string data_dir = "/var/lib/dspool";
-  // "ADDRESS:PORT" for the TCP API; empty: Unix socket only.
+  // "ADDRESS:PORT" for the TCP API; empty: Unix socket only. Served over
+  // TLS, with the certificate and key below or, when both are empty, a
+  // self-signed pair the server makes once as <data_dir>/api.crt and
+  // api.key; plain TCP only with no_tls, and only on a loopback address.
   std::string listen_tcp;
-  // File holding the bearer token for the TCP API (required with listen_tcp).
+  std::string tls_certificate_file;  // PEM chain
+  std::string tls_key_file;          // PEM; root's, mode 0600 (ReadPrivateFile)
+  bool no_tls = false;
+  // File holding the bearer token for the TCP API (required with listen_tcp;
+  // root's, mode 0600).
   std::string token_file;
   // First and last uid handed to pool users.
   int64_t uid_first = 20000;

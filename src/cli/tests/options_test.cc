@@ -47,6 +47,51 @@ TEST(ResolveEndpointTest, ErrorsNameTheirSource) {
   EXPECT_EQ(ep.status().message().rfind("--data-dir: ", 0), 0u) << ep.status();
 }
 
+constexpr std::string_view kFingerprint =
+    "BF:BF:B2:8B:4F:4C:76:03:81:C4:90:C6:8A:EB:E0:C0:CD:4F:52:34:36:D0:13:65:82:63:28:F1:8A:21:42:49";
+
+TEST(ApplyServerVerificationTest, FlagsThenEnvironmentForTlsServers) {
+  Endpoint tls = Endpoint::Tls("pool-host", 7443);
+  Endpoint ep = tls;
+  ASSERT_TRUE(ApplyServerVerification({}, ep).ok());
+  EXPECT_EQ(ep, tls) << "neither: the system's CAs";
+
+  ep = tls;
+  std::string lower = "sha256:bfbfb28b4f4c760381c490c68aebe0c0cd4f523436d01365826328f18a214249";
+  ASSERT_TRUE(ApplyServerVerification({lower, "", "", "/env/ca.pem"}, ep).ok());
+  EXPECT_EQ(ep.tls_fingerprint, kFingerprint) << "canonical form";
+  EXPECT_EQ(ep.tls_ca_file, "") << "the flag wins over the environment";
+
+  ep = tls;
+  ASSERT_TRUE(ApplyServerVerification({"", "", std::string(kFingerprint), std::nullopt}, ep).ok());
+  EXPECT_EQ(ep.tls_fingerprint, kFingerprint);
+
+  ep = tls;
+  ASSERT_TRUE(ApplyServerVerification({"", "/etc/ca.pem", std::string(kFingerprint), std::nullopt}, ep).ok());
+  EXPECT_EQ(ep.tls_fingerprint, "");
+  EXPECT_EQ(ep.tls_ca_file, "/etc/ca.pem");
+
+  // The environment may stay set for a local server.
+  Endpoint local = Endpoint::Unix("/var/lib/dspool/api.sock");
+  ep = local;
+  ASSERT_TRUE(ApplyServerVerification({"", "", std::string(kFingerprint), "/env/ca.pem"}, ep).ok());
+  EXPECT_EQ(ep, local);
+}
+
+TEST(ApplyServerVerificationTest, ErrorsNameTheirSource) {
+  Endpoint ep = Endpoint::Tls("pool-host", 7443);
+  Status s = ApplyServerVerification({"AB:CD", "", std::nullopt, std::nullopt}, ep);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message().rfind("--server-fingerprint: ", 0), 0u) << s;
+  s = ApplyServerVerification({"", "", "nope", std::nullopt}, ep);
+  EXPECT_EQ(s.message().rfind("DSPOOL_SERVER_FINGERPRINT: ", 0), 0u) << s;
+  s = ApplyServerVerification({std::string(kFingerprint), "/ca.pem", std::nullopt, std::nullopt}, ep);
+  EXPECT_NE(s.message().find("give one"), std::string::npos) << s;
+  Endpoint tcp = Endpoint::Tcp("127.0.0.1", 7070);
+  s = ApplyServerVerification({std::string(kFingerprint), "", std::nullopt, std::nullopt}, tcp);
+  EXPECT_EQ(s.message(), "--server-fingerprint: only for a tls: server, and the server is tcp:127.0.0.1:7070");
+}
+
 TEST(ParseUidRangeTest, Valid) {
   Result<UidRange> r = ParseUidRange("20000-59999");
   ASSERT_TRUE(r.ok()) << r.status();
@@ -87,12 +132,6 @@ TEST(ValidateListenAddressTest, AddressAndPort) {
     EXPECT_FALSE(s.ok()) << bad;
     EXPECT_EQ(s.message().rfind("--listen: ", 0), 0u) << s;
   }
-}
-
-TEST(UrlEncodeTest, EncodesAllButUnreserved) {
-  EXPECT_EQ(UrlEncode("demo-1_a.b~"), "demo-1_a.b~");
-  EXPECT_EQ(UrlEncode("SHA256:ab+c/d="), "SHA256%3Aab%2Bc%2Fd%3D");
-  EXPECT_EQ(UrlEncode("a b?&#%"), "a%20b%3F%26%23%25");
 }
 
 TEST(SshKeyMaterialTest, IgnoresOptionsAndComment) {

@@ -34,7 +34,18 @@ std::string Header(const Response& r, const std::string& name) {
 
 class WebEntryTest : public ::testing::Test {
  protected:
-  WebEntryTest() : web_(clock_, hooks_, NewSessionKey(), WebEntryOptions{}) {}
+  WebEntryTest() : web_(clock_, hooks_, NewSessionKey(), Options()) {}
+
+  // Every password check goes through here, so tests see which hash each
+  // login was checked against.
+  WebEntryOptions Options() {
+    WebEntryOptions options;
+    options.verify_password = [this](std::string_view password, const std::string& hash) {
+      checked_hashes_.push_back(hash);
+      return VerifyPassword(password, hash);
+    };
+    return options;
+  }
 
   Request Get(const std::string& target, const std::string& cookie = "", bool page = true) {
     Request r;
@@ -72,6 +83,7 @@ class WebEntryTest : public ::testing::Test {
 
   SimulatedClock clock_;
   FakeWebHooks hooks_;
+  std::vector<std::string> checked_hashes_;
   WebEntry web_;
 };
 
@@ -82,6 +94,64 @@ TEST_F(WebEntryTest, AWrongPasswordGets401AndNoCookie) {
   EXPECT_NE(r.body.find("Invalid user name or password"), std::string::npos);
   EXPECT_EQ(Login("nobody", "whatever").status, 401);
   EXPECT_EQ(Login("../x", "whatever").status, 401);
+}
+
+TEST_F(WebEntryTest, UnknownNamesAreCheckedAgainstTheDummyHashLikeAWrongPassword) {
+  // The answer must not come sooner for a name that does not exist: each
+  // login checks the password once, against the user's hash or the dummy.
+  hooks_.hashes["locked"] = "!" + hooks_.hashes["bob"];
+  ASSERT_FALSE(DummyPasswordHash().empty());
+  ASSERT_TRUE(DummyPasswordHash().starts_with("$y$")) << "as costly as the hashes HashPassword makes";
+  struct Case {
+    std::string user;
+    std::string want_hash;
+  };
+  for (const Case& c : {Case{"alice", hooks_.hashes["alice"]}, Case{"carol", DummyPasswordHash()},
+                        Case{"..%2Fx", DummyPasswordHash()}, Case{"locked", DummyPasswordHash()}}) {
+    checked_hashes_.clear();
+    EXPECT_EQ(Login(c.user, "wrong+password").status, 401) << c.user;
+    EXPECT_EQ(checked_hashes_, std::vector<std::string>{c.want_hash}) << c.user;
+  }
+  EXPECT_FALSE(VerifyPassword("wrong password", DummyPasswordHash()));
+}
+
+TEST_F(WebEntryTest, AFailedLoginLogsAnInvalidNameAsAPlaceholder) {
+  // A name with a line break would forge a log line if logged as given.
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(Login("x%0Aweb%3A+user+admin+logged+in", "wrong+password").status, 401);
+  EXPECT_EQ(Login("carol", "wrong+password").status, 401);  // valid, unknown
+  std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("failed login for '(invalid name)' from 192.0.2.7"), std::string::npos) << log;
+  EXPECT_NE(log.find("failed login for 'carol' from 192.0.2.7"), std::string::npos) << "valid names as given: " << log;
+  EXPECT_EQ(log.find("admin logged in"), std::string::npos) << log;
+}
+
+TEST_F(WebEntryTest, NextIsPercentEncodedAndStaysOnThisHost) {
+  // The login redirect carries the decoded path, encoded again.
+  Response page = Reply(Get("/user/alice/a%20b%3Fc%26next%3D%2F%2Fevil"));
+  EXPECT_EQ(Header(page, "Location"), "/hub/login?next=/user/alice/a%20b%3Fc%26next%3D/evil");
+  // The form sends it back decoded (form encoding); the answer's Location is
+  // encoded, and only ever a path in the user's own space.
+  struct Case {
+    std::string next;  // as the form's body carries it
+    std::string want;
+  };
+  for (const Case& c : {
+           Case{"%2Fuser%2Falice%2Fa+b%3Fc", "/user/alice/a%20b%3Fc"},
+           Case{"/user/alice/x%0D%0ASet-Cookie:+a=b", "/user/alice/x%0D%0ASet-Cookie%3A%20a%3Db"},
+           Case{"/user/alice/%5C%5Cevil.example", "/user/alice/%5C%5Cevil.example"},
+           Case{"/user/alice//evil.example", "/user/alice/evil.example"},
+           Case{"//evil.example/user/alice/", "/user/alice/tree"},
+           Case{"/%5Cevil.example/user/alice/", "/user/alice/tree"},
+           Case{"https://evil.example/user/alice/", "/user/alice/tree"},
+           Case{"/user/alice/../../evil", "/user/alice/tree"},
+           Case{"/user/alicex/tree", "/user/alice/tree"},
+           Case{"/user/alice/%2500", "/user/alice/%2500"},
+       }) {
+    Response r = Login("alice", "alice%27s+password", c.next);
+    ASSERT_EQ(r.status, 303) << c.next;
+    EXPECT_EQ(Header(r, "Location"), c.want) << c.next;
+  }
 }
 
 TEST_F(WebEntryTest, LoginSetsAHttpOnlySecureCookieAndGoesOnlyToTheUsersOwnSpace) {

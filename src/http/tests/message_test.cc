@@ -47,6 +47,18 @@ TEST(ParseTargetTest, DecodesQuery) {
   EXPECT_TRUE(ParseTarget("/q?")->query.empty());
 }
 
+TEST(PercentEncodeTest, EncodesAllButUnreservedAndWhatIsKept) {
+  EXPECT_EQ(PercentEncode("demo-1_a.b~"), "demo-1_a.b~");
+  EXPECT_EQ(PercentEncode("SHA256:ab+c/d="), "SHA256%3Aab%2Bc%2Fd%3D");
+  EXPECT_EQ(PercentEncode("a b?&#%"), "a%20b%3F%26%23%25");
+  EXPECT_EQ(PercentEncode("/user/a b/\\x\r\n\xC3\xA9", "/"), "/user/a%20b/%5Cx%0D%0A%C3%A9");
+  // What ParseTarget decodes back.
+  std::string text = "/a b/%c?d&e=f#g+h";
+  Result<Target> t = ParseTarget("/x?v=" + PercentEncode(text));
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->query["v"], text);
+}
+
 TEST(JsonErrorBodyTest, Escapes) {
   EXPECT_EQ(JsonErrorBody("InvalidArgument", "bad \"x\"\n\\"),
             R"({"error":{"code":"InvalidArgument","message":"bad \"x\"\n\\"}})");
@@ -71,12 +83,28 @@ TEST(EndpointTest, ParsesAndPrints) {
   EXPECT_EQ(e->ToString(), "tcp:[::1]:80");
 
   EXPECT_EQ(ParseEndpoint("tcp:pool-host:7070")->host, "pool-host");
+
+  e = ParseEndpoint("tls:pool-host:7443");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(*e, Endpoint::Tls("pool-host", 7443));
+  EXPECT_EQ(e->kind, Endpoint::Kind::kTls);
+  EXPECT_EQ(e->ToString(), "tls:pool-host:7443");
+  EXPECT_EQ(ParseEndpoint("tls:[::1]:7443")->ToString(), "tls:[::1]:7443");
+}
+
+TEST(EndpointTest, LoopbackAddresses) {
+  for (std::string host : {"127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"}) {
+    EXPECT_TRUE(IsLoopbackAddress(host)) << host;
+  }
+  for (std::string host : {"0.0.0.0", "::", "10.0.0.1", "128.0.0.1", "::ffff:10.0.0.1", "localhost", "", "127.0.0"}) {
+    EXPECT_FALSE(IsLoopbackAddress(host)) << host;
+  }
 }
 
 TEST(EndpointTest, RejectsWithTheText) {
   for (std::string_view bad :
        {"", "/var/lib/x.sock", "http://x", "unix:", "tcp:", "tcp:host", "tcp::80", "tcp:h:0", "tcp:h:65536",
-        "tcp:h:80x", "tcp:::1:80", "tcp:[::1]80", "tcp:[::1]"}) {
+        "tcp:h:80x", "tcp:::1:80", "tcp:[::1]80", "tcp:[::1]", "tls:", "tls:host", "https:h:80"}) {
     Result<Endpoint> e = ParseEndpoint(bad);
     ASSERT_FALSE(e.ok()) << bad;
     EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);

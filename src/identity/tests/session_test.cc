@@ -2,7 +2,23 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <new>
 #include <vector>
+
+// Counts this binary's allocations on the calling thread, so a test can
+// assert a call makes none.
+namespace {
+thread_local size_t allocations = 0;
+}  // namespace
+
+void* operator new(size_t size) {
+  ++allocations;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace dspool {
 namespace {
@@ -61,6 +77,21 @@ TEST(SessionVerifierTest, VerifiersDoNotShareWhatTheyRemember) {
   std::string cookie = SignSession("alice", now + hours(1), a.key());
   ASSERT_TRUE(a.Verify(cookie, now).ok());
   EXPECT_EQ(b.Verify(cookie, now).status().message(), "session cookie: bad signature");
+}
+
+TEST(SessionVerifierTest, ARememberedValueIsFoundWithoutAllocating) {
+  // The memory exists to make the per-request check cheap: a hit hashes the
+  // value into a digest on the stack and allocates nothing.
+  SessionVerifier verifier(NewSessionKey());
+  TimePoint now = FromUnixMillis(1'800'000'000'000);
+  std::string cookie = SignSession("alice", now + hours(1), verifier.key());
+  ASSERT_TRUE(verifier.Verify(cookie, now).ok());  // checked and remembered
+  size_t before = allocations;
+  for (int i = 0; i < 100; ++i) {
+    auto user = verifier.Verify(cookie, now);
+    ASSERT_TRUE(user.ok()) << user.status();
+  }
+  EXPECT_EQ(allocations - before, 0u);
 }
 
 TEST(SessionVerifierTest, ManyUsersOnOneThread) {
