@@ -1,0 +1,142 @@
+#include "server/pool_server.h"
+
+#include <sys/stat.h>
+
+#include "base/log.h"
+#include "os/children.h"
+#include "os/fs.h"
+
+namespace dspool {
+namespace {
+
+constexpr const char* kLog = "server";
+
+}  // namespace
+
+Result<uid_t> PoolServer::InstanceRoot(const InstanceId& id) {
+  DSP_ASSIGN_OR_RETURN(Instance instance, store_->GetInstance(id));
+  DSP_ASSIGN_OR_RETURN(Pool pool, store_->GetPool(instance.pool));
+  if (pool.id_base < kFirstIdBase) return FailedPrecondition("pool '" + pool.name().value() + "' has no id block");
+  return static_cast<uid_t>(pool.id_base);
+}
+
+Status PoolServer::EnsureShareLayout(const Pool& pool, const std::vector<User>& users) {
+  const std::string& share = pool.spec.share.source;
+  // Root's, so that the names made in them below cannot be swapped.
+  DSP_RETURN_IF_ERROR(EnsureDir(share + "/home", 0755, FileOwner{0, 0}));
+  DSP_RETURN_IF_ERROR(EnsureDir(share + "/notebooks", 0755, FileOwner{0, 0}));
+  for (const User& u : users) {
+    auto id = static_cast<uid_t>(u.uid);
+    const std::string name = u.name.value();
+    for (const std::string& dir : {share + "/home/" + name, share + "/notebooks/" + name}) {
+      DSP_ASSIGN_OR_RETURN(bool exists, PathExists(dir));
+      if (!exists) DSP_RETURN_IF_ERROR(EnsureDir(dir, 0700, FileOwner{id, id}));
+    }
+    std::string home = share + "/home/" + name;
+    std::string link_target = pool.spec.share.mount_path + "/notebooks/" + name;
+    DSP_ASSIGN_OR_RETURN(bool linked, PathExists(home + "/notebooks/remote"));
+    if (linked) continue;
+    DSP_RETURN_IF_ERROR(RunAs(id, id, [&]() -> Status {
+      DSP_RETURN_IF_ERROR(MakeDirs(home + "/notebooks", 0755));
+      return Symlink(link_target, home + "/notebooks/remote");
+    }));
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> PoolServer::MaskedPaths() {
+  std::vector<std::string> paths = {options_.data_dir, "/var/lib/dspool", "/root", "/home", "/tmp", "/var/tmp",
+                                    "/var/log", "/var/lib/lxc",
+                                    "/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-",
+                                    "/etc/subuid", "/etc/subgid"};
+  if (auto ssh = ListDir("/etc/ssh"); ssh.ok()) {
+    for (const std::string& f : *ssh) {
+      if (f.rfind("ssh_host_", 0) == 0) paths.push_back("/etc/ssh/" + f);
+    }
+  }
+  if (auto pools = store_->ListPools(); pools.ok()) {
+    for (const Pool& p : *pools) paths.push_back(p.spec.share.source);
+  }
+  return paths;
+}
+
+Result<InstanceRequest> PoolServer::BuildRequest(const Pool& pool, const Instance& instance) {
+  if (pool.id_base < kFirstIdBase) return FailedPrecondition("pool '" + pool.name().value() + "' has no id block");
+  DSP_RETURN_IF_ERROR(channels_.Open(instance.id, static_cast<uid_t>(pool.id_base)));
+  DSP_ASSIGN_OR_RETURN(auto users, store_->ListUsers());
+  DSP_RETURN_IF_ERROR(EnsureShareLayout(pool, users).WithPrefix("share of pool " + pool.name().value()));
+  InstanceRequest req;
+  req.id = instance.id;
+  req.pool = pool.name();
+  req.index = instance.index;
+  req.hostname = InstanceHostname(pool.name(), instance.index);
+  req.size = pool.spec.size;
+  req.network = PoolNetwork{pool.name(), BridgeName(pool.name()), GatewayAddress(pool.spec.network),
+                            pool.spec.network.subnet.prefix};
+  req.address = InstanceAddress(pool.spec.network, instance.index);
+  req.mounts = {
+      {pool.spec.share.source, pool.spec.share.mount_path, false, MountIds::kUsers},
+      // sshd runs it as AuthorizedKeysCommand: it must belong to root.
+      {self_binary_, kInstanceBinary, true, MountIds::kImage},
+  };
+  for (BindMount& m : channels_.Mounts(instance.id)) req.mounts.push_back(std::move(m));
+  req.init_command = {kInstanceBinary, "agent"};
+  req.root_host_id = pool.id_base;
+  req.user_id_first = options_.uid_first;
+  req.user_id_last = options_.uid_last;
+  req.masked_paths = MaskedPaths();
+  return req;
+}
+
+void PoolServer::SweepChannels() {
+  // What is open now, before the records are read: a channel opened after
+  // this point (for a record written meanwhile) is never taken for a
+  // leftover.
+  const std::set<InstanceId> channels_before = channels_.OpenChannels();
+  auto pool_dirs = ListDir(options_.data_dir + "/pools");
+  auto records = store_->ListInstances({});
+  auto pools = store_->ListPools();
+  if (!records.ok() || !pools.ok()) return;
+  std::map<PoolName, const Pool*> by_name;
+  for (const Pool& p : *pools) by_name[p.name()] = &p;
+  std::set<InstanceId> live;
+  for (const Instance& r : *records) {
+    live.insert(r.id);
+    auto pool = by_name.find(r.pool);
+    if (r.phase != InstancePhase::kDeleting && pool != by_name.end()) {
+      if (Status s = channels_.Open(r.id, static_cast<uid_t>(pool->second->id_base)); !s.ok()) {
+        DSP_LOG(kWarning, kLog) << "channel of " << r.id << ": " << s;
+      }
+    }
+  }
+  // Users added since an instance started get their directories here.
+  if (auto users = store_->ListUsers(); users.ok()) {
+    for (const Pool& p : *pools) {
+      if (p.state != PoolState::kActive) continue;
+      if (Status s = EnsureShareLayout(p, *users); !s.ok()) {
+        DSP_LOG(kWarning, kLog) << "share of pool " << p.name() << ": " << s;
+      }
+    }
+  }
+  channels_.Sweep(channels_before, live);
+  // A pool's key directory is made just before its record is written, so
+  // one without a record is a leftover only once sweeps have found it so
+  // for a minute (monotonic: a step of the wall clock removes nothing).
+  if (pool_dirs.ok()) {
+    const MonoTime now = clock_.Monotonic();
+    std::map<std::string, MonoTime> unknown;
+    for (const std::string& e : *pool_dirs) {
+      bool known = std::any_of(pools->begin(), pools->end(), [&](const Pool& p) { return p.name().value() == e; });
+      if (known) continue;
+      auto seen = unknown_pool_dirs_.find(e);
+      unknown[e] = seen == unknown_pool_dirs_.end() ? now : seen->second;
+      if (now - unknown[e] > std::chrono::minutes(1)) {
+        RemoveTree(options_.data_dir + "/pools/" + e).IgnoreError();
+        unknown.erase(e);
+      }
+    }
+    unknown_pool_dirs_ = std::move(unknown);
+  }
+}
+
+}  // namespace dspool

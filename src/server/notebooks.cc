@@ -1,0 +1,134 @@
+#include "server/pool_server.h"
+
+#include "base/log.h"
+#include "model/jupyter.h"
+
+namespace dspool {
+namespace {
+
+constexpr const char* kLog = "server";
+
+}  // namespace
+
+std::vector<NotebookSessionInfo> PoolServer::NotebookSessions() {
+  std::vector<NotebookSessionInfo> out;
+  for (const auto& n : gateway_->Notebooks()) {
+    NotebookSessionInfo info{n.pool.value(),
+                             n.session.user,
+                             n.session.instance.value(),
+                             std::string(NotebookStateName(n.session.state)),
+                             n.session.error,
+                             n.session.started,
+                             n.session.last_activity};
+    if (auto activity = culler_.Activity(n.pool, n.session.user)) {
+      info.busy_kernels = activity->busy_kernels;
+      info.busy_terminals = activity->busy_terminals;
+      info.kernels = activity->kernels;
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Status PoolServer::StopNotebookSession(const PoolName& pool, const std::string& user) {
+  for (const auto& n : gateway_->Notebooks()) {
+    if (n.pool != pool || n.session.user != user) continue;
+    if (n.session.state == NotebookSession::State::kReady) {
+      Status stopped = StopAgentServer(n.session.instance, user);
+      // An instance that is gone took its servers with it.
+      if (!stopped.ok() && store_->GetInstance(n.session.instance).ok()) return stopped;
+    }
+    ForgetNotebook(pool, user);
+    DSP_LOG(kInfo, kLog) << "notebook server of " << user << " in pool " << pool << " stopped by request";
+    return Status::Ok();
+  }
+  return NotFound("user '" + user + "' has no notebook server in pool '" + pool.value() + "'");
+}
+
+std::optional<std::string> PoolServer::PasswordHash(const std::string& user) {
+  auto u = store_->GetUser(UserName(user));
+  if (!u.ok() || u->password_hash.empty()) return std::nullopt;
+  return u->password_hash;
+}
+
+void PoolServer::StartNotebook(const PoolName& pool, const std::string& user, const std::string& token) {
+  workers_.Run([this, pool, user, token] {
+    auto started = StartNotebookNow(pool, user, token);
+    if (!started.ok()) {
+      DSP_LOG(kWarning, kLog) << "notebook server of " << user << " in pool " << pool << ": " << started.status();
+      gateway_->NotebookFailed(pool, user, started.status().message());
+      return;
+    }
+    DSP_LOG(kInfo, kLog) << "notebook server of " << user << " ready on " << started->instance << " ("
+                         << started->server.address << ":" << started->server.port << ")";
+    gateway_->NotebookReady(pool, user, started->instance, ParseIpv4(started->server.address).value_or(0),
+                            static_cast<uint16_t>(started->server.port));
+  });
+}
+
+Result<Json> PoolServer::CallAgent(const InstanceId& id, const std::string& method, const std::string& path,
+                       const std::string& body, std::chrono::seconds timeout) {
+  auto owner = InstanceRoot(id);
+  if (!owner.ok()) return Unavailable("instance " + id.value() + ": " + owner.status().message());
+  return channels_.Call(id, *owner, method, path, body, timeout);
+}
+
+Status PoolServer::StopAgentServer(const InstanceId& id, const std::string& user) {
+  auto stopped = CallAgent(id, "DELETE", "/v1/jupyter/servers/" + user, "", std::chrono::seconds(15));
+  if (!stopped.ok() && stopped.status().code() != StatusCode::kNotFound) return stopped.status();
+  return Status::Ok();
+}
+
+void PoolServer::ForgetNotebook(const PoolName& pool, const std::string& user) {
+  gateway_->NotebookGone(pool, user);
+  culler_.Forget(pool, user);
+}
+
+Result<PoolServer::StartedNotebook> PoolServer::StartNotebookNow(const PoolName& pool, const std::string& user, const std::string& token) {
+  const MonoTime deadline = clock_.Monotonic() + options_.hold_timeout;
+  // The user's home and notebooks on the share, if the sweep has not made
+  // them yet (a user added a moment ago).
+  DSP_ASSIGN_OR_RETURN(Pool spec, store_->GetPool(pool));
+  DSP_ASSIGN_OR_RETURN(auto users, store_->ListUsers());
+  DSP_RETURN_IF_ERROR(EnsureShareLayout(spec, users).WithPrefix("share of pool " + pool.value()));
+  for (;;) {
+    DSP_ASSIGN_OR_RETURN(auto instances, store_->ListInstances(pool));
+    std::map<InstanceId, int> load;
+    for (const auto& n : gateway_->Notebooks()) {
+      if (n.pool == pool && n.session.state != NotebookSession::State::kFailed) load[n.session.instance]++;
+    }
+    const Instance* best = nullptr;
+    for (const Instance& i : instances) {
+      if (i.phase != InstancePhase::kReady || i.draining) continue;
+      if (auto health = gateway_->Health(i.id); health && !health->in_rotation && health->state != "unprobed") {
+        continue;
+      }
+      if (!best || load[i.id] < load[best->id]) best = &i;
+    }
+    if (best) {
+      Json body = JupyterStartRequestToJson(JupyterStartRequest{user, token, options_.jupyter_program});
+      DSP_ASSIGN_OR_RETURN(Json json, CallAgent(best->id, "POST", "/v1/jupyter/servers", body.dump(),
+                                                std::chrono::seconds(90)));
+      DSP_ASSIGN_OR_RETURN(JupyterServer server, ParseJupyterServer(json));
+      return StartedNotebook{best->id, server};
+    }
+    if (clock_.Monotonic() >= deadline) {
+      return Unavailable("no instance of pool " + pool.value() + " became ready");
+    }
+    if (Status s = RaiseFromZero(pool); !s.ok()) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+std::vector<PoolServer::Notebook> PoolServer::Notebooks() {
+  std::vector<Notebook> out;
+  for (auto& n : gateway_->Notebooks()) out.push_back({std::move(n.pool), std::move(n.session)});
+  return out;
+}
+
+Result<std::vector<JupyterServer>> PoolServer::ListServers(const InstanceId& id) {
+  DSP_ASSIGN_OR_RETURN(Json json, CallAgent(id, "GET", "/v1/jupyter/servers", "", std::chrono::seconds(10)));
+  return ParseJupyterServerList(json);
+}
+
+}  // namespace dspool
