@@ -72,14 +72,33 @@ struct ApiOptions {
   std::string version = kVersion;
 };
 
+struct ApiRoute;  // api.cc
+
 class Api {
  public:
   Api(StateStore& store, const Clock& clock, ApiHooks& hooks, ApiOptions options);
   Response Handle(const Request& request);
 
  private:
+  friend struct ApiRoute;
+  // A request as a route sees it: the request, who makes it (on an
+  // agent's channel: its instance's id), and the path's {} segments.
+  struct Call {
+    const Request& request;
+    const std::string& actor;
+    std::vector<std::string> args;
+  };
+
+  // The routes: tables of method, path pattern and handler (api.cc).
   Result<Response> Route(const Request& request, const std::string& actor);
   Result<Response> RouteAgent(const Request& request, const InstanceId& id);
+  Result<Response> Dispatch(const ApiRoute* routes, size_t count, const Request& request,
+                            const std::string& actor, const std::string& not_found);
+  // The agents' channel: the instance's configuration (users, host key),
+  // its report, a user's current keys (sshd's AuthorizedKeysCommand).
+  Result<Response> AgentConfigFor(const InstanceId& id);
+  Result<Response> AgentReport(const InstanceId& id, const Request& request);
+  Result<Response> AgentKeys(const UserName& user);
 
   Result<Response> GetStatus();
   Result<Response> GetMetrics();

@@ -1,0 +1,67 @@
+#include "api/api.h"
+
+#include "api/api_internal.h"
+#include "model/agent_config.h"
+
+namespace dspool {
+
+using namespace api_internal;
+
+Result<Response> Api::RouteAgent(const Request& r, const InstanceId& id) {
+  using C = const Call&;
+  static const ApiRoute kRoutes[] = {
+      {"GET", "/v1/agent/config", [](Api& a, C c) { return a.AgentConfigFor(InstanceId(c.actor)); }},
+      {"POST", "/v1/agent/report", [](Api& a, C c) { return a.AgentReport(InstanceId(c.actor), c.request); }},
+      {"GET", "/v1/agent/keys/{}", [](Api& a, C c) { return a.AgentKeys(UserName(c.args[0])); }},
+  };
+  const std::vector<std::string> p = Split(r.path);
+  if (p.size() < 3 || p[0] != "v1" || p[1] != "agent") return NotFound("no agent resource at " + r.path);
+  DSP_ASSIGN_OR_RETURN(Instance instance, store_.GetInstance(id));
+  DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(instance.pool));
+  // The channel's socket belongs to the instance's root, and only it may
+  // speak here: not a user of the instance, not another pool's instance.
+  if (!r.peer.is_unix || r.peer.uid != static_cast<uid_t>(pool.id_base)) {
+    return PermissionDenied("the channel of instance " + id.value() + " serves its root only (host uid " +
+                            std::to_string(pool.id_base) + "), not peer uid " + std::to_string(r.peer.uid));
+  }
+  // The instance is the actor on its own channel.
+  return Dispatch(kRoutes, std::size(kRoutes), r, id.value(), "no agent resource at " + r.method + " " + r.path);
+}
+
+Result<Response> Api::AgentConfigFor(const InstanceId& id) {
+  DSP_ASSIGN_OR_RETURN(Instance instance, store_.GetInstance(id));
+  DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(instance.pool));
+  DSP_ASSIGN_OR_RETURN(HostKey key, hooks_.ReadHostKey(instance.pool));
+  DSP_ASSIGN_OR_RETURN(auto users, store_.ListUsers());
+  AgentConfig config;
+  config.instance_id = id.value();
+  config.pool = pool.name().value();
+  config.hostname = InstanceHostname(pool.name(), instance.index);
+  config.address = instance.address;
+  config.share_mount_path = pool.spec.share.mount_path;
+  config.jupyter = pool.spec.jupyter.has_value();
+  for (const User& u : users) {
+    config.users.push_back({u.name.value(), u.uid, u.admin, u.password_hash, u.ssh_keys});
+  }
+  config.host_private_key = key.private_key;
+  config.host_public_key = key.public_key;
+  if (auto v = store_.GetMeta(kUsersVersion); v.ok()) config.config_version = std::stoll(*v);
+  return JsonOk(200, AgentConfigToJson(config));
+}
+
+Result<Response> Api::AgentReport(const InstanceId& id, const Request& r) {
+  DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  DSP_ASSIGN_OR_RETURN(InstanceReport report, ParseInstanceReport(body));
+  report.received_at = clock_.Now();
+  hooks_.RecordReport(id, report);
+  int64_t version = 0;
+  if (auto v = store_.GetMeta(kUsersVersion); v.ok()) version = std::stoll(*v);
+  return JsonOk(200, {{"configVersion", version}});
+}
+
+Result<Response> Api::AgentKeys(const UserName& user) {
+  DSP_ASSIGN_OR_RETURN(User u, store_.GetUser(user));
+  return JsonOk(200, {{"keys", u.ssh_keys}});
+}
+
+}  // namespace dspool

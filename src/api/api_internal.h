@@ -1,0 +1,85 @@
+// What the API's files share (api.cc routes; status.cc, pools.cc, users.cc
+// and agent_channel.cc serve): meta keys, JSON helpers. Internal to the api
+// module.
+#pragma once
+
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/api.h"
+#include "identity/ssh_key.h"
+#include "model/json_reader.h"
+#include "model/user.h"
+
+namespace dspool::api_internal {
+
+inline constexpr const char* kUsersVersion = "users_version";
+inline constexpr const char* kUidHighWater = "uid_high_water";
+// Conditional writes of an instance record that the reconcile loop keeps
+// changing give up after this many tries (Aborted, 409: try again).
+inline constexpr int kMaxRecordUpdateAttempts = 3;
+
+inline Response JsonOk(int status, const Json& body) { return JsonResponse(status, body.dump()); }
+
+inline Result<Json> ParseBody(const Request& r) {
+  Json json;
+  DSP_RETURN_IF_ERROR(ParseJsonText(r.body.empty() ? "{}" : r.body, "request body", &json));
+  if (!json.is_object()) return InvalidArgument("request body: expected a JSON object");
+  return json;
+}
+
+inline std::vector<std::string> Split(const std::string& path) {
+  std::vector<std::string> parts;
+  std::string part;
+  std::istringstream in(path);
+  while (std::getline(in, part, '/')) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return parts;
+}
+
+inline Status MethodNotAllowed(const Request& r) {
+  return InvalidArgument("method " + r.method + " is not allowed on " + r.path);
+}
+
+inline Json KeysJson(const std::vector<std::string>& keys) {
+  Json out = Json::array();
+  for (const std::string& k : keys) out.push_back({{"key", k}, {"fingerprint", SshKeyFingerprint(k)}});
+  return out;
+}
+
+inline Json UserJson(const User& u) {
+  Json j = UserToPublicJson(u);
+  j["sshKeys"] = KeysJson(u.ssh_keys);
+  return j;
+}
+
+inline std::string MetricEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace dspool::api_internal
+
+namespace dspool {
+
+// One resource: a method, a path pattern ("{}" matches one segment, handed
+// to the handler in Call::args), and the handler. The tables are in api.cc
+// (Route) and agent_channel.cc (RouteAgent).
+struct ApiRoute {
+  std::string_view method;
+  std::string_view pattern;
+  Result<Response> (*serve)(Api& api, const Api::Call& call);
+};
+
+}  // namespace dspool

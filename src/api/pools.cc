@@ -1,0 +1,268 @@
+#include "api/api.h"
+
+#include <algorithm>
+
+#include "api/api_internal.h"
+#include "identity/password.h"
+
+namespace dspool {
+
+using namespace api_internal;
+
+Json Api::InstanceJson(const Instance& i, const Pool* pool) {
+  Json j = InstanceToJson(i);
+  j["hostname"] = InstanceHostname(i.pool, i.index);
+  j["createdAt"] = FormatTime(i.created_at);
+  j["phaseSince"] = FormatTime(i.phase_since);
+  auto report = hooks_.LastReport(i.id);
+  if (report) {
+    Json rj = InstanceReportToJson(*report);
+    rj["receivedAt"] = FormatTime(report->received_at);
+    j["report"] = rj;
+  } else {
+    j["report"] = nullptr;
+  }
+  if (auto health = hooks_.InstanceHealth(i.id)) j["health"] = InstanceHealthToJson(*health);
+  if (pool && pool->spec.load_balancer) {
+    // Port start+k of a NAT pool reaches the instance with index k.
+    Json ports = Json::array();
+    for (const NatPool& nat : pool->spec.load_balancer->nat_pools) {
+      if (i.index >= 0 && i.index < nat.size()) {
+        ports.push_back({{"natPool", nat.name}, {"port", nat.frontend_port_start + i.index}});
+      }
+    }
+    j["natPorts"] = ports;
+  }
+  return j;
+}
+
+Result<Json> Api::PoolJson(const Pool& p) {
+  DSP_ASSIGN_OR_RETURN(auto instances, store_.ListInstances(p.name()));
+  Json list = Json::array();
+  for (const Instance& i : instances) list.push_back(InstanceJson(i, &p));
+  Json j = {{"name", p.name().value()},
+           {"state", PoolStateName(p.state)},
+           {"instanceCount", p.spec.instance_count},
+           {"generation", p.generation},
+           {"idBase", p.id_base},
+           {"createdAt", FormatTime(p.created_at)},
+           {"updatedAt", FormatTime(p.updated_at)},
+           {"spec", PoolSpecToJson(p.spec)},
+           {"bridge", BridgeName(p.name())},
+           {"gateway", FormatIpv4(GatewayAddress(p.spec.network))},
+           {"instances", list}};
+  Json frontends = Json::array();
+  const std::string address = p.spec.load_balancer ? p.spec.load_balancer->frontend_address : "0.0.0.0";
+  if (const auto& lb = p.spec.load_balancer) {
+    for (const LbRule& rule : lb->rules) {
+      frontends.push_back({{"rule", rule.name},
+                           {"address", address},
+                           {"port", rule.frontend_port},
+                           {"backendPort", rule.backend_port}});
+    }
+  }
+  // The gateway's own HTTPS entry: it routes each user to their server.
+  if (const auto& jupyter = p.spec.jupyter) {
+    frontends.push_back({{"rule", "Jupyter"}, {"address", address}, {"port", jupyter->frontend_port}, {"https", true}});
+  }
+  if (!frontends.empty()) j["frontends"] = frontends;
+  return j;
+}
+
+Result<Response> Api::ListPools() {
+  DSP_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
+  Json list = Json::array();
+  for (const Pool& p : pools) {
+    DSP_ASSIGN_OR_RETURN(Json j, PoolJson(p));
+    list.push_back(std::move(j));
+  }
+  return JsonOk(200, {{"pools", list}});
+}
+
+Result<Response> Api::GetPool(const PoolName& name) {
+  DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(name));
+  DSP_ASSIGN_OR_RETURN(Json j, PoolJson(pool));
+  return JsonOk(200, j);
+}
+
+Result<Response> Api::CreatePool(const Request& r, const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  DSP_ASSIGN_OR_RETURN(PoolSpec spec, ParsePoolSpec(body));
+  AdminUserSpec& admin = spec.admin;
+  DSP_RETURN_IF_ERROR(ValidateUserName(admin.name).WithPrefix("adminUser.name"));
+  if (!admin.ssh_public_key.empty()) {
+    auto key = NormalizeSshPublicKey(admin.ssh_public_key);
+    if (!key.ok()) return key.status().WithPrefix("adminUser.sshPublicKey");
+    admin.ssh_public_key = *key;
+  }
+  if (!admin.password.empty()) {
+    DSP_RETURN_IF_ERROR(ValidatePassword(admin.password).WithPrefix("adminUser.password"));
+    auto hash = HashPassword(admin.password);
+    if (!hash.ok()) return hash.status();
+    admin.password_hash = *hash;
+    admin.password.assign(admin.password.size(), '\0');
+    admin.password.clear();
+  } else if (!admin.password_hash.empty()) {
+    DSP_RETURN_IF_ERROR(ValidatePasswordHash(admin.password_hash).WithPrefix("adminUser.passwordHash"));
+  }
+
+  std::lock_guard lock(write_mu_);
+  DSP_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
+  for (const Pool& p : pools) {
+    if (p.name() == spec.name) return AlreadyExists("pool '" + spec.name.value() + "' already exists");
+  }
+  DSP_RETURN_IF_ERROR(hooks_.CheckPoolHost(spec, pools));
+
+  WriteBatch batch;
+  Pool pool;
+  pool.spec = spec;
+  pool.created_at = pool.updated_at = clock_.Now();
+  DSP_ASSIGN_OR_RETURN(pool.id_base, AllocateIdBase(pools));
+  batch.Add(WriteBatch::CreatePool{pool});
+  batch.Add(WriteBatch::AppendEvent{MakeEvent(
+      actor, "pool.create", "pool/" + spec.name.value(),
+      std::to_string(spec.instance_count) + " instances of " + std::to_string(spec.size.vcpus) + " vCPU, " +
+          std::to_string(spec.size.memory_mib) + " MiB on " + spec.network.subnet.ToString())});
+
+  // The admin user: created, or given the spec's key and password.
+  auto existing = store_.GetUser(UserName(admin.name));
+  if (existing.ok()) {
+    User u = *existing;
+    if (!admin.ssh_public_key.empty() &&
+        std::find(u.ssh_keys.begin(), u.ssh_keys.end(), admin.ssh_public_key) == u.ssh_keys.end()) {
+      u.ssh_keys.push_back(admin.ssh_public_key);
+    }
+    if (!admin.password_hash.empty()) u.password_hash = admin.password_hash;
+    u.admin = true;
+    if (!(u == *existing)) {
+      batch.Add(WriteBatch::UpdateUser{u});
+      batch.Add(WriteBatch::AppendEvent{
+          MakeEvent(actor, "user.update", "user/" + admin.name, "admin of pool " + spec.name.value())});
+      DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
+    }
+  } else if (existing.status().code() == StatusCode::kNotFound) {
+    DSP_ASSIGN_OR_RETURN(auto users, store_.ListUsers());
+    int64_t hwm = 0;
+    if (auto h = store_.GetMeta(kUidHighWater); h.ok()) hwm = std::stoll(*h);
+    DSP_ASSIGN_OR_RETURN(int64_t uid, AllocateUid(users, options_.uid_range, hwm));
+    User u;
+    u.name = UserName(admin.name);
+    u.uid = uid;
+    if (!admin.ssh_public_key.empty()) u.ssh_keys.push_back(admin.ssh_public_key);
+    u.password_hash = admin.password_hash;
+    u.admin = true;
+    u.created_at = clock_.Now();
+    batch.Add(WriteBatch::CreateUser{u});
+    batch.Add(WriteBatch::PutMeta{kUidHighWater, std::to_string(uid)});
+    batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.create", "user/" + admin.name,
+                                                "uid " + std::to_string(uid) + ", admin of pool " + spec.name.value())});
+    DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
+  } else {
+    return existing.status();
+  }
+
+  DSP_RETURN_IF_ERROR(hooks_.PreparePool(spec.name));
+  DSP_RETURN_IF_ERROR(store_.Write(batch));
+  hooks_.PoolsChanged();
+  DSP_ASSIGN_OR_RETURN(Pool created, store_.GetPool(spec.name));
+  DSP_ASSIGN_OR_RETURN(Json j, PoolJson(created));
+  return JsonOk(201, j);
+}
+
+Result<Response> Api::ScalePool(const PoolName& name, const Request& r, const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  JsonReader reader(body, "");
+  int64_t count = 0;
+  reader.Required("instanceCount", &count);
+  DSP_RETURN_IF_ERROR(reader.Finish());
+  std::lock_guard lock(write_mu_);
+  DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(name));
+  if (pool.state == PoolState::kDeleting) return FailedPrecondition("pool '" + name.value() + "' is being deleted");
+  int64_t max = MaxInstanceCount(pool.spec);
+  if (count < 0 || count > max) {
+    return InvalidArgument("instanceCount: must be between 0 and " + std::to_string(max) + " for pool '" +
+                           name.value() + "'");
+  }
+  int64_t before = pool.spec.instance_count;
+  int64_t generation = pool.generation;
+  pool.spec.instance_count = count;
+  pool.generation++;
+  pool.updated_at = clock_.Now();
+  WriteBatch batch;
+  batch.Add(WriteBatch::UpdatePool{pool, generation});
+  batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "pool.scale", "pool/" + name.value(),
+                                              std::to_string(before) + " → " + std::to_string(count))});
+  DSP_RETURN_IF_ERROR(store_.Write(batch));
+  hooks_.PoolsChanged();
+  DSP_ASSIGN_OR_RETURN(Json j, PoolJson(pool));
+  return JsonOk(200, j);
+}
+
+Result<Response> Api::DeletePool(const PoolName& name, const std::string& actor) {
+  std::lock_guard lock(write_mu_);
+  DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(name));
+  if (pool.state != PoolState::kDeleting) {
+    int64_t generation = pool.generation;
+    pool.state = PoolState::kDeleting;
+    pool.generation++;
+    pool.updated_at = clock_.Now();
+    WriteBatch batch;
+    batch.Add(WriteBatch::UpdatePool{pool, generation});
+    batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "pool.delete", "pool/" + name.value(), "")});
+    DSP_RETURN_IF_ERROR(store_.Write(batch));
+    hooks_.PoolsChanged();
+  }
+  DSP_ASSIGN_OR_RETURN(Json j, PoolJson(pool));
+  return JsonOk(202, j);
+}
+
+Result<Response> Api::ListInstances(const Request& r) {
+  std::optional<PoolName> pool;
+  if (r.query.count("pool")) {
+    pool = PoolName(r.query.at("pool"));
+    DSP_RETURN_IF_ERROR(store_.GetPool(*pool).status());
+  }
+  DSP_ASSIGN_OR_RETURN(auto instances, store_.ListInstances(pool));
+  DSP_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
+  std::map<PoolName, const Pool*> by_name;
+  for (const Pool& p : pools) by_name[p.name()] = &p;
+  Json list = Json::array();
+  for (const Instance& i : instances) {
+    auto it = by_name.find(i.pool);
+    list.push_back(InstanceJson(i, it == by_name.end() ? nullptr : it->second));
+  }
+  return JsonOk(200, {{"instances", list}});
+}
+
+Result<Response> Api::SetDraining(const InstanceId& id, bool draining, const Request& r, const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  DSP_RETURN_IF_ERROR(JsonReader(body, "").Finish());  // takes no fields
+  std::lock_guard lock(write_mu_);
+  for (int attempt = 1;; ++attempt) {
+    DSP_ASSIGN_OR_RETURN(Instance read, store_.GetInstance(id));
+    if (read.phase == InstancePhase::kDeleting) {
+      return FailedPrecondition("instance '" + id.value() + "' of pool '" + read.pool.value() +
+                                "' is being deleted" + (read.reason.empty() ? "" : " (" + read.reason + ")") +
+                                "; it cannot be " + (draining ? "drained" : "put back in rotation"));
+    }
+    if (read.draining == draining) break;
+    Instance next = read;
+    next.draining = draining;
+    WriteBatch batch;
+    batch.Add(WriteBatch::UpdateInstance{next, read});
+    batch.Add(WriteBatch::AppendEvent{
+        MakeEvent(actor, draining ? "instance.drain" : "instance.undrain", "instance/" + id.value(),
+                  draining ? "no new connections; open ones go on" : "back in rotation")});
+    Status s = store_.Write(batch);
+    if (s.ok()) {
+      hooks_.PoolsChanged();
+      break;
+    }
+    if (s.code() != StatusCode::kAborted || attempt == kMaxRecordUpdateAttempts) return s;
+  }
+  DSP_ASSIGN_OR_RETURN(Instance instance, store_.GetInstance(id));
+  auto pool = store_.GetPool(instance.pool);
+  return JsonOk(200, InstanceJson(instance, pool.ok() ? &*pool : nullptr));
+}
+
+}  // namespace dspool

@@ -1,0 +1,140 @@
+#include "api/api.h"
+
+#include <map>
+#include <sstream>
+
+#include "api/api_internal.h"
+
+namespace dspool {
+
+using namespace api_internal;
+
+// ---- status, metrics, events ----
+
+Result<Response> Api::GetStatus() {
+  DSP_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
+  DSP_ASSIGN_OR_RETURN(auto instances, store_.ListInstances({}));
+  DSP_ASSIGN_OR_RETURN(auto users, store_.ListUsers());
+  int64_t ready = std::count_if(instances.begin(), instances.end(),
+                                [](const Instance& i) { return i.phase == InstancePhase::kReady; });
+  return JsonOk(200, {{"version", options_.version},
+                      {"dataDir", options_.data_dir},
+                      {"provider", options_.provider},
+                      {"pools", pools.size()},
+                      {"instances", {{"total", instances.size()}, {"ready", ready}}},
+                      {"users", users.size()},
+                      {"startedAt", FormatTime(started_at_)}});
+}
+
+Result<Response> Api::GetMetrics() {
+  DSP_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
+  DSP_ASSIGN_OR_RETURN(auto instances, store_.ListInstances({}));
+  DSP_ASSIGN_OR_RETURN(auto users, store_.ListUsers());
+  std::ostringstream out;
+  out << "# HELP dspool_pools Pools known to the server.\n# TYPE dspool_pools gauge\n"
+      << "dspool_pools " << pools.size() << "\n";
+  out << "# HELP dspool_pool_desired_instances Desired instance count per pool.\n"
+      << "# TYPE dspool_pool_desired_instances gauge\n";
+  for (const Pool& p : pools) {
+    out << "dspool_pool_desired_instances{pool=\"" << p.name() << "\"} " << p.spec.instance_count << "\n";
+  }
+  out << "# HELP dspool_instances Instances per pool and phase.\n# TYPE dspool_instances gauge\n";
+  std::map<std::pair<std::string, std::string>, int> by_phase;
+  for (const Pool& p : pools) {
+    for (auto phase : {InstancePhase::kPending, InstancePhase::kBooting, InstancePhase::kReady,
+                       InstancePhase::kFailed, InstancePhase::kDeleting}) {
+      by_phase[{p.name().value(), std::string(InstancePhaseName(phase))}] = 0;
+    }
+  }
+  for (const Instance& i : instances) ++by_phase[{i.pool.value(), std::string(InstancePhaseName(i.phase))}];
+  for (const auto& [key, n] : by_phase) {
+    out << "dspool_instances{pool=\"" << MetricEscape(key.first) << "\",phase=\"" << key.second << "\"} " << n
+        << "\n";
+  }
+  out << "# HELP dspool_users Pool users.\n# TYPE dspool_users gauge\ndspool_users " << users.size() << "\n";
+  struct Gauge {
+    const char* name;
+    const char* help;
+    std::function<double(const InstanceReport&)> value;
+  };
+  const Gauge gauges[] = {
+      {"dspool_instance_cpu_percent", "CPU use of the instance, 100 = one core.",
+       [](const InstanceReport& r) { return r.cpu_percent; }},
+      {"dspool_instance_memory_used_bytes", "Memory used by the instance.",
+       [](const InstanceReport& r) { return static_cast<double>(r.memory_used_bytes); }},
+      {"dspool_instance_memory_limit_bytes", "Memory limit of the instance.",
+       [](const InstanceReport& r) { return static_cast<double>(r.memory_limit_bytes); }},
+      {"dspool_instance_ssh_sessions", "Open SSH sessions on the instance.",
+       [](const InstanceReport& r) { return static_cast<double>(r.ssh_sessions); }},
+  };
+  for (const Gauge& g : gauges) {
+    out << "# HELP " << g.name << " " << g.help << "\n# TYPE " << g.name << " gauge\n";
+    for (const Instance& i : instances) {
+      auto report = hooks_.LastReport(i.id);
+      if (!report) continue;
+      out << g.name << "{pool=\"" << i.pool << "\",instance=\"" << i.id << "\"} " << g.value(*report) << "\n";
+    }
+  }
+  out << hooks_.ExtraMetrics();
+  Response resp;
+  resp.content_type = "text/plain; version=0.0.4";
+  resp.body = out.str();
+  return resp;
+}
+
+Result<Response> Api::ListEvents(const Request& r) {
+  int64_t limit = 100;
+  std::optional<int64_t> after;
+  try {
+    if (r.query.count("limit")) limit = std::stoll(r.query.at("limit"));
+    if (r.query.count("after")) after = std::stoll(r.query.at("after"));
+  } catch (...) {
+    return InvalidArgument("query: after and limit must be integers");
+  }
+  if (limit < 1 || limit > 1000) return InvalidArgument("query: limit must be between 1 and 1000");
+  std::vector<Event> events;
+  if (after) {
+    DSP_ASSIGN_OR_RETURN(events, store_.ListEvents(*after, static_cast<size_t>(limit)));
+  } else {
+    DSP_ASSIGN_OR_RETURN(events, store_.TailEvents(static_cast<size_t>(limit)));
+  }
+  Json list = Json::array();
+  for (const Event& e : events) list.push_back(EventToJson(e));
+  return JsonOk(200, {{"events", list}});
+}
+
+// ---- notebook sessions ----
+
+Result<Response> Api::ListSessions() {
+  Json list = Json::array();
+  for (const NotebookSessionInfo& info : hooks_.NotebookSessions()) list.push_back(NotebookSessionInfoToJson(info));
+  return JsonOk(200, {{"sessions", list}});
+}
+
+Result<Response> Api::StopSession(const std::string& user, const Request& r, const std::string& actor) {
+  const std::string* pool = r.query.count("pool") ? &r.query.at("pool") : nullptr;
+  std::vector<NotebookSessionInfo> found;
+  for (NotebookSessionInfo& info : hooks_.NotebookSessions()) {
+    if (info.user == user && (pool == nullptr || info.pool == *pool)) found.push_back(std::move(info));
+  }
+  if (found.empty()) {
+    return NotFound("user '" + user + "' has no notebook server" + (pool ? " in pool '" + *pool + "'" : ""));
+  }
+  if (found.size() > 1) {
+    std::string pools;
+    for (const NotebookSessionInfo& info : found) pools += (pools.empty() ? "" : ", ") + info.pool;
+    return InvalidArgument("user '" + user + "' has notebook servers in pools " + pools +
+                           ": name one with ?pool=NAME");
+  }
+  const NotebookSessionInfo& session = found.front();
+  DSP_RETURN_IF_ERROR(hooks_.StopNotebookSession(PoolName(session.pool), user));
+  std::string detail = session.state + (session.instance.empty() ? "" : " on instance " + session.instance);
+  DSP_RETURN_IF_ERROR(store_.Write(WriteBatch().Add(WriteBatch::AppendEvent{
+      MakeEvent(actor, "session.stop", "session/" + session.pool + "/" + user, detail)})));
+  Response resp;
+  resp.status = 204;
+  resp.content_type.clear();
+  return resp;
+}
+
+}  // namespace dspool

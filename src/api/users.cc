@@ -1,0 +1,140 @@
+#include "api/api.h"
+
+#include "api/api_internal.h"
+#include "identity/password.h"
+
+namespace dspool {
+
+using namespace api_internal;
+
+Result<Response> Api::CreateUser(const Request& r, const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  JsonReader reader(body, "");
+  std::string name, password;
+  std::vector<std::string> keys;
+  bool admin = false;
+  reader.Required("name", &name);
+  reader.Optional("sshKeys", &keys);
+  reader.Optional("password", &password);
+  reader.Optional("admin", &admin);
+  DSP_RETURN_IF_ERROR(reader.Finish());
+  DSP_RETURN_IF_ERROR(ValidateUserName(name).WithPrefix("name"));
+  User u;
+  u.name = UserName(name);
+  u.admin = admin;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto key = NormalizeSshPublicKey(keys[i]);
+    if (!key.ok()) return key.status().WithPrefix("sshKeys[" + std::to_string(i) + "]");
+    if (std::find(u.ssh_keys.begin(), u.ssh_keys.end(), *key) == u.ssh_keys.end()) u.ssh_keys.push_back(*key);
+  }
+  if (!password.empty()) {
+    DSP_RETURN_IF_ERROR(ValidatePassword(password).WithPrefix("password"));
+    DSP_ASSIGN_OR_RETURN(u.password_hash, HashPassword(password));
+    password.assign(password.size(), '\0');
+  }
+  std::lock_guard lock(write_mu_);
+  DSP_ASSIGN_OR_RETURN(auto users, store_.ListUsers());
+  for (const User& other : users) {
+    if (other.name == u.name) return AlreadyExists("user '" + name + "' already exists");
+  }
+  int64_t hwm = 0;
+  if (auto h = store_.GetMeta(kUidHighWater); h.ok()) hwm = std::stoll(*h);
+  DSP_ASSIGN_OR_RETURN(u.uid, AllocateUid(users, options_.uid_range, hwm));
+  u.created_at = clock_.Now();
+  WriteBatch batch;
+  batch.Add(WriteBatch::CreateUser{u});
+  batch.Add(WriteBatch::PutMeta{kUidHighWater, std::to_string(u.uid)});
+  batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.create", "user/" + name,
+                                              "uid " + std::to_string(u.uid) + (admin ? ", admin" : ""))});
+  DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
+  DSP_RETURN_IF_ERROR(store_.Write(batch));
+  return JsonOk(201, UserJson(u));
+}
+
+Result<Response> Api::GetUser(const UserName& name) {
+  DSP_ASSIGN_OR_RETURN(User u, store_.GetUser(name));
+  return JsonOk(200, UserJson(u));
+}
+
+Result<Response> Api::ListUsers() {
+  DSP_ASSIGN_OR_RETURN(auto users, store_.ListUsers());
+  Json list = Json::array();
+  for (const User& u : users) list.push_back(UserJson(u));
+  return JsonOk(200, {{"users", list}});
+}
+
+Result<Response> Api::DeleteUser(const UserName& name, const std::string& actor) {
+  std::lock_guard lock(write_mu_);
+  DSP_ASSIGN_OR_RETURN(User u, store_.GetUser(name));
+  WriteBatch batch;
+  batch.Add(WriteBatch::DeleteUser{name});
+  batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.delete", "user/" + name.value(),
+                                              "uid " + std::to_string(u.uid) + "; files kept on the shares")});
+  DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
+  DSP_RETURN_IF_ERROR(store_.Write(batch));
+  return JsonOk(200, {{"deleted", name.value()}, {"uid", u.uid}, {"filesKept", true}});
+}
+
+Result<Response> Api::AddKey(const UserName& name, const Request& r, const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  JsonReader reader(body, "");
+  std::string key_text;
+  reader.Required("key", &key_text);
+  DSP_RETURN_IF_ERROR(reader.Finish());
+  auto key = NormalizeSshPublicKey(key_text);
+  if (!key.ok()) return key.status().WithPrefix("key");
+  std::lock_guard lock(write_mu_);
+  DSP_ASSIGN_OR_RETURN(User u, store_.GetUser(name));
+  std::string fingerprint = SshKeyFingerprint(*key);
+  for (const std::string& k : u.ssh_keys) {
+    if (SshKeyFingerprint(k) == fingerprint) {
+      return AlreadyExists("user '" + name.value() + "' already has key " + fingerprint);
+    }
+  }
+  u.ssh_keys.push_back(*key);
+  WriteBatch batch;
+  batch.Add(WriteBatch::UpdateUser{u});
+  batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.key.add", "user/" + name.value(), fingerprint)});
+  DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
+  DSP_RETURN_IF_ERROR(store_.Write(batch));
+  return JsonOk(201, UserJson(u));
+}
+
+Result<Response> Api::RemoveKey(const UserName& name, const std::string& fingerprint, const std::string& actor) {
+  std::lock_guard lock(write_mu_);
+  DSP_ASSIGN_OR_RETURN(User u, store_.GetUser(name));
+  auto it = std::find_if(u.ssh_keys.begin(), u.ssh_keys.end(),
+                         [&](const std::string& k) { return SshKeyFingerprint(k) == fingerprint; });
+  if (it == u.ssh_keys.end()) {
+    return NotFound("user '" + name.value() + "' has no key with fingerprint " + fingerprint);
+  }
+  u.ssh_keys.erase(it);
+  WriteBatch batch;
+  batch.Add(WriteBatch::UpdateUser{u});
+  batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.key.remove", "user/" + name.value(), fingerprint)});
+  DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
+  DSP_RETURN_IF_ERROR(store_.Write(batch));
+  return JsonOk(200, UserJson(u));
+}
+
+Result<Response> Api::SetPassword(const UserName& name, const Request& r, const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  JsonReader reader(body, "");
+  std::string password;
+  reader.Required("password", &password);
+  DSP_RETURN_IF_ERROR(reader.Finish());
+  DSP_RETURN_IF_ERROR(ValidatePassword(password).WithPrefix("password"));
+  DSP_ASSIGN_OR_RETURN(std::string hash, HashPassword(password));
+  password.assign(password.size(), '\0');
+  std::lock_guard lock(write_mu_);
+  DSP_ASSIGN_OR_RETURN(User u, store_.GetUser(name));
+  u.password_hash = hash;
+  WriteBatch batch;
+  batch.Add(WriteBatch::UpdateUser{u});
+  batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.password", "user/" + name.value(), "password changed")});
+  DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
+  DSP_RETURN_IF_ERROR(store_.Write(batch));
+  return JsonOk(200, UserJson(u));
+}
+
+}  // namespace dspool
