@@ -52,4 +52,4 @@ pass "duplicate pool, overlapping subnet and bad count are refused"
 
 dsp pool delete "$POOL" >/dev/null
 for i in $(seq 60); do dsp pool show "$POOL" >/dev/null 2>&1 || break; sleep 0.5; done
-echo "1 passed, 0 failed"
+finish

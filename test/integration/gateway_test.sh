@@ -181,3 +181,4 @@ dsp pool delete "$POOL" >/dev/null
 for _ in $(seq 100); do ss -Htln "sport = :$FRONT" | grep -q . || break; sleep 0.2; done
 ss -Htln "sport = :$FRONT" | grep -q . && fail "frontend port still open after the pool was deleted"
 pass "deleting the pool closes its ports"
+finish

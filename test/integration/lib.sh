@@ -1,14 +1,33 @@
 # Shared helpers for the integration tests. Source it; set DSPOOL first.
+#
+# A test reports each check that held with `pass WHAT`, stops at the first
+# that does not with `fail WHY`, and ends with `finish`; the closing line,
+# "N passed, 0 failed" (or "N passed, 1 failed" from fail), counts the pass
+# calls. A test that cannot run on this host calls `cannot_run_here WHY`.
 set -euo pipefail
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-pass() { echo "ok: $*"; }
+PASSED=0
+pass() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
+fail() { echo "FAIL: $*" >&2; echo "$PASSED passed, 1 failed" >&2; exit 1; }
+finish() {
+  (( PASSED > 0 )) || fail "no check passed"
+  echo "$PASSED passed, 0 failed"
+}
+
+# The host lacks what the test needs (root, LXC, overlayfs, a package):
+# exit 77, which CTest reports as skipped (SKIP_RETURN_CODE), or fail where
+# every test must run (DSPOOL_REQUIRE_ALL=1, as in CI: README.md, "Tests").
+cannot_run_here() {
+  [[ "${DSPOOL_REQUIRE_ALL:-}" != 1 ]] || fail "$* (DSPOOL_REQUIRE_ALL=1: a test that cannot run here fails)"
+  echo "SKIP: $*"
+  exit 77
+}
 
 require_root_and_lxc() {
-  [[ $EUID -eq 0 ]] || fail "integration tests need root (CI runs them as root)"
-  command -v lxc-start >/dev/null || fail "lxc is not installed (scripts/install-deps.sh)"
+  [[ $EUID -eq 0 ]] || cannot_run_here "integration tests need root"
+  command -v lxc-start >/dev/null || cannot_run_here "lxc is not installed (scripts/install-deps.sh)"
   grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || true
-  grep -qw overlay /proc/filesystems || { echo "SKIP: this kernel has no overlayfs"; exit 0; }
+  grep -qw overlay /proc/filesystems || cannot_run_here "this kernel has no overlayfs (modprobe overlay)"
 }
 
 # The start of every test, named NAME: needs root and LXC; makes WORK, a fresh
