@@ -23,6 +23,18 @@ cannot_run_here() {
   exit 77
 }
 
+# Runs COMMAND until it succeeds, every 0.2 s, for at most SECONDS; fails
+# naming WHAT if it never does. How a test waits for an event.
+wait_until() {  # seconds what command...
+  local seconds=$1 what=$2 i
+  shift 2
+  for ((i = 0; i < seconds * 5; i++)); do
+    "$@" && return 0
+    sleep 0.2
+  done
+  fail "not within $seconds s: $what"
+}
+
 require_root_and_lxc() {
   [[ $EUID -eq 0 ]] || cannot_run_here "integration tests need root"
   command -v lxc-start >/dev/null || cannot_run_here "lxc is not installed (scripts/install-deps.sh)"
@@ -143,5 +155,11 @@ cleanup() {
   done
   for l in $(ip -o link show | grep -o "dsp-${POOL:-none}[^:@]*"); do ip link del "$l" 2>/dev/null; done
   nft delete element inet dspool same_bridge "{ \"dsp-${POOL:-none}\" . \"dsp-${POOL:-none}\" }" 2>/dev/null
-  if [[ -n "${KEEP_WORK:-}" ]]; then echo "kept $WORK"; else rm -rf "${WORK:-/nonexistent}"; fi
+  # Mounts left under WORK (an instance's root, mounted while it starts, by
+  # a server killed then) come off first: removing WORK never walks into
+  # them, nor off its file system.
+  for l in $(awk -v w="${WORK:-/nonexistent}/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
+    umount -l "$l"
+  done
+  if [[ -n "${KEEP_WORK:-}" ]]; then echo "kept $WORK"; else rm -rf --one-file-system "${WORK:-/nonexistent}"; fi
 }
