@@ -80,7 +80,8 @@ Result<ProviderFixture> MakeLxcFixture() {
   return f;
 }
 
-INSTANTIATE_TEST_SUITE_P(Lxc, ProviderConformance, ::testing::Values(ProviderFactory(MakeLxcFixture)));
+INSTANTIATE_TEST_SUITE_P(Lxc, ProviderConformance, ::testing::Values(ProviderFactory(MakeLxcFixture)),
+                         [](const auto&) { return std::string("lxc"); });
 
 }  // namespace
 }  // namespace dspool
