@@ -730,11 +730,6 @@ class Gateway::Impl {
     }
     if (p.next) loop_->Cancel(p.next);
     p.next = 0;
-    {
-      std::lock_guard lock(mu_);
-      ++counters_.probes;
-      if (!success) ++counters_.probe_failures;
-    }
     bool changed = p.tracker.Record(success);
     if (changed) {
       Count(&GatewayCounters::probe_transitions);
@@ -742,6 +737,13 @@ class Gateway::Impl {
                            << (p.tracker.in_rotation() ? "in rotation" : "out of rotation") << " (probe "
                            << p.spec.name << ", " << (success ? "answered" : "no answer") << ")";
       PublishHealth();
+    }
+    {
+      // Counted once its outcome shows in Health(): whoever sees the probe
+      // counted sees what it changed.
+      std::lock_guard lock(mu_);
+      ++counters_.probes;
+      if (!success) ++counters_.probe_failures;
     }
     // Probes start every interval, however long each took.
     std::chrono::milliseconds next = options_.fast_probe_interval;

@@ -286,6 +286,9 @@ TEST_F(GatewayTest, RelaysToAnInstanceOnceItsProbeAnswers) {
   EXPECT_EQ(health->connections, 1);
   client.reset();
   ASSERT_TRUE(WaitFor([&] { return gateway_->Health(InstanceId("i0"))->connections == 0; }));
+  // The loop counts the connection once it has handed it to a relay, which
+  // may have relayed and closed it by then.
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().connections_relayed == 1u; }));
   GatewayCounters c = gateway_->counters();
   EXPECT_EQ(c.connections_relayed, 1u);
   EXPECT_EQ(c.bytes_client_to_backend, 5u);
