@@ -28,12 +28,13 @@ import uuid
 from unittest import mock
 
 def cannot_run_here(why):
-    """Exits 77 (skipped, for CTest), or 1 where every test must run."""
+    """Says why, and returns the exit status: 77 (skipped, for CTest), or 1
+    where every test must run."""
     if os.environ.get("DSPOOL_REQUIRE_ALL") == "1":
         print(f"FAIL: {why} (DSPOOL_REQUIRE_ALL=1: a test that cannot run here fails)")
-        sys.exit(1)
+        return 1
     print(f"skipped: {why}")
-    sys.exit(77)
+    return 77
 
 
 try:
@@ -44,7 +45,7 @@ try:
     from tornado import httpclient, web, websocket
     from traitlets.config import Config
 except ImportError as e:
-    cannot_run_here(f"{e} (apt-get install jupyter-notebook)")
+    sys.exit(cannot_run_here(f"{e} (apt-get install jupyter-notebook)"))
 
 import dspool_kernels
 
@@ -258,6 +259,15 @@ def shell_reply(client, msg_id):
             return msg
 
 
+def iopub_message(client, msg_id, msg_type):
+    """The first IOPub message of msg_type that request msg_id caused."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        msg = client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == msg_type:
+            return msg
+
+
 def ask(km, code):
     """The text/plain of what the kernel of km (a KernelManager) answers to
     an execute_request of code, asked as a client of its connection file."""
@@ -428,8 +438,12 @@ class SpareKernelTest(LoopTest):
         old_pid = spare.provisioner.pid
 
         with answering_client(spare.connection_file, old_pid) as client:
-            msg_id = client.execute("import time; time.sleep(60)")
-            self.wait_until(lambda: spare.execution_state == "busy", "the cell runs")
+            msg_id = client.execute("print('running', flush=True); import time; time.sleep(60)")
+            # Interrupted once the cell's code runs: the kernel says "busy"
+            # before, while it prepares the cell, and an interrupt then stops
+            # its handler ("KeyboardInterrupt caught in kernel"): no reply.
+            self.assertEqual(iopub_message(client, msg_id, "stream")["content"]["text"], "running\n")
+            self.wait_until(lambda: spare.execution_state == "busy", "the watcher hears the cell run")
             m.interrupt_kernel(kernel_id)
             reply = shell_reply(client, msg_id)
         self.assertEqual(reply["parent_header"]["msg_id"], msg_id)
@@ -676,9 +690,22 @@ class NotebookServerTest(LoopTest):
         self.assertEqual(second.connection_files(), [])
 
 
-if __name__ == "__main__":
+def main():
     result = unittest.main(exit=False).result
     if not result.wasSuccessful():
-        sys.exit(1)
+        return 1
     if result.skipped:  # passed only in part: not a pass
-        cannot_run_here("; ".join(sorted({reason for _, reason in result.skipped})))
+        return cannot_run_here("; ".join(sorted({reason for _, reason in result.skipped})))
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    # Out without the interpreter's finalisation: there, jupyter_client's
+    # MultiKernelManager.__del__ destroys the managers' zmq context, and
+    # zmq_ctx_term waits for sockets of it the collector has not closed yet
+    # (seen as a hang of minutes after every test had passed). Each test has
+    # checked already that its kernels, servers and files are gone.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
