@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -55,10 +56,19 @@ Result<UniqueFd> MakeUserNamespace(const std::vector<IdMapping>& mappings) {
   int unshared[2];
   if (::pipe2(unshared, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
   UniqueFd unshared_read(unshared[0]), unshared_write(unshared[1]);
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return ErrnoStatus("fork", errno);
   if (pid == 0) {
-    // Child: enter a new user namespace, say so, and wait to be killed.
+    // Child: enter a new user namespace, say so, and wait to be killed. It
+    // dies with the thread that made it: a child that outlived a killed
+    // server would keep every descriptor it inherited, the server's lock
+    // among them (and helpers forked meanwhile by other threads hold copies
+    // of this pipe's write end, so its end of file cannot tell).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(0);
+    write_end.reset();
+    unshared_read.reset();
     char ok = ::unshare(CLONE_NEWUSER) == 0 ? 1 : 0;
     (void)!::write(unshared_write.get(), &ok, 1);
     char c;

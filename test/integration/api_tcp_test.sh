@@ -119,4 +119,4 @@ start_tcp_server --listen "127.0.0.1:$PORT" --no-tls
 "$DSPOOL" --server "tcp:127.0.0.1:$PORT" --token-file "$WORK/token" status >/dev/null || fail "no answer over plain loopback TCP"
 stop_server
 passed "--no-tls serves plain TCP on loopback"
-echo "$PASSED passed, 0 failed"
+finish

@@ -52,4 +52,7 @@ pass "duplicate pool, overlapping subnet and bad count are refused"
 
 dsp pool delete "$POOL" >/dev/null
 for i in $(seq 60); do dsp pool show "$POOL" >/dev/null 2>&1 || break; sleep 0.5; done
-echo "1 passed, 0 failed"
+out=$(dsp pool show "$POOL" 2>&1) && fail "pool $POOL still exists after delete"
+[[ "$out" == *"does not exist"* ]] || fail "pool show after delete failed, but not as not found: $out"
+pass "the valid pool is deleted"
+finish

@@ -111,4 +111,4 @@ pass "and back to the real time: still nothing ended"
 
 kill "$SSH_PID" 2>/dev/null || true
 dsp pool delete "$POOL" >/dev/null
-echo "4 passed, 0 failed"
+finish

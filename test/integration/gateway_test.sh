@@ -93,7 +93,14 @@ for k in 0 1 2; do
   got=$(gw_ssh $((NAT + k)) 127.0.0.1 hostname) || fail "NAT port $((NAT + k)) does not answer"
   [[ "$got" == "$(hostname_of $k)" ]] || fail "NAT port $((NAT + k)) reached $got, not instance $k"
 done
+refused_total() {
+  curl -s --unix-socket "$DATA/api.sock" http://x/metrics | awk '$1 == "dspool_gateway_refused_total" {print $2}'
+}
+refused_before=$(refused_total)
 out=$(gw_ssh $((NAT + 3)) 127.0.0.1 hostname 2>&1) && fail "NAT slot 3 (no instance) answered: $out"
+[[ "$out" == *"Connection closed"* || "$out" == *"Connection reset"* ]] \
+  || fail "NAT slot 3 (no instance) failed, but was not closed by the gateway: $out"
+(( $(refused_total) > ${refused_before:-0} )) || fail "the gateway did not count NAT slot 3's connection as refused"
 pass "NAT ports $NAT-$((NAT + 2)) reach instances 0-2; the empty slot is closed"
 
 # One host key at every port.
@@ -134,9 +141,15 @@ for s in $(seq 2 60); do
   [[ "${WHERE[127.0.0.$s]}" == "$(hostname_of $YI)" ]] && { YSRC=127.0.0.$s; break; }
 done
 [[ -n "${YSRC:-}" ]] || fail "none of 59 client addresses maps to instance $YI"
-gw_ssh "$FRONT" "$YSRC" 'sleep 30; echo session-survived' >"$WORK/session.out" 2>&1 &
+# The session waits for a line from us (its stdin, a FIFO), so it spans
+# the failover however long that takes.
+mkfifo "$WORK/session.in"
+gw_ssh "$FRONT" "$YSRC" 'echo session-open; read -r line; echo "session-survived $line"' \
+  <"$WORK/session.in" >"$WORK/session.out" 2>&1 &
 SESSION=$!
-sleep 1
+exec 7>"$WORK/session.in"
+session_open() { grep -q session-open "$WORK/session.out"; }
+wait_until 30 "the long session on instance $YI open" session_open
 # sshd of instance X stops taking new connections from the host for 25 s
 # (open ones go on; its own agent still sees sshd). The instance lifts the
 # block itself, since the block also closes its NAT port.
@@ -148,8 +161,13 @@ wait_health "$POOL" $XI unhealthy 20
 t1=$(date +%s.%N)
 got=$(gw_ssh "$FRONT" 127.0.0.1 hostname) || fail "ssh through the frontend failed after instance $XI went down"
 [[ "$got" == "$(hostname_of $YI)" ]] || fail "new session went to $got, not the healthy instance $YI"
-wait $SESSION || fail "the open session on instance $YI ended: $(cat "$WORK/session.out")"
-grep -q session-survived "$WORK/session.out" || fail "open session output lost"
+kill -0 $SESSION 2>/dev/null || fail "the open session on instance $YI ended: $(cat "$WORK/session.out")"
+trap '' PIPE  # a session gone meanwhile: an error from echo, not the end of this script
+echo after-failover >&7 || fail "the open session on instance $YI ended: $(cat "$WORK/session.out")"
+trap - PIPE
+exec 7>&-
+wait $SESSION || fail "the open session on instance $YI failed: $(cat "$WORK/session.out")"
+grep -qx "session-survived after-failover" "$WORK/session.out" || fail "open session output lost: $(cat "$WORK/session.out")"
 pass "instance $XI out of rotation $(elapsed "$t0" "$t1") s after sshd stopped (interval 5 s x 2); new sessions go to $YI; the open session lived"
 wait_health "$POOL" $XI healthy 40
 
@@ -181,3 +199,4 @@ dsp pool delete "$POOL" >/dev/null
 for _ in $(seq 100); do ss -Htln "sport = :$FRONT" | grep -q . || break; sleep 0.2; done
 ss -Htln "sport = :$FRONT" | grep -q . && fail "frontend port still open after the pool was deleted"
 pass "deleting the pool closes its ports"
+finish

@@ -11,9 +11,9 @@ HERE=$(dirname "$(realpath "$0")")
 source "$HERE/lib.sh"
 setup_pool_test jp
 for tool in /usr/bin/jupyter-notebook /usr/bin/python3; do
-  [[ -x $tool ]] || fail "$tool is missing (scripts/install-deps.sh installs it)"
+  [[ -x $tool ]] || cannot_run_here "$tool is missing (scripts/install-deps.sh installs it)"
 done
-/usr/bin/python3 -c "import websocket" 2>/dev/null || fail "python3-websocket is missing (scripts/install-deps.sh)"
+/usr/bin/python3 -c "import websocket" 2>/dev/null || cannot_run_here "python3-websocket is missing (scripts/install-deps.sh)"
 SERVER_ARGS=(--cull-check-seconds 5)
 start_server
 
@@ -100,3 +100,4 @@ grep -q '^dspool_notebooks_culled_total 1$' <<<"$metrics" || fail "no idle serve
 running=$(servers | /usr/bin/python3 -c "import json,sys; print(' '.join(sorted(s['user'] for s in json.load(sys.stdin)['servers'] if s['state'] != 'exited')))")
 [[ "$running" == "bob" ]] || fail "notebook servers running after culling: '$running' (want only bob's)"
 pass "alice's idle server was culled; bob's, with a busy kernel, runs on"
+finish

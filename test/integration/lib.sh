@@ -1,14 +1,45 @@
 # Shared helpers for the integration tests. Source it; set DSPOOL first.
+#
+# A test reports each check that held with `pass WHAT`, stops at the first
+# that does not with `fail WHY`, and ends with `finish`; the closing line,
+# "N passed, 0 failed" (or "N passed, 1 failed" from fail), counts the pass
+# calls. A test that cannot run on this host calls `cannot_run_here WHY`.
 set -euo pipefail
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-pass() { echo "ok: $*"; }
+PASSED=0
+pass() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
+fail() { echo "FAIL: $*" >&2; echo "$PASSED passed, 1 failed" >&2; exit 1; }
+finish() {
+  (( PASSED > 0 )) || fail "no check passed"
+  echo "$PASSED passed, 0 failed"
+}
+
+# The host lacks what the test needs (root, LXC, overlayfs, a package):
+# exit 77, which CTest reports as skipped (SKIP_RETURN_CODE), or fail where
+# every test must run (DSPOOL_REQUIRE_ALL=1, as in CI: README.md, "Tests").
+cannot_run_here() {
+  [[ "${DSPOOL_REQUIRE_ALL:-}" != 1 ]] || fail "$* (DSPOOL_REQUIRE_ALL=1: a test that cannot run here fails)"
+  echo "SKIP: $*"
+  exit 77
+}
+
+# Runs COMMAND until it succeeds, every 0.2 s, for at most SECONDS; fails
+# naming WHAT if it never does. How a test waits for an event.
+wait_until() {  # seconds what command...
+  local seconds=$1 what=$2 i
+  shift 2
+  for ((i = 0; i < seconds * 5; i++)); do
+    "$@" && return 0
+    sleep 0.2
+  done
+  fail "not within $seconds s: $what"
+}
 
 require_root_and_lxc() {
-  [[ $EUID -eq 0 ]] || fail "integration tests need root (CI runs them as root)"
-  command -v lxc-start >/dev/null || fail "lxc is not installed (scripts/install-deps.sh)"
+  [[ $EUID -eq 0 ]] || cannot_run_here "integration tests need root"
+  command -v lxc-start >/dev/null || cannot_run_here "lxc is not installed (scripts/install-deps.sh)"
   grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || true
-  grep -qw overlay /proc/filesystems || { echo "SKIP: this kernel has no overlayfs"; exit 0; }
+  grep -qw overlay /proc/filesystems || cannot_run_here "this kernel has no overlayfs (modprobe overlay)"
 }
 
 # The start of every test, named NAME: needs root and LXC; makes WORK, a fresh
@@ -126,5 +157,11 @@ cleanup() {
   done
   for l in $(ip -o link show | grep -o "dsp-${POOL:-none}[^:@]*"); do ip link del "$l" 2>/dev/null; done
   nft delete element inet dspool same_bridge "{ \"dsp-${POOL:-none}\" . \"dsp-${POOL:-none}\" }" 2>/dev/null
-  if [[ -n "${KEEP_WORK:-}" ]]; then echo "kept $WORK"; else rm -rf "${WORK:-/nonexistent}"; fi
+  # Mounts left under WORK (an instance's root, mounted while it starts, by
+  # a server killed then) come off first: removing WORK never walks into
+  # them, nor off its file system.
+  for l in $(awk -v w="${WORK:-/nonexistent}/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
+    umount -l "$l"
+  done
+  if [[ -n "${KEEP_WORK:-}" ]]; then echo "kept $WORK"; else rm -rf --one-file-system "${WORK:-/nonexistent}"; fi
 }

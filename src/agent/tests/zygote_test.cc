@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/testing/cannot_run.h"
 #include "base/testing/temp_dir.h"
 #include "model/json_reader.h"
 #include "os/fs.h"
@@ -42,7 +43,7 @@ sys.exit(3)
 class ZygoteTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access(kPython, X_OK) != 0) GTEST_SKIP() << kPython << " is missing (apt-get install python3)";
+    if (access(kPython, X_OK) != 0) DSP_CANNOT_RUN_HERE(kPython << " is missing (apt-get install python3)");
     ASSERT_FALSE(dir_.path().empty());
     // The zygote's grandchildren are reparented to us, as to the agent (PID 1).
     ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);

@@ -7,6 +7,7 @@
 namespace dspool {
 namespace {
 
+using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 class FakeWebHooks : public WebHooks {
@@ -241,7 +242,10 @@ TEST_F(WebEntryTest, AFailedStartIsShownAndTriedAgainLater) {
   EXPECT_EQ(failed.status, 503);
   EXPECT_NE(failed.body.find("no instance is healthy"), std::string::npos);
   EXPECT_EQ(hooks_.starts.size(), 1u);
-  clock_.Advance(seconds(31));
+  clock_.Advance(seconds(30) - milliseconds(1));
+  EXPECT_EQ(Reply(Get("/user/alice/tree", alice)).status, 503);
+  EXPECT_EQ(hooks_.starts.size(), 1u) << "tried again before the 30 s retry delay";
+  clock_.Advance(milliseconds(1));
   Reply(Get("/user/alice/tree", alice));
   EXPECT_EQ(hooks_.starts.size(), 2u);
   EXPECT_NE(hooks_.starts[0].second, hooks_.starts[1].second) << "a new server gets a new token";
@@ -252,7 +256,9 @@ TEST_F(WebEntryTest, RepeatedFailuresAreThrottled) {
   Response r = Login("alice", "alice%27s+password");
   EXPECT_EQ(r.status, 429);
   EXPECT_EQ(Header(r, "Set-Cookie"), "");
-  clock_.Advance(std::chrono::minutes(5));
+  clock_.Advance(std::chrono::minutes(5) - milliseconds(1));
+  EXPECT_EQ(Login("alice", "alice%27s+password").status, 429) << "the throttle ended before its window";
+  clock_.Advance(milliseconds(1));
   EXPECT_EQ(Login("alice", "alice%27s+password").status, 303);
 }
 

@@ -511,12 +511,15 @@ TEST_F(HttpTest, ClientTimesOut) {
     released.wait();
     return Echo(r);
   });
+  const auto start = std::chrono::steady_clock::now();
   Result<Response> r = Client::Do(endpoint, "GET", "/", "", {}, 100ms);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
   release.set_value();
   server_->Stop();  // waits for the handler, before `release` goes
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded) << r.status();
   EXPECT_NE(r.status().message().find(endpoint.ToString()), std::string::npos) << r.status();
+  EXPECT_GE(elapsed, 100ms) << "gave up before the timeout";
 }
 
 TEST_F(HttpTest, ClientRejectsBadInputWithoutSending) {
@@ -585,10 +588,12 @@ TEST_F(HttpTest, SilentClientIsCutOffAfterTheHeaderTimeout) {
   HttpServerOptions options;
   options.header_read_timeout = 200ms;
   StartUnix(Echo, options);
+  const auto start = std::chrono::steady_clock::now();
   auto c = RawConnection::Unix(tmp_ / "api.sock");
   ASSERT_TRUE(c);
   ASSERT_TRUE(c->Send("GET / HTTP/1.1\r\n"));  // and never the rest
   EXPECT_TRUE(c->ReadsEof());
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 200ms) << "cut off before the header timeout";
 }
 
 TEST_F(HttpTest, ConnectionsOverTheLimitAreClosed) {

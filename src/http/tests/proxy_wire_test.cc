@@ -23,6 +23,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/testing/cannot_run.h"
 #include "base/testing/temp_dir.h"
 #include "http/http1_parser.h"
 #include "http/proxy.h"
@@ -596,19 +597,23 @@ TEST_F(ProxyWireTest, HeaderReadAndIdleTimeoutsClose) {
   options.header_read_timeout = std::chrono::milliseconds(150);
   options.idle_timeout = std::chrono::milliseconds(150);
   StartProxy(up.port(), options);
+  // Each timeout runs from a moment after t0: not closed sooner than 150 ms
+  // after it.
   auto t0 = std::chrono::steady_clock::now();
   int slow = ConnectTo(port_);
   SendAll(slow, "GET /a HTTP/1.1\r\nHo");
   EXPECT_TRUE(SeesClose(slow));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, options.header_read_timeout);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
   close(slow);
 
   int idle = ConnectTo(port_);
   std::string buf;
+  t0 = std::chrono::steady_clock::now();
   SendAll(idle, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(ReadMessage(idle, buf, false).status, 200);
-  t0 = std::chrono::steady_clock::now();
   EXPECT_TRUE(SeesClose(idle));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, options.idle_timeout);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
   close(idle);
 }
@@ -663,7 +668,7 @@ TEST_F(ProxyWireTest, UpgradeTunnelOverTlsEndsWithCloseNotify) {
   std::string cert = dir.path() + "/cert.pem", key = dir.path() + "/key.pem";
   std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=pool -keyout " + key + " -out " +
                     cert + " >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "openssl is not installed";
+  if (std::system(cmd.c_str()) != 0) DSP_CANNOT_RUN_HERE("`openssl req` failed: is openssl installed?");
   auto& up = Upstream([](int fd, int) {
     std::string buf;
     ReadMessage(fd, buf, true);
@@ -735,11 +740,12 @@ TEST_F(ProxyWireTest, AQuietTunnelIsClosedAfterTunnelIdleTimeout) {
   options.tunnel_idle_timeout = std::chrono::milliseconds(150);
   StartProxy(up.port(), options);
   int fd = ConnectTo(port_);
+  auto t0 = std::chrono::steady_clock::now();  // before the tunnel's last traffic (the 101)
   SendAll(fd, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
   std::string buf;
   EXPECT_EQ(ReadMessage(fd, buf, false).status, 101);
-  auto t0 = std::chrono::steady_clock::now();
   EXPECT_TRUE(SeesClose(fd));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, options.tunnel_idle_timeout);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
   close(fd);
   upstream_.reset();  // joins the upstream's thread

@@ -49,6 +49,13 @@ class ReactorWatchTest : public ::testing::Test {
     });
     ASSERT_TRUE(WaitFor([&] { return done.load(); })) << "the loop did not run a posted task";
   }
+  // Returns once the loop has run its timers at the current time: a task
+  // posted after another runs on the turn after that one's, and a turn runs
+  // its tasks, then its due timers.
+  void Settle() {
+    OnLoop([] {});
+    OnLoop([] {});
+  }
   void Advance(Duration d) {
     clock_.Advance(d);
     loop_->Wake();
@@ -89,10 +96,14 @@ TEST_F(ReactorWatchTest, TimersRunInOrderOnTheInjectedClock) {
     loop_->RunAfter(seconds(1), [&] { ran.push_back(1); ++count; });
     loop_->RunAfter(seconds(3), [&] { ran.push_back(3); ++count; });
   });
-  Advance(milliseconds(1500));
+  Advance(milliseconds(999));
+  Settle();
+  EXPECT_EQ(count, 0) << "a timer ran before its time";
+  Advance(milliseconds(1));
   ASSERT_TRUE(WaitFor([&] { return count >= 1; }));
-  OnLoop([] {});
-  EXPECT_EQ(count, 1);
+  Advance(milliseconds(999));
+  Settle();
+  EXPECT_EQ(count, 1) << "a timer ran before its time";
   Advance(seconds(5));
   ASSERT_TRUE(WaitFor([&] { return count >= 3; }));
   EXPECT_EQ(ran, (std::vector<int>{1, 2, 3}));

@@ -492,13 +492,16 @@ TEST_F(RelayTest, IdleTimeoutClosesAnIdleConnection) {
   EchoServer echo;
   UniqueFd client = ConnectThroughRelay(echo.port(), RelayOptions{.idle_timeout = milliseconds(200)});
   ASSERT_TRUE(client.valid());
+  const auto before_activity = std::chrono::steady_clock::now();
   ASSERT_TRUE(SendAll(client.get(), "hi"));
   std::string got;
   ASSERT_TRUE(RecvExactly(client.get(), 2, &got));
   // Now nothing moves: the relay closes both sides (the wait is bounded by
-  // the socket's receive timeout, far above 200 ms).
+  // the socket's receive timeout, far above 200 ms), and not before 200 ms
+  // from the last activity.
   got.clear();
   ASSERT_TRUE(RecvToEof(client.get(), &got));
+  EXPECT_GE(std::chrono::steady_clock::now() - before_activity, milliseconds(200));
   EXPECT_EQ(got, "");
   ASSERT_TRUE(WaitIdle());
   EXPECT_EQ(counters().idle_timeouts.load(), 1u);
@@ -524,7 +527,14 @@ TEST_F(RelayTest, IdleTimeoutFollowsTheInjectedClock) {
   clock_.Advance(seconds(5));
   ASSERT_TRUE(round_trip(busy));  // busy: last activity t = 5 s
 
-  clock_.Advance(seconds(6));
+  // Just before quiet's deadline: the loop has expired what was due by
+  // then (it turns between relaying the ping and its echo), and quiet was
+  // not.
+  clock_.Advance(milliseconds(4999));
+  ASSERT_TRUE(round_trip(busy));
+  EXPECT_EQ(counters().idle_timeouts.load(), 0u) << "closed before its idle timeout";
+
+  clock_.Advance(milliseconds(1001));
   loop_->Wake();
   ASSERT_TRUE(WaitFor([&] { return counters().idle_timeouts.load() == 1; }));
   std::string rest;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/testing/cannot_run.h"
 #include "base/testing/temp_dir.h"
 #include "os/fs.h"
 #include "os/procfs.h"
@@ -99,7 +100,7 @@ TEST_F(ChildrenTest, SpawnGivesExactEnvironmentDirectoryAndOnlyStandardDescripto
 }
 
 TEST_F(ChildrenTest, SpawnAsAUserMakesTheLogAsThatUser) {
-  if (geteuid() != 0) GTEST_SKIP() << "dropping privileges needs root; CI runs this as root";
+  if (geteuid() != 0) DSP_CANNOT_RUN_HERE("dropping privileges needs root");
   ASSERT_EQ(chmod(tmp_.path().c_str(), 0711), 0);
   ASSERT_TRUE(EnsureDir(tmp_ / "home", 0700, FileOwner{4321, 4321}).ok());
   SpawnOptions o;
@@ -165,7 +166,7 @@ TEST_F(ChildrenTest, ListDirIsSortedWithoutDots) {
 }
 
 TEST_F(ChildrenTest, RunAsDropsPrivilegeAndCarriesTheStatus) {
-  if (geteuid() != 0) GTEST_SKIP() << "RunAs needs root; CI runs this as root";
+  if (geteuid() != 0) DSP_CANNOT_RUN_HERE("RunAs needs root");
   ASSERT_EQ(chmod(tmp_.path().c_str(), 0711), 0);
   ASSERT_TRUE(EnsureDir(tmp_ / "mine", 0700, FileOwner{4321, 4321}).ok());
   Status s = RunAs(4321, 4321, [&]() -> Status {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "base/testing/cannot_run.h"
 #include "base/testing/temp_dir.h"
 
 namespace dspool {
@@ -87,7 +88,7 @@ TEST_F(FsTest, WriteFileAtomicReplacesAndNarrowsTheMode) {
 }
 
 TEST_F(FsTest, WriteFileAtomicSetsTheOwner) {
-  if (::geteuid() != 0) GTEST_SKIP() << "chown needs root";
+  if (::geteuid() != 0) DSP_CANNOT_RUN_HERE("chown needs root");
   ASSERT_TRUE(WriteFileAtomic(tmp_ / "owned", "x", 0640, FileOwner{12345, 23456}).ok());
   struct stat st = Lstat(tmp_ / "owned");
   EXPECT_EQ(st.st_uid, 12345u);
@@ -216,7 +217,7 @@ TEST_F(FsTest, RemoveTreeDoesNotFollowSymlinks) {
 }
 
 TEST_F(FsTest, RemoveTreeDoesNotCrossMountPoints) {
-  if (::geteuid() != 0) GTEST_SKIP() << "mounting needs root";
+  if (::geteuid() != 0) DSP_CANNOT_RUN_HERE("mounting needs root");
   const std::string d = tmp_.path();
   int rc = RunInPrivateMountNamespace([&d]() -> int {
     auto path = [&d](const std::string& n) { return d + "/" + n; };
@@ -243,7 +244,7 @@ TEST_F(FsTest, RemoveTreeDoesNotCrossMountPoints) {
     if (!RemoveTree(path("tree")).ok()) return 14;
     return 0;
   });
-  if (rc == -1) GTEST_SKIP() << "cannot create a mount namespace (EPERM)";
+  if (rc == -1) DSP_CANNOT_RUN_HERE("cannot create a mount namespace (EPERM)");
   EXPECT_EQ(rc, 0) << "failed at step " << rc;
   EXPECT_TRUE(*PathExists(tmp_ / "bound-source/keep"));
   EXPECT_FALSE(*PathExists(tmp_ / "tree"));

@@ -9,6 +9,7 @@
 
 #include <functional>
 
+#include "base/testing/cannot_run.h"
 #include "base/testing/temp_dir.h"
 #include "os/fs.h"
 
@@ -55,12 +56,12 @@ uid_t OwnerOf(const std::string& path) {
 class MountsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "mount tests need root; CI runs them as root";
+    if (geteuid() != 0) DSP_CANNOT_RUN_HERE("mount tests need root");
     ASSERT_FALSE(tmp_.path().empty());
   }
   void Check(const std::function<std::string()>& body) {
     std::string err = InPrivateMountNamespace(body);
-    if (err == "SKIP") GTEST_SKIP() << "no private mount namespace here";
+    if (err == "SKIP") DSP_CANNOT_RUN_HERE("no private mount namespace here");
     EXPECT_EQ(err, "");
   }
   TempDir tmp_{"dspool-mounts"};

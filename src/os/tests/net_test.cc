@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/testing/cannot_run.h"
 #include "os/process.h"
 #include "os/unique_fd.h"
 
@@ -41,13 +42,13 @@ bool Contains(const std::vector<std::string>& v, const std::string& s) {
 }
 
 #define DSP_SKIP_WITHOUT_NET_ADMIN(rc)                                                                      \
-  if ((rc) == EPERM) GTEST_SKIP() << "needs root with CAP_NET_ADMIN to create a network namespace (EPERM)"; \
+  if ((rc) == EPERM) DSP_CANNOT_RUN_HERE("needs root with CAP_NET_ADMIN to create a network namespace (EPERM)"); \
   ASSERT_EQ((rc), 0) << "unshare(CLONE_NEWNET) failed: " << ::strerror(rc)
 
 class NetTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root (CAP_NET_ADMIN) and a private network namespace";
+    if (::geteuid() != 0) DSP_CANNOT_RUN_HERE("needs root (CAP_NET_ADMIN) and a private network namespace");
   }
 };
 
@@ -112,7 +113,7 @@ TEST_F(NetTest, BridgePortsAreAttachedAndListed) {
     EXPECT_TRUE(*LinkExists("dsptest-v0")) << "deleting a bridge releases its ports";
   });
   DSP_SKIP_WITHOUT_NET_ADMIN(rc);
-  if (!veth.ok()) GTEST_SKIP() << "cannot create a veth pair with `ip` for the test: " << veth;
+  if (!veth.ok()) DSP_CANNOT_RUN_HERE("cannot create a veth pair with `ip` for the test: " << veth);
 }
 
 TEST_F(NetTest, ErrorsOnMissingLinksAndBadInput) {

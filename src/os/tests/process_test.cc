@@ -140,6 +140,7 @@ TEST(RunProcessTest, TimeoutKillsTheWholeProcessGroup) {
   auto elapsed = steady_clock::now() - start;
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded) << r.status();
+  EXPECT_GE(elapsed, opts.timeout) << "killed before the timeout";
   EXPECT_LT(elapsed, std::chrono::seconds(5));
 
   std::ifstream in(pid_file);

@@ -158,7 +158,7 @@ std::string LxcProvider::VethName(const InstanceId& id) {
   return buf;
 }
 
-Result<std::unique_ptr<LxcProvider>> LxcProvider::Create(const std::string& root) {
+Status LxcProvider::CheckHost() {
   if (geteuid() != 0) return FailedPrecondition("the lxc provider needs root (run `dspool server` as root)");
   std::ifstream filesystems("/proc/filesystems");
   std::string line;
@@ -166,10 +166,16 @@ Result<std::unique_ptr<LxcProvider>> LxcProvider::Create(const std::string& root
   while (std::getline(filesystems, line)) overlay |= line.find("\toverlay") != std::string::npos;
   if (!overlay) return FailedPrecondition("the kernel has no overlay file system (modprobe overlay)");
   struct stat st;
-  bool cgroup2 = ::stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
-  if (!cgroup2 && ::stat("/sys/fs/cgroup/memory", &st) != 0) {
+  if (::stat("/sys/fs/cgroup/cgroup.controllers", &st) != 0 && ::stat("/sys/fs/cgroup/memory", &st) != 0) {
     return FailedPrecondition("no usable cgroup hierarchy under /sys/fs/cgroup");
   }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<LxcProvider>> LxcProvider::Create(const std::string& root) {
+  DSP_RETURN_IF_ERROR(CheckHost());
+  struct stat st;
+  bool cgroup2 = ::stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
   for (const char* file : {"/etc/subuid", "/etc/subgid"}) DSP_RETURN_IF_ERROR(EnsureRootSubordinateIds(file));
   // The containers' directories are walked by liblxc from inside the
   // instances' user namespaces: every directory down to them must be

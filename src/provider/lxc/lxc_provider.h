@@ -53,8 +53,13 @@ namespace dspool {
 
 class LxcProvider final : public ComputeProvider {
  public:
-  // Checks that liblxc, overlayfs and cgroups are usable and that `root`
-  // can be created; FailedPrecondition naming what is missing otherwise.
+  // What this host must offer before anything is made: root, overlayfs, a
+  // cgroup hierarchy (v1 or v2). FailedPrecondition naming what is missing
+  // otherwise. (Tests tell "cannot run here" from a failure with it.)
+  static Status CheckHost();
+  // CheckHost, then checks that liblxc's ids, firewall and `root` can be
+  // set up, and does it; FailedPrecondition naming what is missing
+  // otherwise.
   static Result<std::unique_ptr<LxcProvider>> Create(const std::string& root);
 
   std::string Name() const override { return "lxc"; }

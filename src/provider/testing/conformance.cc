@@ -2,12 +2,14 @@
 
 #include <algorithm>
 
+#include "base/testing/cannot_run.h"
+
 namespace dspool {
 
 void ProviderConformance::SetUp() {
   Result<ProviderFixture> fixture = GetParam()();
   if (!fixture.ok() && fixture.status().code() == StatusCode::kFailedPrecondition) {
-    GTEST_SKIP() << "provider unavailable here: " << fixture.status().message();
+    DSP_CANNOT_RUN_HERE("provider unavailable here: " << fixture.status().message());
   }
   ASSERT_TRUE(fixture.ok()) << fixture.status();
   fixture_ = std::move(*fixture);

@@ -34,7 +34,10 @@ struct ProviderFixture {
 };
 
 // FailedPrecondition means "cannot run here" (not root, no overlayfs): the
-// tests skip with its message. Any other error fails them.
+// tests skip with its message, or fail where every test must run
+// (base/testing/cannot_run.h). A factory returns it only for what the host
+// lacks, never for a provider that fails on a host able to run it: any
+// other error fails the tests.
 using ProviderFactory = std::function<Result<ProviderFixture>()>;
 
 class ProviderConformance : public ::testing::TestWithParam<ProviderFactory> {

@@ -20,7 +20,8 @@ Result<ProviderFixture> MakeFakeFixture() {
   return f;
 }
 
-INSTANTIATE_TEST_SUITE_P(Fake, ProviderConformance, ::testing::Values(ProviderFactory(MakeFakeFixture)));
+INSTANTIATE_TEST_SUITE_P(Fake, ProviderConformance, ::testing::Values(ProviderFactory(MakeFakeFixture)),
+                         [](const auto&) { return std::string("fake"); });
 
 TEST(FakeProviderTest, ScriptedFailureLeavesHalfMadeInstance) {
   FakeProvider p;

@@ -87,6 +87,8 @@ TEST_F(PlannerTest, BootingBecomesReadyOnReportAfterPhaseStart) {
 TEST_F(PlannerTest, BootTimeoutFailsAndReplaces) {
   AddPool("a", 1);
   Instance& r = AddRecord("a", 0, InstancePhase::kBooting);
+  in_.phase_seen[r.id] = in_.now - seconds(120);
+  EXPECT_TRUE(Plan().empty()) << "120 s is not more than boot_timeout";
   in_.phase_seen[r.id] = in_.now - seconds(121);
   auto plan = Plan();
   ASSERT_EQ(plan.size(), 2u);

@@ -236,16 +236,21 @@ TEST(ReconcilerTest, SilentAgentIsReplaced) {
   ASSERT_TRUE(h.Converge());
   InstanceId victim = h.store_.ListInstances({})->at(0).id;
   h.killed_.insert(victim);  // still running, but its agent no longer reports
-  for (int i = 0; i < 31; ++i) {
+  auto failed = [&] {
+    auto events = *h.store_.TailEvents(100);
+    return std::any_of(events.begin(), events.end(), [&](const Event& e) {
+      return e.action == "instance.failed" && e.subject == "instance/" + victim.value() &&
+             e.detail == "agent silent for more than 30s";
+    });
+  };
+  for (int i = 0; i < 30; ++i) {
     h.clock_.Advance(seconds(1));
     ASSERT_TRUE(h.reconciler_->RunPass().ok());
   }
-  auto events = *h.store_.TailEvents(100);
-  bool failed = std::any_of(events.begin(), events.end(), [&](const Event& e) {
-    return e.action == "instance.failed" && e.subject == "instance/" + victim.value() &&
-           e.detail == "agent silent for more than 30s";
-  });
-  EXPECT_TRUE(failed);
+  EXPECT_FALSE(failed()) << "failed after 30 s of silence, which is not more than report_timeout";
+  h.clock_.Advance(seconds(1));
+  ASSERT_TRUE(h.reconciler_->RunPass().ok());
+  EXPECT_TRUE(failed());
   ASSERT_TRUE(h.Converge());
   h.ExpectConverged();
 }
