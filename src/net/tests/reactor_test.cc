@@ -1,6 +1,7 @@
 #include "net/reactor.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -177,6 +178,29 @@ TEST_F(ReactorTest, AStreamWaitTimesOutAtItsDeadlineAndNotBefore) {
   on_loop([&] { s.reset(); });
   reactor_->Stop();
   t.join();
+}
+
+TEST_F(ReactorTest, ShutdownWriteSendsOurFinAndReadingGoesOn) {
+  auto [a, b] = SocketPair();
+  long got = 0;
+  bool done = false;
+  std::unique_ptr<Stream> s;
+  ASSERT_TRUE(reactor_->Post([&] {
+    s = std::make_unique<Stream>(*reactor_, std::move(a));
+    s->ShutdownWrite();
+    ReadOnce(*s, reactor_->now() + seconds(10), &got, &done);
+  }));
+  std::thread peer([fd = b.get()] {
+    pollfd p = {fd, POLLIN, 0};
+    char c;
+    EXPECT_EQ(::poll(&p, 1, 10000), 1);
+    EXPECT_EQ(::read(fd, &c, 1), 0) << "the peer sees our FIN";
+    EXPECT_EQ(::write(fd, "late", 4), 4) << "and may still send";
+  });
+  RunUntil([&] { return done; });
+  peer.join();
+  EXPECT_EQ(got, 4);
+  s.reset();  // the loop has returned: its owner may touch it again
 }
 
 TEST_F(ReactorTest, StopReleasesEveryWaitAndRunsTheCoroutinesToTheirEnd) {
