@@ -1,6 +1,6 @@
-// Small helpers for the module's Beast code (server.cc, client.cc,
-// proxy.cc). Internal to http: it includes Beast, which stays inside this
-// module (DESIGN.md).
+// Small helpers for the module's Beast code (server.cc, client.cc).
+// Internal to http: it includes Beast, which stays inside this module
+// (DESIGN.md).
 #pragma once
 
 #include <boost/beast/http.hpp>

@@ -1,5 +1,6 @@
 // HTTP/1.x message heads parsed in place, and the framing of bodies: the
-// wire layer of ProxyServer (proxy.cc), with no allocation.
+// wire layer of ProxyServer (proxy_connection.cc, proxy_forward.cc), with
+// no allocation.
 //
 // ParseRequestHead / ParseResponseHead look at the bytes received so far
 // and either need more (kIncomplete), fail (kError, with a short reason for

@@ -27,7 +27,7 @@
 // busy.
 //
 // Threads: connections run on `threads` I/O threads as coroutines, each
-// connection on one thread for its whole life (one epoll loop per thread);
+// connection on one thread for its whole life (a net Reactor per thread);
 // Decide, Serve and Activity are called on them, concurrently, and must be
 // thread-safe and quick.
 #pragma once
@@ -39,6 +39,7 @@
 #include <variant>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/result.h"
 #include "http/message.h"
 
@@ -82,6 +83,10 @@ struct ProxyOptions {
   // "cubic"); empty: the host's default. The caller checks that the host
   // has it (net/socket.h's CheckCongestionControl); one it lacks is ignored.
   std::string upstream_congestion_control;
+  // The monotonic clock of every deadline (its Monotonic()); must outlive
+  // the server. nullptr: the real clock. With a simulated one, Wake() the
+  // server after moving it.
+  const Clock* clock = nullptr;
 };
 
 struct ProxyStats {
@@ -113,6 +118,8 @@ class ProxyServer {
   void Start(int threads);
   // Closes listeners and connections and joins the threads.
   void Stop();
+  // Makes every thread look at its clock again (ProxyOptions::clock).
+  void Wake();
 
   ProxyStats stats() const;
 

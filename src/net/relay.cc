@@ -2,16 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <climits>
+
+#include "net/socket.h"
 
 namespace dspool {
 namespace {
@@ -57,10 +55,8 @@ Status PrepareSocket(const UniqueFd& fd, const char* which) {
   if (fd_flags < 0 || (!(fd_flags & FD_CLOEXEC) && ::fcntl(fd.get(), F_SETFD, fd_flags | FD_CLOEXEC) != 0)) {
     return ErrnoStatus(what + ": FD_CLOEXEC", errno);
   }
-  // Interactive sessions (SSH) must not wait for Nagle. Not TCP (a Unix
-  // stream socket): nothing to do.
-  int one = 1;
-  (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  // Interactive sessions (SSH) must not wait for Nagle.
+  SetNoDelay(fd);
   return Status::Ok();
 }
 
@@ -69,33 +65,6 @@ void SetAbortiveClose(int fd) {
   linger l = {1, 0};
   (void)::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 }
-
-// Blocks SIGPIPE on the calling thread for its lifetime, and discards the
-// SIGPIPEs raised on this thread meanwhile (splice into a reset socket).
-class ScopedSigpipeBlock {
- public:
-  ScopedSigpipeBlock() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &old_);
-  }
-  ~ScopedSigpipeBlock() {
-    Drain();
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  static void Drain() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    timespec zero = {0, 0};
-    while (::sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
-    }
-  }
-
- private:
-  sigset_t old_;
-};
 
 }  // namespace
 

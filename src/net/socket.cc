@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -211,6 +212,32 @@ Result<std::optional<size_t>> TryRecv(const UniqueFd& fd, char* buffer, size_t s
     if (errno == EINTR) continue;
     if (errno == EAGAIN) return std::optional<size_t>();
     return ErrnoStatus("recv", errno);
+  }
+}
+
+void SetNoDelay(const UniqueFd& fd) {
+  int one = 1;
+  (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+ScopedSigpipeBlock::ScopedSigpipeBlock() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, &old_);
+}
+
+ScopedSigpipeBlock::~ScopedSigpipeBlock() {
+  Drain();
+  pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+}
+
+void ScopedSigpipeBlock::Drain() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  timespec zero = {0, 0};
+  while (::sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
   }
 }
 

@@ -14,6 +14,8 @@
 // Thread safety: every function may be called concurrently from any thread.
 #pragma once
 
+#include <signal.h>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -89,5 +91,28 @@ Result<TcpEndpoint> LocalEndpoint(const UniqueFd& fd);
 
 // "10.0.0.2:22".
 std::string FormatEndpoint(uint32_t ipv4_host_order, uint16_t port);
+
+// Turns Nagle's algorithm off (TCP_NODELAY): request/response and
+// interactive traffic must not wait for more bytes. Nothing happens to a
+// socket that is not TCP (a Unix stream socket).
+void SetNoDelay(const UniqueFd& fd);
+
+// Blocks SIGPIPE on the calling thread for the object's lifetime, and
+// discards the SIGPIPEs raised on the thread meanwhile. For loop threads:
+// splice(2) and OpenSSL's write(2) into a reset socket raise it (send(2)
+// with MSG_NOSIGNAL does not).
+class ScopedSigpipeBlock {
+ public:
+  ScopedSigpipeBlock();
+  ~ScopedSigpipeBlock();
+  ScopedSigpipeBlock(const ScopedSigpipeBlock&) = delete;
+  ScopedSigpipeBlock& operator=(const ScopedSigpipeBlock&) = delete;
+  // Discards a SIGPIPE pending on this thread (while blocked, it stays
+  // pending: the relay calls this when splice says EPIPE).
+  static void Drain();
+
+ private:
+  sigset_t old_;
+};
 
 }  // namespace dspool

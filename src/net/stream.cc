@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <climits>
 
+#include "net/socket.h"
+
 namespace dspool {
 
 // ---- TlsServerContext ------------------------------------------------------
@@ -278,14 +280,17 @@ void Stream::SendCloseNotify() {
   ERR_clear_error();
 }
 
+void Stream::ShutdownWrite() {
+  if (fd_.valid()) (void)::shutdown(fd_.get(), SHUT_WR);
+}
+
 // ---- connecting -------------------------------------------------------------
 
 Task<std::unique_ptr<Stream>> ConnectStream(Reactor& reactor, uint32_t address, uint16_t port,
                                             const std::string& congestion_control, MonoTime deadline) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) co_return nullptr;
-  int one = 1;
-  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  SetNoDelay(fd);
   if (!congestion_control.empty()) {
     (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_CONGESTION, congestion_control.data(), congestion_control.size());
   }

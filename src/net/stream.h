@@ -14,13 +14,16 @@
 //                                TLS close_notify); kFailed; kTimedOut
 //   WriteAll(p, n, deadline)     all of it, or false
 //   Cancel()                     every wait fails now and every later one
+//   ShutdownWrite()              our FIN; reads go on (a lingering close)
 //
 // TLS: TlsServerContext holds a certificate and key (TLS 1.2+); a stream
 // made with it runs the server side of the handshake (AcceptTls), then
 // ReadSome and WriteAll go through the session; SendCloseNotify ends it
 // politely without waiting.
 //
-// Thread safety: none; a Stream lives on its reactor's thread.
+// Thread safety: none; a Stream lives on its reactor's thread. That thread
+// blocks SIGPIPE (ScopedSigpipeBlock, socket.h): OpenSSL writes with
+// write(2), which raises it on a reset connection.
 #pragma once
 
 #include <cstdint>
@@ -82,6 +85,9 @@ class Stream final : public IoHandler {
   Task<bool> AcceptTls(const TlsServerContext& ctx, bool release_buffers, MonoTime deadline);
   // Sends a TLS close_notify if it can go at once; never waits.
   void SendCloseNotify();
+  // Sends our FIN (shutdown(SHUT_WR)); reading goes on. After
+  // SendCloseNotify on a TLS stream.
+  void ShutdownWrite();
 
   Task<long> ReadSome(char* buf, size_t n, MonoTime deadline);
   Task<bool> WriteAll(const char* p, size_t n, MonoTime deadline);

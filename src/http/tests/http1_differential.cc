@@ -49,7 +49,7 @@ std::string Describe(const Outcome& o) {
   return s;
 }
 
-// ---- ours: as proxy.cc reads a request ------------------------------------
+// ---- ours: as the proxy reads a request ----------------------------------
 
 Outcome RunOurs(std::string_view input, const std::vector<size_t>& cuts) {
   Outcome o;

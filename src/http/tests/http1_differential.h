@@ -4,10 +4,10 @@
 // then its body by Content-Length or chunked, and must agree on where the
 // message ends.
 //
-// Ours is what proxy.cc runs: ParseRequestHead on each prefix the input is
-// cut into (as reads would deliver it), then a BodyScanner fed the same
-// pieces, refusing a body whose wire bytes pass kBodyLimit (the proxy's 413
-// for local bodies). Beast gets the whole input at once.
+// Ours is what the proxy runs (proxy_connection.cc, proxy_forward.cc):
+// ParseRequestHead on each prefix the input is cut into (as reads would
+// deliver it), then a BodyScanner fed the same pieces, refusing a body
+// whose wire bytes pass kBodyLimit (the proxy's 413 for local bodies). Beast gets the whole input at once.
 //
 // The rules (Compare):
 //   - both accept: the same head size, body end and body data size;

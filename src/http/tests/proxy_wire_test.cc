@@ -23,6 +23,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/testing/cannot_run.h"
 #include "base/testing/temp_dir.h"
 #include "http/http1_parser.h"
@@ -270,6 +271,7 @@ class ProxyWireTest : public ::testing::Test {
     return *upstream_;
   }
 
+  SimulatedClock clock_;  // for ProxyOptions::clock; outlives the proxy
   Router router_;
   std::unique_ptr<RawUpstream> upstream_;  // after the proxy stops: it holds kept-alive connections
   std::unique_ptr<ProxyServer> proxy_;
@@ -616,6 +618,28 @@ TEST_F(ProxyWireTest, HeaderReadAndIdleTimeoutsClose) {
   EXPECT_GE(std::chrono::steady_clock::now() - t0, options.idle_timeout);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
   close(idle);
+}
+
+// With an injected clock the idle timeout passes when that clock says so:
+// a minute of it in no time, and not at 59 s.
+TEST_F(ProxyWireTest, TimeoutsRunOnTheInjectedClock) {
+  auto& up = Upstream(EchoHandler);
+  ProxyOptions options;
+  options.clock = &clock_;
+  options.idle_timeout = std::chrono::seconds(60);
+  StartProxy(up.port(), options);
+  int fd = ConnectTo(port_);
+  std::string buf;
+  SendAll(fd, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(ReadMessage(fd, buf, false).status, 200);
+  clock_.Advance(std::chrono::seconds(59));
+  proxy_->Wake();
+  SendAll(fd, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(ReadMessage(fd, buf, false).status, 200) << "still open at 59 s";
+  clock_.Advance(std::chrono::seconds(61));
+  proxy_->Wake();
+  EXPECT_TRUE(SeesClose(fd)) << "closed once the injected clock passed the idle timeout";
+  close(fd);
 }
 
 TEST_F(ProxyWireTest, MaxConnections) {

@@ -1,6 +1,7 @@
 #include "net/reactor.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -54,8 +55,17 @@ class ReactorTest : public ::testing::Test {
     t.join();
   }
 
+  // Posts to the loop: a Stream over `fd`, `first` done with it (if
+  // given), then ReadOnce on it into got_ and done_, with a deadline
+  // `timeout` from now.
+  void PostReadOnce(UniqueFd fd, Duration timeout, std::function<void(Stream&)> first = nullptr);
+
   SimulatedClock clock_;
   std::unique_ptr<Reactor> reactor_;
+  UniqueFd stream_fd_;
+  std::unique_ptr<Stream> stream_;  // destroyed before the reactor
+  long got_ = 0;
+  bool done_ = false;
 };
 
 TEST_F(ReactorTest, LevelTriggeredHandlersHearUntilDrained) {
@@ -132,26 +142,26 @@ Detached ReadOnce(Stream& s, MonoTime deadline, long* got, bool* done) {
   *done = true;
 }
 
+void ReactorTest::PostReadOnce(UniqueFd fd, Duration timeout, std::function<void(Stream&)> first) {
+  stream_fd_ = std::move(fd);
+  ASSERT_TRUE(reactor_->Post([this, timeout, first] {
+    stream_ = std::make_unique<Stream>(*reactor_, std::move(stream_fd_));
+    if (first) first(*stream_);
+    ReadOnce(*stream_, reactor_->now() + timeout, &got_, &done_);
+  }));
+}
+
 TEST_F(ReactorTest, AStreamReadWaitsForInputAndResumesOnIt) {
   auto [a, b] = SocketPair();
-  long got = 0;
-  bool done = false;
-  std::unique_ptr<Stream> s;
-  ASSERT_TRUE(reactor_->Post([&] {
-    s = std::make_unique<Stream>(*reactor_, std::move(a));
-    ReadOnce(*s, reactor_->now() + seconds(10), &got, &done);
-  }));
+  PostReadOnce(std::move(a), seconds(10));
   std::thread writer([fd = b.get()] { EXPECT_EQ(::write(fd, "hello", 5), 5); });
-  RunUntil([&] { return done; });
+  RunUntil([&] { return done_; });
   writer.join();
-  EXPECT_EQ(got, 5);
+  EXPECT_EQ(got_, 5);
 }
 
 TEST_F(ReactorTest, AStreamWaitTimesOutAtItsDeadlineAndNotBefore) {
   auto [a, b] = SocketPair();
-  long got = 0;
-  bool done = false;
-  std::unique_ptr<Stream> s;
   std::thread t([&] { ASSERT_TRUE(reactor_->Run().ok()); });
   auto on_loop = [&](std::function<void()> fn) {
     std::promise<void> p;
@@ -162,40 +172,47 @@ TEST_F(ReactorTest, AStreamWaitTimesOutAtItsDeadlineAndNotBefore) {
     });
     f.get();
   };
-  on_loop([&] {
-    s = std::make_unique<Stream>(*reactor_, std::move(a));
-    ReadOnce(*s, reactor_->now() + seconds(5), &got, &done);
-  });
+  PostReadOnce(std::move(a), seconds(5));
+  on_loop([] {});  // the read has begun
   clock_.Advance(milliseconds(4999));
   for (int i = 0; i < 3; ++i) on_loop([] {});  // turns pass; the deadline is not yet
-  on_loop([&] { EXPECT_FALSE(done) << "timed out early"; });
+  on_loop([&] { EXPECT_FALSE(done_) << "timed out early"; });
   clock_.Advance(milliseconds(1) + Reactor::kWaitTick);
   bool seen = false;
-  for (int i = 0; i < 1000 && !seen; ++i) on_loop([&] { seen = done; });
+  for (int i = 0; i < 1000 && !seen; ++i) on_loop([&] { seen = done_; });
   EXPECT_TRUE(seen);
-  EXPECT_EQ(got, Stream::kTimedOut);
-  on_loop([&] { s.reset(); });
+  EXPECT_EQ(got_, Stream::kTimedOut);
+  on_loop([&] { stream_.reset(); });
   reactor_->Stop();
   t.join();
 }
 
+TEST_F(ReactorTest, ShutdownWriteSendsOurFinAndReadingGoesOn) {
+  auto [a, b] = SocketPair();
+  PostReadOnce(std::move(a), seconds(10), [](Stream& s) { s.ShutdownWrite(); });
+  std::thread peer([fd = b.get()] {
+    pollfd p = {fd, POLLIN, 0};
+    char c;
+    EXPECT_EQ(::poll(&p, 1, 10000), 1);
+    EXPECT_EQ(::read(fd, &c, 1), 0) << "the peer sees our FIN";
+    EXPECT_EQ(::write(fd, "late", 4), 4) << "and may still send";
+  });
+  RunUntil([&] { return done_; });
+  peer.join();
+  EXPECT_EQ(got_, 4);
+}
+
 TEST_F(ReactorTest, StopReleasesEveryWaitAndRunsTheCoroutinesToTheirEnd) {
   auto [a, b] = SocketPair();
-  long got = 0;
-  bool done = false;
-  std::unique_ptr<Stream> s;
-  ASSERT_TRUE(reactor_->Post([&] {
-    s = std::make_unique<Stream>(*reactor_, std::move(a));
-    ReadOnce(*s, reactor_->now() + seconds(3600), &got, &done);
-  }));
+  PostReadOnce(std::move(a), seconds(3600));
   std::thread t([&] { ASSERT_TRUE(reactor_->Run().ok()); });
   std::promise<void> parked;
   reactor_->Post([&] { parked.set_value(); });
   parked.get_future().get();
   reactor_->Stop();
   t.join();
-  EXPECT_TRUE(done);
-  EXPECT_EQ(got, Stream::kFailed);
+  EXPECT_TRUE(done_);
+  EXPECT_EQ(got_, Stream::kFailed);
   EXPECT_FALSE(reactor_->Post([] {})) << "nothing is accepted after Stop";
 }
 

@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <fstream>
@@ -163,6 +165,55 @@ TEST(SocketTest, AcceptTimesOutWithoutAConnection) {
   ASSERT_FALSE(fd.ok());
   EXPECT_EQ(fd.status().code(), StatusCode::kDeadlineExceeded);
   EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(20)) << "gave up before the timeout";
+}
+
+TEST(SocketTest, SetNoDelayTurnsNagleOffOnTcpAndLeavesOtherSocketsAlone) {
+  uint16_t port = 0;
+  auto listener = ListenTcp("127.0.0.1", 0, 1, &port);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  auto fd = StartConnectTcp(kLoopback, port);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  int on = 0;
+  socklen_t len = sizeof(on);
+  ASSERT_EQ(::getsockopt(fd->get(), IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+  EXPECT_EQ(on, 0) << "Nagle is on by default";
+  SetNoDelay(*fd);
+  ASSERT_EQ(::getsockopt(fd->get(), IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+  EXPECT_NE(on, 0);
+
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  UniqueFd a(pair[0]), b(pair[1]);
+  SetNoDelay(a);  // not TCP: nothing to do, and nothing breaks
+  ASSERT_EQ(::write(a.get(), "x", 1), 1);
+  char c = 0;
+  EXPECT_EQ(::read(b.get(), &c, 1), 1);
+}
+
+// The signal is raised at this thread, as a write(2) into a reset socket
+// does: held while the block lasts, then discarded, and the old mask back.
+TEST(SocketTest, ScopedSigpipeBlockHoldsThenDiscardsSigpipe) {
+  sigset_t pipe_only, runner_mask;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  ASSERT_EQ(pthread_sigmask(SIG_UNBLOCK, &pipe_only, &runner_mask), 0);  // whatever the runner did
+  {
+    ScopedSigpipeBlock block;
+    ASSERT_EQ(pthread_kill(pthread_self(), SIGPIPE), 0);  // would end the process unblocked
+    sigset_t pending;
+    ASSERT_EQ(sigpending(&pending), 0);
+    EXPECT_TRUE(sigismember(&pending, SIGPIPE));
+    ScopedSigpipeBlock::Drain();
+    ASSERT_EQ(sigpending(&pending), 0);
+    EXPECT_FALSE(sigismember(&pending, SIGPIPE)) << "Drain discards it";
+    ASSERT_EQ(pthread_kill(pthread_self(), SIGPIPE), 0);  // left for the destructor
+  }
+  sigset_t after, pending;
+  ASSERT_EQ(pthread_sigmask(SIG_SETMASK, nullptr, &after), 0);
+  EXPECT_FALSE(sigismember(&after, SIGPIPE)) << "the old mask is back";
+  ASSERT_EQ(sigpending(&pending), 0);
+  EXPECT_FALSE(sigismember(&pending, SIGPIPE));
+  pthread_sigmask(SIG_SETMASK, &runner_mask, nullptr);
 }
 
 }  // namespace
