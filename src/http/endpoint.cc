@@ -1,9 +1,9 @@
 #include "http/endpoint.h"
 
-#include <sys/un.h>
-
 #include <boost/asio/ip/address.hpp>
 #include <charconv>
+
+#include "net/socket.h"
 
 namespace dspool {
 
@@ -52,7 +52,7 @@ Result<Endpoint> ParseEndpoint(std::string_view text) {
   if (text.starts_with("unix:")) {
     std::string_view path = text.substr(5);
     if (path.empty()) return bad("empty socket path");
-    if (path.size() >= sizeof(sockaddr_un{}.sun_path)) return bad("socket path too long");
+    if (path.size() > kMaxUnixSocketPath) return bad("socket path too long");
     if (path.find('\0') != std::string_view::npos) return bad("socket path contains NUL");
     return Endpoint::Unix(std::string(path));
   }

@@ -16,9 +16,7 @@
 // each thread once no connection coroutine, accept or timer is left.
 #include "http/server.h"
 
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -42,6 +40,7 @@
 #include "base/log.h"
 #include "base/thread_name.h"
 #include "http/beast_util.h"
+#include "net/socket.h"
 #include "net/tls.h"
 
 namespace dspool {
@@ -100,12 +99,10 @@ std::optional<Response> ResponseForReadError(const beast::error_code& ec, size_t
 Peer PeerOf(LocalProtocol::socket& socket) {
   Peer peer;
   peer.is_unix = true;
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-    peer.uid = cred.uid;
-    peer.gid = cred.gid;
-    peer.pid = cred.pid;
+  if (auto cred = UnixPeerCredentials(socket.native_handle()); cred.ok()) {
+    peer.uid = cred->uid;
+    peer.gid = cred->gid;
+    peer.pid = cred->pid;
   }
   return peer;
 }
@@ -524,7 +521,7 @@ Status ServerCore::Register(std::shared_ptr<Listener> listener) {
 
 Status ServerCore::ListenUnix(const std::string& path, mode_t mode, std::string tag) {
   const std::string where = "unix:" + path;
-  if (path.empty() || path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+  if (path.empty() || path.size() > kMaxUnixSocketPath) {
     return InvalidArgument("socket path '" + path + "' is empty or too long");
   }
   {

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -249,6 +250,15 @@ Result<TcpEndpoint> LocalEndpoint(const UniqueFd& fd) {
   }
   if (local.sin_family != AF_INET) return InvalidArgument("getsockname: not an IPv4 socket");
   return TcpEndpoint{ntohl(local.sin_addr.s_addr), ntohs(local.sin_port)};
+}
+
+static_assert(kMaxUnixSocketPath == sizeof(sockaddr_un{}.sun_path) - 1);
+
+Result<UnixPeer> UnixPeerCredentials(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return ErrnoStatus("SO_PEERCRED", errno);
+  return UnixPeer{cred.uid, cred.gid, cred.pid};
 }
 
 }  // namespace dspool

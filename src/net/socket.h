@@ -15,6 +15,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
@@ -91,6 +92,20 @@ Result<TcpEndpoint> LocalEndpoint(const UniqueFd& fd);
 
 // "10.0.0.2:22".
 std::string FormatEndpoint(uint32_t ipv4_host_order, uint16_t port);
+
+// Unix-domain sockets.
+// The longest path a Unix socket may have (sockaddr_un's sun_path, less
+// its terminating NUL).
+inline constexpr size_t kMaxUnixSocketPath = 107;
+// The credentials of the process at the other end of a connected Unix
+// socket, as the kernel recorded them at connect() (SO_PEERCRED): they
+// cannot be forged by the peer.
+struct UnixPeer {
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+  pid_t pid = 0;
+};
+Result<UnixPeer> UnixPeerCredentials(int fd);
 
 // Turns Nagle's algorithm off (TCP_NODELAY): request/response and
 // interactive traffic must not wait for more bytes. Nothing happens to a

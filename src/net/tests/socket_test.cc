@@ -216,5 +216,22 @@ TEST(SocketTest, ScopedSigpipeBlockHoldsThenDiscardsSigpipe) {
   pthread_sigmask(SIG_SETMASK, &runner_mask, nullptr);
 }
 
+TEST(UnixSocketTest, PeerCredentialsAreTheConnectingProcesss) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  UniqueFd a(fds[0]), b(fds[1]);
+  auto peer = UnixPeerCredentials(a.get());
+  ASSERT_TRUE(peer.ok()) << peer.status();
+  EXPECT_EQ(peer->uid, ::geteuid());
+  EXPECT_EQ(peer->gid, ::getegid());
+  EXPECT_EQ(peer->pid, ::getpid());
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  UniqueFd r(pipe_fds[0]), w(pipe_fds[1]);
+  auto not_a_socket = UnixPeerCredentials(r.get());
+  EXPECT_FALSE(not_a_socket.ok());
+  EXPECT_NE(not_a_socket.status().message().find("SO_PEERCRED"), std::string::npos) << not_a_socket.status();
+}
+
 }  // namespace
 }  // namespace dspool
