@@ -12,6 +12,7 @@
 #include <string>
 
 #include "http/proxy.h"
+#include "os/fs.h"
 
 namespace {
 
@@ -60,7 +61,18 @@ int main(int argc, char** argv) {
   ForwardAll router(static_cast<uint16_t>(upstream));
   auto proxy = dspool::ProxyServer::Create(router, dspool::ProxyOptions{});
   if (!proxy.ok()) return 1;
-  auto bound = (*proxy)->Listen("127.0.0.1", static_cast<uint16_t>(port), cert, key);
+  dspool::Result<uint16_t> bound = 0;
+  if (cert.empty()) {
+    bound = (*proxy)->Listen("127.0.0.1", static_cast<uint16_t>(port));
+  } else {
+    auto chain = dspool::ReadFile(cert);
+    auto key_pem = dspool::ReadFile(key);
+    if (!chain.ok() || !key_pem.ok()) {
+      std::fprintf(stderr, "http_proxy: cannot read --cert or --key\n");
+      return 1;
+    }
+    bound = (*proxy)->ListenTls("127.0.0.1", static_cast<uint16_t>(port), dspool::TlsCertificate{*chain, *key_pem});
+  }
   if (!bound.ok()) {
     std::fprintf(stderr, "http_proxy: listen failed\n");
     return 1;

@@ -172,7 +172,7 @@ for _ in $(seq 900); do  # a failed start is tried again after 30 s
   sleep 0.1
 done
 [[ "$code" == 200 ]] || { tail -20 "$WORK/server.log"; fail "alice's server (http_echo) did not answer through the gateway: HTTP $code"; }
-control() { curl -s --unix-socket "$DATA/instances/$INSTANCE/agent/control.sock" "http://x$1"; }
+control() { agent_get "$INSTANCE" "$1"; }
 BACKEND=$(control /v1/jupyter/servers | python3 -c "
 import json, sys
 s = [s for s in json.load(sys.stdin)['servers'] if s['user'] == '$USER_NAME' and s['state'] == 'ready'][0]

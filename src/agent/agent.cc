@@ -305,7 +305,7 @@ class Agent {
 
 }  // namespace
 
-std::string ControlSocketPath(const AgentOptions& options) { return options.run_dir + "/control.sock"; }
+std::string ControlSocketPath(const AgentOptions& options) { return options.run_dir + "/" + kControlSocketName; }
 
 int RunAgent(const AgentOptions& options) {
   // Agent output goes to its own directory, readable from the host.

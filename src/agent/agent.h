@@ -9,22 +9,24 @@
 
 #include <string>
 
+#include "model/agent_config.h"
+
 namespace dspool {
 
 struct AgentOptions {
   // The instance's channel to the server: a socket the server listens on,
   // in a directory that belongs to the host's root and is bind-mounted
   // read-only (docs/security.md).
-  std::string socket = "/run/dspool/server/agent.sock";
+  std::string socket = std::string(kInstanceServerDir) + "/" + kAgentSocketName;
   // The agent's own directory, bind-mounted read-write from the host: its
   // control socket (control.sock, HTTP, mode 0600), where the gateway starts
   // and stops Jupyter servers, and its logs. The host never follows a name
   // in it: it reaches control.sock through a descriptor opened without
   // following links.
-  std::string run_dir = "/run/dspool/agent";
+  std::string run_dir = kInstanceAgentDir;
 };
 
-// run_dir + "/control.sock".
+// run_dir + "/" + kControlSocketName.
 std::string ControlSocketPath(const AgentOptions& options);
 
 // Runs until SIGTERM; returns the process exit code.

@@ -1,7 +1,10 @@
-// The agent's control socket: HTTP/1.1 on /run/dspool/control.sock (mode
-// 0600, owned by the instance's root; the host's root reaches it through
-// the bind mount of /run/dspool, at <data>/instances/<id>/control.sock).
-// Only the host's root can connect, so there is no further authentication.
+// The agent's control socket: HTTP/1.1 on /run/dspool/agent/control.sock
+// (mode 0600, owned by the instance's root, in the agent's own directory).
+// The host's server reaches it at <data>/instances/<id>/agent/control.sock
+// through a descriptor opened without following links (os/fs.h's
+// OpenSocketNoFollow), and checks its owner first. The instance's root can
+// connect too: it may start and stop Notebook servers anyway, so the socket
+// asks for no further authentication.
 //
 //   POST   /v1/jupyter/servers         {"user","token"[,"program"]} → 201
 //                                      (started) or 200 (running with that

@@ -11,8 +11,8 @@
 
 #include "base/log.h"
 #include "model/json_reader.h"
+#include "net/unix_socket.h"
 #include "os/children.h"
-#include "os/unix_socket.h"
 
 namespace dspool {
 namespace {

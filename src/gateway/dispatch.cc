@@ -101,7 +101,7 @@ void Gateway::Impl::Connected(uint64_t id) {
   loop_->Cancel(c.timer);
   c.timer = 0;
   auto port = static_cast<uint16_t>(c.via.backend_port);
-  if (Status s = FinishConnect(c.backend, c.backend_address, port); !s.ok()) {
+  if (Status s = FinishConnect(c.backend.get(), c.backend_address, port); !s.ok()) {
     c.backend.reset();
     return ConnectFailed(c, s);
   }

@@ -15,6 +15,7 @@ using namespace gateway_internal;
 Status Gateway::Impl::Start() {
   ProxyOptions web_options;
   web_options.upstream_congestion_control = options_.backend_congestion_control;
+  web_options.clock = options_.clock;
   DSP_ASSIGN_OR_RETURN(web_, ProxyServer::Create(dispatch_, web_options));
   web_->Start(options_.web_threads);
   control_ = std::thread([this] {
@@ -53,6 +54,7 @@ Status Gateway::Impl::Apply(RoutingTable table) {
   if (!loop_->Post([&] { done.set_value(ApplyOnLoop(std::move(table))); })) {
     return Unavailable("gateway: stopped");
   }
+  web_->Wake();  // so that, on a simulated clock, its deadlines see the time too
   return result.get();
 }
 

@@ -83,8 +83,10 @@ struct GatewayOptions {
   int connect_attempts = 3;
   // Time (default: the real clock). Holds, probes, connect and idle
   // timeouts and the notebooks' traffic idleness run on its monotonic
-  // reading; session cookies expire, and "last activity" is shown, on its
-  // wall reading. Must outlive the gateway.
+  // reading, as do the web proxy's header, idle and connect deadlines;
+  // session cookies expire, and "last activity" is shown, on its wall
+  // reading. Must outlive the gateway. The loops read a simulated clock
+  // when something wakes them: Apply wakes the control and web threads.
   const Clock* clock = nullptr;
   // The pools' Jupyter addresses: threads of the HTTP proxy, and the key
   // that signs session cookies (identity/session.h; empty: a random one, so

@@ -130,6 +130,9 @@ class Gateway::Impl {
   // Opens and closes the pools' web listeners; a pool keeps its WebEntry
   // (and so its users' sessions) while it has a listener.
   void ApplyWeb(const std::vector<WebListener>& wanted_list, std::vector<std::string>& errors);
+  // Opens the web proxy's listener for `w`, with TLS if it has a
+  // certificate (read here; the key as a root-only file).
+  Result<uint16_t> ListenWeb(const gateway_internal::ListenerKey& key, const WebListener& w);
   void RetireBackend(Backend& b);
 
   // Starts, stops or keeps probing a backend as its phase and the pool's

@@ -48,7 +48,7 @@ void Gateway::Impl::ProbeEvent(const PoolName& pool, const InstanceId& id, const
   if (!b || !p || !p->fd.valid()) return;
   if (p->reply.empty() && (events & Reactor::kWritable)) {
     // The handshake ended.
-    if (!FinishConnect(p->fd, b->route.address, static_cast<uint16_t>(p->spec.port)).ok()) {
+    if (!FinishConnect(p->fd.get(), b->route.address, static_cast<uint16_t>(p->spec.port)).ok()) {
       return ProbeDone(pool, id, *p, false);
     }
     if (p->spec.protocol == ProbeProtocol::kTcp) return ProbeDone(pool, id, *p, true);

@@ -1,7 +1,10 @@
 #include "gateway/gateway_impl.h"
 
+#include <string.h>
+
 #include "base/log.h"
 #include "model/ipv4.h"
+#include "os/fs.h"
 
 namespace dspool {
 
@@ -97,6 +100,17 @@ Status Gateway::Impl::ApplyOnLoop(RoutingTable table) {
   return Unavailable(message);
 }
 
+Result<uint16_t> Gateway::Impl::ListenWeb(const ListenerKey& key, const WebListener& w) {
+  if (w.certificate_file.empty()) return web_->Listen(FormatIpv4(key.first), key.second);
+  DSP_ASSIGN_OR_RETURN(std::string chain, ReadFile(w.certificate_file));
+  // As host root: the key must be root's and no one else's (os/fs.h).
+  DSP_ASSIGN_OR_RETURN(std::string key_pem, ReadPrivateFile(w.key_file));
+  TlsCertificate certificate{std::move(chain), std::move(key_pem)};
+  auto port = web_->ListenTls(FormatIpv4(key.first), key.second, certificate);
+  explicit_bzero(certificate.key_pem.data(), certificate.key_pem.size());
+  return port;
+}
+
 void Gateway::Impl::ApplyWeb(const std::vector<WebListener>& wanted_list, std::vector<std::string>& errors) {
   std::map<ListenerKey, WebListener> wanted;
   for (const WebListener& w : wanted_list) wanted[{w.address, w.port}] = w;
@@ -115,7 +129,7 @@ void Gateway::Impl::ApplyWeb(const std::vector<WebListener>& wanted_list, std::v
   for (const auto& [key, w] : wanted) {
     pools.insert(w.pool);
     if (web_open_.count(key)) continue;
-    auto port = web_->Listen(FormatIpv4(key.first), key.second, w.certificate_file, w.key_file);
+    auto port = ListenWeb(key, w);
     if (!port.ok()) {
       errors.push_back(port.status().message() + " (Jupyter of pool " + w.pool.value() + ")");
       continue;

@@ -39,16 +39,18 @@ class ProxyServer::Impl {
     return Status::Ok();
   }
 
-  Result<uint16_t> Listen(const std::string& address, uint16_t port, const std::string& certificate_file,
-                          const std::string& key_file) {
+  Result<uint16_t> Listen(const std::string& address, uint16_t port, const TlsCertificate* certificate) {
     auto listener = std::make_shared<ProxyListener>();
-    if (!certificate_file.empty() || !key_file.empty()) {
-      DSP_ASSIGN_OR_RETURN(listener->tls, TlsServerContext::FromFiles(certificate_file, key_file));
+    if (certificate != nullptr) {
+      DSP_ASSIGN_OR_RETURN(listener->tls, TlsServerContext::Create(*certificate));
     }
     DSP_ASSIGN_OR_RETURN(listener->fd, ListenTcp(address, port, kListenBacklog, &listener->port));
     listener->tag = std::to_string(listener->port);
     const uint16_t bound = listener->port;
-    acceptor_->RunOnLoop([this, listener] { acceptor_->AddListener(listener); });
+    // Not run if the loop is stopping.
+    Status added = FailedPrecondition("the proxy is stopping");
+    acceptor_->RunOnLoop([&] { added = acceptor_->AddListener(listener); });
+    if (!added.ok()) return added.WithPrefix("listen on " + address + ":" + std::to_string(bound));
     return bound;
   }
 
@@ -118,9 +120,12 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::Create(ProxyRouter& router, Pr
 
 ProxyServer::ProxyServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ProxyServer::~ProxyServer() = default;
-Result<uint16_t> ProxyServer::Listen(const std::string& address, uint16_t port, const std::string& certificate_file,
-                                     const std::string& key_file) {
-  return impl_->Listen(address, port, certificate_file, key_file);
+Result<uint16_t> ProxyServer::Listen(const std::string& address, uint16_t port) {
+  return impl_->Listen(address, port, nullptr);
+}
+
+Result<uint16_t> ProxyServer::ListenTls(const std::string& address, uint16_t port, const TlsCertificate& certificate) {
+  return impl_->Listen(address, port, &certificate);
 }
 void ProxyServer::Unlisten(uint16_t port) { impl_->Unlisten(port); }
 void ProxyServer::Start(int threads) { impl_->Start(threads); }

@@ -42,6 +42,7 @@
 #include "base/clock.h"
 #include "base/result.h"
 #include "http/message.h"
+#include "net/tls.h"
 
 namespace dspool {
 
@@ -107,11 +108,12 @@ class ProxyServer {
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;
 
-  // Listens on address:port (port 0: any) with TLS from PEM files, or
-  // without TLS when both paths are empty. Returns the bound port. Errors
-  // name the address or file. May be called before or after Start.
-  Result<uint16_t> Listen(const std::string& address, uint16_t port, const std::string& certificate_file,
-                          const std::string& key_file);
+  // Listens on address:port (port 0: any), in the clear or with TLS (the
+  // key is loaded before ListenTls returns; the caller wipes its copy).
+  // Returns the bound port. Errors name the address, or what is wrong with
+  // the certificate (net/tls.h). May be called before or after Start.
+  Result<uint16_t> Listen(const std::string& address, uint16_t port);
+  Result<uint16_t> ListenTls(const std::string& address, uint16_t port, const TlsCertificate& certificate);
   // Stops listening on that port; open connections go on.
   void Unlisten(uint16_t port);
 

@@ -6,12 +6,15 @@
 #include <string>
 #include <utility>
 
+#include "base/log.h"
 #include "http/proxy_connection.h"
 #include "http/response_writer.h"
 
 namespace dspool {
 
 namespace {
+
+constexpr std::string_view kLog = "proxy";
 
 using BodyKind = http1::BodyScanner::Kind;
 using http1::EqualsIgnoreCase;
@@ -205,10 +208,15 @@ void ClientConnection::ClientHead(std::string_view raw, bool keep_alive) {
 }
 
 Task<std::unique_ptr<Stream>> ClientConnection::Connect(uint32_t address, uint16_t port) {
-  auto up = co_await ConnectStream(reactor_, address, port, options_.upstream_congestion_control,
-                                   now() + options_.connect_timeout);
-  if (up) ++shared_.counters.upstream_connects;
-  co_return std::move(up);
+  Result<std::unique_ptr<Stream>> up = co_await ConnectStream(reactor_, address, port,
+                                                              options_.upstream_congestion_control,
+                                                              now() + options_.connect_timeout);
+  if (!up.ok()) {
+    DSP_LOG(kDebug, kLog) << up.status();
+    co_return nullptr;
+  }
+  ++shared_.counters.upstream_connects;
+  co_return std::move(*up);
 }
 
 Task<int> ClientConnection::ReadResponseHead(Stream& up, IoBuffer& resp) {

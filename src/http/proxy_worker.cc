@@ -9,6 +9,7 @@
 #include "http/proxy_connection.h"
 #include "model/ipv4.h"
 #include "net/socket.h"
+#include "os/process.h"
 
 namespace dspool {
 
@@ -143,15 +144,13 @@ void ProxyWorker::BeginStopping() {
 
 // ---- listeners and hand-offs ------------------------------------------------------
 
-void ProxyWorker::AddListener(std::shared_ptr<ProxyListener> listener) {
-  if (stopping_ || !listener->fd.valid()) return;
+Status ProxyWorker::AddListener(std::shared_ptr<ProxyListener> listener) {
+  if (stopping_) return FailedPrecondition("the proxy is stopping");
   auto slot = reactor_->Add(listener->fd.get(), Reactor::kReadable, this);
-  if (!slot.ok()) {
-    DSP_LOG(kError, kLog) << "port " << listener->port << ": " << slot.status();
-    return;
-  }
+  if (!slot.ok()) return slot.status();
   listener->slot = *slot;
   listeners_.push_back(std::move(listener));
+  return Status::Ok();
 }
 
 void ProxyWorker::RemoveListener(uint16_t port) {

@@ -121,11 +121,13 @@ class ProxyWorker final : public IoHandler {
 
   // Runs fn on the loop and returns once it ran: at once on the loop
   // thread, or when no loop runs (before Start, after the loop ended);
-  // otherwise posted and waited for. Dropped if the loop is stopping.
+  // otherwise posted and waited for. Dropped (not run) if the loop is
+  // stopping.
   void RunOnLoop(std::function<void()> fn);
 
-  // On the loop: starts accepting on `listener`, or stops and closes it.
-  void AddListener(std::shared_ptr<ProxyListener> listener);
+  // On the loop: starts accepting on `listener` (FailedPrecondition once
+  // stopping), or stops and closes it.
+  Status AddListener(std::shared_ptr<ProxyListener> listener);
   void RemoveListener(uint16_t port);
 
   // From any thread: `client` is served on this worker. Dropped (closed,

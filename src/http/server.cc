@@ -620,20 +620,7 @@ Result<uint16_t> ServerCore::ListenTls(const std::string& address, uint16_t port
   } wipe{certificate.key_pem};
   try {
     auto tls = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
-    beast::error_code ec;
-    tls->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
-                         net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
-                         net::ssl::context::single_dh_use,
-                     ec);
-    if (ec) return Internal("TLS settings for " + address + ": " + ec.message());
-    tls->use_certificate_chain(net::buffer(certificate.chain_pem), ec);
-    if (ec) return InvalidArgument("TLS certificate chain: " + ec.message() + " (want PEM, the server's first)");
-    tls->use_private_key(net::buffer(certificate.key_pem), net::ssl::context::pem, ec);
-    if (ec) {
-      return InvalidArgument("TLS private key: " + ec.message() +
-                             " (want a PEM key without a passphrase, the certificate's own)");
-    }
-    DSP_RETURN_IF_ERROR(CheckKeyMatchesCertificate(tls->native_handle()).WithPrefix("TLS private key"));
+    DSP_RETURN_IF_ERROR(ConfigureTlsServer(tls->native_handle(), certificate));
     return ListenTcp(address, port, std::move(tag), std::move(tls));
   } catch (const std::exception& e) {
     return Internal("cannot listen with TLS on " + address + ": " + e.what());

@@ -44,6 +44,7 @@
 #include "base/result.h"
 #include "base/status.h"
 #include "http/message.h"
+#include "net/tls.h"
 
 namespace dspool {
 
@@ -75,13 +76,6 @@ struct HttpServerStats {
   uint64_t connections_active = 0;
   uint64_t requests = 0;              // responses sent, by Handler or server
   uint64_t tls_handshake_failures = 0;  // TLS listeners: closed before a request
-};
-
-// A TLS listener's certificate, as PEM text (the caller reads the files; a
-// private key through os/fs.h's ReadPrivateFile).
-struct TlsCertificate {
-  std::string chain_pem;  // the server's certificate, then any intermediates
-  std::string key_pem;    // its private key; wiped once loaded
 };
 
 class HttpServer {

@@ -12,6 +12,16 @@
 
 namespace dspool {
 
+// The instance's channel to its server, as the instance sees it
+// (docs/security.md): the server's directory, bind-mounted read-only,
+// holding the socket the server listens on; and the agent's own directory,
+// holding its control socket. The server makes both under
+// <data>/instances/<id>/ ("server/" and "agent/").
+inline constexpr const char* kInstanceServerDir = "/run/dspool/server";
+inline constexpr const char* kInstanceAgentDir = "/run/dspool/agent";
+inline constexpr const char* kAgentSocketName = "agent.sock";
+inline constexpr const char* kControlSocketName = "control.sock";
+
 struct AgentUser {
   std::string name;
   int64_t uid = 0;

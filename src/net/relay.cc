@@ -10,6 +10,7 @@
 #include <climits>
 
 #include "net/socket.h"
+#include "os/process.h"
 
 namespace dspool {
 namespace {

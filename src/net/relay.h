@@ -61,8 +61,8 @@
 // direction busy at once.
 //
 // Threads: Run() is the loop; it runs on the calling thread until Stop().
-// Add, Stop and Wake may be called from any thread (they wake the loop
-// through an eventfd); counters() may be read from any thread. Run blocks
+// Add, Stop and Wake may be called from any thread (they Post to the
+// loop's Reactor); counters() may be read from any thread. Run blocks
 // SIGPIPE on its own thread (a splice into a reset socket raises it) and
 // consumes any it caused, so the process need not ignore SIGPIPE.
 //
@@ -130,7 +130,7 @@ struct RelayCounters {
 
 class RelayLoop {
  public:
-  // Creates the epoll set and the wake-up eventfd.
+  // Creates the loop's Reactor.
   // Errors: ResourceExhausted (descriptor limits), Internal.
   static Result<std::unique_ptr<RelayLoop>> Create(RelayLoopOptions options = {});
 

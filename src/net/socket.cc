@@ -5,7 +5,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -116,11 +115,11 @@ Status CheckCongestionControl(const std::string& name) {
   return SetCongestionControl(fd, name, "");
 }
 
-Status FinishConnect(const UniqueFd& fd, uint32_t ipv4_host_order, uint16_t port) {
+Status FinishConnect(int fd, uint32_t ipv4_host_order, uint16_t port) {
   int err = 0;
   socklen_t len = sizeof(err);
   const std::string what = "connect " + FormatEndpoint(ipv4_host_order, port);
-  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) return ErrnoStatus(what, errno);
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return ErrnoStatus(what, errno);
   if (err != 0) return ConnectError(what, err);
   return Status::Ok();
 }
@@ -135,7 +134,7 @@ Result<UniqueFd> ConnectTcp(uint32_t ipv4_host_order, uint16_t port, std::chrono
   if (revents == 0) {
     return DeadlineExceeded(what + ": timed out after " + std::to_string(timeout.count()) + " ms");
   }
-  DSP_RETURN_IF_ERROR(FinishConnect(fd, ipv4_host_order, port));
+  DSP_RETURN_IF_ERROR(FinishConnect(fd.get(), ipv4_host_order, port));
   return fd;
 }
 
@@ -219,27 +218,6 @@ Result<std::optional<size_t>> TryRecv(const UniqueFd& fd, char* buffer, size_t s
 void SetNoDelay(const UniqueFd& fd) {
   int one = 1;
   (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-ScopedSigpipeBlock::ScopedSigpipeBlock() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &set, &old_);
-}
-
-ScopedSigpipeBlock::~ScopedSigpipeBlock() {
-  Drain();
-  pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-}
-
-void ScopedSigpipeBlock::Drain() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGPIPE);
-  timespec zero = {0, 0};
-  while (::sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
-  }
 }
 
 Result<TcpEndpoint> LocalEndpoint(const UniqueFd& fd) {

@@ -2,7 +2,7 @@
 // deadline.
 //
 // Every descriptor these functions return is non-blocking and close-on-exec,
-// ready to be handed to an event loop (RelayLoop, see relay.h). IPv4 only for
+// ready to be registered in a Reactor (reactor.h). IPv4 only for
 // now; addresses are in host byte order (as model/ipv4.h).
 //
 // Errors name the address, so a person can tell which endpoint failed:
@@ -14,7 +14,6 @@
 // Thread safety: every function may be called concurrently from any thread.
 #pragma once
 
-#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -45,7 +44,7 @@ Result<UniqueFd> ConnectTcp(uint32_t ipv4_host_order, uint16_t port, std::chrono
 Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port, const std::string& congestion_control = {});
 // The outcome of a StartConnectTcp once its socket is writable: OK, or the
 // error ConnectTcp would give.
-Status FinishConnect(const UniqueFd& fd, uint32_t ipv4_host_order, uint16_t port);
+Status FinishConnect(int fd, uint32_t ipv4_host_order, uint16_t port);
 
 // OK if a TCP socket may use congestion control `name` on this host;
 // otherwise InvalidArgument naming the algorithms it may use
@@ -111,23 +110,5 @@ Result<UnixPeer> UnixPeerCredentials(int fd);
 // interactive traffic must not wait for more bytes. Nothing happens to a
 // socket that is not TCP (a Unix stream socket).
 void SetNoDelay(const UniqueFd& fd);
-
-// Blocks SIGPIPE on the calling thread for the object's lifetime, and
-// discards the SIGPIPEs raised on the thread meanwhile. For loop threads:
-// splice(2) and OpenSSL's write(2) into a reset socket raise it (send(2)
-// with MSG_NOSIGNAL does not).
-class ScopedSigpipeBlock {
- public:
-  ScopedSigpipeBlock();
-  ~ScopedSigpipeBlock();
-  ScopedSigpipeBlock(const ScopedSigpipeBlock&) = delete;
-  ScopedSigpipeBlock& operator=(const ScopedSigpipeBlock&) = delete;
-  // Discards a SIGPIPE pending on this thread (while blocked, it stays
-  // pending: the relay calls this when splice says EPIPE).
-  static void Drain();
-
- private:
-  sigset_t old_;
-};
 
 }  // namespace dspool

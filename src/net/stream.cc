@@ -17,24 +17,13 @@ namespace dspool {
 
 // ---- TlsServerContext ------------------------------------------------------
 
-Result<std::unique_ptr<TlsServerContext>> TlsServerContext::FromFiles(const std::string& certificate_file,
-                                                                      const std::string& key_file) {
+Result<std::unique_ptr<TlsServerContext>> TlsServerContext::Create(const TlsCertificate& certificate) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) return Internal("TLS: cannot make a context");
   std::unique_ptr<TlsServerContext> out(new TlsServerContext(ctx));
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_read_ahead(ctx, 1);
-  if (SSL_CTX_use_certificate_chain_file(ctx, certificate_file.c_str()) != 1) {
-    ERR_clear_error();
-    return InvalidArgument("TLS certificate " + certificate_file + ": cannot be read");
-  }
-  if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
-      SSL_CTX_check_private_key(ctx) != 1) {
-    ERR_clear_error();
-    return InvalidArgument("TLS key " + key_file + ": cannot be read or does not match the certificate");
-  }
+  DSP_RETURN_IF_ERROR(ConfigureTlsServer(ctx, certificate));
   return out;
 }
 
@@ -286,26 +275,19 @@ void Stream::ShutdownWrite() {
 
 // ---- connecting -------------------------------------------------------------
 
-Task<std::unique_ptr<Stream>> ConnectStream(Reactor& reactor, uint32_t address, uint16_t port,
-                                            const std::string& congestion_control, MonoTime deadline) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) co_return nullptr;
-  SetNoDelay(fd);
-  if (!congestion_control.empty()) {
-    (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_CONGESTION, congestion_control.data(), congestion_control.size());
+Task<Result<std::unique_ptr<Stream>>> ConnectStream(Reactor& reactor, uint32_t address, uint16_t port,
+                                                    const std::string& congestion_control, MonoTime deadline) {
+  Result<UniqueFd> fd = StartConnectTcp(address, port, congestion_control);
+  if (!fd.ok()) co_return fd.status();
+  SetNoDelay(*fd);
+  auto s = std::make_unique<Stream>(reactor, std::move(*fd));
+  const long waited = co_await s->WaitWritable(deadline);
+  if (waited == Stream::kTimedOut) {
+    co_return DeadlineExceeded("connect " + FormatEndpoint(address, port) + ": no answer in time");
   }
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(address);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 && errno != EINPROGRESS) {
-    co_return nullptr;
-  }
-  auto s = std::make_unique<Stream>(reactor, std::move(fd));
-  if (co_await s->WaitWritable(deadline) != 0) co_return nullptr;
-  int err = 0;
-  socklen_t len = sizeof(err);
-  if (::getsockopt(s->fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) co_return nullptr;
+  if (waited != 0) co_return Unavailable("connect " + FormatEndpoint(address, port) + ": canceled");
+  Status connected = FinishConnect(s->fd(), address, port);
+  if (!connected.ok()) co_return connected;
   co_return std::move(s);
 }
 

@@ -33,6 +33,7 @@
 #include "base/clock.h"
 #include "base/result.h"
 #include "net/reactor.h"
+#include "net/tls.h"
 #include "net/task.h"
 #include "os/unique_fd.h"
 
@@ -42,13 +43,11 @@ struct ssl_ctx_st;
 
 namespace dspool {
 
-// A server certificate chain and its key, for TLS 1.2 and later.
+// A server certificate chain and its key, under net/tls.h's policy.
 class TlsServerContext {
  public:
-  // Reads the PEM files. InvalidArgument naming the file that cannot be
-  // read, or a key that does not match the certificate.
-  static Result<std::unique_ptr<TlsServerContext>> FromFiles(const std::string& certificate_file,
-                                                             const std::string& key_file);
+  // InvalidArgument as ConfigureTlsServer.
+  static Result<std::unique_ptr<TlsServerContext>> Create(const TlsCertificate& certificate);
   ~TlsServerContext();
   TlsServerContext(const TlsServerContext&) = delete;
   TlsServerContext& operator=(const TlsServerContext&) = delete;
@@ -142,9 +141,10 @@ class Stream final : public IoHandler {
 
 // Connects to `address`:`port` (IPv4, host order) from `reactor`, with
 // TCP_NODELAY and, if not empty, its own TCP congestion control: the
-// stream once connected, or nullptr (refused, unreachable, or not connected
-// by `deadline`).
-Task<std::unique_ptr<Stream>> ConnectStream(Reactor& reactor, uint32_t address, uint16_t port,
-                                            const std::string& congestion_control, MonoTime deadline);
+// stream once connected. Errors as StartConnectTcp and FinishConnect give
+// them; DeadlineExceeded if not connected by `deadline`; Unavailable if the
+// wait was canceled (the reactor stopping).
+Task<Result<std::unique_ptr<Stream>>> ConnectStream(Reactor& reactor, uint32_t address, uint16_t port,
+                                                    const std::string& congestion_control, MonoTime deadline);
 
 }  // namespace dspool

@@ -1,6 +1,7 @@
 #include "net/tls.h"
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -22,6 +23,21 @@ struct X509Free {
 struct BioFree {
   void operator()(BIO* b) const { BIO_free(b); }
 };
+struct PkeyFree {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+
+std::unique_ptr<BIO, BioFree> ReadOnlyBio(std::string_view text) {
+  return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+}
+
+// OpenSSL's reason for the last failure, and its queue emptied.
+std::string OpenSslReason() {
+  unsigned long e = ERR_peek_last_error();
+  const char* reason = e != 0 ? ERR_reason_error_string(e) : nullptr;
+  ERR_clear_error();
+  return reason != nullptr ? reason : "not PEM";
+}
 
 Result<std::string> Fingerprint(X509* certificate) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -40,8 +56,46 @@ Result<std::string> Fingerprint(X509* certificate) {
 
 }  // namespace
 
+Status ConfigureTlsServer(ssl_ctx_st* context, const TlsCertificate& certificate) {
+  SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION);
+  SSL_CTX_set_options(context, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+
+  auto chain = ReadOnlyBio(certificate.chain_pem);
+  if (!chain) return Internal("TLS certificate chain: out of memory");
+  std::unique_ptr<X509, X509Free> leaf(PEM_read_bio_X509_AUX(chain.get(), nullptr, nullptr, nullptr));
+  if (!leaf || SSL_CTX_use_certificate(context, leaf.get()) != 1) {
+    return InvalidArgument("TLS certificate chain: " + OpenSslReason() + " (want PEM, the server's first)");
+  }
+  SSL_CTX_clear_chain_certs(context);
+  for (;;) {
+    std::unique_ptr<X509, X509Free> next(PEM_read_bio_X509(chain.get(), nullptr, nullptr, nullptr));
+    if (!next) break;
+    if (SSL_CTX_add0_chain_cert(context, next.get()) != 1) {
+      return InvalidArgument("TLS certificate chain: " + OpenSslReason());
+    }
+    next.release();  // the context's now
+  }
+  ERR_clear_error();  // the end of the chain reads as a "no start line" error
+
+  auto key_bio = ReadOnlyBio(certificate.key_pem);
+  if (!key_bio) return Internal("TLS private key: out of memory");
+  // A key under a passphrase fails here: OpenSSL's default would ask for
+  // the passphrase on the terminal.
+  pem_password_cb* no_passphrase = [](char*, int, int, void*) { return 0; };
+  std::unique_ptr<EVP_PKEY, PkeyFree> key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_passphrase, nullptr));
+  if (!key) {
+    return InvalidArgument("TLS private key: " + OpenSslReason() +
+                           " (want a PEM key without a passphrase, the certificate's own)");
+  }
+  if (SSL_CTX_use_PrivateKey(context, key.get()) != 1) {
+    return InvalidArgument("TLS private key: the private key does not belong to the certificate (" + OpenSslReason() +
+                           ")");
+  }
+  return CheckKeyMatchesCertificate(context).WithPrefix("TLS private key");
+}
+
 Result<std::string> CertificateFingerprint(std::string_view pem) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  auto bio = ReadOnlyBio(pem);
   if (!bio) return Internal("cannot read a certificate: out of memory");
   std::unique_ptr<X509, X509Free> certificate(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!certificate) return InvalidArgument("no PEM certificate (\"-----BEGIN CERTIFICATE-----\") found");

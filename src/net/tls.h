@@ -1,6 +1,8 @@
 // What TLS connections need from OpenSSL beyond a TLS stream itself (http's
-// server and client use Boost.Asio's ssl::stream): certificate fingerprints,
-// why a certificate was not trusted, and the server name a client asks for.
+// server and client use Boost.Asio's ssl::stream, the web proxy net's
+// Stream): a server's certificate and its one policy, certificate
+// fingerprints, why a certificate was not trusted, and the server name a
+// client asks for.
 //
 // A fingerprint is the SHA-256 of a certificate's DER encoding, written as
 // `openssl x509 -noout -fingerprint -sha256` writes it: 32 bytes as
@@ -23,6 +25,21 @@ struct ssl_st;
 struct ssl_ctx_st;
 
 namespace dspool {
+
+// A TLS server's certificate, as PEM text (the caller reads the files; a
+// private key through os/fs.h's ReadPrivateFile).
+struct TlsCertificate {
+  std::string chain_pem;  // the server's certificate, then any intermediates
+  std::string key_pem;    // its private key; callers wipe it once loaded
+};
+
+// Makes `context` (OpenSSL's SSL_CTX*) a dspool server's: TLS 1.2 or later,
+// no compression, no renegotiation, the server's cipher order; with
+// `certificate`'s chain and key, the key checked to be the certificate's.
+// Every TLS listener (the API's, the web proxy's) is set up here, so they
+// share one policy. InvalidArgument starting "TLS certificate chain" or "TLS
+// private key" saying what is wrong.
+Status ConfigureTlsServer(ssl_ctx_st* context, const TlsCertificate& certificate);
 
 // The fingerprint of the first certificate in `pem` (a PEM file's text,
 // e.g. a certificate chain). InvalidArgument if it holds no certificate.

@@ -116,43 +116,113 @@ Result<MountKey> MountOfFd(int fd, const std::string& display) {
   return KeyOf(stx);
 }
 
-Status RemoveContents(int dir_fd, const MountKey& mount, const std::string& display);
+// rm -rf through descriptors, for trees that someone else (an instance's
+// root) may have built to hurt us: at most kMaxDepth directories are open at
+// once, however deep the tree. A directory found at that depth is moved up
+// into the tree's top directory (a rename on the same mount, through
+// descriptors) and removed from there afterwards, so a chain a million
+// levels deep costs time, not descriptors or stack.
+class TreeRemover {
+ public:
+  explicit TreeRemover(MountKey mount) : mount_(mount) {}
 
-// Removes `name` in `parent_fd` and everything below it, staying on `mount`.
-Status RemoveEntry(int parent_fd, const std::string& name, const MountKey& mount, const std::string& display) {
-  struct statx stx;
-  if (::statx(parent_fd, name.c_str(), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, &stx) != 0) {
-    if (errno == ENOENT) return Status::Ok();
-    return ErrnoStatus("statx " + display, errno);
+  // Removes `name` in `parent_fd` and everything below it, staying on the
+  // mount.
+  Status Remove(int parent_fd, const std::string& name, const std::string& display) {
+    struct statx stx;
+    if (::statx(parent_fd, name.c_str(), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, &stx) != 0) {
+      if (errno == ENOENT) return Status::Ok();
+      return ErrnoStatus("statx " + display, errno);
+    }
+    if (!S_ISDIR(stx.stx_mode)) return Unlink(parent_fd, name, display);
+    DSP_ASSIGN_OR_RETURN(UniqueFd top, OpenDir(parent_fd, name, display));
+    if (!top.valid()) return Status::Ok();
+    DSP_RETURN_IF_ERROR(RemoveContents(top.get(), top.get(), display, 1));
+    // What was moved up is removed from the top, level by level; each may
+    // move more up, but every pass takes kMaxDepth levels off the tree.
+    while (!parked_.empty()) {
+      std::string parked = std::move(parked_.back());
+      parked_.pop_back();
+      DSP_RETURN_IF_ERROR(RemoveDir(top.get(), top.get(), parked, display + "/" + parked, 1));
+    }
+    top.reset();
+    return RmDir(parent_fd, name, display);
   }
-  if (!S_ISDIR(stx.stx_mode)) {
+
+ private:
+  static constexpr int kMaxDepth = 32;
+
+  // An open directory; an invalid descriptor if it is gone.
+  Result<UniqueFd> OpenDir(int parent_fd, const std::string& name, const std::string& display) const {
+    // O_NOFOLLOW: if the directory was swapped for a symlink since the
+    // statx, this fails instead of following it.
+    UniqueFd fd(::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+    if (!fd.valid()) {
+      if (errno == ENOENT) return UniqueFd();
+      return ErrnoStatus("open directory " + display, errno);
+    }
+    DSP_ASSIGN_OR_RETURN(MountKey here, MountOfFd(fd.get(), display));
+    if (!here.SameMount(mount_)) {
+      return FailedPrecondition(display + " is a mount point; not removing anything on it");
+    }
+    return fd;
+  }
+
+  static Status Unlink(int parent_fd, const std::string& name, const std::string& display) {
     if (::unlinkat(parent_fd, name.c_str(), 0) != 0 && errno != ENOENT) return ErrnoStatus("unlink " + display, errno);
     return Status::Ok();
   }
-  // O_NOFOLLOW: if the directory was swapped for a symlink since the statx,
-  // this fails instead of following it.
-  UniqueFd fd(::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
-  if (!fd.valid()) {
-    if (errno == ENOENT) return Status::Ok();
-    return ErrnoStatus("open directory " + display, errno);
+  static Status RmDir(int parent_fd, const std::string& name, const std::string& display) {
+    if (::unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+      return ErrnoStatus("rmdir " + display, errno);
+    }
+    return Status::Ok();
   }
-  DSP_ASSIGN_OR_RETURN(MountKey here, MountOfFd(fd.get(), display));
-  if (!here.SameMount(mount)) {
-    return FailedPrecondition(display + " is a mount point; not removing anything on it");
-  }
-  DSP_RETURN_IF_ERROR(RemoveContents(fd.get(), mount, display));
-  fd.reset();
-  if (::unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
-    return ErrnoStatus("rmdir " + display, errno);
-  }
-  return Status::Ok();
-}
 
-Status RemoveContents(int dir_fd, const MountKey& mount, const std::string& display) {
-  // Names are read first and removed afterwards: removing entries while a
-  // readdir stream is open may skip some.
-  std::vector<std::string> names;
-  {
+  // The directory `name` in `parent_fd`, `depth` levels below the top, and
+  // everything in it.
+  Status RemoveDir(int top_fd, int parent_fd, const std::string& name, const std::string& display, int depth) {
+    if (depth >= kMaxDepth) return Park(top_fd, parent_fd, name, display);
+    DSP_ASSIGN_OR_RETURN(UniqueFd fd, OpenDir(parent_fd, name, display));
+    if (!fd.valid()) return Status::Ok();
+    DSP_RETURN_IF_ERROR(RemoveContents(top_fd, fd.get(), display, depth + 1));
+    fd.reset();
+    return RmDir(parent_fd, name, display);
+  }
+
+  Status RemoveContents(int top_fd, int dir_fd, const std::string& display, int depth) {
+    // Names are read first and removed afterwards: removing entries while a
+    // readdir stream is open may skip some.
+    DSP_ASSIGN_OR_RETURN(std::vector<std::string> names, ReadNames(dir_fd, display));
+    for (const std::string& name : names) {
+      const std::string entry = display + "/" + name;
+      struct statx stx;
+      if (::statx(dir_fd, name.c_str(), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, &stx) != 0) {
+        if (errno == ENOENT) continue;
+        return ErrnoStatus("statx " + entry, errno);
+      }
+      DSP_RETURN_IF_ERROR(S_ISDIR(stx.stx_mode) ? RemoveDir(top_fd, dir_fd, name, entry, depth)
+                                                : Unlink(dir_fd, name, entry));
+    }
+    return Status::Ok();
+  }
+
+  // Moves the directory `name` in `parent_fd` up into the top directory, to
+  // be removed from there.
+  Status Park(int top_fd, int parent_fd, const std::string& name, const std::string& display) {
+    for (;;) {
+      std::string parked = ".dspool-removing-" + std::to_string(next_parked_++);
+      if (::renameat2(parent_fd, name.c_str(), top_fd, parked.c_str(), RENAME_NOREPLACE) == 0) {
+        parked_.push_back(std::move(parked));
+        return Status::Ok();
+      }
+      if (errno == ENOENT) return Status::Ok();
+      if (errno != EEXIST) return ErrnoStatus("move " + display + " up to be removed", errno);
+    }
+  }
+
+  static Result<std::vector<std::string>> ReadNames(int dir_fd, const std::string& display) {
+    std::vector<std::string> names;
     int dup_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
     if (dup_fd < 0) return ErrnoStatus("dup " + display, errno);
     DIR* dir = ::fdopendir(dup_fd);
@@ -171,12 +241,13 @@ Status RemoveContents(int dir_fd, const MountKey& mount, const std::string& disp
     int err = errno;
     ::closedir(dir);
     if (err != 0) return ErrnoStatus("readdir " + display, err);
+    return names;
   }
-  for (const std::string& name : names) {
-    DSP_RETURN_IF_ERROR(RemoveEntry(dir_fd, name, mount, display + "/" + name));
-  }
-  return Status::Ok();
-}
+
+  MountKey mount_;
+  std::vector<std::string> parked_;
+  uint64_t next_parked_ = 0;
+};
 
 }  // namespace
 
@@ -321,7 +392,7 @@ Status RemoveTree(const std::string& path) {
   // The tree's mount is its parent's: a `path` that is itself a mount point
   // is refused like any mount below it.
   DSP_ASSIGN_OR_RETURN(MountKey mount, MountOfFd(parent.get(), split.dir));
-  return RemoveEntry(parent.get(), split.base, mount, StripTrailingSlashes(path));
+  return TreeRemover(mount).Remove(parent.get(), split.base, StripTrailingSlashes(path));
 }
 
 Result<UniqueFd> OpenSocketNoFollow(const std::string& dir, const std::string& name, uid_t owner) {

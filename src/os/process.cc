@@ -120,46 +120,6 @@ class Child {
   pid_t pid_;
 };
 
-// Blocks SIGPIPE in the calling thread while it writes to the child's stdin,
-// so a child that exits early makes write() fail with EPIPE instead of
-// killing this process. On destruction, discards a SIGPIPE this scope caused
-// and restores the mask.
-class ScopedSigpipeBlock {
- public:
-  ScopedSigpipeBlock() {
-    sigset_t pending;
-    sigemptyset(&pending);
-    ::sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    sigset_t block;
-    sigemptyset(&block);
-    sigaddset(&block, SIGPIPE);
-    ::pthread_sigmask(SIG_BLOCK, &block, &old_);
-  }
-  ~ScopedSigpipeBlock() {
-    if (!was_pending_) {
-      sigset_t pending;
-      sigemptyset(&pending);
-      ::sigpending(&pending);
-      if (sigismember(&pending, SIGPIPE) == 1) {
-        sigset_t pipe_only;
-        sigemptyset(&pipe_only);
-        sigaddset(&pipe_only, SIGPIPE);
-        struct timespec zero = {0, 0};
-        while (::sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
-        }
-      }
-    }
-    ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  ScopedSigpipeBlock(const ScopedSigpipeBlock&) = delete;
-  ScopedSigpipeBlock& operator=(const ScopedSigpipeBlock&) = delete;
-
- private:
-  sigset_t old_;
-  bool was_pending_ = false;
-};
-
 // One output stream of the child being collected.
 struct Collector {
   UniqueFd fd;
@@ -372,6 +332,34 @@ Result<uint64_t> RaiseDescriptorLimit() {
     if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) return ErrnoStatus("setrlimit(RLIMIT_NOFILE)", errno);
   }
   return static_cast<uint64_t>(limit.rlim_cur);
+}
+
+ScopedSigpipeBlock::ScopedSigpipeBlock() {
+  sigset_t pending;
+  sigemptyset(&pending);
+  ::sigpending(&pending);
+  was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &block, &old_);
+}
+
+ScopedSigpipeBlock::~ScopedSigpipeBlock() {
+  if (!was_pending_) Drain();
+  ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+}
+
+void ScopedSigpipeBlock::Drain() {
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  const timespec zero = {0, 0};
+  for (;;) {
+    int got = ::sigtimedwait(&pipe_only, nullptr, &zero);
+    if (got == SIGPIPE || (got < 0 && errno == EINTR)) continue;
+    return;
+  }
 }
 
 }  // namespace dspool

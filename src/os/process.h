@@ -19,6 +19,7 @@
 // else reaps children with waitpid(-1, ...), or the child's exit status is lost.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -87,5 +88,26 @@ Status RunChecked(const std::vector<std::string>& argv, const RunOptions& option
 // (the gateway holds six per relayed connection) and returns the new soft
 // limit.
 Result<uint64_t> RaiseDescriptorLimit();
+
+// Blocks SIGPIPE on the calling thread for the object's lifetime, and
+// discards the SIGPIPEs raised meanwhile (one that was pending before is
+// left alone). For threads that write where the reader may be gone: a
+// child's stdin, and the event loops, where splice(2) and OpenSSL's
+// write(2) into a reset socket raise it (send(2) with MSG_NOSIGNAL does
+// not).
+class ScopedSigpipeBlock {
+ public:
+  ScopedSigpipeBlock();
+  ~ScopedSigpipeBlock();
+  ScopedSigpipeBlock(const ScopedSigpipeBlock&) = delete;
+  ScopedSigpipeBlock& operator=(const ScopedSigpipeBlock&) = delete;
+  // Discards a pending SIGPIPE now (while blocked, it stays pending: the
+  // relay calls this when splice says EPIPE).
+  static void Drain();
+
+ private:
+  sigset_t old_;
+  bool was_pending_ = false;
+};
 
 }  // namespace dspool

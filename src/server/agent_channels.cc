@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "http/client.h"
 #include "http/endpoint.h"
+#include "model/agent_config.h"
 #include "os/fs.h"
 
 namespace dspool {
@@ -52,7 +53,7 @@ Status AgentChannels::Open(const InstanceId& id, uid_t owner) {
   DSP_RETURN_IF_ERROR(EnsureDir(dir, 0710, FileOwner{0, owner}));
   DSP_RETURN_IF_ERROR(EnsureDir(dir + "/server", 0750, FileOwner{0, owner}));
   DSP_RETURN_IF_ERROR(EnsureDir(dir + "/agent", 0700, FileOwner{owner, owner}));
-  const std::string socket = dir + "/server/agent.sock";
+  const std::string socket = dir + "/server/" + kAgentSocketName;
   DSP_RETURN_IF_ERROR(http_.ListenUnix(socket, 0600, Tag(id)));
   // lchown: never a link's target (and server/ is root's: nothing can be
   // swapped in there anyway).
@@ -90,8 +91,8 @@ void AgentChannels::Sweep(const std::set<InstanceId>& open_before, const std::se
 
 std::vector<BindMount> AgentChannels::Mounts(const InstanceId& id) const {
   return {
-      {InstanceDir(id) + "/server", kServerDir, /*read_only=*/true, MountIds::kHost},
-      {InstanceDir(id) + "/agent", kAgentDir, /*read_only=*/false, MountIds::kHost},
+      {InstanceDir(id) + "/server", kInstanceServerDir, /*read_only=*/true, MountIds::kHost},
+      {InstanceDir(id) + "/agent", kInstanceAgentDir, /*read_only=*/false, MountIds::kHost},
   };
 }
 
@@ -99,7 +100,7 @@ Result<Json> AgentChannels::Call(const InstanceId& id, uid_t owner, const std::s
                                  const std::string& path, const std::string& body,
                                  std::chrono::seconds timeout) const {
   const std::string who = "instance " + id.value();
-  auto socket = OpenSocketNoFollow(InstanceDir(id) + "/agent", "control.sock", owner);
+  auto socket = OpenSocketNoFollow(InstanceDir(id) + "/agent", kControlSocketName, owner);
   if (!socket.ok()) return Unavailable(who + ": " + socket.status().message());
   auto r = Client::Do(Endpoint::Unix(FdPath(socket->get())), method, path, body, {}, timeout);
   if (!r.ok()) return Unavailable(who + ": " + r.status().message());

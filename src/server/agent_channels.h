@@ -49,10 +49,6 @@ namespace dspool {
 
 class AgentChannels {
  public:
-  // Where the agent finds both directories in its instance.
-  static constexpr const char* kServerDir = "/run/dspool/server";
-  static constexpr const char* kAgentDir = "/run/dspool/agent";
-
   // Channels under `data_dir`/instances, served by `http` (listener tags
   // "agent:<id>"). The references must outlive this object.
   AgentChannels(std::string data_dir, HttpServer& http);

@@ -163,6 +163,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
   // ---- ApiHooks ----
 
   Status CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& existing) override;
+  static Status CheckJupyterCertificate(const JupyterSpec& jupyter);
   Status PreparePool(const PoolName& pool) override;
   Result<HostKey> ReadHostKey(const PoolName& pool) override;
   void PoolsChanged() override { reconciler_.Poke(); }

@@ -1,11 +1,13 @@
 #include "server/pool_server.h"
 
+#include <string.h>
 #include <sys/stat.h>
 
 #include <climits>
 #include <cstring>
 
 #include "base/log.h"
+#include "net/stream.h"
 #include "os/fs.h"
 #include "os/net.h"
 
@@ -19,6 +21,9 @@ constexpr const char* kLog = "server";
 Status PoolServer::CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& existing) {
   DSP_RETURN_IF_ERROR(CheckFrontendPorts(spec, existing));
   DSP_RETURN_IF_ERROR(gateway_->CheckListen(spec));
+  if (spec.jupyter.has_value() && !spec.jupyter->certificate_file.empty()) {
+    DSP_RETURN_IF_ERROR(CheckJupyterCertificate(*spec.jupyter));
+  }
   for (const Pool& p : existing) {
     if (p.spec.network.subnet.Overlaps(spec.network.subnet)) {
       return InvalidArgument("network.subnet: " + spec.network.subnet.ToString() + " overlaps pool '" +
@@ -45,6 +50,20 @@ Status PoolServer::CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& 
   char data_dir[PATH_MAX];
   if (::realpath(options_.data_dir.c_str(), data_dir) == nullptr) return ErrnoStatus(options_.data_dir, errno);
   return CheckShareSource(spec.share.source, resolved, data_dir);
+}
+
+// As the gateway will read them (gateway/routes.cc), so a pool is refused
+// now rather than created without its Jupyter address.
+Status PoolServer::CheckJupyterCertificate(const JupyterSpec& jupyter) {
+  Result<std::string> chain = ReadFile(jupyter.certificate_file);
+  if (!chain.ok()) return InvalidArgument("jupyter.certificateFile: " + chain.status().message());
+  Result<std::string> key = ReadPrivateFile(jupyter.key_file);
+  if (!key.ok()) return InvalidArgument("jupyter.keyFile: " + key.status().message());
+  TlsCertificate certificate{std::move(*chain), std::move(*key)};
+  auto loaded = TlsServerContext::Create(certificate);
+  explicit_bzero(certificate.key_pem.data(), certificate.key_pem.size());
+  if (!loaded.ok()) return InvalidArgument("jupyter.certificateFile, jupyter.keyFile: " + loaded.status().message());
+  return Status::Ok();
 }
 
 Status PoolServer::PreparePool(const PoolName& pool) {

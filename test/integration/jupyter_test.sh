@@ -55,7 +55,7 @@ pass "alice: login → notebook → kernel answered over the WebSocket in $(awk 
 # Forked from the agent's zygote (a Python that imported Notebook), not
 # started cold: the host's view of the pid the agent reports for it.
 INSTANCE=$(dsp instance list --pool "$POOL" -o json | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['instances'][0]['id'])")
-servers() { curl -s --unix-socket "$DATA/instances/$INSTANCE/agent/control.sock" http://x/v1/jupyter/servers; }
+servers() { agent_get "$INSTANCE" /v1/jupyter/servers; }
 pid=$(servers | /usr/bin/python3 -c "import json,sys; print([s['pid'] for s in json.load(sys.stdin)['servers'] if s['user'] == 'alice'][0])")
 cmd=$(/usr/bin/python3 - "$pid" <<'PY'
 import os, sys

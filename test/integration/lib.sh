@@ -132,6 +132,29 @@ ssh_to() {
       -o LogLevel=ERROR -o ConnectTimeout=10 "$user@$addr" "$@"
 }
 
+# GET $2 from the control socket of instance $1's agent; prints the body.
+# The socket is in a directory the instance's root writes: like the server,
+# open it without following a link and connect through the descriptor
+# (docs/security.md), never by name as root.
+agent_get() {  # instance-id path
+  /usr/bin/python3 - "$DATA/instances/$1/agent/control.sock" "$2" <<'PY'
+import os, socket, stat, sys
+fd = os.open(sys.argv[1], os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+    sys.exit(f"{sys.argv[1]} is not a socket")
+s = socket.socket(socket.AF_UNIX)
+s.connect(f"/proc/self/fd/{fd}")
+s.sendall(f"GET {sys.argv[2]} HTTP/1.0\r\nHost: agent\r\n\r\n".encode())
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+head, _, body = data.partition(b"\r\n\r\n")
+if not head.startswith(b"HTTP/1.") or head.split()[1] != b"200":
+    sys.exit(f"agent {sys.argv[2]}: {head.splitlines()[0].decode(errors='replace') if head else 'no answer'}")
+sys.stdout.write(body.decode())
+PY
+}
+
 # Everything dspool might leave on the host for a pool.
 leftovers() {
   local pool=$1

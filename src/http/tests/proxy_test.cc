@@ -17,6 +17,7 @@
 #include "base/testing/cannot_run.h"
 #include "base/testing/temp_dir.h"
 #include "http/server.h"
+#include "os/fs.h"
 
 namespace dspool {
 namespace {
@@ -91,7 +92,7 @@ class ProxyTest : public ::testing::Test {
   }
 
   uint16_t ListenPlain() {
-    auto port = proxy_->Listen("127.0.0.1", 0, "", "");
+    auto port = proxy_->Listen("127.0.0.1", 0);
     EXPECT_TRUE(port.ok()) << port.status();
     return port.ok() ? *port : 0;
   }
@@ -243,7 +244,7 @@ TEST_F(ProxyTest, ServesTlsWithAGivenCertificate) {
   std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=pool -keyout " + key + " -out " +
                     cert + " >/dev/null 2>&1";
   if (std::system(cmd.c_str()) != 0) DSP_CANNOT_RUN_HERE("`openssl req` failed: is openssl installed?");
-  auto port = proxy_->Listen("127.0.0.1", 0, cert, key);
+  auto port = proxy_->ListenTls("127.0.0.1", 0, TlsCertificate{*ReadFile(cert), *ReadFile(key)});
   ASSERT_TRUE(port.ok()) << port.status();
 
   net::ssl::context ctx(net::ssl::context::tls_client);
@@ -259,9 +260,17 @@ TEST_F(ProxyTest, ServesTlsWithAGivenCertificate) {
   bhttp::read(stream, buffer, res);
   EXPECT_EQ(res.body(), "GET /user/alice/tree auth=token secret cookie=- body=0");
 
-  auto bad = proxy_->Listen("127.0.0.1", 0, dir.path() + "/missing.pem", key);
+  // The key of another certificate: refused, and nothing listens.
+  std::string other = dir.path() + "/other.pem";
+  cmd = "openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:2048 -out " + other + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const uint64_t accepted = proxy_->stats().connections_accepted;
+  auto bad = proxy_->ListenTls("127.0.0.1", 0, TlsCertificate{*ReadFile(cert), *ReadFile(other)});
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(bad.status().message().find("missing.pem"), std::string::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find("does not belong to the certificate"), std::string::npos) << bad.status();
+  bad = proxy_->ListenTls("127.0.0.1", 0, TlsCertificate{"not a certificate", *ReadFile(key)});
+  EXPECT_NE(bad.status().message().find("TLS certificate chain"), std::string::npos) << bad.status();
+  EXPECT_EQ(proxy_->stats().connections_accepted, accepted);
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include "base/testing/temp_dir.h"
 #include "http/http1_parser.h"
 #include "http/proxy.h"
+#include "os/fs.h"
 
 namespace dspool {
 namespace {
@@ -247,7 +248,7 @@ class ProxyWireTest : public ::testing::Test {
     auto p = ProxyServer::Create(router_, options);
     ASSERT_TRUE(p.ok());
     proxy_ = std::move(*p);
-    auto port = proxy_->Listen("127.0.0.1", 0, "", "");
+    auto port = proxy_->Listen("127.0.0.1", 0);
     ASSERT_TRUE(port.ok()) << port.status();
     port_ = *port;
     proxy_->Start(2);
@@ -673,7 +674,7 @@ TEST_F(ProxyWireTest, UnlistenKeepsOpenConnectionsAndStopClosesThem) {
   SendAll(fd, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(ReadMessage(fd, buf, false).body, "GET 0");
   // A second listener, an idle connection and one mid-request on it.
-  auto again = proxy_->Listen("127.0.0.1", 0, "", "");
+  auto again = proxy_->Listen("127.0.0.1", 0);
   ASSERT_TRUE(again.ok());
   int mid = ConnectTo(*again);
   SendAll(mid, "GET /a HTTP/1.1\r\nHo");
@@ -702,7 +703,7 @@ TEST_F(ProxyWireTest, UpgradeTunnelOverTlsEndsWithCloseNotify) {
     SendAll(fd, "echo:" + buf);  // then closes
   });
   StartProxy(up.port());
-  auto tls_port = proxy_->Listen("127.0.0.1", 0, cert, key);
+  auto tls_port = proxy_->ListenTls("127.0.0.1", 0, TlsCertificate{*ReadFile(cert), *ReadFile(key)});
   ASSERT_TRUE(tls_port.ok()) << tls_port.status();
 
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());

@@ -1,9 +1,11 @@
 #include "os/fs.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -196,6 +198,38 @@ TEST_F(FsTest, RemoveTreeRemovesEverything) {
   EXPECT_TRUE(RemoveTree(tmp_ / "plain").ok());
   EXPECT_FALSE(*PathExists(tmp_ / "plain"));
   EXPECT_EQ(RemoveTree("/").code(), StatusCode::kInvalidArgument);
+}
+
+// A chain far deeper than the descriptors the process may open (as an
+// instance's root can build one in its channel directory): removed all the
+// same, without running out of descriptors or stack.
+TEST_F(FsTest, RemoveTreeRemovesATreeDeeperThanTheDescriptorLimit) {
+  constexpr int kDepth = 3000;
+  ASSERT_TRUE(MakeDirs(tmp_ / "deep", 0755).ok());
+  {
+    UniqueFd dir(::open((tmp_ / "deep").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(dir.valid());
+    for (int i = 0; i < kDepth; ++i) {
+      ASSERT_EQ(::mkdirat(dir.get(), "d", 0755), 0) << "level " << i;
+      if (i % 100 == 0) {
+        int file = ::openat(dir.get(), "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        ASSERT_GE(file, 0);
+        ::close(file);
+      }
+      UniqueFd next(::openat(dir.get(), "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      ASSERT_TRUE(next.valid()) << "level " << i;
+      dir = std::move(next);
+    }
+  }
+  rlimit before;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &before), 0);
+  rlimit tight = before;
+  tight.rlim_cur = 256;  // well below the depth
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  Status removed = RemoveTree(tmp_ / "deep");
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &before), 0);
+  ASSERT_TRUE(removed.ok()) << removed;
+  EXPECT_FALSE(*PathExists(tmp_ / "deep"));
 }
 
 TEST_F(FsTest, RemoveTreeDoesNotFollowSymlinks) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -230,5 +231,32 @@ TEST(RunCheckedTest, SuccessAndFailure) {
   EXPECT_EQ(RunChecked({"dspool-no-such-command"}).code(), StatusCode::kNotFound);
 }
 
+// The signal is raised at this thread, as a write(2) into a reset socket
+// does: held while the block lasts, then discarded, and the old mask back.
+TEST(ProcessTest, ScopedSigpipeBlockHoldsThenDiscardsSigpipe) {
+  sigset_t pipe_only, runner_mask;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  ASSERT_EQ(pthread_sigmask(SIG_UNBLOCK, &pipe_only, &runner_mask), 0);  // whatever the runner did
+  {
+    ScopedSigpipeBlock block;
+    ASSERT_EQ(pthread_kill(pthread_self(), SIGPIPE), 0);  // would end the process unblocked
+    sigset_t pending;
+    ASSERT_EQ(sigpending(&pending), 0);
+    EXPECT_TRUE(sigismember(&pending, SIGPIPE));
+    ScopedSigpipeBlock::Drain();
+    ASSERT_EQ(sigpending(&pending), 0);
+    EXPECT_FALSE(sigismember(&pending, SIGPIPE)) << "Drain discards it";
+    ASSERT_EQ(pthread_kill(pthread_self(), SIGPIPE), 0);  // left for the destructor
+  }
+  sigset_t after, pending;
+  ASSERT_EQ(pthread_sigmask(SIG_SETMASK, nullptr, &after), 0);
+  EXPECT_FALSE(sigismember(&after, SIGPIPE)) << "the old mask is back";
+  ASSERT_EQ(sigpending(&pending), 0);
+  EXPECT_FALSE(sigismember(&pending, SIGPIPE));
+  pthread_sigmask(SIG_SETMASK, &runner_mask, nullptr);
+}
+
 }  // namespace
+
 }  // namespace dspool

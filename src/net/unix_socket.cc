@@ -1,4 +1,4 @@
-#include "os/unix_socket.h"
+#include "net/unix_socket.h"
 
 #include <errno.h>
 #include <sys/socket.h>
