@@ -268,11 +268,12 @@ class Agent {
     InstanceSample sample = sampler_.Sample();
     bool listening = SshdListening();
     Json body = {{"sshdListening", listening},
-                 {"cpuPermille", sample.cpu_permille},
-                 {"memoryUsedBytes", sample.memory_used_bytes},
                  {"memoryLimitBytes", sample.memory_limit_bytes},
                  {"sshSessions", sample.ssh_sessions},
                  {"usersRendered", config_ ? static_cast<int64_t>(config_->users.size()) : 0}};
+    // What the agent cannot tell yet is left out (shown as "-").
+    if (sample.cpu_permille) body["cpuPermille"] = *sample.cpu_permille;
+    if (sample.memory_used_bytes) body["memoryUsedBytes"] = *sample.memory_used_bytes;
     auto resp = Call(options_, "POST", "/v1/agent/report", body.dump());
     if (!resp.ok()) {
       LogOnce("report", resp.status());

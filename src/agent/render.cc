@@ -134,7 +134,18 @@ std::string RenderSshdConfig(const SshdPaths& p) {
          "PermitRootLogin no\n"
          "PrintMotd no\n"
          "AcceptEnv LANG LC_*\n"
-         "Subsystem sftp internal-sftp\n";
+         "Subsystem sftp internal-sftp\n"
+         // A shared pool: a team logs in at the same moment (a class, a
+         // meeting), and behind the gateway they all come from one
+         // address. sshd's default, 10:30:100, drops unauthenticated
+         // connections at random once 10 are pending. Random drops begin
+         // at 256 here, and no per-source limit applies (one address may
+         // be the whole team). A connection that has not authenticated
+         // holds its slot 30 s at most (not 120 s): the gateway
+         // (docs/architecture.md) keeps idle floods off sshd.
+         "MaxStartups 256:30:1024\n"
+         "PerSourceMaxStartups none\n"
+         "LoginGraceTime 30\n";
 }
 
 }  // namespace dspool

@@ -1,5 +1,6 @@
 #include "agent/sampler.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "os/fs.h"
@@ -37,23 +38,22 @@ InstanceSample Sampler::Sample() {
   int64_t usage = CpuUsageNanos();
   if (usage >= 0 && last_usage_ns_ >= 0) {
     auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_time_).count();
-    if (elapsed > 0) s.cpu_permille = (usage - last_usage_ns_) * 1000 / elapsed;
+    if (elapsed > 0) s.cpu_permille = std::max<int64_t>(0, (usage - last_usage_ns_) * 1000 / elapsed);
   }
   last_usage_ns_ = usage;
   last_time_ = now;
 
-  s.memory_used_bytes = ReadNumber(cgroup_root_ + "/memory/memory.usage_in_bytes");
-  if (s.memory_used_bytes >= 0) {
+  int64_t used = ReadNumber(cgroup_root_ + "/memory/memory.usage_in_bytes");
+  if (used >= 0) {
     s.memory_limit_bytes = ReadNumber(cgroup_root_ + "/memory/memory.limit_in_bytes");
   } else {
-    s.memory_used_bytes = ReadNumber(cgroup_root_ + "/memory.current");
+    used = ReadNumber(cgroup_root_ + "/memory.current");
     s.memory_limit_bytes = ReadNumber(cgroup_root_ + "/memory.max");
   }
+  if (used >= 0) s.memory_used_bytes = used;
   // cgroup v1 says "no limit" with a huge number.
   if (s.memory_limit_bytes >= (int64_t{1} << 60)) s.memory_limit_bytes = 0;
-  if (s.memory_used_bytes < 0) s.memory_used_bytes = 0;
   if (s.memory_limit_bytes < 0) s.memory_limit_bytes = 0;
-  if (s.cpu_permille < 0) s.cpu_permille = 0;
   s.ssh_sessions = CountSshSessions(proc_root_);
   return s;
 }

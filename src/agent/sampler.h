@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "base/clock.h"
@@ -12,8 +13,10 @@
 namespace dspool {
 
 struct InstanceSample {
-  int64_t cpu_permille = 0;  // 1000 = one full CPU
-  int64_t memory_used_bytes = 0;
+  // Unknown (nullopt) until there is something to tell: CPU use needs two
+  // samples, memory a readable cgroup.
+  std::optional<int64_t> cpu_permille;  // 1000 = one full CPU
+  std::optional<int64_t> memory_used_bytes;
   int64_t memory_limit_bytes = 0;  // 0: unlimited or unknown
   int64_t ssh_sessions = 0;
 };

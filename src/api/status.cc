@@ -55,24 +55,29 @@ Result<Response> Api::GetMetrics() {
   struct Gauge {
     const char* name;
     const char* help;
-    std::function<double(const InstanceReport&)> value;
+    std::function<std::optional<double>(const InstanceReport&)> value;  // nullopt: not known, no sample
   };
   const Gauge gauges[] = {
       {"dspool_instance_cpu_percent", "CPU use of the instance, 100 = one core.",
        [](const InstanceReport& r) { return r.cpu_percent; }},
       {"dspool_instance_memory_used_bytes", "Memory used by the instance.",
-       [](const InstanceReport& r) { return static_cast<double>(r.memory_used_bytes); }},
+       [](const InstanceReport& r) -> std::optional<double> {
+         if (!r.memory_used_bytes) return std::nullopt;
+         return static_cast<double>(*r.memory_used_bytes);
+       }},
       {"dspool_instance_memory_limit_bytes", "Memory limit of the instance.",
-       [](const InstanceReport& r) { return static_cast<double>(r.memory_limit_bytes); }},
+       [](const InstanceReport& r) -> std::optional<double> { return static_cast<double>(r.memory_limit_bytes); }},
       {"dspool_instance_ssh_sessions", "Open SSH sessions on the instance.",
-       [](const InstanceReport& r) { return static_cast<double>(r.ssh_sessions); }},
+       [](const InstanceReport& r) -> std::optional<double> { return static_cast<double>(r.ssh_sessions); }},
   };
   for (const Gauge& g : gauges) {
     out << "# HELP " << g.name << " " << g.help << "\n# TYPE " << g.name << " gauge\n";
     for (const Instance& i : instances) {
       auto report = hooks_.LastReport(i.id);
       if (!report) continue;
-      out << g.name << "{pool=\"" << i.pool << "\",instance=\"" << i.id << "\"} " << g.value(*report) << "\n";
+      std::optional<double> value = g.value(*report);
+      if (!value) continue;
+      out << g.name << "{pool=\"" << i.pool << "\",instance=\"" << i.id << "\"} " << *value << "\n";
     }
   }
   out << hooks_.ExtraMetrics();

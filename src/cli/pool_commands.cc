@@ -73,10 +73,13 @@ Table InstanceTable(const Json& instances, bool with_pool, TimePoint now) {
     std::string ssh = "-", cpu = "-", memory = "-";
     if (report.is_object()) {
       ssh = JsonString(report, "sshSessions");
-      cpu = Percent(JsonNumber(report, "cpuPercent"));
-      int64_t limit = JsonInt(report, "memoryLimitBytes");
-      memory = FormatBytes(JsonInt(report, "memoryUsedBytes"));
-      if (limit > 0) memory += "/" + FormatBytes(limit);
+      // An agent leaves out what it cannot tell yet: "-", not 0.0% and 0B.
+      if (report.contains("cpuPercent")) cpu = Percent(JsonNumber(report, "cpuPercent"));
+      if (report.contains("memoryUsedBytes")) {
+        int64_t limit = JsonInt(report, "memoryLimitBytes");
+        memory = FormatBytes(JsonInt(report, "memoryUsedBytes"));
+        if (limit > 0) memory += "/" + FormatBytes(limit);
+      }
     }
     std::vector<std::string> row;
     if (with_pool) add(&row, {OrDash(JsonString(i, "pool"))});

@@ -153,6 +153,7 @@ void Gateway::Impl::Hold(Conn& c, PoolRoutes& pool, bool wake) {
     DSP_LOG(kDebug, kLog) << "pool " << c.via.pool << ": no instance can take a connection; holding it";
   }
   pool.held.insert(c.id);
+  c.wants_wake = wake;
   // The wake first: a reader that sees the held gauge sees the wake it led to.
   if (wake) MaybeWake(c.via.pool, pool);
   UpdateHeldGauge();
@@ -177,11 +178,26 @@ void Gateway::Impl::Hold(Conn& c, PoolRoutes& pool, bool wake) {
 }
 
 void Gateway::Impl::MaybeWake(const PoolName& name, PoolRoutes& pool) {
-  MonoTime now = loop_->now();
-  if (pool.last_wake != MonoTime{} && now - pool.last_wake < kWakeEvery) return;
-  pool.last_wake = now;
-  Count(&GatewayCounters::wake_requests);
-  hooks_.WakePool(name);
+  const MonoTime now = loop_->now();
+  const bool recent = pool.last_wake != MonoTime{} && now - pool.last_wake < kWakeEvery;
+  if (!recent) {
+    pool.last_wake = now;
+    Count(&GatewayCounters::wake_requests);
+    hooks_.WakePool(name);
+  }
+  if (pool.wake_timer == 0) {
+    pool.wake_timer = loop_->RunAt(pool.last_wake + kWakeEvery, [this, name] { WakeTimerFired(name); });
+  }
+}
+
+void Gateway::Impl::WakeTimerFired(const PoolName& name) {
+  auto pool = pools_.find(name);
+  if (pool == pools_.end()) return;
+  pool->second.wake_timer = 0;
+  for (uint64_t id : pool->second.held) {
+    auto it = conns_.find(id);
+    if (it != conns_.end() && it->second->wants_wake) return MaybeWake(name, pool->second);
+  }
 }
 
 void Gateway::Impl::RetryHeld(const PoolName& name) {

@@ -47,6 +47,12 @@ void Gateway::Impl::Stop() {
   relay_threads_.clear();
 }
 
+void Gateway::Impl::Wake() {
+  loop_->Wake();
+  for (auto& relay : relays_) relay->Wake();
+  if (web_) web_->Wake();
+}
+
 Status Gateway::Impl::Apply(RoutingTable table) {
   if (!started_) return FailedPrecondition("gateway: Apply before Start");
   std::promise<Status> done;
@@ -54,7 +60,6 @@ Status Gateway::Impl::Apply(RoutingTable table) {
   if (!loop_->Post([&] { done.set_value(ApplyOnLoop(std::move(table))); })) {
     return Unavailable("gateway: stopped");
   }
-  web_->Wake();  // so that, on a simulated clock, its deadlines see the time too
   return result.get();
 }
 
@@ -207,6 +212,7 @@ Status Gateway::Apply(RoutingTable table) { return impl_->Apply(std::move(table)
 Status Gateway::CheckListen(const PoolSpec& spec) { return impl_->CheckListen(spec); }
 std::optional<InstanceHealth> Gateway::Health(const InstanceId& id) const { return impl_->Health(id); }
 GatewayCounters Gateway::counters() const { return impl_->counters(); }
+void Gateway::Wake() { impl_->Wake(); }
 
 void Gateway::NotebookReady(const PoolName& pool, const std::string& user, const InstanceId& instance,
                             uint32_t address, uint16_t port) {

@@ -85,8 +85,8 @@ struct GatewayOptions {
   // timeouts and the notebooks' traffic idleness run on its monotonic
   // reading, as do the web proxy's header, idle and connect deadlines;
   // session cookies expire, and "last activity" is shown, on its wall
-  // reading. Must outlive the gateway. The loops read a simulated clock
-  // when something wakes them: Apply wakes the control and web threads.
+  // reading. Must outlive the gateway. With a simulated clock, Wake() after
+  // moving it.
   const Clock* clock = nullptr;
   // The pools' Jupyter addresses: threads of the HTTP proxy, and the key
   // that signs session cookies (identity/session.h; empty: a random one, so
@@ -150,6 +150,10 @@ class Gateway {
   std::optional<InstanceHealth> Health(const InstanceId& id) const;
 
   GatewayCounters counters() const;
+
+  // Makes every thread (control, relays, web) read its clock again and run
+  // what is due: for a simulated GatewayOptions::clock that was moved.
+  void Wake();
 
   // Jupyter: how a StartNotebook went, and a server that is gone (culled,
   // stopped, its instance removed).

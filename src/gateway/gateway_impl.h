@@ -72,6 +72,7 @@ class Gateway::Impl {
   std::shared_ptr<PoolWeb> WebOf(const PoolName& pool) const;
   std::vector<Gateway::PoolNotebook> Notebooks() const;
   GatewayCounters counters() const;
+  void Wake();
 
  private:
   // One probe spec against one backend.
@@ -97,6 +98,10 @@ class Gateway::Impl {
     std::map<InstanceId, std::unique_ptr<Backend>> backends;
     std::set<uint64_t> held;  // connection ids, oldest first
     MonoTime last_wake{};
+    // While connections that asked for a wake wait, the wake is asked for
+    // again every kWakeEvery: the capacity a wake made may go away (scaled
+    // back to zero) before they are served.
+    Reactor::TimerId wake_timer = 0;
   };
 
   struct OpenListener {
@@ -117,6 +122,7 @@ class Gateway::Impl {
     uint32_t backend_address = 0;
     Reactor::TimerId timer = 0;  // connect timeout, or hold deadline
     std::optional<MonoTime> held_until;
+    bool wants_wake = false;  // held for lack of capacity (not for a NAT slot's instance)
   };
 
   struct HealthEntry {
@@ -150,7 +156,10 @@ class Gateway::Impl {
 
   // ---- holding (dispatch.cc) ----
   void Hold(Conn& c, PoolRoutes& pool, bool wake);
+  // Asks for a wake now, or (asked less than kWakeEvery ago) arms the
+  // pool's wake timer to ask then.
   void MaybeWake(const PoolName& name, PoolRoutes& pool);
+  void WakeTimerFired(const PoolName& name);
 
   // Gives every connection waiting on `name` another chance.
   void RetryHeld(const PoolName& name);

@@ -62,6 +62,7 @@ Status Gateway::Impl::ApplyOnLoop(RoutingTable table) {
     for (auto& [id, b] : it->second.backends) RetireBackend(*b);
     std::set<uint64_t> held = it->second.held;
     for (uint64_t id : held) CloseConn(id);
+    loop_->Cancel(it->second.wake_timer);
     it = pools_.erase(it);
   }
   for (const auto& [name, routes] : table.backends) {

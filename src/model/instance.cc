@@ -49,15 +49,17 @@ Result<Instance> InstanceFromJson(const Json& json) {
 }
 
 Json InstanceReportToJson(const InstanceReport& r) {
-  return {
+  Json j = {
       {"receivedAt", ToUnixMillis(r.received_at)},
       {"sshdListening", r.sshd_listening},
-      {"cpuPercent", r.cpu_percent},
-      {"memoryUsedBytes", r.memory_used_bytes},
       {"memoryLimitBytes", r.memory_limit_bytes},
       {"sshSessions", r.ssh_sessions},
       {"usersRendered", r.users_rendered},
   };
+  // Absent when not known yet, rather than a misleading 0.
+  if (r.cpu_percent) j["cpuPercent"] = *r.cpu_percent;
+  if (r.memory_used_bytes) j["memoryUsedBytes"] = *r.memory_used_bytes;
+  return j;
 }
 
 Json InstanceHealthToJson(const InstanceHealth& h) {
@@ -68,17 +70,19 @@ Result<InstanceReport> ParseInstanceReport(const Json& json) {
   InstanceReport r;
   JsonReader reader(json, "report");
   reader.Optional("sshdListening", &r.sshd_listening);
-  int64_t cpu_permille = 0;
+  int64_t cpu_permille = -1, memory_used = -1;
   reader.Optional("cpuPermille", &cpu_permille);
-  reader.Optional("memoryUsedBytes", &r.memory_used_bytes);
+  reader.Optional("memoryUsedBytes", &memory_used);
   reader.Optional("memoryLimitBytes", &r.memory_limit_bytes);
   reader.Optional("sshSessions", &r.ssh_sessions);
   reader.Optional("usersRendered", &r.users_rendered);
   DSP_RETURN_IF_ERROR(reader.Finish());
-  if (cpu_permille < 0 || r.memory_used_bytes < 0 || r.memory_limit_bytes < 0 || r.ssh_sessions < 0) {
+  if ((json.contains("cpuPermille") && cpu_permille < 0) || (json.contains("memoryUsedBytes") && memory_used < 0) ||
+      r.memory_limit_bytes < 0 || r.ssh_sessions < 0) {
     return InvalidArgument("report: counters must not be negative");
   }
-  r.cpu_percent = static_cast<double>(cpu_permille) / 10.0;
+  if (cpu_permille >= 0) r.cpu_percent = static_cast<double>(cpu_permille) / 10.0;
+  if (memory_used >= 0) r.memory_used_bytes = memory_used;
   return r;
 }
 

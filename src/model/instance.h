@@ -25,6 +25,7 @@
 // removes.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "base/clock.h"
@@ -59,8 +60,9 @@ Result<Instance> InstanceFromJson(const Json& json);
 struct InstanceReport {
   TimePoint received_at;
   bool sshd_listening = false;
-  double cpu_percent = 0;
-  int64_t memory_used_bytes = 0;
+  // nullopt: the agent could not tell yet (the first report, no cgroup).
+  std::optional<double> cpu_percent;
+  std::optional<int64_t> memory_used_bytes;
   int64_t memory_limit_bytes = 0;
   int64_t ssh_sessions = 0;
   int64_t users_rendered = 0;

@@ -64,6 +64,10 @@ TEST(RenderTest, SshdConfigUsesKeysCommandAndPoolHostKey) {
             std::string::npos);
   EXPECT_NE(out.find("AuthorizedKeysFile none\n"), std::string::npos);
   EXPECT_NE(out.find("PermitRootLogin no\n"), std::string::npos);
+  // A shared pool's bursts of logins from one address (the gateway's).
+  EXPECT_NE(out.find("MaxStartups 256:30:1024\n"), std::string::npos);
+  EXPECT_NE(out.find("PerSourceMaxStartups none\n"), std::string::npos);
+  EXPECT_NE(out.find("LoginGraceTime 30\n"), std::string::npos);
 }
 
 TEST(RenderTest, ConfigRoundTripsAndRejectsUnknownFields) {

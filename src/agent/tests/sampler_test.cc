@@ -29,7 +29,17 @@ TEST_F(SamplerTest, ReadsCgroupV1Memory) {
   InstanceSample sample = s.Sample();
   EXPECT_EQ(sample.memory_used_bytes, 1048576);
   EXPECT_EQ(sample.memory_limit_bytes, 536870912);
-  EXPECT_EQ(sample.cpu_permille, 0);  // first sample
+  EXPECT_FALSE(sample.cpu_permille.has_value()) << "one sample cannot tell CPU use";
+  Write("cg/cpuacct/cpuacct.usage", "1000000000000\n");
+  EXPECT_TRUE(s.Sample().cpu_permille.has_value());
+}
+
+TEST_F(SamplerTest, MemoryIsUnknownWithoutACgroup) {
+  Sampler s(tmp_ / "cg", tmp_ / "proc");
+  InstanceSample sample = s.Sample();
+  EXPECT_FALSE(sample.memory_used_bytes.has_value());
+  EXPECT_FALSE(sample.cpu_permille.has_value());
+  EXPECT_EQ(sample.memory_limit_bytes, 0);
 }
 
 TEST_F(SamplerTest, ReadsCgroupV2AndUnlimited) {

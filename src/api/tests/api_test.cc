@@ -319,7 +319,7 @@ TEST_F(ApiTest, AgentChannel) {
                          "agent:demo-1-abc", root);
   ASSERT_EQ(report.status, 200) << report.body;
   EXPECT_EQ(Body(report)["configVersion"], version);
-  EXPECT_DOUBLE_EQ(hooks_.reports[inst.id].cpu_percent, 12.5);
+  EXPECT_DOUBLE_EQ(hooks_.reports[inst.id].cpu_percent.value_or(-1), 12.5);
   EXPECT_EQ(Call("POST", "/v1/agent/report", R"({"sshSessions": -1})", "agent:demo-1-abc", root).status, 400);
 
   // A user change bumps the version the agent sees.

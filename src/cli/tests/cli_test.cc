@@ -189,6 +189,21 @@ TEST_F(CliTest, PoolShowPrintsDetailsAndInstances) {
             "agent\n");
 }
 
+// An agent's first report cannot tell CPU use (that needs two samples), and
+// one without a readable cgroup cannot tell memory: "-", not 0.0% and 0B.
+TEST_F(CliTest, PoolShowPrintsADashForMetricsNotReportedYet) {
+  std::string json = kPoolJson;
+  const std::string full = R"("cpuPercent": 1.5,
+                "memoryUsedBytes": 125829120, )";
+  ASSERT_NE(json.find(full), std::string::npos);
+  json.replace(json.find(full), full.size(), "");
+  Answer("GET /v1/pools/demo", 200, json);
+  EXPECT_EQ(Run({"pool", "show", "demo"}), 0) << err_;
+  EXPECT_NE(out_.find("0       demo0      demo-0-3fa9c1   Ready     10.231.0.2   1     -     -        2h\n"),
+            std::string::npos)
+      << out_;
+}
+
 TEST_F(CliTest, JsonOutputIsTheApiAnswerPrettyPrinted) {
   std::string body = std::string(R"({"pools": [)") + kPoolJson + "]}";
   Answer("GET /v1/pools", 200, body);

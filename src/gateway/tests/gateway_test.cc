@@ -315,6 +315,38 @@ TEST_F(GatewayTest, APoolAtZeroHoldsTheConnectionWakesAndRelaysWhenAnInstanceCom
   EXPECT_EQ(c.wake_requests, 1u);
 }
 
+// A wake's capacity may be taken back (the pool scaled to zero again)
+// before a waiting client is served, and nothing else may happen (no new
+// table, no new client): the waiting connection asks again every second.
+TEST_F(GatewayTest, AWaitingConnectionAsksForAWakeAgainEverySecondUntilServed) {
+  Apply(Table({}));
+  UniqueFd client = Dial();
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_now == 1; }));
+  EXPECT_EQ(gateway_->counters().wake_requests, 1u);
+  // Within the second, a new table (the wake's instance came and went): no
+  // second wake yet.
+  Advance(milliseconds(500));
+  Apply(Table({}));
+  EXPECT_EQ(gateway_->counters().wake_requests, 1u);
+  // Then only time passes.
+  Advance(milliseconds(500));
+  gateway_->Wake();
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().wake_requests == 2; }));
+  Advance(seconds(1));
+  gateway_->Wake();
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().wake_requests == 3; }));
+  EXPECT_EQ(hooks_.woken(), (std::vector<std::string>{"team", "team", "team"}));
+
+  // Served: the asking stops.
+  StartInstance(0);
+  Apply(Table({{0}}));
+  EXPECT_EQ(ReadLine(client.get()), "b0");
+  Advance(seconds(5));
+  gateway_->Wake();
+  Settle();
+  EXPECT_EQ(gateway_->counters().wake_requests, 3u);
+}
+
 TEST_F(GatewayTest, AHoldTimesOutWithACleanClose) {
   Apply(Table({}));
   UniqueFd client = Dial();

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# A burst of logins (issue 13, point 4): thirty users ssh through the pool's
+# front port at the same moment, and every one gets in. Behind the gateway
+# they all come from one address; sshd's default MaxStartups (10:30:100)
+# drops unauthenticated connections at random once 10 are pending, which
+# users meet as "kex_exchange_identification" errors.
+DSPOOL=$(realpath "$1")
+source "$(dirname "$0")/lib.sh"
+setup_pool_test burst
+start_server
+
+USERS=30
+FRONT=$(free_port)
+cat >"$WORK/spec.json" <<JSON
+{"name": "$POOL", "instanceCount": 1,
+ "size": {"vcpus": 2, "memoryMiB": 1024},
+ "network": {"subnet": "$SUBNET"},
+ "share": {"type": "bind", "source": "$WORK/share"},
+ "adminUser": {"name": "dsvmadmin", "sshPublicKey": "$(cat "$WORK/key.pub")"},
+ "loadBalancer": {
+   "rules": [{"name": "SSH", "frontendPort": $FRONT, "backendPort": 22, "probe": "ssh"}],
+   "probes": [{"name": "ssh", "protocol": "Tcp", "port": 22, "intervalInSeconds": 5, "numberOfProbes": 2}]}}
+JSON
+dsp pool create -f "$WORK/spec.json" >/dev/null
+wait_ready "$POOL" 1
+for i in $(seq "$USERS"); do dsp user add "user$i" --ssh-key "$WORK/key.pub" >/dev/null; done
+
+front_ssh() {  # user command...
+  local user=$1
+  shift
+  ssh -i "$WORK/key" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+      -o LogLevel=ERROR -o ConnectTimeout=30 -p "$FRONT" "$user@127.0.0.1" "$@"
+}
+# The last user added can log in: every user is known to the instance.
+wait_until 60 "user$USERS logs in through the front port" front_ssh "user$USERS" true
+
+# All at once: every client is started before any is waited for.
+pids=()
+for i in $(seq "$USERS"); do
+  front_ssh "user$i" 'echo "in as $(id -un)"' >"$WORK/out.$i" 2>"$WORK/err.$i" &
+  pids+=($!)
+done
+failed=0
+for i in $(seq "$USERS"); do
+  wait "${pids[$((i - 1))]}" || true
+  if [[ "$(cat "$WORK/out.$i")" != "in as user$i" ]]; then
+    failed=$((failed + 1))
+    echo "user$i: $(tr '\n' ' ' <"$WORK/err.$i")" >&2
+  fi
+done
+((failed == 0)) || fail "$failed of $USERS simultaneous logins through the front port failed (errors above)"
+pass "$USERS users logged in through the front port at once, every one"
+
+# What made room: the instance's sshd was set for bursts.
+config=$(front_ssh dsvmadmin 'sudo -n /usr/sbin/sshd -T -f /etc/ssh/dspool/sshd_config 2>/dev/null | grep -E "^(maxstartups|persourcemaxstartups|logingracetime) "')
+grep -qx "maxstartups 256:30:1024" <<<"$config" || fail "the instance's sshd has not the pool's MaxStartups: $config"
+pass "the instance's sshd: $(tr '\n' ',' <<<"$config")"
+finish
