@@ -6,10 +6,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "agent/control.h"
@@ -74,7 +76,7 @@ PythonZygote::Options ZygoteOptions(const JupyterOptions& jupyter, const AgentOp
   return o;
 }
 
-class Agent {
+class Agent final : public ConfigRefresher {
  public:
   explicit Agent(AgentOptions options)
       : options_(std::move(options)),
@@ -88,6 +90,7 @@ class Agent {
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGPWR);  // what `lxc-stop` sends to init for a clean halt
+    sigaddset(&set, SIGUSR1);  // RefreshConfig: fetch the configuration now
     sigprocmask(SIG_BLOCK, &set, nullptr);
 
     image_passwd_ = ReadFile("/etc/passwd").value_or("");
@@ -133,8 +136,27 @@ class Agent {
         StopJupyter();
         return 0;
       }
+      if (sig == SIGUSR1 && config_) {
+        Status s = FetchAndApply();
+        if (!s.ok()) LogOnce("config", s);
+      }
       ReapChildren();
     }
+  }
+
+  // On a control thread: the main loop fetches (woken by SIGUSR1, which
+  // every thread blocks and it alone waits for), this waits.
+  Result<int64_t> RefreshConfig(int64_t at_least, std::chrono::milliseconds timeout) override {
+    std::unique_lock lock(applied_mu_);
+    if (applied_version_ < at_least) {
+      ::kill(::getpid(), SIGUSR1);
+      if (!applied_cv_.wait_for(lock, timeout, [&] { return applied_version_ >= at_least; })) {
+        return DeadlineExceeded("configuration version " + std::to_string(at_least) + " not applied within " +
+                                std::to_string(timeout.count()) + " ms (applied: " +
+                                std::to_string(applied_version_) + ")");
+      }
+    }
+    return applied_version_;
   }
 
  private:
@@ -147,7 +169,7 @@ class Agent {
   void StartControl() {
     std::string path = ControlSocketPath(options_);
     control_ = std::make_unique<HttpServer>(
-        [this](const Request& r) { return HandleControlRequest(jupyter_, r); }, HttpServerOptions{});
+        [this](const Request& r) { return HandleControlRequest(jupyter_, *this, r); }, HttpServerOptions{});
     if (Status s = control_->ListenUnix(path, 0600, "control"); !s.ok()) {
       // The rest of the agent still works: users, sshd, reports.
       DSP_LOG(kError, kLog) << "control socket " << path << ": " << s << "; no Jupyter servers on this instance";
@@ -197,6 +219,11 @@ class Agent {
     config_ = std::move(config);
     if (first) DSP_LOG(kInfo, kLog) << "configured " << config_->hostname << " with " << config_->users.size() << " users";
     last_error_.erase("config");
+    {
+      std::lock_guard lock(applied_mu_);
+      applied_version_ = config_->config_version;
+    }
+    applied_cv_.notify_all();
     KeepZygoteReady();
     return Status::Ok();
   }
@@ -302,6 +329,11 @@ class Agent {
   pid_t sshd_pid_ = -1;
   bool listening_seen_ = false;
   std::map<std::string, std::string> last_error_;
+  // The version of the configuration applied (files rendered), for
+  // RefreshConfig's waiters.
+  std::mutex applied_mu_;
+  std::condition_variable applied_cv_;
+  int64_t applied_version_ = -1;
 };
 
 }  // namespace

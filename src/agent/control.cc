@@ -1,5 +1,6 @@
 #include "agent/control.h"
 
+#include "model/json_reader.h"
 #include "model/user.h"
 
 namespace dspool {
@@ -15,7 +16,21 @@ Status MethodNotAllowed(const Request& r) {
   return InvalidArgument("method " + r.method + " is not allowed on " + r.path);
 }
 
-Result<Response> Route(JupyterSupervisor& jupyter, const Request& r) {
+Result<Response> Refresh(ConfigRefresher& config, const Request& r) {
+  if (r.method != "POST") return MethodNotAllowed(r);
+  Json body;
+  DSP_RETURN_IF_ERROR(ParseJsonText(r.body.empty() ? "{}" : r.body, "request body", &body));
+  int64_t version = 0;
+  JsonReader reader(body, "");
+  reader.Required("version", &version);
+  DSP_RETURN_IF_ERROR(reader.Finish());
+  if (version < 0) return InvalidArgument("version: must not be negative");
+  DSP_ASSIGN_OR_RETURN(int64_t applied, config.RefreshConfig(version, kConfigRefreshTimeout));
+  return JsonResponse(200, Json{{"configVersion", applied}}.dump());
+}
+
+Result<Response> Route(JupyterSupervisor& jupyter, ConfigRefresher& config, const Request& r) {
+  if (r.path == kConfigRefreshPath) return Refresh(config, r);
   const std::string prefix = std::string(kServers) + "/";
   if (r.path == kServers) {
     if (r.method == "GET") return JsonResponse(200, JupyterServerListToJson(jupyter.List()).dump());
@@ -54,8 +69,8 @@ int ControlHttpStatus(StatusCode code) {
   }
 }
 
-Response HandleControlRequest(JupyterSupervisor& jupyter, const Request& request) {
-  Result<Response> resp = Route(jupyter, request);
+Response HandleControlRequest(JupyterSupervisor& jupyter, ConfigRefresher& config, const Request& request) {
+  Result<Response> resp = Route(jupyter, config, request);
   return resp.ok() ? std::move(*resp) : Error(resp.status());
 }
 

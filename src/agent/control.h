@@ -13,22 +13,43 @@
 //                                      JupyterOptions.program for this start
 //   GET    /v1/jupyter/servers         → 200 {"servers":[... with activity]}
 //   DELETE /v1/jupyter/servers/{user}  → 204 once it has exited
+//   POST   /v1/config/refresh          {"version": N} → 200 {"configVersion"}
+//                                      once the agent applied a configuration
+//                                      of version N or later (fetched now
+//                                      from the server: users, keys,
+//                                      passwords); 502 if not within 10 s
 //
 // Errors are {"error":{"code","message"}} as the API's: 400 bad input, 404
 // unknown user or server, 409 no pool address yet, 502 the server could not
 // be started (it exited or did not answer in time; the message quotes its
-// log), 503 no free port, 500 a server that outlives SIGKILL.
+// log; or a configuration refresh not done in time), 503 no free port, 500
+// a server that outlives SIGKILL.
 //
 // Thread safety: HandleControlRequest may be called concurrently (it is the
 // control server's Handler); it blocks while a start or stop runs.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
+
 #include "agent/jupyter.h"
+#include "base/result.h"
 #include "http/message.h"
+#include "model/agent_config.h"
 
 namespace dspool {
 
-Response HandleControlRequest(JupyterSupervisor& jupyter, const Request& request);
+// The agent's configuration, fetched again on request.
+class ConfigRefresher {
+ public:
+  virtual ~ConfigRefresher() = default;
+  // Returns the version applied once it is `at_least` or later: at once if
+  // it is, or after fetching and applying the server's configuration.
+  // DeadlineExceeded if that takes longer than `timeout`.
+  virtual Result<int64_t> RefreshConfig(int64_t at_least, std::chrono::milliseconds timeout) = 0;
+};
+
+Response HandleControlRequest(JupyterSupervisor& jupyter, ConfigRefresher& config, const Request& request);
 
 // The control socket's one mapping from Status to an HTTP error.
 int ControlHttpStatus(StatusCode code);

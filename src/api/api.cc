@@ -149,13 +149,22 @@ Event Api::MakeEvent(const std::string& actor, std::string action, std::string s
   return Event{0, clock_.Now(), actor, std::move(action), std::move(subject), std::move(detail)};
 }
 
-Status Api::BumpUsersVersion(WriteBatch& batch) {
+Result<int64_t> Api::BumpUsersVersion(WriteBatch& batch) {
   int64_t version = 0;
   auto current = store_.GetMeta(kUsersVersion);
   if (current.ok()) version = std::stoll(*current);
   else if (current.status().code() != StatusCode::kNotFound) return current.status();
   batch.Add(WriteBatch::PutMeta{kUsersVersion, std::to_string(version + 1)});
-  return Status::Ok();
+  return version + 1;
+}
+
+Result<Json> Api::CommitUsersChange(std::unique_lock<std::mutex>& lock, WriteBatch& batch, Json out) {
+  DSP_ASSIGN_OR_RETURN(int64_t version, BumpUsersVersion(batch));
+  DSP_RETURN_IF_ERROR(store_.Write(batch));
+  lock.unlock();  // other writes need not wait for the instances
+  std::vector<std::string> pending = hooks_.PushUsersChange(version);
+  if (!pending.empty()) out["notAppliedOn"] = pending;
+  return out;
 }
 
 }  // namespace dspool

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -62,6 +63,11 @@ class ApiHooks {
   // forgets it: the user's next request starts a new one. Their files stay.
   // REQUIRES: the session is among NotebookSessions().
   virtual Status StopNotebookSession(const PoolName& pool, const std::string& user) = 0;
+  // The users changed (now at `version`): every running instance fetches
+  // its configuration now. Returns once each has applied it, or said it
+  // could not in time; the result says why for each of those ("instance
+  // <id>: ..."), which apply it at their next report instead.
+  virtual std::vector<std::string> PushUsersChange(int64_t version) = 0;
 };
 
 struct ApiOptions {
@@ -130,7 +136,13 @@ class Api {
   Json InstanceJson(const Instance& instance, const Pool* pool);
   Event MakeEvent(const std::string& actor, std::string action, std::string subject, std::string detail);
   // Adds the ops that record a change of the user set (agents re-render).
-  Status BumpUsersVersion(WriteBatch& batch);
+  // Adds the users' next version to `batch`; returns it.
+  Result<int64_t> BumpUsersVersion(WriteBatch& batch);
+  // Commits `batch`, a change of the users, under `lock` (write_mu_, held;
+  // released here), then has every running instance apply it
+  // (ApiHooks::PushUsersChange) before answering `out`, with
+  // "notAppliedOn" naming the instances that did not confirm.
+  Result<Json> CommitUsersChange(std::unique_lock<std::mutex>& lock, WriteBatch& batch, Json out);
 
   StateStore& store_;
   const Clock& clock_;

@@ -138,7 +138,7 @@ Result<Response> Api::CreatePool(const Request& r, const std::string& actor) {
       batch.Add(WriteBatch::UpdateUser{u});
       batch.Add(WriteBatch::AppendEvent{
           MakeEvent(actor, "user.update", "user/" + admin.name, "admin of pool " + spec.name.value())});
-      DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
+      DSP_RETURN_IF_ERROR(BumpUsersVersion(batch).status());
     }
   } else if (existing.status().code() == StatusCode::kNotFound) {
     DSP_ASSIGN_OR_RETURN(auto users, store_.ListUsers());
@@ -156,7 +156,7 @@ Result<Response> Api::CreatePool(const Request& r, const std::string& actor) {
     batch.Add(WriteBatch::PutMeta{kUidHighWater, std::to_string(uid)});
     batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.create", "user/" + admin.name,
                                                 "uid " + std::to_string(uid) + ", admin of pool " + spec.name.value())});
-    DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
+    DSP_RETURN_IF_ERROR(BumpUsersVersion(batch).status());
   } else {
     return existing.status();
   }

@@ -32,7 +32,7 @@ Result<Response> Api::CreateUser(const Request& r, const std::string& actor) {
     DSP_ASSIGN_OR_RETURN(u.password_hash, HashPassword(password));
     password.assign(password.size(), '\0');
   }
-  std::lock_guard lock(write_mu_);
+  std::unique_lock lock(write_mu_);
   DSP_ASSIGN_OR_RETURN(auto users, store_.ListUsers());
   for (const User& other : users) {
     if (other.name == u.name) return AlreadyExists("user '" + name + "' already exists");
@@ -46,9 +46,8 @@ Result<Response> Api::CreateUser(const Request& r, const std::string& actor) {
   batch.Add(WriteBatch::PutMeta{kUidHighWater, std::to_string(u.uid)});
   batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.create", "user/" + name,
                                               "uid " + std::to_string(u.uid) + (admin ? ", admin" : ""))});
-  DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
-  DSP_RETURN_IF_ERROR(store_.Write(batch));
-  return JsonOk(201, UserJson(u));
+  DSP_ASSIGN_OR_RETURN(Json out, CommitUsersChange(lock, batch, UserJson(u)));
+  return JsonOk(201, out);
 }
 
 Result<Response> Api::GetUser(const UserName& name) {
@@ -64,15 +63,15 @@ Result<Response> Api::ListUsers() {
 }
 
 Result<Response> Api::DeleteUser(const UserName& name, const std::string& actor) {
-  std::lock_guard lock(write_mu_);
+  std::unique_lock lock(write_mu_);
   DSP_ASSIGN_OR_RETURN(User u, store_.GetUser(name));
   WriteBatch batch;
   batch.Add(WriteBatch::DeleteUser{name});
   batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.delete", "user/" + name.value(),
                                               "uid " + std::to_string(u.uid) + "; files kept on the shares")});
-  DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
-  DSP_RETURN_IF_ERROR(store_.Write(batch));
-  return JsonOk(200, {{"deleted", name.value()}, {"uid", u.uid}, {"filesKept", true}});
+  DSP_ASSIGN_OR_RETURN(Json out, CommitUsersChange(lock, batch,
+                                                    {{"deleted", name.value()}, {"uid", u.uid}, {"filesKept", true}}));
+  return JsonOk(200, out);
 }
 
 Result<Response> Api::AddKey(const UserName& name, const Request& r, const std::string& actor) {
@@ -83,7 +82,7 @@ Result<Response> Api::AddKey(const UserName& name, const Request& r, const std::
   DSP_RETURN_IF_ERROR(reader.Finish());
   auto key = NormalizeSshPublicKey(key_text);
   if (!key.ok()) return key.status().WithPrefix("key");
-  std::lock_guard lock(write_mu_);
+  std::unique_lock lock(write_mu_);
   DSP_ASSIGN_OR_RETURN(User u, store_.GetUser(name));
   std::string fingerprint = SshKeyFingerprint(*key);
   for (const std::string& k : u.ssh_keys) {
@@ -95,13 +94,12 @@ Result<Response> Api::AddKey(const UserName& name, const Request& r, const std::
   WriteBatch batch;
   batch.Add(WriteBatch::UpdateUser{u});
   batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.key.add", "user/" + name.value(), fingerprint)});
-  DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
-  DSP_RETURN_IF_ERROR(store_.Write(batch));
-  return JsonOk(201, UserJson(u));
+  DSP_ASSIGN_OR_RETURN(Json out, CommitUsersChange(lock, batch, UserJson(u)));
+  return JsonOk(201, out);
 }
 
 Result<Response> Api::RemoveKey(const UserName& name, const std::string& fingerprint, const std::string& actor) {
-  std::lock_guard lock(write_mu_);
+  std::unique_lock lock(write_mu_);
   DSP_ASSIGN_OR_RETURN(User u, store_.GetUser(name));
   auto it = std::find_if(u.ssh_keys.begin(), u.ssh_keys.end(),
                          [&](const std::string& k) { return SshKeyFingerprint(k) == fingerprint; });
@@ -112,9 +110,8 @@ Result<Response> Api::RemoveKey(const UserName& name, const std::string& fingerp
   WriteBatch batch;
   batch.Add(WriteBatch::UpdateUser{u});
   batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.key.remove", "user/" + name.value(), fingerprint)});
-  DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
-  DSP_RETURN_IF_ERROR(store_.Write(batch));
-  return JsonOk(200, UserJson(u));
+  DSP_ASSIGN_OR_RETURN(Json out, CommitUsersChange(lock, batch, UserJson(u)));
+  return JsonOk(200, out);
 }
 
 Result<Response> Api::SetPassword(const UserName& name, const Request& r, const std::string& actor) {
@@ -126,15 +123,14 @@ Result<Response> Api::SetPassword(const UserName& name, const Request& r, const 
   DSP_RETURN_IF_ERROR(ValidatePassword(password).WithPrefix("password"));
   DSP_ASSIGN_OR_RETURN(std::string hash, HashPassword(password));
   password.assign(password.size(), '\0');
-  std::lock_guard lock(write_mu_);
+  std::unique_lock lock(write_mu_);
   DSP_ASSIGN_OR_RETURN(User u, store_.GetUser(name));
   u.password_hash = hash;
   WriteBatch batch;
   batch.Add(WriteBatch::UpdateUser{u});
   batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.password", "user/" + name.value(), "password changed")});
-  DSP_RETURN_IF_ERROR(BumpUsersVersion(batch));
-  DSP_RETURN_IF_ERROR(store_.Write(batch));
-  return JsonOk(200, UserJson(u));
+  DSP_ASSIGN_OR_RETURN(Json out, CommitUsersChange(lock, batch, UserJson(u)));
+  return JsonOk(200, out);
 }
 
 }  // namespace dspool

@@ -31,6 +31,16 @@ std::pair<std::string, std::string> KeyTypeAndComment(const std::string& key) {
   return {key.substr(0, type_end), comment};
 }
 
+// The instances that did not confirm the change before the answer (the
+// server names them in "notAppliedOn"; JSON output shows the field as is).
+void SayNotApplied(const CommandContext& ctx, const Json& answer) {
+  if (ctx.output != OutputFormat::kTable || !answer.is_object() || !answer.contains("notAppliedOn")) return;
+  for (const Json& why : JsonArray(answer, "notAppliedOn")) {
+    ctx.out << "warning: not applied yet on " << (why.is_string() ? why.get<std::string>() : why.dump())
+            << "; it will be at that instance's next report\n";
+  }
+}
+
 }  // namespace
 
 Status UserAdd(const CommandContext& ctx, const UserAddOptions& options) {
@@ -55,6 +65,7 @@ Status UserAdd(const CommandContext& ctx, const UserAddOptions& options) {
     ctx.out << "user " << JsonString(user, "name") << " created (uid " << JsonString(user, "uid")
             << (JsonBool(user, "admin") ? ", admin" : "") << ")\n";
   }
+  SayNotApplied(ctx, user);
   return Status::Ok();
 }
 
@@ -118,6 +129,7 @@ Status UserDelete(const CommandContext& ctx, const std::string& name) {
   } else {
     ctx.out << "user " << name << " deleted; their files on the shares are kept\n";
   }
+  SayNotApplied(ctx, answer);
   return Status::Ok();
 }
 
@@ -132,6 +144,7 @@ Status UserKeyAdd(const CommandContext& ctx, const std::string& name, const std:
       ctx.out << "key " << (fingerprint.empty() ? "from " + key_file : fingerprint) << " added to user " << name
               << "\n";
     }
+    SayNotApplied(ctx, user);
   }
   if (ctx.output == OutputFormat::kJson) PrintJson(ctx.out, user);
   return Status::Ok();
@@ -155,6 +168,7 @@ Status UserKeyRemove(const CommandContext& ctx, const std::string& name, const s
   for (const std::string& fingerprint : fingerprints) {
     DSP_ASSIGN_OR_RETURN(user, ctx.api.Call("DELETE", UserPath(name) + "/keys?fingerprint=" + PercentEncode(fingerprint)));
     if (ctx.output == OutputFormat::kTable) ctx.out << "key " << fingerprint << " removed from user " << name << "\n";
+    SayNotApplied(ctx, user);
   }
   if (ctx.output == OutputFormat::kJson) PrintJson(ctx.out, user);
   return Status::Ok();
@@ -169,6 +183,7 @@ Status UserPasswd(const CommandContext& ctx, const std::string& name) {
   } else {
     ctx.out << "password of user " << name << " changed\n";
   }
+  SayNotApplied(ctx, answer);
   return Status::Ok();
 }
 

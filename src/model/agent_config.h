@@ -4,6 +4,7 @@
 // over the instance's own channel.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,12 @@ inline constexpr const char* kInstanceServerDir = "/run/dspool/server";
 inline constexpr const char* kInstanceAgentDir = "/run/dspool/agent";
 inline constexpr const char* kAgentSocketName = "agent.sock";
 inline constexpr const char* kControlSocketName = "control.sock";
+
+// On the control socket: POST {"version": N} makes the agent fetch and apply
+// its configuration now, answering once it has version N or later, or
+// after kConfigRefreshTimeout with an error (agent/control.h).
+inline constexpr const char* kConfigRefreshPath = "/v1/config/refresh";
+inline constexpr std::chrono::seconds kConfigRefreshTimeout{10};
 
 struct AgentUser {
   std::string name;

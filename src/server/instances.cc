@@ -2,7 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <future>
+#include <utility>
+
 #include "base/log.h"
+#include "model/agent_config.h"
 #include "os/children.h"
 #include "os/fs.h"
 
@@ -44,6 +48,48 @@ Status PoolServer::EnsureShareLayout(const Pool& pool, const std::vector<User>& 
     }));
   }
   return Status::Ok();
+}
+
+std::vector<std::string> PoolServer::PushUsersChange(int64_t version) {
+  std::vector<std::string> not_applied;
+  auto pools = store_->ListPools();
+  if (!pools.ok()) return {"all instances: " + pools.status().message()};
+  // Every Ready instance at once: each call waits for that agent's fetch.
+  // One still booting fetches its configuration when it starts, and checks
+  // the version at each report.
+  std::vector<std::pair<InstanceId, std::future<Status>>> calls;
+  const std::string body = Json{{"version", version}}.dump();
+  for (const Pool& pool : *pools) {
+    auto instances = store_->ListInstances(pool.name());
+    if (!instances.ok()) {
+      not_applied.push_back("pool " + pool.name().value() + ": " + instances.status().message());
+      continue;
+    }
+    for (const Instance& i : *instances) {
+      if (i.phase != InstancePhase::kReady) continue;
+      const auto owner = static_cast<uid_t>(pool.id_base);
+      calls.emplace_back(i.id, std::async(std::launch::async, [this, id = i.id, owner, &body, version]() -> Status {
+        // The agent answers within kConfigRefreshTimeout; the rest is the
+        // call's own margin.
+        DSP_ASSIGN_OR_RETURN(Json answer, channels_.Call(id, owner, "POST", kConfigRefreshPath, body,
+                                                        kConfigRefreshTimeout + std::chrono::seconds(2)));
+        int64_t applied = answer.is_object() ? answer.value("configVersion", int64_t{-1}) : -1;
+        if (applied < version) {
+          return Unavailable("instance " + id.value() + ": applied version " + std::to_string(applied) + ", not " +
+                             std::to_string(version));
+        }
+        return Status::Ok();
+      }));
+    }
+  }
+  for (auto& call : calls) {
+    Status s = call.second.get();
+    if (s.ok()) continue;
+    // The message names the instance (AgentChannels::Call's do).
+    DSP_LOG(kWarning, kLog) << "users version " << version << " not confirmed: " << s;
+    not_applied.push_back(s.message());
+  }
+  return not_applied;
 }
 
 std::vector<std::string> PoolServer::MaskedPaths() {

@@ -173,6 +173,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
 
   std::vector<NotebookSessionInfo> NotebookSessions() override;
   Status StopNotebookSession(const PoolName& pool, const std::string& user) override;
+  std::vector<std::string> PushUsersChange(int64_t version) override;
 
   // ---- GatewayHooks ----
 

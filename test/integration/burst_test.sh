@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A burst of logins (issue 13, point 4): thirty users ssh through the pool's
-# front port at the same moment, and every one gets in. Behind the gateway
+# A user added or deleted counts on the instances when the command returns
+# (issue 13, point 3), and a burst of logins (point 4): thirty users ssh
+# through the pool's front port at the same moment, and every one gets in. Behind the gateway
 # they all come from one address; sshd's default MaxStartups (10:30:100)
 # drops unauthenticated connections at random once 10 are pending, which
 # users meet as "kex_exchange_identification" errors.
@@ -31,8 +32,15 @@ front_ssh() {  # user command...
   ssh -i "$WORK/key" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
       -o LogLevel=ERROR -o ConnectTimeout=30 -p "$FRONT" "$user@127.0.0.1" "$@"
 }
-# The last user added can log in: every user is known to the instance.
-wait_until 60 "user$USERS logs in through the front port" front_ssh "user$USERS" true
+# Point 3: a change counts when the command returns. The instance knows the
+# user the moment `user add` returns: the first login gets in, no retry.
+dsp user add late --ssh-key "$WORK/key.pub" >/dev/null
+out=$(front_ssh late 'id -un' 2>&1) || fail "a user's first login right after user add failed: $out"
+[[ "$out" == late ]] || fail "the first login after user add ran as '$out'"
+dsp user delete late >/dev/null
+out=$(front_ssh late true 2>&1) && fail "a deleted user still logged in right after user delete"
+grep -q "Permission denied" <<<"$out" || fail "a deleted user's login failed, but not as refused: $out"
+pass "user add and user delete counted on the instance when they returned"
 
 # All at once: every client is started before any is waited for.
 pids=()

@@ -2,12 +2,31 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "agent/testing/fake_notebook.h"
 
 namespace dspool {
 namespace {
 
 const std::string kToken(64, 'c');
+
+// Applies whatever version it is asked for, or (stuck) none: records what
+// it was asked.
+class FakeRefresher : public ConfigRefresher {
+ public:
+  Result<int64_t> RefreshConfig(int64_t at_least, std::chrono::milliseconds timeout) override {
+    asked.push_back(at_least);
+    if (stuck) return DeadlineExceeded("configuration version " + std::to_string(at_least) + " not applied in time");
+    EXPECT_EQ(timeout, kConfigRefreshTimeout);
+    applied = std::max(applied, at_least);
+    return applied;
+  }
+  int64_t applied = 3;
+  bool stuck = false;
+  std::vector<int64_t> asked;
+};
 
 class ControlTest : public ::testing::Test {
  protected:
@@ -22,7 +41,7 @@ class ControlTest : public ::testing::Test {
     r.target = r.path = path;
     r.body = body;
     r.listener_tag = "control";
-    return HandleControlRequest(sup_, r);
+    return HandleControlRequest(sup_, config_, r);
   }
 
   static Json Body(const Response& r) { return Json::parse(r.body); }
@@ -31,10 +50,30 @@ class ControlTest : public ::testing::Test {
   }
 
   SimulatedClock clock_;
+  FakeRefresher config_;
   FakeNotebookProcesses procs_{clock_};
   FakeNotebookApi api_{procs_, clock_};
   JupyterSupervisor sup_{procs_, api_, clock_, [this](Duration d) { procs_.Sleep(d); }};
 };
+
+TEST_F(ControlTest, ConfigRefreshAnswersOnceTheVersionIsApplied) {
+  Response r = Call("POST", "/v1/config/refresh", R"({"version": 7})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r), (Json{{"configVersion", 7}}));
+  EXPECT_EQ(config_.asked, std::vector<int64_t>{7});
+
+  config_.stuck = true;
+  r = Call("POST", "/v1/config/refresh", R"({"version": 8})");
+  EXPECT_EQ(r.status, 502) << r.body;
+  EXPECT_NE(Body(r)["error"]["message"].get<std::string>().find("version 8 not applied"), std::string::npos) << r.body;
+
+  for (const char* bad : {R"({})", R"({"version": -1})", R"({"version": "7"})", R"({"version": 7, "x": 1})", "[1"}) {
+    r = Call("POST", "/v1/config/refresh", bad);
+    EXPECT_EQ(r.status, 400) << bad << ": " << r.body;
+  }
+  EXPECT_EQ(Call("GET", "/v1/config/refresh").status, 400);
+  EXPECT_EQ(config_.asked.size(), 2u) << "bad requests change nothing";
+}
 
 TEST_F(ControlTest, StartListStop) {
   Response r = Call("POST", "/v1/jupyter/servers", StartBody("alice", kToken));

@@ -44,6 +44,12 @@ class FakeHooks final : public ApiHooks {
     stopped.push_back(pool.value() + "/" + user);
     return Status::Ok();
   }
+  std::vector<std::string> PushUsersChange(int64_t version) override {
+    pushed_versions.push_back(version);
+    return not_applied;
+  }
+  std::vector<int64_t> pushed_versions;
+  std::vector<std::string> not_applied;  // what PushUsersChange answers
 
   Status host_check;
   std::vector<NotebookSessionInfo> sessions;
@@ -268,6 +274,32 @@ TEST_F(ApiTest, UsersKeysAndStableUids) {
   ASSERT_EQ(Call("PUT", "/v1/users/alice/password", R"({"password": "a long passphrase"})").status, 200);
   EXPECT_EQ(Call("GET", "/v1/users/alice").body.find("$y$"), std::string::npos);
   EXPECT_EQ(Call("GET", "/v1/users").body.find("$y$"), std::string::npos);
+}
+
+// A change of the users returns once the running instances applied it:
+// each change is pushed with its version, after it is committed, and the
+// instances that did not confirm are named.
+TEST_F(ApiTest, UserChangesArePushedToTheInstancesBeforeTheAnswer) {
+  ASSERT_EQ(Call("POST", "/v1/users", R"({"name": "alice"})").status, 201);
+  ASSERT_EQ(Call("POST", "/v1/users/alice/keys", R"({"key": ")" + std::string(kKey) + R"("})").status, 201);
+  ASSERT_EQ(Call("PUT", "/v1/users/alice/password", R"({"password": "a long passphrase"})").status, 200);
+  ASSERT_EQ(Call("DELETE", std::string("/v1/users/alice/keys/") + kFingerprint).status, 200);
+  ASSERT_EQ(Call("DELETE", "/v1/users/alice").status, 200);
+  ASSERT_EQ(hooks_.pushed_versions.size(), 5u);
+  for (size_t i = 1; i < hooks_.pushed_versions.size(); ++i) {
+    EXPECT_EQ(hooks_.pushed_versions[i], hooks_.pushed_versions[i - 1] + 1);
+  }
+  EXPECT_EQ(std::to_string(hooks_.pushed_versions.back()), *store_.GetMeta("users_version"))
+      << "pushed after the commit, with the committed version";
+
+  hooks_.not_applied = {"demo-0-x: no answer in 10 s"};
+  Response r = Call("POST", "/v1/users", R"({"name": "bob"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(Body(r)["notAppliedOn"], Json::array({"demo-0-x: no answer in 10 s"}));
+  EXPECT_EQ(Body(r)["name"], "bob");
+  // A refused change pushes nothing.
+  EXPECT_EQ(Call("POST", "/v1/users", R"({"name": "bob"})").status, 409);
+  EXPECT_EQ(hooks_.pushed_versions.size(), 6u);
 }
 
 TEST_F(ApiTest, AccessControl) {
