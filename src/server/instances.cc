@@ -50,10 +50,25 @@ Status PoolServer::EnsureShareLayout(const Pool& pool, const std::vector<User>& 
   return Status::Ok();
 }
 
+std::vector<Status> PoolServer::EnsureShares(const std::vector<Pool>& pools) {
+  auto users = store_->ListUsers();
+  if (!users.ok()) return {users.status().WithPrefix("shares")};
+  std::vector<Status> errors;
+  for (const Pool& p : pools) {
+    if (p.state != PoolState::kActive) continue;
+    Status s = EnsureShareLayout(p, *users);
+    if (!s.ok()) errors.push_back(s.WithPrefix("share of pool " + p.name().value()));
+  }
+  return errors;
+}
+
 std::vector<std::string> PoolServer::PushUsersChange(int64_t version) {
   std::vector<std::string> not_applied;
   auto pools = store_->ListPools();
   if (!pools.ok()) return {"all instances: " + pools.status().message()};
+  // A new user's home and notebooks directories first (the sweep would
+  // make them within seconds; the first login must find them).
+  for (const Status& s : EnsureShares(*pools)) not_applied.push_back(s.message());
   // Every Ready instance at once: each call waits for that agent's fetch.
   // One still booting fetches its configuration when it starts, and checks
   // the version at each report.
@@ -158,14 +173,7 @@ void PoolServer::SweepChannels() {
     }
   }
   // Users added since an instance started get their directories here.
-  if (auto users = store_->ListUsers(); users.ok()) {
-    for (const Pool& p : *pools) {
-      if (p.state != PoolState::kActive) continue;
-      if (Status s = EnsureShareLayout(p, *users); !s.ok()) {
-        DSP_LOG(kWarning, kLog) << "share of pool " << p.name() << ": " << s;
-      }
-    }
-  }
+  for (const Status& s : EnsureShares(*pools)) DSP_LOG(kWarning, kLog) << s;
   channels_.Sweep(channels_before, live);
   // A pool's key directory is made just before its record is written, so
   // one without a record is a leftover only once sweeps have found it so

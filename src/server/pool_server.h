@@ -196,6 +196,9 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
   // Parts inside a user's home are made as that user, so a symlink the user
   // planted is never followed with root's rights.
   Status EnsureShareLayout(const Pool& pool, const std::vector<User>& users);
+  // EnsureShareLayout for every active pool, with every user; the errors,
+  // each naming its pool.
+  std::vector<Status> EnsureShares(const std::vector<Pool>& pools);
 
   // Host paths no instance may see through its image: the server's data,
   // host users' and root's homes, temporary files, logs, host SSH keys and
