@@ -135,8 +135,8 @@ class Api {
   // `pool`: the instance's pool, for its NAT ports; nullptr if it is gone.
   Json InstanceJson(const Instance& instance, const Pool* pool);
   Event MakeEvent(const std::string& actor, std::string action, std::string subject, std::string detail);
-  // Adds the ops that record a change of the user set (agents re-render).
-  // Adds the users' next version to `batch`; returns it.
+  // Adds the ops that record a change of the user set (agents re-render):
+  // the users' next version, which it returns.
   Result<int64_t> BumpUsersVersion(WriteBatch& batch);
   // Commits `batch`, a change of the users, under `lock` (write_mu_, held;
   // released here), then has every running instance apply it
