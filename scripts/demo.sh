@@ -51,10 +51,12 @@ print(ports[-1] if ports else 50001)")
 cat <<MSG
 
 The demo pool is up behind one address, port 2200 of this host. Log in with
-the same account, host key and files wherever you land:
-  ssh -i $key -p 2200 dsvmuser@localhost
+the same account, host key and files wherever you land (the pool has one host
+key: HostKeyAlias lets the front port and every NAT port share one
+known_hosts entry):
+  ssh -i $key -o HostKeyAlias=dspool-demo -p 2200 dsvmuser@localhost
 A given instance, by its NAT port (50000 + its index, as in INDEX above):
-  ssh -i $key -p $nat dsvmuser@localhost
+  ssh -i $key -o HostKeyAlias=dspool-demo -p $nat dsvmuser@localhost
 Your notebooks folder is ~/notebooks/remote on every instance.
 Jupyter, same address: give yourself a password, then open https://localhost:8000
   dspool user passwd dsvmuser --password-stdin   (the certificate is self-signed)
