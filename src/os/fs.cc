@@ -3,8 +3,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -420,6 +422,25 @@ Result<UniqueFd> OpenSocketNoFollow(const std::string& dir, const std::string& n
 }
 
 std::string FdPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+Result<bool> ExistsBeneath(const std::string& dir, const std::string& relative) {
+  UniqueFd base(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!base.valid()) {
+    if (errno == ENOENT || errno == ENOTDIR) return false;
+    return ErrnoStatus("open " + dir, errno);
+  }
+  open_how how{};
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH;
+  long fd = ::syscall(SYS_openat2, base.get(), relative.c_str(), &how, sizeof(how));
+  if (fd >= 0) {
+    ::close(static_cast<int>(fd));
+    return true;
+  }
+  if (errno == ELOOP) return true;  // a symlink on the way
+  if (errno == ENOENT || errno == ENOTDIR) return false;
+  return ErrnoStatus("look up " + dir + "/" + relative, errno);
+}
 
 Result<bool> PathExists(const std::string& path) {
   struct stat st;

@@ -83,6 +83,15 @@ Status EnsureDir(const std::string& path, mode_t mode, FileOwner owner);
 // a failure, part of the tree may be gone.
 Status RemoveTree(const std::string& path);
 
+// Whether something is at `relative` below the directory `dir`, resolved
+// without following any symlink and without leaving `dir` (openat2's
+// RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH): for trees someone else may
+// change, such as a user's home, looked at as root. The last component may
+// be anything, a symlink too. A symlink on the way counts as something
+// there (it is not ours to look through). `dir` itself must not be a
+// symlink. Errors only for failures other than "does not exist".
+Result<bool> ExistsBeneath(const std::string& dir, const std::string& relative);
+
 // Whether something (a file, directory, or symlink, even a dangling one) is
 // at `path`. Errors only for failures other than "does not exist" (such as
 // PermissionDenied on a parent).

@@ -232,6 +232,23 @@ TEST_F(FsTest, RemoveTreeRemovesATreeDeeperThanTheDescriptorLimit) {
   EXPECT_FALSE(*PathExists(tmp_ / "deep"));
 }
 
+TEST_F(FsTest, ExistsBeneathNeverLooksThroughASymlink) {
+  ASSERT_TRUE(MakeDirs(tmp_ / "home/notebooks", 0755).ok());
+  ASSERT_TRUE(MakeDirs(tmp_ / "elsewhere/remote", 0755).ok());
+  EXPECT_FALSE(*ExistsBeneath(tmp_ / "home", "notebooks/remote"));
+  ASSERT_EQ(::symlink("/nonexistent", (tmp_ / "home/notebooks/remote").c_str()), 0);
+  EXPECT_TRUE(*ExistsBeneath(tmp_ / "home", "notebooks/remote")) << "the last component may be a symlink";
+  // ~/notebooks swapped for a link to a tree without "remote": seen as
+  // something there, not followed (following it would say "missing").
+  ASSERT_TRUE(RemoveTree(tmp_ / "home/notebooks").ok());
+  ASSERT_TRUE(MakeDirs(tmp_ / "bare", 0755).ok());
+  ASSERT_EQ(::symlink((tmp_ / "bare").c_str(), (tmp_ / "home/notebooks").c_str()), 0);
+  EXPECT_TRUE(*ExistsBeneath(tmp_ / "home", "notebooks/remote"));
+  EXPECT_FALSE(*ExistsBeneath(tmp_ / "home", "nothing/here"));
+  EXPECT_FALSE(*ExistsBeneath(tmp_ / "no-such-dir", "x"));
+  EXPECT_FALSE(ExistsBeneath(tmp_ / "home", "../elsewhere/remote").ok()) << "never outside the directory";
+}
+
 TEST_F(FsTest, RemoveTreeDoesNotFollowSymlinks) {
   ASSERT_TRUE(MakeDirs(tmp_ / "outside/sub", 0755).ok());
   Touch(tmp_ / "outside/precious");
