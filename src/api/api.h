@@ -143,6 +143,10 @@ class Api {
   // (ApiHooks::PushUsersChange) before answering `out`, with
   // "notAppliedOn" naming the instances that did not confirm.
   Result<Json> CommitUsersChange(std::unique_lock<std::mutex>& lock, WriteBatch& batch, Json out);
+  // CommitUsersChange of an update of `u`, with its event (`action`,
+  // `detail`); answers `status` and the user.
+  Result<Response> CommitUserUpdate(std::unique_lock<std::mutex>& lock, const User& u, const std::string& actor,
+                                    const std::string& action, const std::string& detail, int status);
 
   StateStore& store_;
   const Clock& clock_;

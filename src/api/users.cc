@@ -91,11 +91,7 @@ Result<Response> Api::AddKey(const UserName& name, const Request& r, const std::
     }
   }
   u.ssh_keys.push_back(*key);
-  WriteBatch batch;
-  batch.Add(WriteBatch::UpdateUser{u});
-  batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.key.add", "user/" + name.value(), fingerprint)});
-  DSP_ASSIGN_OR_RETURN(Json out, CommitUsersChange(lock, batch, UserJson(u)));
-  return JsonOk(201, out);
+  return CommitUserUpdate(lock, u, actor, "user.key.add", fingerprint, 201);
 }
 
 Result<Response> Api::RemoveKey(const UserName& name, const std::string& fingerprint, const std::string& actor) {
@@ -107,11 +103,7 @@ Result<Response> Api::RemoveKey(const UserName& name, const std::string& fingerp
     return NotFound("user '" + name.value() + "' has no key with fingerprint " + fingerprint);
   }
   u.ssh_keys.erase(it);
-  WriteBatch batch;
-  batch.Add(WriteBatch::UpdateUser{u});
-  batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.key.remove", "user/" + name.value(), fingerprint)});
-  DSP_ASSIGN_OR_RETURN(Json out, CommitUsersChange(lock, batch, UserJson(u)));
-  return JsonOk(200, out);
+  return CommitUserUpdate(lock, u, actor, "user.key.remove", fingerprint, 200);
 }
 
 Result<Response> Api::SetPassword(const UserName& name, const Request& r, const std::string& actor) {
@@ -126,11 +118,16 @@ Result<Response> Api::SetPassword(const UserName& name, const Request& r, const 
   std::unique_lock lock(write_mu_);
   DSP_ASSIGN_OR_RETURN(User u, store_.GetUser(name));
   u.password_hash = hash;
+  return CommitUserUpdate(lock, u, actor, "user.password", "password changed", 200);
+}
+
+Result<Response> Api::CommitUserUpdate(std::unique_lock<std::mutex>& lock, const User& u, const std::string& actor,
+                                       const std::string& action, const std::string& detail, int status) {
   WriteBatch batch;
   batch.Add(WriteBatch::UpdateUser{u});
-  batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.password", "user/" + name.value(), "password changed")});
+  batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, action, "user/" + u.name.value(), detail)});
   DSP_ASSIGN_OR_RETURN(Json out, CommitUsersChange(lock, batch, UserJson(u)));
-  return JsonOk(200, out);
+  return JsonOk(status, out);
 }
 
 }  // namespace dspool

@@ -4,7 +4,6 @@
 
 #include "base/log.h"
 #include "model/ipv4.h"
-#include "os/fs.h"
 
 namespace dspool {
 
@@ -103,10 +102,7 @@ Status Gateway::Impl::ApplyOnLoop(RoutingTable table) {
 
 Result<uint16_t> Gateway::Impl::ListenWeb(const ListenerKey& key, const WebListener& w) {
   if (w.certificate_file.empty()) return web_->Listen(FormatIpv4(key.first), key.second);
-  DSP_ASSIGN_OR_RETURN(std::string chain, ReadFile(w.certificate_file));
-  // As host root: the key must be root's and no one else's (os/fs.h).
-  DSP_ASSIGN_OR_RETURN(std::string key_pem, ReadPrivateFile(w.key_file));
-  TlsCertificate certificate{std::move(chain), std::move(key_pem)};
+  DSP_ASSIGN_OR_RETURN(TlsCertificate certificate, ReadTlsCertificate(w.certificate_file, w.key_file));
   auto port = web_->ListenTls(FormatIpv4(key.first), key.second, certificate);
   explicit_bzero(certificate.key_pem.data(), certificate.key_pem.size());
   return port;

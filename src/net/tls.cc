@@ -11,6 +11,8 @@
 #include <cctype>
 #include <memory>
 
+#include "os/fs.h"
+
 namespace dspool {
 namespace {
 
@@ -92,6 +94,13 @@ Status ConfigureTlsServer(ssl_ctx_st* context, const TlsCertificate& certificate
                            ")");
   }
   return CheckKeyMatchesCertificate(context).WithPrefix("TLS private key");
+}
+
+Result<TlsCertificate> ReadTlsCertificate(const std::string& certificate_file, const std::string& key_file) {
+  TlsCertificate out;
+  DSP_ASSIGN_OR_RETURN(out.chain_pem, ReadFile(certificate_file));
+  DSP_ASSIGN_OR_RETURN(out.key_pem, ReadPrivateFile(key_file));
+  return out;
 }
 
 Result<std::string> CertificateFingerprint(std::string_view pem) {

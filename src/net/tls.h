@@ -41,6 +41,12 @@ struct TlsCertificate {
 // private key" saying what is wrong.
 Status ConfigureTlsServer(ssl_ctx_st* context, const TlsCertificate& certificate);
 
+// Reads a certificate chain file and its private key file, as the host's
+// root reads them: the key with os/fs.h's ReadPrivateFile (root's, no link,
+// nothing for group or others). Errors name the file and the rule. The
+// caller wipes key_pem once it is loaded.
+Result<TlsCertificate> ReadTlsCertificate(const std::string& certificate_file, const std::string& key_file);
+
 // The fingerprint of the first certificate in `pem` (a PEM file's text,
 // e.g. a certificate chain). InvalidArgument if it holds no certificate.
 Result<std::string> CertificateFingerprint(std::string_view pem);

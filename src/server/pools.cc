@@ -55,11 +55,9 @@ Status PoolServer::CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& 
 // As the gateway will read them (gateway/routes.cc), so a pool is refused
 // now rather than created without its Jupyter address.
 Status PoolServer::CheckJupyterCertificate(const JupyterSpec& jupyter) {
-  Result<std::string> chain = ReadFile(jupyter.certificate_file);
-  if (!chain.ok()) return InvalidArgument("jupyter.certificateFile: " + chain.status().message());
-  Result<std::string> key = ReadPrivateFile(jupyter.key_file);
-  if (!key.ok()) return InvalidArgument("jupyter.keyFile: " + key.status().message());
-  TlsCertificate certificate{std::move(*chain), std::move(*key)};
+  Result<TlsCertificate> read = ReadTlsCertificate(jupyter.certificate_file, jupyter.key_file);
+  if (!read.ok()) return InvalidArgument("jupyter.certificateFile, jupyter.keyFile: " + read.status().message());
+  TlsCertificate& certificate = *read;
   auto loaded = TlsServerContext::Create(certificate);
   explicit_bzero(certificate.key_pem.data(), certificate.key_pem.size());
   if (!loaded.ok()) return InvalidArgument("jupyter.certificateFile, jupyter.keyFile: " + loaded.status().message());
