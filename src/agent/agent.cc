@@ -297,6 +297,7 @@ class Agent final : public ConfigRefresher {
     Json body = {{"sshdListening", listening},
                  {"memoryLimitBytes", sample.memory_limit_bytes},
                  {"sshSessions", sample.ssh_sessions},
+                 {"notebookServers", static_cast<int64_t>(jupyter_.Running())},
                  {"usersRendered", config_ ? static_cast<int64_t>(config_->users.size()) : 0}};
     // What the agent cannot tell yet is left out (shown as "-").
     if (sample.cpu_permille) body["cpuPermille"] = *sample.cpu_permille;

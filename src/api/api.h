@@ -58,6 +58,9 @@ class ApiHooks {
   virtual std::string ExtraMetrics() = 0;
   // The users' notebook servers the gateway knows, in every pool.
   virtual std::vector<NotebookSessionInfo> NotebookSessions() = 0;
+  // Open SSH sessions and notebook servers on each of `ids`, for those whose
+  // count is known (what scale-in waits on; reconcile/planner.h).
+  virtual std::map<InstanceId, int64_t> OpenSessions(const std::vector<InstanceId>& ids) = 0;
   // Stops `user`'s notebook server in `pool` (a ready one through its
   // instance's agent; one starting or failed is forgotten) and the gateway
   // forgets it: the user's next request starts a new one. Their files stay.
@@ -134,6 +137,9 @@ class Api {
   Result<Json> PoolJson(const Pool& pool);
   // `pool`: the instance's pool, for its NAT ports; nullptr if it is gone.
   Json InstanceJson(const Instance& instance, const Pool* pool);
+  // What `pool scale --force` to `count` removes at once: the instances
+  // scale-in is draining, and the excess live ones in ScaleInOrder.
+  std::vector<InstanceId> ForcedScaleIn(const std::vector<Instance>& instances, int64_t count);
   Event MakeEvent(const std::string& actor, std::string action, std::string subject, std::string detail);
   // Adds the ops that record a change of the user set (agents re-render):
   // the users' next version, which it returns.

@@ -4,6 +4,7 @@
 
 #include "api/api_internal.h"
 #include "identity/password.h"
+#include "reconcile/planner.h"
 
 namespace dspool {
 
@@ -23,6 +24,10 @@ Json Api::InstanceJson(const Instance& i, const Pool* pool) {
     j["report"] = nullptr;
   }
   if (auto health = hooks_.InstanceHealth(i.id)) j["health"] = InstanceHealthToJson(*health);
+  if (i.phase == InstancePhase::kReady) {
+    auto open = hooks_.OpenSessions({i.id});
+    if (auto it = open.find(i.id); it != open.end()) j["openSessions"] = it->second;
+  }
   if (pool && pool->spec.load_balancer) {
     // Port start+k of a NAT pool reaches the instance with index k.
     Json ports = Json::array();
@@ -173,29 +178,69 @@ Result<Response> Api::ScalePool(const PoolName& name, const Request& r, const st
   DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
   JsonReader reader(body, "");
   int64_t count = 0;
+  bool force = false;
   reader.Required("instanceCount", &count);
+  reader.Optional("force", &force);
   DSP_RETURN_IF_ERROR(reader.Finish());
   std::lock_guard lock(write_mu_);
-  DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(name));
-  if (pool.state == PoolState::kDeleting) return FailedPrecondition("pool '" + name.value() + "' is being deleted");
-  int64_t max = MaxInstanceCount(pool.spec);
-  if (count < 0 || count > max) {
-    return InvalidArgument("instanceCount: must be between 0 and " + std::to_string(max) + " for pool '" +
-                           name.value() + "'");
+  for (int attempt = 1;; ++attempt) {
+    DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(name));
+    if (pool.state == PoolState::kDeleting) return FailedPrecondition("pool '" + name.value() + "' is being deleted");
+    int64_t max = MaxInstanceCount(pool.spec);
+    if (count < 0 || count > max) {
+      return InvalidArgument("instanceCount: must be between 0 and " + std::to_string(max) + " for pool '" +
+                             name.value() + "'");
+    }
+    Pool next = pool;
+    next.spec.instance_count = count;
+    next.generation++;
+    next.updated_at = clock_.Now();
+    std::string detail = std::to_string(pool.spec.instance_count) + " → " + std::to_string(count);
+    WriteBatch batch;
+    batch.Add(WriteBatch::UpdatePool{next, pool.generation});
+    if (force) {
+      // Force: what scale-in takes goes at once, sessions or not.
+      DSP_ASSIGN_OR_RETURN(std::vector<Instance> instances, store_.ListInstances(name));
+      std::vector<InstanceId> forced = ForcedScaleIn(instances, count);
+      for (const InstanceId& id : forced) {
+        auto it = std::find_if(instances.begin(), instances.end(), [&](const Instance& i) { return i.id == id; });
+        Instance marked = *it;
+        marked.scale_in = ScaleIn::kNow;
+        batch.Add(WriteBatch::UpdateInstance{marked, *it});
+      }
+      detail += ", forced: " + (forced.empty() ? std::string("no instance to remove")
+                                               : std::to_string(forced.size()) + " removed at once");
+    }
+    batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "pool.scale", "pool/" + name.value(), detail)});
+    Status s = store_.Write(batch);
+    if (s.ok()) {
+      hooks_.PoolsChanged();
+      DSP_ASSIGN_OR_RETURN(Json j, PoolJson(next));
+      return JsonOk(200, j);
+    }
+    // The reconcile loop moved a record meanwhile: read again.
+    if (s.code() != StatusCode::kAborted || attempt == kMaxRecordUpdateAttempts) return s;
   }
-  int64_t before = pool.spec.instance_count;
-  int64_t generation = pool.generation;
-  pool.spec.instance_count = count;
-  pool.generation++;
-  pool.updated_at = clock_.Now();
-  WriteBatch batch;
-  batch.Add(WriteBatch::UpdatePool{pool, generation});
-  batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "pool.scale", "pool/" + name.value(),
-                                              std::to_string(before) + " → " + std::to_string(count))});
-  DSP_RETURN_IF_ERROR(store_.Write(batch));
-  hooks_.PoolsChanged();
-  DSP_ASSIGN_OR_RETURN(Json j, PoolJson(pool));
-  return JsonOk(200, j);
+}
+
+std::vector<InstanceId> Api::ForcedScaleIn(const std::vector<Instance>& instances, int64_t count) {
+  std::vector<const Instance*> live;
+  std::vector<InstanceId> out;
+  for (const Instance& i : instances) {
+    bool alive = i.phase == InstancePhase::kPending || i.phase == InstancePhase::kBooting ||
+                 i.phase == InstancePhase::kReady;
+    if (!alive) continue;
+    if (i.scale_in == ScaleIn::kNo) {
+      live.push_back(&i);
+    } else if (i.scale_in == ScaleIn::kDrain) {
+      out.push_back(i.id);  // scale-in was waiting for its sessions
+    }
+  }
+  std::vector<InstanceId> ids;
+  for (const Instance* i : live) ids.push_back(i->id);
+  std::vector<const Instance*> order = ScaleInOrder(live, hooks_.OpenSessions(ids));
+  for (int64_t k = 0; k < static_cast<int64_t>(order.size()) - count; ++k) out.push_back(order[k]->id);
+  return out;
 }
 
 Result<Response> Api::DeletePool(const PoolName& name, const std::string& actor) {

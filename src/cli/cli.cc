@@ -245,6 +245,7 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   std::string pool_name, spec_path;
   bool admin_password_stdin = false;
   int64_t count = 0;
+  bool force = false;
 
   CLI::App* pool_create = pool->add_subcommand("create", "Create a pool from a JSON spec");
   pool_create->add_option("-f,--file", spec_path, "The pool spec (JSON)")->type_name("SPEC.json")->required();
@@ -262,7 +263,11 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   CLI::App* pool_scale = pool->add_subcommand("scale", "Set a pool's number of instances");
   pool_scale->add_option("NAME", pool_name, "Pool name")->required();
   pool_scale->add_option("--count", count, "The number of instances wanted")->type_name("N")->required();
-  pool_scale->callback([&] { action = [&](const CommandContext& ctx) { return PoolScale(ctx, pool_name, count); }; });
+  pool_scale->add_flag("--force", force,
+                       "Delete the instances scale-in removes now, with their sessions (default: each is deleted "
+                       "when its last SSH session and notebook server end, or after the pool's drainTimeoutMinutes)");
+  pool_scale->callback(
+      [&] { action = [&](const CommandContext& ctx) { return PoolScale(ctx, pool_name, count, force); }; });
 
   CLI::App* pool_delete = pool->add_subcommand("delete", "Delete a pool (in the background; the share is kept)");
   pool_delete->add_option("NAME", pool_name, "Pool name")->required();

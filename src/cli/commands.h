@@ -50,13 +50,15 @@ Status PoolList(const CommandContext& ctx);
 // The pool's details (with its frontends, if it has a loadBalancer), then a
 // table of its instances as InstanceList prints them.
 Status PoolShow(const CommandContext& ctx, const std::string& name);
-Status PoolScale(const CommandContext& ctx, const std::string& name, int64_t count);
+// Sets the pool's instanceCount. Without `force`, what scale-in removes is
+// drained and deleted when its sessions end; with it, at once.
+Status PoolScale(const CommandContext& ctx, const std::string& name, int64_t count, bool force);
 // Returns once the server has accepted the deletion; it proceeds in the
 // background.
 Status PoolDelete(const CommandContext& ctx, const std::string& name);
 // Every instance, or those of `pool` if not empty. Columns HEALTH and CONNS
-// (the gateway's view; "(draining)") and NAT (ports) appear when some
-// instance has them.
+// (the gateway's view; "(draining)", "(scale-in)") and NAT (ports) appear
+// when some instance has them.
 Status InstanceList(const CommandContext& ctx, const std::string& pool);
 // Sets (`draining`) or clears the instance's draining flag: the gateway
 // sends it no new connections, open ones go on, and scale-in removes it

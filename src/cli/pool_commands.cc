@@ -31,11 +31,29 @@ std::string Since(const std::string& rfc3339, TimePoint now) {
   return age == "-" ? rfc3339 : age + " ago (" + rfc3339 + ")";
 }
 
-// "healthy", "unhealthy (draining)", "draining" (no gateway view), or "-".
+// Why the instance gets no new connections: "draining" (an admin),
+// "scale-in" (waits for its sessions), "removing" (forced), or "".
+std::string ClosedText(const Json& instance) {
+  std::string scale_in = JsonString(instance, "scaleIn");
+  if (scale_in == "drain") return "scale-in";
+  if (scale_in == "now") return "removing";
+  return JsonBool(instance, "draining") ? "draining" : "";
+}
+
+// "healthy", "unhealthy (draining)", "scale-in" (no gateway view), or "-".
 std::string HealthText(const Json& instance) {
   std::string state = JsonString(JsonField(instance, "health"), "state");
-  if (!JsonBool(instance, "draining")) return OrDash(state);
-  return state.empty() ? "draining" : state + " (draining)";
+  std::string closed = ClosedText(instance);
+  if (closed.empty()) return OrDash(state);
+  return state.empty() ? closed : state + " (" + closed + ")";
+}
+
+// The record's reason, or for an instance scale-in is draining what it
+// waits for.
+std::string ReasonText(const Json& instance) {
+  if (JsonString(instance, "scaleIn") != "drain") return JsonString(instance, "reason");
+  if (!instance.contains("openSessions")) return "scale-in: waiting for its session count";
+  return "scale-in: deleted when its " + JsonString(instance, "openSessions") + " open sessions end";
 }
 
 // "50000,51000": the instance's NAT-pool ports, or "-".
@@ -54,7 +72,7 @@ std::string NatText(const Json& instance) {
 Table InstanceTable(const Json& instances, bool with_pool, TimePoint now) {
   bool with_health = false, with_nat = false;
   for (const Json& i : instances) {
-    with_health |= JsonField(i, "health").is_object() || JsonBool(i, "draining");
+    with_health |= JsonField(i, "health").is_object() || !ClosedText(i).empty();
     with_nat |= !JsonArray(i, "natPorts").empty();
   }
   auto add = [](std::vector<std::string>* to, std::initializer_list<std::string> cells) {
@@ -88,7 +106,7 @@ Table InstanceTable(const Json& instances, bool with_pool, TimePoint now) {
     if (with_health) add(&row, {HealthText(i), OrDash(JsonString(JsonField(i, "health"), "connections"))});
     add(&row, {OrDash(JsonString(i, "address"))});
     if (with_nat) add(&row, {NatText(i)});
-    add(&row, {OrDash(ssh), cpu, memory, AgeOf(JsonString(i, "createdAt"), now), JsonString(i, "reason")});
+    add(&row, {OrDash(ssh), cpu, memory, AgeOf(JsonString(i, "createdAt"), now), ReasonText(i)});
     table.AddRow(std::move(row));
   }
   return table;
@@ -210,13 +228,27 @@ Status PoolShow(const CommandContext& ctx, const std::string& name) {
   return Status::Ok();
 }
 
-Status PoolScale(const CommandContext& ctx, const std::string& name, int64_t count) {
+Status PoolScale(const CommandContext& ctx, const std::string& name, int64_t count, bool force) {
   Json body = {{"instanceCount", count}};
+  if (force) body["force"] = true;
   DSP_ASSIGN_OR_RETURN(Json pool, ctx.api.Call("POST", PoolPath(name) + "/scale", &body));
   if (ctx.output == OutputFormat::kJson) {
     PrintJson(ctx.out, pool);
-  } else {
-    ctx.out << "pool " << name << " scaled to " << JsonInt(pool, "instanceCount", count) << " instances\n";
+    return Status::Ok();
+  }
+  int64_t want = JsonInt(pool, "instanceCount", count);
+  ctx.out << "pool " << name << " scaled to " << want << " instances\n";
+  int64_t live = 0;
+  for (const Json& i : JsonArray(pool, "instances")) {
+    std::string phase = JsonString(i, "phase");
+    live += (phase == "Pending" || phase == "Booting" || phase == "Ready") && JsonString(i, "scaleIn").empty();
+  }
+  if (force) {
+    ctx.out << "instances beyond " << want << " are deleted now, with any sessions on them\n";
+  } else if (live > want) {
+    ctx.out << "the instances it removes get no new sessions and are deleted when their last SSH session and "
+               "notebook server end (see `dspool pool show "
+            << name << "`; --force deletes them now)\n";
   }
   return Status::Ok();
 }

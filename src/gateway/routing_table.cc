@@ -72,7 +72,7 @@ RoutingTable BuildRoutingTable(const std::vector<Pool>& pools, const std::vector
     for (const Instance& i : instances) {
       if (i.pool != pool.name() || i.phase == InstancePhase::kDeleting || i.phase == InstancePhase::kFailed) continue;
       backends.push_back(
-          {i.id, i.index, ParseIpv4(i.address).value_or(0), i.phase == InstancePhase::kReady, i.draining});
+          {i.id, i.index, ParseIpv4(i.address).value_or(0), i.phase == InstancePhase::kReady, i.closed_to_new()});
     }
     std::sort(backends.begin(), backends.end(),
               [](const RouteBackend& a, const RouteBackend& b) { return a.index < b.index; });

@@ -27,7 +27,7 @@ struct RouteBackend {
   int64_t index = 0;
   uint32_t address = 0;  // on the pool's bridge
   bool ready = false;    // phase Ready (probes decide rotation on top)
-  bool draining = false;  // `dspool instance drain`: no new connections; open ones go on
+  bool draining = false;  // drained or chosen by scale-in: no new connections; open ones go on
   friend bool operator==(const RouteBackend&, const RouteBackend&) = default;
 };
 

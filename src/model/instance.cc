@@ -1,9 +1,12 @@
 #include "model/instance.h"
 
+#include <algorithm>
+
 namespace dspool {
 namespace {
 
 constexpr std::string_view kPhaseNames[] = {"Pending", "Booting", "Ready", "Failed", "Deleting"};
+constexpr std::string_view kScaleInNames[] = {"", "drain", "now"};
 
 }  // namespace
 
@@ -16,8 +19,10 @@ Result<InstancePhase> ParseInstancePhase(std::string_view name) {
   return InvalidArgument("unknown instance phase '" + std::string(name) + "'");
 }
 
+std::string_view ScaleInName(ScaleIn s) { return kScaleInNames[static_cast<int>(s)]; }
+
 Json InstanceToJson(const Instance& i) {
-  return {
+  Json j = {
       {"id", i.id.value()},
       {"pool", i.pool.value()},
       {"index", i.index},
@@ -28,6 +33,8 @@ Json InstanceToJson(const Instance& i) {
       {"phaseSince", ToUnixMillis(i.phase_since)},
       {"draining", i.draining},
   };
+  if (i.scale_in != ScaleIn::kNo) j["scaleIn"] = ScaleInName(i.scale_in);
+  return j;
 }
 
 Result<Instance> InstanceFromJson(const Json& json) {
@@ -42,6 +49,12 @@ Result<Instance> InstanceFromJson(const Json& json) {
     i.created_at = FromUnixMillis(json.at("createdAt").get<int64_t>());
     i.phase_since = FromUnixMillis(json.at("phaseSince").get<int64_t>());
     if (json.contains("draining")) i.draining = json.at("draining").get<bool>();
+    if (json.contains("scaleIn")) {
+      std::string name = json.at("scaleIn").get<std::string>();
+      auto it = std::find(std::begin(kScaleInNames) + 1, std::end(kScaleInNames), name);
+      if (it == std::end(kScaleInNames)) return Internal("stored instance has an unknown scaleIn '" + name + "'");
+      i.scale_in = static_cast<ScaleIn>(it - std::begin(kScaleInNames));
+    }
   } catch (const Json::exception& e) {
     return Internal(std::string("stored instance is malformed: ") + e.what());
   }
@@ -54,6 +67,7 @@ Json InstanceReportToJson(const InstanceReport& r) {
       {"sshdListening", r.sshd_listening},
       {"memoryLimitBytes", r.memory_limit_bytes},
       {"sshSessions", r.ssh_sessions},
+      {"notebookServers", r.notebook_servers},
       {"usersRendered", r.users_rendered},
   };
   // Absent when not known yet, rather than a misleading 0.
@@ -75,10 +89,11 @@ Result<InstanceReport> ParseInstanceReport(const Json& json) {
   reader.Optional("memoryUsedBytes", &memory_used);
   reader.Optional("memoryLimitBytes", &r.memory_limit_bytes);
   reader.Optional("sshSessions", &r.ssh_sessions);
+  reader.Optional("notebookServers", &r.notebook_servers);
   reader.Optional("usersRendered", &r.users_rendered);
   DSP_RETURN_IF_ERROR(reader.Finish());
   if ((json.contains("cpuPermille") && cpu_permille < 0) || (json.contains("memoryUsedBytes") && memory_used < 0) ||
-      r.memory_limit_bytes < 0 || r.ssh_sessions < 0) {
+      r.memory_limit_bytes < 0 || r.ssh_sessions < 0 || r.notebook_servers < 0) {
     return InvalidArgument("report: counters must not be negative");
   }
   if (cpu_permille >= 0) r.cpu_percent = static_cast<double>(cpu_permille) / 10.0;

@@ -22,7 +22,14 @@
 // Draining (set by `dspool instance drain`, any phase but Deleting) is not a
 // phase: a draining instance keeps its phase, gets no new connections from
 // the gateway while its open ones go on, and is the first one scale-in
-// removes.
+// chooses.
+//
+// Scale-in is not a phase either. A Ready instance that scale-in chose is
+// marked (ScaleIn::kDrain): it gets no new connections and no longer counts
+// towards the pool's size, and the planner moves it to Deleting once its
+// last SSH session and notebook server have ended, or the pool's
+// drainTimeoutMinutes has passed; a scale-up takes it back first. `pool
+// scale --force` marks ScaleIn::kNow: deleted at once.
 #pragma once
 
 #include <optional>
@@ -39,6 +46,9 @@ enum class InstancePhase { kPending, kBooting, kReady, kFailed, kDeleting };
 std::string_view InstancePhaseName(InstancePhase phase);
 Result<InstancePhase> ParseInstancePhase(std::string_view name);
 
+enum class ScaleIn { kNo, kDrain, kNow };
+std::string_view ScaleInName(ScaleIn s);  // "", "drain", "now"
+
 struct Instance {
   InstanceId id;
   PoolName pool;
@@ -49,6 +59,10 @@ struct Instance {
   TimePoint created_at;
   TimePoint phase_since;
   bool draining = false;  // JSON "draining"; records written before it existed read as false
+  ScaleIn scale_in = ScaleIn::kNo;  // JSON "scaleIn" ("drain", "now"), absent for kNo
+
+  // Gets no new connections: drained by an admin, or chosen by scale-in.
+  bool closed_to_new() const { return draining || scale_in != ScaleIn::kNo; }
   friend bool operator==(const Instance&, const Instance&) = default;
 };
 
@@ -65,6 +79,7 @@ struct InstanceReport {
   std::optional<int64_t> memory_used_bytes;
   int64_t memory_limit_bytes = 0;
   int64_t ssh_sessions = 0;
+  int64_t notebook_servers = 0;  // the users' Jupyter servers running on it
   int64_t users_rendered = 0;
 };
 

@@ -67,6 +67,15 @@ Result<PoolSpec> ParsePoolSpec(const Json& json) {
   if (r.ok() && (spec.instance_count < 0 || spec.instance_count > kMaxInstancesPerPool)) {
     r.Fail("instanceCount", "must be between 0 and " + std::to_string(kMaxInstancesPerPool));
   }
+  if (r.Has("drainTimeoutMinutes")) {
+    int64_t minutes = 0;
+    r.Optional("drainTimeoutMinutes", &minutes);
+    if (r.ok() && (minutes < 0 || minutes > kMaxDrainTimeoutMinutes)) {
+      r.Fail("drainTimeoutMinutes", "must be between 0 (delete at once) and " +
+                                        std::to_string(kMaxDrainTimeoutMinutes) + " (a week)");
+    }
+    spec.drain_timeout_minutes = minutes;
+  }
 
   JsonReader size = r.Object("size");
   size.Optional("vcpus", &spec.size.vcpus);
@@ -211,6 +220,7 @@ Json PoolSpecToJson(const PoolSpec& spec) {
       {"share", {{"type", "bind"}, {"source", spec.share.source}, {"mountPath", spec.share.mount_path}}},
       {"adminUser", admin},
   };
+  if (spec.drain_timeout_minutes) out["drainTimeoutMinutes"] = *spec.drain_timeout_minutes;
   if (spec.load_balancer) out["loadBalancer"] = LoadBalancerToJson(*spec.load_balancer);
   if (spec.jupyter) {
     Json j = {{"frontendPort", spec.jupyter->frontend_port}, {"cullIdleMinutes", spec.jupyter->cull_idle_minutes}};

@@ -72,6 +72,10 @@ struct JupyterSpec {
 struct PoolSpec {
   PoolName name;
   int64_t instance_count = 1;
+  // How long scale-in waits for a chosen instance's last SSH session and
+  // notebook server to end before deleting it anyway; nullopt: as long as
+  // they last (model/instance.h, ScaleIn).
+  std::optional<int64_t> drain_timeout_minutes;
   InstanceSize size;
   ImageSpec image;
   NetworkSpec network;
@@ -85,6 +89,7 @@ struct PoolSpec {
 };
 
 inline constexpr int64_t kMaxInstancesPerPool = 100;
+inline constexpr int64_t kMaxDrainTimeoutMinutes = 10080;  // a week
 // Ids mapped into an instance (uids and gids 0..65535), and where on the host
 // the pools' blocks of them start.
 inline constexpr int64_t kInstanceIdCount = 65536;

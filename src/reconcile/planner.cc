@@ -1,6 +1,7 @@
 #include "reconcile/planner.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace dspool {
 namespace {
@@ -23,6 +24,7 @@ std::string_view ActionKindName(Action::Kind kind) {
     case Action::Kind::kCreateRecord: return "CreateRecord";
     case Action::Kind::kProvision: return "Provision";
     case Action::Kind::kSetPhase: return "SetPhase";
+    case Action::Kind::kSetScaleIn: return "SetScaleIn";
     case Action::Kind::kDestroy: return "Destroy";
     case Action::Kind::kRemoveRecord: return "RemoveRecord";
     case Action::Kind::kDestroyOrphan: return "DestroyOrphan";
@@ -36,6 +38,9 @@ std::string DescribeAction(const Action& a) {
   if (!a.id.empty()) s += " id=" + a.id.value();
   if (a.kind == Action::Kind::kCreateRecord) s += " index=" + std::to_string(a.index);
   if (a.kind == Action::Kind::kSetPhase) s += " phase=" + std::string(InstancePhaseName(a.phase));
+  if (a.kind == Action::Kind::kSetScaleIn) {
+    s += " scaleIn=" + std::string(a.scale_in == ScaleIn::kNo ? "no" : ScaleInName(a.scale_in));
+  }
   if (!a.reason.empty()) s += " (" + a.reason + ")";
   return s;
 }
@@ -140,14 +145,42 @@ std::vector<Action> Plan(const PlanInput& in) {
       out.push_back({Action::Kind::kEnsureNetwork, pool.name(), {}, 0, {}, ""});
     }
 
-    std::vector<const Instance*> live;
+    // `live` counts towards the size; `marked` is what scale-in is draining.
+    std::vector<const Instance*> live, marked;
     std::set<int64_t> used_indexes;
     for (const Instance* r : mine) {
       used_indexes.insert(r->index);
-      if (IsLive(phase_after[r->id])) live.push_back(r);
+      if (!IsLive(phase_after[r->id])) continue;
+      (r->scale_in == ScaleIn::kNo ? live : marked).push_back(r);
     }
+    // Replaces whatever this pass planned for `r` before: scale-in wins.
+    auto replace_steps = [&](const Instance* r, Action step) {
+      out.erase(std::remove_if(out.begin(), out.end(), [&](const Action& a) { return a.id == r->id; }), out.end());
+      out.push_back(std::move(step));
+    };
+    auto set_scale_in = [&](const Instance* r, ScaleIn scale_in, std::string reason) {
+      Action step{Action::Kind::kSetScaleIn, r->pool, r->id, r->index, {}, std::move(reason)};
+      step.scale_in = scale_in;
+      replace_steps(r, std::move(step));
+    };
+    auto remove = [&](const Instance* r, std::string reason) {
+      replace_steps(r, {Action::Kind::kSetPhase, r->pool, r->id, r->index, InstancePhase::kDeleting, std::move(reason)});
+    };
     int64_t want = pool.spec.instance_count;
     int64_t have = static_cast<int64_t>(live.size());
+    std::set<InstanceId> taken_back;
+    if (have < want) {
+      // Take back what scale-in is draining, most sessions first: it serves
+      // at once. One marked kNow is going whatever happens.
+      std::vector<const Instance*> order = ScaleInOrder(marked, in.sessions);
+      for (auto it = order.rbegin(); it != order.rend() && have < want; ++it) {
+        const Instance* r = *it;
+        if (r->scale_in != ScaleIn::kDrain || in.busy_instances.count(r->id)) continue;
+        set_scale_in(r, ScaleIn::kNo, "scale-up took it back");
+        taken_back.insert(r->id);
+        ++have;
+      }
+    }
     auto hold = in.create_not_before.find(pool.name());
     bool held = hold != in.create_not_before.end() && in.now < hold->second;
     if (have < want && !held) {
@@ -160,26 +193,40 @@ std::vector<Action> Plan(const PlanInput& in) {
         out.push_back({Action::Kind::kCreateRecord, pool.name(), {}, index, {}, ""});
       }
     } else if (have > want) {
-      // Draining first (an admin already chose them), then not-yet-ready
-      // (least work lost), then the highest index.
-      std::sort(live.begin(), live.end(), [&](const Instance* a, const Instance* b) {
-        if (a->draining != b->draining) return a->draining;
-        bool a_ready = phase_after[a->id] == InstancePhase::kReady;
-        bool b_ready = phase_after[b->id] == InstancePhase::kReady;
-        if (a_ready != b_ready) return !a_ready;
-        return a->index > b->index;
-      });
+      std::vector<const Instance*> order = ScaleInOrder(live, in.sessions);
       for (int64_t k = 0; k < have - want; ++k) {
-        const Instance* r = live[k];
+        const Instance* r = order[k];
         if (in.busy_instances.count(r->id)) {
           // Its provision is in flight; retire it next pass rather than race it.
           continue;
         }
-        // Drop any earlier step this pass planned for it: scale-in wins.
-        out.erase(std::remove_if(out.begin(), out.end(),
-                                 [&](const Action& a) { return a.id == r->id; }),
-                  out.end());
-        out.push_back({Action::Kind::kSetPhase, r->pool, r->id, r->index, InstancePhase::kDeleting, "scale-in"});
+        if (r->phase == InstancePhase::kReady) {
+          set_scale_in(r, ScaleIn::kDrain, "scale-in: no new connections; deleted when its last session ends");
+        } else {
+          remove(r, "scale-in");
+        }
+      }
+    }
+
+    // What scale-in marked goes when nothing of a user's is left on it.
+    for (const Instance* r : marked) {
+      if (taken_back.count(r->id) || in.busy_instances.count(r->id)) continue;
+      auto seen = in.scale_in_seen.find(r->id);
+      auto marked_for = in.now - (seen == in.scale_in_seen.end() ? in.now : seen->second);
+      auto count = in.sessions.find(r->id);
+      if (r->scale_in == ScaleIn::kNow) {
+        remove(r, "scale-in, forced");
+      } else if (r->phase != InstancePhase::kReady) {
+        remove(r, "scale-in");
+      } else if (count != in.sessions.end() && count->second == 0 && marked_for >= in.options.scale_in_settle) {
+        remove(r, "scale-in: its last session ended");
+      } else if (pool.spec.drain_timeout_minutes &&
+                 marked_for >= std::chrono::minutes(*pool.spec.drain_timeout_minutes)) {
+        remove(r, "scale-in: drainTimeoutMinutes (" + std::to_string(*pool.spec.drain_timeout_minutes) +
+                      ") passed with " +
+                      (count == in.sessions.end() ? std::string("an unknown number of")
+                                                  : std::to_string(count->second)) +
+                      " sessions open");
       }
     }
   }
@@ -195,14 +242,31 @@ std::vector<Action> Plan(const PlanInput& in) {
   return out;
 }
 
+std::vector<const Instance*> ScaleInOrder(std::vector<const Instance*> candidates,
+                                          const std::map<InstanceId, int64_t>& sessions) {
+  auto open = [&](const Instance* r) {
+    auto it = sessions.find(r->id);
+    return it == sessions.end() ? std::numeric_limits<int64_t>::max() : it->second;
+  };
+  std::stable_sort(candidates.begin(), candidates.end(), [&](const Instance* a, const Instance* b) {
+    if (a->draining != b->draining) return a->draining;
+    bool a_ready = a->phase == InstancePhase::kReady;
+    bool b_ready = b->phase == InstancePhase::kReady;
+    if (a_ready != b_ready) return !a_ready;
+    if (open(a) != open(b)) return open(a) < open(b);
+    return a->index > b->index;
+  });
+  return candidates;
+}
+
 std::optional<int64_t> CountToWake(const Pool& pool, const std::vector<Instance>& instances) {
   if (pool.state != PoolState::kActive) return std::nullopt;
-  int64_t draining = 0;
+  int64_t drained = 0;
   for (const Instance& i : instances) {
-    draining += i.pool == pool.name() && i.draining && i.phase != InstancePhase::kDeleting;
+    drained += i.pool == pool.name() && i.draining && i.scale_in == ScaleIn::kNo && i.phase != InstancePhase::kDeleting;
   }
-  if (pool.spec.instance_count > draining) return std::nullopt;
-  return draining + 1;
+  if (pool.spec.instance_count > drained) return std::nullopt;
+  return drained + 1;
 }
 
 bool NotebookIdle(MonoTime last_traffic, const JupyterServer& report, MonoTime now, std::chrono::minutes cull) {

@@ -18,13 +18,21 @@
 //        Failed   → Deleting (keeping the reason)
 //        Deleting → Destroy while the provider has it, then remove the record
 //      A record of a deleted (or deleting) pool → Deleting.
-//   3. Size: live records (Pending, Booting, Ready) are compared with the
-//      pool's instanceCount. Missing ones are created at the lowest free index
-//      (indexes are never shared between records, so a replacement never
-//      collides with the address of the instance it replaces). Excess ones are
-//      removed: draining ones first (`dspool instance drain` chose them), then
-//      not-yet-ready ones, then the highest index. After a failure the loop
-//      may hold back creation (create_not_before).
+//   3. Size: live records (Pending, Booting, Ready) not marked for scale-in
+//      are compared with the pool's instanceCount.
+//      Missing ones: instances scale-in is draining are taken back first
+//      (they serve at once), then new ones are created at the lowest free
+//      index (indexes are never shared between records, so a replacement
+//      never collides with the address of the instance it replaces). After a
+//      failure the loop may hold back creation (create_not_before).
+//      Excess ones, in ScaleInOrder: one not yet Ready is deleted at once (it
+//      never had a session); a Ready one is marked ScaleIn::kDrain, which
+//      takes it out of the gateway's rotation.
+//      Marked ones are deleted when marked kNow (`pool scale --force`), or
+//      when they have had no session for a pass at least `scale_in_settle`
+//      after the mark (what the gateway routed to it just before is counted
+//      by then), or when the pool's drainTimeoutMinutes has passed since
+//      the mark; until then they keep their users' sessions.
 //   4. Networks: every active pool gets one. A deleting pool, once it has no
 //      record and no instance left, loses its network, then its record. A
 //      network with no pool is deleted.
@@ -45,6 +53,7 @@ namespace dspool {
 struct PlanOptions {
   Duration boot_timeout = std::chrono::seconds(120);
   Duration report_timeout = std::chrono::seconds(30);
+  Duration scale_in_settle = std::chrono::seconds(2);
 };
 
 struct PlanInput {
@@ -62,6 +71,14 @@ struct PlanInput {
   // phase_since is a wall time, for people.
   std::map<InstanceId, MonoTime> last_report;
   std::map<InstanceId, MonoTime> phase_seen;
+  // Since when this server has seen each record marked for scale-in (as
+  // phase_seen: a restarted server starts the drain timeout afresh, erring
+  // towards keeping sessions).
+  std::map<InstanceId, MonoTime> scale_in_seen;
+  // Open SSH sessions and notebook servers on each instance, for those whose
+  // count is known (an instance missing here has a count nobody knows yet:
+  // scale-in waits for it).
+  std::map<InstanceId, int64_t> sessions;
   std::set<InstanceId> busy_instances;
   std::set<PoolName> busy_networks;
   // No new records for a pool before this time (backoff after failures).
@@ -78,6 +95,7 @@ struct Action {
     kCreateRecord,    // pool, index: a new Pending record
     kProvision,       // id
     kSetPhase,        // id, phase, reason
+    kSetScaleIn,      // id, scale_in, reason
     kDestroy,         // id (a record in Deleting)
     kRemoveRecord,    // id
     kDestroyOrphan,   // id, pool (no record)
@@ -88,6 +106,7 @@ struct Action {
   int64_t index = 0;
   InstancePhase phase = InstancePhase::kPending;
   std::string reason;
+  ScaleIn scale_in = ScaleIn::kNo;
 
   friend bool operator==(const Action&, const Action&) = default;
 };
@@ -97,11 +116,19 @@ std::string DescribeAction(const Action& action);
 
 std::vector<Action> Plan(const PlanInput& input);
 
+// The order in which scale-in takes instances from `candidates`: drained by
+// an admin first (they chose them), then not yet Ready (no session lost),
+// then the fewest open sessions (`sessions`; unknown counts as most), then
+// the highest index.
+std::vector<const Instance*> ScaleInOrder(std::vector<const Instance*> candidates,
+                                          const std::map<InstanceId, int64_t>& sessions);
+
 // Wake-on-connect: a connection waits on `pool` and no instance can take it.
 // The instanceCount that makes the pool want one instance that is not
-// draining (draining instances count towards instanceCount until scale-in
-// removes them), or nullopt if it wants one already (instances starting,
-// failed ones being replaced) or is being deleted.
+// drained (drained instances count towards instanceCount until scale-in
+// removes them; instances scale-in is draining do not, so raising the count
+// takes one of them back first), or nullopt if it wants one already
+// (instances starting, failed ones being replaced) or is being deleted.
 std::optional<int64_t> CountToWake(const Pool& pool, const std::vector<Instance>& instances);
 
 // Culling: whether a user's notebook server is idle for `cull` (zero:

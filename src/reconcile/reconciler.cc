@@ -38,13 +38,14 @@ const Pool* FindPool(const std::vector<Pool>& pools, const PoolName& name) {
 
 Reconciler::Reconciler(StateStore& store, ComputeProvider& provider, const Clock& clock,
                        RequestBuilder build_request, Executor executor, SuffixSource suffix,
-                       ReconcilerOptions options)
+                       SessionCounter sessions, ReconcilerOptions options)
     : store_(store),
       provider_(provider),
       clock_(clock),
       build_request_(std::move(build_request)),
       executor_(std::move(executor)),
       suffix_(std::move(suffix)),
+      sessions_(std::move(sessions)),
       options_(options) {}
 
 Reconciler::~Reconciler() { Stop(); }
@@ -72,6 +73,11 @@ Result<std::vector<Action>> Reconciler::RunPass() {
   in.networks = std::move(*networks);
   in.now = clock_.Monotonic();
   in.options = options_.plan;
+  std::vector<InstanceId> ready;
+  for (const Instance& r : in.records) {
+    if (r.phase == InstancePhase::kReady) ready.push_back(r.id);
+  }
+  in.sessions = sessions_(ready);
   {
     std::lock_guard lock(mu_);
     last_error_.erase("list");
@@ -88,6 +94,13 @@ Result<std::vector<Action>> Reconciler::RunPass() {
       in.phase_seen[r.id] = seen[r.id].second;
     }
     phase_seen_ = std::move(seen);
+    std::map<InstanceId, MonoTime> marked;
+    for (const Instance& r : in.records) {
+      if (r.scale_in == ScaleIn::kNo) continue;
+      auto it = scale_in_seen_.find(r.id);
+      marked[r.id] = in.scale_in_seen[r.id] = it != scale_in_seen_.end() ? it->second : in.now;
+    }
+    scale_in_seen_ = std::move(marked);
     in.busy_instances = busy_instances_;
     in.busy_networks = busy_networks_;
     for (const auto& [pool, b] : backoff_) in.create_not_before[pool] = b.first;
@@ -117,6 +130,7 @@ Result<std::vector<Action>> Reconciler::RunPass() {
   // Provider steps poke the loop when they finish.
   bool store_step = std::any_of(plan.begin(), plan.end(), [](const Action& a) {
     return a.kind == Action::Kind::kCreateRecord || a.kind == Action::Kind::kSetPhase ||
+           a.kind == Action::Kind::kSetScaleIn ||
            a.kind == Action::Kind::kRemoveRecord || a.kind == Action::Kind::kRemovePool;
   });
   if (store_step) poked_ = true;
@@ -280,6 +294,10 @@ Status Reconciler::ApplyStoreStep(const Action& a, const std::vector<Pool>& pool
       const Instance* r = FindRecord(records, a.id);
       return SetPhase(*r, a.phase, a.reason);
     }
+    case Action::Kind::kSetScaleIn: {
+      const Instance* r = FindRecord(records, a.id);
+      return SetScaleIn(*r, a.scale_in, a.reason);
+    }
     case Action::Kind::kRemoveRecord: {
       WriteBatch batch;
       batch.Add(WriteBatch::DeleteInstance{a.id});
@@ -301,30 +319,46 @@ Status Reconciler::ApplyStoreStep(const Action& a, const std::vector<Pool>& pool
   }
 }
 
+Result<std::optional<Instance>> Reconciler::UpdateRecord(const Instance& record,
+                                                         const std::function<void(Instance&)>& change,
+                                                         const Event& event) {
+  Instance current = record;
+  for (int attempt = 1;; ++attempt) {
+    Instance r = current;
+    change(r);
+    WriteBatch batch;
+    batch.Add(WriteBatch::UpdateInstance{r, current});
+    batch.Add(WriteBatch::AppendEvent{event});
+    Status s = store_.Write(batch);
+    if (s.ok()) return std::optional<Instance>(std::move(r));
+    if (s.code() != StatusCode::kAborted || attempt == kMaxRecordUpdateAttempts) return s;
+    auto fresh = store_.GetInstance(record.id);
+    if (!fresh.ok() || fresh->phase != record.phase || fresh->scale_in != record.scale_in) {
+      return std::optional<Instance>();
+    }
+    current = *fresh;
+  }
+}
+
+Status Reconciler::SetScaleIn(const Instance& record, ScaleIn scale_in, const std::string& reason) {
+  std::string action = scale_in == ScaleIn::kNo ? "instance.scale-in.cancel" : "instance.scale-in";
+  DSP_ASSIGN_OR_RETURN(auto written, UpdateRecord(record, [&](Instance& r) { r.scale_in = scale_in; },
+                                                  MakeEvent(clock_, action, Subject(record.id), reason)));
+  if (written) DSP_LOG(kInfo, kLog) << "instance " << record.id << ": " << reason;
+  return Status::Ok();
+}
+
 Status Reconciler::SetPhase(const Instance& record, InstancePhase phase, const std::string& reason) {
   std::string action = "instance." + std::string(InstancePhaseName(phase));
   for (char& ch : action) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  // The API may have changed the draining flag since `record` was read: the
-  // write is conditioned on the record as read, and on a conflict made again
-  // on the fresh record, while its phase is still the one this step moves on
-  // from (only the loop moves phases, so that holds unless it was removed).
-  Instance current = record;
-  Instance r;
-  for (int attempt = 1;; ++attempt) {
-    r = current;
+  auto change = [&](Instance& r) {
     r.phase = phase;
     r.reason = reason;
     r.phase_since = clock_.Now();  // for people; the loop's decisions use phase_seen_
-    WriteBatch batch;
-    batch.Add(WriteBatch::UpdateInstance{r, current});
-    batch.Add(WriteBatch::AppendEvent{MakeEvent(clock_, action, Subject(r.id), reason)});
-    Status s = store_.Write(batch);
-    if (s.ok()) break;
-    if (s.code() != StatusCode::kAborted || attempt == kMaxRecordUpdateAttempts) return s;
-    auto fresh = store_.GetInstance(record.id);
-    if (!fresh.ok() || fresh->phase != record.phase) return Status::Ok();  // moved on; the next pass plans again
-    current = *fresh;
-  }
+  };
+  DSP_ASSIGN_OR_RETURN(auto written, UpdateRecord(record, change, MakeEvent(clock_, action, Subject(record.id), reason)));
+  if (!written) return Status::Ok();
+  const Instance& r = *written;
   {
     std::lock_guard lock(mu_);
     phase_seen_[r.id] = {phase, clock_.Monotonic()};

@@ -64,6 +64,10 @@ using RequestBuilder = std::function<Result<InstanceRequest>(const Pool&, const 
 using Executor = std::function<void(std::function<void()>)>;
 // A short random string for instance ids ("3fa9c1").
 using SuffixSource = std::function<std::string()>;
+// The open SSH sessions and notebook servers on each of `ids`, for those
+// whose count is known (PlanInput::sessions). Called once a pass, holding no
+// lock of the reconciler's.
+using SessionCounter = std::function<std::map<InstanceId, int64_t>(const std::vector<InstanceId>& ids)>;
 
 struct ReconcilerCounters {
   int64_t passes = 0;
@@ -78,7 +82,7 @@ struct ReconcilerCounters {
 class Reconciler {
  public:
   Reconciler(StateStore& store, ComputeProvider& provider, const Clock& clock, RequestBuilder build_request,
-             Executor executor, SuffixSource suffix, ReconcilerOptions options);
+             Executor executor, SuffixSource suffix, SessionCounter sessions, ReconcilerOptions options);
   ~Reconciler();
   Reconciler(const Reconciler&) = delete;
   Reconciler& operator=(const Reconciler&) = delete;
@@ -113,6 +117,15 @@ class Reconciler {
   Status ApplyStoreStep(const Action& action, const std::vector<Pool>& pools,
                         const std::vector<Instance>& records);
   Status SetPhase(const Instance& record, InstancePhase phase, const std::string& reason);
+  Status SetScaleIn(const Instance& record, ScaleIn scale_in, const std::string& reason);
+  // Writes `change` applied to `record`, with `event`, conditioned on the
+  // record as read. The API may have changed the draining flag meanwhile: on
+  // a conflict the change is made again on the fresh record, while its phase
+  // and scale-in mark are still the ones the step was planned on (only the
+  // loop moves them, so that holds unless it was removed). Returns the
+  // record written, or nullopt if it moved on (the next pass plans again).
+  Result<std::optional<Instance>> UpdateRecord(const Instance& record, const std::function<void(Instance&)>& change,
+                                               const Event& event);
   void NoteFailure(const PoolName& pool);
   void Loop();
 
@@ -122,6 +135,7 @@ class Reconciler {
   RequestBuilder build_request_;
   Executor executor_;
   SuffixSource suffix_;
+  SessionCounter sessions_;
   ReconcilerOptions options_;
 
   struct SeenReport {
@@ -132,6 +146,8 @@ class Reconciler {
   std::map<InstanceId, SeenReport> reports_;
   // Each record's phase as this loop last saw it, and since when (PlanInput).
   std::map<InstanceId, std::pair<InstancePhase, MonoTime>> phase_seen_;
+  // Since when this loop has seen each record marked for scale-in.
+  std::map<InstanceId, MonoTime> scale_in_seen_;
   std::set<InstanceId> busy_instances_;
   std::set<PoolName> busy_networks_;
   std::deque<Completion> completions_;

@@ -24,6 +24,22 @@ Result<uid_t> PoolServer::InstanceRoot(const InstanceId& id) {
   return static_cast<uid_t>(pool.id_base);
 }
 
+std::map<InstanceId, int64_t> PoolServer::OpenSessions(const std::vector<InstanceId>& ids) {
+  std::map<InstanceId, int64_t> notebooks;
+  for (const auto& n : gateway_->Notebooks()) {
+    if (n.session.state != NotebookSession::State::kFailed) ++notebooks[n.session.instance];
+  }
+  std::map<InstanceId, int64_t> out;
+  for (const InstanceId& id : ids) {
+    auto report = reconciler_.LastReport(id);
+    if (!report) continue;
+    auto health = gateway_->Health(id);
+    out[id] = std::max(report->ssh_sessions, health ? health->connections : 0) +
+              std::max(report->notebook_servers, notebooks[id]);
+  }
+  return out;
+}
+
 Status PoolServer::EnsureShareLayout(const Pool& pool, const std::vector<User>& users) {
   const std::string& share = pool.spec.share.source;
   // Root's, so that the names made in them below cannot be swapped.

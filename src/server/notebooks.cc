@@ -99,7 +99,7 @@ Result<PoolServer::StartedNotebook> PoolServer::StartNotebookNow(const PoolName&
     }
     const Instance* best = nullptr;
     for (const Instance& i : instances) {
-      if (i.phase != InstancePhase::kReady || i.draining) continue;
+      if (i.phase != InstancePhase::kReady || i.closed_to_new()) continue;
       if (auto health = gateway_->Health(i.id); health && !health->in_rotation && health->state != "unprobed") {
         continue;
       }

@@ -151,7 +151,8 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
         reconciler_(*store_, *provider_, clock_,
                     [this](const Pool& p, const Instance& i) { return BuildRequest(p, i); },
                     [this](std::function<void()> task) { workers_.Run(std::move(task)); },
-                    [] { return RandomHex(3); }, ReconcilerOptions{}),
+                    [] { return RandomHex(3); },
+                    [this](const std::vector<InstanceId>& ids) { return OpenSessions(ids); }, ReconcilerOptions{}),
         api_(*store_, clock_, *this, ApiOptions{{options.uid_first, options.uid_last}, token, options.data_dir,
                                                provider_->Name()}),
         http_([this](const Request& r) { return api_.Handle(r); }, HttpServerOptions{}),
@@ -172,6 +173,12 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
   std::optional<dspool::InstanceHealth> InstanceHealth(const InstanceId& id) override { return gateway_->Health(id); }
 
   std::vector<NotebookSessionInfo> NotebookSessions() override;
+  // Open SSH sessions and notebook servers on each of `ids` whose agent has
+  // reported since the server started: by the agent's count or the
+  // gateway's (relayed connections, notebook sessions), whichever is more,
+  // so neither an agent that undercounts nor a connection the agent has not
+  // seen yet lets scale-in end a session.
+  std::map<InstanceId, int64_t> OpenSessions(const std::vector<InstanceId>& ids) override;
   Status StopNotebookSession(const PoolName& pool, const std::string& user) override;
   std::vector<std::string> PushUsersChange(int64_t version) override;
 
@@ -227,7 +234,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
     JupyterServer server;
   };
 
-  // Picks an instance for `user`'s notebook server (Ready, not draining, in
+  // Picks an instance for `user`'s notebook server (Ready, open to new ones, in
   // rotation if the gateway probes it, fewest notebook servers), waking the
   // pool if it has none, and asks its agent to start the server.
   Result<StartedNotebook> StartNotebookNow(const PoolName& pool, const std::string& user, const std::string& token);

@@ -48,6 +48,14 @@ class FakeHooks final : public ApiHooks {
     pushed_versions.push_back(version);
     return not_applied;
   }
+  std::map<InstanceId, int64_t> OpenSessions(const std::vector<InstanceId>& ids) override {
+    std::map<InstanceId, int64_t> known;
+    for (const InstanceId& id : ids) {
+      if (open_sessions.count(id)) known[id] = open_sessions.at(id);
+    }
+    return known;
+  }
+  std::map<InstanceId, int64_t> open_sessions;
   std::vector<int64_t> pushed_versions;
   std::vector<std::string> not_applied;  // what PushUsersChange answers
 
@@ -249,6 +257,48 @@ TEST_F(ApiTest, ScaleAndDelete) {
   EXPECT_EQ(store_.GetPool(PoolName("demo"))->state, PoolState::kDeleting);
   EXPECT_EQ(Call("POST", "/v1/pools/demo/scale", R"({"instanceCount": 1})").status, 409);
   EXPECT_EQ(store_.TailEvents(1)->at(0).action, "pool.delete");
+}
+
+TEST_F(ApiTest, ForcedScaleInMarksWhatGoesAtOnceInOneWrite) {
+  ASSERT_EQ(Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/28")).status, 201);
+  ASSERT_EQ(Call("POST", "/v1/pools/demo/scale", R"({"instanceCount": 4})").status, 200);
+  Instance busy = AddInstance("demo", 0);
+  Instance idle = AddInstance("demo", 1);
+  Instance unknown = AddInstance("demo", 2);  // no count yet: taken last
+  Instance draining = AddInstance("demo", 3);
+  draining.scale_in = ScaleIn::kDrain;  // scale-in was waiting for its sessions
+  ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::PutInstance{draining})).ok());
+  AddInstance("demo", 4, InstancePhase::kDeleting);  // leaving anyway: untouched
+  hooks_.open_sessions = {{busy.id, 2}, {idle.id, 0}, {draining.id, 1}};
+  auto listed = [&](const std::string& id) {
+    Json all = Body(Call("GET", "/v1/instances"));
+    for (const Json& i : all["instances"]) {
+      if (i["id"] == id) return i;
+    }
+    return Json();
+  };
+  EXPECT_EQ(listed("demo-0-abc")["openSessions"], 2);
+  EXPECT_FALSE(listed("demo-2-abc").contains("openSessions")) << "unknown is not 0";
+
+  // Without --force nothing is marked: the reconcile loop drains.
+  ASSERT_EQ(Call("POST", "/v1/pools/demo/scale", R"({"instanceCount": 2})").status, 200);
+  EXPECT_EQ(store_.GetInstance(idle.id)->scale_in, ScaleIn::kNo);
+
+  Response r = Call("POST", "/v1/pools/demo/scale", R"({"instanceCount": 1, "force": true})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(store_.GetPool(PoolName("demo"))->spec.instance_count, 1);
+  EXPECT_EQ(store_.GetInstance(draining.id)->scale_in, ScaleIn::kNow);
+  EXPECT_EQ(store_.GetInstance(idle.id)->scale_in, ScaleIn::kNow);
+  EXPECT_EQ(store_.GetInstance(busy.id)->scale_in, ScaleIn::kNow);
+  EXPECT_EQ(store_.GetInstance(unknown.id)->scale_in, ScaleIn::kNo) << "the one kept: its count is unknown";
+  EXPECT_EQ(store_.GetInstance(InstanceId("demo-4-abc"))->scale_in, ScaleIn::kNo);
+  Event e = store_.TailEvents(1)->at(0);
+  EXPECT_EQ(e.action, "pool.scale");
+  EXPECT_EQ(e.detail, "2 → 1, forced: 3 removed at once");
+  EXPECT_EQ(listed("demo-1-abc")["scaleIn"], "now");
+
+  EXPECT_EQ(Body(Call("POST", "/v1/pools/demo/scale", R"({"instanceCount": 1, "force": "yes"})"))["error"]["message"],
+            "force: expected true or false, got \"yes\"");
 }
 
 TEST_F(ApiTest, UsersKeysAndStableUids) {

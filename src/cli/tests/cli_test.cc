@@ -316,6 +316,19 @@ TEST_F(CliTest, PoolScaleAndDelete) {
   EXPECT_EQ(out_, "pool demo scaled to 2 instances\n");
   EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"instanceCount": 2})"));
 
+  // Down, with more live instances than wanted: what happens to them.
+  Json fewer = Json::parse(kPoolJson);
+  fewer["instanceCount"] = 1;
+  Answer("POST /v1/pools/demo/scale", 200, fewer.dump());
+  EXPECT_EQ(Run({"pool", "scale", "demo", "--count", "1"}), 0) << err_;
+  EXPECT_EQ(out_, "pool demo scaled to 1 instances\n"
+                  "the instances it removes get no new sessions and are deleted when their last SSH session and "
+                  "notebook server end (see `dspool pool show demo`; --force deletes them now)\n");
+  EXPECT_EQ(Run({"pool", "scale", "demo", "--count", "1", "--force"}), 0) << err_;
+  EXPECT_EQ(out_, "pool demo scaled to 1 instances\n"
+                  "instances beyond 1 are deleted now, with any sessions on them\n");
+  EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"instanceCount": 1, "force": true})"));
+
   Answer("DELETE /v1/pools/demo", 202, kPoolJson);
   EXPECT_EQ(Run({"pool", "delete", "demo"}), 0) << err_;
   EXPECT_THAT(out_, StartsWith("pool demo is being deleted: its instances and network go away in the background"));
@@ -350,6 +363,22 @@ TEST_F(CliTest, PoolShowWithLoadBalancerShowsFrontendsHealthAndNatPorts) {
 
   EXPECT_EQ(Run({"pool", "show", "team", "-o", "json"}), 0) << err_;
   EXPECT_EQ(out_, Json::parse(kLbPoolJson).dump(2) + "\n");
+}
+
+TEST_F(CliTest, InstanceListShowsWhatScaleInWaitsFor) {
+  Json instances = Json::parse(kPoolJson)["instances"];
+  instances[0]["scaleIn"] = "drain";
+  instances[0]["openSessions"] = 2;
+  instances[1]["scaleIn"] = "now";
+  Answer("GET /v1/instances?pool=demo", 200, Json{{"instances", instances}}.dump());
+  EXPECT_EQ(Run({"instance", "list", "--pool", "demo"}), 0) << err_;
+  EXPECT_THAT(out_, HasSubstr("   scale-in   "));
+  EXPECT_THAT(out_, HasSubstr("scale-in: deleted when its 2 open sessions end\n"));
+  EXPECT_THAT(out_, HasSubstr("   removing   "));
+  instances[0].erase("openSessions");
+  Answer("GET /v1/instances?pool=demo", 200, Json{{"instances", instances}}.dump());
+  EXPECT_EQ(Run({"instance", "list", "--pool", "demo"}), 0) << err_;
+  EXPECT_THAT(out_, HasSubstr("scale-in: waiting for its session count\n"));
 }
 
 TEST_F(CliTest, InstanceListShowsDrainingWithoutAGateway) {

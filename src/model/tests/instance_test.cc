@@ -37,6 +37,42 @@ TEST(InstanceTest, RecordWrittenBeforeDrainingExistedIsNotDraining) {
   EXPECT_EQ(*back, SomeInstance());
 }
 
+TEST(InstanceTest, ScaleInMarkRoundTripsAndIsAbsentWhenUnset) {
+  Instance i = SomeInstance();
+  EXPECT_FALSE(InstanceToJson(i).contains("scaleIn"));
+  EXPECT_FALSE(i.closed_to_new());
+  for (ScaleIn mark : {ScaleIn::kDrain, ScaleIn::kNow}) {
+    i.scale_in = mark;
+    Json j = InstanceToJson(i);
+    EXPECT_EQ(j["scaleIn"], ScaleInName(mark));
+    auto back = InstanceFromJson(j);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(*back, i);
+    EXPECT_TRUE(back->closed_to_new());
+  }
+  Json bad = InstanceToJson(i);
+  bad["scaleIn"] = "later";
+  EXPECT_EQ(InstanceFromJson(bad).status().message(), "stored instance has an unknown scaleIn 'later'");
+}
+
+TEST(InstanceReportTest, ParsesAnAgentsReportAndRefusesBadCounts) {
+  auto r = ParseInstanceReport(Json{{"sshdListening", true}, {"sshSessions", 2}, {"notebookServers", 1},
+                                    {"cpuPermille", 125}, {"memoryLimitBytes", 1 << 30}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->sshd_listening);
+  EXPECT_EQ(r->ssh_sessions, 2);
+  EXPECT_EQ(r->notebook_servers, 1);
+  EXPECT_EQ(r->cpu_percent, 12.5);
+  EXPECT_EQ(r->memory_used_bytes, std::nullopt) << "not reported: unknown, not 0";
+  EXPECT_EQ(InstanceReportToJson(*r)["notebookServers"], 1);
+
+  EXPECT_EQ(ParseInstanceReport(Json{{"notebookServers", -1}}).status().message(),
+            "report: counters must not be negative");
+  EXPECT_EQ(ParseInstanceReport(Json{{"notebookServers", "1"}}).status().message(),
+            "report.notebookServers: expected an integer, got \"1\"");
+  EXPECT_EQ(ParseInstanceReport(Json{{"kernels", 1}}).status().message(), "report.kernels: unknown field");
+}
+
 TEST(InstanceTest, MalformedDrainingIsAnError) {
   Json bad = InstanceToJson(SomeInstance());
   bad["draining"] = "yes";

@@ -76,6 +76,9 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"/instanceCount", -1, "instanceCount: must be between 0 and 100"},
                       BadCase{"/instanceCount", 101, "instanceCount: must be between 0 and 100"},
                       BadCase{"/instanceCount", "2", "instanceCount: expected an integer"},
+                      BadCase{"/drainTimeoutMinutes", -1, "drainTimeoutMinutes: must be between 0"},
+                      BadCase{"/drainTimeoutMinutes", 10081, "drainTimeoutMinutes: must be between 0"},
+                      BadCase{"/drainTimeoutMinutes", "PT5M", "drainTimeoutMinutes: expected an integer"},
                       BadCase{"/size/vcpus", 0, "size.vcpus: must be between 1 and 256"},
                       BadCase{"/size/memoryMiB", 16, "size.memoryMiB: must be between"},
                       BadCase{"/size/colour", "red", "size.colour: unknown field"},
@@ -90,6 +93,21 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"/adminUser/sshPublicKey", nullptr, "adminUser: needs sshPublicKey"},
                       BadCase{"/adminUser/name", nullptr, "adminUser.name: is required"},
                       BadCase{"/extra", true, "extra: unknown field"}));
+
+TEST(PoolSpecTest, DrainTimeoutIsAbsentUnlessGivenAndRoundTrips) {
+  auto spec = ParsePoolSpec(ValidSpec());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->drain_timeout_minutes, std::nullopt) << "absent: scale-in waits as long as sessions last";
+  EXPECT_FALSE(PoolSpecToJson(*spec).contains("drainTimeoutMinutes"));
+  Json j = ValidSpec();
+  j["drainTimeoutMinutes"] = 0;
+  spec = ParsePoolSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->drain_timeout_minutes, 0);
+  auto again = ParsePoolSpec(PoolSpecToJson(*spec));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *spec);
+}
 
 TEST(PoolSpecTest, CountMustFitTheSubnet) {
   Json j = ValidSpec();

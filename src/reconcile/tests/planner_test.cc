@@ -1,5 +1,7 @@
 #include "reconcile/planner.h"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 namespace dspool {
@@ -155,7 +157,7 @@ TEST_F(PlannerTest, ScaleInRemovesNotReadyFirstThenHighestIndex) {
   EXPECT_EQ(plan[1].id.value(), "a-2");
 }
 
-TEST_F(PlannerTest, ScaleInRemovesDrainingFirst) {
+TEST_F(PlannerTest, ScaleInDrainsDrainedOnesFirst) {
   AddPool("a", 2);
   AddRecord("a", 0, InstancePhase::kReady).draining = true;
   AddRecord("a", 1, InstancePhase::kBooting);
@@ -163,18 +165,110 @@ TEST_F(PlannerTest, ScaleInRemovesDrainingFirst) {
   AddRecord("a", 3, InstancePhase::kReady).draining = true;
   auto plan = Plan();
   ASSERT_EQ(plan.size(), 2u);
-  // Both draining ones, highest index first; the booting one, which would
-  // go first otherwise, stays.
+  // Both drained ones, highest index first; the booting one, which would
+  // go first otherwise, stays. Ready ones are not deleted: scale-in drains
+  // them, and they go when their sessions end.
   EXPECT_EQ(plan[0].id.value(), "a-3");
   EXPECT_EQ(plan[1].id.value(), "a-0");
   for (const Action& a : plan) {
-    EXPECT_EQ(a.kind, Kind::kSetPhase);
-    EXPECT_EQ(a.phase, InstancePhase::kDeleting);
-    EXPECT_EQ(a.reason, "scale-in");
+    EXPECT_EQ(a.kind, Kind::kSetScaleIn);
+    EXPECT_EQ(a.scale_in, ScaleIn::kDrain);
   }
-  // Draining alone, without scale-in, removes nothing.
+  // Drained alone, without scale-in, removes nothing.
   in_.pools[0].spec.instance_count = 4;
   EXPECT_TRUE(Plan().empty());
+}
+
+TEST_F(PlannerTest, ScaleInDeletesWhatIsNotReadyAtOnce) {
+  AddPool("a", 1);
+  AddRecord("a", 0, InstancePhase::kReady);
+  AddRecord("a", 1, InstancePhase::kBooting);
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0], (Action{Kind::kSetPhase, PoolName("a"), InstanceId("a-1"), 1, InstancePhase::kDeleting,
+                             "scale-in"}));
+}
+
+TEST_F(PlannerTest, ScaleInTakesTheFewestSessionsFirstAndUnknownLast) {
+  AddPool("a", 1);
+  for (int64_t k = 0; k < 4; ++k) AddRecord("a", k, InstancePhase::kReady);
+  in_.sessions = {{InstanceId("a-0"), 3}, {InstanceId("a-1"), 0}, {InstanceId("a-2"), 1}};  // a-3: unknown
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 3u);
+  EXPECT_EQ(plan[0].id.value(), "a-1");
+  EXPECT_EQ(plan[1].id.value(), "a-2");
+  EXPECT_EQ(plan[2].id.value(), "a-0");
+}
+
+TEST_F(PlannerTest, AnInstanceScaleInDrainsGoesOnlyWhenItsLastSessionEnded) {
+  AddPool("a", 1);
+  AddRecord("a", 0, InstancePhase::kReady);
+  AddRecord("a", 1, InstancePhase::kReady).scale_in = ScaleIn::kDrain;
+  const InstanceId id("a-1");
+  in_.scale_in_seen[id] = in_.now - seconds(60);
+  in_.sessions[id] = 2;
+  EXPECT_TRUE(Plan().empty()) << "sessions open: it waits";
+  in_.sessions.erase(id);
+  EXPECT_TRUE(Plan().empty()) << "a count nobody knows yet: it waits";
+  in_.sessions[id] = 0;
+  in_.scale_in_seen[id] = in_.now - seconds(1);
+  EXPECT_TRUE(Plan().empty()) << "no session, but marked too recently for the count to cover the last routes";
+  in_.scale_in_seen[id] = in_.now - in_.options.scale_in_settle;
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0], (Action{Kind::kSetPhase, PoolName("a"), id, 1, InstancePhase::kDeleting,
+                             "scale-in: its last session ended"}));
+}
+
+TEST_F(PlannerTest, DrainTimeoutCapsTheWait) {
+  AddPool("a", 0).spec.drain_timeout_minutes = 30;
+  AddRecord("a", 0, InstancePhase::kReady).scale_in = ScaleIn::kDrain;
+  const InstanceId id("a-0");
+  in_.sessions[id] = 2;
+  in_.scale_in_seen[id] = in_.now - std::chrono::minutes(29);
+  EXPECT_TRUE(Plan().empty());
+  in_.scale_in_seen[id] = in_.now - std::chrono::minutes(30);
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].phase, InstancePhase::kDeleting);
+  EXPECT_EQ(plan[0].reason, "scale-in: drainTimeoutMinutes (30) passed with 2 sessions open");
+  // Without a timeout it waits as long as the sessions last.
+  in_.pools[0].spec.drain_timeout_minutes.reset();
+  in_.scale_in_seen[id] = in_.now - std::chrono::hours(24 * 30);
+  EXPECT_TRUE(Plan().empty());
+}
+
+TEST_F(PlannerTest, ForcedScaleInDeletesAtOnce) {
+  AddPool("a", 0);
+  AddRecord("a", 0, InstancePhase::kReady).scale_in = ScaleIn::kNow;
+  in_.sessions[InstanceId("a-0")] = 5;
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0], (Action{Kind::kSetPhase, PoolName("a"), InstanceId("a-0"), 0, InstancePhase::kDeleting,
+                             "scale-in, forced"}));
+}
+
+TEST_F(PlannerTest, ScaleUpTakesBackWhatScaleInDrainsBeforeCreating) {
+  AddPool("a", 3);
+  AddRecord("a", 0, InstancePhase::kReady);
+  AddRecord("a", 1, InstancePhase::kReady).scale_in = ScaleIn::kDrain;
+  AddRecord("a", 2, InstancePhase::kReady).scale_in = ScaleIn::kDrain;
+  AddRecord("a", 3, InstancePhase::kReady).scale_in = ScaleIn::kNow;  // going whatever happens
+  in_.sessions = {{InstanceId("a-1"), 1}, {InstanceId("a-2"), 4}};
+  auto plan = Plan();
+  // Two missing: both drained ones come back (most sessions first), the
+  // forced one still goes, nothing is created.
+  ASSERT_EQ(plan.size(), 3u);
+  Action back{Kind::kSetScaleIn, PoolName("a"), InstanceId("a-2"), 2, {}, "scale-up took it back"};
+  EXPECT_EQ(plan[0], back);
+  back.id = InstanceId("a-1");
+  back.index = 1;
+  EXPECT_EQ(plan[1], back);
+  EXPECT_EQ(plan[2].id.value(), "a-3");
+  EXPECT_EQ(plan[2].phase, InstancePhase::kDeleting);
+  in_.pools[0].spec.instance_count = 4;
+  plan = Plan();
+  EXPECT_EQ(std::count_if(plan.begin(), plan.end(), [](const Action& a) { return a.kind == Kind::kCreateRecord; }), 1);
 }
 
 TEST_F(PlannerTest, ScaleInSkipsBusyInstance) {
@@ -298,6 +392,12 @@ TEST_F(PlannerTest, CountToWakeRaisesAPoolAtZeroOrAllDrainingAndNothingElse) {
   Pool deleting = AddPool("e", 0);
   deleting.state = PoolState::kDeleting;
   EXPECT_EQ(CountToWake(deleting, in_.records), std::nullopt);
+
+  // What scale-in drains does not count towards the size: raising the
+  // count to 1 takes it back (ScaleUpTakesBack...), and it serves at once.
+  Pool scaling_in = AddPool("f", 0);
+  AddRecord("f", 0, InstancePhase::kReady).scale_in = ScaleIn::kDrain;
+  EXPECT_EQ(CountToWake(scaling_in, in_.records), 1);
 }
 
 }  // namespace

@@ -80,19 +80,31 @@ class Harness {
     };
     reconciler_ = std::make_unique<Reconciler>(
         *crashing_store_, provider_, clock_, build, [](std::function<void()> f) { f(); },
-        [this] { return std::to_string(++suffix_); }, ReconcilerOptions{});
+        [this] { return std::to_string(++suffix_); },
+        [this](const std::vector<InstanceId>& ids) {
+          std::map<InstanceId, int64_t> known;
+          for (const InstanceId& id : ids) {
+            auto it = sessions_.find(id);
+            known[id] = it == sessions_.end() ? 0 : it->second;
+          }
+          return known;
+        },
+        ReconcilerOptions{});
   }
 
-  // Runs passes, playing every running instance's agent, until nothing is
-  // left to do, the budget is spent, or `max_passes` is reached.
-  // Returns true if it converged.
+  // Runs passes a simulated second apart, playing every running instance's
+  // agent, until nothing is left to do (for longer than the planner's
+  // waits: scale-in's settle time), the budget is spent, or `max_passes` is
+  // reached. Returns true if it converged.
   bool Converge(int max_passes = 60) {
+    int quiet = 0;
     for (int i = 0; i < max_passes; ++i) {
       ReportAlive();
       auto plan = reconciler_->RunPass();
       if (budget_->crashed()) return false;
       EXPECT_TRUE(plan.ok()) << plan.status();
-      if (plan.ok() && plan->empty() && reconciler_->Idle()) return true;
+      quiet = plan.ok() && plan->empty() && reconciler_->Idle() ? quiet + 1 : 0;
+      if (quiet > 3) return true;
       clock_.Advance(seconds(1));
     }
     return false;
@@ -160,6 +172,7 @@ class Harness {
   std::unique_ptr<CrashingStore> crashing_store_;
   std::unique_ptr<Reconciler> reconciler_;
   std::set<InstanceId> killed_;
+  std::map<InstanceId, int64_t> sessions_;  // open sessions on an instance; absent: none
   int suffix_ = 0;
 };
 
@@ -319,6 +332,45 @@ TEST(ReconcilerTest, DrainSetBetweenPlanAndStepIsKept) {
   EXPECT_TRUE(records[0].draining);
   auto events = *h.store_.ListEvents(0, 1000);
   EXPECT_EQ(std::count_if(events.begin(), events.end(), [](const Event& e) { return e.action == "instance.ready"; }),
+            1);
+}
+
+TEST(ReconcilerTest, ScaleInKeepsAnInstanceUntilItsLastSessionEnds) {
+  Harness h;
+  h.StartLife(-1);
+  ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{MakePool("a", 2)})).ok());
+  ASSERT_TRUE(h.Converge());
+  auto records = *h.store_.ListInstances({});
+  ASSERT_EQ(records.size(), 2u);
+  const InstanceId busy = records[0].id, quieter = records[1].id;
+  h.sessions_[busy] = 3;
+  h.sessions_[quieter] = 1;
+
+  h.SetCount("a", 1);
+  ASSERT_TRUE(h.Converge());
+  records = *h.store_.ListInstances({});
+  ASSERT_EQ(records.size(), 2u) << "an instance with a session open was deleted";
+  auto marked = std::find_if(records.begin(), records.end(), [&](const Instance& r) { return r.id == quieter; });
+  ASSERT_NE(marked, records.end());
+  EXPECT_EQ(marked->scale_in, ScaleIn::kDrain) << "scale-in takes the one with the fewest sessions";
+  EXPECT_EQ(marked->phase, InstancePhase::kReady);
+
+  // A restarted server keeps waiting (and counts a drain timeout afresh).
+  h.StartLife(-1);
+  ASSERT_TRUE(h.Converge());
+  EXPECT_EQ(h.store_.ListInstances({})->size(), 2u);
+
+  h.sessions_[quieter] = 0;  // its user logged out
+  ASSERT_TRUE(h.Converge());
+  h.ExpectConverged();
+  records = *h.store_.ListInstances({});
+  EXPECT_EQ(records[0].id, busy);
+  auto events = *h.store_.ListEvents(0, 1000);
+  auto deleting = std::find_if(events.begin(), events.end(), [](const Event& e) { return e.action == "instance.deleting"; });
+  ASSERT_NE(deleting, events.end());
+  EXPECT_EQ(deleting->subject, "instance/" + quieter.value());
+  EXPECT_EQ(deleting->detail, "scale-in: its last session ended");
+  EXPECT_EQ(std::count_if(events.begin(), events.end(), [](const Event& e) { return e.action == "instance.scale-in"; }),
             1);
 }
 
