@@ -17,6 +17,8 @@ namespace dspool::api_internal {
 
 inline constexpr const char* kUsersVersion = "users_version";
 inline constexpr const char* kUidHighWater = "uid_high_water";
+// model/user.h's DeletedUsers, as JSON.
+inline constexpr const char* kDeletedUsers = "deleted_users";
 // Conditional writes of an instance record that the reconcile loop keeps
 // changing give up after this many tries (Aborted, 409: try again).
 inline constexpr int kMaxRecordUpdateAttempts = 3;
@@ -54,6 +56,27 @@ inline Json UserJson(const User& u) {
   Json j = UserToPublicJson(u);
   j["sshKeys"] = KeysJson(u.ssh_keys);
   return j;
+}
+
+// The users deleted and not restored (none recorded yet: empty).
+inline Result<std::vector<DeletedUser>> ReadDeletedUsers(StateStore& store) {
+  auto text = store.GetMeta(kDeletedUsers);
+  if (!text.ok()) {
+    if (text.status().code() == StatusCode::kNotFound) return std::vector<DeletedUser>{};
+    return text.status();
+  }
+  Json json;
+  DSP_RETURN_IF_ERROR(ParseJsonText(*text, "stored deleted users", &json));
+  return DeletedUsersFromJson(json);
+}
+
+// `name` was deleted: why it cannot simply be added again, and what to do.
+inline Status ReAddRefused(const DeletedUser& d, const std::string& field) {
+  const std::string name = d.name.value(), uid = std::to_string(d.uid);
+  return FailedPrecondition(field + ": user '" + name + "' was deleted at " + FormatTime(d.deleted_at) +
+                            "; their uid " + uid + " and their files on the shares are kept. `dspool user add " +
+                            name + " --restore` gives them back; `--new-uid` makes a new user of that name " +
+                            "instead (the old files stay with uid " + uid + ")");
 }
 
 inline std::string MetricEscape(const std::string& s) {

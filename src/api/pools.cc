@@ -146,6 +146,10 @@ Result<Response> Api::CreatePool(const Request& r, const std::string& actor) {
       DSP_RETURN_IF_ERROR(BumpUsersVersion(batch).status());
     }
   } else if (existing.status().code() == StatusCode::kNotFound) {
+    DSP_ASSIGN_OR_RETURN(std::vector<DeletedUser> deleted, ReadDeletedUsers(store_));
+    for (const DeletedUser& d : deleted) {
+      if (d.name.value() == admin.name) return ReAddRefused(d, "adminUser.name");
+    }
     DSP_ASSIGN_OR_RETURN(auto users, store_.ListUsers());
     int64_t hwm = 0;
     if (auto h = store_.GetMeta(kUidHighWater); h.ok()) hwm = std::stoll(*h);

@@ -12,13 +12,16 @@ Result<Response> Api::CreateUser(const Request& r, const std::string& actor) {
   JsonReader reader(body, "");
   std::string name, password;
   std::vector<std::string> keys;
-  bool admin = false;
+  bool admin = false, restore = false, new_uid = false;
   reader.Required("name", &name);
   reader.Optional("sshKeys", &keys);
   reader.Optional("password", &password);
   reader.Optional("admin", &admin);
+  reader.Optional("restore", &restore);
+  reader.Optional("newUid", &new_uid);
   DSP_RETURN_IF_ERROR(reader.Finish());
   DSP_RETURN_IF_ERROR(ValidateUserName(name).WithPrefix("name"));
+  if (restore && new_uid) return InvalidArgument("restore, newUid: give one or the other");
   User u;
   u.name = UserName(name);
   u.admin = admin;
@@ -37,15 +40,36 @@ Result<Response> Api::CreateUser(const Request& r, const std::string& actor) {
   for (const User& other : users) {
     if (other.name == u.name) return AlreadyExists("user '" + name + "' already exists");
   }
-  int64_t hwm = 0;
-  if (auto h = store_.GetMeta(kUidHighWater); h.ok()) hwm = std::stoll(*h);
-  DSP_ASSIGN_OR_RETURN(u.uid, AllocateUid(users, options_.uid_range, hwm));
+  DSP_ASSIGN_OR_RETURN(std::vector<DeletedUser> deleted, ReadDeletedUsers(store_));
+  auto was = std::find_if(deleted.begin(), deleted.end(), [&](const DeletedUser& d) { return d.name == u.name; });
+  if (was != deleted.end() && !restore && !new_uid) return ReAddRefused(*was, "name");
+  if (was == deleted.end() && restore) {
+    return NotFound("name: no deleted user '" + name + "' to restore (`dspool user add " + name +
+                    "` without --restore makes a new one)");
+  }
   u.created_at = clock_.Now();
   WriteBatch batch;
-  batch.Add(WriteBatch::CreateUser{u});
-  batch.Add(WriteBatch::PutMeta{kUidHighWater, std::to_string(u.uid)});
-  batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.create", "user/" + name,
-                                              "uid " + std::to_string(u.uid) + (admin ? ", admin" : ""))});
+  if (restore) {
+    u.uid = was->uid;  // never reused since, so still theirs alone
+    batch.Add(WriteBatch::CreateUser{u});
+    batch.Add(WriteBatch::AppendEvent{MakeEvent(
+        actor, "user.restore", "user/" + name,
+        "uid " + std::to_string(u.uid) + " and its files, as before its deletion at " + FormatTime(was->deleted_at) +
+            (admin ? "; admin" : ""))});
+  } else {
+    int64_t hwm = 0;
+    if (auto h = store_.GetMeta(kUidHighWater); h.ok()) hwm = std::stoll(*h);
+    DSP_ASSIGN_OR_RETURN(u.uid, AllocateUid(users, options_.uid_range, hwm));
+    batch.Add(WriteBatch::CreateUser{u});
+    batch.Add(WriteBatch::PutMeta{kUidHighWater, std::to_string(u.uid)});
+    std::string detail = "uid " + std::to_string(u.uid) + (admin ? ", admin" : "");
+    if (was != deleted.end()) detail += "; the deleted " + name + "'s files stay with uid " + std::to_string(was->uid);
+    batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.create", "user/" + name, detail)});
+  }
+  if (was != deleted.end()) {
+    deleted.erase(was);
+    batch.Add(WriteBatch::PutMeta{kDeletedUsers, DeletedUsersToJson(deleted).dump()});
+  }
   DSP_ASSIGN_OR_RETURN(Json out, CommitUsersChange(lock, batch, UserJson(u)));
   return JsonOk(201, out);
 }
@@ -65,8 +89,12 @@ Result<Response> Api::ListUsers() {
 Result<Response> Api::DeleteUser(const UserName& name, const std::string& actor) {
   std::unique_lock lock(write_mu_);
   DSP_ASSIGN_OR_RETURN(User u, store_.GetUser(name));
+  DSP_ASSIGN_OR_RETURN(std::vector<DeletedUser> deleted, ReadDeletedUsers(store_));
+  std::erase_if(deleted, [&](const DeletedUser& d) { return d.name == name; });  // an older one's: forgotten
+  deleted.push_back({name, u.uid, clock_.Now()});
   WriteBatch batch;
   batch.Add(WriteBatch::DeleteUser{name});
+  batch.Add(WriteBatch::PutMeta{kDeletedUsers, DeletedUsersToJson(deleted).dump()});
   batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "user.delete", "user/" + name.value(),
                                               "uid " + std::to_string(u.uid) + "; files kept on the shares")});
   DSP_ASSIGN_OR_RETURN(Json out, CommitUsersChange(lock, batch,

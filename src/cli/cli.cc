@@ -323,6 +323,12 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   user_add->add_flag("--password-stdin", user_add_options.password_from_stdin,
                      "Read a password from the first line of standard input");
   user_add->add_flag("--admin", user_add_options.admin, "Make the user an administrator");
+  CLI::Option* restore = user_add->add_flag(
+      "--restore", user_add_options.restore,
+      "Bring back a deleted user: their old uid, so their home and notebooks on the shares are theirs again");
+  user_add->add_flag("--new-uid", user_add_options.new_uid,
+                     "Give a deleted user's name to someone new, with a new uid (the old files keep the old uid)")
+      ->excludes(restore);
   user_add->callback([&] { action = [&](const CommandContext& ctx) { return UserAdd(ctx, user_add_options); }; });
 
   user->add_subcommand("list", "List users")->callback([&] { action = UserList; });

@@ -86,6 +86,8 @@ struct UserAddOptions {
   std::vector<std::string> ssh_key_files;  // .pub or authorized_keys files
   bool password_from_stdin = false;
   bool admin = false;
+  bool restore = false;  // a deleted user: their old uid, so their files are theirs again
+  bool new_uid = false;  // a deleted user's name for someone new (a new uid)
 };
 Status UserAdd(const CommandContext& ctx, const UserAddOptions& options);
 Status UserList(const CommandContext& ctx);

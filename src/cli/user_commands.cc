@@ -58,12 +58,15 @@ Status UserAdd(const CommandContext& ctx, const UserAddOptions& options) {
     body["password"] = password;
   }
   if (options.admin) body["admin"] = true;
+  if (options.restore) body["restore"] = true;
+  if (options.new_uid) body["newUid"] = true;
   DSP_ASSIGN_OR_RETURN(Json user, ctx.api.Call("POST", "/v1/users", &body));
   if (ctx.output == OutputFormat::kJson) {
     PrintJson(ctx.out, user);
   } else {
-    ctx.out << "user " << JsonString(user, "name") << " created (uid " << JsonString(user, "uid")
-            << (JsonBool(user, "admin") ? ", admin" : "") << ")\n";
+    ctx.out << "user " << JsonString(user, "name") << (options.restore ? " restored" : " created") << " (uid "
+            << JsonString(user, "uid") << (JsonBool(user, "admin") ? ", admin" : "") << ")"
+            << (options.restore ? ": their files on the shares are theirs again" : "") << "\n";
   }
   SayNotApplied(ctx, user);
   return Status::Ok();
@@ -127,7 +130,8 @@ Status UserDelete(const CommandContext& ctx, const std::string& name) {
   if (ctx.output == OutputFormat::kJson) {
     PrintJson(ctx.out, answer);
   } else {
-    ctx.out << "user " << name << " deleted; their files on the shares are kept\n";
+    ctx.out << "user " << name << " deleted; their uid " << JsonString(answer, "uid")
+            << " and their files on the shares are kept (`dspool user add " << name << " --restore` brings them back)\n";
   }
   SayNotApplied(ctx, answer);
   return Status::Ok();

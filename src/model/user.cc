@@ -27,6 +27,26 @@ Result<User> UserFromJson(const Json& json) {
   return u;
 }
 
+Json DeletedUsersToJson(const std::vector<DeletedUser>& deleted) {
+  Json out = Json::object();
+  for (const DeletedUser& d : deleted) {
+    out[d.name.value()] = {{"uid", d.uid}, {"deletedAt", ToUnixMillis(d.deleted_at)}};
+  }
+  return out;
+}
+
+Result<std::vector<DeletedUser>> DeletedUsersFromJson(const Json& json) {
+  std::vector<DeletedUser> out;
+  try {
+    for (const auto& [name, d] : json.items()) {
+      out.push_back({UserName(name), d.at("uid").get<int64_t>(), FromUnixMillis(d.at("deletedAt").get<int64_t>())});
+    }
+  } catch (const Json::exception& e) {
+    return Internal(std::string("stored deleted users are malformed: ") + e.what());
+  }
+  return out;
+}
+
 Json UserToPublicJson(const User& u) {
   return {
       {"name", u.name.value()},

@@ -31,6 +31,22 @@ Result<User> UserFromJson(const Json& json);
 // API form: no hash, only whether a password is set.
 Json UserToPublicJson(const User& user);
 
+// A user that was deleted: their uid stays theirs (uids are never reused,
+// identity/uid_allocator.h), and so do their files on the shares. The
+// server keeps these so that `user add NAME --restore` can give both back,
+// and so that a plain re-add of the name is refused rather than given a
+// new uid that cannot enter the old home.
+struct DeletedUser {
+  UserName name;
+  int64_t uid = 0;
+  TimePoint deleted_at;
+  friend bool operator==(const DeletedUser&, const DeletedUser&) = default;
+};
+
+// Storage form: {"<name>": {"uid": N, "deletedAt": ms}, ...}.
+Json DeletedUsersToJson(const std::vector<DeletedUser>& deleted);
+Result<std::vector<DeletedUser>> DeletedUsersFromJson(const Json& json);
+
 // POSIX-portable login names: [a-z_][a-z0-9_-]{0,31}, and not a name the
 // base system uses (root, daemon, sshd, ...).
 Status ValidateUserName(const std::string& name);

@@ -35,12 +35,21 @@ front_ssh() {  # user command...
 # Point 3: a change counts when the command returns. The instance knows the
 # user the moment `user add` returns: the first login gets in, no retry.
 dsp user add late --ssh-key "$WORK/key.pub" >/dev/null
-out=$(front_ssh late 'id -un' 2>&1) || fail "a user's first login right after user add failed: $out"
+out=$(front_ssh late 'id -un; echo kept >~/mine' 2>&1) || fail "a user's first login right after user add failed: $out"
 [[ "$out" == late ]] || fail "the first login after user add ran as '$out'"
 dsp user delete late >/dev/null
 out=$(front_ssh late true 2>&1) && fail "a deleted user still logged in right after user delete"
 grep -q "Permission denied" <<<"$out" || fail "a deleted user's login failed, but not as refused: $out"
 pass "user add and user delete counted on the instance when they returned"
+
+# A deleted name comes back only with --restore: the old uid, so the kept
+# home is theirs again (a new uid could not even enter it).
+out=$(dsp user add late --ssh-key "$WORK/key.pub" 2>&1) && fail "a deleted user's name was simply added again: $out"
+grep -q "late --restore" <<<"$out" || fail "re-adding a deleted name was refused without saying what to do: $out"
+dsp user add late --restore --ssh-key "$WORK/key.pub" >/dev/null
+out=$(front_ssh late 'cd && cat mine' 2>&1) || fail "the restored user cannot read their kept home: $out"
+[[ "$out" == kept ]] || fail "the restored user's file reads '$out'"
+pass "a plain re-add of a deleted name is refused; --restore gives back the uid and the home"
 
 # All at once: every client is started before any is waited for.
 pids=()

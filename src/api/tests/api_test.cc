@@ -1,5 +1,6 @@
 #include "api/api.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "store/memory/memory_store.h"
@@ -7,6 +8,9 @@
 
 namespace dspool {
 namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 constexpr const char* kKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAsDfSdchIXBDskRtcDOzDKEHH+e6vlnFY2yuSF2eBwd test@dspool";
 constexpr const char* kFingerprint = "SHA256:y1L0+LWUlnyNevjJ6PvN601OV6bQ0ZPlNnWlg9++FXM";
@@ -324,6 +328,58 @@ TEST_F(ApiTest, UsersKeysAndStableUids) {
   ASSERT_EQ(Call("PUT", "/v1/users/alice/password", R"({"password": "a long passphrase"})").status, 200);
   EXPECT_EQ(Call("GET", "/v1/users/alice").body.find("$y$"), std::string::npos);
   EXPECT_EQ(Call("GET", "/v1/users").body.find("$y$"), std::string::npos);
+}
+
+// A deleted name keeps its uid: a plain re-add is refused and says what to
+// do; --restore gives the old uid back (and with it the files on the
+// shares); --new-uid makes someone new of that name.
+TEST_F(ApiTest, ADeletedUserIsRestoredWithTheirUidAndAPlainReAddIsRefused) {
+  ASSERT_EQ(Call("POST", "/v1/users", R"({"name": "alice"})").status, 201);
+  ASSERT_EQ(Call("POST", "/v1/users", R"({"name": "bob"})").status, 201);
+  ASSERT_EQ(Call("DELETE", "/v1/users/bob").status, 200);
+  ASSERT_EQ(Call("POST", "/v1/users", R"({"name": "carol"})").status, 201);
+
+  size_t events = EventCount();
+  Response plain = Call("POST", "/v1/users", R"({"name": "bob"})");
+  EXPECT_EQ(plain.status, 409);
+  std::string message = Body(plain)["error"]["message"];
+  EXPECT_THAT(message, StartsWith("name: user 'bob' was deleted at "));
+  EXPECT_THAT(message, HasSubstr("their uid 20001 and their files on the shares are kept. "
+                                 "`dspool user add bob --restore` gives them back"));
+  EXPECT_EQ(store_.GetUser(UserName("bob")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(EventCount(), events) << "a refused add changes nothing";
+  // A pool whose admin would be the deleted name is refused the same way.
+  std::string spec = Spec("demo", "10.231.0.0/24");
+  Response pool = Call("POST", "/v1/pools", spec.replace(spec.find("dsvmuser"), 8, "bob"));
+  EXPECT_EQ(pool.status, 409) << pool.body;
+  EXPECT_THAT(std::string(Body(pool)["error"]["message"]), StartsWith("adminUser.name: user 'bob' was deleted at "));
+  EXPECT_EQ(store_.GetPool(PoolName("demo")).status().code(), StatusCode::kNotFound);
+
+  EXPECT_EQ(Body(Call("POST", "/v1/users", R"({"name": "dave", "restore": true})"))["error"]["message"],
+            "name: no deleted user 'dave' to restore (`dspool user add dave` without --restore makes a new one)");
+  EXPECT_EQ(Body(Call("POST", "/v1/users", R"({"name": "bob", "restore": true, "newUid": true})"))["error"]["message"],
+            "restore, newUid: give one or the other");
+
+  Response back = Call("POST", "/v1/users", R"({"name": "bob", "restore": true, "sshKeys": [")" + std::string(kKey) + R"("]})");
+  ASSERT_EQ(back.status, 201) << back.body;
+  EXPECT_EQ(Body(back)["uid"], 20001);
+  EXPECT_EQ(store_.GetUser(UserName("bob"))->ssh_keys.size(), 1u);
+  Event e = store_.TailEvents(1)->at(0);
+  EXPECT_EQ(e.action, "user.restore");
+  EXPECT_THAT(e.detail, StartsWith("uid 20001 and its files, as before its deletion at "));
+  EXPECT_EQ(Call("POST", "/v1/users", R"({"name": "bob", "restore": true})").status, 409) << "exists again";
+
+  // Deleted again, then the name given to someone new: a new uid, and the
+  // name is free of its past (deleting the new bob remembers the new uid).
+  ASSERT_EQ(Call("DELETE", "/v1/users/bob").status, 200);
+  Response fresh = Call("POST", "/v1/users", R"({"name": "bob", "newUid": true})");
+  ASSERT_EQ(fresh.status, 201) << fresh.body;
+  EXPECT_EQ(Body(fresh)["uid"], 20003);
+  EXPECT_EQ(store_.TailEvents(1)->at(0).detail, "uid 20003; the deleted bob's files stay with uid 20001");
+  ASSERT_EQ(Call("DELETE", "/v1/users/bob").status, 200);
+  Response again = Call("POST", "/v1/users", R"({"name": "bob", "restore": true})");
+  ASSERT_EQ(again.status, 201) << again.body;
+  EXPECT_EQ(Body(again)["uid"], 20003);
 }
 
 // A change of the users returns once the running instances applied it:

@@ -437,6 +437,19 @@ TEST_F(CliTest, UserAddSendsKeysPasswordAndRole) {
                                                               "sshKeys": ["ssh-ed25519 AAAAC3alice alice@laptop"]})"));
 }
 
+TEST_F(CliTest, UserAddRestoresADeletedUser) {
+  Answer("POST /v1/users", 201, kUserJson);
+  EXPECT_EQ(Run({"user", "add", "alice", "--restore"}), 0) << err_;
+  EXPECT_EQ(out_, "user alice restored (uid 20000): their files on the shares are theirs again\n");
+  EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"name": "alice", "restore": true})"));
+  EXPECT_EQ(Run({"user", "add", "alice", "--new-uid"}), 0) << err_;
+  EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"name": "alice", "newUid": true})"));
+  size_t requests = seen().size();
+  EXPECT_EQ(Run({"user", "add", "alice", "--restore", "--new-uid"}), 2);
+  EXPECT_THAT(err_, HasSubstr("excludes"));
+  EXPECT_EQ(seen().size(), requests);
+}
+
 TEST_F(CliTest, UserShowAndDelete) {
   Answer("GET /v1/users/alice", 200, kUserJson);
   EXPECT_EQ(Run({"user", "show", "alice"}), 0) << err_;
@@ -453,7 +466,8 @@ TEST_F(CliTest, UserShowAndDelete) {
 
   Answer("DELETE /v1/users/alice", 200, R"({"deleted": "alice", "uid": 20000, "filesKept": true})");
   EXPECT_EQ(Run({"user", "delete", "alice"}), 0) << err_;
-  EXPECT_EQ(out_, "user alice deleted; their files on the shares are kept\n");
+  EXPECT_EQ(out_, "user alice deleted; their uid 20000 and their files on the shares are kept "
+                  "(`dspool user add alice --restore` brings them back)\n");
 }
 
 TEST_F(CliTest, UserKeyRemoveByFileFindsTheFingerprint) {
