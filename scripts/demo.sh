@@ -5,8 +5,42 @@
 # behind one address: port 2200 of this host (NAT ports 50000+k reach
 # instance k).
 # Run as root. Safe to run again: it reuses what is already there.
+#
+# `scripts/demo.sh teardown` takes it all down again: deletes the pool (and
+# waits until its instances and bridge are gone), stops the server, and
+# says what it keeps (the share's files, the server's data directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == teardown ]]; then
+  if ! dspool status >/dev/null 2>&1; then
+    echo "demo: no dspool server answers: nothing to tear down"
+    exit 0
+  fi
+  if dspool pool show demo >/dev/null 2>&1; then
+    dspool pool delete demo
+    echo "demo: waiting for the instances and the bridge to go"
+    for _ in $(seq 600); do dspool pool show demo >/dev/null 2>&1 || break; sleep 0.2; done
+    if dspool pool show demo >/dev/null 2>&1; then
+      echo "demo: the pool is still being deleted; see: dspool pool show demo" >&2
+      exit 1
+    fi
+  fi
+  others=$(dspool pool list -o json | /usr/bin/python3 -c "import json, sys; print(len(json.load(sys.stdin)['pools']))")
+  if [[ "$others" != 0 ]]; then
+    echo "demo: the demo pool is gone; the server keeps running for the other $others pool(s) (dspool pool list)"
+    exit 0
+  fi
+  dspool server stop
+  cat <<MSG
+demo: torn down. Kept, for you to remove if you want them gone:
+  /srv/dspool/demo-share        the users' homes and notebooks
+  /var/lib/dspool               the server's state (users, events, keys)
+  ~/.ssh/dspool_demo{,.pub}     the demo's SSH key
+  /usr/local/bin/dspool         the installed binary
+MSG
+  exit 0
+fi
 ./scripts/install-deps.sh
 ./scripts/build.sh
 install -m 0755 build/apps/dspool/dspool /usr/local/bin/dspool
@@ -63,5 +97,5 @@ Jupyter, same address: give yourself a password, then open https://localhost:800
 Add a teammate:  dspool user add alice --ssh-key alice.pub
 Scale:           dspool pool scale demo --count 3   (or 0: the next ssh wakes it)
 Drain one:       dspool instance drain ID           (no new sessions; open ones go on)
-Tear down:       dspool pool delete demo
+Tear down:       ./scripts/demo.sh teardown         (deletes the pool, stops the server)
 MSG

@@ -71,6 +71,8 @@ class ApiHooks {
   // could not in time; the result says why for each of those ("instance
   // <id>: ..."), which apply it at their next report instead.
   virtual std::vector<std::string> PushUsersChange(int64_t version) = 0;
+  // Stops the server soon, as SIGTERM does (after this request's answer).
+  virtual void RequestStop() = 0;
 };
 
 struct ApiOptions {
@@ -110,6 +112,9 @@ class Api {
   Result<Response> AgentKeys(const UserName& user);
 
   Result<Response> GetStatus();
+  // Records a `server.stop` event and has the server stop as on SIGTERM
+  // (the instances keep running). 202 {"stopping": true, "pid": N}.
+  Result<Response> StopServer(const Request& request, const std::string& actor);
   Result<Response> GetMetrics();
   Result<Response> CreatePool(const Request& request, const std::string& actor);
   Result<Response> GetPool(const PoolName& name);

@@ -1,5 +1,7 @@
 #include "api/api.h"
 
+#include <unistd.h>
+
 #include <map>
 #include <sstream>
 
@@ -24,6 +26,18 @@ Result<Response> Api::GetStatus() {
                       {"instances", {{"total", instances.size()}, {"ready", ready}}},
                       {"users", users.size()},
                       {"startedAt", FormatTime(started_at_)}});
+}
+
+Result<Response> Api::StopServer(const Request& r, const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  DSP_RETURN_IF_ERROR(JsonReader(body, "").Finish());  // takes no fields
+  {
+    std::lock_guard lock(write_mu_);
+    DSP_RETURN_IF_ERROR(store_.Write(WriteBatch().Add(WriteBatch::AppendEvent{
+        MakeEvent(actor, "server.stop", "server", "stopped by request; the instances keep running")})));
+  }
+  hooks_.RequestStop();
+  return JsonOk(202, {{"stopping", true}, {"pid", static_cast<int64_t>(::getpid())}});
 }
 
 Result<Response> Api::GetMetrics() {

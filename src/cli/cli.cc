@@ -217,6 +217,11 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       ->type_name("SECONDS")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  CLI::App* server_stop = server->add_subcommand(
+      "stop", "Stop the server running on --data-dir (the instances and users' notebook servers keep running)");
+  server_stop->add_option("--data-dir", server_flags.data_dir, "The server's data directory")
+      ->type_name("DIR")
+      ->capture_default_str();
   server->add_option("--jupyter-program", server_flags.jupyter_program,
                      "Run this program in the instances as each user's notebook server instead of "
                      "/usr/bin/jupyter-notebook, with the same Notebook 6.4 arguments (an absolute path "
@@ -405,6 +410,12 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
                 << "Run with --help for more information.\n";
         return 2;
       }
+    }
+    if (server_stop->parsed()) {
+      ClientFlags local;
+      local.data_dir = server_flags.data_dir;
+      Status stopped = RunClientAction(ServerStop, local, env);
+      return stopped.ok() ? 0 : Fail(env.err, stopped);
     }
     if (server->parsed()) return RunServerCommand(server_flags, env.err);
     if (authorized_keys->parsed()) return PrintAuthorizedKeys(agent_options, authorized_user);

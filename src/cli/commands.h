@@ -68,6 +68,10 @@ Status InstanceDrain(const CommandContext& ctx, const std::string& id, bool drai
 // ---- server status and events ----
 
 Status ShowStatus(const CommandContext& ctx);
+// Asks the server to stop (POST /v1/server/stop) and returns once its API
+// no longer answers (polling /v1/status through ctx.wait, for at most a
+// minute: DeadlineExceeded after that).
+Status ServerStop(const CommandContext& ctx);
 
 struct EventsOptions {
   std::optional<int64_t> after;  // only events with a larger seq

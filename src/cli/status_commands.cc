@@ -51,6 +51,22 @@ Status ShowStatus(const CommandContext& ctx) {
   return Status::Ok();
 }
 
+Status ServerStop(const CommandContext& ctx) {
+  DSP_ASSIGN_OR_RETURN(Json answer, ctx.api.Call("POST", "/v1/server/stop"));
+  const std::string pid = JsonString(answer, "pid");
+  constexpr auto kPoll = std::chrono::milliseconds(100);
+  constexpr int kPolls = 600;  // a minute
+  for (int i = 0; i < kPolls && ctx.wait(kPoll); ++i) {
+    auto status = ctx.api.Get("/v1/status");
+    if (status.ok()) continue;
+    if (status.status().code() != StatusCode::kUnavailable) return status.status();
+    ctx.out << "dspool server (pid " << pid << ") stopped; the instances and the users' notebook servers keep "
+            << "running, and the next `dspool server` on this data directory takes them up again\n";
+    return Status::Ok();
+  }
+  return DeadlineExceeded("the server (pid " + pid + ") was asked to stop but still answers after a minute");
+}
+
 Status ListEvents(const CommandContext& ctx, const EventsOptions& options) {
   std::optional<int64_t> after = options.after;
   bool first = true;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
@@ -10,14 +11,18 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
+#include <optional>
 #include <functional>
 #include <map>
 #include <span>
 #include <string_view>
 
+#include "os/fs.h"
 #include "os/unique_fd.h"
 
 namespace dspool {
@@ -485,6 +490,61 @@ Result<bool> TcpPortFree(const std::string& address, uint16_t port) {
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) return true;
   if (errno == EADDRINUSE) return false;
   return ErrnoStatus("bind " + address + ":" + std::to_string(port), errno);
+}
+
+Result<std::set<uint16_t>> ParsePortList(std::string_view text) {
+  std::set<uint16_t> ports;
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  auto port = [](std::string_view s) -> std::optional<uint16_t> {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+    if (ec != std::errc() || end != s.data() + s.size() || s.empty() || value > 65535) return std::nullopt;
+    return static_cast<uint16_t>(value);
+  };
+  for (bool more = !text.empty(); more;) {
+    size_t comma = text.find(',');
+    std::string_view part = text.substr(0, comma);
+    more = comma != std::string_view::npos;
+    if (more) text.remove_prefix(comma + 1);
+    size_t dash = part.find('-');
+    auto first = port(part.substr(0, dash));
+    auto last = dash == std::string_view::npos ? first : port(part.substr(dash + 1));
+    if (!first || !last || *last < *first) {
+      return InvalidArgument("'" + std::string(part) + "' is not a port or a range of ports (\"8000\", \"50000-50099\")");
+    }
+    for (unsigned p = *first; p <= *last; ++p) ports.insert(static_cast<uint16_t>(p));
+  }
+  return ports;
+}
+
+std::string FormatPortList(const std::set<uint16_t>& ports) {
+  std::string out;
+  for (auto it = ports.begin(); it != ports.end();) {
+    uint16_t first = *it, last = *it;
+    for (++it; it != ports.end() && *it == last + 1; ++it) last = *it;
+    if (!out.empty()) out += ',';
+    out += std::to_string(first);
+    if (last != first) out += "-" + std::to_string(last);
+  }
+  return out;
+}
+
+Result<std::set<uint16_t>> ReadReservedPorts(const std::string& path) {
+  DSP_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  auto ports = ParsePortList(text);
+  if (!ports.ok()) return ports.status().WithPrefix(path);
+  return ports;
+}
+
+Status WriteReservedPorts(const std::set<uint16_t>& ports, const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoStatus("open " + path, errno);
+  // The kernel takes an empty list as a lone newline.
+  std::string text = FormatPortList(ports) + "\n";
+  ssize_t n = ::write(fd.get(), text.data(), text.size());
+  if (n < 0) return ErrnoStatus("write " + path, errno);
+  if (static_cast<size_t>(n) != text.size()) return Internal("write " + path + ": short write");
+  return Status::Ok();
 }
 
 }  // namespace dspool

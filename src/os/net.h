@@ -1,4 +1,5 @@
-// Network links, IPv4 addresses and routes of this host, through rtnetlink.
+// Network links, IPv4 addresses and routes of this host, through rtnetlink;
+// and which local ports the kernel keeps for servers.
 //
 // The lxc provider uses these to set up its bridge and to pick a subnet that
 // does not collide with a route the host already has. Everything speaks
@@ -14,7 +15,9 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -73,5 +76,17 @@ Result<std::vector<std::string>> ListBridgePorts(const std::string& bridge);
 // EADDRNOTAVAIL) as errors naming address and port. Not netlink, but this
 // host's network all the same.
 Result<bool> TcpPortFree(const std::string& address, uint16_t port);
+
+// net.ipv4.ip_local_reserved_ports of this network namespace: ports the
+// kernel never picks as a client socket's ephemeral port, while a server
+// can still listen on them. Not netlink either: a /proc/sys file.
+inline constexpr const char* kReservedPortsPath = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+// The file's form, "8000,50000-50002" (empty: none), to ports and back;
+// InvalidArgument naming the part that is not a port or a range.
+Result<std::set<uint16_t>> ParsePortList(std::string_view text);
+std::string FormatPortList(const std::set<uint16_t>& ports);
+Result<std::set<uint16_t>> ReadReservedPorts(const std::string& path = kReservedPortsPath);
+// Needs CAP_NET_ADMIN over the namespace (PermissionDenied otherwise).
+Status WriteReservedPorts(const std::set<uint16_t>& ports, const std::string& path = kReservedPortsPath);
 
 }  // namespace dspool

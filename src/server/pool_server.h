@@ -36,11 +36,13 @@
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "net/tls.h"
+#include "os/net.h"
 #include "os/process.h"
 #include "provider/compute_provider.h"
 #include "reconcile/reconciler.h"
 #include "server/agent_channels.h"
 #include "server/notebook_culler.h"
+#include "server/port_reservation.h"
 #include "server/server.h"
 #include "store/forwarding_store.h"
 
@@ -181,6 +183,9 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
   std::map<InstanceId, int64_t> OpenSessions(const std::vector<InstanceId>& ids) override;
   Status StopNotebookSession(const PoolName& pool, const std::string& user) override;
   std::vector<std::string> PushUsersChange(int64_t version) override;
+  // SIGTERM to this process: RunServer's sigwait takes it, and the
+  // shutdown is the signal's (Stop lets the request's answer out first).
+  void RequestStop() override;
 
   // ---- GatewayHooks ----
 
@@ -253,6 +258,11 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
 
   // The records changed: rebuild the gateway's routing table soon.
   void RoutesChanged();
+  // The table's frontend ports become the ones this server reserves
+  // (server/port_reservation.h); a failure is logged once, and the pools
+  // work on, as they did before reservations.
+  void ReservePorts(const RoutingTable& table);
+  std::string reserve_error_;  // the last one logged; routes thread only
   void RouteLoop();
 
   // Channels and share layouts every 2 s; idle notebook servers every
@@ -260,6 +270,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
   void SweepLoop();
   ServerOptions options_;
   std::optional<TcpApi> listen_;  // the TCP API, if any; its key is moved out at Start
+  PortReserver reserved_ports_{options_.data_dir + "/reserved-ports", kReservedPortsPath};  // routes thread only
   RealClock clock_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<ComputeProvider> provider_;

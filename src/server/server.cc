@@ -213,6 +213,11 @@ Status PoolServer::Start() {
   return Status::Ok();
 }
 
+void PoolServer::RequestStop() {
+  DSP_LOG(kInfo, kLog) << "stop requested through the API";
+  ::kill(::getpid(), SIGTERM);
+}
+
 void PoolServer::Stop() {
   {
     std::lock_guard lock(mu_);
@@ -268,6 +273,7 @@ void PoolServer::RouteLoop() {
     Status s = !pools.ok() ? pools.status() : !instances.ok() ? instances.status() : Status::Ok();
     if (s.ok()) {
       RoutingTable table = BuildRoutingTable(*pools, *instances);
+      ReservePorts(table);
       for (WebListener& w : table.web) {
         if (w.certificate_file.empty()) {
           w.certificate_file = PoolDir(w.pool) + "/jupyter.crt";
@@ -280,6 +286,23 @@ void PoolServer::RouteLoop() {
     if (!s.ok() && s.message() != last_error) DSP_LOG(kError, kLog) << s;
     last_error = s.ok() ? "" : s.message();
   }
+}
+
+void PoolServer::ReservePorts(const RoutingTable& table) {
+  std::set<uint16_t> want;
+  for (const Listener& l : table.listeners) want.insert(l.port);
+  for (const WebListener& w : table.web) want.insert(w.port);
+  auto said = reserved_ports_.Apply(want);
+  if (!said.ok()) {
+    if (said.status().message() != reserve_error_) {
+      DSP_LOG(kWarning, kLog) << "cannot keep the pools' ports out of the kernel's ephemeral range: "
+                              << said.status();
+    }
+    reserve_error_ = said.status().message();
+    return;
+  }
+  reserve_error_.clear();
+  if (!said->empty()) DSP_LOG(kInfo, kLog) << "ports (net.ipv4.ip_local_reserved_ports): " << *said;
 }
 
 void PoolServer::SweepLoop() {

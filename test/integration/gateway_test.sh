@@ -58,6 +58,14 @@ wait_health() {  # pool index state seconds
 hostname_of() {  # index
   echo "$POOL$1"
 }
+# Whether the kernel keeps PORT out of its ephemeral range.
+port_reserved() {  # port
+  local part
+  for part in $(tr ',' ' ' </proc/sys/net/ipv4/ip_local_reserved_ports); do
+    (( $1 >= ${part%-*} && $1 <= ${part#*-} )) && return 0
+  done
+  return 1
+}
 elapsed() { awk "BEGIN { printf \"%.1f\", $2 - $1 }"; }
 
 # ---- bad load-balancer specs change nothing ----
@@ -80,6 +88,10 @@ pass "NAT range too small and port in use refused, naming the field"
 lb_spec "$POOL" "$SUBNET" 3 "$FRONT" "$NAT" $((NAT + 3)) >"$WORK/spec.json"
 dsp pool create -f "$WORK/spec.json" >/dev/null
 wait_ready "$POOL" 3
+for port in "$FRONT" "$NAT" $((NAT + 3)); do
+  port_reserved "$port" || fail "port $port is not kept out of the ephemeral range: $(cat /proc/sys/net/ipv4/ip_local_reserved_ports)"
+done
+pass "the frontend and NAT ports are reserved from the kernel's ephemeral range"
 for k in 0 1 2; do wait_health "$POOL" $k healthy 30; done
 pass "3 instances healthy behind 0.0.0.0:$FRONT"
 
@@ -198,5 +210,7 @@ pass "ssh to a pool at zero woke it and landed on $got after $(elapsed "$t0" "$t
 dsp pool delete "$POOL" >/dev/null
 for _ in $(seq 100); do ss -Htln "sport = :$FRONT" | grep -q . || break; sleep 0.2; done
 ss -Htln "sport = :$FRONT" | grep -q . && fail "frontend port still open after the pool was deleted"
-pass "deleting the pool closes its ports"
+port_reserved "$FRONT" && fail "port $FRONT is still reserved after the pool was deleted"
+port_reserved "$NAT" && fail "port $NAT is still reserved after the pool was deleted"
+pass "deleting the pool closes its ports and gives them back to the ephemeral range"
 finish

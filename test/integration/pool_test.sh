@@ -108,6 +108,17 @@ n_running=$(for c in $(ls "$DATA/lxc/containers"); do lxc-info -P "$DATA/lxc/con
 [[ "$n_running" -eq 4 ]] || fail "expected 4 running containers, found $n_running"
 pass "kill -9 mid scale-out: converged to 4, no duplicate, no orphan"
 
+# `dspool server stop` returns once the server is gone; the instances stay.
+out=$("$DSPOOL" server stop --data-dir "$DATA") || fail "dspool server stop failed: $out"
+grep -q "stopped" <<<"$out" || fail "dspool server stop said: $out"
+wait "$SERVER_PID" || fail "the server stopped by request exited with an error: $(tail -5 "$WORK/server.log")"
+SERVER_PID=""
+n_running=$(for c in $(ls "$DATA/lxc/containers"); do lxc-info -P "$DATA/lxc/containers" -n "$c" -s; done | grep -c RUNNING)
+[[ "$n_running" -eq 4 ]] || fail "dspool server stop took instances with it: $n_running of 4 running"
+start_server
+wait_ready "$POOL" 4
+pass "dspool server stop: the server exited cleanly, the instances kept running, a new server took them up"
+
 dsp pool delete "$POOL" >/dev/null
 for i in $(seq 120); do dsp pool show "$POOL" >/dev/null 2>&1 || break; sleep 0.5; done
 dsp pool show "$POOL" >/dev/null 2>&1 && fail "pool still exists after delete"

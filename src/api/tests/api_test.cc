@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "store/memory/memory_store.h"
 #include "store/forwarding_store.h"
@@ -60,6 +61,8 @@ class FakeHooks final : public ApiHooks {
     return known;
   }
   std::map<InstanceId, int64_t> open_sessions;
+  void RequestStop() override { ++stop_requests; }
+  int stop_requests = 0;
   std::vector<int64_t> pushed_versions;
   std::vector<std::string> not_applied;  // what PushUsersChange answers
 
@@ -303,6 +306,21 @@ TEST_F(ApiTest, ForcedScaleInMarksWhatGoesAtOnceInOneWrite) {
 
   EXPECT_EQ(Body(Call("POST", "/v1/pools/demo/scale", R"({"instanceCount": 1, "force": "yes"})"))["error"]["message"],
             "force: expected true or false, got \"yes\"");
+}
+
+TEST_F(ApiTest, ServerStopIsRecordedThenAsked) {
+  EXPECT_EQ(Call("POST", "/v1/server/stop", R"({"now": true})").status, 400);
+  EXPECT_EQ(hooks_.stop_requests, 0);
+  Response r = Call("POST", "/v1/server/stop");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(Body(r)["stopping"], true);
+  EXPECT_EQ(Body(r)["pid"], static_cast<int64_t>(::getpid()));
+  EXPECT_EQ(hooks_.stop_requests, 1);
+  Event e = store_.TailEvents(1)->at(0);
+  EXPECT_EQ(e.action, "server.stop");
+  EXPECT_EQ(e.actor, "root");
+  EXPECT_EQ(Call("GET", "/v1/server/stop").status, 400) << "a GET stops nothing";
+  EXPECT_EQ(hooks_.stop_requests, 1);
 }
 
 TEST_F(ApiTest, UsersKeysAndStableUids) {

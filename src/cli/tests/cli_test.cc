@@ -127,7 +127,10 @@ class CliTest : public ::testing::Test {
                          return it->second;
                        },
                        clock_,
-                       [this](std::chrono::milliseconds) { return --polls_left_ > 0; }};
+                       [this](std::chrono::milliseconds) {
+                         if (on_wait_) on_wait_();
+                         return --polls_left_ > 0;
+                       }};
     int code = RunCli(args, env);
     out_ = out.str();
     err_ = err.str();
@@ -148,6 +151,7 @@ class CliTest : public ::testing::Test {
   SimulatedClock clock_;
   std::map<std::string, std::string> environment_;
   int polls_left_ = 1;
+  std::function<void()> on_wait_;  // called at each wait, before it answers
   std::string out_, err_;
 };
 
@@ -448,6 +452,34 @@ TEST_F(CliTest, UserAddRestoresADeletedUser) {
   EXPECT_EQ(Run({"user", "add", "alice", "--restore", "--new-uid"}), 2);
   EXPECT_THAT(err_, HasSubstr("excludes"));
   EXPECT_EQ(seen().size(), requests);
+}
+
+TEST_F(CliTest, ServerStopWaitsUntilTheServerNoLongerAnswers) {
+  Answer("POST /v1/server/stop", 202, R"({"stopping": true, "pid": 4242})");
+  Answer("GET /v1/status", 200, R"({"version": "x"})");
+  int waits = 0;
+  polls_left_ = 100;
+  on_wait_ = [&] {
+    if (++waits == 3) server_->Stop();  // it answers twice more, then is gone
+  };
+  EXPECT_EQ(RunRaw({"server", "stop", "--data-dir", tmp_.path()}), 0) << err_;
+  EXPECT_EQ(out_, "dspool server (pid 4242) stopped; the instances and the users' notebook servers keep running, "
+                  "and the next `dspool server` on this data directory takes them up again\n");
+  std::vector<Seen> requests = seen();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].method + " " + requests[0].target, "POST /v1/server/stop");
+  EXPECT_EQ(requests[2].target, "/v1/status");
+}
+
+TEST_F(CliTest, ServerStopSaysSoWhenTheServerGoesOnAnswering) {
+  Answer("POST /v1/server/stop", 202, R"({"stopping": true, "pid": 4242})");
+  Answer("GET /v1/status", 200, R"({"version": "x"})");
+  polls_left_ = 5;
+  EXPECT_EQ(RunRaw({"server", "stop", "--data-dir", tmp_.path()}), 1);
+  EXPECT_EQ(err_, "dspool: the server (pid 4242) was asked to stop but still answers after a minute\n");
+  // Client options belong to client commands.
+  EXPECT_EQ(Run({"server", "stop"}), 2);
+  EXPECT_THAT(err_, HasSubstr("--data-dir is an option of the client commands"));
 }
 
 TEST_F(CliTest, UserShowAndDelete) {

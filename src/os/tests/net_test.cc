@@ -9,11 +9,13 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "base/testing/cannot_run.h"
+#include "os/fs.h"
 #include "os/process.h"
 #include "os/unique_fd.h"
 
@@ -167,6 +169,45 @@ TEST(TcpPortFreeTest, SeesAListenerAndRefusesBadAddresses) {
   ASSERT_FALSE(foreign.ok());
   EXPECT_NE(foreign.status().message().find("bind 192.0.2.1:" + std::to_string(port)), std::string::npos)
       << foreign.status();
+}
+
+}  // namespace
+}  // namespace dspool
+
+namespace dspool {
+namespace {
+
+TEST(PortListTest, ParsesAndFormatsTheKernelsForm) {
+  auto ports = ParsePortList("8000,50000-50002,22\n");
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  EXPECT_EQ(*ports, (std::set<uint16_t>{22, 8000, 50000, 50001, 50002}));
+  EXPECT_EQ(FormatPortList(*ports), "22,8000,50000-50002");
+  EXPECT_EQ(FormatPortList({}), "");
+  EXPECT_TRUE(ParsePortList("\n")->empty());
+  EXPECT_EQ(FormatPortList({65534, 65535}), "65534-65535");
+  for (const char* bad : {"80,", "x", "10-5", "65536", "1-", "-3", "80 ,81"}) {
+    auto r = ParsePortList(bad);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(ParsePortList("10-5").status().message(),
+            "'10-5' is not a port or a range of ports (\"8000\", \"50000-50099\")");
+}
+
+TEST(PortListTest, ReservedPortsRoundTripThroughAFile) {
+  // The real file is the host's; its form is the same.
+  char dir[] = "/tmp/dspool-ports.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/reserved";
+  ASSERT_TRUE(WriteFileAtomic(path, "\n", 0600).ok());
+  EXPECT_TRUE(ReadReservedPorts(path)->empty());
+  ASSERT_TRUE(WriteReservedPorts({2200, 50000, 50001}, path).ok());
+  EXPECT_EQ(*ReadFile(path), "2200,50000-50001\n");
+  EXPECT_EQ(*ReadReservedPorts(path), (std::set<uint16_t>{2200, 50000, 50001}));
+  ASSERT_TRUE(WriteFileAtomic(path, "2200,oops\n", 0600).ok());
+  EXPECT_EQ(ReadReservedPorts(path).status().message(),
+            path + ": 'oops' is not a port or a range of ports (\"8000\", \"50000-50099\")");
+  ::unlink(path.c_str());
+  ::rmdir(dir);
 }
 
 }  // namespace
