@@ -65,16 +65,7 @@ start_server
 GW=$(free_port)
 HA=$(free_port)
 [[ "$HA" != "$GW" ]] || HA=$(free_port)
-cat >"$WORK/spec.json" <<JSON
-{"name": "$POOL", "instanceCount": 1,
- "size": {"vcpus": 2, "memoryMiB": 1024},
- "network": {"subnet": "$SUBNET"},
- "share": {"type": "bind", "source": "$WORK/share"},
- "adminUser": {"name": "benchadm", "sshPublicKey": "$(cat "$WORK/key.pub")"},
- "loadBalancer": {
-   "rules": [{"name": "SSH", "frontendPort": $GW, "backendPort": 22, "probe": "ssh"}],
-   "probes": [{"name": "ssh", "protocol": "Tcp", "port": 22, "intervalInSeconds": 5}]}}
-JSON
+ssh_pool_spec "$GW" 2 1024 >"$WORK/spec.json"
 dsp pool create -f "$WORK/spec.json" >/dev/null
 wait_ready "$POOL" 1
 ADDR=$(instance_addresses "$POOL")
@@ -100,7 +91,7 @@ wait_listening "$HA" haproxy "$WORK/haproxy.log"
 declare -A PORT_OF=([gateway]=$GW [haproxy]=$HA)
 login() {  # port
   ssh -i "$WORK/key" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-      -o LogLevel=ERROR -o ConnectTimeout=30 -p "$1" benchadm@127.0.0.1 true
+      -o LogLevel=ERROR -o ConnectTimeout=30 -p "$1" dsvmadmin@127.0.0.1 true
 }
 for path in gateway haproxy; do
   wait_until 60 "a login through $path" login "${PORT_OF[$path]}"
@@ -161,7 +152,7 @@ Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs, kernel $(uname -r), 
 $LOAD_AT_START at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end; dspool $commit; HAProxy
 $ha_version (TCP mode). One instance (2 vCPUs) whose sshd has \`MaxStartups 256:30:1024\` and
 \`LoginGraceTime 30\`; the proxies on the host, reached at 127.0.0.1. Each path: $LOGINS logins
-(\`ssh -p PORT benchadm@127.0.0.1 true\`, with a key) one after another, first with no flood,
+(\`ssh -p PORT dsvmadmin@127.0.0.1 true\`, with a key) one after another, first with no flood,
 then with $FLOOD idle connections held open to the same port from 20 client addresses
 (each one the server closes is reopened at once). Login times in ms (of the logins that got
 in; p99 by nearest rank); *answered*: the flood's connections that an sshd greeted, over the

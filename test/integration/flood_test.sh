@@ -24,16 +24,7 @@ SERVER_ARGS=(--first-bytes-timeout "$SILENCE")
 start_server
 
 FRONT=$(free_port)
-cat >"$WORK/spec.json" <<JSON
-{"name": "$POOL", "instanceCount": 1,
- "size": {"vcpus": 1, "memoryMiB": 512},
- "network": {"subnet": "$SUBNET"},
- "share": {"type": "bind", "source": "$WORK/share"},
- "adminUser": {"name": "dsvmadmin", "sshPublicKey": "$(cat "$WORK/key.pub")"},
- "loadBalancer": {
-   "rules": [{"name": "SSH", "frontendPort": $FRONT, "backendPort": 22, "probe": "ssh"}],
-   "probes": [{"name": "ssh", "protocol": "Tcp", "port": 22, "intervalInSeconds": 5, "numberOfProbes": 2}]}}
-JSON
+ssh_pool_spec "$FRONT" 1 512 >"$WORK/spec.json"
 dsp pool create -f "$WORK/spec.json" >/dev/null
 wait_ready "$POOL" 1
 
