@@ -5,8 +5,10 @@
 //                 read (health, counters, notebooks), metrics
 //   routes.cc     applying a routing table: listeners, backends, the web
 //                 addresses, which backends are probed
-//   dispatch.cc   accepting, picking a backend, connecting, holding and
-//                 waking, handing pairs to the relays
+//   dispatch.cc   accepting (and pausing when out of descriptors), the
+//                 per-address limit, waiting for a client's first bytes,
+//                 picking a backend, connecting, holding and waking,
+//                 handing pairs to the relays
 //   probing.cc    health probes and the health they publish
 //
 // Internal to the gateway module: nothing else includes it.
