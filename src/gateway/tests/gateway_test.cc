@@ -559,6 +559,21 @@ TEST_F(GatewayTest, APortThatIsNotSshConnectsAtOnceForAServerThatSpeaksFirst) {
   EXPECT_EQ(gateway_->counters().awaiting_first_bytes, 0u);
 }
 
+TEST_F(GatewayTest, BadFloodOptionsAreRefusedByName) {
+  GatewayOptions options = Options();
+  options.first_bytes_timeout = milliseconds(0);
+  auto gateway = Gateway::Create(options, hooks_);
+  ASSERT_FALSE(gateway.ok());
+  EXPECT_EQ(gateway.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(gateway.status().message().find("first-bytes timeout"), std::string::npos) << gateway.status();
+  options = Options();
+  options.max_pending_per_address = 0;
+  gateway = Gateway::Create(options, hooks_);
+  ASSERT_FALSE(gateway.ok());
+  EXPECT_EQ(gateway.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(gateway.status().message().find("per client address"), std::string::npos) << gateway.status();
+}
+
 // Out of descriptors, a listener rests instead of failing its accept at
 // every turn, and takes the waiting connection once it can.
 TEST_F(GatewayTest, AListenerOutOfDescriptorsPausesAndAcceptsAgainLater) {
