@@ -71,6 +71,8 @@ struct ServerFlags {
   std::string gateway_congestion_control = "cubic";
   int64_t hold_timeout_seconds = 120;
   int64_t hold_max = 1024;
+  int64_t first_bytes_timeout_seconds = 10;
+  int64_t pending_per_address = 256;
   int64_t cull_check_seconds = 30;
   std::string jupyter_program;
 };
@@ -95,6 +97,8 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
       flags.gateway_congestion_control == "default" ? std::string() : flags.gateway_congestion_control;
   options.hold_timeout = std::chrono::seconds(flags.hold_timeout_seconds);
   options.hold_max = flags.hold_max;
+  options.first_bytes_timeout = std::chrono::seconds(flags.first_bytes_timeout_seconds);
+  options.pending_per_address = flags.pending_per_address;
   options.cull_check_interval = std::chrono::seconds(flags.cull_check_seconds);
   options.jupyter_program = flags.jupyter_program;
   return RunServer(options);
@@ -209,6 +213,18 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       ->check(CLI::Range(1, 3600));
   server->add_option("--hold-max", server_flags.hold_max,
                      "Connections that may wait for an instance at once (more are closed)")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  server->add_option("--first-bytes-timeout", server_flags.first_bytes_timeout_seconds,
+                     "Seconds a connection to an SSH port (backend port 22) may stay silent before it is closed; "
+                     "the gateway connects to an instance only once the client has spoken")
+      ->type_name("SECONDS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 300));
+  server->add_option("--pending-per-address", server_flags.pending_per_address,
+                     "Connections one client address may have accepted and not yet relayed (silent, connecting, "
+                     "waiting); one more closes its oldest silent one")
       ->type_name("N")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));

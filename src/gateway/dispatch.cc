@@ -9,16 +9,16 @@ using namespace gateway_internal;
 
 // ---- accepting and dispatching ----
 
+Status Gateway::Impl::WatchListener(OpenListener& listener) {
+  OpenListener* raw = &listener;
+  return loop_->Watch(listener.fd.get(), Reactor::kReadable, [this, raw](uint32_t) { Accept(*raw); });
+}
+
 void Gateway::Impl::Accept(OpenListener& listener) {
   for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
     TcpEndpoint peer;
     auto accepted = TryAcceptTcp(listener.fd, &peer);
-    if (!accepted.ok()) {
-      // EMFILE and friends: log, and let the next turn try again.
-      DSP_LOG(kWarning, kLog) << "accept on " << FormatEndpoint(listener.spec.address, listener.spec.port) << ": "
-                              << accepted.status();
-      return;
-    }
+    if (!accepted.ok()) return PauseAccepting(listener, accepted.status());
     if (!*accepted) return;
     FlowKey flow{peer.ip, peer.port, listener.spec.address, listener.spec.port, Protocol::kTcp};
     // Only the 5-tuple hash reads the address the client connected to;
@@ -28,6 +28,7 @@ void Gateway::Impl::Accept(OpenListener& listener) {
       if (!local.ok()) continue;  // reset before we looked: nothing to do
       flow.dst_ip = local->ip;
     }
+    MakeRoomFor(peer.ip);
     auto conn = std::make_unique<Conn>();
     conn->id = next_conn_++;
     conn->client = std::move(**accepted);
@@ -35,8 +36,98 @@ void Gateway::Impl::Accept(OpenListener& listener) {
     conn->via = listener.spec;
     Conn& c = *conn;
     conns_[c.id] = std::move(conn);
+    pending_by_address_[peer.ip].insert(c.id);
     Count(&GatewayCounters::connections_accepted);
-    Dispatch(c);
+    if (c.via.client_speaks_first) {
+      AwaitFirstBytes(c);
+    } else {
+      Dispatch(c);
+    }
+  }
+}
+
+void Gateway::Impl::PauseAccepting(OpenListener& listener, const Status& why) {
+  Count(&GatewayCounters::accept_pauses);
+  ListenerKey key{listener.spec.address, listener.spec.port};
+  DSP_LOG(kWarning, kLog) << "accept on " << Where(key) << ": " << why << "; accepting again in "
+                          << kAcceptPause.count() << " ms";
+  loop_->Unwatch(listener.fd.get());
+  listener.resume = loop_->RunAfter(kAcceptPause, [this, key] {
+    auto it = listeners_.find(key);
+    if (it == listeners_.end()) return;
+    OpenListener& l = *it->second;
+    l.resume = 0;
+    if (Status s = WatchListener(l); !s.ok()) PauseAccepting(l, s);
+  });
+}
+
+void Gateway::Impl::MakeRoomFor(uint32_t address) {
+  auto pending = pending_by_address_.find(address);
+  if (pending == pending_by_address_.end() || pending->second.size() < options_.max_pending_per_address) return;
+  // Real clients speak at once: the oldest silent one is the likeliest
+  // part of a flood, and a user's own connection (spoken, held for a
+  // wake) the last to go.
+  uint64_t victim = *pending->second.begin();
+  for (uint64_t id : pending->second) {
+    if (conns_.at(id)->awaiting) {
+      victim = id;
+      break;
+    }
+  }
+  Count(&GatewayCounters::pending_evicted);
+  DSP_LOG(kDebug, kLog) << FormatIpv4(address) << " has " << options_.max_pending_per_address
+                        << " connections pending; closing its oldest";
+  CloseConn(victim);
+}
+
+void Gateway::Impl::AwaitFirstBytes(Conn& c) {
+  // The wake is not held back by the client: a pool that cannot take the
+  // connection starts now, while its first bytes are on their way.
+  if (auto pool = pools_.find(c.via.pool); pool != pools_.end() && c.via.rule && !Pick(c, pool->second)) {
+    MaybeWake(c.via.pool, pool->second);
+  }
+  SetAwaiting(c, true);
+  uint64_t id = c.id;
+  if (!loop_->Watch(c.client.get(), Reactor::kReadable | Reactor::kPeerClosed, [this, id](uint32_t) {
+        FirstBytes(id);
+      }).ok()) {
+    return CloseConn(id);
+  }
+  c.timer = loop_->RunAfter(options_.first_bytes_timeout, [this, id] {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    it->second->timer = 0;
+    Count(&GatewayCounters::first_bytes_timeouts);
+    DSP_LOG(kDebug, kLog) << "pool " << it->second->via.pool << ": a client sent nothing in "
+                          << options_.first_bytes_timeout.count() << " ms; closing it";
+    CloseConn(id);
+  });
+}
+
+void Gateway::Impl::FirstBytes(uint64_t id) {
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return;
+  Conn& c = *it->second;
+  char byte;
+  // Peeked, not read: the instance gets every byte the client sent.
+  auto peeked = TryPeek(c.client, &byte, 1);
+  if (peeked.ok() && !peeked->has_value()) return;  // nothing yet
+  loop_->Unwatch(c.client.get());
+  loop_->Cancel(c.timer);
+  c.timer = 0;
+  SetAwaiting(c, false);
+  if (!peeked.ok() || **peeked == 0) return CloseConn(id);  // left (or reset) without a word
+  Dispatch(c);
+}
+
+void Gateway::Impl::SetAwaiting(Conn& c, bool awaiting) {
+  if (c.awaiting == awaiting) return;
+  c.awaiting = awaiting;
+  std::lock_guard lock(mu_);
+  if (awaiting) {
+    ++counters_.awaiting_first_bytes;
+  } else {
+    --counters_.awaiting_first_bytes;
   }
 }
 
@@ -59,15 +150,19 @@ void Gateway::Impl::Dispatch(Conn& c) {
     }
     return Refuse(c);  // no instance has this slot
   }
+  std::optional<InstanceId> pick = Pick(c, pool);
+  if (!pick) return Hold(c, pool, /*wake=*/true);
+  Connect(c, *pool.backends[*pick]);
+}
+
+std::optional<InstanceId> Gateway::Impl::Pick(const Conn& c, const PoolRoutes& pool) const {
   std::vector<dspool::Backend> candidates;
-  for (auto& [id, b] : pool.backends) {
+  for (const auto& [id, b] : pool.backends) {
     if (c.tried.count(id)) continue;
     candidates.push_back(dspool::Backend{id, b->route.index, InRotation(*b, *c.via.rule), b->route.draining,
                                          b->count->value.load(std::memory_order_relaxed)});
   }
-  std::optional<InstanceId> pick = PickBackend(c.via.rule->distribution, c.flow, candidates);
-  if (!pick) return Hold(c, pool, /*wake=*/true);
-  Connect(c, *pool.backends[*pick]);
+  return PickBackend(c.via.rule->distribution, c.flow, candidates);
 }
 
 void Gateway::Impl::Connect(Conn& c, Backend& b) {
@@ -119,7 +214,7 @@ void Gateway::Impl::Connected(uint64_t id) {
   } else {
     Count(&GatewayCounters::connections_relayed);
   }
-  conns_.erase(it);
+  EraseConn(it);
 }
 
 void Gateway::Impl::ConnectFailed(Conn& c, const Status& why) {
@@ -239,6 +334,16 @@ void Gateway::Impl::CloseConn(uint64_t id) {
   if (c.backend.valid()) loop_->Unwatch(c.backend.get());
   if (c.timer) loop_->Cancel(c.timer);
   if (auto pool = pools_.find(c.via.pool); pool != pools_.end() && pool->second.held.erase(id)) UpdateHeldGauge();
+  SetAwaiting(c, false);
+  EraseConn(it);
+}
+
+void Gateway::Impl::EraseConn(std::unordered_map<uint64_t, std::unique_ptr<Conn>>::iterator it) {
+  auto pending = pending_by_address_.find(it->second->flow.src_ip);
+  if (pending != pending_by_address_.end()) {
+    pending->second.erase(it->first);
+    if (pending->second.empty()) pending_by_address_.erase(pending);
+  }
   conns_.erase(it);
 }
 

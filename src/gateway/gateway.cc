@@ -41,6 +41,7 @@ void Gateway::Impl::Stop() {
   // then the relays, whose on_close still reaches the counts.
   listeners_.clear();
   conns_.clear();
+  pending_by_address_.clear();
   web_->Stop();
   for (auto& relay : relays_) relay->Stop();
   for (auto& t : relay_threads_) t.join();
@@ -185,6 +186,13 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options, Gateway
     return InvalidArgument("gateway: relay threads must be between 1 and 64, not " +
                            std::to_string(options.relay_threads));
   }
+  if (options.first_bytes_timeout <= std::chrono::milliseconds(0)) {
+    return InvalidArgument("gateway: the first-bytes timeout must be positive, not " +
+                           std::to_string(options.first_bytes_timeout.count()) + " ms");
+  }
+  if (options.max_pending_per_address < 1) {
+    return InvalidArgument("gateway: pending connections per client address must be at least 1");
+  }
   if (!options.backend_congestion_control.empty()) {
     DSP_RETURN_IF_ERROR(CheckCongestionControl(options.backend_congestion_control));
   }
@@ -248,6 +256,17 @@ std::string GatewayMetrics(const GatewayCounters& c) {
          c.hold_abandoned);
   metric("dspool_gateway_wake_requests_total", "counter", "Requests to wake a pool for a waiting connection.",
          c.wake_requests);
+  metric("dspool_gateway_awaiting_first_bytes", "gauge",
+         "Connections to SSH ports waiting for the client's first bytes now.", c.awaiting_first_bytes);
+  metric("dspool_gateway_first_bytes_timeouts_total", "counter",
+         "Connections to SSH ports closed for sending nothing within the first-bytes timeout.",
+         c.first_bytes_timeouts);
+  metric("dspool_gateway_pending_evicted_total", "counter",
+         "Pending connections closed to make room for a newer one from the same client address.",
+         c.pending_evicted);
+  metric("dspool_gateway_accept_pauses_total", "counter",
+         "Times a listener stopped accepting for a moment after a failed accept (out of descriptors).",
+         c.accept_pauses);
   metric("dspool_gateway_probes_total", "counter", "Health probes run.", c.probes);
   metric("dspool_gateway_probe_failures_total", "counter", "Health probes that failed.", c.probe_failures);
   metric("dspool_gateway_probe_transitions_total", "counter", "Instances entering or leaving rotation.",

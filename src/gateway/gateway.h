@@ -3,7 +3,12 @@
 // to it and hands the pair to the splice relay; probes the instances; holds
 // connections that find no instance and asks for one (wake-on-connect).
 //
-//  accept ──► NAT port? ── instance k Ready ─────────────────────► connect
+//  accept ─┬─ SSH port: wait for the client's first bytes (and if no
+//          │  instance is eligible, WakePool(pool) now); silent for
+//          │  first_bytes_timeout, or gone: close
+//          └─ other ports: at once
+//     ▼
+//  dispatch ► NAT port? ── instance k Ready ──────────────────────► connect
 //     │                 └─ instance k not Ready yet ─► hold        │ fails: next
 //     │                 └─ no instance k ─► refuse (close)         │ backend, at
 //     └──► rule port ── PickBackend (probes, drain, distribution) ─┘ most 3 tries
@@ -11,6 +16,9 @@
 //  hold: re-dispatched whenever the pool's backends change or one enters
 //        rotation; closed (FIN) after hold_timeout; dropped if the client
 //        leaves; refused beyond max_held.
+//  pending (accepted, not yet relayed): at most max_pending_per_address per
+//        client address; one more closes the oldest of them still waiting
+//        for its first bytes (else the oldest).
 //  connected ──► RelayLoop (round robin over relay_threads), idle timeout
 //                from the rule; the backend's connection count drops when
 //                the relay closes it.
@@ -24,6 +32,17 @@
 //
 // Jupyter: each pool with a `jupyter` section gets a WebEntry (web_entry.h)
 // on its port, served by one http/ProxyServer for all pools.
+//
+// Floods: an SSH port (Listener::client_speaks_first) costs an instance
+// nothing until the client has spoken: thousands of idle connections wait
+// here, each one descriptor and a timer, not in the instance's sshd
+// (MaxStartups). Real clients send their identification string at once;
+// what they send stays in the socket for the instance (MSG_PEEK). The wake
+// is asked for at the accept, not at the first bytes, so waiting for them
+// never delays a pool's start from zero; the connection is held (as any
+// other) only once it has spoken. A listener whose accept fails (out of
+// descriptors) pauses for kAcceptPause and tries again; the connections
+// wait in its backlog meanwhile.
 //
 // Threads: one control thread (a Reactor: listeners, connects, holds,
 // probes), relay_threads data threads (RelayLoop) and web_threads for the
@@ -76,6 +95,16 @@ struct GatewayOptions {
   // How long a connection waits for an instance, and how many may wait.
   std::chrono::milliseconds hold_timeout{120000};
   size_t max_held = 1024;
+  // Listeners whose client speaks first (SSH): a connection that has sent
+  // nothing after first_bytes_timeout is closed, never having reached an
+  // instance.
+  std::chrono::milliseconds first_bytes_timeout{10000};
+  // Connections from one client address not yet handed to a relay
+  // (waiting for their first bytes, connecting, held). One more closes the
+  // oldest of them that has sent nothing (else the oldest), so a flood from
+  // a user's own address (one NAT) cannot lock the user out. Keep it well
+  // above a team's logins at once (test/integration/burst_test.sh: 30).
+  size_t max_pending_per_address = 256;
   int backlog = 4096;
   // Probing of instances that never answered (see above).
   std::chrono::milliseconds fast_probe_interval{200};
@@ -113,6 +142,10 @@ struct GatewayCounters {
   uint64_t hold_timeouts = 0;        // waited hold_timeout, closed
   uint64_t hold_abandoned = 0;       // the client left while waiting
   uint64_t wake_requests = 0;        // WakePool calls
+  uint64_t awaiting_first_bytes = 0;  // gauge: SSH ports, the client has not spoken yet
+  uint64_t first_bytes_timeouts = 0;  // sent nothing within first_bytes_timeout, closed
+  uint64_t pending_evicted = 0;       // closed for a newer one from its address (max_pending_per_address)
+  uint64_t accept_pauses = 0;         // a listener's accept failed (EMFILE...) and it paused
   uint64_t probes = 0;
   uint64_t probe_failures = 0;
   uint64_t probe_transitions = 0;  // into or out of rotation

@@ -5,8 +5,10 @@
 //                 read (health, counters, notebooks), metrics
 //   routes.cc     applying a routing table: listeners, backends, the web
 //                 addresses, which backends are probed
-//   dispatch.cc   accepting, picking a backend, connecting, holding and
-//                 waking, handing pairs to the relays
+//   dispatch.cc   accepting (and pausing when out of descriptors), the
+//                 per-address limit, waiting for a client's first bytes,
+//                 picking a backend, connecting, holding and waking,
+//                 handing pairs to the relays
 //   probing.cc    health probes and the health they publish
 //
 // Internal to the gateway module: nothing else includes it.
@@ -40,6 +42,8 @@ inline constexpr const char* kLog = "gateway";
 inline constexpr auto kWakeEvery = std::chrono::seconds(1);
 inline constexpr auto kMaxProbeTimeout = std::chrono::seconds(5);
 inline constexpr int kMaxAcceptsPerEvent = 64;
+// How long a listener whose accept failed (out of descriptors) rests.
+inline constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 inline constexpr size_t kMaxHttpStatusLine = 1024;
 
 using ListenerKey = std::pair<uint32_t, uint16_t>;  // address, port
@@ -107,6 +111,7 @@ class Gateway::Impl {
   struct OpenListener {
     Listener spec;
     UniqueFd fd;
+    Reactor::TimerId resume = 0;  // paused after a failed accept: when it is watched again
   };
 
   // A client connection until it is handed to the relay.
@@ -120,9 +125,10 @@ class Gateway::Impl {
     UniqueFd backend;  // while connecting
     InstanceId backend_id;
     uint32_t backend_address = 0;
-    Reactor::TimerId timer = 0;  // connect timeout, or hold deadline
+    Reactor::TimerId timer = 0;  // first bytes, connect timeout, or hold deadline
     std::optional<MonoTime> held_until;
     bool wants_wake = false;  // held for lack of capacity (not for a NAT slot's instance)
+    bool awaiting = false;    // waiting for the client's first bytes (Listener::client_speaks_first)
   };
 
   struct HealthEntry {
@@ -146,8 +152,25 @@ class Gateway::Impl {
   void SyncProbes(const PoolName& pool, Backend& b, const std::vector<ProbeSpec>& specs);
 
   // ---- accepting and dispatching (dispatch.cc) ----
+  Status WatchListener(OpenListener& listener);
   void Accept(OpenListener& listener);
+  // Stops watching `listener` for kAcceptPause: its accept failed with
+  // `why` (EMFILE, ENFILE, ENOMEM...), and a level-triggered listener would
+  // report its backlog again at every turn.
+  void PauseAccepting(OpenListener& listener, const Status& why);
+  // Before a new connection from `address`: if it has
+  // max_pending_per_address connections pending, closes one (gateway.h).
+  void MakeRoomFor(uint32_t address);
+  // Waits for the client's first bytes (a wake asked for now if the pool
+  // cannot take the connection), then dispatches; closes it at
+  // first_bytes_timeout, or if the client leaves first.
+  void AwaitFirstBytes(Conn& c);
+  void FirstBytes(uint64_t id);
+  void SetAwaiting(Conn& c, bool awaiting);
   bool InRotation(const Backend& b, const LbRule& rule) const;
+  // The balancer's choice for a rule port's connection among the pool's
+  // backends it has not tried; nullopt if none is eligible.
+  std::optional<InstanceId> Pick(const Conn& c, const PoolRoutes& pool) const;
   void Dispatch(Conn& c);
   void Connect(Conn& c, Backend& b);
   void Connected(uint64_t id);
@@ -167,8 +190,11 @@ class Gateway::Impl {
   void UpdateHeldGauge();
 
   // Closes a connection that never reached the relay (FIN, not RST: a
-  // waiting client sees a clean end).
+  // waiting client sees a clean end; unless bytes it sent are unread,
+  // which the kernel answers with a reset).
   void CloseConn(uint64_t id);
+  // Forgets a connection closed or handed to a relay.
+  void EraseConn(std::unordered_map<uint64_t, std::unique_ptr<Conn>>::iterator it);
 
   // ---- probes (probing.cc) ----
   void ScheduleProbe(const PoolName& pool, const InstanceId& id, Probe& p, std::chrono::milliseconds delay);
@@ -201,6 +227,8 @@ class Gateway::Impl {
   std::map<gateway_internal::ListenerKey, std::unique_ptr<OpenListener>> listeners_;
   std::map<PoolName, PoolRoutes> pools_;
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
+  // The ids in conns_ by client address, oldest first.
+  std::unordered_map<uint32_t, std::set<uint64_t>> pending_by_address_;
   std::vector<std::shared_ptr<gateway_internal::ConnectionCount>> retired_;
   uint64_t next_conn_ = 1;
   size_t next_relay_ = 0;

@@ -21,6 +21,7 @@ Status Gateway::Impl::ApplyOnLoop(RoutingTable table) {
     }
     DSP_LOG(kInfo, kLog) << "stops listening on " << Where(it->first);
     loop_->Unwatch(it->second->fd.get());
+    loop_->Cancel(it->second->resume);
     it = listeners_.erase(it);
   }
   for (const auto& [key, spec] : wanted) {
@@ -31,9 +32,7 @@ Status Gateway::Impl::ApplyOnLoop(RoutingTable table) {
       continue;
     }
     auto open = std::make_unique<OpenListener>(OpenListener{spec, std::move(*fd)});
-    OpenListener* raw = open.get();
-    Status s = loop_->Watch(raw->fd.get(), Reactor::kReadable, [this, raw](uint32_t) { Accept(*raw); });
-    if (!s.ok()) {
+    if (Status s = WatchListener(*open); !s.ok()) {
       errors.push_back(Where(key) + ": " + s.message());
       continue;
     }

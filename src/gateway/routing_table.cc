@@ -7,6 +7,11 @@
 namespace dspool {
 namespace {
 
+// SSH: both sides send their identification string when the connection
+// opens (RFC 4253, 4.2); an SSH-2 client does not wait for the server's
+// (OpenSSH sends its own first, "to save a round-trip").
+constexpr int64_t kSshPort = 22;
+
 struct PortUse {
   uint32_t address;
   int64_t first, last;
@@ -54,6 +59,7 @@ RoutingTable BuildRoutingTable(const std::vector<Pool>& pools, const std::vector
       l.pool = pool.name();
       l.rule = rule;
       l.backend_port = rule.backend_port;
+      l.client_speaks_first = rule.backend_port == kSshPort;
       table.listeners.push_back(l);
     }
     for (const NatPool& nat : lb.nat_pools) {
@@ -64,6 +70,7 @@ RoutingTable BuildRoutingTable(const std::vector<Pool>& pools, const std::vector
         l.pool = pool.name();
         l.nat_index = k;
         l.backend_port = nat.backend_port;
+        l.client_speaks_first = nat.backend_port == kSshPort;
         table.listeners.push_back(l);
       }
     }

@@ -8,6 +8,7 @@
 //     rules: SSH 22 → 22 (SourceIP)      →     0.0.0.0:22    rule SSH   → any backend of "team"
 //     inboundNatPools: 50000-50099 → 22  →     0.0.0.0:50000 nat        → the instance with index 0
 //                                              0.0.0.0:50001 nat        → the instance with index 1 ...
+// Listeners to backend port 22 (SSH) wait for the client's first bytes.
 // A NAT port is listened on for every index in its range, whether or not an
 // instance has that index now: a connection to an empty slot is refused
 // cleanly, and the port keeps its meaning when the instance comes.
@@ -39,6 +40,10 @@ struct Listener {
   std::optional<LbRule> rule;
   std::optional<int64_t> nat_index;
   int64_t backend_port = 0;
+  // The client speaks first: SSH (backend port 22), whose clients send
+  // their identification string at once. The gateway connects to an
+  // instance only once the client has sent something (gateway.h).
+  bool client_speaks_first = false;
   friend bool operator==(const Listener&, const Listener&) = default;
 };
 

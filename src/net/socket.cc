@@ -205,14 +205,26 @@ Result<size_t> TrySend(const UniqueFd& fd, std::string_view data) {
   }
 }
 
-Result<std::optional<size_t>> TryRecv(const UniqueFd& fd, char* buffer, size_t size) {
+namespace {
+
+Result<std::optional<size_t>> TryRecvWith(const UniqueFd& fd, char* buffer, size_t size, int flags) {
   while (true) {
-    ssize_t n = ::recv(fd.get(), buffer, size, MSG_DONTWAIT);
+    ssize_t n = ::recv(fd.get(), buffer, size, MSG_DONTWAIT | flags);
     if (n >= 0) return std::optional<size_t>(static_cast<size_t>(n));
     if (errno == EINTR) continue;
     if (errno == EAGAIN) return std::optional<size_t>();
     return ErrnoStatus("recv", errno);
   }
+}
+
+}  // namespace
+
+Result<std::optional<size_t>> TryRecv(const UniqueFd& fd, char* buffer, size_t size) {
+  return TryRecvWith(fd, buffer, size, 0);
+}
+
+Result<std::optional<size_t>> TryPeek(const UniqueFd& fd, char* buffer, size_t size) {
+  return TryRecvWith(fd, buffer, size, MSG_PEEK);
 }
 
 void SetNoDelay(const UniqueFd& fd) {

@@ -84,6 +84,10 @@ Result<std::optional<UniqueFd>> TryAcceptTcp(const UniqueFd& listener, TcpEndpoi
 // if nothing is there yet. Never raise SIGPIPE.
 Result<size_t> TrySend(const UniqueFd& fd, std::string_view data);
 Result<std::optional<size_t>> TryRecv(const UniqueFd& fd, char* buffer, size_t size);
+// TryRecv that leaves the bytes in the socket (MSG_PEEK): the next read,
+// or a splice, gets them still. For the gateway's wait for a client's first
+// bytes.
+Result<std::optional<size_t>> TryPeek(const UniqueFd& fd, char* buffer, size_t size);
 
 // The local end of a connected TCP socket: for a socket accepted on a
 // listener bound to all addresses, the address the client connected to.

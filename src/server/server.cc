@@ -138,6 +138,8 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
   gateway_options.backend_congestion_control = options.gateway_congestion_control;
   gateway_options.hold_timeout = options.hold_timeout;
   gateway_options.max_held = static_cast<size_t>(options.hold_max);
+  gateway_options.first_bytes_timeout = options.first_bytes_timeout;
+  gateway_options.max_pending_per_address = static_cast<size_t>(options.pending_per_address);
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);

@@ -36,6 +36,11 @@ struct ServerOptions {
   std::string gateway_congestion_control = "cubic";
   std::chrono::seconds hold_timeout{120};
   int64_t hold_max = 1024;
+  // SSH ports: how long a client may stay silent before it is closed, and
+  // how many connections one client address may have pending
+  // (GatewayOptions::first_bytes_timeout, max_pending_per_address).
+  std::chrono::seconds first_bytes_timeout{10};
+  int64_t pending_per_address = 256;
   // How often notebook servers are checked for culling.
   std::chrono::seconds cull_check_interval{30};
   // The program the agents run as each user's notebook server instead of

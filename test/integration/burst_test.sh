@@ -12,16 +12,7 @@ start_server
 
 USERS=30
 FRONT=$(free_port)
-cat >"$WORK/spec.json" <<JSON
-{"name": "$POOL", "instanceCount": 1,
- "size": {"vcpus": 2, "memoryMiB": 1024},
- "network": {"subnet": "$SUBNET"},
- "share": {"type": "bind", "source": "$WORK/share"},
- "adminUser": {"name": "dsvmadmin", "sshPublicKey": "$(cat "$WORK/key.pub")"},
- "loadBalancer": {
-   "rules": [{"name": "SSH", "frontendPort": $FRONT, "backendPort": 22, "probe": "ssh"}],
-   "probes": [{"name": "ssh", "protocol": "Tcp", "port": 22, "intervalInSeconds": 5, "numberOfProbes": 2}]}}
-JSON
+ssh_pool_spec "$FRONT" 2 1024 >"$WORK/spec.json"
 dsp pool create -f "$WORK/spec.json" >/dev/null
 wait_ready "$POOL" 1
 for i in $(seq "$USERS"); do dsp user add "user$i" --ssh-key "$WORK/key.pub" >/dev/null; done

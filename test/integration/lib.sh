@@ -122,6 +122,22 @@ wait_ready() {
   fail "pool $pool did not reach $want Ready instances (have: $phases)"
 }
 
+# The spec of pool $POOL behind one SSH rule: one instance of VCPUS and
+# MEMORY MiB, the admin dsvmadmin with $WORK/key.pub, front port FRONT → 22
+# with a Tcp probe every 5 s.
+ssh_pool_spec() {  # front vcpus memory
+  cat <<JSON
+{"name": "$POOL", "instanceCount": 1,
+ "size": {"vcpus": $2, "memoryMiB": $3},
+ "network": {"subnet": "$SUBNET"},
+ "share": {"type": "bind", "source": "$WORK/share"},
+ "adminUser": {"name": "dsvmadmin", "sshPublicKey": "$(cat "$WORK/key.pub")"},
+ "loadBalancer": {
+   "rules": [{"name": "SSH", "frontendPort": $1, "backendPort": 22, "probe": "ssh"}],
+   "probes": [{"name": "ssh", "protocol": "Tcp", "port": 22, "intervalInSeconds": 5, "numberOfProbes": 2}]}}
+JSON
+}
+
 instance_addresses() {
   dsp instance list --pool "$1" -o json | grep -o '"address": *"[0-9.]*"' | sed 's/.*"\([0-9.]*\)"$/\1/'
 }

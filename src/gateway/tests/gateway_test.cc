@@ -1,11 +1,12 @@
 // The gateway on real loopback sockets: instances are small servers on
 // 127.0.0.2, .3, ... that greet with their name and echo; time (holds,
-// probe intervals) is a fake clock the tests move.
+// probe intervals, silence) is a fake clock the tests move.
 #include "gateway/gateway.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -80,12 +81,15 @@ class FakeInstance {
     listener_.reset();
   }
   uint16_t port() const { return port_; }
+  // Connections it accepted (the gateway's and its probes').
+  int accepted() const { return accepted_; }
 
  private:
   void AcceptLoop() {
     while (listening_) {
       auto fd = AcceptTcp(listener_, milliseconds(10));
       if (!fd.ok()) continue;
+      ++accepted_;
       workers_.emplace_back([this, fd = std::make_shared<UniqueFd>(std::move(*fd))] {
         SetTimeouts(fd->get());
         std::string hello = name_ + "\n";
@@ -104,6 +108,7 @@ class FakeInstance {
   uint16_t port_ = 0;
   std::atomic<bool> listening_{true};
   std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
   std::thread acceptor_;
   std::vector<std::thread> workers_;
 };
@@ -148,17 +153,25 @@ uint16_t FreePort() {
 class GatewayTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    GatewayOptions options;
-    options.clock = &clock_;
-    options.connect_timeout = milliseconds(2000);
-    auto gateway = Gateway::Create(options, hooks_);
-    ASSERT_TRUE(gateway.ok()) << gateway.status();
-    gateway_ = std::move(*gateway);
-    ASSERT_TRUE(gateway_->Start().ok());
+    StartGateway(Options());
     // One backend port shared by every fake instance, as sshd's 22 is.
     auto probe = ListenTcp(FormatIpv4(InstanceAddress(0)), 0, 1, &backend_port_);
     ASSERT_TRUE(probe.ok());
     frontend_port_ = FreePort();
+  }
+  GatewayOptions Options() {
+    GatewayOptions options;
+    options.clock = &clock_;
+    options.connect_timeout = milliseconds(2000);
+    return options;
+  }
+  // Replaces the gateway (SetUp started one with Options()).
+  void StartGateway(const GatewayOptions& options) {
+    if (gateway_) gateway_->Stop();
+    auto gateway = Gateway::Create(options, hooks_);
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    gateway_ = std::move(*gateway);
+    ASSERT_TRUE(gateway_->Start().ok());
   }
   void TearDown() override {
     gateway_->Stop();
@@ -211,6 +224,14 @@ class GatewayTest : public ::testing::Test {
       p.number_of_probes = 2;
       t.probes[PoolName("team")] = {p};
     }
+    return t;
+  }
+  // The same rule as Table's, to an SSH backend: the client speaks first.
+  // Without a probe, so that only the gateway's relayed connections reach
+  // the instances.
+  RoutingTable SshTable(const std::vector<B>& backends) {
+    RoutingTable t = Table(backends, Distribution::kDefault, /*with_probe=*/false);
+    for (Listener& l : t.listeners) l.client_speaks_first = true;
     return t;
   }
 
@@ -371,6 +392,220 @@ TEST_F(GatewayTest, AClientThatLeavesWhileHeldIsDropped) {
   }
   ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_now == 0; }));
   EXPECT_EQ(gateway_->counters().hold_abandoned, 1u);
+}
+
+// ---- SSH ports: the client speaks first ----
+
+constexpr std::string_view kBanner = "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n";
+
+void SendAll(const UniqueFd& fd, std::string_view data) {
+  ASSERT_EQ(::send(fd.get(), data.data(), data.size(), MSG_NOSIGNAL), static_cast<ssize_t>(data.size()));
+}
+
+TEST_F(GatewayTest, ASilentClientReachesNoInstanceAndIsClosedAfterTheFirstBytesTimeout) {
+  FakeInstance& instance = StartInstance(0);
+  Apply(SshTable({{0}}));
+  UniqueFd client = Dial();
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().awaiting_first_bytes == 1; }));
+  Advance(seconds(10) - milliseconds(1));
+  Settle();
+  EXPECT_EQ(gateway_->counters().awaiting_first_bytes, 1u) << "closed before the first-bytes timeout";
+  EXPECT_EQ(gateway_->counters().first_bytes_timeouts, 0u);
+  Advance(milliseconds(1));
+  ApplyAgain();
+  char c;
+  EXPECT_EQ(::recv(client.get(), &c, 1, 0), 0);  // FIN, not RST
+  GatewayCounters counters = gateway_->counters();
+  EXPECT_EQ(counters.first_bytes_timeouts, 1u);
+  EXPECT_EQ(counters.awaiting_first_bytes, 0u);
+  EXPECT_EQ(counters.connections_relayed, 0u);
+  EXPECT_EQ(counters.connect_failures, 0u);
+  EXPECT_EQ(instance.accepted(), 0) << "a silent client cost the instance a connection";
+}
+
+TEST_F(GatewayTest, AClientThatSpeaksIsConnectedAndTheInstanceGetsExactlyItsBytes) {
+  FakeInstance& instance = StartInstance(0);
+  Apply(SshTable({{0}}));
+  UniqueFd client = Dial();
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().awaiting_first_bytes == 1; }));
+  EXPECT_EQ(instance.accepted(), 0);
+  // The banner in two pieces: the first byte alone, then the rest.
+  SendAll(client, kBanner.substr(0, 1));
+  EXPECT_EQ(ReadLine(client.get()), "b0");
+  SendAll(client, kBanner.substr(1));
+  EXPECT_EQ(ReadLine(client.get()) + "\n", kBanner);  // the echo, \r and all
+  SendAll(client, "ping\n");
+  EXPECT_EQ(ReadLine(client.get()), "ping");
+  client.reset();
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().connections_active == 0; }));
+  GatewayCounters counters = gateway_->counters();
+  EXPECT_EQ(counters.connections_relayed, 1u);
+  EXPECT_EQ(counters.bytes_client_to_backend, kBanner.size() + 5);
+  EXPECT_EQ(counters.awaiting_first_bytes, 0u);
+  EXPECT_EQ(counters.first_bytes_timeouts, 0u);
+  EXPECT_EQ(instance.accepted(), 1);
+}
+
+TEST_F(GatewayTest, AClientThatLeavesWithoutAWordReachesNoInstance) {
+  FakeInstance& instance = StartInstance(0);
+  Apply(SshTable({{0}}));
+  {
+    UniqueFd client = Dial();
+    ASSERT_TRUE(WaitFor([&] { return gateway_->counters().awaiting_first_bytes == 1; }));
+  }
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().awaiting_first_bytes == 0; }));
+  EXPECT_EQ(gateway_->counters().connections_relayed, 0u);
+  EXPECT_EQ(gateway_->counters().first_bytes_timeouts, 0u);
+  EXPECT_EQ(instance.accepted(), 0);
+}
+
+// Waiting for the client's first bytes never delays a wake: the pool is
+// asked for capacity at the accept; the connection is held once it speaks.
+TEST_F(GatewayTest, APoolAtZeroIsWokenAtTheAcceptBeforeTheClientSpeaks) {
+  Apply(SshTable({}));
+  UniqueFd client = Dial();
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().wake_requests == 1; }));
+  EXPECT_EQ(hooks_.woken(), std::vector<std::string>{"team"});
+  EXPECT_EQ(gateway_->counters().awaiting_first_bytes, 1u);
+  EXPECT_EQ(gateway_->counters().held_now, 0u) << "held before it spoke";
+  SendAll(client, kBanner);
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_now == 1; }));
+  EXPECT_EQ(gateway_->counters().awaiting_first_bytes, 0u);
+  EXPECT_EQ(gateway_->counters().wake_requests, 1u) << "asked twice within the second";
+  StartInstance(0);
+  Apply(SshTable({{0}}));
+  EXPECT_EQ(ReadLine(client.get()), "b0");
+  EXPECT_EQ(ReadLine(client.get()) + "\n", kBanner);
+}
+
+// A silent connection asks for a wake once, at its accept; only one that
+// has spoken keeps asking while it waits.
+TEST_F(GatewayTest, ASilentConnectionAsksForNoWakeAfterItsAccept) {
+  Apply(SshTable({}));
+  UniqueFd client = Dial();
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().wake_requests == 1; }));
+  Advance(seconds(1));
+  gateway_->Wake();
+  Settle();
+  EXPECT_EQ(gateway_->counters().wake_requests, 1u);
+  EXPECT_EQ(gateway_->counters().awaiting_first_bytes, 1u);
+}
+
+TEST_F(GatewayTest, AnAddressAtItsPendingLimitLosesItsOldestSilentConnectionNotAUsersWaitingOne) {
+  GatewayOptions options = Options();
+  options.max_pending_per_address = 4;
+  StartGateway(options);
+  Apply(SshTable({}));  // at zero: a user who spoke is held, pending
+  UniqueFd user = Dial();
+  SendAll(user, kBanner);
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_now == 1; }));
+  // A flood from the user's own address (one NAT): three fill it up...
+  std::vector<UniqueFd> silent;
+  for (int i = 0; i < 3; ++i) {
+    silent.push_back(Dial());
+    ASSERT_TRUE(WaitFor([&] { return gateway_->counters().awaiting_first_bytes == silent.size(); }));
+  }
+  EXPECT_EQ(gateway_->counters().pending_evicted, 0u);
+  // ...and each one more closes the oldest silent one.
+  for (size_t i = 0; i < 2; ++i) {
+    silent.push_back(Dial());
+    char c;
+    EXPECT_EQ(::recv(silent[i].get(), &c, 1, 0), 0) << "silent connection " << i;
+    EXPECT_EQ(gateway_->counters().pending_evicted, i + 1);
+  }
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().connections_accepted == 6; }));
+  EXPECT_EQ(gateway_->counters().awaiting_first_bytes, 3u);
+  // Another address has its own limit.
+  UniqueFd other = Dial(0, 0x7f000102);
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().awaiting_first_bytes == 4; }));
+  EXPECT_EQ(gateway_->counters().pending_evicted, 2u);
+  // The user, held all along, is served.
+  StartInstance(0);
+  Apply(SshTable({{0}}));
+  EXPECT_EQ(ReadLine(user.get()), "b0");
+  EXPECT_EQ(ReadLine(user.get()) + "\n", kBanner);
+}
+
+// With nothing silent to close, the limit closes the address's oldest.
+TEST_F(GatewayTest, AnAddressAtItsPendingLimitWithNoSilentConnectionLosesItsOldest) {
+  GatewayOptions options = Options();
+  options.max_pending_per_address = 2;
+  StartGateway(options);
+  Apply(SshTable({}));
+  std::vector<UniqueFd> users;
+  for (int i = 0; i < 2; ++i) {
+    users.push_back(Dial());
+    SendAll(users.back(), kBanner);
+    ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_now == users.size(); }));
+  }
+  users.push_back(Dial());
+  SendAll(users.back(), kBanner);
+  // Closed with its banner unread: a reset rather than a FIN.
+  char c;
+  ssize_t n = ::recv(users[0].get(), &c, 1, 0);
+  EXPECT_TRUE(n == 0 || (n < 0 && errno == ECONNRESET)) << n << " " << strerror(errno);
+  EXPECT_EQ(gateway_->counters().pending_evicted, 1u);
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_total == 3; }));
+  EXPECT_EQ(gateway_->counters().held_now, 2u);
+}
+
+// Ports other than SSH's connect at once: their servers may speak first.
+TEST_F(GatewayTest, APortThatIsNotSshConnectsAtOnceForAServerThatSpeaksFirst) {
+  FakeInstance& instance = StartInstance(0);
+  Apply(Table({{0}}, Distribution::kDefault, /*with_probe=*/false));
+  UniqueFd client = Dial();
+  EXPECT_EQ(ReadLine(client.get()), "b0");  // the client said nothing
+  EXPECT_EQ(instance.accepted(), 1);
+  EXPECT_EQ(gateway_->counters().awaiting_first_bytes, 0u);
+}
+
+TEST_F(GatewayTest, BadFloodOptionsAreRefusedByName) {
+  GatewayOptions options = Options();
+  options.first_bytes_timeout = milliseconds(0);
+  auto gateway = Gateway::Create(options, hooks_);
+  ASSERT_FALSE(gateway.ok());
+  EXPECT_EQ(gateway.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(gateway.status().message().find("first-bytes timeout"), std::string::npos) << gateway.status();
+  options = Options();
+  options.max_pending_per_address = 0;
+  gateway = Gateway::Create(options, hooks_);
+  ASSERT_FALSE(gateway.ok());
+  EXPECT_EQ(gateway.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(gateway.status().message().find("per client address"), std::string::npos) << gateway.status();
+}
+
+// Out of descriptors, a listener rests instead of failing its accept at
+// every turn, and takes the waiting connection once it can.
+TEST_F(GatewayTest, AListenerOutOfDescriptorsPausesAndAcceptsAgainLater) {
+  StartInstance(0);
+  Apply(Table({{0}}, Distribution::kDefault, /*with_probe=*/false));
+  rlimit before;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &before), 0);
+  std::vector<UniqueFd> filler;
+  UniqueFd client;
+  {
+    rlimit tight = before;
+    tight.rlim_cur = std::min<rlim_t>(before.rlim_cur, 1024);
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+    for (UniqueFd fd; (fd = UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC))).valid();) {
+      filler.push_back(std::move(fd));
+    }
+    int full = errno;
+    filler.pop_back();  // one left: the client's socket
+    client = Dial();
+    bool paused = WaitFor([&] { return gateway_->counters().accept_pauses == 1; });
+    Settle();  // a listener still watched would fail again at every turn
+    filler.clear();
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &before), 0);
+    ASSERT_EQ(full, EMFILE);
+    ASSERT_TRUE(paused);
+  }
+  EXPECT_EQ(gateway_->counters().accept_pauses, 1u);
+  EXPECT_EQ(gateway_->counters().connections_accepted, 0u);
+  Advance(seconds(1));
+  gateway_->Wake();
+  EXPECT_EQ(ReadLine(client.get()), "b0");
+  EXPECT_EQ(gateway_->counters().accept_pauses, 1u);
 }
 
 TEST_F(GatewayTest, FailingProbesTakeAnInstanceOutAfterNumberOfProbesAndOpenSessionsGoOn) {

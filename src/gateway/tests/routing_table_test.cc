@@ -53,6 +53,18 @@ TEST(RoutingTableTest, RulesAndNatSlots) {
   EXPECT_EQ(t.probes[PoolName("team")].size(), 1u);
 }
 
+// SSH clients speak first: the gateway waits for them before it connects.
+// Other ports' servers may speak first (a greeting, a banner).
+TEST(RoutingTableTest, ListenersToPort22WaitForTheClient) {
+  Pool pool = PoolWithLb("team", "0.0.0.0", 22, 50000, 50000);
+  pool.spec.load_balancer->rules.push_back({"web", 8080, 8888, "sshprobe", Distribution::kDefault, 30});
+  pool.spec.load_balancer->nat_pools.push_back({"other", 51000, 51000, 2222});
+  RoutingTable t = BuildRoutingTable({pool}, {});
+  std::map<uint16_t, bool> waits;
+  for (const Listener& l : t.listeners) waits[l.port] = l.client_speaks_first;
+  EXPECT_EQ(waits, (std::map<uint16_t, bool>{{22, true}, {8080, false}, {50000, true}, {51000, false}}));
+}
+
 TEST(RoutingTableTest, DrainingComesFromTheRecord) {
   std::vector<Instance> instances = {Inst("team", 0, InstancePhase::kReady), Inst("team", 1, InstancePhase::kReady),
                                      Inst("team", 2, InstancePhase::kBooting)};

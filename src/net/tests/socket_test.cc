@@ -58,6 +58,45 @@ TEST(SocketTest, ListenConnectAcceptRoundTrip) {
   EXPECT_EQ(std::string(buf, 4), "ping");
 }
 
+// What TryPeek sees stays in the socket for the next read; nothing yet is
+// nullopt, and a peer gone without a byte is 0.
+TEST(SocketTest, TryPeekLeavesTheBytesInTheSocket) {
+  uint16_t port = 0;
+  auto listener = ListenTcp("127.0.0.1", 0, 16, &port);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  auto client = ConnectTcp(kLoopback, port, milliseconds(5000));
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto server = AcceptTcp(*listener, milliseconds(5000));
+  ASSERT_TRUE(server.ok()) << server.status();
+  char buf[8];
+  auto nothing = TryPeek(*server, buf, sizeof(buf));
+  ASSERT_TRUE(nothing.ok()) << nothing.status();
+  EXPECT_FALSE(nothing->has_value());
+
+  ASSERT_EQ(::send(client->get(), "ping", 4, MSG_NOSIGNAL), 4);
+  pollfd p = {server->get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 10000), 1);
+  auto peeked = TryPeek(*server, buf, 1);
+  ASSERT_TRUE(peeked.ok()) << peeked.status();
+  EXPECT_EQ(*peeked, std::optional<size_t>(1));
+  EXPECT_EQ(buf[0], 'p');
+  auto read = TryRecv(*server, buf, sizeof(buf));
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(*read, std::optional<size_t>(4));
+  EXPECT_EQ(std::string(buf, 4), "ping");
+
+  auto silent_client = ConnectTcp(kLoopback, port, milliseconds(5000));
+  ASSERT_TRUE(silent_client.ok()) << silent_client.status();
+  auto silent = AcceptTcp(*listener, milliseconds(5000));
+  ASSERT_TRUE(silent.ok()) << silent.status();
+  silent_client->reset();
+  p = {silent->get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 10000), 1);
+  auto eof = TryPeek(*silent, buf, 1);
+  ASSERT_TRUE(eof.ok()) << eof.status();
+  EXPECT_EQ(*eof, std::optional<size_t>(0));
+}
+
 // The socket chosen for a connection uses the congestion control asked for
 // (reno is built into every kernel) instead of the host's default.
 TEST(SocketTest, StartConnectUsesTheCongestionControlAskedFor) {
