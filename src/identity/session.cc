@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -38,11 +39,31 @@ std::string NewSessionKey() {
 }
 
 std::string NewToken() {
-  std::string key = NewSessionKey();
-  std::string hex(key.size() * 2 + 1, '\0');
-  sodium_bin2hex(hex.data(), hex.size(), reinterpret_cast<const unsigned char*>(key.data()), key.size());
+  std::string hex = SessionKeyToText(NewSessionKey());
   hex.pop_back();
   return hex;
+}
+
+std::string SessionKeyToText(std::string_view key) {
+  std::string hex(key.size() * 2 + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), reinterpret_cast<const unsigned char*>(key.data()), key.size());
+  hex.back() = '\n';
+  return hex;
+}
+
+Result<std::string> SessionKeyFromText(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  std::string key(kSessionKeyBytes, '\0');
+  size_t length = 0;
+  const char* end = nullptr;
+  if (text.size() != kSessionKeyBytes * 2 ||
+      sodium_hex2bin(reinterpret_cast<unsigned char*>(key.data()), key.size(), text.data(), text.size(), nullptr,
+                     &length, &end) != 0 ||
+      length != kSessionKeyBytes) {
+    return InvalidArgument("not a session key (" + std::to_string(kSessionKeyBytes * 2) + " hex digits)");
+  }
+  return key;
 }
 
 std::string SignSession(std::string_view user, TimePoint expires, std::string_view key) {

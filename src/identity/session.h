@@ -37,6 +37,12 @@ std::string NewSessionKey();
 // A random token for a notebook server (64 hex characters, 256 bits).
 std::string NewToken();
 
+// A key in the form it is kept in a file: 64 hex characters and a newline;
+// and back (surrounding whitespace ignored). InvalidArgument for anything
+// that is not kSessionKeyBytes in hex.
+std::string SessionKeyToText(std::string_view key);
+Result<std::string> SessionKeyFromText(std::string_view text);
+
 // The cookie value for `user` until `expires`. REQUIRES: key is
 // kSessionKeyBytes long; user is a valid user name (no '.').
 std::string SignSession(std::string_view user, TimePoint expires, std::string_view key);

@@ -537,6 +537,8 @@ Result<std::set<uint16_t>> ReadReservedPorts(const std::string& path) {
 }
 
 Status WriteReservedPorts(const std::set<uint16_t>& ports, const std::string& path) {
+  // Not WriteKernelFile: O_TRUNC, so that the same code keeps a regular
+  // file (a test's stand-in for the sysctl) exact when the list shrinks.
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
   if (fd.get() < 0) return ErrnoStatus("open " + path, errno);
   // The kernel takes an empty list as a lone newline.

@@ -15,6 +15,7 @@
 #include "base/version.h"
 #include "gateway/routing_table.h"
 #include "http/endpoint.h"
+#include "identity/session.h"
 #include "os/fs.h"
 #include "provider/lxc/lxc_provider.h"
 #include "server/pool_server.h"
@@ -98,6 +99,25 @@ Status AssignIdBlocks(StateStore& store) {
   return Status::Ok();
 }
 
+// The key that signs the Jupyter addresses' session cookies: made once, so
+// a restarted (or upgraded) server keeps its users logged in. Root's file,
+// 0600, never a link (ReadPrivateFile checks); one that is not a key is an
+// error that names it, not silently replaced (that would log everyone out).
+Result<std::string> LoadSessionKey(const std::string& path) {
+  auto text = ReadPrivateFile(path);
+  if (text.ok()) {
+    auto key = SessionKeyFromText(*text);
+    if (!key.ok()) return FailedPrecondition(path + ": " + key.status().message() +
+                                             "; remove it to make a new one (every browser then logs in again)");
+    return key;
+  }
+  if (text.status().code() != StatusCode::kNotFound) return text.status();
+  std::string key = NewSessionKey();
+  DSP_RETURN_IF_ERROR(WriteFileAtomic(path, SessionKeyToText(key), 0600));
+  DSP_LOG(kInfo, kLog) << "made the key that signs Jupyter session cookies: " << path;
+  return key;
+}
+
 Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, int* lock_fd) {
   if (!options.jupyter_program.empty()) {
     DSP_RETURN_IF_ERROR(ValidateNotebookProgram(options.jupyter_program).WithPrefix("--jupyter-program"));
@@ -140,6 +160,7 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
   gateway_options.max_held = static_cast<size_t>(options.hold_max);
   gateway_options.first_bytes_timeout = options.first_bytes_timeout;
   gateway_options.max_pending_per_address = static_cast<size_t>(options.pending_per_address);
+  DSP_ASSIGN_OR_RETURN(gateway_options.session_key, LoadSessionKey(options.data_dir + "/session.key"));
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);

@@ -55,4 +55,18 @@ for i in $(seq 60); do dsp pool show "$POOL" >/dev/null 2>&1 || break; sleep 0.5
 out=$(dsp pool show "$POOL" 2>&1) && fail "pool $POOL still exists after delete"
 [[ "$out" == *"does not exist"* ]] || fail "pool show after delete failed, but not as not found: $out"
 pass "the valid pool is deleted"
+
+# A cookie key that is not one stops the server with the file's name; it is
+# never silently replaced (every browser would be logged out).
+stop_server
+cp "$DATA/session.key" "$WORK/session.key.good"
+echo junk >"$DATA/session.key"
+out=$("$DSPOOL" server --data-dir "$DATA" 2>&1) && fail "the server started with a broken session.key"
+[[ "$out" == *"$DATA/session.key: not a session key (64 hex digits); remove it"* ]] \
+  || fail "a broken session.key was refused without naming it: $out"
+[[ "$(cat "$DATA/session.key")" == junk ]] || fail "the broken session.key was changed"
+chmod 644 "$DATA/session.key"
+out=$("$DSPOOL" server --data-dir "$DATA" 2>&1) && fail "the server started with a world-readable session.key"
+[[ "$out" == *"session.key"* ]] || fail "a world-readable session.key was refused without naming it: $out"
+pass "a broken or readable session.key stops the server, named, unchanged"
 finish

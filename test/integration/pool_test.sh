@@ -109,6 +109,9 @@ n_running=$(for c in $(ls "$DATA/lxc/containers"); do lxc-info -P "$DATA/lxc/con
 pass "kill -9 mid scale-out: converged to 4, no duplicate, no orphan"
 
 # `dspool server stop` returns once the server is gone; the instances stay.
+# The key that signs Jupyter cookies is the same after a restart.
+[[ "$(stat -c '%U %a' "$DATA/session.key")" == "root 600" ]] || fail "session.key is not root's 0600: $(stat -c '%U %a' "$DATA/session.key")"
+key_before=$(sha256sum <"$DATA/session.key")
 out=$("$DSPOOL" server stop --data-dir "$DATA") || fail "dspool server stop failed: $out"
 grep -q "stopped" <<<"$out" || fail "dspool server stop said: $out"
 wait "$SERVER_PID" || fail "the server stopped by request exited with an error: $(tail -5 "$WORK/server.log")"
@@ -117,7 +120,8 @@ n_running=$(for c in $(ls "$DATA/lxc/containers"); do lxc-info -P "$DATA/lxc/con
 [[ "$n_running" -eq 4 ]] || fail "dspool server stop took instances with it: $n_running of 4 running"
 start_server
 wait_ready "$POOL" 4
-pass "dspool server stop: the server exited cleanly, the instances kept running, a new server took them up"
+[[ "$(sha256sum <"$DATA/session.key")" == "$key_before" ]] || fail "a restart made a new cookie key: every browser would log in again"
+pass "dspool server stop: the server exited cleanly, the instances kept running, a new server took them up with the same cookie key"
 
 dsp pool delete "$POOL" >/dev/null
 for i in $(seq 120); do dsp pool show "$POOL" >/dev/null 2>&1 || break; sleep 0.5; done

@@ -137,3 +137,27 @@ TEST(LoginThrottleTest, SuccessClearsTheUsersCount) {
 
 }  // namespace
 }  // namespace dspool
+
+namespace dspool {
+namespace {
+
+TEST(SessionKeyTextTest, RoundTripsAndRefusesWhatIsNotAKey) {
+  std::string key = NewSessionKey();
+  std::string text = SessionKeyToText(key);
+  EXPECT_EQ(text.size(), 2 * kSessionKeyBytes + 1);
+  EXPECT_EQ(text.back(), '\n');
+  auto back = SessionKeyFromText(text);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, key);
+  EXPECT_EQ(*SessionKeyFromText("  " + text + "\n"), key) << "surrounding whitespace is not part of it";
+  for (std::string bad : {std::string(), text.substr(0, 62), text.substr(0, 63) + "g", text + "00"}) {
+    EXPECT_EQ(SessionKeyFromText(bad).status().message(), "not a session key (64 hex digits)") << bad;
+  }
+  // A cookie signed with the key before is still good with the key read back.
+  TimePoint expires = FromUnixMillis(4'000'000'000'000);
+  std::string cookie = SignSession("alice", expires, key);
+  EXPECT_EQ(*VerifySession(cookie, FromUnixMillis(1'800'000'000'000), *back), "alice");
+}
+
+}  // namespace
+}  // namespace dspool
