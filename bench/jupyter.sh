@@ -117,69 +117,12 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { echo "bench: $*" >&2; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
-secret_file() {  # name: a fresh random hex secret in $SECRET/name (no newline)
-  (umask 077; openssl rand -hex 24 | tr -d '\n' >"$SECRET/$1")
-}
 
 read -r JP HA_PORT CHP_PORT CHP_API HUB_PUBLIC HUB_PORT HUB_API <<<"$(for _ in 1 2 3 4 5 6 7; do free_port; done | sort -u | xargs)"
 [[ -n "$HUB_API" ]] || fail "could not find 7 distinct free ports"
 
-# ---- the dspool server, the pool, alice ----
-mkdir -p "$WORK/share/bench"
-chmod 711 "$WORK"
-install -m 755 "$HTTP_ECHO" "$WORK/share/bench/http_echo"
-ECHO_IN_INSTANCE=/datamnt/dsvmshare/bench/http_echo
-ssh-keygen -q -t ed25519 -N "" -C "bench admin" -f "$WORK/key"
-start_dspool() {  # extra server flags
-  "$DSPOOL" server --data-dir "$DATA" --log-level info --gateway-threads "$THREADS" "$@" >>"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 100); do dsp status >/dev/null 2>&1 && return 0; sleep 0.1; done
-  tail -20 "$WORK/server.log"
-  fail "server did not answer"
-}
-start_dspool --jupyter-program "$ECHO_IN_INSTANCE"
-
-cat >"$WORK/spec.json" <<JSON
-{"name": "$POOL", "instanceCount": 1,
- "size": {"vcpus": 2, "memoryMiB": 2048},
- "network": {"subnet": "$SUBNET"},
- "share": {"type": "bind", "source": "$WORK/share"},
- "adminUser": {"name": "benchadm", "sshPublicKey": "$(cat "$WORK/key.pub")"},
- "jupyter": {"frontendPort": $JP, "cullIdleMinutes": 0}}
-JSON
-dsp pool create -f "$WORK/spec.json" >/dev/null
-secret_file alice.pw
-dsp user add "$USER_NAME" --password-stdin <"$SECRET/alice.pw" >/dev/null
-wait_ready "$POOL" 1
-INSTANCE=$(dsp instance list --pool "$POOL" -o json | python3 -c "import json,sys; print(json.load(sys.stdin)['instances'][0]['id'])")
-GW=https://127.0.0.1:$JP
-wait_listening "$JP" "the gateway's Jupyter address" "$WORK/server.log"
-
-# Logs alice in at the gateway; the session cookie goes to $SECRET/jar.
-gateway_login() {
-  curl -sk -o /dev/null -w '%{http_code}' -c "$SECRET/jar" --data-urlencode "username=$USER_NAME" \
-       --data-urlencode "password@$SECRET/alice.pw" "$GW/hub/login"
-}
-code=$(gateway_login)
-[[ "$code" == 303 ]] || fail "login at the gateway: HTTP $code, not 303"
-COOKIE="dspool_session=$(awk '$6 == "dspool_session" {print $7}' "$SECRET/jar")"
-[[ "$COOKIE" != "dspool_session=" ]] || fail "no session cookie after the login"
-for _ in $(seq 900); do  # a failed start is tried again after 30 s
-  code=$(curl -sk -o /dev/null -w '%{http_code}' -b "$SECRET/jar" "$GW/user/$USER_NAME/api/status")
-  [[ "$code" == 200 ]] && break
-  sleep 0.1
-done
-[[ "$code" == 200 ]] || { tail -20 "$WORK/server.log"; fail "alice's server (http_echo) did not answer through the gateway: HTTP $code"; }
-control() { agent_get "$INSTANCE" "$1"; }
-BACKEND=$(control /v1/jupyter/servers | python3 -c "
-import json, sys
-s = [s for s in json.load(sys.stdin)['servers'] if s['user'] == '$USER_NAME' and s['state'] == 'ready'][0]
-print('%s:%d' % (s['address'], s['port']))")
-got=$(curl -s "http://$BACKEND/user/$USER_NAME/x")
-[[ "$got" == "http_echo: ok" ]] || fail "alice's server at $BACKEND is not http_echo: '$got'"
-log "backend: http_echo at $BACKEND (pool $POOL, instance $INSTANCE)"
+# ---- the dspool server, the pool, alice (bench/lib.sh) ----
+echo_pool_up "$THREADS"
 
 # ---- HAProxy: http mode, TLS with the pool's certificate ----
 (umask 077; cat "$DATA/pools/$POOL/jupyter.crt" "$DATA/pools/$POOL/jupyter.key" >"$SECRET/haproxy.pem")

@@ -66,3 +66,76 @@ bench_teardown() {
   fi
   cleanup
 }
+
+log() { echo "bench: $*" >&2; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+secret_file() {  # name: a fresh random hex secret in $SECRET/name (no newline)
+  (umask 077; openssl rand -hex 24 | tr -d '\n' >"$SECRET/$1")
+}
+
+# echo_pool_up THREADS: the stage of bench/jupyter.sh and bench/ws_capacity.sh.
+# Starts the dspool server (start_dspool [FLAGS]: with --gateway-threads
+# THREADS) with bench/http_echo ($HTTP_ECHO, copied to the share) as every
+# user's notebook server, makes pool $POOL of one instance (2 vCPUs) on
+# $SUBNET with its Jupyter address on port $JP, adds $USER_NAME with a
+# password in $SECRET/alice.pw and logs them in. Sets SERVER_PID, INSTANCE,
+# GW (the gateway's base URL), COOKIE (the session cookie, "name=value")
+# and BACKEND (http_echo's address:port on the pool's bridge); defines
+# control PATH (a GET to the instance's agent).
+# Needs: DSPOOL, WORK, DATA, SECRET (0700), POOL, SUBNET, USER_NAME, JP, HTTP_ECHO.
+echo_pool_up() {
+  ECHO_POOL_THREADS=$1
+  mkdir -p "$WORK/share/bench"
+  chmod 711 "$WORK"
+  install -m 755 "$HTTP_ECHO" "$WORK/share/bench/http_echo"
+  ECHO_IN_INSTANCE=/datamnt/dsvmshare/bench/http_echo
+  ssh-keygen -q -t ed25519 -N "" -C "bench admin" -f "$WORK/key"
+  start_dspool() {  # extra server flags
+    "$DSPOOL" server --data-dir "$DATA" --log-level info --gateway-threads "$ECHO_POOL_THREADS" "$@" >>"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 100); do dsp status >/dev/null 2>&1 && return 0; sleep 0.1; done
+    tail -20 "$WORK/server.log"
+    fail "server did not answer"
+  }
+  start_dspool --jupyter-program "$ECHO_IN_INSTANCE"
+
+  cat >"$WORK/spec.json" <<JSON
+  {"name": "$POOL", "instanceCount": 1,
+   "size": {"vcpus": 2, "memoryMiB": 2048},
+   "network": {"subnet": "$SUBNET"},
+   "share": {"type": "bind", "source": "$WORK/share"},
+   "adminUser": {"name": "benchadm", "sshPublicKey": "$(cat "$WORK/key.pub")"},
+   "jupyter": {"frontendPort": $JP, "cullIdleMinutes": 0}}
+JSON
+  dsp pool create -f "$WORK/spec.json" >/dev/null
+  secret_file alice.pw
+  dsp user add "$USER_NAME" --password-stdin <"$SECRET/alice.pw" >/dev/null
+  wait_ready "$POOL" 1
+  INSTANCE=$(dsp instance list --pool "$POOL" -o json | python3 -c "import json,sys; print(json.load(sys.stdin)['instances'][0]['id'])")
+  GW=https://127.0.0.1:$JP
+  wait_listening "$JP" "the gateway's Jupyter address" "$WORK/server.log"
+
+  # Logs alice in at the gateway; the session cookie goes to $SECRET/jar.
+  gateway_login() {
+    curl -sk -o /dev/null -w '%{http_code}' -c "$SECRET/jar" --data-urlencode "username=$USER_NAME" \
+         --data-urlencode "password@$SECRET/alice.pw" "$GW/hub/login"
+  }
+  code=$(gateway_login)
+  [[ "$code" == 303 ]] || fail "login at the gateway: HTTP $code, not 303"
+  COOKIE="dspool_session=$(awk '$6 == "dspool_session" {print $7}' "$SECRET/jar")"
+  [[ "$COOKIE" != "dspool_session=" ]] || fail "no session cookie after the login"
+  for _ in $(seq 900); do  # a failed start is tried again after 30 s
+    code=$(curl -sk -o /dev/null -w '%{http_code}' -b "$SECRET/jar" "$GW/user/$USER_NAME/api/status")
+    [[ "$code" == 200 ]] && break
+    sleep 0.1
+  done
+  [[ "$code" == 200 ]] || { tail -20 "$WORK/server.log"; fail "alice's server (http_echo) did not answer through the gateway: HTTP $code"; }
+  control() { agent_get "$INSTANCE" "$1"; }
+  BACKEND=$(control /v1/jupyter/servers | python3 -c "
+import json, sys
+s = [s for s in json.load(sys.stdin)['servers'] if s['user'] == '$USER_NAME' and s['state'] == 'ready'][0]
+print('%s:%d' % (s['address'], s['port']))")
+  got=$(curl -s "http://$BACKEND/user/$USER_NAME/x")
+  [[ "$got" == "http_echo: ok" ]] || fail "alice's server at $BACKEND is not http_echo: '$got'"
+  log "backend: http_echo at $BACKEND (pool $POOL, instance $INSTANCE)"
+}

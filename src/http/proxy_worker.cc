@@ -228,12 +228,23 @@ void ProxyWorker::Spawn(AcceptedClient client) {
     return;  // closes it
   }
   ++live_;
+  peak_live_ = std::max(peak_live_, live_);
   ClientConnection::Serve(*this, std::move(client));
 }
 
 void ProxyWorker::ConnectionEnded() {
   --live_;
   --shared_.counters.active;
+  // Many connections gone (half of the most held since the last time):
+  // give their memory back once this batch of events is done.
+  if (peak_live_ >= kTrimPeak && live_ <= peak_live_ / 2 && !trim_pending_) {
+    trim_pending_ = true;
+    reactor_->Defer([this] {
+      trim_pending_ = false;
+      peak_live_ = live_;
+      ReleaseFreeHeap();
+    });
+  }
 }
 
 // ---- pools ----------------------------------------------------------------------

@@ -175,6 +175,12 @@ class ProxyWorker final : public IoHandler {
   // Loop thread only (or while no loop runs).
   bool stopping_ = false;
   size_t live_ = 0;
+  // The most connections live since the heap was last trimmed; a trim is
+  // due when half of them have ended (ConnectionEnded), if there were at
+  // least kTrimPeak.
+  static constexpr size_t kTrimPeak = 128;
+  size_t peak_live_ = 0;
+  bool trim_pending_ = false;
   std::vector<ProxyWorker*> peers_;
   size_t next_peer_ = 0;
   std::vector<std::shared_ptr<ProxyListener>> listeners_;

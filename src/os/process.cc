@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -349,6 +350,8 @@ ScopedSigpipeBlock::~ScopedSigpipeBlock() {
   if (!was_pending_) Drain();
   ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
 }
+
+bool ReleaseFreeHeap() { return ::malloc_trim(0) == 1; }
 
 void ScopedSigpipeBlock::Drain() {
   sigset_t pipe_only;

@@ -110,4 +110,11 @@ class ScopedSigpipeBlock {
   bool was_pending_ = false;
 };
 
+// Hands the heap's free pages back to the kernel (glibc's malloc_trim(0)):
+// memory freed in the middle of the heap stays the process's otherwise, so
+// a server that held many connections once keeps their size for good.
+// Walks every arena, briefly holding each one's lock: call it after many
+// frees, not per free. Returns whether any memory was given back.
+bool ReleaseFreeHeap();
+
 }  // namespace dspool

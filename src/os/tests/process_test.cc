@@ -9,9 +9,12 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace dspool {
 namespace {
@@ -259,4 +262,23 @@ TEST(ProcessTest, ScopedSigpipeBlockHoldsThenDiscardsSigpipe) {
 
 }  // namespace
 
+}  // namespace dspool
+
+namespace dspool {
+namespace {
+
+TEST(ReleaseFreeHeapTest, GivesBackWhatWasFreedBelowALiveBlock) {
+  // 32 MiB in 64 KiB blocks (below glibc's mmap threshold: on the heap),
+  // then a block that stays, so the heap cannot shrink from its top.
+  std::vector<std::unique_ptr<char[]>> blocks;
+  for (int i = 0; i < 512; ++i) {
+    blocks.emplace_back(new char[64 * 1024]);
+    std::memset(blocks.back().get(), 1, 64 * 1024);  // touched: resident
+  }
+  auto pin = std::make_unique<char[]>(64);
+  blocks.clear();
+  EXPECT_TRUE(ReleaseFreeHeap());
+}
+
+}  // namespace
 }  // namespace dspool
