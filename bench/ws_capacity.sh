@@ -88,12 +88,23 @@ backend notebook
     server nb $BACKEND
 CFG
 haproxy -c -q -f "$WORK/haproxy.cfg" || fail "haproxy rejects $WORK/haproxy.cfg"
-haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
-HA_PID=$!
-wait_listening "$HA_PORT" haproxy "$WORK/haproxy.log"
+# A fresh HAProxy for each of its runs: it keeps what it allocated in its
+# own pools, so a second run in the same process would show no growth.
+start_haproxy() {
+  haproxy -db -f "$WORK/haproxy.cfg" >>"$WORK/haproxy.log" 2>&1 &
+  HA_PID=$!
+  wait_listening "$HA_PORT" haproxy "$WORK/haproxy.log"
+  PID_OF[haproxy]=$HA_PID
+}
+stop_haproxy() {
+  kill "$HA_PID"; wait "$HA_PID" 2>/dev/null || true
+  HA_PID=""
+  for _ in $(seq 100); do ss -Htln "sport = :$HA_PORT" | grep -q . || return 0; sleep 0.1; done
+  fail "haproxy still listens on $HA_PORT after it was stopped"
+}
 
 declare -A URL_OF=([gateway]=wss://127.0.0.1:$JP [haproxy]=wss://127.0.0.1:$HA_PORT)
-declare -A PID_OF=([gateway]=$SERVER_PID [haproxy]=$HA_PID)
+declare -A PID_OF=([gateway]=$SERVER_PID)
 declare -A V
 add() { V[$1]="${V[$1]:-} $2"; }
 last() { awk '{print $NF}' <<<"${V[$1]}"; }
@@ -139,7 +150,11 @@ hold_run() {  # path round
 }
 for round in $(seq "$ROUNDS"); do
   if (( round % 2 )); then order="gateway haproxy"; else order="haproxy gateway"; fi
-  for path in $order; do hold_run "$path" "$round"; done
+  for path in $order; do
+    [[ $path == haproxy ]] && start_haproxy
+    hold_run "$path" "$round"
+    [[ $path == haproxy ]] && stop_haproxy
+  done
 done
 
 commit=$(build_commit "$DSPOOL")
@@ -159,7 +174,9 @@ each with TLS, alice's session cookie and one echoed message (bench/ws_hold), to
 (bench/http_echo, alice's notebook server in one instance); then all closed. Memory is the
 proxy process's VmRSS: growth while they are held, per connection, what is left
 ${SETTLE} s after they closed, and the share of the growth given back. Figures are the mean
-of $ROUNDS rounds (min–max), the paths in alternating order. This host's hard
+of $ROUNDS rounds (min–max), the paths in alternating order; HAProxy is started afresh
+for each of its runs (it keeps what it allocated, so a second run in one process would
+show no growth), the dspool server runs throughout. This host's hard
 RLIMIT_NOFILE is $(ulimit -Hn) and the bench cannot raise it (no CAP_SYS_RESOURCE): a
 proxy holds two descriptors a WebSocket, so $COUNT is what fits, not 10,000.
 
