@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Logins under a flood of idle connections (issue 13, point 5): the time of
-# `ssh host true` through the gateway and through HAProxy 2.6 (the anchor),
-# on one pool of one LXC instance, with no flood and with FLOOD idle TCP
-# connections held open to the same front port (from 20 client addresses,
-# each one the server closes reopened at once: test/integration/
-# flood_client.py). Per path and condition: LOGINS logins one after another,
-# their median and p99 (nearest rank), and how many failed; and how many of
-# the flood's connections the instance's sshd answered (its banner), which
-# the gateway's wait for the client's first bytes keeps at 0.
+# Logins in a row, in a burst and under a flood of idle connections (issue
+# 13, points 4 and 5): the time of `ssh host true` through the gateway and
+# through HAProxy 2.6 (the anchor), on one pool of one LXC instance: LOGINS
+# logins one after another with no flood; BURST logins started at the same
+# moment; and LOGINS in a row with FLOOD idle TCP connections held open to
+# the same front port (from 20 client addresses, each one the server closes
+# reopened at once: test/integration/flood_client.py). Per path and
+# condition: the median and p99 (nearest rank) of the logins that got in,
+# and how many failed; and how many of the flood's connections the
+# instance's sshd answered (its banner), which the gateway's wait for the
+# client's first bytes keeps at 0.
 #
-# Usage: bench/flood.sh BUILD/apps/dspool/dspool [LOGINS] [FLOOD]
-#   LOGINS  logins per path and condition (default: 20)
+# Usage: bench/flood.sh BUILD/apps/dspool/dspool [LOGINS] [FLOOD] [BURST]
+#   LOGINS  logins per path in a row, and under the flood (default: 20)
 #   FLOOD   idle connections held open (default: 2000)
+#   BURST   logins at once (default: 30)
 # Environment: DOCS (docs/benchmarks.md; "-" prints the results only).
 # Run as root. Installs haproxy if missing. Writes the results between this
 # script's markers in docs/benchmarks.md (appending the section the first
@@ -22,6 +25,7 @@ LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 DSPOOL=$(realpath "$1")
 LOGINS=${2:-20}
 FLOOD=${3:-2000}
+BURST=${4:-30}
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 DOCS=${DOCS:-$REPO/docs/benchmarks.md}
@@ -30,6 +34,7 @@ source "$HERE/lib.sh"
 require_root_and_lxc
 [[ "$LOGINS" =~ ^[1-9][0-9]*$ ]] || fail "LOGINS must be a positive number, not '$LOGINS'"
 [[ "$FLOOD" =~ ^[1-9][0-9]*$ ]] || fail "FLOOD must be a positive number, not '$FLOOD'"
+[[ "$BURST" =~ ^[1-9][0-9]*$ ]] || fail "BURST must be a positive number, not '$BURST'"
 
 if ! command -v haproxy >/dev/null; then
   echo "bench: installing haproxy" >&2
@@ -112,16 +117,37 @@ logins() {
       failed=$((failed + 1))
     fi
   done
-  R[$1.$2.failed]=$failed
-  if ((${#times[@]} == 0)); then R[$1.$2.p50]=–; R[$1.$2.p99]=–; return; fi
-  read -r "R[$1.$2.p50]" "R[$1.$2.p99]" < <(printf '%s\n' "${times[@]}" | sort -n | awk '{t[NR] = $1}
+  summarize "$1" "$2" "$failed" "$LOGINS" "${times[@]}"
+}
+# burst PATH: BURST logins started at once, each timed on its own.
+burst() {
+  local pids=() times=() failed=0 i
+  for ((i = 0; i < BURST; i++)); do
+    ( t0=$(date +%s%N)
+      login "${PORT_OF[$1]}" 2>>"$WORK/login.$1.burst.err" || exit 1
+      echo "$(( ($(date +%s%N) - t0) / 1000 ))" >"$WORK/burst.$1.$i" ) &
+    pids+=($!)
+  done
+  for ((i = 0; i < BURST; i++)); do
+    if wait "${pids[$i]}"; then times+=("$(cat "$WORK/burst.$1.$i")"); else failed=$((failed + 1)); fi
+  done
+  summarize "$1" burst "$failed" "$BURST" "${times[@]}"
+}
+# summarize PATH CONDITION FAILED OF TIMES_US...: R[PATH.CONDITION.*].
+summarize() {
+  local key=$1.$2 failed=$3 of=$4
+  shift 4
+  R[$key.failed]=$failed
+  if (($# == 0)); then R[$key.p50]=–; R[$key.p99]=–; return; fi
+  read -r "R[$key.p50]" "R[$key.p99]" < <(printf '%s\n' "$@" | sort -n | awk '{t[NR] = $1}
     END { p50 = int((NR + 1) / 2); p99 = int(0.99 * NR); if (p99 < 0.99 * NR) p99++
           printf "%.1f %.1f\n", t[p50] / 1000, t[p99] / 1000 }')
-  echo "bench: $1, $2: median ${R[$1.$2.p50]} ms, p99 ${R[$1.$2.p99]} ms, $failed of $LOGINS failed" >&2
+  echo "bench: ${key/./, }: median ${R[$key.p50]} ms, p99 ${R[$key.p99]} ms, $failed of $of failed" >&2
 }
 sources=$(seq -s, -f '127.0.0.%g' 2 21)
 for path in gateway haproxy; do
   logins "$path" none
+  burst "$path"
   /usr/bin/python3 "$REPO/test/integration/flood_client.py" "${PORT_OF[$path]}" "$FLOOD" "$sources" \
     "$WORK/flood.$path.ready" --reopen >"$WORK/flood.$path.out" 2>"$WORK/flood.$path.err" &
   FLOOD_PID=$!
@@ -142,7 +168,7 @@ done
 commit=$(build_commit "$DSPOOL")
 ha_version=$(haproxy -v | awk 'NR == 1 {print $3}')
 row() {  # path label
-  echo "| $2 | ${R[$1.none.p50]} | ${R[$1.none.p99]} | ${R[$1.none.failed]} | ${R[$1.flood.p50]} | ${R[$1.flood.p99]} | ${R[$1.flood.failed]} | ${R[$1.answered]} | ${R[$1.reopened]} |"
+  echo "| $2 | ${R[$1.none.p50]} | ${R[$1.none.p99]} | ${R[$1.none.failed]} | ${R[$1.burst.p50]} | ${R[$1.burst.p99]} | ${R[$1.burst.failed]} | ${R[$1.flood.p50]} | ${R[$1.flood.p99]} | ${R[$1.flood.failed]} | ${R[$1.answered]} | ${R[$1.reopened]} |"
 }
 RESULTS=$(cat <<MD
 <!-- bench/flood.sh results: begin (generated; the next run replaces this block) -->
@@ -152,17 +178,18 @@ Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs, kernel $(uname -r), 
 $LOAD_AT_START at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end; dspool $commit; HAProxy
 $ha_version (TCP mode). One instance (2 vCPUs) whose sshd has \`MaxStartups 256:30:1024\` and
 \`LoginGraceTime 30\`; the proxies on the host, reached at 127.0.0.1. Each path: $LOGINS logins
-(\`ssh -p PORT dsvmadmin@127.0.0.1 true\`, with a key) one after another, first with no flood,
-then with $FLOOD idle connections held open to the same port from 20 client addresses
-(each one the server closes is reopened at once). Login times in ms (of the logins that got
-in; p99 by nearest rank); *answered*: the flood's connections that an sshd greeted, over the
-run; *closed*: the flood's connections the server side closed (and the client reopened).
+(\`ssh -p PORT dsvmadmin@127.0.0.1 true\`, with a key) one after another with no flood; $BURST
+logins started at the same moment (*burst*); then $LOGINS in a row with $FLOOD idle
+connections held open to the same port from 20 client addresses (each one the server closes
+is reopened at once). Login times in ms (of the logins that got in; p99 by nearest rank);
+*answered*: the flood's connections that an sshd greeted, over the run; *closed*: the
+flood's connections the server side closed (and the client reopened).
 
-| path | median | p99 | failed | median, flood | p99, flood | failed, flood | answered | closed |
-|---|---|---|---|---|---|---|---|---|
+| path | median | p99 | failed | median, burst | p99, burst | failed, burst | median, flood | p99, flood | failed, flood | answered | closed |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 $(row gateway gateway)
 $(row haproxy HAProxy)
 <!-- bench/flood.sh results: end -->
 MD
 )
-publish_results flood.sh "Logins under a flood of idle connections (issue 13, point 5)"
+publish_results flood.sh "Logins in a row, in a burst, and under a flood of idle connections (issue 13, points 4 and 5)"
