@@ -55,7 +55,12 @@ Detached ClientConnection::Serve(ProxyWorker& worker, AcceptedClient accepted) {
   listener.reset();
   MonoTime deadline = c.now() + c.options_.header_read_timeout;
   while (co_await c.ServeRequest(deadline)) deadline = c.now() + c.options_.idle_timeout;
-  co_await c.LingeringClose();
+  if (c.tunnel_) {
+    c.out_ = std::string();  // its capacity, too
+    c.heads_.reset();
+    co_await c.Tunnel(*c.tunnel_->up, c.tunnel_->tag);
+  }
+  co_await c.LingeringClose();  // (at once after a tunnel: both sides are closed)
 }
 
 Task<bool> ClientConnection::LingeringClose() {
@@ -82,7 +87,7 @@ Task<bool> ClientConnection::Reply(Response response, int version_minor, bool he
 }
 
 Task<bool> ClientConnection::ServeRequest(MonoTime deadline) {
-  http1::RequestHead& head = req_head_;
+  http1::RequestHead& head = heads_->request;
   for (;;) {
     if (in_.size() > 0) {
       http1::ParseResult r = http1::ParseRequestHead(in_.view(), http1::kMaxHeadSize, &head);
@@ -124,7 +129,7 @@ Task<bool> ClientConnection::ServeRequest(MonoTime deadline) {
 }
 
 Request ClientConnection::RouterRequest(Target target) const {
-  const http1::RequestHead& head = req_head_;
+  const http1::RequestHead& head = heads_->request;
   Request request;
   request.method.assign(head.method);
   request.target.assign(head.target);
@@ -149,12 +154,12 @@ Request ClientConnection::RouterRequest(Target target) const {
 Task<bool> ClientConnection::ServeLocal(Request& request, http1::BodyScanner& body, bool keep_alive) {
   // The head was consumed: only these of its fields are read.
   const bool head_request = request.method == "HEAD";
-  const int minor = req_head_.version_minor;
+  const int minor = heads_->request.version_minor;
   if (body.kind() == BodyKind::kLength && body.remaining() > options_.max_local_body) {
     co_await Reply(ErrorResponse(413, "request body too large"), minor, head_request, false);
     co_return false;
   }
-  if (req_head_.framing.expect_continue && !body.done() && in_.size() == 0 && minor == 1) {
+  if (heads_->request.framing.expect_continue && !body.done() && in_.size() == 0 && minor == 1) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     if (!co_await client_.WriteAll(kContinue.data(), kContinue.size(), now() + options_.io_timeout)) co_return false;
   }

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "http/http1_parser.h"
@@ -54,19 +55,19 @@ class ClientConnection {
   Task<bool> ServeLocal(Request& request, http1::BodyScanner& body, bool keep_alive);
   // Writes `response` (SerializeResponse's rules). False if it could not.
   Task<bool> Reply(Response response, int version_minor, bool head, bool keep_alive);
-  // The request head as the router sees it, from req_head_.
+  // The request head as the router sees it, from heads_->request.
   Request RouterRequest(Target target) const;
   // Our FIN, then what the client still sends is read and dropped for a
   // while, so that it reads our last answer rather than a reset.
   Task<bool> LingeringClose();
 
   // ---- proxy_forward.cc
-  // Forwards the request in req_head_ (and its body) and the response.
+  // Forwards the request in heads_->request (and its body) and the response.
   // True if the client connection may carry another request.
   Task<bool> Forward(http1::BodyScanner& body, const ProxyForward& forward, bool keep_alive, bool head_request);
   // The request head for the upstream, into out_.
   void UpstreamHead(const ProxyForward& forward, bool upgrade);
-  // The response head in resp_head_ for the client, into out_: as received,
+  // The response head in heads_->response for the client, into out_: as received,
   // but for the connection's own fields.
   void ClientHead(std::string_view raw, bool keep_alive);
   // A new upstream connection, counted; null if it failed.
@@ -77,11 +78,11 @@ class ClientConnection {
   // of `from`'s stream. On kBadFraming a prefix still in `prefix` was not
   // sent.
   Task<int> StreamBody(Stream& from, IoBuffer& buf, http1::BodyScanner& body, Stream& to, std::string& prefix);
-  // 1 with a head parsed into resp_head_; 0 if the upstream closed (or
+  // 1 with a head parsed into heads_->response; 0 if the upstream closed (or
   // reset) before any byte of it; -1 on other failures.
   Task<int> ReadResponseHead(Stream& up, IoBuffer& resp);
   // Bytes both ways between the client and `up` until either side ends.
-  Task<bool> Tunnel(Stream& up, IoBuffer& resp, uint64_t tag);
+  Task<bool> Tunnel(Stream& up, uint64_t tag);
   struct TunnelState;
   Task<bool> Pump(Stream& from, Stream& to, IoBuffer& buf, TunnelState& st, uint64_t tag);
   Detached PumpAndCancel(Stream& from, Stream& to, IoBuffer& buf, TunnelState& st, uint64_t tag);
@@ -93,10 +94,22 @@ class ClientConnection {
   Stream client_;
   IoBuffer in_;
   std::string out_;  // heads on their way; keeps its capacity
-  http1::RequestHead req_head_;
-  http1::ResponseHead resp_head_;
+  // The heads being parsed (each a few KiB of header views): freed when the
+  // connection becomes a tunnel, which has no more heads to read.
+  struct Heads {
+    http1::RequestHead request;
+    http1::ResponseHead response;
+  };
+  std::unique_ptr<Heads> heads_ = std::make_unique<Heads>();
   Peer peer_;
   std::string tag_;
+  // An upgrade answered 101: Forward leaves the upstream here and Serve
+  // runs the tunnel.
+  struct PendingTunnel {
+    std::unique_ptr<Stream> up;
+    uint64_t tag = 0;
+  };
+  std::optional<PendingTunnel> tunnel_;
 };
 
 }  // namespace dspool

@@ -33,7 +33,7 @@ bool IsHopByHop(std::string_view name) {
 
 Task<bool> ClientConnection::Forward(http1::BodyScanner& body, const ProxyForward& forward, bool client_keep_alive,
                                      bool head_request) {
-  const http1::RequestHead& head = req_head_;
+  const http1::RequestHead& head = heads_->request;
   ++shared_.counters.forwarded;
   shared_.router.Activity(forward.tag);
   const int minor = head.version_minor;
@@ -59,7 +59,7 @@ Task<bool> ClientConnection::Forward(http1::BodyScanner& body, const ProxyForwar
   const ProxyWorker::UpstreamKey key = (static_cast<uint64_t>(forward.address) << 16) | forward.port;
   std::unique_ptr<Stream> up;
   IoBuffer resp(worker_);
-  const http1::ResponseHead& rh = resp_head_;
+  const http1::ResponseHead& rh = heads_->response;
   bool sent_continue = false;
   for (int attempt = 0;; ++attempt) {
     up = attempt == 0 ? worker_.TakeIdle(key) : nullptr;
@@ -138,10 +138,12 @@ Task<bool> ClientConnection::Forward(http1::BodyScanner& body, const ProxyForwar
       co_await Reply(ErrorResponse(502, "bad gateway"), minor, head_request, false);
       co_return false;
     }
-    if (!co_await client_.WriteAll(resp.ptr(), rh.head_size, now() + options_.io_timeout)) co_return false;
-    resp.Consume(rh.head_size);
+    // The 101 and whatever the upstream sent after it go out now; the
+    // tunnel itself runs from Serve, once this request's frames are gone
+    // (a WebSocket may last hours: it keeps only what it needs).
+    if (!co_await client_.WriteAll(resp.ptr(), resp.size(), now() + options_.io_timeout)) co_return false;
     ++shared_.counters.tunnels;
-    co_await Tunnel(*up, resp, forward.tag);
+    tunnel_ = PendingTunnel{std::move(up), forward.tag};
     co_return false;
   }
 
@@ -167,7 +169,7 @@ Task<bool> ClientConnection::Forward(http1::BodyScanner& body, const ProxyForwar
 }
 
 void ClientConnection::UpstreamHead(const ProxyForward& forward, bool upgrade) {
-  const http1::RequestHead& head = req_head_;
+  const http1::RequestHead& head = heads_->request;
   std::string& out = out_;
   out.clear();
   out.append(head.method);
@@ -190,7 +192,7 @@ void ClientConnection::UpstreamHead(const ProxyForward& forward, bool upgrade) {
 }
 
 void ClientConnection::ClientHead(std::string_view raw, bool keep_alive) {
-  const http1::ResponseHead& rh = resp_head_;
+  const http1::ResponseHead& rh = heads_->response;
   std::string& out = out_;
   out.clear();
   out.append(raw.substr(0, raw.find('\n') + 1));  // the status line
@@ -201,7 +203,7 @@ void ClientConnection::ClientHead(std::string_view raw, bool keep_alive) {
   }
   if (!keep_alive) {
     out += "Connection: close\r\n";
-  } else if (req_head_.version_minor == 0) {
+  } else if (heads_->request.version_minor == 0) {
     out += "Connection: keep-alive\r\n";
   }
   out += "\r\n";
@@ -223,7 +225,7 @@ Task<int> ClientConnection::ReadResponseHead(Stream& up, IoBuffer& resp) {
   bool any = resp.size() > 0;
   for (;;) {
     if (resp.size() > 0) {
-      http1::ParseResult r = http1::ParseResponseHead(resp.view(), http1::kMaxHeadSize, &resp_head_);
+      http1::ParseResult r = http1::ParseResponseHead(resp.view(), http1::kMaxHeadSize, &heads_->response);
       if (r == http1::ParseResult::kComplete) co_return 1;
       if (r == http1::ParseResult::kError) co_return -1;
     }
@@ -285,7 +287,8 @@ struct ClientConnection::TunnelState {
   };
 };
 
-Task<bool> ClientConnection::Tunnel(Stream& up, IoBuffer& resp, uint64_t tag) {
+Task<bool> ClientConnection::Tunnel(Stream& up, uint64_t tag) {
+  IoBuffer resp(worker_);
   TunnelState st;
   st.last = now();
   PumpAndCancel(up, client_, resp, st, tag);
