@@ -140,6 +140,7 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
   gateway_options.max_held = static_cast<size_t>(options.hold_max);
   gateway_options.first_bytes_timeout = options.first_bytes_timeout;
   gateway_options.max_pending_per_address = static_cast<size_t>(options.pending_per_address);
+  gateway_options.transparent_connect = provider->transparent_connect().ok();
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);
