@@ -510,20 +510,20 @@ Status EnsureMarkedLocalDelivery(uint32_t mark, uint32_t table, uint32_t priorit
     Bytes payload(m.payload);
     if (payload.size() < sizeof(struct fib_rule_hdr)) continue;
     auto h = Load<struct fib_rule_hdr>(payload);
-    if (h.family != AF_INET || h.action != FR_ACT_TO_TBL || h.src_len != 0 || h.dst_len != 0) continue;
+    if (h.family != AF_INET || h.action != FR_ACT_TO_TBL || h.src_len != 0 || h.dst_len != 0 || h.tos != 0 ||
+        (h.flags & FIB_RULE_INVERT)) {
+      continue;
+    }
     uint32_t rule_table = h.table, rule_priority = 0, rule_mark = 0, rule_mask = 0;
     bool other = false;  // a selector we do not set (iif, tos, ports...)
     ForEachAttr(payload.subspan(NLMSG_ALIGN(sizeof(struct fib_rule_hdr))), [&](uint16_t type, Bytes data) {
       uint32_t v = data.size() >= 4 ? Load<uint32_t>(data) : 0;
-      switch (type) {
-        case FRA_TABLE: rule_table = v; break;
-        case FRA_PRIORITY: rule_priority = v; break;
-        case FRA_FWMARK: rule_mark = v; break;
-        case FRA_FWMASK: rule_mask = v; break;
-        case FRA_IIFNAME: case FRA_OIFNAME: case FRA_SRC: case FRA_DST: case FRA_SPORT_RANGE:
-        case FRA_DPORT_RANGE: case FRA_IP_PROTO: other = true; break;
-        default: break;
-      }
+      if (type == FRA_TABLE) rule_table = v;
+      if (type == FRA_PRIORITY) rule_priority = v;
+      if (type == FRA_FWMARK) rule_mark = v;
+      if (type == FRA_FWMASK) rule_mask = v;
+      other |= type == FRA_IIFNAME || type == FRA_OIFNAME || type == FRA_SRC || type == FRA_DST ||
+               type == FRA_SPORT_RANGE || type == FRA_DPORT_RANGE || type == FRA_IP_PROTO;
     });
     if (!other && rule_table == table && rule_priority == priority && rule_mark == mark &&
         rule_mask == 0xffffffffu) {

@@ -28,7 +28,7 @@ trap client_cleanup EXIT
 CLIENT_NET=""
 for x in $(shuf -i 1-250 -n 50); do
   y=$(( (RANDOM % 64) * 4 ))
-  if ! ip -4 route show | grep -q "^10\.250\.$x\." && ! ip -4 addr show | grep -q " 10\.250\.$x\."; then
+  if ! grep -q "^10\.250\.$x\." <<<"$(ip -4 route show)" && ! grep -q " 10\.250\.$x\." <<<"$(ip -4 addr show)"; then
     CLIENT_NET="10.250.$x"
     break
   fi
@@ -54,9 +54,14 @@ if grep -q "instances will see the bridge's address" "$WORK/server.log"; then
   fail "the server could not set up transparent routing: $reason"
 fi
 mark=$(printf '%d' 0x6473)
-ip rule list | grep -qE "^$mark:.*fwmark 0x6473 lookup $mark" || fail "no rule for marked packets: $(ip rule list)"
-ip route show table "$mark" | grep -q "^local default dev lo" || fail "no local route in table $mark"
-nft list chain inet dspool prerouting | grep -q "socket transparent 1" || fail "no nft rule marking transparent answers"
+# (Into variables first: `grep -q` leaves a pipe early, which pipefail
+# would take for the lister's failure.)
+rules=$(ip rule list)
+grep -qE "^$mark:.*fwmark 0x6473 lookup $mark" <<<"$rules" || fail "no rule for marked packets: $rules"
+routes=$(ip route show table "$mark")
+grep -q "^local default dev lo" <<<"$routes" || fail "no local route in table $mark: $routes"
+chain=$(nft list chain inet dspool prerouting)
+grep -q "socket transparent 1" <<<"$chain" || fail "no nft rule marking transparent answers: $chain"
 pass "the host's transparent routing: rule $mark, table $mark, nft prerouting"
 
 FRONT=$(free_port)
