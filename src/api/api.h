@@ -58,6 +58,9 @@ class ApiHooks {
   virtual std::string ExtraMetrics() = 0;
   // The users' notebook servers the gateway knows, in every pool.
   virtual std::vector<NotebookSessionInfo> NotebookSessions() = 0;
+  // The connections the gateway relays to instances now (SSH sessions),
+  // in every pool, oldest first.
+  virtual std::vector<RelayedSessionInfo> RelayedSessions() = 0;
   // Open SSH sessions and notebook servers on each of `ids`, for those whose
   // count is known (what scale-in waits on; reconcile/planner.h).
   virtual std::map<InstanceId, int64_t> OpenSessions(const std::vector<InstanceId>& ids) = 0;

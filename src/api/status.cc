@@ -122,11 +122,12 @@ Result<Response> Api::ListEvents(const Request& r) {
   return JsonOk(200, {{"events", list}});
 }
 
-// ---- notebook sessions ----
+// ---- sessions: notebook servers, then relayed connections ----
 
 Result<Response> Api::ListSessions() {
   Json list = Json::array();
   for (const NotebookSessionInfo& info : hooks_.NotebookSessions()) list.push_back(NotebookSessionInfoToJson(info));
+  for (const RelayedSessionInfo& info : hooks_.RelayedSessions()) list.push_back(RelayedSessionInfoToJson(info));
   return JsonOk(200, {{"sessions", list}});
 }
 

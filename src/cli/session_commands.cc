@@ -1,4 +1,5 @@
-// session list|stop: the users' notebook servers.
+// session list|stop: the users' notebook servers and the SSH sessions (any
+// connection the gateway relays), with each one's client address.
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/table.h"
@@ -30,15 +31,26 @@ Status SessionList(const CommandContext& ctx) {
   }
   const Json& sessions = JsonArray(answer, "sessions");
   if (sessions.empty()) {
-    ctx.out << "No notebook servers.\n";
+    ctx.out << "No sessions.\n";
     return Status::Ok();
   }
   const TimePoint now = ctx.clock.Now();
-  Table table({"POOL", "USER", "INSTANCE", "STATE", "STARTED", "LAST-ACTIVITY", "BUSY"});
+  // INSTANCE-SEES: the client's end as the instance (its sshd's log)
+  // knows it; the client's own address where the gateway connects from it.
+  Table table({"KIND", "POOL", "USER", "INSTANCE", "CLIENT", "INSTANCE-SEES", "STATE", "STARTED", "LAST-ACTIVITY",
+               "BUSY"});
   for (const Json& s : sessions) {
-    table.AddRow({OrDash(JsonString(s, "pool")), OrDash(JsonString(s, "user")), OrDash(JsonString(s, "instance")),
-                  OrDash(JsonString(s, "state")), AgeOf(JsonString(s, "startedAt"), now),
-                  AgeOf(JsonString(s, "lastActivity"), now), BusyText(s)});
+    const std::string kind = JsonString(s, "kind");
+    if (kind.empty() || kind == "notebook") {
+      table.AddRow({"notebook", OrDash(JsonString(s, "pool")), OrDash(JsonString(s, "user")),
+                    OrDash(JsonString(s, "instance")), OrDash(JsonString(s, "client")), "-",
+                    OrDash(JsonString(s, "state")), AgeOf(JsonString(s, "startedAt"), now),
+                    AgeOf(JsonString(s, "lastActivity"), now), BusyText(s)});
+    } else {
+      table.AddRow({kind, OrDash(JsonString(s, "pool")), "-", OrDash(JsonString(s, "instance")),
+                    OrDash(JsonString(s, "client")), OrDash(JsonString(s, "instanceSees")), "open",
+                    AgeOf(JsonString(s, "startedAt"), now), "-", "-"});
+    }
   }
   ctx.out << table.Render();
   return Status::Ok();

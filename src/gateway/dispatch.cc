@@ -165,11 +165,28 @@ std::optional<InstanceId> Gateway::Impl::Pick(const Conn& c, const PoolRoutes& p
   return PickBackend(c.via.rule->distribution, c.flow, candidates);
 }
 
+bool MayConnectFromClient(uint32_t client) {
+  const uint32_t first_octet = client >> 24;
+  return first_octet != 127 && first_octet != 0;
+}
+
 void Gateway::Impl::Connect(Conn& c, Backend& b) {
   c.backend_id = b.route.id;
   c.backend_address = b.route.address;
   auto port = static_cast<uint16_t>(c.via.backend_port);
-  auto fd = StartConnectTcp(b.route.address, port, options_.backend_congestion_control);
+  c.transparent = options_.transparent_connect && MayConnectFromClient(c.flow.src_ip);
+  Result<UniqueFd> fd = UniqueFd();
+  if (c.transparent) {
+    fd = StartConnectTcp(b.route.address, port, options_.backend_congestion_control, c.flow.src_ip);
+    if (!fd.ok() && fd.status().code() != StatusCode::kUnavailable) {
+      // The kernel would not let this socket leave from the client's
+      // address (no capability...): the instance sees the bridge's.
+      DSP_LOG(kWarning, kLog) << "pool " << c.via.pool << ": " << fd.status().message()
+                              << "; connecting from this host's address instead";
+      c.transparent = false;
+    }
+  }
+  if (!c.transparent) fd = StartConnectTcp(b.route.address, port, options_.backend_congestion_control);
   if (!fd.ok()) return ConnectFailed(c, fd.status());
   c.backend = std::move(*fd);
   uint64_t id = c.id;
@@ -202,19 +219,50 @@ void Gateway::Impl::Connected(uint64_t id) {
   }
   Backend* b = FindBackend(c.via.pool, c.backend_id);
   std::shared_ptr<ConnectionCount> count = b ? b->count : std::make_shared<ConnectionCount>();
-  if (!b) retired_.push_back(count);
   RelayOptions relay_options;
   if (c.via.rule) relay_options.idle_timeout = std::chrono::minutes(c.via.rule->idle_timeout_minutes);
-  relay_options.tag = reinterpret_cast<uint64_t>(count.get());
-  count->value.fetch_add(1, std::memory_order_relaxed);
+  relay_options.tag = c.id;
+  // Listed before the relay has it: its on_close may come at once.
+  relayed_->Add(c.id, Describe(c), std::move(count));
   RelayLoop& relay = *relays_[next_relay_++ % relays_.size()];
   if (Status s = relay.Add(std::move(c.client), std::move(c.backend), relay_options); !s.ok()) {
-    count->value.fetch_sub(1, std::memory_order_relaxed);
+    relayed_->Closed(c.id);
     DSP_LOG(kWarning, kLog) << "relay: " << s;
   } else {
     Count(&GatewayCounters::connections_relayed);
   }
   EraseConn(it);
+}
+
+RelayedConnection Gateway::Impl::Describe(const Conn& c) {
+  RelayedConnection r;
+  r.pool = c.via.pool;
+  r.instance = c.backend_id;
+  r.ssh = c.via.client_speaks_first;
+  r.client_address = c.flow.src_ip;
+  r.client_port = c.flow.src_port;
+  r.frontend_port = c.via.port;
+  r.instance_address = c.backend_address;
+  r.instance_port = static_cast<uint16_t>(c.via.backend_port);
+  r.transparent = c.transparent;
+  r.started = options_.clock->Now();
+  // The backend socket's own end is what the instance sees as its peer.
+  if (auto local = LocalEndpoint(c.backend); local.ok()) {
+    r.seen_address = local->ip;
+    r.seen_port = local->port;
+  }
+  const std::string client = FormatEndpoint(r.client_address, r.client_port);
+  const std::string instance =
+      r.instance.value() + " (" + FormatEndpoint(r.instance_address, r.instance_port) + ")";
+  const std::string seen = FormatEndpoint(r.seen_address, r.seen_port);
+  if (r.transparent) {
+    DSP_LOG(kDebug, kLog) << "pool " << r.pool << ": client " << client << " → instance " << instance
+                          << ", from the client's address (" << seen << ")";
+  } else {
+    DSP_LOG(kInfo, kLog) << "pool " << r.pool << ": client " << client << " → instance " << instance
+                         << ", which sees it as " << seen;
+  }
+  return r;
 }
 
 void Gateway::Impl::ConnectFailed(Conn& c, const Status& why) {

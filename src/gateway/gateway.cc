@@ -198,19 +198,44 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options, Gateway
   }
   if (options.clock == nullptr) options.clock = &SystemClock();
   DSP_ASSIGN_OR_RETURN(auto loop, Reactor::Create(options.clock));
+  auto relayed = std::make_shared<RelayedTable>();
   std::vector<std::unique_ptr<RelayLoop>> relays;
   for (int i = 0; i < options.relay_threads; ++i) {
     RelayLoopOptions relay_options;
     relay_options.clock = options.clock;
-    relay_options.on_close = [](uint64_t tag) {
-      reinterpret_cast<ConnectionCount*>(tag)->value.fetch_sub(1, std::memory_order_relaxed);
-    };
+    relay_options.on_close = [relayed](uint64_t id) { relayed->Closed(id); };
     DSP_ASSIGN_OR_RETURN(auto relay, RelayLoop::Create(std::move(relay_options)));
     relays.push_back(std::move(relay));
   }
-  return std::unique_ptr<Gateway>(
-      new Gateway(std::make_unique<Impl>(std::move(options), hooks, std::move(loop), std::move(relays))));
+  return std::unique_ptr<Gateway>(new Gateway(
+      std::make_unique<Impl>(std::move(options), hooks, std::move(loop), std::move(relays), std::move(relayed))));
 }
+
+namespace gateway_internal {
+
+void RelayedTable::Add(uint64_t id, RelayedConnection info, std::shared_ptr<ConnectionCount> count) {
+  count->value.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  entries_[id] = Entry{std::move(info), std::move(count)};
+}
+
+void RelayedTable::Closed(uint64_t id) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  it->second.count->value.fetch_sub(1, std::memory_order_relaxed);
+  entries_.erase(it);
+}
+
+std::vector<RelayedConnection> RelayedTable::List() const {
+  std::lock_guard lock(mu_);
+  std::vector<RelayedConnection> out;
+  out.reserve(entries_.size());
+  for (const auto& [id, e] : entries_) out.push_back(e.info);
+  return out;
+}
+
+}  // namespace gateway_internal
 
 Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Gateway::~Gateway() = default;
@@ -233,6 +258,7 @@ void Gateway::NotebookGone(const PoolName& pool, const std::string& user) {
   if (auto web = impl_->WebOf(pool)) web->entry.ServerGone(user);
 }
 std::vector<Gateway::PoolNotebook> Gateway::Notebooks() const { return impl_->Notebooks(); }
+std::vector<RelayedConnection> Gateway::Connections() const { return impl_->Connections(); }
 
 std::string GatewayMetrics(const GatewayCounters& c) {
   std::ostringstream out;

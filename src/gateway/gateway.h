@@ -21,7 +21,16 @@
 //        for its first bytes (else the oldest).
 //  connected ──► RelayLoop (round robin over relay_threads), idle timeout
 //                from the rule; the backend's connection count drops when
-//                the relay closes it.
+//                the relay closes it. Listed by Connections() until then.
+//
+// Clients' addresses: with transparent_connect, the connection to the
+// instance leaves from the client's own address (IP_TRANSPARENT), so the
+// instance's sshd, `who`, `last` and its per-source limits see the client.
+// A loopback client (127.0.0.0/8 cannot be a source on the pool's bridge),
+// a host without the routing for it, or a socket the kernel refuses falls
+// back to the host's address on the bridge; the gateway then logs the
+// mapping (client → the address and port the instance sees), and
+// Connections() keeps it, for `dspool session list`.
 //
 // Probes (per instance and probe spec, only for Ready instances): Tcp is a
 // completed handshake; Http is a GET answered with 200. A timeout is the
@@ -128,7 +137,37 @@ struct GatewayOptions {
   // path full; a host default of BBR there costs more than half the
   // throughput (docs/benchmarks.md). Create checks that the host has it.
   std::string backend_congestion_control = "cubic";
+  // Connect to instances from the client's address (IP_TRANSPARENT; see
+  // above). Only where the host delivers the answers to this host's
+  // transparent sockets (LxcProvider::transparent_connect): otherwise the
+  // instances' answers go astray and every such connect times out.
+  bool transparent_connect = false;
 };
+
+// A connection relayed to an instance (on a rule or NAT-pool port), from its
+// hand-over to a relay until it closes.
+struct RelayedConnection {
+  PoolName pool;
+  InstanceId instance;
+  bool ssh = false;  // backend port 22 (Listener::client_speaks_first)
+  uint32_t client_address = 0;  // the client, as the gateway accepted it
+  uint16_t client_port = 0;
+  uint16_t frontend_port = 0;
+  uint32_t instance_address = 0;
+  uint16_t instance_port = 0;
+  // The client as the instance sees it (what its sshd logs): the client's
+  // own address if `transparent`, else this host's address on the bridge;
+  // the port is the gateway's.
+  uint32_t seen_address = 0;
+  uint16_t seen_port = 0;
+  bool transparent = false;
+  TimePoint started;  // handed to the relay (wall clock)
+};
+
+// Whether a connection from `client` may leave for an instance from the
+// client's own address (given transparent_connect): not from loopback,
+// which the kernel never lets out onto another link, nor from 0.0.0.0/8.
+bool MayConnectFromClient(uint32_t client);
 
 // Monotonic counters, except the gauges marked so.
 struct GatewayCounters {
@@ -199,6 +238,9 @@ class Gateway {
     NotebookSession session;
   };
   std::vector<PoolNotebook> Notebooks() const;
+
+  // The relayed connections open now, oldest first.
+  std::vector<RelayedConnection> Connections() const;
 
  private:
   class Impl;

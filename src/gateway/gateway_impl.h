@@ -57,13 +57,37 @@ struct ConnectionCount {
   std::atomic<int64_t> value{0};
 };
 
+// The relayed connections (Gateway::Connections): added by the control
+// thread before it hands a pair to a relay, closed by the relay's on_close
+// (RelayOptions::tag is the connection's id) on any relay thread, which
+// also drops the backend's count. Each entry keeps its count alive, so a
+// removed backend's count lives as long as its connections.
+class RelayedTable {
+ public:
+  void Add(uint64_t id, RelayedConnection info, std::shared_ptr<ConnectionCount> count);
+  void Closed(uint64_t id);
+  std::vector<RelayedConnection> List() const;
+
+ private:
+  struct Entry {
+    RelayedConnection info;
+    std::shared_ptr<ConnectionCount> count;
+  };
+  mutable std::mutex mu_;
+  std::map<uint64_t, Entry> entries_;  // guarded by mu_; by id, so oldest first
+};
+
 }  // namespace gateway_internal
 
 class Gateway::Impl {
  public:
   Impl(GatewayOptions options, GatewayHooks& hooks, std::unique_ptr<Reactor> loop,
-       std::vector<std::unique_ptr<RelayLoop>> relays)
-      : options_(std::move(options)), hooks_(hooks), loop_(std::move(loop)), relays_(std::move(relays)) {}
+       std::vector<std::unique_ptr<RelayLoop>> relays, std::shared_ptr<gateway_internal::RelayedTable> relayed)
+      : options_(std::move(options)),
+        hooks_(hooks),
+        loop_(std::move(loop)),
+        relays_(std::move(relays)),
+        relayed_(std::move(relayed)) {}
 
   ~Impl() { Stop(); }
 
@@ -75,6 +99,7 @@ class Gateway::Impl {
   std::optional<InstanceHealth> Health(const InstanceId& id) const;
   std::shared_ptr<PoolWeb> WebOf(const PoolName& pool) const;
   std::vector<Gateway::PoolNotebook> Notebooks() const;
+  std::vector<RelayedConnection> Connections() const { return relayed_->List(); }
   GatewayCounters counters() const;
   void Wake();
 
@@ -125,6 +150,7 @@ class Gateway::Impl {
     UniqueFd backend;  // while connecting
     InstanceId backend_id;
     uint32_t backend_address = 0;
+    bool transparent = false;  // this attempt leaves from the client's address
     Reactor::TimerId timer = 0;  // first bytes, connect timeout, or hold deadline
     std::optional<MonoTime> held_until;
     bool wants_wake = false;  // held for lack of capacity (not for a NAT slot's instance)
@@ -174,6 +200,9 @@ class Gateway::Impl {
   void Dispatch(Conn& c);
   void Connect(Conn& c, Backend& b);
   void Connected(uint64_t id);
+  // The connection as Connections() lists it, once connected; logs the
+  // mapping where the instance does not see the client's address.
+  RelayedConnection Describe(const Conn& c);
   void ConnectFailed(Conn& c, const Status& why);
   void Refuse(Conn& c);
 
@@ -219,6 +248,7 @@ class Gateway::Impl {
   std::map<PoolName, std::shared_ptr<PoolWeb>> web_pools_;  // guarded by web_mu_
   std::unique_ptr<Reactor> loop_;
   std::vector<std::unique_ptr<RelayLoop>> relays_;
+  const std::shared_ptr<gateway_internal::RelayedTable> relayed_;  // shared with the relays' on_close
   std::thread control_;
   std::vector<std::thread> relay_threads_;
   bool started_ = false;
@@ -229,7 +259,6 @@ class Gateway::Impl {
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
   // The ids in conns_ by client address, oldest first.
   std::unordered_map<uint32_t, std::set<uint64_t>> pending_by_address_;
-  std::vector<std::shared_ptr<gateway_internal::ConnectionCount>> retired_;
   uint64_t next_conn_ = 1;
   size_t next_relay_ = 0;
 

@@ -143,10 +143,8 @@ void Gateway::Impl::ApplyWeb(const std::vector<WebListener>& wanted_list, std::v
 }
 
 void Gateway::Impl::RetireBackend(Backend& b) {
+  // Relayed connections go on; their entries in relayed_ keep the count.
   for (auto& [name, probe] : b.probes) StopProbe(*probe);
-  // Relayed connections go on; the count lives as long as they do.
-  retired_.push_back(b.count);
-  std::erase_if(retired_, [](const std::shared_ptr<ConnectionCount>& c) { return c->value.load() == 0; });
 }
 
 void Gateway::Impl::SyncProbes(const PoolName& pool, Backend& b, const std::vector<ProbeSpec>& specs) {

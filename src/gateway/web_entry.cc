@@ -223,7 +223,8 @@ ProxyRoute WebEntry::UserRoute(const Request& head, const std::string& user) {
   std::unique_lock lock(mu_);
   auto it = servers_.find(user);
   if (it == servers_.end()) return ProxyReply{JsonError(503, "your notebook server is starting", {{"Retry-After", "1"}})};
-  const Entry& e = it->second;
+  Entry& e = it->second;
+  e.session.client = head.peer.address;
   if (e.session.state == NotebookSession::State::kReady) {
     ProxyForward f;
     f.address = e.session.address;

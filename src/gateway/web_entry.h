@@ -82,6 +82,10 @@ struct NotebookSession {
   // retry, culling); the wall times above are for people.
   MonoTime started_mono;
   MonoTime last_traffic;
+  // The address of the browser's last request to the server ("" before
+  // the first): the web proxy's peer, so a NAT or a proxy in front shows
+  // as itself.
+  std::string client;
 };
 std::string_view NotebookStateName(NotebookSession::State state);
 

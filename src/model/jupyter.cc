@@ -144,11 +144,13 @@ Result<std::vector<JupyterServer>> ParseJupyterServerList(const Json& json) {
 }
 
 Json NotebookSessionInfoToJson(const NotebookSessionInfo& info) {
-  return {{"pool", info.pool},
+  return {{"kind", "notebook"},
+          {"pool", info.pool},
           {"user", info.user},
           {"instance", info.instance},
           {"state", info.state},
           {"error", info.error},
+          {"client", info.client},
           {"startedAt", FormatTime(info.started_at)},
           {"lastActivity", FormatTime(info.last_activity)},
           {"busyKernels", info.busy_kernels},

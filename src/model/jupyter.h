@@ -102,11 +102,14 @@ struct NotebookSessionInfo {
   int64_t busy_kernels = 0;
   int64_t busy_terminals = 0;
   int64_t kernels = 0;
+  // The address of the browser's last request ("" before the first).
+  std::string client;
   friend bool operator==(const NotebookSessionInfo&, const NotebookSessionInfo&) = default;
 };
 
-// {"pool","user","instance","state","error","startedAt","lastActivity",
-//  "busyKernels","busyTerminals","kernels"}. Unlike the agent's JSON above,
+// {"kind": "notebook","pool","user","instance","state","error","client",
+//  "startedAt","lastActivity","busyKernels","busyTerminals","kernels"}.
+// Unlike the agent's JSON above,
 // this is the REST API's: times are RFC 3339 strings (FormatTime).
 Json NotebookSessionInfoToJson(const NotebookSessionInfo& info);
 

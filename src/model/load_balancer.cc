@@ -204,4 +204,16 @@ std::optional<int64_t> NatCapacity(const LoadBalancerSpec& lb) {
   return cap;
 }
 
+Json RelayedSessionInfoToJson(const RelayedSessionInfo& info) {
+  return {{"kind", info.kind},
+          {"pool", info.pool},
+          {"instance", info.instance},
+          {"client", info.client},
+          {"frontendPort", info.frontend_port},
+          {"instanceAddress", info.instance_address},
+          {"instanceSees", info.instance_sees},
+          {"transparent", info.transparent},
+          {"startedAt", FormatTime(info.started_at)}};
+}
+
 }  // namespace dspool

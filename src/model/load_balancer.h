@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/result.h"
 #include "model/json_reader.h"
 
@@ -71,5 +72,28 @@ Json LoadBalancerToJson(const LoadBalancerSpec& lb);
 
 // The most instances every NAT pool can address (nullopt: no NAT pools).
 std::optional<int64_t> NatCapacity(const LoadBalancerSpec& lb);
+
+// A connection the gateway relays to an instance (an SSH session, through
+// a rule or a NAT-pool port), as the API lists it (GET /v1/sessions).
+// Endpoints are "address:port".
+struct RelayedSessionInfo {
+  std::string pool;
+  std::string instance;
+  std::string kind;           // "ssh" (backend port 22) or "tcp"
+  std::string client;         // as the gateway accepted it
+  int64_t frontend_port = 0;
+  std::string instance_address;  // the instance's end
+  // The client's end as the instance sees it (its sshd's log line):
+  // the client's own address when `transparent`, else the host's
+  // address on the pool's bridge; the port is the gateway's.
+  std::string instance_sees;
+  bool transparent = false;
+  TimePoint started_at;
+  friend bool operator==(const RelayedSessionInfo&, const RelayedSessionInfo&) = default;
+};
+
+// {"kind","pool","instance","client","frontendPort","instanceAddress",
+//  "instanceSees","transparent","startedAt"} (RFC 3339).
+Json RelayedSessionInfoToJson(const RelayedSessionInfo& info);
 
 }  // namespace dspool

@@ -91,12 +91,31 @@ std::string FormatEndpoint(uint32_t ipv4_host_order, uint16_t port) {
   return FormatIpv4(ipv4_host_order) + ":" + std::to_string(port);
 }
 
-Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port, const std::string& congestion_control) {
+Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port, const std::string& congestion_control,
+                                 std::optional<uint32_t> transparent_source) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus("connect " + FormatEndpoint(ipv4_host_order, port) + ": socket", errno);
   if (!congestion_control.empty()) {
     DSP_RETURN_IF_ERROR(
         SetCongestionControl(fd, congestion_control, "connect " + FormatEndpoint(ipv4_host_order, port) + ": "));
+  }
+  if (transparent_source) {
+    const std::string what =
+        "connect " + FormatEndpoint(ipv4_host_order, port) + " from " + FormatIpv4(*transparent_source) + ": ";
+    int one = 1;
+    if (::setsockopt(fd.get(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) != 0) {
+      return ErrnoStatus(what + "IP_TRANSPARENT", errno);
+    }
+    // The port is picked at connect, for the whole 4-tuple: one client
+    // address may have as many connections as the kernel has ports per
+    // instance, not per host.
+    if (::setsockopt(fd.get(), SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) != 0) {
+      return ErrnoStatus(what + "IP_BIND_ADDRESS_NO_PORT", errno);
+    }
+    sockaddr_in source = MakeAddress(*transparent_source, 0);
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&source), sizeof(source)) != 0) {
+      return ErrnoStatus(what + "bind", errno);
+    }
   }
   sockaddr_in sa = MakeAddress(ipv4_host_order, port);
   int rc;

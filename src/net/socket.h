@@ -41,7 +41,17 @@ Result<UniqueFd> ConnectTcp(uint32_t ipv4_host_order, uint16_t port, std::chrono
 // congestion control algorithm (TCP_CONGESTION, say "cubic"); empty: the
 // host's default. One the kernel refuses is an InvalidArgument (see
 // CheckCongestionControl).
-Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port, const std::string& congestion_control = {});
+// `transparent_source`: the connection leaves from that address (any, not
+// only this host's: IP_TRANSPARENT, which needs CAP_NET_ADMIN) and a port
+// the kernel picks at connect (IP_BIND_ADDRESS_NO_PORT). The gateway uses
+// it so an instance sees its client's address; the answers to a
+// non-local address reach this socket only if the host routes them to
+// itself (the lxc provider's transparent routing, docs/architecture.md).
+// A refusal (no capability: PermissionDenied; an address that cannot be a
+// source, such as loopback towards another link: the connect's error)
+// comes back here or from FinishConnect.
+Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port, const std::string& congestion_control = {},
+                                 std::optional<uint32_t> transparent_source = std::nullopt);
 // The outcome of a StartConnectTcp once its socket is writable: OK, or the
 // error ConnectTcp would give.
 Status FinishConnect(int fd, uint32_t ipv4_host_order, uint16_t port);

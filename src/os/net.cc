@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_addr.h>
+#include <linux/fib_rules.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -472,6 +473,71 @@ Result<std::vector<std::string>> ListBridgePorts(const std::string& bridge) {
     if (l.master == index) ports.push_back(std::move(l.name));
   }
   return ports;
+}
+
+Status EnsureMarkedLocalDelivery(uint32_t mark, uint32_t table, uint32_t priority) {
+  const std::string what = "deliver packets marked " + std::to_string(mark) + " locally (table " +
+                           std::to_string(table) + ", rule " + std::to_string(priority) + ")";
+  if (mark == 0) return InvalidArgument(what + ": the mark must not be 0");
+  if (table == 0 || table == RT_TABLE_MAIN || table == RT_TABLE_LOCAL || table == RT_TABLE_DEFAULT ||
+      table == RT_TABLE_COMPAT) {
+    return InvalidArgument(what + ": the table must be one of its own, not a reserved one");
+  }
+  if (priority == 0 || priority >= 32766) return InvalidArgument(what + ": the rule must come between 1 and 32765");
+  DSP_ASSIGN_OR_RETURN(Socket sock, Socket::Open());
+  DSP_ASSIGN_OR_RETURN(int lo, LinkIndex(sock, "lo"));
+
+  // The route first: a rule that points at an empty table sends the
+  // marked packets on to the main table, as before.
+  struct rtmsg rtm = {};
+  rtm.rtm_family = AF_INET;
+  rtm.rtm_table = RT_TABLE_UNSPEC;  // RTA_TABLE holds it
+  rtm.rtm_protocol = RTPROT_STATIC;
+  rtm.rtm_scope = RT_SCOPE_HOST;
+  rtm.rtm_type = RTN_LOCAL;
+  Request route(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, rtm);
+  route.AddU32(RTA_TABLE, table);
+  route.AddU32(RTA_OIF, static_cast<uint32_t>(lo));
+  DSP_RETURN_IF_ERROR(sock.Call(route, what + ": route local 0.0.0.0/0 dev lo").status());
+
+  // The kernel keeps duplicate rules: add ours only if it is not there.
+  struct fib_rule_hdr frh = {};
+  frh.family = AF_INET;
+  Request dump(RTM_GETRULE, NLM_F_DUMP, frh);
+  DSP_ASSIGN_OR_RETURN(std::vector<Message> rules, sock.Call(dump, what + ": list rules"));
+  for (const Message& m : rules) {
+    if (m.header.nlmsg_type != RTM_NEWRULE) continue;
+    Bytes payload(m.payload);
+    if (payload.size() < sizeof(struct fib_rule_hdr)) continue;
+    auto h = Load<struct fib_rule_hdr>(payload);
+    if (h.family != AF_INET || h.action != FR_ACT_TO_TBL || h.src_len != 0 || h.dst_len != 0 || h.tos != 0 ||
+        (h.flags & FIB_RULE_INVERT)) {
+      continue;
+    }
+    uint32_t rule_table = h.table, rule_priority = 0, rule_mark = 0, rule_mask = 0;
+    bool other = false;  // a selector we do not set (iif, tos, ports...)
+    ForEachAttr(payload.subspan(NLMSG_ALIGN(sizeof(struct fib_rule_hdr))), [&](uint16_t type, Bytes data) {
+      uint32_t v = data.size() >= 4 ? Load<uint32_t>(data) : 0;
+      if (type == FRA_TABLE) rule_table = v;
+      if (type == FRA_PRIORITY) rule_priority = v;
+      if (type == FRA_FWMARK) rule_mark = v;
+      if (type == FRA_FWMASK) rule_mask = v;
+      other |= type == FRA_IIFNAME || type == FRA_OIFNAME || type == FRA_SRC || type == FRA_DST ||
+               type == FRA_SPORT_RANGE || type == FRA_DPORT_RANGE || type == FRA_IP_PROTO;
+    });
+    if (!other && rule_table == table && rule_priority == priority && rule_mark == mark &&
+        rule_mask == 0xffffffffu) {
+      return Status::Ok();
+    }
+  }
+  frh.action = FR_ACT_TO_TBL;
+  frh.table = RT_TABLE_UNSPEC;  // FRA_TABLE holds it
+  Request rule(RTM_NEWRULE, NLM_F_ACK | NLM_F_CREATE, frh);
+  rule.AddU32(FRA_TABLE, table);
+  rule.AddU32(FRA_PRIORITY, priority);
+  rule.AddU32(FRA_FWMARK, mark);
+  rule.AddU32(FRA_FWMASK, 0xffffffffu);
+  return sock.Call(rule, what + ": rule").status();
 }
 
 Result<bool> TcpPortFree(const std::string& address, uint16_t port) {

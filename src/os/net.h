@@ -69,6 +69,17 @@ Status SetLinkMaster(const std::string& name, const std::string& bridge);
 // NotFound if `bridge` is absent.
 Result<std::vector<std::string>> ListBridgePorts(const std::string& bridge);
 
+// Packets whose firewall mark is `mark` are delivered to this host,
+// whatever their destination address: a rule "fwmark `mark` lookup
+// `table`" at `priority`, and "local 0.0.0.0/0 dev lo" in `table`. How the
+// answers to a socket bound to a foreign address (IP_TRANSPARENT) reach it
+// rather than being forwarded; the mark is set by the firewall for such
+// packets only. Idempotent: the route is replaced, and the rule added only
+// if no rule with this mark (whole mask), table and priority exists.
+// InvalidArgument for mark 0, a reserved table (0, 252-255) or a priority
+// outside 1..32765.
+Status EnsureMarkedLocalDelivery(uint32_t mark, uint32_t table, uint32_t priority);
+
 // Whether a TCP server could listen on IPv4 `address`:`port` now: binds a
 // socket there (with SO_REUSEADDR, as servers set it) and closes it. false
 // if the port is taken (EADDRINUSE). InvalidArgument if `address` is not an

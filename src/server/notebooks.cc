@@ -2,6 +2,7 @@
 
 #include "base/log.h"
 #include "model/jupyter.h"
+#include "net/socket.h"
 
 namespace dspool {
 namespace {
@@ -20,12 +21,24 @@ std::vector<NotebookSessionInfo> PoolServer::NotebookSessions() {
                              n.session.error,
                              n.session.started,
                              n.session.last_activity};
+    info.client = n.session.client;
     if (auto activity = culler_.Activity(n.pool, n.session.user)) {
       info.busy_kernels = activity->busy_kernels;
       info.busy_terminals = activity->busy_terminals;
       info.kernels = activity->kernels;
     }
     out.push_back(std::move(info));
+  }
+  return out;
+}
+
+std::vector<RelayedSessionInfo> PoolServer::RelayedSessions() {
+  std::vector<RelayedSessionInfo> out;
+  for (const RelayedConnection& c : gateway_->Connections()) {
+    out.push_back(RelayedSessionInfo{c.pool.value(), c.instance.value(), c.ssh ? "ssh" : "tcp",
+                                     FormatEndpoint(c.client_address, c.client_port), c.frontend_port,
+                                     FormatEndpoint(c.instance_address, c.instance_port),
+                                     FormatEndpoint(c.seen_address, c.seen_port), c.transparent, c.started});
   }
   return out;
 }

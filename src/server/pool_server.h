@@ -175,6 +175,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
   std::optional<dspool::InstanceHealth> InstanceHealth(const InstanceId& id) override { return gateway_->Health(id); }
 
   std::vector<NotebookSessionInfo> NotebookSessions() override;
+  std::vector<RelayedSessionInfo> RelayedSessions() override;
   // Open SSH sessions and notebook servers on each of `ids` whose agent has
   // reported since the server started: by the agent's count or the
   // gateway's (relayed connections, notebook sessions), whichever is more,

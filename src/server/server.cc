@@ -161,6 +161,7 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
   gateway_options.first_bytes_timeout = options.first_bytes_timeout;
   gateway_options.max_pending_per_address = static_cast<size_t>(options.pending_per_address);
   DSP_ASSIGN_OR_RETURN(gateway_options.session_key, LoadSessionKey(options.data_dir + "/session.key"));
+  gateway_options.transparent_connect = provider->transparent_connect().ok();
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);

@@ -43,6 +43,7 @@ class FakeHooks final : public ApiHooks {
   }
   std::string ExtraMetrics() override { return "dspool_extra 1\n"; }
   std::vector<NotebookSessionInfo> NotebookSessions() override { return sessions; }
+  std::vector<RelayedSessionInfo> RelayedSessions() override { return relayed; }
   Status StopNotebookSession(const PoolName& pool, const std::string& user) override {
     if (!stop_status.ok()) return stop_status;
     std::erase_if(sessions, [&](const NotebookSessionInfo& s) { return s.pool == pool.value() && s.user == user; });
@@ -68,6 +69,7 @@ class FakeHooks final : public ApiHooks {
 
   Status host_check;
   std::vector<NotebookSessionInfo> sessions;
+  std::vector<RelayedSessionInfo> relayed;
   Status stop_status;
   std::vector<std::string> stopped;
   std::vector<std::string> prepared;
@@ -681,10 +683,21 @@ TEST_F(ApiTest, SessionsListAndStop) {
        FromUnixMillis(1'700'000'000'000), 0, 0, 0},
       {"team", "bob", "", "starting", "", FromUnixMillis(1'700'000'000'000), FromUnixMillis(1'700'000'000'000), 0, 0,
        0}};
+  hooks_.sessions[0].client = "192.0.2.7";
+  hooks_.relayed = {{"team", "team-0-ab", "ssh", "127.0.0.1:40022", 2222, "10.232.5.2:22", "10.232.5.1:51234", false,
+                     FromUnixMillis(1'700'000'030'000)}};
   Response list = Call("GET", "/v1/sessions");
   ASSERT_EQ(list.status, 200) << list.body;
-  ASSERT_EQ(Body(list)["sessions"].size(), 3u);
+  ASSERT_EQ(Body(list)["sessions"].size(), 4u);
   EXPECT_EQ(Body(list)["sessions"][0], NotebookSessionInfoToJson(hooks_.sessions[0]));
+  EXPECT_EQ(Body(list)["sessions"][0]["kind"], "notebook");
+  EXPECT_EQ(Body(list)["sessions"][0]["client"], "192.0.2.7");
+  // The SSH sessions follow the notebook servers, each with the address
+  // the instance sees (its sshd's log line).
+  EXPECT_EQ(Body(list)["sessions"][3], Json::parse(R"({"kind": "ssh", "pool": "team", "instance": "team-0-ab",
+      "client": "127.0.0.1:40022", "frontendPort": 2222, "instanceAddress": "10.232.5.2:22",
+      "instanceSees": "10.232.5.1:51234", "transparent": false, "startedAt": ")" +
+                                                            FormatTime(FromUnixMillis(1'700'000'030'000)) + "\"}"));
   EXPECT_EQ(Call("POST", "/v1/sessions").status, 400);
   size_t events = EventCount();
 

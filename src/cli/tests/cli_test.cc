@@ -568,21 +568,35 @@ constexpr const char* kSessionsJson = R"({"sessions": [
      "busyKernels": 0, "busyTerminals": 0, "kernels": 0},
     {"pool": "team", "user": "bob", "instance": "team-1-bb", "state": "ready", "error": "",
      "startedAt": "2023-11-14T22:12:20.000Z", "lastActivity": "2023-11-14T22:13:20.000Z",
-     "busyKernels": 0, "busyTerminals": 1, "kernels": 1}]})";
+     "busyKernels": 0, "busyTerminals": 1, "kernels": 1, "kind": "notebook", "client": "192.0.2.7"},
+    {"kind": "ssh", "pool": "team", "instance": "team-0-aa", "client": "127.0.0.1:40022", "frontendPort": 2222,
+     "instanceAddress": "10.232.5.2:22", "instanceSees": "10.232.5.1:51234", "transparent": false,
+     "startedAt": "2023-11-14T22:13:00.000Z"},
+    {"kind": "ssh", "pool": "team", "instance": "team-1-bb", "client": "198.51.100.9:6000", "frontendPort": 2222,
+     "instanceAddress": "10.232.5.3:22", "instanceSees": "198.51.100.9:41000", "transparent": true,
+     "startedAt": "2023-11-14T22:12:20.000Z"}]})";
 
 TEST_F(CliTest, SessionListIsATable) {
   Answer("GET /v1/sessions", 200, kSessionsJson);
   EXPECT_EQ(Run({"session", "list"}), 0) << err_;
   EXPECT_EQ(out_,
-            "POOL   USER    INSTANCE    STATE    STARTED   LAST-ACTIVITY   BUSY\n"
-            "team   alice   team-0-aa   ready    10m       20s             2 kernels, 1 terminal\n"
-            "lab    alice   -           failed   2h        2h              -\n"
-            "team   bob     team-1-bb   ready    1m        0s              1 terminal\n");
+            "KIND       POOL   USER    INSTANCE    CLIENT              INSTANCE-SEES        STATE    STARTED   "
+            "LAST-ACTIVITY   BUSY\n"
+            "notebook   team   alice   team-0-aa   -                   -                    ready    10m       "
+            "20s             2 kernels, 1 terminal\n"
+            "notebook   lab    alice   -           -                   -                    failed   2h        "
+            "2h              -\n"
+            "notebook   team   bob     team-1-bb   192.0.2.7           -                    ready    1m        "
+            "0s              1 terminal\n"
+            "ssh        team   -       team-0-aa   127.0.0.1:40022     10.232.5.1:51234     open     20s       "
+            "-               -\n"
+            "ssh        team   -       team-1-bb   198.51.100.9:6000   198.51.100.9:41000   open     1m        "
+            "-               -\n");
   EXPECT_EQ(Run({"session", "list", "-o", "json"}), 0) << err_;
   EXPECT_EQ(out_, Json::parse(kSessionsJson).dump(2) + "\n");
   Answer("GET /v1/sessions", 200, R"({"sessions": []})");
   EXPECT_EQ(Run({"session", "list"}), 0) << err_;
-  EXPECT_EQ(out_, "No notebook servers.\n");
+  EXPECT_EQ(out_, "No sessions.\n");
 }
 
 TEST_F(CliTest, SessionStopNamesThePool) {

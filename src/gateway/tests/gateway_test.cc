@@ -83,12 +83,23 @@ class FakeInstance {
   uint16_t port() const { return port_; }
   // Connections it accepted (the gateway's and its probes').
   int accepted() const { return accepted_; }
+  // The peers of those connections, as this instance saw them.
+  std::vector<TcpEndpoint> peers() const {
+    std::lock_guard lock(mu_);
+    return peers_;
+  }
 
  private:
   void AcceptLoop() {
     while (listening_) {
       auto fd = AcceptTcp(listener_, milliseconds(10));
       if (!fd.ok()) continue;
+      sockaddr_in peer{};
+      socklen_t len = sizeof(peer);
+      if (::getpeername(fd->get(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+        std::lock_guard lock(mu_);
+        peers_.push_back(TcpEndpoint{ntohl(peer.sin_addr.s_addr), ntohs(peer.sin_port)});
+      }
       ++accepted_;
       workers_.emplace_back([this, fd = std::make_shared<UniqueFd>(std::move(*fd))] {
         SetTimeouts(fd->get());
@@ -109,6 +120,8 @@ class FakeInstance {
   std::atomic<bool> listening_{true};
   std::atomic<bool> stop_{false};
   std::atomic<int> accepted_{0};
+  mutable std::mutex mu_;
+  std::vector<TcpEndpoint> peers_;  // guarded by mu_
   std::thread acceptor_;
   std::vector<std::thread> workers_;
 };
@@ -444,6 +457,55 @@ TEST_F(GatewayTest, AClientThatSpeaksIsConnectedAndTheInstanceGetsExactlyItsByte
   EXPECT_EQ(counters.awaiting_first_bytes, 0u);
   EXPECT_EQ(counters.first_bytes_timeouts, 0u);
   EXPECT_EQ(instance.accepted(), 1);
+}
+
+TEST_F(GatewayTest, OnlyAddressesThatMayLeaveTheHostAreUsedAsASource) {
+  EXPECT_FALSE(MayConnectFromClient(0x7f000001));  // 127.0.0.1
+  EXPECT_FALSE(MayConnectFromClient(0x7f0a0b0c));  // 127.10.11.12
+  EXPECT_FALSE(MayConnectFromClient(0x00000000));
+  EXPECT_TRUE(MayConnectFromClient(0x0afa0102));   // 10.250.1.2
+  EXPECT_TRUE(MayConnectFromClient(0xc0000201));   // 192.0.2.1
+}
+
+TEST_F(GatewayTest, ALoopbackClientIsConnectedFromTheHostsAddressAndItsMappingIsListedUntilItCloses) {
+  GatewayOptions options = Options();
+  options.transparent_connect = true;
+  StartGateway(options);
+  FakeInstance& instance = StartInstance(0);
+  Apply(SshTable({{0}}));
+  EXPECT_TRUE(gateway_->Connections().empty());
+  const uint32_t source = 0x7f000009;  // 127.0.0.9
+  UniqueFd client = Dial(0, source);
+  sockaddr_in local{};
+  socklen_t len = sizeof(local);
+  ASSERT_EQ(::getsockname(client.get(), reinterpret_cast<sockaddr*>(&local), &len), 0);
+  SendAll(client, kBanner);
+  EXPECT_EQ(ReadLine(client.get()), "b0");
+
+  std::vector<RelayedConnection> listed = gateway_->Connections();
+  ASSERT_EQ(listed.size(), 1u);
+  const RelayedConnection& r = listed[0];
+  EXPECT_EQ(r.pool, PoolName("team"));
+  EXPECT_EQ(r.instance, InstanceId("i0"));
+  EXPECT_TRUE(r.ssh);
+  EXPECT_EQ(r.client_address, source);
+  EXPECT_EQ(r.client_port, ntohs(local.sin_port));
+  EXPECT_EQ(r.frontend_port, frontend_port_);
+  EXPECT_EQ(r.instance_address, InstanceAddress(0));
+  EXPECT_EQ(r.instance_port, backend_port_);
+  EXPECT_EQ(r.started, clock_.Now());
+  // Loopback never leaves as a source: the instance sees the gateway's
+  // own end, and the listing says which one (what sshd logs).
+  EXPECT_FALSE(r.transparent);
+  ASSERT_EQ(instance.peers().size(), 1u);
+  EXPECT_EQ(r.seen_address, instance.peers()[0].ip);
+  EXPECT_EQ(r.seen_port, instance.peers()[0].port);
+  EXPECT_NE(r.seen_address, source);
+  EXPECT_EQ(gateway_->Health(InstanceId("i0"))->connections, 1);
+
+  client.reset();
+  ASSERT_TRUE(WaitFor([&] { return gateway_->Connections().empty(); }));
+  EXPECT_EQ(gateway_->Health(InstanceId("i0"))->connections, 0);
 }
 
 TEST_F(GatewayTest, AClientThatLeavesWithoutAWordReachesNoInstance) {
@@ -792,6 +854,7 @@ TEST_F(GatewayTest, JupyterLoginThenTheUsersOwnServer) {
   ASSERT_EQ(notebooks.size(), 1u);
   EXPECT_EQ(notebooks[0].pool.value(), "team");
   EXPECT_EQ(notebooks[0].session.state, NotebookSession::State::kReady);
+  EXPECT_EQ(notebooks[0].session.client, "127.0.0.1");  // the browser's last request came from there
   notebook.Stop();
 }
 

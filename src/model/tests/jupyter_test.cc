@@ -100,10 +100,10 @@ TEST(JupyterModelTest, ServerListErrorsNameTheirPath) {
 
 TEST(JupyterModelTest, SessionInfoJsonHasCamelCaseKeysAndRfc3339Times) {
   NotebookSessionInfo info{"team", "alice", "team-0-ab", "ready", "", FromUnixMillis(1'700'000'000'000),
-                           FromUnixMillis(1'700'000'060'000), 2, 1, 3};
-  EXPECT_EQ(NotebookSessionInfoToJson(info), Body(R"({"pool":"team","user":"alice","instance":"team-0-ab",
-      "state":"ready","error":"","startedAt":"2023-11-14T22:13:20.000Z","lastActivity":"2023-11-14T22:14:20.000Z",
-      "busyKernels":2,"busyTerminals":1,"kernels":3})"));
+                           FromUnixMillis(1'700'000'060'000), 2, 1, 3, "192.0.2.7"};
+  EXPECT_EQ(NotebookSessionInfoToJson(info), Body(R"({"kind":"notebook","pool":"team","user":"alice",
+      "instance":"team-0-ab","state":"ready","error":"","client":"192.0.2.7","startedAt":"2023-11-14T22:13:20.000Z",
+      "lastActivity":"2023-11-14T22:14:20.000Z","busyKernels":2,"busyTerminals":1,"kernels":3})"));
 }
 
 TEST(JupyterModelTest, NotebookProgramIsAnAbsolutePathWithoutControlCharacters) {

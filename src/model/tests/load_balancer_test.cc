@@ -88,6 +88,14 @@ INSTANTIATE_TEST_SUITE_P(
               "loadBalancer.inboundNatPools[0].frontendPortRangeEnd: must be between"},
         BadLb{"/rules", Json::object(), "loadBalancer.rules: expected an array"}));
 
+TEST(LoadBalancerTest, RelayedSessionJsonNamesWhatTheInstanceSees) {
+  RelayedSessionInfo info{"team", "team-0-ab", "ssh", "127.0.0.1:40022", 2222, "10.232.5.2:22",
+                          "10.232.5.1:51234", false, FromUnixMillis(1'700'000'000'000)};
+  EXPECT_EQ(RelayedSessionInfoToJson(info), Json::parse(R"({"kind": "ssh", "pool": "team", "instance": "team-0-ab",
+      "client": "127.0.0.1:40022", "frontendPort": 2222, "instanceAddress": "10.232.5.2:22",
+      "instanceSees": "10.232.5.1:51234", "transparent": false, "startedAt": "2023-11-14T22:13:20.000Z"})"));
+}
+
 TEST(LoadBalancerTest, PoolSpecChecksNatCapacity) {
   Json spec = Json::parse(R"({"name": "team", "instanceCount": 4, "network": {"subnet": "10.231.0.0/24"},
     "share": {"type": "bind", "source": "/srv/s"}, "adminUser": {"name": "a", "passwordHash": "$y$j9T$salt$hash"}})");

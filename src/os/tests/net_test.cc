@@ -118,6 +118,33 @@ TEST_F(NetTest, BridgePortsAreAttachedAndListed) {
   if (!veth.ok()) DSP_CANNOT_RUN_HERE("cannot create a veth pair with `ip` for the test: " << veth);
 }
 
+TEST_F(NetTest, MarkedLocalDeliveryIsOneRuleAndOneRouteHoweverOftenEnsured) {
+  Result<ProcessResult> rules = InvalidArgument("not run"), routes = InvalidArgument("not run");
+  int rc = RunInNewNetworkNamespace([&]() {
+    ASSERT_EQ(*ListLinks(), std::vector<std::string>{"lo"}) << "not in an empty network namespace; stopping";
+    ASSERT_TRUE(SetLinkUp("lo").ok());
+    for (int i = 0; i < 3; ++i) {
+      Status s = EnsureMarkedLocalDelivery(0x6473, 25715, 25715);
+      ASSERT_TRUE(s.ok()) << s;
+    }
+    EXPECT_EQ(EnsureMarkedLocalDelivery(0, 25715, 25715).code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(EnsureMarkedLocalDelivery(1, 254, 25715).code(), StatusCode::kInvalidArgument);  // main
+    EXPECT_EQ(EnsureMarkedLocalDelivery(1, 255, 25715).code(), StatusCode::kInvalidArgument);  // local
+    EXPECT_EQ(EnsureMarkedLocalDelivery(1, 25715, 0).code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(EnsureMarkedLocalDelivery(1, 25715, 32766).code(), StatusCode::kInvalidArgument);
+    // Test scaffolding only: dspool itself never runs `ip`.
+    rules = RunProcess({"ip", "-4", "rule", "list"});
+    routes = RunProcess({"ip", "-4", "route", "show", "table", "25715"});
+  });
+  DSP_SKIP_WITHOUT_NET_ADMIN(rc);
+  if (!rules.ok()) DSP_CANNOT_RUN_HERE("cannot run `ip rule list` for the test: " << rules.status());
+  ASSERT_TRUE(routes.ok()) << routes.status();
+  const std::string& listed = rules->stdout_text;
+  EXPECT_NE(listed.find("25715:\tfrom all fwmark 0x6473 lookup 25715"), std::string::npos) << listed;
+  EXPECT_EQ(listed.find("fwmark 0x6473"), listed.rfind("fwmark 0x6473")) << "one rule, not one per call: " << listed;
+  EXPECT_EQ(routes->stdout_text.rfind("local default dev lo proto static scope host", 0), 0u) << routes->stdout_text;
+}
+
 TEST_F(NetTest, ErrorsOnMissingLinksAndBadInput) {
   int rc = RunInNewNetworkNamespace([&]() {
     ASSERT_EQ(*ListLinks(), std::vector<std::string>{"lo"}) << "not in an empty network namespace; stopping";

@@ -145,6 +145,27 @@ Status RunNft(const std::string& script, const std::string& what) {
 
 Status InstallFirewall() { return RunNft(kFirewall, "nftables rules for the pools' bridges"); }
 
+// LxcProvider's transparent routing: the mark, in the same table. Apart
+// from kFirewall, so a kernel without the `socket` expression keeps the
+// firewall and loses only the clients' addresses.
+Status InstallTransparentRouting() {
+  const std::string mark = std::to_string(LxcProvider::kTransparentMark);
+  const std::string script = R"(table inet dspool {
+  chain prerouting { type filter hook prerouting priority mangle; policy accept; }
+}
+flush chain inet dspool prerouting
+table inet dspool {
+  chain prerouting {
+    iifname "dsp-*" meta l4proto tcp socket transparent 1 meta mark set )" +
+                             mark + R"(
+  }
+}
+)";
+  DSP_RETURN_IF_ERROR(RunNft(script, "nftables rule marking the answers to transparent connections"));
+  return EnsureMarkedLocalDelivery(LxcProvider::kTransparentMark, LxcProvider::kTransparentTable,
+                                   LxcProvider::kTransparentRulePriority);
+}
+
 std::string SameBridgeElement(const std::string& bridge) {
   return "{ \"" + bridge + "\" . \"" + bridge + "\" }";
 }
@@ -191,11 +212,15 @@ Result<std::unique_ptr<LxcProvider>> LxcProvider::Create(const std::string& root
   }
   DSP_RETURN_IF_ERROR(MakeDirs(root + "/containers", 0711));
   DSP_RETURN_IF_ERROR(InstallFirewall());
+  Status transparent = InstallTransparentRouting();
+  if (!transparent.ok()) {
+    DSP_LOG(kWarning, kLog) << "instances will see the bridge's address, not their clients': " << transparent;
+  }
   DSP_RETURN_IF_ERROR(MakeDirs(root + "/networks", 0700));
   DSP_ASSIGN_OR_RETURN(CgroupPlacement server_cgroups, CurrentCgroups());
   DSP_LOG(kInfo, kLog) << "liblxc " << lxc_get_version() << ", root " << root << ", cgroup "
                        << (cgroup2 ? "v2" : "v1");
-  return std::unique_ptr<LxcProvider>(new LxcProvider(root, cgroup2, std::move(server_cgroups)));
+  return std::unique_ptr<LxcProvider>(new LxcProvider(root, cgroup2, std::move(server_cgroups), std::move(transparent)));
 }
 
 Status LxcProvider::EnsureNetwork(const PoolNetwork& net) {

@@ -32,7 +32,18 @@
 // nothing on the host but what Destroy removes: its directory.
 //
 // Create installs the nftables table "inet dspool": instances reach their own
-// bridge and nothing else of the host (see docs/security.md).
+// bridge and nothing else of the host (see docs/security.md). It also sets
+// up transparent routing, so the gateway can connect to an instance from its
+// client's address (IP_TRANSPARENT) and still get the answers: a packet
+// that comes in from a pool's bridge ("dsp-*") and belongs to a transparent
+// socket of this host is marked kTransparentMark (the table's prerouting
+// chain, `socket transparent 1`), and marked packets are delivered locally
+// (rule kTransparentRulePriority: fwmark → table kTransparentTable, which
+// routes everything to lo). Both are host-wide, one for every bridge and
+// every dspool server, labelled by their numbers, and installed again at
+// every Create (idempotent); they touch only packets of transparent sockets
+// from the bridges. Where they cannot be installed (no nft `socket`
+// expression, a refused rule), transparent_connect() is false and says why.
 //
 // Needs root, Linux 5.12+ (idmapped mounts), and an entry for root in
 // /etc/subuid and /etc/subgid covering the pools' id blocks (liblxc maps ids
@@ -73,12 +84,22 @@ class LxcProvider final : public ComputeProvider {
   // The host-side name of an instance's veth.
   static std::string VethName(const InstanceId& id);
 
+  // Transparent routing (above): 0x6473 is "ds".
+  static constexpr uint32_t kTransparentMark = 0x6473;
+  static constexpr uint32_t kTransparentTable = 0x6473;
+  static constexpr uint32_t kTransparentRulePriority = 0x6473;
+  // OK if the host delivers the answers to the gateway's transparent
+  // connections (set up by Create); otherwise why not, and the gateway
+  // connects from the bridge's address.
+  const Status& transparent_connect() const { return transparent_; }
+
  private:
-  LxcProvider(const std::string& root, bool cgroup2, CgroupPlacement server_cgroups)
+  LxcProvider(const std::string& root, bool cgroup2, CgroupPlacement server_cgroups, Status transparent)
       : lxcpath_(root + "/containers"),
         networks_dir_(root + "/networks"),
         cgroup2_(cgroup2),
-        server_cgroups_(std::move(server_cgroups)) {}
+        server_cgroups_(std::move(server_cgroups)),
+        transparent_(std::move(transparent)) {}
   std::string Dir(const InstanceId& id) const { return lxcpath_ + "/" + id.value(); }
   // Builds the instance's root: masks in the upper layer, the image as an
   // idmapped lower layer, the overlay of both at <dir>/rootfs.
@@ -105,6 +126,7 @@ class LxcProvider final : public ComputeProvider {
   // every container start (liblxc moves it into the container's monitor
   // cgroup).
   const CgroupPlacement server_cgroups_;
+  const Status transparent_;
 };
 
 }  // namespace dspool
