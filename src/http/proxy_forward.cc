@@ -31,8 +31,8 @@ bool IsHopByHop(std::string_view name) {
 
 // ---- a request and its response ---------------------------------------------
 
-Task<bool> ClientConnection::Forward(http1::BodyScanner& body, const ProxyForward& forward, bool client_keep_alive,
-                                     bool head_request) {
+Task<bool> ClientConnection::Forward(const Request& request, http1::BodyScanner& body, const ProxyForward& forward,
+                                     bool client_keep_alive, bool head_request) {
   const http1::RequestHead& head = req_head_;
   ++shared_.counters.forwarded;
   shared_.router.Activity(forward.tag);
@@ -67,7 +67,8 @@ Task<bool> ClientConnection::Forward(http1::BodyScanner& body, const ProxyForwar
     if (!up) up = co_await Connect(forward.address, forward.port);
     if (!up) {
       ++shared_.counters.upstream_errors;
-      co_await Reply(ErrorResponse(502, "bad gateway"), minor, head_request, false);
+      std::optional<Response> answer = shared_.router.Unreachable(request, forward);
+      co_await Reply(answer ? std::move(*answer) : ErrorResponse(502, "bad gateway"), minor, head_request, false);
       co_return false;
     }
     // Again for a retry: the head's bytes are still in in_'s memory, as

@@ -795,5 +795,55 @@ TEST_F(GatewayTest, JupyterLoginThenTheUsersOwnServer) {
   notebook.Stop();
 }
 
+// Waking from zero through the web proxy: a server whose instance left the
+// routing table (scaled in to zero, deleted) is forgotten when the table
+// is applied; a server that refuses the connection is forgotten at that
+// request. Either way the browser gets the "starting" page (200, never a
+// 5xx) and a new server is asked for.
+TEST_F(GatewayTest, JupyterServersGoWithTheirInstanceAndAnUnreachableOneGivesTheStartingPage) {
+  RoutingTable t = Table({{0}});
+  uint16_t web_port = FreePort();
+  t.web.push_back({kClientAddress, web_port, PoolName("team"), "", ""});
+  Apply(t);
+  Endpoint web = Endpoint::Tcp("127.0.0.1", web_port);
+  auto call = [&](const std::string& method, const std::string& target, const std::string& body,
+                  std::vector<std::pair<std::string, std::string>> headers) {
+    auto r = Client::Do(web, method, target, body, headers, seconds(10));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : Response{};
+  };
+  Response login = call("POST", "/hub/login", "username=alice&password=alice%27s+password",
+                        {{"Content-Type", "application/x-www-form-urlencoded"}});
+  ASSERT_EQ(login.status, 303);
+  std::string cookie;
+  for (const auto& [name, value] : login.headers) {
+    if (name == "set-cookie") cookie = value.substr(0, value.find(';'));
+  }
+  const std::vector<std::pair<std::string, std::string>> browser = {{"Cookie", cookie}, {"Accept", "text/html"}};
+  ASSERT_EQ(hooks_.notebook_starts().size(), 1u);
+
+  // Instance 0 leaves (the pool went to zero): the session goes with it.
+  gateway_->NotebookReady(PoolName("team"), "alice", InstanceId("i0"), InstanceAddress(0), backend_port_);
+  ASSERT_EQ(gateway_->Notebooks().size(), 1u);
+  Apply(Table({}));
+  EXPECT_TRUE(gateway_->Notebooks().empty()) << "instance i0 is gone, and alice's server with it";
+  Response page = call("GET", "/user/alice/tree", "", browser);
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("Starting your notebook server"), std::string::npos);
+  ASSERT_EQ(hooks_.notebook_starts().size(), 2u) << "the next visit asks for a new server";
+
+  // The new server is "ready" on instance 1, but nothing listens there: the
+  // request is not a 502, the server is forgotten and asked for again.
+  Apply(Table({{1}}));
+  gateway_->NotebookReady(PoolName("team"), "alice", InstanceId("i1"), InstanceAddress(1), backend_port_);
+  page = call("GET", "/user/alice/tree", "", browser);
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("Starting your notebook server"), std::string::npos);
+  EXPECT_EQ(hooks_.notebook_starts().size(), 3u);
+  auto notebooks = gateway_->Notebooks();
+  ASSERT_EQ(notebooks.size(), 1u);
+  EXPECT_EQ(notebooks[0].session.state, NotebookSession::State::kStarting);
+}
+
 }  // namespace
 }  // namespace dspool
