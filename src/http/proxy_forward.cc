@@ -67,8 +67,10 @@ Task<bool> ClientConnection::Forward(const Request& request, http1::BodyScanner&
     if (!up) up = co_await Connect(forward.address, forward.port);
     if (!up) {
       ++shared_.counters.upstream_errors;
-      std::optional<Response> answer = shared_.router.Unreachable(request, forward);
-      co_await Reply(answer ? std::move(*answer) : ErrorResponse(502, "bad gateway"), minor, head_request, false);
+      // Named, not a temporary of the co_await's expression (GCC 12
+      // destroys a conditional's temporary there twice).
+      Response answer = shared_.router.Unreachable(request, forward).value_or(ErrorResponse(502, "bad gateway"));
+      co_await Reply(std::move(answer), minor, head_request, false);
       co_return false;
     }
     // Again for a retry: the head's bytes are still in in_'s memory, as

@@ -801,10 +801,12 @@ TEST_F(GatewayTest, JupyterLoginThenTheUsersOwnServer) {
 // request. Either way the browser gets the "starting" page (200, never a
 // 5xx) and a new server is asked for.
 TEST_F(GatewayTest, JupyterServersGoWithTheirInstanceAndAnUnreachableOneGivesTheStartingPage) {
-  RoutingTable t = Table({{0}});
   uint16_t web_port = FreePort();
-  t.web.push_back({kClientAddress, web_port, PoolName("team"), "", ""});
-  Apply(t);
+  auto with_web = [&](RoutingTable t) {
+    t.web.push_back({kClientAddress, web_port, PoolName("team"), "", ""});
+    return t;
+  };
+  Apply(with_web(Table({{0}})));
   Endpoint web = Endpoint::Tcp("127.0.0.1", web_port);
   auto call = [&](const std::string& method, const std::string& target, const std::string& body,
                   std::vector<std::pair<std::string, std::string>> headers) {
@@ -825,7 +827,7 @@ TEST_F(GatewayTest, JupyterServersGoWithTheirInstanceAndAnUnreachableOneGivesThe
   // Instance 0 leaves (the pool went to zero): the session goes with it.
   gateway_->NotebookReady(PoolName("team"), "alice", InstanceId("i0"), InstanceAddress(0), backend_port_);
   ASSERT_EQ(gateway_->Notebooks().size(), 1u);
-  Apply(Table({}));
+  Apply(with_web(Table({})));
   EXPECT_TRUE(gateway_->Notebooks().empty()) << "instance i0 is gone, and alice's server with it";
   Response page = call("GET", "/user/alice/tree", "", browser);
   EXPECT_EQ(page.status, 200);
@@ -834,7 +836,7 @@ TEST_F(GatewayTest, JupyterServersGoWithTheirInstanceAndAnUnreachableOneGivesThe
 
   // The new server is "ready" on instance 1, but nothing listens there: the
   // request is not a 502, the server is forgotten and asked for again.
-  Apply(Table({{1}}));
+  Apply(with_web(Table({{1}})));
   gateway_->NotebookReady(PoolName("team"), "alice", InstanceId("i1"), InstanceAddress(1), backend_port_);
   page = call("GET", "/user/alice/tree", "", browser);
   EXPECT_EQ(page.status, 200);
