@@ -32,9 +32,7 @@ source "$REPO/test/integration/lib.sh"
 source "$HERE/lib.sh"
 require_root_and_lxc
 [[ "$TRIES" =~ ^[1-9][0-9]*$ ]] || fail "TRIES must be a positive number, not '$TRIES'"
-for tool in /usr/bin/jupyter-notebook /usr/bin/python3; do
-  [[ -x $tool ]] || fail "$tool is missing (scripts/install-deps.sh installs it)"
-done
+require_jupyter
 
 WORK=$(mktemp -d /tmp/dspool-bench-wake.XXXXXX)
 DATA=$WORK/data
