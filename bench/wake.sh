@@ -75,7 +75,7 @@ browser_login() {
     browse "$WORK/cookies" 'print(6 * 7)' >"$WORK/browser.$1.json"
 }
 wait_until 60 "a first login through the gateway" ssh_login >/dev/null
-ready_at_ms() {  # the pool's Ready instance: when it turned Ready (ms since the epoch)
+ready_at() {  # the pool's Ready instance: when it turned Ready ("2026-12-06T13:05:26.207Z")
   dsp instance list --pool "$POOL" -o json | /usr/bin/python3 -c "
 import json, sys
 print([i['phaseSince'] for i in json.load(sys.stdin)['instances'] if i['phase'] == 'Ready'][0])"
@@ -102,8 +102,10 @@ try() {
   if ((ok)); then
     R[$kind.$condition]+="$(( (t1 - t0) / 1000000 )) "
     if [[ $kind.$condition == browser.zero ]]; then
-      R[gap]+="$(/usr/bin/python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['page_at'] * 1000 - int(sys.argv[2])))" \
-                 "$WORK/browser.zero.$n.json" "$(ready_at_ms)") "
+      R[gap]+="$(/usr/bin/python3 -c "
+import datetime, json, sys
+ready = datetime.datetime.fromisoformat(sys.argv[2].replace('Z', '+00:00')).timestamp()
+print(round((json.load(open(sys.argv[1]))['page_at'] - ready) * 1000))" "$WORK/browser.zero.$n.json" "$(ready_at)") "
     fi
   else
     F[$kind.$condition]=$(( ${F[$kind.$condition]:-0} + 1 ))

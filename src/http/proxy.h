@@ -23,10 +23,9 @@
 // An upstream that cannot be connected (refused, unreachable, timed out)
 // gives the client what the router's Unreachable says (by default a 502);
 // one that fails to answer, a 502 (head not yet sent) or a closed
-// connection (response under way). Activity(tag)
-// is called for every forwarded request and, in a tunnel, at most once a
-// second per direction while bytes flow, so the caller can tell idle from
-// busy.
+// connection (response under way). Activity(tag) is called for every
+// forwarded request and, in a tunnel, at most once a second per direction
+// while bytes flow, so the caller can tell idle from busy.
 //
 // Threads: connections run on `threads` I/O threads as coroutines, each
 // connection on one thread for its whole life (a net Reactor per thread);

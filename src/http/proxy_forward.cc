@@ -67,8 +67,8 @@ Task<bool> ClientConnection::Forward(const Request& request, http1::BodyScanner&
     if (!up) up = co_await Connect(forward.address, forward.port);
     if (!up) {
       ++shared_.counters.upstream_errors;
-      // Named, not a temporary of the co_await's expression (GCC 12
-      // destroys a conditional's temporary there twice).
+      // A named local, not a temporary in the co_await's expression: built
+      // by GCC 12 there, a conditional's temporary was freed twice.
       Response answer = shared_.router.Unreachable(request, forward).value_or(ErrorResponse(502, "bad gateway"));
       co_await Reply(std::move(answer), minor, head_request, false);
       co_return false;
