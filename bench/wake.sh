@@ -48,17 +48,12 @@ start_server
 GW=$(free_port)
 JP=$(free_port)
 [[ "$JP" != "$GW" ]] || JP=$(free_port)
-cat >"$WORK/spec.json" <<JSON
-{"name": "$POOL", "instanceCount": 1,
- "size": {"vcpus": 1, "memoryMiB": 1024},
- "network": {"subnet": "$SUBNET"},
- "share": {"type": "bind", "source": "$WORK/share"},
- "adminUser": {"name": "dsvmadmin", "sshPublicKey": "$(cat "$WORK/key.pub")"},
- "loadBalancer": {
-   "rules": [{"name": "SSH", "frontendPort": $GW, "backendPort": 22, "probe": "ssh"}],
-   "probes": [{"name": "ssh", "protocol": "Tcp", "port": 22, "intervalInSeconds": 5, "numberOfProbes": 2}]},
- "jupyter": {"frontendPort": $JP}}
-JSON
+# ssh_pool_spec (test/integration/lib.sh) plus the Jupyter address.
+ssh_pool_spec "$GW" 1 1024 | /usr/bin/python3 -c '
+import json, sys
+spec = json.load(sys.stdin)
+spec["jupyter"] = {"frontendPort": int(sys.argv[1])}
+print(json.dumps(spec))' "$JP" >"$WORK/spec.json"
 dsp pool create -f "$WORK/spec.json" >/dev/null
 echo 'alice password 1' | dsp user add alice --password-stdin >/dev/null
 wait_ready "$POOL" 1
