@@ -4,7 +4,8 @@
 //   gateway.cc    the public face, start and stop, the state other threads
 //                 read (health, counters, notebooks), metrics
 //   routes.cc     applying a routing table: listeners, backends, the web
-//                 addresses, which backends are probed
+//                 addresses, which backends are probed, notebook servers
+//                 that went with their instance
 //   dispatch.cc   accepting (and pausing when out of descriptors), the
 //                 per-address limit, waiting for a client's first bytes,
 //                 picking a backend, connecting, holding and waking,
@@ -172,6 +173,9 @@ class Gateway::Impl {
   // certificate (read here; the key as a root-only file).
   Result<uint16_t> ListenWeb(const gateway_internal::ListenerKey& key, const WebListener& w);
   void RetireBackend(Backend& b);
+  // Notebook servers live on instances: each pool's WebEntry forgets those
+  // on an instance that is no longer a Ready backend in `table`.
+  void ForgetLostNotebooks(const RoutingTable& table);
 
   // Starts, stops or keeps probing a backend as its phase and the pool's
   // probe specs say.

@@ -90,6 +90,7 @@ Status Gateway::Impl::ApplyOnLoop(RoutingTable table) {
     }
   }
   PublishHealth();
+  ForgetLostNotebooks(table);
   for (auto& [name, pool] : pools_) RetryHeld(name);
 
   if (errors.empty()) return Status::Ok();
@@ -140,6 +141,22 @@ void Gateway::Impl::ApplyWeb(const std::vector<WebListener>& wanted_list, std::v
   }
   std::lock_guard lock(web_mu_);
   std::erase_if(web_pools_, [&](const auto& kv) { return !pools.count(kv.first); });
+}
+
+void Gateway::Impl::ForgetLostNotebooks(const RoutingTable& table) {
+  std::lock_guard lock(web_mu_);
+  for (const auto& [pool, web] : web_pools_) {
+    std::set<InstanceId> ready;
+    if (auto it = table.backends.find(pool); it != table.backends.end()) {
+      for (const RouteBackend& b : it->second) {
+        if (b.ready) ready.insert(b.id);
+      }
+    }
+    for (const std::string& user : web->entry.KeepServersOn(ready)) {
+      DSP_LOG(kInfo, kLog) << "the notebook server of " << user << " in pool " << pool
+                           << " went with its instance: forgotten, the next request starts a new one";
+    }
+  }
 }
 
 void Gateway::Impl::RetireBackend(Backend& b) {

@@ -59,6 +59,13 @@ class WebDispatch final : public ProxyRouter {
     std::shared_ptr<PoolWeb> web = Find(std::to_string(tag >> 32), nullptr);
     if (web) web->entry.Activity(tag & 0xffffffffu);
   }
+  std::optional<Response> Unreachable(const Request& head, const ProxyForward& forward) override {
+    std::shared_ptr<PoolWeb> web = Find(head.listener_tag, nullptr);
+    if (!web) return std::nullopt;
+    ProxyForward theirs = forward;
+    theirs.tag &= 0xffffffffu;
+    return web->entry.Unreachable(head, theirs);
+  }
   void Set(uint16_t port, std::shared_ptr<PoolWeb> web) {
     std::lock_guard lock(mu_);
     if (web) {

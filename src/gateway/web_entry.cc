@@ -222,7 +222,7 @@ ProxyRoute WebEntry::UserRoute(const Request& head, const std::string& user) {
   EnsureStarted(user);
   std::unique_lock lock(mu_);
   auto it = servers_.find(user);
-  if (it == servers_.end()) return ProxyReply{JsonError(503, "your notebook server is starting", {{"Retry-After", "1"}})};
+  if (it == servers_.end()) return ProxyReply{Starting(head)};  // forgotten since EnsureStarted
   Entry& e = it->second;
   e.session.client = head.peer.address;
   if (e.session.state == NotebookSession::State::kReady) {
@@ -259,13 +259,58 @@ ProxyRoute WebEntry::UserRoute(const Request& head, const std::string& user) {
     return ProxyReply{JsonError(503, "your notebook server could not start: " + error,
                                 {{"Retry-After", std::to_string(options_.retry_failed_after.count())}})};
   }
+  return ProxyReply{Starting(head)};
+}
+
+Response WebEntry::Starting(const Request& head) const {
   if (WantsPage(head)) {
-    return ProxyReply{Html(200, "Starting",
-                           "<h1>Starting your notebook server…</h1><p>Your files are on the share; this page "
-                           "reloads itself when the server is ready.</p>",
-                           {{"Refresh", "1"}})};
+    return Html(200, "Starting",
+                "<h1>Starting your notebook server…</h1><p>Your files are on the share; this page "
+                "reloads itself when the server is ready.</p>",
+                {{"Refresh", "1"}});
   }
-  return ProxyReply{JsonError(503, "your notebook server is starting", {{"Retry-After", "1"}})};
+  return JsonError(503, "your notebook server is starting", {{"Retry-After", "1"}});
+}
+
+std::optional<Response> WebEntry::Unreachable(const Request& head, const ProxyForward& forward) {
+  std::string user;
+  {
+    std::lock_guard lock(mu_);
+    auto name = by_tag_.find(forward.tag);
+    if (name != by_tag_.end()) {
+      user = name->second;
+      auto it = servers_.find(user);
+      // Only the server this request went to: a new one may be starting.
+      if (it != servers_.end() && it->second.session.state == NotebookSession::State::kReady &&
+          it->second.session.address == forward.address && it->second.session.port == forward.port) {
+        DSP_LOG(kInfo, kLog) << "the notebook server of " << user << " on " << it->second.session.instance
+                             << " does not answer: forgotten, a new one is started";
+        EraseLocked(it);
+      }
+    }
+  }
+  if (!user.empty()) EnsureStarted(user);
+  return Starting(head);
+}
+
+std::vector<std::string> WebEntry::KeepServersOn(const std::set<InstanceId>& ready) {
+  std::vector<std::string> forgotten;
+  std::lock_guard lock(mu_);
+  for (auto it = servers_.begin(); it != servers_.end();) {
+    const NotebookSession& s = it->second.session;
+    auto next = std::next(it);
+    if (s.state == NotebookSession::State::kReady && !ready.count(s.instance)) {
+      forgotten.push_back(s.user);
+      EraseLocked(it);
+    }
+    it = next;
+  }
+  return forgotten;
+}
+
+void WebEntry::EraseLocked(std::map<std::string, Entry>::iterator it) {
+  by_tag_.erase(it->second.tag);
+  servers_.erase(it);
 }
 
 Response WebEntry::Serve(const Request& request) {
@@ -348,9 +393,7 @@ void WebEntry::ServerFailed(const std::string& user, const std::string& error) {
 void WebEntry::ServerGone(const std::string& user) {
   std::lock_guard lock(mu_);
   auto it = servers_.find(user);
-  if (it == servers_.end()) return;
-  by_tag_.erase(it->second.tag);
-  servers_.erase(it);
+  if (it != servers_.end()) EraseLocked(it);
 }
 
 std::vector<NotebookSession> WebEntry::Sessions() const {

@@ -21,6 +21,15 @@
 //                          none yet → StartServer and a "starting" page
 //                          (503 + Retry-After for API and WebSocket calls)
 //
+// A server lives on one instance and goes with it. When the pool's Ready
+// instances change (the gateway applies a routing table), a server on an
+// instance that is no longer among them (scaled in, failed, deleted) is
+// forgotten; and a forwarded request whose server cannot be connected
+// (refused, unreachable) forgets it too. Either way the request gets the
+// "starting" answer, never a 502, and a new server is asked for:
+//
+//   ready ──instance leaves / connect fails──► forgotten ──next request──► starting
+//
 // The path is checked on every request and every upgrade, after the proxy
 // normalised it (no "..", no "//", percent-decoding done), so no path trick
 // reaches another user's server.
@@ -33,6 +42,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -96,6 +106,15 @@ class WebEntry final : public ProxyRouter {
   ProxyRoute Decide(const Request& head) override;
   Response Serve(const Request& request) override;
   void Activity(uint64_t tag) override;
+  // The server `forward` went to did not take the connection: it is
+  // forgotten (if still the user's), a new one is asked for, and the
+  // client gets the "starting" answer.
+  std::optional<Response> Unreachable(const Request& head, const ProxyForward& forward) override;
+
+  // The pool's Ready instances are now `ready`: servers on any other
+  // instance are gone with it and are forgotten (the next request starts a
+  // new one). Returns the users whose servers were forgotten.
+  std::vector<std::string> KeepServersOn(const std::set<InstanceId>& ready);
 
   // From the server, once it knows how a start went.
   void ServerReady(const std::string& user, const InstanceId& instance, uint32_t address, uint16_t port);
@@ -113,6 +132,11 @@ class WebEntry final : public ProxyRouter {
     uint64_t tag = 0;
   };
   ProxyRoute UserRoute(const Request& head, const std::string& user);
+  // What a request gets while the user's server starts: a page that
+  // reloads itself for a browser, 503 + Retry-After for API calls.
+  Response Starting(const Request& head) const;
+  // Drops `it`. REQUIRES: mu_ held.
+  void EraseLocked(std::map<std::string, Entry>::iterator it);
   // Asks for `user`'s server unless one is starting or running (or failed
   // less than retry_failed_after ago).
   void EnsureStarted(const std::string& user);

@@ -20,11 +20,12 @@
 //                                          ├─ 101 + Upgrade ──► tunnel bytes both ways until either closes
 //                                          └─ else ──► stream response body ──► next request
 //
-// The upstream's failure to connect or answer gives the client a 502 (head
-// not yet sent) or a closed connection (response under way). Activity(tag)
-// is called for every forwarded request and, in a tunnel, at most once a
-// second per direction while bytes flow, so the caller can tell idle from
-// busy.
+// An upstream that cannot be connected (refused, unreachable, timed out)
+// gives the client what the router's Unreachable says (by default a 502);
+// one that fails to answer, a 502 (head not yet sent) or a closed
+// connection (response under way). Activity(tag) is called for every
+// forwarded request and, in a tunnel, at most once a second per direction
+// while bytes flow, so the caller can tell idle from busy.
 //
 // Threads: connections run on `threads` I/O threads as coroutines, each
 // connection on one thread for its whole life (a net Reactor per thread);
@@ -35,6 +36,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -69,6 +71,14 @@ class ProxyRouter {
   // For ProxyLocal: the whole request, body included.
   virtual Response Serve(const Request& request) = 0;
   virtual void Activity(uint64_t tag) = 0;
+  // `forward`, Decide's answer to `head`, found no upstream: the connect
+  // was refused, unreachable or timed out (nothing was sent). The answer
+  // for the client, after which the connection closes; nullopt: a 502.
+  virtual std::optional<Response> Unreachable(const Request& head, const ProxyForward& forward) {
+    (void)head;
+    (void)forward;
+    return std::nullopt;
+  }
 };
 
 struct ProxyOptions {

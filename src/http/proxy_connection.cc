@@ -125,7 +125,7 @@ Task<bool> ClientConnection::ServeRequest(MonoTime deadline) {
     in_.Consume(head.head_size);
     co_return co_await ServeLocal(request, body, keep_alive);
   }
-  co_return co_await Forward(body, std::get<ProxyForward>(route), keep_alive, head_request);
+  co_return co_await Forward(request, body, std::get<ProxyForward>(route), keep_alive, head_request);
 }
 
 Request ClientConnection::RouterRequest(Target target) const {

@@ -62,9 +62,11 @@ class ClientConnection {
   Task<bool> LingeringClose();
 
   // ---- proxy_forward.cc
-  // Forwards the request in heads_->request (and its body) and the response.
+  // Forwards the request in heads_->request (and its body) and the response;
+  // `request` is the head as the router saw it.
   // True if the client connection may carry another request.
-  Task<bool> Forward(http1::BodyScanner& body, const ProxyForward& forward, bool keep_alive, bool head_request);
+  Task<bool> Forward(const Request& request, http1::BodyScanner& body, const ProxyForward& forward, bool keep_alive,
+                     bool head_request);
   // The request head for the upstream, into out_.
   void UpstreamHead(const ProxyForward& forward, bool upgrade);
   // The response head in heads_->response for the client, into out_: as received,

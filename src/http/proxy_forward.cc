@@ -31,8 +31,8 @@ bool IsHopByHop(std::string_view name) {
 
 // ---- a request and its response ---------------------------------------------
 
-Task<bool> ClientConnection::Forward(http1::BodyScanner& body, const ProxyForward& forward, bool client_keep_alive,
-                                     bool head_request) {
+Task<bool> ClientConnection::Forward(const Request& request, http1::BodyScanner& body, const ProxyForward& forward,
+                                     bool client_keep_alive, bool head_request) {
   const http1::RequestHead& head = heads_->request;
   ++shared_.counters.forwarded;
   shared_.router.Activity(forward.tag);
@@ -67,7 +67,10 @@ Task<bool> ClientConnection::Forward(http1::BodyScanner& body, const ProxyForwar
     if (!up) up = co_await Connect(forward.address, forward.port);
     if (!up) {
       ++shared_.counters.upstream_errors;
-      co_await Reply(ErrorResponse(502, "bad gateway"), minor, head_request, false);
+      // A named local, not a temporary in the co_await's expression: built
+      // by GCC 12 there, a conditional's temporary was freed twice.
+      Response answer = shared_.router.Unreachable(request, forward).value_or(ErrorResponse(502, "bad gateway"));
+      co_await Reply(std::move(answer), minor, head_request, false);
       co_return false;
     }
     // Again for a retry: the head's bytes are still in in_'s memory, as

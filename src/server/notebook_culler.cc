@@ -1,6 +1,7 @@
 #include "server/notebook_culler.h"
 
 #include <algorithm>
+#include <set>
 
 #include "base/log.h"
 #include "reconcile/planner.h"
@@ -15,7 +16,18 @@ constexpr const char* kLog = "culler";
 void NotebookCuller::Check(const std::vector<Pool>& pools) {
   std::map<InstanceId, std::vector<JupyterServer>> reported;
   const MonoTime now = clock_.Monotonic();
-  for (const CullerHooks::Notebook& n : hooks_.Notebooks()) {
+  const std::vector<CullerHooks::Notebook> notebooks = hooks_.Notebooks();
+  {
+    // The figures of a server the gateway forgot (it went with its
+    // instance) are not a new server's.
+    std::set<std::pair<PoolName, std::string>> ready;
+    for (const CullerHooks::Notebook& n : notebooks) {
+      if (n.session.state == NotebookSession::State::kReady) ready.insert({n.pool, n.session.user});
+    }
+    std::lock_guard lock(mu_);
+    std::erase_if(activity_, [&](const auto& kv) { return !ready.count(kv.first); });
+  }
+  for (const CullerHooks::Notebook& n : notebooks) {
     if (n.session.state != NotebookSession::State::kReady) continue;
     auto pool = std::find_if(pools.begin(), pools.end(), [&](const Pool& p) { return p.name() == n.pool; });
     if (pool == pools.end() || !pool->spec.jupyter) continue;
@@ -24,13 +36,10 @@ void NotebookCuller::Check(const std::vector<Pool>& pools) {
     if (!reported.count(id)) {
       auto list = hooks_.ListServers(id);
       if (!list.ok()) {
-        // The instance is gone, and its servers with it; or its agent does
-        // not answer now: ask again next round.
-        if (!hooks_.InstanceExists(id)) {
-          ForgetSession(n.pool, user);
-        } else {
-          DSP_LOG(kWarning, kLog) << "idle check of " << id << ": " << list.status();
-        }
+        // Its agent does not answer now: ask again next round. Or the
+        // instance is gone, and its servers with it: the gateway forgets
+        // those when the instance leaves its routing table.
+        if (hooks_.InstanceExists(id)) DSP_LOG(kWarning, kLog) << "idle check of " << id << ": " << list.status();
         continue;
       }
       reported[id] = std::move(*list);

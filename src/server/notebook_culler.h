@@ -5,8 +5,9 @@
 // One Check() per cull interval (the server's sweeper calls it):
 //
 //   every notebook the gateway has Ready ──► its instance's agent lists its
-//   servers (one call per instance) ──► the user's server there?
-//        no (exited, or the instance is gone) ──► forget the session
+//   servers (one call per instance; no answer: next round) ──► the user's
+//   server there?
+//        no (exited) ──► forget the session
 //        yes ──► remember its figures ──► NotebookIdle (reconcile/planner.h):
 //                no gateway traffic and no activity of its own for the
 //                cull time, no busy kernel or terminal ──► stop it, forget it
@@ -49,6 +50,9 @@ class CullerHooks {
   // Instance `id`'s agent's listing of its servers; an error when it does
   // not answer.
   virtual Result<std::vector<JupyterServer>> ListServers(const InstanceId& id) = 0;
+  // Whether instance `id` has a record (an agent that does not answer is
+  // worth a warning only then; the gateway forgets the sessions of an
+  // instance that is gone).
   virtual bool InstanceExists(const InstanceId& id) = 0;
   // Stops `user`'s server on instance `id` (OK when it is gone already).
   virtual Status StopServer(const InstanceId& id, const std::string& user) = 0;

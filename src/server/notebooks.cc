@@ -105,6 +105,7 @@ Result<PoolServer::StartedNotebook> PoolServer::StartNotebookNow(const PoolName&
   DSP_ASSIGN_OR_RETURN(auto users, store_->ListUsers());
   DSP_RETURN_IF_ERROR(EnsureShareLayout(spec, users).WithPrefix("share of pool " + pool.value()));
   for (;;) {
+    const uint64_t seen = RecordWrites();
     DSP_ASSIGN_OR_RETURN(auto instances, store_->ListInstances(pool));
     std::map<InstanceId, int> load;
     for (const auto& n : gateway_->Notebooks()) {
@@ -129,8 +130,25 @@ Result<PoolServer::StartedNotebook> PoolServer::StartNotebookNow(const PoolName&
       return Unavailable("no instance of pool " + pool.value() + " became ready");
     }
     if (Status s = RaiseFromZero(pool); !s.ok()) return s;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // The instance's turn to Ready is a write: look again at once. The
+    // gateway's first probe of it is not: look again every 200 ms.
+    if (!AwaitRecordWrite(seen, std::min(deadline, clock_.Monotonic() + std::chrono::milliseconds(200)))) {
+      return Unavailable("the server is stopping");
+    }
   }
+}
+
+uint64_t PoolServer::RecordWrites() {
+  std::lock_guard lock(mu_);
+  return record_writes_;
+}
+
+bool PoolServer::AwaitRecordWrite(uint64_t seen, MonoTime until) {
+  std::unique_lock lock(mu_);
+  // The condition variable waits on the steady clock, as clock_ (a
+  // RealClock) reads it.
+  cv_.wait_for(lock, until - clock_.Monotonic(), [&] { return stopping_ || record_writes_ != seen; });
+  return !stopping_;
 }
 
 std::vector<PoolServer::Notebook> PoolServer::Notebooks() {

@@ -242,8 +242,16 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
 
   // Picks an instance for `user`'s notebook server (Ready, open to new ones, in
   // rotation if the gateway probes it, fewest notebook servers), waking the
-  // pool if it has none, and asks its agent to start the server.
+  // pool if it has none, and asks its agent to start the server. While there
+  // is none, it looks again after every write of the records (an instance
+  // turning Ready) and every 200 ms (the gateway's probes), for at most the
+  // hold timeout.
   Result<StartedNotebook> StartNotebookNow(const PoolName& pool, const std::string& user, const std::string& token);
+  // Committed writes of the records so far (RoutesChanged counts them).
+  uint64_t RecordWrites();
+  // Waits until a write after `seen`, or `until`; false if the server is
+  // stopping.
+  bool AwaitRecordWrite(uint64_t seen, MonoTime until);
 
   // ---- CullerHooks ----
 
@@ -290,6 +298,7 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
   std::condition_variable cv_;
   bool stopping_ = false;
   bool routes_dirty_ = false;  // guarded by mu_
+  uint64_t record_writes_ = 0;  // guarded by mu_; RoutesChanged
   std::thread sweeper_;
   std::thread router_;
   std::mutex wake_mu_;

@@ -279,6 +279,7 @@ void PoolServer::RoutesChanged() {
   {
     std::lock_guard lock(mu_);
     routes_dirty_ = true;
+    ++record_writes_;
   }
   cv_.notify_all();
 }

@@ -14,10 +14,23 @@ server, then runs COMMAND:
                        cookie came back
   start                ask for the server (GET /user/USER/tree) and print
                        the answer's status, without waiting for the server
+  browse COOKIES CODE  as a browser: log in, unless the cookie file COOKIES
+                       holds a session (the same browser coming back; a
+                       login saves its cookie there), load /user/USER/tree
+                       and reload it as its Refresh header says (at most
+                       MAX_WAIT s) until it is the notebook server's own
+                       page, then run CODE in a new kernel. Prints one JSON
+                       object: "statuses" (every page load's status),
+                       "first" ("starting" or "notebook"), "output" (CODE's
+                       stdout), and the seconds from the first request to
+                       the first answer ("first_s"), to the notebook's page
+                       ("page_s") and to CODE's output ("output_s"), and
+                       the wall time of the notebook's page ("page_at")
 Uses only Debian packages: python3-websocket.
 """
 import http.cookiejar
 import json
+import os
 import ssl
 import sys
 import time
@@ -33,7 +46,9 @@ ARGS = sys.argv[5:]
 CTX = ssl.create_default_context()
 CTX.check_hostname = False
 CTX.verify_mode = ssl.CERT_NONE
-JAR = http.cookiejar.CookieJar()
+JAR = http.cookiejar.MozillaCookieJar()
+# How long `browse` reloads the starting page before it gives up.
+MAX_WAIT = 300
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -122,6 +137,44 @@ def run_code(kernel_id, code, wait=True):
     ws.close()
     return "".join(out)
 
+
+def browse(cookies, code):
+    if os.path.exists(cookies):
+        JAR.load(cookies, ignore_discard=True, ignore_expires=True)
+    t0 = time.time()
+    if not any(c.name == "dspool_session" for c in JAR):
+        status, text, _ = login()
+        if status != 303:
+            sys.exit(f"login as {USER}: HTTP {status}: {text[:200]}")
+        JAR.save(cookies, ignore_discard=True, ignore_expires=True)
+    statuses, first_s = [], None
+    while True:
+        status, text, headers = request("GET", f"/user/{USER}/tree", None, {"Accept": "text/html"})
+        now = time.time()
+        statuses.append(status)
+        if first_s is None:
+            first_s = now - t0
+        refresh = next((v for k, v in headers.items() if k.lower() == "refresh"), None)
+        if status >= 500 or status in (301, 302, 303, 401, 403):
+            sys.exit(f"{USER}'s page: HTTP {status} after {statuses}: {text[:200]}")
+        if status == 200 and refresh is None:
+            break  # the notebook server's own page
+        if refresh is None or now - t0 > MAX_WAIT:
+            sys.exit(f"{USER}'s page: no notebook after {statuses}: {text[:200]}")
+        time.sleep(float(refresh))
+    page_at = now
+    status, kernel = api("POST", "kernels", {"name": "python3"})
+    if status not in (200, 201):
+        sys.exit(f"start kernel: HTTP {status}: {kernel}")
+    output = run_code(kernel["id"], code)
+    print(json.dumps({"statuses": statuses, "first": "notebook" if len(statuses) == 1 else "starting",
+                      "output": output, "first_s": round(first_s, 3), "page_s": round(page_at - t0, 3),
+                      "output_s": round(time.time() - t0, 3), "page_at": round(page_at, 3)}))
+
+
+if COMMAND == "browse":
+    browse(*ARGS)
+    sys.exit(0)
 
 if COMMAND == "login-status":
     status, _, headers = login()

@@ -10,23 +10,13 @@ DSPOOL=$(realpath "$1")
 HERE=$(dirname "$(realpath "$0")")
 source "$HERE/lib.sh"
 setup_pool_test jp
-for tool in /usr/bin/jupyter-notebook /usr/bin/python3; do
-  [[ -x $tool ]] || cannot_run_here "$tool is missing (scripts/install-deps.sh installs it)"
-done
-/usr/bin/python3 -c "import websocket" 2>/dev/null || cannot_run_here "python3-websocket is missing (scripts/install-deps.sh)"
+require_jupyter
 SERVER_ARGS=(--cull-check-seconds 5)
 start_server
 
 JP=$(free_port)
 
-cat >"$WORK/spec.json" <<JSON
-{"name": "$POOL", "instanceCount": 1,
- "size": {"vcpus": 1, "memoryMiB": 1024},
- "network": {"subnet": "$SUBNET"},
- "share": {"type": "bind", "source": "$WORK/share"},
- "adminUser": {"name": "dsvmadmin", "sshPublicKey": "$(cat "$WORK/key.pub")"},
- "jupyter": {"frontendPort": $JP, "cullIdleMinutes": 1}}
-JSON
+jupyter_pool_spec 1 "$JP" ', "cullIdleMinutes": 1' >"$WORK/spec.json"
 dsp pool create -f "$WORK/spec.json" >/dev/null
 echo 'alice password 1' | dsp user add alice --password-stdin >/dev/null
 echo 'bob password 22' | dsp user add bob --password-stdin >/dev/null

@@ -138,6 +138,31 @@ ssh_pool_spec() {  # front vcpus memory
 JSON
 }
 
+# Debian's Jupyter Notebook and what jupyter_client.py needs, or
+# cannot_run_here.
+require_jupyter() {
+  local tool
+  for tool in /usr/bin/jupyter-notebook /usr/bin/python3; do
+    [[ -x $tool ]] || cannot_run_here "$tool is missing (scripts/install-deps.sh installs it)"
+  done
+  /usr/bin/python3 -c "import websocket" 2>/dev/null || cannot_run_here "python3-websocket is missing (scripts/install-deps.sh)"
+}
+
+# The spec of pool $POOL with a Jupyter address and no load balancer: COUNT
+# instances of 1 vCPU and 1 GiB, the admin dsvmadmin with $WORK/key.pub,
+# Jupyter on port FRONT, and EXTRA fields for the jupyter section (such as
+# ', "cullIdleMinutes": 1').
+jupyter_pool_spec() {  # count front [extra]
+  cat <<JSON
+{"name": "$POOL", "instanceCount": $1,
+ "size": {"vcpus": 1, "memoryMiB": 1024},
+ "network": {"subnet": "$SUBNET"},
+ "share": {"type": "bind", "source": "$WORK/share"},
+ "adminUser": {"name": "dsvmadmin", "sshPublicKey": "$(cat "$WORK/key.pub")"},
+ "jupyter": {"frontendPort": $2${3:-}}}
+JSON
+}
+
 instance_addresses() {
   dsp instance list --pool "$1" -o json | grep -o '"address": *"[0-9.]*"' | sed 's/.*"\([0-9.]*\)"$/\1/'
 }

@@ -171,6 +171,7 @@ class GatewayTest : public ::testing::Test {
     auto probe = ListenTcp(FormatIpv4(InstanceAddress(0)), 0, 1, &backend_port_);
     ASSERT_TRUE(probe.ok());
     frontend_port_ = FreePort();
+    web_port_ = FreePort();
   }
   GatewayOptions Options() {
     GatewayOptions options;
@@ -287,6 +288,25 @@ class GatewayTest : public ::testing::Test {
     ApplyAgain();
     ApplyAgain();
   }
+  // `t` with pool "team"'s Jupyter address on 127.0.0.1:web_port_.
+  RoutingTable WithWeb(RoutingTable t) {
+    t.web.push_back({kClientAddress, web_port_, PoolName("team"), "", ""});
+    return t;
+  }
+  // A request to that address; an empty response (and a failure) if it
+  // got none.
+  Response WebCall(const std::string& method, const std::string& target, const std::string& body,
+                   const std::vector<std::pair<std::string, std::string>>& headers) {
+    auto r = Client::Do(Endpoint::Tcp("127.0.0.1", web_port_), method, target, body, headers, seconds(10));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : Response{};
+  }
+  static std::string HeaderOf(const Response& r, const std::string& name) {
+    for (const auto& [n, v] : r.headers) {
+      if (n == name) return v;
+    }
+    return "";
+  }
   void Apply(RoutingTable t) {
     last_ = t;
     Status s = gateway_->Apply(std::move(t));
@@ -301,6 +321,7 @@ class GatewayTest : public ::testing::Test {
   RecordingHooks hooks_;
   std::unique_ptr<Gateway> gateway_;
   uint16_t backend_port_ = 0;
+  uint16_t web_port_ = 0;
   uint16_t frontend_port_ = 0;
   std::map<int, std::unique_ptr<FakeInstance>> instances_;
   RoutingTable last_;
@@ -812,43 +833,27 @@ TEST_F(GatewayTest, JupyterLoginThenTheUsersOwnServer) {
   ASSERT_TRUE(notebook_port.ok()) << notebook_port.status();
   notebook.Start(1);
 
-  RoutingTable t = Table({{0}});
-  uint16_t web_port = FreePort();
-  t.web.push_back({kClientAddress, web_port, PoolName("team"), "", ""});
-  Apply(t);
-  Endpoint web = Endpoint::Tcp("127.0.0.1", web_port);
-  auto call = [&](const std::string& method, const std::string& target, const std::string& body,
-                  std::vector<std::pair<std::string, std::string>> headers) {
-    auto r = Client::Do(web, method, target, body, headers, seconds(10));
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : Response{};
-  };
-  auto header = [](const Response& r, const std::string& name) {
-    for (const auto& [n, v] : r.headers) {
-      if (n == name) return v;
-    }
-    return std::string();
-  };
+  Apply(WithWeb(Table({{0}})));
 
-  Response denied = call("POST", "/hub/login", "username=alice&password=wrong",
-                         {{"Content-Type", "application/x-www-form-urlencoded"}});
+  Response denied = WebCall("POST", "/hub/login", "username=alice&password=wrong",
+                            {{"Content-Type", "application/x-www-form-urlencoded"}});
   EXPECT_EQ(denied.status, 401);
-  EXPECT_EQ(header(denied, "set-cookie"), "");
-  Response login = call("POST", "/hub/login", "username=alice&password=alice%27s+password",
-                        {{"Content-Type", "application/x-www-form-urlencoded"}});
+  EXPECT_EQ(HeaderOf(denied, "set-cookie"), "");
+  Response login = WebCall("POST", "/hub/login", "username=alice&password=alice%27s+password",
+                           {{"Content-Type", "application/x-www-form-urlencoded"}});
   ASSERT_EQ(login.status, 303);
-  std::string cookie = header(login, "set-cookie");
+  std::string cookie = HeaderOf(login, "set-cookie");
   cookie = cookie.substr(0, cookie.find(';'));
 
-  EXPECT_EQ(call("GET", "/user/alice/api/status", "", {{"Cookie", cookie}}).status, 503);  // starting
+  EXPECT_EQ(WebCall("GET", "/user/alice/api/status", "", {{"Cookie", cookie}}).status, 503);  // starting
   auto starts = hooks_.notebook_starts();
   ASSERT_EQ(starts.size(), 1u);
   std::string token = starts[0].substr(std::string("team/alice/").size());
   gateway_->NotebookReady(PoolName("team"), "alice", InstanceId("i0"), InstanceAddress(0), *notebook_port);
-  Response through = call("GET", "/user/alice/api/status?token=x", "", {{"Cookie", cookie + "; _xsrf=1"}});
+  Response through = WebCall("GET", "/user/alice/api/status?token=x", "", {{"Cookie", cookie + "; _xsrf=1"}});
   EXPECT_EQ(through.status, 200);
   EXPECT_EQ(through.body, "/user/alice/api/status auth=token " + token + " cookie=_xsrf=1");
-  EXPECT_EQ(call("GET", "/user/bob/api/status", "", {{"Cookie", cookie}}).status, 403);
+  EXPECT_EQ(WebCall("GET", "/user/bob/api/status", "", {{"Cookie", cookie}}).status, 403);
 
   auto notebooks = gateway_->Notebooks();
   ASSERT_EQ(notebooks.size(), 1u);
@@ -856,6 +861,44 @@ TEST_F(GatewayTest, JupyterLoginThenTheUsersOwnServer) {
   EXPECT_EQ(notebooks[0].session.state, NotebookSession::State::kReady);
   EXPECT_EQ(notebooks[0].session.client, "127.0.0.1");  // the browser's last request came from there
   notebook.Stop();
+}
+
+// Waking from zero through the web proxy: a server whose instance left the
+// routing table (scaled in to zero, deleted) is forgotten when the table
+// is applied; a server that refuses the connection is forgotten at that
+// request. Either way the browser gets the "starting" page (200, never a
+// 5xx) and a new server is asked for.
+TEST_F(GatewayTest, JupyterServersGoWithTheirInstanceAndAnUnreachableOneGivesTheStartingPage) {
+  Apply(WithWeb(Table({{0}})));
+  Response login = WebCall("POST", "/hub/login", "username=alice&password=alice%27s+password",
+                           {{"Content-Type", "application/x-www-form-urlencoded"}});
+  ASSERT_EQ(login.status, 303);
+  std::string cookie = HeaderOf(login, "set-cookie");
+  cookie = cookie.substr(0, cookie.find(';'));
+  const std::vector<std::pair<std::string, std::string>> browser = {{"Cookie", cookie}, {"Accept", "text/html"}};
+  ASSERT_EQ(hooks_.notebook_starts().size(), 1u);
+
+  // Instance 0 leaves (the pool went to zero): the session goes with it.
+  gateway_->NotebookReady(PoolName("team"), "alice", InstanceId("i0"), InstanceAddress(0), backend_port_);
+  ASSERT_EQ(gateway_->Notebooks().size(), 1u);
+  Apply(WithWeb(Table({})));
+  EXPECT_TRUE(gateway_->Notebooks().empty()) << "instance i0 is gone, and alice's server with it";
+  Response page = WebCall("GET", "/user/alice/tree", "", browser);
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("Starting your notebook server"), std::string::npos);
+  ASSERT_EQ(hooks_.notebook_starts().size(), 2u) << "the next visit asks for a new server";
+
+  // The new server is "ready" on instance 1, but nothing listens there: the
+  // request is not a 502, the server is forgotten and asked for again.
+  Apply(WithWeb(Table({{1}})));
+  gateway_->NotebookReady(PoolName("team"), "alice", InstanceId("i1"), InstanceAddress(1), backend_port_);
+  page = WebCall("GET", "/user/alice/tree", "", browser);
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("Starting your notebook server"), std::string::npos);
+  EXPECT_EQ(hooks_.notebook_starts().size(), 3u);
+  auto notebooks = gateway_->Notebooks();
+  ASSERT_EQ(notebooks.size(), 1u);
+  EXPECT_EQ(notebooks[0].session.state, NotebookSession::State::kStarting);
 }
 
 }  // namespace

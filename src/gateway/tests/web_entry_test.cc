@@ -217,6 +217,68 @@ TEST_F(WebEntryTest, LoginStartsTheServerAndLaterVisitsAreForwardedWithItsToken)
   EXPECT_EQ(web_.Sessions()[0].last_traffic, clock_.Monotonic());
 }
 
+// A server goes with its instance: when the pool's Ready instances no
+// longer include it, the session is forgotten and the next visit gets the
+// "starting" page and a new server, never a request to the old address.
+TEST_F(WebEntryTest, AServerOnAnInstanceThatLeftIsForgottenAndTheNextVisitStartsANewOne) {
+  std::string alice = LoginCookie("alice", "alice%27s+password");
+  std::string bob = LoginCookie("bob", "bob%27s+password");
+  web_.ServerReady("alice", InstanceId("p-1-abc"), 0x0ae70002, 9000);
+  web_.ServerReady("bob", InstanceId("p-2-def"), 0x0ae70003, 9000);
+  ASSERT_EQ(hooks_.starts.size(), 2u);
+
+  EXPECT_TRUE(web_.KeepServersOn({InstanceId("p-1-abc"), InstanceId("p-2-def")}).empty());
+  EXPECT_EQ(web_.KeepServersOn({InstanceId("p-2-def")}), std::vector<std::string>{"alice"});
+  ASSERT_EQ(web_.Sessions().size(), 1u);
+  EXPECT_EQ(web_.Sessions()[0].user, "bob") << "bob's instance is still Ready";
+
+  Response starting = Reply(Get("/user/alice/tree", alice));
+  EXPECT_EQ(starting.status, 200);
+  EXPECT_EQ(Header(starting, "Refresh"), "1");
+  ASSERT_EQ(hooks_.starts.size(), 3u);
+  EXPECT_EQ(hooks_.starts[2].first, "alice");
+  EXPECT_NE(hooks_.starts[2].second, hooks_.starts[0].second) << "a new server gets a new token";
+  EXPECT_EQ(Reply(Get("/user/alice/api/status", alice, false)).status, 503) << "API calls: starting, retry";
+
+  EXPECT_EQ(web_.KeepServersOn({}), std::vector<std::string>{"bob"}) << "the pool is at zero";
+  EXPECT_EQ(web_.Sessions().size(), 1u) << "alice's starting server is on no instance yet: kept";
+  EXPECT_EQ(web_.Sessions()[0].state, NotebookSession::State::kStarting);
+  EXPECT_TRUE(std::holds_alternative<ProxyReply>(web_.Decide(Get("/user/bob/tree", bob))));
+}
+
+// A server that does not take the connection (its instance went before the
+// routing table said so, or the process died) is forgotten and restarted:
+// the request gets the "starting" answer, not a 502.
+TEST_F(WebEntryTest, AnUnreachableServerGivesTheStartingAnswerAndANewServer) {
+  std::string alice = LoginCookie("alice", "alice%27s+password");
+  web_.ServerReady("alice", InstanceId("p-1-abc"), 0x0ae70002, 9000);
+  Request page = Get("/user/alice/tree", alice);
+  ProxyRoute route = web_.Decide(page);
+  ASSERT_TRUE(std::holds_alternative<ProxyForward>(route));
+  const ProxyForward forward = std::get<ProxyForward>(route);
+
+  std::optional<Response> answer = web_.Unreachable(page, forward);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->status, 200);
+  EXPECT_EQ(Header(*answer, "Refresh"), "1");
+  ASSERT_EQ(hooks_.starts.size(), 2u) << "a new server is asked for";
+  ASSERT_EQ(web_.Sessions().size(), 1u);
+  EXPECT_EQ(web_.Sessions()[0].state, NotebookSession::State::kStarting);
+
+  Request api = Get("/user/alice/api/kernels", alice, false);
+  answer = web_.Unreachable(api, forward);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->status, 503);
+  EXPECT_EQ(Header(*answer, "Retry-After"), "1");
+  EXPECT_EQ(hooks_.starts.size(), 2u) << "a late failure of the old server leaves the new one starting";
+
+  web_.ServerReady("alice", InstanceId("p-1-abc"), 0x0ae70002, 9001);
+  answer = web_.Unreachable(page, forward);
+  EXPECT_EQ(hooks_.starts.size(), 2u) << "the new server is not the one that failed";
+  ASSERT_EQ(web_.Sessions().size(), 1u);
+  EXPECT_EQ(web_.Sessions()[0].state, NotebookSession::State::kReady);
+}
+
 // Steps of the wall clock neither retry a failed start early nor lift the
 // login throttle; only monotonic time does.
 TEST_F(WebEntryTest, WallClockStepsDecideNothing) {

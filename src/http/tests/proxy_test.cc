@@ -30,8 +30,9 @@ using tcp = net::ip::tcp;
 constexpr uint32_t kLoopback = 0x7f000001;
 
 // Routes: /local → ProxyLocal; /deny → 403 at once; /gone → an upstream
-// that is not there; everything else → the upstream, with a token header
-// added and the cookie removed.
+// that is not there (the proxy's 502), /gone/answered → the same, answered
+// by the router's Unreachable; everything else → the upstream, with a
+// token header added and the cookie removed.
 class TestRouter : public ProxyRouter {
  public:
   explicit TestRouter(uint16_t upstream_port) : upstream_port_(upstream_port) {}
@@ -40,7 +41,7 @@ class TestRouter : public ProxyRouter {
     if (head.path == "/deny") return ProxyReply{Response{403, "text/plain", "no\n", {}}};
     ProxyForward f;
     f.address = kLoopback;
-    f.port = head.path == "/gone" ? dead_port : upstream_port_;
+    f.port = head.path.starts_with("/gone") ? dead_port : upstream_port_;
     f.target = head.target;
     f.set_headers = {{"Authorization", "token secret"}};
     f.remove_headers = {"cookie"};
@@ -53,6 +54,11 @@ class TestRouter : public ProxyRouter {
   void Activity(uint64_t tag) override {
     std::lock_guard lock(mu);
     activity.push_back(tag);
+  }
+  std::optional<Response> Unreachable(const Request& head, const ProxyForward& forward) override {
+    if (head.path != "/gone/answered") return std::nullopt;
+    return Response{503, "text/plain", "port " + std::to_string(forward.port) + " is not there, tag " +
+                                           std::to_string(forward.tag), {{"Retry-After", "1"}}};
   }
   uint16_t dead_port = 1;  // nothing listens on port 1
   std::mutex mu;
@@ -172,6 +178,16 @@ TEST_F(ProxyTest, AnUpstreamThatIsNotThereIs502) {
   beast::tcp_stream stream = Connect(ioc_, port);
   auto res = Call(stream, bhttp::verb::get, "/gone");
   EXPECT_EQ(res.result_int(), 502u);
+  EXPECT_EQ(proxy_->stats().upstream_errors, 1u);
+}
+
+TEST_F(ProxyTest, AnUpstreamThatIsNotThereGetsTheRoutersAnswerWhenItHasOne) {
+  uint16_t port = ListenPlain();
+  beast::tcp_stream stream = Connect(ioc_, port);
+  auto res = Call(stream, bhttp::verb::get, "/gone/answered");
+  EXPECT_EQ(res.result_int(), 503u);
+  EXPECT_EQ(res.body(), "port 1 is not there, tag 7");
+  EXPECT_EQ(res[bhttp::field::retry_after], "1");
   EXPECT_EQ(proxy_->stats().upstream_errors, 1u);
 }
 

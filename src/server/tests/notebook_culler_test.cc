@@ -123,7 +123,9 @@ TEST_F(NotebookCullerTest, StepsOfTheWallClockCullNothing) {
   EXPECT_EQ(culler_.culled(), 0);
 }
 
-TEST_F(NotebookCullerTest, AnUnansweringAgentIsAskedAgainAndAGoneInstanceForgotten) {
+// An instance that is gone is the gateway's to forget (its routing table
+// drops it): the culler neither forgets nor stops anything for it.
+TEST_F(NotebookCullerTest, AnUnansweringAgentIsAskedAgainAndAGoneInstanceLeftToTheGateway) {
   AddServer("alice", Duration(0));
   hooks_.listings.insert_or_assign(InstanceId("i-1"), Unavailable("instance i-1: no answer"));
   Advance(minutes(61));
@@ -132,8 +134,20 @@ TEST_F(NotebookCullerTest, AnUnansweringAgentIsAskedAgainAndAGoneInstanceForgott
   EXPECT_TRUE(hooks_.stopped.empty());
   hooks_.gone.insert(InstanceId("i-1"));
   culler_.Check(pools_);
-  EXPECT_EQ(hooks_.forgotten, std::vector<std::string>{"alice"});
+  EXPECT_TRUE(hooks_.forgotten.empty());
   EXPECT_TRUE(hooks_.stopped.empty());
+}
+
+// The gateway forgot alice's server (its instance went): its figures go
+// too, so a new server of hers does not show the old one's.
+TEST_F(NotebookCullerTest, FiguresOfAServerTheGatewayForgotAreDropped) {
+  AddServer("alice", Duration(0));
+  Servers()[0].busy_kernels = 2;
+  culler_.Check(pools_);
+  ASSERT_EQ(culler_.Activity(PoolName("team"), "alice")->busy_kernels, 2);
+  hooks_.notebooks.clear();
+  culler_.Check(pools_);
+  EXPECT_FALSE(culler_.Activity(PoolName("team"), "alice").has_value());
 }
 
 TEST_F(NotebookCullerTest, AServerTheAgentNoLongerHasIsForgotten) {
