@@ -436,6 +436,11 @@ class SpareKernelTest(LoopTest):
         kernel_id = self.run_loop(m.start_kernel(path=""))
         self.assertIs(m.get_kernel(kernel_id), spare)
         old_pid = spare.provisioner.pid
+        # The watcher's subscription is live once it has heard the kernel
+        # (its probe's kernel_info): a cell started before could have its
+        # "busy" published to nobody (ZeroMQ's late joiner), and this test
+        # would wait for a status that was never delivered.
+        self.wait_until(lambda: spare.execution_state == "idle", "the watcher hears the handed-out kernel")
 
         with answering_client(spare.connection_file, old_pid) as client:
             msg_id = client.execute("print('running', flush=True); import time; time.sleep(60)")
