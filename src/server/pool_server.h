@@ -279,7 +279,8 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
   void SweepLoop();
   ServerOptions options_;
   std::optional<TcpApi> listen_;  // the TCP API, if any; its key is moved out at Start
-  PortReserver reserved_ports_{options_.data_dir + "/reserved-ports", kReservedPortsPath};  // routes thread only
+  PortReserver reserved_ports_{options_.data_dir + "/reserved-ports", kReservedPortsPath,
+                               kReservedPortsLock};  // routes thread only
   RealClock clock_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<ComputeProvider> provider_;

@@ -1,10 +1,15 @@
 #include "server/port_reservation.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+
 #include <algorithm>
 #include <iterator>
 
 #include "os/fs.h"
 #include "os/net.h"
+#include "os/unique_fd.h"
 
 namespace dspool {
 namespace {
@@ -28,8 +33,8 @@ Reservation NextReservation(const Reservation& now, const std::set<uint16_t>& wa
   return next;
 }
 
-PortReserver::PortReserver(std::string record, std::string kernel_path)
-    : record_(std::move(record)), kernel_path_(std::move(kernel_path)) {}
+PortReserver::PortReserver(std::string record, std::string kernel_path, std::string lock)
+    : record_(std::move(record)), kernel_path_(std::move(kernel_path)), lock_(std::move(lock)) {}
 
 Result<std::set<uint16_t>> PortReserver::ReadOurs() const {
   auto text = ReadFile(record_);
@@ -47,6 +52,9 @@ Status PortReserver::WriteOurs(const std::set<uint16_t>& ours) const {
 }
 
 Result<std::string> PortReserver::Apply(const std::set<uint16_t>& want) {
+  UniqueFd lock(::open(lock_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!lock.valid()) return ErrnoStatus("open " + lock_, errno);
+  if (::flock(lock.get(), LOCK_EX) != 0) return ErrnoStatus("flock " + lock_, errno);
   Reservation now;
   DSP_ASSIGN_OR_RETURN(now.kernel, ReadReservedPorts(kernel_path_));
   DSP_ASSIGN_OR_RETURN(now.ours, ReadOurs());

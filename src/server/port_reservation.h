@@ -12,6 +12,10 @@
 // it added (a file in the data directory, so a restarted server takes back
 // what a deleted pool no longer needs), and removes only that.
 //
+// The kernel's list is read, changed and written under an exclusive flock
+// of `lock` (one file for the host), so two servers on one host (tests, a
+// second data directory) do not lose each other's ports.
+//
 // Thread safety: none; the server calls Apply from its routes thread only.
 #pragma once
 
@@ -37,8 +41,9 @@ Reservation NextReservation(const Reservation& now, const std::set<uint16_t>& wa
 class PortReserver {
  public:
   // `record`: the file that remembers our ports (0600); `kernel_path`: the
-  // kernel's list (os/net.h kReservedPortsPath outside tests).
-  PortReserver(std::string record, std::string kernel_path);
+  // kernel's list (os/net.h kReservedPortsPath outside tests); `lock`: the
+  // host's lock file for it (kReservedPortsLock outside tests).
+  PortReserver(std::string record, std::string kernel_path, std::string lock);
 
   // Makes `want` the ports this server reserves. Writes nothing if nothing
   // changes. The record is written before the kernel's list grows and after
@@ -53,6 +58,9 @@ class PortReserver {
 
   std::string record_;
   std::string kernel_path_;
+  std::string lock_;
 };
+
+inline constexpr const char* kReservedPortsLock = "/run/lock/dspool-reserved-ports.lock";
 
 }  // namespace dspool

@@ -211,9 +211,36 @@ leftovers() {
   } | sed '/^$/d'
 }
 
+# The ports the test's server reserved (DATA_DIR/reserved-ports) and kept,
+# its pools not deleted, go back to the kernel's ephemeral range, under the
+# server's lock (server/port_reservation.h): the host must not collect the
+# reservations of tests whose data directory is gone.
+release_reserved_ports() {
+  [[ -f "${DATA:-/nonexistent}/reserved-ports" ]] || return 0
+  flock /run/lock/dspool-reserved-ports.lock /usr/bin/python3 - "$DATA/reserved-ports" <<'PY'
+import sys
+SYSCTL = "/proc/sys/net/ipv4/ip_local_reserved_ports"
+def parse(text):
+    ports = set()
+    for part in filter(None, text.strip().split(",")):
+        first, _, last = part.partition("-")
+        ports.update(range(int(first), int(last or first) + 1))
+    return ports
+left, parts = sorted(parse(open(SYSCTL).read()) - parse(open(sys.argv[1]).read())), []
+for port in left:
+    if parts and parts[-1][1] == port - 1:
+        parts[-1][1] = port
+    else:
+        parts.append([port, port])
+with open(SYSCTL, "w") as f:
+    f.write(",".join(str(a) if a == b else f"{a}-{b}" for a, b in parts) + "\n")
+PY
+}
+
 cleanup() {
   set +e  # best effort: every step runs even if one fails
   stop_server
+  release_reserved_ports
   # Take down anything a failed test left.
   local c l
   for c in $(ls "${DATA:-/nonexistent}/lxc/containers" 2>/dev/null); do

@@ -25,7 +25,8 @@ TEST(PortReserverTest, RecordsWhatItAddedAndGivesItBack) {
   const std::string record = std::string(dir) + "/reserved-ports";
   ASSERT_TRUE(WriteFileAtomic(kernel, "9000\n", 0644).ok());
 
-  PortReserver reserver(record, kernel);
+  const std::string lock = std::string(dir) + "/lock";
+  PortReserver reserver(record, kernel, lock);
   auto said = reserver.Apply({2200, 50000, 50001, 50002});
   ASSERT_TRUE(said.ok()) << said.status();
   EXPECT_EQ(*said, "reserved 2200,50000-50002");
@@ -35,7 +36,7 @@ TEST(PortReserverTest, RecordsWhatItAddedAndGivesItBack) {
 
   // A new server on the same data directory takes back what a deleted pool
   // no longer needs, and leaves the admin's 9000.
-  PortReserver restarted(record, kernel);
+  PortReserver restarted(record, kernel, lock);
   EXPECT_EQ(*restarted.Apply({2200}), "released 50000-50002");
   EXPECT_EQ(*ReadFile(kernel), "2200,9000\n");
   EXPECT_EQ(*restarted.Apply({}), "released 2200");
