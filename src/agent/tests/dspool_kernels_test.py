@@ -662,6 +662,8 @@ class NotebookServerTest(LoopTest):
             self.wait_until(lambda: len(server.connection_files()) == 2, "a new spare")
             [spare] = set(server.connection_files()) - {f"kernel-{first}.json"}
             path = os.path.join(server.runtime, spare)
+            # The connection file is written before the kernel is launched.
+            self.wait_until(lambda: len(processes_mentioning(path)) == 1, "the new spare's process")
             [pid] = processes_mentioning(path)
             with answering_client(path, pid):
                 pass
