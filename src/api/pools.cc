@@ -231,9 +231,7 @@ std::vector<InstanceId> Api::ForcedScaleIn(const std::vector<Instance>& instance
   std::vector<const Instance*> live;
   std::vector<InstanceId> out;
   for (const Instance& i : instances) {
-    bool alive = i.phase == InstancePhase::kPending || i.phase == InstancePhase::kBooting ||
-                 i.phase == InstancePhase::kReady;
-    if (!alive) continue;
+    if (!IsLive(i.phase)) continue;
     if (i.scale_in == ScaleIn::kNo) {
       live.push_back(&i);
     } else if (i.scale_in == ScaleIn::kDrain) {

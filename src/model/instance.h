@@ -46,6 +46,11 @@ enum class InstancePhase { kPending, kBooting, kReady, kFailed, kDeleting };
 std::string_view InstancePhaseName(InstancePhase phase);
 Result<InstancePhase> ParseInstancePhase(std::string_view name);
 
+// Pending, Booting or Ready: counts towards its pool's size.
+inline bool IsLive(InstancePhase p) {
+  return p == InstancePhase::kPending || p == InstancePhase::kBooting || p == InstancePhase::kReady;
+}
+
 enum class ScaleIn { kNo, kDrain, kNow };
 std::string_view ScaleInName(ScaleIn s);  // "", "drain", "now"
 

@@ -6,10 +6,6 @@
 namespace dspool {
 namespace {
 
-bool IsLive(InstancePhase p) {
-  return p == InstancePhase::kPending || p == InstancePhase::kBooting || p == InstancePhase::kReady;
-}
-
 std::string Seconds(Duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + "s";
 }

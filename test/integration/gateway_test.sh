@@ -44,8 +44,6 @@ health_of() {
 for i in data['instances']:
     if i['index'] == $2: print(i.get('health', {}).get('state', 'none'))"
 }
-python_json() { /usr/bin/python3 -c "import json,sys; data=json.load(sys.stdin)
-$1"; }
 wait_health() {  # pool index state seconds
   local i
   for i in $(seq $(( $4 * 10 ))); do

@@ -108,6 +108,9 @@ stop_server() {
 }
 
 dsp() { "$DSPOOL" --data-dir "$DATA" "$@"; }
+# Runs Python code on the JSON on stdin, as `data`.
+python_json() { /usr/bin/python3 -c "import json,sys; data=json.load(sys.stdin)
+$1"; }
 
 # Waits until pool $1 has exactly $2 instances, all Ready.
 wait_ready() {

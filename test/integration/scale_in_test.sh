@@ -29,8 +29,6 @@ JSON
 dsp pool create -f "$WORK/spec.json" >/dev/null
 wait_ready "$POOL" 2
 
-python_json() { /usr/bin/python3 -c "import json,sys; data=json.load(sys.stdin)
-$1"; }
 # "id phase scaleIn" of each instance of the pool, one per line, by index.
 instances() {
   dsp instance list --pool "$POOL" -o json | python_json "
