@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "net/socket.h"
+#include "server/gateway_process.h"
 #include "server/server.h"
 
 namespace dspool {
@@ -77,6 +78,58 @@ struct ServerFlags {
   std::string jupyter_program;
 };
 
+// The gateway's options, on `dspool server` (which starts the gateway
+// process with them) and on `dspool gateway`.
+void AddGatewayOptions(CLI::App* app, ServerFlags& server_flags) {
+  app->add_option("--gateway-threads", server_flags.gateway_threads,
+                     "Threads relaying the pools' connections, and as many serving their Jupyter addresses (0: one per CPU, at most 4)")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  app->add_option("--gateway-congestion-control", server_flags.gateway_congestion_control,
+                     "TCP congestion control of the gateway's connections to instances, which sit on the host's "
+                     "own bridge ('default': the host's, which may be BBR, slow there)")
+      ->type_name("NAME")
+      ->capture_default_str()
+      ->check(CheckWith(
+          [](const std::string& v) { return v == "default" ? Status::Ok() : CheckCongestionControl(v); }, ""));
+  app->add_option("--hold-timeout", server_flags.hold_timeout_seconds,
+                     "Seconds a connection waits for an instance of a pool at zero before it is closed")
+      ->type_name("SECONDS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  app->add_option("--hold-max", server_flags.hold_max,
+                     "Connections that may wait for an instance at once (more are closed)")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  app->add_option("--first-bytes-timeout", server_flags.first_bytes_timeout_seconds,
+                     "Seconds a connection to an SSH port (backend port 22) may stay silent before it is closed; "
+                     "the gateway connects to an instance only once the client has spoken")
+      ->type_name("SECONDS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 300));
+  app->add_option("--pending-per-address", server_flags.pending_per_address,
+                     "Connections one client address may have accepted and not yet relayed (silent, connecting, "
+                     "waiting); one more closes its oldest silent one")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+}
+
+// The gateway's part of `flags`.
+GatewayOptions GatewayOptionsFrom(const ServerFlags& flags) {
+  GatewayOptions g;
+  g.relay_threads = flags.gateway_threads;
+  g.backend_congestion_control =
+      flags.gateway_congestion_control == "default" ? std::string() : flags.gateway_congestion_control;
+  g.hold_timeout = std::chrono::seconds(flags.hold_timeout_seconds);
+  g.max_held = static_cast<size_t>(flags.hold_max);
+  g.first_bytes_timeout = std::chrono::seconds(flags.first_bytes_timeout_seconds);
+  g.max_pending_per_address = static_cast<size_t>(flags.pending_per_address);
+  return g;
+}
+
 int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
   ServerOptions options;
   options.data_dir = flags.data_dir;
@@ -92,16 +145,22 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
   if (!ParseLogLevel(flags.log_level, &options.log_level)) {
     return Fail(err, InvalidArgument("--log-level: '" + flags.log_level + "' is not debug, info, warning or error"));
   }
-  options.gateway_threads = flags.gateway_threads;
-  options.gateway_congestion_control =
-      flags.gateway_congestion_control == "default" ? std::string() : flags.gateway_congestion_control;
-  options.hold_timeout = std::chrono::seconds(flags.hold_timeout_seconds);
-  options.hold_max = flags.hold_max;
-  options.first_bytes_timeout = std::chrono::seconds(flags.first_bytes_timeout_seconds);
-  options.pending_per_address = flags.pending_per_address;
+  options.gateway = GatewayOptionsFrom(flags);
   options.cull_check_interval = std::chrono::seconds(flags.cull_check_seconds);
   options.jupyter_program = flags.jupyter_program;
   return RunServer(options);
+}
+
+int RunGatewayCommand(const ServerFlags& flags, bool transparent_connect, int status_fd, std::ostream& err) {
+  GatewayProcessOptions options;
+  options.data_dir = flags.data_dir;
+  if (!ParseLogLevel(flags.log_level, &options.log_level)) {
+    return Fail(err, InvalidArgument("--log-level: '" + flags.log_level + "' is not debug, info, warning or error"));
+  }
+  options.gateway = GatewayOptionsFrom(flags);
+  options.gateway.transparent_connect = transparent_connect;
+  options.status_fd = status_fd;
+  return RunGateway(options);
 }
 
 Status RunClientAction(const ClientAction& action, const ClientFlags& flags, const CliEnvironment& env) {
@@ -194,40 +253,7 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       ->type_name("LEVEL")
       ->capture_default_str()
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
-  server->add_option("--gateway-threads", server_flags.gateway_threads,
-                     "Threads relaying the pools' connections, and as many serving their Jupyter addresses (0: one per CPU, at most 4)")
-      ->type_name("N")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 64));
-  server->add_option("--gateway-congestion-control", server_flags.gateway_congestion_control,
-                     "TCP congestion control of the gateway's connections to instances, which sit on the host's "
-                     "own bridge ('default': the host's, which may be BBR, slow there)")
-      ->type_name("NAME")
-      ->capture_default_str()
-      ->check(CheckWith(
-          [](const std::string& v) { return v == "default" ? Status::Ok() : CheckCongestionControl(v); }, ""));
-  server->add_option("--hold-timeout", server_flags.hold_timeout_seconds,
-                     "Seconds a connection waits for an instance of a pool at zero before it is closed")
-      ->type_name("SECONDS")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 3600));
-  server->add_option("--hold-max", server_flags.hold_max,
-                     "Connections that may wait for an instance at once (more are closed)")
-      ->type_name("N")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1000000));
-  server->add_option("--first-bytes-timeout", server_flags.first_bytes_timeout_seconds,
-                     "Seconds a connection to an SSH port (backend port 22) may stay silent before it is closed; "
-                     "the gateway connects to an instance only once the client has spoken")
-      ->type_name("SECONDS")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 300));
-  server->add_option("--pending-per-address", server_flags.pending_per_address,
-                     "Connections one client address may have accepted and not yet relayed (silent, connecting, "
-                     "waiting); one more closes its oldest silent one")
-      ->type_name("N")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1000000));
+  AddGatewayOptions(server, server_flags);
   server->add_option("--cull-check-seconds", server_flags.cull_check_seconds,
                      "How often idle notebook servers are looked for (each pool's jupyter.cullIdleMinutes decides)")
       ->type_name("SECONDS")
@@ -244,6 +270,29 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
                      "there; for benchmarks and tests)")
       ->type_name("PATH")
       ->check(CheckWith([](const std::string& v) { return ValidateNotebookProgram(v); }, ""));
+
+  // ---- gateway ----
+  ServerFlags gateway_flags;
+  bool transparent_connect = false;
+  int status_fd = -1;
+  CLI::App* gateway = app.add_subcommand(
+      "gateway", "Run the gateway of --data-dir (as root) until SIGTERM or SIGINT; `dspool server` starts it "
+                 "when none runs, and it outlives the server");
+  gateway->fallthrough(false);
+  gateway->add_option("--data-dir", gateway_flags.data_dir, "The server's data directory")
+      ->type_name("DIR")
+      ->capture_default_str();
+  gateway->add_option("--log-level", gateway_flags.log_level, "debug, info, warning or error")
+      ->type_name("LEVEL")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+  AddGatewayOptions(gateway, gateway_flags);
+  gateway->add_flag("--transparent-connect", transparent_connect,
+                    "Connect to instances from the client's address (the host's transparent routing must be in "
+                    "place: the server decides)");
+  gateway->add_option("--status-fd", status_fd, "Report \"ok\" or the error on descriptor N once serving, then close it")
+      ->type_name("N")
+      ->check(CLI::Range(3, 1 << 20));
 
   // ---- agent ----
   AgentOptions agent_options;
@@ -418,7 +467,7 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
     return Fail(env.err, Internal(e.what()));
   }
 
-  if (server->parsed() || agent->parsed()) {
+  if (server->parsed() || agent->parsed() || gateway->parsed()) {
     for (CLI::Option* o : {server_opt, data_dir_opt, fingerprint_opt, ca_file_opt, token_opt, output_opt}) {
       if (o->count() > 0) {
         env.err << o->get_name() << " is an option of the client commands; give "
@@ -434,6 +483,7 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       return stopped.ok() ? 0 : Fail(env.err, stopped);
     }
     if (server->parsed()) return RunServerCommand(server_flags, env.err);
+    if (gateway->parsed()) return RunGatewayCommand(gateway_flags, transparent_connect, status_fd, env.err);
     if (authorized_keys->parsed()) return PrintAuthorizedKeys(agent_options, authorized_user);
     return RunAgent(agent_options);
   }

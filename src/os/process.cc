@@ -325,6 +325,47 @@ Status RunChecked(const std::vector<std::string>& argv, const RunOptions& option
   return Internal(std::move(message));
 }
 
+Result<pid_t> SpawnDaemon(const std::vector<std::string>& argv, const std::vector<std::string>& env, int fd3) {
+  if (argv.empty() || argv[0].empty() || argv[0][0] != '/') return InvalidArgument("SpawnDaemon: argv[0] must be an absolute path");
+  std::vector<char*> c_argv;
+  for (const std::string& arg : argv) c_argv.push_back(const_cast<char*>(arg.c_str()));
+  c_argv.push_back(nullptr);
+  std::vector<char*> c_env;
+  for (const std::string& entry : env) c_env.push_back(const_cast<char*>(entry.c_str()));
+  c_env.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  if (int rc = ::posix_spawn_file_actions_init(&actions); rc != 0) return ErrnoStatus("posix_spawn", rc);
+  if (int rc = ::posix_spawnattr_init(&attr); rc != 0) {
+    ::posix_spawn_file_actions_destroy(&actions);
+    return ErrnoStatus("posix_spawn", rc);
+  }
+  int rc = ::posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  // dup2 onto itself would leave close-on-exec set: move a descriptor 3
+  // away first.
+  UniqueFd moved;
+  if (fd3 == 3) {
+    moved = UniqueFd(::fcntl(fd3, F_DUPFD_CLOEXEC, 4));
+    if (!moved.valid()) rc = errno;
+    fd3 = moved.get();
+  }
+  if (rc == 0 && fd3 >= 0) rc = ::posix_spawn_file_actions_adddup2(&actions, fd3, 3);
+  if (rc == 0) rc = ::posix_spawn_file_actions_addclosefrom_np(&actions, fd3 >= 0 ? 4 : 3);
+  sigset_t no_signals;
+  sigset_t all_signals;
+  sigemptyset(&no_signals);
+  sigfillset(&all_signals);
+  if (rc == 0) rc = ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  if (rc == 0) rc = ::posix_spawnattr_setsigmask(&attr, &no_signals);
+  if (rc == 0) rc = ::posix_spawnattr_setsigdefault(&attr, &all_signals);
+  pid_t pid = -1;
+  if (rc == 0) rc = ::posix_spawn(&pid, argv[0].c_str(), &actions, &attr, c_argv.data(), c_env.data());
+  ::posix_spawn_file_actions_destroy(&actions);
+  ::posix_spawnattr_destroy(&attr);
+  if (rc != 0) return ErrnoStatus(argv[0], rc);
+  return pid;
+}
+
 Result<uint64_t> RaiseDescriptorLimit() {
   rlimit limit;
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return ErrnoStatus("getrlimit(RLIMIT_NOFILE)", errno);

@@ -84,6 +84,14 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, const Run
 // are returned unchanged.
 Status RunChecked(const std::vector<std::string>& argv, const RunOptions& options = {});
 
+// Starts argv[0] (an absolute path) as a daemon of its own: a new session
+// (so no terminal's or process group's signal reaches it), stdin from
+// /dev/null, stdout and stderr this process's, `fd3` (if not -1) as
+// descriptor 3, and no other descriptor; default signal dispositions, an
+// empty mask, exactly `env`. Returns its pid without waiting: the caller
+// reaps it (waitpid on that pid) if it exits before this process does.
+Result<pid_t> SpawnDaemon(const std::vector<std::string>& argv, const std::vector<std::string>& env, int fd3 = -1);
+
 // Raises this process's soft limit on open descriptors to its hard limit
 // (the gateway holds six per relayed connection) and returns the new soft
 // limit.

@@ -25,8 +25,11 @@ Result<uid_t> PoolServer::InstanceRoot(const InstanceId& id) {
 }
 
 std::map<InstanceId, int64_t> PoolServer::OpenSessions(const std::vector<InstanceId>& ids) {
+  // Without the gateway's lists nothing is known: nothing is removed.
+  auto listed = gateway_->Notebooks();
+  if (!listed.ok()) return {};
   std::map<InstanceId, int64_t> notebooks;
-  for (const auto& n : gateway_->Notebooks()) {
+  for (const auto& n : *listed) {
     if (n.session.state != NotebookSession::State::kFailed) ++notebooks[n.session.instance];
   }
   std::map<InstanceId, int64_t> out;

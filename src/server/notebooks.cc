@@ -13,7 +13,7 @@ constexpr const char* kLog = "server";
 
 std::vector<NotebookSessionInfo> PoolServer::NotebookSessions() {
   std::vector<NotebookSessionInfo> out;
-  for (const auto& n : gateway_->Notebooks()) {
+  for (const auto& n : gateway_->Notebooks().value_or({})) {
     NotebookSessionInfo info{n.pool.value(),
                              n.session.user,
                              n.session.instance.value(),
@@ -34,7 +34,7 @@ std::vector<NotebookSessionInfo> PoolServer::NotebookSessions() {
 
 std::vector<RelayedSessionInfo> PoolServer::RelayedSessions() {
   std::vector<RelayedSessionInfo> out;
-  for (const RelayedConnection& c : gateway_->Connections()) {
+  for (const RelayedConnection& c : gateway_->Connections().value_or({})) {
     out.push_back(RelayedSessionInfo{c.pool.value(), c.instance.value(), c.ssh ? "ssh" : "tcp",
                                      FormatEndpoint(c.client_address, c.client_port), c.frontend_port,
                                      FormatEndpoint(c.instance_address, c.instance_port),
@@ -44,7 +44,8 @@ std::vector<RelayedSessionInfo> PoolServer::RelayedSessions() {
 }
 
 Status PoolServer::StopNotebookSession(const PoolName& pool, const std::string& user) {
-  for (const auto& n : gateway_->Notebooks()) {
+  DSP_ASSIGN_OR_RETURN(auto notebooks, gateway_->Notebooks());
+  for (const auto& n : notebooks) {
     if (n.pool != pool || n.session.user != user) continue;
     if (n.session.state == NotebookSession::State::kReady) {
       Status stopped = StopAgentServer(n.session.instance, user);
@@ -56,12 +57,6 @@ Status PoolServer::StopNotebookSession(const PoolName& pool, const std::string& 
     return Status::Ok();
   }
   return NotFound("user '" + user + "' has no notebook server in pool '" + pool.value() + "'");
-}
-
-std::optional<std::string> PoolServer::PasswordHash(const std::string& user) {
-  auto u = store_->GetUser(UserName(user));
-  if (!u.ok() || u->password_hash.empty()) return std::nullopt;
-  return u->password_hash;
 }
 
 void PoolServer::StartNotebook(const PoolName& pool, const std::string& user, const std::string& token) {
@@ -98,7 +93,7 @@ void PoolServer::ForgetNotebook(const PoolName& pool, const std::string& user) {
 }
 
 Result<PoolServer::StartedNotebook> PoolServer::StartNotebookNow(const PoolName& pool, const std::string& user, const std::string& token) {
-  const MonoTime deadline = clock_.Monotonic() + options_.hold_timeout;
+  const MonoTime deadline = clock_.Monotonic() + options_.gateway.hold_timeout;
   // The user's home and notebooks on the share, if the sweep has not made
   // them yet (a user added a moment ago).
   DSP_ASSIGN_OR_RETURN(Pool spec, store_->GetPool(pool));
@@ -108,7 +103,8 @@ Result<PoolServer::StartedNotebook> PoolServer::StartNotebookNow(const PoolName&
     const uint64_t seen = RecordWrites();
     DSP_ASSIGN_OR_RETURN(auto instances, store_->ListInstances(pool));
     std::map<InstanceId, int> load;
-    for (const auto& n : gateway_->Notebooks()) {
+    DSP_ASSIGN_OR_RETURN(auto notebooks, gateway_->Notebooks());
+    for (const auto& n : notebooks) {
       if (n.pool == pool && n.session.state != NotebookSession::State::kFailed) load[n.session.instance]++;
     }
     const Instance* best = nullptr;
@@ -153,7 +149,7 @@ bool PoolServer::AwaitRecordWrite(uint64_t seen, MonoTime until) {
 
 std::vector<PoolServer::Notebook> PoolServer::Notebooks() {
   std::vector<Notebook> out;
-  for (auto& n : gateway_->Notebooks()) out.push_back({std::move(n.pool), std::move(n.session)});
+  for (auto& n : gateway_->Notebooks().value_or({})) out.push_back({std::move(n.pool), std::move(n.session)});
   return out;
 }
 

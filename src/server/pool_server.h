@@ -33,6 +33,7 @@
 #include "api/api.h"
 #include "base/clock.h"
 #include "base/thread_name.h"
+#include "gateway/client.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "net/tls.h"
@@ -42,6 +43,7 @@
 #include "reconcile/reconciler.h"
 #include "server/agent_channels.h"
 #include "server/notebook_culler.h"
+#include "server/gateway_process.h"
 #include "server/port_reservation.h"
 #include "server/server.h"
 #include "store/forwarding_store.h"
@@ -136,12 +138,13 @@ struct TcpApi {
 // A short random string of 2 * `bytes` hex digits (instance id suffixes).
 std::string RandomHex(size_t bytes);
 
-// `dspool server`: the store, provider, reconciler, API, gateway and culler
-// wired together, and the hooks through which they reach each other.
-class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHooks {
+// `dspool server`: the store, provider, reconciler, API, the link to the
+// gateway process and the culler wired together, and the hooks through
+// which they reach each other.
+class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHooks {
  public:
   PoolServer(const ServerOptions& options, std::optional<TcpApi> listen, std::unique_ptr<StateStore> store,
-             std::unique_ptr<ComputeProvider> provider, GatewayOptions gateway_options, std::string self_binary,
+             std::unique_ptr<ComputeProvider> provider, GatewayProcessOptions gateway_options, std::string self_binary,
              std::string token)
       : options_(options),
         listen_(std::move(listen)),
@@ -188,9 +191,8 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
   // shutdown is the signal's (Stop lets the request's answer out first).
   void RequestStop() override;
 
-  // ---- GatewayHooks ----
+  // ---- GatewayEvents ----
 
-  std::optional<std::string> PasswordHash(const std::string& user) override;
   void StartNotebook(const PoolName& pool, const std::string& user, const std::string& token) override;
 
   // Off the gateway's thread: the store write may wait for the disk.
@@ -284,8 +286,13 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
   RealClock clock_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<ComputeProvider> provider_;
-  GatewayOptions gateway_options_;
-  std::unique_ptr<Gateway> gateway_;  // made by Start
+  GatewayProcessOptions gateway_options_;  // of a gateway process the server starts
+  std::unique_ptr<GatewayClient> gateway_;  // made by Start
+  // Gateway processes this server started, reaped once they exit.
+  std::mutex spawned_mu_;
+  std::vector<pid_t> spawned_;  // guarded by spawned_mu_
+  Status SpawnGatewayProcess();
+  void ReapGateways();
   std::string self_binary_;
   WorkerPool workers_;
   Reconciler reconciler_;

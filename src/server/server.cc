@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -99,25 +100,6 @@ Status AssignIdBlocks(StateStore& store) {
   return Status::Ok();
 }
 
-// The key that signs the Jupyter addresses' session cookies: made once, so
-// a restarted (or upgraded) server keeps its users logged in. Root's file,
-// 0600, never a link (ReadPrivateFile checks); one that is not a key is an
-// error that names it, not silently replaced (that would log everyone out).
-Result<std::string> LoadSessionKey(const std::string& path) {
-  auto text = ReadPrivateFile(path);
-  if (text.ok()) {
-    auto key = SessionKeyFromText(*text);
-    if (!key.ok()) return FailedPrecondition(path + ": " + key.status().message() +
-                                             "; remove it to make a new one (every browser then logs in again)");
-    return key;
-  }
-  if (text.status().code() != StatusCode::kNotFound) return text.status();
-  std::string key = NewSessionKey();
-  DSP_RETURN_IF_ERROR(WriteFileAtomic(path, SessionKeyToText(key), 0600));
-  DSP_LOG(kInfo, kLog) << "made the key that signs Jupyter session cookies: " << path;
-  return key;
-}
-
 Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, int* lock_fd) {
   if (!options.jupyter_program.empty()) {
     DSP_RETURN_IF_ERROR(ValidateNotebookProgram(options.jupyter_program).WithPrefix("--jupyter-program"));
@@ -150,18 +132,11 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
   DSP_ASSIGN_OR_RETURN(auto store, SqliteStore::Open(options.data_dir + "/state.db"));
   DSP_RETURN_IF_ERROR(AssignIdBlocks(*store));
   DSP_ASSIGN_OR_RETURN(auto provider, LxcProvider::Create(options.data_dir + "/lxc"));
-  GatewayOptions gateway_options;
-  gateway_options.relay_threads = options.gateway_threads > 0
-                                      ? options.gateway_threads
-                                      : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
-  gateway_options.web_threads = gateway_options.relay_threads;
-  gateway_options.backend_congestion_control = options.gateway_congestion_control;
-  gateway_options.hold_timeout = options.hold_timeout;
-  gateway_options.max_held = static_cast<size_t>(options.hold_max);
-  gateway_options.first_bytes_timeout = options.first_bytes_timeout;
-  gateway_options.max_pending_per_address = static_cast<size_t>(options.pending_per_address);
-  DSP_ASSIGN_OR_RETURN(gateway_options.session_key, LoadSessionKey(options.data_dir + "/session.key"));
-  gateway_options.transparent_connect = provider->transparent_connect().ok();
+  GatewayProcessOptions gateway_options;
+  gateway_options.data_dir = options.data_dir;
+  gateway_options.log_level = options.log_level;
+  gateway_options.gateway = options.gateway;
+  gateway_options.gateway.transparent_connect = provider->transparent_connect().ok();
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);
@@ -219,8 +194,9 @@ Status PoolServer::Start() {
   // Channels of the instances that already exist, before the agents retry.
   DSP_RETURN_IF_ERROR(channels_.Prepare().WithPrefix("--data-dir " + options_.data_dir));
   SweepChannels();
-  DSP_ASSIGN_OR_RETURN(gateway_, Gateway::Create(gateway_options_, *this));
-  DSP_RETURN_IF_ERROR(gateway_->Start());
+  gateway_ = std::make_unique<GatewayClient>(
+      GatewayClientOptions{options_.data_dir + "/gateway.sock", [this] { return SpawnGatewayProcess(); }}, *this);
+  DSP_RETURN_IF_ERROR(gateway_->Start().WithPrefix("gateway"));
   RoutesChanged();
   router_ = std::thread([this] {
     SetThreadName("routes");
@@ -252,7 +228,24 @@ void PoolServer::Stop() {
   if (router_.joinable()) router_.join();
   reconciler_.Stop();
   http_.Stop();
+  // The gateway process goes on: the sessions it relays are not the
+  // server's to end.
   if (gateway_) gateway_->Stop();
+  ReapGateways();
+}
+
+Status PoolServer::SpawnGatewayProcess() {
+  ReapGateways();
+  DSP_ASSIGN_OR_RETURN(pid_t pid, SpawnGateway(GatewayArgv(self_binary_, gateway_options_), std::chrono::seconds(30)));
+  DSP_LOG(kInfo, kLog) << "started the gateway (pid " << pid << ")";
+  std::lock_guard lock(spawned_mu_);
+  spawned_.push_back(pid);
+  return Status::Ok();
+}
+
+void PoolServer::ReapGateways() {
+  std::lock_guard lock(spawned_mu_);
+  std::erase_if(spawned_, [](pid_t pid) { return ::waitpid(pid, nullptr, WNOHANG) != 0; });
 }
 
 std::string PoolServer::ExtraMetrics() {
@@ -272,7 +265,7 @@ std::string PoolServer::ExtraMetrics() {
   counter("dspool_pool_wakeups_total", "Pools raised from zero (or from all-draining) by a waiting connection.",
           wakeups_.load());
   counter("dspool_notebooks_culled_total", "Idle notebook servers stopped.", culler_.culled());
-  return out.str() + GatewayMetrics(gateway_->counters());
+  return out.str() + gateway_->Metrics().value_or("");
 }
 
 void PoolServer::RoutesChanged() {
@@ -295,17 +288,20 @@ void PoolServer::RouteLoop() {
     }
     auto pools = store_->ListPools();
     auto instances = store_->ListInstances({});
-    Status s = !pools.ok() ? pools.status() : !instances.ok() ? instances.status() : Status::Ok();
+    auto users = store_->ListUsers();
+    Status s = !pools.ok()       ? pools.status()
+               : !instances.ok() ? instances.status()
+               : !users.ok()     ? users.status()
+                                 : Status::Ok();
     if (s.ok()) {
-      RoutingTable table = BuildRoutingTable(*pools, *instances);
-      ReservePorts(table);
-      for (WebListener& w : table.web) {
-        if (w.certificate_file.empty()) {
-          w.certificate_file = PoolDir(w.pool) + "/jupyter.crt";
-          w.key_file = PoolDir(w.pool) + "/jupyter.key";
-        }
+      ReservePorts(BuildRoutingTable(*pools, *instances));
+      // The gateway checks Jupyter logins against these, also while this
+      // server is down.
+      std::map<std::string, std::string> passwords;
+      for (const User& u : *users) {
+        if (!u.password_hash.empty()) passwords[u.name.value()] = u.password_hash;
       }
-      s = gateway_->Apply(std::move(table));
+      s = gateway_->Apply(*pools, *instances, passwords);
     }
     // Said once per change of error, not on every write.
     if (!s.ok() && s.message() != last_error) DSP_LOG(kError, kLog) << s;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/log.h"
+#include "gateway/gateway.h"
 
 namespace dspool {
 
@@ -27,20 +28,10 @@ struct ServerOptions {
   int64_t uid_first = 20000;
   int64_t uid_last = 59999;
   LogLevel log_level = LogLevel::kInfo;
-  // The gateway's relay threads, and as many web proxy threads (0: one per
-  // CPU, at most 4); how long a connection waits for an instance of a pool
-  // at zero, and how many may.
-  int gateway_threads = 0;
-  // TCP congestion control of the gateway's connections to instances
-  // (GatewayOptions::backend_congestion_control); empty: the host's.
-  std::string gateway_congestion_control = "cubic";
-  std::chrono::seconds hold_timeout{120};
-  int64_t hold_max = 1024;
-  // SSH ports: how long a client may stay silent before it is closed, and
-  // how many connections one client address may have pending
-  // (GatewayOptions::first_bytes_timeout, max_pending_per_address).
-  std::chrono::seconds first_bytes_timeout{10};
-  int64_t pending_per_address = 256;
+  // The gateway process the server starts when none runs on data_dir
+  // (server/gateway_process.h); relay_threads 0: one per CPU, at most 4.
+  // transparent_connect and session_key are the server's to decide.
+  GatewayOptions gateway;
   // How often notebook servers are checked for culling.
   std::chrono::seconds cull_check_interval{30};
   // The program the agents run as each user's notebook server instead of

@@ -107,6 +107,23 @@ stop_server() {
   SERVER_PID=""
 }
 
+# The gateway process the server started (server/gateway_process.h): it
+# outlives the server, so a test ends it itself. Every gateway of DATA,
+# also one an upgrade left draining.
+gateway_pid() { cat "$DATA/gateway.pid" 2>/dev/null; }
+stop_gateway() {
+  local pids _
+  pids=$(pgrep -f -- "dspool gateway --data-dir $DATA " || true)
+  [[ -n "$pids" ]] || return 0
+  kill -TERM $pids 2>/dev/null
+  for _ in $(seq 100); do
+    pids=$(pgrep -f -- "dspool gateway --data-dir $DATA " || true)
+    [[ -n "$pids" ]] || return 0
+    sleep 0.1
+  done
+  kill -KILL $pids 2>/dev/null
+}
+
 dsp() { "$DSPOOL" --data-dir "$DATA" "$@"; }
 # Runs Python code on the JSON on stdin, as `data`.
 python_json() { /usr/bin/python3 -c "import json,sys; data=json.load(sys.stdin)
@@ -243,6 +260,7 @@ PY
 cleanup() {
   set +e  # best effort: every step runs even if one fails
   stop_server
+  stop_gateway
   release_reserved_ports
   # Take down anything a failed test left.
   local c l
