@@ -110,6 +110,8 @@ Result<Response> Api::Route(const Request& r, const std::string& actor) {
   static const ApiRoute kRoutes[] = {
       {"GET", "/metrics", [](Api& a, C) { return a.GetMetrics(); }},
       {"GET", "/v1/status", [](Api& a, C) { return a.GetStatus(); }},
+      {"GET", "/v1/gateway", [](Api& a, C) { return a.GetGateway(); }},
+      {"POST", "/v1/gateway/upgrade", [](Api& a, C c) { return a.UpgradeGateway(c.request, c.actor); }},
       {"POST", "/v1/server/stop", [](Api& a, C c) { return a.StopServer(c.request, c.actor); }},
       {"GET", "/v1/events", [](Api& a, C c) { return a.ListEvents(c.request); }},
       {"GET", "/v1/instances", [](Api& a, C c) { return a.ListInstances(c.request); }},

@@ -76,6 +76,13 @@ class ApiHooks {
   virtual std::vector<std::string> PushUsersChange(int64_t version) = 0;
   // Stops the server soon, as SIGTERM does (after this request's answer).
   virtual void RequestStop() = 0;
+  // The gateway process (it outlives the server): what runs (GatewayInfo's
+  // JSON, gateway/control.h); stopping it for good, with the connections
+  // it carries; handing over to `binary` (empty: the server's own), whose
+  // answer names the new process ({"pid", "previousPid", "binary"}).
+  virtual Result<Json> DescribeGateway() = 0;
+  virtual Status StopGateway() = 0;
+  virtual Result<Json> UpgradeGateway(const std::string& binary) = 0;
 };
 
 struct ApiOptions {
@@ -118,6 +125,8 @@ class Api {
   // Records a `server.stop` event and has the server stop as on SIGTERM
   // (the instances keep running). 202 {"stopping": true, "pid": N}.
   Result<Response> StopServer(const Request& request, const std::string& actor);
+  Result<Response> GetGateway();
+  Result<Response> UpgradeGateway(const Request& request, const std::string& actor);
   Result<Response> GetMetrics();
   Result<Response> CreatePool(const Request& request, const std::string& actor);
   Result<Response> GetPool(const PoolName& name);

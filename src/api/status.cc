@@ -30,14 +30,40 @@ Result<Response> Api::GetStatus() {
 
 Result<Response> Api::StopServer(const Request& r, const std::string& actor) {
   DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
-  DSP_RETURN_IF_ERROR(JsonReader(body, "").Finish());  // takes no fields
+  JsonReader reader(body, "");
+  bool gateway = false;  // the gateway too, and the connections it carries
+  reader.Optional("gateway", &gateway);
+  DSP_RETURN_IF_ERROR(reader.Finish());
   {
     std::lock_guard lock(write_mu_);
     DSP_RETURN_IF_ERROR(store_.Write(WriteBatch().Add(WriteBatch::AppendEvent{
-        MakeEvent(actor, "server.stop", "server", "stopped by request; the instances keep running")})));
+        MakeEvent(actor, "server.stop", "server",
+                  gateway ? "stopped by request with the gateway; the instances keep running"
+                          : "stopped by request; the gateway and the instances keep running")})));
   }
+  if (gateway) DSP_RETURN_IF_ERROR(hooks_.StopGateway());
   hooks_.RequestStop();
   return JsonOk(202, {{"stopping", true}, {"pid", static_cast<int64_t>(::getpid())}});
+}
+
+Result<Response> Api::GetGateway() {
+  DSP_ASSIGN_OR_RETURN(Json info, hooks_.DescribeGateway());
+  return JsonOk(200, info);
+}
+
+Result<Response> Api::UpgradeGateway(const Request& r, const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  JsonReader reader(body, "");
+  std::string binary;
+  reader.Optional("binary", &binary);
+  DSP_RETURN_IF_ERROR(reader.Finish());
+  DSP_ASSIGN_OR_RETURN(Json answer, hooks_.UpgradeGateway(binary));
+  std::lock_guard lock(write_mu_);
+  DSP_RETURN_IF_ERROR(store_.Write(WriteBatch().Add(WriteBatch::AppendEvent{MakeEvent(
+      actor, "gateway.upgrade", "gateway",
+      "pid " + answer.value("previousPid", Json()).dump() + " handed over to pid " + answer.value("pid", Json()).dump() +
+          " (" + answer.value("binary", std::string()) + ")")})));
+  return JsonOk(200, answer);
 }
 
 Result<Response> Api::GetMetrics() {

@@ -151,7 +151,8 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
   return RunServer(options);
 }
 
-int RunGatewayCommand(const ServerFlags& flags, bool transparent_connect, int status_fd, std::ostream& err) {
+int RunGatewayCommand(const ServerFlags& flags, bool transparent_connect, int status_fd, int takeover_fd,
+                      std::ostream& err) {
   GatewayProcessOptions options;
   options.data_dir = flags.data_dir;
   if (!ParseLogLevel(flags.log_level, &options.log_level)) {
@@ -160,6 +161,7 @@ int RunGatewayCommand(const ServerFlags& flags, bool transparent_connect, int st
   options.gateway = GatewayOptionsFrom(flags);
   options.gateway.transparent_connect = transparent_connect;
   options.status_fd = status_fd;
+  options.takeover_fd = takeover_fd;
   return RunGateway(options);
 }
 
@@ -261,6 +263,10 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       ->check(CLI::Range(1, 3600));
   CLI::App* server_stop = server->add_subcommand(
       "stop", "Stop the server running on --data-dir (the instances and users' notebook servers keep running)");
+  bool stop_gateway = false;
+  server_stop->add_flag("--gateway", stop_gateway,
+                        "Stop the gateway process too: the SSH sessions and notebook connections it relays end "
+                        "(without it, the gateway keeps serving them and the next server takes it up)");
   server_stop->add_option("--data-dir", server_flags.data_dir, "The server's data directory")
       ->type_name("DIR")
       ->capture_default_str();
@@ -290,6 +296,23 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   gateway->add_flag("--transparent-connect", transparent_connect,
                     "Connect to instances from the client's address (the host's transparent routing must be in "
                     "place: the server decides)");
+  int takeover_fd = -1;
+  gateway->add_option("--takeover-fd", takeover_fd,
+                      "Take over from the gateway that started this one (an upgrade), which hands its sockets "
+                      "over on descriptor N")
+      ->type_name("N")
+      ->check(CLI::Range(3, 1 << 20));
+  CLI::App* gateway_show = gateway->add_subcommand("show", "Show the gateway process serving the pools");
+  gateway_show->callback([&] { action = GatewayShow; });
+  std::string upgrade_binary;
+  CLI::App* gateway_upgrade = gateway->add_subcommand(
+      "upgrade", "Hand the gateway over to a new process of BINARY: its listening sockets, notebook sessions and "
+                 "unanswered starts go to the new one, no port ever closes, and the connections open now go on in "
+                 "the old one, which exits when the last has ended");
+  gateway_upgrade->add_option("--binary", upgrade_binary, "The dspool binary to run (default: the server's own)")
+      ->type_name("PATH");
+  gateway_upgrade->callback(
+      [&] { action = [&](const CommandContext& ctx) { return GatewayUpgrade(ctx, upgrade_binary); }; });
   gateway->add_option("--status-fd", status_fd, "Report \"ok\" or the error on descriptor N once serving, then close it")
       ->type_name("N")
       ->check(CLI::Range(3, 1 << 20));
@@ -467,7 +490,8 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
     return Fail(env.err, Internal(e.what()));
   }
 
-  if (server->parsed() || agent->parsed() || gateway->parsed()) {
+  // `gateway show` and `gateway upgrade` are client commands (action).
+  if (server->parsed() || agent->parsed() || (gateway->parsed() && !action)) {
     for (CLI::Option* o : {server_opt, data_dir_opt, fingerprint_opt, ca_file_opt, token_opt, output_opt}) {
       if (o->count() > 0) {
         env.err << o->get_name() << " is an option of the client commands; give "
@@ -479,11 +503,12 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
     if (server_stop->parsed()) {
       ClientFlags local;
       local.data_dir = server_flags.data_dir;
-      Status stopped = RunClientAction(ServerStop, local, env);
+      Status stopped =
+          RunClientAction([&](const CommandContext& ctx) { return ServerStop(ctx, stop_gateway); }, local, env);
       return stopped.ok() ? 0 : Fail(env.err, stopped);
     }
     if (server->parsed()) return RunServerCommand(server_flags, env.err);
-    if (gateway->parsed()) return RunGatewayCommand(gateway_flags, transparent_connect, status_fd, env.err);
+    if (gateway->parsed()) return RunGatewayCommand(gateway_flags, transparent_connect, status_fd, takeover_fd, env.err);
     if (authorized_keys->parsed()) return PrintAuthorizedKeys(agent_options, authorized_user);
     return RunAgent(agent_options);
   }

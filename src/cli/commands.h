@@ -68,10 +68,16 @@ Status InstanceDrain(const CommandContext& ctx, const std::string& id, bool drai
 // ---- server status and events ----
 
 Status ShowStatus(const CommandContext& ctx);
-// Asks the server to stop (POST /v1/server/stop) and returns once its API
-// no longer answers (polling /v1/status through ctx.wait, for at most a
-// minute: DeadlineExceeded after that).
-Status ServerStop(const CommandContext& ctx);
+// Asks the server to stop (POST /v1/server/stop; with `gateway`, the
+// gateway process first) and returns once its API no longer answers
+// (polling /v1/status through ctx.wait, for at most a minute:
+// DeadlineExceeded after that).
+Status ServerStop(const CommandContext& ctx, bool gateway);
+
+// The gateway process (GET /v1/gateway), and handing it over to a new
+// process of `binary` (POST /v1/gateway/upgrade; empty: the server's own).
+Status GatewayShow(const CommandContext& ctx);
+Status GatewayUpgrade(const CommandContext& ctx, const std::string& binary);
 
 struct EventsOptions {
   std::optional<int64_t> after;  // only events with a larger seq

@@ -51,8 +51,9 @@ Status ShowStatus(const CommandContext& ctx) {
   return Status::Ok();
 }
 
-Status ServerStop(const CommandContext& ctx) {
-  DSP_ASSIGN_OR_RETURN(Json answer, ctx.api.Call("POST", "/v1/server/stop"));
+Status ServerStop(const CommandContext& ctx, bool gateway) {
+  const Json body{{"gateway", true}};
+  DSP_ASSIGN_OR_RETURN(Json answer, ctx.api.Call("POST", "/v1/server/stop", gateway ? &body : nullptr));
   const std::string pid = JsonString(answer, "pid");
   constexpr auto kPoll = std::chrono::milliseconds(100);
   constexpr int kPolls = 600;  // a minute
@@ -60,11 +61,43 @@ Status ServerStop(const CommandContext& ctx) {
     auto status = ctx.api.Get("/v1/status");
     if (status.ok()) continue;
     if (status.status().code() != StatusCode::kUnavailable) return status.status();
-    ctx.out << "dspool server (pid " << pid << ") stopped; the instances and the users' notebook servers keep "
-            << "running, and the next `dspool server` on this data directory takes them up again\n";
+    ctx.out << "dspool server (pid " << pid << ") stopped" << (gateway ? ", and its gateway" : "")
+            << "; the instances and the users' notebook servers keep running"
+            << (gateway ? "" : ", the gateway keeps relaying their sessions")
+            << ", and the next `dspool server` on this data directory takes them up again\n";
     return Status::Ok();
   }
   return DeadlineExceeded("the server (pid " + pid + ") was asked to stop but still answers after a minute");
+}
+
+Status GatewayShow(const CommandContext& ctx) {
+  DSP_ASSIGN_OR_RETURN(Json info, ctx.api.Get("/v1/gateway"));
+  if (ctx.output == OutputFormat::kJson) {
+    PrintJson(ctx.out, info);
+    return Status::Ok();
+  }
+  const std::string started = JsonString(info, "started");
+  ctx.out << RenderFields({
+      {"Pid", JsonString(info, "pid")},
+      {"Version", JsonString(info, "version")},
+      {"Binary", JsonString(info, "binary")},
+      {"Up", AgeOf(started, ctx.clock.Now()) + " (since " + started + ")"},
+      {"Upgrades", JsonString(info, "upgrades")},
+  });
+  return Status::Ok();
+}
+
+Status GatewayUpgrade(const CommandContext& ctx, const std::string& binary) {
+  const Json body{{"binary", binary}};
+  DSP_ASSIGN_OR_RETURN(Json answer, ctx.api.Call("POST", "/v1/gateway/upgrade", binary.empty() ? nullptr : &body));
+  if (ctx.output == OutputFormat::kJson) {
+    PrintJson(ctx.out, answer);
+    return Status::Ok();
+  }
+  ctx.out << "gateway upgraded: pid " << JsonString(answer, "pid") << " (" << JsonString(answer, "binary")
+          << ") serves now; pid " << JsonString(answer, "previousPid")
+          << " keeps the connections open before, and exits when the last has ended\n";
+  return Status::Ok();
 }
 
 Status ListEvents(const CommandContext& ctx, const EventsOptions& options) {

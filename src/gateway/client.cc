@@ -43,7 +43,12 @@ void GatewayClient::Stop() {
 
 Status GatewayClient::Link() {
   auto fd = ConnectUnixStream(options_.socket_path);
-  if (!fd.ok() && fd.status().code() == StatusCode::kUnavailable && options_.spawn) {
+  bool may_spawn;
+  {
+    std::lock_guard lock(mu_);
+    may_spawn = may_spawn_;
+  }
+  if (!fd.ok() && fd.status().code() == StatusCode::kUnavailable && options_.spawn && may_spawn) {
     DSP_LOG(kInfo, kLog) << "no gateway answers on " << options_.socket_path << ": starting one";
     DSP_RETURN_IF_ERROR(options_.spawn());
     fd = ConnectUnixStream(options_.socket_path);
@@ -175,6 +180,10 @@ void GatewayClient::Unlinked(const Status& why) {
 }
 
 Result<Json> GatewayClient::Call(const std::string& name, Json arguments) {
+  return Call(name, std::move(arguments), options_.call_timeout);
+}
+
+Result<Json> GatewayClient::Call(const std::string& name, Json arguments, std::chrono::milliseconds timeout) {
   auto waiter = std::make_shared<Waiter>();
   std::shared_ptr<UniqueFd> fd;
   uint64_t id;
@@ -198,10 +207,9 @@ Result<Json> GatewayClient::Call(const std::string& name, Json arguments) {
     ShutdownSocket(fd->get());  // the link thread sees it and links again
     return Unavailable("gateway " + name + ": " + sent.message());
   }
-  const bool answered = cv_.wait_for(lock, options_.call_timeout, [&] { return waiter->done; });
+  const bool answered = cv_.wait_for(lock, timeout, [&] { return waiter->done; });
   waiters_.erase(id);
-  if (!answered) return DeadlineExceeded("gateway " + name + ": no answer in " +
-                                         std::to_string(options_.call_timeout.count()) + " ms");
+  if (!answered) return DeadlineExceeded("gateway " + name + ": no answer in " + std::to_string(timeout.count()) + " ms");
   return std::move(waiter->result);
 }
 
@@ -282,10 +290,22 @@ Result<GatewayInfo> GatewayClient::Info() {
   return ParseGatewayInfo(r);
 }
 
-Status GatewayClient::StopGateway() { return Call("stop", Json::object()).status(); }
+Status GatewayClient::StopGateway() {
+  {
+    std::lock_guard lock(mu_);
+    may_spawn_ = false;
+  }
+  return Call("stop", Json::object()).status();
+}
 
-Status GatewayClient::Upgrade(const std::vector<std::string>& argv) {
-  return Call("upgrade", Json{{"argv", argv}}).status();
+Result<int64_t> GatewayClient::Upgrade(const std::vector<std::string>& argv) {
+  // The successor's start (a new process, its key, the pools' certificates)
+  // and the handing over take longer than a call.
+  DSP_ASSIGN_OR_RETURN(Json r, Call("upgrade", Json{{"argv", argv}}, std::chrono::seconds(90)));
+  if (!r.is_object() || !r.contains("pid") || !r["pid"].is_number_integer()) {
+    return Internal("gateway upgrade: an answer without the new pid");
+  }
+  return r["pid"].get<int64_t>();
 }
 
 }  // namespace dspool

@@ -86,10 +86,11 @@ class GatewayClient {
   Result<std::vector<Gateway::PoolNotebook>> Notebooks();
   Result<std::vector<RelayedConnection>> Connections();
   Result<GatewayInfo> Info();
-  // Asks the gateway to stop (closing its connections) / to hand over to
-  // the process `argv` starts (control.h, `upgrade`).
+  // Asks the gateway to stop (closing its connections); none is started
+  // again by this client. / Hands over to the process `argv` starts
+  // (control.h, `upgrade`): the new process's pid, once it serves.
   Status StopGateway();
-  Status Upgrade(const std::vector<std::string>& argv);
+  Result<int64_t> Upgrade(const std::vector<std::string>& argv);
 
  private:
   struct Waiter {
@@ -97,6 +98,7 @@ class GatewayClient {
     Result<Json> result = Unavailable("no answer");
   };
   Result<Json> Call(const std::string& name, Json arguments);
+  Result<Json> Call(const std::string& name, Json arguments, std::chrono::milliseconds timeout);
   // Connects (spawning a gateway if none answers) and reads the hello.
   Status Link();
   void LinkLoop();
@@ -112,6 +114,7 @@ class GatewayClient {
   std::condition_variable cv_;
   bool stopping_ = false;         // guarded by mu_
   bool linked_ = false;           // guarded by mu_
+  bool may_spawn_ = true;         // guarded by mu_; false after StopGateway
   Status first_link_;             // guarded by mu_: how the first attempt went
   bool first_link_done_ = false;  // guarded by mu_
   std::shared_ptr<UniqueFd> fd_;  // guarded by mu_; the link

@@ -36,6 +36,7 @@ void Gateway::Impl::Accept(OpenListener& listener) {
     conn->via = listener.spec;
     Conn& c = *conn;
     conns_[c.id] = std::move(conn);
+    pending_conns_.store(conns_.size(), std::memory_order_relaxed);
     pending_by_address_[peer.ip].insert(c.id);
     Count(&GatewayCounters::connections_accepted);
     if (c.via.client_speaks_first) {
@@ -393,6 +394,7 @@ void Gateway::Impl::EraseConn(std::unordered_map<uint64_t, std::unique_ptr<Conn>
     if (pending->second.empty()) pending_by_address_.erase(pending);
   }
   conns_.erase(it);
+  pending_conns_.store(conns_.size(), std::memory_order_relaxed);
 }
 
 }  // namespace dspool

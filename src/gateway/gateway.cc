@@ -258,6 +258,58 @@ void Gateway::NotebookGone(const PoolName& pool, const std::string& user) {
   if (auto web = impl_->WebOf(pool)) web->entry.ServerGone(user);
 }
 std::vector<Gateway::PoolNotebook> Gateway::Notebooks() const { return impl_->Notebooks(); }
+std::vector<Gateway::HandedNotebook> Gateway::HandOverNotebooks() const { return impl_->HandOverNotebooks(); }
+void Gateway::TakeOverNotebooks(std::vector<HandedNotebook> notebooks) {
+  impl_->TakeOverNotebooks(std::move(notebooks));
+}
+void Gateway::StopListening() { impl_->StopListening(); }
+uint64_t Gateway::OpenConnections() const { return impl_->OpenConnections(); }
+
+std::vector<Gateway::HandedNotebook> Gateway::Impl::HandOverNotebooks() const {
+  std::vector<Gateway::HandedNotebook> out;
+  std::lock_guard lock(web_mu_);
+  for (const auto& [pool, web] : web_pools_) {
+    for (auto& h : web->entry.HandOver()) out.push_back({pool, std::move(h)});
+  }
+  return out;
+}
+
+void Gateway::Impl::TakeOverNotebooks(std::vector<Gateway::HandedNotebook> notebooks) {
+  std::map<PoolName, std::vector<WebEntry::HandedSession>> by_pool;
+  for (auto& n : notebooks) by_pool[n.pool].push_back(std::move(n.session));
+  for (auto& [pool, sessions] : by_pool) {
+    if (auto web = WebOf(pool)) web->entry.TakeOver(std::move(sessions));
+  }
+}
+
+void Gateway::Impl::StopListening() {
+  if (!started_) return;
+  std::promise<void> done;
+  auto finished = done.get_future();
+  if (!loop_->Post([&] {
+        listening_stopped_ = true;
+        for (auto& [key, l] : listeners_) {
+          loop_->Unwatch(l->fd.get());
+          loop_->Cancel(l->resume);
+        }
+        listeners_.clear();
+        for (const auto& [key, w] : web_open_) web_->Unlisten(key.second);
+        web_open_.clear();
+        std::lock_guard lock(mu_);
+        open_keys_.clear();
+        done.set_value();
+      })) {
+    return;
+  }
+  finished.wait();
+}
+
+uint64_t Gateway::Impl::OpenConnections() const {
+  uint64_t n = pending_conns_.load(std::memory_order_relaxed);
+  for (const auto& r : relays_) n += r->counters().connections_active.load(std::memory_order_relaxed);
+  if (web_) n += web_->stats().connections_active;
+  return n;
+}
 std::vector<RelayedConnection> Gateway::Connections() const { return impl_->Connections(); }
 
 std::string GatewayMetrics(const GatewayCounters& c) {

@@ -242,6 +242,23 @@ class Gateway {
   // The relayed connections open now, oldest first.
   std::vector<RelayedConnection> Connections() const;
 
+  // ---- handing over to a successor process (an upgrade) ----
+  // The notebook sessions with their servers' tokens, and taking them in
+  // (after the pool's web address is open: Apply first).
+  struct HandedNotebook {
+    PoolName pool;
+    WebEntry::HandedSession session;
+  };
+  std::vector<HandedNotebook> HandOverNotebooks() const;
+  void TakeOverNotebooks(std::vector<HandedNotebook> notebooks);
+  // Stops listening for good (the successor accepts on the same sockets):
+  // closes this process's copies of the listeners, web ones included, and
+  // opens none again; connections open now go on.
+  void StopListening();
+  // Connections still open: relayed, proxied (web), or accepted and not
+  // yet relayed. A gateway that stopped listening is done at zero.
+  uint64_t OpenConnections() const;
+
  private:
   class Impl;
   explicit Gateway(std::unique_ptr<Impl> impl);

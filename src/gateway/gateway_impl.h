@@ -103,6 +103,10 @@ class Gateway::Impl {
   std::vector<RelayedConnection> Connections() const { return relayed_->List(); }
   GatewayCounters counters() const;
   void Wake();
+  std::vector<Gateway::HandedNotebook> HandOverNotebooks() const;
+  void TakeOverNotebooks(std::vector<Gateway::HandedNotebook> notebooks);
+  void StopListening();
+  uint64_t OpenConnections() const;
 
  private:
   // One probe spec against one backend.
@@ -265,6 +269,8 @@ class Gateway::Impl {
   std::unordered_map<uint32_t, std::set<uint64_t>> pending_by_address_;
   uint64_t next_conn_ = 1;
   size_t next_relay_ = 0;
+  bool listening_stopped_ = false;  // StopListening: Apply opens nothing more
+  std::atomic<uint64_t> pending_conns_{0};  // conns_.size(), for OpenConnections
 
   // Read from other threads.
   mutable std::mutex mu_;

@@ -10,6 +10,8 @@ namespace dspool {
 using namespace gateway_internal;
 
 Status Gateway::Impl::ApplyOnLoop(RoutingTable table) {
+  // Handed over to a successor, which routes from now on.
+  if (listening_stopped_) return Status::Ok();
   std::vector<std::string> errors;
   std::map<ListenerKey, Listener> wanted;
   for (const Listener& l : table.listeners) wanted[{l.address, l.port}] = l;

@@ -2,7 +2,10 @@
 
 #include "base/log.h"
 #include "base/thread_name.h"
+#include "gateway/handoff.h"
 #include "gateway/routing_table.h"
+#include "os/fs.h"
+#include "os/process.h"
 #include "net/socket.h"
 #include "net/unix_socket.h"
 
@@ -14,6 +17,8 @@ constexpr const char* kLog = "gateway";
 // A controller that takes no message for this long (stopped, wedged) is
 // dropped rather than holding up the gateway's threads.
 constexpr auto kSendTimeout = std::chrono::seconds(5);
+// How long a successor may take to say it serves.
+constexpr auto kTakeOverTimeout = std::chrono::seconds(60);
 
 // The pools' Jupyter certificates, where a spec names none: the files the
 // server made for the pool.
@@ -124,7 +129,9 @@ void GatewayService::AcceptLoop() {
 }
 
 void GatewayService::Serve(std::shared_ptr<Controller> c) {
-  Json hello = GatewayInfoToJson(options_.info);
+  GatewayInfo info = options_.info;
+  info.upgrades = upgrades_.load();
+  Json hello = GatewayInfoToJson(info);
   hello["event"] = "hello";
   Status s = c->Write(hello);
   // What the last controller was asked and did not answer.
@@ -159,6 +166,11 @@ void GatewayService::Serve(std::shared_ptr<Controller> c) {
     s = c->Write(answer);
     const std::string name = call["call"].is_string() ? call["call"].get<std::string>() : "";
     if (s.ok() && result.ok() && name == "stop" && options_.on_stop) options_.on_stop();
+    if (result.ok() && name == "upgrade") {
+      // The successor serves controllers from now on; this one drains.
+      ShutdownSocket(stop_write_.get());
+      break;
+    }
   }
   DSP_LOG(kInfo, kLog) << "controller gone" << (s.message() == "closed" ? std::string() : ": " + s.message());
   std::lock_guard lock(mu_);
@@ -175,6 +187,8 @@ Result<Json> GatewayService::Handle(const Json& call) {
       {
         std::lock_guard lock(mu_);
         passwords_ = std::move(passwords);
+        last_apply_ = Json{{"pools", call.at("pools")}, {"instances", call.at("instances")},
+                           {"passwords", call.at("passwords")}};
       }
       RoutingTable table = BuildRoutingTable(pools, instances);
       FillWebCertificates(table, options_.data_dir);
@@ -218,17 +232,96 @@ Result<Json> GatewayService::Handle(const Json& call) {
       }
       return Json::object();
     }
-    if (name == "info") return GatewayInfoToJson(options_.info);
-    if (name == "stop") return Json::object();  // Serve stops once the answer is out
-    if (name == "upgrade") {
-      if (!options_.on_upgrade) return FailedPrecondition("this gateway cannot be upgraded");
-      DSP_RETURN_IF_ERROR(options_.on_upgrade(call.at("argv").get<std::vector<std::string>>()));
-      return Json::object();
+    if (name == "info") {
+      GatewayInfo info = options_.info;
+      info.upgrades = upgrades_.load();
+      return GatewayInfoToJson(info);
     }
+    if (name == "stop") return Json::object();  // Serve stops once the answer is out
+    if (name == "upgrade") return Upgrade(call.at("argv").get<std::vector<std::string>>());
   } catch (const Json::exception& e) {
     return InvalidArgument("gateway control: bad " + name + " call: " + e.what());
   }
   return InvalidArgument("gateway control: unknown call '" + name + "'");
+}
+
+namespace {
+
+}  // namespace
+
+Result<Json> GatewayService::Upgrade(std::vector<std::string> argv) {
+  if (argv.empty()) return InvalidArgument("upgrade: no program");
+  DSP_RETURN_IF_ERROR(CheckRootProgram(argv[0]).WithPrefix("upgrade: the new binary"));
+  Handoff h;
+  {
+    std::lock_guard lock(mu_);
+    Json pending = Json::array();
+    for (const auto& [key, token] : pending_starts_) {
+      pending.push_back(Json{{"pool", key.first.value()}, {"user", key.second}, {"token", token}});
+    }
+    h.state = Json{{"apply", last_apply_}, {"pending", pending}, {"upgrades", upgrades_.load()}};
+  }
+  Json notebooks = Json::array();
+  for (const auto& n : gateway_->HandOverNotebooks()) {
+    Json j = PoolNotebookToJson({n.pool, n.session.session});
+    j["token"] = n.session.token;
+    notebooks.push_back(std::move(j));
+  }
+  h.state["notebooks"] = std::move(notebooks);
+  DSP_ASSIGN_OR_RETURN(h.listeners, DuplicateListeners());
+  DSP_ASSIGN_OR_RETURN(auto pair, MakeStreamPair("the gateway's handoff"));
+  argv.insert(argv.end(), {"--takeover-fd", "3"});
+  DSP_ASSIGN_OR_RETURN(pid_t pid, SpawnDaemon(argv, {kDefaultChildPath}, pair.second.get()));
+  pair.second.reset();
+  DSP_LOG(kInfo, kLog) << "upgrade: handing " << h.listeners.size() << " listeners and "
+                       << h.state["notebooks"].size() << " notebook sessions to " << argv[0] << " (pid " << pid << ")";
+  auto answer = [&]() -> Result<std::string> {
+    DSP_ASSIGN_OR_RETURN(h.control, Duplicate(listener_.get()));
+    DSP_ASSIGN_OR_RETURN(h.lock, Duplicate(options_.lock_fd));
+    DSP_RETURN_IF_ERROR(SendHandoff(pair.first.get(), h));
+    DSP_RETURN_IF_ERROR(SetIoTimeouts(pair.first.get(), std::chrono::milliseconds(0), kTakeOverTimeout));
+    return ReadFrame(pair.first.get(), kMaxControlFrame);
+  }();
+  Json said = answer.ok() ? Json::parse(*answer, nullptr, false) : Json();
+  if (!answer.ok() || !said.is_object() || said.value("ok", false) != true) {
+    KillChild(pid);
+    const std::string why = !answer.ok()          ? answer.status().message()
+                            : said.contains("error") ? StatusFromJson(said["error"]).message()
+                                                     : "a bad answer";
+    return Unavailable("upgrade: the new gateway (" + argv[0] + ") did not take over: " + why +
+                       "; this one goes on serving");
+  }
+  gateway_->StopListening();
+  handed_over_ = true;
+  DSP_LOG(kInfo, kLog) << "upgrade: pid " << pid << " serves now; this process exits once its "
+                       << gateway_->OpenConnections() << " open connections have ended";
+  return Json{{"pid", pid}};
+}
+
+Status GatewayService::TakeOver(const Json& state) {
+  try {
+    upgrades_ = state.at("upgrades").get<int64_t>() + 1;
+    if (const Json& apply = state.at("apply"); apply.is_object()) {
+      Json call = apply;
+      call["call"] = "apply";
+      auto applied = Handle(call);
+      if (!applied.ok()) DSP_LOG(kWarning, kLog) << "take-over: " << applied.status();
+    }
+    std::vector<Gateway::HandedNotebook> notebooks;
+    for (const Json& j : state.at("notebooks")) {
+      DSP_ASSIGN_OR_RETURN(Gateway::PoolNotebook n, ParsePoolNotebook(j));
+      notebooks.push_back({n.pool, {std::move(n.session), j.at("token").get<std::string>()}});
+    }
+    gateway_->TakeOverNotebooks(std::move(notebooks));
+    std::lock_guard lock(mu_);
+    for (const Json& p : state.at("pending")) {
+      pending_starts_[{PoolName(p.at("pool").get<std::string>()), p.at("user").get<std::string>()}] =
+          p.at("token").get<std::string>();
+    }
+  } catch (const Json::exception& e) {
+    return InvalidArgument(std::string("take-over: bad state: ") + e.what());
+  }
+  return Status::Ok();
 }
 
 void GatewayService::Send(const Json& message) {

@@ -19,6 +19,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -41,11 +42,11 @@ struct GatewayServiceOptions {
   std::string data_dir;
   // What `info` says of this process.
   GatewayInfo info;
-  // A controller asked the gateway to stop (the `stop` call), or to hand
-  // over to a new binary (`upgrade`, with the new process's argv). Called
-  // on the controller's thread after the answer went out.
+  // A controller asked the gateway to stop (the `stop` call). Called on the
+  // controller's thread after the answer went out.
   std::function<void()> on_stop;
-  std::function<Status(const std::vector<std::string>& argv)> on_upgrade;
+  // <data dir>/gateway.lock, held by this process: an upgrade hands it on.
+  int lock_fd = -1;
 };
 
 class GatewayService final : private GatewayHooks {
@@ -61,6 +62,16 @@ class GatewayService final : private GatewayHooks {
   // Stops serving controllers and the gateway (closing every connection).
   void Stop();
 
+  // The successor's side of an upgrade (handoff.h): after Start on the
+  // handed control socket, with the listeners adopted (net/socket.h
+  // AdoptListeners), takes the old gateway's state: applies its records,
+  // and takes its notebook sessions and unanswered starts.
+  Status TakeOver(const Json& state);
+  // Whether this gateway handed over to a successor (an `upgrade` call
+  // succeeded): it listens no more and serves no controller, and is done
+  // once gateway().OpenConnections() is zero.
+  bool handed_over() const { return handed_over_.load(); }
+
   Gateway& gateway() { return *gateway_; }
 
  private:
@@ -71,6 +82,9 @@ class GatewayService final : private GatewayHooks {
   void Serve(std::shared_ptr<Controller> c);
   // The answer to one call (a result, or the error).
   Result<Json> Handle(const Json& call);
+  // `upgrade`: starts `argv` with --takeover-fd, hands over (handoff.h);
+  // the new process's pid.
+  Result<Json> Upgrade(std::vector<std::string> argv);
   // Sends `message` to the current controller, if any; a controller that
   // cannot take it is dropped.
   void Send(const Json& message);
@@ -90,6 +104,9 @@ class GatewayService final : private GatewayHooks {
   std::mutex mu_;
   std::shared_ptr<Controller> current_;  // guarded by mu_
   std::map<std::string, std::string> passwords_;  // guarded by mu_; user → crypt(3) hash
+  Json last_apply_;  // guarded by mu_: the last apply call's arguments, for a successor
+  std::atomic<bool> handed_over_{false};
+  std::atomic<int64_t> upgrades_{0};  // GatewayInfo::upgrades
   // startNotebook sent and not yet answered, by (pool, user): the token.
   std::map<std::pair<PoolName, std::string>, std::string> pending_starts_;  // guarded by mu_
 };

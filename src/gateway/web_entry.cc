@@ -403,4 +403,24 @@ std::vector<NotebookSession> WebEntry::Sessions() const {
   return out;
 }
 
+std::vector<WebEntry::HandedSession> WebEntry::HandOver() const {
+  std::lock_guard lock(mu_);
+  std::vector<HandedSession> out;
+  for (const auto& [user, e] : servers_) out.push_back({e.session, e.token});
+  return out;
+}
+
+void WebEntry::TakeOver(std::vector<HandedSession> sessions) {
+  std::lock_guard lock(mu_);
+  for (HandedSession& h : sessions) {
+    if (auto it = servers_.find(h.session.user); it != servers_.end()) EraseLocked(it);
+    const std::string user = h.session.user;
+    Entry& e = servers_[user];
+    e.session = std::move(h.session);
+    e.token = std::move(h.token);
+    e.tag = next_tag_++;
+    by_tag_[e.tag] = user;
+  }
+}
+
 }  // namespace dspool

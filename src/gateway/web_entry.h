@@ -125,6 +125,16 @@ class WebEntry final : public ProxyRouter {
 
   std::vector<NotebookSession> Sessions() const;
 
+  // For a successor process (the gateway's upgrade): every session with
+  // its server's token, and taking them in (replacing what is known of
+  // those users).
+  struct HandedSession {
+    NotebookSession session;
+    std::string token;
+  };
+  std::vector<HandedSession> HandOver() const;
+  void TakeOver(std::vector<HandedSession> sessions);
+
  private:
   struct Entry {
     NotebookSession session;

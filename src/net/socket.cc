@@ -1,6 +1,8 @@
 #include "net/socket.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,6 +15,8 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <optional>
 
 #include "model/ipv4.h"
@@ -157,11 +161,76 @@ Result<UniqueFd> ConnectTcp(uint32_t ipv4_host_order, uint16_t port, std::chrono
   return fd;
 }
 
+namespace {
+
+std::mutex adopted_mu;
+std::map<std::pair<uint32_t, uint16_t>, UniqueFd> adopted;  // guarded by adopted_mu; by address, port
+
+// The address and port a listening TCP/IPv4 socket is bound to; nullopt
+// for any other descriptor.
+std::optional<std::pair<uint32_t, uint16_t>> ListeningAddress(int fd) {
+  int listening = 0;
+  socklen_t len = sizeof(listening);
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) return std::nullopt;
+  sockaddr_in sa{};
+  len = sizeof(sa);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0 || sa.sin_family != AF_INET) return std::nullopt;
+  int type = 0;
+  len = sizeof(type);
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) return std::nullopt;
+  return std::make_pair(ntohl(sa.sin_addr.s_addr), ntohs(sa.sin_port));
+}
+
+}  // namespace
+
+void AdoptListeners(std::vector<UniqueFd> fds) {
+  std::lock_guard lock(adopted_mu);
+  for (UniqueFd& fd : fds) {
+    if (auto where = ListeningAddress(fd.get())) adopted[*where] = std::move(fd);
+  }
+}
+
+size_t DropUnclaimedListeners() {
+  std::lock_guard lock(adopted_mu);
+  size_t n = adopted.size();
+  adopted.clear();
+  return n;
+}
+
+Result<std::vector<UniqueFd>> DuplicateListeners() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return ErrnoStatus("opendir /proc/self/fd", errno);
+  std::vector<int> candidates;
+  while (dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    long fd = std::strtol(e->d_name, &end, 10);
+    if (end != e->d_name && *end == '\0' && fd != ::dirfd(dir)) candidates.push_back(static_cast<int>(fd));
+  }
+  ::closedir(dir);
+  std::vector<UniqueFd> out;
+  for (int fd : candidates) {
+    if (!ListeningAddress(fd)) continue;
+    UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (!copy.valid()) return ErrnoStatus("dup a listener", errno);
+    out.push_back(std::move(copy));
+  }
+  return out;
+}
+
 Result<UniqueFd> ListenTcp(const std::string& address, uint16_t port, int backlog, uint16_t* bound_port) {
   std::optional<uint32_t> ip = ParseIpv4(address);
   if (!ip) return InvalidArgument("listen: invalid IPv4 address '" + address + "'");
   const std::string what = "listen " + FormatEndpoint(*ip, port);
   if (backlog < 0) return InvalidArgument(what + ": negative backlog " + std::to_string(backlog));
+  if (port != 0) {
+    std::lock_guard lock(adopted_mu);
+    if (auto it = adopted.find({*ip, port}); it != adopted.end()) {
+      UniqueFd fd = std::move(it->second);
+      adopted.erase(it);
+      if (bound_port != nullptr) *bound_port = port;
+      return fd;
+    }
+  }
 
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus(what + ": socket", errno);

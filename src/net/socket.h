@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "base/result.h"
@@ -70,6 +71,18 @@ Status CheckCongestionControl(const std::string& name);
 // negative backlog; Unavailable if the address is in use; PermissionDenied
 // for a privileged port without the capability.
 Result<UniqueFd> ListenTcp(const std::string& address, uint16_t port, int backlog, uint16_t* bound_port);
+
+// Listening sockets handed over by another process (a gateway's upgrade,
+// net/unix_socket.h passes them): from now on ListenTcp returns the one
+// bound to the address and port it is asked for, if any, instead of
+// binding anew, so connections waiting in its backlog are kept. Sockets
+// that are not listening TCP/IPv4 are closed. Thread-safe.
+void AdoptListeners(std::vector<UniqueFd> fds);
+// Closes the adopted listeners ListenTcp has not taken; returns how many.
+size_t DropUnclaimedListeners();
+// Duplicates of every listening TCP/IPv4 socket this process holds (found
+// among its open descriptors), for a successor to adopt.
+Result<std::vector<UniqueFd>> DuplicateListeners();
 
 // Accepts one connection from `listener`, waiting at most `timeout` (zero:
 // only take one that is already pending). Returns the accepted socket

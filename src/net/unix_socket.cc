@@ -20,6 +20,12 @@ Result<std::pair<UniqueFd, UniqueFd>> MakeSeqPacketPair(const std::string& what)
   return std::make_pair(UniqueFd(fds[0]), UniqueFd(fds[1]));
 }
 
+Result<std::pair<UniqueFd, UniqueFd>> MakeStreamPair(const std::string& what) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return ErrnoStatus("socketpair for " + what, errno);
+  return std::make_pair(UniqueFd(fds[0]), UniqueFd(fds[1]));
+}
+
 Status SendWithFd(int socket, std::string_view text, int fd) { return SendWithFds(socket, text, {&fd, 1}); }
 
 Status SendWithFds(int socket, std::string_view text, std::span<const int> fds) {

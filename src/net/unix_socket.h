@@ -29,6 +29,10 @@ namespace dspool {
 // boundaries). `what` names the pair in errors.
 Result<std::pair<UniqueFd, UniqueFd>> MakeSeqPacketPair(const std::string& what);
 
+// A connected pair of SOCK_STREAM sockets (frames, and descriptors sent
+// with SendWithFds: each message's descriptors come with its first byte).
+Result<std::pair<UniqueFd, UniqueFd>> MakeStreamPair(const std::string& what);
+
 // The most descriptors one message carries (the kernel's SCM_MAX_FD).
 inline constexpr size_t kMaxFdsPerMessage = 253;
 

@@ -492,4 +492,26 @@ Result<std::vector<std::string>> ListDir(const std::string& path) {
   return names;
 }
 
+Status CheckRootProgram(const std::string& path) {
+  if (path.empty() || path[0] != '/') return InvalidArgument("'" + path + "': give an absolute path");
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus(path, errno);
+  if (!S_ISREG(st.st_mode) || (st.st_mode & 0100) == 0) return InvalidArgument(path + ": not an executable file");
+  if (st.st_uid != 0 || (st.st_mode & 022) != 0) {
+    return PermissionDenied(path + ": must be root's and writable by root alone");
+  }
+  const std::string dir = path.substr(0, std::max<size_t>(path.rfind('/'), 1));
+  if (::stat(dir.c_str(), &st) != 0) return ErrnoStatus(dir, errno);
+  if (st.st_uid != 0 || (st.st_mode & 022) != 0) {
+    return PermissionDenied(path + ": its directory " + dir + " must be root's and writable by root alone");
+  }
+  return Status::Ok();
+}
+
+Result<UniqueFd> Duplicate(int fd) {
+  UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!copy.valid()) return ErrnoStatus("dup", errno);
+  return copy;
+}
+
 }  // namespace dspool

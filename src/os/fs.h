@@ -37,6 +37,14 @@ struct FileOwner {
 // Errors: NotFound, PermissionDenied, InvalidArgument for a directory.
 Result<std::string> ReadFile(const std::string& path);
 
+// A program root may run: `path` absolute, a regular executable file of
+// root's that nobody else may write, in a directory the same holds for.
+// PermissionDenied or InvalidArgument naming what is wrong.
+Status CheckRootProgram(const std::string& path);
+
+// A new descriptor for what `fd` refers to (close-on-exec).
+Result<UniqueFd> Duplicate(int fd);
+
 // The whole content of a secret the server keeps (a token, a private key):
 // opened without following a symlink, it must be a regular file owned by
 // `owner` with no permission for group or others. FailedPrecondition says

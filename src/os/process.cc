@@ -366,6 +366,12 @@ Result<pid_t> SpawnDaemon(const std::vector<std::string>& argv, const std::vecto
   return pid;
 }
 
+void KillChild(pid_t pid) {
+  ::kill(pid, SIGKILL);
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
 Result<uint64_t> RaiseDescriptorLimit() {
   rlimit limit;
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return ErrnoStatus("getrlimit(RLIMIT_NOFILE)", errno);

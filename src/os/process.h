@@ -92,6 +92,9 @@ Status RunChecked(const std::vector<std::string>& argv, const RunOptions& option
 // reaps it (waitpid on that pid) if it exits before this process does.
 Result<pid_t> SpawnDaemon(const std::vector<std::string>& argv, const std::vector<std::string>& env, int fd3 = -1);
 
+// SIGKILL to `pid` (a child of this process), then reaps it.
+void KillChild(pid_t pid);
+
 // Raises this process's soft limit on open descriptors to its hard limit
 // (the gateway holds six per relayed connection) and returns the new soft
 // limit.

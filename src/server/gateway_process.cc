@@ -12,7 +12,9 @@
 #include <thread>
 
 #include "base/version.h"
+#include "gateway/handoff.h"
 #include "gateway/service.h"
+#include "net/socket.h"
 #include "identity/session.h"
 #include "net/unix_socket.h"
 #include "os/fs.h"
@@ -34,10 +36,25 @@ std::string LevelName(LogLevel level) {
   return "info";
 }
 
-void Report(int fd, const std::string& text) {
-  if (fd < 0) return;
-  (void)!::write(fd, text.data(), text.size());
-  ::close(fd);
+// How the start went, to whoever started this process: "ok" or the error
+// on --status-fd; a frame ({"ok": true} or {"error"}) on --takeover-fd.
+void Report(const GatewayProcessOptions& options, const Status& status) {
+  if (options.takeover_fd >= 0) {
+    Json answer = status.ok() ? Json{{"ok", true}} : Json{{"error", StatusToJson(status)}};
+    (void)WriteFrame(options.takeover_fd, answer.dump());
+    ::close(options.takeover_fd);
+  }
+  if (options.status_fd >= 0) {
+    const std::string text = status.ok() ? "ok" : status.message();
+    (void)!::write(options.status_fd, text.data(), text.size());
+    ::close(options.status_fd);
+  }
+}
+
+// Removes the pid file if it is still this process's (a successor wrote its own).
+void RemovePidFile(const std::string& path) {
+  auto text = ReadFile(path);
+  if (text.ok() && *text == std::to_string(::getpid()) + "\n") ::unlink(path.c_str());
 }
 
 std::string SelfBinary() {
@@ -48,18 +65,28 @@ std::string SelfBinary() {
 }
 
 // Everything up to serving: the lock, the key, the control socket, the
-// gateway. The lock's descriptor stays open for the process's life.
+// gateway; on an upgrade, what the old gateway handed over instead of the
+// first two. The lock's descriptor stays open for the process's life.
 Result<std::unique_ptr<GatewayService>> Prepare(const GatewayProcessOptions& options, UniqueFd* lock) {
   if (::geteuid() != 0) return PermissionDenied("dspool gateway must run as root");
   DSP_ASSIGN_OR_RETURN(bool exists, PathExists(options.data_dir));
   if (!exists) return NotFound("--data-dir " + options.data_dir + ": no such directory");
-  const std::string lock_path = options.data_dir + "/gateway.lock";
-  *lock = UniqueFd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock->valid()) return ErrnoStatus(lock_path, errno);
-  if (::flock(lock->get(), LOCK_EX | LOCK_NB) != 0) {
-    auto pid = ReadFile(options.data_dir + "/gateway.pid");
-    return FailedPrecondition("a gateway already runs on " + options.data_dir +
-                              (pid.ok() ? " (pid " + std::string(pid->substr(0, pid->find('\n'))) + ")" : ""));
+  std::optional<Handoff> handoff;
+  UniqueFd control;
+  if (options.takeover_fd >= 0) {
+    DSP_ASSIGN_OR_RETURN(handoff, ReceiveHandoff(options.takeover_fd));
+    *lock = std::move(handoff->lock);
+    control = std::move(handoff->control);
+    AdoptListeners(std::move(handoff->listeners));
+  } else {
+    const std::string lock_path = options.data_dir + "/gateway.lock";
+    *lock = UniqueFd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!lock->valid()) return ErrnoStatus(lock_path, errno);
+    if (::flock(lock->get(), LOCK_EX | LOCK_NB) != 0) {
+      auto pid = ReadFile(options.data_dir + "/gateway.pid");
+      return FailedPrecondition("a gateway already runs on " + options.data_dir +
+                                (pid.ok() ? " (pid " + std::string(pid->substr(0, pid->find('\n'))) + ")" : ""));
+    }
   }
   GatewayOptions gateway = options.gateway;
   if (gateway.relay_threads <= 0) {
@@ -77,9 +104,18 @@ Result<std::unique_ptr<GatewayService>> Prepare(const GatewayProcessOptions& opt
     DSP_LOG(kInfo, kLog) << "stop requested by the server";
     ::kill(::getpid(), SIGTERM);
   };
+  service_options.lock_fd = lock->get();
   DSP_ASSIGN_OR_RETURN(auto service, GatewayService::Create(std::move(gateway), std::move(service_options)));
-  DSP_ASSIGN_OR_RETURN(UniqueFd control, ListenUnixStream(options.data_dir + "/gateway.sock", 0600));
+  if (!handoff) {
+    DSP_ASSIGN_OR_RETURN(control, ListenUnixStream(options.data_dir + "/gateway.sock", 0600));
+  }
   DSP_RETURN_IF_ERROR(service->Start(std::move(control)));
+  if (handoff) {
+    DSP_RETURN_IF_ERROR(service->TakeOver(handoff->state));
+    if (size_t n = DropUnclaimedListeners(); n > 0) {
+      DSP_LOG(kInfo, kLog) << "take-over: " << n << " handed listeners were not in the table; closed";
+    }
+  }
   DSP_RETURN_IF_ERROR(WriteFileAtomic(options.data_dir + "/gateway.pid", std::to_string(::getpid()) + "\n", 0644));
   return service;
 }
@@ -182,18 +218,31 @@ int RunGateway(const GatewayProcessOptions& options) {
   auto service = Prepare(options, &lock);
   if (!service.ok()) {
     std::cerr << "dspool gateway: " << service.status().message() << "\n";
-    Report(options.status_fd, service.status().message());
+    Report(options, service.status());
     return 1;
   }
   DSP_LOG(kInfo, kLog) << "dspool " << kVersion << " gateway serving on unix:" << options.data_dir
-                       << "/gateway.sock (pid " << ::getpid() << ")";
-  Report(options.status_fd, "ok");
+                       << "/gateway.sock (pid " << ::getpid() << ")"
+                       << (options.takeover_fd >= 0 ? ", taken over from the gateway before it" : "");
+  Report(options, Status::Ok());
+  // Until a signal; or, once handed over to a successor, until the
+  // connections still here have ended.
+  const timespec kLook{1, 0};
   int sig = 0;
-  sigwait(&set, &sig);
-  DSP_LOG(kInfo, kLog) << "signal " << sig << ": stopping (the relayed connections close)";
+  for (;;) {
+    sig = sigtimedwait(&set, nullptr, &kLook);
+    if (sig > 0) {
+      DSP_LOG(kInfo, kLog) << "signal " << sig << ": stopping (the relayed connections close)";
+      break;
+    }
+    if ((*service)->handed_over() && (*service)->gateway().OpenConnections() == 0) {
+      DSP_LOG(kInfo, kLog) << "handed over, and the last connection here has ended";
+      break;
+    }
+  }
   (*service)->Stop();
   service->reset();
-  ::unlink((options.data_dir + "/gateway.pid").c_str());
+  RemovePidFile(options.data_dir + "/gateway.pid");
   DSP_LOG(kInfo, kLog) << "stopped";
   return 0;
 }

@@ -27,6 +27,9 @@ struct GatewayProcessOptions {
   // A descriptor this process reports on once it serves: "ok", or why it
   // could not start; then closes. -1: none.
   int status_fd = -1;
+  // An upgrade: the descriptor the old gateway hands over on (handoff.h);
+  // this process answers there instead of status_fd. -1: a first start.
+  int takeover_fd = -1;
 };
 
 // Runs until SIGTERM/SIGINT or a `stop` call; the exit code. Errors before

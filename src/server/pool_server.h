@@ -190,6 +190,9 @@ class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHoo
   // SIGTERM to this process: RunServer's sigwait takes it, and the
   // shutdown is the signal's (Stop lets the request's answer out first).
   void RequestStop() override;
+  Result<Json> DescribeGateway() override;
+  Status StopGateway() override;
+  Result<Json> UpgradeGateway(const std::string& binary) override;
 
   // ---- GatewayEvents ----
 

@@ -234,6 +234,25 @@ void PoolServer::Stop() {
   ReapGateways();
 }
 
+Result<Json> PoolServer::DescribeGateway() {
+  DSP_ASSIGN_OR_RETURN(dspool::GatewayInfo info, gateway_->Info());
+  return GatewayInfoToJson(info);
+}
+
+Status PoolServer::StopGateway() {
+  DSP_LOG(kInfo, kLog) << "stopping the gateway by request (its connections end)";
+  return gateway_->StopGateway();
+}
+
+Result<Json> PoolServer::UpgradeGateway(const std::string& binary) {
+  DSP_ASSIGN_OR_RETURN(dspool::GatewayInfo before, gateway_->Info());
+  const std::string program = binary.empty() ? self_binary_ : binary;
+  DSP_ASSIGN_OR_RETURN(int64_t pid, gateway_->Upgrade(GatewayArgv(program, gateway_options_)));
+  DSP_LOG(kInfo, kLog) << "gateway upgraded: pid " << before.pid << " handed over to pid " << pid << " (" << program
+                       << ")";
+  return Json{{"previousPid", before.pid}, {"pid", pid}, {"binary", program}};
+}
+
 Status PoolServer::SpawnGatewayProcess() {
   ReapGateways();
   DSP_ASSIGN_OR_RETURN(pid_t pid, SpawnGateway(GatewayArgv(self_binary_, gateway_options_), std::chrono::seconds(30)));

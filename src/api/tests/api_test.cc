@@ -64,6 +64,20 @@ class FakeHooks final : public ApiHooks {
   std::map<InstanceId, int64_t> open_sessions;
   void RequestStop() override { ++stop_requests; }
   int stop_requests = 0;
+  Result<Json> DescribeGateway() override { return Json{{"pid", 42}}; }
+  Status StopGateway() override {
+    ++gateway_stops;
+    return gateway_stop;
+  }
+  int gateway_stops = 0;
+  Status gateway_stop;
+  Result<Json> UpgradeGateway(const std::string& binary) override {
+    upgraded_to.push_back(binary);
+    if (!upgrade.ok()) return upgrade;
+    return Json{{"previousPid", 42}, {"pid", 43}, {"binary", binary.empty() ? "/usr/bin/dspool" : binary}};
+  }
+  std::vector<std::string> upgraded_to;
+  Status upgrade;
   std::vector<int64_t> pushed_versions;
   std::vector<std::string> not_applied;  // what PushUsersChange answers
 
@@ -323,6 +337,39 @@ TEST_F(ApiTest, ServerStopIsRecordedThenAsked) {
   EXPECT_EQ(e.actor, "root");
   EXPECT_EQ(Call("GET", "/v1/server/stop").status, 400) << "a GET stops nothing";
   EXPECT_EQ(hooks_.stop_requests, 1);
+  EXPECT_EQ(hooks_.gateway_stops, 0) << "the gateway outlives the server unless asked";
+}
+
+TEST_F(ApiTest, ServerStopWithTheGatewayStopsItFirst) {
+  hooks_.gateway_stop = Unavailable("the gateway is not linked");
+  Response r = Call("POST", "/v1/server/stop", R"({"gateway": true})");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(hooks_.stop_requests, 0) << "the server stays while its gateway could not be stopped";
+  hooks_.gateway_stop = Status::Ok();
+  r = Call("POST", "/v1/server/stop", R"({"gateway": true})");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(hooks_.gateway_stops, 2);
+  EXPECT_EQ(hooks_.stop_requests, 1);
+  EXPECT_EQ(store_.TailEvents(1)->at(0).detail, "stopped by request with the gateway; the instances keep running");
+}
+
+TEST_F(ApiTest, GatewayUpgradeIsAskedThenRecorded) {
+  EXPECT_EQ(Body(Call("GET", "/v1/gateway"))["pid"], 42);
+  EXPECT_EQ(Call("POST", "/v1/gateway/upgrade", R"({"binary": 7})").status, 400);
+  EXPECT_TRUE(hooks_.upgraded_to.empty()) << "a bad body asks nothing";
+  hooks_.upgrade = PermissionDenied("upgrade: the new binary /tmp/x: must be root's and writable by root alone");
+  Response r = Call("POST", "/v1/gateway/upgrade", R"({"binary": "/tmp/x"})");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(Body(r)["error"]["message"], "upgrade: the new binary /tmp/x: must be root's and writable by root alone");
+  EXPECT_TRUE(store_.TailEvents(1)->empty()) << "a failed upgrade is not recorded as done";
+  hooks_.upgrade = Status::Ok();
+  r = Call("POST", "/v1/gateway/upgrade");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["pid"], 43);
+  EXPECT_EQ(hooks_.upgraded_to.back(), "") << "no binary: the server's own";
+  Event e = store_.TailEvents(1)->at(0);
+  EXPECT_EQ(e.action, "gateway.upgrade");
+  EXPECT_EQ(e.detail, "pid 42 handed over to pid 43 (/usr/bin/dspool)");
 }
 
 TEST_F(ApiTest, UsersKeysAndStableUids) {
