@@ -172,6 +172,103 @@ def browse(cookies, code):
                       "output_s": round(time.time() - t0, 3), "page_at": round(page_at, 3)}))
 
 
+# hold (gateway_restart_test.sh): as a notebook page left open. Logs in,
+# starts a kernel, opens its channels WebSocket ONCE and prints "ready
+# LOCAL_PORT"; then runs each line on stdin as code on that same WebSocket
+# and prints the stdout it produced (one line at least), until stdin ends.
+# It never reconnects: a WebSocket that closes or fails is an error,
+# printed on stderr, and exit 1. The server's pings are answered while it
+# waits for stdin (one thread: select on both).
+def hold():
+    import select
+
+    status, text, _ = login()
+    if status != 303:
+        sys.exit(f"login as {USER}: HTTP {status}: {text[:200]}")
+    request("GET", f"/user/{USER}/tree")  # starts the server
+    wait_for_server()
+    status, kernel = api("POST", "kernels", {"name": "python3"})
+    if status not in (200, 201):
+        sys.exit(f"start kernel: HTTP {status}: {kernel}")
+    cookie = "; ".join(f"{c.name}={c.value}" for c in JAR)
+    url = BASE.replace("https://", "wss://") + f"/user/{USER}/api/kernels/{kernel['id']}/channels"
+    ws = websocket.create_connection(url, sslopt={"cert_reqs": ssl.CERT_NONE, "check_hostname": False},
+                                     header=[f"Cookie: {cookie}"], timeout=120)
+    session = uuid.uuid4().hex
+
+    def closed(why):
+        print(f"the kernel WebSocket closed: {why}", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    def send(msg_type, content):
+        msg_id = uuid.uuid4().hex
+        try:
+            ws.send(json.dumps({
+                "header": {"msg_id": msg_id, "username": USER, "session": session, "msg_type": msg_type,
+                           "version": "5.3", "date": ""},
+                "parent_header": {}, "metadata": {}, "channel": "shell", "content": content}))
+        except Exception as e:  # the socket is gone: never reconnect
+            closed(repr(e))
+        return msg_id
+
+    def receive():
+        # One frame: a message, or None for a control frame (a ping, answered).
+        try:
+            opcode, frame = ws.recv_data_frame(control_frame=True)
+        except Exception as e:
+            closed(repr(e))
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            closed("the server sent a close frame " + repr(frame.data))
+        if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+            return json.loads(frame.data)
+        return None
+
+    def wait_readable(with_stdin):
+        if ws.sock.pending():
+            return [ws.sock]
+        fds = [ws.sock] + ([sys.stdin.fileno()] if with_stdin else [])
+        return select.select(fds, [], [])[0]
+
+    info_id = send("kernel_info_request", {})
+    while True:
+        if ws.sock in wait_readable(False):
+            msg = receive()
+            if msg and msg.get("parent_header", {}).get("msg_id") == info_id and msg["msg_type"] == "kernel_info_reply":
+                break
+    print("ready", ws.sock.getsockname()[1], flush=True)
+    pending, buffered = None, b""  # the execute_request running, and its stdout so far
+    out = []
+    while True:
+        readable = wait_readable(pending is None)
+        if ws.sock in readable:
+            msg = receive()
+            if msg is None or pending is None or msg.get("parent_header", {}).get("msg_id") != pending:
+                continue
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                sys.exit("kernel error: " + "\n".join(msg["content"]["traceback"]))
+            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                text = "".join(out)
+                print(text if text.endswith("\n") else text + "\n", end="", flush=True)
+                pending, out = None, []
+        elif sys.stdin.fileno() in readable:
+            chunk = os.read(sys.stdin.fileno(), 65536)
+            if not chunk:
+                ws.close()
+                return
+            buffered += chunk
+        if pending is None and b"\n" in buffered:
+            line, buffered = buffered.split(b"\n", 1)
+            pending = send("execute_request", {
+                "code": line.decode(), "silent": False, "store_history": True, "user_expressions": {},
+                "allow_stdin": False, "stop_on_error": True})
+
+
+if COMMAND == "hold":
+    hold()
+    sys.exit(0)
+
 if COMMAND == "browse":
     browse(*ARGS)
     sys.exit(0)
