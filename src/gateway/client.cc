@@ -173,6 +173,7 @@ void GatewayClient::Unlinked(const Status& why) {
   fd_.reset();
   info_.reset();
   for (auto& [id, w] : waiters_) {
+    if (w->done) continue;  // answered before the link broke
     w->done = true;
     w->result = Unavailable("the link to the gateway broke: " + why.message());
   }
@@ -222,6 +223,8 @@ Status GatewayClient::Apply(const std::vector<Pool>& pools, const std::vector<In
     std::lock_guard write(write_mu_);  // ordered with Link's resend
     std::lock_guard lock(mu_);
     last_apply_ = args;
+    // Sent first on the next link.
+    if (!linked_) return Status::Ok();
   }
   return Call("apply", std::move(args)).status();
 }

@@ -227,6 +227,13 @@ void RelayedTable::Closed(uint64_t id) {
   entries_.erase(it);
 }
 
+std::optional<RelayedConnection> RelayedTable::Get(uint64_t id) const {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second.info;
+}
+
 std::vector<RelayedConnection> RelayedTable::List() const {
   std::lock_guard lock(mu_);
   std::vector<RelayedConnection> out;
@@ -264,6 +271,45 @@ void Gateway::TakeOverNotebooks(std::vector<HandedNotebook> notebooks) {
 }
 void Gateway::StopListening() { impl_->StopListening(); }
 uint64_t Gateway::OpenConnections() const { return impl_->OpenConnections(); }
+std::vector<Gateway::HandedRelay> Gateway::HandOverRelays() { return impl_->HandOverRelays(); }
+void Gateway::TakeOverRelays(std::vector<HandedRelay> relays) { impl_->TakeOverRelays(std::move(relays)); }
+
+std::vector<Gateway::HandedRelay> Gateway::Impl::HandOverRelays() {
+  std::vector<Gateway::HandedRelay> out;
+  for (auto& relay : relays_) {
+    for (RelayLoop::Handed& h : relay->HandOverIdle()) {
+      std::optional<RelayedConnection> info = relayed_->Get(h.tag);
+      relayed_->Closed(h.tag);
+      if (!info) continue;  // not listed: cannot happen (listed before relayed); closes
+      out.push_back({std::move(*info), std::move(h.client), std::move(h.backend), h.idle_timeout});
+    }
+  }
+  return out;
+}
+
+void Gateway::Impl::TakeOverRelays(std::vector<Gateway::HandedRelay> relays) {
+  std::promise<void> done;
+  auto finished = done.get_future();
+  if (!loop_->Post([&] {
+        for (Gateway::HandedRelay& r : relays) {
+          const uint64_t id = next_conn_++;
+          Backend* b = FindBackend(r.info.pool, r.info.instance);
+          relayed_->Add(id, r.info, b ? b->count : std::make_shared<ConnectionCount>());
+          RelayOptions options;
+          options.idle_timeout = r.idle_timeout;
+          options.tag = id;
+          RelayLoop& relay = *relays_[next_relay_++ % relays_.size()];
+          if (Status s = relay.Add(std::move(r.client), std::move(r.backend), options); !s.ok()) {
+            relayed_->Closed(id);
+            DSP_LOG(kWarning, kLog) << "relay (taken over): " << s;
+          }
+        }
+        done.set_value();
+      })) {
+    return;
+  }
+  finished.wait();
+}
 
 std::vector<Gateway::HandedNotebook> Gateway::Impl::HandOverNotebooks() const {
   std::vector<Gateway::HandedNotebook> out;

@@ -75,6 +75,7 @@
 #include "gateway/web_entry.h"
 #include "model/instance.h"
 #include "model/pool.h"
+#include "os/unique_fd.h"
 
 namespace dspool {
 
@@ -258,6 +259,17 @@ class Gateway {
   // Connections still open: relayed, proxied (web), or accepted and not
   // yet relayed. A gateway that stopped listening is done at zero.
   uint64_t OpenConnections() const;
+  // The relayed connections with no bytes on their way (RelayLoop::
+  // HandOverIdle), taken out of this gateway with their sockets; and
+  // relaying them here (counted against their instance as any other).
+  struct HandedRelay {
+    RelayedConnection info;
+    UniqueFd client;
+    UniqueFd backend;
+    std::chrono::milliseconds idle_timeout{0};
+  };
+  std::vector<HandedRelay> HandOverRelays();
+  void TakeOverRelays(std::vector<HandedRelay> relays);
 
  private:
   class Impl;

@@ -68,6 +68,7 @@ class RelayedTable {
   void Add(uint64_t id, RelayedConnection info, std::shared_ptr<ConnectionCount> count);
   void Closed(uint64_t id);
   std::vector<RelayedConnection> List() const;
+  std::optional<RelayedConnection> Get(uint64_t id) const;
 
  private:
   struct Entry {
@@ -107,6 +108,8 @@ class Gateway::Impl {
   void TakeOverNotebooks(std::vector<Gateway::HandedNotebook> notebooks);
   void StopListening();
   uint64_t OpenConnections() const;
+  std::vector<Gateway::HandedRelay> HandOverRelays();
+  void TakeOverRelays(std::vector<Gateway::HandedRelay> relays);
 
  private:
   // One probe spec against one backend.

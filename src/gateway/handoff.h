@@ -12,15 +12,20 @@
 //                                           adopts, applies, serves
 //       ◄─────────────── {"ok": true} or {"error"} ──
 //   old stops listening (its copies close; the sockets stay open in the
-//   new one), answers the server, lets its controller go, and exits once
-//   the connections it still carries have ended.
+//   new one), then hands over its idle relayed connections:
+//       ── "R" + sockets (2 a connection, ≤ 100 a message), then a frame
+//          describing them, ... , "E" ──►          relays them
+//   answers the server, lets its controller go, and exits once the
+//   connections it still carries (bytes on their way, web ones) have ended.
 //
 // Over a Unix stream pair (net/unix_socket.h MakeStreamPair).
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "base/result.h"
+#include "gateway/gateway.h"
 #include "model/json_reader.h"
 #include "os/unique_fd.h"
 
@@ -36,5 +41,10 @@ struct Handoff {
 // Sends `h` (its descriptors are duplicated by the kernel, not moved).
 Status SendHandoff(int socket, const Handoff& h);
 Result<Handoff> ReceiveHandoff(int socket);
+
+// The relayed connections, after the successor said it serves.
+Status SendRelays(int socket, const std::vector<Gateway::HandedRelay>& relays);
+// Until "E": each batch as it comes, to `take`.
+Status ReceiveRelays(int socket, const std::function<void(std::vector<Gateway::HandedRelay>)>& take);
 
 }  // namespace dspool

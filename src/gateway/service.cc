@@ -293,8 +293,13 @@ Result<Json> GatewayService::Upgrade(std::vector<std::string> argv) {
   }
   gateway_->StopListening();
   handed_over_ = true;
-  DSP_LOG(kInfo, kLog) << "upgrade: pid " << pid << " serves now; this process exits once its "
-                       << gateway_->OpenConnections() << " open connections have ended";
+  std::vector<Gateway::HandedRelay> relays = gateway_->HandOverRelays();
+  if (Status s = SendRelays(pair.first.get(), relays); !s.ok()) {
+    DSP_LOG(kError, kLog) << "upgrade: handing over " << relays.size() << " relayed connections: " << s;
+  }
+  DSP_LOG(kInfo, kLog) << "upgrade: pid " << pid << " serves now, with " << relays.size()
+                       << " relayed connections handed over; this process exits once its "
+                       << gateway_->OpenConnections() << " other open connections have ended";
   return Json{{"pid", pid}};
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <future>
 #include <climits>
 
 #include "net/socket.h"
@@ -154,6 +155,37 @@ Status RelayLoop::Add(UniqueFd client, UniqueFd backend, RelayOptions options) {
 }
 
 void RelayLoop::Wake() { reactor_->Wake(); }
+
+std::vector<RelayLoop::Handed> RelayLoop::HandOverIdle() {
+  std::promise<std::vector<Handed>> done;
+  auto result = done.get_future();
+  if (!reactor_->Post([&] {
+        std::vector<Handed> out;
+        std::vector<uint64_t> ids;
+        for (const auto& [id, c] : connections_) {
+          const bool quiet = !c->failed && !c->resuming;
+          bool idle = quiet;
+          for (const Connection::Direction& d : c->dirs) idle = idle && d.in_pipe == 0 && !d.eof && !d.done;
+          if (idle) ids.push_back(id);
+        }
+        for (uint64_t id : ids) {
+          Connection& c = *connections_.at(id);
+          // Out of this epoll set explicitly: the sockets stay open (in the
+          // successor), so closing them here would not remove them.
+          for (int side = 0; side < 2; ++side) reactor_->Remove(c.slots[side], c.sockets[side].get());
+          out.push_back({std::move(c.sockets[0]), std::move(c.sockets[1]), c.tag, c.idle_timeout});
+          counters_.connections_active.fetch_sub(1, std::memory_order_relaxed);
+          if (c.idle_timeout.count() > 0) ++stale_timers_;
+          for (Connection::Direction& dir : c.dirs) ReleasePipe(&dir.pipe);
+          connections_.erase(id);
+        }
+        if (stale_timers_ > connections_.size() + kStaleTimerSlack) RebuildTimers();
+        done.set_value(std::move(out));
+      })) {
+    return {};
+  }
+  return result.get();
+}
 
 void RelayLoop::Stop() {
   {

@@ -166,6 +166,20 @@ class RelayLoop {
 
   const RelayCounters& counters() const { return counters_; }
 
+  // For a successor process (the gateway's upgrade): takes every
+  // connection with no bytes on their way and both directions open (an
+  // idle interactive session, most of them) out of the loop without
+  // closing it, and returns its sockets; on_close is not called for them
+  // (the caller ends its bookkeeping once it has read it). The rest go on
+  // here. Blocks until the loop has done it; empty if the loop is stopped.
+  struct Handed {
+    UniqueFd client;
+    UniqueFd backend;
+    uint64_t tag = 0;
+    std::chrono::milliseconds idle_timeout{0};
+  };
+  std::vector<Handed> HandOverIdle();
+
  private:
   struct Connection;
   struct Pending;

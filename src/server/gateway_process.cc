@@ -42,7 +42,7 @@ void Report(const GatewayProcessOptions& options, const Status& status) {
   if (options.takeover_fd >= 0) {
     Json answer = status.ok() ? Json{{"ok", true}} : Json{{"error", StatusToJson(status)}};
     (void)WriteFrame(options.takeover_fd, answer.dump());
-    ::close(options.takeover_fd);
+    if (!status.ok()) ::close(options.takeover_fd);  // else the relayed connections come next
   }
   if (options.status_fd >= 0) {
     const std::string text = status.ok() ? "ok" : status.message();
@@ -225,6 +225,19 @@ int RunGateway(const GatewayProcessOptions& options) {
                        << "/gateway.sock (pid " << ::getpid() << ")"
                        << (options.takeover_fd >= 0 ? ", taken over from the gateway before it" : "");
   Report(options, Status::Ok());
+  if (options.takeover_fd >= 0) {
+    size_t taken = 0;
+    Status s = ReceiveRelays(options.takeover_fd, [&](std::vector<Gateway::HandedRelay> batch) {
+      taken += batch.size();
+      (*service)->gateway().TakeOverRelays(std::move(batch));
+    });
+    ::close(options.takeover_fd);
+    if (s.ok()) {
+      DSP_LOG(kInfo, kLog) << "take-over: relaying the " << taken << " connections handed over";
+    } else {
+      DSP_LOG(kError, kLog) << "take-over: " << s << " (" << taken << " connections taken)";
+    }
+  }
   // Until a signal; or, once handed over to a successor, until the
   // connections still here have ended.
   const timespec kLook{1, 0};
