@@ -141,6 +141,10 @@ class Agent final : public ConfigRefresher {
         if (!s.ok()) LogOnce("config", s);
       }
       ReapChildren();
+      // A notebook server that ended unasked is told to the server at once
+      // (the gateway shows its user why, instead of a dead address).
+      if (report_exits_ && config_) next_report = clock_.Monotonic();
+      report_exits_ = false;
     }
   }
 
@@ -201,7 +205,7 @@ class Agent final : public ConfigRefresher {
       int status = 0;
       pid_t pid = waitpid(-1, &status, WNOHANG);
       if (pid <= 0) return;
-      jupyter_.OnExit(pid, status);
+      report_exits_ |= jupyter_.OnExit(pid, status);
       zygote_.OnExit(pid);
       if (pid == sshd_pid_) {
         DSP_LOG(kWarning, kLog) << "sshd exited (status " << status << "); restarting";
@@ -302,12 +306,19 @@ class Agent final : public ConfigRefresher {
     // What the agent cannot tell yet is left out (shown as "-").
     if (sample.cpu_permille) body["cpuPermille"] = *sample.cpu_permille;
     if (sample.memory_used_bytes) body["memoryUsedBytes"] = *sample.memory_used_bytes;
+    JupyterSupervisor::PendingExits exits = jupyter_.ExitsToReport();
+    if (!exits.exits.empty()) {
+      Json list = Json::array();
+      for (const NotebookExit& e : exits.exits) list.push_back(NotebookExitToJson(e));
+      body["notebookExits"] = list;
+    }
     auto resp = Call(options_, "POST", "/v1/agent/report", body.dump());
     if (!resp.ok()) {
       LogOnce("report", resp.status());
       return listening;
     }
     last_error_.erase("report");
+    jupyter_.ExitsReported(exits.through);
     int64_t version = resp->value("configVersion", int64_t{0});
     if (config_ && version != config_->config_version) {
       Status s = FetchAndApply();
@@ -318,6 +329,7 @@ class Agent final : public ConfigRefresher {
 
   AgentOptions options_;
   RealClock clock_;
+  bool report_exits_ = false;  // main loop only: a notebook exit waits for the server
   const JupyterOptions jupyter_options_ = AgentJupyterOptions();
   PythonZygote zygote_{ZygoteOptions(jupyter_options_, options_)};
   SystemNotebookProcesses notebook_processes_{&zygote_};
