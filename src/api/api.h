@@ -76,6 +76,13 @@ class ApiHooks {
   virtual std::vector<std::string> PushUsersChange(int64_t version) = 0;
   // Stops the server soon, as SIGTERM does (after this request's answer).
   virtual void RequestStop() = 0;
+  // `exit.user`'s notebook server on `instance` (of `pool`) ended without
+  // being asked to, as its agent reported (the event is written already);
+  // `description` is DescribeNotebookExit's ("ran out of memory (limit
+  // 512 MiB) and was stopped"). Out of memory: the gateway shows the user
+  // why, if that server is still the session's (gateway/web_entry.h).
+  virtual void NotebookExited(const PoolName& pool, const InstanceId& instance, const NotebookExit& exit,
+                              const std::string& description) = 0;
 };
 
 struct ApiOptions {
@@ -112,6 +119,11 @@ class Api {
   // its report, a user's current keys (sshd's AuthorizedKeysCommand).
   Result<Response> AgentConfigFor(const InstanceId& id);
   Result<Response> AgentReport(const InstanceId& id, const Request& request);
+  // A report's notebook exits: one event each ("notebook.oom" or
+  // "notebook.exit"), in one batch, then NotebookExited for each. An exit of
+  // a user the store does not know is InvalidArgument naming it, and
+  // nothing is written.
+  Status RecordNotebookExits(const InstanceId& id, const InstanceReport& report);
   Result<Response> AgentKeys(const UserName& user);
 
   Result<Response> GetStatus();

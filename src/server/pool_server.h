@@ -187,6 +187,11 @@ class PoolServer final : public ApiHooks, public GatewayHooks, public CullerHook
   // SIGTERM to this process: RunServer's sigwait takes it, and the
   // shutdown is the signal's (Stop lets the request's answer out first).
   void RequestStop() override;
+  // Out of memory: the gateway fails the user's session with why (the
+  // event is the API's). Other exits: left to the gateway (a refused
+  // connection) and the culler.
+  void NotebookExited(const PoolName& pool, const InstanceId& instance, const NotebookExit& exit,
+                      const std::string& description) override;
 
   // ---- GatewayHooks ----
 
