@@ -27,6 +27,7 @@
 #include "model/user.h"
 #include "net/socket.h"
 #include "os/children.h"
+#include "os/cgroup.h"
 #include "os/fs.h"
 #include "os/process.h"
 
@@ -100,6 +101,15 @@ class Agent final : public ConfigRefresher {
       return 1;
     }
     InstallPythonModules();
+    // The sampler's usage and limit and the Jupyter supervisor's OOM count
+    // read the instance's own cgroup; an unprivileged LXC container on a
+    // cgroup v1 host has none mounted.
+    if (auto mounted = MountOwnCgroups(); !mounted.ok()) {
+      DSP_LOG(kWarning, kLog) << "the instance's cgroups cannot be read (no memory figures, no out-of-memory exits): "
+                              << mounted.status();
+    } else if (*mounted) {
+      DSP_LOG(kInfo, kLog) << "mounted the instance's own cgroups on /sys/fs/cgroup (read-only)";
+    }
     // After the signal mask: the server's threads inherit it, so signals
     // and children's exits come to this thread's sigtimedwait.
     StartControl();
