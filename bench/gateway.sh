@@ -206,7 +206,7 @@ set_sysctl net.ipv4.tcp_tw_reuse 1
 [[ -e /proc/sys/net/netfilter/nf_conntrack_max ]] && set_sysctl net.netfilter.nf_conntrack_max 2097152
 
 # ---- helpers ----
-declare -A PID_OF=([direct]="" [gateway]=$SERVER_PID [haproxy]=$HA_PID)
+declare -A PID_OF=([direct]="" [gateway]=$(gateway_pid) [haproxy]=$HA_PID)
 declare -A LOAD_AT=([direct]=$ADDR:$LOAD_PORT [gateway]=127.0.0.1:$GW_LOAD [haproxy]=127.0.0.1:$HA_LOAD)
 declare -A IPERF_AT=([direct]="$ADDR 5201" [gateway]="127.0.0.1 $GW_IPERF" [haproxy]="127.0.0.1 $HA_IPERF")
 PATHS=(direct gateway haproxy)
@@ -468,7 +468,7 @@ differences):
 
 **Memory per idle connection**, $CONNS connections held open (each read its backend's
 1-byte greeting, then idle), bytes per connection. *RSS*: the proxy process's growth over
-its RSS before the first round (the gateway runs inside \`dspool server\`: that process). *Slab*: the kernel's slab growth,
+its RSS before the first round (the gateway process, \`dspool gateway\`). *Slab*: the kernel's slab growth,
 system-wide (sockets, files, epoll entries, pipes, conntrack), sampled after dropping
 reclaimable dentries and inodes, without proc_inode_cache (a monitor of this machine
 walks /proc/PID/fd, making an inode per descriptor of what it looks at); the direct path's is what the clients, the backend and

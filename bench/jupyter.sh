@@ -162,7 +162,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "@$SECRET/chp.auth" -X POST -d 
 
 declare -A BASE_OF=([gateway]=$GW [haproxy]=https://127.0.0.1:$HA_PORT [chp]=https://127.0.0.1:$CHP_PORT
                     [direct]=http://$BACKEND)
-declare -A PID_OF=([gateway]=$SERVER_PID [haproxy]=$HA_PID [chp]=$CHP_PID [direct]="")
+declare -A PID_OF=([gateway]=$(gateway_pid) [haproxy]=$HA_PID [chp]=$CHP_PID [direct]="")
 for path in gateway haproxy chp direct; do
   got=$(curl -sk -H "@/dev/stdin" "${BASE_OF[$path]}/user/$USER_NAME/x" <<<"Cookie: $COOKIE")
   [[ "$got" == "http_echo: ok" ]] || fail "$path does not reach http_echo: '$got'"
@@ -445,7 +445,7 @@ alice's notebook server (\`dspool server --jupyter-program\`): wrk, $WRK_THREADS
 $WRK_CONNS keep-alive connections, ${SECS} s, \`GET /user/alice/api/status\` with alice's
 session cookie (the gateway checks it and adds the server's token; the others pass it on).
 Proxy CPU: the proxy process's user + system time over the run (100 % = one CPU); the
-gateway's is the whole \`dspool server\` process.
+gateway's is the whole \`dspool gateway\` process.
 
 | path | requests/s | p50 | p99 | errors | proxy CPU |
 |---|---|---|---|---|---|

@@ -104,7 +104,7 @@ stop_haproxy() {
 }
 
 declare -A URL_OF=([gateway]=wss://127.0.0.1:$JP [haproxy]=wss://127.0.0.1:$HA_PORT)
-declare -A PID_OF=([gateway]=$SERVER_PID)
+declare -A PID_OF=([gateway]=$(gateway_pid))
 declare -A V
 add() { V[$1]="${V[$1]:-} $2"; }
 last() { awk '{print $NF}' <<<"${V[$1]}"; }

@@ -31,7 +31,7 @@ if [[ "${1:-}" == teardown ]]; then
     echo "demo: the demo pool is gone; the server keeps running for the other $others pool(s) (dspool pool list)"
     exit 0
   fi
-  dspool server stop
+  dspool server stop --gateway
   cat <<MSG
 demo: torn down. Kept, for you to remove if you want them gone:
   /srv/dspool/demo-share        the users' homes and notebooks

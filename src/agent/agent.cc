@@ -27,6 +27,7 @@
 #include "model/user.h"
 #include "net/socket.h"
 #include "os/children.h"
+#include "os/cgroup.h"
 #include "os/fs.h"
 #include "os/process.h"
 
@@ -100,6 +101,15 @@ class Agent final : public ConfigRefresher {
       return 1;
     }
     InstallPythonModules();
+    // The sampler's usage and limit and the Jupyter supervisor's OOM count
+    // read the instance's own cgroup; an unprivileged LXC container on a
+    // cgroup v1 host has none mounted.
+    if (auto mounted = MountOwnCgroups(); !mounted.ok()) {
+      DSP_LOG(kWarning, kLog) << "the instance's cgroups cannot be read (no memory figures, no out-of-memory exits): "
+                              << mounted.status();
+    } else if (*mounted) {
+      DSP_LOG(kInfo, kLog) << "mounted the instance's own cgroups on /sys/fs/cgroup (read-only)";
+    }
     // After the signal mask: the server's threads inherit it, so signals
     // and children's exits come to this thread's sigtimedwait.
     StartControl();
@@ -141,6 +151,10 @@ class Agent final : public ConfigRefresher {
         if (!s.ok()) LogOnce("config", s);
       }
       ReapChildren();
+      // A notebook server that ended unasked is told to the server at once
+      // (the gateway shows its user why, instead of a dead address).
+      if (report_exits_ && config_) next_report = clock_.Monotonic();
+      report_exits_ = false;
     }
   }
 
@@ -201,7 +215,7 @@ class Agent final : public ConfigRefresher {
       int status = 0;
       pid_t pid = waitpid(-1, &status, WNOHANG);
       if (pid <= 0) return;
-      jupyter_.OnExit(pid, status);
+      report_exits_ |= jupyter_.OnExit(pid, status);
       zygote_.OnExit(pid);
       if (pid == sshd_pid_) {
         DSP_LOG(kWarning, kLog) << "sshd exited (status " << status << "); restarting";
@@ -302,12 +316,19 @@ class Agent final : public ConfigRefresher {
     // What the agent cannot tell yet is left out (shown as "-").
     if (sample.cpu_permille) body["cpuPermille"] = *sample.cpu_permille;
     if (sample.memory_used_bytes) body["memoryUsedBytes"] = *sample.memory_used_bytes;
+    JupyterSupervisor::PendingExits exits = jupyter_.ExitsToReport();
+    if (!exits.exits.empty()) {
+      Json list = Json::array();
+      for (const NotebookExit& e : exits.exits) list.push_back(NotebookExitToJson(e));
+      body["notebookExits"] = list;
+    }
     auto resp = Call(options_, "POST", "/v1/agent/report", body.dump());
     if (!resp.ok()) {
       LogOnce("report", resp.status());
       return listening;
     }
     last_error_.erase("report");
+    jupyter_.ExitsReported(exits.through);
     int64_t version = resp->value("configVersion", int64_t{0});
     if (config_ && version != config_->config_version) {
       Status s = FetchAndApply();
@@ -318,6 +339,7 @@ class Agent final : public ConfigRefresher {
 
   AgentOptions options_;
   RealClock clock_;
+  bool report_exits_ = false;  // main loop only: a notebook exit waits for the server
   const JupyterOptions jupyter_options_ = AgentJupyterOptions();
   PythonZygote zygote_{ZygoteOptions(jupyter_options_, options_)};
   SystemNotebookProcesses notebook_processes_{&zygote_};

@@ -1,6 +1,9 @@
 #include "agent/jupyter.h"
 
+#include <signal.h>
 #include <sys/wait.h>
+
+#include <algorithm>
 
 #include <set>
 
@@ -120,6 +123,13 @@ std::string DescribeWaitStatus(int wait_status) {
   return "wait status " + std::to_string(wait_status);
 }
 
+std::string ClassifyExit(int wait_status, std::optional<int64_t> oom_kills_before,
+                         std::optional<int64_t> oom_kills_now) {
+  bool killed = WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL;
+  if (killed && oom_kills_before && oom_kills_now && *oom_kills_now > *oom_kills_before) return kOutOfMemory;
+  return DescribeWaitStatus(wait_status);
+}
+
 JupyterSupervisor::JupyterSupervisor(NotebookProcesses& processes, NotebookApi& api, const Clock& clock,
                                      std::function<void(Duration)> sleep, JupyterOptions options)
     : processes_(processes), api_(api), clock_(clock), sleep_(std::move(sleep)), options_(std::move(options)) {}
@@ -193,6 +203,16 @@ Result<JupyterSupervisor::Started> JupyterSupervisor::Start(const JupyterStartRe
     auto port = PickPortLocked();
     if (!port.ok()) return port.status().WithPrefix("cannot start " + ServerOf(user));
     NotebookLaunch launch = MakeLaunch(u->second, program, address_, *port, request.token);
+    // With no server running, no exit can be told apart wrongly: the OOM
+    // count starts from now.
+    bool none_running = std::all_of(servers_.begin(), servers_.end(), [](const auto& kv) {
+      return kv.second.info.state == JupyterState::kExited;
+    });
+    if (none_running) {
+      oom_baseline_.reset();
+      oom_last_.reset();
+    }
+    ReadOomKillsLocked();
     // Spawned under the lock, so OnExit cannot see the pid before the entry.
     auto pid = processes_.Spawn(launch);
     if (!pid.ok()) return Unavailable("cannot start " + ServerOf(user) + ": " + pid.status().message());
@@ -447,18 +467,74 @@ std::vector<JupyterServer> JupyterSupervisor::List() {
   return out;
 }
 
-void JupyterSupervisor::OnExit(pid_t pid, int wait_status) {
+bool JupyterSupervisor::OnExit(pid_t pid, int wait_status) {
   std::lock_guard<std::mutex> lock(mu_);
+  bool queued = false;
   for (auto& [user, e] : servers_) {
     if (e.info.pid != pid || e.info.state == JupyterState::kExited) continue;
     e.info.state = JupyterState::kExited;
-    e.exit_reason = DescribeWaitStatus(wait_status);
+    std::optional<int64_t> oom_now;
+    if (!e.stopping && WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL) oom_now = ReadOomKillsLocked();
+    e.exit_reason = ClassifyExit(wait_status, oom_baseline_, oom_now);
+    const bool oom = e.exit_reason == kOutOfMemory;
+    if (oom) *oom_baseline_ += 1;  // this exit takes one OOM kill
     if (e.stopping) {
       DSP_LOG(kInfo, kLog) << ServerOf(user) << " (pid " << pid << ") exited: " << e.exit_reason;
-    } else {
-      DSP_LOG(kWarning, kLog) << ServerOf(user) << " (pid " << pid << ") exited: " << e.exit_reason;
+      continue;
     }
+    DSP_LOG(kWarning, kLog) << ServerOf(user) << " (pid " << pid << ") exited: " << e.exit_reason;
+    // A start that fails says so itself; out of memory is worth an event anyway.
+    if (e.starting && !oom) continue;
+    if (exits_.size() >= kMaxNotebookExits) {
+      DSP_LOG(kWarning, kLog) << "the exit of " << ServerOf(exits_.front().second.user)
+                              << " is dropped unreported: more than " << kMaxNotebookExits << " wait for the server";
+      exits_.pop_front();
+    }
+    exits_.push_back({next_exit_++, NotebookExit{user, pid, e.info.port, e.exit_reason, clock_.Now()}});
+    queued = true;
   }
+  return queued;
+}
+
+std::optional<int64_t> JupyterSupervisor::ReadOomKillsLocked() {
+  auto n = processes_.OomKills();
+  if (!n.ok()) {
+    if (!oom_unknown_logged_) {
+      DSP_LOG(kWarning, kLog) << "a server killed for lack of memory will read as \"killed by signal 9\": "
+                              << n.status();
+      oom_unknown_logged_ = true;
+    }
+    return std::nullopt;
+  }
+  if (!oom_baseline_) oom_baseline_ = *n;
+  if (!oom_last_) oom_last_ = *n;
+  return *n;
+}
+
+JupyterSupervisor::PendingExits JupyterSupervisor::ExitsToReport() {
+  std::lock_guard<std::mutex> lock(mu_);
+  bool running = std::any_of(servers_.begin(), servers_.end(), [](const auto& kv) {
+    return kv.second.info.state != JupyterState::kExited;
+  });
+  if (running) {
+    // The baseline lags one call behind, so an OOM kill whose victim is
+    // reaped within a report interval still counts for it.
+    std::optional<int64_t> previous = oom_last_;
+    std::optional<int64_t> now = ReadOomKillsLocked();
+    if (previous && oom_baseline_) oom_baseline_ = std::max(*oom_baseline_, *previous);
+    if (now) oom_last_ = now;
+  }
+  PendingExits out;
+  for (const auto& [seq, exit] : exits_) {
+    out.exits.push_back(exit);
+    out.through = seq;
+  }
+  return out;
+}
+
+void JupyterSupervisor::ExitsReported(uint64_t through) {
+  std::lock_guard<std::mutex> lock(mu_);
+  while (!exits_.empty() && exits_.front().first <= through) exits_.pop_front();
 }
 
 void JupyterSupervisor::Shutdown() {

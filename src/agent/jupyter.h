@@ -11,6 +11,16 @@
 //                     ▼                                                 ▼ SIGTERM, SIGKILL after 5 s
 //                 forgotten; Start fails (502)                        exited ─ shown by one List ─► forgotten
 //
+// An exit nobody asked for (not Stop, not Shutdown) of a server that was
+// ready, and any exit out of memory, is also queued for the server
+// (ExitsToReport, sent with the agent's next report), with its reason:
+// "out of memory" when it died of SIGKILL and the instance's memory cgroup
+// counted an OOM kill since the reading of one report before (ClassifyExit),
+// else DescribeWaitStatus's. Each OOM exit takes one count, so two SIGKILLs
+// after one OOM kill are one "out of memory" and one "killed by signal 9";
+// a SIGKILL sent by hand within one report interval (2 s) after an OOM kill
+// of another process (a kernel) reads as "out of memory".
+//
 // Start is idempotent: a ready server with the same token is the answer; a
 // different token stops the old server and starts a new one. Starts for one
 // user run one at a time; for different users, in parallel.
@@ -35,6 +45,7 @@
 
 #include <sys/types.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -80,6 +91,9 @@ class NotebookProcesses {
   virtual Result<int64_t> BusyTerminals(pid_t pid) = 0;
   // The last `max_lines` lines of launch.log_path, read as the user.
   virtual Result<std::string> LogTail(const NotebookLaunch& launch, size_t max_lines) = 0;
+  // How many processes the OOM killer has killed in the instance's memory
+  // cgroup so far (sampler.h's ReadOomKills); an error when it cannot tell.
+  virtual Result<int64_t> OomKills() = 0;
 };
 
 // The servers' HTTP API. Implementations: HttpNotebookApi (notebook_host.h),
@@ -163,14 +177,28 @@ class JupyterSupervisor {
   Status Stop(const std::string& user);
 
   // Called by the reaper for each child it reaps, with waitpid's status.
-  // Pids that are not servers are ignored.
-  void OnExit(pid_t pid, int wait_status);
+  // Pids that are not servers are ignored. True when the exit was queued
+  // for the server (ExitsToReport).
+  bool OnExit(pid_t pid, int wait_status);
 
   // The agent is stopping: every server gets SIGTERM, Start and Stop in
   // progress return Unavailable soon, and no new one begins.
   void Shutdown();
   // Servers not yet reaped.
   size_t Running() const;
+
+  // The exits queued for the server (see the top), oldest first, at most
+  // kMaxNotebookExits (older ones are dropped, logged), and the sequence
+  // number to give ExitsReported once they reached it. Each call also moves
+  // the OOM baseline to the previous call's reading: the agent calls it once
+  // per report.
+  struct PendingExits {
+    std::vector<NotebookExit> exits;
+    uint64_t through = 0;
+  };
+  PendingExits ExitsToReport();
+  // The exits up to `through` reached the server: forgotten.
+  void ExitsReported(uint64_t through);
 
  private:
   struct Entry {
@@ -198,6 +226,9 @@ class JupyterSupervisor {
   bool WaitExit(const std::string& user, uint64_t id, Duration limit);
   // "; last lines of <log>:\n..." with the token masked.
   std::string DescribeLog(const NotebookLaunch& launch, const std::string& token);
+  // Reads the OOM count; the first reading is also the baseline.
+  // REQUIRES: mu_ held.
+  std::optional<int64_t> ReadOomKillsLocked();
 
   NotebookProcesses& processes_;
   NotebookApi& api_;
@@ -212,6 +243,13 @@ class JupyterSupervisor {
   std::map<std::string, std::shared_ptr<std::mutex>> start_locks_;  // by user: one Start at a time
   uint64_t next_id_ = 1;
   bool shutdown_ = false;
+  // OOM kills counted before any exit now could be ours, and the last
+  // reading (ExitsToReport); nullopt until read.
+  std::optional<int64_t> oom_baseline_;
+  std::optional<int64_t> oom_last_;
+  bool oom_unknown_logged_ = false;
+  std::deque<std::pair<uint64_t, NotebookExit>> exits_;  // by sequence number
+  uint64_t next_exit_ = 1;
 };
 
 // The text of src/agent/dspool_kernels.py: Notebook's kernel manager whose
@@ -253,5 +291,11 @@ std::string LastLines(const std::string& text, size_t max_lines, const std::stri
 
 // "exit 3", "killed by signal 9".
 std::string DescribeWaitStatus(int wait_status);
+
+// Why a server ended: kOutOfMemory ("out of memory") if SIGKILL ended it
+// and the OOM count grew from `oom_kills_before` to `oom_kills_now` (both
+// known); else DescribeWaitStatus.
+std::string ClassifyExit(int wait_status, std::optional<int64_t> oom_kills_before,
+                         std::optional<int64_t> oom_kills_now);
 
 }  // namespace dspool

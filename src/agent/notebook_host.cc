@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include "agent/sampler.h"
 #include "base/log.h"
 #include "http/client.h"
 #include "os/children.h"
@@ -63,6 +64,8 @@ Result<int64_t> SystemNotebookProcesses::BusyTerminals(pid_t pid) {
   DSP_ASSIGN_OR_RETURN(std::vector<ProcStat> processes, ListProcesses(proc_root_));
   return CountBusyTerminals(processes, pid);
 }
+
+Result<int64_t> SystemNotebookProcesses::OomKills() { return ReadOomKills("/sys/fs/cgroup"); }
 
 Result<std::string> SystemNotebookProcesses::LogTail(const NotebookLaunch& launch, size_t max_lines) {
   return RunAsCapture(static_cast<uid_t>(launch.user.uid), static_cast<gid_t>(launch.user.gid),

@@ -33,6 +33,8 @@ class SystemNotebookProcesses final : public NotebookProcesses {
   // Read in a child that dropped to the user (the home may be on a share
   // where root is squashed).
   Result<std::string> LogTail(const NotebookLaunch& launch, size_t max_lines) override;
+  // The instance's own memory cgroup (ReadOomKills on /sys/fs/cgroup).
+  Result<int64_t> OomKills() override;
 
  private:
   PythonZygote* zygote_;

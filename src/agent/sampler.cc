@@ -58,6 +58,38 @@ InstanceSample Sampler::Sample() {
   return s;
 }
 
+std::optional<int64_t> ParseOomKills(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  std::string key;
+  std::string value;
+  while (in >> key >> value) {
+    if (key != "oom_kill") continue;
+    try {
+      size_t used = 0;
+      long long n = std::stoll(value, &used);
+      if (used == value.size() && n >= 0) return n;
+    } catch (...) {
+    }
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+Result<int64_t> ReadOomKills(const std::string& cgroup_root) {
+  std::string tried;
+  for (const std::string& path : {cgroup_root + "/memory.events", cgroup_root + "/memory/memory.oom_control"}) {
+    auto text = ReadFile(path);
+    if (!text.ok()) {
+      if (text.status().code() != StatusCode::kNotFound) return text.status();
+      tried += (tried.empty() ? "" : ", ") + path;
+      continue;
+    }
+    if (auto n = ParseOomKills(*text)) return *n;
+    return NotFound(path + " has no oom_kill count (a kernel older than 4.13?)");
+  }
+  return NotFound("no memory cgroup file with an oom_kill count: " + tried + " are missing");
+}
+
 int64_t CountSshSessions(const std::string& proc_root) {
   auto entries = ListDir(proc_root);
   if (!entries.ok()) return 0;

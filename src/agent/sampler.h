@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "base/clock.h"
+#include "base/result.h"
 
 namespace dspool {
 
@@ -36,6 +38,16 @@ class Sampler {
   int64_t last_usage_ns_ = -1;
   std::chrono::steady_clock::time_point last_time_;
 };
+
+// How many processes the kernel's OOM killer has killed in the instance's
+// memory cgroup (where the agent is, seen from inside the instance's cgroup
+// namespace): the `oom_kill` line of `<root>/memory.events` (cgroup v2) or
+// of `<root>/memory/memory.oom_control` (v1, kernel 4.13 and later). The
+// count only grows. NotFound when neither file is there or has the line;
+// errors name the file.
+Result<int64_t> ReadOomKills(const std::string& cgroup_root = "/sys/fs/cgroup");
+// The `oom_kill N` line of either file's text; nullopt without one.
+std::optional<int64_t> ParseOomKills(std::string_view text);
 
 // Counts "sshd: USER@tty" / "sshd: USER@notty" processes: one per session.
 int64_t CountSshSessions(const std::string& proc_root);

@@ -54,9 +54,35 @@ Result<Response> Api::AgentReport(const InstanceId& id, const Request& r) {
   DSP_ASSIGN_OR_RETURN(InstanceReport report, ParseInstanceReport(body));
   report.received_at = clock_.Now();
   hooks_.RecordReport(id, report);
+  // An error makes the agent send them again with its next report.
+  if (!report.notebook_exits.empty()) DSP_RETURN_IF_ERROR(RecordNotebookExits(id, report));
   int64_t version = 0;
   if (auto v = store_.GetMeta(kUsersVersion); v.ok()) version = std::stoll(*v);
   return JsonOk(200, {{"configVersion", version}});
+}
+
+Status Api::RecordNotebookExits(const InstanceId& id, const InstanceReport& report) {
+  DSP_ASSIGN_OR_RETURN(Instance instance, store_.GetInstance(id));
+  WriteBatch batch;
+  std::vector<std::string> descriptions;
+  for (size_t i = 0; i < report.notebook_exits.size(); ++i) {
+    const NotebookExit& e = report.notebook_exits[i];
+    if (!store_.GetUser(UserName(e.user)).ok()) {
+      return InvalidArgument("report.notebookExits[" + std::to_string(i) + "].user: '" + e.user +
+                             "' is not a pool user");
+    }
+    descriptions.push_back(DescribeNotebookExit(e, report.memory_limit_bytes));
+    batch.Add(WriteBatch::AppendEvent{
+        Event{0, clock_.Now(), "agent:" + id.value(), e.out_of_memory() ? "notebook.oom" : "notebook.exit",
+              "user/" + e.user,
+              "the notebook server of " + e.user + " in pool " + instance.pool.value() + " on instance " + id.value() +
+                  " (pid " + std::to_string(e.pid) + ", port " + std::to_string(e.port) + ") " + descriptions.back()}});
+  }
+  DSP_RETURN_IF_ERROR(store_.Write(batch));
+  for (size_t i = 0; i < report.notebook_exits.size(); ++i) {
+    hooks_.NotebookExited(instance.pool, id, report.notebook_exits[i], descriptions[i]);
+  }
+  return Status::Ok();
 }
 
 Result<Response> Api::AgentKeys(const UserName& user) {

@@ -83,6 +83,13 @@ class ApiHooks {
   virtual Result<Json> DescribeGateway() = 0;
   virtual Status StopGateway() = 0;
   virtual Result<Json> UpgradeGateway(const std::string& binary) = 0;
+  // `exit.user`'s notebook server on `instance` (of `pool`) ended without
+  // being asked to, as its agent reported (the event is written already);
+  // `description` is DescribeNotebookExit's ("ran out of memory (limit
+  // 512 MiB) and was stopped"). Out of memory: the gateway shows the user
+  // why, if that server is still the session's (gateway/web_entry.h).
+  virtual void NotebookExited(const PoolName& pool, const InstanceId& instance, const NotebookExit& exit,
+                              const std::string& description) = 0;
 };
 
 struct ApiOptions {
@@ -119,6 +126,11 @@ class Api {
   // its report, a user's current keys (sshd's AuthorizedKeysCommand).
   Result<Response> AgentConfigFor(const InstanceId& id);
   Result<Response> AgentReport(const InstanceId& id, const Request& request);
+  // A report's notebook exits: one event each ("notebook.oom" or
+  // "notebook.exit"), in one batch, then NotebookExited for each. An exit of
+  // a user the store does not know is InvalidArgument naming it, and
+  // nothing is written.
+  Status RecordNotebookExits(const InstanceId& id, const InstanceReport& report);
   Result<Response> AgentKeys(const UserName& user);
 
   Result<Response> GetStatus();

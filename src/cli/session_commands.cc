@@ -53,6 +53,15 @@ Status SessionList(const CommandContext& ctx) {
     }
   }
   ctx.out << table.Render();
+  // Why each failed notebook failed ("ran out of memory (limit 512 MiB) and
+  // was stopped"), under the table so its columns stay narrow.
+  for (const Json& s : sessions) {
+    const std::string kind = JsonString(s, "kind");
+    if ((kind.empty() || kind == "notebook") && JsonString(s, "state") == "failed" && !JsonString(s, "error").empty()) {
+      ctx.out << "failed: " << JsonString(s, "user") << " in pool " << JsonString(s, "pool") << ": "
+              << JsonString(s, "error") << "\n";
+    }
+  }
   return Status::Ok();
 }
 

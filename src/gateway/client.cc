@@ -268,6 +268,20 @@ void GatewayClient::NotebookGone(const PoolName& pool, const std::string& user) 
   if (!s.ok()) DSP_LOG(kWarning, kLog) << "notebook server of " << user << " in pool " << pool << ": " << s;
 }
 
+bool GatewayClient::NotebookLost(const PoolName& pool, const std::string& user, const InstanceId& instance,
+                                 uint16_t port, const std::string& why) {
+  auto r = Call("notebookLost", Json{{"pool", pool.value()},
+                                     {"user", user},
+                                     {"instance", instance.value()},
+                                     {"port", port},
+                                     {"why", why}});
+  if (!r.ok()) {
+    DSP_LOG(kWarning, kLog) << "notebook server of " << user << " in pool " << pool << ": " << r.status();
+    return false;
+  }
+  return r->value("lost", false);
+}
+
 Result<std::vector<Gateway::PoolNotebook>> GatewayClient::Notebooks() {
   DSP_ASSIGN_OR_RETURN(Json r, Call("notebooks", Json::object()));
   std::vector<Gateway::PoolNotebook> out;

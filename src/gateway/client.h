@@ -83,6 +83,10 @@ class GatewayClient {
                      uint16_t port);
   void NotebookFailed(const PoolName& pool, const std::string& user, const std::string& error);
   void NotebookGone(const PoolName& pool, const std::string& user);
+  // Gateway::NotebookLost across the channel; false also when the gateway
+  // could not be asked (logged).
+  bool NotebookLost(const PoolName& pool, const std::string& user, const InstanceId& instance, uint16_t port,
+                    const std::string& why);
   Result<std::vector<Gateway::PoolNotebook>> Notebooks();
   Result<std::vector<RelayedConnection>> Connections();
   Result<GatewayInfo> Info();

@@ -18,8 +18,8 @@
 // is built from, and the users' password hashes the Jupyter logins check),
 // checkListen {spec}, health {instance}, metrics, notebooks, connections,
 // notebookReady {pool, user, instance, address, port}, notebookFailed
-// {pool, user, error}, notebookGone {pool, user}, info, stop, upgrade
-// {argv}. A startNotebook not yet answered (notebookReady or
+// {pool, user, error}, notebookGone {pool, user}, notebookLost {pool, user,
+// instance, port, why} (answered {"lost"}), info, stop, upgrade {argv}. A startNotebook not yet answered (notebookReady or
 // notebookFailed) is sent again to the next controller, so a start the
 // server was killed in the middle of is not lost.
 //

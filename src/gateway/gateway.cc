@@ -264,6 +264,11 @@ void Gateway::NotebookFailed(const PoolName& pool, const std::string& user, cons
 void Gateway::NotebookGone(const PoolName& pool, const std::string& user) {
   if (auto web = impl_->WebOf(pool)) web->entry.ServerGone(user);
 }
+bool Gateway::NotebookLost(const PoolName& pool, const std::string& user, const InstanceId& instance, uint16_t port,
+                           const std::string& error) {
+  auto web = impl_->WebOf(pool);
+  return web && web->entry.ServerLost(user, instance, port, error);
+}
 std::vector<Gateway::PoolNotebook> Gateway::Notebooks() const { return impl_->Notebooks(); }
 std::vector<Gateway::HandedNotebook> Gateway::HandOverNotebooks() const { return impl_->HandOverNotebooks(); }
 void Gateway::TakeOverNotebooks(std::vector<HandedNotebook> notebooks) {

@@ -234,6 +234,9 @@ class Gateway {
                      uint16_t port);
   void NotebookFailed(const PoolName& pool, const std::string& user, const std::string& error);
   void NotebookGone(const PoolName& pool, const std::string& user);
+  // `user`'s server on `instance`:`port` ended (WebEntry::ServerLost).
+  bool NotebookLost(const PoolName& pool, const std::string& user, const InstanceId& instance, uint16_t port,
+                    const std::string& error);
   struct PoolNotebook {
     PoolName pool;
     NotebookSession session;

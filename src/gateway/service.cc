@@ -232,6 +232,12 @@ Result<Json> GatewayService::Handle(const Json& call) {
       }
       return Json::object();
     }
+    if (name == "notebookLost") {
+      return Json{{"lost", gateway_->NotebookLost(PoolName(call.at("pool").get<std::string>()),
+                                                  call.at("user").get<std::string>(),
+                                                  InstanceId(call.at("instance").get<std::string>()),
+                                                  call.at("port").get<uint16_t>(), call.at("why").get<std::string>())}};
+    }
     if (name == "info") {
       GatewayInfo info = options_.info;
       info.upgrades = upgrades_.load();

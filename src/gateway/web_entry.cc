@@ -203,11 +203,13 @@ void WebEntry::EnsureStarted(const std::string& user) {
   const TimePoint now = clock_.Now();
   const MonoTime mono = clock_.Monotonic();
   auto it = servers_.find(user);
-  bool start = it == servers_.end() || (it->second.session.state == NotebookSession::State::kFailed &&
-                                        mono - it->second.session.started_mono >= options_.retry_failed_after);
+  bool start = it == servers_.end() ||
+               (it->second.session.state == NotebookSession::State::kFailed &&
+                (it->second.lost_shown || mono - it->second.session.started_mono >= options_.retry_failed_after));
   if (!start) return;
   Entry& e = servers_[user];
   e.session = NotebookSession{user, NotebookSession::State::kStarting, InstanceId(), 0, 0, "", now, now, mono, mono};
+  e.lost = e.lost_shown = false;
   e.token = NewToken();
   if (e.tag == 0) {
     e.tag = next_tag_++;
@@ -248,6 +250,17 @@ ProxyRoute WebEntry::UserRoute(const Request& head, const std::string& user) {
       f.set_headers.push_back({"Cookie", others});
     }
     return f;
+  }
+  if (e.session.state == NotebookSession::State::kFailed && e.lost) {
+    const std::string& error = e.session.error;
+    if (WantsPage(head)) {
+      e.lost_shown = true;
+      return ProxyReply{Html(503, "Notebook server stopped",
+                             "<h1>Your notebook server stopped</h1><p>Your notebook server " + HtmlEscape(error) +
+                                 ". Reload to start a new one.</p><p>Your saved files are on the share.</p>")};
+    }
+    return ProxyReply{JsonError(503, "your notebook server " + error + "; load a page to start a new one",
+                                {{"Retry-After", std::to_string(options_.retry_failed_after.count())}})};
   }
   if (e.session.state == NotebookSession::State::kFailed) {
     std::string error = e.session.error;
@@ -388,6 +401,24 @@ void WebEntry::ServerFailed(const std::string& user, const std::string& error) {
   if (it == servers_.end()) return;
   it->second.session.state = NotebookSession::State::kFailed;
   it->second.session.error = error;
+}
+
+bool WebEntry::ServerLost(const std::string& user, const InstanceId& instance, uint16_t port,
+                          const std::string& error) {
+  std::lock_guard lock(mu_);
+  auto it = servers_.find(user);
+  if (it == servers_.end()) return false;
+  Entry& e = it->second;
+  NotebookSession& s = e.session;
+  if (s.state != NotebookSession::State::kReady || s.instance != instance || s.port != port) return false;
+  s.state = NotebookSession::State::kFailed;
+  s.error = error;
+  s.started_mono = clock_.Monotonic();  // retry_failed_after counts from the loss
+  e.lost = true;
+  e.lost_shown = false;
+  DSP_LOG(kInfo, kLog) << "the notebook server of " << user << " on " << instance << " " << error
+                       << ": its next page says so";
+  return true;
 }
 
 void WebEntry::ServerGone(const std::string& user) {

@@ -30,6 +30,16 @@
 //
 //   ready ──instance leaves / connect fails──► forgotten ──next request──► starting
 //
+// A server its instance's kernel killed for lack of memory is not just
+// forgotten: the server tells the entry (ServerLost), and the session turns
+// failed with why, so the user learns it instead of finding a new, empty
+// server. The next page load shows "Your notebook server ran out of memory
+// (limit 512 MiB) and was stopped. Reload to start a new one."; the request
+// after that page (or any, retry_failed_after later) starts a new server.
+// API and WebSocket calls meanwhile get 503 with the same words:
+//
+//   ready ──ServerLost──► failed (lost) ──a page shows why──► next request ──► starting
+//
 // The path is checked on every request and every upgrade, after the proxy
 // normalised it (no "..", no "//", percent-decoding done), so no path trick
 // reaches another user's server.
@@ -119,6 +129,12 @@ class WebEntry final : public ProxyRouter {
   // From the server, once it knows how a start went.
   void ServerReady(const std::string& user, const InstanceId& instance, uint32_t address, uint16_t port);
   void ServerFailed(const std::string& user, const std::string& error);
+  // `user`'s server on `instance`, port `port`, ended (`error` completes
+  // "Your notebook server ...": "ran out of memory (limit 512 MiB) and was
+  // stopped"). If it is still the session's ready server, the session is
+  // failed with `error` (see the top); else (a new one starts already, or
+  // none) nothing changes. Returns whether it changed.
+  bool ServerLost(const std::string& user, const InstanceId& instance, uint16_t port, const std::string& error);
   // The server is gone (culled, stopped, its instance removed): the next
   // request starts a new one.
   void ServerGone(const std::string& user);
@@ -140,6 +156,8 @@ class WebEntry final : public ProxyRouter {
     NotebookSession session;
     std::string token;  // never leaves the gateway except to the server's instance
     uint64_t tag = 0;
+    bool lost = false;        // kFailed by ServerLost
+    bool lost_shown = false;  // ... and a page has said why: the next request starts anew
   };
   ProxyRoute UserRoute(const Request& head, const std::string& user);
   // What a request gets while the user's server starts: a page that

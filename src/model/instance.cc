@@ -73,6 +73,11 @@ Json InstanceReportToJson(const InstanceReport& r) {
   // Absent when not known yet, rather than a misleading 0.
   if (r.cpu_percent) j["cpuPercent"] = *r.cpu_percent;
   if (r.memory_used_bytes) j["memoryUsedBytes"] = *r.memory_used_bytes;
+  if (!r.notebook_exits.empty()) {
+    Json exits = Json::array();
+    for (const NotebookExit& e : r.notebook_exits) exits.push_back(NotebookExitToJson(e));
+    j["notebookExits"] = exits;
+  }
   return j;
 }
 
@@ -91,7 +96,20 @@ Result<InstanceReport> ParseInstanceReport(const Json& json) {
   reader.Optional("sshSessions", &r.ssh_sessions);
   reader.Optional("notebookServers", &r.notebook_servers);
   reader.Optional("usersRendered", &r.users_rendered);
+  const Json* exits = reader.Raw("notebookExits");
+  if (exits != nullptr && !exits->is_array()) reader.Fail("notebookExits", "expected an array");
   DSP_RETURN_IF_ERROR(reader.Finish());
+  if (exits != nullptr) {
+    // The agent keeps at most kMaxNotebookExits; more is not an agent of ours.
+    if (exits->size() > kMaxNotebookExits) {
+      return InvalidArgument("report.notebookExits: more than " + std::to_string(kMaxNotebookExits) + " entries");
+    }
+    for (size_t i = 0; i < exits->size(); ++i) {
+      DSP_ASSIGN_OR_RETURN(NotebookExit e,
+                           ParseNotebookExit((*exits)[i], "report.notebookExits[" + std::to_string(i) + "]"));
+      r.notebook_exits.push_back(std::move(e));
+    }
+  }
   if ((json.contains("cpuPermille") && cpu_permille < 0) || (json.contains("memoryUsedBytes") && memory_used < 0) ||
       r.memory_limit_bytes < 0 || r.ssh_sessions < 0 || r.notebook_servers < 0) {
     return InvalidArgument("report: counters must not be negative");

@@ -34,11 +34,13 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/ids.h"
 #include "base/result.h"
 #include "model/json_reader.h"
+#include "model/jupyter.h"
 
 namespace dspool {
 
@@ -86,6 +88,9 @@ struct InstanceReport {
   int64_t ssh_sessions = 0;
   int64_t notebook_servers = 0;  // the users' Jupyter servers running on it
   int64_t users_rendered = 0;
+  // Notebook servers that ended without being asked to since the last
+  // report that reached the server (each is reported once).
+  std::vector<NotebookExit> notebook_exits;
 };
 
 Json InstanceReportToJson(const InstanceReport& report);

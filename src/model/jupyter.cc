@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 
 #include "model/user.h"
 
@@ -141,6 +142,57 @@ Result<std::vector<JupyterServer>> ParseJupyterServerList(const Json& json) {
     out.push_back(std::move(s));
   }
   return out;
+}
+
+Json NotebookExitToJson(const NotebookExit& e) {
+  return {{"user", e.user}, {"pid", e.pid}, {"port", e.port}, {"reason", e.reason}, {"at", ToUnixMillis(e.at)}};
+}
+
+Result<NotebookExit> ParseNotebookExit(const Json& json, const std::string& path) {
+  NotebookExit e;
+  JsonReader r(json, path);
+  int64_t at = 0;
+  r.Required("user", &e.user);
+  r.Required("pid", &e.pid);
+  r.Required("port", &e.port);
+  r.Required("reason", &e.reason);
+  r.Required("at", &at);
+  DSP_RETURN_IF_ERROR(r.Finish());
+  if (Status s = ValidateUserName(e.user); !s.ok()) return s.WithPrefix(r.PathOf("user"));
+  if (e.port < 1 || e.port > 65535) return InvalidArgument(r.PathOf("port") + ": must be 1..65535");
+  if (e.pid < 1) return InvalidArgument(r.PathOf("pid") + ": must be positive");
+  // It is shown to people: short, one line.
+  if (e.reason.empty() || e.reason.size() > 100) return InvalidArgument(r.PathOf("reason") + ": must be 1 to 100 bytes");
+  for (char c : e.reason) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return InvalidArgument(r.PathOf("reason") + ": holds a control character");
+    }
+  }
+  e.at = FromUnixMillis(at);
+  return e;
+}
+
+std::string FormatMemorySize(int64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  size_t unit = 0;
+  double value = static_cast<double>(bytes);
+  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  char buf[32];
+  if (unit == 0 || value == static_cast<double>(static_cast<int64_t>(value))) {
+    std::snprintf(buf, sizeof(buf), "%lld %s", static_cast<long long>(value), kUnits[unit]);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.1f %s", value, kUnits[unit]);
+  }
+  return buf;
+}
+
+std::string DescribeNotebookExit(const NotebookExit& exit, int64_t memory_limit_bytes) {
+  if (!exit.out_of_memory()) return "exited (" + exit.reason + ")";
+  std::string limit = memory_limit_bytes > 0 ? " (limit " + FormatMemorySize(memory_limit_bytes) + ")" : "";
+  return "ran out of memory" + limit + " and was stopped";
 }
 
 Json NotebookSessionInfoToJson(const NotebookSessionInfo& info) {

@@ -88,6 +88,41 @@ Json JupyterServerListToJson(const std::vector<JupyterServer>& servers);
 Result<JupyterServer> ParseJupyterServer(const Json& json, const std::string& path = "server");
 Result<std::vector<JupyterServer>> ParseJupyterServerList(const Json& json);
 
+// The reason of an exit the instance's memory cgroup counted an OOM kill
+// for (agent/jupyter.h's ClassifyExit).
+inline constexpr char kOutOfMemory[] = "out of memory";
+
+// A server that ended without being asked to, as the agent reports it to
+// the server (its report's "notebookExits", agent/README.md): once, in
+// the first report that reaches the server after the exit.
+struct NotebookExit {
+  std::string user;
+  int64_t pid = 0;   // in the instance's PID namespace
+  int64_t port = 0;  // where it listened: with the instance, which server it was
+  // "out of memory" (kOutOfMemory), "exit 1", "killed by signal 9"
+  std::string reason;
+  TimePoint at;  // when the agent reaped it
+  bool out_of_memory() const { return reason == kOutOfMemory; }
+  friend bool operator==(const NotebookExit&, const NotebookExit&) = default;
+};
+
+// The most exits an agent keeps for its next report (the oldest go first)
+// and a report may carry.
+inline constexpr size_t kMaxNotebookExits = 64;
+
+// {"user","pid","port","reason","at"}; `at` in Unix milliseconds.
+Json NotebookExitToJson(const NotebookExit& exit);
+// Untrusted (an agent's report): errors name the JSON path under `path`.
+Result<NotebookExit> ParseNotebookExit(const Json& json, const std::string& path);
+
+// What a user and an admin read about an exit, after "your notebook server "
+// or "the notebook server of alice ": "ran out of memory (limit 512 MiB) and
+// was stopped", "exited (exit 1)". `memory_limit_bytes` 0: not known.
+std::string DescribeNotebookExit(const NotebookExit& exit, int64_t memory_limit_bytes);
+
+// "512 MiB", "1.5 GiB", "800 KiB", "12 B".
+std::string FormatMemorySize(int64_t bytes);
+
 // A user's notebook server as the API lists it (GET /v1/sessions): the
 // gateway's session joined with the last agent listing of that server.
 struct NotebookSessionInfo {

@@ -1,6 +1,8 @@
 #include "os/cgroup.h"
 
 #include <errno.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -102,6 +104,68 @@ Status RemoveTopCgroup(const std::string& name) {
     if (first_error.ok()) first_error = s;
   }
   return first_error;
+}
+
+Result<std::vector<std::string>> OwnCgroupHierarchies(std::string_view proc_cgroup) {
+  std::vector<std::string> v1;
+  bool unified = false;
+  std::istringstream in{std::string(proc_cgroup)};
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.empty()) continue;
+    size_t first = line.find(':');
+    size_t second = first == std::string::npos ? first : line.find(':', first + 1);
+    if (second == std::string::npos) {
+      return InvalidArgument("/proc/self/cgroup line " + std::to_string(n) + ": not ID:CONTROLLERS:PATH: '" + line + "'");
+    }
+    std::string controllers = line.substr(first + 1, second - first - 1);
+    if (controllers.empty()) {
+      unified = true;
+      continue;
+    }
+    std::set<std::string_view> names = SplitCommas(controllers);
+    if (names.count("memory") || names.count("cpuacct")) v1.push_back(controllers);
+  }
+  if (!v1.empty()) return v1;
+  if (unified) return std::vector<std::string>{""};
+  return NotFound("/proc/self/cgroup names neither a memory nor a cpuacct hierarchy, nor the unified one");
+}
+
+Result<bool> MountOwnCgroups(const std::string& root) {
+  DSP_ASSIGN_OR_RETURN(bool mounted, IsMountPoint(root));
+  if (mounted) return false;
+  DSP_ASSIGN_OR_RETURN(std::string text, ReadFile("/proc/self/cgroup"));
+  DSP_ASSIGN_OR_RETURN(std::vector<std::string> hierarchies, OwnCgroupHierarchies(text));
+  if (hierarchies == std::vector<std::string>{""}) {
+    if (::mount("cgroup2", root.c_str(), "cgroup2", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+      return ErrnoStatus("mount cgroup2 on " + root, errno);
+    }
+    return true;
+  }
+  if (::mount("cgroup", root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k") != 0) {
+    return ErrnoStatus("mount tmpfs on " + root, errno);
+  }
+  for (const std::string& controllers : hierarchies) {
+    const std::string dir = root + "/" + controllers;
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus("mkdir " + dir, errno);
+    if (::mount("cgroup", dir.c_str(), "cgroup", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, controllers.c_str()) != 0) {
+      return ErrnoStatus("mount cgroup " + controllers + " on " + dir, errno);
+    }
+    // "cpu,cpuacct": also as cpuacct/, where readers look.
+    for (std::string_view name : SplitCommas(controllers)) {
+      if (name == controllers || (name != "memory" && name != "cpuacct")) continue;
+      const std::string link = root + "/" + std::string(name);
+      if (::symlink(controllers.c_str(), link.c_str()) != 0 && errno != EEXIST) {
+        return ErrnoStatus("symlink " + link, errno);
+      }
+    }
+  }
+  // The tmpfs itself read-only too, now that it holds what it should.
+  if (::mount(nullptr, root.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=755,size=64k") != 0) {
+    return ErrnoStatus("remount " + root + " read-only", errno);
+  }
+  return true;
 }
 
 }  // namespace dspool

@@ -51,4 +51,22 @@ Status JoinCgroups(const CgroupPlacement& placement);
 // when a process or a child cgroup is still in it).
 Status RemoveTopCgroup(const std::string& name);
 
+// The hierarchies MountOwnCgroups mounts, from the text of /proc/self/cgroup:
+// the controllers of each v1 hierarchy that has `memory` or `cpuacct`
+// ("memory", "cpu,cpuacct"), or {""} for a host with the unified
+// hierarchy only (v2). InvalidArgument naming the line if it does not parse,
+// NotFound if neither is there.
+Result<std::vector<std::string>> OwnCgroupHierarchies(std::string_view proc_cgroup);
+
+// For a container whose runtime left /sys/fs/cgroup without cgroups (an
+// unprivileged LXC container on a cgroup v1 host): mounts, read-only, the
+// calling process's own memory and CPU accounting cgroups under `root`
+// (v1: a tmpfs with `memory/`, `cpuacct/` (a link when it shares its
+// hierarchy, as `cpu,cpuacct/`); v2: the unified hierarchy at `root`), so
+// that it can read its usage, limit and OOM kill count. Inside a cgroup
+// namespace the process's cgroup is the mount's root. Does nothing and
+// answers false when `root` is a mount point already. Needs CAP_SYS_ADMIN
+// over the cgroup namespace; errors name the mount that failed.
+Result<bool> MountOwnCgroups(const std::string& root = "/sys/fs/cgroup");
+
 }  // namespace dspool

@@ -59,6 +59,17 @@ Status PoolServer::StopNotebookSession(const PoolName& pool, const std::string& 
   return NotFound("user '" + user + "' has no notebook server in pool '" + pool.value() + "'");
 }
 
+void PoolServer::NotebookExited(const PoolName& pool, const InstanceId& instance, const NotebookExit& exit,
+                                const std::string& description) {
+  DSP_LOG(kWarning, kLog) << "notebook server of " << exit.user << " in pool " << pool << " on " << instance << " "
+                          << description;
+  if (!exit.out_of_memory() || exit.port < 1 || exit.port > 65535) return;
+  if (!gateway_->NotebookLost(pool, exit.user, instance, static_cast<uint16_t>(exit.port), description)) {
+    DSP_LOG(kInfo, kLog) << "the session of " << exit.user << " in pool " << pool
+                         << " has moved on from that server (a new one, or none): unchanged";
+  }
+}
+
 void PoolServer::StartNotebook(const PoolName& pool, const std::string& user, const std::string& token) {
   workers_.Run([this, pool, user, token] {
     auto started = StartNotebookNow(pool, user, token);

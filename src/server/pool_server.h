@@ -193,6 +193,11 @@ class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHoo
   Result<Json> DescribeGateway() override;
   Status StopGateway() override;
   Result<Json> UpgradeGateway(const std::string& binary) override;
+  // Out of memory: the gateway fails the user's session with why (the
+  // event is the API's). Other exits: left to the gateway (a refused
+  // connection) and the culler.
+  void NotebookExited(const PoolName& pool, const InstanceId& instance, const NotebookExit& exit,
+                      const std::string& description) override;
 
   // ---- GatewayEvents ----
 

@@ -9,6 +9,12 @@ server, then runs COMMAND:
                        kernel, run CODE over the kernel's WebSocket, print the
                        stdout it produced
   busy SECONDS         start a kernel and leave a cell running SECONDS
+  until-gone CODE      start a kernel and run CODE, which is not to finish
+                       (it uses up the memory): waits until the kernel's
+                       WebSocket closes or says the kernel died (at most 120
+                       s) and prints how ("closed", "dead")
+  page COOKIES         as `browse`, once: GET /user/USER/tree as a browser
+                       and print {"status", "refresh", "body"} as JSON
   get PATH             print the HTTP status of GET PATH (with the session)
   login-status         print the status of the login POST and whether a
                        cookie came back
@@ -138,15 +144,45 @@ def run_code(kernel_id, code, wait=True):
     return "".join(out)
 
 
-def browse(cookies, code):
+def until_gone(kernel_id, code):
+    cookie = "; ".join(f"{c.name}={c.value}" for c in JAR)
+    url = BASE.replace("https://", "wss://") + f"/user/{USER}/api/kernels/{kernel_id}/channels"
+    ws = websocket.create_connection(url, sslopt={"cert_reqs": ssl.CERT_NONE, "check_hostname": False},
+                                     header=[f"Cookie: {cookie}"], timeout=120)
+    ws.send(json.dumps({
+        "header": {"msg_id": uuid.uuid4().hex, "username": USER, "session": uuid.uuid4().hex,
+                   "msg_type": "execute_request", "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell",
+        "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True},
+    }))
+    try:
+        while True:
+            text = ws.recv()
+            if not text:
+                return "closed"
+            msg = json.loads(text)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] in ("dead", "restarting"):
+                return "dead"
+    except websocket.WebSocketTimeoutException:
+        sys.exit("the kernel's WebSocket stayed open for 120 s: the cell did not end it")
+    except (websocket.WebSocketConnectionClosedException, ConnectionError, ssl.SSLError):
+        return "closed"
+
+
+def load_session(cookies):
     if os.path.exists(cookies):
         JAR.load(cookies, ignore_discard=True, ignore_expires=True)
-    t0 = time.time()
     if not any(c.name == "dspool_session" for c in JAR):
         status, text, _ = login()
         if status != 303:
             sys.exit(f"login as {USER}: HTTP {status}: {text[:200]}")
         JAR.save(cookies, ignore_discard=True, ignore_expires=True)
+
+
+def browse(cookies, code):
+    t0 = time.time()
+    load_session(cookies)
     statuses, first_s = [], None
     while True:
         status, text, headers = request("GET", f"/user/{USER}/tree", None, {"Accept": "text/html"})
@@ -273,6 +309,13 @@ if COMMAND == "browse":
     browse(*ARGS)
     sys.exit(0)
 
+if COMMAND == "page":
+    load_session(ARGS[0])
+    status, text, headers = request("GET", f"/user/{USER}/tree", None, {"Accept": "text/html"})
+    refresh = next((v for k, v in headers.items() if k.lower() == "refresh"), None)
+    print(json.dumps({"status": status, "refresh": refresh, "body": text}))
+    sys.exit(0)
+
 if COMMAND == "login-status":
     status, _, headers = login()
     print(status, "cookie" if any(k.lower() == "set-cookie" for k in headers) else "no-cookie")
@@ -307,5 +350,10 @@ elif COMMAND == "busy":
         sys.exit(f"start kernel: HTTP {status}: {kernel}")
     run_code(kernel["id"], f"import time; time.sleep({int(ARGS[0])})", wait=False)
     print("busy")
+elif COMMAND == "until-gone":
+    status, kernel = api("POST", "kernels", {"name": "python3"})
+    if status not in (200, 201):
+        sys.exit(f"start kernel: HTTP {status}: {kernel}")
+    print(until_gone(kernel["id"], ARGS[0]))
 else:
     sys.exit(f"unknown command {COMMAND}")

@@ -17,6 +17,8 @@ void FakeNotebookProcesses::Sleep(Duration d) {
   for (auto& [pid, p] : processes) {
     if (p.alive && p.exit_at && *p.exit_at <= clock_.Monotonic()) {
       p.alive = false;
+      // As the kernel does: the count grows before the victim is reaped.
+      if (oom_kill_exits.count(pid)) ++oom_kills;
       if (on_exit) on_exit(pid, p.exit_status);
     }
   }

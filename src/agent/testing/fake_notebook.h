@@ -55,6 +55,9 @@ class FakeNotebookProcesses final : public NotebookProcesses {
   std::map<pid_t, int64_t> busy_terminals;  // BusyTerminals per pid (default 0)
   std::string log = "[I NotebookApp] starting\n";
   Status log_error;
+  int64_t oom_kills = 0;  // the memory cgroup's count (OomKills)
+  std::set<pid_t> oom_kill_exits;  // these pids' exits add one to oom_kills (OOM kills)
+  Status oom_error;       // non-OK: OomKills fails so
 
   // What happened.
   std::map<pid_t, Process> processes;
@@ -82,6 +85,10 @@ class FakeNotebookProcesses final : public NotebookProcesses {
   Result<std::string> LogTail(const NotebookLaunch&, size_t max_lines) override {
     if (!log_error.ok()) return log_error;
     return LastLines(log, max_lines);
+  }
+  Result<int64_t> OomKills() override {
+    if (!oom_error.ok()) return oom_error;
+    return oom_kills;
   }
 
  private:

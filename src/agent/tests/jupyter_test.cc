@@ -266,6 +266,138 @@ TEST_F(JupyterTest, AnExitedServerIsListedOnceThenForgotten) {
   EXPECT_TRUE(b->created);
 }
 
+TEST_F(JupyterTest, ClassifiesAnExitBySignalAndTheOomCount) {
+  EXPECT_EQ(ClassifyExit(SIGKILL, 4, 5), kOutOfMemory);
+  EXPECT_EQ(ClassifyExit(SIGKILL, 5, 5), "killed by signal 9") << "no OOM kill since";
+  EXPECT_EQ(ClassifyExit(SIGKILL, std::nullopt, 5), "killed by signal 9") << "no baseline: cannot tell";
+  EXPECT_EQ(ClassifyExit(SIGKILL, 4, std::nullopt), "killed by signal 9") << "unreadable count";
+  EXPECT_EQ(ClassifyExit(SIGTERM, 4, 5), "killed by signal 15") << "the OOM killer sends SIGKILL only";
+  EXPECT_EQ(ClassifyExit(kExit1, 4, 5), "exit 1");
+}
+
+TEST_F(JupyterTest, AServerTheOomKillerKilledIsReportedOnceAsOutOfMemory) {
+  procs_.oom_kills = 7;  // earlier kills in the instance are not this server's
+  auto a = Start("alice", kTokenA);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_TRUE(sup_->ExitsToReport().exits.empty());
+
+  procs_.oom_kill_exits = {static_cast<pid_t>(a->server.pid)};
+  procs_.ExitAfter(static_cast<pid_t>(a->server.pid), Duration(0), SIGKILL);
+  procs_.Sleep(Duration(0));
+  auto pending = sup_->ExitsToReport();
+  ASSERT_EQ(pending.exits.size(), 1u);
+  const NotebookExit& e = pending.exits[0];
+  EXPECT_EQ(e.user, "alice");
+  EXPECT_EQ(e.pid, a->server.pid);
+  EXPECT_EQ(e.port, 9000);
+  EXPECT_EQ(e.reason, "out of memory");
+  EXPECT_EQ(e.at, clock_.Now());
+  // Not acknowledged (the report failed): sent again.
+  EXPECT_EQ(sup_->ExitsToReport().exits, pending.exits);
+  sup_->ExitsReported(pending.through);
+  EXPECT_TRUE(sup_->ExitsToReport().exits.empty());
+  // The listing says it once too.
+  auto list = sup_->List();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].state, JupyterState::kExited);
+}
+
+TEST_F(JupyterTest, EachOomKillExplainsOneSigkillOnly) {
+  auto a = Start("alice", kTokenA);
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = Start("bob", kTokenB);
+  ASSERT_TRUE(b.ok()) << b.status();
+  procs_.oom_kills = 1;  // one OOM kill, two servers killed (one by hand)
+  procs_.ExitAfter(static_cast<pid_t>(a->server.pid), Duration(0), SIGKILL);
+  procs_.ExitAfter(static_cast<pid_t>(b->server.pid), Duration(0), SIGKILL);
+  procs_.Sleep(Duration(0));
+  auto pending = sup_->ExitsToReport();
+  ASSERT_EQ(pending.exits.size(), 2u);
+  EXPECT_EQ(pending.exits[0].reason, "out of memory");
+  EXPECT_EQ(pending.exits[1].reason, "killed by signal 9");
+}
+
+TEST_F(JupyterTest, AnOldOomKillIsNotBlamedOnALaterSigkill) {
+  auto a = Start("alice", kTokenA);
+  ASSERT_TRUE(a.ok()) << a.status();
+  procs_.oom_kills = 1;  // a kernel, say, killed for lack of memory
+  // Two reports later the baseline has caught up with it.
+  (void)sup_->ExitsToReport();
+  (void)sup_->ExitsToReport();
+  procs_.ExitAfter(static_cast<pid_t>(a->server.pid), Duration(0), SIGKILL);
+  procs_.Sleep(Duration(0));
+  auto pending = sup_->ExitsToReport();
+  ASSERT_EQ(pending.exits.size(), 1u);
+  EXPECT_EQ(pending.exits[0].reason, "killed by signal 9");
+}
+
+TEST_F(JupyterTest, AnOomKillJustBeforeAReportIsStillTheServers) {
+  auto a = Start("alice", kTokenA);
+  ASSERT_TRUE(a.ok()) << a.status();
+  (void)sup_->ExitsToReport();
+  procs_.oom_kills = 1;  // killed; a report runs before the reaper sees the exit
+  (void)sup_->ExitsToReport();
+  procs_.ExitAfter(static_cast<pid_t>(a->server.pid), Duration(0), SIGKILL);
+  procs_.Sleep(Duration(0));
+  auto pending = sup_->ExitsToReport();
+  ASSERT_EQ(pending.exits.size(), 1u);
+  EXPECT_EQ(pending.exits[0].reason, "out of memory");
+}
+
+TEST_F(JupyterTest, ExitsReportedAreOnlyUnaskedOnesAndOomWhileStarting) {
+  auto a = Start("alice", kTokenA);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(sup_->Stop("alice").ok());
+  EXPECT_TRUE(sup_->ExitsToReport().exits.empty()) << "a stop is asked for";
+
+  auto b = Start("bob", kTokenB);
+  ASSERT_TRUE(b.ok()) << b.status();
+  procs_.ExitAfter(static_cast<pid_t>(b->server.pid), Duration(0), kExit1);
+  procs_.Sleep(Duration(0));
+  auto pending = sup_->ExitsToReport();
+  ASSERT_EQ(pending.exits.size(), 1u);
+  EXPECT_EQ(pending.exits[0].reason, "exit 1");
+  sup_->ExitsReported(pending.through);
+
+  // A failed start is Start's error; out of memory is reported as well.
+  procs_.exit_after_spawn = {{milliseconds(250), kExit1}};
+  EXPECT_FALSE(Start("alice", kTokenA).ok());
+  EXPECT_TRUE(sup_->ExitsToReport().exits.empty());
+  procs_.oom_kills = 4;
+  procs_.oom_kill_exits = {1003};  // the next spawn
+  procs_.exit_after_spawn = {{milliseconds(250), SIGKILL}};
+  auto failed = Start("alice", kTokenA);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("exited (out of memory) before it answered"), std::string::npos)
+      << failed.status();
+  pending = sup_->ExitsToReport();
+  ASSERT_EQ(pending.exits.size(), 1u);
+  EXPECT_EQ(pending.exits[0].reason, "out of memory");
+}
+
+TEST_F(JupyterTest, WithoutAnOomCountAKillIsJustASignal) {
+  procs_.oom_error = NotFound("/sys/fs/cgroup/memory.events: no such file");
+  auto a = Start("alice", kTokenA);
+  ASSERT_TRUE(a.ok()) << a.status();
+  procs_.ExitAfter(static_cast<pid_t>(a->server.pid), Duration(0), SIGKILL);
+  procs_.Sleep(Duration(0));
+  auto pending = sup_->ExitsToReport();
+  ASSERT_EQ(pending.exits.size(), 1u);
+  EXPECT_EQ(pending.exits[0].reason, "killed by signal 9");
+}
+
+TEST_F(JupyterTest, AtMostKMaxNotebookExitsWaitTheOldestGoFirst) {
+  for (size_t i = 0; i < kMaxNotebookExits + 2; ++i) {
+    auto a = Start("alice", kTokenA);
+    ASSERT_TRUE(a.ok()) << a.status();
+    procs_.ExitAfter(static_cast<pid_t>(a->server.pid), Duration(0), kExit1);
+    procs_.Sleep(Duration(0));
+  }
+  auto pending = sup_->ExitsToReport();
+  ASSERT_EQ(pending.exits.size(), kMaxNotebookExits);
+  EXPECT_EQ(pending.exits.front().pid, 1002) << "the first two were dropped";
+}
+
 TEST_F(JupyterTest, StopTerminatesThenKillsAfterTheGrace) {
   auto a = Start("alice", kTokenA);
   ASSERT_TRUE(a.ok()) << a.status();

@@ -51,6 +51,26 @@ TEST_F(SamplerTest, ReadsCgroupV2AndUnlimited) {
   EXPECT_EQ(sample.memory_limit_bytes, 0);
 }
 
+TEST_F(SamplerTest, ReadsTheOomKillCountOfEitherCgroupVersion) {
+  // cgroup v1, as LXC containers on this kind of host see their own cgroup.
+  Write("v1/memory/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
+  auto v1 = ReadOomKills(tmp_ / "v1");
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  EXPECT_EQ(*v1, 3);
+  Write("v2/memory.events", "low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 0\n");
+  EXPECT_EQ(ReadOomKills(tmp_ / "v2").value_or(-1), 2) << "oom_kill, not oom or oom_group_kill";
+
+  auto none = ReadOomKills(tmp_ / "none");
+  EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(none.status().message().find(tmp_ / "none/memory/memory.oom_control"), std::string::npos)
+      << "names the files it tried: " << none.status();
+  Write("old/memory/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\n");
+  EXPECT_EQ(ReadOomKills(tmp_ / "old").status().message(),
+            tmp_ / "old/memory/memory.oom_control" + " has no oom_kill count (a kernel older than 4.13?)");
+  EXPECT_EQ(ParseOomKills("oom_kill x\n"), std::nullopt);
+  EXPECT_EQ(ParseOomKills("oom_kill -1\n"), std::nullopt);
+}
+
 TEST_F(SamplerTest, CountsSshSessionsNotListenerOrPrivileged) {
   Write("proc/10/cmdline", std::string("sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups\0", 56));
   Write("proc/11/cmdline", std::string("sshd: alice [priv]\0", 19));

@@ -63,6 +63,11 @@ class FakeHooks final : public ApiHooks {
   }
   std::map<InstanceId, int64_t> open_sessions;
   void RequestStop() override { ++stop_requests; }
+  void NotebookExited(const PoolName& pool, const InstanceId& instance, const NotebookExit& exit,
+                      const std::string& description) override {
+    exited.push_back(pool.value() + " " + instance.value() + " " + exit.user + ": " + description);
+  }
+  std::vector<std::string> exited;
   int stop_requests = 0;
   Result<Json> DescribeGateway() override { return Json{{"pid", 42}}; }
   Status StopGateway() override {
@@ -538,6 +543,39 @@ TEST_F(ApiTest, AgentChannel) {
   EXPECT_EQ(Call("GET", "/v1/agent/keys/nobody1", "", "agent:demo-1-abc", root).status, 404);
   // A channel of an instance that does not exist is refused.
   EXPECT_EQ(Call("GET", "/v1/agent/config", "", "agent:demo-9-zzz", root).status, 404);
+
+  // Notebook servers that ended unasked: one event each, then the hook.
+  const size_t events = EventCount();
+  Json exits = {{"sshdListening", true},
+                {"sshSessions", 2},
+                {"memoryLimitBytes", 512 << 20},
+                {"notebookExits",
+                 {{{"user", "alice"}, {"pid", 120}, {"port", 9000}, {"reason", "out of memory"}, {"at", 1}},
+                  {{"user", "dsvmuser"}, {"pid", 130}, {"port", 9001}, {"reason", "exit 1"}, {"at", 2}}}}};
+  Response exited = Call("POST", "/v1/agent/report", exits.dump(), "agent:demo-1-abc", root);
+  ASSERT_EQ(exited.status, 200) << exited.body;
+  auto listed = *store_.ListEvents(0, 10000);
+  ASSERT_EQ(listed.size(), events + 2);
+  const Event& oom = listed[events];
+  EXPECT_EQ(oom.action, "notebook.oom");
+  EXPECT_EQ(oom.actor, "agent:demo-1-abc");
+  EXPECT_EQ(oom.subject, "user/alice");
+  EXPECT_EQ(oom.detail,
+            "the notebook server of alice in pool demo on instance demo-1-abc (pid 120, port 9000) ran out of memory "
+            "(limit 512 MiB) and was stopped");
+  EXPECT_EQ(listed[events + 1].action, "notebook.exit");
+  EXPECT_EQ(listed[events + 1].detail,
+            "the notebook server of dsvmuser in pool demo on instance demo-1-abc (pid 130, port 9001) exited (exit 1)");
+  EXPECT_EQ(hooks_.exited, (std::vector<std::string>{
+                               "demo demo-1-abc alice: ran out of memory (limit 512 MiB) and was stopped",
+                               "demo demo-1-abc dsvmuser: exited (exit 1)"}));
+  // An unknown user: refused, named, nothing written (the agent sends it again).
+  exits["notebookExits"][1]["user"] = "mallory";
+  Response refused_exit = Call("POST", "/v1/agent/report", exits.dump(), "agent:demo-1-abc", root);
+  EXPECT_EQ(refused_exit.status, 400);
+  EXPECT_EQ(Body(refused_exit)["error"]["message"], "report.notebookExits[1].user: 'mallory' is not a pool user");
+  EXPECT_EQ(EventCount(), events + 2);
+  EXPECT_EQ(hooks_.exited.size(), 2u);
 
   std::string instances = Call("GET", "/v1/instances?pool=demo").body;
   EXPECT_NE(instances.find("\"sshSessions\":2"), std::string::npos);

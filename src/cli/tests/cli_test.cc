@@ -464,7 +464,8 @@ TEST_F(CliTest, ServerStopWaitsUntilTheServerNoLongerAnswers) {
   };
   EXPECT_EQ(RunRaw({"server", "stop", "--data-dir", tmp_.path()}), 0) << err_;
   EXPECT_EQ(out_, "dspool server (pid 4242) stopped; the instances and the users' notebook servers keep running, "
-                  "and the next `dspool server` on this data directory takes them up again\n");
+                  "the gateway keeps relaying their sessions, and the next `dspool server` on this data directory "
+                  "takes them up again\n");
   std::vector<Seen> requests = seen();
   ASSERT_EQ(requests.size(), 3u);
   EXPECT_EQ(requests[0].method + " " + requests[0].target, "POST /v1/server/stop");
@@ -591,7 +592,8 @@ TEST_F(CliTest, SessionListIsATable) {
             "ssh        team   -       team-0-aa   127.0.0.1:40022     10.232.5.1:51234     open     20s       "
             "-               -\n"
             "ssh        team   -       team-1-bb   198.51.100.9:6000   198.51.100.9:41000   open     1m        "
-            "-               -\n");
+            "-               -\n"
+            "failed: alice in pool lab: no instance\n");
   EXPECT_EQ(Run({"session", "list", "-o", "json"}), 0) << err_;
   EXPECT_EQ(out_, Json::parse(kSessionsJson).dump(2) + "\n");
   Answer("GET /v1/sessions", 200, R"({"sessions": []})");

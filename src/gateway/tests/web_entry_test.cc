@@ -313,6 +313,67 @@ TEST_F(WebEntryTest, AFailedStartIsShownAndTriedAgainLater) {
   EXPECT_NE(hooks_.starts[0].second, hooks_.starts[1].second) << "a new server gets a new token";
 }
 
+// A server the kernel killed for lack of memory: the user's next page says
+// so (not a new, empty server), and the request after it starts a new one.
+TEST_F(WebEntryTest, AServerLostForMemoryIsShownOnceThenTheNextRequestStartsANewOne) {
+  std::string alice = LoginCookie("alice", "alice%27s+password");
+  web_.ServerReady("alice", InstanceId("p-1-abc"), 0x0ae70002, 9000);
+  const std::string why = "ran out of memory (limit 512 MiB) and was stopped";
+  EXPECT_FALSE(web_.ServerLost("alice", InstanceId("p-2-def"), 9000, why)) << "another instance's server";
+  EXPECT_FALSE(web_.ServerLost("alice", InstanceId("p-1-abc"), 9001, why)) << "another server on that instance";
+  EXPECT_FALSE(web_.ServerLost("bob", InstanceId("p-1-abc"), 9000, why)) << "bob has no session";
+  ASSERT_EQ(web_.Sessions()[0].state, NotebookSession::State::kReady);
+
+  ASSERT_TRUE(web_.ServerLost("alice", InstanceId("p-1-abc"), 9000, why));
+  ASSERT_EQ(web_.Sessions().size(), 1u);
+  EXPECT_EQ(web_.Sessions()[0].state, NotebookSession::State::kFailed);
+  EXPECT_EQ(web_.Sessions()[0].error, why);
+
+  // The open notebook's API calls and WebSockets: 503 with the words, no new server.
+  Response api = Reply(Get("/user/alice/api/kernels", alice, false));
+  EXPECT_EQ(api.status, 503);
+  EXPECT_NE(api.body.find("\"your notebook server ran out of memory (limit 512 MiB) and was stopped; load a page to "
+                          "start a new one\""),
+            std::string::npos)
+      << api.body;
+  EXPECT_EQ(hooks_.starts.size(), 1u) << "an API call does not replace the server the user has not heard about";
+
+  Response page = Reply(Get("/user/alice/notebooks/big.ipynb", alice));
+  EXPECT_EQ(page.status, 503);
+  EXPECT_NE(page.body.find("Your notebook server ran out of memory (limit 512 MiB) and was stopped. Reload to start "
+                           "a new one."),
+            std::string::npos)
+      << page.body;
+  EXPECT_EQ(Header(page, "Refresh"), "") << "the user reloads, having read it";
+  EXPECT_EQ(hooks_.starts.size(), 1u);
+
+  Response reload = Reply(Get("/user/alice/notebooks/big.ipynb", alice));
+  EXPECT_EQ(reload.status, 200);
+  EXPECT_EQ(Header(reload, "Refresh"), "1") << "the starting page";
+  ASSERT_EQ(hooks_.starts.size(), 2u) << "the request after the page starts a new server";
+  EXPECT_NE(hooks_.starts[1].second, hooks_.starts[0].second);
+  EXPECT_EQ(web_.Sessions()[0].state, NotebookSession::State::kStarting);
+  EXPECT_EQ(web_.Sessions()[0].error, "");
+
+  // A new server that fails to start is a plain failed start again: retried after 30 s.
+  web_.ServerFailed("alice", "no instance is healthy");
+  Reply(Get("/user/alice/tree", alice));
+  Reply(Get("/user/alice/tree", alice));
+  EXPECT_EQ(hooks_.starts.size(), 2u);
+}
+
+TEST_F(WebEntryTest, AServerLostForMemoryIsRestartedAfterTheRetryDelayWithoutAPage) {
+  std::string alice = LoginCookie("alice", "alice%27s+password");
+  web_.ServerReady("alice", InstanceId("p-1-abc"), 0x0ae70002, 9000);
+  clock_.Advance(seconds(60));
+  ASSERT_TRUE(web_.ServerLost("alice", InstanceId("p-1-abc"), 9000, "ran out of memory and was stopped"));
+  EXPECT_EQ(Reply(Get("/user/alice/api/kernels", alice, false)).status, 503);
+  EXPECT_EQ(hooks_.starts.size(), 1u) << "the delay counts from the loss, not the start";
+  clock_.Advance(seconds(30));
+  Reply(Get("/user/alice/api/kernels", alice, false));
+  EXPECT_EQ(hooks_.starts.size(), 2u);
+}
+
 TEST_F(WebEntryTest, RepeatedFailuresAreThrottled) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(Login("alice", "wrong").status, 401);
   Response r = Login("alice", "alice%27s+password");

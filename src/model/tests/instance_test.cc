@@ -73,6 +73,39 @@ TEST(InstanceReportTest, ParsesAnAgentsReportAndRefusesBadCounts) {
   EXPECT_EQ(ParseInstanceReport(Json{{"kernels", 1}}).status().message(), "report.kernels: unknown field");
 }
 
+TEST(InstanceReportTest, CarriesNotebookExitsAndNamesTheBadOne) {
+  NotebookExit oom{"alice", 120, 9000, kOutOfMemory, FromUnixMillis(1700000000000)};
+  NotebookExit crash{"bob", 130, 9001, "exit 1", FromUnixMillis(1700000001000)};
+  InstanceReport report;
+  report.notebook_exits = {oom, crash};
+  Json sent = InstanceReportToJson(report);
+  sent.erase("receivedAt");  // the server's, not the agent's
+  auto back = ParseInstanceReport(sent);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->notebook_exits, report.notebook_exits);
+  EXPECT_TRUE(back->notebook_exits[0].out_of_memory());
+  EXPECT_FALSE(back->notebook_exits[1].out_of_memory());
+  EXPECT_FALSE(InstanceReportToJson(InstanceReport{}).contains("notebookExits")) << "none: left out";
+
+  Json bad = sent;
+  bad["notebookExits"][1]["port"] = 0;
+  EXPECT_EQ(ParseInstanceReport(bad).status().message(), "report.notebookExits[1].port: must be 1..65535");
+  bad = sent;
+  bad["notebookExits"][0]["user"] = "../root";
+  EXPECT_EQ(ParseInstanceReport(bad).status().message().rfind("report.notebookExits[0].user: ", 0), 0u)
+      << ParseInstanceReport(bad).status();
+  bad["notebookExits"] = "none";
+  EXPECT_EQ(ParseInstanceReport(bad).status().message(), "report.notebookExits: expected an array");
+  bad = sent;
+  bad["notebookExits"][0]["reason"] = "out of\nmemory";
+  EXPECT_EQ(ParseInstanceReport(bad).status().message(),
+            "report.notebookExits[0].reason: holds a control character");
+  bad = sent;
+  bad["notebookExits"] = Json::array();
+  for (size_t i = 0; i <= kMaxNotebookExits; ++i) bad["notebookExits"].push_back(NotebookExitToJson(crash));
+  EXPECT_EQ(ParseInstanceReport(bad).status().message(), "report.notebookExits: more than 64 entries");
+}
+
 TEST(InstanceTest, MalformedDrainingIsAnError) {
   Json bad = InstanceToJson(SomeInstance());
   bad["draining"] = "yes";

@@ -117,5 +117,17 @@ TEST(JupyterModelTest, NotebookProgramIsAnAbsolutePathWithoutControlCharacters) 
   EXPECT_EQ(ValidateNotebookProgram("/" + std::string(4096, 'a')).message(), "longer than 4096 bytes");
 }
 
+TEST(JupyterModelTest, DescribesAnExitForPeople) {
+  NotebookExit oom{"alice", 1, 9000, kOutOfMemory, {}};
+  EXPECT_EQ(DescribeNotebookExit(oom, 512 << 20), "ran out of memory (limit 512 MiB) and was stopped");
+  EXPECT_EQ(DescribeNotebookExit(oom, 0), "ran out of memory and was stopped") << "limit unknown";
+  EXPECT_EQ(DescribeNotebookExit({"alice", 1, 9000, "killed by signal 9", {}}, 512 << 20),
+            "exited (killed by signal 9)");
+  EXPECT_EQ(FormatMemorySize(1536LL << 20), "1.5 GiB");
+  EXPECT_EQ(FormatMemorySize(2LL << 30), "2 GiB");
+  EXPECT_EQ(FormatMemorySize(800 << 10), "800 KiB");
+  EXPECT_EQ(FormatMemorySize(12), "12 B");
+}
+
 }  // namespace
 }  // namespace dspool

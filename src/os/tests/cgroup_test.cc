@@ -85,5 +85,19 @@ TEST(CgroupTest, TheCurrentProcessCanRejoinWhereItIs) {
   EXPECT_EQ(*again, *p);
 }
 
+TEST(CgroupTest, OwnHierarchiesToMountAreMemoryAndCpuacctOrTheUnifiedOne) {
+  // This host: cgroup v1, each controller on its own, a cgroup namespace.
+  auto v1 = OwnCgroupHierarchies("9:name=systemd:/\n8:pids:/\n4:memory:/\n2:cpuacct:/\n1:cpu:/\n0::/.lxc\n");
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  EXPECT_EQ(*v1, (std::vector<std::string>{"memory", "cpuacct"}));
+  auto shared = OwnCgroupHierarchies("5:memory:/a\n3:cpu,cpuacct:/a\n");
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  EXPECT_EQ(*shared, (std::vector<std::string>{"memory", "cpu,cpuacct"}));
+  EXPECT_EQ(OwnCgroupHierarchies("0::/\n").value_or(std::vector<std::string>{"?"}), std::vector<std::string>{""});
+  EXPECT_EQ(OwnCgroupHierarchies("8:pids:/\n").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(OwnCgroupHierarchies("4:memory:/\nbad\n").status().message(),
+            "/proc/self/cgroup line 2: not ID:CONTROLLERS:PATH: 'bad'");
+}
+
 }  // namespace
 }  // namespace dspool
