@@ -586,6 +586,49 @@ TEST_F(RelayTest, ClosedConnectionsDoNotPileUpAsTimers) {
   EXPECT_EQ(counters().errors.load(), 0u);
 }
 
+// An upgrade hands idle connections to a new loop (in the new process):
+// their sockets leave this loop open, without on_close, and bytes go on
+// through the next loop; a connection one side has half-closed stays.
+TEST_F(RelayTest, IdleConnectionsAreHandedOverOpen) {
+  std::vector<uint64_t> closed;
+  std::mutex closed_mu;
+  StartLoop(RelayLoopOptions{.on_close = [&](uint64_t tag) {
+    std::lock_guard lock(closed_mu);
+    closed.push_back(tag);
+  }});
+  UniqueFd client, backend, half_client, half_backend;
+  ASSERT_NO_FATAL_FAILURE(ConnectPair(&client, &backend));
+  ASSERT_NO_FATAL_FAILURE(ConnectPair(&half_client, &half_backend));
+  std::string got;
+  ASSERT_TRUE(SendAll(client.get(), "before"));
+  ASSERT_TRUE(RecvExactly(backend.get(), 6, &got));
+  ASSERT_EQ(::shutdown(half_client.get(), SHUT_WR), 0);
+  std::string rest;
+  ASSERT_TRUE(RecvToEof(half_backend.get(), &rest));  // the FIN went through: that direction is done
+
+  std::vector<RelayLoop::Handed> handed = loop_->HandOverIdle();
+  ASSERT_EQ(handed.size(), 1u) << "only the connection open both ways";
+  EXPECT_EQ(counters().connections_active.load(), 1u);
+  {
+    std::lock_guard lock(closed_mu);
+    EXPECT_TRUE(closed.empty()) << "handed over is not closed";
+  }
+  auto next = RelayLoop::Create();
+  ASSERT_TRUE(next.ok());
+  std::thread runner([&] { (void)(*next)->Run(); });
+  ASSERT_TRUE((*next)->Add(std::move(handed[0].client), std::move(handed[0].backend), {}).ok());
+  std::string after, back;
+  ASSERT_TRUE(SendAll(client.get(), "after"));
+  ASSERT_TRUE(RecvExactly(backend.get(), 5, &after));
+  EXPECT_EQ(after, "after");
+  ASSERT_TRUE(SendAll(backend.get(), "back"));
+  ASSERT_TRUE(RecvExactly(client.get(), 4, &back));
+  EXPECT_EQ(back, "back");
+  EXPECT_EQ(counters().bytes_client_to_backend.load(), 6u) << "the old loop carried nothing after";
+  (*next)->Stop();
+  runner.join();
+}
+
 TEST_F(RelayTest, StopClosesOpenConnections) {
   StartLoop();
   EchoServer echo;
