@@ -36,11 +36,7 @@ require_root_and_lxc
 [[ "$FLOOD" =~ ^[1-9][0-9]*$ ]] || fail "FLOOD must be a positive number, not '$FLOOD'"
 [[ "$BURST" =~ ^[1-9][0-9]*$ ]] || fail "BURST must be a positive number, not '$BURST'"
 
-if ! command -v haproxy >/dev/null; then
-  echo "bench: installing haproxy" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null
-fi
+ensure_haproxy
 
 # The flood client holds FLOOD sockets, HAProxy twice as many, the gateway
 # FLOOD (it connects nothing for them).

@@ -68,6 +68,13 @@ bench_teardown() {
 }
 
 log() { echo "bench: $*" >&2; }
+# HAProxy (the anchor of the TCP benchmarks), from Debian if missing.
+ensure_haproxy() {
+  command -v haproxy >/dev/null && return 0
+  log "installing haproxy"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null
+}
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 secret_file() {  # name: a fresh random hex secret in $SECRET/name (no newline)
   (umask 077; openssl rand -hex 24 | tr -d '\n' >"$SECRET/$1")

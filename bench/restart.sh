@@ -28,11 +28,7 @@ source "$HERE/lib.sh"
 require_root_and_lxc
 [[ "$SESSIONS" =~ ^[1-9][0-9]*$ ]] || fail "SESSIONS must be a positive number, not '$SESSIONS'"
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || fail "ROUNDS must be a positive number, not '$ROUNDS'"
-if ! command -v haproxy >/dev/null; then
-  echo "bench: installing haproxy" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null
-fi
+ensure_haproxy
 ulimit -n "$(ulimit -Hn)"
 
 WORK=$(mktemp -d /tmp/dspool-bench-restart.XXXXXX)

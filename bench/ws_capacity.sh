@@ -41,10 +41,7 @@ require_root_and_lxc
 for tool in "$HTTP_ECHO" "$WS_HOLD"; do
   [[ -x "$tool" ]] || fail "no $tool: build it (ninja -C BUILD http_echo ws_hold) or set HTTP_ECHO / WS_HOLD"
 done
-dpkg-query -W -f '${Status}' haproxy 2>/dev/null | grep -q "ok installed" || {
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null
-}
+ensure_haproxy
 ulimit -n "$(ulimit -Hn)"
 (( 2 * COUNT + 500 <= $(ulimit -Hn) )) \
   || fail "COUNT=$COUNT needs $((2 * COUNT + 500)) descriptors in one proxy; this host's hard limit is $(ulimit -Hn)"

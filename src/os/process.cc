@@ -153,6 +153,30 @@ struct Collector {
 
 }  // namespace
 
+namespace {
+
+// posix_spawn's file actions and attributes, destroyed with the object.
+struct SpawnSetup {
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  int error = 0;  // of the initialisation
+  SpawnSetup() {
+    error = ::posix_spawn_file_actions_init(&actions);
+    if (error != 0) return;
+    error = ::posix_spawnattr_init(&attr);
+    if (error != 0) ::posix_spawn_file_actions_destroy(&actions);
+  }
+  ~SpawnSetup() {
+    if (error != 0) return;
+    ::posix_spawn_file_actions_destroy(&actions);
+    ::posix_spawnattr_destroy(&attr);
+  }
+  SpawnSetup(const SpawnSetup&) = delete;
+  SpawnSetup& operator=(const SpawnSetup&) = delete;
+};
+
+}  // namespace
+
 Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, const RunOptions& options) {
   if (argv.empty() || argv[0].empty()) return InvalidArgument("RunProcess: empty argv");
   for (const std::string& arg : argv) {
@@ -179,13 +203,10 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, const Run
   DSP_ASSIGN_OR_RETURN(Pipe out, MakePipe());
   DSP_ASSIGN_OR_RETURN(Pipe err, MakePipe());
 
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  if (int rc = ::posix_spawn_file_actions_init(&actions); rc != 0) return ErrnoStatus("posix_spawn", rc);
-  if (int rc = ::posix_spawnattr_init(&attr); rc != 0) {
-    ::posix_spawn_file_actions_destroy(&actions);
-    return ErrnoStatus("posix_spawn", rc);
-  }
+  SpawnSetup setup;
+  if (setup.error != 0) return ErrnoStatus("posix_spawn", setup.error);
+  posix_spawn_file_actions_t& actions = setup.actions;
+  posix_spawnattr_t& attr = setup.attr;
   int rc = 0;
   if (in.read_end.valid()) {
     rc = ::posix_spawn_file_actions_adddup2(&actions, in.read_end.get(), STDIN_FILENO);
@@ -208,8 +229,6 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, const Run
   if (rc == 0) rc = ::posix_spawnattr_setsigdefault(&attr, &all_signals);
   pid_t pid = -1;
   if (rc == 0) rc = ::posix_spawn(&pid, executable.c_str(), &actions, &attr, c_argv.data(), c_env.data());
-  ::posix_spawn_file_actions_destroy(&actions);
-  ::posix_spawnattr_destroy(&attr);
   if (rc != 0) return ErrnoStatus(argv[0], rc);
 
   Child child(pid);
@@ -333,13 +352,10 @@ Result<pid_t> SpawnDaemon(const std::vector<std::string>& argv, const std::vecto
   std::vector<char*> c_env;
   for (const std::string& entry : env) c_env.push_back(const_cast<char*>(entry.c_str()));
   c_env.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  if (int rc = ::posix_spawn_file_actions_init(&actions); rc != 0) return ErrnoStatus("posix_spawn", rc);
-  if (int rc = ::posix_spawnattr_init(&attr); rc != 0) {
-    ::posix_spawn_file_actions_destroy(&actions);
-    return ErrnoStatus("posix_spawn", rc);
-  }
+  SpawnSetup setup;
+  if (setup.error != 0) return ErrnoStatus("posix_spawn", setup.error);
+  posix_spawn_file_actions_t& actions = setup.actions;
+  posix_spawnattr_t& attr = setup.attr;
   int rc = ::posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   // dup2 onto itself would leave close-on-exec set: move a descriptor 3
   // away first.
@@ -360,10 +376,18 @@ Result<pid_t> SpawnDaemon(const std::vector<std::string>& argv, const std::vecto
   if (rc == 0) rc = ::posix_spawnattr_setsigdefault(&attr, &all_signals);
   pid_t pid = -1;
   if (rc == 0) rc = ::posix_spawn(&pid, argv[0].c_str(), &actions, &attr, c_argv.data(), c_env.data());
-  ::posix_spawn_file_actions_destroy(&actions);
-  ::posix_spawnattr_destroy(&attr);
   if (rc != 0) return ErrnoStatus(argv[0], rc);
   return pid;
+}
+
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return set;
 }
 
 void KillChild(pid_t pid) {

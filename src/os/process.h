@@ -92,6 +92,11 @@ Status RunChecked(const std::vector<std::string>& argv, const RunOptions& option
 // reaps it (waitpid on that pid) if it exits before this process does.
 Result<pid_t> SpawnDaemon(const std::vector<std::string>& argv, const std::vector<std::string>& env, int fd3 = -1);
 
+// For a daemon's main thread, before it starts any other: blocks SIGTERM
+// and SIGINT (the threads it starts inherit the mask, so only a sigwait
+// takes them) and ignores SIGPIPE. Returns the set to sigwait on.
+sigset_t BlockStopSignals();
+
 // SIGKILL to `pid` (a child of this process), then reaps it.
 void KillChild(pid_t pid);
 

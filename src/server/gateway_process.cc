@@ -182,8 +182,7 @@ Result<pid_t> SpawnGateway(const std::vector<std::string>& argv_in, std::chrono:
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
+      KillChild(pid);
       return DeadlineExceeded("the gateway (" + argv[0] + " gateway) did not start within " +
                               std::to_string(timeout.count() / 1000) + " s; killed");
     }
@@ -204,12 +203,7 @@ Result<pid_t> SpawnGateway(const std::vector<std::string>& argv_in, std::chrono:
 
 int RunGateway(const GatewayProcessOptions& options) {
   SetLogLevel(options.log_level);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t set = BlockStopSignals();
   // A terminal's hangup (the server that started it was in one) is no
   // reason to end the users' sessions.
   signal(SIGHUP, SIG_IGN);

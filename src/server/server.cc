@@ -135,6 +135,9 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
   GatewayProcessOptions gateway_options;
   gateway_options.data_dir = options.data_dir;
   gateway_options.log_level = options.log_level;
+  // The gateway reads it when it starts; checked (or made) here too, so a
+  // broken key is named when the server starts, not when a gateway does.
+  DSP_RETURN_IF_ERROR(LoadSessionKey(options.data_dir + "/session.key").status());
   gateway_options.gateway = options.gateway;
   gateway_options.gateway.transparent_connect = provider->transparent_connect().ok();
   char self[4096];
@@ -371,12 +374,7 @@ void PoolServer::SweepLoop() {
 int RunServer(const ServerOptions& options) {
   SetLogLevel(options.log_level);
   // Signals are taken by sigwait below, on this thread only.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t set = BlockStopSignals();
 
   std::unique_ptr<PoolServer> server;
   int lock_fd = -1;

@@ -109,15 +109,16 @@ stop_server() {
 
 # The gateway process the server started (server/gateway_process.h): it
 # outlives the server, so a test ends it itself. Every gateway of DATA,
-# also one an upgrade left draining.
+# whatever its binary's name (an upgrade's), also one an upgrade left
+# draining.
 gateway_pid() { cat "$DATA/gateway.pid" 2>/dev/null; }
 stop_gateway() {
   local pids _
-  pids=$(pgrep -f -- "dspool gateway --data-dir $DATA " || true)
+  pids=$(pgrep -f -- " gateway --data-dir $DATA " || true)
   [[ -n "$pids" ]] || return 0
   kill -TERM $pids 2>/dev/null
   for _ in $(seq 100); do
-    pids=$(pgrep -f -- "dspool gateway --data-dir $DATA " || true)
+    pids=$(pgrep -f -- " gateway --data-dir $DATA " || true)
     [[ -n "$pids" ]] || return 0
     sleep 0.1
   done

@@ -61,6 +61,7 @@ second_reconciled() {
 }
 wait_until 60 "two reconcile passes of the second server" second_reconciled
 kill -TERM "$second"; wait "$second" || true
+DATA=$WORK/data2 stop_gateway  # the second server's gateway outlives it
 ports=$(ls "/sys/class/net/dsp-$POOL/brif" 2>/dev/null | wc -l)
 [[ "$ports" -eq 2 ]] || fail "the pool's bridge has $ports ports after a second server ran (expected 2)"
 ssh_to dsvmadmin "${ADDR[1]}" true || fail "instance 1 unreachable after a second server ran"

@@ -627,6 +627,7 @@ TEST_F(RelayTest, IdleConnectionsAreHandedOverOpen) {
   EXPECT_EQ(counters().bytes_client_to_backend.load(), 6u) << "the old loop carried nothing after";
   (*next)->Stop();
   runner.join();
+  StopLoop();  // while on_close's mutex lives (it closes the half-closed one)
 }
 
 TEST_F(RelayTest, StopClosesOpenConnections) {
