@@ -172,7 +172,8 @@ void GatewayService::Serve(std::shared_ptr<Controller> c) {
       break;
     }
   }
-  DSP_LOG(kInfo, kLog) << "controller gone" << (s.message() == "closed" ? std::string() : ": " + s.message());
+  DSP_LOG(kInfo, kLog) << (s.ok() ? "controller let go: a successor serves it now"
+                               : "controller gone" + (s.message() == "closed" ? std::string() : ": " + s.message()));
   std::lock_guard lock(mu_);
   if (current_ == c) current_.reset();
 }
