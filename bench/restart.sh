@@ -122,15 +122,18 @@ unhold() {
 now_us() { echo $(( $(date +%s%N) / 1000 )); }
 
 declare -A R
-# measure NAME PORT ACTION: ROUNDS times: hold SESSIONS, ACTION (prints its
-# time in µs), check them, count the new connections that failed.
+# measure NAME PORT ACTION: ROUNDS times: hold SESSIONS, ACTION (in this
+# shell, not a subshell: it restarts the server, whose pid it keeps; it
+# leaves its time in µs in T_US), check them, count the new connections
+# that failed.
 measure() {
   local name=$1 port=$2 action=$3 times=() kept=() failed=() i t answer churn
   for ((i = 0; i < ROUNDS; i++)); do
     hold "$port"
     [[ "$(field "$(ask check)" alive)" == "$SESSIONS" ]] || fail "$name: not all $SESSIONS connections echo before"
     ask churn >/dev/null
-    t=$($action)
+    "$action"
+    t=$T_US
     sleep 1  # the new connections of the second after the event count too
     answer=$(ask check)
     churn=$(ask churn)
@@ -149,13 +152,13 @@ server_restart() {
   local t0; t0=$(now_us)
   stop_server
   start_server
-  echo $(( $(now_us) - t0 ))
+  T_US=$(( $(now_us) - t0 ))
 }
 server_kill() {
   local t0; t0=$(now_us)
   kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
   start_server
-  echo $(( $(now_us) - t0 ))
+  T_US=$(( $(now_us) - t0 ))
 }
 UPGRADES=0
 gateway_upgrade() {
@@ -164,7 +167,7 @@ gateway_upgrade() {
   install -m 755 "$DSPOOL" "$binary"
   t0=$(now_us)
   dsp gateway upgrade --binary "$binary" >/dev/null
-  echo $(( $(now_us) - t0 ))
+  T_US=$(( $(now_us) - t0 ))
 }
 haproxy_reload() {
   local t0 before after
@@ -173,7 +176,7 @@ haproxy_reload() {
   kill -USR2 "$HA_PID"
   for _ in $(seq 3000); do
     after=$(pgrep -P "$HA_PID" | sort | tr '\n' ' ')
-    [[ -n "$after" && "$after" != "$before" ]] && { echo $(( $(now_us) - t0 )); return; }
+    [[ -n "$after" && "$after" != "$before" ]] && { T_US=$(( $(now_us) - t0 )); return; }
     sleep 0.001
   done
   fail "haproxy's new worker did not start"
@@ -197,8 +200,8 @@ through each proxy to one echo server in the pool's instance (2 vCPUs), each che
 echo before and after the event; meanwhile a client opens a new connection every 10 ms (one
 echo each). $ROUNDS rounds per event, fresh connections each; time and kept are medians;
 *new failed* lists each round's failed/tried new connections, from the event to 1 s after it.
-Time: the server's restart, from the signal until its API answers again (the gateway process
-runs on); the upgrade, \`dspool gateway upgrade\` until the new process serves (its listeners,
+Time: the server's restart, from the signal until its API answers again (polled every 100 ms;
+the gateway process runs on throughout); the upgrade, \`dspool gateway upgrade\` until the new process serves (its listeners,
 notebook sessions and idle connections handed over); HAProxy, from SIGUSR2 to the master until
 its new worker runs (the old worker keeps the connections).
 
