@@ -97,5 +97,5 @@ Jupyter, same address: give yourself a password, then open https://localhost:800
 Add a teammate:  dspool user add alice --ssh-key alice.pub
 Scale:           dspool pool scale demo --count 3   (or 0: the next ssh wakes it)
 Drain one:       dspool instance drain ID           (no new sessions; open ones go on)
-Tear down:       ./scripts/demo.sh teardown         (deletes the pool, stops the server)
+Tear down:       ./scripts/demo.sh teardown         (deletes the pool, stops the server and its gateway)
 MSG

@@ -306,9 +306,10 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   gateway_show->callback([&] { action = GatewayShow; });
   std::string upgrade_binary;
   CLI::App* gateway_upgrade = gateway->add_subcommand(
-      "upgrade", "Hand the gateway over to a new process of BINARY: its listening sockets, notebook sessions and "
-                 "unanswered starts go to the new one, no port ever closes, and the connections open now go on in "
-                 "the old one, which exits when the last has ended");
+      "upgrade", "Hand the gateway over to a new process of BINARY: its listening sockets, notebook sessions, "
+                 "unanswered starts and idle relayed connections go to the new one and no port ever closes; the "
+                 "old one keeps the connections with bytes on their way and Jupyter's TLS connections, and exits "
+                 "when the last has ended");
   gateway_upgrade->add_option("--binary", upgrade_binary, "The dspool binary to run (default: the server's own)")
       ->type_name("PATH");
   gateway_upgrade->callback(

@@ -95,8 +95,9 @@ Status GatewayUpgrade(const CommandContext& ctx, const std::string& binary) {
     return Status::Ok();
   }
   ctx.out << "gateway upgraded: pid " << JsonString(answer, "pid") << " (" << JsonString(answer, "binary")
-          << ") serves now; pid " << JsonString(answer, "previousPid")
-          << " keeps the connections open before, and exits when the last has ended\n";
+          << ") serves now, with the listeners and the idle relayed connections; pid "
+          << JsonString(answer, "previousPid")
+          << " exits once the connections it kept (bytes on their way, Jupyter's TLS connections) have ended\n";
   return Status::Ok();
 }
 
