@@ -259,10 +259,7 @@ class Agent final : public ConfigRefresher {
     DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/hosts", RenderHosts(c), 0644));
     DSP_RETURN_IF_ERROR(MakeDirs("/etc/sudoers.d", 0755));
     DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/sudoers.d/dspool", RenderSudoers(c), 0440));
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);
-    self[n] = '\0';
+    DSP_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
     SshdPaths paths{ssh + "/ssh_host_ed25519_key", self};
     DSP_RETURN_IF_ERROR(WriteFileAtomic(ssh + "/sshd_config", RenderSshdConfig(paths), 0644));
     DSP_RETURN_IF_ERROR(MakeDirs("/run/sshd", 0755));

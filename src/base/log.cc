@@ -37,6 +37,16 @@ bool ParseLogLevel(std::string_view text, LogLevel* level) {
   return true;
 }
 
+std::string_view LogLevelText(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarning: return "warning";
+    case LogLevel::kError: return "error";
+  }
+  return "info";
+}
+
 LogLine::LogLine(LogLevel level, std::string_view component) : level_(level) {
   out_ << FormatTime(std::chrono::system_clock::now()) << ' ' << LevelName(level_) << ' ' << component
        << ": ";

@@ -19,6 +19,8 @@ void SetLogLevel(LogLevel level);
 LogLevel GetLogLevel();
 // Parses "debug", "info", "warning", "error"; false if unknown.
 bool ParseLogLevel(std::string_view text, LogLevel* level);
+// Inverse of ParseLogLevel: "debug", "info", "warning", "error".
+std::string_view LogLevelText(LogLevel level);
 
 class LogLine {
  public:

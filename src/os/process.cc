@@ -390,6 +390,13 @@ sigset_t BlockStopSignals() {
   return set;
 }
 
+Result<std::string> SelfExecutable() {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);
+  return std::string(self, static_cast<size_t>(n));
+}
+
 void KillChild(pid_t pid) {
   ::kill(pid, SIGKILL);
   while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {

@@ -97,6 +97,9 @@ Result<pid_t> SpawnDaemon(const std::vector<std::string>& argv, const std::vecto
 // takes them) and ignores SIGPIPE. Returns the set to sigwait on.
 sigset_t BlockStopSignals();
 
+// The path of this process's executable (/proc/self/exe).
+Result<std::string> SelfExecutable();
+
 // SIGKILL to `pid` (a child of this process), then reaps it.
 void KillChild(pid_t pid);
 

@@ -26,16 +26,6 @@ namespace {
 
 constexpr const char* kLog = "gateway";
 
-std::string LevelName(LogLevel level) {
-  switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarning: return "warning";
-    case LogLevel::kError: return "error";
-  }
-  return "info";
-}
-
 // How the start went, to whoever started this process: "ok" or the error
 // on --status-fd; a frame ({"ok": true} or {"error"}) on --takeover-fd.
 void Report(const GatewayProcessOptions& options, const Status& status) {
@@ -55,13 +45,6 @@ void Report(const GatewayProcessOptions& options, const Status& status) {
 void RemovePidFile(const std::string& path) {
   auto text = ReadFile(path);
   if (text.ok() && *text == std::to_string(::getpid()) + "\n") ::unlink(path.c_str());
-}
-
-std::string SelfBinary() {
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return "";
-  return std::string(self, static_cast<size_t>(n));
 }
 
 // Everything up to serving: the lock, the key, the control socket, the
@@ -98,7 +81,7 @@ Result<std::unique_ptr<GatewayService>> Prepare(const GatewayProcessOptions& opt
   DSP_LOG(kDebug, kLog) << "open descriptor limit " << descriptors;
   GatewayServiceOptions service_options;
   service_options.data_dir = options.data_dir;
-  service_options.info = GatewayInfo{::getpid(), kVersion, SelfBinary(), std::chrono::system_clock::now(),
+  service_options.info = GatewayInfo{::getpid(), kVersion, SelfExecutable().value_or(""), std::chrono::system_clock::now(),
                                      kGatewayProtocol, 0};
   service_options.on_stop = [] {
     DSP_LOG(kInfo, kLog) << "stop requested by the server";
@@ -151,7 +134,7 @@ std::vector<std::string> GatewayArgv(const std::string& binary, const GatewayPro
                                    "--data-dir",
                                    o.data_dir,
                                    "--log-level",
-                                   LevelName(o.log_level),
+                                   std::string(LogLevelText(o.log_level)),
                                    "--gateway-threads",
                                    std::to_string(g.relay_threads),
                                    "--gateway-congestion-control",

@@ -140,10 +140,7 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
   DSP_RETURN_IF_ERROR(LoadSessionKey(options.data_dir + "/session.key").status());
   gateway_options.gateway = options.gateway;
   gateway_options.gateway.transparent_connect = provider->transparent_connect().ok();
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return ErrnoStatus("readlink /proc/self/exe", errno);
-  self[n] = '\0';
+  DSP_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
   DSP_ASSIGN_OR_RETURN(uint64_t descriptors, RaiseDescriptorLimit());
   DSP_LOG(kDebug, kLog) << "open descriptor limit " << descriptors;
   *out = std::make_unique<PoolServer>(options, std::move(listen), std::move(store), std::move(provider), gateway_options,
