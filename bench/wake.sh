@@ -7,8 +7,9 @@
 #            known-hosts file of its own; no timeout options) until the
 #            command's output;
 #   browser  a login at the pool's Jupyter address, the "starting" page
-#            reloaded as its Refresh header says until the notebook's page,
-#            then code run in a new kernel (test/integration/jupyter_client.py
+#            followed as its Refresh header says (to /hub/spawn-pending,
+#            held until the server is ready, then redirected) to the
+#            notebook's page, then code run in a new kernel (test/integration/jupyter_client.py
 #            browse), until the code's output; also the time from the instance
 #            turning Ready (its record's phaseSince) to the notebook's page.
 # The anchor (there is no HAProxy equivalent of waking from zero): the same
@@ -143,8 +144,9 @@ One pool (one instance of 1 vCPU when up) with an SSH rule and a Jupyter address
 *From zero*: before each try the pool is scaled to zero (\`--force\`) and its instance is gone;
 *up* (the anchor; there is no HAProxy equivalent of waking from zero): the same login to the
 pool already up. *ssh*: \`ssh -p PORT dsvmadmin@127.0.0.1 echo woke\` (a key, no timeout
-options) until its output. *browser*: a login (POST /hub/login), the "starting" page reloaded as
-its \`Refresh: 1\` says until the notebook's page, a new kernel, \`print(6 * 7)\` run over its
+options) until its output. *browser*: a login (POST /hub/login), the "starting" page followed as
+its \`Refresh\` says (to /hub/spawn-pending, held until the server is ready, then a redirect) to
+the notebook's page, a new kernel, \`print(6 * 7)\` run over its
 WebSocket, until the output (test/integration/jupyter_client.py \`browse\`; for *up* no server
 was running, so it starts one too). $TRIES tries each; times in ms (p90 by nearest rank);
 *ratio*: median from zero / median up.

@@ -46,6 +46,7 @@ import signal
 import socket
 import stat
 import sys
+import sysconfig
 import time
 
 # What Notebook 6.4 imports before it answers, beyond notebook.notebookapp
@@ -57,6 +58,24 @@ PRELOAD = ("notebook.notebookapp", "nest_asyncio", "jinja2.ext", "IPython.paths"
 
 
 def preload():
+    # Notebook imports distutils (notebook.utils, for LooseVersion). Through
+    # setuptools' shim that is setuptools and pkg_resources as well, a fifth
+    # of the whole preload's CPU; the standard library's own distutils has
+    # the same class. Only when it is there, and only while preloading (the
+    # shim reads the variable at each import; children get their own
+    # environment anyway).
+    stdlib_distutils = os.path.isdir(os.path.join(sysconfig.get_paths()["stdlib"], "distutils"))
+    if stdlib_distutils and "SETUPTOOLS_USE_DISTUTILS" not in os.environ:
+        os.environ["SETUPTOOLS_USE_DISTUTILS"] = "stdlib"
+        try:
+            preload_modules()
+        finally:
+            del os.environ["SETUPTOOLS_USE_DISTUTILS"]
+    else:
+        preload_modules()
+
+
+def preload_modules():
     for name in PRELOAD:
         try:
             importlib.import_module(name)
@@ -229,7 +248,10 @@ def parse(message, fds):
 
 
 def main():
+    wall, cpu = time.monotonic(), time.process_time()
     preload()
+    print(f"dspool_zygote: preloaded in {time.monotonic() - wall:.2f} s ({time.process_time() - cpu:.2f} s of CPU)",
+          file=sys.stderr, flush=True)
     sock = socket.socket(fileno=0)
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 65536, 1)

@@ -254,20 +254,27 @@ std::optional<InstanceHealth> Gateway::Health(const InstanceId& id) const { retu
 GatewayCounters Gateway::counters() const { return impl_->counters(); }
 void Gateway::Wake() { impl_->Wake(); }
 
+// Each change of a session may answer a request held for it (WebEntry's
+// /hub/spawn-pending): the proxy decides those again.
 void Gateway::NotebookReady(const PoolName& pool, const std::string& user, const InstanceId& instance,
                             uint32_t address, uint16_t port) {
   if (auto web = impl_->WebOf(pool)) web->entry.ServerReady(user, instance, address, port);
+  impl_->WebRoutesChanged();
 }
 void Gateway::NotebookFailed(const PoolName& pool, const std::string& user, const std::string& error) {
   if (auto web = impl_->WebOf(pool)) web->entry.ServerFailed(user, error);
+  impl_->WebRoutesChanged();
 }
 void Gateway::NotebookGone(const PoolName& pool, const std::string& user) {
   if (auto web = impl_->WebOf(pool)) web->entry.ServerGone(user);
+  impl_->WebRoutesChanged();
 }
 bool Gateway::NotebookLost(const PoolName& pool, const std::string& user, const InstanceId& instance, uint16_t port,
                            const std::string& error) {
   auto web = impl_->WebOf(pool);
-  return web && web->entry.ServerLost(user, instance, port, error);
+  const bool lost = web && web->entry.ServerLost(user, instance, port, error);
+  if (lost) impl_->WebRoutesChanged();
+  return lost;
 }
 std::vector<Gateway::PoolNotebook> Gateway::Notebooks() const { return impl_->Notebooks(); }
 std::vector<Gateway::HandedNotebook> Gateway::HandOverNotebooks() const { return impl_->HandOverNotebooks(); }

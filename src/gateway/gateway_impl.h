@@ -100,6 +100,10 @@ class Gateway::Impl {
   Status CheckListen(const PoolSpec& spec);
   std::optional<InstanceHealth> Health(const InstanceId& id) const;
   std::shared_ptr<PoolWeb> WebOf(const PoolName& pool) const;
+  // A notebook session changed: held web requests are decided again.
+  void WebRoutesChanged() {
+    if (web_) web_->RoutesChanged();
+  }
   std::vector<Gateway::PoolNotebook> Notebooks() const;
   std::vector<RelayedConnection> Connections() const { return relayed_->List(); }
   GatewayCounters counters() const;

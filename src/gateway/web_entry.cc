@@ -78,6 +78,13 @@ bool WantsPage(const Request& head) {
 
 std::string UserHome(const std::string& user) { return "/user/" + user + "/tree"; }
 
+// The <name> of a "/user/<name>/..." path; "" for any other path.
+std::string PathUser(const std::string& path) {
+  constexpr std::string_view kPrefix = "/user/";
+  if (!path.starts_with(kPrefix)) return "";
+  return path.substr(kPrefix.size(), path.find('/', kPrefix.size()) - kPrefix.size());
+}
+
 // Where a login sends the browser: `next` (a decoded path, as the login
 // form returns it) when it is a path in `user`'s own space, percent-encoded;
 // else the user's home. Only a path on this host can come out: it starts
@@ -184,9 +191,16 @@ ProxyRoute WebEntry::Decide(const Request& head) {
                                                    "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"}})};
   }
   if (head.path == "/") return ProxyReply{Redirect(302, user ? UserHome(*user) : "/hub/login")};
-  const std::string prefix = "/user/";
-  if (head.path.rfind(prefix, 0) != 0) return ProxyReply{JsonError(404, "no such page")};
-  std::string name = head.path.substr(prefix.size(), head.path.find('/', prefix.size()) - prefix.size());
+  if (const std::string pending = "/hub/spawn-pending/"; head.path.rfind(pending, 0) == 0) {
+    const std::string name = head.path.substr(pending.size());
+    auto next = head.query.find("next");
+    const std::string where = next == head.query.end() ? UserHome(name) : next->second;
+    if (!user) return ProxyReply{Redirect(302, "/hub/login?next=" + PercentEncode(where, "/"))};
+    if (name != *user) return ProxyReply{JsonError(403, "this is not your server")};
+    return SpawnPending(head, *user, where);
+  }
+  if (!head.path.starts_with("/user/")) return ProxyReply{JsonError(404, "no such page")};
+  const std::string name = PathUser(head.path);
   if (!user) {
     if (WantsPage(head)) return ProxyReply{Redirect(302, "/hub/login?next=" + PercentEncode(head.path, "/"))};
     return ProxyReply{JsonError(401, "log in first (POST /hub/login)")};
@@ -227,62 +241,85 @@ ProxyRoute WebEntry::UserRoute(const Request& head, const std::string& user) {
   if (it == servers_.end()) return ProxyReply{Starting(head)};  // forgotten since EnsureStarted
   Entry& e = it->second;
   e.session.client = head.peer.address;
-  if (e.session.state == NotebookSession::State::kReady) {
-    ProxyForward f;
-    f.address = e.session.address;
-    f.port = e.session.port;
-    f.target = WithoutTokenParam(head.target);
-    f.set_headers = {{"Authorization", "token " + e.token}};
-    f.tag = e.tag;
-    // Our cookie stays here; the notebook's own (its _xsrf) go on.
-    std::string others;
-    if (auto cookie = head.headers.find("cookie"); cookie != head.headers.end()) {
-      const std::string ours = std::string(kCookie) + "=";
-      for (std::string_view part : CookieParts(cookie->second)) {
-        if (part.substr(0, ours.size()) == ours) continue;
-        if (!others.empty()) others += "; ";
-        others += part;
-      }
+  if (e.session.state != NotebookSession::State::kReady) return ProxyReply{NotReadyLocked(head, e)};
+  ProxyForward f;
+  f.address = e.session.address;
+  f.port = e.session.port;
+  f.target = WithoutTokenParam(head.target);
+  f.set_headers = {{"Authorization", "token " + e.token}};
+  f.tag = e.tag;
+  // Our cookie stays here; the notebook's own (its _xsrf) go on.
+  std::string others;
+  if (auto cookie = head.headers.find("cookie"); cookie != head.headers.end()) {
+    const std::string ours = std::string(kCookie) + "=";
+    for (std::string_view part : CookieParts(cookie->second)) {
+      if (part.substr(0, ours.size()) == ours) continue;
+      if (!others.empty()) others += "; ";
+      others += part;
     }
-    if (others.empty()) {
-      f.remove_headers = {"cookie"};
-    } else {
-      f.set_headers.push_back({"Cookie", others});
-    }
-    return f;
   }
+  if (others.empty()) {
+    f.remove_headers = {"cookie"};
+  } else {
+    f.set_headers.push_back({"Cookie", others});
+  }
+  return f;
+}
+
+ProxyRoute WebEntry::SpawnPending(const Request& head, const std::string& user, const std::string& next) {
+  EnsureStarted(user);
+  std::lock_guard lock(mu_);
+  auto it = servers_.find(user);
+  if (it != servers_.end()) it->second.session.client = head.peer.address;
+  if (it == servers_.end() || it->second.session.state == NotebookSession::State::kStarting) {
+    return ProxyHold{options_.hold_starting_page, StartingPage(user, next)};
+  }
+  if (it->second.session.state == NotebookSession::State::kReady) {
+    return ProxyReply{Redirect(302, AfterLogin(next, user))};
+  }
+  return ProxyReply{NotReadyLocked(head, it->second)};
+}
+
+Response WebEntry::NotReadyLocked(const Request& head, Entry& e) {
   if (e.session.state == NotebookSession::State::kFailed && e.lost) {
     const std::string& error = e.session.error;
     if (WantsPage(head)) {
       e.lost_shown = true;
-      return ProxyReply{Html(503, "Notebook server stopped",
-                             "<h1>Your notebook server stopped</h1><p>Your notebook server " + HtmlEscape(error) +
-                                 ". Reload to start a new one.</p><p>Your saved files are on the share.</p>")};
+      return Html(503, "Notebook server stopped",
+                  "<h1>Your notebook server stopped</h1><p>Your notebook server " + HtmlEscape(error) +
+                      ". Reload to start a new one.</p><p>Your saved files are on the share.</p>");
     }
-    return ProxyReply{JsonError(503, "your notebook server " + error + "; load a page to start a new one",
-                                {{"Retry-After", std::to_string(options_.retry_failed_after.count())}})};
+    return JsonError(503, "your notebook server " + error + "; load a page to start a new one",
+                     {{"Retry-After", std::to_string(options_.retry_failed_after.count())}});
   }
   if (e.session.state == NotebookSession::State::kFailed) {
-    std::string error = e.session.error;
+    const std::string& error = e.session.error;
     if (WantsPage(head)) {
-      return ProxyReply{Html(503, "Could not start", "<h1>Your notebook server could not start</h1><p>" +
-                                                         HtmlEscape(error) + "</p><p>It is tried again shortly.</p>",
-                             {{"Retry-After", std::to_string(options_.retry_failed_after.count())}})};
+      return Html(503, "Could not start",
+                  "<h1>Your notebook server could not start</h1><p>" + HtmlEscape(error) +
+                      "</p><p>It is tried again shortly.</p>",
+                  {{"Retry-After", std::to_string(options_.retry_failed_after.count())}});
     }
-    return ProxyReply{JsonError(503, "your notebook server could not start: " + error,
-                                {{"Retry-After", std::to_string(options_.retry_failed_after.count())}})};
+    return JsonError(503, "your notebook server could not start: " + error,
+                     {{"Retry-After", std::to_string(options_.retry_failed_after.count())}});
   }
-  return ProxyReply{Starting(head)};
+  return Starting(head);
 }
 
-Response WebEntry::Starting(const Request& head) const {
-  if (WantsPage(head)) {
-    return Html(200, "Starting",
-                "<h1>Starting your notebook server…</h1><p>Your files are on the share; this page "
-                "reloads itself when the server is ready.</p>",
-                {{"Refresh", "1"}});
-  }
+Response WebEntry::Starting(const Request& head) {
+  if (WantsPage(head)) return StartingPage(PathUser(head.path), head.path);
   return JsonError(503, "your notebook server is starting", {{"Retry-After", "1"}});
+}
+
+Response WebEntry::StartingPage(const std::string& user, const std::string& next) {
+  // The browser shows this page and asks for the pending address at once;
+  // that request is held until the server is ready (then a redirect to
+  // `next`) or this page comes again.
+  const std::string pending = "/hub/spawn-pending/" + user + "?next=" + PercentEncode(next, "/");
+  return Html(200, "Starting",
+              "<h1>Starting your notebook server…</h1><p>Your files are on the share; this page "
+              "goes on to your notebook when its server is ready.</p>",
+              {{"Refresh", "0; url=" + pending}});
 }
 
 std::optional<Response> WebEntry::Unreachable(const Request& head, const ProxyForward& forward) {

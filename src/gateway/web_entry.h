@@ -20,6 +20,19 @@
 //                          client's own ?token= and our cookie removed);
 //                          none yet → StartServer and a "starting" page
 //                          (503 + Retry-After for API and WebSocket calls)
+//   GET  /hub/spawn-pending/<name>?next=PATH
+//                          where the starting page sends the browser at
+//                          once (Refresh: 0): held (http/proxy.h's
+//                          ProxyHold) until the server is ready, then 302
+//                          to PATH (a path in <name>'s space, as after a
+//                          login); still starting after hold_starting_page,
+//                          the starting page again; failed, why
+//
+// So a browser shows the starting page and then its notebook the moment
+// the server answers, with no reload every second and no script. The
+// gateway calls the proxy's RoutesChanged after every ServerReady,
+// ServerFailed, ServerLost and ServerGone, which decides held requests
+// again.
 //
 // A server lives on one instance and goes with it. When the pool's Ready
 // instances change (the gateway applies a routing table), a server on an
@@ -80,6 +93,8 @@ struct WebEntryOptions {
   LoginThrottle::Limits login_limits;
   // A failed start is tried again after this long.
   std::chrono::seconds retry_failed_after{30};
+  // How long /hub/spawn-pending holds a request while the server starts.
+  std::chrono::milliseconds hold_starting_page{std::chrono::seconds(10)};
   // Checks a login's password against a crypt(3) hash. Every login calls it
   // once, also for a name that is invalid, unknown or without a password
   // (against identity's DummyPasswordHash), so the answer's time does not
@@ -160,9 +175,18 @@ class WebEntry final : public ProxyRouter {
     bool lost_shown = false;  // ... and a page has said why: the next request starts anew
   };
   ProxyRoute UserRoute(const Request& head, const std::string& user);
-  // What a request gets while the user's server starts: a page that
-  // reloads itself for a browser, 503 + Retry-After for API calls.
-  Response Starting(const Request& head) const;
+  // /hub/spawn-pending/<user>?next=`next` (a decoded path), user logged in.
+  ProxyRoute SpawnPending(const Request& head, const std::string& user, const std::string& next);
+  // The answer while `e`'s server is not ready: why it failed, or
+  // Starting. A page that says the server was lost marks it shown.
+  // REQUIRES: mu_ held.
+  Response NotReadyLocked(const Request& head, Entry& e);
+  // What a request to /user/<name>/... gets while the server starts: the
+  // starting page for a browser, 503 + Retry-After for API calls.
+  static Response Starting(const Request& head);
+  // The page that leads on to /hub/spawn-pending for `user`, then `next`
+  // (a decoded path).
+  static Response StartingPage(const std::string& user, const std::string& next);
   // Drops `it`. REQUIRES: mu_ held.
   void EraseLocked(std::map<std::string, Entry>::iterator it);
   // Asks for `user`'s server unless one is starting or running (or failed

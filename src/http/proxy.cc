@@ -87,6 +87,11 @@ class ProxyServer::Impl {
     for (auto& w : workers_) w->Wake();
   }
 
+  void RoutesChanged() {
+    std::lock_guard lock(start_mu_);
+    for (auto& w : workers_) w->ReleaseHolds();
+  }
+
   ProxyStats stats() const {
     const ProxyCounters& c = shared_.counters;
     ProxyStats s;
@@ -131,6 +136,7 @@ void ProxyServer::Unlisten(uint16_t port) { impl_->Unlisten(port); }
 void ProxyServer::Start(int threads) { impl_->Start(threads); }
 void ProxyServer::Stop() { impl_->Stop(); }
 void ProxyServer::Wake() { impl_->Wake(); }
+void ProxyServer::RoutesChanged() { impl_->RoutesChanged(); }
 ProxyStats ProxyServer::stats() const { return impl_->stats(); }
 
 }  // namespace dspool

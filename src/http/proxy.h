@@ -12,9 +12,15 @@
 //                 Serve(request) answer (login forms, small API calls)
 //   ProxyForward  send it to address:port with the target and headers as
 //                 given; stream the body, then the response, back
+//   ProxyHold     nothing to say yet (a page waiting for a server to
+//                 start): the request is held and decided again whenever
+//                 the router calls RoutesChanged(); still held at_most
+//                 after it came, it gets `otherwise`
 //
 //   client ──► read head ──► Decide ──┬─ Reply ──► write
 //                                     ├─ Local ──► read body ──► Serve ──► write
+//                                     ├─ Hold ──► RoutesChanged ──► Decide again
+//                                     │           (or at_most later: `otherwise`)
 //                                     └─ Forward ──► upstream (kept-alive pool)
 //                                          write head, stream body ──► read response head
 //                                          ├─ 101 + Upgrade ──► tunnel bytes both ways until either closes
@@ -60,7 +66,14 @@ struct ProxyForward {
   std::vector<std::string> remove_headers;                        // lower-case names
   uint64_t tag = 0;  // handed to Activity
 };
-using ProxyRoute = std::variant<ProxyReply, ProxyLocal, ProxyForward>;
+// A long poll: the client gets an answer the moment there is one, without
+// reloading a page every second. The connection is not read while held (a
+// client that leaves is noticed at the answer) and closes after `otherwise`.
+struct ProxyHold {
+  std::chrono::milliseconds at_most{0};
+  Response otherwise;
+};
+using ProxyRoute = std::variant<ProxyReply, ProxyLocal, ProxyForward, ProxyHold>;
 
 class ProxyRouter {
  public:
@@ -132,6 +145,9 @@ class ProxyServer {
   void Stop();
   // Makes every thread look at its clock again (ProxyOptions::clock).
   void Wake();
+  // What Decide answers may have changed: every held request (ProxyHold)
+  // is decided again, soon, on its thread. Thread-safe.
+  void RoutesChanged();
 
   ProxyStats stats() const;
 

@@ -115,6 +115,20 @@ Task<bool> ClientConnection::ServeRequest(MonoTime deadline) {
   http1::BodyScanner body = http1::BodyScanner::ForRequest(head.framing);
 
   ProxyRoute route = shared_.router.Decide(request);
+  if (auto* hold = std::get_if<ProxyHold>(&route)) {
+    const MonoTime until = now() + hold->at_most;
+    for (;;) {
+      const int held = co_await worker_.Hold(until);
+      if (held == Reactor::kStopped) co_return false;
+      if (held == Reactor::kTimedOut) {
+        in_.Consume(head.head_size);
+        co_await Reply(std::move(std::get<ProxyHold>(route).otherwise), minor, head_request, false);
+        co_return false;
+      }
+      route = shared_.router.Decide(request);
+      if (!std::holds_alternative<ProxyHold>(route)) break;
+    }
+  }
   if (auto* reply = std::get_if<ProxyReply>(&route)) {
     in_.Consume(head.head_size);
     const bool keep = keep_alive && body.kind() == BodyKind::kNone;  // an unread body ends the connection

@@ -1,6 +1,7 @@
 #include "http/proxy_worker.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <future>
 
@@ -132,6 +133,28 @@ void ProxyWorker::RunOnLoop(std::function<void()> fn) {
     return;
   }
   future.wait();
+}
+
+void ProxyWorker::Holding::await_suspend(std::coroutine_handle<> h) {
+  w.node.handle = h;
+  w.node.on_expire = &ProxyWorker::Unhold;
+  worker.held_.push_back(&w);
+  worker.reactor_->Wait(&w.node);
+}
+
+void ProxyWorker::Unhold(Reactor::Waiter* node) {
+  auto* w = reinterpret_cast<HoldWaiter*>(node);
+  std::vector<HoldWaiter*>& held = w->worker->held_;
+  held.erase(std::find(held.begin(), held.end(), w));
+}
+static_assert(offsetof(ProxyWorker::HoldWaiter, node) == 0, "Unhold finds the HoldWaiter from its node");
+
+void ProxyWorker::ReleaseHolds() {
+  (void)reactor_->Post([this] {
+    std::vector<HoldWaiter*> held;
+    held.swap(held_);
+    for (HoldWaiter* w : held) reactor_->Release(&w->node, 0);
+  });
 }
 
 void ProxyWorker::BeginStopping() {

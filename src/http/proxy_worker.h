@@ -20,6 +20,7 @@
 // rest on the worker's loop (or before Start, or after Join).
 #pragma once
 
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -152,6 +153,27 @@ class ProxyWorker final : public IoHandler {
   // A listener is readable.
   void OnIo(uint32_t events, uint32_t slot) override;
 
+  // A request held (ProxyHold) on this worker, parked in the reactor for
+  // its deadline too.
+  struct HoldWaiter {
+    Reactor::Waiter node;  // first: the reactor hands it back
+    ProxyWorker* worker = nullptr;
+  };
+  struct Holding {
+    ProxyWorker& worker;
+    HoldWaiter w;
+    bool await_ready() const { return false; }
+    void await_suspend(std::coroutine_handle<> h);
+    // 0 (released by ReleaseHolds), Reactor::kTimedOut or kStopped.
+    int await_resume() const { return w.node.result; }
+  };
+  // On the loop: `co_await Hold(deadline)` parks the coroutine until
+  // ReleaseHolds or the deadline.
+  Holding Hold(MonoTime deadline) { return Holding{*this, HoldWaiter{{deadline}, this}}; }
+  // From any thread: every held request resumes (in a later turn), to be
+  // decided again.
+  void ReleaseHolds();
+
  private:
   ProxyWorker(ProxyShared& shared, size_t index, std::unique_ptr<Reactor> reactor);
   void Loop();
@@ -160,6 +182,8 @@ class ProxyWorker final : public IoHandler {
   void Spawn(AcceptedClient client);
   // Listeners closed, the upstream pool dropped, no new connection served.
   void BeginStopping();
+  // The reactor let `w` go itself (deadline, Stop): out of held_.
+  static void Unhold(Reactor::Waiter* w);
 
   ProxyShared& shared_;
   const size_t index_;
@@ -186,6 +210,7 @@ class ProxyWorker final : public IoHandler {
   std::vector<std::shared_ptr<ProxyListener>> listeners_;
   std::unordered_map<UpstreamKey, std::vector<std::unique_ptr<Stream>>> idle_;
   std::vector<char*> spare_buffers_;
+  std::vector<HoldWaiter*> held_;  // few: users waiting for their server
 };
 
 }  // namespace dspool

@@ -23,9 +23,11 @@ server, then runs COMMAND:
   browse COOKIES CODE  as a browser: log in, unless the cookie file COOKIES
                        holds a session (the same browser coming back; a
                        login saves its cookie there), load /user/USER/tree
-                       and reload it as its Refresh header says (at most
-                       MAX_WAIT s) until it is the notebook server's own
-                       page, then run CODE in a new kernel. Prints one JSON
+                       and follow its Refresh header (the starting page's
+                       leads to /hub/spawn-pending, which redirects when
+                       the server is ready; at most MAX_WAIT s) until it is
+                       the notebook server's own page, then run CODE in a
+                       new kernel. Prints one JSON
                        object: "statuses" (every page load's status),
                        "first" ("starting" or "notebook"), "output" (CODE's
                        stdout), and the seconds from the first request to
@@ -184,20 +186,30 @@ def browse(cookies, code):
     t0 = time.time()
     load_session(cookies)
     statuses, first_s = [], None
+    path = f"/user/{USER}/tree"
     while True:
-        status, text, headers = request("GET", f"/user/{USER}/tree", None, {"Accept": "text/html"})
+        status, text, headers = request("GET", path, None, {"Accept": "text/html"})
         now = time.time()
         statuses.append(status)
         if first_s is None:
             first_s = now - t0
         refresh = next((v for k, v in headers.items() if k.lower() == "refresh"), None)
+        location = next((v for k, v in headers.items() if k.lower() == "location"), None)
+        if status == 302 and path.startswith("/hub/spawn-pending/") and location:
+            path = location  # the server is ready: on to where we were going
+            continue
         if status >= 500 or status in (301, 302, 303, 401, 403):
             sys.exit(f"{USER}'s page: HTTP {status} after {statuses}: {text[:200]}")
         if status == 200 and refresh is None:
             break  # the notebook server's own page
         if refresh is None or now - t0 > MAX_WAIT:
             sys.exit(f"{USER}'s page: no notebook after {statuses}: {text[:200]}")
-        time.sleep(float(refresh))
+        # "SECONDS" or "SECONDS; url=PATH", as a browser reads it.
+        delay, _, target = refresh.partition(";")
+        target = target.strip()
+        time.sleep(float(delay))
+        if target.lower().startswith("url="):
+            path = target[4:]
     page_at = now
     status, kernel = api("POST", "kernels", {"name": "python3"})
     if status not in (200, 201):

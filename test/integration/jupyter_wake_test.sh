@@ -25,8 +25,10 @@ COOKIES=$WORK/alice.cookies
 
 # browse WHAT: the browser (cookies in $COOKIES) loads alice's page until her
 # notebook answers and runs code in a kernel; checks that the first answer
-# was the "starting" page (200), that no answer was a 5xx (the client stops
-# at the first), and that the kernel ran the code.
+# was the "starting" page (200), that the page's held request
+# (/hub/spawn-pending) redirected to the notebook once it was ready, that no
+# answer was a 5xx (the client stops at the first), and that the kernel ran
+# the code.
 browse() {
   local out
   out=$(/usr/bin/python3 "$HERE/jupyter_client.py" "$BASE" alice 'alice password 1' browse "$COOKIES" \
@@ -35,6 +37,7 @@ browse() {
 import json, sys
 r = json.loads(sys.argv[1])
 assert r["first"] == "starting" and r["statuses"][0] == 200, "the first answer was not the starting page"
+assert r["statuses"][-2:] == [302, 200], "the starting page did not lead, by its held request, to the notebook"
 assert all(s < 500 for s in r["statuses"]), "an answer was a 5xx"
 assert r["output"] == "42\n", "the kernel said %r" % r["output"]
 PY

@@ -192,7 +192,7 @@ TEST_F(WebEntryTest, LoginStartsTheServerAndLaterVisitsAreForwardedWithItsToken)
   ASSERT_EQ(hooks_.starts.size(), 1u) << "started at login";
   Response starting = Reply(Get("/user/alice/tree", alice));
   EXPECT_EQ(starting.status, 200);
-  EXPECT_EQ(Header(starting, "Refresh"), "1");
+  EXPECT_EQ(Header(starting, "Refresh"), "0; url=/hub/spawn-pending/alice?next=/user/alice/tree");
   EXPECT_EQ(Reply(Get("/user/alice/api/status", alice, false)).status, 503);
   ASSERT_EQ(hooks_.starts.size(), 1u) << "one start, however many requests";
   const std::string token = hooks_.starts[0].second;
@@ -234,7 +234,7 @@ TEST_F(WebEntryTest, AServerOnAnInstanceThatLeftIsForgottenAndTheNextVisitStarts
 
   Response starting = Reply(Get("/user/alice/tree", alice));
   EXPECT_EQ(starting.status, 200);
-  EXPECT_EQ(Header(starting, "Refresh"), "1");
+  EXPECT_EQ(Header(starting, "Refresh"), "0; url=/hub/spawn-pending/alice?next=/user/alice/tree");
   ASSERT_EQ(hooks_.starts.size(), 3u);
   EXPECT_EQ(hooks_.starts[2].first, "alice");
   EXPECT_NE(hooks_.starts[2].second, hooks_.starts[0].second) << "a new server gets a new token";
@@ -260,7 +260,7 @@ TEST_F(WebEntryTest, AnUnreachableServerGivesTheStartingAnswerAndANewServer) {
   std::optional<Response> answer = web_.Unreachable(page, forward);
   ASSERT_TRUE(answer.has_value());
   EXPECT_EQ(answer->status, 200);
-  EXPECT_EQ(Header(*answer, "Refresh"), "1");
+  EXPECT_EQ(Header(*answer, "Refresh"), "0; url=/hub/spawn-pending/alice?next=/user/alice/tree");
   ASSERT_EQ(hooks_.starts.size(), 2u) << "a new server is asked for";
   ASSERT_EQ(web_.Sessions().size(), 1u);
   EXPECT_EQ(web_.Sessions()[0].state, NotebookSession::State::kStarting);
@@ -277,6 +277,76 @@ TEST_F(WebEntryTest, AnUnreachableServerGivesTheStartingAnswerAndANewServer) {
   EXPECT_EQ(hooks_.starts.size(), 2u) << "the new server is not the one that failed";
   ASSERT_EQ(web_.Sessions().size(), 1u);
   EXPECT_EQ(web_.Sessions()[0].state, NotebookSession::State::kReady);
+}
+
+// The starting page sends the browser on to /hub/spawn-pending at once;
+// that request is held while the server starts and, once it is ready,
+// redirected to where the user was going.
+TEST_F(WebEntryTest, SpawnPendingIsHeldWhileTheServerStartsThenGoesOn) {
+  std::string alice = LoginCookie("alice", "alice%27s+password");
+  Response starting = Reply(Get("/user/alice/notebooks/a%20b.ipynb", alice));
+  const std::string pending = "/hub/spawn-pending/alice?next=/user/alice/notebooks/a%20b.ipynb";
+  ASSERT_EQ(Header(starting, "Refresh"), "0; url=" + pending);
+
+  ProxyRoute route = web_.Decide(Get(pending, alice));
+  ASSERT_TRUE(std::holds_alternative<ProxyHold>(route));
+  const ProxyHold& hold = std::get<ProxyHold>(route);
+  EXPECT_EQ(hold.at_most, seconds(10));
+  EXPECT_EQ(hold.otherwise.status, 200) << "still starting after the hold: the starting page again";
+  EXPECT_EQ(Header(hold.otherwise, "Refresh"), "0; url=" + pending);
+  EXPECT_EQ(hooks_.starts.size(), 1u);
+
+  web_.ServerReady("alice", InstanceId("p-1-abc"), 0x0ae70002, 9000);
+  Response ready = Reply(Get(pending, alice));
+  EXPECT_EQ(ready.status, 302);
+  EXPECT_EQ(Header(ready, "Location"), "/user/alice/notebooks/a%20b.ipynb");
+  EXPECT_EQ(web_.Sessions()[0].client, "192.0.2.7");
+}
+
+TEST_F(WebEntryTest, SpawnPendingGoesOnlyToTheUsersOwnSpaceAndOnlyForThem) {
+  std::string alice = LoginCookie("alice", "alice%27s+password");
+  std::string bob = LoginCookie("bob", "bob%27s+password");
+  web_.ServerReady("alice", InstanceId("p-1-abc"), 0x0ae70002, 9000);
+  struct Case {
+    std::string next;  // as the query carries it
+    std::string want;
+  };
+  for (const Case& c : {Case{"https%3A%2F%2Fevil.example%2Fuser%2Falice%2F", "/user/alice/tree"},
+                        Case{"%2F%2Fevil.example%2Fuser%2Falice%2F", "/user/alice/tree"},
+                        Case{"/user/bob/tree", "/user/alice/tree"},
+                        Case{"/user/alice/../../evil", "/user/alice/tree"},
+                        Case{"/user/alice/x%0D%0ASet-Cookie:%20a=b", "/user/alice/x%0D%0ASet-Cookie%3A%20a%3Db"}}) {
+    Response r = Reply(Get("/hub/spawn-pending/alice?next=" + c.next, alice));
+    EXPECT_EQ(r.status, 302) << c.next;
+    EXPECT_EQ(Header(r, "Location"), c.want) << c.next;
+  }
+  EXPECT_EQ(Header(Reply(Get("/hub/spawn-pending/alice", alice)), "Location"), "/user/alice/tree");
+
+  EXPECT_EQ(Reply(Get("/hub/spawn-pending/alice?next=/user/alice/tree", bob)).status, 403);
+  Response anonymous = Reply(Get("/hub/spawn-pending/alice?next=/user/alice/a%20b"));
+  EXPECT_EQ(anonymous.status, 302);
+  EXPECT_EQ(Header(anonymous, "Location"), "/hub/login?next=/user/alice/a%20b");
+  ASSERT_EQ(hooks_.starts.size(), 2u) << "alice's and bob's, at their logins: nothing for the others";
+}
+
+TEST_F(WebEntryTest, SpawnPendingSaysWhyAServerFailedOrWasLost) {
+  std::string alice = LoginCookie("alice", "alice%27s+password");
+  const std::string pending = "/hub/spawn-pending/alice?next=/user/alice/tree";
+  web_.ServerFailed("alice", "no instance is healthy");
+  Response failed = Reply(Get(pending, alice));
+  EXPECT_EQ(failed.status, 503);
+  EXPECT_NE(failed.body.find("no instance is healthy"), std::string::npos) << failed.body;
+
+  clock_.Advance(seconds(30));
+  ASSERT_TRUE(std::holds_alternative<ProxyHold>(web_.Decide(Get(pending, alice)))) << "tried again, and held";
+  ASSERT_EQ(hooks_.starts.size(), 2u);
+  web_.ServerReady("alice", InstanceId("p-1-abc"), 0x0ae70002, 9000);
+  ASSERT_TRUE(web_.ServerLost("alice", InstanceId("p-1-abc"), 9000, "ran out of memory and was stopped"));
+  Response lost = Reply(Get(pending, alice));
+  EXPECT_EQ(lost.status, 503);
+  EXPECT_NE(lost.body.find("Your notebook server ran out of memory and was stopped."), std::string::npos);
+  EXPECT_TRUE(std::holds_alternative<ProxyHold>(web_.Decide(Get(pending, alice)))) << "the reload starts anew";
+  EXPECT_EQ(hooks_.starts.size(), 3u);
 }
 
 // Steps of the wall clock neither retry a failed start early nor lift the
@@ -349,7 +419,8 @@ TEST_F(WebEntryTest, AServerLostForMemoryIsShownOnceThenTheNextRequestStartsANew
 
   Response reload = Reply(Get("/user/alice/notebooks/big.ipynb", alice));
   EXPECT_EQ(reload.status, 200);
-  EXPECT_EQ(Header(reload, "Refresh"), "1") << "the starting page";
+  EXPECT_EQ(Header(reload, "Refresh"), "0; url=/hub/spawn-pending/alice?next=/user/alice/notebooks/big.ipynb")
+      << "the starting page";
   ASSERT_EQ(hooks_.starts.size(), 2u) << "the request after the page starts a new server";
   EXPECT_NE(hooks_.starts[1].second, hooks_.starts[0].second);
   EXPECT_EQ(web_.Sessions()[0].state, NotebookSession::State::kStarting);

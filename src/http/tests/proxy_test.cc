@@ -31,7 +31,8 @@ constexpr uint32_t kLoopback = 0x7f000001;
 
 // Routes: /local → ProxyLocal; /deny → 403 at once; /gone → an upstream
 // that is not there (the proxy's 502), /gone/answered → the same, answered
-// by the router's Unreachable; everything else → the upstream, with a
+// by the router's Unreachable; /hold → held (for hold_for, else 504) until
+// `released`, then forwarded; everything else → the upstream, with a
 // token header added and the cookie removed.
 class TestRouter : public ProxyRouter {
  public:
@@ -39,6 +40,10 @@ class TestRouter : public ProxyRouter {
   ProxyRoute Decide(const Request& head) override {
     if (head.path == "/local") return ProxyLocal{};
     if (head.path == "/deny") return ProxyReply{Response{403, "text/plain", "no\n", {}}};
+    if (head.path == "/hold" && !released) {
+      ++holds;
+      return ProxyHold{hold_for, Response{504, "text/plain", "still waiting\n", {}}};
+    }
     ProxyForward f;
     f.address = kLoopback;
     f.port = head.path.starts_with("/gone") ? dead_port : upstream_port_;
@@ -61,6 +66,9 @@ class TestRouter : public ProxyRouter {
                                            std::to_string(forward.tag), {{"Retry-After", "1"}}};
   }
   uint16_t dead_port = 1;  // nothing listens on port 1
+  std::atomic<bool> released{false};
+  std::atomic<int> holds{0};  // Decide calls that held /hold
+  std::chrono::milliseconds hold_for{std::chrono::minutes(5)};
   std::mutex mu;
   std::vector<uint64_t> activity;
 
@@ -189,6 +197,75 @@ TEST_F(ProxyTest, AnUpstreamThatIsNotThereGetsTheRoutersAnswerWhenItHasOne) {
   EXPECT_EQ(res.body(), "port 1 is not there, tag 7");
   EXPECT_EQ(res[bhttp::field::retry_after], "1");
   EXPECT_EQ(proxy_->stats().upstream_errors, 1u);
+}
+
+void SendGet(beast::tcp_stream& stream, const std::string& target) {
+  bhttp::request<bhttp::string_body> req{bhttp::verb::get, target, 11};
+  req.set(bhttp::field::host, "pool");
+  bhttp::write(stream, req);
+}
+
+bhttp::response<bhttp::string_body> ReadResponse(beast::tcp_stream& stream) {
+  stream.expires_after(std::chrono::seconds(30));
+  beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> res;
+  bhttp::read(stream, buffer, res);
+  return res;
+}
+
+// Waits (at most 30 s) until the router has held /hold `n` times in all.
+void WaitForHolds(const TestRouter& router, int n) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (router.holds < n && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_GE(router.holds, n);
+}
+
+TEST_F(ProxyTest, AHeldRequestIsDecidedAgainWhenTheRoutesChange) {
+  uint16_t port = ListenPlain();
+  beast::tcp_stream stream = Connect(ioc_, port);
+  SendGet(stream, "/hold");
+  WaitForHolds(*router_, 1);
+  proxy_->RoutesChanged();  // nothing changed for it: held again
+  WaitForHolds(*router_, 2);
+  router_->released = true;
+  proxy_->RoutesChanged();
+  auto res = ReadResponse(stream);
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(res.body(), "GET /hold auth=token secret cookie=- body=0") << "forwarded, once released";
+  EXPECT_EQ(router_->holds, 2);
+  auto again = Call(stream, bhttp::verb::get, "/hold");
+  EXPECT_EQ(again.result_int(), 200u) << "the connection goes on";
+}
+
+TEST_F(ProxyTest, AHeldRequestGetsTheOtherAnswerAtItsTimeAndTheConnectionCloses) {
+  router_->hold_for = std::chrono::milliseconds(50);
+  uint16_t port = ListenPlain();
+  beast::tcp_stream stream = Connect(ioc_, port);
+  SendGet(stream, "/hold");
+  auto res = ReadResponse(stream);
+  EXPECT_EQ(res.result_int(), 504u);
+  EXPECT_EQ(res.body(), "still waiting\n");
+  EXPECT_EQ(res[bhttp::field::connection], "close");
+  beast::flat_buffer buffer;
+  beast::error_code ec;
+  stream.socket().read_some(buffer.prepare(1), ec);
+  EXPECT_EQ(ec, net::error::eof);
+  EXPECT_EQ(upstream_requests_, 0);
+}
+
+TEST_F(ProxyTest, StoppingEndsHeldRequests) {
+  uint16_t port = ListenPlain();
+  beast::tcp_stream stream = Connect(ioc_, port);
+  SendGet(stream, "/hold");
+  WaitForHolds(*router_, 1);
+  proxy_->Stop();  // returns: the held coroutine ended
+  beast::flat_buffer buffer;
+  beast::error_code ec;
+  stream.socket().read_some(buffer.prepare(1), ec);
+  EXPECT_TRUE(ec == net::error::eof || ec == net::error::connection_reset) << ec.message();
+  EXPECT_EQ(upstream_requests_, 0);
 }
 
 TEST_F(ProxyTest, PathTricksAreRefusedBeforeTheRouter) {
