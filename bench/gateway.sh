@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The gateway side by side with HAProxy 2.6 (the anchor) and the direct path
 # (client on the host → the instance's bridge address), in one run, on one
-# pool of one LXC instance:
-#   1. iperf3 throughput, 1 and 4 streams (iperf3 -s runs in the instance);
+# pool of one LXC instance, under equal conditions: every connection from
+# the host to the instance (HAProxy's, the direct client's, the gateway's)
+# uses the same TCP congestion control (a `congctl` on the pool's subnet
+# route for the run, the gateway's own choice: see EQUAL_CC):
+#   1. iperf3 throughput, 1 and 4 streams, uploads and downloads (-R)
+#      (iperf3 -s runs in the instance), and the proxy's CPU per GB;
 #   2. `ssh host true` (hyperfine): through the gateway and HAProxy vs direct;
 #   3. memory per idle connection with CONNS connections held: the proxy
 #      process's RSS, and the kernel's slab growth (sockets, files, epoll
@@ -15,8 +19,9 @@
 #   THREADS  --gateway-threads, and HAProxy's nbthread (default: 2)
 #   CONNS    idle connections held for the memory measure (default: 5000)
 #   SECONDS  length of each iperf3 and connection-rate run (default: 10)
-# Environment: ROUNDS (3: rounds of the memory, rate and iperf3 measures,
-#   each in another order of the paths; 6 balance the orders fully), SSH_RUNS (60 per path), SSH_ROUNDS (12),
+# Environment: ROUNDS (5: rounds of the memory, rate and iperf3 measures,
+#   each in another order of the paths; 6 balance the orders fully; figures
+#   are medians with the range over rounds), SSH_RUNS (60 per path), SSH_ROUNDS (12),
 #   RATE_CLIENTS (32), RATE_THREADS (1),
 #   HA_SPLICE (always: option splice-request + splice-response, HAProxy's
 #   faster setting here; auto: option splice-auto),
@@ -25,6 +30,10 @@
 #   cubic: HAProxy's, the clients' and the instance's connections use it;
 #   default: as the host has it), GW_CC (--gateway-congestion-control:
 #   the gateway's connections to the instance; default: the server's, cubic),
+#   EQUAL_CC (1: the pool's subnet route gets `congctl GW_CC` for the run,
+#   so HAProxy's and the direct client's connections to the instance use
+#   the gateway's algorithm too, and it is put back on exit; 0: they use
+#   the host's default, the product note of docs/benchmarks.md),
 #   DOCS (docs/benchmarks.md; "-" prints the results only).
 # Run as root. Installs haproxy, iperf3 and hyperfine if missing. Writes the
 # results between this script's markers in docs/benchmarks.md (appending the
@@ -35,14 +44,15 @@
 set -euo pipefail
 COMMAND_LINE="$0 $*"
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
-for v in GW_CC HOST_CC TCP_LOAD HA_SPLICE RATE_THREADS RATE_CLIENTS SSH_ROUNDS SSH_RUNS ROUNDS; do
+for v in EQUAL_CC GW_CC HOST_CC TCP_LOAD HA_SPLICE RATE_THREADS RATE_CLIENTS SSH_ROUNDS SSH_RUNS ROUNDS; do
   [[ -n "${!v:-}" ]] && COMMAND_LINE="$v=${!v} $COMMAND_LINE"
 done
 DSPOOL=$(realpath "$1")
 THREADS=${2:-2}
 CONNS=${3:-5000}
 SECS=${4:-10}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
+EQUAL_CC=${EQUAL_CC:-1}
 SSH_RUNS=${SSH_RUNS:-60}
 SSH_ROUNDS=${SSH_ROUNDS:-12}
 RATE_CLIENTS=${RATE_CLIENTS:-32}
@@ -83,6 +93,7 @@ ADMIN=benchadm
 HA_PID=""
 LOAD_PID=""
 SAVED_SYSCTLS=()
+SAVED_ROUTE=""
 
 set_sysctl() {  # key value: remembered, put back on exit
   SAVED_SYSCTLS+=("$1=$(sysctl -n "$1")")
@@ -95,6 +106,8 @@ bench_cleanup() {
   [[ -n "$HA_PID" ]] && kill "$HA_PID" 2>/dev/null && wait "$HA_PID" 2>/dev/null
   local s
   for s in "${SAVED_SYSCTLS[@]}"; do sysctl -q -w "$s" >/dev/null; done
+  # shellcheck disable=SC2086 # the route as `ip route` printed it, word by word
+  [[ -n "$SAVED_ROUTE" ]] && ip route replace $SAVED_ROUTE
   bench_teardown  # bench/lib.sh: the pool, then the server, containers, bridge, WORK
 }
 trap bench_cleanup EXIT
@@ -148,6 +161,29 @@ JSON
 dsp pool create -f "$WORK/spec.json" >/dev/null
 wait_ready "$POOL" 1
 ADDR=$(instance_addresses "$POOL")
+# Equal conditions: the host's connections to the instance (HAProxy's
+# backend connections, the direct client) take the congestion control the
+# gateway sets on its own (TCP_CONGESTION beats a route's congctl).
+EQ_CC=${GW_CC:-cubic}
+[[ "$EQ_CC" == default ]] && EQ_CC=$(sysctl -n net.ipv4.tcp_congestion_control)
+if [[ "$EQUAL_CC" == 1 ]]; then
+  SAVED_ROUTE=$(ip -o route show "$SUBNET" | head -1)
+  [[ -n "$SAVED_ROUTE" ]] || fail "no route to the pool's subnet $SUBNET"
+  # shellcheck disable=SC2086
+  ip route replace $SAVED_ROUTE congctl "$EQ_CC" || fail "ip route replace $SAVED_ROUTE congctl $EQ_CC"
+  ip route get "$ADDR" | grep -q "congctl $EQ_CC" || fail "the route to $ADDR does not take congctl $EQ_CC"
+  # The instance's own senders (downloads: iperf3 -R) too: its network
+  # namespace's default, before its servers start (the instance goes with
+  # the pool at the end).
+  INSTANCE_ID=$(dsp instance list --pool "$POOL" -o json | python3 -c "import json, sys; print(json.load(sys.stdin)['instances'][0]['id'])")
+  INIT_PID=$(lxc-info -P "$DATA/lxc/containers" -n "$INSTANCE_ID" -p -H)
+  # A network namespace other than the host's may only take an algorithm
+  # the host allows (tcp_allowed_congestion_control; EPERM otherwise).
+  allowed=$(sysctl -n net.ipv4.tcp_allowed_congestion_control)
+  [[ " $allowed " == *" $EQ_CC "* ]] || set_sysctl net.ipv4.tcp_allowed_congestion_control "$allowed $EQ_CC"
+  nsenter -t "$INIT_PID" -n sysctl -q -w net.ipv4.tcp_congestion_control="$EQ_CC" \
+    || fail "could not set the instance's congestion control to $EQ_CC"
+fi
 
 SSH_OPTS=(-i "$WORK/key" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
           -o LogLevel=ERROR -o ConnectTimeout=10)
@@ -219,14 +255,17 @@ ORDERS=("direct gateway haproxy" "gateway haproxy direct" "haproxy direct gatewa
 paths_for() { echo "${ORDERS[$(( ($1 - 1) % 6 ))]}"; }
 log() { echo "bench: $*" >&2; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
-# V[key] collects one value per round; mean and range read them back.
+# V[key] collects one value per round; median and range read them back.
+# With 5 rounds the range (min–max) holds the true median with 94 %
+# probability (1 − 2 × 2⁻⁵), whatever the distribution: it is the interval.
 declare -A V
 add() { V[$1]="${V[$1]:-} $2"; }
 last() { awk '{print $NF}' <<<"${V[$1]}"; }
-mean() { tr ' ' '\n' <<<"${V[$1]}" | awk -v f="${2:-%.2f}" 'NF {s += $1; n++} END {printf f, s / n}'; }
+median() { tr ' ' '\n' <<<"${V[$1]}" | awk 'NF' | sort -g | awk -v f="${2:-%.2f}" '{x[NR] = $1}
+  END {printf f, NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2}'; }
 range() { tr ' ' '\n' <<<"${V[$1]}" | awk -v f="${2:-%.2f}" 'NF {if (n == 0 || $1 < lo) lo = $1; if (n == 0 || $1 > hi) hi = $1; n++}
   END {if (n > 1) printf " (" f "–" f ")", lo, hi}'; }
-show() { echo "$(mean "$1" "${2:-%.2f}")$(range "$1" "${2:-%.2f}")"; }  # mean (min–max)
+show() { echo "$(median "$1" "${2:-%.2f}")$(range "$1" "${2:-%.2f}")"; }  # median (min–max)
 # The half-width of the 95 % confidence interval of V[key]'s mean: Student's
 # t(0.975, n − 1) × s / √n ("nan" from fewer than 2 values).
 ci95() { tr ' ' '\n' <<<"${V[$1]}" | awk -v f="${2:-%.3f}" 'NF {x[n++] = $1; s += $1} END {
@@ -321,28 +360,38 @@ relayed1=$(metric dspool_gateway_connections_relayed_total); errors1=$(metric ds
 log "gateway counters over the rate runs: connections relayed +$((relayed1 - relayed0)), relay errors +$((errors1 - errors0)); connect failures in all $(metric dspool_gateway_connect_failures_total)"
 
 # ---- 1. throughput ----
-iperf_run() {  # path streams
-  local host port c0 c1 t0 t1 try gbps
+# DIR "up": the client on the host sends (the proxy sends towards the
+# instance); "down": iperf3 -R, the instance sends.
+iperf_run() {  # path streams dir
+  local host port c0 c1 t0 t1 try gbps cpu reverse=()
   read -r host port <<<"${IPERF_AT[$1]}"
+  [[ $3 == down ]] && reverse=(-R)
   for try in 1 2 3; do
     c0=$(cpu_ticks "${PID_OF[$1]}"); t0=$(date +%s%N)
-    if iperf3 -c "$host" -p "$port" -t "$SECS" -P "$2" -J >"$WORK/iperf.json" 2>&1; then
+    if iperf3 -c "$host" -p "$port" -t "$SECS" -P "$2" "${reverse[@]}" -J >"$WORK/iperf.json" 2>&1; then
       c1=$(cpu_ticks "${PID_OF[$1]}"); t1=$(date +%s%N)
       gbps=$(python3 -c "import json; print('%.2f' % (json.load(open('$WORK/iperf.json'))['end']['sum_received']['bits_per_second'] / 1e9))")
-      add "gbps.$1.$2" "$gbps"
-      add "cpu.$1.$2" "$(calc %.0f "100 * ($c1 - $c0) / $HZ / (($t1 - $t0) / 1e9)")"
-      log "iperf3 $1 -P $2: $gbps Gbit/s, proxy CPU $(awk '{print $NF}' <<<"${V[cpu.$1.$2]}") %"
+      cpu=$(calc %.1f "100 * ($c1 - $c0) / $HZ / (($t1 - $t0) / 1e9)")
+      add "gbps.$1.$2.$3" "$gbps"
+      add "cpu.$1.$2.$3" "$cpu"
+      # The proxy's CPU time per GB relayed, in ms: CPU seconds per second
+      # over GB per second.
+      add "cpugb.$1.$2.$3" "$(calc %.1f "1000 * ($cpu / 100) / ($gbps / 8)")"
+      log "iperf3 $1 -P $2 $3: $gbps Gbit/s, proxy CPU $cpu %"
       return
     fi
-    log "iperf3 $1 -P $2, try $try: $(grep -o '"error":.*' "$WORK/iperf.json" || tail -2 "$WORK/iperf.json")"
+    log "iperf3 $1 -P $2 $3, try $try: $(grep -o '"error":.*' "$WORK/iperf.json" || tail -2 "$WORK/iperf.json")"
     sleep 2
   done
-  fail "iperf3 through $1 failed 3 times"
+  fail "iperf3 through $1 ($3) failed 3 times"
 }
 for round in $(seq "$ROUNDS"); do
-  for streams in 1 4; do
-    for path in $(paths_for "$round"); do sleep 1; iperf_run "$path" "$streams"; done
-    add "ratio.gbps.$streams" "$(calc %.4f "$(last gbps.gateway.$streams) / $(last gbps.haproxy.$streams)")"
+  for dir in up down; do
+    for streams in 1 4; do
+      for path in $(paths_for "$round"); do sleep 1; iperf_run "$path" "$streams" "$dir"; done
+      add "ratio.gbps.$streams.$dir" "$(calc %.4f "$(last gbps.gateway.$streams.$dir) / $(last gbps.haproxy.$streams.$dir)")"
+      add "ratio.cpugb.$streams.$dir" "$(calc %.4f "$(last cpugb.gateway.$streams.$dir) / $(last cpugb.haproxy.$streams.$dir)")"
+    done
   done
 done
 
@@ -391,8 +440,6 @@ log "ssh: $(for p in "${PATHS[@]}"; do echo -n "$p ${SSH_MEAN[$p]} ms (median ${
 
 # ---- the results ----
 ratio() { calc %.2f "($1) / ($2)"; }
-# ", and in 2 of 3 rounds" (the per-round ratios that are at least 1).
-rounds_at_least() { tr ' ' '\n' <<<"${V[$1]}" | awk 'NF {n++; if ($1 >= 1) k++} END {if (n > 1) printf " (%d of %d rounds)", k, n}'; }
 ssh_overhead() {  # path: "+1.23 ms ± 2.00 (+0.5 % ± 0.8)"
   local d=${SSH_MEAN[direct]}
   echo "$(calc %+.2f "${SSH_MEAN[$1]} - $d") ms ± ${SSH_CI[$1]} ($(calc %+.1f "100 * (${SSH_MEAN[$1]} - $d) / $d") % ± $(calc %.1f "100 * ${SSH_CI[$1]} / $d"))"
@@ -406,16 +453,14 @@ ssh_resolution() {  # path: whether the 95 % interval settles the 2 % goal
   elif awk "BEGIN { exit !($lo > $limit) }"; then echo "the whole 95 % interval lies above 2 %"
   else echo "the 95 % interval includes 2 %: this run cannot tell (more SSH_RUNS, a quieter machine)"; fi
 }
-ratio_interval() {  # key of per-round ratios: "0.99 ± 0.02, the interval includes 1"
-  local m h
-  m=$(mean "$1" %.3f); h=$(ci95 "$1")
-  [[ $h == nan ]] && { echo "$(calc %.2f "$m") (one round: no interval)"; return; }
-  echo -n "$(calc %.2f "$m") ± $(calc %.2f "$h"), "
-  if awk "BEGIN { exit !($m - $h > 1) }"; then echo "the interval lies above 1"
-  elif awk "BEGIN { exit !($m + $h < 1) }"; then echo "the interval lies below 1"
-  else echo "the interval includes 1 (no difference this run can resolve)"; fi
+ratio_interval() {  # key of per-round ratios: "0.99 (0.97–1.02), the range includes 1"
+  local lo hi
+  read -r lo hi < <(tr ' ' '\n' <<<"${V[$1]}" | sort -g | awk 'NF {x[++n] = $1} END {print x[1], x[n]}')
+  echo -n "$(median "$1")$(range "$1"), "
+  if awk "BEGIN { exit !($lo > 1) }"; then echo "every round above 1"
+  elif awk "BEGIN { exit !($hi < 1) }"; then echo "every round below 1"
+  else echo "the range includes 1"; fi
 }
-pct() { calc %+.1f "100 * (($1) - ($2)) / ($2)"; }
 verdict() { [[ $(awk "BEGIN { print ($1) ? 1 : 0 }") == 1 ]] && echo met || echo "**missed**"; }
 ha_version=$(haproxy -v | awk 'NR == 1 {print $3}')
 HOST_CC_NOW=$(sysctl -n net.ipv4.tcp_congestion_control)
@@ -423,14 +468,38 @@ HOST_CC_NOW=$(sysctl -n net.ipv4.tcp_congestion_control)
 iperf_version=$(iperf3 --version | awk 'NR == 1 {print $2}')
 commit=$(build_commit "$DSPOOL")
 splice_text=$([[ "$HA_SPLICE" == auto ]] && echo "option splice-auto" || echo "option splice-request + splice-response")
-m() { mean "$1" "${2:-%.2f}"; }
+m() { median "$1" "${2:-%.2f}"; }
 # ", per round 0.85–1.01" when there were several rounds.
 per_round() { tr ' ' '\n' <<<"${V[$1]}" | awk 'NF {if (n == 0 || $1 < lo) lo = $1; if (n == 0 || $1 > hi) hi = $1; n++}
   END {if (n > 1) printf ", per round %.2f–%.2f", lo, hi}'; }
-G1=$(m gbps.gateway.1); H1=$(m gbps.haproxy.1); G4=$(m gbps.gateway.4); H4=$(m gbps.haproxy.4)
+# tput_row PATH: its four throughput cells; cpugb_row PATH: its four CPU-per-GB cells.
+tput_row() { local c; for c in 1.up 4.up 1.down 4.down; do echo -n " $(show "gbps.$1.$c") |"; done; }
+cpugb_row() { local c; for c in 1.up 4.up 1.down 4.down; do echo -n " $(show "cpugb.$1.$c" %.0f) |"; done; }
+ratio_row() { local c; for c in 1.up 4.up 1.down 4.down; do echo -n " $(show "ratio.$1.$c") |"; done; }
+# tput_goal: the issue's goal per column: throughput ≥ HAProxy's and CPU per GB ≤ HAProxy's (medians).
+tput_goal() {
+  local c label sep=""
+  for c in 1.up 4.up 1.down 4.down; do
+    label=$(sed 's/^1\./1 stream /; s/^4\./4 streams /' <<<"$c")
+    echo -n "$sep$label: throughput $(verdict "$(m gbps.gateway.$c) >= $(m gbps.haproxy.$c)"), CPU per GB $(verdict "$(m cpugb.gateway.$c) <= $(m cpugb.haproxy.$c)")"
+    sep="; "
+  done
+  echo .
+}
 RSS_G=$(m rss.gateway %.0f); RSS_H=$(m rss.haproxy %.0f)
 SH_G=$(m share.gateway %.0f); SH_H=$(m share.haproxy %.0f)
-rounds_text=$([[ $ROUNDS == 1 ]] && echo "from one round" || echo "the mean of $ROUNDS rounds (min–max)")
+rounds_text=$([[ $ROUNDS == 1 ]] && echo "from one round" || echo "the median of $ROUNDS rounds (min–max)")
+if [[ "$EQUAL_CC" == 1 ]]; then
+  cc_text="every connection between the host and the instance uses $EQ_CC: the gateway's
+(\`--gateway-congestion-control\`), HAProxy's and the direct client's by a \`congctl $EQ_CC\` on the
+pool's subnet route for the run (put back after), the instance's by its network namespace's
+default, set for the run. The clients' connections to the proxies (loopback) use the host's
+default, $HOST_CC_NOW, for both proxies alike"
+else
+  cc_text="the host's default is $HOST_CC_NOW (HAProxy's connections, the clients', the instance's); the
+gateway's connections to the instance use ${GW_CC:-cubic} (\`--gateway-congestion-control\`): **not equal
+conditions** (EQUAL_CC=0), what the gateway's choice buys on such a host"
+fi
 
 RESULTS=$(cat <<MD
 <!-- bench/gateway.sh results: begin (generated; the next run replaces this block) -->
@@ -440,21 +509,28 @@ Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs, kernel $(uname -r), 
 $LOAD_AT_START at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end; dspool $commit; HAProxy $ha_version ($splice_text,
 nbthread $THREADS) vs \`--gateway-threads $THREADS\` (plus the gateway's control thread);
 iperf3 $iperf_version. One instance (2 vCPUs) on the pool's bridge; clients on the host; the
-proxies on the host, listening on 0.0.0.0, reached at 127.0.0.1. TCP congestion control: the
-host's default is $HOST_CC_NOW (HAProxy's connections, the clients', the instance's); the
-gateway's connections to the instance use ${GW_CC:-cubic} (\`--gateway-congestion-control\`).
-Figures are $rounds_text.
+proxies on the host, listening on 0.0.0.0, reached at 127.0.0.1. TCP congestion control:
+$cc_text. Figures are $rounds_text.
 
-**Throughput**, iperf3 ${SECS} s, to \`iperf3 -s\` in the instance; proxy CPU is the proxy
-process's user + system time over the run (100 % = one CPU):
+**Throughput**, iperf3 ${SECS} s to \`iperf3 -s\` in the instance, Gbit/s. *Up*: the client sends
+(the proxy sends to the instance); *down*: \`iperf3 -R\`, the instance sends. The ratios are
+the median (min–max) of each round's gateway / HAProxy.
 
-| path | 1 stream, Gbit/s | 4 streams, Gbit/s | proxy CPU, 1 / 4 streams |
-|---|---|---|---|
-| direct | $(show gbps.direct.1) | $(show gbps.direct.4) | – |
-| gateway | $(show gbps.gateway.1) | $(show gbps.gateway.4) | $(m cpu.gateway.1 %.0f) % / $(m cpu.gateway.4 %.0f) % |
-| HAProxy | $(show gbps.haproxy.1) | $(show gbps.haproxy.4) | $(m cpu.haproxy.1 %.0f) % / $(m cpu.haproxy.4 %.0f) % |
-| gateway / HAProxy | $(ratio "$G1" "$H1")$(per_round ratio.gbps.1) | $(ratio "$G4" "$H4")$(per_round ratio.gbps.4) | |
-| gateway / direct | $(ratio "$G1" "$(m gbps.direct.1)") | $(ratio "$G4" "$(m gbps.direct.4)") | |
+| path | up, 1 stream | up, 4 streams | down, 1 stream | down, 4 streams |
+|---|---|---|---|---|
+| direct (reference) |$(tput_row direct)
+| gateway |$(tput_row gateway)
+| HAProxy |$(tput_row haproxy)
+| gateway / HAProxy |$(ratio_row gbps)
+
+**Proxy CPU per GB relayed**, ms: the proxy process's user + system time over the run
+divided by the bytes iperf3 received (100 % CPU at 8 Gbit/s is 1000 ms per GB):
+
+| path | up, 1 stream | up, 4 streams | down, 1 stream | down, 4 streams |
+|---|---|---|---|---|
+| gateway |$(cpugb_row gateway)
+| HAProxy |$(cpugb_row haproxy)
+| gateway / HAProxy |$(ratio_row cpugb)
 
 **SSH**, \`ssh host true\` with a key (hyperfine -N, ${SSH_N[direct]} runs per path in $SSH_ROUNDS
 short rounds, each in another order of the paths; the interval is over the per-round
@@ -500,10 +576,10 @@ Connection set-up latency with one client (3 s per path and round; connect until
 greeting arrived): direct p50 $(m lat50.direct %.0f) µs, p99 $(m lat99.direct %.0f) µs; gateway p50
 $(m lat50.gateway %.0f) µs, p99 $(m lat99.gateway %.0f) µs; HAProxy p50 $(m lat50.haproxy %.0f) µs, p99 $(m lat99.haproxy %.0f) µs.
 
-Goals of issue 4, this run:
-- throughput ≥ HAProxy's: 1 stream $(verdict "$G1 >= $H1") on the mean$(rounds_at_least ratio.gbps.1), 4 streams
-  $(verdict "$G4 >= $H4") on the mean$(rounds_at_least ratio.gbps.4). Per-round ratios, mean ± 95 % CI: 1 stream
-  $(ratio_interval ratio.gbps.1); 4 streams $(ratio_interval ratio.gbps.4).
+Goals, this run (medians; issue 14 for TCP, issue 4 for SSH and memory):
+- throughput ≥ HAProxy's at no more CPU per GB: $(tput_goal)
+- new connections per second ≥ HAProxy's: $(verdict "$(m rate.gateway) >= $(m rate.haproxy)"), per-round ratio
+  $(ratio_interval ratio.rate); CPU per connection ≤ HAProxy's: $(verdict "$(m cpuconn.gateway) <= $(m cpuconn.haproxy)").
 - SSH handshake overhead < 2 %: $(verdict "${SSH_MEAN[gateway]} < 1.02 * ${SSH_MEAN[direct]}") on the mean ($(ssh_overhead gateway));
   $(ssh_resolution gateway).
 - memory per idle connection ≤ HAProxy's: process RSS $(verdict "$RSS_G <= $RSS_H"), RSS + kernel $(verdict "$SH_G <= $SH_H").
