@@ -226,7 +226,8 @@ void Gateway::Impl::Connected(uint64_t id) {
   // Listed before the relay has it: its on_close may come at once.
   relayed_->Add(c.id, Describe(c), std::move(count));
   RelayLoop& relay = *relays_[next_relay_++ % relays_.size()];
-  if (Status s = relay.Add(std::move(c.client), std::move(c.backend), relay_options); !s.ok()) {
+  // Both sockets are net/socket.h's (TryAcceptTcp, StartConnectTcp).
+  if (Status s = relay.AddPrepared(std::move(c.client), std::move(c.backend), relay_options); !s.ok()) {
     relayed_->Closed(c.id);
     DSP_LOG(kWarning, kLog) << "relay: " << s;
   } else {

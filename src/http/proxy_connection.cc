@@ -42,7 +42,7 @@ Detached ClientConnection::Serve(ProxyWorker& worker, AcceptedClient accepted) {
     ProxyWorker& worker;
     ~Ended() { worker.ConnectionEnded(); }
   } ended{worker};
-  SetNoDelay(accepted.fd);
+  // TCP_NODELAY came with the socket, from its listener (net/socket.h).
   std::shared_ptr<const ProxyListener> listener = std::move(accepted.listener);
   ClientConnection c(worker, std::move(accepted.fd), std::move(accepted.peer), listener ? listener->tag : "");
   if (listener && listener->tls) {

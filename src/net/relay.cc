@@ -132,6 +132,10 @@ Status RelayLoop::Add(UniqueFd client, UniqueFd backend, RelayOptions options) {
   }
   DSP_RETURN_IF_ERROR(PrepareSocket(client, "client"));
   DSP_RETURN_IF_ERROR(PrepareSocket(backend, "backend"));
+  return AddPrepared(std::move(client), std::move(backend), options);
+}
+
+Status RelayLoop::AddPrepared(UniqueFd client, UniqueFd backend, RelayOptions options) {
   if (options.idle_timeout.count() < 0) return InvalidArgument("relay: negative idle_timeout");
 
   Pending p;

@@ -99,6 +99,7 @@ Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port, const 
                                  std::optional<uint32_t> transparent_source) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus("connect " + FormatEndpoint(ipv4_host_order, port) + ": socket", errno);
+  SetNoDelay(fd);
   if (!congestion_control.empty()) {
     DSP_RETURN_IF_ERROR(
         SetCongestionControl(fd, congestion_control, "connect " + FormatEndpoint(ipv4_host_order, port) + ": "));
@@ -227,6 +228,7 @@ Result<UniqueFd> ListenTcp(const std::string& address, uint16_t port, int backlo
     if (auto it = adopted.find({*ip, port}); it != adopted.end()) {
       UniqueFd fd = std::move(it->second);
       adopted.erase(it);
+      SetNoDelay(fd);  // a predecessor's listener may predate it
       if (bound_port != nullptr) *bound_port = port;
       return fd;
     }
@@ -243,6 +245,7 @@ Result<UniqueFd> ListenTcp(const std::string& address, uint16_t port, int backlo
     return ErrnoStatus(what, errno);
   }
   if (::listen(fd.get(), backlog) != 0) return ErrnoStatus(what, errno);
+  SetNoDelay(fd);  // inherited by every accepted connection
   if (bound_port != nullptr) {
     sockaddr_in bound;
     socklen_t len = sizeof(bound);

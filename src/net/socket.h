@@ -36,7 +36,9 @@ namespace dspool {
 Result<UniqueFd> ConnectTcp(uint32_t ipv4_host_order, uint16_t port, std::chrono::milliseconds timeout);
 
 // Starts connecting to ipv4:port without waiting: the socket becomes
-// writable when the attempt ends, and FinishConnect says how it ended.
+// writable when the attempt ends, and FinishConnect says how it ended. The
+// socket has TCP_NODELAY (what dspool's relays and proxies want; set here,
+// where the socket is made, rather than by each user).
 // Errors that are known at once (no route, refused on loopback) come back
 // here, as ConnectTcp's do. `congestion_control` names the socket's TCP
 // congestion control algorithm (TCP_CONGESTION, say "cubic"); empty: the
@@ -66,7 +68,9 @@ Status CheckCongestionControl(const std::string& name);
 // Binds a listening socket to address:port ("0.0.0.0" for all addresses;
 // port 0 lets the kernel pick one) with SO_REUSEADDR, and listens with
 // `backlog`. If `bound_port` is not null it receives the port actually bound.
-// Returns the listener (non-blocking, close-on-exec).
+// Returns the listener (non-blocking, close-on-exec), with TCP_NODELAY,
+// which the connections it accepts inherit (one system call per listener,
+// not per connection).
 // Errors: InvalidArgument for an address that is not dotted-quad IPv4 or a
 // negative backlog; Unavailable if the address is in use; PermissionDenied
 // for a privileged port without the capability.
@@ -97,7 +101,8 @@ struct TcpEndpoint {
 };
 
 // Accepts one pending connection, without waiting: nullopt when none is
-// pending. The socket is non-blocking and close-on-exec. If `peer` is not
+// pending. The socket is non-blocking and close-on-exec, and has
+// TCP_NODELAY if the listener has it (a ListenTcp listener does). If `peer` is not
 // null it receives the client's address (from accept4 itself: no extra call).
 Result<std::optional<UniqueFd>> TryAcceptTcp(const UniqueFd& listener, TcpEndpoint* peer = nullptr);
 

@@ -279,7 +279,6 @@ Task<Result<std::unique_ptr<Stream>>> ConnectStream(Reactor& reactor, uint32_t a
                                                     const std::string& congestion_control, MonoTime deadline) {
   Result<UniqueFd> fd = StartConnectTcp(address, port, congestion_control);
   if (!fd.ok()) co_return fd.status();
-  SetNoDelay(*fd);
   auto s = std::make_unique<Stream>(reactor, std::move(*fd));
   const long waited = co_await s->WaitWritable(deadline);
   if (waited == Stream::kTimedOut) {

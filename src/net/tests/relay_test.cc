@@ -189,8 +189,9 @@ class RelayTest : public ::testing::Test {
   }
 
   // What a gateway does: accept a client on the front listener, connect to
-  // the backend, hand both to the relay. Returns the client's socket
-  // (blocking, with timeouts). Thread-safe (Add is).
+  // the backend, hand both to the relay as they come (AddPrepared: they are
+  // net/socket.h's). Returns the client's socket (blocking, with
+  // timeouts). Thread-safe (AddPrepared is).
   UniqueFd ConnectThroughRelay(uint16_t backend_port, RelayOptions options = {}) {
     std::lock_guard<std::mutex> lock(front_mu_);  // one accept per connect
     auto client = ConnectTcp(kLoopback, front_port_, seconds(kIoTimeoutSeconds));
@@ -201,7 +202,7 @@ class RelayTest : public ::testing::Test {
     auto backend = ConnectTcp(kLoopback, backend_port, seconds(kIoTimeoutSeconds));
     EXPECT_TRUE(backend.ok()) << backend.status();
     if (!accepted.ok() || !backend.ok()) return UniqueFd();
-    Status s = loop_->Add(std::move(*accepted), std::move(*backend), options);
+    Status s = loop_->AddPrepared(std::move(*accepted), std::move(*backend), options);
     EXPECT_TRUE(s.ok()) << s;
     MakeBlocking(client->get());
     return std::move(*client);

@@ -20,6 +20,7 @@ namespace dspool {
 namespace {
 
 using std::chrono::milliseconds;
+using std::chrono::seconds;
 
 constexpr uint32_t kLoopback = 0x7f000001;  // 127.0.0.1
 
@@ -206,19 +207,19 @@ TEST(SocketTest, AcceptTimesOutWithoutAConnection) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(20)) << "gave up before the timeout";
 }
 
-TEST(SocketTest, SetNoDelayTurnsNagleOffOnTcpAndLeavesOtherSocketsAlone) {
-  uint16_t port = 0;
-  auto listener = ListenTcp("127.0.0.1", 0, 1, &port);
-  ASSERT_TRUE(listener.ok()) << listener.status();
-  auto fd = StartConnectTcp(kLoopback, port);
-  ASSERT_TRUE(fd.ok()) << fd.status();
+bool NoDelay(int fd) {
   int on = 0;
   socklen_t len = sizeof(on);
-  ASSERT_EQ(::getsockopt(fd->get(), IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
-  EXPECT_EQ(on, 0) << "Nagle is on by default";
-  SetNoDelay(*fd);
-  ASSERT_EQ(::getsockopt(fd->get(), IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
-  EXPECT_NE(on, 0);
+  EXPECT_EQ(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+  return on != 0;
+}
+
+TEST(SocketTest, SetNoDelayTurnsNagleOffOnTcpAndLeavesOtherSocketsAlone) {
+  UniqueFd plain(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(plain.valid());
+  EXPECT_FALSE(NoDelay(plain.get())) << "Nagle is on by default";
+  SetNoDelay(plain);
+  EXPECT_TRUE(NoDelay(plain.get()));
 
   int pair[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
@@ -227,6 +228,19 @@ TEST(SocketTest, SetNoDelayTurnsNagleOffOnTcpAndLeavesOtherSocketsAlone) {
   ASSERT_EQ(::write(a.get(), "x", 1), 1);
   char c = 0;
   EXPECT_EQ(::read(b.get(), &c, 1), 1);
+}
+
+// The relays and proxies take these sockets as they come (RelayLoop::AddPrepared).
+TEST(SocketTest, ConnectedAndAcceptedSocketsComeWithoutNagle) {
+  uint16_t port = 0;
+  auto listener = ListenTcp("127.0.0.1", 0, 1, &port);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  auto connecting = StartConnectTcp(kLoopback, port);
+  ASSERT_TRUE(connecting.ok()) << connecting.status();
+  EXPECT_TRUE(NoDelay(connecting->get()));
+  auto accepted = AcceptTcp(*listener, seconds(5));
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  EXPECT_TRUE(NoDelay(accepted->get())) << "inherited from the listener";
 }
 
 TEST(UnixSocketTest, PeerCredentialsAreTheConnectingProcesss) {
