@@ -152,9 +152,9 @@ class RelayLoop {
   Status Add(UniqueFd client, UniqueFd backend, RelayOptions options);
   // Add for sockets as net/socket.h makes them: connected TCP, already
   // non-blocking and close-on-exec, with TCP_NODELAY (TryAcceptTcp from a
-  // ListenTcp listener, StartConnectTcp). Nothing is checked or set: the
-  // six system calls Add spends on that are a fifth of all the gateway
-  // makes for a short connection (docs/benchmarks.md).
+  // ListenTcp listener, StartConnectTcp). Nothing is checked or set: Add's
+  // checks cost eight system calls per connection, a quarter of what the
+  // gateway made for a short one (docs/benchmarks.md).
   Status AddPrepared(UniqueFd client, UniqueFd backend, RelayOptions options);
 
   // Runs the loop on the calling thread until Stop(); then closes every
