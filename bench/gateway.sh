@@ -175,8 +175,7 @@ if [[ "$EQUAL_CC" == 1 ]]; then
   # The instance's own senders (downloads: iperf3 -R) too: its network
   # namespace's default, before its servers start (the instance goes with
   # the pool at the end).
-  INSTANCE_ID=$(dsp instance list --pool "$POOL" -o json | python3 -c "import json, sys; print(json.load(sys.stdin)['instances'][0]['id'])")
-  INIT_PID=$(lxc-info -P "$DATA/lxc/containers" -n "$INSTANCE_ID" -p -H)
+  INIT_PID=$(lxc-info -P "$DATA/lxc/containers" -n "$(first_instance "$POOL")" -p -H)
   # A network namespace other than the host's may only take an algorithm
   # the host allows (tcp_allowed_congestion_control; EPERM otherwise).
   allowed=$(sysctl -n net.ipv4.tcp_allowed_congestion_control)
@@ -472,10 +471,8 @@ m() { median "$1" "${2:-%.2f}"; }
 # ", per round 0.85–1.01" when there were several rounds.
 per_round() { tr ' ' '\n' <<<"${V[$1]}" | awk 'NF {if (n == 0 || $1 < lo) lo = $1; if (n == 0 || $1 > hi) hi = $1; n++}
   END {if (n > 1) printf ", per round %.2f–%.2f", lo, hi}'; }
-# tput_row PATH: its four throughput cells; cpugb_row PATH: its four CPU-per-GB cells.
-tput_row() { local c; for c in 1.up 4.up 1.down 4.down; do echo -n " $(show "gbps.$1.$c") |"; done; }
-cpugb_row() { local c; for c in 1.up 4.up 1.down 4.down; do echo -n " $(show "cpugb.$1.$c" %.0f) |"; done; }
-ratio_row() { local c; for c in 1.up 4.up 1.down 4.down; do echo -n " $(show "ratio.$1.$c") |"; done; }
+# cells KEY [FORMAT]: the four throughput columns of V[KEY.<streams>.<dir>], as table cells.
+cells() { local c; for c in 1.up 4.up 1.down 4.down; do echo -n " $(show "$1.$c" "${2:-%.2f}") |"; done; }
 # tput_goal: the issue's goal per column: throughput ≥ HAProxy's and CPU per GB ≤ HAProxy's (medians).
 tput_goal() {
   local c label sep=""
@@ -518,19 +515,19 @@ the median (min–max) of each round's gateway / HAProxy.
 
 | path | up, 1 stream | up, 4 streams | down, 1 stream | down, 4 streams |
 |---|---|---|---|---|
-| direct (reference) |$(tput_row direct)
-| gateway |$(tput_row gateway)
-| HAProxy |$(tput_row haproxy)
-| gateway / HAProxy |$(ratio_row gbps)
+| direct (reference) |$(cells gbps.direct)
+| gateway |$(cells gbps.gateway)
+| HAProxy |$(cells gbps.haproxy)
+| gateway / HAProxy |$(cells ratio.gbps)
 
 **Proxy CPU per GB relayed**, ms: the proxy process's user + system time over the run
 divided by the bytes iperf3 received (100 % CPU at 8 Gbit/s is 1000 ms per GB):
 
 | path | up, 1 stream | up, 4 streams | down, 1 stream | down, 4 streams |
 |---|---|---|---|---|
-| gateway |$(cpugb_row gateway)
-| HAProxy |$(cpugb_row haproxy)
-| gateway / HAProxy |$(ratio_row cpugb)
+| gateway |$(cells cpugb.gateway %.0f)
+| HAProxy |$(cells cpugb.haproxy %.0f)
+| gateway / HAProxy |$(cells ratio.cpugb)
 
 **SSH**, \`ssh host true\` with a key (hyperfine -N, ${SSH_N[direct]} runs per path in $SSH_ROUNDS
 short rounds, each in another order of the paths; the interval is over the per-round

@@ -118,7 +118,7 @@ JSON
   secret_file alice.pw
   dsp user add "$USER_NAME" --password-stdin <"$SECRET/alice.pw" >/dev/null
   wait_ready "$POOL" 1
-  INSTANCE=$(dsp instance list --pool "$POOL" -o json | python3 -c "import json,sys; print(json.load(sys.stdin)['instances'][0]['id'])")
+  INSTANCE=$(first_instance "$POOL")
   GW=https://127.0.0.1:$JP
   wait_listening "$JP" "the gateway's Jupyter address" "$WORK/server.log"
 

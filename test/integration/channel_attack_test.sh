@@ -32,7 +32,7 @@ dsp pool create -f "$WORK/spec.json" >/dev/null
 echo 'alice password 1' | dsp user add alice --password-stdin >/dev/null
 wait_ready "$POOL" 1
 ADDR=$(instance_addresses "$POOL")
-INSTANCE=$(dsp instance list --pool "$POOL" -o json | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['instances'][0]['id'])")
+INSTANCE=$(first_instance "$POOL")
 CHANNEL=$DATA/instances/$INSTANCE
 client() { /usr/bin/python3 "$HERE/jupyter_client.py" "https://127.0.0.1:$JP" alice 'alice password 1' "$@"; }
 client get /user/alice/api/status >/dev/null || fail "no notebook server before the attack"

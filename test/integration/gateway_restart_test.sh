@@ -55,7 +55,7 @@ JSON
 dsp pool create -f "$WORK/spec.json" >/dev/null
 echo "$PASSWORD" | dsp user add alice --password-stdin >/dev/null
 wait_ready "$POOL" 1
-INSTANCE=$(dsp instance list --pool "$POOL" -o json | python_json "print(data['instances'][0]['id'])") \
+INSTANCE=$(first_instance "$POOL") \
   || fail "cannot list pool $POOL's instance"
 init_pid() { lxc-info -P "$DATA/lxc/containers" -n "$INSTANCE" -pH 2>&1; }
 INIT=$(init_pid) || true

@@ -44,7 +44,7 @@ alice_uid=$(uid_of alice)
 pass "alice: login → notebook → kernel answered over the WebSocket in $(awk "BEGIN{printf \"%.1f\", $t1-$t0}") s; the file is on the share as hers"
 # Forked from the agent's zygote (a Python that imported Notebook), not
 # started cold: the host's view of the pid the agent reports for it.
-INSTANCE=$(dsp instance list --pool "$POOL" -o json | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['instances'][0]['id'])")
+INSTANCE=$(first_instance "$POOL")
 servers() { agent_get "$INSTANCE" /v1/jupyter/servers; }
 pid=$(servers | /usr/bin/python3 -c "import json,sys; print([s['pid'] for s in json.load(sys.stdin)['servers'] if s['user'] == 'alice'][0])")
 cmd=$(/usr/bin/python3 - "$pid" <<'PY'

@@ -130,6 +130,9 @@ dsp() { "$DSPOOL" --data-dir "$DATA" "$@"; }
 python_json() { /usr/bin/python3 -c "import json,sys; data=json.load(sys.stdin)
 $1"; }
 
+# The id of pool $1's first listed instance.
+first_instance() { dsp instance list --pool "$1" -o json | python_json "print(data['instances'][0]['id'])"; }
+
 # Waits until pool $1 has exactly $2 instances, all Ready.
 wait_ready() {
   local pool=$1 want=$2 i phases

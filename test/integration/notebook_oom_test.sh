@@ -25,7 +25,7 @@ wait_ready "$POOL" 1
 BASE=https://127.0.0.1:$JP
 COOKIES=$WORK/alice.cookies
 client() { /usr/bin/python3 "$HERE/jupyter_client.py" "$BASE" alice 'alice password 1' "$@"; }
-INSTANCE=$(dsp instance list --pool "$POOL" -o json | python_json "print(data['instances'][0]['id'])")
+INSTANCE=$(first_instance "$POOL")
 
 # The host's pid of alice's server: the process of instance $INSTANCE (its
 # cgroup) whose pid in the instance is the one the agent reports.

@@ -118,9 +118,19 @@ class ProxyTest : public ::testing::Test {
   net::io_context ioc_;
 };
 
-// One request on a fresh or given connection.
-bhttp::response<bhttp::string_body> Call(beast::tcp_stream& stream, bhttp::verb method, const std::string& target,
-                                         std::string body = "", std::string cookie = "") {
+// The next response on `stream` (bodies up to 64 MiB).
+bhttp::response<bhttp::string_body> ReadResponse(beast::tcp_stream& stream) {
+  stream.expires_after(std::chrono::seconds(30));
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(64 << 20);
+  bhttp::read(stream, buffer, parser);
+  return parser.release();
+}
+
+// Writes one request, and reads nothing.
+void Send(beast::tcp_stream& stream, bhttp::verb method, const std::string& target, std::string body = "",
+          std::string cookie = "") {
   bhttp::request<bhttp::string_body> req{method, target, 11};
   req.set(bhttp::field::host, "pool");
   if (!cookie.empty()) req.set(bhttp::field::cookie, cookie);
@@ -128,11 +138,13 @@ bhttp::response<bhttp::string_body> Call(beast::tcp_stream& stream, bhttp::verb 
   req.prepare_payload();
   stream.expires_after(std::chrono::seconds(30));
   bhttp::write(stream, req);
-  beast::flat_buffer buffer;
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(64 << 20);
-  bhttp::read(stream, buffer, parser);
-  return parser.release();
+}
+
+// One request on a fresh or given connection.
+bhttp::response<bhttp::string_body> Call(beast::tcp_stream& stream, bhttp::verb method, const std::string& target,
+                                         std::string body = "", std::string cookie = "") {
+  Send(stream, method, target, std::move(body), std::move(cookie));
+  return ReadResponse(stream);
 }
 
 beast::tcp_stream Connect(net::io_context& ioc, uint16_t port) {
@@ -199,20 +211,6 @@ TEST_F(ProxyTest, AnUpstreamThatIsNotThereGetsTheRoutersAnswerWhenItHasOne) {
   EXPECT_EQ(proxy_->stats().upstream_errors, 1u);
 }
 
-void SendGet(beast::tcp_stream& stream, const std::string& target) {
-  bhttp::request<bhttp::string_body> req{bhttp::verb::get, target, 11};
-  req.set(bhttp::field::host, "pool");
-  bhttp::write(stream, req);
-}
-
-bhttp::response<bhttp::string_body> ReadResponse(beast::tcp_stream& stream) {
-  stream.expires_after(std::chrono::seconds(30));
-  beast::flat_buffer buffer;
-  bhttp::response<bhttp::string_body> res;
-  bhttp::read(stream, buffer, res);
-  return res;
-}
-
 // Waits (at most 30 s) until the router has held /hold `n` times in all.
 void WaitForHolds(const TestRouter& router, int n) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -225,7 +223,7 @@ void WaitForHolds(const TestRouter& router, int n) {
 TEST_F(ProxyTest, AHeldRequestIsDecidedAgainWhenTheRoutesChange) {
   uint16_t port = ListenPlain();
   beast::tcp_stream stream = Connect(ioc_, port);
-  SendGet(stream, "/hold");
+  Send(stream, bhttp::verb::get, "/hold");
   WaitForHolds(*router_, 1);
   proxy_->RoutesChanged();  // nothing changed for it: held again
   WaitForHolds(*router_, 2);
@@ -243,7 +241,7 @@ TEST_F(ProxyTest, AHeldRequestGetsTheOtherAnswerAtItsTimeAndTheConnectionCloses)
   router_->hold_for = std::chrono::milliseconds(50);
   uint16_t port = ListenPlain();
   beast::tcp_stream stream = Connect(ioc_, port);
-  SendGet(stream, "/hold");
+  Send(stream, bhttp::verb::get, "/hold");
   auto res = ReadResponse(stream);
   EXPECT_EQ(res.result_int(), 504u);
   EXPECT_EQ(res.body(), "still waiting\n");
@@ -258,7 +256,7 @@ TEST_F(ProxyTest, AHeldRequestGetsTheOtherAnswerAtItsTimeAndTheConnectionCloses)
 TEST_F(ProxyTest, StoppingEndsHeldRequests) {
   uint16_t port = ListenPlain();
   beast::tcp_stream stream = Connect(ioc_, port);
-  SendGet(stream, "/hold");
+  Send(stream, bhttp::verb::get, "/hold");
   WaitForHolds(*router_, 1);
   proxy_->Stop();  // returns: the held coroutine ended
   beast::flat_buffer buffer;
