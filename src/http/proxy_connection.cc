@@ -20,7 +20,7 @@ using BodyKind = http1::BodyScanner::Kind;
 // only past this many connections on a worker: the malloc and free of each
 // per request cost a third of the p99 (bench/http_proxy.sh), while many
 // connections are mostly idle ones.
-constexpr size_t kKeepTlsBuffers = 256;
+constexpr size_t kKeepTlsBuffers = 64;
 // The lingering close: how long, and how much, is read and dropped.
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr size_t kLingerBytes = 1 << 20;
@@ -54,10 +54,21 @@ Detached ClientConnection::Serve(ProxyWorker& worker, AcceptedClient accepted) {
   }
   listener.reset();
   MonoTime deadline = c.now() + c.options_.header_read_timeout;
-  while (co_await c.ServeRequest(deadline)) deadline = c.now() + c.options_.idle_timeout;
+  for (;;) {
+    // Idle between requests, waiting here rather than in ServeRequest (whose
+    // frame is over a KiB), with no heads and no buffer: an idle connection
+    // costs its TLS state and this frame.
+    if (c.in_.size() == 0 && !c.client_.HasInput()) {
+      worker.GiveHeads(std::move(c.heads_));
+      c.in_.Drop();
+      if (co_await c.client_.WaitReadable(deadline) != 0) break;
+    }
+    if (!co_await c.ServeRequest(deadline)) break;
+    deadline = c.now() + c.options_.idle_timeout;
+  }
+  worker.GiveHeads(std::move(c.heads_));
   if (c.tunnel_) {
     c.out_ = std::string();  // its capacity, too
-    c.heads_.reset();
     co_await c.Tunnel(*c.tunnel_->up, c.tunnel_->tag);
   }
   co_await c.LingeringClose();  // (at once after a tunnel: both sides are closed)
@@ -87,6 +98,7 @@ Task<bool> ClientConnection::Reply(Response response, int version_minor, bool he
 }
 
 Task<bool> ClientConnection::ServeRequest(MonoTime deadline) {
+  if (!heads_) heads_ = worker_.TakeHeads();
   http1::RequestHead& head = heads_->request;
   for (;;) {
     if (in_.size() > 0) {

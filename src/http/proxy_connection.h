@@ -96,13 +96,10 @@ class ClientConnection {
   Stream client_;
   IoBuffer in_;
   std::string out_;  // heads on their way; keeps its capacity
-  // The heads being parsed (each a few KiB of header views): freed when the
-  // connection becomes a tunnel, which has no more heads to read.
-  struct Heads {
-    http1::RequestHead request;
-    http1::ResponseHead response;
-  };
-  std::unique_ptr<Heads> heads_ = std::make_unique<Heads>();
+  // The heads being parsed, held while a request is served (ServeRequest
+  // takes them once its first bytes are there); given back to the worker
+  // between requests and when the connection becomes a tunnel.
+  std::unique_ptr<ProxyHeads> heads_;
   Peer peer_;
   std::string tag_;
   // An upgrade answered 101: Forward leaves the upstream here and Serve

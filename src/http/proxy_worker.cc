@@ -17,8 +17,10 @@ namespace dspool {
 namespace {
 
 constexpr std::string_view kLog = "proxy";
-// Buffers kept for reuse per worker; more are freed.
-constexpr size_t kSpareBuffers = 256;
+// Buffers (32 KiB) and heads (6 KiB) kept for reuse per worker, enough for
+// as many requests in flight at once; more are freed.
+constexpr size_t kSpareBuffers = 64;
+constexpr size_t kSpareHeads = 64;
 // Connections accepted per readable listener per turn, so that the loop
 // gets back to the connections it serves.
 constexpr int kAcceptsPerTurn = 64;
@@ -285,6 +287,17 @@ void ProxyWorker::GiveBuffer(char* buffer) {
   } else {
     delete[] buffer;
   }
+}
+
+std::unique_ptr<ProxyHeads> ProxyWorker::TakeHeads() {
+  if (spare_heads_.empty()) return std::make_unique<ProxyHeads>();
+  std::unique_ptr<ProxyHeads> h = std::move(spare_heads_.back());
+  spare_heads_.pop_back();
+  return h;
+}
+
+void ProxyWorker::GiveHeads(std::unique_ptr<ProxyHeads> heads) {
+  if (heads && spare_heads_.size() < kSpareHeads) spare_heads_.push_back(std::move(heads));
 }
 
 std::unique_ptr<Stream> ProxyWorker::TakeIdle(UpstreamKey key) {

@@ -33,6 +33,7 @@
 
 #include "base/clock.h"
 #include "base/result.h"
+#include "http/http1_parser.h"
 #include "http/message.h"
 #include "http/proxy_internal.h"
 #include "net/reactor.h"
@@ -60,6 +61,14 @@ struct AcceptedClient {
 };
 
 class ProxyWorker;
+
+// The heads of one request and of its response as they are parsed (a few
+// KiB of header views): a connection holds them only while it serves a
+// request, taken from its worker's spares (an idle connection holds none).
+struct ProxyHeads {
+  http1::RequestHead request;
+  http1::ResponseHead response;
+};
 
 // A connection's I/O buffer: kSize bytes from its worker's pool, taken when
 // first read into and given back whenever it is empty and the connection
@@ -144,6 +153,8 @@ class ProxyWorker final : public IoHandler {
   void ConnectionEnded();
   char* TakeBuffer();
   void GiveBuffer(char* buffer);
+  std::unique_ptr<ProxyHeads> TakeHeads();
+  void GiveHeads(std::unique_ptr<ProxyHeads> heads);
   // A pooled connection to `key` that the upstream has not closed, or null.
   std::unique_ptr<Stream> TakeIdle(UpstreamKey key);
   // Pools `upstream` (at most options.max_idle_upstream per key); drops it
@@ -210,6 +221,7 @@ class ProxyWorker final : public IoHandler {
   std::vector<std::shared_ptr<ProxyListener>> listeners_;
   std::unordered_map<UpstreamKey, std::vector<std::unique_ptr<Stream>>> idle_;
   std::vector<char*> spare_buffers_;
+  std::vector<std::unique_ptr<ProxyHeads>> spare_heads_;
   std::vector<HoldWaiter*> held_;  // few: users waiting for their server
 };
 
