@@ -252,19 +252,6 @@ PATHS=(direct gateway haproxy)
 ORDERS=("direct gateway haproxy" "gateway haproxy direct" "haproxy direct gateway"
         "haproxy gateway direct" "gateway direct haproxy" "direct haproxy gateway")
 paths_for() { echo "${ORDERS[$(( ($1 - 1) % 6 ))]}"; }
-log() { echo "bench: $*" >&2; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
-# V[key] collects one value per round; median and range read them back.
-# With 5 rounds the range (min–max) holds the true median with 94 %
-# probability (1 − 2 × 2⁻⁵), whatever the distribution: it is the interval.
-declare -A V
-add() { V[$1]="${V[$1]:-} $2"; }
-last() { awk '{print $NF}' <<<"${V[$1]}"; }
-median() { tr ' ' '\n' <<<"${V[$1]}" | awk 'NF' | sort -g | awk -v f="${2:-%.2f}" '{x[NR] = $1}
-  END {printf f, NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2}'; }
-range() { tr ' ' '\n' <<<"${V[$1]}" | awk -v f="${2:-%.2f}" 'NF {if (n == 0 || $1 < lo) lo = $1; if (n == 0 || $1 > hi) hi = $1; n++}
-  END {if (n > 1) printf " (" f "–" f ")", lo, hi}'; }
-show() { echo "$(median "$1" "${2:-%.2f}")$(range "$1" "${2:-%.2f}")"; }  # median (min–max)
 # The half-width of the 95 % confidence interval of V[key]'s mean: Student's
 # t(0.975, n − 1) × s / √n ("nan" from fewer than 2 values).
 ci95() { tr ' ' '\n' <<<"${V[$1]}" | awk -v f="${2:-%.3f}" 'NF {x[n++] = $1; s += $1} END {
