@@ -81,6 +81,9 @@ cat >"$WORK/haproxy.cfg" <<CFG
 global
     nbthread $THREADS
     maxconn $(( HOLD + 100 ))
+    # It reserves two descriptors per connection and more than the hard
+    # limit may allow for HOLD; the held connections need one each.
+    no strict-limits
 defaults
     mode http
     http-reuse always

@@ -89,7 +89,8 @@ secret_file() {  # name: a fresh random hex secret in $SECRET/name (no newline)
 # GW (the gateway's base URL), COOKIE (the session cookie, "name=value")
 # and BACKEND (http_echo's address:port on the pool's bridge); defines
 # control PATH (a GET to the instance's agent).
-# Needs: DSPOOL, WORK, DATA, SECRET (0700), POOL, SUBNET, USER_NAME, JP, HTTP_ECHO.
+# Needs: DSPOOL, WORK, DATA, SECRET (0700), POOL, SUBNET, USER_NAME, JP, HTTP_ECHO;
+# POOL_MEMORY_MIB (the instance's memory, default 2048) if set.
 echo_pool_up() {
   ECHO_POOL_THREADS=$1
   mkdir -p "$WORK/share/bench"
@@ -108,7 +109,7 @@ echo_pool_up() {
 
   cat >"$WORK/spec.json" <<JSON
   {"name": "$POOL", "instanceCount": 1,
-   "size": {"vcpus": 2, "memoryMiB": 2048},
+   "size": {"vcpus": 2, "memoryMiB": ${POOL_MEMORY_MIB:-2048}},
    "network": {"subnet": "$SUBNET"},
    "share": {"type": "bind", "source": "$WORK/share"},
    "adminUser": {"name": "benchadm", "sshPublicKey": "$(cat "$WORK/key.pub")"},
