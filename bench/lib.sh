@@ -29,17 +29,15 @@ publish_results() {
   echo "bench: results written to $DOCS" >&2
 }
 
-# build_commit PATH: the commit a binary (or any file) in a CMake build tree
-# was built from, by its tree's source directory: "abc1234", with a remark
-# if src/, apps/ or bench/ had uncommitted changes, or "of unknown commit".
+# build_commit PATH: the commit a binary in a CMake build tree was built
+# from, as its build recorded it (build_commit.txt, cmake/build_commit.cmake):
+# "abc1234", with a remark if src/, apps/ or bench/ had uncommitted changes
+# then, or "of unknown commit".
 build_commit() {
-  local d src commit
+  local d
   d=$(dirname "$(realpath "$1")")
   while [[ "$d" != / && ! -e "$d/CMakeCache.txt" ]]; do d=$(dirname "$d"); done
-  src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$d/CMakeCache.txt" 2>/dev/null)
-  commit=$(git -C "${src:-/nonexistent}" rev-parse --short HEAD 2>/dev/null) || { echo "of unknown commit"; return; }
-  git -C "$src" diff --quiet HEAD -- src apps bench || commit="$commit (with uncommitted changes in src/, apps/ or bench/)"
-  echo "$commit"
+  cat "$d/build_commit.txt" 2>/dev/null || echo "of unknown commit"
 }
 
 # wait_listening PORT WHAT LOGFILE: until something listens on PORT (15 s);
@@ -75,7 +73,7 @@ ensure_haproxy() {
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null
 }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+calc() { awk "BEGIN { printf \"$1\", ($2) }"; }  # (): a ">" in $2 compares, not redirects
 secret_file() {  # name: a fresh random hex secret in $SECRET/name (no newline)
   (umask 077; openssl rand -hex 24 | tr -d '\n' >"$SECRET/$1")
 }
