@@ -207,7 +207,7 @@ done
 # The results.
 ratio() { calc "$3" "$(median "$1") / $(median "$2")"; }  # KEY_A KEY_B FORMAT: median over median
 PNG=latency-vs-load.png
-DATA=$WORK/curve.dat
+DATA=$WORK/curve.dat  # kept beside the PNG (latency-vs-load.dat) when DOCS is a file
 for name in "${NAMES[@]}"; do
   echo "# ${LABEL[$name]}: offered req/s, p50, p99 median, p99 min, p99 max (µs)"
   for rate in "${RATES[@]}"; do
@@ -223,9 +223,11 @@ for name in "${NAMES[@]}"; do
   i=$((i + 1))
 done
 if [[ "$DOCS" != - ]]; then
+  cp "$DATA" "$(dirname "$DOCS")/${PNG%.png}.dat"
   gnuplot <<GP
-set terminal pngcairo size 900,540 font "sans,11"
+set terminal pngcairo noenhanced size 900,540 font "sans,11"
 set output "$(dirname "$DOCS")/$PNG"
+set format y "%g"
 set title "bench/http_proxy.sh: latency against offered load (TLS, keep-alive, $OPEN_CONNS connections, open loop)"
 set xlabel "offered load (requests/s, the same through each proxy)"
 set ylabel "latency from when the request fell due (µs)"
@@ -292,7 +294,7 @@ ProxyServer / HAProxy per round: $(show sat.ratio.new %.2f).
 **Latency against load** (bench/http_load's open loop: requests fall due at the offered rate whatever
 the proxy does, on $OPEN_CONNS keep-alive connections; latency from when each fell due; ${SECS} s after
 1 s of warm-up). Offered load in % of HAProxy's saturated rate above; each cell: p50 / p99
-(min–max), CPU per request. ![latency against offered load]($PNG)
+(min–max), CPU per request. ![latency against offered load]($PNG) (its data: ${PNG%.png}.dat)
 
 $(header "offered req/s")
 $(curve_rows)
@@ -306,7 +308,7 @@ $(table_row "CPU per full handshake" hs.cpu.full %.0f " µs")
 $(table_row "resumed handshakes/s" hs.rate.resumed %.0f)
 $(table_row "CPU per resumed handshake" hs.cpu.resumed %.0f " µs")
 
-Share resumed: $(for name in "${NAMES[@]}"; do echo -n "${LABEL[$name]} $(median "hs.resumed.resumed.$name" %.3f); "; done)
+Share resumed: $(for name in "${NAMES[@]}"; do echo -n "${LABEL[$name]} $(median "hs.resumed.resumed.$name" %.3f); "; done | sed "s/; $/./")
 
 **Idle TLS keep-alive connections** ($HOLD held after one request each; each proxy started afresh
 for every round and measured from its state after one request):
