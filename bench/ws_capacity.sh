@@ -102,13 +102,6 @@ stop_haproxy() {
 
 declare -A URL_OF=([gateway]=wss://127.0.0.1:$JP [haproxy]=wss://127.0.0.1:$HA_PORT)
 declare -A PID_OF=([gateway]=$(gateway_pid))
-declare -A V
-add() { V[$1]="${V[$1]:-} $2"; }
-last() { awk '{print $NF}' <<<"${V[$1]}"; }
-mean() { tr ' ' '\n' <<<"${V[$1]}" | awk -v f="${2:-%.1f}" 'NF {s += $1; n++} END {printf f, s / n}'; }
-range() { tr ' ' '\n' <<<"${V[$1]}" | awk -v f="${2:-%.1f}" 'NF {if (n == 0 || $1 < lo) lo = $1; if (n == 0 || $1 > hi) hi = $1; n++}
-  END {if (n > 1) printf " (" f "–" f ")", lo, hi}'; }
-show() { echo "$(mean "$1" "${2:-%.1f}")$(range "$1" "${2:-%.1f}")"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 line_in() { grep -q "$1" "$2"; }
 no_upstream() { [[ -z "$(ss -Htn state established dst "$BACKEND")" ]]; }
@@ -157,7 +150,7 @@ done
 commit=$(build_commit "$DSPOOL")
 pkg() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null | sed 's/[-+~].*//'; }
 row() {  # path label
-  echo "| $2 | $(show "open.$1" %.0f) | $(show "failed.$1" %.0f) | $(show "secs.$1") s | $(show "held.$1") MiB | $(show "per.$1" %.2f) KiB | $(show "after.$1") MiB | $(show "back.$1" %.0f) % |"
+  echo "| $2 | $(show "open.$1" %.0f) | $(show "failed.$1" %.0f) | $(show "secs.$1" %.1f) s | $(show "held.$1" %.1f) MiB | $(show "per.$1" %.2f) KiB | $(show "after.$1" %.1f) MiB | $(show "back.$1" %.0f) % |"
 }
 RESULTS=$(cat <<MD
 <!-- bench/ws_capacity.sh results: begin (generated; the next run replaces this block) -->
@@ -170,7 +163,7 @@ $COUNT WebSockets opened (64 handshakes at a time) and held at once through each
 each with TLS, alice's session cookie and one echoed message (bench/ws_hold), to one backend
 (bench/http_echo, alice's notebook server in one instance); then all closed. Memory is the
 proxy process's VmRSS: growth while they are held, per connection, what is left
-${SETTLE} s after they closed, and the share of the growth given back. Figures are the mean
+${SETTLE} s after they closed, and the share of the growth given back. Figures are the median
 of $ROUNDS rounds (min–max), the paths in alternating order; HAProxy is started afresh
 for each of its runs (it keeps what it allocated, so a second run in one process would
 show no growth), the dspool server runs throughout. This host's hard
