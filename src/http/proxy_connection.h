@@ -81,7 +81,8 @@ class ClientConnection {
   // sent.
   Task<int> StreamBody(Stream& from, IoBuffer& buf, http1::BodyScanner& body, Stream& to, std::string& prefix);
   // 1 with a head parsed into heads_->response; 0 if the upstream closed (or
-  // reset) before any byte of it; -1 on other failures.
+  // reset) before any byte of it; -2 if io_timeout passed; -1 on other
+  // failures.
   Task<int> ReadResponseHead(Stream& up, IoBuffer& resp);
   // Bytes both ways between the client and `up` until either side ends.
   Task<bool> Tunnel(Stream& up, uint64_t tag);

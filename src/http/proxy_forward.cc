@@ -66,7 +66,7 @@ Task<bool> ClientConnection::Forward(const Request& request, http1::BodyScanner&
     const bool reused = up != nullptr;
     if (!up) up = co_await Connect(forward.address, forward.port);
     if (!up) {
-      ++shared_.counters.upstream_errors;
+      worker_.UpstreamFailed(forward.address, forward.port, "could not connect");
       // A named local, not a temporary in the co_await's expression: built
       // by GCC 12 there, a conditional's temporary was freed twice.
       Response answer = shared_.router.Unreachable(request, forward).value_or(ErrorResponse(502, "bad gateway"));
@@ -96,7 +96,7 @@ Task<bool> ClientConnection::Forward(const Request& request, http1::BodyScanner&
     const bool may_retry = reused && body_buffered && attempt == 0;
     if (!sent) {
       if (may_retry) continue;
-      ++shared_.counters.upstream_errors;
+      worker_.UpstreamFailed(forward.address, forward.port, "the request could not be sent");
       co_await Reply(ErrorResponse(502, "bad gateway"), minor, head_request, false);
       co_return false;
     }
@@ -126,7 +126,10 @@ Task<bool> ClientConnection::Forward(const Request& request, http1::BodyScanner&
     }
     if (got == 0 && may_retry) continue;  // a kept-alive connection closed before answering
     if (got != 1) {
-      ++shared_.counters.upstream_errors;
+      worker_.UpstreamFailed(forward.address, forward.port,
+                             got == 0    ? "closed the connection without an answer"
+                             : got == -2 ? "no response head within the I/O timeout"
+                                         : "its response head failed or did not parse");
       co_await Reply(ErrorResponse(502, "bad gateway"), minor, head_request, false);
       co_return false;
     }
@@ -137,7 +140,7 @@ Task<bool> ClientConnection::Forward(const Request& request, http1::BodyScanner&
 
   if (rh.status == 101) {
     if (!upgrade) {
-      ++shared_.counters.upstream_errors;
+      worker_.UpstreamFailed(forward.address, forward.port, "101 Switching Protocols to a request that asked for no upgrade");
       co_await Reply(ErrorResponse(502, "bad gateway"), minor, head_request, false);
       co_return false;
     }
@@ -159,7 +162,11 @@ Task<bool> ClientConnection::Forward(const Request& request, http1::BodyScanner&
 
   int r = co_await StreamBody(*up, resp, rbody, client_, out_);
   if (r != kStreamed) {
-    ++shared_.counters.upstream_errors;
+    if (r == kWriteFailed) {
+      ++shared_.counters.upstream_errors;  // a cut response, but the client's doing: not logged
+    } else {
+      worker_.UpstreamFailed(forward.address, forward.port, "its response body failed or was badly framed");
+    }
     // Broken framing before the head went out gives a 502; once the
     // response is under way, all we can do is close.
     if (r == kBadFraming && !out_.empty()) co_await Reply(ErrorResponse(502, "bad gateway"), minor, head_request, false);
@@ -238,7 +245,7 @@ Task<int> ClientConnection::ReadResponseHead(Stream& up, IoBuffer& resp) {
       continue;
     }
     if ((n == 0 || n == Stream::kFailed) && !any && !reactor_.stopping()) co_return 0;
-    co_return -1;
+    co_return n == Stream::kTimedOut ? -2 : -1;
   }
 }
 

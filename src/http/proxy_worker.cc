@@ -257,6 +257,22 @@ void ProxyWorker::Spawn(AcceptedClient client) {
   ClientConnection::Serve(*this, std::move(client));
 }
 
+void ProxyWorker::UpstreamFailed(uint32_t address, uint16_t port, std::string_view why) {
+  ++shared_.counters.upstream_errors;
+  const MonoTime now = reactor_->turn_time();
+  if (upstream_failure_logged_ != MonoTime{} && now - upstream_failure_logged_ < std::chrono::seconds(1)) {
+    ++upstream_failures_unlogged_;
+    return;
+  }
+  DSP_LOG(kWarning, kLog) << "upstream " << FormatIpv4(address) << ":" << port << ": " << why
+                          << (upstream_failures_unlogged_ > 0
+                                  ? " (and " + std::to_string(upstream_failures_unlogged_) +
+                                        " more upstream failures since the last report)"
+                                  : "");
+  upstream_failure_logged_ = now;
+  upstream_failures_unlogged_ = 0;
+}
+
 void ProxyWorker::ConnectionEnded() {
   --live_;
   --shared_.counters.active;

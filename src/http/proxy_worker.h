@@ -151,6 +151,10 @@ class ProxyWorker final : public IoHandler {
   size_t live() const { return live_; }
   // A connection's coroutine ended.
   void ConnectionEnded();
+  // A request failed for its upstream (`address`:`port`): counted, and
+  // logged with `why` (at most once a second per worker, with the number
+  // left unlogged since; an instance can make its server fail at will).
+  void UpstreamFailed(uint32_t address, uint16_t port, std::string_view why);
   char* TakeBuffer();
   void GiveBuffer(char* buffer);
   std::unique_ptr<ProxyHeads> TakeHeads();
@@ -223,6 +227,8 @@ class ProxyWorker final : public IoHandler {
   std::vector<char*> spare_buffers_;
   std::vector<std::unique_ptr<ProxyHeads>> spare_heads_;
   std::vector<HoldWaiter*> held_;  // few: users waiting for their server
+  MonoTime upstream_failure_logged_{};  // UpstreamFailed's last log line
+  uint64_t upstream_failures_unlogged_ = 0;
 };
 
 }  // namespace dspool
