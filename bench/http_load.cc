@@ -112,7 +112,8 @@ std::string ParseUrl(const std::string& url, Options* o) {
   std::string path = slash == std::string::npos ? "/" : url.substr(slash);
   size_t colon = authority.rfind(':');
   std::string ip = authority.substr(0, colon);
-  long port = colon == std::string::npos ? (o->tls ? 443 : 80) : std::strtol(authority.c_str() + colon + 1, nullptr, 10);
+  long port = colon == std::string::npos ? (o->tls ? 443 : 80)
+                                         : std::strtol(authority.c_str() + colon + 1, nullptr, 10);
   o->to.sin_family = AF_INET;
   if (inet_pton(AF_INET, ip.c_str(), &o->to.sin_addr) != 1 || port < 1 || port > 65535) {
     Die("URL '" + url + "': the address must be an IPv4 address and a port");
@@ -131,7 +132,9 @@ std::string BuildRequest(const std::string& host, const std::string& path, const
 double NumberFlag(const std::string& arg, const char* name, double min) {
   char* end = nullptr;
   double v = std::strtod(arg.c_str() + std::strlen(name) + 3, &end);
-  if (*end != '\0' || !(v >= min)) Die("--" + std::string(name) + " must be a number of at least " + std::to_string(min));
+  if (*end != '\0' || !(v >= min)) {
+    Die("--" + std::string(name) + " must be a number of at least " + std::to_string(min));
+  }
   return v;
 }
 
@@ -411,7 +414,6 @@ class Worker {
     while (idle_.size() < static_cast<size_t>(n)) {
       if (NowNs() > deadline || g_stop) {
         std::fprintf(stderr, "http_load: only %zu of %d connections set up in 30 s\n", idle_.size(), n);
-        t_.errors = 1;
         return false;
       }
       Poll(100000000, [](Conn*, int, int64_t) {}, [&](Conn* c) { Reopen(c); });
@@ -671,10 +673,11 @@ int main(int argc, char** argv) {
     for (auto& w : workers) threads.emplace_back([&, w = w.get()] { body(w); });
     for (auto& t : threads) t.join();
   };
-  bool connected = true;
   if (o.mode == Mode::kOpen) {  // every connection set up before the clock starts
-    on_each([&](Worker* w) { w->Connect(); });
-    for (auto& w : workers) connected = connected && w->totals().errors == 0;
+    std::atomic<bool> connected{true};
+    on_each([&](Worker* w) {
+      if (!w->Connect()) connected = false;
+    });
     if (!connected) Die("could not set up the connections");
   }
   const int64_t start = NowNs();

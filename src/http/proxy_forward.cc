@@ -140,7 +140,8 @@ Task<bool> ClientConnection::Forward(const Request& request, http1::BodyScanner&
 
   if (rh.status == 101) {
     if (!upgrade) {
-      worker_.UpstreamFailed(forward.address, forward.port, "101 Switching Protocols to a request that asked for no upgrade");
+      worker_.UpstreamFailed(forward.address, forward.port,
+                             "101 Switching Protocols to a request that asked for no upgrade");
       co_await Reply(ErrorResponse(502, "bad gateway"), minor, head_request, false);
       co_return false;
     }

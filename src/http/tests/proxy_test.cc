@@ -193,12 +193,15 @@ TEST_F(ProxyTest, TooLargeLocalBodyIs413) {
   EXPECT_EQ(res.result_int(), 413u);
 }
 
-TEST_F(ProxyTest, AnUpstreamThatIsNotThereIs502) {
+TEST_F(ProxyTest, AnUpstreamThatIsNotThereIs502AndTheLogSaysWhy) {
   uint16_t port = ListenPlain();
   beast::tcp_stream stream = Connect(ioc_, port);
+  testing::internal::CaptureStderr();
   auto res = Call(stream, bhttp::verb::get, "/gone");
+  const std::string log = testing::internal::GetCapturedStderr();
   EXPECT_EQ(res.result_int(), 502u);
   EXPECT_EQ(proxy_->stats().upstream_errors, 1u);
+  EXPECT_NE(log.find("upstream 127.0.0.1:1: could not connect"), std::string::npos) << log;
 }
 
 TEST_F(ProxyTest, AnUpstreamThatIsNotThereGetsTheRoutersAnswerWhenItHasOne) {
