@@ -260,8 +260,6 @@ ci95() { tr ' ' '\n' <<<"${V[$1]}" | awk -v f="${2:-%.3f}" 'NF {x[n++] = $1; s +
   split("12.71 4.30 3.18 2.78 2.57 2.45 2.36 2.31 2.26 2.23 2.20 2.18", T, " ")
   df = n - 1; t = df <= 12 ? T[df] : (df < 30 ? 2.1 : 1.96)
   printf f, t * sqrt(ss / df / n) }'; }
-rss_kib() { [[ -z "$1" ]] && { echo 0; return; }; awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-cpu_ticks() { [[ -z "$1" ]] && { echo 0; return; }; awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 # Slab caches and their bytes. proc_inode_cache is left out: a monitor of
 # this machine (no part of the project) walks /proc/PID/fd now and then,

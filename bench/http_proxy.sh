@@ -113,19 +113,18 @@ start() {
 }
 stop() { kill "${PID[$1]}"; wait "${PID[$1]}" 2>/dev/null || true; }
 url() { echo "https://127.0.0.1:${PORT[$1]}/bench"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/${PID[$1]}/stat"; }  # user + system, 1/100 s
 TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
 # The proxies in round R's order: rotated by one each round.
-order() { local n=${#NAMES[@]} i; for ((i = 0; i < n; i++)); do echo -n "${NAMES[$(( (i + $1) % n ))]} "; done; }
+order() { rotated "$1" "${NAMES[@]}"; }
 
 for name in "${NAMES[@]}"; do start "$name"; done
 
 # 1. Saturation.
 wrk_run() {  # name round
   local out rps t0 t1
-  t0=$(cpu_ticks "$1")
+  t0=$(cpu_ticks "${PID[$1]}")
   out=$(wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${SECS}s" --latency "$(url "$1")" 2>&1)
-  t1=$(cpu_ticks "$1")
+  t1=$(cpu_ticks "${PID[$1]}")
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   grep -qE 'Non-2xx|Socket errors' <<<"$out" && { echo "$out" >&2; fail "wrk through ${LABEL[$1]}: errors"; }
   add "sat.rps.$1" "$rps"
@@ -141,9 +140,9 @@ HA_SAT=$(median sat.rps.haproxy %.0f)
 # 2. Latency against offered load.
 open_run() {  # name rate
   local out t0 t1
-  t0=$(cpu_ticks "$1")
+  t0=$(cpu_ticks "${PID[$1]}")
   out=$("$LOAD" open "$(url "$1")" --rate="$2" --seconds="$SECS" --conns="$OPEN_CONNS") || true
-  t1=$(cpu_ticks "$1")
+  t1=$(cpu_ticks "${PID[$1]}")
   [[ "$out" == open* ]] || fail "http_load through ${LABEL[$1]} at $2 req/s: '$out'"
   local answered; answered=$(sed 's/.* answered=\([0-9]*\).*/\1/' <<<"$out")
   for f in p50_us p99_us errors late achieved; do add "open.$f.$1.$2" "$(sed "s/.* $f=\([0-9]*\).*/\1/" <<<"$out")"; done
@@ -162,9 +161,9 @@ done
 hs_run() {  # name kind ("full" or "resumed")
   local out t0 t1 n extra=()
   [[ $2 == resumed ]] && extra=(--resume)
-  t0=$(cpu_ticks "$1")
+  t0=$(cpu_ticks "${PID[$1]}")
   out=$("$LOAD" handshakes "$(url "$1")" --seconds="$HS_SECS" --conns="$HS_CONNS" "${extra[@]}") || fail "handshakes through ${LABEL[$1]}: '$out'"
-  t1=$(cpu_ticks "$1")
+  t1=$(cpu_ticks "${PID[$1]}")
   n=$(sed 's/.*per_sec=\([0-9]*\).*/\1/' <<<"$out")
   add "hs.rate.$2.$1" "$n"
   add "hs.resumed.$2.$1" "$(sed 's/.*resumed=\([0-9.]*\).*/\1/' <<<"$out")"
@@ -178,20 +177,19 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # 4. Idle connections, each proxy started afresh for every round.
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/${PID[$1]}/status"; }
 slab_kib() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
 hold_run() {  # name
   stop "$1"
   start "$1"
   curl -sk -o /dev/null "$(url "$1")"
   local r0 s0 r1 s1 holder
-  r0=$(rss_kib "$1"); s0=$(slab_kib)
+  r0=$(rss_kib "${PID[$1]}"); s0=$(slab_kib)
   "$LOAD" hold "$(url "$1")" --conns="$HOLD" >"$WORK/hold.out" 2>&1 &
   holder=$!
   for _ in $(seq 600); do grep -q '^ready' "$WORK/hold.out" && break; sleep 0.1; done
   grep -q "^ready held=$HOLD failed=0" "$WORK/hold.out" || { kill "$holder"; fail "holding $HOLD through ${LABEL[$1]}: $(cat "$WORK/hold.out")"; }
   sleep 1
-  r1=$(rss_kib "$1"); s1=$(slab_kib)
+  r1=$(rss_kib "${PID[$1]}"); s1=$(slab_kib)
   add "hold.fds.$1" "$(( $(ls "/proc/${PID[$1]}/fd" | wc -l) - HOLD ))"
   kill "$holder"; wait "$holder" 2>/dev/null || true
   grep -q "^held=$HOLD dropped=0" "$WORK/hold.out" || fail "${LABEL[$1]} dropped held connections: $(cat "$WORK/hold.out")"
@@ -205,7 +203,6 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # The results.
-ratio() { calc "$3" "$(median "$1") / $(median "$2")"; }  # KEY_A KEY_B FORMAT: median over median
 PNG=latency-vs-load.png
 DATA=$WORK/curve.dat  # kept beside the PNG (latency-vs-load.dat) when DOCS is a file
 for name in "${NAMES[@]}"; do
@@ -247,14 +244,14 @@ curve_rows() {
     for name in "${NAMES[@]}"; do
       echo -n " $(median "open.p50_us.$name.$rate" %.0f) / $(show "open.p99_us.$name.$rate" %.0f) µs, $(median "open.cpu.$name.$rate" %.1f) µs CPU |"
     done
-    echo " $(ratio "open.p99_us.new.$rate" "open.p99_us.haproxy.$rate" %.2f) |"
+    echo " $(median_ratio "open.p99_us.new.$rate" "open.p99_us.haproxy.$rate" %.2f) |"
   done
 }
 table_row() {  # label KEY-PREFIX FORMAT [SUFFIX]: one cell per proxy
   local name
   echo -n "| $1 |"
   for name in "${NAMES[@]}"; do echo -n " $(show "$2.$name" "$3")${4:-} |"; done
-  echo " $(ratio "$2.new" "$2.haproxy" %.2f) |"
+  echo " $(median_ratio "$2.new" "$2.haproxy" %.2f) |"
 }
 header() { local name; echo -n "| $1 |"; for name in "${NAMES[@]}"; do echo -n " ${LABEL[$name]} |"; done; echo " ProxyServer / HAProxy |"
     echo -n "|---|"; for name in "${NAMES[@]}"; do echo -n "---|"; done; echo "---|"; }
@@ -319,7 +316,7 @@ $(table_row "kernel memory per connection (both ends)" hold.slab %.1f " kB")
 $(table_row "descriptors beyond the held connections" hold.fds %.0f)
 
 Goals of issue 14, this run:
-$(goal "requests/s ≥ 1.2 × HAProxy's at equal threads ($(ratio sat.rps.new sat.rps.haproxy %.2f))" "$(calc %d "$(median sat.rps.new) >= 1.2 * $(median sat.rps.haproxy)")")
+$(goal "requests/s ≥ 1.2 × HAProxy's at equal threads ($(median_ratio sat.rps.new sat.rps.haproxy %.2f))" "$(calc %d "$(median sat.rps.new) >= 1.2 * $(median sat.rps.haproxy)")")
 $(goal "p99 ≤ HAProxy's at every offered load below its saturation ($below levels: HAProxy's p99 under 50 ms)" "$p99_goal")
 $(goal "memory per idle TLS connection ≤ HAProxy's ($(median hold.rss.new %.1f) vs $(median hold.rss.haproxy %.1f) kB)" "$(calc %d "$(median hold.rss.new) <= $(median hold.rss.haproxy)")")
 <!-- bench/http_proxy.sh results: end -->

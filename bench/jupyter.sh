@@ -268,8 +268,7 @@ sys.exit(any(s['user'] in users and s['state'] != 'exited' for s in json.load(sy
   fail "the notebook servers of $* did not stop"
 }
 # Round r runs the paths in PATHS' order rotated by r.
-paths_for() { local n=${#PATHS[@]} i; for ((i = 0; i < n; i++)); do echo -n "${PATHS[$(( (i + $1) % n ))]} "; done; }
-cpu_ticks() { [[ -z "$1" ]] && { echo 0; return; }; awk '{print $14 + $15}' "/proc/$1/stat"; }
+paths_for() { rotated "$1" "${PATHS[@]}"; }
 HZ=$(getconf CLK_TCK)
 
 # wrk takes every request from the targets file (its name in the
@@ -557,7 +556,8 @@ kernel_run() {
   else
     add "conc.failed.$system" "$failed"
     local totals; totals=$(sed -n 's/.* total=\([0-9.]*\).*/\1/p' <<<"$out" | sort -g)
-    add "conc.median.$system" "$(awk '{x[NR] = $1} END {print NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2}' <<<"$totals")"
+    V[conc.round]=$totals
+    add "conc.median.$system" "$(median conc.round %.3f)"
     add "conc.max.$system" "$(tail -1 <<<"$totals")"
   fi
   sleep 1
@@ -580,7 +580,6 @@ if (( CONCURRENT > 0 )); then
 fi
 
 # ---- the results ----
-ratio() { calc %.2f "($(median "$1")) / ($(median "$2"))"; }  # KEY_A KEY_B: median over median
 rounds_where() {  # key awk-condition-on-$1: "; 2 of 3 rounds"
   tr ' ' '\n' <<<"${V[$1]}" | awk "NF {n++; if ($2) k++} END {if (n > 1) printf \"; %d of %d rounds\", k, n}"
 }
@@ -633,7 +632,7 @@ all rounds (the instance has 2 vCPUs; JupyterHub's servers run on the host's $(n
 $(row_conc dspool "dspool")
 $(row_conc hub "JupyterHub")
 
-dspool / JupyterHub, median user: $(ratio conc.median.dspool conc.median.hub) (per round $(range ratio.conc | tr -d ' ()')).
+dspool / JupyterHub, median user: $(median_ratio conc.median.dspool conc.median.hub) (per round $(range ratio.conc | tr -d ' ()')).
 MD
 )
 fi
@@ -670,8 +669,8 @@ faster proxy also gets more load):
 |---|---|---|---|
 $(for p in "${PATHS[@]}"; do row_http "$p"; done)
 
-gateway / HAProxy $(ratio rps.gateway rps.haproxy) (per round $(range ratio.rps.haproxy | tr -d ' ()')); gateway / CHP (Debian)
-$(ratio rps.gateway rps.chp) (per round $(range ratio.rps.chp %.1f | tr -d ' ()')); gateway / CHP (npm) $(ratio rps.gateway rps.chpnpm)
+gateway / HAProxy $(median_ratio rps.gateway rps.haproxy) (per round $(range ratio.rps.haproxy | tr -d ' ()')); gateway / CHP (Debian)
+$(median_ratio rps.gateway rps.chp) (per round $(range ratio.rps.chp %.1f | tr -d ' ()')); gateway / CHP (npm) $(median_ratio rps.gateway rps.chpnpm)
 (per round $(range ratio.rps.chpnpm %.1f | tr -d ' ()')).
 
 Latency at the same offered load through each (bench/http_load's open loop: requests fall due
@@ -708,13 +707,13 @@ Python that imports them (about a second of CPU) for every server.
 $(row_kernel dspool "dspool")
 $(row_kernel hub "JupyterHub")
 
-dspool / JupyterHub: $(ratio total.dspool total.hub) (per round $(range ratio.total | tr -d ' ()')).
+dspool / JupyterHub: $(median_ratio total.dspool total.hub) (per round $(range ratio.total | tr -d ' ()')).
 $CONC_TEXT
 
 Goals of issue 14, this run:
-- requests/s ≥ 1.2 × HAProxy's: $(verdict "$(median rps.gateway) >= 1.2 * $(median rps.haproxy)") ($(ratio rps.gateway rps.haproxy)$(rounds_where ratio.rps.haproxy '$1 >= 1.2')).
+- requests/s ≥ 1.2 × HAProxy's: $(verdict "$(median rps.gateway) >= 1.2 * $(median rps.haproxy)") ($(median_ratio rps.gateway rps.haproxy)$(rounds_where ratio.rps.haproxy '$1 >= 1.2')).
 - p99 at equal offered load ≤ HAProxy's at every level: $( ((p99_goal)) && echo met || echo "**missed**").
-- login to an answering kernel ≤ 0.25 × JupyterHub's median: $(verdict "$(median total.dspool) <= 0.25 * $(median total.hub)") ($(ratio total.dspool total.hub)$(rounds_where ratio.total '$1 <= 0.25'))$( (( CONCURRENT > 0 )) && echo "; with $CONCURRENT at once: $(verdict "$(median conc.median.dspool) <= 0.25 * $(median conc.median.hub)") ($(ratio conc.median.dspool conc.median.hub))").
+- login to an answering kernel ≤ 0.25 × JupyterHub's median: $(verdict "$(median total.dspool) <= 0.25 * $(median total.hub)") ($(median_ratio total.dspool total.hub)$(rounds_where ratio.total '$1 <= 0.25'))$( (( CONCURRENT > 0 )) && echo "; with $CONCURRENT at once: $(verdict "$(median conc.median.dspool) <= 0.25 * $(median conc.median.hub)") ($(median_ratio conc.median.dspool conc.median.hub))").
 <!-- bench/jupyter.sh results: end -->
 MD
 )

@@ -157,3 +157,11 @@ median() { tr ' ' '\n' <<<"${V[$1]}" | awk 'NF' | sort -g | awk -v f="${2:-%.2f}
 range() { tr ' ' '\n' <<<"${V[$1]}" | awk -v f="${2:-%.2f}" 'NF {if (n == 0 || $1 < lo) lo = $1; if (n == 0 || $1 > hi) hi = $1; n++}
   END {if (n > 1) printf " (" f "–" f ")", lo, hi}'; }
 show() { echo "$(median "$1" "${2:-%.2f}")$(range "$1" "${2:-%.2f}")"; }  # median (min–max)
+# median_ratio KEY_A KEY_B [FORMAT]: V[KEY_A]'s median over V[KEY_B]'s.
+median_ratio() { calc "${3:-%.2f}" "$(median "$1") / $(median "$2")"; }
+# rotated ROUND ITEM...: the items rotated by ROUND (round r runs them in this order).
+rotated() { local r=$1 i; shift; for ((i = 0; i < $#; i++)); do echo -n "${@:$(( (i + r) % $# + 1 )):1} "; done; }
+
+# A process's user + system CPU time (1/CLK_TCK s) and resident memory (KiB); 0 for no PID.
+cpu_ticks() { [[ -z "$1" ]] && { echo 0; return; }; awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { [[ -z "$1" ]] && { echo 0; return; }; awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

@@ -46,12 +46,11 @@ p50=${sorted[$(( n / 2 ))]}
 p90=${sorted[$(( n * 9 / 10 ))]}
 max=${sorted[$(( n - 1 ))]}
 
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
-idle_rss=$(rss_kib)
+idle_rss=$(rss_kib "$SERVER_PID")
 dsp pool scale "$POOL" --count "$INSTANCES" >/dev/null
 wait_ready "$POOL" "$INSTANCES"
 sleep 5  # a few report rounds from every agent
-full_rss=$(rss_kib)
+full_rss=$(rss_kib "$SERVER_PID")
 dsp pool delete "$POOL" >/dev/null
 for _ in $(seq 240); do dsp pool show "$POOL" >/dev/null 2>&1 || break; sleep 0.5; done
 

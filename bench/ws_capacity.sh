@@ -102,7 +102,6 @@ stop_haproxy() {
 
 declare -A URL_OF=([gateway]=wss://127.0.0.1:$JP [haproxy]=wss://127.0.0.1:$HA_PORT)
 declare -A PID_OF=([gateway]=$(gateway_pid))
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 line_in() { grep -q "$1" "$2"; }
 no_upstream() { [[ -z "$(ss -Htn state established dst "$BACKEND")" ]]; }
 
