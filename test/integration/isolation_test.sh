@@ -44,7 +44,9 @@ ssh_bob() { ssh -i "$WORK/bob" -o BatchMode=yes -o StrictHostKeyChecking=no -o U
 for _ in $(seq 40); do ssh_bob true 2>/dev/null && break; sleep 0.5; done
 ssh_bob true || fail "bob cannot log in"
 # Bob's session runs; sudo refuses him (no password to give, none asked).
-out=$(ssh_bob 'sudo -n true; echo "sudo exit $?"' 2>&1) || fail "bob's session failed: $out"
+# sudo's complaint goes to the same remote stream as the echo: ssh carries
+# stderr on its own channel, and the two would interleave at random here.
+out=$(ssh_bob 'sudo -n true 2>&1; echo "sudo exit $?"' 2>&1) || fail "bob's session failed: $out"
 [[ "$out" == *"sudo: a password is required"*"sudo exit 1" ]] || fail "a user who is not an admin: sudo said '$out'"
 pass "sudo works for the admin only; instance root is host uid $host_uid"
 
