@@ -44,7 +44,13 @@ std::vector<std::string> NotebookArgv(const std::string& program, const std::str
           "--NotebookApp.base_url=" + NotebookBaseUrl(user.name),
           "--notebook-dir=" + user.home,
           // The gateway's Host is not local; the token is checked anyway.
-          "--NotebookApp.allow_remote_access=True"};
+          "--NotebookApp.allow_remote_access=True",
+          // Kernels on Unix sockets named after them, not on TCP ports that
+          // jupyter_client picks free and leaves free until the kernel binds
+          // them: many servers starting kernels at once took one another's
+          // ports ("Address already in use"), and a server then talked to
+          // another user's kernel or to none.
+          "--KernelManager.transport=ipc"};
 }
 
 Result<NotebookActivity> ParseNotebookActivity(const Json& status, const Json& kernels, const Json& terminals) {
@@ -257,6 +263,8 @@ NotebookLaunch JupyterSupervisor::MakeLaunch(const RenderedUser& user, const std
     l.argv.push_back(std::string("--NotebookApp.kernel_manager_class=") + kKernelManagerClass);
     l.env.push_back("PYTHONPATH=" + options_.python_dir);
   }
+  l.runtime_dir = options_.runtime_root + "/" + std::to_string(user.uid);
+  l.env.push_back("JUPYTER_RUNTIME_DIR=" + l.runtime_dir);
   l.env.push_back("JUPYTER_TOKEN=" + token);
   l.log_path = user.home + "/.dspool/jupyter.log";
   return l;

@@ -68,6 +68,9 @@ struct NotebookLaunch {
   std::vector<std::string> argv;
   std::vector<std::string> env;
   std::string log_path;  // in the user's home, written by the server as the user
+  // JUPYTER_RUNTIME_DIR: the server's connection files and its kernels'
+  // sockets. Made by NotebookProcesses::Spawn (the user's, 0700).
+  std::string runtime_dir;
 };
 
 // The processes of the servers. Implementations: SystemNotebookProcesses
@@ -77,7 +80,8 @@ class NotebookProcesses {
   virtual ~NotebookProcesses() = default;
   // Starts launch.argv as launch.user (uid, gid, groups), in their home, in
   // a process group of its own, with exactly launch.env, its output going to
-  // launch.log_path (created as the user, 0600). Returns the pid; does not
+  // launch.log_path (created as the user, 0600), after making
+  // launch.runtime_dir the user's (0700). Returns the pid; does not
   // wait for the server. Errors name the step that failed.
   virtual Result<pid_t> Spawn(const NotebookLaunch& launch) = 0;
   // SIGTERM to the server's process group.
@@ -123,6 +127,12 @@ struct JupyterOptions {
   // the servers load as their kernel manager so that /api/kernels' "busy"
   // means a running cell. Empty: Notebook's own manager.
   std::string python_dir = "/usr/local/lib/dspool/python";
+  // A server's runtime directory is runtime_root/UID. Its kernels talk to
+  // it over Unix sockets there (NotebookArgv), whose paths must fit in 108
+  // bytes: not in the home, whose path can be long. Root's, so no user can
+  // plant another's. Not /run/user/UID: logind removes that when the user's
+  // last login session ends, and with it the sockets of running kernels.
+  std::string runtime_root = "/run/dspool/jupyter";
   size_t log_tail_lines = 20;  // quoted in the error of a failed start
 };
 

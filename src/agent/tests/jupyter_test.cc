@@ -64,10 +64,14 @@ TEST_F(JupyterTest, StartSpawnsAsTheUserAndAnswersWhenTheApiAnswersWithTheToken)
                                               "--NotebookApp.base_url=/user/alice/",
                                               "--notebook-dir=/srv/share/home/alice",
                                               "--NotebookApp.allow_remote_access=True",
+                                              "--KernelManager.transport=ipc",
                                               "--NotebookApp.kernel_manager_class=dspool_kernels.WorkAwareKernelManager"}));
   EXPECT_EQ(l.env, (std::vector<std::string>{"HOME=/srv/share/home/alice", "USER=alice", "LOGNAME=alice",
                                              "SHELL=/bin/bash", "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
-                                             "PYTHONPATH=/usr/local/lib/dspool/python", "JUPYTER_TOKEN=" + kTokenA}));
+                                             "PYTHONPATH=/usr/local/lib/dspool/python",
+                                             "JUPYTER_RUNTIME_DIR=/run/dspool/jupyter/20000",
+                                             "JUPYTER_TOKEN=" + kTokenA}));
+  EXPECT_EQ(l.runtime_dir, "/run/dspool/jupyter/20000");
   EXPECT_EQ(l.log_path, "/srv/share/home/alice/.dspool/jupyter.log");
   for (const std::string& a : l.argv) EXPECT_EQ(a.find(kTokenA), std::string::npos) << a;
 }
