@@ -24,11 +24,14 @@ kernel name, same cwd, no kernel_id, no other launch argument such as an
 env; see launch_key) and the spare's process is alive; Notebook's own
 start_kernel then registers it as it registers a kernel it launched
 (activity watching, "dead" callback, connection count, metrics, culler),
-and replenish_delay later the next spare is launched:
+and the next spare is launched replenish_delay later, once no kernel of
+the server is "starting" any more (has not answered: many users logging in
+at once on a few CPUs would otherwise wait for spares' starts too):
 
     spare ──start_kernel fits──> handed out: in _kernels, a kernel like any
       ^                                │
-      └──── replenish_delay (1 s) ─────┘
+      └── replenish_delay (1 s), ──────┘
+          and every kernel answered
     spare ──dies──> restarted by its KernelRestarter, as any kernel is
     spare ──fails to start, or its restarter gives up──> a failure; after
           MAX_SPARE_FAILURES of them, no spares any more (logged once)
@@ -44,21 +47,43 @@ zygote forks it, 0.5 s into a cold start) and a kernel takes 0.4 s to
 answer, so that kernel still waits for most of it. One asked for once the
 browser has loaded its page answers at once (0.06 s instead of 0.43 s).
 
+Forked kernels. A server the agent's zygote started has a kernel forker
+(dspool_zygote.py, "Kernels"): a process that imported ipykernel before the
+server existed. The kernels' manager class here, ForkingKernelManager,
+gives each kernel a ForkingProvisioner, Notebook's LocalProvisioner except
+that a launch the forker can make, `python3 -m ipykernel_launcher ...` for
+this very interpreter with Python's environment unchanged (see
+KernelForker.can_fork), is forked there: the kernel answers within some
+0.1 s of CPU instead of a second, which is what many users logging in at
+once on a few CPUs wait for. Any other launch, or any launch once the
+forker failed, starts a fresh process as before. The forker reports each
+kernel's exit; ForkedKernel is the Popen the provisioner keeps.
+
 Everything but the exit hook runs on the server's IOLoop thread. The agent
 writes this file into the instance; it is built into the agent from
 src/agent/dspool_kernels.py.
 """
 
 import atexit
+import json
 import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
 from functools import partial
 
+from jupyter_client.ioloop import IOLoopKernelManager
 from jupyter_client.multikernelmanager import MultiKernelManager
+from jupyter_client.provisioning import LocalProvisioner
 from jupyter_client.session import Session
 from notebook._tz import utcnow
 from notebook.services.kernels.kernelmanager import MappingKernelManager
 from tornado.ioloop import IOLoop
-from traitlets import Integer
+from traitlets import Integer, default
 
 try:
     # jupyter_client's kernel spec lookup imports this (and with it debugpy:
@@ -70,6 +95,205 @@ except ImportError:
     pass
 
 MAX_SPARE_FAILURES = 3
+
+# The server's KernelForker; set by the agent's zygote before the server's
+# script runs. None: kernels start afresh.
+FORKER = None
+
+# Seconds a launch waits for the forker's answer before giving up on it.
+FORKER_TIMEOUT = 10
+
+
+class KernelForker:
+    """The server's end of its kernel forker."""
+
+    def __init__(self, sock, pid):
+        self._sock = sock
+        self.pid = pid  # the forker's
+        self._exits = {}  # pid -> returncode, of forked kernels that exited
+        self._broken = None  # why the forker is not used any more
+
+    def can_fork(self, cmd, kwargs):
+        """Whether the forker makes the process Popen(cmd, **kwargs) would:
+        `python3 -m ipykernel_launcher` for this interpreter, nothing asked
+        of Popen but env and cwd, and an environment that leaves Python's
+        own settings (PYTHON*) as this server has them: the agent gives its
+        zygote the same, and an interpreter reads them at its start."""
+        if self.broken or cmd[1:3] != ["-m", "ipykernel_launcher"]:
+            return False
+        if set(kwargs) - {"env", "cwd"}:
+            return False
+        env = kwargs.get("env")
+        program = cmd[0] if "/" in cmd[0] else shutil.which(cmd[0], path=(env or os.environ).get("PATH"))
+        if program is None or os.path.realpath(program) != os.path.realpath(sys.executable):
+            return False
+        if env is None:
+            return True
+
+        def python_settings(e):
+            return {k: v for k, v in e.items() if k.startswith("PYTHON")}
+
+        return python_settings(env) == python_settings(os.environ)
+
+    def launch(self, cmd, kwargs, log):
+        """The ForkedKernel of Popen(cmd, **kwargs), forked; None if the
+        forker cannot make it or failed (then it is not asked again)."""
+        if not self.can_fork(cmd, kwargs):
+            return None
+        env = dict(kwargs.get("env") or os.environ)
+        env["JPY_PARENT_PID"] = str(os.getpid())  # as launch_kernel sets it
+        request = {"argv": list(cmd), "env": env, "cwd": kwargs.get("cwd") or os.getcwd()}
+        try:
+            self._sock.send(json.dumps(request).encode())
+            reply = self._next_reply(time.monotonic() + FORKER_TIMEOUT)
+        except OSError as e:
+            reply = {"error": f"{e.strerror or e}"}
+        if "started" in reply:
+            return ForkedKernel(self, reply["started"])
+        if "argv" in reply:  # a step of this launch failed, as Popen would have
+            raise OSError(f"Could not start kernel {reply['argv']}: {reply['error']}")
+        self._give_up(f"kernel forker: {reply['error']}; kernels start afresh from now on", log)
+        return None
+
+    @property
+    def broken(self):
+        return self._broken is not None
+
+    def returncode(self, pid, timeout=0):
+        """The exit status of forked kernel pid, None while it runs; waits
+        for it at most timeout seconds (None: until it exits, or the forker
+        is gone)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while pid not in self._exits and not self.broken:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if self._receive(left) is None and left == 0:
+                break
+        return self._exits.get(pid)
+
+    def _next_reply(self, deadline):
+        """The next message that is not an exit event."""
+        while True:
+            message = self._receive(max(0, deadline - time.monotonic()))
+            if message is None:
+                if self.broken:
+                    return {"error": self._broken}
+                return {"error": f"no answer within {FORKER_TIMEOUT} s"}
+            if "exited" not in message:
+                return message
+
+    def _receive(self, timeout):
+        """One message, noting exits; None if none came within timeout."""
+        if self.broken:
+            return None
+        readable, _, _ = select.select([self._sock], [], [], timeout)
+        if not readable:
+            return None
+        try:
+            data = self._sock.recv(1 << 20)
+        except OSError as e:
+            data, why = b"", e.strerror
+        else:
+            why = "it exited"
+        if not data:
+            self._give_up(f"kernel forker: {why}", None)
+            return None
+        message = json.loads(data)
+        if "exited" in message:
+            self._exits[message["exited"]] = message["status"]
+        return message
+
+    def _give_up(self, why, log):
+        """No more launches: kernels start afresh. Those it forked run on;
+        ForkedKernel watches them itself."""
+        if self.broken:
+            return
+        self._broken = why
+        if log is not None:
+            log.warning(why)
+        try:
+            os.waitpid(self.pid, os.WNOHANG)  # our child: no zombie left
+        except ChildProcessError:
+            pass
+
+
+class ForkedKernel:
+    """The Popen of a kernel the forker started (as much of it as
+    LocalProvisioner uses). Signals go through a pidfd, so none reaches
+    another process that got the pid after the forker reaped the kernel."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, forker, pid):
+        self._forker = forker
+        self.pid = pid
+        self.returncode = None
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._pidfd = None  # gone already; the forker reports its exit
+
+    def poll(self):
+        return self._returncode(0)
+
+    def wait(self, timeout=None):
+        if self._returncode(timeout) is None:
+            raise subprocess.TimeoutExpired(self.pid, timeout)
+        return self.returncode
+
+    def _returncode(self, timeout):
+        if self.returncode is not None:
+            return self.returncode
+        code = self._forker.returncode(self.pid, timeout)
+        if code is None and self._forker.broken:
+            # Its exit can no longer be reported: watch the process itself
+            # (a pidfd is readable once it has exited). Its status is lost:
+            # 1, as ipykernel's parent poller exits when its parent is gone.
+            if self._pidfd is None or select.select([self._pidfd], [], [], timeout)[0]:
+                code = 1
+        if code is not None:
+            self.returncode = code
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
+        return self.returncode
+
+    def send_signal(self, signum):
+        if self.poll() is None and self._pidfd is not None:
+            signal.pidfd_send_signal(self._pidfd, signum)
+
+    def terminate(self):
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkingProvisioner(LocalProvisioner):
+    """LocalProvisioner, with the launches the forker can make forked."""
+
+    async def launch_kernel(self, cmd, **kwargs):
+        forker = FORKER
+        process = None
+        if forker is not None:
+            process = forker.launch(cmd, LocalProvisioner._scrub_kwargs(kwargs), self.log)
+        if process is None:
+            return await super().launch_kernel(cmd, **kwargs)
+        self.process = process
+        self.pid = self.pgid = process.pid  # it leads a session of its own, as launch_kernel makes it
+        return self.connection_info
+
+
+class ForkingKernelManager(IOLoopKernelManager):
+    """Notebook's kernel manager class, with a ForkingProvisioner where the
+    kernel spec names no provisioner (where jupyter_client would make a
+    LocalProvisioner)."""
+
+    def pre_start_kernel(self, **kw):
+        # What KernelManager's does first, up to making the provisioner.
+        if self.provisioner is None and not self.kernel_spec.metadata.get("kernel_provisioner"):
+            self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
+            self.provisioner = ForkingProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+        return super().pre_start_kernel(**kw)
 
 
 def launch_key(kernel_name, launch_kwargs, default_kernel_name, server_cwd):
@@ -119,6 +343,10 @@ class WorkAwareKernelManager(MappingKernelManager):
     # kernel's imports would slow the first requests to the one handed out.
     replenish_delay = 1.0
 
+    @default("kernel_manager_class")
+    def _default_kernel_manager_class(self):
+        return "dspool_kernels.ForkingKernelManager"
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.pinned_superclass = _LaunchOrHandOut
@@ -135,8 +363,13 @@ class WorkAwareKernelManager(MappingKernelManager):
 
     def _start_spares(self):
         """Launches spares until there are spare_kernels. A launch returns
-        once the process runs; its imports go on without us."""
+        once the process runs; its imports go on without us. Not while a
+        kernel of the user's has not answered yet (its state "starting"):
+        the spare's start would slow it; tried again replenish_delay later."""
         self._replenish = None
+        if any(getattr(k, "execution_state", None) == "starting" for k in self._kernels.values()):
+            self._schedule_spares()
+            return
         while self._spares_wanted():
             launch = {"cwd": self.cwd_for_path("")}
             km = None
@@ -240,11 +473,15 @@ class WorkAwareKernelManager(MappingKernelManager):
                     running.discard(parent.get("msg_id"))
             kernel.execution_state = "busy" if running else "idle"
 
-        heard = []  # set by the first message
+        heard = []  # set by the first message that tells a state
 
         def record_and_note(msg_list):
-            heard.append(True)
             record_activity(msg_list)
+            # A kernel's own "starting" (heard when the subscription beats
+            # the kernel's start, as it does for a forked kernel handed out
+            # at once) says it runs, not whether a cell does: probe on.
+            if kernel.execution_state != "starting":
+                heard.append(True)
 
         def probe():
             if heard or kernel_id not in self._kernels or kernel.shutting_down:
@@ -266,9 +503,10 @@ class WorkAwareKernelManager(MappingKernelManager):
         # served (seen in LXC instances: the kernel answers its WebSocket
         # clients, but this stream hears nothing, for minutes), and the
         # kernel's first statuses are lost anyway. Until the stream hears
-        # something: probe, and if still nothing, connect again, with
-        # growing pauses (about 8 minutes in all). "starting" until then;
-        # the agent counts that as busy: a cell may run unheard.
+        # a state (not the kernel's own "starting"): probe, and if still
+        # nothing, connect again, with growing pauses (about 8 minutes in
+        # all). "starting" until then; the agent counts that as busy: a cell
+        # may run unheard.
         def resubscribe(pause):
             if heard or kernel_id not in self._kernels or kernel._activity_stream is None:
                 return

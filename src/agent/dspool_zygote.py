@@ -30,6 +30,27 @@ Secrets: the environment (the server's token) goes from the agent to the
 child through the pipe; this process never reads it, so no child forked
 later finds another user's token in its copy of this process's memory.
 
+Kernels. A request may also ask for "kernel_forker": true (the agent does
+when the server loads dspool_kernels). The child then, once it is the user
+and before the script runs, forks its kernel forker: a copy of itself that
+has imported ipykernel too, and forks a kernel for each launch the server
+sends it, instead of the server starting a fresh interpreter that imports
+for a second of CPU. dspool_kernels.KernelForker is the server's end and
+says which launches go there; serve_kernels below is the forker's loop.
+
+  request   {"argv", "env", "cwd"}: `python3 -m ipykernel_launcher ARGS`
+            as LocalProvisioner would run it, with that whole environment
+  reply     {"started": pid} from the kernel, once it leads a session of
+            its own in `cwd`; {"error": "chdir /x: ...", "argv": ...} if a
+            step failed there (it then exits 127)
+  event     {"exited": pid, "status": S} when a kernel it forked has
+            exited (S as Popen.returncode: -N for signal N)
+
+The forker dies with the server (PR_SET_PDEATHSIG) and exits when the
+server's end closes. A kernel whose forker is gone is reparented to the
+agent, and ipykernel's parent poller (JPY_PARENT_PID) ends it, as it ends
+a kernel whose server died.
+
 argv[0] must be a Python script for this interpreter (the agent checks its
 "#!" line); it runs as `python3 argv[0] argv[1:]` would run it.
 
@@ -39,15 +60,20 @@ from src/agent/dspool_zygote.py.
 
 import ctypes
 import importlib
+import importlib.util
 import json
+import locale
 import os
 import pkgutil
+import select
 import signal
+import site
 import socket
 import stat
 import sys
 import sysconfig
 import time
+import traceback
 
 # What Notebook 6.4 imports before it answers, beyond notebook.notebookapp
 # itself: its handler modules (loaded by name in init_handlers), the asyncio
@@ -56,8 +82,17 @@ import time
 # on Debian 12; a module that is missing is skipped.
 PRELOAD = ("notebook.notebookapp", "nest_asyncio", "jinja2.ext", "IPython.paths", "dspool_kernels")
 
+# What ipykernel_launcher imports before its kernel answers, for the kernel
+# forkers: preloaded once no server start is waiting (0.3 s of CPU that a
+# login right after the instance's start need not wait for). A forker made
+# before imports it itself, once, before its first kernel.
+KERNEL_PRELOAD = ("ipykernel.kernelapp",)
 
-def preload():
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+
+
+def preload(names):
     # Notebook imports distutils (notebook.utils, for LooseVersion). Through
     # setuptools' shim that is setuptools and pkg_resources as well, a fifth
     # of the whole preload's CPU; the standard library's own distutils has
@@ -68,21 +103,21 @@ def preload():
     if stdlib_distutils and "SETUPTOOLS_USE_DISTUTILS" not in os.environ:
         os.environ["SETUPTOOLS_USE_DISTUTILS"] = "stdlib"
         try:
-            preload_modules()
+            preload_modules(names)
         finally:
             del os.environ["SETUPTOOLS_USE_DISTUTILS"]
     else:
-        preload_modules()
+        preload_modules(names)
 
 
-def preload_modules():
-    for name in PRELOAD:
+def preload_modules(names):
+    for name in names:
         try:
             importlib.import_module(name)
         except Exception as e:  # an absent or broken module: the child imports it, or fails, itself
             print(f"dspool_zygote: not preloaded: {name}: {e}", file=sys.stderr)
     notebook = sys.modules.get("notebook")
-    if notebook is not None:
+    if notebook is not None and "notebook.notebookapp" in names:
         for info in pkgutil.walk_packages(notebook.__path__, "notebook."):
             if info.name.endswith(".handlers") and ".tests" not in info.name:
                 try:
@@ -178,14 +213,22 @@ def become(sock, request, env_fd):
     return env
 
 
+def prctl(option, value):
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
+    except (AttributeError, OSError):
+        return False
+
+
+def set_command_name(name):
+    prctl(PR_SET_NAME, name.encode()[:15])
+
+
 def run_script(argv):
     """In the grandchild: argv[0] as the interpreter would run it. Never returns."""
     import runpy
 
-    try:  # the command name ps and top show: the script's, not ours
-        ctypes.CDLL(None).prctl(15, os.path.basename(argv[0]).encode()[:15], 0, 0, 0)  # PR_SET_NAME
-    except (AttributeError, OSError):
-        pass
+    set_command_name(os.path.basename(argv[0]))  # what ps and top show: the script's, not ours
     sys.argv = list(argv)
     sys.path[0] = os.path.dirname(argv[0])
     runpy.run_path(argv[0], run_name="__main__")
@@ -224,9 +267,157 @@ def serve(sock, request, env_fd):
     except Exception as e:
         send(sock, {"id": request["id"], "error": f"setting up the child: {e!r}"})
         os._exit(127)
+    if request.get("kernel_forker") is True:
+        start_kernel_forker()
     # From here on this process is the user's server: SystemExit ends it
     # (through the interpreter's normal exit), nothing returns to the loop.
     run_script(request["argv"])
+
+
+def start_kernel_forker():
+    """In a server's process, before its script runs: forks its kernel
+    forker and gives dspool_kernels the server's end. Should that fail, it
+    says why in the server's log, and the server starts its kernels itself."""
+    kernels = sys.modules.get("dspool_kernels")
+    if kernels is None:
+        print("dspool_zygote: no kernel forker: dspool_kernels was not preloaded", file=sys.stderr, flush=True)
+        return
+    server = os.getpid()
+    try:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except OSError as e:
+        print(f"dspool_zygote: no kernel forker: socketpair: {e.strerror}", file=sys.stderr, flush=True)
+        return
+    try:
+        pid = os.fork()
+    except OSError as e:
+        ours.close()
+        theirs.close()
+        print(f"dspool_zygote: no kernel forker: fork: {e.strerror}", file=sys.stderr, flush=True)
+        return
+    if pid == 0:
+        ours.close()
+        forker = os.getpid()
+        try:
+            serve_kernels(theirs, server)
+        except BaseException:
+            if os.getpid() != forker:
+                raise  # a kernel's exit (SystemExit), to the interpreter's, as the script's would
+            traceback.print_exc()
+        os._exit(0)  # never on to the server's script
+    theirs.close()
+    kernels.FORKER = kernels.KernelForker(ours, pid)
+
+
+def serve_kernels(sock, server):
+    """The kernel forker's loop (module docstring, "Kernels"). Returns when
+    the server's end is closed; in a kernel, never returns."""
+    if not prctl(PR_SET_PDEATHSIG, signal.SIGKILL) or os.getppid() != server:
+        return  # the server is gone already, or could leave us behind
+    set_command_name("kernel-forker")
+    preload(KERNEL_PRELOAD)  # if the zygote had not yet
+    pidfds = {}  # of the kernels not yet reaped: pidfd -> pid
+    while True:
+        readable, _, _ = select.select([sock.fileno(), *pidfds], [], [])
+        for fd in readable:
+            if fd != sock.fileno():
+                pid = pidfds.pop(fd)
+                os.close(fd)
+                _, status = os.waitpid(pid, 0)
+                send(sock, {"exited": pid, "status": os.waitstatus_to_exitcode(status)})
+                continue
+            message = sock.recv(1 << 20)
+            if not message:
+                return
+            try:
+                request = json.loads(message)
+                argv, env, cwd = request["argv"], request["env"], request["cwd"]
+                if argv[1:3] != ["-m", "ipykernel_launcher"] or not isinstance(env, dict) or not isinstance(cwd, str):
+                    raise ValueError("not a `python3 -m ipykernel_launcher` launch with an env and a cwd")
+            except (ValueError, KeyError, IndexError, TypeError) as e:
+                send(sock, {"error": f"bad request: {e}"})
+                continue
+            try:
+                pid = os.fork()
+            except OSError as e:
+                send(sock, {"error": f"fork: {e.strerror}"})
+                continue
+            if pid == 0:
+                become_kernel(sock, argv, env, cwd)
+                run_kernel(argv)
+            pidfds[os.pidfd_open(pid)] = pid
+
+
+def become_kernel(sock, argv, env, cwd):
+    """In a kernel, forked by the forker: what Popen(argv, env=env,
+    cwd=cwd, start_new_session=True, stdin=PIPE) would have started,
+    except that its stdin is /dev/null. Replies to the server; exits 127
+    if a step fails."""
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        os.setsid()
+        os.chdir(cwd)
+        null = os.open("/dev/null", os.O_RDONLY)
+    except OSError as e:
+        send(sock, {"error": f"{e.strerror}: {e.filename or 'setsid'}", "argv": argv})
+        os._exit(127)
+    send(sock, {"started": os.getpid()})
+    sock.detach()  # closed below, with the forker's other descriptors
+    os.dup2(null, 0)
+    os.close(null)
+    close_descriptors()
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "")  # as the interpreter's start does, for this environment
+    except locale.Error:
+        pass
+    use_own_user_site()
+
+
+def use_own_user_site():
+    """sys.path as a fresh `python3` of this user would have it: their
+    ~/.local site-packages (where `pip install --user` puts packages), not
+    the zygote's (root's), before the system's site-packages."""
+    old_user_site = site.USER_SITE
+    if old_user_site in sys.path:
+        sys.path.remove(old_user_site)
+    site.USER_BASE = site.USER_SITE = None  # computed again, from this HOME
+    if os.environ.get("PYTHONNOUSERSITE") or not site.ENABLE_USER_SITE:
+        return
+    user_site = site.getusersitepackages()
+    if not os.path.isdir(user_site):
+        return
+    before = list(sys.path)
+    site.addsitedir(user_site)  # appends it, and what its .pth files name
+    added = [p for p in sys.path if p not in before]
+    system = [i for i, p in enumerate(before) if p in site.getsitepackages()]
+    at = system[0] if system else len(before)
+    sys.path[:] = before[:at] + added + before[at:]
+
+
+def run_kernel(argv):
+    """In a kernel: what `python3 -m ipykernel_launcher ARGS` runs. Never
+    returns.
+
+    ipykernel_launcher.py calls kernelapp.launch_new_instance(); here the
+    call also gives the kernel app the parent's pid, a trait whose default
+    ipykernel reads from JPY_PARENT_PID at its import, which was the
+    zygote's (without it, no parent poller ends the kernel of a server that
+    died)."""
+    set_command_name(os.path.basename(argv[0]))  # "python3", as a kernel started afresh is named
+    sys.argv = [importlib.util.find_spec("ipykernel_launcher").origin, *argv[3:]]  # as -m makes it
+    sys.path[0] = os.getcwd()  # -m puts the working directory first
+    try:
+        from ipykernel import kernelapp
+
+        kernelapp.launch_new_instance(parent_handle=int(os.environ.get("JPY_PARENT_PID") or 0))
+    except SystemExit:
+        raise
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(1)
+    sys.exit(0)
 
 
 FIELDS = {"id": int, "argv": list, "uid": int, "gid": int, "groups": list, "cwd": str, "log_path": str,
@@ -247,13 +438,21 @@ def parse(message, fds):
     return request
 
 
-def main():
+def timed_preload(names, what):
     wall, cpu = time.monotonic(), time.process_time()
-    preload()
-    print(f"dspool_zygote: preloaded in {time.monotonic() - wall:.2f} s ({time.process_time() - cpu:.2f} s of CPU)",
-          file=sys.stderr, flush=True)
+    preload(names)
+    print(f"dspool_zygote: preloaded{what} in {time.monotonic() - wall:.2f} s "
+          f"({time.process_time() - cpu:.2f} s of CPU)", file=sys.stderr, flush=True)
+
+
+def main():
+    timed_preload(PRELOAD, "")
     sock = socket.socket(fileno=0)
+    kernel_preload = KERNEL_PRELOAD
     while True:
+        if kernel_preload and not select.select([sock], [], [], 0)[0]:
+            timed_preload(kernel_preload, " for kernels")
+            kernel_preload = ()
         message, fds, _, _ = socket.recv_fds(sock, 65536, 1)
         if not message:
             return 0  # the agent is gone

@@ -262,6 +262,7 @@ NotebookLaunch JupyterSupervisor::MakeLaunch(const RenderedUser& user, const std
   if (!options_.python_dir.empty()) {
     l.argv.push_back(std::string("--NotebookApp.kernel_manager_class=") + kKernelManagerClass);
     l.env.push_back("PYTHONPATH=" + options_.python_dir);
+    l.kernel_forker = true;
   }
   l.runtime_dir = options_.runtime_root + "/" + std::to_string(user.uid);
   l.env.push_back("JUPYTER_RUNTIME_DIR=" + l.runtime_dir);

@@ -71,6 +71,9 @@ struct NotebookLaunch {
   // JUPYTER_RUNTIME_DIR: the server's connection files and its kernels'
   // sockets. Made by NotebookProcesses::Spawn (the user's, 0700).
   std::string runtime_dir;
+  // The server loads dspool_kernels: a zygote that starts it gives it a
+  // kernel forker (dspool_zygote.py, "Kernels").
+  bool kernel_forker = false;
 };
 
 // The processes of the servers. Implementations: SystemNotebookProcesses

@@ -117,7 +117,8 @@ Result<pid_t> PythonZygote::SpawnLocked(const NotebookLaunch& launch) {
                   {"cwd", launch.user.home},
                   {"log_path", launch.log_path},
                   {"truncate_log", true},
-                  {"log_dir_mode", 0700}};
+                  {"log_dir_mode", 0700},
+                  {"kernel_forker", launch.kernel_forker}};
   DSP_ASSIGN_OR_RETURN(UniqueFd env, EnvironmentPipe(launch.env));
   Status sent = SendWithFd(socket_.get(), request.dump(), env.get());
   env.reset();

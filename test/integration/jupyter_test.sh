@@ -35,18 +35,21 @@ pass "wrong password: 401 and no cookie; right one: 303 and a session cookie"
 t0=$(date +%s.%N)
 out=$(client alice 'alice password 1' notebook notebooks/remote/analysis.ipynb \
         'import os; from ipykernel.kernelapp import IPKernelApp as K; k = K.instance()
-print(os.getuid(), os.getcwd(), 6 * 7, k.transport, os.path.dirname(k.connection_file))') ||
+print(os.getuid(), os.getcwd(), 6 * 7, open("/proc/%d/comm" % os.getppid()).read().strip(), k.transport,
+      os.path.dirname(k.connection_file))') ||
   fail "alice's notebook through the gateway failed"
 t1=$(date +%s.%N)
 uid_of() { dsp user list -o json | /usr/bin/python3 -c "import json,sys; print([u['uid'] for u in json.load(sys.stdin)['users'] if u['name']=='$1'][0])"; }
 alice_uid=$(uid_of alice)
 [[ "$out" == "$alice_uid "*" 42 "* ]] || fail "the kernel said '$out' (want alice's uid $alice_uid and 42)"
-# On a Unix socket in her runtime directory, not on TCP ports that many
-# servers starting kernels at once can take from one another.
-[[ "$out" == *" ipc /run/dspool/jupyter/$alice_uid" ]] || fail "the kernel's channels are not ipc in alice's runtime directory: '$out'"
+# Forked by her server's kernel forker (agent/README.md), on a Unix socket
+# in her runtime directory, not on TCP ports that many servers starting
+# kernels at once can take from one another.
+[[ "$out" == *" kernel-forker ipc /run/dspool/jupyter/$alice_uid" ]] ||
+  fail "the kernel is not forked, or its channels not ipc in alice's runtime directory: '$out'"
 [[ -f "$WORK/share/notebooks/alice/analysis.ipynb" ]] || fail "the notebook is not on the share under notebooks/alice"
 [[ "$(stat -c %u "$WORK/share/notebooks/alice/analysis.ipynb")" == "$alice_uid" ]] || fail "the notebook is not alice's"
-pass "alice: login → notebook → kernel (ipc) answered over the WebSocket in $(awk "BEGIN{printf \"%.1f\", $t1-$t0}") s; the file is on the share as hers"
+pass "alice: login → notebook → kernel (forked, ipc) answered over the WebSocket in $(awk "BEGIN{printf \"%.1f\", $t1-$t0}") s; the file is on the share as hers"
 # Forked from the agent's zygote (a Python that imported Notebook), not
 # started cold: the host's view of the pid the agent reports for it.
 INSTANCE=$(first_instance "$POOL")

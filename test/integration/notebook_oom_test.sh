@@ -62,9 +62,10 @@ host_pid=$(server_host_pid) || fail "alice's server is not in the agent's listin
 pass "alice's notebook works (her server is host pid $host_pid)"
 # The cell waits until the test has made the server the OOM killer's first
 # choice (oom_score_adj 1000, which processes forked from it later inherit:
-# so only once the cell's kernel runs), then allocates without end.
+# so only once the cell's kernel runs), then allocates without end. The
+# kernel's parent is the server's kernel forker; JPY_PARENT_PID is the server.
 client until-gone 'import os, time
-while open("/proc/%d/oom_score_adj" % os.getppid()).read().strip() != "1000":
+while open("/proc/%s/oom_score_adj" % os.environ["JPY_PARENT_PID"]).read().strip() != "1000":
     time.sleep(0.05)
 x = []
 while True:

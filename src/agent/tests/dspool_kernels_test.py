@@ -48,6 +48,7 @@ except ImportError as e:
     sys.exit(cannot_run_here(f"{e} (apt-get install jupyter-notebook)"))
 
 import dspool_kernels
+import dspool_zygote
 
 try:
     import ipykernel  # noqa: F401 (the kernels the spare tests start)
@@ -509,6 +510,98 @@ class SpareKernelTest(LoopTest):
         self.assertEqual(ask(m.get_kernel(kernel_id), "6*7"), "42")
 
 
+# The kernel forker of this process (dspool_zygote.start_kernel_forker),
+# made in main() before any test runs, while this process has one thread,
+# as the zygote's child has; None where ipykernel is missing. Tests that
+# want it set dspool_kernels.FORKER to it.
+FORKER = None
+
+
+def parent_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+@unittest.skipIf(NO_IPYKERNEL, NO_IPYKERNEL)
+class ForkedSpareKernelTest(SpareKernelTest):
+    """Every spare test again, with kernels from the kernel forker."""
+
+    def setUp(self):
+        super().setUp()
+        self.assertIsNotNone(FORKER, "main() made the forker")
+        forker = mock.patch.object(dspool_kernels, "FORKER", FORKER)
+        forker.start()
+        self.addCleanup(forker.stop)
+
+    def assert_forked(self, km):
+        self.assertIsInstance(km.provisioner.process, dspool_kernels.ForkedKernel)
+        self.assertEqual(parent_of(km.provisioner.pid), FORKER.pid)
+
+    def test_a_kernel_is_forked_and_runs_as_one_started_afresh(self):
+        m = self.manager(spare_kernels=0)
+        kernel_id = self.run_loop(m.start_kernel(path="sub"))
+        km = m.get_kernel(kernel_id)
+        self.assert_forked(km)
+        sub = os.path.realpath(os.path.join(self.root, "sub"))
+        # As `python3 -m ipykernel_launcher` in its directory, leading a
+        # session of its own, with its parent's pid for the parent poller.
+        self.assertEqual(ask(km, "import os; os.getcwd(), os.getsid(0) == os.getpid()"), repr((sub, True)))
+        launcher = os.path.join(os.path.dirname(ipykernel.__path__[0]), "ipykernel_launcher.py")
+        self.assertEqual(ask(km, f"import sys; sys.path[0] == {sub!r} and sys.argv[0] == {launcher!r}"), "True")
+        self.assertEqual(ask(km, "import os; os.environ['JPY_PARENT_PID']"), repr(str(os.getpid())))
+        self.assertEqual(ask(km, "from ipykernel.kernelapp import IPKernelApp; IPKernelApp.instance().parent_handle"),
+                         str(os.getpid()))
+        pid = km.provisioner.pid
+        m.shutdown_kernel(kernel_id)
+        self.assertFalse(process_alive(pid))
+        self.assertIn(pid, FORKER._exits, "the forker reported its exit")
+
+    def test_the_users_own_site_packages_come_before_the_systems(self):
+        home = os.path.join(self.tmp, "home")
+        user_site = os.path.join(home, ".local/lib", f"python{sys.version_info[0]}.{sys.version_info[1]}",
+                                 "site-packages")
+        os.makedirs(user_site)
+        with open(os.path.join(user_site, "dspool_user_module.py"), "w") as f:
+            f.write("WHERE = 'the user site'\n")
+        m = self.manager(spare_kernels=0)
+        kernel_id = self.run_loop(m.start_kernel(path="", env=dict(os.environ, HOME=home)))
+        km = m.get_kernel(kernel_id)
+        self.assert_forked(km)
+        self.assertEqual(ask(km, "import dspool_user_module; dspool_user_module.WHERE"), repr("the user site"))
+        self.assertEqual(
+            ask(km, f"import sys, site; sys.path.index({user_site!r}) < min(sys.path.index(p) "
+                    "for p in site.getsitepackages() if p in sys.path)"),
+            "True",
+        )
+
+    def test_a_launch_the_forker_cannot_make_starts_afresh(self):
+        m = self.manager(spare_kernels=0)
+        # Python's own settings differ: a fresh interpreter must read them.
+        kernel_id = self.run_loop(m.start_kernel(path="", env=dict(os.environ, PYTHONHASHSEED="7")))
+        km = m.get_kernel(kernel_id)
+        self.assertNotIsInstance(km.provisioner.process, dspool_kernels.ForkedKernel)
+        self.assertEqual(parent_of(km.provisioner.pid), os.getpid())
+        self.assertEqual(ask(km, "import os; os.environ['PYTHONHASHSEED']"), "'7'")
+
+    def test_a_forker_that_is_gone_is_left_and_kernels_start_afresh(self):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        theirs.close()
+        gone = dspool_kernels.KernelForker(ours, FORKER.pid)
+        with mock.patch.object(dspool_kernels, "FORKER", gone):
+            m = self.manager(spare_kernels=0)
+            with self.assertLogs(self.log, logging.WARNING) as logs:
+                kernel_id = self.run_loop(m.start_kernel(path=""))
+            km = m.get_kernel(kernel_id)
+            self.assertEqual(parent_of(km.provisioner.pid), os.getpid())
+            self.assertEqual(ask(km, "6*7"), "42")
+            # Said once; not asked again.
+            self.assertTrue(gone.broken)
+            self.assertEqual(len(logs.output), 1, logs.output)
+            self.assertIn("kernel forker: ", logs.output[0])
+            self.assertIn("kernels start afresh from now on", logs.output[0])
+        ours.close()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -697,7 +790,18 @@ class NotebookServerTest(LoopTest):
         self.assertEqual(second.connection_files(), [])
 
 
+def start_forker():
+    global FORKER
+    if NO_IPYKERNEL:
+        return
+    import ipykernel.kernelapp  # noqa: F401 (as the agent's zygote preloads it)
+
+    dspool_zygote.start_kernel_forker()
+    FORKER, dspool_kernels.FORKER = dspool_kernels.FORKER, None
+
+
 def main():
+    start_forker()
     result = unittest.main(exit=False).result
     if not result.wasSuccessful():
         return 1

@@ -72,6 +72,7 @@ TEST_F(JupyterTest, StartSpawnsAsTheUserAndAnswersWhenTheApiAnswersWithTheToken)
                                              "JUPYTER_RUNTIME_DIR=/run/dspool/jupyter/20000",
                                              "JUPYTER_TOKEN=" + kTokenA}));
   EXPECT_EQ(l.runtime_dir, "/run/dspool/jupyter/20000");
+  EXPECT_TRUE(l.kernel_forker);
   EXPECT_EQ(l.log_path, "/srv/share/home/alice/.dspool/jupyter.log");
   for (const std::string& a : l.argv) EXPECT_EQ(a.find(kTokenA), std::string::npos) << a;
 }

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/jupyter.h"
 #include "base/testing/cannot_run.h"
 #include "base/testing/temp_dir.h"
 #include "model/json_reader.h"
@@ -22,8 +23,14 @@ namespace {
 constexpr char kPython[] = "/usr/bin/python3";
 
 // Writes what it is to stdout (the log), as JSON, and exits 3.
-constexpr char kProbeScript[] = R"(#!/usr/bin/python3
+constexpr char kProbeScript[] = R"py(#!/usr/bin/python3
 import json, os, sys
+def forker():  # dspool_kernels' kernel forker, if any: [its parent, its name]
+    f = getattr(sys.modules.get("dspool_kernels"), "FORKER", None)
+    if f is None:
+        return None
+    stat = open(f"/proc/{f.pid}/stat").read()
+    return [int(stat.rsplit(")", 1)[1].split()[1]), stat.split("(", 1)[1].rsplit(")", 1)[0]]
 fds = {}
 for fd in os.listdir("/proc/self/fd"):
     try:
@@ -36,9 +43,10 @@ print(json.dumps({
     "session_leader": os.getsid(0) == os.getpid(),
     "cmdline": open("/proc/self/cmdline").read(),
     "fds": fds,
+    "forker": forker(),
 }))
 sys.exit(3)
-)";
+)py";
 
 class ZygoteTest : public ::testing::Test {
  protected:
@@ -157,6 +165,35 @@ TEST_F(ZygoteTest, RunsTheScriptAsTheUserInTheZygotesInterpreter) {
   auto zygote_env = ReadFile("/proc/" + std::to_string(zygote_->pid()) + "/environ");
   ASSERT_TRUE(zygote_env.ok());
   EXPECT_EQ(zygote_env->find("JUPYTER_TOKEN"), std::string::npos);
+}
+
+TEST_F(ZygoteTest, AServerThatLoadsDspoolKernelsGetsAKernelForker) {
+  if (access("/usr/lib/python3/dist-packages/notebook", F_OK) != 0) {
+    DSP_CANNOT_RUN_HERE("Debian's Jupyter Notebook is missing (apt-get install jupyter-notebook)");
+  }
+  ASSERT_TRUE(WriteFileAtomic(dir_ / "dspool_kernels.py", kKernelManagerModule, 0644).ok());
+  PythonZygote::Options o;
+  o.python = kPython;
+  o.script = dir_ / "dspool_zygote.py";
+  o.python_path = dir_.path();
+  o.log_path = dir_ / "zygote.log";
+  zygote_ = std::make_unique<PythonZygote>(o);
+  for (bool wanted : {false, true}) {
+    NotebookLaunch l = Launch();
+    l.kernel_forker = wanted;
+    // The probe exits at once; its forker dies with it (PR_SET_PDEATHSIG).
+    auto pid = zygote_->Spawn(l);
+    ASSERT_TRUE(pid.ok()) << pid.status();
+    int code = 0;
+    Json out = Reap(*pid, &code);
+    EXPECT_EQ(code, 3);
+    if (!wanted) {
+      EXPECT_TRUE(out["forker"].is_null()) << out["forker"];
+      continue;
+    }
+    // The server's child, forked before the script ran.
+    EXPECT_EQ(out["forker"], (Json{*pid, "kernel-forker"}));
+  }
 }
 
 TEST_F(ZygoteTest, OneZygoteServesManyStarts) {
