@@ -698,9 +698,10 @@ round trip until its page answers, as a browser), \`POST api/kernels\`, then \`6
 kernel's WebSocket until its execute_reply. Times since the login POST; dspool runs Debian's
 Jupyter Notebook in the instance (the agent spawns it as the user), JupyterHub runs
 jupyterhub-singleuser (the same Notebook) on the host with LocalProcessSpawner and
-PAMAuthenticator. dspool is faster because its agent forks each user's server from a zygote,
-a Python that has already imported Notebook and IPython, where JupyterHub starts a new
-Python that imports them (about a second of CPU) for every server.
+PAMAuthenticator. dspool is faster because its agent forks each user's server, and each
+server its kernels, from Pythons that have already imported Notebook, IPython and
+ipykernel, where JupyterHub starts a new Python that imports them (about a second of CPU
+for a server, 0.7 s for a kernel) for every server and every kernel.
 
 | system | logged in | server answers | kernel created | kernel answered |
 |---|---|---|---|---|

@@ -41,8 +41,9 @@ says which launches go there; serve_kernels below is the forker's loop.
   request   {"argv", "env", "cwd"}: `python3 -m ipykernel_launcher ARGS`
             as LocalProvisioner would run it, with that whole environment
   reply     {"started": pid} from the kernel, once it leads a session of
-            its own in `cwd`; {"error": "chdir /x: ...", "argv": ...} if a
-            step failed there (it then exits 127)
+            its own in `cwd`; {"error": "chdir /x: No such file or
+            directory", "argv"} if a step failed there (it then exits 127);
+            {"error"} alone if the request was bad or the fork failed
   event     {"exited": pid, "status": S} when a kernel it forked has
             exited (S as Popen.returncode: -N for signal N)
 
@@ -353,13 +354,13 @@ def become_kernel(sock, argv, env, cwd):
     cwd=cwd, start_new_session=True, stdin=PIPE) would have started,
     except that its stdin is /dev/null. Replies to the server; exits 127
     if a step fails."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     try:
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        os.setsid()
-        os.chdir(cwd)
-        null = os.open("/dev/null", os.O_RDONLY)
-    except OSError as e:
-        send(sock, {"error": f"{e.strerror}: {e.filename or 'setsid'}", "argv": argv})
+        step("setsid", os.setsid)
+        step(f"chdir {cwd}", os.chdir, cwd)
+        null = step("open /dev/null", os.open, "/dev/null", os.O_RDONLY)
+    except SetupError as e:
+        send(sock, {"error": f"{e.step}: {os.strerror(e.errno)}", "argv": argv})
         os._exit(127)
     send(sock, {"started": os.getpid()})
     sock.detach()  # closed below, with the forker's other descriptors

@@ -583,6 +583,14 @@ class ForkedSpareKernelTest(SpareKernelTest):
         self.assertEqual(parent_of(km.provisioner.pid), os.getpid())
         self.assertEqual(ask(km, "import os; os.environ['PYTHONHASHSEED']"), "'7'")
 
+    def test_a_step_that_fails_in_the_kernel_is_the_launchs_error(self):
+        missing = os.path.join(self.tmp, "missing")
+        cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", os.path.join(self.runtime, "kernel-x.json")]
+        with self.assertRaises(OSError) as raised:
+            FORKER.launch(cmd, {"cwd": missing, "env": dict(os.environ)}, self.log)
+        self.assertEqual(str(raised.exception), f"Could not start kernel {cmd}: chdir {missing}: No such file or directory")
+        self.assertFalse(FORKER.broken, "the forker is not given up for a launch's own failure")
+
     def test_a_forker_that_is_gone_is_left_and_kernels_start_afresh(self):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         theirs.close()
