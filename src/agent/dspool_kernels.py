@@ -41,11 +41,12 @@ Notebook's "no kernels" shutdown never see them. shutdown_all (the server
 stopping) kills them, and so does the interpreter's exit, should the server
 exit another way (it does when its port is taken).
 
-A kernel asked for the moment the server first answers gains little: the
-spare is launched as the server starts (some 0.05 s after the agent's
-zygote forks it, 0.5 s into a cold start) and a kernel takes 0.4 s to
-answer, so that kernel still waits for most of it. One asked for once the
-browser has loaded its page answers at once (0.06 s instead of 0.43 s).
+The spare is launched as the server starts (some 0.05 s after the agent's
+zygote forks it). Started afresh, a kernel takes 0.4 s to answer on an idle
+CPU, so one asked for the moment the server first answers still waits for
+most of that; forked (below), the spare is ready by then. One asked for
+once the browser has loaded its page answers at once (0.06 s instead of
+0.43 s).
 
 Forked kernels. A server the agent's zygote started has a kernel forker
 (dspool_zygote.py, "Kernels"): a process that imported ipykernel before the
@@ -53,9 +54,9 @@ server existed. The kernels' manager class here, ForkingKernelManager,
 gives each kernel a ForkingProvisioner, Notebook's LocalProvisioner except
 that a launch the forker can make, `python3 -m ipykernel_launcher ...` for
 this very interpreter with Python's environment unchanged (see
-KernelForker.can_fork), is forked there: the kernel answers within some
-0.1 s of CPU instead of a second, which is what many users logging in at
-once on a few CPUs wait for. Any other launch, or any launch once the
+KernelForker.can_fork), is forked there: the kernel costs some 0.25 s of
+CPU before it answers instead of 0.7 s, which is what many users logging
+in at once on a few CPUs wait for. Any other launch, or any launch once the
 forker failed, starts a fresh process as before. The forker reports each
 kernel's exit; ForkedKernel is the Popen the provisioner keeps.
 
