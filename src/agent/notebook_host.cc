@@ -26,7 +26,9 @@ Result<pid_t> SystemNotebookProcesses::Spawn(const NotebookLaunch& launch) {
     // Its parent is root's, so that no user can have made (or replace) the
     // directory of another.
     size_t slash = launch.runtime_dir.rfind('/');
-    if (slash != std::string::npos && slash > 0) DSP_RETURN_IF_ERROR(MakeDirs(launch.runtime_dir.substr(0, slash), 0755));
+    if (slash != std::string::npos && slash > 0) {
+      DSP_RETURN_IF_ERROR(MakeDirs(launch.runtime_dir.substr(0, slash), 0755));
+    }
     DSP_RETURN_IF_ERROR(EnsureDir(launch.runtime_dir, 0700,
                                   {static_cast<uid_t>(launch.user.uid), static_cast<gid_t>(launch.user.gid)}));
   }
