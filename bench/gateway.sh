@@ -207,17 +207,21 @@ for _ in $(seq 100); do [[ "$(health)" == healthy ]] && break; sleep 0.2; done
 [[ "$(health)" == healthy ]] || fail "the instance's probes (22, 5201, $LOAD_PORT) did not all pass: $(health)"
 
 # HAProxy: same backend, same thread count, TCP mode with splicing, checks
-# as often as the gateway's probes, no logging (the gateway logs no
-# per-connection line at info either).
+# as often as the gateway's probes, and a log line per connection (option
+# tcplog), as the gateway writes one at info level (the client, the
+# instance, and the address the instance sees).
 if [[ "$HA_SPLICE" == auto ]]; then splice="option splice-auto"; else
   splice=$'option splice-request\n    option splice-response'; fi
 cat >"$WORK/haproxy.cfg" <<CFG
 global
     nbthread $THREADS
+    log stdout format raw local0 info
     maxconn $(( CONNS + 1000 ))
     maxpipes 1024
 defaults
     mode tcp
+    log global
+    option tcplog
     timeout connect 5s
     timeout client 30m
     timeout server 30m
@@ -489,7 +493,8 @@ RESULTS=$(cat <<MD
 
 Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs, kernel $(uname -r), load average
 $LOAD_AT_START at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end; dspool $commit; HAProxy $ha_version ($splice_text,
-nbthread $THREADS) vs \`--gateway-threads $THREADS\` (plus the gateway's control thread);
+nbthread $THREADS, \`option tcplog\` to its standard output) vs \`--gateway-threads $THREADS\` (plus the gateway's
+control thread; \`--log-level info\`, a line per connection to the server's log): each logs every connection;
 iperf3 $iperf_version. One instance (2 vCPUs) on the pool's bridge; clients on the host; the
 proxies on the host, listening on 0.0.0.0, reached at 127.0.0.1. TCP congestion control:
 $cc_text. Figures are $rounds_text.

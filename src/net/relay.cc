@@ -312,11 +312,9 @@ bool RelayLoop::Pump(Connection& c, int d) {
         c.last_activity = reactor_->turn_time();
         moved = true;
       } else if (n == 0) {
-        // EOF; a reset may also read as 0 once the error was taken elsewhere.
-        if (SocketError(src) != 0) {
-          c.failed = true;
-          return false;
-        }
+        // EOF. A reset reads as an error (ECONNRESET), unless a FIN came
+        // first: then the stream ended whole, and a reset after it is news
+        // only while the connection lasts (EPOLLERR, or a failed write).
         dir.eof = true;
       } else if (errno == EAGAIN) {
         // EAGAIN means "the source is empty" or "the pipe is full": the
@@ -357,7 +355,10 @@ bool RelayLoop::Pump(Connection& c, int d) {
       // Nothing on its way: an idle direction holds no pipe.
       ReleasePipe(&dir.pipe);
       if (dir.eof) {
-        if (::shutdown(dst, SHUT_WR) != 0) {
+        // The last direction to end needs no shutdown: the close sends the
+        // FIN (dst has no unread bytes; its own EOF was read).
+        const bool last = c.dirs[1 - d].done;
+        if (!last && ::shutdown(dst, SHUT_WR) != 0) {
           c.failed = true;
           return false;
         }
