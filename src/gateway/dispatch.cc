@@ -34,10 +34,7 @@ void Gateway::Impl::Accept(OpenListener& listener) {
     conn->client = std::move(**accepted);
     conn->flow = flow;
     conn->via = listener.spec;
-    Conn& c = *conn;
-    conns_[c.id] = std::move(conn);
-    pending_conns_.store(conns_.size(), std::memory_order_relaxed);
-    pending_by_address_[peer.ip].insert(c.id);
+    Conn& c = AddConn(std::move(conn));
     Count(&GatewayCounters::connections_accepted);
     if (c.via.client_speaks_first) {
       AwaitFirstBytes(c);
@@ -190,50 +187,39 @@ void Gateway::Impl::Connect(Conn& c, Backend& b) {
   if (!c.transparent) fd = StartConnectTcp(b.route.address, port, options_.backend_congestion_control);
   if (!fd.ok()) return ConnectFailed(c, fd.status());
   c.backend = std::move(*fd);
-  uint64_t id = c.id;
-  Status s = loop_->Watch(c.backend.get(), Reactor::kWritable, [this, id](uint32_t) { Connected(id); });
-  if (!s.ok()) return ConnectFailed(c, s);
-  c.timer = loop_->RunAfter(options_.connect_timeout, [this, id] {
-    auto it = conns_.find(id);
-    if (it == conns_.end()) return;
-    Conn& conn = *it->second;
-    conn.timer = 0;
-    loop_->Unwatch(conn.backend.get());
-    conn.backend.reset();
-    ConnectFailed(conn, DeadlineExceeded("connect " + FormatEndpoint(conn.backend_address,
-                                                                     static_cast<uint16_t>(conn.via.backend_port)) +
-                                         ": timed out"));
-  });
+  HandToRelay(c, b);
 }
 
-void Gateway::Impl::Connected(uint64_t id) {
-  auto it = conns_.find(id);
-  if (it == conns_.end()) return;
-  Conn& c = *it->second;
-  loop_->Unwatch(c.backend.get());
-  loop_->Cancel(c.timer);
-  c.timer = 0;
-  auto port = static_cast<uint16_t>(c.via.backend_port);
-  if (Status s = FinishConnect(c.backend.get(), c.backend_address, port); !s.ok()) {
-    c.backend.reset();
-    return ConnectFailed(c, s);
-  }
-  Backend* b = FindBackend(c.via.pool, c.backend_id);
-  std::shared_ptr<ConnectionCount> count = b ? b->count : std::make_shared<ConnectionCount>();
+void Gateway::Impl::HandToRelay(Conn& c, Backend& b) {
   RelayOptions relay_options;
   if (c.via.rule) relay_options.idle_timeout = std::chrono::minutes(c.via.rule->idle_timeout_minutes);
   relay_options.tag = c.id;
+  relay_options.connect_timeout = options_.connect_timeout;
   // Listed before the relay has it: its on_close may come at once.
-  relayed_->Add(c.id, Describe(c), std::move(count));
+  relayed_->Add(c.id, Describe(c), b.count);
+  std::shared_ptr<Conn> conn = TakeConn(conns_.find(c.id));
+  UniqueFd client = std::move(conn->client);
+  UniqueFd backend = std::move(conn->backend);
+  // On the relay's thread; the rest on this loop.
+  relay_options.on_connect_failed = [this, conn](UniqueFd client_back, Status why) {
+    auto fd = std::make_shared<UniqueFd>(std::move(client_back));
+    loop_->Post([this, conn, fd, why = std::move(why)] { RelayConnectFailed(conn, std::move(*fd), why); });
+  };
   RelayLoop& relay = *relays_[next_relay_++ % relays_.size()];
   // Both sockets are net/socket.h's (TryAcceptTcp, StartConnectTcp).
-  if (Status s = relay.AddPrepared(std::move(c.client), std::move(c.backend), relay_options); !s.ok()) {
-    relayed_->Closed(c.id);
+  if (Status s = relay.AddPrepared(std::move(client), std::move(backend), std::move(relay_options)); !s.ok()) {
+    relayed_->Closed(conn->id);
     DSP_LOG(kWarning, kLog) << "relay: " << s;
-  } else {
-    Count(&GatewayCounters::connections_relayed);
   }
-  EraseConn(it);
+}
+
+void Gateway::Impl::RelayConnectFailed(const std::shared_ptr<Conn>& failed, UniqueFd client, const Status& why) {
+  relayed_->Closed(failed->id);  // not relayed after all; its backend's count drops
+  auto conn = std::make_unique<Conn>(std::move(*failed));
+  conn->client = std::move(client);
+  Conn& c = AddConn(std::move(conn));
+  const std::string where = FormatEndpoint(c.backend_address, static_cast<uint16_t>(c.via.backend_port));
+  ConnectFailed(c, Status(why.code(), "connect " + where + ": " + why.message()));
 }
 
 RelayedConnection Gateway::Impl::Describe(const Conn& c) {
@@ -385,17 +371,28 @@ void Gateway::Impl::CloseConn(uint64_t id) {
   if (c.timer) loop_->Cancel(c.timer);
   if (auto pool = pools_.find(c.via.pool); pool != pools_.end() && pool->second.held.erase(id)) UpdateHeldGauge();
   SetAwaiting(c, false);
-  EraseConn(it);
+  TakeConn(it);
 }
 
-void Gateway::Impl::EraseConn(std::unordered_map<uint64_t, std::unique_ptr<Conn>>::iterator it) {
+Gateway::Impl::Conn& Gateway::Impl::AddConn(std::unique_ptr<Conn> conn) {
+  Conn& c = *conn;
+  conns_[c.id] = std::move(conn);
+  pending_conns_.store(conns_.size(), std::memory_order_relaxed);
+  pending_by_address_[c.flow.src_ip].insert(c.id);
+  return c;
+}
+
+std::unique_ptr<Gateway::Impl::Conn> Gateway::Impl::TakeConn(
+    std::unordered_map<uint64_t, std::unique_ptr<Conn>>::iterator it) {
   auto pending = pending_by_address_.find(it->second->flow.src_ip);
   if (pending != pending_by_address_.end()) {
     pending->second.erase(it->first);
     if (pending->second.empty()) pending_by_address_.erase(pending);
   }
+  std::unique_ptr<Conn> conn = std::move(it->second);
   conns_.erase(it);
   pending_conns_.store(conns_.size(), std::memory_order_relaxed);
+  return conn;
 }
 
 }  // namespace dspool

@@ -130,6 +130,7 @@ GatewayCounters Gateway::Impl::counters() const {
     c.bytes_backend_to_client += r.bytes_backend_to_client.load(std::memory_order_relaxed);
     c.idle_timeouts += r.idle_timeouts.load(std::memory_order_relaxed);
     c.relay_errors += r.errors.load(std::memory_order_relaxed);
+    c.connections_relayed += r.connects_completed.load(std::memory_order_relaxed);
   }
   return c;
 }

@@ -173,7 +173,7 @@ bool MayConnectFromClient(uint32_t client);
 // Monotonic counters, except the gauges marked so.
 struct GatewayCounters {
   uint64_t connections_accepted = 0;
-  uint64_t connections_relayed = 0;  // connected to a backend and handed to the relay
+  uint64_t connections_relayed = 0;  // handed to a relay, whose connect to the backend then completed
   uint64_t connections_active = 0;   // gauge: relayed and not yet closed
   uint64_t connect_failures = 0;     // backend connects that failed (each attempt)
   uint64_t refused = 0;              // closed at once: empty NAT slot, hold queue full

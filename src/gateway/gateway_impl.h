@@ -213,10 +213,16 @@ class Gateway::Impl {
   // backends it has not tried; nullopt if none is eligible.
   std::optional<InstanceId> Pick(const Conn& c, const PoolRoutes& pool) const;
   void Dispatch(Conn& c);
+  // Starts the connect to `b` and hands the pair to a relay (HandToRelay).
   void Connect(Conn& c, Backend& b);
-  void Connected(uint64_t id);
-  // The connection as Connections() lists it, once connected; logs the
-  // mapping where the instance does not see the client's address.
+  // The pair goes to a relay thread while its backend still connects: the
+  // relay waits for the connect on the registration it makes anyway, and
+  // only a failure comes back here (RelayConnectFailed), with the client
+  // socket unread, to try another instance or hold. Forgets `c` here.
+  void HandToRelay(Conn& c, Backend& b);
+  void RelayConnectFailed(const std::shared_ptr<Conn>& failed, UniqueFd client, const Status& why);
+  // The connection as Connections() lists it, once handed to a relay; logs
+  // the mapping where the instance does not see the client's address.
   RelayedConnection Describe(const Conn& c);
   void ConnectFailed(Conn& c, const Status& why);
   void Refuse(Conn& c);
@@ -237,8 +243,11 @@ class Gateway::Impl {
   // waiting client sees a clean end; unless bytes it sent are unread,
   // which the kernel answers with a reset).
   void CloseConn(uint64_t id);
-  // Forgets a connection closed or handed to a relay.
-  void EraseConn(std::unordered_map<uint64_t, std::unique_ptr<Conn>>::iterator it);
+  // Lists a connection that has not reached a relay (again, for one whose
+  // connect failed there).
+  Conn& AddConn(std::unique_ptr<Conn> conn);
+  // Forgets a connection closed or handed to a relay; returns it.
+  std::unique_ptr<Conn> TakeConn(std::unordered_map<uint64_t, std::unique_ptr<Conn>>::iterator it);
 
   // ---- probes (probing.cc) ----
   void ScheduleProbe(const PoolName& pool, const InstanceId& id, Probe& p, std::chrono::milliseconds delay);

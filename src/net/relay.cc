@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <future>
 #include <climits>
+#include <cstring>
 
 #include "net/socket.h"
 #include "os/process.h"
@@ -98,8 +99,11 @@ struct RelayLoop::Connection final : IoHandler {
   // What epoll reported for sockets[i] and no EAGAIN has denied since.
   bool readable[2] = {false, false};
   bool writable[2] = {false, false};
-  bool failed = false;
-  bool resuming = false;  // on resume_ (its last turn ended with work left)
+  // One byte for the four (the struct's size is promised in relay.h).
+  bool failed : 1 = false;
+  bool resuming : 1 = false;    // on resume_ (its last turn ended with work left)
+  bool connecting : 1 = false;  // the backend's connect is in progress (RelayLoop::connecting_)
+  bool timed : 1 = false;       // an entry of timers_ is for it
   // sockets[i] is registered without EPOLLIN: direction i waits for its
   // destination to take bytes, and new bytes at its source would only wake
   // the loop for nothing (see Service).
@@ -137,11 +141,12 @@ Status RelayLoop::Add(UniqueFd client, UniqueFd backend, RelayOptions options) {
 
 Status RelayLoop::AddPrepared(UniqueFd client, UniqueFd backend, RelayOptions options) {
   if (options.idle_timeout.count() < 0) return InvalidArgument("relay: negative idle_timeout");
+  if (options.connect_timeout.count() < 0) return InvalidArgument("relay: negative connect_timeout");
 
   Pending p;
   p.sockets[0] = std::move(client);
   p.sockets[1] = std::move(backend);
-  p.options = options;
+  p.options = std::move(options);
   bool first;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -167,7 +172,7 @@ std::vector<RelayLoop::Handed> RelayLoop::HandOverIdle() {
         std::vector<Handed> out;
         std::vector<uint64_t> ids;
         for (const auto& [id, c] : connections_) {
-          const bool quiet = !c->failed && !c->resuming;
+          const bool quiet = !c->failed && !c->resuming && !c->connecting;
           bool idle = quiet;
           for (const Connection::Direction& d : c->dirs) idle = idle && d.in_pipe == 0 && !d.eof && !d.done;
           if (idle) ids.push_back(id);
@@ -179,7 +184,7 @@ std::vector<RelayLoop::Handed> RelayLoop::HandOverIdle() {
           for (int side = 0; side < 2; ++side) reactor_->Remove(c.slots[side], c.sockets[side].get());
           out.push_back({std::move(c.sockets[0]), std::move(c.sockets[1]), c.tag, c.idle_timeout});
           counters_.connections_active.fetch_sub(1, std::memory_order_relaxed);
-          if (c.idle_timeout.count() > 0) ++stale_timers_;
+          if (c.timed) ++stale_timers_;
           for (Connection::Direction& dir : c.dirs) ReleasePipe(&dir.pipe);
           connections_.erase(id);
         }
@@ -221,8 +226,13 @@ void RelayLoop::AdoptPending() {
     c->idle_timeout = p.options.idle_timeout;
     c->tag = p.options.tag;
     c->last_activity = now;
-    if (c->idle_timeout.count() > 0) {
-      timers_.emplace(now + c->idle_timeout, c->id);
+    if (p.options.connect_timeout.count() > 0) {
+      c->connecting = true;
+      connecting_[c->id] = {now + p.options.connect_timeout, std::move(p.options.on_connect_failed)};
+    }
+    if (MonoTime due = Deadline(*c); due != MonoTime::max()) {
+      timers_.emplace(due, c->id);
+      c->timed = true;
       counters_.timer_entries.store(timers_.size(), std::memory_order_relaxed);
     }
     Connection& ref = *c;
@@ -246,6 +256,12 @@ void RelayLoop::Connection::OnIo(uint32_t events, uint32_t slot) {
   // that touch this socket find out what they mean (EOF, EPIPE, a reset).
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable[side] = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable[side] = true;
+  if (connecting) {
+    // The client waits (what it reported is remembered) until the backend
+    // answers the connect: writable, or an error.
+    if (writable[1]) relay->ConnectDone(*this);  // may free this connection
+    return;
+  }
   if ((events & EPOLLERR) && SocketError(sockets[side].get()) != 0) failed = true;
   relay->Service(*this);  // may close (and free) this connection: nothing after it
 }
@@ -420,7 +436,8 @@ void RelayLoop::Close(uint64_t id, CloseReason reason) {
   counters_.connections_active.fetch_sub(1, std::memory_order_relaxed);
   uint64_t tag = c.tag;
   // Its timer entry stays behind, unless ExpireIdle just took it out.
-  if (c.idle_timeout.count() > 0 && reason != CloseReason::kIdle) ++stale_timers_;
+  if (c.timed) ++stale_timers_;
+  connecting_.erase(c.id);
   // Empty pipes serve the next connections; ones with bytes in them go.
   for (Connection::Direction& dir : c.dirs) {
     if (dir.in_pipe == 0) ReleasePipe(&dir.pipe);
@@ -432,11 +449,43 @@ void RelayLoop::Close(uint64_t id, CloseReason reason) {
   if (options_.on_close) options_.on_close(tag);
 }
 
+void RelayLoop::ConnectDone(Connection& c) {
+  const int err = SocketError(c.sockets[1].get());
+  if (err != 0) return ConnectFailed(c, Status(ErrnoStatus("connect", err).code(), std::strerror(err)));
+  c.connecting = false;
+  connecting_.erase(c.id);
+  c.last_activity = reactor_->turn_time();
+  counters_.connects_completed.fetch_add(1, std::memory_order_relaxed);
+  // Its timer entry (the connect deadline) becomes the idle one when due.
+  Service(c);
+}
+
+void RelayLoop::ConnectFailed(Connection& c, Status why) {
+  counters_.connects_failed.fetch_add(1, std::memory_order_relaxed);
+  counters_.connections_active.fetch_sub(1, std::memory_order_relaxed);
+  if (c.timed) ++stale_timers_;
+  UniqueFd client = std::move(c.sockets[0]);
+  // Out of the epoll set explicitly: the client socket stays open.
+  reactor_->Remove(c.slots[0], client.get());
+  reactor_->Remove(c.slots[1], -1);
+  auto node = connecting_.extract(c.id);
+  connections_.erase(c.id);  // closes the backend socket
+  if (!node.empty() && node.mapped().on_failed) node.mapped().on_failed(std::move(client), std::move(why));
+}
+
+MonoTime RelayLoop::Deadline(const Connection& c) const {
+  if (c.connecting) return connecting_.at(c.id).deadline;
+  if (c.idle_timeout.count() > 0) return c.last_activity + c.idle_timeout;
+  return MonoTime::max();
+}
+
 void RelayLoop::RebuildTimers() {
   std::vector<TimerEntry> entries;
   entries.reserve(connections_.size());
   for (const auto& [id, c] : connections_) {
-    if (c->idle_timeout.count() > 0) entries.emplace_back(c->last_activity + c->idle_timeout, id);
+    MonoTime due = Deadline(*c);
+    c->timed = due != MonoTime::max();
+    if (c->timed) entries.emplace_back(due, id);
   }
   timers_ = decltype(timers_)(std::greater<>(), std::move(entries));
   stale_timers_ = 0;
@@ -453,12 +502,18 @@ MonoTime RelayLoop::ExpireIdle() {
       --stale_timers_;
       continue;
     }
-    const Connection& c = *it->second;
-    MonoTime deadline = c.last_activity + c.idle_timeout;
-    if (deadline <= now) {
-      Close(id, CloseReason::kIdle);
+    Connection& c = *it->second;
+    c.timed = false;  // its entry is out
+    const MonoTime due = Deadline(c);
+    if (due > now) {
+      if (due != MonoTime::max()) {  // connected since (no idle timeout): no entry
+        timers_.emplace(due, id);
+        c.timed = true;
+      }
+    } else if (c.connecting) {
+      ConnectFailed(c, DeadlineExceeded("timed out"));
     } else {
-      timers_.emplace(deadline, id);
+      Close(id, CloseReason::kIdle);
     }
   }
   counters_.timer_entries.store(timers_.size(), std::memory_order_relaxed);
@@ -481,6 +536,7 @@ void RelayLoop::CloseAll() {
     for (uint32_t slot : c->slots) reactor_->Remove(slot, -1);
   }
   connections_.clear();
+  connecting_.clear();
   resume_.clear();
   timers_ = {};
   stale_timers_ = 0;

@@ -40,12 +40,15 @@
 // The connection:
 //
 //   Add ──► pending ──► (loop adopts) ──► RELAYING ──► both directions DONE ──► closed (FIN)
-//                                           │
-//                                           ├── error on either socket (RST, EPIPE, ...)
-//                                           │     ──► closed with RST on both   [errors]
-//                                           ├── no byte either way for idle_timeout
-//                                           │     ──► closed (FIN) on both      [idle_timeouts]
-//                                           └── Stop() ──► closed (FIN) on both
+//                            │                ▲  │
+//                            │     connected  │  ├── error on either socket (RST, EPIPE, ...)
+//                            └──► CONNECTING ─┘  │     ──► closed with RST on both   [errors]
+//                                  │             ├── no byte either way for idle_timeout
+//        (backend added connecting)│             │     ──► closed (FIN) on both      [idle_timeouts]
+//                                  │             └── Stop() ──► closed (FIN) on both
+//                                  └── refused, unreachable or connect_timeout
+//                                        ──► backend closed; the client socket, unread,
+//                                            to on_connect_failed   [connects_failed]
 //
 // Half-close is therefore relayed: a client that shuts down its write side
 // makes the backend read EOF, and the backend's reply still reaches the
@@ -95,6 +98,16 @@ struct RelayOptions {
   std::chrono::milliseconds idle_timeout{0};
   // Handed to RelayLoopOptions::on_close when the connection ends.
   uint64_t tag = 0;
+  // Nonzero: `backend` is still connecting (a non-blocking connect(2) that
+  // answered EINPROGRESS). The loop moves no byte until it is connected.
+  // If it fails, or is not connected within this long, the connection ends
+  // without on_close: the loop calls on_connect_failed on its thread with
+  // the client socket, from which nothing was read, and why (the reason
+  // alone, as strerror says it, with ErrnoStatus's code; or "timed out",
+  // DeadlineExceeded), so the caller can try another backend.
+  // Without on_connect_failed the client socket is closed.
+  std::chrono::milliseconds connect_timeout{0};
+  std::function<void(UniqueFd client, Status why)> on_connect_failed;
 };
 
 // Per-loop settings.
@@ -123,6 +136,10 @@ struct RelayCounters {
   std::atomic<uint64_t> idle_timeouts{0};  // connections closed by idle_timeout
   std::atomic<uint64_t> errors{0};         // connections ended by a socket error
   std::atomic<uint64_t> pipes_created{0};  // pipes made (the rest were reused)
+  // Backends added still connecting (RelayOptions::connect_timeout) whose
+  // connect completed; and those whose connect failed or timed out.
+  std::atomic<uint64_t> connects_completed{0};
+  std::atomic<uint64_t> connects_failed{0};
   // Idle-timeout entries the loop holds (a gauge): one per open connection
   // with a timeout, plus closed ones' not yet swept (at most about 1024 more).
   std::atomic<uint64_t> timer_entries{0};
@@ -150,7 +167,8 @@ class RelayLoop {
   // made later, when bytes flow, ends that connection as an error.)
   // Thread-safe.
   Status Add(UniqueFd client, UniqueFd backend, RelayOptions options);
-  // Add for sockets as net/socket.h makes them: connected TCP, already
+  // Add for sockets as net/socket.h makes them: TCP (the backend connected,
+  // or connecting with RelayOptions::connect_timeout), already
   // non-blocking and close-on-exec, with TCP_NODELAY (TryAcceptTcp from a
   // ListenTcp listener, StartConnectTcp). Nothing is checked or set: Add's
   // checks cost eight system calls per connection, a quarter of what the
@@ -213,7 +231,17 @@ class RelayLoop {
   bool AcquirePipe(Pipe* pipe);
   // Back to the spare list (or closed). REQUIRES: the pipe is empty.
   void ReleasePipe(Pipe* pipe);
-  // Closes the idle connections; returns when the next may be due.
+  // The backend of a connection added connecting reported: connected, or
+  // failed (ConnectFailed).
+  void ConnectDone(Connection& c);
+  // Ends a connection whose backend did not connect and hands its client
+  // socket to on_connect_failed.
+  void ConnectFailed(Connection& c, Status why);
+  // When `c`'s timer entry is due: its connect deadline while connecting,
+  // else its idle deadline; MonoTime::max() for none.
+  MonoTime Deadline(const Connection& c) const;
+  // Closes the idle connections and fails the connects that took too long;
+  // returns when the next may be due.
   MonoTime ExpireIdle();
   // timers_ anew from the open connections.
   void RebuildTimers();
@@ -243,6 +271,12 @@ class RelayLoop {
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
   size_t stale_timers_ = 0;
   std::vector<Pipe> spare_pipes_;
+  // The connections added connecting, until their backend connects or fails.
+  struct Connecting {
+    MonoTime deadline;
+    std::function<void(UniqueFd client, Status why)> on_failed;
+  };
+  std::unordered_map<uint64_t, Connecting> connecting_;
   // Connections whose last turn ended with bytes still to move: epoll
   // (edge-triggered) will not report them again, so the loop serves them
   // after the next batch of events (Resume, deferred on the reactor).

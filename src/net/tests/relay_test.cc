@@ -701,6 +701,145 @@ TEST_F(RelayTest, OnCloseHearsEachTagOnce) {
   EXPECT_EQ(*tags, (std::vector<uint64_t>{7, 9}));
 }
 
+// ---- a backend added while it connects (RelayOptions::connect_timeout) ----
+
+// What the failure callback heard, across threads.
+struct ConnectFailures {
+  std::mutex mu;
+  std::vector<std::pair<UniqueFd, Status>> heard;  // guarded by mu
+  size_t count() {
+    std::lock_guard lock(mu);
+    return heard.size();
+  }
+  std::function<void(UniqueFd, Status)> Callback() {
+    return [this](UniqueFd client, Status why) {
+      std::lock_guard lock(mu);
+      heard.emplace_back(std::move(client), std::move(why));
+    };
+  }
+};
+
+class RelayConnectingTest : public RelayTest {
+ protected:
+  // A client through the relay to 127.0.0.1:`port`, added while its
+  // backend's connect is in progress, as the gateway adds them.
+  UniqueFd ConnectingThroughRelay(uint16_t port, RelayOptions options) {
+    auto client = ConnectTcp(kLoopback, front_port_, seconds(kIoTimeoutSeconds));
+    EXPECT_TRUE(client.ok()) << client.status();
+    if (!client.ok()) return UniqueFd();
+    auto accepted = AcceptTcp(front_, seconds(kIoTimeoutSeconds));
+    EXPECT_TRUE(accepted.ok()) << accepted.status();
+    auto backend = StartConnectTcp(kLoopback, port);
+    EXPECT_TRUE(backend.ok()) << backend.status();
+    if (!accepted.ok() || !backend.ok()) return UniqueFd();
+    Status s = loop_->AddPrepared(std::move(*accepted), std::move(*backend), std::move(options));
+    EXPECT_TRUE(s.ok()) << s;
+    MakeBlocking(client->get());
+    return std::move(*client);
+  }
+  // A port on 127.0.0.1 where nothing listens (it did a moment ago).
+  uint16_t ClosedPort() {
+    uint16_t port = 0;
+    UniqueFd listener = ListenBackend(&port);
+    return port;
+  }
+};
+
+TEST_F(RelayConnectingTest, RelaysOnceConnectedWithWhatTheClientSentMeanwhile) {
+  size_t closed = 0;
+  StartLoop(RelayLoopOptions{.on_close = [&closed](uint64_t) { ++closed; }});
+  uint16_t port = 0;
+  UniqueFd listener = ListenBackend(&port);
+  ConnectFailures failures;
+  UniqueFd client = ConnectingThroughRelay(
+      port, RelayOptions{.tag = 3, .connect_timeout = seconds(30), .on_connect_failed = failures.Callback()});
+  ASSERT_TRUE(client.valid());
+  ASSERT_TRUE(SendAll(client.get(), "sent before the backend answered"));
+  UniqueFd backend = AcceptBackend(listener);
+  ASSERT_TRUE(backend.valid());
+  std::string got;
+  ASSERT_TRUE(RecvExactly(backend.get(), 32, &got));
+  EXPECT_EQ(got, "sent before the backend answered");
+  ASSERT_TRUE(SendAll(backend.get(), "reply"));
+  got.clear();
+  ASSERT_TRUE(RecvExactly(client.get(), 5, &got));
+  EXPECT_EQ(got, "reply");
+  EXPECT_EQ(counters().connects_completed.load(), 1u);
+  EXPECT_EQ(counters().connects_failed.load(), 0u);
+  EXPECT_EQ(failures.count(), 0u);
+  backend.reset();
+  client.reset();
+  ASSERT_TRUE(WaitIdle());
+  StopLoop();
+  EXPECT_EQ(closed, 1u);
+}
+
+TEST_F(RelayConnectingTest, ARefusedConnectGivesTheClientBackUnreadAndEndsWithoutOnClose) {
+  size_t closed = 0;
+  StartLoop(RelayLoopOptions{.on_close = [&closed](uint64_t) { ++closed; }});
+  ConnectFailures failures;
+  UniqueFd client = ConnectingThroughRelay(
+      ClosedPort(), RelayOptions{.connect_timeout = seconds(30), .on_connect_failed = failures.Callback()});
+  ASSERT_TRUE(client.valid());
+  ASSERT_TRUE(SendAll(client.get(), "SSH-2.0-test"));
+  ASSERT_TRUE(WaitFor([&] { return failures.count() == 1; }));
+  std::lock_guard lock(failures.mu);
+  auto& [returned, why] = failures.heard[0];
+  EXPECT_EQ(why.code(), StatusCode::kUnavailable) << why;
+  EXPECT_EQ(why.message(), "Connection refused");
+  // The client's socket comes back open, with every byte the client sent.
+  ASSERT_TRUE(returned.valid());
+  MakeBlocking(returned.get());
+  std::string got;
+  ASSERT_TRUE(RecvExactly(returned.get(), 12, &got));
+  EXPECT_EQ(got, "SSH-2.0-test");
+  ASSERT_TRUE(SendAll(returned.get(), "still here"));
+  got.clear();
+  ASSERT_TRUE(RecvExactly(client.get(), 10, &got));
+  EXPECT_EQ(got, "still here");
+  EXPECT_EQ(counters().connects_failed.load(), 1u);
+  EXPECT_EQ(counters().connects_completed.load(), 0u);
+  EXPECT_EQ(counters().connections_active.load(), 0u);
+  StopLoop();
+  EXPECT_EQ(closed, 0u) << "on_close heard a connection that was never relayed";
+}
+
+TEST_F(RelayConnectingTest, AConnectNotAnsweredByItsTimeoutOnTheLoopsClockFails) {
+  StartLoop(RelayLoopOptions{.clock = &clock_});
+  // A listener whose accept queue is full drops new SYNs: a connect to it
+  // stays in progress. Backlog 0 queues one connection, never accepted.
+  uint16_t port = 0;
+  auto listener = ListenTcp("127.0.0.1", 0, 0, &port);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  auto queued = ConnectTcp(kLoopback, port, seconds(kIoTimeoutSeconds));
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  ConnectFailures failures;
+  UniqueFd client = ConnectingThroughRelay(
+      port, RelayOptions{.idle_timeout = seconds(60), .connect_timeout = seconds(5),
+                         .on_connect_failed = failures.Callback()});
+  ASSERT_TRUE(client.valid());
+  // A round trip through the loop's thread: it has adopted the connection
+  // (at t = 0), which a connection still connecting leaves out of a hand-over.
+  EXPECT_TRUE(loop_->HandOverIdle().empty()) << "a connection still connecting was handed over";
+
+  clock_.Advance(milliseconds(4999));
+  loop_->Wake();
+  loop_->HandOverIdle();  // a round trip: the loop has looked at its clock since
+  EXPECT_EQ(failures.count(), 0u) << "failed before its connect timeout";
+
+  clock_.Advance(milliseconds(2));
+  loop_->Wake();
+  ASSERT_TRUE(WaitFor([&] { return failures.count() == 1; }))
+      << "connects completed: " << counters().connects_completed.load();
+  std::lock_guard lock(failures.mu);
+  EXPECT_EQ(failures.heard[0].second.code(), StatusCode::kDeadlineExceeded) << failures.heard[0].second;
+  EXPECT_EQ(failures.heard[0].second.message(), "timed out");
+  EXPECT_TRUE(failures.heard[0].first.valid());
+  EXPECT_EQ(counters().connects_failed.load(), 1u);
+  EXPECT_EQ(counters().connections_active.load(), 0u);
+  EXPECT_EQ(counters().idle_timeouts.load(), 0u);
+}
+
 TEST_F(RelayTest, NoDescriptorLeaks) {
   int before = CountOpenFds();
   {
