@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/testing/cannot_run.h"
 #include "net/socket.h"
 
 namespace dspool {
@@ -821,6 +822,11 @@ TEST_F(RelayConnectingTest, AConnectNotAnsweredByItsTimeoutOnTheLoopsClockFails)
   // A round trip through the loop's thread: it has adopted the connection
   // (at t = 0), which a connection still connecting leaves out of a hand-over.
   EXPECT_TRUE(loop_->HandOverIdle().empty()) << "a connection still connecting was handed over";
+  // On loopback a connect that is answered is answered within connect(2).
+  if (counters().connects_completed.load() != 0) {
+    DSP_CANNOT_RUN_HERE("the kernel accepted a connection on a full backlog-0 listener "
+                        "(tcp_abort_on_overflow or syncookies?); the connect timeout is not testable on loopback here");
+  }
 
   clock_.Advance(milliseconds(4999));
   loop_->Wake();
