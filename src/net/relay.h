@@ -140,8 +140,9 @@ struct RelayCounters {
   // connect completed; and those whose connect failed or timed out.
   std::atomic<uint64_t> connects_completed{0};
   std::atomic<uint64_t> connects_failed{0};
-  // Idle-timeout entries the loop holds (a gauge): one per open connection
-  // with a timeout, plus closed ones' not yet swept (at most about 1024 more).
+  // Timer entries the loop holds (a gauge): one per open connection with an
+  // idle timeout or still connecting, plus closed ones' not yet swept (at
+  // most about 1024 more).
   std::atomic<uint64_t> timer_entries{0};
 };
 
