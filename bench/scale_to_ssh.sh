@@ -4,12 +4,16 @@
 #      sending its SSH banner, over ROUNDS rounds (p50, p90, max);
 #   2. the server's resident memory with INSTANCES instances running.
 # Usage: bench/scale_to_ssh.sh BUILD_DIR/apps/dspool/dspool [ROUNDS] [INSTANCES]
-# Run as root. Results are printed as a Markdown fragment for docs/benchmarks.md.
+# Run as root. Results are printed as a Markdown fragment for docs/benchmarks.md,
+# with the commit the binary was built from, the kernel, the CPUs and the load.
 set -euo pipefail
+COMMAND_LINE="$0 $*"
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 DSPOOL=$(realpath "$1")
 ROUNDS=${2:-20}
 INSTANCES=${3:-50}
 source "$(dirname "$0")/../test/integration/lib.sh"
+source "$(dirname "$0")/lib.sh"  # rss_kib, build_commit
 require_root_and_lxc
 WORK=$(mktemp -d /tmp/dspool-bench.XXXXXX)
 DATA=$WORK/data
@@ -55,6 +59,11 @@ dsp pool delete "$POOL" >/dev/null
 for _ in $(seq 240); do dsp pool show "$POOL" >/dev/null 2>&1 || break; sleep 0.5; done
 
 cat <<MD
+    sudo $COMMAND_LINE
+
+Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs, kernel $(uname -r), load average
+$LOAD_AT_START at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end; dspool $(build_commit "$DSPOOL").
+
 | measure | value |
 |---|---|
 | scale 0 → 1 until sshd sends its banner, p50 ($n rounds) | ${p50} ms |
