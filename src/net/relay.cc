@@ -451,7 +451,7 @@ void RelayLoop::Close(uint64_t id, CloseReason reason) {
 
 void RelayLoop::ConnectDone(Connection& c) {
   const int err = SocketError(c.sockets[1].get());
-  if (err != 0) return ConnectFailed(c, Status(ErrnoStatus("connect", err).code(), std::strerror(err)));
+  if (err != 0) return ConnectFailed(c, Status(ConnectError("connect", err).code(), std::strerror(err)));
   c.connecting = false;
   connecting_.erase(c.id);
   c.last_activity = reactor_->turn_time();

@@ -103,8 +103,9 @@ struct RelayOptions {
   // If it fails, or is not connected within this long, the connection ends
   // without on_close: the loop calls on_connect_failed on its thread with
   // the client socket, from which nothing was read, and why (the reason
-  // alone, as strerror says it, with ErrnoStatus's code; or "timed out",
-  // DeadlineExceeded), so the caller can try another backend.
+  // alone, as strerror says it, with the code of net/socket.h's
+  // ConnectError; or "timed out", DeadlineExceeded), so the caller can try
+  // another backend.
   // Without on_connect_failed the client socket is closed.
   std::chrono::milliseconds connect_timeout{0};
   std::function<void(UniqueFd client, Status why)> on_connect_failed;

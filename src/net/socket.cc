@@ -35,8 +35,8 @@ sockaddr_in MakeAddress(uint32_t ipv4_host_order, uint16_t port) {
   return sa;
 }
 
-// ErrnoStatus, with the "peer is not there" errors of connect(2) mapped to
-// Unavailable: the caller may retry elsewhere or later.
+}  // namespace
+
 Status ConnectError(const std::string& what, int err) {
   Status s = ErrnoStatus(what, err);
   switch (err) {
@@ -50,6 +50,8 @@ Status ConnectError(const std::string& what, int err) {
       return s;
   }
 }
+
+namespace {
 
 // Waits until `fd` reports one of `events` or `deadline` passes. Returns the
 // revents (0 on timeout), or -errno.

@@ -58,6 +58,10 @@ Result<UniqueFd> StartConnectTcp(uint32_t ipv4_host_order, uint16_t port, const 
 // The outcome of a StartConnectTcp once its socket is writable: OK, or the
 // error ConnectTcp would give.
 Status FinishConnect(int fd, uint32_t ipv4_host_order, uint16_t port);
+// The Status of a connect(2) that failed with `err`: ErrnoStatus's, with the
+// "peer is not there" errors mapped to Unavailable (the caller may retry
+// elsewhere or later).
+Status ConnectError(const std::string& what, int err);
 
 // OK if a TCP socket may use congestion control `name` on this host;
 // otherwise InvalidArgument naming the algorithms it may use
