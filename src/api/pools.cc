@@ -29,10 +29,11 @@ Json Api::InstanceJson(const Instance& i, const Pool* pool) {
     if (auto it = open.find(i.id); it != open.end()) j["openSessions"] = it->second;
   }
   if (pool && pool->spec.load_balancer) {
-    // Port start+k of a NAT pool reaches the instance with index k.
+    // Port start+k of a NAT pool reaches the instance with index k; a
+    // standby's slot, once a scale-out takes it.
     Json ports = Json::array();
     for (const NatPool& nat : pool->spec.load_balancer->nat_pools) {
-      if (i.index >= 0 && i.index < nat.size()) {
+      if (i.index >= 0 && i.index < nat.size() && !i.standby) {
         ports.push_back({{"natPool", nat.name}, {"port", nat.frontend_port_start + i.index}});
       }
     }
@@ -181,15 +182,23 @@ Result<Response> Api::CreatePool(const Request& r, const std::string& actor) {
 Result<Response> Api::ScalePool(const PoolName& name, const Request& r, const std::string& actor) {
   DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
   JsonReader reader(body, "");
-  int64_t count = 0;
+  const bool has_count = reader.Has("instanceCount"), has_standby = reader.Has("standbyCount");
+  int64_t count = 0, standby = 0;
   bool force = false;
-  reader.Required("instanceCount", &count);
+  reader.Optional("instanceCount", &count);
+  reader.Optional("standbyCount", &standby);
   reader.Optional("force", &force);
   DSP_RETURN_IF_ERROR(reader.Finish());
+  if (!has_count && !has_standby) return InvalidArgument("give instanceCount, standbyCount or both");
+  if (standby < 0 || standby > kMaxInstancesPerPool) {
+    return InvalidArgument("standbyCount: must be between 0 and " + std::to_string(kMaxInstancesPerPool));
+  }
   std::lock_guard lock(write_mu_);
   for (int attempt = 1;; ++attempt) {
     DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(name));
     if (pool.state == PoolState::kDeleting) return FailedPrecondition("pool '" + name.value() + "' is being deleted");
+    if (!has_count) count = pool.spec.instance_count;
+    if (!has_standby) standby = pool.spec.standby_count;
     int64_t max = MaxInstanceCount(pool.spec);
     if (count < 0 || count > max) {
       return InvalidArgument("instanceCount: must be between 0 and " + std::to_string(max) + " for pool '" +
@@ -197,9 +206,13 @@ Result<Response> Api::ScalePool(const PoolName& name, const Request& r, const st
     }
     Pool next = pool;
     next.spec.instance_count = count;
+    next.spec.standby_count = standby;
     next.generation++;
     next.updated_at = clock_.Now();
     std::string detail = std::to_string(pool.spec.instance_count) + " → " + std::to_string(count);
+    if (standby != pool.spec.standby_count) {
+      detail += ", standbys " + std::to_string(pool.spec.standby_count) + " → " + std::to_string(standby);
+    }
     WriteBatch batch;
     batch.Add(WriteBatch::UpdatePool{next, pool.generation});
     if (force) {
@@ -231,7 +244,7 @@ std::vector<InstanceId> Api::ForcedScaleIn(const std::vector<Instance>& instance
   std::vector<const Instance*> live;
   std::vector<InstanceId> out;
   for (const Instance& i : instances) {
-    if (!IsLive(i.phase)) continue;
+    if (!IsLive(i.phase) || i.standby) continue;
     if (i.scale_in == ScaleIn::kNo) {
       live.push_back(&i);
     } else if (i.scale_in == ScaleIn::kDrain) {
@@ -291,6 +304,11 @@ Result<Response> Api::SetDraining(const InstanceId& id, bool draining, const Req
       return FailedPrecondition("instance '" + id.value() + "' of pool '" + read.pool.value() +
                                 "' is being deleted" + (read.reason.empty() ? "" : " (" + read.reason + ")") +
                                 "; it cannot be " + (draining ? "drained" : "put back in rotation"));
+    }
+    if (draining && read.standby) {
+      return FailedPrecondition("instance '" + id.value() + "' is a standby of pool '" + read.pool.value() +
+                                "': it gets no connection until a scale-out takes it; lower the pool's "
+                                "standbyCount to remove it");
     }
     if (read.draining == draining) break;
     Instance next = read;

@@ -17,13 +17,17 @@ Result<Response> Api::GetStatus() {
   DSP_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
   DSP_ASSIGN_OR_RETURN(auto instances, store_.ListInstances({}));
   DSP_ASSIGN_OR_RETURN(auto users, store_.ListUsers());
-  int64_t ready = std::count_if(instances.begin(), instances.end(),
-                                [](const Instance& i) { return i.phase == InstancePhase::kReady; });
+  int64_t ready = std::count_if(instances.begin(), instances.end(), [](const Instance& i) {
+    return i.phase == InstancePhase::kReady && !i.standby;
+  });
+  int64_t standby = std::count_if(instances.begin(), instances.end(), [](const Instance& i) {
+    return i.phase == InstancePhase::kReady && i.standby;
+  });
   return JsonOk(200, {{"version", options_.version},
                       {"dataDir", options_.data_dir},
                       {"provider", options_.provider},
                       {"pools", pools.size()},
-                      {"instances", {{"total", instances.size()}, {"ready", ready}}},
+                      {"instances", {{"total", instances.size()}, {"ready", ready}, {"standby", standby}}},
                       {"users", users.size()},
                       {"startedAt", FormatTime(started_at_)}});
 }
@@ -78,7 +82,8 @@ Result<Response> Api::GetMetrics() {
   for (const Pool& p : pools) {
     out << "dspool_pool_desired_instances{pool=\"" << p.name() << "\"} " << p.spec.instance_count << "\n";
   }
-  out << "# HELP dspool_instances Instances per pool and phase.\n# TYPE dspool_instances gauge\n";
+  out << "# HELP dspool_instances Instances per pool and phase, standbys among them.\n"
+      << "# TYPE dspool_instances gauge\n";
   std::map<std::pair<std::string, std::string>, int> by_phase;
   for (const Pool& p : pools) {
     for (auto phase : {InstancePhase::kPending, InstancePhase::kBooting, InstancePhase::kReady,
@@ -90,6 +95,14 @@ Result<Response> Api::GetMetrics() {
   for (const auto& [key, n] : by_phase) {
     out << "dspool_instances{pool=\"" << MetricEscape(key.first) << "\",phase=\"" << key.second << "\"} " << n
         << "\n";
+  }
+  out << "# HELP dspool_pool_standby_instances Standbys per pool (live: pending, booting or ready and frozen).\n"
+      << "# TYPE dspool_pool_standby_instances gauge\n";
+  for (const Pool& p : pools) {
+    auto standbys = std::count_if(instances.begin(), instances.end(), [&](const Instance& i) {
+      return i.pool == p.name() && i.standby && IsLive(i.phase);
+    });
+    out << "dspool_pool_standby_instances{pool=\"" << MetricEscape(p.name().value()) << "\"} " << standbys << "\n";
   }
   out << "# HELP dspool_users Pool users.\n# TYPE dspool_users gauge\ndspool_users " << users.size() << "\n";
   struct Gauge {

@@ -338,7 +338,7 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   pool->require_subcommand(1);
   std::string pool_name, spec_path;
   bool admin_password_stdin = false;
-  int64_t count = 0;
+  std::optional<int64_t> count, standby;
   bool force = false;
 
   CLI::App* pool_create = pool->add_subcommand("create", "Create a pool from a JSON spec");
@@ -356,12 +356,18 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
 
   CLI::App* pool_scale = pool->add_subcommand("scale", "Set a pool's number of instances");
   pool_scale->add_option("NAME", pool_name, "Pool name")->required();
-  pool_scale->add_option("--count", count, "The number of instances wanted")->type_name("N")->required();
+  pool_scale->add_option("--count", count, "The number of instances wanted")->type_name("N");
+  pool_scale->add_option("--standby", standby,
+                         "The number of standbys wanted: instances kept booted and frozen beyond --count, which a "
+                         "scale-out or a waking connection takes first (serving in milliseconds)")
+      ->type_name("N");
   pool_scale->add_flag("--force", force,
                        "Delete the instances scale-in removes now, with their sessions (default: each is deleted "
                        "when its last SSH session and notebook server end, or after the pool's drainTimeoutMinutes)");
-  pool_scale->callback(
-      [&] { action = [&](const CommandContext& ctx) { return PoolScale(ctx, pool_name, count, force); }; });
+  pool_scale->callback([&] {
+    if (!count && !standby) throw CLI::RequiredError("--count or --standby");
+    action = [&](const CommandContext& ctx) { return PoolScale(ctx, pool_name, count, standby, force); };
+  });
 
   CLI::App* pool_delete = pool->add_subcommand("delete", "Delete a pool (in the background; the share is kept)");
   pool_delete->add_option("NAME", pool_name, "Pool name")->required();

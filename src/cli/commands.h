@@ -52,7 +52,9 @@ Status PoolList(const CommandContext& ctx);
 Status PoolShow(const CommandContext& ctx, const std::string& name);
 // Sets the pool's instanceCount. Without `force`, what scale-in removes is
 // drained and deleted when its sessions end; with it, at once.
-Status PoolScale(const CommandContext& ctx, const std::string& name, int64_t count, bool force);
+// At least one of `count` and `standby`.
+Status PoolScale(const CommandContext& ctx, const std::string& name, std::optional<int64_t> count,
+                 std::optional<int64_t> standby, bool force);
 // Returns once the server has accepted the deletion; it proceeds in the
 // background.
 Status PoolDelete(const CommandContext& ctx, const std::string& name);

@@ -18,9 +18,10 @@ std::string Percent(double value) {
   return buf;
 }
 
-int64_t CountReady(const Json& instances) {
+// Ready instances; with `standby`, Ready standbys instead.
+int64_t CountReady(const Json& instances, bool standby = false) {
   int64_t ready = 0;
-  for (const Json& i : instances) ready += JsonString(i, "phase") == "Ready";
+  for (const Json& i : instances) ready += JsonString(i, "phase") == "Ready" && JsonBool(i, "standby") == standby;
   return ready;
 }
 
@@ -31,9 +32,10 @@ std::string Since(const std::string& rfc3339, TimePoint now) {
   return age == "-" ? rfc3339 : age + " ago (" + rfc3339 + ")";
 }
 
-// Why the instance gets no new connections: "draining" (an admin),
-// "scale-in" (waits for its sessions), "removing" (forced), or "".
+// Why the instance gets no new connections: "standby", "draining" (an
+// admin), "scale-in" (waits for its sessions), "removing" (forced), or "".
 std::string ClosedText(const Json& instance) {
+  if (JsonBool(instance, "standby")) return "standby";
   std::string scale_in = JsonString(instance, "scaleIn");
   if (scale_in == "drain") return "scale-in";
   if (scale_in == "now") return "removing";
@@ -51,6 +53,9 @@ std::string HealthText(const Json& instance) {
 // The record's reason, or for an instance scale-in is draining what it
 // waits for.
 std::string ReasonText(const Json& instance) {
+  if (JsonBool(instance, "standby") && JsonString(instance, "phase") == "Ready") {
+    return "standby: frozen; the next scale-out takes it";
+  }
   if (JsonString(instance, "scaleIn") != "drain") return JsonString(instance, "reason");
   if (!instance.contains("openSessions")) return "scale-in: waiting for its session count";
   return "scale-in: deleted when its " + JsonString(instance, "openSessions") + " open sessions end";
@@ -212,6 +217,10 @@ Status PoolShow(const CommandContext& ctx, const std::string& name) {
       {"Bridge", OrDash(JsonString(pool, "bridge"))},
       {"Gateway", OrDash(JsonString(pool, "gateway"))},
   };
+  if (int64_t standbys = CountReady(instances, /*standby=*/true); standbys > 0 || JsonInt(spec, "standbyCount") > 0) {
+    fields.insert(fields.begin() + 3, {"Standbys", std::to_string(JsonInt(spec, "standbyCount")) + " desired, " +
+                                                       std::to_string(standbys) + " ready (frozen)"});
+  }
   if (std::string frontends = FrontendsText(pool); !frontends.empty()) fields.push_back({"Frontends", frontends});
   fields.insert(fields.end(), {
                                   {"Share", ShareText(JsonField(spec, "share"))},
@@ -228,20 +237,28 @@ Status PoolShow(const CommandContext& ctx, const std::string& name) {
   return Status::Ok();
 }
 
-Status PoolScale(const CommandContext& ctx, const std::string& name, int64_t count, bool force) {
-  Json body = {{"instanceCount", count}};
+Status PoolScale(const CommandContext& ctx, const std::string& name, std::optional<int64_t> count,
+                 std::optional<int64_t> standby, bool force) {
+  Json body = Json::object();
+  if (count) body["instanceCount"] = *count;
+  if (standby) body["standbyCount"] = *standby;
   if (force) body["force"] = true;
   DSP_ASSIGN_OR_RETURN(Json pool, ctx.api.Call("POST", PoolPath(name) + "/scale", &body));
   if (ctx.output == OutputFormat::kJson) {
     PrintJson(ctx.out, pool);
     return Status::Ok();
   }
-  int64_t want = JsonInt(pool, "instanceCount", count);
+  int64_t want = JsonInt(pool, "instanceCount");
   ctx.out << "pool " << name << " scaled to " << want << " instances\n";
+  if (standby) {
+    ctx.out << "it keeps " << JsonInt(JsonField(pool, "spec"), "standbyCount")
+            << " standbys: booted, then frozen; a scale-out takes them first\n";
+  }
   int64_t live = 0;
   for (const Json& i : JsonArray(pool, "instances")) {
     std::string phase = JsonString(i, "phase");
-    live += (phase == "Pending" || phase == "Booting" || phase == "Ready") && JsonString(i, "scaleIn").empty();
+    live += (phase == "Pending" || phase == "Booting" || phase == "Ready") && JsonString(i, "scaleIn").empty() &&
+            !JsonBool(i, "standby");
   }
   if (force) {
     ctx.out << "instances beyond " << want << " are deleted now, with any sessions on them\n";

@@ -77,7 +77,11 @@ RoutingTable BuildRoutingTable(const std::vector<Pool>& pools, const std::vector
     table.probes[pool.name()] = lb.probes;
     auto& backends = table.backends[pool.name()];
     for (const Instance& i : instances) {
-      if (i.pool != pool.name() || i.phase == InstancePhase::kDeleting || i.phase == InstancePhase::kFailed) continue;
+      // A standby is frozen: not probed, and no NAT slot names it.
+      if (i.pool != pool.name() || i.phase == InstancePhase::kDeleting || i.phase == InstancePhase::kFailed ||
+          i.standby) {
+        continue;
+      }
       backends.push_back(
           {i.id, i.index, ParseIpv4(i.address).value_or(0), i.phase == InstancePhase::kReady, i.closed_to_new()});
     }

@@ -34,6 +34,7 @@ Json InstanceToJson(const Instance& i) {
       {"draining", i.draining},
   };
   if (i.scale_in != ScaleIn::kNo) j["scaleIn"] = ScaleInName(i.scale_in);
+  if (i.standby) j["standby"] = true;
   return j;
 }
 
@@ -49,6 +50,7 @@ Result<Instance> InstanceFromJson(const Json& json) {
     i.created_at = FromUnixMillis(json.at("createdAt").get<int64_t>());
     i.phase_since = FromUnixMillis(json.at("phaseSince").get<int64_t>());
     if (json.contains("draining")) i.draining = json.at("draining").get<bool>();
+    if (json.contains("standby")) i.standby = json.at("standby").get<bool>();
     if (json.contains("scaleIn")) {
       std::string name = json.at("scaleIn").get<std::string>();
       auto it = std::find(std::begin(kScaleInNames) + 1, std::end(kScaleInNames), name);

@@ -67,9 +67,11 @@ struct Instance {
   TimePoint phase_since;
   bool draining = false;  // JSON "draining"; records written before it existed read as false
   ScaleIn scale_in = ScaleIn::kNo;  // JSON "scaleIn" ("drain", "now"), absent for kNo
+  bool standby = false;  // JSON "standby", absent for false
 
-  // Gets no new connections: drained by an admin, or chosen by scale-in.
-  bool closed_to_new() const { return draining || scale_in != ScaleIn::kNo; }
+  // Gets no new connections: drained by an admin, chosen by scale-in, or a
+  // standby.
+  bool closed_to_new() const { return draining || scale_in != ScaleIn::kNo || standby; }
   friend bool operator==(const Instance&, const Instance&) = default;
 };
 

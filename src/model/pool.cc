@@ -67,6 +67,10 @@ Result<PoolSpec> ParsePoolSpec(const Json& json) {
   if (r.ok() && (spec.instance_count < 0 || spec.instance_count > kMaxInstancesPerPool)) {
     r.Fail("instanceCount", "must be between 0 and " + std::to_string(kMaxInstancesPerPool));
   }
+  r.Optional("standbyCount", &spec.standby_count);
+  if (r.ok() && (spec.standby_count < 0 || spec.standby_count > kMaxInstancesPerPool)) {
+    r.Fail("standbyCount", "must be between 0 and " + std::to_string(kMaxInstancesPerPool));
+  }
   if (r.Has("drainTimeoutMinutes")) {
     int64_t minutes = 0;
     r.Optional("drainTimeoutMinutes", &minutes);
@@ -220,6 +224,7 @@ Json PoolSpecToJson(const PoolSpec& spec) {
       {"share", {{"type", "bind"}, {"source", spec.share.source}, {"mountPath", spec.share.mount_path}}},
       {"adminUser", admin},
   };
+  if (spec.standby_count) out["standbyCount"] = spec.standby_count;
   if (spec.drain_timeout_minutes) out["drainTimeoutMinutes"] = *spec.drain_timeout_minutes;
   if (spec.load_balancer) out["loadBalancer"] = LoadBalancerToJson(*spec.load_balancer);
   if (spec.jupyter) {

@@ -72,6 +72,11 @@ struct JupyterSpec {
 struct PoolSpec {
   PoolName name;
   int64_t instance_count = 1;
+  // Instances kept booted and frozen beyond instance_count, for a scale-out
+  // to take at once (model/instance.h, standby). They use addresses (and NAT
+  // slots) the pool's instances leave free: never more than
+  // MaxInstanceCount(spec) - instance_count exist.
+  int64_t standby_count = 0;
   // How long scale-in waits for a chosen instance's last SSH session and
   // notebook server to end before deleting it anyway; nullopt: as long as
   // they last (model/instance.h, ScaleIn).

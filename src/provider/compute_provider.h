@@ -12,6 +12,7 @@
 //   Provision of an instance that is already running succeeds and changes
 //   nothing; of one that exists half-made, replaces it.
 //   Destroy of an absent instance succeeds.
+//   Freeze of a frozen instance, and Thaw of a running one, succeed.
 //   EnsureNetwork of an existing network succeeds; DeleteNetwork of an absent
 //   one succeeds.
 //
@@ -83,6 +84,7 @@ struct ProviderInstance {
   PoolName pool;
   int64_t index = 0;
   bool running = false;  // false: it exists but is stopped or half-made
+  bool frozen = false;   // running, with every process stopped by Freeze
   friend bool operator==(const ProviderInstance&, const ProviderInstance&) = default;
 };
 
@@ -104,6 +106,12 @@ class ComputeProvider {
   // Stops the instance if running and removes everything it had on the host
   // (root layer, network interfaces, cgroups, mounts).
   virtual Status Destroy(const InstanceId& id) = 0;
+  // Stops every process of a running instance where it is (the cgroup
+  // freezer): it keeps its memory, sockets and addresses and uses no CPU
+  // until Thaw. FailedPrecondition if it is not running; NotFound if absent.
+  virtual Status Freeze(const InstanceId& id) = 0;
+  // Lets a frozen instance's processes run on. NotFound if absent.
+  virtual Status Thaw(const InstanceId& id) = 0;
   // Every instance this provider manages, on this host.
   virtual Result<std::vector<ProviderInstance>> List() = 0;
 };

@@ -21,6 +21,9 @@ std::string_view ActionKindName(Action::Kind kind) {
     case Action::Kind::kProvision: return "Provision";
     case Action::Kind::kSetPhase: return "SetPhase";
     case Action::Kind::kSetScaleIn: return "SetScaleIn";
+    case Action::Kind::kSetStandby: return "SetStandby";
+    case Action::Kind::kFreeze: return "Freeze";
+    case Action::Kind::kThaw: return "Thaw";
     case Action::Kind::kDestroy: return "Destroy";
     case Action::Kind::kRemoveRecord: return "RemoveRecord";
     case Action::Kind::kDestroyOrphan: return "DestroyOrphan";
@@ -32,7 +35,10 @@ std::string DescribeAction(const Action& a) {
   std::string s(ActionKindName(a.kind));
   s += " pool=" + a.pool.value();
   if (!a.id.empty()) s += " id=" + a.id.value();
-  if (a.kind == Action::Kind::kCreateRecord) s += " index=" + std::to_string(a.index);
+  if (a.kind == Action::Kind::kCreateRecord) {
+    s += " index=" + std::to_string(a.index);
+    if (a.standby) s += " standby";
+  }
   if (a.kind == Action::Kind::kSetPhase) s += " phase=" + std::string(InstancePhaseName(a.phase));
   if (a.kind == Action::Kind::kSetScaleIn) {
     s += " scaleIn=" + std::string(a.scale_in == ScaleIn::kNo ? "no" : ScaleInName(a.scale_in));
@@ -95,14 +101,21 @@ std::vector<Action> Plan(const PlanInput& in) {
           set_phase(InstancePhase::kFailed, "agent did not report within " + Seconds(in.options.boot_timeout));
         }
         break;
-      case InstancePhase::kReady:
+      case InstancePhase::kReady: {
+        const bool frozen = running && obs->second->frozen;
         if (!running) {
           set_phase(InstancePhase::kFailed,
                     obs == observed.end() ? "instance vanished" : "instance stopped unexpectedly");
+        } else if (r.standby) {
+          // Its agent is frozen, or about to be: silence says nothing.
+          if (!frozen) out.push_back({Action::Kind::kFreeze, r.pool, r.id, r.index, {}, "standby"});
         } else if (in.now - silent_since > in.options.report_timeout) {
           set_phase(InstancePhase::kFailed, "agent silent for more than " + Seconds(in.options.report_timeout));
+        } else if (frozen) {
+          out.push_back({Action::Kind::kThaw, r.pool, r.id, r.index, {}, "taken from standby"});
         }
         break;
+      }
       case InstancePhase::kFailed:
         set_phase(InstancePhase::kDeleting, r.reason);
         break;
@@ -141,14 +154,26 @@ std::vector<Action> Plan(const PlanInput& in) {
       out.push_back({Action::Kind::kEnsureNetwork, pool.name(), {}, 0, {}, ""});
     }
 
-    // `live` counts towards the size; `marked` is what scale-in is draining.
-    std::vector<const Instance*> live, marked;
+    // `live` counts towards the size; `marked` is what scale-in is
+    // draining; `standbys` wait, frozen, for a scale-out.
+    std::vector<const Instance*> live, marked, standbys;
     std::set<int64_t> used_indexes;
     for (const Instance* r : mine) {
       used_indexes.insert(r->index);
       if (!IsLive(phase_after[r->id])) continue;
-      (r->scale_in == ScaleIn::kNo ? live : marked).push_back(r);
+      if (r->standby) {
+        standbys.push_back(r);
+      } else {
+        (r->scale_in == ScaleIn::kNo ? live : marked).push_back(r);
+      }
     }
+    // Ready ones first (they serve at once), then the lowest index.
+    std::stable_sort(standbys.begin(), standbys.end(), [&](const Instance* a, const Instance* b) {
+      bool a_ready = phase_after[a->id] == InstancePhase::kReady;
+      bool b_ready = phase_after[b->id] == InstancePhase::kReady;
+      if (a_ready != b_ready) return a_ready;
+      return a->index < b->index;
+    });
     // Replaces whatever this pass planned for `r` before: scale-in wins.
     auto replace_steps = [&](const Instance* r, Action step) {
       out.erase(std::remove_if(out.begin(), out.end(), [&](const Action& a) { return a.id == r->id; }), out.end());
@@ -177,17 +202,30 @@ std::vector<Action> Plan(const PlanInput& in) {
         ++have;
       }
     }
+    // Then standbys: taking one is a store step, even while its provision
+    // or freeze is in flight (planner.h).
+    size_t standbys_taken = 0;
+    for (; have < want && standbys_taken < standbys.size(); ++standbys_taken, ++have) {
+      const Instance* r = standbys[standbys_taken];
+      replace_steps(r, {Action::Kind::kSetStandby, r->pool, r->id, r->index, {}, "scale-out took a standby"});
+    }
     auto hold = in.create_not_before.find(pool.name());
     bool held = hold != in.create_not_before.end() && in.now < hold->second;
-    if (have < want && !held) {
-      int64_t max_index = MaxInstancesFor(pool.spec.network);
+    // New records at the lowest free index below `max_index`; fewer than
+    // `n` if Deleting records still hold the addresses.
+    auto create = [&](int64_t n, int64_t max_index, bool standby) {
       int64_t index = 0;
-      for (int64_t k = have; k < want; ++k) {
+      for (int64_t k = 0; k < n; ++k) {
         while (used_indexes.count(index)) ++index;
-        if (index >= max_index) break;  // wait for Deleting records to free an address
+        if (index >= max_index) break;
         used_indexes.insert(index);
-        out.push_back({Action::Kind::kCreateRecord, pool.name(), {}, index, {}, ""});
+        Action step{Action::Kind::kCreateRecord, pool.name(), {}, index, {}, ""};
+        step.standby = standby;
+        out.push_back(std::move(step));
       }
+    };
+    if (have < want && !held) {
+      create(want - have, MaxInstancesFor(pool.spec.network), /*standby=*/false);
     } else if (have > want) {
       std::vector<const Instance*> order = ScaleInOrder(live, in.sessions);
       for (int64_t k = 0; k < have - want; ++k) {
@@ -201,6 +239,23 @@ std::vector<Action> Plan(const PlanInput& in) {
         } else {
           remove(r, "scale-in");
         }
+      }
+    }
+
+    // Standbys: as many as standbyCount, where the pool's addresses and NAT
+    // slots allow.
+    const auto standbys_left = static_cast<int64_t>(standbys.size() - standbys_taken);
+    const int64_t standby_want = pool.spec.standby_count;
+    if (standbys_left < standby_want && !held) {
+      create(standby_want - standbys_left, MaxInstanceCount(pool.spec), /*standby=*/true);
+    } else if (standbys_left > standby_want) {
+      // The last ones in the order of taking go first: not yet Ready, then
+      // the highest index.
+      int64_t excess = standbys_left - standby_want;
+      for (auto it = standbys.rbegin(); excess > 0 && it != standbys.rend() - standbys_taken; ++it, --excess) {
+        const Instance* r = *it;
+        if (in.busy_instances.count(r->id)) continue;  // its provision or freeze first
+        remove(r, "standbyCount is " + std::to_string(standby_want));
       }
     }
 
@@ -259,7 +314,8 @@ std::optional<int64_t> CountToWake(const Pool& pool, const std::vector<Instance>
   if (pool.state != PoolState::kActive) return std::nullopt;
   int64_t drained = 0;
   for (const Instance& i : instances) {
-    drained += i.pool == pool.name() && i.draining && i.scale_in == ScaleIn::kNo && i.phase != InstancePhase::kDeleting;
+    drained += i.pool == pool.name() && i.draining && i.scale_in == ScaleIn::kNo && !i.standby &&
+               i.phase != InstancePhase::kDeleting;
   }
   if (pool.spec.instance_count > drained) return std::nullopt;
   return drained + 1;

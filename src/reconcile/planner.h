@@ -5,7 +5,9 @@
 // Level-triggered: the plan depends only on the current state, never on what
 // happened before, so a pass after a crash at any point continues the work.
 // One pass emits at most one step per instance, and none for an instance or
-// network with a provider call in flight.
+// network with a provider call in flight, but one: taking a standby, a store
+// step that only clears its flag, is not held back by its Provision or
+// Freeze (what those calls do holds for a standby and an instance alike).
 //
 // The rules, in order:
 //   1. An instance the provider has but no record names is an orphan: destroy.
@@ -14,14 +16,21 @@
 //        Booting  → Ready when the agent has reported since the phase began;
 //                   Failed if the instance is gone or stopped, or silent past
 //                   boot_timeout
-//        Ready    → Failed if gone or stopped, or silent past report_timeout
+//        Ready    → Failed if gone or stopped, or silent past report_timeout;
+//                   a standby is frozen (Freeze) and not expected to report;
+//                   an instance that is frozen but no longer a standby is
+//                   thawed (Thaw), and fails if silent past report_timeout
+//                   from when it was taken
 //        Failed   → Deleting (keeping the reason)
 //        Deleting → Destroy while the provider has it, then remove the record
 //      A record of a deleted (or deleting) pool → Deleting.
-//   3. Size: live records (Pending, Booting, Ready) not marked for scale-in
-//      are compared with the pool's instanceCount.
+//   3. Size: live records (Pending, Booting, Ready) that are neither
+//      standbys nor marked for scale-in are compared with the pool's
+//      instanceCount.
 //      Missing ones: instances scale-in is draining are taken back first
-//      (they serve at once), then new ones are created at the lowest free
+//      (they serve at once), then standbys (SetStandby: Ready ones first,
+//      then the lowest index; thawed next pass), then new ones are created
+//      at the lowest free
 //      index (indexes are never shared between records, so a replacement
 //      never collides with the address of the instance it replaces). After a
 //      failure the loop may hold back creation (create_not_before).
@@ -33,6 +42,11 @@
 //      after the mark (what the gateway routed to it just before is counted
 //      by then), or when the pool's drainTimeoutMinutes has passed since
 //      the mark; until then they keep their users' sessions.
+//      Standbys: live standby records are compared with the pool's
+//      standbyCount. Missing ones are created (after any backoff) at the
+//      lowest free index below MaxInstanceCount, so that a standby always
+//      has an address and NAT slot it may keep when taken; excess ones are
+//      deleted, not Ready ones first, then the highest index.
 //   4. Networks: every active pool gets one. A deleting pool, once it has no
 //      record and no instance left, loses its network, then its record. A
 //      network with no pool is deleted.
@@ -92,10 +106,13 @@ struct Action {
     kEnsureNetwork,   // pool
     kDeleteNetwork,   // pool
     kRemovePool,      // pool: delete the pool's record
-    kCreateRecord,    // pool, index: a new Pending record
+    kCreateRecord,    // pool, index, standby: a new Pending record
     kProvision,       // id
     kSetPhase,        // id, phase, reason
     kSetScaleIn,      // id, scale_in, reason
+    kSetStandby,      // id, reason: clears the standby flag (a scale-out takes it)
+    kFreeze,          // id (a Ready standby)
+    kThaw,            // id (frozen, no longer a standby)
     kDestroy,         // id (a record in Deleting)
     kRemoveRecord,    // id
     kDestroyOrphan,   // id, pool (no record)
@@ -107,6 +124,7 @@ struct Action {
   InstancePhase phase = InstancePhase::kPending;
   std::string reason;
   ScaleIn scale_in = ScaleIn::kNo;
+  bool standby = false;
 
   friend bool operator==(const Action&, const Action&) = default;
 };

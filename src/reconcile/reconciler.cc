@@ -114,6 +114,8 @@ Result<std::vector<Action>> Reconciler::RunPass() {
       case Action::Kind::kProvision:
       case Action::Kind::kDestroy:
       case Action::Kind::kDestroyOrphan:
+      case Action::Kind::kFreeze:
+      case Action::Kind::kThaw:
         Dispatch(action, in.pools, in.records);
         break;
       default:
@@ -130,7 +132,7 @@ Result<std::vector<Action>> Reconciler::RunPass() {
   // Provider steps poke the loop when they finish.
   bool store_step = std::any_of(plan.begin(), plan.end(), [](const Action& a) {
     return a.kind == Action::Kind::kCreateRecord || a.kind == Action::Kind::kSetPhase ||
-           a.kind == Action::Kind::kSetScaleIn ||
+           a.kind == Action::Kind::kSetScaleIn || a.kind == Action::Kind::kSetStandby ||
            a.kind == Action::Kind::kRemoveRecord || a.kind == Action::Kind::kRemovePool;
   });
   if (store_step) poked_ = true;
@@ -164,6 +166,12 @@ void Reconciler::Dispatch(const Action& action, const std::vector<Pool>& pools,
     case Action::Kind::kDestroy:
     case Action::Kind::kDestroyOrphan:
       call = [this, id = action.id] { return provider_.Destroy(id); };
+      break;
+    case Action::Kind::kFreeze:
+      call = [this, id = action.id] { return provider_.Freeze(id); };
+      break;
+    case Action::Kind::kThaw:
+      call = [this, id = action.id] { return provider_.Thaw(id); };
       break;
     default:
       return;
@@ -246,6 +254,12 @@ Status Reconciler::ApplyCompletions() {
           }
         }
         break;
+      case Action::Kind::kFreeze:
+        if (c.status.ok()) DSP_LOG(kInfo, kLog) << "instance " << a.id << " stands by, frozen";
+        break;
+      case Action::Kind::kThaw:
+        if (c.status.ok()) DSP_LOG(kInfo, kLog) << "instance " << a.id << " thawed: " << a.reason;
+        break;
       case Action::Kind::kDestroyOrphan:
         if (c.status.ok()) {
           WriteBatch batch;
@@ -281,10 +295,12 @@ Status Reconciler::ApplyStoreStep(const Action& a, const std::vector<Pool>& pool
       r.phase = InstancePhase::kPending;
       r.address = FormatIpv4(InstanceAddress(pool->spec.network, a.index));
       r.created_at = r.phase_since = clock_.Now();
+      r.standby = a.standby;
       WriteBatch batch;
       batch.Add(WriteBatch::PutInstance{r});
-      batch.Add(WriteBatch::AppendEvent{MakeEvent(
-          clock_, "instance.create", Subject(r.id), "index " + std::to_string(a.index) + ", address " + r.address)});
+      batch.Add(WriteBatch::AppendEvent{MakeEvent(clock_, "instance.create", Subject(r.id),
+                                                  "index " + std::to_string(a.index) + ", address " + r.address +
+                                                      (r.standby ? ", a standby" : ""))});
       DSP_RETURN_IF_ERROR(store_.Write(batch));
       std::lock_guard lock(mu_);
       ++counters_.instances_created;
@@ -297,6 +313,10 @@ Status Reconciler::ApplyStoreStep(const Action& a, const std::vector<Pool>& pool
     case Action::Kind::kSetScaleIn: {
       const Instance* r = FindRecord(records, a.id);
       return SetScaleIn(*r, a.scale_in, a.reason);
+    }
+    case Action::Kind::kSetStandby: {
+      const Instance* r = FindRecord(records, a.id);
+      return TakeStandby(*r, a.reason);
     }
     case Action::Kind::kRemoveRecord: {
       WriteBatch batch;
@@ -333,7 +353,8 @@ Result<std::optional<Instance>> Reconciler::UpdateRecord(const Instance& record,
     if (s.ok()) return std::optional<Instance>(std::move(r));
     if (s.code() != StatusCode::kAborted || attempt == kMaxRecordUpdateAttempts) return s;
     auto fresh = store_.GetInstance(record.id);
-    if (!fresh.ok() || fresh->phase != record.phase || fresh->scale_in != record.scale_in) {
+    if (!fresh.ok() || fresh->phase != record.phase || fresh->scale_in != record.scale_in ||
+        fresh->standby != record.standby) {
       return std::optional<Instance>();
     }
     current = *fresh;
@@ -345,6 +366,17 @@ Status Reconciler::SetScaleIn(const Instance& record, ScaleIn scale_in, const st
   DSP_ASSIGN_OR_RETURN(auto written, UpdateRecord(record, [&](Instance& r) { r.scale_in = scale_in; },
                                                   MakeEvent(clock_, action, Subject(record.id), reason)));
   if (written) DSP_LOG(kInfo, kLog) << "instance " << record.id << ": " << reason;
+  return Status::Ok();
+}
+
+Status Reconciler::TakeStandby(const Instance& record, const std::string& reason) {
+  DSP_ASSIGN_OR_RETURN(auto written, UpdateRecord(record, [](Instance& r) { r.standby = false; },
+                                                  MakeEvent(clock_, "instance.standby.take", Subject(record.id), reason)));
+  if (!written) return Status::Ok();
+  DSP_LOG(kInfo, kLog) << "instance " << record.id << ": " << reason;
+  // Its agent was frozen: silence counts from now, as for a new phase.
+  std::lock_guard lock(mu_);
+  phase_seen_[record.id] = {record.phase, clock_.Monotonic()};
   return Status::Ok();
 }
 

@@ -16,7 +16,9 @@
 // its step. The API sets one thing on records, the draining flag: every
 // update of a record is an UpdateInstance conditioned on the record as read,
 // so a phase step made again on the fresh record keeps the flag, and the
-// API's write keeps the phase. Provider calls run on the executor, at most
+// API's write keeps the phase. (The standby flag is the loop's, as the
+// phase: set when it creates a standby's record, cleared when a scale-out
+// takes it.) Provider calls run on the executor, at most
 // one per instance (and per pool network) at a time; their outcome is
 // applied by the next pass, which re-reads the record first.
 //
@@ -118,12 +120,16 @@ class Reconciler {
                         const std::vector<Instance>& records);
   Status SetPhase(const Instance& record, InstancePhase phase, const std::string& reason);
   Status SetScaleIn(const Instance& record, ScaleIn scale_in, const std::string& reason);
+  // Clears the standby flag: the instance counts towards its pool and gets
+  // connections (the next pass thaws it).
+  Status TakeStandby(const Instance& record, const std::string& reason);
   // Writes `change` applied to `record`, with `event`, conditioned on the
   // record as read. The API may have changed the draining flag meanwhile: on
-  // a conflict the change is made again on the fresh record, while its phase
-  // and scale-in mark are still the ones the step was planned on (only the
-  // loop moves them, so that holds unless it was removed). Returns the
-  // record written, or nullopt if it moved on (the next pass plans again).
+  // a conflict the change is made again on the fresh record, while its
+  // phase, scale-in mark and standby flag are still the ones the step was
+  // planned on (only the loop moves them, so that holds unless it was
+  // removed). Returns the record written, or nullopt if it moved on (the
+  // next pass plans again).
   Result<std::optional<Instance>> UpdateRecord(const Instance& record, const std::function<void(Instance&)>& change,
                                                const Event& event);
   void NoteFailure(const PoolName& pool);

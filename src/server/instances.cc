@@ -103,7 +103,9 @@ std::vector<std::string> PoolServer::PushUsersChange(int64_t version) {
       continue;
     }
     for (const Instance& i : *instances) {
-      if (i.phase != InstancePhase::kReady) continue;
+      // A standby's agent is frozen: it checks the version at its first
+      // report after the thaw, at once.
+      if (i.phase != InstancePhase::kReady || i.standby) continue;
       const auto owner = static_cast<uid_t>(pool.id_base);
       calls.emplace_back(i.id, std::async(std::launch::async, [this, id = i.id, owner, &body, version]() -> Status {
         // The agent answers within kConfigRefreshTimeout; the rest is the

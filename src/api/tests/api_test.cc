@@ -329,6 +329,48 @@ TEST_F(ApiTest, ForcedScaleInMarksWhatGoesAtOnceInOneWrite) {
             "force: expected true or false, got \"yes\"");
 }
 
+TEST_F(ApiTest, ScaleSetsStandbysAloneOrWithTheCountAndNeverForcesThemOut) {
+  ASSERT_EQ(Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/28")).status, 201);
+  ASSERT_EQ(Call("POST", "/v1/pools/demo/scale", R"({"instanceCount": 2})").status, 200);
+  Response r = Call("POST", "/v1/pools/demo/scale", R"({"standbyCount": 1})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["spec"]["standbyCount"], 1);
+  EXPECT_EQ(store_.GetPool(PoolName("demo"))->spec.instance_count, 2) << "the count stays";
+  EXPECT_EQ(store_.TailEvents(1)->at(0).detail, "2 → 2, standbys 0 → 1");
+
+  const size_t events = EventCount();
+  EXPECT_EQ(Body(Call("POST", "/v1/pools/demo/scale", "{}"))["error"]["message"],
+            "give instanceCount, standbyCount or both");
+  EXPECT_EQ(Body(Call("POST", "/v1/pools/demo/scale", R"({"standbyCount": 101})"))["error"]["message"],
+            "standbyCount: must be between 0 and 100");
+  EXPECT_EQ(EventCount(), events);
+
+  // A forced scale-in takes instances, never a standby.
+  AddLoadBalancer("demo");
+  AddInstance("demo", 0);
+  Instance standby = AddInstance("demo", 1);
+  standby.standby = true;
+  ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::PutInstance{standby})).ok());
+  hooks_.open_sessions = {{InstanceId("demo-0-abc"), 0}};
+  ASSERT_EQ(Call("POST", "/v1/pools/demo/scale", R"({"instanceCount": 0, "force": true})").status, 200);
+  EXPECT_EQ(store_.GetInstance(InstanceId("demo-0-abc"))->scale_in, ScaleIn::kNow);
+  EXPECT_EQ(store_.GetInstance(standby.id)->scale_in, ScaleIn::kNo);
+  EXPECT_EQ(store_.GetPool(PoolName("demo"))->spec.standby_count, 1) << "standbyCount stays";
+
+  // Nor is a standby drained: it gets no connection anyway.
+  r = Call("POST", "/v1/instances/demo-1-abc/drain");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(Body(r)["error"]["message"],
+            "instance 'demo-1-abc' is a standby of pool 'demo': it gets no connection until a scale-out takes it; "
+            "lower the pool's standbyCount to remove it");
+  EXPECT_FALSE(store_.GetInstance(standby.id)->draining);
+  Json listed = Body(Call("GET", "/v1/instances?pool=demo"));
+  ASSERT_EQ(listed["instances"].size(), 2u);
+  EXPECT_EQ(listed["instances"][1]["standby"], true);
+  EXPECT_EQ(listed["instances"][0]["natPorts"].size(), 2u);
+  EXPECT_EQ(listed["instances"][1]["natPorts"], Json::array()) << "no NAT slot reaches a standby";
+}
+
 TEST_F(ApiTest, ServerStopIsRecordedThenAsked) {
   EXPECT_EQ(Call("POST", "/v1/server/stop", R"({"now": true})").status, 400);
   EXPECT_EQ(hooks_.stop_requests, 0);

@@ -193,6 +193,20 @@ TEST_F(CliTest, PoolShowPrintsDetailsAndInstances) {
             "agent\n");
 }
 
+TEST_F(CliTest, PoolShowShowsStandbys) {
+  Json pool = Json::parse(kPoolJson);
+  pool["spec"]["standbyCount"] = 1;
+  pool["instances"][1]["standby"] = true;
+  pool["instances"][1]["phase"] = "Ready";
+  pool["instances"][1]["reason"] = "";
+  Answer("GET /v1/pools/demo", 200, pool.dump());
+  EXPECT_EQ(Run({"pool", "show", "demo"}), 0) << err_;
+  EXPECT_THAT(out_, HasSubstr("Instances:    2 desired, 2 present, 1 ready\n"
+                              "Standbys:     1 desired, 1 ready (frozen)\n"));
+  EXPECT_THAT(out_, HasSubstr("1       demo1      demo-1-77ab02   Ready   standby   -       10.231.0.3   -     -      "
+                              "-           10s   standby: frozen; the next scale-out takes it\n"));
+}
+
 // An agent's first report cannot tell CPU use (that needs two samples), and
 // one without a readable cgroup cannot tell memory: "-", not 0.0% and 0B.
 TEST_F(CliTest, PoolShowPrintsADashForMetricsNotReportedYet) {
@@ -243,7 +257,7 @@ TEST_F(CliTest, NoServerIsOneLine) {
 
 TEST_F(CliTest, UsageErrorsExit2) {
   EXPECT_EQ(Run({"pool", "scale", "demo"}), 2);
-  EXPECT_THAT(err_, HasSubstr("--count is required"));
+  EXPECT_THAT(err_, HasSubstr("--count or --standby is required"));
   EXPECT_EQ(Run({"pool", "frobnicate"}), 2);
   EXPECT_EQ(Run({"-o", "yaml", "pool", "list"}), 2);
   EXPECT_EQ(RunRaw({}), 2);
@@ -332,6 +346,15 @@ TEST_F(CliTest, PoolScaleAndDelete) {
   EXPECT_EQ(out_, "pool demo scaled to 1 instances\n"
                   "instances beyond 1 are deleted now, with any sessions on them\n");
   EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"instanceCount": 1, "force": true})"));
+
+  // Standbys alone: the count stays as it is.
+  Json standbys = Json::parse(kPoolJson);
+  standbys["spec"]["standbyCount"] = 1;
+  Answer("POST /v1/pools/demo/scale", 200, standbys.dump());
+  EXPECT_EQ(Run({"pool", "scale", "demo", "--standby", "1"}), 0) << err_;
+  EXPECT_EQ(out_, "pool demo scaled to 2 instances\n"
+                  "it keeps 1 standbys: booted, then frozen; a scale-out takes them first\n");
+  EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"standbyCount": 1})"));
 
   Answer("DELETE /v1/pools/demo", 202, kPoolJson);
   EXPECT_EQ(Run({"pool", "delete", "demo"}), 0) << err_;

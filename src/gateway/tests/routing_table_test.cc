@@ -82,6 +82,15 @@ TEST(RoutingTableTest, DrainingComesFromTheRecord) {
   EXPECT_FALSE(backends[2].ready);
 }
 
+TEST(RoutingTableTest, AStandbyIsNoBackend) {
+  std::vector<Instance> instances = {Inst("team", 0, InstancePhase::kReady), Inst("team", 1, InstancePhase::kReady)};
+  instances[1].standby = true;  // frozen: no probe, no rule, no NAT slot
+  RoutingTable t = BuildRoutingTable({PoolWithLb("team", "0.0.0.0", 22, 50000, 50002)}, instances);
+  const auto& backends = t.backends[PoolName("team")];
+  ASSERT_EQ(backends.size(), 1u);
+  EXPECT_EQ(backends[0].index, 0);
+}
+
 TEST(RoutingTableTest, DeletingPoolsAndPoolsWithoutLbHaveNoListeners) {
   Pool deleting = PoolWithLb("a", "0.0.0.0", 22, 50000, 50001);
   deleting.state = PoolState::kDeleting;

@@ -55,6 +55,18 @@ TEST(InstanceTest, ScaleInMarkRoundTripsAndIsAbsentWhenUnset) {
   EXPECT_EQ(InstanceFromJson(bad).status().message(), "stored instance has an unknown scaleIn 'later'");
 }
 
+TEST(InstanceTest, StandbyRoundTripsIsAbsentWhenUnsetAndClosesToNew) {
+  Instance i = SomeInstance();
+  EXPECT_FALSE(InstanceToJson(i).contains("standby"));
+  i.standby = true;
+  Json j = InstanceToJson(i);
+  EXPECT_EQ(j["standby"], true);
+  auto back = InstanceFromJson(j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, i);
+  EXPECT_TRUE(back->closed_to_new());
+}
+
 TEST(InstanceReportTest, ParsesAnAgentsReportAndRefusesBadCounts) {
   auto r = ParseInstanceReport(Json{{"sshdListening", true}, {"sshSessions", 2}, {"notebookServers", 1},
                                     {"cpuPermille", 125}, {"memoryLimitBytes", 1 << 30}});

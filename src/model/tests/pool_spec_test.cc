@@ -76,6 +76,9 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"/instanceCount", -1, "instanceCount: must be between 0 and 100"},
                       BadCase{"/instanceCount", 101, "instanceCount: must be between 0 and 100"},
                       BadCase{"/instanceCount", "2", "instanceCount: expected an integer"},
+                      BadCase{"/standbyCount", -1, "standbyCount: must be between 0 and 100"},
+                      BadCase{"/standbyCount", 101, "standbyCount: must be between 0 and 100"},
+                      BadCase{"/standbyCount", "1", "standbyCount: expected an integer"},
                       BadCase{"/drainTimeoutMinutes", -1, "drainTimeoutMinutes: must be between 0"},
                       BadCase{"/drainTimeoutMinutes", 10081, "drainTimeoutMinutes: must be between 0"},
                       BadCase{"/drainTimeoutMinutes", "PT5M", "drainTimeoutMinutes: expected an integer"},
@@ -104,6 +107,21 @@ TEST(PoolSpecTest, DrainTimeoutIsAbsentUnlessGivenAndRoundTrips) {
   spec = ParsePoolSpec(j);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->drain_timeout_minutes, 0);
+  auto again = ParsePoolSpec(PoolSpecToJson(*spec));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *spec);
+}
+
+TEST(PoolSpecTest, StandbyCountIsZeroUnlessGivenAndRoundTrips) {
+  auto spec = ParsePoolSpec(ValidSpec());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->standby_count, 0);
+  EXPECT_FALSE(PoolSpecToJson(*spec).contains("standbyCount"));
+  Json j = ValidSpec();
+  j["standbyCount"] = 2;
+  spec = ParsePoolSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->standby_count, 2);
   auto again = ParsePoolSpec(PoolSpecToJson(*spec));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(*again, *spec);

@@ -18,7 +18,7 @@ Status FakeProvider::DeleteNetwork(const PoolName& pool) {
   std::lock_guard lock(mu_);
   DSP_RETURN_IF_ERROR(BeforeMutation("DeleteNetwork " + pool.value()));
   for (const auto& [id, inst] : instances_) {
-    if (inst.first.pool == pool) {
+    if (inst.request.pool == pool) {
       return FailedPrecondition("network of pool '" + pool.value() + "' is in use by " + id.value());
     }
   }
@@ -42,13 +42,33 @@ Status FakeProvider::Provision(const InstanceRequest& request) {
     return FailedPrecondition("network of pool '" + request.pool.value() + "' does not exist");
   }
   auto it = instances_.find(request.id);
-  if (it != instances_.end() && it->second.second) return Status::Ok();
+  if (it != instances_.end() && it->second.running) return Status::Ok();
   if (fail_next_ > 0) {
     --fail_next_;
     if (half_made_on_failure_) instances_[request.id] = {request, false};
     return fail_status_;
   }
   instances_[request.id] = {request, true};
+  return Status::Ok();
+}
+
+Status FakeProvider::Freeze(const InstanceId& id) {
+  std::lock_guard lock(mu_);
+  DSP_RETURN_IF_ERROR(BeforeMutation("Freeze " + id.value()));
+  auto it = instances_.find(id);
+  if (it == instances_.end()) return NotFound("instance " + id.value() + " does not exist");
+  if (!it->second.running) return FailedPrecondition("instance " + id.value() + " is not running");
+  it->second.frozen = true;
+  return Status::Ok();
+}
+
+Status FakeProvider::Thaw(const InstanceId& id) {
+  std::lock_guard lock(mu_);
+  ++thaw_calls_;
+  DSP_RETURN_IF_ERROR(BeforeMutation("Thaw " + id.value()));
+  auto it = instances_.find(id);
+  if (it == instances_.end()) return NotFound("instance " + id.value() + " does not exist");
+  it->second.frozen = false;
   return Status::Ok();
 }
 
@@ -64,7 +84,7 @@ Result<std::vector<ProviderInstance>> FakeProvider::List() {
   std::lock_guard lock(mu_);
   std::vector<ProviderInstance> out;
   for (const auto& [id, inst] : instances_) {
-    out.push_back({id, inst.first.pool, inst.first.index, inst.second});
+    out.push_back({id, inst.request.pool, inst.request.index, inst.running, inst.running && inst.frozen});
   }
   return out;
 }
@@ -78,7 +98,7 @@ void FakeProvider::FailNextProvision(int n, Status status) {
 void FakeProvider::Kill(const InstanceId& id) {
   std::lock_guard lock(mu_);
   auto it = instances_.find(id);
-  if (it != instances_.end()) it->second.second = false;
+  if (it != instances_.end()) it->second.running = it->second.frozen = false;
 }
 
 void FakeProvider::SetMutationHook(std::function<Status(const std::string&)> hook) {
@@ -101,10 +121,15 @@ int FakeProvider::destroy_calls() const {
   return destroy_calls_;
 }
 
+int FakeProvider::thaw_calls() const {
+  std::lock_guard lock(mu_);
+  return thaw_calls_;
+}
+
 std::vector<InstanceRequest> FakeProvider::Requests() const {
   std::lock_guard lock(mu_);
   std::vector<InstanceRequest> out;
-  for (const auto& [_, inst] : instances_) out.push_back(inst.first);
+  for (const auto& [_, inst] : instances_) out.push_back(inst.request);
   return out;
 }
 

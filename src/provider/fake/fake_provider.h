@@ -4,6 +4,7 @@
 // Scripting:
 //   FailNextProvision(n, status)   the next n Provision calls fail
 //   Kill(id)                       the instance stops, as if it crashed
+//                                  (frozen or not)
 //   SetMutationHook(f)             f runs before every mutating call; if it
 //                                  returns an error, the call fails with it and
 //                                  changes nothing (crash injection)
@@ -31,6 +32,8 @@ class FakeProvider final : public ComputeProvider {
   Result<std::vector<PoolName>> ListNetworks() override;
   Status Provision(const InstanceRequest& request) override;
   Status Destroy(const InstanceId& id) override;
+  Status Freeze(const InstanceId& id) override;
+  Status Thaw(const InstanceId& id) override;
   Result<std::vector<ProviderInstance>> List() override;
 
   void FailNextProvision(int n, Status status);
@@ -41,13 +44,19 @@ class FakeProvider final : public ComputeProvider {
   // Observations for tests.
   int provision_calls() const;
   int destroy_calls() const;
+  int thaw_calls() const;
   std::vector<InstanceRequest> Requests() const;  // of the instances that exist
 
  private:
   Status BeforeMutation(const std::string& op);
 
   mutable std::mutex mu_;
-  std::map<InstanceId, std::pair<InstanceRequest, bool /*running*/>> instances_;
+  struct FakeInstance {
+    InstanceRequest request;
+    bool running = false;
+    bool frozen = false;
+  };
+  std::map<InstanceId, FakeInstance> instances_;
   std::set<PoolName> networks_;
   int fail_next_ = 0;
   Status fail_status_;
@@ -55,6 +64,7 @@ class FakeProvider final : public ComputeProvider {
   std::function<Status(const std::string&)> hook_;
   int provision_calls_ = 0;
   int destroy_calls_ = 0;
+  int thaw_calls_ = 0;
 };
 
 }  // namespace dspool

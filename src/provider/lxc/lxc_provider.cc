@@ -37,6 +37,12 @@ struct ContainerRef {
   ContainerRef& operator=(const ContainerRef&) = delete;
 };
 
+// liblxc's state name ("STOPPED", "RUNNING", "FROZEN", ...).
+std::string StateOf(lxc_container* c) {
+  const char* state = c != nullptr ? c->state(c) : nullptr;
+  return state != nullptr ? state : "STOPPED";
+}
+
 std::string LxcError(lxc_container* c, const std::string& what) {
   std::string msg = what;
   if (c->error_string != nullptr && *c->error_string) msg += ": " + std::string(c->error_string);
@@ -510,6 +516,32 @@ Status LxcProvider::Destroy(const InstanceId& id) {
   return RemoveTree(Dir(id));
 }
 
+Status LxcProvider::Freeze(const InstanceId& id) {
+  const std::string name = id.value();
+  ContainerRef ref(name, lxcpath_);
+  lxc_container* c = ref.c;
+  if (c == nullptr) return Internal("liblxc could not allocate container " + name);
+  if (!c->is_defined(c)) return NotFound("container " + name + " does not exist");
+  const std::string state = StateOf(c);
+  if (state == "FROZEN") return Status::Ok();
+  if (state != "RUNNING") return FailedPrecondition("container " + name + " is " + state + ", not running");
+  // liblxc writes the freezer's state and waits until every task has
+  // stopped (cgroup v1 freezer.state, or v2 cgroup.freeze).
+  if (!c->freeze(c)) return Internal(LxcError(c, "container " + name + ": cannot freeze"));
+  return Status::Ok();
+}
+
+Status LxcProvider::Thaw(const InstanceId& id) {
+  const std::string name = id.value();
+  ContainerRef ref(name, lxcpath_);
+  lxc_container* c = ref.c;
+  if (c == nullptr) return Internal("liblxc could not allocate container " + name);
+  if (!c->is_defined(c)) return NotFound("container " + name + " does not exist");
+  if (StateOf(c) != "FROZEN") return Status::Ok();
+  if (!c->unfreeze(c)) return Internal(LxcError(c, "container " + name + ": cannot thaw"));
+  return Status::Ok();
+}
+
 Result<std::vector<ProviderInstance>> LxcProvider::List() {
   char** names = nullptr;
   int n = list_all_containers(lxcpath_.c_str(), &names, nullptr);
@@ -540,7 +572,9 @@ Result<std::vector<ProviderInstance>> LxcProvider::List() {
       inst.pool = PoolName("");
     }
     ContainerRef ref(name, lxcpath_);
-    inst.running = ref.c != nullptr && ref.c->is_running(ref.c);
+    const std::string state = StateOf(ref.c);
+    inst.running = state != "STOPPED";  // liblxc's is_running: starting, running, freezing, frozen...
+    inst.frozen = state == "FROZEN";
     out.push_back(std::move(inst));
   }
   return out;

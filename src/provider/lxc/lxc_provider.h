@@ -79,6 +79,8 @@ class LxcProvider final : public ComputeProvider {
   Result<std::vector<PoolName>> ListNetworks() override;
   Status Provision(const InstanceRequest& request) override;
   Status Destroy(const InstanceId& id) override;
+  Status Freeze(const InstanceId& id) override;
+  Status Thaw(const InstanceId& id) override;
   Result<std::vector<ProviderInstance>> List() override;
 
   // The host-side name of an instance's veth.

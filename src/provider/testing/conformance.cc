@@ -82,6 +82,32 @@ TEST_P(ProviderConformance, InstancesAreIndependent) {
   EXPECT_TRUE(provider().DeleteNetwork(network().pool).ok());
 }
 
+TEST_P(ProviderConformance, FreezeAndThawAreIdempotentAndListed) {
+  ASSERT_TRUE(provider().EnsureNetwork(network()).ok());
+  InstanceRequest req = Request(2);
+  ASSERT_TRUE(provider().Provision(req).ok());
+  Status s = provider().Freeze(req.id);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(Mine(), (std::vector<ProviderInstance>{{req.id, req.pool, 2, /*running=*/true, /*frozen=*/true}}));
+  s = provider().Freeze(req.id);
+  EXPECT_TRUE(s.ok()) << "freezing a frozen instance succeeds: " << s;
+
+  s = provider().Thaw(req.id);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(Mine(), (std::vector<ProviderInstance>{{req.id, req.pool, 2, true, false}}));
+  s = provider().Thaw(req.id);
+  EXPECT_TRUE(s.ok()) << "thawing a running instance succeeds: " << s;
+
+  // A frozen instance is destroyed like any other.
+  ASSERT_TRUE(provider().Freeze(req.id).ok());
+  s = provider().Destroy(req.id);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(Mine().empty());
+  EXPECT_EQ(provider().Freeze(req.id).code(), StatusCode::kNotFound);
+  EXPECT_EQ(provider().Thaw(req.id).code(), StatusCode::kNotFound);
+  EXPECT_TRUE(provider().DeleteNetwork(network().pool).ok());
+}
+
 TEST_P(ProviderConformance, DestroyOfUnknownIdSucceeds) {
   EXPECT_TRUE(provider().Destroy(InstanceId(network().pool.value() + "-9-none")).ok());
 }

@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <random>
+#include <sstream>
+
+#include "base/testing/cannot_run.h"
 
 #include "os/fs.h"
 #include "os/net.h"
@@ -78,6 +81,55 @@ Result<ProviderFixture> MakeLxcFixture() {
   auto f = MakeLxcFixtureHere();
   if (!f.ok()) return Internal("this host can run LXC, but the fixture failed: " + f.status().ToString());
   return f;
+}
+
+// What the kernel says of the freezer cgroup of instance `id`'s processes:
+// cgroup v1's freezer.state ("FROZEN" once every task has stopped), or v2's
+// cgroup.events ("frozen 1").
+std::string KernelFreezerState(const InstanceId& id) {
+  auto pids = ListDir("/proc");
+  if (!pids.ok()) return "cannot list /proc";
+  const std::string payload = "lxc.payload." + id.value();
+  for (const std::string& pid : *pids) {
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto cgroups = ReadFile("/proc/" + pid + "/cgroup");
+    if (!cgroups.ok()) continue;
+    std::istringstream lines(*cgroups);
+    for (std::string line; std::getline(lines, line);) {
+      size_t at = line.find(":/" + payload);
+      if (at == std::string::npos) continue;
+      std::string path = line.substr(at + 1);
+      if (line.find(":freezer:") != std::string::npos) {
+        auto state = ReadFile("/sys/fs/cgroup/freezer" + path + "/freezer.state");
+        return state.ok() ? *state : state.status().ToString();
+      }
+      if (line.rfind("0::", 0) == 0 && access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+        auto events = ReadFile("/sys/fs/cgroup" + path + "/cgroup.events");
+        return events.ok() && events->find("frozen 1") != std::string::npos ? "FROZEN\n" : "THAWED\n";
+      }
+    }
+  }
+  return "no process of " + id.value();
+}
+
+TEST(LxcProviderTest, FreezeStopsEveryProcessAndThawResumesThem) {
+  auto fixture = MakeLxcFixture();
+  if (!fixture.ok() && fixture.status().code() == StatusCode::kFailedPrecondition) {
+    DSP_CANNOT_RUN_HERE("provider unavailable here: " << fixture.status().message());
+  }
+  ASSERT_TRUE(fixture.ok()) << fixture.status();
+  ComputeProvider& provider = *fixture->provider;
+  ASSERT_TRUE(provider.EnsureNetwork(fixture->network).ok());
+  InstanceRequest req = fixture->request(0);
+  ASSERT_TRUE(provider.Provision(req).ok());
+  EXPECT_EQ(KernelFreezerState(req.id), "THAWED\n");
+  Status s = provider.Freeze(req.id);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(KernelFreezerState(req.id), "FROZEN\n");
+  s = provider.Thaw(req.id);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(KernelFreezerState(req.id), "THAWED\n");
+  fixture->cleanup();
 }
 
 INSTANTIATE_TEST_SUITE_P(Lxc, ProviderConformance, ::testing::Values(ProviderFactory(MakeLxcFixture)),

@@ -364,6 +364,137 @@ TEST_F(PlannerTest, BackoffHoldsCreation) {
   EXPECT_EQ(Plan().size(), 1u);
 }
 
+// ---- standbys ----
+
+// The creations of `plan`, as (index, standby).
+std::vector<std::pair<int64_t, bool>> Created(const std::vector<Action>& plan) {
+  std::vector<std::pair<int64_t, bool>> out;
+  for (const Action& a : plan) {
+    if (a.kind == Kind::kCreateRecord) out.push_back({a.index, a.standby});
+  }
+  return out;
+}
+
+TEST_F(PlannerTest, StandbysAreCreatedBeyondTheInstanceCount) {
+  AddPool("a", 1).spec.standby_count = 2;
+  using Made = std::vector<std::pair<int64_t, bool>>;
+  EXPECT_EQ(Created(Plan()), (Made{{0, false}, {1, true}, {2, true}}));
+
+  AddRecord("a", 0, InstancePhase::kReady);
+  AddRecord("a", 1, InstancePhase::kBooting).standby = true;
+  EXPECT_EQ(Created(Plan()), (Made{{2, true}})) << "a booting standby counts";
+  AddRecord("a", 2, InstancePhase::kFailed).standby = true;
+  EXPECT_EQ(Created(Plan()), (Made{{3, true}})) << "a failed one is replaced";
+}
+
+TEST_F(PlannerTest, StandbysUseOnlyTheAddressesTheInstancesLeave) {
+  AddPool("a", 12).spec.standby_count = 3;  // a /28 holds 13 instances
+  for (int i = 0; i < 12; ++i) AddRecord("a", i, InstancePhase::kReady);
+  EXPECT_EQ(Created(Plan()), (std::vector<std::pair<int64_t, bool>>{{12, true}}));
+}
+
+TEST_F(PlannerTest, BackoffHoldsStandbysToo) {
+  AddPool("a", 0).spec.standby_count = 1;
+  in_.create_not_before[PoolName("a")] = in_.now + seconds(1);
+  EXPECT_TRUE(Plan().empty());
+}
+
+TEST_F(PlannerTest, AReadyStandbyIsFrozenAndItsSilenceIsNoFailure) {
+  AddPool("a", 0).spec.standby_count = 1;
+  Instance& r = AddRecord("a", 0, InstancePhase::kReady);
+  r.standby = true;
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].kind, Kind::kFreeze);
+  EXPECT_EQ(plan[0].id, r.id);
+  in_.busy_instances.insert(r.id);
+  EXPECT_TRUE(Plan().empty()) << "the freeze is in flight";
+  in_.busy_instances.clear();
+
+  in_.observed.back().frozen = true;
+  in_.phase_seen[r.id] = in_.now - std::chrono::hours(24);
+  in_.last_report[r.id] = in_.now - std::chrono::hours(24);
+  EXPECT_TRUE(Plan().empty()) << "a frozen standby cannot report";
+
+  in_.observed.back().running = false;
+  in_.observed.back().frozen = false;
+  plan = Plan();
+  ASSERT_GE(plan.size(), 1u);
+  EXPECT_EQ(plan[0].phase, InstancePhase::kFailed);
+  EXPECT_EQ(plan[0].reason, "instance stopped unexpectedly");
+}
+
+TEST_F(PlannerTest, AStandbyIsNoInstanceOfThePool) {
+  AddPool("a", 1).spec.standby_count = 1;
+  AddRecord("a", 0, InstancePhase::kReady).standby = true;
+  in_.observed.back().frozen = true;
+  AddRecord("a", 1, InstancePhase::kReady);
+  EXPECT_TRUE(Plan().empty()) << "one instance and one standby: as wanted";
+}
+
+TEST_F(PlannerTest, ScaleOutTakesAReadyStandbyFirstAndReplacesIt) {
+  AddPool("a", 1).spec.standby_count = 2;
+  AddRecord("a", 0, InstancePhase::kBooting).standby = true;
+  AddRecord("a", 1, InstancePhase::kReady).standby = true;
+  in_.observed.back().frozen = true;
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].kind, Kind::kSetStandby);
+  EXPECT_EQ(plan[0].id, InstanceId("a-1"));
+  EXPECT_EQ(plan[0].reason, "scale-out took a standby");
+  EXPECT_EQ(Created(plan), (std::vector<std::pair<int64_t, bool>>{{2, true}}));
+}
+
+TEST_F(PlannerTest, ScaleOutTakesStandbysBeforeCreatingAndEvenWhileTheirCallIsInFlight) {
+  AddPool("a", 3);
+  AddRecord("a", 0, InstancePhase::kReady).scale_in = ScaleIn::kDrain;
+  AddRecord("a", 1, InstancePhase::kReady).standby = true;
+  in_.busy_instances.insert(InstanceId("a-1"));  // its freeze
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 3u);
+  EXPECT_EQ(plan[0].kind, Kind::kSetScaleIn) << "what scale-in drains is taken back first";
+  EXPECT_EQ(plan[1].kind, Kind::kSetStandby);
+  EXPECT_EQ(plan[1].id, InstanceId("a-1"));
+  EXPECT_EQ(Created(plan), (std::vector<std::pair<int64_t, bool>>{{2, false}}));
+}
+
+TEST_F(PlannerTest, ATakenStandbyIsThawedAndFailsIfItStaysSilent) {
+  AddPool("a", 1);
+  Instance& r = AddRecord("a", 0, InstancePhase::kReady);
+  in_.observed.back().frozen = true;
+  in_.last_report[r.id] = in_.now - std::chrono::hours(1);  // before its freeze
+  in_.phase_seen[r.id] = in_.now - seconds(1);              // when it was taken
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].kind, Kind::kThaw);
+
+  in_.phase_seen[r.id] = in_.now - seconds(31);
+  plan = Plan();
+  ASSERT_GE(plan.size(), 1u);
+  EXPECT_EQ(plan[0].phase, InstancePhase::kFailed);
+  EXPECT_EQ(plan[0].reason, "agent silent for more than 30s");
+}
+
+TEST_F(PlannerTest, ExcessStandbysGoNotReadyFirstThenHighestIndex) {
+  AddPool("a", 0).spec.standby_count = 1;
+  AddRecord("a", 0, InstancePhase::kReady).standby = true;
+  in_.observed.back().frozen = true;
+  AddRecord("a", 1, InstancePhase::kBooting).standby = true;
+  AddRecord("a", 2, InstancePhase::kReady).standby = true;
+  in_.observed.back().frozen = true;
+  AddRecord("a", 3, InstancePhase::kPending).standby = true;
+  in_.busy_instances.insert(InstanceId("a-3"));  // its provision
+  std::vector<InstanceId> removed;
+  for (const Action& a : Plan()) {
+    if (a.kind == Kind::kSetPhase && a.phase == InstancePhase::kDeleting) {
+      removed.push_back(a.id);
+      EXPECT_EQ(a.reason, "standbyCount is 1");
+    }
+  }
+  // a-3 is the first to go, but its provision is in flight: next pass.
+  EXPECT_EQ(removed, (std::vector<InstanceId>{InstanceId("a-1"), InstanceId("a-2")}));
+}
+
 }  // namespace
 }  // namespace dspool
 

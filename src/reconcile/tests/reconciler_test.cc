@@ -110,10 +110,11 @@ class Harness {
     return false;
   }
 
-  // Every running instance's agent reports, but those in killed_.
+  // Every running instance's agent reports, but those in killed_ and the
+  // frozen.
   void ReportAlive() {
     for (const auto& inst : *provider_.List()) {
-      if (inst.running && !killed_.count(inst.id)) {
+      if (inst.running && !inst.frozen && !killed_.count(inst.id)) {
         reconciler_->RecordReport(inst.id, InstanceReport{clock_.Now(), true});
       }
     }
@@ -127,6 +128,14 @@ class Harness {
     ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::UpdatePool{p, gen})).ok());
   }
 
+  void SetStandbyCount(const std::string& pool, int64_t count) {
+    Pool p = *store_.GetPool(PoolName(pool));
+    int64_t gen = p.generation;
+    p.spec.standby_count = count;
+    ++p.generation;
+    ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::UpdatePool{p, gen})).ok());
+  }
+
   void MarkDeleting(const std::string& pool) {
     Pool p = *store_.GetPool(PoolName(pool));
     int64_t gen = p.generation;
@@ -136,8 +145,9 @@ class Harness {
   }
 
   // The invariants after convergence: each live pool has exactly its count of
-  // Ready records, distinct indexes, each backed by one running instance, and
-  // the provider has nothing else.
+  // Ready records and its standbyCount of Ready standbys, distinct indexes,
+  // each backed by one running instance, frozen if and only if a standby,
+  // and the provider has nothing else.
   void ExpectConverged() {
     auto pools = *store_.ListPools();
     auto records = *store_.ListInstances({});
@@ -145,14 +155,17 @@ class Harness {
     size_t want_total = 0;
     for (const Pool& p : pools) {
       ASSERT_EQ(p.state, PoolState::kActive) << "deleting pool still recorded";
-      want_total += static_cast<size_t>(p.spec.instance_count);
+      want_total += static_cast<size_t>(p.spec.instance_count + p.spec.standby_count);
       std::set<int64_t> indexes;
+      int64_t standbys = 0;
       for (const Instance& r : records) {
         if (r.pool != p.name()) continue;
         EXPECT_EQ(r.phase, InstancePhase::kReady) << r.id;
         EXPECT_TRUE(indexes.insert(r.index).second) << "duplicate index " << r.index;
+        standbys += r.standby;
       }
-      EXPECT_EQ(indexes.size(), static_cast<size_t>(p.spec.instance_count)) << p.name();
+      EXPECT_EQ(indexes.size(), static_cast<size_t>(p.spec.instance_count + p.spec.standby_count)) << p.name();
+      EXPECT_EQ(standbys, p.spec.standby_count) << p.name();
     }
     EXPECT_EQ(records.size(), want_total);
     ASSERT_EQ(observed.size(), records.size()) << "orphan or missing instance";
@@ -161,6 +174,7 @@ class Harness {
                              [&](const ProviderInstance& o) { return o.id == r.id; });
       ASSERT_NE(it, observed.end()) << r.id;
       EXPECT_TRUE(it->running);
+      EXPECT_EQ(it->frozen, r.standby) << r.id;
     }
     EXPECT_EQ(provider_.ListNetworks()->size(), pools.size());
   }
@@ -374,6 +388,58 @@ TEST(ReconcilerTest, ScaleInKeepsAnInstanceUntilItsLastSessionEnds) {
             1);
 }
 
+TEST(ReconcilerTest, AStandbyIsFrozenTakenByAScaleOutThawedAndReplaced) {
+  Harness h;
+  h.StartLife(-1);
+  Pool pool = MakePool("a", 0);
+  pool.spec.standby_count = 1;
+  ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{pool})).ok());
+  ASSERT_TRUE(h.Converge());
+  h.ExpectConverged();
+  const Instance standby = h.store_.ListInstances({})->at(0);
+  ASSERT_TRUE(standby.standby);
+
+  // Frozen for an hour: its agent cannot report, and nothing fails it.
+  for (int i = 0; i < 60; ++i) {
+    h.clock_.Advance(std::chrono::minutes(1));
+    ASSERT_TRUE(h.reconciler_->RunPass().ok());
+  }
+  ASSERT_TRUE(h.Converge());
+  h.ExpectConverged();
+  EXPECT_EQ(h.store_.ListInstances({})->at(0).id, standby.id);
+
+  const int provisions = h.provider_.provision_calls();
+  h.SetCount("a", 1);
+  // One pass takes it (a store step); the next, planned at once, thaws it.
+  ASSERT_TRUE(h.reconciler_->RunPass().ok());
+  ASSERT_TRUE(h.reconciler_->RunPass().ok());
+  EXPECT_EQ(h.provider_.thaw_calls(), 1);
+  auto taken = *h.store_.GetInstance(standby.id);
+  EXPECT_FALSE(taken.standby);
+  EXPECT_EQ(taken.phase, InstancePhase::kReady);
+  // Its last report is an hour old: silence counts from when it was taken.
+  ASSERT_TRUE(h.Converge());
+  h.ExpectConverged();
+  EXPECT_EQ(h.provider_.provision_calls(), provisions + 1) << "one new standby, and no new instance";
+  auto records = *h.store_.ListInstances({});
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_TRUE(std::any_of(records.begin(), records.end(), [&](const Instance& r) {
+    return r.id == standby.id && !r.standby;
+  }));
+
+  std::vector<std::string> actions;
+  for (const Event& e : *h.store_.ListEvents(0, 1000)) {
+    if (e.subject == "instance/" + standby.id.value()) actions.push_back(e.action);
+  }
+  EXPECT_EQ(actions, (std::vector<std::string>{"instance.create", "instance.booting", "instance.ready",
+                                               "instance.standby.take"}));
+
+  // Fewer standbys wanted: the extra one goes.
+  h.SetStandbyCount("a", 0);
+  ASSERT_TRUE(h.Converge());
+  h.ExpectConverged();
+}
+
 TEST(ReconcilerTest, AdoptsWhatExistsAfterRestart) {
   Harness h;
   h.StartLife(-1);
@@ -387,7 +453,8 @@ TEST(ReconcilerTest, AdoptsWhatExistsAfterRestart) {
 }
 
 // The scenario every crash test runs: bring up 3, scale to 1, scale to 2,
-// delete the pool, with a second pool that stays.
+// delete the pool, with a second pool that stays, whose scale-out takes its
+// standby.
 void RunScenario(Harness& h, const std::function<void()>& after_crash) {
   auto step = [&](const std::function<void()>& change) {
     if (change) change();
@@ -399,13 +466,16 @@ void RunScenario(Harness& h, const std::function<void()>& after_crash) {
   };
   step([&] {
     ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{MakePool("a", 3)})).ok());
-    ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{MakePool("b", 1)})).ok());
+    Pool b = MakePool("b", 1);
+    b.spec.standby_count = 1;
+    ASSERT_TRUE(h.store_.Write(WriteBatch().Add(WriteBatch::CreatePool{b})).ok());
   });
   step([&] { h.SetCount("a", 1); });
   step([&] { h.SetCount("a", 2); });
+  step([&] { h.SetCount("b", 2); });  // takes b's standby
   step([&] { h.MarkDeleting("a"); });
   EXPECT_EQ(h.store_.ListPools()->size(), 1u);
-  EXPECT_EQ(h.provider_.List()->size(), 1u);
+  EXPECT_EQ(h.provider_.List()->size(), 3u);
 }
 
 class CrashAtEveryStepTest : public ::testing::TestWithParam<bool /*half-made on failure*/> {};
