@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "base/log.h"
 #include "model/json_reader.h"
@@ -522,13 +523,10 @@ Status LxcProvider::Freeze(const InstanceId& id) {
   lxc_container* c = ref.c;
   if (c == nullptr) return Internal("liblxc could not allocate container " + name);
   if (!c->is_defined(c)) return NotFound("container " + name + " does not exist");
-  const std::string state = StateOf(c);
-  if (state == "FROZEN") return Status::Ok();
-  if (state != "RUNNING") return FailedPrecondition("container " + name + " is " + state + ", not running");
-  // liblxc writes the freezer's state and waits until every task has
-  // stopped (cgroup v1 freezer.state, or v2 cgroup.freeze).
-  if (!c->freeze(c)) return Internal(LxcError(c, "container " + name + ": cannot freeze"));
-  return Status::Ok();
+  if (const std::string state = StateOf(c); state == "STOPPED") {
+    return FailedPrecondition("container " + name + " is " + state + ", not running");
+  }
+  return SetFrozen(c, name, true);
 }
 
 Status LxcProvider::Thaw(const InstanceId& id) {
@@ -537,9 +535,40 @@ Status LxcProvider::Thaw(const InstanceId& id) {
   lxc_container* c = ref.c;
   if (c == nullptr) return Internal("liblxc could not allocate container " + name);
   if (!c->is_defined(c)) return NotFound("container " + name + " does not exist");
-  if (StateOf(c) != "FROZEN") return Status::Ok();
-  if (!c->unfreeze(c)) return Internal(LxcError(c, "container " + name + ": cannot thaw"));
-  return Status::Ok();
+  if (StateOf(c) == "STOPPED") return Status::Ok();
+  return SetFrozen(c, name, false);
+}
+
+// liblxc's freeze and unfreeze would do, but under cgroup v1 they read the
+// state back once a second: a freeze not done at the first read returns a
+// second later, and a thaw behind it waits as long. So the freezer is set
+// through liblxc's cgroup items and read back every millisecond. (liblxc's
+// own state() then still says RUNNING: List reads the freezer.)
+Status LxcProvider::SetFrozen(lxc_container* c, const std::string& name, bool frozen) {
+  const char* item = cgroup2_ ? "cgroup.freeze" : "freezer.state";
+  const char* value = cgroup2_ ? (frozen ? "1" : "0") : (frozen ? "FROZEN" : "THAWED");
+  const std::string what = "container " + name + ": cannot " + (frozen ? "freeze" : "thaw");
+  if (!c->set_cgroup_item(c, item, value)) return Internal(LxcError(c, what + " (" + item + ")"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kStopTimeoutSeconds);
+  for (;;) {
+    DSP_ASSIGN_OR_RETURN(bool now_frozen, ReadFrozen(c));
+    if (now_frozen == frozen) return Status::Ok();
+    if (std::chrono::steady_clock::now() > deadline) {
+      return DeadlineExceeded(what + ": not done after " + std::to_string(kStopTimeoutSeconds) + "s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+Result<bool> LxcProvider::ReadFrozen(lxc_container* c) {
+  // v1: freezer.state reads FREEZING until every task has stopped, then
+  // FROZEN; v2: cgroup.events says "frozen 1" then.
+  const char* item = cgroup2_ ? "cgroup.events" : "freezer.state";
+  char buf[256] = {};
+  if (c->get_cgroup_item(c, item, buf, sizeof(buf) - 1) < 0) {
+    return Internal(LxcError(c, "container " + std::string(c->name) + ": cannot read " + item));
+  }
+  return std::string_view(buf).find(cgroup2_ ? "frozen 1" : "FROZEN") != std::string_view::npos;
 }
 
 Result<std::vector<ProviderInstance>> LxcProvider::List() {
@@ -572,9 +601,12 @@ Result<std::vector<ProviderInstance>> LxcProvider::List() {
       inst.pool = PoolName("");
     }
     ContainerRef ref(name, lxcpath_);
-    const std::string state = StateOf(ref.c);
-    inst.running = state != "STOPPED";  // liblxc's is_running: starting, running, freezing, frozen...
-    inst.frozen = state == "FROZEN";
+    inst.running = StateOf(ref.c) != "STOPPED";  // liblxc's is_running
+    if (inst.running) {
+      // As the kernel says: a freeze in flight reads FREEZING, not frozen.
+      auto frozen = ReadFrozen(ref.c);
+      inst.frozen = frozen.ok() && *frozen;
+    }
     out.push_back(std::move(inst));
   }
   return out;

@@ -60,6 +60,8 @@
 #include "os/mounts.h"
 #include "provider/compute_provider.h"
 
+struct lxc_container;  // liblxc's, from <lxc/lxccontainer.h> (included by the .cc only)
+
 namespace dspool {
 
 class LxcProvider final : public ComputeProvider {
@@ -114,6 +116,11 @@ class LxcProvider final : public ComputeProvider {
   // instance's; files of any other host id show as nobody.
   static std::vector<IdMapping> ImageIds(int64_t root_host_id);
   Status StartContainer(const InstanceRequest& request, const std::string& dir);
+  // Sets the freezer of running container `c` and waits until the kernel
+  // says every task has stopped (`frozen`) or runs again.
+  Status SetFrozen(lxc_container* c, const std::string& name, bool frozen);
+  // Whether the kernel says every task of running container `c` is frozen.
+  Result<bool> ReadFrozen(lxc_container* c);
   // Lazily unmounts every host mount under `dir` (the instance keeps its own).
   void DetachMounts(const std::string& dir);
   // Attaches the host end of every running instance of `pool` to its bridge
