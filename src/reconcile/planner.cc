@@ -243,10 +243,15 @@ std::vector<Action> Plan(const PlanInput& in) {
     }
 
     // Standbys: as many as standbyCount, where the pool's addresses and NAT
-    // slots allow.
+    // slots allow. A new one waits while a standby taken is still frozen:
+    // its boot would compete with the thaw and the first login.
     const auto standbys_left = static_cast<int64_t>(standbys.size() - standbys_taken);
     const int64_t standby_want = pool.spec.standby_count;
-    if (standbys_left < standby_want && !held) {
+    const bool thawing = standbys_taken > 0 || std::any_of(mine.begin(), mine.end(), [&](const Instance* r) {
+      auto obs = observed.find(r->id);
+      return !r->standby && obs != observed.end() && obs->second->frozen;
+    });
+    if (standbys_left < standby_want && !held && !thawing) {
       create(standby_want - standbys_left, MaxInstanceCount(pool.spec), /*standby=*/true);
     } else if (standbys_left > standby_want) {
       // The last ones in the order of taking go first: not yet Ready, then

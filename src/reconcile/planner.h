@@ -43,10 +43,12 @@
 //      by then), or when the pool's drainTimeoutMinutes has passed since
 //      the mark; until then they keep their users' sessions.
 //      Standbys: live standby records are compared with the pool's
-//      standbyCount. Missing ones are created (after any backoff) at the
-//      lowest free index below MaxInstanceCount, so that a standby always
-//      has an address and NAT slot it may keep when taken; excess ones are
-//      deleted, not Ready ones first, then the highest index.
+//      standbyCount. Missing ones are created (after any backoff, and once
+//      no standby taken is still frozen: a boot would compete with the
+//      thaw and the first login) at the lowest free index below
+//      MaxInstanceCount, so that a standby always has an address and NAT
+//      slot it may keep when taken; excess ones are deleted, not Ready ones
+//      first, then the highest index.
 //   4. Networks: every active pool gets one. A deleting pool, once it has no
 //      record and no instance left, loses its network, then its record. A
 //      network with no pool is deleted.

@@ -432,17 +432,25 @@ TEST_F(PlannerTest, AStandbyIsNoInstanceOfThePool) {
   EXPECT_TRUE(Plan().empty()) << "one instance and one standby: as wanted";
 }
 
-TEST_F(PlannerTest, ScaleOutTakesAReadyStandbyFirstAndReplacesIt) {
+TEST_F(PlannerTest, ScaleOutTakesAReadyStandbyFirstAndReplacesItOnceThawed) {
   AddPool("a", 1).spec.standby_count = 2;
   AddRecord("a", 0, InstancePhase::kBooting).standby = true;
-  AddRecord("a", 1, InstancePhase::kReady).standby = true;
+  Instance& taken = AddRecord("a", 1, InstancePhase::kReady);
+  taken.standby = true;
   in_.observed.back().frozen = true;
   auto plan = Plan();
-  ASSERT_EQ(plan.size(), 2u);
+  ASSERT_EQ(plan.size(), 1u) << "no new standby's boot competes with the thaw";
   EXPECT_EQ(plan[0].kind, Kind::kSetStandby);
   EXPECT_EQ(plan[0].id, InstanceId("a-1"));
   EXPECT_EQ(plan[0].reason, "scale-out took a standby");
-  EXPECT_EQ(Created(plan), (std::vector<std::pair<int64_t, bool>>{{2, true}}));
+
+  taken.standby = false;
+  plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].kind, Kind::kThaw);
+
+  in_.observed.back().frozen = false;
+  EXPECT_EQ(Created(Plan()), (std::vector<std::pair<int64_t, bool>>{{2, true}}));
 }
 
 TEST_F(PlannerTest, ScaleOutTakesStandbysBeforeCreatingAndEvenWhileTheirCallIsInFlight) {
