@@ -162,6 +162,35 @@ ssh_pool_spec() {  # front vcpus memory
 JSON
 }
 
+# Two consecutive free ports P and P+1 (as free_port): prints P.
+free_port_pair() {
+  local p
+  p=$(free_port)
+  while (( p + 1 > PORT_MAX )) || ss -Htan | awk '{print $4}' | grep -qE ":($p|$((p + 1)))\$"; do
+    p=$(free_port)
+  done
+  echo "$p"
+}
+
+# The spec of pool $POOL behind one SSH rule, FRONT → 22 with a Tcp probe
+# every 5 s, and a NAT pool of two ports, NAT and NAT+1 → 22: COUNT
+# instances of 1 vCPU and 512 MiB, the admin dsvmadmin with $WORK/key.pub.
+# EXTRA adds top-level fields (', "standbyCount": 1').
+ssh_nat_pool_spec() {  # front nat count [extra]
+  cat <<JSON
+{"name": "$POOL", "instanceCount": $3${4:-},
+ "size": {"vcpus": 1, "memoryMiB": 512},
+ "network": {"subnet": "$SUBNET"},
+ "share": {"type": "bind", "source": "$WORK/share"},
+ "adminUser": {"name": "dsvmadmin", "sshPublicKey": "$(cat "$WORK/key.pub")"},
+ "loadBalancer": {
+   "rules": [{"name": "SSH", "frontendPort": $1, "backendPort": 22, "probe": "ssh"}],
+   "probes": [{"name": "ssh", "protocol": "Tcp", "port": 22, "intervalInSeconds": 5, "numberOfProbes": 2}],
+   "inboundNatPools": [{"name": "ssh-nat", "frontendPortRangeStart": $2, "frontendPortRangeEnd": $(($2 + 1)),
+                        "backendPort": 22}]}}
+JSON
+}
+
 # Debian's Jupyter Notebook and what jupyter_client.py needs, or
 # cannot_run_here.
 require_jupyter() {

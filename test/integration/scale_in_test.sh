@@ -10,22 +10,8 @@ setup_pool_test scalein
 start_server
 
 FRONT=$(free_port)
-NAT=$(free_port)
-while (( NAT + 1 > PORT_MAX )) || ss -Htan | awk '{print $4}' | grep -qE ":($NAT|$((NAT+1)))\$"; do
-  NAT=$(free_port)
-done
-cat >"$WORK/spec.json" <<JSON
-{"name": "$POOL", "instanceCount": 2,
- "size": {"vcpus": 1, "memoryMiB": 512},
- "network": {"subnet": "$SUBNET"},
- "share": {"type": "bind", "source": "$WORK/share"},
- "adminUser": {"name": "dsvmadmin", "sshPublicKey": "$(cat "$WORK/key.pub")"},
- "loadBalancer": {
-   "rules": [{"name": "SSH", "frontendPort": $FRONT, "backendPort": 22, "probe": "ssh"}],
-   "probes": [{"name": "ssh", "protocol": "Tcp", "port": 22, "intervalInSeconds": 5, "numberOfProbes": 2}],
-   "inboundNatPools": [{"name": "ssh-nat", "frontendPortRangeStart": $NAT, "frontendPortRangeEnd": $((NAT + 1)),
-                        "backendPort": 22}]}}
-JSON
+NAT=$(free_port_pair)
+ssh_nat_pool_spec "$FRONT" "$NAT" 2 >"$WORK/spec.json"
 dsp pool create -f "$WORK/spec.json" >/dev/null
 wait_ready "$POOL" 2
 
