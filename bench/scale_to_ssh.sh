@@ -43,17 +43,6 @@ instances() {
 for i in data['instances']:
     print(i['phase'], bool(i.get('standby')), i['address'], i['id'])"
 }
-# The warm pool has one instance: a Ready standby, frozen by the kernel.
-standby_waiting() {
-  local lines phase standby address id
-  lines=$(instances warm)
-  [[ $(wc -l <<<"$lines") -eq 1 ]] || return 1
-  read -r phase standby address id <<<"$lines"
-  [[ $phase == Ready && $standby == True ]] || return 1
-  [[ "$(cat "/sys/fs/cgroup/freezer/lxc.payload.$id/freezer.state" 2>/dev/null)" == FROZEN ]] ||
-    grep -qs "^frozen 1" "/sys/fs/cgroup/lxc.payload.$id/cgroup.events"
-}
-
 # Times `dspool pool scale POOL --count 1` to the SSH banner from ADDRESS:22,
 # in ms. Until the instance exists a connect waits for ARP: each try is
 # short (50 ms), or its timeout would become the resolution. A frozen
@@ -92,13 +81,13 @@ round_cold() {
   wait_ready cold 0
 }
 round_warm() {
-  wait_until 120 "the warm pool's standby, frozen" standby_waiting
+  wait_until 120 "the warm pool's standby, frozen" standby_waiting warm
   local address
   address=$(instances warm | awk '{print $3}')
   warm+=("$(time_scale warm "$address")")
   dsp pool scale warm --count 0 --force >/dev/null
 }
-wait_until 120 "the warm pool's standby, frozen" standby_waiting
+wait_until 120 "the warm pool's standby, frozen" standby_waiting warm
 standby_id=$(instances warm | awk '{print $4}')
 standby_memory=$(cat "/sys/fs/cgroup/memory/lxc.payload.$standby_id/memory.usage_in_bytes" 2>/dev/null ||
                  cat "/sys/fs/cgroup/lxc.payload.$standby_id/memory.current")

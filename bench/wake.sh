@@ -12,6 +12,8 @@
 #            notebook's page, then code run in a new kernel (test/integration/jupyter_client.py
 #            browse), until the code's output; also the time from the instance
 #            turning Ready (its record's phaseSince) to the notebook's page.
+# Then the same from zero with a standby: the pool's standbyCount is 1, and
+# each try waits until its standby is Ready and frozen before it logs in.
 # The anchor (there is no HAProxy equivalent of waking from zero): the same
 # logins to the pool already up, in the same run (for the browser with no
 # server running, so the anchor starts one too). Every try must succeed.
@@ -79,15 +81,20 @@ print([i['phaseSince'] for i in json.load(sys.stdin)['instances'] if i['phase'] 
 stop_notebook() { dsp session stop alice --pool "$POOL" >/dev/null 2>&1 || true; }
 to_zero() {
   dsp pool scale "$POOL" --count 0 --force >/dev/null
-  wait_ready "$POOL" 0
+  if [[ $STANDBY == 0 ]]; then
+    wait_ready "$POOL" 0
+  else
+    wait_until 120 "the pool at zero with its standby frozen" standby_waiting "$POOL"
+  fi
 }
 
 # R[KIND.CONDITION] holds each try's time in ms, F[...] the failures.
 declare -A R F
-# try KIND CONDITION N: one login, timed; from zero if CONDITION is "zero".
+# try KIND CONDITION N: one login, timed; from zero if CONDITION is "zero"
+# or "standby".
 try() {
   local kind=$1 condition=$2 n=$3 t0 t1 ok=1
-  if [[ $condition == zero ]]; then to_zero; elif [[ $kind == browser ]]; then stop_notebook; fi
+  if [[ $condition != up ]]; then to_zero; elif [[ $kind == browser ]]; then stop_notebook; fi
   t0=$(date +%s%N)
   if [[ $kind == ssh ]]; then
     [[ "$(ssh_login 2>>"$WORK/ssh.err")" == woke ]] || ok=0
@@ -110,10 +117,19 @@ print(round((json.load(open(sys.argv[1]))['page_at'] - ready) * 1000))" "$WORK/b
 for n in $(seq "$TRIES"); do
   for kind in ssh browser; do try "$kind" up "$n"; done
 done
+STANDBY=0
 for n in $(seq "$TRIES"); do
   for kind in ssh browser; do
     try "$kind" zero "$n"
     echo "bench: try $n, $kind from zero: $(awk '{print $NF}' <<<"${R[$kind.zero]:-–}") ms" >&2
+  done
+done
+STANDBY=1
+dsp pool scale "$POOL" --standby 1 >/dev/null
+for n in $(seq "$TRIES"); do
+  for kind in ssh browser; do
+    try "$kind" standby "$n"
+    echo "bench: try $n, $kind from zero with a standby: $(awk '{print $NF}' <<<"${R[$kind.standby]:-–}") ms" >&2
   done
 done
 
@@ -124,15 +140,16 @@ stats() {
     END { p50 = int((NR + 1) / 2); p90 = int(0.9 * NR); if (p90 < 0.9 * NR) p90++
           printf "%d %d %d\n", t[p50], t[p90], t[NR] }'
 }
-row() {  # kind label
+row() {  # kind condition label
   local z50 z90 zmax u50 u90 umax ratio
-  read -r z50 z90 zmax < <(stats "${R[$1.zero]:-}")
+  read -r z50 z90 zmax < <(stats "${R[$1.$2]:-}")
   read -r u50 u90 umax < <(stats "${R[$1.up]:-}")
   ratio=$(awk -v a="$z50" -v b="$u50" 'BEGIN { if (b > 0 && a + 0 == a) printf "%.1f", a / b; else print "–" }')
-  echo "| $2 | $z50 | $z90 | $zmax | ${F[$1.zero]:-0} | $u50 | $u90 | $umax | ${F[$1.up]:-0} | $ratio |"
+  echo "| $3 | $z50 | $z90 | $zmax | ${F[$1.$2]:-0} | $u50 | $u90 | $umax | ${F[$1.up]:-0} | $ratio |"
 }
 read -r g50 g90 gmax < <(stats "${R[gap]:-}")
-failures=$(( ${F[ssh.zero]:-0} + ${F[browser.zero]:-0} + ${F[ssh.up]:-0} + ${F[browser.up]:-0} ))
+failures=$(( ${F[ssh.zero]:-0} + ${F[browser.zero]:-0} + ${F[ssh.standby]:-0} + ${F[browser.standby]:-0} +
+              ${F[ssh.up]:-0} + ${F[browser.up]:-0} ))
 commit=$(build_commit "$DSPOOL")
 RESULTS=$(cat <<MD
 <!-- bench/wake.sh results: begin (generated; the next run replaces this block) -->
@@ -148,19 +165,22 @@ options) until its output. *browser*: a login (POST /hub/login), the "starting" 
 its \`Refresh\` says (to /hub/spawn-pending, held until the server is ready, then a redirect) to
 the notebook's page, a new kernel, \`print(6 * 7)\` run over its
 WebSocket, until the output (test/integration/jupyter_client.py \`browse\`; for *up* no server
-was running, so it starts one too). $TRIES tries each; times in ms (p90 by nearest rank);
-*ratio*: median from zero / median up.
+was running, so it starts one too). *With a standby*: from zero, the pool's \`standbyCount\` 1,
+its standby Ready and frozen before each try (docs/pool-spec.md, "Standbys"). $TRIES tries
+each; times in ms (p90 by nearest rank); *ratio*: median from zero / median up.
 
 | login | median, from zero | p90 | max | failed | median, up | p90 | max | failed | ratio |
 |---|---|---|---|---|---|---|---|---|---|
-$(row ssh ssh)
-$(row browser browser)
+$(row ssh zero ssh)
+$(row browser zero browser)
+$(row ssh standby "ssh, with a standby")
+$(row browser standby "browser, with a standby")
 
 Browser from zero, from the instance turning Ready (its record's \`phaseSince\`) to the
 notebook's page: median $g50 ms, p90 $g90 ms, max $gmax ms. Failures in all: $failures.
 
 Per try, from zero (ms): ssh ${R[ssh.zero]:-}; browser ${R[browser.zero]:-}; Ready → page
-${R[gap]:-}.
+${R[gap]:-}. With a standby: ssh ${R[ssh.standby]:-}; browser ${R[browser.standby]:-}.
 <!-- bench/wake.sh results: end -->
 MD
 )

@@ -191,6 +191,30 @@ ssh_nat_pool_spec() {  # front nat count [extra]
 JSON
 }
 
+# What the kernel says of instance $1's processes: FROZEN or THAWED (the
+# freezer cgroup liblxc made for its payload; cgroup v1 or v2).
+freezer_state() {  # instance-id
+  local v1=/sys/fs/cgroup/freezer/lxc.payload.$1/freezer.state v2=/sys/fs/cgroup/lxc.payload.$1/cgroup.events
+  if [[ -r $v1 ]]; then
+    cat "$v1"
+  elif [[ -r $v2 ]]; then
+    grep -q "^frozen 1" "$v2" && echo FROZEN || echo THAWED
+  else
+    echo "no freezer cgroup for $1"
+  fi
+}
+
+# Pool $1 has one instance, a standby, Ready and frozen by the kernel.
+standby_waiting() {  # pool
+  local lines phase standby id
+  lines=$(dsp instance list --pool "$1" -o json | python_json "
+for i in data['instances']:
+    print(i['phase'], bool(i.get('standby')), i['id'])")
+  [[ $(wc -l <<<"$lines") -eq 1 ]] || return 1
+  read -r phase standby id <<<"$lines"
+  [[ $phase == Ready && $standby == True && "$(freezer_state "$id")" == FROZEN ]]
+}
+
 # Debian's Jupyter Notebook and what jupyter_client.py needs, or
 # cannot_run_here.
 require_jupyter() {

@@ -21,18 +21,6 @@ instances() {
 for i in sorted(data['instances'], key=lambda i: i['index']):
     print(i['index'], i['id'], i['phase'], 'standby' if i.get('standby') else '-')"
 }
-# What the kernel says of instance $1's processes: FROZEN or THAWED (the
-# freezer cgroup liblxc made for its payload; cgroup v1 or v2).
-freezer_state() {
-  local v1=/sys/fs/cgroup/freezer/lxc.payload.$1/freezer.state v2=/sys/fs/cgroup/lxc.payload.$1/cgroup.events
-  if [[ -r $v1 ]]; then
-    cat "$v1"
-  elif [[ -r $v2 ]]; then
-    grep -q "^frozen 1" "$v2" && echo FROZEN || echo THAWED
-  else
-    echo "no freezer cgroup for $1"
-  fi
-}
 # The pool has exactly: instances "index:id-or-*:Ready:-|standby" ... in
 # that order, every standby frozen and every other instance thawed.
 shape_is() {
