@@ -347,6 +347,14 @@ void Gateway::Impl::RetryHeld(const PoolName& name) {
     c.attempts = 0;
     Dispatch(c);
   }
+  if (pool->second.held.empty()) {
+    // Every waiting connection was served: the next one to wait asks for
+    // a wake at once, however soon (the pool may be scaled back to zero
+    // within the second).
+    pool->second.last_wake = MonoTime{};
+    loop_->Cancel(pool->second.wake_timer);
+    pool->second.wake_timer = 0;
+  }
   UpdateHeldGauge();
 }
 

@@ -141,7 +141,8 @@ class Gateway::Impl {
     MonoTime last_wake{};
     // While connections that asked for a wake wait, the wake is asked for
     // again every kWakeEvery: the capacity a wake made may go away (scaled
-    // back to zero) before they are served.
+    // back to zero) before they are served. Once every one is served, the
+    // next wait asks at once.
     Reactor::TimerId wake_timer = 0;
   };
 

@@ -402,6 +402,25 @@ TEST_F(GatewayTest, AWaitingConnectionAsksForAWakeAgainEverySecondUntilServed) {
   EXPECT_EQ(gateway_->counters().wake_requests, 3u);
 }
 
+// The once-a-second limit is for connections that go on waiting: once all
+// were served, a new wait asks at once, whenever the last wake was.
+TEST_F(GatewayTest, AWaitAfterAllWereServedAsksForAWakeAtOnce) {
+  Apply(Table({}));
+  UniqueFd first = Dial();
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_now == 1; }));
+  EXPECT_EQ(gateway_->counters().wake_requests, 1u);
+  StartInstance(0);
+  Apply(Table({{0}}));
+  EXPECT_EQ(ReadLine(first.get()), "b0");
+
+  Advance(milliseconds(200));
+  Apply(Table({}));  // scaled back to zero within the second
+  UniqueFd second = Dial();
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_now == 1; }));
+  EXPECT_EQ(gateway_->counters().wake_requests, 2u);
+  EXPECT_EQ(hooks_.woken(), (std::vector<std::string>{"team", "team"}));
+}
+
 TEST_F(GatewayTest, AHoldTimesOutWithACleanClose) {
   Apply(Table({}));
   UniqueFd client = Dial();
