@@ -108,7 +108,11 @@ std::vector<Action> Plan(const PlanInput& in) {
                     obs == observed.end() ? "instance vanished" : "instance stopped unexpectedly");
         } else if (r.standby) {
           // Its agent is frozen, or about to be: silence says nothing.
-          if (!frozen) out.push_back({Action::Kind::kFreeze, r.pool, r.id, r.index, {}, "standby"});
+          auto cpu = in.cpu_percent.find(r.id);
+          const bool quiet = cpu != in.cpu_percent.end() && cpu->second < in.options.quiet_cpu_percent;
+          if (!frozen && (quiet || in.now - phase_seen >= in.options.standby_settle)) {
+            out.push_back({Action::Kind::kFreeze, r.pool, r.id, r.index, {}, "standby"});
+          }
         } else if (in.now - silent_since > in.options.report_timeout) {
           set_phase(InstancePhase::kFailed, "agent silent for more than " + Seconds(in.options.report_timeout));
         } else if (frozen) {

@@ -17,7 +17,8 @@
 //                   Failed if the instance is gone or stopped, or silent past
 //                   boot_timeout
 //        Ready    → Failed if gone or stopped, or silent past report_timeout;
-//                   a standby is frozen (Freeze) and not expected to report;
+//                   a standby is frozen (Freeze) once quiet (PlanOptions)
+//                   and not expected to report;
 //                   an instance that is frozen but no longer a standby is
 //                   thawed (Thaw), and fails if silent past report_timeout
 //                   from when it was taken
@@ -70,6 +71,12 @@ struct PlanOptions {
   Duration boot_timeout = std::chrono::seconds(120);
   Duration report_timeout = std::chrono::seconds(30);
   Duration scale_in_settle = std::chrono::seconds(2);
+  // A Ready standby is frozen once its agent reports it quiet (less CPU
+  // than this, in % of one CPU), or at the latest this long after it
+  // turned Ready: frozen mid-start (a Jupyter pool's zygote importing
+  // Notebook), it would finish starting when taken, beside the user.
+  double quiet_cpu_percent = 5;
+  Duration standby_settle = std::chrono::seconds(60);
 };
 
 struct PlanInput {
@@ -87,6 +94,9 @@ struct PlanInput {
   // phase_since is a wall time, for people.
   std::map<InstanceId, MonoTime> last_report;
   std::map<InstanceId, MonoTime> phase_seen;
+  // The CPU use each instance's agent last reported (% of one CPU), for
+  // those whose agent could tell.
+  std::map<InstanceId, double> cpu_percent;
   // Since when this server has seen each record marked for scale-in (as
   // phase_seen: a restarted server starts the drain timeout afresh, erring
   // towards keeping sessions).

@@ -83,6 +83,7 @@ Result<std::vector<Action>> Reconciler::RunPass() {
     last_error_.erase("list");
     for (const auto& [id, report] : reports_) {
       if (report.report.sshd_listening) in.last_report[id] = report.at;
+      if (report.report.cpu_percent) in.cpu_percent[id] = *report.report.cpu_percent;
     }
     // A record seen in a phase for the first time (a server that just
     // started, or a phase another writer set) is seen from now on.

@@ -399,10 +399,30 @@ TEST_F(PlannerTest, BackoffHoldsStandbysToo) {
   EXPECT_TRUE(Plan().empty());
 }
 
+TEST_F(PlannerTest, AReadyStandbyIsFrozenOnceQuietOrAfterTheSettleTime) {
+  AddPool("a", 0).spec.standby_count = 1;
+  Instance& r = AddRecord("a", 0, InstancePhase::kReady);
+  r.standby = true;
+  in_.phase_seen[r.id] = in_.now - seconds(1);
+  EXPECT_TRUE(Plan().empty()) << "its CPU use is not known yet";
+  in_.cpu_percent[r.id] = 40;  // a Jupyter pool's zygote importing Notebook
+  EXPECT_TRUE(Plan().empty()) << "still starting";
+  in_.cpu_percent[r.id] = 4.9;
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].kind, Kind::kFreeze);
+  in_.cpu_percent[r.id] = 40;
+  in_.phase_seen[r.id] = in_.now - seconds(60);
+  plan = Plan();
+  ASSERT_EQ(plan.size(), 1u) << "busy for a minute: frozen anyway";
+  EXPECT_EQ(plan[0].kind, Kind::kFreeze);
+}
+
 TEST_F(PlannerTest, AReadyStandbyIsFrozenAndItsSilenceIsNoFailure) {
   AddPool("a", 0).spec.standby_count = 1;
   Instance& r = AddRecord("a", 0, InstancePhase::kReady);
   r.standby = true;
+  in_.cpu_percent[r.id] = 1;
   auto plan = Plan();
   ASSERT_EQ(plan.size(), 1u);
   EXPECT_EQ(plan[0].kind, Kind::kFreeze);
