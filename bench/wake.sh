@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Waking from zero (issue 13, point 7), on real LXC, sshd and Debian's
+# Waking from zero (issues 13 and 14), on real LXC, sshd and Debian's
 # Jupyter Notebook: one pool (one instance when up) with an SSH rule and a
 # Jupyter address. Each try first scales the pool to zero (--force) and
 # waits until its instance is really gone, then logs in:
@@ -87,9 +87,9 @@ to_zero() {
   else
     wait_until 120 "the pool at zero with its standby frozen" standby_waiting "$POOL"
   fi
-  # A pool at zero has been idle a while when someone comes: the kernel
-  # tears the last instance's network namespace down in the background
-  # after its container is gone, and that work would be timed too.
+  # A pool at zero has been idle a while when someone comes: the try starts
+  # a second after the pool reached zero, not beside whatever work the
+  # removal leaves to the host.
   sleep 1
 }
 
@@ -164,7 +164,7 @@ Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs, kernel $(uname -r), 
 $LOAD_AT_START at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end; dspool $commit.
 One pool (one instance of 1 vCPU when up) with an SSH rule and a Jupyter address, on this host.
 *From zero*: before each try the pool is scaled to zero (\`--force\`), its instance is gone,
-and the host settles for 1 s (the kernel tears the instance's network namespace down after it);
+and 1 s has passed (an idle pool, not one emptied a moment ago);
 *up* (the anchor; there is no HAProxy equivalent of waking from zero): the same login to the
 pool already up. *ssh*: \`ssh -p PORT dsvmadmin@127.0.0.1 echo woke\` (a key, no timeout
 options) until its output. *browser*: a login (POST /hub/login), the "starting" page followed as
@@ -190,7 +190,7 @@ ${R[gap]:-}. With a standby: ssh ${R[ssh.standby]:-}; browser ${R[browser.standb
 <!-- bench/wake.sh results: end -->
 MD
 )
-publish_results wake.sh "Waking from zero (issue 13, point 7)"
+publish_results wake.sh "Waking from zero (issues 13 and 14)"
 if ((failures > 0)); then
   tail -5 "$WORK/ssh.err" "$WORK/browser.err" >&2 2>/dev/null || true
   fail "$failures logins failed"
