@@ -14,7 +14,7 @@
 #            turning Ready (its record's phaseSince) to the notebook's page.
 # Then the same from zero with a standby: the pool's standbyCount is 1, and
 # each try waits until its standby is Ready and frozen before it logs in.
-# Before each try from zero, the host settles for a second (to_zero).
+# Before each try from zero, a second passes once the pool is at zero (to_zero).
 # The anchor (there is no HAProxy equivalent of waking from zero): the same
 # logins to the pool already up, in the same run (for the browser with no
 # server running, so the anchor starts one too). Every try must succeed.
