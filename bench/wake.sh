@@ -123,18 +123,16 @@ for n in $(seq "$TRIES"); do
   for kind in ssh browser; do try "$kind" up "$n"; done
 done
 STANDBY=0
-for n in $(seq "$TRIES"); do
-  for kind in ssh browser; do
-    try "$kind" zero "$n"
-    echo "bench: try $n, $kind from zero: $(awk '{print $NF}' <<<"${R[$kind.zero]:-–}") ms" >&2
-  done
-done
-STANDBY=1
-dsp pool scale "$POOL" --standby 1 >/dev/null
-for n in $(seq "$TRIES"); do
-  for kind in ssh browser; do
-    try "$kind" standby "$n"
-    echo "bench: try $n, $kind from zero with a standby: $(awk '{print $NF}' <<<"${R[$kind.standby]:-–}") ms" >&2
+for condition in zero standby; do
+  if [[ $condition == standby ]]; then
+    STANDBY=1
+    dsp pool scale "$POOL" --standby 1 >/dev/null
+  fi
+  for n in $(seq "$TRIES"); do
+    for kind in ssh browser; do
+      try "$kind" "$condition" "$n"
+      echo "bench: try $n, $kind from $condition: $(awk '{print $NF}' <<<"${R[$kind.$condition]:-–}") ms" >&2
+    done
   done
 done
 

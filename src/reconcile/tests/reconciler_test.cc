@@ -122,20 +122,19 @@ class Harness {
     }
   }
 
-  void SetCount(const std::string& pool, int64_t count) {
+  // The API's write of a pool's spec.
+  void ChangeSpec(const std::string& pool, const std::function<void(PoolSpec&)>& change) {
     Pool p = *store_.GetPool(PoolName(pool));
     int64_t gen = p.generation;
-    p.spec.instance_count = count;
+    change(p.spec);
     ++p.generation;
     ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::UpdatePool{p, gen})).ok());
   }
-
+  void SetCount(const std::string& pool, int64_t count) {
+    ChangeSpec(pool, [count](PoolSpec& spec) { spec.instance_count = count; });
+  }
   void SetStandbyCount(const std::string& pool, int64_t count) {
-    Pool p = *store_.GetPool(PoolName(pool));
-    int64_t gen = p.generation;
-    p.spec.standby_count = count;
-    ++p.generation;
-    ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::UpdatePool{p, gen})).ok());
+    ChangeSpec(pool, [count](PoolSpec& spec) { spec.standby_count = count; });
   }
 
   void MarkDeleting(const std::string& pool) {
