@@ -24,13 +24,20 @@ constexpr char kPython[] = "/usr/bin/python3";
 
 // Writes what it is to stdout (the log), as JSON, and exits 3.
 constexpr char kProbeScript[] = R"py(#!/usr/bin/python3
-import json, os, sys
+import json, os, sys, time
 def forker():  # dspool_kernels' kernel forker, if any: [its parent, its name]
     f = getattr(sys.modules.get("dspool_kernels"), "FORKER", None)
     if f is None:
         return None
-    stat = open(f"/proc/{f.pid}/stat").read()
-    return [int(stat.rsplit(")", 1)[1].split()[1]), stat.split("(", 1)[1].rsplit(")", 1)[0]]
+    # It names itself once forked, maybe after this script started: wait
+    # for the name (a while, on a loaded machine), then say what is there.
+    deadline = time.monotonic() + 30
+    while True:
+        stat = open(f"/proc/{f.pid}/stat").read()
+        name = stat.split("(", 1)[1].rsplit(")", 1)[0]
+        if name == "kernel-forker" or time.monotonic() > deadline:
+            return [int(stat.rsplit(")", 1)[1].split()[1]), name]
+        time.sleep(0.001)
 fds = {}
 for fd in os.listdir("/proc/self/fd"):
     try:
