@@ -1,4 +1,5 @@
 // pool create|list|show|scale|delete, instance list|drain|undrain.
+#include <algorithm>
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -209,8 +210,10 @@ Status PoolShow(const CommandContext& ctx, const std::string& name) {
   std::vector<std::pair<std::string, std::string>> fields = {
       {"Name", JsonString(pool, "name")},
       {"State", JsonString(pool, "state")},
-      {"Instances", JsonString(pool, "instanceCount") + " desired, " + std::to_string(instances.size()) + " present, " +
-                        std::to_string(CountReady(instances)) + " ready"},
+      {"Instances", JsonString(pool, "instanceCount") + " desired, " +
+                        std::to_string(std::count_if(instances.begin(), instances.end(),
+                                                     [](const Json& i) { return !JsonBool(i, "standby"); })) +
+                        " present, " + std::to_string(CountReady(instances)) + " ready"},
       {"Generation", JsonString(pool, "generation")},
       {"Size", SizeText(JsonField(spec, "size"))},
       {"Subnet", OrDash(JsonString(JsonField(spec, "network"), "subnet"))},

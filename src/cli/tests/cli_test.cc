@@ -201,7 +201,7 @@ TEST_F(CliTest, PoolShowShowsStandbys) {
   pool["instances"][1]["reason"] = "";
   Answer("GET /v1/pools/demo", 200, pool.dump());
   EXPECT_EQ(Run({"pool", "show", "demo"}), 0) << err_;
-  EXPECT_THAT(out_, HasSubstr("Instances:    2 desired, 2 present, 1 ready\n"
+  EXPECT_THAT(out_, HasSubstr("Instances:    2 desired, 1 present, 1 ready\n"
                               "Standbys:     1 desired, 1 ready (frozen)\n"));
   EXPECT_THAT(out_, HasSubstr("1       demo1      demo-1-77ab02   Ready   standby   -       10.231.0.3   -     -      "
                               "-           10s   standby: frozen; the next scale-out takes it\n"));
