@@ -209,9 +209,14 @@ Result<Response> Api::ScalePool(const PoolName& name, const Request& r, const st
     next.spec.standby_count = standby;
     next.generation++;
     next.updated_at = clock_.Now();
-    std::string detail = std::to_string(pool.spec.instance_count) + " → " + std::to_string(count);
+    // "2 → 3", "standbys 0 → 1", or both.
+    std::string detail;
+    if (has_count || standby == pool.spec.standby_count) {
+      detail = std::to_string(pool.spec.instance_count) + " → " + std::to_string(count);
+    }
     if (standby != pool.spec.standby_count) {
-      detail += ", standbys " + std::to_string(pool.spec.standby_count) + " → " + std::to_string(standby);
+      detail += (detail.empty() ? "" : ", ") + std::string("standbys ") + std::to_string(pool.spec.standby_count) +
+                " → " + std::to_string(standby);
     }
     WriteBatch batch;
     batch.Add(WriteBatch::UpdatePool{next, pool.generation});

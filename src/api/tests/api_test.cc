@@ -336,7 +336,10 @@ TEST_F(ApiTest, ScaleSetsStandbysAloneOrWithTheCountAndNeverForcesThemOut) {
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(Body(r)["spec"]["standbyCount"], 1);
   EXPECT_EQ(store_.GetPool(PoolName("demo"))->spec.instance_count, 2) << "the count stays";
-  EXPECT_EQ(store_.TailEvents(1)->at(0).detail, "2 → 2, standbys 0 → 1");
+  EXPECT_EQ(store_.TailEvents(1)->at(0).detail, "standbys 0 → 1");
+  ASSERT_EQ(Call("POST", "/v1/pools/demo/scale", R"({"instanceCount": 3, "standbyCount": 2})").status, 200);
+  EXPECT_EQ(store_.TailEvents(1)->at(0).detail, "2 → 3, standbys 1 → 2");
+  ASSERT_EQ(Call("POST", "/v1/pools/demo/scale", R"({"instanceCount": 2, "standbyCount": 1})").status, 200);
 
   const size_t events = EventCount();
   EXPECT_EQ(Body(Call("POST", "/v1/pools/demo/scale", "{}"))["error"]["message"],
