@@ -517,34 +517,25 @@ Status LxcProvider::Destroy(const InstanceId& id) {
   return RemoveTree(Dir(id));
 }
 
-Status LxcProvider::Freeze(const InstanceId& id) {
-  const std::string name = id.value();
-  ContainerRef ref(name, lxcpath_);
-  lxc_container* c = ref.c;
-  if (c == nullptr) return Internal("liblxc could not allocate container " + name);
-  if (!c->is_defined(c)) return NotFound("container " + name + " does not exist");
-  if (const std::string state = StateOf(c); state == "STOPPED") {
-    return FailedPrecondition("container " + name + " is " + state + ", not running");
-  }
-  return SetFrozen(c, name, true);
-}
+Status LxcProvider::Freeze(const InstanceId& id) { return SetFrozen(id, true); }
 
-Status LxcProvider::Thaw(const InstanceId& id) {
-  const std::string name = id.value();
-  ContainerRef ref(name, lxcpath_);
-  lxc_container* c = ref.c;
-  if (c == nullptr) return Internal("liblxc could not allocate container " + name);
-  if (!c->is_defined(c)) return NotFound("container " + name + " does not exist");
-  if (StateOf(c) == "STOPPED") return Status::Ok();
-  return SetFrozen(c, name, false);
-}
+Status LxcProvider::Thaw(const InstanceId& id) { return SetFrozen(id, false); }
 
 // liblxc's freeze and unfreeze would do, but under cgroup v1 they read the
 // state back once a second: a freeze not done at the first read returns a
 // second later, and a thaw behind it waits as long. So the freezer is set
 // through liblxc's cgroup items and read back every millisecond. (liblxc's
 // own state() then still says RUNNING: List reads the freezer.)
-Status LxcProvider::SetFrozen(lxc_container* c, const std::string& name, bool frozen) {
+Status LxcProvider::SetFrozen(const InstanceId& id, bool frozen) {
+  const std::string name = id.value();
+  ContainerRef ref(name, lxcpath_);
+  lxc_container* c = ref.c;
+  if (c == nullptr) return Internal("liblxc could not allocate container " + name);
+  if (!c->is_defined(c)) return NotFound("container " + name + " does not exist");
+  if (StateOf(c) == "STOPPED") {
+    // Nothing runs to thaw; nothing can be frozen.
+    return frozen ? FailedPrecondition("container " + name + " is stopped, not running") : Status::Ok();
+  }
   const char* item = cgroup2_ ? "cgroup.freeze" : "freezer.state";
   const char* value = cgroup2_ ? (frozen ? "1" : "0") : (frozen ? "FROZEN" : "THAWED");
   const std::string what = "container " + name + ": cannot " + (frozen ? "freeze" : "thaw");

@@ -116,9 +116,9 @@ class LxcProvider final : public ComputeProvider {
   // instance's; files of any other host id show as nobody.
   static std::vector<IdMapping> ImageIds(int64_t root_host_id);
   Status StartContainer(const InstanceRequest& request, const std::string& dir);
-  // Sets the freezer of running container `c` and waits until the kernel
-  // says every task has stopped (`frozen`) or runs again.
-  Status SetFrozen(lxc_container* c, const std::string& name, bool frozen);
+  // Freeze (`frozen`) and Thaw: sets the container's freezer and waits
+  // until the kernel says every task has stopped, or runs again.
+  Status SetFrozen(const InstanceId& id, bool frozen);
   // Whether the kernel says every task of running container `c` is frozen.
   Result<bool> ReadFrozen(lxc_container* c);
   // Lazily unmounts every host mount under `dir` (the instance keeps its own).
