@@ -37,11 +37,11 @@ JSON
 make_pool cold 0
 make_pool warm 1
 
-# The pool's instances as "phase standby address id" lines.
+# The pool's instances as "address id" lines.
 instances() {
   dsp instance list --pool "$1" -o json | python_json "
 for i in data['instances']:
-    print(i['phase'], bool(i.get('standby')), i['address'], i['id'])"
+    print(i['address'], i['id'])"
 }
 # Times `dspool pool scale POOL --count 1` to the SSH banner from ADDRESS:22,
 # in ms. Until the instance exists a connect waits for ARP: each try is
@@ -83,12 +83,12 @@ round_cold() {
 round_warm() {
   wait_until 120 "the warm pool's standby, frozen" standby_waiting warm
   local address
-  address=$(instances warm | awk '{print $3}')
+  address=$(instances warm | awk '{print $1}')
   warm+=("$(time_scale warm "$address")")
   dsp pool scale warm --count 0 --force >/dev/null
 }
 wait_until 120 "the warm pool's standby, frozen" standby_waiting warm
-standby_id=$(instances warm | awk '{print $4}')
+standby_id=$(instances warm | awk '{print $2}')
 standby_memory=$(cat "/sys/fs/cgroup/memory/lxc.payload.$standby_id/memory.usage_in_bytes" 2>/dev/null ||
                  cat "/sys/fs/cgroup/lxc.payload.$standby_id/memory.current")
 for r in $(seq "$ROUNDS"); do
