@@ -820,15 +820,25 @@ class Template::Impl {
     if (ctx_.template_uri) props["templateLink"] = Value{{"uri", *ctx_.template_uri}};
     props["template"] = doc_.value;
     props["templateHash"] = TemplateHash();
-    Value params = Value::object();
-    for (const auto& [k, v] : load_.parameters.items()) params[k] = v;
-    props["parameters"] = params;
+    // As the deployment record keeps them: secure values left out, so an
+    // output of deployment() cannot carry one into the history.
+    props["parameters"] = ParametersRecord();
     props["mode"] = ctx_.mode;
     props["provisioningState"] = "Accepted";
     return Value{{"name", ctx_.deployment_name}, {"properties", props}};
   }
 
   std::string TemplateHash() const { return std::to_string(Fnv1a64(load_.text)); }
+
+  Value ParametersRecord() const {
+    Value out = Value::object();
+    for (const auto& p : parameters_) {
+      Value entry{{"type", OutputTypeName(p.type)}};
+      if (p.type != "securestring" && p.type != "secureobject" && p.value) entry["value"] = *p.value;
+      out[p.name] = entry;
+    }
+    return out;
+  }
 
   Result<Value> CallUserFunction(TemplateScope& scope, const std::string& space, const std::string& name, std::vector<Value>& args) {
     if (scope.place_ == Place::kUserFunction) {
@@ -1303,15 +1313,7 @@ Result<std::map<std::string, OutputValue>> Template::Outputs(ResourceReader& rea
   return r;
 }
 
-Value Template::ParametersRecord() const {
-  Value out = Value::object();
-  for (const auto& p : impl_->parameters_) {
-    Value entry{{"type", OutputTypeName(p.type)}};
-    if (p.type != "securestring" && p.type != "secureobject" && p.value) entry["value"] = *p.value;
-    out[p.name] = entry;
-  }
-  return out;
-}
+Value Template::ParametersRecord() const { return impl_->ParametersRecord(); }
 
 std::set<std::string> Template::SecureParameters() const {
   std::set<std::string> out;

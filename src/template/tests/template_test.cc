@@ -31,21 +31,34 @@ DeploymentContext TestContext() {
   return ctx;
 }
 
-// Runtime state as a provider would answer: a public IP's FQDN, a storage
-// account's keys, and the body the deployment put for anything else.
+// Runtime state as a provider would answer: the body the deployment put,
+// with a public IP's address and FQDN, and a storage account's keys.
 class FakeReader : public ResourceReader {
  public:
-  Result<Value> Reference(const std::string& id, bool) override {
-    auto parts = ParseResourceId(id);
-    if (!parts) return NotFound(id);
-    std::string last = parts->name.substr(parts->name.rfind('/') + 1);
-    return Value{{"ipAddress", "192.0.2.10"}, {"dnsSettings", {{"fqdn", last + ".example.test"}}}, {"fqdn", last + ".example.test"}};
+  void Deployed(const ExpandedResource& r, Value body) { bodies_[ToLowerAscii(r.id)] = std::move(body); }
+
+  Result<Value> Reference(const std::string& id, bool full) override {
+    auto it = bodies_.find(ToLowerAscii(id));
+    if (it == bodies_.end()) return NotFound("not deployed: " + id);
+    Value props = it->second.contains("properties") ? it->second["properties"] : Value::object();
+    if (EqualsIgnoreCase(it->second["type"].get<std::string>(), "Microsoft.Network/publicIPAddresses")) {
+      const std::string name = it->second["name"].get<std::string>();
+      props["ipAddress"] = "192.0.2.10";
+      props["dnsSettings"]["fqdn"] = name + ".example.test";
+    }
+    if (!full) return props;
+    Value whole = it->second;
+    whole["properties"] = props;
+    return whole;
   }
   Result<Value> List(const std::string& function, const std::string& id, const Value&) override {
     auto parts = ParseResourceId(id);
     if (!parts || function != "listkeys") return NotFound(function + " " + id);
     return Value{{"keys", Value::array({Value{{"keyName", "key1"}, {"permissions", "Full"}, {"value", "key1-" + parts->name}}})}};
   }
+
+ private:
+  std::map<std::string, Value> bodies_;
 };
 
 std::string NameOf(const Template& t, size_t i) { return t.resources()[i].name; }
@@ -78,6 +91,7 @@ TEST(TemplateCasesTest, EveryCaseGivesItsResourcesAndOutputsOrItsError) {
             break;
           }
           bodies[NameOf(**t, i)] = *body;
+          reader.Deployed((*t)->resources()[i], *body);
         }
         if (failure.ok()) {
           auto out = (*t)->Outputs(reader, &error);
@@ -171,6 +185,7 @@ TEST(SampleTemplateTest, TheClusterTemplateLoadsWithItsParametersFile) {
   for (size_t i : (*t)->DeployOrder()) {
     auto body = (*t)->ResourceBody(i, reader, &error);
     ASSERT_TRUE(body.ok()) << body.status();
+    reader.Deployed((*t)->resources()[i], *body);
   }
   // The secure parameters never reach the record.
   Value record = (*t)->ParametersRecord();
