@@ -46,7 +46,7 @@ class Evaluator {
   }
 
  private:
-  static constexpr size_t kMaxWork = 50'000'000;
+  static constexpr size_t kMaxWork = 2'000'000;
 
   Result<Value> EvalNode(const Expr& e) {
     switch (e.kind) {
@@ -108,7 +108,8 @@ class Evaluator {
     std::string expected = min == max      ? std::to_string(min)
                            : max < 0       ? "at least " + std::to_string(min)
                                            : "from " + std::to_string(min) + " to " + std::to_string(max);
-    return FunctionError(name, "expects " + expected + " argument" + (expected == "1" ? "" : "s") + "; it was given " +
+    const bool one = min == 1 && (max == 1 || max < 0);
+    return FunctionError(name, "expects " + expected + " argument" + (one ? "" : "s") + "; it was given " +
                                    std::to_string(given));
   }
 
