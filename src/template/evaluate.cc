@@ -307,14 +307,4 @@ Result<Value> EvaluateString(std::string_view s, Scope& scope) {
   return Evaluate(*expr, scope);
 }
 
-std::vector<std::string> BuiltinFunctionNames() {
-  std::vector<std::string> names = internal::BuiltinNames();
-  for (const char* lazy : {"if", "and", "or", "lambda", "lambdavariables", "filter", "map", "reduce", "sort", "toobject",
-                           "mapvalues", "groupby"}) {
-    names.push_back(lazy);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 }  // namespace dspool::arm

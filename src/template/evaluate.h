@@ -50,8 +50,4 @@ Result<Value> Evaluate(const Expr& e, Scope& scope);
 // an expression evaluated.
 Result<Value> EvaluateString(std::string_view s, Scope& scope);
 
-// The built-in pure functions' names, lower case (for tests, and for an
-// unknown function's error, which suggests the nearest).
-std::vector<std::string> BuiltinFunctionNames();
-
 }  // namespace dspool::arm

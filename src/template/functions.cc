@@ -1044,10 +1044,4 @@ const Builtin* FindBuiltin(const std::string& lower_name) {
   return it == Table().end() ? nullptr : &it->second;
 }
 
-std::vector<std::string> BuiltinNames() {
-  std::vector<std::string> names;
-  for (const auto& [name, b] : Table()) names.push_back(name);
-  return names;
-}
-
 }  // namespace dspool::arm::internal

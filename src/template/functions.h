@@ -22,7 +22,6 @@ struct Builtin {
 
 // nullptr if `lower_name` is no built-in pure function.
 const Builtin* FindBuiltin(const std::string& lower_name);
-std::vector<std::string> BuiltinNames();
 
 // "The template function 'f' ..." errors, shared with evaluate.cc.
 Status FunctionError(const std::string& name, const std::string& what);

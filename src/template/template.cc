@@ -192,10 +192,9 @@ class Template::Impl {
     const Value* decl = nullptr;
     std::string path;
   };
-  // Where a resource came from: its declaration and the loop instance.
+  // Where a resource came from: its declaration.
   struct Source {
     const Value* decl = nullptr;
-    std::string raw_name;  // for messages before its name is known
   };
 
   // What an expression sees: the place (what is allowed) and the loops.
@@ -997,7 +996,7 @@ class Template::Impl {
         }
       }
       resources_.push_back(std::move(r));
-      sources_.push_back(Source{&decl, display});
+      sources_.push_back(Source{&decl});
       loop_of_.push_back(copy ? std::optional<std::pair<std::string, int64_t>>({loop, i}) : std::nullopt);
       serial_batch_.push_back(batch);
       loop_first_.push_back(first);

@@ -3,29 +3,19 @@
 // a line to a file.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-
 #include "template/evaluate.h"
 #include "template/json_text.h"
+#include "template/tests/case_files.h"
 
 namespace dspool::arm {
 namespace {
 
-std::string ReadFile(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 TEST(ExpressionCasesTest, EveryCaseGivesItsValueOrError) {
-  const std::filesystem::path dir = std::filesystem::path(DSPOOL_TEMPLATE_TESTS) / "expressions";
+  const std::filesystem::path dir = TestData() / "expressions";
   int cases = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() != ".json") continue;
-    auto doc = ParseJsonDocument(ReadFile(entry.path()));
+    auto doc = ParseJsonDocument(ReadTestFile(entry.path()));
     ASSERT_TRUE(doc.ok()) << entry.path() << ": " << doc.status();
     const Value& list = doc->value.at("cases");
     for (size_t i = 0; i < list.size(); ++i) {

@@ -4,24 +4,20 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include "template/evaluate.h"
 #include "template/json_text.h"
+#include "template/tests/case_files.h"
 
 namespace dspool::arm {
 namespace {
 
 std::vector<std::string> Seeds() {
   std::vector<std::string> seeds;
-  const std::filesystem::path dir = std::filesystem::path(DSPOOL_TEMPLATE_TESTS) / "expressions";
+  const std::filesystem::path dir = TestData() / "expressions";
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    std::ifstream in(entry.path());
-    std::stringstream s;
-    s << in.rdbuf();
-    auto doc = ParseJsonDocument(s.str());
+    auto doc = ParseJsonDocument(ReadTestFile(entry.path()));
     if (!doc.ok()) continue;
     for (const Value& c : doc->value["cases"]) seeds.push_back(c["expr"].get<std::string>());
   }

@@ -5,19 +5,10 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include "template/tests/case_files.h"
 
 namespace dspool::arm {
 namespace {
-
-std::string ReadFile(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 DeploymentContext TestContext() {
   DeploymentContext ctx;
@@ -64,11 +55,11 @@ class FakeReader : public ResourceReader {
 std::string NameOf(const Template& t, size_t i) { return t.resources()[i].name; }
 
 TEST(TemplateCasesTest, EveryCaseGivesItsResourcesAndOutputsOrItsError) {
-  const std::filesystem::path dir = std::filesystem::path(DSPOOL_TEMPLATE_TESTS) / "templates";
+  const std::filesystem::path dir = TestData() / "templates";
   int cases = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() != ".json") continue;
-    auto doc = ParseJsonDocument(ReadFile(entry.path()));
+    auto doc = ParseJsonDocument(ReadTestFile(entry.path()));
     ASSERT_TRUE(doc.ok()) << entry.path() << ": " << doc.status();
     for (const Value& c : doc->value.at("cases")) {
       SCOPED_TRACE(entry.path().filename().string() + ": " + c.at("name").get<std::string>());
@@ -164,12 +155,10 @@ TEST(TemplateCasesTest, EveryCaseGivesItsResourcesAndOutputsOrItsError) {
 
 // ---- the reference's sample, unchanged ----
 
-std::filesystem::path Examples() { return std::filesystem::path(DSPOOL_TEMPLATE_TESTS) / "../../../examples/azure-dsvm"; }
-
 TEST(SampleTemplateTest, TheClusterTemplateLoadsWithItsParametersFile) {
   TemplateLoad load;
-  load.text = ReadFile(Examples() / "dsvm-vmss-cluster.json");
-  auto params = ParseJsonDocument(ReadFile(Examples() / "dsvm-vmss-cluster.parameters.json"));
+  load.text = ReadTestFile(SampleTemplates() / "dsvm-vmss-cluster.json");
+  auto params = ParseJsonDocument(ReadTestFile(SampleTemplates() / "dsvm-vmss-cluster.parameters.json"));
   ASSERT_TRUE(params.ok()) << params.status();
   load.parameters = params->value["parameters"];
   load.parameters["vmssName"]["value"] = "pool1";  // the placeholder GEN-UNIQUE-8 is 12 characters: over maxLength 9
@@ -197,8 +186,8 @@ TEST(SampleTemplateTest, TheClusterTemplateLoadsWithItsParametersFile) {
 
 TEST(SampleTemplateTest, ThePlaceholderNameIsTooLongForTheTemplatesOwnLimit) {
   TemplateLoad load;
-  load.text = ReadFile(Examples() / "dsvm-vmss-cluster.json");
-  auto params = ParseJsonDocument(ReadFile(Examples() / "dsvm-vmss-cluster.parameters.json"));
+  load.text = ReadTestFile(SampleTemplates() / "dsvm-vmss-cluster.json");
+  auto params = ParseJsonDocument(ReadTestFile(SampleTemplates() / "dsvm-vmss-cluster.parameters.json"));
   ASSERT_TRUE(params.ok());
   load.parameters = params->value["parameters"];
   load.context = TestContext();
@@ -213,7 +202,7 @@ TEST(SampleTemplateTest, ThePlaceholderNameIsTooLongForTheTemplatesOwnLimit) {
 
 TEST(SampleTemplateTest, TheLowPriorityVariantLoads) {
   TemplateLoad load;
-  load.text = ReadFile(Examples() / "dsvm-vmss-lowpri.json");
+  load.text = ReadTestFile(SampleTemplates() / "dsvm-vmss-lowpri.json");
   // It declares no share parameters.
   load.parameters = Value{{"vmssName", {{"value", "pool1"}}}, {"instanceCount", {{"value", 2}}},
                           {"adminUsername", {{"value", "dsvmuser"}}}, {"adminPassword", {{"value", "a-Passw0rd-here"}}}};
