@@ -1,14 +1,15 @@
 #include "template/functions.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
 
+#include "model/ipv4.h"
 #include "template/hashes.h"
 #include "template/json_text.h"
 
@@ -56,50 +57,6 @@ namespace {
 constexpr size_t kMaxString = 4 << 20;
 
 // ---- text helpers ----
-
-constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string Base64Encode(std::string_view in) {
-  std::string out;
-  size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) | static_cast<uint8_t>(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += kBase64[(v >> s) & 63];
-  }
-  if (size_t rest = in.size() - i; rest > 0) {
-    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
-    if (rest == 2) v |= static_cast<uint8_t>(in[i + 1]) << 8;
-    out += kBase64[(v >> 18) & 63];
-    out += kBase64[(v >> 12) & 63];
-    out += rest == 2 ? kBase64[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::string> Base64Decode(std::string_view in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t pad = 0;
-  for (char c : in) {
-    if (c == '=') {
-      ++pad;
-      continue;
-    }
-    if (pad) return std::nullopt;  // data after padding
-    const char* p = std::strchr(kBase64, c);
-    if (c == '\0' || p == nullptr) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(p - kBase64);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  if (pad > 2 || (in.size() % 4 != 0 && pad)) return std::nullopt;
-  return out;
-}
 
 // JSON as json() takes it: strict JSON, or with single-quoted strings.
 Result<Value> ParseLenientJson(const std::string& name, const std::string& text) {
@@ -890,46 +847,41 @@ Result<Value> FnFloat(const std::string& name, Args& args) {
 
 // ---- CIDR (IPv4) ----
 
-struct Cidr {
-  uint32_t network = 0;
-  int prefix = 0;
-};
-
-std::string FormatIp(uint32_t a) {
-  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." + std::to_string((a >> 8) & 255) + "." +
-         std::to_string(a & 255);
-}
-
-uint32_t MaskOf(int prefix) { return prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix); }
-
-Result<Cidr> ParseCidr(const std::string& name, const std::string& s) {
-  unsigned a, b, c, d;
-  int prefix;
-  char extra;
+// A range as parseCidr() takes it: host bits may be set ("192.168.1.5/24"
+// is the range 192.168.1.0/24), unlike ParseIpv4Subnet.
+Result<Ipv4Subnet> ParseCidr(const std::string& name, const std::string& s) {
   if (s.find(':') != std::string::npos) return FunctionError(name, "supports IPv4 ranges only; it was given '" + s + "'");
-  if (std::sscanf(s.c_str(), "%u.%u.%u.%u/%d%c", &a, &b, &c, &d, &prefix, &extra) != 5 || a > 255 || b > 255 || c > 255 ||
-      d > 255 || prefix < 0 || prefix > 32) {
+  const size_t slash = s.find('/');
+  std::optional<uint32_t> addr = slash == std::string::npos ? std::nullopt : ParseIpv4(std::string_view(s).substr(0, slash));
+  int prefix = -1;
+  if (addr) {
+    const char* p = s.data() + slash + 1;
+    auto [next, ec] = std::from_chars(p, s.data() + s.size(), prefix);
+    if (ec != std::errc() || next != s.data() + s.size()) prefix = -1;
+  }
+  if (!addr || prefix < 0 || prefix > 32) {
     return FunctionError(name, "expects an IPv4 range such as '10.0.0.0/16'; it was given '" + s + "'");
   }
-  uint32_t addr = (a << 24) | (b << 16) | (c << 8) | d;
-  return Cidr{addr & MaskOf(prefix), prefix};
+  Ipv4Subnet range{0, prefix};
+  range.network = *addr & range.Mask();
+  return range;
 }
 
 Result<Value> FnParseCidr(const std::string& name, Args& args) {
   DSP_ASSIGN_OR_RETURN(std::string s, ArgString(name, args, 0));
-  DSP_ASSIGN_OR_RETURN(Cidr c, ParseCidr(name, s));
-  uint32_t broadcast = c.network | ~MaskOf(c.prefix);
+  DSP_ASSIGN_OR_RETURN(Ipv4Subnet c, ParseCidr(name, s));
+  uint32_t broadcast = c.network | ~c.Mask();
   uint32_t first = c.prefix >= 31 ? c.network : c.network + 1;
   uint32_t last = c.prefix >= 31 ? broadcast : broadcast - 1;
-  return Value{{"network", FormatIp(c.network)}, {"netmask", FormatIp(MaskOf(c.prefix))}, {"broadcast", FormatIp(broadcast)},
-               {"firstUsable", FormatIp(first)},  {"lastUsable", FormatIp(last)},         {"cidr", c.prefix}};
+  return Value{{"network", FormatIpv4(c.network)}, {"netmask", FormatIpv4(c.Mask())}, {"broadcast", FormatIpv4(broadcast)},
+               {"firstUsable", FormatIpv4(first)},  {"lastUsable", FormatIpv4(last)},   {"cidr", c.prefix}};
 }
 
 Result<Value> FnCidrSubnet(const std::string& name, Args& args) {
   DSP_ASSIGN_OR_RETURN(std::string s, ArgString(name, args, 0));
   DSP_ASSIGN_OR_RETURN(int64_t prefix, ArgInt(name, args, 1));
   DSP_ASSIGN_OR_RETURN(int64_t index, ArgInt(name, args, 2));
-  DSP_ASSIGN_OR_RETURN(Cidr c, ParseCidr(name, s));
+  DSP_ASSIGN_OR_RETURN(Ipv4Subnet c, ParseCidr(name, s));
   if (prefix < c.prefix || prefix > 32) {
     return FunctionError(name, "expects a prefix from " + std::to_string(c.prefix) + " to 32; it was given " + std::to_string(prefix));
   }
@@ -937,21 +889,21 @@ Result<Value> FnCidrSubnet(const std::string& name, Args& args) {
   if (index < 0 || index >= count) {
     return FunctionError(name, "expects an index from 0 to " + std::to_string(count - 1) + "; it was given " + std::to_string(index));
   }
-  uint32_t network = c.network + static_cast<uint32_t>(index << (32 - prefix));
-  return Value(FormatIp(network) + "/" + std::to_string(prefix));
+  Ipv4Subnet subnet{c.network + static_cast<uint32_t>(index << (32 - prefix)), static_cast<int>(prefix)};
+  return Value(subnet.ToString());
 }
 
 Result<Value> FnCidrHost(const std::string& name, Args& args) {
   DSP_ASSIGN_OR_RETURN(std::string s, ArgString(name, args, 0));
   DSP_ASSIGN_OR_RETURN(int64_t index, ArgInt(name, args, 1));
-  DSP_ASSIGN_OR_RETURN(Cidr c, ParseCidr(name, s));
+  DSP_ASSIGN_OR_RETURN(Ipv4Subnet c, ParseCidr(name, s));
   // Azure skips the network address: host 0 is the first usable one.
   const int64_t usable = c.prefix >= 31 ? int64_t{1} << (32 - c.prefix) : (int64_t{1} << (32 - c.prefix)) - 2;
   if (index < 0 || index >= usable) {
     return FunctionError(name, "expects a host index from 0 to " + std::to_string(usable - 1) + "; it was given " + std::to_string(index));
   }
   uint32_t first = c.prefix >= 31 ? c.network : c.network + 1;
-  return Value(FormatIp(first + static_cast<uint32_t>(index)));
+  return Value(FormatIpv4(first + static_cast<uint32_t>(index)));
 }
 
 const std::map<std::string, Builtin>& Table() {

@@ -1,8 +1,10 @@
 // The deterministic names ARM derives from strings: `uniqueString()` and
 // `guid()` (arm-templates.md §5), so a template gives the same storage
-// account and role names here as on Azure.
+// account and role names here as on Azure; and base64, as `base64()` and
+// its inverses take it. The byte work is OpenSSL's, in hashes.cc only.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,5 +23,11 @@ std::string UniqueString(const std::vector<std::string>& parts);
 // reconstruction the public ports agree on. No public source pairs an
 // input with a value Azure produced, so parity is not verified.
 std::string GuidOf(const std::vector<std::string>& parts);
+
+// Standard base64 with padding; Base64Decode gives nullopt for text that is
+// not whole base64 (a length not a multiple of 4, a character outside the
+// alphabet, padding in the middle).
+std::string Base64Encode(std::string_view bytes);
+std::optional<std::string> Base64Decode(std::string_view text);
 
 }  // namespace dspool::arm

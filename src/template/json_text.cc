@@ -22,11 +22,9 @@ class Parser {
   Parser(std::string_view text, JsonDocument& doc) : text_(text), doc_(doc) {}
 
   Status Parse() {
-    SkipSpace();
-    DSP_RETURN_IF_ERROR(error_);
+    DSP_RETURN_IF_ERROR(SkipSpace());
     DSP_ASSIGN_OR_RETURN(doc_.value, ParseValue("", 0));
-    SkipSpace();
-    DSP_RETURN_IF_ERROR(error_);
+    DSP_RETURN_IF_ERROR(SkipSpace());
     if (pos_ != text_.size()) return Error("unexpected text after the JSON value");
     return Status::Ok();
   }
@@ -47,8 +45,8 @@ class Parser {
     ++pos_;
   }
 
-  // Whitespace and comments; an unterminated block comment sets error_.
-  void SkipSpace() {
+  // Whitespace and comments; an error for a block comment never closed.
+  Status SkipSpace() {
     while (pos_ < text_.size()) {
       char c = text_[pos_];
       if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
@@ -61,9 +59,8 @@ class Parser {
         Advance();
         while (pos_ + 1 < text_.size() && !(text_[pos_] == '*' && text_[pos_ + 1] == '/')) Advance();
         if (pos_ + 1 >= text_.size()) {
-          error_ = at;
           pos_ = text_.size();
-          return;
+          return at;
         }
         Advance();
         Advance();
@@ -71,9 +68,10 @@ class Parser {
         pos_ = 3;  // a byte-order mark
         line_start_ = 3;
       } else {
-        return;
+        return Status::Ok();
       }
     }
+    return Status::Ok();
   }
 
   Result<Value> ParseValue(const std::string& path, int depth) {
@@ -101,8 +99,7 @@ class Parser {
     Value object = Value::object();
     std::set<std::string> keys;
     Advance();  // {
-    SkipSpace();
-    DSP_RETURN_IF_ERROR(error_);
+    DSP_RETURN_IF_ERROR(SkipSpace());
     if (pos_ < text_.size() && text_[pos_] == '}') {
       Advance();
       return object;
@@ -115,16 +112,13 @@ class Parser {
         return InvalidArgument("line " + std::to_string(key_at.line) + ", column " + std::to_string(key_at.column) +
                                ": the member '" + key + "' is given twice");
       }
-      SkipSpace();
-      DSP_RETURN_IF_ERROR(error_);
+      DSP_RETURN_IF_ERROR(SkipSpace());
       if (pos_ >= text_.size() || text_[pos_] != ':') return Error("expected ':' after the member name");
       Advance();
-      SkipSpace();
-      DSP_RETURN_IF_ERROR(error_);
+      DSP_RETURN_IF_ERROR(SkipSpace());
       DSP_ASSIGN_OR_RETURN(Value member, ParseValue(MemberPath(path, key), depth + 1));
       object[key] = std::move(member);
-      SkipSpace();
-      DSP_RETURN_IF_ERROR(error_);
+      DSP_RETURN_IF_ERROR(SkipSpace());
       if (pos_ >= text_.size()) return Error("unexpected end of the text: expected ',' or '}'");
       if (text_[pos_] == '}') {
         Advance();
@@ -132,8 +126,7 @@ class Parser {
       }
       if (text_[pos_] != ',') return Error("expected ',' or '}' after a member");
       Advance();
-      SkipSpace();
-      DSP_RETURN_IF_ERROR(error_);
+      DSP_RETURN_IF_ERROR(SkipSpace());
       // A trailing comma, as the CLI's reader takes it.
       if (pos_ < text_.size() && text_[pos_] == '}') {
         Advance();
@@ -145,8 +138,7 @@ class Parser {
   Result<Value> ParseArray(const std::string& path, int depth) {
     Value array = Value::array();
     Advance();  // [
-    SkipSpace();
-    DSP_RETURN_IF_ERROR(error_);
+    DSP_RETURN_IF_ERROR(SkipSpace());
     if (pos_ < text_.size() && text_[pos_] == ']') {
       Advance();
       return array;
@@ -154,8 +146,7 @@ class Parser {
     while (true) {
       DSP_ASSIGN_OR_RETURN(Value element, ParseValue(ElementPath(path, array.size()), depth + 1));
       array.push_back(std::move(element));
-      SkipSpace();
-      DSP_RETURN_IF_ERROR(error_);
+      DSP_RETURN_IF_ERROR(SkipSpace());
       if (pos_ >= text_.size()) return Error("unexpected end of the text: expected ',' or ']'");
       if (text_[pos_] == ']') {
         Advance();
@@ -163,8 +154,7 @@ class Parser {
       }
       if (text_[pos_] != ',') return Error("expected ',' or ']' after an element");
       Advance();
-      SkipSpace();
-      DSP_RETURN_IF_ERROR(error_);
+      DSP_RETURN_IF_ERROR(SkipSpace());
       if (pos_ < text_.size() && text_[pos_] == ']') {
         Advance();
         return array;
@@ -290,7 +280,6 @@ class Parser {
   size_t pos_ = 0;
   int line_ = 1;
   size_t line_start_ = 0;
-  Status error_;
 };
 
 }  // namespace

@@ -178,6 +178,7 @@ class Template::Impl {
     std::string path;
     std::optional<Value> value;
     bool evaluating = false;
+    bool checked = false;  // against its type and constraints
   };
   struct Variable {
     std::string name;
@@ -317,7 +318,7 @@ class Template::Impl {
       if (const Value* allowed = FindMember(decl, "allowedValues"); allowed && !allowed->is_array()) {
         return Fail("parameter", name, MemberPath(path, "allowedValues"), "allowedValues must be an array");
       }
-      parameters_.push_back(Parameter{name, ToLowerAscii(type->get<std::string>()), &decl, path, std::nullopt, false});
+      parameters_.push_back(Parameter{name, ToLowerAscii(type->get<std::string>()), &decl, path, std::nullopt, false, false});
     }
     return Status::Ok();
   }
@@ -427,9 +428,13 @@ class Template::Impl {
     return nullptr;
   }
 
+  // The parameter's value, given or its default (evaluated at the first
+  // use, so defaults may use each other), checked against its declaration
+  // once.
   Result<Value> ParameterValue(size_t i) {
     Parameter& p = parameters_[i];
-    if (!p.value || p.evaluating) {
+    const bool from_default = !p.value;
+    if (from_default) {
       if (p.evaluating) return Fail("parameter", p.name, p.path, "its default value depends on itself (a cycle of parameters)");
       p.evaluating = true;
       const std::string path = MemberPath(p.path, "defaultValue");
@@ -438,18 +443,15 @@ class Template::Impl {
       p.evaluating = false;
       if (!v.ok()) return v.status();
       p.value = std::move(*v);
-      DSP_RETURN_IF_ERROR(CheckParameter(p, true));
-      return *p.value;
     }
-    if (!checked_.count(p.name)) {
-      checked_.insert(p.name);
-      DSP_RETURN_IF_ERROR(CheckParameter(p, false));
+    if (!p.checked) {
+      p.checked = true;
+      DSP_RETURN_IF_ERROR(CheckParameter(p, from_default));
     }
     return *p.value;
   }
 
-  Status CheckParameter(Parameter& p, bool from_default) {
-    checked_.insert(p.name);
+  Status CheckParameter(const Parameter& p, bool from_default) {
     const Value& v = *p.value;
     if (!MatchesType(p.type, v)) {
       return Fail("parameter", p.name, p.path,
@@ -1238,7 +1240,6 @@ class Template::Impl {
   bool v2_ = false;
   ArmError* error_ = nullptr;
   std::vector<Parameter> parameters_;
-  std::set<std::string> checked_;
   std::vector<Variable> variables_;
   std::map<std::string, UserFunction> functions_;
   std::vector<ExpandedResource> resources_;

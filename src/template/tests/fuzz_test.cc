@@ -3,7 +3,6 @@
 // crash or a hang (the test would time out).
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <random>
 
 #include "template/evaluate.h"
@@ -15,11 +14,9 @@ namespace {
 
 std::vector<std::string> Seeds() {
   std::vector<std::string> seeds;
-  const std::filesystem::path dir = TestData() / "expressions";
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    auto doc = ParseJsonDocument(ReadTestFile(entry.path()));
-    if (!doc.ok()) continue;
-    for (const Value& c : doc->value["cases"]) seeds.push_back(c["expr"].get<std::string>());
+  auto cases = LoadCases("expressions");
+  if (cases.ok()) {
+    for (const TestCase& tc : *cases) seeds.push_back(tc.value["expr"].get<std::string>());
   }
   return seeds;
 }

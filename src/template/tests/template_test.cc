@@ -55,102 +55,97 @@ class FakeReader : public ResourceReader {
 std::string NameOf(const Template& t, size_t i) { return t.resources()[i].name; }
 
 TEST(TemplateCasesTest, EveryCaseGivesItsResourcesAndOutputsOrItsError) {
-  const std::filesystem::path dir = TestData() / "templates";
-  int cases = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() != ".json") continue;
-    auto doc = ParseJsonDocument(ReadTestFile(entry.path()));
-    ASSERT_TRUE(doc.ok()) << entry.path() << ": " << doc.status();
-    for (const Value& c : doc->value.at("cases")) {
-      SCOPED_TRACE(entry.path().filename().string() + ": " + c.at("name").get<std::string>());
-      ++cases;
-      TemplateLoad load;
-      load.text = c.at("template").dump(2);
-      if (c.contains("parameters")) load.parameters = c["parameters"];
-      load.context = TestContext();
-      ArmError error;
-      auto t = Template::Load(load, &error);
-      FakeReader reader;
-      Status failure = t.ok() ? Status::Ok() : t.status();
-      std::map<std::string, Value> bodies;
-      std::optional<std::map<std::string, OutputValue>> outputs;
-      if (t.ok()) {
-        for (size_t i : (*t)->DeployOrder()) {
-          auto body = (*t)->ResourceBody(i, reader, &error);
-          if (!body.ok()) {
-            failure = body.status();
-            break;
-          }
-          bodies[NameOf(**t, i)] = *body;
-          reader.Deployed((*t)->resources()[i], *body);
+  auto cases = LoadCases("templates");
+  ASSERT_TRUE(cases.ok()) << cases.status();
+  EXPECT_GT(cases->size(), 30u);
+  for (const TestCase& tc : *cases) {
+    const Value& c = tc.value;
+    SCOPED_TRACE(tc.where + ": " + c.at("name").get<std::string>());
+    TemplateLoad load;
+    load.text = c.at("template").dump(2);
+    if (c.contains("parameters")) load.parameters = c["parameters"];
+    load.context = TestContext();
+    ArmError error;
+    auto t = Template::Load(load, &error);
+    FakeReader reader;
+    Status failure = t.ok() ? Status::Ok() : t.status();
+    std::map<std::string, Value> bodies;
+    std::optional<std::map<std::string, OutputValue>> outputs;
+    if (t.ok()) {
+      for (size_t i : (*t)->DeployOrder()) {
+        auto body = (*t)->ResourceBody(i, reader, &error);
+        if (!body.ok()) {
+          failure = body.status();
+          break;
         }
-        if (failure.ok()) {
-          auto out = (*t)->Outputs(reader, &error);
-          if (out.ok()) {
-            outputs = *out;
-          } else {
-            failure = out.status();
-          }
-        }
+        bodies[NameOf(**t, i)] = *body;
+        reader.Deployed((*t)->resources()[i], *body);
       }
-      if (c.contains("error")) {
-        ASSERT_FALSE(failure.ok()) << "no error";
-        EXPECT_NE(failure.message().find(c["error"].get<std::string>()), std::string::npos) << failure;
-        EXPECT_EQ(error.code, "InvalidTemplate");
-        if (c.contains("errorPath")) {
-          EXPECT_EQ(error.path, c["errorPath"].get<std::string>()) << failure;
-        }
-        if (c.contains("errorLacks")) {
-          EXPECT_EQ(failure.message().find(c["errorLacks"].get<std::string>()), std::string::npos);
-        }
-        continue;
-      }
-      ASSERT_TRUE(failure.ok()) << failure;
-      const Template& tt = **t;
-      if (c.contains("resources")) {
-        ASSERT_EQ(tt.resources().size(), c["resources"].size());
-        for (size_t i = 0; i < tt.resources().size(); ++i) {
-          const ExpandedResource& r = tt.resources()[i];
-          const Value& want = c["resources"][i];
-          EXPECT_EQ(r.type, want.at("type").get<std::string>());
-          EXPECT_EQ(r.name, want.at("name").get<std::string>());
-          EXPECT_EQ(r.id, ResourceIdOf(load.context, r.type, r.name));
-          if (want.contains("condition")) {
-            EXPECT_EQ(r.condition, want["condition"].get<bool>()) << r.name;
-          }
-          if (want.contains("existing")) {
-            EXPECT_EQ(r.existing, want["existing"].get<bool>()) << r.name;
-          }
-          if (want.contains("dependsOn")) {
-            std::vector<std::string> got;
-            for (size_t d : r.depends_on) got.push_back(NameOf(tt, d));
-            std::vector<std::string> expected = want["dependsOn"].get<std::vector<std::string>>();
-            std::sort(got.begin(), got.end());
-            std::sort(expected.begin(), expected.end());
-            EXPECT_EQ(got, expected) << r.name;
-          }
-          if (want.contains("properties")) {
-            ASSERT_TRUE(bodies.count(r.name)) << r.name;
-            EXPECT_TRUE(DeepEquals(bodies[r.name]["properties"], want["properties"])) << bodies[r.name].dump();
-          }
-        }
-      }
-      if (c.contains("order")) {
-        std::vector<std::string> order;
-        for (size_t i : tt.DeployOrder()) order.push_back(NameOf(tt, i));
-        EXPECT_EQ(order, c["order"].get<std::vector<std::string>>());
-      }
-      if (c.contains("outputs")) {
-        ASSERT_TRUE(outputs);
-        EXPECT_EQ(outputs->size(), c["outputs"].size());
-        for (const auto& [name, want] : c["outputs"].items()) {
-          ASSERT_TRUE(outputs->count(name)) << name;
-          EXPECT_TRUE(DeepEquals(outputs->at(name).value, want)) << name << ": " << outputs->at(name).value.dump();
+      if (failure.ok()) {
+        auto out = (*t)->Outputs(reader, &error);
+        if (out.ok()) {
+          outputs = *out;
+        } else {
+          failure = out.status();
         }
       }
     }
+    if (c.contains("error")) {
+      ASSERT_FALSE(failure.ok()) << "no error";
+      EXPECT_NE(failure.message().find(c["error"].get<std::string>()), std::string::npos) << failure;
+      EXPECT_EQ(error.code, "InvalidTemplate");
+      if (c.contains("errorPath")) {
+        EXPECT_EQ(error.path, c["errorPath"].get<std::string>()) << failure;
+      }
+      if (c.contains("errorLacks")) {
+        EXPECT_EQ(failure.message().find(c["errorLacks"].get<std::string>()), std::string::npos);
+      }
+      continue;
+    }
+    ASSERT_TRUE(failure.ok()) << failure;
+    const Template& tt = **t;
+    if (c.contains("resources")) {
+      ASSERT_EQ(tt.resources().size(), c["resources"].size());
+      for (size_t i = 0; i < tt.resources().size(); ++i) {
+        const ExpandedResource& r = tt.resources()[i];
+        const Value& want = c["resources"][i];
+        EXPECT_EQ(r.type, want.at("type").get<std::string>());
+        EXPECT_EQ(r.name, want.at("name").get<std::string>());
+        EXPECT_EQ(r.id, ResourceIdOf(load.context, r.type, r.name));
+        if (want.contains("condition")) {
+          EXPECT_EQ(r.condition, want["condition"].get<bool>()) << r.name;
+        }
+        if (want.contains("existing")) {
+          EXPECT_EQ(r.existing, want["existing"].get<bool>()) << r.name;
+        }
+        if (want.contains("dependsOn")) {
+          std::vector<std::string> got;
+          for (size_t d : r.depends_on) got.push_back(NameOf(tt, d));
+          std::vector<std::string> expected = want["dependsOn"].get<std::vector<std::string>>();
+          std::sort(got.begin(), got.end());
+          std::sort(expected.begin(), expected.end());
+          EXPECT_EQ(got, expected) << r.name;
+        }
+        if (want.contains("properties")) {
+          ASSERT_TRUE(bodies.count(r.name)) << r.name;
+          EXPECT_TRUE(DeepEquals(bodies[r.name]["properties"], want["properties"])) << bodies[r.name].dump();
+        }
+      }
+    }
+    if (c.contains("order")) {
+      std::vector<std::string> order;
+      for (size_t i : tt.DeployOrder()) order.push_back(NameOf(tt, i));
+      EXPECT_EQ(order, c["order"].get<std::vector<std::string>>());
+    }
+    if (c.contains("outputs")) {
+      ASSERT_TRUE(outputs);
+      EXPECT_EQ(outputs->size(), c["outputs"].size());
+      for (const auto& [name, want] : c["outputs"].items()) {
+        ASSERT_TRUE(outputs->count(name)) << name;
+        EXPECT_TRUE(DeepEquals(outputs->at(name).value, want)) << name << ": " << outputs->at(name).value.dump();
+      }
+    }
   }
-  EXPECT_GT(cases, 30);
 }
 
 // ---- the reference's sample, unchanged ----
