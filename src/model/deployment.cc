@@ -235,4 +235,40 @@ OrderedJson OperationsToAzJson(const Deployment& d, const std::string& subscript
   return out;
 }
 
+OrderedJson ArmResourceToJson(const ArmResource& r) {
+  return {{"id", r.id},
+          {"group", r.group},
+          {"type", r.type},
+          {"name", r.name},
+          {"apiVersion", r.api_version},
+          {"location", r.location},
+          {"body", r.body},
+          {"deployment", r.deployment},
+          {"changedAt", ToUnixMillis(r.changed_at)}};
+}
+
+Result<ArmResource> ArmResourceFromJson(const OrderedJson& json) {
+  try {
+    ArmResource r;
+    r.id = json.at("id").get<std::string>();
+    r.group = json.at("group").get<std::string>();
+    r.type = json.at("type").get<std::string>();
+    r.name = json.at("name").get<std::string>();
+    r.api_version = json.at("apiVersion").get<std::string>();
+    r.location = json.at("location").get<std::string>();
+    r.body = json.at("body");
+    r.deployment = json.at("deployment").get<std::string>();
+    r.changed_at = FromUnixMillis(json.at("changedAt").get<int64_t>());
+    return r;
+  } catch (const OrderedJson::exception& e) {
+    return InvalidArgument(std::string("resource record: ") + e.what());
+  }
+}
+
+std::string StoreKey(std::string_view name_or_id) {
+  std::string out(name_or_id);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 }  // namespace dspool

@@ -8,7 +8,11 @@
 //                   the resources it put, its error, and one operation per
 //                   resource (state, timings, error)
 //
-// Reusing a deployment's name replaces its record, as on Azure. Values
+//   ArmResource     a resource a deployment put into a group, as deployed
+//
+// Names of groups and deployments, and resource IDs, are case-insensitive
+// as on Azure: StoreKey gives the form stores look them up by. Reusing a
+// deployment's name replaces its record, as on Azure. Values
 // only; the store keeps them (store/state_store.h) and the deployment
 // runner writes them.
 #pragma once
@@ -99,6 +103,34 @@ Result<Deployment> DeploymentFromJson(const OrderedJson& json);
 // and `deployment operation group list`'s entries.
 OrderedJson DeploymentToAzJson(const Deployment& d, const std::string& subscription_id);
 OrderedJson OperationsToAzJson(const Deployment& d, const std::string& subscription_id);
+
+// A resource of a group, as its last deployment put it. `body` is the
+// evaluated resource (sku, kind, plan, tags, properties, ...) without its
+// secure values (the deployment runner leaves those out), so a redeploy
+// compares against it and what-if shows it.
+struct ArmResource {
+  std::string id;    // "/subscriptions/S/resourceGroups/G/providers/NS/TYPE/NAME"
+  std::string group;
+  std::string type;  // "Microsoft.Network/loadBalancers"
+  std::string name;  // "lb", or "parent/child" for a child resource
+  std::string api_version;
+  std::string location;
+  OrderedJson body = OrderedJson::object();
+  std::string deployment;  // the deployment that last put it
+  TimePoint changed_at;
+  friend bool operator==(const ArmResource&, const ArmResource&) = default;
+};
+
+OrderedJson ArmResourceToJson(const ArmResource& r);  // storage form
+Result<ArmResource> ArmResourceFromJson(const OrderedJson& json);
+
+// How stores key names and IDs that Azure compares without case: ASCII
+// lower case.
+std::string StoreKey(std::string_view name_or_id);
+
+// Azure keeps at most this many deployments in a group's history and
+// deletes the oldest to make room for a new one.
+inline constexpr size_t kMaxDeploymentsPerGroup = 800;
 
 // "PT26.2091817S" from milliseconds ("PT0.042S", "PT1M5.5S", "PT1H0M0S").
 std::string IsoDuration(int64_t ms);

@@ -28,6 +28,18 @@ class ForwardingStore : public StateStore {
   }
   Result<std::vector<Event>> TailEvents(size_t limit) override { return inner_.TailEvents(limit); }
   Result<std::string> GetMeta(const std::string& key) override { return inner_.GetMeta(key); }
+  Result<ResourceGroup> GetResourceGroup(const std::string& name) override { return inner_.GetResourceGroup(name); }
+  Result<std::vector<ResourceGroup>> ListResourceGroups() override { return inner_.ListResourceGroups(); }
+  Result<Deployment> GetDeployment(const std::string& group, const std::string& name) override {
+    return inner_.GetDeployment(group, name);
+  }
+  Result<std::vector<Deployment>> ListDeployments(const std::string& group) override {
+    return inner_.ListDeployments(group);
+  }
+  Result<ArmResource> GetResource(const std::string& id) override { return inner_.GetResource(id); }
+  Result<std::vector<ArmResource>> ListResources(const std::optional<std::string>& group) override {
+    return inner_.ListResources(group);
+  }
   Status Write(const WriteBatch& batch) override { return inner_.Write(batch); }
 
  private:

@@ -1,6 +1,7 @@
 // StateStore: the server's durable truth — desired state (pools, users),
-// recorded observed state (instances), the audit log (events), and a few
-// server-wide values (meta).
+// recorded observed state (instances), the audit log (events), a few
+// server-wide values (meta), and what template deployments keep: resource
+// groups, their deployments (with operations) and their resources.
 //
 // Reads return copies. Writes go through a WriteBatch, applied atomically: all
 // of its operations and events, or none (LevelDB's WriteBatch, with checks).
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "model/deployment.h"
 #include "model/event.h"
 #include "model/instance.h"
 #include "model/pool.h"
@@ -45,8 +47,22 @@ class WriteBatch {
   struct DeleteUser { UserName name; };                    // NotFound
   struct PutMeta { std::string key; std::string value; };  // insert or replace
   struct AppendEvent { Event event; };                     // seq is assigned by the store
+  // Groups, deployments and resources are keyed by StoreKey (names and IDs
+  // without case, as on Azure); a record keeps the case it was given.
+  struct PutResourceGroup { ResourceGroup group; };        // insert or replace
+  // NotFound; FailedPrecondition while the group holds resources. Its
+  // deployments go with it.
+  struct DeleteResourceGroup { std::string name; };
+  // Insert or replace; NotFound if the group does not exist. A group keeps
+  // at most kMaxDeploymentsPerGroup: a new one beyond that deletes the
+  // oldest (by timestamp), as Azure does.
+  struct PutDeployment { Deployment deployment; };
+  struct DeleteDeployment { std::string group; std::string name; };  // NotFound
+  struct PutResource { ArmResource resource; };            // insert or replace; NotFound without its group
+  struct DeleteResource { std::string id; };               // NotFound
   using Op = std::variant<CreatePool, UpdatePool, DeletePool, PutInstance, UpdateInstance, DeleteInstance,
-                          CreateUser, UpdateUser, DeleteUser, PutMeta, AppendEvent>;
+                          CreateUser, UpdateUser, DeleteUser, PutMeta, AppendEvent, PutResourceGroup,
+                          DeleteResourceGroup, PutDeployment, DeleteDeployment, PutResource, DeleteResource>;
 
   WriteBatch& Add(Op op) {
     ops_.push_back(std::move(op));
@@ -79,6 +95,16 @@ class StateStore {
   virtual Result<std::vector<Event>> TailEvents(size_t limit) = 0;
 
   virtual Result<std::string> GetMeta(const std::string& key) = 0;  // NotFound
+
+  // Lookups ignore case (StoreKey). Lists are ordered by key.
+  virtual Result<ResourceGroup> GetResourceGroup(const std::string& name) = 0;  // NotFound
+  virtual Result<std::vector<ResourceGroup>> ListResourceGroups() = 0;
+  virtual Result<Deployment> GetDeployment(const std::string& group, const std::string& name) = 0;  // NotFound
+  // A group's deployments, oldest first (by timestamp, then name).
+  virtual Result<std::vector<Deployment>> ListDeployments(const std::string& group) = 0;
+  virtual Result<ArmResource> GetResource(const std::string& id) = 0;  // NotFound
+  // All resources, or only `group`'s.
+  virtual Result<std::vector<ArmResource>> ListResources(const std::optional<std::string>& group = {}) = 0;
 
   // Applies every operation of `batch` atomically, or none. See WriteBatch
   // for each operation's precondition.

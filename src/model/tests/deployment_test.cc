@@ -110,5 +110,23 @@ TEST(DeploymentTest, ABrokenRecordIsAnErrorNotACrash) {
   EXPECT_NE(state.status().message().find("'Sleeping' is not a provisioning state"), std::string::npos);
 }
 
+TEST(ArmResourceTest, StoredWithItsBody) {
+  ArmResource r{"/subscriptions/s/resourceGroups/RG/providers/Microsoft.Network/loadBalancers/lb", "RG",
+                "Microsoft.Network/loadBalancers", "lb", "2017-06-01", "local",
+                OrderedJson::parse(R"({"properties": {"z": 1, "a": [2]}})"), "dep1", FromUnixMillis(1'765'000'000'123)};
+  auto back = ArmResourceFromJson(ArmResourceToJson(r));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, r);
+  EXPECT_EQ(back->body["properties"].begin().key(), "z");  // order kept
+  auto bad = ArmResourceFromJson(OrderedJson::parse(R"({"id": 1})"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("resource record"), std::string::npos);
+}
+
+TEST(ArmResourceTest, KeysIgnoreCaseAsAzureDoes) {
+  EXPECT_EQ(StoreKey("/subscriptions/S/resourceGroups/My-RG"), "/subscriptions/s/resourcegroups/my-rg");
+  EXPECT_EQ(StoreKey("rg"), StoreKey("RG"));
+}
+
 }  // namespace
 }  // namespace dspool

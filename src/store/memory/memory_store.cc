@@ -80,6 +80,62 @@ Result<std::string> MemoryStore::GetMeta(const std::string& key) {
   return it->second;
 }
 
+Result<ResourceGroup> MemoryStore::GetResourceGroup(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = tables_.groups.find(StoreKey(name));
+  if (it == tables_.groups.end()) return NotFound("resource group '" + name + "' does not exist");
+  return it->second;
+}
+
+Result<std::vector<ResourceGroup>> MemoryStore::ListResourceGroups() {
+  std::lock_guard lock(mu_);
+  std::vector<ResourceGroup> out;
+  for (const auto& [_, g] : tables_.groups) out.push_back(g);
+  return out;
+}
+
+Result<Deployment> MemoryStore::GetDeployment(const std::string& group, const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = tables_.deployments.find({StoreKey(group), StoreKey(name)});
+  if (it == tables_.deployments.end()) {
+    return NotFound("deployment '" + name + "' does not exist in resource group '" + group + "'");
+  }
+  return it->second;
+}
+
+Result<std::vector<Deployment>> MemoryStore::ListDeployments(const std::string& group) {
+  std::lock_guard lock(mu_);
+  return GroupDeployments(tables_, StoreKey(group));
+}
+
+Result<ArmResource> MemoryStore::GetResource(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = tables_.resources.find(StoreKey(id));
+  if (it == tables_.resources.end()) return NotFound("resource '" + id + "' does not exist");
+  return it->second;
+}
+
+Result<std::vector<ArmResource>> MemoryStore::ListResources(const std::optional<std::string>& group) {
+  std::lock_guard lock(mu_);
+  std::vector<ArmResource> out;
+  for (const auto& [_, r] : tables_.resources) {
+    if (!group || StoreKey(r.group) == StoreKey(*group)) out.push_back(r);
+  }
+  return out;
+}
+
+std::vector<Deployment> MemoryStore::GroupDeployments(const Tables& t, const std::string& group_key) {
+  std::vector<Deployment> out;
+  for (auto it = t.deployments.lower_bound({group_key, ""}); it != t.deployments.end() && it->first.first == group_key;
+       ++it) {
+    out.push_back(it->second);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const Deployment& a, const Deployment& b) {
+    return a.timestamp != b.timestamp ? a.timestamp < b.timestamp : StoreKey(a.name) < StoreKey(b.name);
+  });
+  return out;
+}
+
 Status MemoryStore::Write(const WriteBatch& batch) {
   std::lock_guard lock(mu_);
   Tables copy = tables_;
@@ -152,6 +208,57 @@ Status MemoryStore::Apply(const WriteBatch::Op& op, Tables& t) {
             Event e = o.event;
             e.seq = t.events.empty() ? 1 : t.events.back().seq + 1;
             t.events.push_back(std::move(e));
+            return Status::Ok();
+          },
+          [&](const WriteBatch::PutResourceGroup& o) -> Status {
+            t.groups[StoreKey(o.group.name)] = o.group;
+            return Status::Ok();
+          },
+          [&](const WriteBatch::DeleteResourceGroup& o) -> Status {
+            const std::string key = StoreKey(o.name);
+            if (!t.groups.count(key)) return NotFound("resource group '" + o.name + "' does not exist");
+            size_t held = 0;
+            for (const auto& [_, r] : t.resources) held += StoreKey(r.group) == key;
+            if (held) {
+              return FailedPrecondition("resource group '" + o.name + "' still holds " + std::to_string(held) +
+                                        " resources");
+            }
+            std::erase_if(t.deployments, [&](const auto& entry) { return entry.first.first == key; });
+            t.groups.erase(key);
+            return Status::Ok();
+          },
+          [&](const WriteBatch::PutDeployment& o) -> Status {
+            const std::string group = StoreKey(o.deployment.group);
+            if (!t.groups.count(group)) return NotFound("resource group '" + o.deployment.group + "' does not exist");
+            const auto key = std::make_pair(group, StoreKey(o.deployment.name));
+            const bool is_new = !t.deployments.count(key);
+            t.deployments[key] = o.deployment;
+            if (is_new) {
+              std::vector<Deployment> all = GroupDeployments(t, group);
+              size_t excess = all.size() > kMaxDeploymentsPerGroup ? all.size() - kMaxDeploymentsPerGroup : 0;
+              for (size_t i = 0; i < all.size() && excess > 0; ++i) {
+                if (StoreKey(all[i].name) == key.second) continue;
+                t.deployments.erase({group, StoreKey(all[i].name)});
+                --excess;
+              }
+            }
+            return Status::Ok();
+          },
+          [&](const WriteBatch::DeleteDeployment& o) -> Status {
+            if (!t.deployments.erase({StoreKey(o.group), StoreKey(o.name)})) {
+              return NotFound("deployment '" + o.name + "' does not exist in resource group '" + o.group + "'");
+            }
+            return Status::Ok();
+          },
+          [&](const WriteBatch::PutResource& o) -> Status {
+            if (!t.groups.count(StoreKey(o.resource.group))) {
+              return NotFound("resource group '" + o.resource.group + "' does not exist");
+            }
+            t.resources[StoreKey(o.resource.id)] = o.resource;
+            return Status::Ok();
+          },
+          [&](const WriteBatch::DeleteResource& o) -> Status {
+            if (!t.resources.erase(StoreKey(o.id))) return NotFound("resource '" + o.id + "' does not exist");
             return Status::Ok();
           },
       },

@@ -21,6 +21,12 @@ class MemoryStore final : public StateStore {
   Result<std::vector<Event>> ListEvents(int64_t after_seq, size_t limit) override;
   Result<std::vector<Event>> TailEvents(size_t limit) override;
   Result<std::string> GetMeta(const std::string& key) override;
+  Result<ResourceGroup> GetResourceGroup(const std::string& name) override;
+  Result<std::vector<ResourceGroup>> ListResourceGroups() override;
+  Result<Deployment> GetDeployment(const std::string& group, const std::string& name) override;
+  Result<std::vector<Deployment>> ListDeployments(const std::string& group) override;
+  Result<ArmResource> GetResource(const std::string& id) override;
+  Result<std::vector<ArmResource>> ListResources(const std::optional<std::string>& group) override;
   Status Write(const WriteBatch& batch) override;
 
  private:
@@ -30,10 +36,16 @@ class MemoryStore final : public StateStore {
     std::map<UserName, User> users;
     std::map<std::string, std::string> meta;
     std::vector<Event> events;
+    // By StoreKey: group; (group, deployment); resource ID.
+    std::map<std::string, ResourceGroup> groups;
+    std::map<std::pair<std::string, std::string>, Deployment> deployments;
+    std::map<std::string, ArmResource> resources;
   };
   // Applies one op to `t`; on error `t` may be partly changed (the caller
   // works on a copy).
   static Status Apply(const WriteBatch::Op& op, Tables& t);
+  // The deployments of the group with StoreKey `group_key`, oldest first.
+  static std::vector<Deployment> GroupDeployments(const Tables& t, const std::string& group_key);
 
   std::mutex mu_;
   Tables tables_;

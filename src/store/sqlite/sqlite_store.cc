@@ -56,6 +56,34 @@ CREATE TABLE events (
 ) STRICT;
 )sql";
 
+// Version 2: what template deployments keep. Keys are StoreKey forms (names
+// and IDs without case, as on Azure); bodies keep the given case, in the
+// model's storage form (ordered JSON: outputs keep their order).
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE resource_groups (
+  key  TEXT PRIMARY KEY NOT NULL,
+  body TEXT NOT NULL
+) STRICT;
+CREATE TABLE deployments (
+  grp     TEXT NOT NULL,
+  key     TEXT NOT NULL,
+  time_ms INTEGER NOT NULL,
+  body    TEXT NOT NULL,
+  PRIMARY KEY (grp, key)
+) STRICT;
+CREATE INDEX deployments_by_time ON deployments (grp, time_ms, key);
+CREATE TABLE resources (
+  key  TEXT PRIMARY KEY NOT NULL,
+  grp  TEXT NOT NULL,
+  body TEXT NOT NULL
+) STRICT;
+CREATE INDEX resources_by_group ON resources (grp, key);
+)sql";
+
+// The statements that bring a file of version i to version i + 1.
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
+static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
+
 struct StmtDeleter {
   void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
 };
@@ -84,10 +112,11 @@ StatusCode CodeFor(int rc) {
 
 // JSON text of a model value; the only exception dump() throws is for a
 // string that is not UTF-8.
-Result<std::string> Dump(const Json& json, const std::string& what) {
+template <typename J>
+Result<std::string> Dump(const J& json, const std::string& what) {
   try {
     return json.dump();
-  } catch (const Json::exception& e) {
+  } catch (const typename J::exception& e) {
     return InvalidArgument(what + " cannot be stored: " + (e.id == 316 ? "a string is not valid UTF-8" : e.what()));
   }
 }
@@ -202,10 +231,10 @@ Result<std::vector<Event>> ReadEvents(Query& q) {
 
 // Decodes a JSON body read from `table`; a bad one is Internal and names the
 // row.
-template <typename T>
-Result<T> Decode(const Db& db, const std::string& body, Result<T> (*from_json)(const Json&), const char* table,
+template <typename T, typename J>
+Result<T> Decode(const Db& db, const std::string& body, Result<T> (*from_json)(const J&), const char* table,
                  const std::string& key) {
-  Json json = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  J json = J::parse(body, nullptr, /*allow_exceptions=*/false);
   Result<T> value = json.is_discarded() ? Result<T>(InvalidArgument("not JSON")) : from_json(json);
   if (!value.ok()) {
     return Internal("state store '" + db.path + "': " + table + " row '" + key +
@@ -255,8 +284,10 @@ Status CreateSchema(const Db& db) {
   DSP_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE", "begin schema transaction"));
   Result<int64_t> version = ReadVersion(db);
   Status s = version.status();
-  if (s.ok() && *version == 0) {
-    s = db.Exec(kSchemaV1, "create schema");
+  if (s.ok() && *version < SqliteStore::kSchemaVersion) {
+    for (int64_t v = *version; s.ok() && v < SqliteStore::kSchemaVersion; ++v) {
+      s = db.Exec(kMigrations[v], v == 0 ? "create schema" : "upgrade schema to version " + std::to_string(v + 1));
+    }
     if (s.ok()) {
       s = db.Exec(("PRAGMA user_version=" + std::to_string(SqliteStore::kSchemaVersion)).c_str(), "set schema version");
     }
@@ -279,6 +310,10 @@ class SqliteStore::Connection {
     StmtPtr get_user, list_users, user_uid, uid_taken, insert_user, update_user, delete_user;
     StmtPtr get_meta, put_meta;
     StmtPtr append_event, list_events, tail_events;
+    StmtPtr get_group, list_groups, put_group, delete_group, group_resources, delete_group_deployments;
+    StmtPtr get_deployment, list_deployments, put_deployment, delete_deployment, count_deployments,
+        oldest_deployments;
+    StmtPtr get_resource, list_resources, list_group_resources, put_resource, delete_resource;
   };
 
   static Result<std::unique_ptr<Connection>> Open(const std::string& path);
@@ -397,6 +432,30 @@ Status SqliteStore::Connection::PrepareAll() {
       {&s.tail_events,
        "SELECT * FROM (SELECT seq, time_ms, actor, action, subject, detail FROM events ORDER BY seq DESC LIMIT ?) "
        "ORDER BY seq"},
+      {&s.get_group, "SELECT key, body FROM resource_groups WHERE key = ?"},
+      {&s.list_groups, "SELECT key, body FROM resource_groups ORDER BY key"},
+      {&s.put_group,
+       "INSERT INTO resource_groups (key, body) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET body = excluded.body"},
+      {&s.delete_group, "DELETE FROM resource_groups WHERE key = ?"},
+      {&s.group_resources, "SELECT count(*) FROM resources WHERE grp = ?"},
+      {&s.delete_group_deployments, "DELETE FROM deployments WHERE grp = ?"},
+      {&s.get_deployment, "SELECT key, body FROM deployments WHERE grp = ? AND key = ?"},
+      {&s.list_deployments, "SELECT key, body FROM deployments WHERE grp = ? ORDER BY time_ms, key"},
+      {&s.put_deployment,
+       "INSERT INTO deployments (grp, key, time_ms, body) VALUES (?, ?, ?, ?) "
+       "ON CONFLICT (grp, key) DO UPDATE SET time_ms = excluded.time_ms, body = excluded.body"},
+      {&s.delete_deployment, "DELETE FROM deployments WHERE grp = ? AND key = ?"},
+      {&s.count_deployments, "SELECT count(*) FROM deployments WHERE grp = ?"},
+      {&s.oldest_deployments,
+       "DELETE FROM deployments WHERE grp = ?1 AND key IN (SELECT key FROM deployments WHERE grp = ?1 AND key <> ?2 "
+       "ORDER BY time_ms, key LIMIT ?3)"},
+      {&s.get_resource, "SELECT key, body FROM resources WHERE key = ?"},
+      {&s.list_resources, "SELECT key, body FROM resources ORDER BY key"},
+      {&s.list_group_resources, "SELECT key, body FROM resources WHERE grp = ? ORDER BY key"},
+      {&s.put_resource,
+       "INSERT INTO resources (key, grp, body) VALUES (?, ?, ?) "
+       "ON CONFLICT (key) DO UPDATE SET grp = excluded.grp, body = excluded.body"},
+      {&s.delete_resource, "DELETE FROM resources WHERE key = ?"},
   };
   for (const auto& [stmt, sql] : kSql) DSP_RETURN_IF_ERROR(db_.Prepare(sql, stmt, SQLITE_PREPARE_PERSISTENT));
   return Status::Ok();
@@ -495,6 +554,67 @@ Result<std::string> SqliteStore::GetMeta(const std::string& key) {
   return q.Text(0);
 }
 
+namespace {
+
+// Every row of `q` (columns: key, body) decoded with `from_json`.
+template <typename T, typename J>
+Result<std::vector<T>> ReadAll(const Db& db, Query& q, Result<T> (*from_json)(const J&), const char* table) {
+  std::vector<T> out;
+  while (true) {
+    DSP_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return out;
+    DSP_ASSIGN_OR_RETURN(T value, Decode(db, q.Text(1), from_json, table, q.Text(0)));
+    out.push_back(std::move(value));
+  }
+}
+
+}  // namespace
+
+Result<ResourceGroup> SqliteStore::GetResourceGroup(const std::string& name) {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().get_group, "get resource group");
+  DSP_ASSIGN_OR_RETURN(bool row, q.Bind(StoreKey(name)).Step());
+  if (!row) return NotFound("resource group '" + name + "' does not exist");
+  return Decode(conn_->db(), q.Text(1), &ResourceGroupFromJson, "resource_groups", q.Text(0));
+}
+
+Result<std::vector<ResourceGroup>> SqliteStore::ListResourceGroups() {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().list_groups, "list resource groups");
+  return ReadAll(conn_->db(), q, &ResourceGroupFromJson, "resource_groups");
+}
+
+Result<Deployment> SqliteStore::GetDeployment(const std::string& group, const std::string& name) {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().get_deployment, "get deployment");
+  DSP_ASSIGN_OR_RETURN(bool row, q.Bind(StoreKey(group)).Bind(StoreKey(name)).Step());
+  if (!row) return NotFound("deployment '" + name + "' does not exist in resource group '" + group + "'");
+  return Decode(conn_->db(), q.Text(1), &DeploymentFromJson, "deployments", q.Text(0));
+}
+
+Result<std::vector<Deployment>> SqliteStore::ListDeployments(const std::string& group) {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().list_deployments, "list deployments");
+  q.Bind(StoreKey(group));
+  return ReadAll(conn_->db(), q, &DeploymentFromJson, "deployments");
+}
+
+Result<ArmResource> SqliteStore::GetResource(const std::string& id) {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().get_resource, "get resource");
+  DSP_ASSIGN_OR_RETURN(bool row, q.Bind(StoreKey(id)).Step());
+  if (!row) return NotFound("resource '" + id + "' does not exist");
+  return Decode(conn_->db(), q.Text(1), &ArmResourceFromJson, "resources", q.Text(0));
+}
+
+Result<std::vector<ArmResource>> SqliteStore::ListResources(const std::optional<std::string>& group) {
+  std::lock_guard lock(mu_);
+  const Connection::Statements& st = conn_->stmts();
+  Query q(conn_->db(), group ? st.list_group_resources : st.list_resources, "list resources");
+  if (group) q.Bind(StoreKey(*group));
+  return ReadAll(conn_->db(), q, &ArmResourceFromJson, "resources");
+}
+
 Status SqliteStore::Write(const WriteBatch& batch) {
   if (batch.empty()) return Status::Ok();
   std::lock_guard lock(mu_);
@@ -522,6 +642,11 @@ Status SqliteStore::Apply(const WriteBatch::Op& op) {
         .Bind(i.index)
         .Bind(body)
         .Run();
+  };
+  auto group_exists = [&](const std::string& group, const char* what) -> Status {
+    Query q(db, st.get_group, what);
+    DSP_ASSIGN_OR_RETURN(bool exists, q.Bind(StoreKey(group)).Step());
+    return exists ? Status::Ok() : NotFound("resource group '" + group + "' does not exist");
   };
   return std::visit(
       Overloaded{
@@ -613,6 +738,74 @@ Status SqliteStore::Apply(const WriteBatch::Op& op) {
                 .Bind(e.subject)
                 .Bind(e.detail)
                 .Run();
+          },
+          [&](const WriteBatch::PutResourceGroup& o) -> Status {
+            const std::string what = "resource group '" + o.group.name + "'";
+            DSP_ASSIGN_OR_RETURN(std::string body, Dump(ResourceGroupToJson(o.group), what));
+            return Query(db, st.put_group, "put resource group").Bind(StoreKey(o.group.name)).Bind(body).Run();
+          },
+          [&](const WriteBatch::DeleteResourceGroup& o) -> Status {
+            const std::string key = StoreKey(o.name);
+            DSP_RETURN_IF_ERROR(group_exists(o.name, "delete resource group"));
+            {
+              Query q(db, st.group_resources, "delete resource group");
+              DSP_RETURN_IF_ERROR(q.Bind(key).Step().status());
+              if (int64_t held = q.Int(0); held > 0) {
+                return FailedPrecondition("resource group '" + o.name + "' still holds " + std::to_string(held) +
+                                          " resources");
+              }
+            }
+            DSP_RETURN_IF_ERROR(Query(db, st.delete_group_deployments, "delete resource group").Bind(key).Run());
+            return Query(db, st.delete_group, "delete resource group").Bind(key).Run();
+          },
+          [&](const WriteBatch::PutDeployment& o) -> Status {
+            const Deployment& d = o.deployment;
+            DSP_RETURN_IF_ERROR(group_exists(d.group, "put deployment"));
+            const std::string group = StoreKey(d.group), key = StoreKey(d.name);
+            DSP_ASSIGN_OR_RETURN(std::string body, Dump(DeploymentToJson(d), "deployment '" + d.name + "'"));
+            bool is_new;
+            {
+              Query q(db, st.get_deployment, "put deployment");
+              DSP_ASSIGN_OR_RETURN(bool exists, q.Bind(group).Bind(key).Step());
+              is_new = !exists;
+            }
+            DSP_RETURN_IF_ERROR(Query(db, st.put_deployment, "put deployment")
+                                    .Bind(group)
+                                    .Bind(key)
+                                    .Bind(ToUnixMillis(d.timestamp))
+                                    .Bind(body)
+                                    .Run());
+            if (!is_new) return Status::Ok();
+            int64_t count;
+            {
+              Query q(db, st.count_deployments, "put deployment");
+              DSP_RETURN_IF_ERROR(q.Bind(group).Step().status());
+              count = q.Int(0);
+            }
+            const auto cap = static_cast<int64_t>(kMaxDeploymentsPerGroup);
+            if (count <= cap) return Status::Ok();
+            return Query(db, st.oldest_deployments, "put deployment").Bind(group).Bind(key).Bind(count - cap).Run();
+          },
+          [&](const WriteBatch::DeleteDeployment& o) -> Status {
+            DSP_RETURN_IF_ERROR(Query(db, st.delete_deployment, "delete deployment")
+                                    .Bind(StoreKey(o.group))
+                                    .Bind(StoreKey(o.name))
+                                    .Run());
+            if (conn_->Changes() == 0) {
+              return NotFound("deployment '" + o.name + "' does not exist in resource group '" + o.group + "'");
+            }
+            return Status::Ok();
+          },
+          [&](const WriteBatch::PutResource& o) -> Status {
+            const ArmResource& r = o.resource;
+            DSP_RETURN_IF_ERROR(group_exists(r.group, "put resource"));
+            DSP_ASSIGN_OR_RETURN(std::string body, Dump(ArmResourceToJson(r), "resource '" + r.id + "'"));
+            return Query(db, st.put_resource, "put resource").Bind(StoreKey(r.id)).Bind(StoreKey(r.group)).Bind(body).Run();
+          },
+          [&](const WriteBatch::DeleteResource& o) -> Status {
+            DSP_RETURN_IF_ERROR(Query(db, st.delete_resource, "delete resource").Bind(StoreKey(o.id)).Run());
+            if (conn_->Changes() == 0) return NotFound("resource '" + o.id + "' does not exist");
+            return Status::Ok();
           },
       },
       op);

@@ -38,7 +38,7 @@ namespace dspool {
 class SqliteStore final : public StateStore {
  public:
   // The schema this build writes. Open refuses a file with a newer one.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   // How long a call waits for another connection's write lock.
   static constexpr std::chrono::milliseconds kBusyTimeout{5000};
 
@@ -64,6 +64,12 @@ class SqliteStore final : public StateStore {
   Result<std::vector<Event>> ListEvents(int64_t after_seq, size_t limit) override;
   Result<std::vector<Event>> TailEvents(size_t limit) override;
   Result<std::string> GetMeta(const std::string& key) override;
+  Result<ResourceGroup> GetResourceGroup(const std::string& name) override;
+  Result<std::vector<ResourceGroup>> ListResourceGroups() override;
+  Result<Deployment> GetDeployment(const std::string& group, const std::string& name) override;
+  Result<std::vector<Deployment>> ListDeployments(const std::string& group) override;
+  Result<ArmResource> GetResource(const std::string& id) override;
+  Result<std::vector<ArmResource>> ListResources(const std::optional<std::string>& group) override;
   // One BEGIN IMMEDIATE transaction; rolled back on the first failed op.
   Status Write(const WriteBatch& batch) override;
 

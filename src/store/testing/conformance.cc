@@ -122,6 +122,9 @@ struct Snapshot {
   std::vector<User> users;
   std::vector<Event> events;
   std::map<std::string, std::optional<std::string>> meta;
+  std::vector<ResourceGroup> groups;
+  std::vector<std::vector<Deployment>> deployments;  // of each group
+  std::vector<ArmResource> resources;
   friend bool operator==(const Snapshot&, const Snapshot&) = default;
 };
 
@@ -148,7 +151,64 @@ Snapshot Take(StateStore& store, const std::vector<std::string>& meta_keys) {
     auto value = store.GetMeta(key);
     s.meta[key] = value.ok() ? std::optional(*value) : std::nullopt;
   }
+  auto groups = store.ListResourceGroups();
+  EXPECT_TRUE(groups.ok()) << groups.status();
+  s.groups = groups.value_or({});
+  for (const ResourceGroup& g : s.groups) {
+    auto deployments = store.ListDeployments(g.name);
+    EXPECT_TRUE(deployments.ok()) << deployments.status();
+    s.deployments.push_back(deployments.value_or({}));
+  }
+  auto resources = store.ListResources();
+  EXPECT_TRUE(resources.ok()) << resources.status();
+  s.resources = resources.value_or({});
   return s;
+}
+
+ResourceGroup MakeGroup(const std::string& name) {
+  return ResourceGroup{name, "local", {{"team", "ds"}}, Ms(50)};
+}
+
+Deployment MakeDeployment(const std::string& group, const std::string& name, int64_t ms) {
+  Deployment d;
+  d.group = group;
+  d.name = name;
+  d.state = ProvisioningState::kSucceeded;
+  d.timestamp = Ms(ms);
+  d.duration_ms = 1234;
+  d.correlation_id = "6f1c0b52-0d6c-4bd8-a1a5-0e3d3c0b6a11";
+  d.parameters = OrderedJson::parse(R"({"vmssName": {"type": "String", "value": "pool1"}})");
+  d.outputs = OrderedJson::parse(R"({"z": {"type": "Int", "value": 1}, "a": {"type": "String", "value": "x"}})");
+  d.output_resources = {"/subscriptions/s/resourceGroups/" + group + "/providers/Microsoft.Compute/virtualMachineScaleSets/pool1"};
+  d.operations.push_back(DeploymentOperation{.operation_id = "0123456789ABCDEF",
+                                             .state = ProvisioningState::kSucceeded,
+                                             .timestamp = Ms(ms),
+                                             .duration_ms = 99,
+                                             .resource_id = d.output_resources[0],
+                                             .resource_type = "Microsoft.Compute/virtualMachineScaleSets",
+                                             .resource_name = "pool1",
+                                             .status_code = "OK"});
+  return d;
+}
+
+ArmResource MakeResource(const std::string& group, const std::string& type, const std::string& name) {
+  ArmResource r;
+  r.id = "/subscriptions/s/resourceGroups/" + group + "/providers/" + type + "/" + name;
+  r.group = group;
+  r.type = type;
+  r.name = name;
+  r.api_version = "2017-06-01";
+  r.location = "local";
+  r.body = OrderedJson::parse(R"({"properties": {"frontendPort": 22, "backendPort": 22}})");
+  r.deployment = "dep1";
+  r.changed_at = Ms(60);
+  return r;
+}
+
+std::vector<std::string> Names(const std::vector<Deployment>& deployments) {
+  std::vector<std::string> out;
+  for (const Deployment& d : deployments) out.push_back(d.name);
+  return out;
 }
 
 // ---------------------------------------------------------------- empty
@@ -770,6 +830,149 @@ TEST_P(StateStoreConformance, ConcurrentConditionalInstanceUpdatesLoseNone) {
   ASSERT_TRUE(instance.ok()) << instance.status();
   EXPECT_EQ(instance->reason, std::string(kRaceThreads * kRacePerThread, 'x'));
   EXPECT_FALSE(instance->draining);  // toggled an even number of times
+}
+
+// ---------------------------------------------------------------- deployments
+
+TEST_P(StateStoreConformance, ResourceGroupsAreFoundWithoutCase) {
+  EXPECT_EQ(store().GetResourceGroup("rg1").status(), NotFound("resource group 'rg1' does not exist"));
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutResourceGroup{MakeGroup("My-RG")})
+                              .Add(Batch::PutResourceGroup{MakeGroup("alpha")})),
+            Status::Ok());
+  auto g = store().GetResourceGroup("my-rg");
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(*g, MakeGroup("My-RG"));  // keeps the case it was given
+  auto list = store().ListResourceGroups();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].name, "alpha");
+  EXPECT_EQ((*list)[1].name, "My-RG");
+
+  ResourceGroup tagged = MakeGroup("MY-RG");  // the same group: replaced
+  tagged.tags = {{"cost", "42"}};
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutResourceGroup{tagged})), Status::Ok());
+  EXPECT_EQ(store().GetResourceGroup("My-Rg").value_or({}), tagged);
+  EXPECT_EQ(store().ListResourceGroups().value_or({}).size(), 2u);
+}
+
+TEST_P(StateStoreConformance, DeploymentsAndResourcesNeedTheirGroup) {
+  const Snapshot before = Take(store(), {});
+  EXPECT_EQ(store().Write(Batch().Add(Batch::PutDeployment{MakeDeployment("rg1", "dep1", 1)})),
+            NotFound("resource group 'rg1' does not exist"));
+  EXPECT_EQ(store().Write(Batch().Add(Batch::PutResource{MakeResource("rg1", "Microsoft.Network/loadBalancers", "lb")})),
+            NotFound("resource group 'rg1' does not exist"));
+  EXPECT_EQ(store().Write(Batch().Add(Batch::DeleteResourceGroup{"rg1"})),
+            NotFound("resource group 'rg1' does not exist"));
+  EXPECT_EQ(store().Write(Batch().Add(Batch::DeleteDeployment{"rg1", "dep1"})),
+            NotFound("deployment 'dep1' does not exist in resource group 'rg1'"));
+  EXPECT_EQ(store().Write(Batch().Add(Batch::DeleteResource{"/subscriptions/s/x"})),
+            NotFound("resource '/subscriptions/s/x' does not exist"));
+  EXPECT_EQ(Take(store(), {}), before);
+
+  // In one batch, the group comes first.
+  ASSERT_EQ(store().Write(Batch()
+                              .Add(Batch::PutResourceGroup{MakeGroup("rg1")})
+                              .Add(Batch::PutDeployment{MakeDeployment("rg1", "dep1", 1)})
+                              .Add(Batch::PutResource{MakeResource("rg1", "Microsoft.Network/loadBalancers", "lb")})),
+            Status::Ok());
+}
+
+TEST_P(StateStoreConformance, DeploymentsKeepEverythingAndReplaceByName) {
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutResourceGroup{MakeGroup("rg1")})), Status::Ok());
+  const Deployment d = MakeDeployment("rg1", "Dep1", 5);
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutDeployment{d})), Status::Ok());
+  auto back = store().GetDeployment("RG1", "dep1");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, d);
+  EXPECT_EQ(back->outputs.begin().key(), "z");  // outputs keep their order
+
+  Deployment again = MakeDeployment("rg1", "DEP1", 9);
+  again.state = ProvisioningState::kFailed;
+  again.error = OrderedJson{{"code", "DeploymentFailed"}, {"message", "At least one resource deployment operation failed."}};
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutDeployment{again})), Status::Ok());
+  auto list = store().ListDeployments("rg1");
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0], again);
+
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutDeployment{MakeDeployment("rg1", "b", 7)})
+                              .Add(Batch::PutDeployment{MakeDeployment("rg1", "a", 7)})
+                              .Add(Batch::PutDeployment{MakeDeployment("rg1", "c", 2)})),
+            Status::Ok());
+  EXPECT_EQ(Names(store().ListDeployments("RG1").value_or({})), (std::vector<std::string>{"c", "a", "b", "DEP1"}));
+  ASSERT_EQ(store().Write(Batch().Add(Batch::DeleteDeployment{"rg1", "A"})), Status::Ok());
+  EXPECT_EQ(Names(store().ListDeployments("rg1").value_or({})), (std::vector<std::string>{"c", "b", "DEP1"}));
+  EXPECT_EQ(store().GetDeployment("rg1", "a").status(), NotFound("deployment 'a' does not exist in resource group 'rg1'"));
+}
+
+TEST_P(StateStoreConformance, AGroupKeepsItsNewestDeployments) {
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutResourceGroup{MakeGroup("rg1")})
+                              .Add(Batch::PutResourceGroup{MakeGroup("rg2")})
+                              .Add(Batch::PutDeployment{MakeDeployment("rg2", "other", 0)})),
+            Status::Ok());
+  Batch batch;
+  for (size_t i = 0; i < kMaxDeploymentsPerGroup; ++i) {
+    batch.Add(Batch::PutDeployment{MakeDeployment("rg1", "d" + std::to_string(i), 100 + static_cast<int64_t>(i))});
+  }
+  ASSERT_EQ(store().Write(batch), Status::Ok());
+  // Replacing one makes no room; a new one deletes the oldest, even when the
+  // new one's timestamp is older still.
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutDeployment{MakeDeployment("rg1", "d5", 5000)})), Status::Ok());
+  EXPECT_EQ(store().ListDeployments("rg1").value_or({}).size(), kMaxDeploymentsPerGroup);
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutDeployment{MakeDeployment("rg1", "new", 1)})), Status::Ok());
+  auto list = store().ListDeployments("rg1");
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), kMaxDeploymentsPerGroup);
+  EXPECT_EQ((*list)[0].name, "new");
+  EXPECT_EQ((*list)[1].name, "d1");  // d0 went
+  EXPECT_EQ(store().GetDeployment("rg1", "d0").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store().ListDeployments("rg2").value_or({}).size(), 1u);  // another group's are not counted
+}
+
+TEST_P(StateStoreConformance, ResourcesAreKeyedByIdWithoutCase) {
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutResourceGroup{MakeGroup("RG1")})
+                              .Add(Batch::PutResourceGroup{MakeGroup("rg2")})),
+            Status::Ok());
+  const ArmResource lb = MakeResource("RG1", "Microsoft.Network/loadBalancers", "lb");
+  const ArmResource vnet = MakeResource("rg1", "Microsoft.Network/virtualNetworks", "vnet");
+  const ArmResource other = MakeResource("rg2", "Microsoft.Network/virtualNetworks", "vnet");
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutResource{vnet}).Add(Batch::PutResource{lb}).Add(Batch::PutResource{other})),
+            Status::Ok());
+  auto got = store().GetResource(StoreKey(lb.id));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, lb);
+  auto of_rg1 = store().ListResources("rg1");
+  ASSERT_TRUE(of_rg1.ok()) << of_rg1.status();
+  ASSERT_EQ(of_rg1->size(), 2u);
+  EXPECT_EQ((*of_rg1)[0], lb);  // by key: ".../microsoft.network/loadbalancers/lb" first
+  EXPECT_EQ((*of_rg1)[1], vnet);
+  EXPECT_EQ(store().ListResources().value_or({}).size(), 3u);
+
+  ArmResource changed = lb;
+  changed.id = StoreKey(lb.id);
+  changed.body["properties"]["frontendPort"] = 2222;
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutResource{changed})), Status::Ok());
+  EXPECT_EQ(store().GetResource(lb.id).value_or({}), changed);
+  EXPECT_EQ(store().ListResources("RG1").value_or({}).size(), 2u);
+}
+
+TEST_P(StateStoreConformance, AGroupWithResourcesIsNotDeletedAndItsDeploymentsGoWithIt) {
+  const ArmResource lb = MakeResource("rg1", "Microsoft.Network/loadBalancers", "lb");
+  ASSERT_EQ(store().Write(Batch()
+                              .Add(Batch::PutResourceGroup{MakeGroup("rg1")})
+                              .Add(Batch::PutDeployment{MakeDeployment("rg1", "dep1", 1)})
+                              .Add(Batch::PutResource{lb})),
+            Status::Ok());
+  const Snapshot before = Take(store(), {});
+  EXPECT_EQ(store().Write(Batch().Add(Batch::DeleteResourceGroup{"RG1"})),
+            FailedPrecondition("resource group 'RG1' still holds 1 resources"));
+  EXPECT_EQ(Take(store(), {}), before);
+
+  ASSERT_EQ(store().Write(Batch().Add(Batch::DeleteResource{lb.id}).Add(Batch::DeleteResourceGroup{"RG1"})), Status::Ok());
+  EXPECT_EQ(store().GetResourceGroup("rg1").status(), NotFound("resource group 'rg1' does not exist"));
+  // A group made again under the name starts with no history.
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutResourceGroup{MakeGroup("rg1")})), Status::Ok());
+  EXPECT_TRUE(store().ListDeployments("rg1").value_or({MakeDeployment("x", "y", 0)}).empty());
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -189,9 +190,10 @@ TEST_F(SqliteStoreTest, RefusesANewerSchemaVersionAndLeavesTheFileAlone) {
 
   auto store = SqliteStore::Open(path_);
   ASSERT_FALSE(store.ok());
-  EXPECT_EQ(store.status(), FailedPrecondition("state store '" + path_ +
-                                               "' has schema version 2, newer than this "
-                                               "dspool's 1; run a newer dspool"));
+  const int v = SqliteStore::kSchemaVersion;
+  EXPECT_EQ(store.status(), FailedPrecondition("state store '" + path_ + "' has schema version " + std::to_string(v + 1) +
+                                               ", newer than this dspool's " + std::to_string(v) +
+                                               "; run a newer dspool"));
   EXPECT_EQ(ReadFile(path_), bytes);
 }
 
@@ -282,6 +284,46 @@ TEST_F(SqliteStoreTest, TwoStoresOnOneFileShareItAndWaitForEachOther) {
   for (const Event& e : *events) seqs.insert(e.seq);
   EXPECT_EQ(seqs.size(), size_t{2 * kPerStore});
   EXPECT_EQ(b->ListEvents(0, 1000).value_or({}), *events);
+}
+
+// A file of schema version 1 (pools, instances, users, meta, events: this
+// build's schema without what version 2 added) keeps its data and gains the
+// deployments' tables.
+TEST_F(SqliteStoreTest, UpgradesAVersion1File) {
+  {
+    auto store = OpenOk();
+    ASSERT_NE(store, nullptr);
+    ASSERT_EQ(store->Write(WriteBatch().Add(WriteBatch::CreatePool{SomePool("alpha")})), Status::Ok());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE resource_groups; DROP TABLE deployments; DROP TABLE resources; "
+                         "PRAGMA user_version=1",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  auto store = OpenOk();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->GetPool(PoolName("alpha")).value_or({}), SomePool("alpha"));
+  ResourceGroup g{"rg1", "local", {}, FromUnixMillis(1'700'000'000'000)};
+  ASSERT_EQ(store->Write(WriteBatch().Add(WriteBatch::PutResourceGroup{g})), Status::Ok());
+  EXPECT_EQ(store->GetResourceGroup("rg1").value_or({}), g);
+  store.reset();
+
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  int version = -1;
+  sqlite3_exec(
+      db, "PRAGMA user_version",
+      [](void* out, int, char** values, char**) {
+        *static_cast<int*>(out) = std::atoi(values[0]);
+        return 0;
+      },
+      &version, nullptr);
+  sqlite3_close(db);
+  EXPECT_EQ(version, SqliteStore::kSchemaVersion);
 }
 
 }  // namespace
