@@ -1,0 +1,396 @@
+#include "deploy/deployer.h"
+
+#include <set>
+
+#include "model/event.h"
+
+namespace dspool::deploy {
+namespace {
+
+using arm::ArmError;
+using arm::Value;
+
+// reference() and list*() on the group's resources as the deployment has
+// them so far.
+class DeployedReader final : public arm::ResourceReader {
+ public:
+  explicit DeployedReader(const Deployed& deployed) : deployed_(deployed) {}
+  Result<Value> Reference(const std::string& id, bool full) override {
+    auto it = deployed_.find(StoreKey(id));
+    if (it == deployed_.end()) {
+      return NotFound("ResourceNotFound: the resource '" + id + "' was not found in the resource group");
+    }
+    if (full) return it->second;
+    const Value* props = arm::FindMember(it->second, "properties");
+    return props ? *props : Value::object();
+  }
+  Result<Value> List(const std::string& function, const std::string& id, const Value&) override {
+    return InvalidArgument(function + "('" + id + "'): this resource type has no " + function + " action on this host");
+  }
+
+ private:
+  const Deployed& deployed_;
+};
+
+ArmError ErrorOf(const Status& s, const std::string& code, const arm::ExpandedResource* at = nullptr) {
+  ArmError e;
+  e.code = code;
+  e.message = s.message();
+  if (at) {
+    e.target = at->id;
+    e.path = at->path;
+    e.at = at->at;
+  }
+  return e;
+}
+
+OrderedJson ToOrdered(const Value& v) { return v; }
+
+// az's top-level error of a failed deployment.
+OrderedJson DeploymentFailed(const std::vector<OrderedJson>& details) {
+  OrderedJson d = OrderedJson::array();
+  for (const OrderedJson& e : details) d.push_back(e);
+  return OrderedJson{{"code", "DeploymentFailed"},
+                     {"message",
+                      "At least one resource deployment operation failed. Please list deployment operations for "
+                      "details."},
+                     {"details", d}};
+}
+
+void CollectStrings(const Value& v, std::vector<std::string>* out) {
+  if (v.is_string()) {
+    if (!v.get<std::string>().empty()) out->push_back(v.get<std::string>());
+  } else if (v.is_structured()) {
+    for (const Value& child : v) CollectStrings(child, out);
+  }
+}
+
+int64_t MillisBetween(TimePoint from, TimePoint to) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
+}
+
+}  // namespace
+
+Value Redact(const Value& v, const std::vector<std::string>& secrets) {
+  if (v.is_string()) {
+    std::string s = v.get<std::string>();
+    for (const std::string& secret : secrets) {
+      for (size_t at = s.find(secret); at != std::string::npos; at = s.find(secret, at + 8)) {
+        s.replace(at, secret.size(), "[secure]");
+      }
+    }
+    return s;
+  }
+  if (v.is_object()) {
+    Value out = Value::object();
+    for (const auto& [k, child] : v.items()) out[k] = Redact(child, secrets);
+    return out;
+  }
+  if (v.is_array()) {
+    Value out = Value::array();
+    for (const Value& child : v) out.push_back(Redact(child, secrets));
+    return out;
+  }
+  return v;
+}
+
+Deployer::Deployer(StateStore& store, const Clock& clock, PoolControl& pools, const Catalog& catalog,
+                   DeployerOptions options, std::function<std::string()> new_guid)
+    : store_(store), clock_(clock), pools_(pools), catalog_(catalog), options_(std::move(options)),
+      new_guid_(std::move(new_guid)) {}
+
+std::string Deployer::ResourceId(const std::string& group, const std::string& type, const std::string& name) const {
+  arm::DeploymentContext ctx;
+  ctx.subscription_id = options_.subscription_id;
+  ctx.resource_group = group;
+  return arm::ResourceIdOf(ctx, type, name);
+}
+
+arm::DeploymentContext Deployer::ContextFor(const ResourceGroup& group, const DeployRequest& request) const {
+  arm::DeploymentContext ctx;
+  ctx.subscription_id = options_.subscription_id;
+  ctx.tenant_id = options_.tenant_id;
+  ctx.resource_group = group.name;
+  ctx.location = group.location;
+  Value tags = Value::object();
+  for (const auto& [k, v] : group.tags) tags[k] = v;
+  ctx.resource_group_tags = tags;
+  ctx.deployment_name = request.name;
+  ctx.mode = request.mode;
+  if (!request.template_link.empty()) ctx.template_uri = request.template_link;
+  ctx.now_unix_seconds = ToUnixMillis(clock_.Now()) / 1000;
+  ctx.new_guid = new_guid_;
+  return ctx;
+}
+
+Result<Deployed> Deployer::StoredResources(const std::string& group) {
+  DSP_ASSIGN_OR_RETURN(std::vector<ArmResource> stored, store_.ListResources(group));
+  Deployed out;
+  for (const ArmResource& r : stored) {
+    Value state = r.body;
+    state["apiVersion"] = r.api_version;
+    state["location"] = r.location;
+    out[StoreKey(r.id)] = std::move(state);
+  }
+  return out;
+}
+
+Result<Plan> Deployer::Validate(const DeployRequest& request, ArmError* error) {
+  auto fail = [&](ArmError e) -> Status {
+    *error = e;
+    return InvalidArgument(e.code + ": " + e.message);
+  };
+  auto group = store_.GetResourceGroup(request.group);
+  if (!group.ok()) {
+    if (group.status().code() != StatusCode::kNotFound) return group.status();
+    ArmError e;
+    e.code = "ResourceGroupNotFound";
+    e.message = "Resource group '" + request.group + "' could not be found.";
+    *error = e;
+    return NotFound(e.code + ": " + e.message);
+  }
+  if (Status s = ValidateDeploymentName(request.name); !s.ok()) return fail(ErrorOf(s, "InvalidDeploymentName"));
+  if (request.mode != "Incremental" && request.mode != "Complete") {
+    return fail(ErrorOf(InvalidArgument("the mode '" + request.mode + "' is not Incremental or Complete"),
+                        "InvalidDeploymentMode"));
+  }
+
+  Plan plan;
+  plan.context = ContextFor(*group, request);
+  arm::TemplateLoad load;
+  load.text = request.template_text;
+  load.source = request.template_source;
+  load.parameters = request.parameters;
+  load.context = plan.context;
+  DSP_ASSIGN_OR_RETURN(plan.tmpl, arm::Template::Load(load, error));
+  for (const std::string& name : plan.tmpl->SecureParameters()) CollectStrings(plan.tmpl->Parameter(name), &plan.secrets);
+
+  DSP_ASSIGN_OR_RETURN(Deployed deployed, StoredResources(request.group));
+  // Types first: a template with one resource this host cannot make fails
+  // before anything is evaluated.
+  for (size_t i : plan.tmpl->DeployOrder()) {
+    const arm::ExpandedResource& r = plan.tmpl->resources()[i];
+    if (!r.existing && !IsSupportedType(r.type)) {
+      return fail(ErrorOf(InvalidArgument("the resource type '" + r.type +
+                                          "' is not supported on this host (docs/templates.md lists the types)"),
+                          "NoRegisteredProviderFound", &r));
+    }
+  }
+  DeployedReader reader(deployed);
+  for (size_t i : plan.tmpl->DeployOrder()) {
+    const arm::ExpandedResource& r = plan.tmpl->resources()[i];
+    if (r.existing) {
+      if (!deployed.count(StoreKey(r.id))) {
+        return fail(ErrorOf(NotFound("the resource '" + r.id + "' marked existing was not found"), "ResourceNotFound", &r));
+      }
+      continue;
+    }
+    DSP_ASSIGN_OR_RETURN(Value body, plan.tmpl->ResourceBody(i, reader, error));
+    auto realized = Realize(r, body, deployed, options_.host, catalog_, group->name);
+    if (!realized.ok()) return fail(ErrorOf(realized.status(), "InvalidTemplateDeployment", &r));
+    if (realized->pool_spec) {
+      if (Status s = pools_.CheckPool(*realized->pool_spec, r.id); !s.ok()) {
+        return fail(ErrorOf(s, "InvalidTemplateDeployment", &r));
+      }
+    }
+    deployed[StoreKey(r.id)] = realized->state;
+    plan.warnings.insert(plan.warnings.end(), realized->warnings.begin(), realized->warnings.end());
+    plan.resources.push_back(PlannedResource{r, std::move(body), std::move(*realized)});
+  }
+  return plan;
+}
+
+Result<std::vector<arm::ResourceChange>> Deployer::WhatIf(const DeployRequest& request, ArmError* error) {
+  DSP_ASSIGN_OR_RETURN(Plan plan, Validate(request, error));
+  DSP_ASSIGN_OR_RETURN(std::vector<ArmResource> stored, store_.ListResources(request.group));
+  std::map<std::string, const ArmResource*> by_id;
+  for (const ArmResource& r : stored) by_id[StoreKey(r.id)] = &r;
+  std::vector<arm::ResourceChange> changes;
+  std::set<std::string> planned;
+  for (const PlannedResource& p : plan.resources) {
+    planned.insert(StoreKey(p.resource.id));
+    auto it = by_id.find(StoreKey(p.resource.id));
+    const Value after = ToStored(request, p, plan.secrets).body;
+    changes.push_back(arm::Compare(p.resource.id, p.resource.api_version,
+                                   it == by_id.end() ? Value() : Value(it->second->body), after));
+  }
+  for (const ArmResource& r : stored) {
+    if (planned.count(StoreKey(r.id))) continue;
+    arm::ResourceChange c;
+    c.resource_id = r.id;
+    c.api_version = r.api_version;
+    c.before = r.body;
+    c.type = request.mode == "Complete" ? arm::ChangeType::kDelete : arm::ChangeType::kIgnore;
+    changes.push_back(std::move(c));
+  }
+  return changes;
+}
+
+ArmResource Deployer::ToStored(const DeployRequest& request, const PlannedResource& p,
+                               const std::vector<std::string>& secrets) const {
+  ArmResource r;
+  r.id = p.resource.id;
+  r.group = request.group;
+  r.type = p.resource.type;
+  r.name = p.resource.name;
+  r.api_version = p.resource.api_version;
+  // The state reference() answers (runtime fields included), without the
+  // members the envelope already holds.
+  r.body = Redact(p.realized.state, secrets);
+  for (const char* key : {"apiVersion", "location", "type", "name", "id"}) r.body.erase(key);
+  if (const Value* location = arm::FindMember(p.body, "location"); location && location->is_string()) {
+    r.location = location->get<std::string>();
+  }
+  r.deployment = request.name;
+  r.changed_at = clock_.Now();
+  return r;
+}
+
+Status Deployer::Save(const Deployment& record) {
+  return store_.Write(WriteBatch().Add(WriteBatch::PutDeployment{record}));
+}
+
+Result<Deployment> Deployer::Start(const DeployRequest& request, const Plan& plan) {
+  Deployment d;
+  d.group = request.group;
+  d.name = request.name;
+  d.state = ProvisioningState::kRunning;
+  d.mode = request.mode;
+  d.timestamp = clock_.Now();
+  d.correlation_id = new_guid_();
+  d.template_hash = plan.tmpl->TemplateHash();
+  d.template_link = request.template_link;
+  d.parameters = ToOrdered(plan.tmpl->ParametersRecord());
+  for (const PlannedResource& p : plan.resources) {
+    std::string op_id;
+    for (char c : new_guid_()) {
+      if (c != '-' && op_id.size() < 16) op_id += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    d.operations.push_back(DeploymentOperation{.operation_id = op_id,
+                                               .state = ProvisioningState::kAccepted,
+                                               .timestamp = d.timestamp,
+                                               .resource_id = p.resource.id,
+                                               .resource_type = p.resource.type,
+                                               .resource_name = p.resource.name});
+  }
+  Event e{.time = d.timestamp,
+          .actor = request.actor,
+          .action = "deployment.start",
+          .subject = "group/" + request.group + "/deployment/" + request.name,
+          .detail = std::to_string(plan.resources.size()) + " resources, " + request.mode + " mode, from " +
+                    request.template_source};
+  DSP_RETURN_IF_ERROR(store_.Write(WriteBatch().Add(WriteBatch::PutDeployment{d}).Add(WriteBatch::AppendEvent{e})));
+  return d;
+}
+
+Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, const std::atomic<bool>& cancelled) {
+  const TimePoint started = d.timestamp;
+  std::vector<OrderedJson> failures;
+  auto finish = [&](ProvisioningState state) {
+    d.state = state;
+    d.timestamp = clock_.Now();
+    d.duration_ms = MillisBetween(started, d.timestamp);
+    if (state == ProvisioningState::kFailed) d.error = DeploymentFailed(failures);
+    Event e{.time = d.timestamp,
+            .actor = request.actor,
+            .action = "deployment." + arm::ToLowerAscii(std::string(ProvisioningStateName(state))),
+            .subject = "group/" + request.group + "/deployment/" + request.name,
+            .detail = failures.empty() ? "" : failures.front().value("message", "")};
+    store_.Write(WriteBatch().Add(WriteBatch::PutDeployment{d}).Add(WriteBatch::AppendEvent{e})).IgnoreError();
+    return d;
+  };
+
+  for (size_t k = 0; k < plan.resources.size(); ++k) {
+    if (cancelled.load()) {
+      for (size_t j = k; j < d.operations.size(); ++j) d.operations[j].state = ProvisioningState::kCanceled;
+      return finish(ProvisioningState::kCanceled);
+    }
+    const PlannedResource& p = plan.resources[k];
+    DeploymentOperation& op = d.operations[k];
+    const TimePoint op_start = clock_.Now();
+    op.state = ProvisioningState::kRunning;
+    op.timestamp = op_start;
+    Save(d).IgnoreError();
+
+    Status s;
+    std::string status_code = "OK";
+    auto existing = store_.GetResource(p.resource.id);
+    if (existing.ok() && StoreKey(existing->group) != StoreKey(request.group)) {
+      s = AlreadyExists("the resource '" + p.resource.id + "' belongs to resource group '" + existing->group + "'");
+    }
+    if (s.ok() && !existing.ok()) status_code = "Created";
+    if (s.ok() && p.realized.pool_spec) {
+      auto applied = pools_.ApplyPool(*p.realized.pool_spec, p.resource.id, request.actor);
+      s = applied.status();
+      if (s.ok()) {
+        status_code = *applied;
+        s = pools_.WaitReady((*p.realized.pool_spec)["name"].get<std::string>(),
+                             (*p.realized.pool_spec)["instanceCount"].get<int64_t>(), options_.ready_timeout, cancelled);
+      }
+    }
+    if (s.ok()) s = store_.Write(WriteBatch().Add(WriteBatch::PutResource{ToStored(request, p, plan.secrets)}));
+    op.timestamp = clock_.Now();
+    op.duration_ms = MillisBetween(op_start, op.timestamp);
+    if (!s.ok()) {
+      op.state = s.code() == StatusCode::kAborted ? ProvisioningState::kCanceled : ProvisioningState::kFailed;
+      op.status_code = s.code() == StatusCode::kAlreadyExists ? "Conflict" : "BadRequest";
+      op.error = OrderedJson{{"code", s.code() == StatusCode::kDeadlineExceeded ? "ResourceDeploymentTimeout"
+                                                                                 : "ResourceDeploymentFailure"},
+                             {"message", s.message()}};
+      failures.push_back(op.error);
+      for (size_t j = k + 1; j < d.operations.size(); ++j) d.operations[j].state = ProvisioningState::kCanceled;
+      return finish(op.state == ProvisioningState::kCanceled ? ProvisioningState::kCanceled : ProvisioningState::kFailed);
+    }
+    op.state = ProvisioningState::kSucceeded;
+    op.status_code = status_code;
+    d.output_resources.push_back(p.resource.id);
+    Save(d).IgnoreError();
+  }
+
+  // Complete mode: what the group holds and the template no longer has.
+  if (request.mode == "Complete") {
+    std::set<std::string> planned;
+    for (const PlannedResource& p : plan.resources) planned.insert(StoreKey(p.resource.id));
+    auto stored = store_.ListResources(request.group);
+    for (const ArmResource& r : stored.value_or({})) {
+      if (planned.count(StoreKey(r.id))) continue;
+      DeploymentOperation op{.provisioning_operation = "Delete",
+                             .state = ProvisioningState::kSucceeded,
+                             .timestamp = clock_.Now(),
+                             .resource_id = r.id,
+                             .resource_type = r.type,
+                             .resource_name = r.name,
+                             .status_code = "OK"};
+      Status s;
+      if (arm::EqualsIgnoreCase(r.type, "Microsoft.Compute/virtualMachineScaleSets")) {
+        s = pools_.DeletePool(arm::ToLowerAscii(r.name), request.actor);
+        if (s.code() == StatusCode::kNotFound) s = Status::Ok();
+      }
+      if (s.ok()) s = store_.Write(WriteBatch().Add(WriteBatch::DeleteResource{r.id}));
+      if (!s.ok()) {
+        op.state = ProvisioningState::kFailed;
+        op.status_code = "BadRequest";
+        op.error = OrderedJson{{"code", "ResourceDeletionFailure"}, {"message", s.message()}};
+        failures.push_back(op.error);
+      }
+      d.operations.push_back(std::move(op));
+    }
+    if (!failures.empty()) return finish(ProvisioningState::kFailed);
+  }
+
+  Deployed deployed;
+  for (const PlannedResource& p : plan.resources) deployed[StoreKey(p.resource.id)] = p.realized.state;
+  if (auto stored = StoredResources(request.group); stored.ok()) deployed.insert(stored->begin(), stored->end());
+  DeployedReader reader(deployed);
+  ArmError error;
+  auto outputs = plan.tmpl->Outputs(reader, &error);
+  if (!outputs.ok()) {
+    failures.push_back(ToOrdered(error.empty() ? ErrorOf(outputs.status(), "InvalidTemplate").ToJson() : error.ToJson()));
+    return finish(ProvisioningState::kFailed);
+  }
+  d.outputs = OrderedJson::object();
+  for (const auto& [name, out] : *outputs) d.outputs[name] = OrderedJson{{"type", out.type}, {"value", out.value}};
+  return finish(ProvisioningState::kSucceeded);
+}
+
+}  // namespace dspool::deploy

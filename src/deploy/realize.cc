@@ -1,0 +1,701 @@
+#include "deploy/realize.h"
+
+#include <set>
+
+#include "model/deployment.h"
+#include "model/ipv4.h"
+
+namespace dspool::deploy {
+namespace {
+
+using arm::Value;
+
+// The first error and the warnings of one resource's reading.
+struct Report {
+  std::string resource;  // "Microsoft.Network/loadBalancers 'lb'"
+  Status error;
+  std::vector<std::string> warnings;
+
+  void Fail(const std::string& path, const std::string& message) {
+    if (error.ok()) error = InvalidArgument(resource + ": " + path + ": " + message);
+  }
+  void Warn(const std::string& path, const std::string& message) {
+    warnings.push_back(resource + ": " + path + ": " + message);
+  }
+};
+
+// A member of the resource, read as ARM reads it: names without case.
+// Members nobody read are reported as ignored when the object is Done().
+class Node {
+ public:
+  Node(const Value* value, std::string path, Report* report) : value_(value), path_(std::move(path)), report_(report) {}
+
+  bool present() const { return value_ != nullptr && !value_->is_null(); }
+  const Value* value() const { return value_; }
+  const std::string& path() const { return path_; }
+
+  Node Get(const std::string& key) {
+    read_.insert(arm::ToLowerAscii(key));
+    const Value* v = value_ && value_->is_object() ? arm::FindMember(*value_, key) : nullptr;
+    return Node(v, Join(key), report_);
+  }
+  std::optional<std::string> String(const std::string& key, bool required = false) {
+    Node n = Get(key);
+    if (!n.present()) {
+      if (required) report_->Fail(n.path_, "is required");
+      return std::nullopt;
+    }
+    if (!n.value_->is_string()) {
+      report_->Fail(n.path_, "must be a string, not " + arm::TypeName(*n.value_));
+      return std::nullopt;
+    }
+    return n.value_->get<std::string>();
+  }
+  std::optional<int64_t> Int(const std::string& key, bool required = false) {
+    Node n = Get(key);
+    if (!n.present()) {
+      if (required) report_->Fail(n.path_, "is required");
+      return std::nullopt;
+    }
+    if (!arm::IsInteger(*n.value_)) {
+      report_->Fail(n.path_, "must be an integer, not " + arm::TypeName(*n.value_));
+      return std::nullopt;
+    }
+    return arm::AsInteger(*n.value_);
+  }
+  std::optional<bool> Bool(const std::string& key) {
+    Node n = Get(key);
+    if (!n.present()) return std::nullopt;
+    if (!n.value_->is_boolean()) {
+      report_->Fail(n.path_, "must be true or false, not " + arm::TypeName(*n.value_));
+      return std::nullopt;
+    }
+    return n.value_->get<bool>();
+  }
+  std::vector<Node> Array(const std::string& key) {
+    Node n = Get(key);
+    std::vector<Node> out;
+    if (!n.present()) return out;
+    if (!n.value_->is_array()) {
+      report_->Fail(n.path_, "must be an array, not " + arm::TypeName(*n.value_));
+      return out;
+    }
+    for (size_t i = 0; i < n.value_->size(); ++i) {
+      out.emplace_back(&(*n.value_)[i], n.path_ + "[" + std::to_string(i) + "]", report_);
+    }
+    return out;
+  }
+  // The "id" of a reference object ({"id": "..."}).
+  std::optional<std::string> Id(const std::string& key, bool required = false) {
+    Node n = Get(key);
+    if (!n.present()) {
+      if (required) report_->Fail(n.path_, "is required");
+      return std::nullopt;
+    }
+    auto id = n.String("id", true);
+    n.Done();
+    return id;
+  }
+  // A member that matters and that this host does not do: an error.
+  void Refuse(const std::string& key, const std::string& why) {
+    Node n = Get(key);
+    if (n.present()) report_->Fail(n.path_, why);
+  }
+  // A member accepted and ignored: a warning saying why.
+  void Ignore(const std::string& key, const std::string& why) {
+    Node n = Get(key);
+    if (n.present()) report_->Warn(n.path_, why);
+  }
+  // Every member not read: ignored, with a warning.
+  void Done() {
+    if (!value_ || !value_->is_object()) return;
+    for (const auto& [key, _] : value_->items()) {
+      if (!read_.count(arm::ToLowerAscii(key))) report_->Warn(Join(key), "not used on this host; ignored");
+    }
+  }
+
+ private:
+  std::string Join(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  const Value* value_;
+  std::string path_;
+  Report* report_;
+  std::set<std::string> read_;
+};
+
+// The members of a resource that the template language itself handles.
+void SkipEnvelope(Node& r) {
+  for (const char* key : {"type", "name", "apiVersion", "location", "tags", "id", "scope", "comments"}) r.Get(key);
+}
+
+Value Succeeded(const Value& body) {
+  Value state = body;
+  if (!state.contains("properties") || !state["properties"].is_object()) state["properties"] = Value::object();
+  state["properties"]["provisioningState"] = "Succeeded";
+  return state;
+}
+
+const Value* FindDeployed(const Deployed& deployed, const std::string& id) {
+  auto it = deployed.find(StoreKey(id));
+  return it == deployed.end() ? nullptr : &it->second;
+}
+
+// "…/loadBalancers/lb/backendAddressPools/pool" → ("…/loadBalancers/lb", "pool").
+std::optional<std::pair<std::string, std::string>> SplitChildId(const std::string& id, const std::string& child_type) {
+  const std::string lower = StoreKey(id), marker = "/" + StoreKey(child_type) + "/";
+  size_t at = lower.rfind(marker);
+  if (at == std::string::npos || at == 0) return std::nullopt;
+  std::string name = id.substr(at + marker.size());
+  if (name.empty() || name.find('/') != std::string::npos) return std::nullopt;
+  return std::make_pair(id.substr(0, at), name);
+}
+
+// ------------------------------------------------------------ networks
+
+// A subnet's prefix, checked to be inside one of the network's.
+void ReadSubnet(Node& props, const std::vector<Ipv4Subnet>& space, Report& report) {
+  auto prefix = props.String("addressPrefix");
+  if (!prefix) {
+    auto list = props.Array("addressPrefixes");
+    if (list.size() == 1 && list[0].value()->is_string()) prefix = list[0].value()->get<std::string>();
+    else if (report.error.ok()) report.Fail(props.path() + ".addressPrefix", "is required");
+  }
+  props.Refuse("networkSecurityGroup", "network security groups are not enforced on this host yet");
+  props.Refuse("routeTable", "route tables are not supported on this host");
+  for (const char* key : {"serviceEndpoints", "delegations", "privateEndpointNetworkPolicies",
+                          "privateLinkServiceNetworkPolicies", "natGateway"}) {
+    props.Ignore(key, "not used on this host; ignored");
+  }
+  props.Done();
+  if (!prefix) return;
+  auto subnet = ParseIpv4Subnet(*prefix);
+  if (!subnet) {
+    report.Fail(props.path() + ".addressPrefix", "'" + *prefix + "' is not an IPv4 prefix like 10.0.0.0/24");
+    return;
+  }
+  if (!space.empty()) {
+    bool inside = false;
+    for (const Ipv4Subnet& s : space) inside |= s.prefix <= subnet->prefix && s.Contains(subnet->network);
+    if (!inside) {
+      report.Fail(props.path() + ".addressPrefix",
+                  "NetcfgSubnetRangeOutsideVnet: '" + *prefix + "' is outside the network's address space");
+    }
+  }
+}
+
+std::vector<Ipv4Subnet> AddressSpace(Node& props, Report& report) {
+  std::vector<Ipv4Subnet> space;
+  Node as = props.Get("addressSpace");
+  for (Node& p : as.Array("addressPrefixes")) {
+    auto subnet = p.value()->is_string() ? ParseIpv4Subnet(p.value()->get<std::string>()) : std::nullopt;
+    if (!subnet) report.Fail(p.path(), "is not an IPv4 prefix like 10.0.0.0/16");
+    else space.push_back(*subnet);
+  }
+  as.Done();
+  return space;
+}
+
+Status RealizeVirtualNetwork(Node& r, Report& report) {
+  Node props = r.Get("properties");
+  std::vector<Ipv4Subnet> space = AddressSpace(props, report);
+  if (space.empty()) report.Fail(props.path() + ".addressSpace.addressPrefixes", "needs at least one prefix");
+  for (Node& s : props.Array("subnets")) {
+    s.String("name", true);
+    Node sp = s.Get("properties");
+    ReadSubnet(sp, space, report);
+    s.Get("id");
+    s.Done();
+  }
+  props.Ignore("dhcpOptions", "the pool's bridge serves its own addresses; ignored");
+  props.Ignore("enableDdosProtection", "not used on this host; ignored");
+  props.Ignore("enableVmProtection", "not used on this host; ignored");
+  props.Done();
+  return report.error;
+}
+
+Status RealizeSubnet(const arm::ExpandedResource& resource, Node& r, const Deployed& deployed, Report& report) {
+  auto parent = SplitChildId(resource.id, "subnets");
+  const Value* vnet = parent ? FindDeployed(deployed, parent->first) : nullptr;
+  if (!vnet) {
+    report.Fail("name", "its virtual network is not deployed before it; add it to dependsOn");
+    return report.error;
+  }
+  Report space_report{report.resource, Status::Ok(), {}};
+  Node vnet_props(arm::FindMember(*vnet, "properties"), "", &space_report);
+  std::vector<Ipv4Subnet> space = AddressSpace(vnet_props, space_report);
+  Node props = r.Get("properties");
+  ReadSubnet(props, space, report);
+  return report.error;
+}
+
+// The address prefix of a deployed subnet: a subnets resource, or an entry
+// of its virtual network's properties.subnets.
+std::optional<std::string> SubnetPrefix(const Deployed& deployed, const std::string& id) {
+  auto prefix_of = [](const Value& props) -> std::optional<std::string> {
+    if (const Value* p = arm::FindMember(props, "addressPrefix"); p && p->is_string()) return p->get<std::string>();
+    if (const Value* list = arm::FindMember(props, "addressPrefixes"); list && list->is_array() && !list->empty()) {
+      return (*list)[0].is_string() ? std::optional((*list)[0].get<std::string>()) : std::nullopt;
+    }
+    return std::nullopt;
+  };
+  if (const Value* subnet = FindDeployed(deployed, id)) {
+    if (const Value* props = arm::FindMember(*subnet, "properties")) return prefix_of(*props);
+  }
+  auto parent = SplitChildId(id, "subnets");
+  const Value* vnet = parent ? FindDeployed(deployed, parent->first) : nullptr;
+  const Value* props = vnet ? arm::FindMember(*vnet, "properties") : nullptr;
+  const Value* subnets = props ? arm::FindMember(*props, "subnets") : nullptr;
+  if (!subnets || !subnets->is_array()) return std::nullopt;
+  for (const Value& s : *subnets) {
+    const Value* name = arm::FindMember(s, "name");
+    const Value* sp = arm::FindMember(s, "properties");
+    if (name && name->is_string() && sp && arm::EqualsIgnoreCase(name->get<std::string>(), parent->second)) {
+      return prefix_of(*sp);
+    }
+  }
+  return std::nullopt;
+}
+
+Status RealizePublicIp(Node& r, Report& report, const HostSettings& host, Value& state) {
+  Node props = r.Get("properties");
+  if (auto method = props.String("publicIPAllocationMethod");
+      method && !arm::EqualsIgnoreCase(*method, "Static") && !arm::EqualsIgnoreCase(*method, "Dynamic")) {
+    report.Fail(props.path() + ".publicIPAllocationMethod", "must be Static or Dynamic, not '" + *method + "'");
+  }
+  if (auto version = props.String("publicIPAddressVersion"); version && !arm::EqualsIgnoreCase(*version, "IPv4")) {
+    report.Fail(props.path() + ".publicIPAddressVersion", "only IPv4 front addresses exist on this host");
+  }
+  std::optional<std::string> label;
+  Node dns = props.Get("dnsSettings");
+  label = dns.String("domainNameLabel");
+  dns.Ignore("reverseFqdn", "not used on this host; ignored");
+  dns.Done();
+  props.Ignore("idleTimeoutInMinutes", "each load-balancing rule has its own idle timeout here; ignored");
+  props.Ignore("ipAddress", "the address is the host's front address; ignored");
+  props.Done();
+  r.Ignore("sku", "every front address behaves as a Standard one; ignored");
+  r.Ignore("zones", "this host has one zone; ignored");
+  if (!report.error.ok()) return report.error;
+  Value& p = state["properties"];
+  p["ipAddress"] = host.front_address;
+  if (label) {
+    p["dnsSettings"]["domainNameLabel"] = *label;
+    p["dnsSettings"]["fqdn"] = *label + "." + host.dns_domain;
+  }
+  return Status::Ok();
+}
+
+// ------------------------------------------------------------ load balancers
+
+struct ArmRule {
+  std::string backend_pool;  // StoreKey of the backend pool's ID
+  std::string probe;         // probe name, or empty
+  Json native;               // docs/pool-spec.md's rule, "probe" by name
+  int64_t backend_port = 0;
+  int64_t frontend_port = 0;
+};
+
+struct ArmLoadBalancer {
+  std::vector<ArmRule> rules;
+  std::map<std::string, Json> probes;     // by lower-case name: native probe
+  std::map<std::string, Json> nat_pools;  // by StoreKey of the NAT pool's ID: native NAT pool
+};
+
+// Reads a load balancer's properties (the resource being deployed, or one
+// deployed before a scale set). `id` is its resource ID.
+ArmLoadBalancer ReadLoadBalancer(Node& props, const std::string& id, const Deployed& deployed, Report& report) {
+  ArmLoadBalancer lb;
+  std::set<std::string> frontends;
+  for (Node& f : props.Array("frontendIPConfigurations")) {
+    auto name = f.String("name", true);
+    Node fp = f.Get("properties");
+    auto pip = fp.Id("publicIPAddress");
+    if (!pip) {
+      report.Fail(fp.path() + ".publicIPAddress", "a frontend needs a public IP address on this host");
+    } else if (!FindDeployed(deployed, *pip)) {
+      report.Fail(fp.path() + ".publicIPAddress.id", "'" + *pip + "' is not deployed before this load balancer");
+    }
+    fp.Ignore("privateIPAllocationMethod", "not used on this host; ignored");
+    fp.Done();
+    f.Get("id");
+    f.Ignore("zones", "this host has one zone; ignored");
+    f.Done();
+    if (name) frontends.insert(StoreKey(id + "/frontendIPConfigurations/" + *name));
+  }
+  if (frontends.empty()) report.Fail(props.path() + ".frontendIPConfigurations", "needs at least one frontend");
+  auto frontend_ok = [&](Node& n) {
+    auto f = n.Id("frontendIPConfiguration", true);
+    if (f && !frontends.count(StoreKey(*f))) {
+      report.Fail(n.path() + ".frontendIPConfiguration.id", "'" + *f + "' is not a frontend of this load balancer");
+    }
+  };
+  std::set<std::string> backend_pools;
+  for (Node& b : props.Array("backendAddressPools")) {
+    if (auto name = b.String("name", true)) backend_pools.insert(StoreKey(id + "/backendAddressPools/" + *name));
+    b.Get("id");
+    b.Get("properties").Done();
+    b.Done();
+  }
+  for (Node& p : props.Array("probes")) {
+    auto name = p.String("name", true);
+    Node pp = p.Get("properties");
+    auto protocol = pp.String("protocol", true);
+    auto port = pp.Int("port", true);
+    auto path = pp.String("requestPath");
+    auto interval = pp.Int("intervalInSeconds");
+    auto count = pp.Int("numberOfProbes");
+    pp.Ignore("probeThreshold", "numberOfProbes decides here; ignored");
+    pp.Done();
+    p.Get("id");
+    p.Done();
+    if (protocol && arm::EqualsIgnoreCase(*protocol, "Https")) {
+      report.Fail(pp.path() + ".protocol", "Https probes are not supported on this host yet; use Tcp or Http");
+    }
+    if (!name || !protocol || !port) continue;
+    Json probe = {{"name", *name}, {"protocol", arm::EqualsIgnoreCase(*protocol, "Http") ? "Http" : *protocol}, {"port", *port}};
+    if (path) probe["requestPath"] = *path;
+    if (interval) probe["intervalInSeconds"] = *interval;
+    if (count) probe["numberOfProbes"] = *count;
+    lb.probes[arm::ToLowerAscii(*name)] = probe;
+  }
+  for (Node& rule : props.Array("loadBalancingRules")) {
+    auto name = rule.String("name", true);
+    Node rp = rule.Get("properties");
+    frontend_ok(rp);
+    auto pool = rp.Id("backendAddressPool", true);
+    if (pool && !backend_pools.count(StoreKey(*pool))) {
+      report.Fail(rp.path() + ".backendAddressPool.id", "'" + *pool + "' is not a backend pool of this load balancer");
+    }
+    auto protocol = rp.String("protocol", true);
+    if (protocol && !arm::EqualsIgnoreCase(*protocol, "Tcp")) {
+      report.Fail(rp.path() + ".protocol", "only Tcp rules are supported on this host, not '" + *protocol + "'");
+    }
+    auto frontend_port = rp.Int("frontendPort", true);
+    auto backend_port = rp.Int("backendPort", true);
+    auto distribution = rp.String("loadDistribution");
+    auto idle = rp.Int("idleTimeoutInMinutes");
+    auto probe = rp.Id("probe");
+    if (rp.Bool("enableFloatingIP").value_or(false)) {
+      report.Fail(rp.path() + ".enableFloatingIP", "floating IP (direct server return) is not supported on this host");
+    }
+    rp.Ignore("enableTcpReset", "idle connections are closed with a FIN here; ignored");
+    rp.Ignore("disableOutboundSnat", "instances reach out through the host's NAT; ignored");
+    rp.Done();
+    rule.Get("id");
+    rule.Done();
+    std::string probe_name;
+    if (probe) {
+      auto split = SplitChildId(*probe, "probes");
+      if (!split || StoreKey(split->first) != StoreKey(id) || !lb.probes.count(arm::ToLowerAscii(split->second))) {
+        report.Fail(rp.path() + ".probe.id", "'" + *probe + "' is not a probe of this load balancer");
+      } else {
+        probe_name = lb.probes[arm::ToLowerAscii(split->second)]["name"].get<std::string>();
+      }
+    }
+    if (!name || !pool || !frontend_port || !backend_port) continue;
+    Json native = {{"name", *name}, {"protocol", "Tcp"}, {"frontendPort", *frontend_port}, {"backendPort", *backend_port}};
+    if (!probe_name.empty()) native["probe"] = probe_name;
+    if (distribution) native["loadDistribution"] = *distribution;
+    if (idle) native["idleTimeoutInMinutes"] = *idle;
+    lb.rules.push_back({StoreKey(*pool), probe_name, native, *backend_port, *frontend_port});
+  }
+  for (Node& nat : props.Array("inboundNatPools")) {
+    auto name = nat.String("name", true);
+    Node np = nat.Get("properties");
+    frontend_ok(np);
+    auto protocol = np.String("protocol", true);
+    if (protocol && !arm::EqualsIgnoreCase(*protocol, "Tcp")) {
+      report.Fail(np.path() + ".protocol", "only Tcp NAT pools are supported on this host");
+    }
+    auto start = np.Int("frontendPortRangeStart", true);
+    auto end = np.Int("frontendPortRangeEnd", true);
+    auto backend = np.Int("backendPort", true);
+    np.Ignore("idleTimeoutInMinutes", "NAT connections stay open until either side closes; ignored");
+    np.Ignore("enableTcpReset", "not used on this host; ignored");
+    if (np.Bool("enableFloatingIP").value_or(false)) {
+      report.Fail(np.path() + ".enableFloatingIP", "floating IP (direct server return) is not supported on this host");
+    }
+    np.Done();
+    nat.Get("id");
+    nat.Done();
+    if (!name || !start || !end || !backend) continue;
+    lb.nat_pools[StoreKey(id + "/inboundNatPools/" + *name)] = {{"name", *name},
+                                                                 {"protocol", "Tcp"},
+                                                                 {"frontendPortRangeStart", *start},
+                                                                 {"frontendPortRangeEnd", *end},
+                                                                 {"backendPort", *backend}};
+  }
+  props.Refuse("inboundNatRules", "single NAT rules are not supported on this host yet; use inboundNatPools");
+  props.Ignore("outboundRules", "instances reach out through the host's NAT; ignored");
+  props.Done();
+  return lb;
+}
+
+// ------------------------------------------------------------ scale sets
+
+// The backend port of JupyterHub on the reference's DSVM: a rule to it is
+// served by the pool's Jupyter frontend (login, one server per user).
+constexpr int64_t kJupyterBackendPort = 8000;
+
+Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Deployed& deployed,
+                       const HostSettings& host, const Catalog& catalog, const std::string& group, Report& report,
+                       Json* spec) {
+  const std::string pool_name = arm::ToLowerAscii(resource.name);
+  if (Status s = ValidatePoolName(pool_name); !s.ok()) report.Fail("name", s.message());
+
+  Node sku = r.Get("sku");
+  auto size_name = sku.String("name", true);
+  auto capacity = sku.Int("capacity", true);
+  sku.Ignore("tier", "sizes are looked up by name; ignored");
+  sku.Done();
+  std::optional<InstanceSize> size = size_name ? catalog.Size(*size_name) : std::nullopt;
+  if (size_name && !size) {
+    report.Fail("sku.name", "'" + *size_name + "' is not a size this host knows; known: " + catalog.SomeSizes());
+  }
+  if (capacity && (*capacity < 0 || *capacity > kMaxInstancesPerPool)) {
+    report.Fail("sku.capacity", "must be between 0 and " + std::to_string(kMaxInstancesPerPool));
+  }
+  r.Ignore("plan", "marketplace terms do not apply on this host; ignored");
+  r.Ignore("zones", "this host has one zone; ignored");
+  r.Ignore("identity", "managed identities do not exist on this host; ignored");
+
+  Node props = r.Get("properties");
+  if (props.Bool("overprovision").value_or(false)) {
+    report.Warn(props.path() + ".overprovision", "exactly capacity instances are made here; ignored");
+  }
+  Node upgrade = props.Get("upgradePolicy");
+  upgrade.String("mode");
+  upgrade.Ignore("rollingUpgradePolicy", "a pool's instances are not upgraded in place; ignored");
+  upgrade.Ignore("automaticOSUpgradePolicy", "the image is the host's; ignored");
+  upgrade.Done();
+  Node scale_in = props.Get("scaleInPolicy");
+  scale_in.Ignore("rules", "scale-in takes the instances with the fewest sessions here (docs/pool-spec.md); ignored");
+  scale_in.Ignore("forceDeletion", "scale-in drains sessions here; ignored");
+  scale_in.Done();
+  for (const char* key : {"singlePlacementGroup", "platformFaultDomainCount", "zoneBalance", "orchestrationMode",
+                          "doNotRunExtensionsOnOverprovisionedVMs", "additionalCapabilities", "automaticRepairsPolicy"}) {
+    props.Ignore(key, "not used on this host; ignored");
+  }
+
+  Node vm = props.Get("virtualMachineProfile");
+  if (!vm.present()) report.Fail(vm.path(), "is required");
+
+  Node os = vm.Get("osProfile");
+  if (!os.present()) report.Fail(os.path(), "is required");
+  os.String("computerNamePrefix");  // host names are <pool>-<index> here
+  auto admin = os.String("adminUsername", true);
+  auto password = os.String("adminPassword");
+  Node linux_cfg = os.Get("linuxConfiguration");
+  bool no_password = linux_cfg.Bool("disablePasswordAuthentication").value_or(false);
+  std::string ssh_key;
+  Node ssh = linux_cfg.Get("ssh");
+  std::vector<Node> keys = ssh.Array("publicKeys");
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto data = keys[i].String("keyData", true);
+    keys[i].String("path");  // keys go to the user's authorized keys wherever the path says
+    keys[i].Done();
+    if (i > 0) report.Fail(keys[i].path(), "a pool's admin user takes one SSH key; add others with `dspool user key add`");
+    else if (data) ssh_key = *data;
+  }
+  ssh.Done();
+  linux_cfg.Ignore("provisionVMAgent", "every instance runs dspool's agent; ignored");
+  linux_cfg.Ignore("patchSettings", "the image is the host's; ignored");
+  linux_cfg.Done();
+  os.Refuse("windowsConfiguration", "Windows instances do not exist on this host");
+  os.Refuse("customData", "customData is not run on this host yet");
+  os.Refuse("secrets", "certificates from a key vault are not supported on this host yet");
+  os.Ignore("allowExtensionOperations", "not used on this host; ignored");
+  os.Done();
+  if (no_password && password) {
+    report.Fail(os.path() + ".adminPassword", "is given while linuxConfiguration.disablePasswordAuthentication is true");
+  }
+  if (!no_password && !password && report.error.ok()) {
+    report.Fail(os.path() + ".adminPassword", "is required unless linuxConfiguration.disablePasswordAuthentication is true");
+  }
+  if (no_password && ssh_key.empty()) {
+    report.Fail(os.path() + ".linuxConfiguration.ssh.publicKeys", "a key is required when password authentication is disabled");
+  }
+
+  Node storage = vm.Get("storageProfile");
+  Node image = storage.Get("imageReference");
+  auto publisher = image.String("publisher");
+  auto offer = image.String("offer");
+  auto image_sku = image.String("sku");
+  image.String("version");
+  image.Refuse("id", "custom images are not supported on this host; use a publisher, offer and sku of the catalog");
+  image.Done();
+  if (!publisher || !offer || !image_sku) {
+    report.Fail(image.path(), "needs publisher, offer and sku");
+  } else if (!catalog.Image(*publisher, *offer, *image_sku)) {
+    report.Fail(image.path(), "'" + *publisher + ":" + *offer + ":" + *image_sku +
+                                  "' is not in this host's image catalog (docs/templates.md)");
+  }
+  storage.Ignore("osDisk", "instances run on a copy-on-write layer over the image; ignored");
+  storage.Refuse("dataDisks", "data disks are not supported on this host; use the pool's share");
+  storage.Done();
+
+  // Network: the one NIC's one IP configuration gives the subnet and the
+  // load balancer's pools.
+  Node net = vm.Get("networkProfile");
+  std::vector<Node> nics = net.Array("networkInterfaceConfigurations");
+  if (nics.size() != 1) report.Fail(net.path() + ".networkInterfaceConfigurations", "needs exactly one network interface here");
+  std::optional<std::string> subnet_id;
+  std::vector<std::string> backend_pools, nat_pools;
+  if (!nics.empty()) {
+    nics[0].String("name", true);
+    Node nic = nics[0].Get("properties");
+    nic.Bool("primary");
+    nic.Refuse("networkSecurityGroup", "network security groups are not enforced on this host yet");
+    nic.Ignore("enableAcceleratedNetworking", "not used on this host; ignored");
+    nic.Ignore("enableIPForwarding", "not used on this host; ignored");
+    nic.Ignore("dnsSettings", "instances use the host's resolver; ignored");
+    std::vector<Node> ips = nic.Array("ipConfigurations");
+    if (ips.size() != 1) report.Fail(nic.path() + ".ipConfigurations", "needs exactly one IP configuration here");
+    if (!ips.empty()) {
+      ips[0].String("name", true);
+      Node ip = ips[0].Get("properties");
+      subnet_id = ip.Id("subnet", true);
+      for (Node& b : ip.Array("loadBalancerBackendAddressPools")) {
+        if (auto id = b.String("id", true)) backend_pools.push_back(*id);
+        b.Done();
+      }
+      for (Node& n : ip.Array("loadBalancerInboundNatPools")) {
+        if (auto id = n.String("id", true)) nat_pools.push_back(*id);
+        n.Done();
+      }
+      ip.Refuse("publicIPAddressConfiguration", "instances have no public address of their own here; use a NAT pool");
+      ip.Refuse("applicationGatewayBackendAddressPools", "application gateways do not exist on this host");
+      ip.Bool("primary");
+      ip.Ignore("privateIPAddressVersion", "not used on this host; ignored");
+      ip.Done();
+      ips[0].Done();
+    }
+    nic.Done();
+    nics[0].Done();
+  }
+  net.Done();
+  std::optional<std::string> subnet = subnet_id ? SubnetPrefix(deployed, *subnet_id) : std::nullopt;
+  if (subnet_id && !subnet) {
+    report.Fail(net.path() + ".networkInterfaceConfigurations[0].properties.ipConfigurations[0].properties.subnet.id",
+                "'" + *subnet_id + "' is not a subnet deployed before this scale set");
+  }
+
+  vm.Refuse("extensionProfile", "extensions are not run on this host yet");
+  vm.Ignore("diagnosticsProfile", "boot diagnostics do not exist here; `dspool instance logs` shows an instance's boot");
+  vm.Ignore("priority", "instances are never evicted here; ignored");
+  vm.Ignore("evictionPolicy", "instances are never evicted here; ignored");
+  vm.Ignore("billingProfile", "not used on this host; ignored");
+  vm.Ignore("securityProfile", "not used on this host; ignored");
+  vm.Done();
+  props.Done();
+  if (!report.error.ok()) return report.error;
+
+  // The load balancer the pools belong to.
+  std::optional<std::string> lb_id;
+  for (const std::string& id : backend_pools) {
+    auto split = SplitChildId(id, "backendAddressPools");
+    if (!split) return InvalidArgument(report.resource + ": '" + id + "' is not a backend pool ID");
+    if (lb_id && StoreKey(*lb_id) != StoreKey(split->first)) {
+      return InvalidArgument(report.resource + ": a pool joins the pools of one load balancer here, not of two");
+    }
+    lb_id = split->first;
+  }
+  for (const std::string& id : nat_pools) {
+    auto split = SplitChildId(id, "inboundNatPools");
+    if (!split) return InvalidArgument(report.resource + ": '" + id + "' is not an inbound NAT pool ID");
+    if (lb_id && StoreKey(*lb_id) != StoreKey(split->first)) {
+      return InvalidArgument(report.resource + ": a pool joins the pools of one load balancer here, not of two");
+    }
+    lb_id = split->first;
+  }
+
+  Json out = {{"name", pool_name},
+              {"instanceCount", *capacity},
+              {"size", {{"vcpus", size->vcpus}, {"memoryMiB", size->memory_mib}, {"maxProcesses", size->max_processes}}},
+              {"image", {{"type", "host"}}},
+              {"network", {{"subnet", *subnet}}},
+              {"share", {{"type", "bind"}, {"source", host.share_root + "/" + StoreKey(group) + "/" + pool_name}}}};
+  Json admin_user = {{"name", *admin}};
+  if (!ssh_key.empty()) admin_user["sshPublicKey"] = ssh_key;
+  if (password) admin_user["password"] = *password;
+  out["adminUser"] = admin_user;
+
+  if (lb_id) {
+    const Value* lb_state = FindDeployed(deployed, *lb_id);
+    if (!lb_state) return InvalidArgument(report.resource + ": load balancer '" + *lb_id + "' is not deployed before it");
+    Report lb_report{report.resource, Status::Ok(), {}};
+    Node lb_props(arm::FindMember(*lb_state, "properties"), "load balancer", &lb_report);
+    ArmLoadBalancer lb = ReadLoadBalancer(lb_props, *lb_id, deployed, lb_report);
+    DSP_RETURN_IF_ERROR(lb_report.error);
+    std::set<std::string> joined;
+    for (const std::string& id : backend_pools) joined.insert(StoreKey(id));
+    Json rules = Json::array(), probes = Json::array(), nats = Json::array();
+    std::set<std::string> used_probes;
+    for (const ArmRule& rule : lb.rules) {
+      if (!joined.count(rule.backend_pool)) continue;
+      if (rule.backend_port == kJupyterBackendPort) {
+        out["jupyter"] = {{"frontendPort", rule.frontend_port}};
+        continue;
+      }
+      rules.push_back(rule.native);
+      if (!rule.probe.empty()) used_probes.insert(arm::ToLowerAscii(rule.probe));
+    }
+    for (const std::string& p : used_probes) probes.push_back(lb.probes.at(p));
+    for (const std::string& id : nat_pools) {
+      auto it = lb.nat_pools.find(StoreKey(id));
+      if (it == lb.nat_pools.end()) return InvalidArgument(report.resource + ": '" + id + "' is not a NAT pool of its load balancer");
+      nats.push_back(it->second);
+    }
+    out["loadBalancer"] = {{"frontendAddress", host.front_address}, {"rules", rules}, {"probes", probes}, {"inboundNatPools", nats}};
+  }
+  *spec = std::move(out);
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool IsSupportedType(const std::string& type) {
+  for (const char* t : {"Microsoft.Network/virtualNetworks", "Microsoft.Network/virtualNetworks/subnets",
+                        "Microsoft.Network/publicIPAddresses", "Microsoft.Network/loadBalancers",
+                        "Microsoft.Compute/virtualMachineScaleSets"}) {
+    if (arm::EqualsIgnoreCase(type, t)) return true;
+  }
+  return false;
+}
+
+Result<Realized> Realize(const arm::ExpandedResource& resource, const arm::Value& body, const Deployed& deployed,
+                         const HostSettings& host, const Catalog& catalog, const std::string& group) {
+  Report report{resource.type + " '" + resource.name + "'", Status::Ok(), {}};
+  if (!IsSupportedType(resource.type)) {
+    return InvalidArgument(report.resource +
+                           ": this resource type is not supported on this host (docs/templates.md lists the types)");
+  }
+  Realized out;
+  out.state = Succeeded(body);
+  Node r(&body, "", &report);
+  SkipEnvelope(r);
+  const std::string type = arm::ToLowerAscii(resource.type);
+  Status s;
+  if (type == "microsoft.network/virtualnetworks") {
+    s = RealizeVirtualNetwork(r, report);
+  } else if (type == "microsoft.network/virtualnetworks/subnets") {
+    s = RealizeSubnet(resource, r, deployed, report);
+  } else if (type == "microsoft.network/publicipaddresses") {
+    s = RealizePublicIp(r, report, host, out.state);
+  } else if (type == "microsoft.network/loadbalancers") {
+    Node props = r.Get("properties");
+    ReadLoadBalancer(props, resource.id, deployed, report);
+    s = report.error;
+  } else {
+    Json spec;
+    s = RealizeScaleSet(resource, r, deployed, host, catalog, group, report, &spec);
+    if (s.ok()) out.pool_spec = std::move(spec);
+  }
+  DSP_RETURN_IF_ERROR(s);
+  r.Done();
+  DSP_RETURN_IF_ERROR(report.error);
+  out.warnings = std::move(report.warnings);
+  return out;
+}
+
+}  // namespace dspool::deploy

@@ -1,0 +1,140 @@
+#include "deploy/realize.h"
+
+#include <gtest/gtest.h>
+
+#include "model/deployment.h"
+
+namespace dspool::deploy {
+namespace {
+
+using arm::Value;
+
+arm::ExpandedResource Resource(const std::string& type, const std::string& name) {
+  arm::ExpandedResource r;
+  r.type = type;
+  r.name = name;
+  r.id = "/subscriptions/s/resourceGroups/rg/providers/" + type + "/" + name;
+  return r;
+}
+
+class RealizeTest : public ::testing::Test {
+ protected:
+  Result<Realized> Run(const std::string& type, const std::string& name, const std::string& body) {
+    auto result = Realize(Resource(type, name), Value::parse(body), deployed_, host_, catalog_, "RG");
+    if (result.ok()) deployed_[StoreKey(Resource(type, name).id)] = result->state;
+    return result;
+  }
+  Deployed deployed_;
+  HostSettings host_{.front_address = "192.0.2.10", .dns_domain = "pool.example", .share_root = "/srv/shares"};
+  Catalog catalog_;
+};
+
+TEST_F(RealizeTest, APublicIpIsTheHostsFrontAddress) {
+  auto r = Run("Microsoft.Network/publicIPAddresses", "pip",
+               R"({"properties": {"publicIPAllocationMethod": "Dynamic", "dnsSettings": {"domainNameLabel": "team"}},
+                   "sku": {"name": "Basic"}})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->state["properties"]["ipAddress"], "192.0.2.10");
+  EXPECT_EQ(r->state["properties"]["dnsSettings"]["fqdn"], "team.pool.example");
+  EXPECT_EQ(r->state["properties"]["provisioningState"], "Succeeded");
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find("sku"), std::string::npos);
+}
+
+TEST_F(RealizeTest, ASubnetOutsideItsNetworkIsRefused) {
+  auto r = Run("Microsoft.Network/virtualNetworks", "vnet",
+               R"({"properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+                   "subnets": [{"name": "s", "properties": {"addressPrefix": "10.1.0.0/24"}}]}})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("properties.subnets[0].properties.addressPrefix: NetcfgSubnetRangeOutsideVnet"),
+            std::string::npos)
+      << r.status();
+}
+
+TEST_F(RealizeTest, AnUnknownTypeOrAMatteringFieldIsRefused) {
+  auto r = Run("Microsoft.Sql/servers", "db", "{}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not supported on this host"), std::string::npos);
+  r = Run("Microsoft.Network/virtualNetworks", "vnet",
+          R"({"properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+              "subnets": [{"name": "s", "properties": {"addressPrefix": "10.0.0.0/24",
+                                                        "networkSecurityGroup": {"id": "x"}}}]}})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("subnets[0].properties.networkSecurityGroup"), std::string::npos) << r.status();
+}
+
+// The sample's network, load balancer and scale set (without its
+// extension), as the sample writes them.
+TEST_F(RealizeTest, AScaleSetBecomesAPoolSpec) {
+  const std::string lb = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/loadBalancers/lb";
+  ASSERT_TRUE(Run("Microsoft.Network/virtualNetworks", "vnet",
+                  R"({"properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+                      "subnets": [{"name": "sub", "properties": {"addressPrefix": "10.0.0.0/24"}}]}})")
+                  .ok());
+  ASSERT_TRUE(Run("Microsoft.Network/publicIPAddresses", "pip", R"({"properties": {}})").ok());
+  auto lb_result = Run("Microsoft.Network/loadBalancers", "lb", R"({"properties": {
+      "frontendIPConfigurations": [{"name": "fe", "properties": {"publicIPAddress": {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/pip"}}}],
+      "backendAddressPools": [{"name": "be"}],
+      "loadBalancingRules": [
+        {"name": "Jupyter", "properties": {"frontendIPConfiguration": {"id": ")" + lb + R"(/frontendIPConfigurations/fe"},
+          "backendAddressPool": {"id": ")" + lb + R"(/backendAddressPools/be"}, "protocol": "Tcp", "frontendPort": 8000,
+          "backendPort": 8000, "probe": {"id": ")" + lb + R"(/probes/jp"}}},
+        {"name": "SSH", "properties": {"frontendIPConfiguration": {"id": ")" + lb + R"(/frontendIPConfigurations/fe"},
+          "backendAddressPool": {"id": ")" + lb + R"(/backendAddressPools/be"}, "protocol": "Tcp", "frontendPort": 22,
+          "backendPort": 22, "loadDistribution": "SourceIP", "idleTimeoutInMinutes": 30, "probe": {"id": ")" + lb + R"(/probes/ssh"}}}],
+      "probes": [{"name": "jp", "properties": {"protocol": "Tcp", "port": 8000}},
+                 {"name": "ssh", "properties": {"protocol": "Tcp", "port": 22, "intervalInSeconds": 5, "numberOfProbes": 2}}],
+      "inboundNatPools": [{"name": "nat", "properties": {"frontendIPConfiguration": {"id": ")" + lb + R"(/frontendIPConfigurations/fe"},
+          "protocol": "Tcp", "frontendPortRangeStart": 50000, "frontendPortRangeEnd": 50099, "backendPort": 22}}]}})");
+  ASSERT_TRUE(lb_result.ok()) << lb_result.status();
+  auto vmss = Run("Microsoft.Compute/virtualMachineScaleSets", "Pool1", R"({
+      "sku": {"name": "Standard_D2s_v3", "tier": "Standard", "capacity": 2},
+      "properties": {"overprovision": false, "upgradePolicy": {"mode": "Manual"},
+        "virtualMachineProfile": {
+          "storageProfile": {"osDisk": {"createOption": "FromImage"},
+            "imageReference": {"publisher": "microsoft-ads", "offer": "linux-data-science-vm-ubuntu", "sku": "linuxdsvmubuntu", "version": "latest"}},
+          "osProfile": {"computerNamePrefix": "pool1", "adminUsername": "dsvmuser", "adminPassword": "Secret-123"},
+          "networkProfile": {"networkInterfaceConfigurations": [{"name": "nic", "properties": {"primary": true,
+            "ipConfigurations": [{"name": "ip", "properties": {
+              "subnet": {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/sub"},
+              "loadBalancerBackendAddressPools": [{"id": ")" + lb + R"(/backendAddressPools/be"}],
+              "loadBalancerInboundNatPools": [{"id": ")" + lb + R"(/inboundNatPools/nat"}]}}]}}]}}}})");
+  ASSERT_TRUE(vmss.ok()) << vmss.status();
+  ASSERT_TRUE(vmss->pool_spec.has_value());
+  const Json& spec = *vmss->pool_spec;
+  EXPECT_EQ(spec["name"], "pool1");
+  EXPECT_EQ(spec["instanceCount"], 2);
+  EXPECT_EQ(spec["size"]["memoryMiB"], 8192);
+  EXPECT_EQ(spec["network"]["subnet"], "10.0.0.0/24");
+  EXPECT_EQ(spec["share"]["source"], "/srv/shares/rg/pool1");
+  EXPECT_EQ(spec["adminUser"], Json::parse(R"({"name": "dsvmuser", "password": "Secret-123"})"));
+  EXPECT_EQ(spec["jupyter"]["frontendPort"], 8000);  // the Jupyter rule is the pool's Jupyter frontend
+  const Json& lb_spec = spec["loadBalancer"];
+  EXPECT_EQ(lb_spec["frontendAddress"], "192.0.2.10");
+  ASSERT_EQ(lb_spec["rules"].size(), 1u);
+  EXPECT_EQ(lb_spec["rules"][0]["name"], "SSH");
+  EXPECT_EQ(lb_spec["rules"][0]["probe"], "ssh");
+  ASSERT_EQ(lb_spec["probes"].size(), 1u);
+  EXPECT_EQ(lb_spec["probes"][0]["intervalInSeconds"], 5);
+  ASSERT_EQ(lb_spec["inboundNatPools"].size(), 1u);
+  EXPECT_EQ(lb_spec["inboundNatPools"][0]["frontendPortRangeEnd"], 50099);
+  ASSERT_EQ(vmss->warnings.size(), 2u);
+  EXPECT_NE(vmss->warnings[0].find("sku.tier: sizes are looked up by name"), std::string::npos) << vmss->warnings[0];
+  EXPECT_NE(vmss->warnings[1].find("storageProfile.osDisk"), std::string::npos) << vmss->warnings[1];
+}
+
+TEST_F(RealizeTest, AScaleSetNeedsItsSubnetDeployedFirst) {
+  auto r = Run("Microsoft.Compute/virtualMachineScaleSets", "pool1", R"({
+      "sku": {"name": "Standard_B2s", "capacity": 1},
+      "properties": {"virtualMachineProfile": {
+          "storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "UbuntuServer", "sku": "18.04-LTS"}},
+          "osProfile": {"adminUsername": "u", "linuxConfiguration": {"disablePasswordAuthentication": true}},
+          "networkProfile": {"networkInterfaceConfigurations": [{"name": "nic", "properties": {
+            "ipConfigurations": [{"name": "ip", "properties": {"subnet": {"id": "/x/virtualNetworks/v/subnets/s"}}}]}}]}}}})");
+  ASSERT_FALSE(r.ok());
+  // The first error: no key although passwords are off.
+  EXPECT_NE(r.status().message().find("ssh.publicKeys: a key is required"), std::string::npos) << r.status();
+}
+
+}  // namespace
+}  // namespace dspool::deploy
