@@ -313,13 +313,8 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
     Save(d).IgnoreError();
 
     Status s;
-    std::string status_code = "OK";
-    auto existing = store_.GetResource(p.resource.id);
-    if (existing.ok() && StoreKey(existing->group) != StoreKey(request.group)) {
-      s = AlreadyExists("the resource '" + p.resource.id + "' belongs to resource group '" + existing->group + "'");
-    }
-    if (s.ok() && !existing.ok()) status_code = "Created";
-    if (s.ok() && p.realized.pool_spec) {
+    std::string status_code = store_.GetResource(p.resource.id).ok() ? "OK" : "Created";
+    if (p.realized.pool_spec) {
       auto applied = pools_.ApplyPool(*p.realized.pool_spec, p.resource.id, request.actor);
       s = applied.status();
       if (s.ok()) {
@@ -333,7 +328,9 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
     op.duration_ms = MillisBetween(op_start, op.timestamp);
     if (!s.ok()) {
       op.state = s.code() == StatusCode::kAborted ? ProvisioningState::kCanceled : ProvisioningState::kFailed;
-      op.status_code = s.code() == StatusCode::kAlreadyExists ? "Conflict" : "BadRequest";
+      op.status_code = s.code() == StatusCode::kAlreadyExists || s.code() == StatusCode::kFailedPrecondition
+                           ? "Conflict"
+                           : "BadRequest";
       op.error = OrderedJson{{"code", s.code() == StatusCode::kDeadlineExceeded ? "ResourceDeploymentTimeout"
                                                                                  : "ResourceDeploymentFailure"},
                              {"message", s.message()}};

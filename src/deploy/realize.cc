@@ -590,24 +590,21 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
   props.Done();
   if (!report.error.ok()) return report.error;
 
-  // The load balancer the pools belong to.
+  // The load balancer the pools belong to: one, whose child IDs all name.
   std::optional<std::string> lb_id;
-  for (const std::string& id : backend_pools) {
-    auto split = SplitChildId(id, "backendAddressPools");
-    if (!split) return InvalidArgument(report.resource + ": '" + id + "' is not a backend pool ID");
-    if (lb_id && StoreKey(*lb_id) != StoreKey(split->first)) {
-      return InvalidArgument(report.resource + ": a pool joins the pools of one load balancer here, not of two");
+  auto join = [&](const std::vector<std::string>& ids, const char* child_type, const char* what) -> Status {
+    for (const std::string& id : ids) {
+      auto split = SplitChildId(id, child_type);
+      if (!split) return InvalidArgument(report.resource + ": '" + id + "' is not " + what + " ID");
+      if (lb_id && StoreKey(*lb_id) != StoreKey(split->first)) {
+        return InvalidArgument(report.resource + ": a pool joins the pools of one load balancer here, not of two");
+      }
+      lb_id = split->first;
     }
-    lb_id = split->first;
-  }
-  for (const std::string& id : nat_pools) {
-    auto split = SplitChildId(id, "inboundNatPools");
-    if (!split) return InvalidArgument(report.resource + ": '" + id + "' is not an inbound NAT pool ID");
-    if (lb_id && StoreKey(*lb_id) != StoreKey(split->first)) {
-      return InvalidArgument(report.resource + ": a pool joins the pools of one load balancer here, not of two");
-    }
-    lb_id = split->first;
-  }
+    return Status::Ok();
+  };
+  DSP_RETURN_IF_ERROR(join(backend_pools, "backendAddressPools", "a backend pool"));
+  DSP_RETURN_IF_ERROR(join(nat_pools, "inboundNatPools", "an inbound NAT pool"));
 
   Json out = {{"name", pool_name},
               {"instanceCount", *capacity},
