@@ -69,6 +69,17 @@ int64_t MillisBetween(TimePoint from, TimePoint to) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
 }
 
+// The StoreKeys of the resources the template has: those it deploys and
+// those it only reads ("existing"), which Complete mode keeps.
+std::set<std::string> TemplateIds(const Plan& plan) {
+  std::set<std::string> ids;
+  for (const PlannedResource& p : plan.resources) ids.insert(StoreKey(p.resource.id));
+  for (const arm::ExpandedResource& r : plan.tmpl->resources()) {
+    if (r.existing) ids.insert(StoreKey(r.id));
+  }
+  return ids;
+}
+
 }  // namespace
 
 Value Redact(const Value& v, const std::vector<std::string>& secrets) {
@@ -206,9 +217,8 @@ Result<std::vector<arm::ResourceChange>> Deployer::WhatIf(const DeployRequest& r
   std::map<std::string, const ArmResource*> by_id;
   for (const ArmResource& r : stored) by_id[StoreKey(r.id)] = &r;
   std::vector<arm::ResourceChange> changes;
-  std::set<std::string> planned;
+  const std::set<std::string> planned = TemplateIds(plan);
   for (const PlannedResource& p : plan.resources) {
-    planned.insert(StoreKey(p.resource.id));
     auto it = by_id.find(StoreKey(p.resource.id));
     const Value after = ToStored(request, p, plan.secrets).body;
     changes.push_back(arm::Compare(p.resource.id, p.resource.api_version,
@@ -346,8 +356,7 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
 
   // Complete mode: what the group holds and the template no longer has.
   if (request.mode == "Complete") {
-    std::set<std::string> planned;
-    for (const PlannedResource& p : plan.resources) planned.insert(StoreKey(p.resource.id));
+    const std::set<std::string> planned = TemplateIds(plan);
     auto stored = store_.ListResources(request.group);
     for (const ArmResource& r : stored.value_or({})) {
       if (planned.count(StoreKey(r.id))) continue;
