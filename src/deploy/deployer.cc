@@ -303,7 +303,7 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
     if (state == ProvisioningState::kFailed) d.error = DeploymentFailed(failures);
     Event e{.time = d.timestamp,
             .actor = request.actor,
-            .action = "deployment." + arm::ToLowerAscii(std::string(ProvisioningStateName(state))),
+            .action = "deployment." + ToLowerAscii(std::string(ProvisioningStateName(state))),
             .subject = "group/" + request.group + "/deployment/" + request.name,
             .detail = failures.empty() ? "" : failures.front().value("message", "")};
     store_.Write(WriteBatch().Add(WriteBatch::PutDeployment{d}).Add(WriteBatch::AppendEvent{e})).IgnoreError();
@@ -368,8 +368,8 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
                              .resource_name = r.name,
                              .status_code = "OK"};
       Status s;
-      if (arm::EqualsIgnoreCase(r.type, "Microsoft.Compute/virtualMachineScaleSets")) {
-        s = pools_.DeletePool(arm::ToLowerAscii(r.name), request.actor);
+      if (EqualsIgnoreCase(r.type, "Microsoft.Compute/virtualMachineScaleSets")) {
+        s = pools_.DeletePool(ToLowerAscii(r.name), request.actor);
         if (s.code() == StatusCode::kNotFound) s = Status::Ok();
       }
       if (s.ok()) s = store_.Write(WriteBatch().Add(WriteBatch::DeleteResource{r.id}));

@@ -35,7 +35,7 @@ class Node {
   const std::string& path() const { return path_; }
 
   Node Get(const std::string& key) {
-    read_.insert(arm::ToLowerAscii(key));
+    read_.insert(ToLowerAscii(key));
     const Value* v = value_ && value_->is_object() ? arm::FindMember(*value_, key) : nullptr;
     return Node(v, Join(key), report_);
   }
@@ -110,7 +110,7 @@ class Node {
   void Done() {
     if (!value_ || !value_->is_object()) return;
     for (const auto& [key, _] : value_->items()) {
-      if (!read_.count(arm::ToLowerAscii(key))) report_->Warn(Join(key), "not used on this host; ignored");
+      if (!read_.count(ToLowerAscii(key))) report_->Warn(Join(key), "not used on this host; ignored");
     }
   }
 
@@ -249,7 +249,7 @@ std::optional<std::string> SubnetPrefix(const Deployed& deployed, const std::str
   for (const Value& s : *subnets) {
     const Value* name = arm::FindMember(s, "name");
     const Value* sp = arm::FindMember(s, "properties");
-    if (name && name->is_string() && sp && arm::EqualsIgnoreCase(name->get<std::string>(), parent->second)) {
+    if (name && name->is_string() && sp && EqualsIgnoreCase(name->get<std::string>(), parent->second)) {
       return prefix_of(*sp);
     }
   }
@@ -259,10 +259,10 @@ std::optional<std::string> SubnetPrefix(const Deployed& deployed, const std::str
 Status RealizePublicIp(Node& r, Report& report, const HostSettings& host, Value& state) {
   Node props = r.Get("properties");
   if (auto method = props.String("publicIPAllocationMethod");
-      method && !arm::EqualsIgnoreCase(*method, "Static") && !arm::EqualsIgnoreCase(*method, "Dynamic")) {
+      method && !EqualsIgnoreCase(*method, "Static") && !EqualsIgnoreCase(*method, "Dynamic")) {
     report.Fail(props.path() + ".publicIPAllocationMethod", "must be Static or Dynamic, not '" + *method + "'");
   }
-  if (auto version = props.String("publicIPAddressVersion"); version && !arm::EqualsIgnoreCase(*version, "IPv4")) {
+  if (auto version = props.String("publicIPAddressVersion"); version && !EqualsIgnoreCase(*version, "IPv4")) {
     report.Fail(props.path() + ".publicIPAddressVersion", "only IPv4 front addresses exist on this host");
   }
   std::optional<std::string> label;
@@ -348,15 +348,15 @@ ArmLoadBalancer ReadLoadBalancer(Node& props, const std::string& id, const Deplo
     pp.Done();
     p.Get("id");
     p.Done();
-    if (protocol && arm::EqualsIgnoreCase(*protocol, "Https")) {
+    if (protocol && EqualsIgnoreCase(*protocol, "Https")) {
       report.Fail(pp.path() + ".protocol", "Https probes are not supported on this host yet; use Tcp or Http");
     }
     if (!name || !protocol || !port) continue;
-    Json probe = {{"name", *name}, {"protocol", arm::EqualsIgnoreCase(*protocol, "Http") ? "Http" : *protocol}, {"port", *port}};
+    Json probe = {{"name", *name}, {"protocol", EqualsIgnoreCase(*protocol, "Http") ? "Http" : *protocol}, {"port", *port}};
     if (path) probe["requestPath"] = *path;
     if (interval) probe["intervalInSeconds"] = *interval;
     if (count) probe["numberOfProbes"] = *count;
-    lb.probes[arm::ToLowerAscii(*name)] = probe;
+    lb.probes[ToLowerAscii(*name)] = probe;
   }
   for (Node& rule : props.Array("loadBalancingRules")) {
     auto name = rule.String("name", true);
@@ -367,7 +367,7 @@ ArmLoadBalancer ReadLoadBalancer(Node& props, const std::string& id, const Deplo
       report.Fail(rp.path() + ".backendAddressPool.id", "'" + *pool + "' is not a backend pool of this load balancer");
     }
     auto protocol = rp.String("protocol", true);
-    if (protocol && !arm::EqualsIgnoreCase(*protocol, "Tcp")) {
+    if (protocol && !EqualsIgnoreCase(*protocol, "Tcp")) {
       report.Fail(rp.path() + ".protocol", "only Tcp rules are supported on this host, not '" + *protocol + "'");
     }
     auto frontend_port = rp.Int("frontendPort", true);
@@ -386,10 +386,10 @@ ArmLoadBalancer ReadLoadBalancer(Node& props, const std::string& id, const Deplo
     std::string probe_name;
     if (probe) {
       auto split = SplitChildId(*probe, "probes");
-      if (!split || StoreKey(split->first) != StoreKey(id) || !lb.probes.count(arm::ToLowerAscii(split->second))) {
+      if (!split || StoreKey(split->first) != StoreKey(id) || !lb.probes.count(ToLowerAscii(split->second))) {
         report.Fail(rp.path() + ".probe.id", "'" + *probe + "' is not a probe of this load balancer");
       } else {
-        probe_name = lb.probes[arm::ToLowerAscii(split->second)]["name"].get<std::string>();
+        probe_name = lb.probes[ToLowerAscii(split->second)]["name"].get<std::string>();
       }
     }
     if (!name || !pool || !frontend_port || !backend_port) continue;
@@ -404,7 +404,7 @@ ArmLoadBalancer ReadLoadBalancer(Node& props, const std::string& id, const Deplo
     Node np = nat.Get("properties");
     frontend_ok(np);
     auto protocol = np.String("protocol", true);
-    if (protocol && !arm::EqualsIgnoreCase(*protocol, "Tcp")) {
+    if (protocol && !EqualsIgnoreCase(*protocol, "Tcp")) {
       report.Fail(np.path() + ".protocol", "only Tcp NAT pools are supported on this host");
     }
     auto start = np.Int("frontendPortRangeStart", true);
@@ -440,7 +440,7 @@ constexpr int64_t kJupyterBackendPort = 8000;
 Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Deployed& deployed,
                        const HostSettings& host, const Catalog& catalog, const std::string& group, Report& report,
                        Json* spec) {
-  const std::string pool_name = arm::ToLowerAscii(resource.name);
+  const std::string pool_name = ToLowerAscii(resource.name);
   if (Status s = ValidatePoolName(pool_name); !s.ok()) report.Fail("name", s.message());
 
   Node sku = r.Get("sku");
@@ -635,7 +635,7 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
         continue;
       }
       rules.push_back(rule.native);
-      if (!rule.probe.empty()) used_probes.insert(arm::ToLowerAscii(rule.probe));
+      if (!rule.probe.empty()) used_probes.insert(ToLowerAscii(rule.probe));
     }
     for (const std::string& p : used_probes) probes.push_back(lb.probes.at(p));
     for (const std::string& id : nat_pools) {
@@ -655,7 +655,7 @@ bool IsSupportedType(const std::string& type) {
   for (const char* t : {"Microsoft.Network/virtualNetworks", "Microsoft.Network/virtualNetworks/subnets",
                         "Microsoft.Network/publicIPAddresses", "Microsoft.Network/loadBalancers",
                         "Microsoft.Compute/virtualMachineScaleSets"}) {
-    if (arm::EqualsIgnoreCase(type, t)) return true;
+    if (EqualsIgnoreCase(type, t)) return true;
   }
   return false;
 }
@@ -671,7 +671,7 @@ Result<Realized> Realize(const arm::ExpandedResource& resource, const arm::Value
   out.state = Succeeded(body);
   Node r(&body, "", &report);
   SkipEnvelope(r);
-  const std::string type = arm::ToLowerAscii(resource.type);
+  const std::string type = ToLowerAscii(resource.type);
   Status s;
   if (type == "microsoft.network/virtualnetworks") {
     s = RealizeVirtualNetwork(r, report);

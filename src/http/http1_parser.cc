@@ -231,14 +231,6 @@ size_t HeadEnd(std::string_view data, size_t start, size_t max_head_size, ParseR
 
 }  // namespace
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (LowerChar(a[i]) != LowerChar(b[i])) return false;
-  }
-  return true;
-}
-
 ParseResult ParseRequestHead(std::string_view data, size_t max_head_size, RequestHead* head) {
   size_t start = 0;
   while (data.compare(start, 2, "\r\n") == 0) {

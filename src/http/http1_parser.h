@@ -45,6 +45,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/strings.h"  // EqualsIgnoreCase
+
 namespace dspool::http1 {
 
 struct Header {
@@ -107,9 +109,6 @@ ParseResult ParseRequestHead(std::string_view data, size_t max_head_size, Reques
 // The same for a response. A Transfer-Encoding whose last coding is not
 // chunked is allowed here (the body then ends at close, RFC 9112 6.3).
 ParseResult ParseResponseHead(std::string_view data, size_t max_head_size, ResponseHead* head);
-
-// ASCII case-insensitive equality.
-bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
 class ChunkedScanner {
  public:

@@ -77,24 +77,6 @@ std::string JsonErrorBody(std::string_view code, std::string_view message) {
   return out;
 }
 
-std::string PercentEncode(std::string_view text, std::string_view keep) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-        c == '_' || c == '~' || keep.find(c) != std::string_view::npos) {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 0xF];
-    }
-  }
-  return out;
-}
-
 Result<Target> ParseTarget(std::string_view target) {
   if (target.empty() || target[0] != '/') {
     return InvalidArgument("request target must start with '/'");
@@ -146,13 +128,6 @@ namespace {
 
 bool HasCrLf(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
 
-bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -168,8 +143,8 @@ std::optional<Response> CheckResponse(const Response& r) {
         why = "malformed header field '" + name + "'";
         break;
       }
-      if (EqualsIgnoringCase(name, "content-length") || EqualsIgnoringCase(name, "transfer-encoding") ||
-          EqualsIgnoringCase(name, "connection")) {
+      if (EqualsIgnoreCase(name, "content-length") || EqualsIgnoreCase(name, "transfer-encoding") ||
+          EqualsIgnoreCase(name, "connection")) {
         why = "header field '" + name + "' is set by the server";
         break;
       }

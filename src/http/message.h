@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/strings.h"  // PercentEncode, which ParseTarget decodes back
 
 namespace dspool {
 
@@ -77,11 +78,6 @@ std::optional<Response> CheckResponse(const Response& r);
 // {"error":{"code":"<code>","message":"<message>"}}, message JSON-escaped.
 std::string JsonErrorBody(std::string_view code, std::string_view message);
 
-// `text` percent-encoded: every byte but A-Z a-z 0-9 - . _ ~ and those in
-// `keep` becomes %XX (upper-case hex). With `keep` empty, the result is safe
-// as one path segment or one query name or value; PercentEncode(path, "/")
-// keeps a decoded path's separators. ParseTarget decodes it back.
-std::string PercentEncode(std::string_view text, std::string_view keep = {});
 
 // The request-target split into its decoded parts.
 struct Target {

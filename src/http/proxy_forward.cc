@@ -17,7 +17,6 @@ namespace {
 constexpr std::string_view kLog = "proxy";
 
 using BodyKind = http1::BodyScanner::Kind;
-using http1::EqualsIgnoreCase;
 
 // A tunnel tells the router of its traffic at most this often per direction.
 constexpr auto kActivityEvery = std::chrono::seconds(1);

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cstdio>
 
+#include "base/strings.h"
+
 namespace dspool {
 
 namespace {
@@ -265,10 +267,6 @@ Result<ArmResource> ArmResourceFromJson(const OrderedJson& json) {
   }
 }
 
-std::string StoreKey(std::string_view name_or_id) {
-  std::string out(name_or_id);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+std::string StoreKey(std::string_view name_or_id) { return ToLowerAscii(name_or_id); }
 
 }  // namespace dspool

@@ -120,24 +120,6 @@ size_t FindIgnoreCase(std::string_view hay, std::string_view needle, bool last) 
   return last ? h.rfind(n) : h.find(n);
 }
 
-bool IsUnreserved(unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~'; }
-
-std::string UriEscape(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (IsUnreserved(c)) {
-      out += ch;
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 std::string UriUnescape(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -502,7 +484,7 @@ Result<Value> FnUri(const std::string& name, Args& args) {
 
 Result<Value> FnUriComponent(const std::string& name, Args& args) {
   DSP_ASSIGN_OR_RETURN(std::string s, ArgString(name, args, 0));
-  return Value(name == "uricomponent" ? UriEscape(s) : UriUnescape(s));
+  return Value(name == "uricomponent" ? PercentEncode(s) : UriUnescape(s));
 }
 
 // ---- shared by strings and arrays ----

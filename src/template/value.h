@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/strings.h"  // EqualsIgnoreCase, ToLowerAscii, ToUpperAscii: ARM names compare without case
+
 namespace dspool::arm {
 
 using Value = nlohmann::ordered_json;
@@ -47,10 +49,6 @@ bool DeepEquals(const Value& a, const Value& b);
 // only, lower case comes first ("a" < "A"), so greater('A', 'a') is true.
 // <0, 0 or >0.
 int CultureCompare(std::string_view a, std::string_view b);
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b);
-std::string ToLowerAscii(std::string_view s);
-std::string ToUpperAscii(std::string_view s);
 
 // A value as the error messages quote it: strings in single quotes,
 // others as compact JSON, cut at 100 characters.
