@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "base/log.h"
 #include "model/event.h"
 
 namespace dspool::deploy {
@@ -43,8 +44,6 @@ ArmError ErrorOf(const Status& s, const std::string& code, const arm::ExpandedRe
   }
   return e;
 }
-
-OrderedJson ToOrdered(const Value& v) { return v; }
 
 // az's top-level error of a failed deployment.
 OrderedJson DeploymentFailed(const std::vector<OrderedJson>& details) {
@@ -109,13 +108,6 @@ Deployer::Deployer(StateStore& store, const Clock& clock, PoolControl& pools, co
                    DeployerOptions options, std::function<std::string()> new_guid)
     : store_(store), clock_(clock), pools_(pools), catalog_(catalog), options_(std::move(options)),
       new_guid_(std::move(new_guid)) {}
-
-std::string Deployer::ResourceId(const std::string& group, const std::string& type, const std::string& name) const {
-  arm::DeploymentContext ctx;
-  ctx.subscription_id = options_.subscription_id;
-  ctx.resource_group = group;
-  return arm::ResourceIdOf(ctx, type, name);
-}
 
 arm::DeploymentContext Deployer::ContextFor(const ResourceGroup& group, const DeployRequest& request) const {
   arm::DeploymentContext ctx;
@@ -256,8 +248,16 @@ ArmResource Deployer::ToStored(const DeployRequest& request, const PlannedResour
   return r;
 }
 
-Status Deployer::Save(const Deployment& record) {
-  return store_.Write(WriteBatch().Add(WriteBatch::PutDeployment{record}));
+void Deployer::Save(const Deployment& record, const std::optional<Event>& event) {
+  WriteBatch batch;
+  batch.Add(WriteBatch::PutDeployment{record});
+  if (event) batch.Add(WriteBatch::AppendEvent{*event});
+  // The deployment goes on: its resources are what matters, and the next
+  // write of the record brings it up to date.
+  if (Status s = store_.Write(batch); !s.ok()) {
+    DSP_LOG(kError, "deploy") << "cannot record deployment '" << record.name << "' of group '" << record.group
+                              << "': " << s;
+  }
 }
 
 Result<Deployment> Deployer::Start(const DeployRequest& request, const Plan& plan) {
@@ -270,7 +270,7 @@ Result<Deployment> Deployer::Start(const DeployRequest& request, const Plan& pla
   d.correlation_id = new_guid_();
   d.template_hash = plan.tmpl->TemplateHash();
   d.template_link = request.template_link;
-  d.parameters = ToOrdered(plan.tmpl->ParametersRecord());
+  d.parameters = plan.tmpl->ParametersRecord();
   for (const PlannedResource& p : plan.resources) {
     std::string op_id;
     for (char c : new_guid_()) {
@@ -306,7 +306,7 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
             .action = "deployment." + ToLowerAscii(std::string(ProvisioningStateName(state))),
             .subject = "group/" + request.group + "/deployment/" + request.name,
             .detail = failures.empty() ? "" : failures.front().value("message", "")};
-    store_.Write(WriteBatch().Add(WriteBatch::PutDeployment{d}).Add(WriteBatch::AppendEvent{e})).IgnoreError();
+    Save(d, e);
     return d;
   };
 
@@ -320,7 +320,7 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
     const TimePoint op_start = clock_.Now();
     op.state = ProvisioningState::kRunning;
     op.timestamp = op_start;
-    Save(d).IgnoreError();
+    Save(d);
 
     Status s;
     std::string status_code = store_.GetResource(p.resource.id).ok() ? "OK" : "Created";
@@ -351,7 +351,7 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
     op.state = ProvisioningState::kSucceeded;
     op.status_code = status_code;
     d.output_resources.push_back(p.resource.id);
-    Save(d).IgnoreError();
+    Save(d);
   }
 
   // Complete mode: what the group holds and the template no longer has.
@@ -391,7 +391,7 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
   ArmError error;
   auto outputs = plan.tmpl->Outputs(reader, &error);
   if (!outputs.ok()) {
-    failures.push_back(ToOrdered(error.empty() ? ErrorOf(outputs.status(), "InvalidTemplate").ToJson() : error.ToJson()));
+    failures.push_back(error.empty() ? ErrorOf(outputs.status(), "InvalidTemplate").ToJson() : error.ToJson());
     return finish(ProvisioningState::kFailed);
   }
   d.outputs = OrderedJson::object();

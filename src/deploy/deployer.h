@@ -26,12 +26,14 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/clock.h"
 #include "deploy/realize.h"
 #include "model/deployment.h"
+#include "model/event.h"
 #include "store/state_store.h"
 #include "template/template.h"
 #include "template/what_if.h"
@@ -111,16 +113,13 @@ class Deployer {
   // Deploys `plan` under the record Start wrote; returns the final record.
   Deployment Run(const DeployRequest& request, Plan plan, Deployment record, const std::atomic<bool>& cancelled);
 
-  // The resource ID of the group's resource `type`/`name`.
-  std::string ResourceId(const std::string& group, const std::string& type, const std::string& name) const;
-  const DeployerOptions& options() const { return options_; }
-
  private:
   arm::DeploymentContext ContextFor(const ResourceGroup& group, const DeployRequest& request) const;
   // The group's stored resources as reference() sees them.
   Result<Deployed> StoredResources(const std::string& group);
   ArmResource ToStored(const DeployRequest& request, const PlannedResource& p, const std::vector<std::string>& secrets) const;
-  Status Save(const Deployment& record);
+  // Writes the record (and `event`); a failure is logged.
+  void Save(const Deployment& record, const std::optional<Event>& event = std::nullopt);
 
   StateStore& store_;
   const Clock& clock_;

@@ -265,9 +265,8 @@ Status RealizePublicIp(Node& r, Report& report, const HostSettings& host, Value&
   if (auto version = props.String("publicIPAddressVersion"); version && !EqualsIgnoreCase(*version, "IPv4")) {
     report.Fail(props.path() + ".publicIPAddressVersion", "only IPv4 front addresses exist on this host");
   }
-  std::optional<std::string> label;
   Node dns = props.Get("dnsSettings");
-  label = dns.String("domainNameLabel");
+  auto label = dns.String("domainNameLabel");
   dns.Ignore("reverseFqdn", "not used on this host; ignored");
   dns.Done();
   props.Ignore("idleTimeoutInMinutes", "each load-balancing rule has its own idle timeout here; ignored");
