@@ -144,6 +144,15 @@ class Api {
   Result<Response> GetPool(const PoolName& name);
   Result<Response> ListPools();
   Result<Response> ScalePool(const PoolName& name, const Request& request, const std::string& actor);
+  // A pool spec from its JSON as a request gives it: parsed, the admin's
+  // key normalised and password hashed at once (the plain text wiped).
+  Result<PoolSpec> ReadPoolSpec(const Json& json);
+  // Creates the pool (and its admin user) after the host's checks.
+  Result<Pool> CreatePoolFromSpec(const PoolSpec& spec, const std::string& actor);
+  // Sets the pool's instanceCount and/or standbyCount (nullopt: kept);
+  // `force` removes what scale-in takes at once.
+  Result<Pool> ScalePoolTo(const PoolName& name, std::optional<int64_t> count, std::optional<int64_t> standby,
+                           bool force, const std::string& actor);
   Result<Response> DeletePool(const PoolName& name, const std::string& actor);
   Result<Response> ListInstances(const Request& request);
   // Sets or clears the instance's draining flag (idempotent: no write and no

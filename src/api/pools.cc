@@ -93,7 +93,14 @@ Result<Response> Api::GetPool(const PoolName& name) {
 
 Result<Response> Api::CreatePool(const Request& r, const std::string& actor) {
   DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
-  DSP_ASSIGN_OR_RETURN(PoolSpec spec, ParsePoolSpec(body));
+  DSP_ASSIGN_OR_RETURN(PoolSpec spec, ReadPoolSpec(body));
+  DSP_ASSIGN_OR_RETURN(Pool created, CreatePoolFromSpec(spec, actor));
+  DSP_ASSIGN_OR_RETURN(Json j, PoolJson(created));
+  return JsonOk(201, j);
+}
+
+Result<PoolSpec> Api::ReadPoolSpec(const Json& json) {
+  DSP_ASSIGN_OR_RETURN(PoolSpec spec, ParsePoolSpec(json));
   AdminUserSpec& admin = spec.admin;
   DSP_RETURN_IF_ERROR(ValidateUserName(admin.name).WithPrefix("adminUser.name"));
   if (!admin.ssh_public_key.empty()) {
@@ -111,7 +118,11 @@ Result<Response> Api::CreatePool(const Request& r, const std::string& actor) {
   } else if (!admin.password_hash.empty()) {
     DSP_RETURN_IF_ERROR(ValidatePasswordHash(admin.password_hash).WithPrefix("adminUser.passwordHash"));
   }
+  return spec;
+}
 
+Result<Pool> Api::CreatePoolFromSpec(const PoolSpec& spec, const std::string& actor) {
+  const AdminUserSpec& admin = spec.admin;
   std::lock_guard lock(write_mu_);
   DSP_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
   for (const Pool& p : pools) {
@@ -174,9 +185,7 @@ Result<Response> Api::CreatePool(const Request& r, const std::string& actor) {
   DSP_RETURN_IF_ERROR(hooks_.PreparePool(spec.name));
   DSP_RETURN_IF_ERROR(store_.Write(batch));
   hooks_.PoolsChanged();
-  DSP_ASSIGN_OR_RETURN(Pool created, store_.GetPool(spec.name));
-  DSP_ASSIGN_OR_RETURN(Json j, PoolJson(created));
-  return JsonOk(201, j);
+  return store_.GetPool(spec.name);
 }
 
 Result<Response> Api::ScalePool(const PoolName& name, const Request& r, const std::string& actor) {
@@ -190,15 +199,24 @@ Result<Response> Api::ScalePool(const PoolName& name, const Request& r, const st
   reader.Optional("force", &force);
   DSP_RETURN_IF_ERROR(reader.Finish());
   if (!has_count && !has_standby) return InvalidArgument("give instanceCount, standbyCount or both");
-  if (standby < 0 || standby > kMaxInstancesPerPool) {
+  DSP_ASSIGN_OR_RETURN(Pool scaled, ScalePoolTo(name, has_count ? std::optional(count) : std::nullopt,
+                                                has_standby ? std::optional(standby) : std::nullopt, force, actor));
+  DSP_ASSIGN_OR_RETURN(Json j, PoolJson(scaled));
+  return JsonOk(200, j);
+}
+
+Result<Pool> Api::ScalePoolTo(const PoolName& name, std::optional<int64_t> new_count,
+                              std::optional<int64_t> new_standby, bool force, const std::string& actor) {
+  const bool has_count = new_count.has_value();
+  if (new_standby && (*new_standby < 0 || *new_standby > kMaxInstancesPerPool)) {
     return InvalidArgument("standbyCount: must be between 0 and " + std::to_string(kMaxInstancesPerPool));
   }
   std::lock_guard lock(write_mu_);
   for (int attempt = 1;; ++attempt) {
     DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(name));
     if (pool.state == PoolState::kDeleting) return FailedPrecondition("pool '" + name.value() + "' is being deleted");
-    if (!has_count) count = pool.spec.instance_count;
-    if (!has_standby) standby = pool.spec.standby_count;
+    const int64_t count = new_count.value_or(pool.spec.instance_count);
+    const int64_t standby = new_standby.value_or(pool.spec.standby_count);
     int64_t max = MaxInstanceCount(pool.spec);
     if (count < 0 || count > max) {
       return InvalidArgument("instanceCount: must be between 0 and " + std::to_string(max) + " for pool '" +
@@ -237,8 +255,7 @@ Result<Response> Api::ScalePool(const PoolName& name, const Request& r, const st
     Status s = store_.Write(batch);
     if (s.ok()) {
       hooks_.PoolsChanged();
-      DSP_ASSIGN_OR_RETURN(Json j, PoolJson(next));
-      return JsonOk(200, j);
+      return next;
     }
     // The reconcile loop moved a record meanwhile: read again.
     if (s.code() != StatusCode::kAborted || attempt == kMaxRecordUpdateAttempts) return s;
