@@ -1,6 +1,7 @@
 #include "api/api.h"
 
 #include "api/api_internal.h"
+#include "api/deployments.h"
 #include "identity/secret_equals.h"
 
 namespace dspool {
@@ -43,7 +44,11 @@ Response ErrorResponse(const Status& s) {
 }
 
 Api::Api(StateStore& store, const Clock& clock, ApiHooks& hooks, ApiOptions options)
-    : store_(store), clock_(clock), hooks_(hooks), options_(std::move(options)), started_at_(clock.Now()) {}
+    : store_(store), clock_(clock), hooks_(hooks), options_(std::move(options)), started_at_(clock.Now()) {
+  deployments_ = std::make_unique<Deployments>(*this, store_, clock_, options_.deployments);
+}
+
+Api::~Api() = default;
 
 Response Api::Handle(const Request& r) {
   Result<Response> resp = Status(StatusCode::kInternal, "unrouted");
@@ -142,6 +147,25 @@ Result<Response> Api::Route(const Request& r, const std::string& actor) {
        }},
       {"DELETE", "/v1/users/{}/keys/{}",
        [](Api& a, C c) { return a.RemoveKey(UserName(c.args[0]), c.args[1], c.actor); }},
+      {"GET", "/v1/groups", [](Api& a, C) { return a.deployments_->ListGroups(); }},
+      {"PUT", "/v1/groups/{}", [](Api& a, C c) { return a.deployments_->PutGroup(c.args[0], c.request, c.actor); }},
+      {"GET", "/v1/groups/{}", [](Api& a, C c) { return a.deployments_->GetGroup(c.args[0]); }},
+      {"DELETE", "/v1/groups/{}", [](Api& a, C c) { return a.deployments_->DeleteGroup(c.args[0], c.actor); }},
+      {"GET", "/v1/groups/{}/deployments", [](Api& a, C c) { return a.deployments_->ListDeployments(c.args[0]); }},
+      {"PUT", "/v1/groups/{}/deployments/{}",
+       [](Api& a, C c) { return a.deployments_->PutDeployment(c.args[0], c.args[1], c.request, c.actor); }},
+      {"GET", "/v1/groups/{}/deployments/{}",
+       [](Api& a, C c) { return a.deployments_->GetDeployment(c.args[0], c.args[1]); }},
+      {"DELETE", "/v1/groups/{}/deployments/{}",
+       [](Api& a, C c) { return a.deployments_->DeleteDeployment(c.args[0], c.args[1]); }},
+      {"POST", "/v1/groups/{}/deployments/{}/validate",
+       [](Api& a, C c) { return a.deployments_->Validate(c.args[0], c.args[1], c.request, c.actor); }},
+      {"POST", "/v1/groups/{}/deployments/{}/whatIf",
+       [](Api& a, C c) { return a.deployments_->WhatIf(c.args[0], c.args[1], c.request, c.actor); }},
+      {"POST", "/v1/groups/{}/deployments/{}/cancel",
+       [](Api& a, C c) { return a.deployments_->Cancel(c.args[0], c.args[1]); }},
+      {"GET", "/v1/groups/{}/deployments/{}/operations",
+       [](Api& a, C c) { return a.deployments_->ListOperations(c.args[0], c.args[1]); }},
       {"PUT", "/v1/users/{}/password",
        [](Api& a, C c) { return a.SetPassword(UserName(c.args[0]), c.request, c.actor); }},
   };

@@ -15,13 +15,17 @@
 // Thread safety: Handle may be called concurrently.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 
 #include "base/clock.h"
 #include "base/version.h"
+#include "deploy/catalog.h"
+#include "deploy/realize.h"
 #include "http/message.h"
 #include "identity/uid_allocator.h"
 #include "model/instance.h"
@@ -74,6 +78,9 @@ class ApiHooks {
   // could not in time; the result says why for each of those ("instance
   // <id>: ..."), which apply it at their next report instead.
   virtual std::vector<std::string> PushUsersChange(int64_t version) = 0;
+  // Makes a deployed pool's share directory (root's, mode 0755) and its
+  // parents. Idempotent.
+  virtual Status PrepareShareDirectory(const std::string& path) = 0;
   // Stops the server soon, as SIGTERM does (after this request's answer).
   virtual void RequestStop() = 0;
   // The gateway process (it outlives the server): what runs (GatewayInfo's
@@ -92,23 +99,37 @@ class ApiHooks {
                               const std::string& description) = 0;
 };
 
+// Template deployments (api/deployments.h): where resources land on this
+// host, the sizes and images scale sets may name, how long a scale set's
+// instances may take to become Ready, and how often that is looked at.
+struct DeploymentOptions {
+  deploy::HostSettings host;
+  deploy::Catalog catalog;
+  std::chrono::milliseconds ready_timeout = std::chrono::minutes(20);
+  std::chrono::milliseconds ready_poll = std::chrono::milliseconds(250);
+};
+
 struct ApiOptions {
   UidRange uid_range;
   std::string token;  // empty: TCP listener refuses everything
   std::string data_dir;
   std::string provider;
   std::string version = kVersion;
+  DeploymentOptions deployments;
 };
 
 struct ApiRoute;  // api.cc
+class Deployments;  // api/deployments.h
 
 class Api {
  public:
   Api(StateStore& store, const Clock& clock, ApiHooks& hooks, ApiOptions options);
+  ~Api();
   Response Handle(const Request& request);
 
  private:
   friend struct ApiRoute;
+  friend class Deployments;  // makes pools with the code below
   // A request as a route sees it: the request, who makes it (on an
   // agent's channel: its instance's id), and the path's {} segments.
   struct Call {
@@ -151,6 +172,9 @@ class Api {
   Result<Pool> CreatePoolFromSpec(const PoolSpec& spec, const std::string& actor);
   // Sets the pool's instanceCount and/or standbyCount (nullopt: kept);
   // `force` removes what scale-in takes at once.
+  // Marks the pool Deleting (reconcile then removes its instances);
+  // nothing if it is already.
+  Result<Pool> MarkPoolDeleting(const PoolName& name, const std::string& actor);
   Result<Pool> ScalePoolTo(const PoolName& name, std::optional<int64_t> count, std::optional<int64_t> standby,
                            bool force, const std::string& actor);
   Result<Response> DeletePool(const PoolName& name, const std::string& actor);
@@ -200,6 +224,9 @@ class Api {
   // Serialises read-modify-write of users and pools (uid allocation, key
   // lists); the store's preconditions still guard against other writers.
   std::mutex write_mu_;
+  // Resource groups and deployments; declared last, so its threads end
+  // before the rest of the Api goes.
+  std::unique_ptr<Deployments> deployments_;
 };
 
 // The one mapping from Status to an HTTP error response.

@@ -281,6 +281,12 @@ std::vector<InstanceId> Api::ForcedScaleIn(const std::vector<Instance>& instance
 }
 
 Result<Response> Api::DeletePool(const PoolName& name, const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(Pool pool, MarkPoolDeleting(name, actor));
+  DSP_ASSIGN_OR_RETURN(Json j, PoolJson(pool));
+  return JsonOk(202, j);
+}
+
+Result<Pool> Api::MarkPoolDeleting(const PoolName& name, const std::string& actor) {
   std::lock_guard lock(write_mu_);
   DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(name));
   if (pool.state != PoolState::kDeleting) {
@@ -294,8 +300,7 @@ Result<Response> Api::DeletePool(const PoolName& name, const std::string& actor)
     DSP_RETURN_IF_ERROR(store_.Write(batch));
     hooks_.PoolsChanged();
   }
-  DSP_ASSIGN_OR_RETURN(Json j, PoolJson(pool));
-  return JsonOk(202, j);
+  return pool;
 }
 
 Result<Response> Api::ListInstances(const Request& r) {

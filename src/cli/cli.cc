@@ -76,6 +76,10 @@ struct ServerFlags {
   int64_t pending_per_address = 256;
   int64_t cull_check_seconds = 30;
   std::string jupyter_program;
+  std::string front_address = "0.0.0.0";
+  std::string dns_domain = "dspool.internal";
+  std::string share_root = "/srv/dspool/shares";
+  std::string catalog;
 };
 
 // The gateway's options, on `dspool server` (which starts the gateway
@@ -148,6 +152,9 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
   options.gateway = GatewayOptionsFrom(flags);
   options.cull_check_interval = std::chrono::seconds(flags.cull_check_seconds);
   options.jupyter_program = flags.jupyter_program;
+  options.deploy_host = {.front_address = flags.front_address, .dns_domain = flags.dns_domain,
+                         .share_root = flags.share_root};
+  options.catalog_file = flags.catalog;
   return RunServer(options);
 }
 
@@ -261,6 +268,22 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       ->type_name("SECONDS")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  server->add_option("--front-address", server_flags.front_address,
+                     "Template deployments: the host address a public IP becomes (its frontends listen there)")
+      ->type_name("ADDRESS")
+      ->capture_default_str();
+  server->add_option("--dns-domain", server_flags.dns_domain,
+                     "Template deployments: a public IP's domainNameLabel L is L.DOMAIN")
+      ->type_name("DOMAIN")
+      ->capture_default_str();
+  server->add_option("--share-root", server_flags.share_root,
+                     "Template deployments: a scale set's pool shares DIR/GROUP/POOL (made at start, root's, 0755)")
+      ->type_name("DIR")
+      ->capture_default_str();
+  server->add_option("--catalog", server_flags.catalog,
+                     "Template deployments: a JSON file of VM sizes and images to add to the built-in ones "
+                     "(docs/templates.md)")
+      ->type_name("FILE");
   CLI::App* server_stop = server->add_subcommand(
       "stop", "Stop the server running on --data-dir (the instances and users' notebook servers keep running)");
   bool stop_gateway = false;

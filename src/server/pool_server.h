@@ -145,7 +145,7 @@ class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHoo
  public:
   PoolServer(const ServerOptions& options, std::optional<TcpApi> listen, std::unique_ptr<StateStore> store,
              std::unique_ptr<ComputeProvider> provider, GatewayProcessOptions gateway_options, std::string self_binary,
-             std::string token)
+             std::string token, DeploymentOptions deployments)
       : options_(options),
         listen_(std::move(listen)),
         store_(std::make_unique<NotifyingStore>(std::move(store), [this] { RoutesChanged(); })),
@@ -158,8 +158,9 @@ class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHoo
                     [this](std::function<void()> task) { workers_.Run(std::move(task)); },
                     [] { return RandomHex(3); },
                     [this](const std::vector<InstanceId>& ids) { return OpenSessions(ids); }, ReconcilerOptions{}),
-        api_(*store_, clock_, *this, ApiOptions{{options.uid_first, options.uid_last}, token, options.data_dir,
-                                               provider_->Name()}),
+        api_(*store_, clock_, *this,
+             ApiOptions{{options.uid_first, options.uid_last}, token, options.data_dir, provider_->Name(), kVersion,
+                        std::move(deployments)}),
         http_([this](const Request& r) { return api_.Handle(r); }, HttpServerOptions{}),
         channels_(options.data_dir, http_) {}
 
@@ -171,6 +172,7 @@ class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHoo
   Status CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& existing) override;
   static Status CheckJupyterCertificate(const JupyterSpec& jupyter);
   Status PreparePool(const PoolName& pool) override;
+  Status PrepareShareDirectory(const std::string& path) override;
   Result<HostKey> ReadHostKey(const PoolName& pool) override;
   void PoolsChanged() override { reconciler_.Poke(); }
   void RecordReport(const InstanceId& id, const InstanceReport& r) override { reconciler_.RecordReport(id, r); }

@@ -129,6 +129,17 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
     return InvalidArgument("--uid-range " + std::to_string(options.uid_first) + "-" + std::to_string(options.uid_last) +
                            ": must lie within 1000-65533 (instances map ids 0-65535; 65534 is nobody)");
   }
+  DeploymentOptions deployments{.host = options.deploy_host};
+  if (!options.catalog_file.empty()) {
+    DSP_ASSIGN_OR_RETURN(std::string text, ReadFile(options.catalog_file));
+    Json json;
+    DSP_RETURN_IF_ERROR(ParseJsonText(text, options.catalog_file, &json));
+    DSP_RETURN_IF_ERROR(deployments.catalog.AddFromJson(json).WithPrefix("--catalog " + options.catalog_file));
+  }
+  if (!ParseIpv4(options.deploy_host.front_address)) {
+    return InvalidArgument("--front-address: '" + options.deploy_host.front_address + "' is not an IPv4 address");
+  }
+  DSP_RETURN_IF_ERROR(MakeDirs(options.deploy_host.share_root, 0755).WithPrefix("--share-root"));
   DSP_ASSIGN_OR_RETURN(auto store, SqliteStore::Open(options.data_dir + "/state.db"));
   DSP_RETURN_IF_ERROR(AssignIdBlocks(*store));
   DSP_ASSIGN_OR_RETURN(auto provider, LxcProvider::Create(options.data_dir + "/lxc"));
@@ -144,7 +155,7 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
   DSP_ASSIGN_OR_RETURN(uint64_t descriptors, RaiseDescriptorLimit());
   DSP_LOG(kDebug, kLog) << "open descriptor limit " << descriptors;
   *out = std::make_unique<PoolServer>(options, std::move(listen), std::move(store), std::move(provider), gateway_options,
-                                      self, token);
+                                      self, token, std::move(deployments));
   return Status::Ok();
 }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <string>
 
+#include "deploy/realize.h"
 #include "base/log.h"
 #include "gateway/gateway.h"
 
@@ -39,6 +40,13 @@ struct ServerOptions {
   // arguments; an absolute path in the instances. Empty: the default. For
   // benchmarks (bench/jupyter.sh) and tests.
   std::string jupyter_program;
+  // Template deployments: where public IPs, DNS labels and scale sets'
+  // shares land on this host (deploy/realize.h). The share root is made at
+  // start (root's, 0755).
+  deploy::HostSettings deploy_host;
+  // An operator's sizes and images for scale sets (deploy/catalog.h);
+  // empty: the built-in ones only.
+  std::string catalog_file;
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit code. Errors before the

@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
+#include <thread>
+
 #include "store/memory/memory_store.h"
 #include "store/forwarding_store.h"
 
@@ -63,6 +67,11 @@ class FakeHooks final : public ApiHooks {
   }
   std::map<InstanceId, int64_t> open_sessions;
   void RequestStop() override { ++stop_requests; }
+  Status PrepareShareDirectory(const std::string& path) override {
+    share_dirs.push_back(path);
+    return Status::Ok();
+  }
+  std::vector<std::string> share_dirs;
   void NotebookExited(const PoolName& pool, const InstanceId& instance, const NotebookExit& exit,
                       const std::string& description) override {
     exited.push_back(pool.value() + " " + instance.value() + " " + exit.user + ": " + description);
@@ -122,7 +131,10 @@ class RacingStore final : public ForwardingStore {
 
 class ApiTest : public ::testing::Test {
  protected:
-  ApiTest() : api_(store_, clock_, hooks_, ApiOptions{{20000, 20010}, "s3cret-token-0123456789", "/d", "fake"}) {}
+  ApiTest() : ApiTest(DeploymentOptions{}) {}
+  explicit ApiTest(DeploymentOptions deployments)
+      : api_(store_, clock_, hooks_,
+             ApiOptions{{20000, 20010}, "s3cret-token-0123456789", "/d", "fake", kVersion, std::move(deployments)}) {}
 
   Response Call(const std::string& method, const std::string& path, const std::string& body = "",
                 const std::string& tag = "api", uid_t uid = 0) {
@@ -864,6 +876,174 @@ TEST_F(ApiTest, SessionsListAndStop) {
   Response failed = Call("DELETE", "/v1/sessions/bob");
   EXPECT_EQ(failed.status, 503);
   EXPECT_EQ(EventCount(), events + 2);
+}
+
+// ---------------------------------------------------------------- groups and deployments
+
+class DeploymentApiTest : public ApiTest {
+ protected:
+  DeploymentApiTest()
+      : ApiTest(DeploymentOptions{.host = {.front_address = "127.0.0.9", .share_root = "/srv/dspool-test-shares"},
+                                  .ready_poll = std::chrono::milliseconds(1)}) {}
+
+  // The reference's sample without its CustomScript extension (not run on
+  // this host yet), as the CLI sends it: the text, and parameters.
+  static std::string SampleBody(int64_t count, const std::string& mode = "Incremental") {
+    std::ifstream in(std::string(DSPOOL_SAMPLES) + "/dsvm-vmss-cluster.json");
+    std::stringstream text;
+    text << in.rdbuf();
+    Json t = Json::parse(text.str());
+    t["resources"][3]["properties"]["virtualMachineProfile"].erase("extensionProfile");
+    Json body = {{"template", t.dump(2)},
+                 {"mode", mode},
+                 {"source", "dsvm-vmss-cluster.json"},
+                 {"parameters",
+                  {{"adminUsername", {{"value", "dsvmuser"}}},
+                   {"adminPassword", {{"value", "Pa55-word-xyz"}}},
+                   {"vmssName", {{"value", "pool1"}}},
+                   {"storageAccountKey", {{"value", "KEY-abc"}}},
+                   {"storageAccountName", {{"value", "acct"}}},
+                   {"instanceCount", {{"value", count}}}}}};
+    return body.dump();
+  }
+
+  // Waits (up to a minute) until `done` holds; the deployment runs on its
+  // own thread.
+  template <typename F>
+  bool WaitFor(F done) {
+    for (int i = 0; i < 60000; ++i) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return done();
+  }
+
+  std::string DeploymentState(const std::string& name) {
+    Response r = Call("GET", "/v1/groups/rg1/deployments/" + name);
+    return r.status == 200 ? Body(r)["properties"]["provisioningState"].get<std::string>() : "";
+  }
+};
+
+TEST_F(DeploymentApiTest, GroupsAsAzHasThem) {
+  Response r = Call("PUT", "/v1/groups/RG1", R"({"location": "local", "tags": {"team": "ds"}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  Json g = Body(r);
+  EXPECT_EQ(g["name"], "RG1");
+  EXPECT_THAT(g["id"].get<std::string>(), ::testing::MatchesRegex("/subscriptions/[0-9a-f-]{36}/resourceGroups/RG1"));
+  EXPECT_EQ(g["properties"]["provisioningState"], "Succeeded");
+  EXPECT_EQ(g["tags"]["team"], "ds");
+
+  // The same group, in any case: updated, keeping its name and its tags.
+  r = Call("PUT", "/v1/groups/rg1", R"({"location": "local"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["name"], "RG1");
+  EXPECT_EQ(Body(r)["tags"]["team"], "ds");
+  EXPECT_EQ(Body(r)["id"], g["id"]);  // one subscription for the installation
+
+  r = Call("PUT", "/v1/groups/rg1", R"({"location": "elsewhere"})");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_THAT(r.body, HasSubstr("InvalidResourceGroupLocation"));
+  r = Call("PUT", "/v1/groups/bad%2Fname", R"({"location": "local"})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  r = Call("PUT", "/v1/groups/rg2", R"({"tags": {}})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("location"));
+
+  r = Call("GET", "/v1/groups/nope");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_THAT(r.body, HasSubstr("Resource group 'nope' could not be found."));
+  r = Call("GET", "/v1/groups");
+  ASSERT_EQ(r.status, 200);
+  ASSERT_EQ(Body(r)["value"].size(), 1u);
+  r = Call("DELETE", "/v1/groups/rg1");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Call("GET", "/v1/groups/rg1").status, 404);
+}
+
+TEST_F(DeploymentApiTest, TheSampleDeploysAPoolAndRedeployingScalesIt) {
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1", R"({"location": "local"})").status, 201);
+  Response r = Call("PUT", "/v1/groups/rg1/deployments/dsvm", SampleBody(2));
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(Body(r)["properties"]["provisioningState"], "Running");
+  EXPECT_FALSE(Body(r)["warnings"].empty());  // sku.tier, osDisk, plan...
+  EXPECT_EQ(r.body.find("Pa55-word-xyz"), std::string::npos);
+
+  // The pool is made as POST /v1/pools makes one; the deployment waits for
+  // its instances.
+  ASSERT_TRUE(WaitFor([&] { return store_.GetPool(PoolName("pool1")).ok(); }));
+  auto pool = store_.GetPool(PoolName("pool1"));
+  EXPECT_EQ(pool->spec.instance_count, 2);
+  EXPECT_EQ(pool->spec.share.source, "/srv/dspool-test-shares/rg1/pool1");
+  EXPECT_EQ(hooks_.share_dirs, std::vector<std::string>{"/srv/dspool-test-shares/rg1/pool1"});
+  EXPECT_FALSE(pool->spec.admin.password_hash.empty());
+  EXPECT_EQ(DeploymentState("dsvm"), "Running");
+  AddInstance("pool1", 0);
+  AddInstance("pool1", 1);
+  ASSERT_TRUE(WaitFor([&] { return DeploymentState("dsvm") == "Succeeded"; })) << DeploymentState("dsvm");
+
+  r = Call("GET", "/v1/groups/rg1/deployments/dsvm/operations");
+  ASSERT_EQ(r.status, 200);
+  ASSERT_EQ(Body(r)["value"].size(), 4u);
+  for (const Json& op : Body(r)["value"]) EXPECT_EQ(op["properties"]["provisioningState"], "Succeeded");
+  r = Call("GET", "/v1/groups/rg1/deployments/dsvm");
+  EXPECT_EQ(r.body.find("Pa55-word-xyz"), std::string::npos);
+  EXPECT_EQ(Body(r)["properties"]["parameters"]["adminPassword"], Json::parse(R"({"type": "SecureString"})"));
+
+  // What-if, then the deployment again with 3 instances: the pool scales.
+  r = Call("POST", "/v1/groups/rg1/deployments/dsvm/whatIf", SampleBody(3));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(Body(r)["text"].get<std::string>(), HasSubstr("1 to modify"));
+  r = Call("PUT", "/v1/groups/rg1/deployments/dsvm", SampleBody(3));
+  ASSERT_EQ(r.status, 201) << r.body;
+  ASSERT_TRUE(WaitFor([&] { return store_.GetPool(PoolName("pool1"))->spec.instance_count == 3; }));
+  AddInstance("pool1", 2);
+  ASSERT_TRUE(WaitFor([&] { return DeploymentState("dsvm") == "Succeeded"; })) << DeploymentState("dsvm");
+  EXPECT_EQ(hooks_.share_dirs.size(), 1u);  // no second pool
+
+  // Deleting the group deletes its pool.
+  r = Call("DELETE", "/v1/groups/rg1");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(store_.GetPool(PoolName("pool1"))->state, PoolState::kDeleting);
+  EXPECT_TRUE(store_.ListResources(std::nullopt)->empty());
+}
+
+TEST_F(DeploymentApiTest, ABadDeploymentIsAzsErrorAndLeavesNothing) {
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1", R"({"location": "local"})").status, 201);
+  Json body = Json::parse(SampleBody(2));
+  body["parameters"]["instanceCount"]["value"] = 101;
+  const size_t events = EventCount();
+  Response r = Call("PUT", "/v1/groups/rg1/deployments/dsvm", body.dump());
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(Body(r)["error"]["code"], "InvalidTemplate");
+  EXPECT_THAT(Body(r)["error"]["message"].get<std::string>(), HasSubstr("instanceCount"));
+  EXPECT_EQ(Call("GET", "/v1/groups/rg1/deployments/dsvm").status, 404);
+  EXPECT_FALSE(store_.GetPool(PoolName("pool1")).ok());
+  EXPECT_EQ(EventCount(), events);
+
+  r = Call("PUT", "/v1/groups/nope/deployments/dsvm", SampleBody(2));
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(Body(r)["error"]["code"], "ResourceGroupNotFound");
+
+  // A pool of that name that the group did not make is not taken over.
+  ASSERT_EQ(Call("POST", "/v1/pools", Spec("pool1", "10.231.0.0/24")).status, 201);
+  r = Call("POST", "/v1/groups/rg1/deployments/dsvm/validate", SampleBody(2));
+  EXPECT_EQ(r.status, 400) << r.body;  // a failed preflight, as on Azure
+  EXPECT_EQ(Body(r)["error"]["code"], "InvalidTemplateDeployment");
+  EXPECT_THAT(r.body, HasSubstr("pool 'pool1' already exists and was not made by this scale set"));
+}
+
+TEST_F(DeploymentApiTest, ARunningDeploymentIsCancelled) {
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1", R"({"location": "local"})").status, 201);
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1/deployments/dsvm", SampleBody(2)).status, 201);
+  Response again = Call("PUT", "/v1/groups/rg1/deployments/dsvm", SampleBody(2));
+  EXPECT_EQ(again.status, 409);
+  EXPECT_THAT(again.body, HasSubstr("DeploymentActive"));
+  EXPECT_EQ(Call("DELETE", "/v1/groups/rg1").status, 409);
+  ASSERT_EQ(Call("POST", "/v1/groups/rg1/deployments/dsvm/cancel").status, 200);
+  ASSERT_TRUE(WaitFor([&] { return DeploymentState("dsvm") == "Canceled"; })) << DeploymentState("dsvm");
+  Response r = Call("POST", "/v1/groups/rg1/deployments/dsvm/cancel");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_THAT(r.body, HasSubstr("DeploymentCannotBeCancelled"));
 }
 
 }  // namespace

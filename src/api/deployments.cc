@@ -1,0 +1,471 @@
+#include "api/deployments.h"
+
+#include <cstdio>
+
+#include "api/api_internal.h"
+#include "base/log.h"
+
+namespace dspool {
+
+using namespace api_internal;
+
+namespace {
+
+constexpr const char* kSubscriptionId = "subscription_id";
+constexpr const char* kTenantId = "tenant_id";
+constexpr std::string_view kLog = "deploy";
+
+Response OrderedOk(int status, const OrderedJson& body) { return JsonResponse(status, body.dump()); }
+
+// An ARM error as az prints it: {"error": {code, message, details, ...}}.
+Response ArmErrorResponse(const arm::ArmError& e, const Status& s) {
+  return JsonResponse(HttpStatusFor(s.code()), OrderedJson{{"error", e.ToJson()}}.dump());
+}
+
+Status GroupNotFound(const std::string& group) {
+  return NotFound("ResourceGroupNotFound: Resource group '" + group + "' could not be found.");
+}
+
+// The pool spec without what a redeploy may change (the size) or may
+// not see (the admin's password, hashed).
+Json Comparable(const PoolSpec& spec) {
+  Json j = PoolSpecToJson(spec);
+  j.erase("instanceCount");
+  j.erase("standbyCount");
+  if (j.contains("adminUser")) {
+    j["adminUser"].erase("passwordHash");
+    j["adminUser"].erase("password");
+  }
+  return j;
+}
+
+}  // namespace
+
+Deployments::Deployments(Api& api, StateStore& store, const Clock& clock, const DeploymentOptions& options)
+    : api_(api), store_(store), clock_(clock), options_(options), random_(std::random_device{}()) {
+  FailInterrupted();
+}
+
+Deployments::~Deployments() {
+  std::lock_guard lock(mu_);
+  for (Running& r : running_) r.cancelled = true;
+  for (Running& r : running_) {
+    if (r.thread.joinable()) r.thread.join();
+  }
+}
+
+void Deployments::FailInterrupted() {
+  auto groups = store_.ListResourceGroups();
+  for (const ResourceGroup& g : groups.value_or({})) {
+    auto deployments = store_.ListDeployments(g.name);
+    for (Deployment d : deployments.value_or({})) {
+      if (IsTerminal(d.state)) continue;
+      d.state = ProvisioningState::kFailed;
+      d.error = OrderedJson{{"code", "DeploymentFailed"},
+                            {"message", "The server stopped while the deployment ran; deploy again to finish it."}};
+      for (DeploymentOperation& op : d.operations) {
+        if (!IsTerminal(op.state)) op.state = ProvisioningState::kCanceled;
+      }
+      if (Status s = store_.Write(WriteBatch().Add(WriteBatch::PutDeployment{d})); !s.ok()) {
+        DSP_LOG(kError, kLog) << "cannot mark deployment " << g.name << "/" << d.name << " failed: " << s;
+      }
+    }
+  }
+}
+
+std::string Deployments::NewGuid() {
+  uint64_t a, b;
+  {
+    std::lock_guard lock(random_mu_);
+    a = random_();
+    b = random_();
+  }
+  // Version 4, variant 1 (RFC 4122).
+  a = (a & 0xFFFFFFFFFFFF0FFFull) | 0x0000000000004000ull;
+  b = (b & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;
+  char out[37];
+  std::snprintf(out, sizeof out, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>((a >> 16) & 0xFFFF), static_cast<unsigned>(a & 0xFFFF),
+                static_cast<unsigned>(b >> 48), static_cast<unsigned long long>(b & 0xFFFFFFFFFFFFull));
+  return out;
+}
+
+Result<std::string> Deployments::StableGuid(const std::string& meta_key) {
+  auto value = store_.GetMeta(meta_key);
+  if (value.ok()) return *value;
+  if (value.status().code() != StatusCode::kNotFound) return value.status();
+  std::string guid = NewGuid();
+  DSP_RETURN_IF_ERROR(store_.Write(WriteBatch().Add(WriteBatch::PutMeta{meta_key, guid})));
+  return guid;
+}
+
+Result<deploy::Deployer*> Deployments::GetDeployer() {
+  {
+    std::lock_guard lock(mu_);
+    if (deployer_) return deployer_.get();
+  }
+  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  DSP_ASSIGN_OR_RETURN(std::string tenant, StableGuid(kTenantId));
+  deploy::DeployerOptions opts{.subscription_id = subscription,
+                               .tenant_id = tenant,
+                               .host = options_.host,
+                               .ready_timeout = options_.ready_timeout};
+  std::lock_guard lock(mu_);
+  if (!deployer_) {
+    deployer_ = std::make_unique<deploy::Deployer>(store_, clock_, static_cast<deploy::PoolControl&>(*this),
+                                                   options_.catalog, opts,
+                                                   [this] { return NewGuid(); });
+  }
+  return deployer_.get();
+}
+
+Deployments::Running* Deployments::FindRunning(const std::string& group, const std::string& name) {
+  const std::string key = StoreKey(group) + "/" + StoreKey(name);
+  for (Running& r : running_) {
+    if (r.key != key || r.done) continue;
+    // Its record says it ended: the thread is only returning.
+    auto record = store_.GetDeployment(group, name);
+    if (record.ok() && IsTerminal(record->state)) {
+      r.thread.join();
+      r.done = true;
+      r.joined = true;
+      return nullptr;
+    }
+    return &r;
+  }
+  return nullptr;
+}
+
+void Deployments::Reap() {
+  for (auto it = running_.begin(); it != running_.end();) {
+    if (it->done) {
+      if (!it->joined) it->thread.join();
+      it = running_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- groups
+
+Result<Response> Deployments::PutGroup(const std::string& group, const Request& r, const std::string& actor) {
+  DSP_RETURN_IF_ERROR(ValidateResourceGroupName(group));
+  DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  JsonReader reader(body, "");
+  std::string location;
+  reader.Required("location", &location);
+  const Json* tags = reader.Raw("tags");
+  DSP_RETURN_IF_ERROR(reader.Finish());
+  DSP_RETURN_IF_ERROR(ValidateLocation(location));
+  ResourceGroup g{group, location, {}, clock_.Now()};
+  if (tags) {
+    if (!tags->is_object()) return InvalidArgument("tags: must be an object of strings");
+    for (const auto& [k, v] : tags->items()) {
+      if (!v.is_string()) return InvalidArgument("tags." + k + ": must be a string");
+      g.tags.emplace_back(k, v.get<std::string>());
+    }
+  }
+  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  auto existing = store_.GetResourceGroup(group);
+  int status = 201;
+  if (existing.ok()) {
+    // As Azure: a group stays where it is, and keeps its name's case.
+    if (StoreKey(existing->location) != StoreKey(location)) {
+      return AlreadyExists("InvalidResourceGroupLocation: Invalid resource group location '" + location +
+                           "'. The Resource group already exists in location '" + existing->location + "'.");
+    }
+    g.name = existing->name;
+    g.created_at = existing->created_at;
+    if (!tags) g.tags = existing->tags;
+    status = 200;
+  } else if (existing.status().code() != StatusCode::kNotFound) {
+    return existing.status();
+  }
+  DSP_RETURN_IF_ERROR(store_.Write(WriteBatch()
+                                       .Add(WriteBatch::PutResourceGroup{g})
+                                       .Add(WriteBatch::AppendEvent{api_.MakeEvent(
+                                           actor, status == 201 ? "group.create" : "group.update", "group/" + g.name,
+                                           "in " + location)})));
+  return OrderedOk(status, ResourceGroupToAzJson(g, subscription));
+}
+
+Result<Response> Deployments::GetGroup(const std::string& group) {
+  auto g = store_.GetResourceGroup(group);
+  if (g.status().code() == StatusCode::kNotFound) return GroupNotFound(group);
+  DSP_RETURN_IF_ERROR(g.status());
+  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  return OrderedOk(200, ResourceGroupToAzJson(*g, subscription));
+}
+
+Result<Response> Deployments::ListGroups() {
+  DSP_ASSIGN_OR_RETURN(std::vector<ResourceGroup> groups, store_.ListResourceGroups());
+  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  OrderedJson list = OrderedJson::array();
+  for (const ResourceGroup& g : groups) list.push_back(ResourceGroupToAzJson(g, subscription));
+  return OrderedOk(200, OrderedJson{{"value", list}});
+}
+
+Result<Response> Deployments::DeleteGroup(const std::string& group, const std::string& actor) {
+  auto g = store_.GetResourceGroup(group);
+  if (g.status().code() == StatusCode::kNotFound) return GroupNotFound(group);
+  DSP_RETURN_IF_ERROR(g.status());
+  {
+    DSP_ASSIGN_OR_RETURN(std::vector<Deployment> deployments, store_.ListDeployments(group));
+    std::lock_guard lock(mu_);
+    for (const Deployment& d : deployments) {
+      if (FindRunning(group, d.name)) {
+        return FailedPrecondition("the deployment '" + d.name + "' of resource group '" + group +
+                                  "' is running; cancel it first");
+      }
+    }
+  }
+  DSP_ASSIGN_OR_RETURN(std::vector<ArmResource> resources, store_.ListResources(group));
+  WriteBatch batch;
+  for (const ArmResource& r : resources) {
+    if (EqualsIgnoreCase(r.type, "Microsoft.Compute/virtualMachineScaleSets")) {
+      DSP_RETURN_IF_ERROR(DeletePool(ToLowerAscii(r.name), actor));
+    }
+    batch.Add(WriteBatch::DeleteResource{r.id});
+  }
+  batch.Add(WriteBatch::DeleteResourceGroup{g->name});
+  batch.Add(WriteBatch::AppendEvent{api_.MakeEvent(actor, "group.delete", "group/" + g->name,
+                                                   std::to_string(resources.size()) + " resources")});
+  DSP_RETURN_IF_ERROR(store_.Write(batch));
+  return JsonOk(200, Json::object());
+}
+
+// ---------------------------------------------------------------- deployments
+
+Result<deploy::DeployRequest> Deployments::ReadRequest(const std::string& group, const std::string& name,
+                                                       const Request& r, const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  JsonReader reader(body, "");
+  deploy::DeployRequest request;
+  request.group = group;
+  request.name = name;
+  request.actor = actor;
+  reader.Optional("mode", &request.mode);
+  reader.Optional("templateLink", &request.template_link);
+  reader.Optional("source", &request.template_source);
+  const Json* tmpl = reader.Raw("template");
+  const Json* parameters = reader.Raw("parameters");
+  DSP_RETURN_IF_ERROR(reader.Finish());
+  if (!tmpl) return InvalidArgument("template: is required (the template's text)");
+  request.template_text = tmpl->is_string() ? tmpl->get<std::string>() : tmpl->dump();
+  if (parameters) {
+    if (!parameters->is_object()) return InvalidArgument("parameters: must be an object of {\"value\": ...}");
+    request.parameters = arm::Value::parse(parameters->dump());
+  }
+  return request;
+}
+
+Result<Response> Deployments::PutDeployment(const std::string& group, const std::string& name, const Request& r,
+                                             const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(deploy::DeployRequest request, ReadRequest(group, name, r, actor));
+  DSP_ASSIGN_OR_RETURN(deploy::Deployer * deployer, GetDeployer());
+  {
+    std::lock_guard lock(mu_);
+    Reap();
+    if (FindRunning(group, name)) {
+      return FailedPrecondition("DeploymentActive: the deployment '" + name + "' is running; wait for it or cancel it");
+    }
+  }
+  arm::ArmError error;
+  auto plan = deployer->Validate(request, &error);
+  if (!plan.ok()) return error.empty() ? Result<Response>(plan.status()) : ArmErrorResponse(error, plan.status());
+  const std::vector<std::string> warnings = plan->warnings;
+  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  Deployment record;
+  {
+    std::lock_guard lock(mu_);
+    if (FindRunning(group, name)) {
+      return FailedPrecondition("DeploymentActive: the deployment '" + name + "' is running; wait for it or cancel it");
+    }
+    DSP_ASSIGN_OR_RETURN(record, deployer->Start(request, *plan));
+    Running& run = running_.emplace_back();
+    run.key = StoreKey(group) + "/" + StoreKey(name);
+    run.thread = std::thread([deployer, &run, request = std::move(request), plan = std::move(*plan), record]() mutable {
+      Deployment final = deployer->Run(request, std::move(plan), std::move(record), run.cancelled);
+      DSP_LOG(kInfo, kLog) << "deployment " << final.group << "/" << final.name << ": "
+                           << ProvisioningStateName(final.state);
+      run.done = true;
+    });
+  }
+  OrderedJson out = DeploymentToAzJson(record, subscription);
+  out["warnings"] = warnings;
+  return OrderedOk(201, out);
+}
+
+Result<Response> Deployments::Validate(const std::string& group, const std::string& name, const Request& r,
+                                       const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(deploy::DeployRequest request, ReadRequest(group, name, r, actor));
+  DSP_ASSIGN_OR_RETURN(deploy::Deployer * deployer, GetDeployer());
+  arm::ArmError error;
+  auto plan = deployer->Validate(request, &error);
+  if (!plan.ok()) return error.empty() ? Result<Response>(plan.status()) : ArmErrorResponse(error, plan.status());
+  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  // az's answer: the deployment as it would start, with the resources it
+  // validated.
+  Deployment d;
+  d.group = group;
+  d.name = name;
+  d.state = ProvisioningState::kSucceeded;
+  d.mode = request.mode;
+  d.timestamp = clock_.Now();
+  d.correlation_id = NewGuid();
+  d.template_hash = plan->tmpl->TemplateHash();
+  d.template_link = request.template_link;
+  d.parameters = plan->tmpl->ParametersRecord();
+  OrderedJson out = DeploymentToAzJson(d, subscription);
+  OrderedJson validated = OrderedJson::array();
+  for (const deploy::PlannedResource& p : plan->resources) validated.push_back({{"id", p.resource.id}});
+  out["properties"]["validatedResources"] = validated;
+  out["warnings"] = plan->warnings;
+  return OrderedOk(200, out);
+}
+
+Result<Response> Deployments::WhatIf(const std::string& group, const std::string& name, const Request& r,
+                                     const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(deploy::DeployRequest request, ReadRequest(group, name, r, actor));
+  DSP_ASSIGN_OR_RETURN(deploy::Deployer * deployer, GetDeployer());
+  arm::ArmError error;
+  auto changes = deployer->WhatIf(request, &error);
+  if (!changes.ok()) return error.empty() ? Result<Response>(changes.status()) : ArmErrorResponse(error, changes.status());
+  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  auto g = store_.GetResourceGroup(group);
+  OrderedJson out = arm::WhatIfJson(*changes);
+  out["text"] = arm::WhatIfText(*changes, "/subscriptions/" + subscription + "/resourceGroups/" +
+                                              (g.ok() ? g->name : group));
+  return OrderedOk(200, out);
+}
+
+Result<Response> Deployments::GetDeployment(const std::string& group, const std::string& name) {
+  DSP_ASSIGN_OR_RETURN(Deployment d, store_.GetDeployment(group, name));
+  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  return OrderedOk(200, DeploymentToAzJson(d, subscription));
+}
+
+Result<Response> Deployments::ListDeployments(const std::string& group) {
+  DSP_RETURN_IF_ERROR(GetGroup(group).status());
+  DSP_ASSIGN_OR_RETURN(std::vector<Deployment> list, store_.ListDeployments(group));
+  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  OrderedJson out = OrderedJson::array();
+  for (const Deployment& d : list) out.push_back(DeploymentToAzJson(d, subscription));
+  return OrderedOk(200, OrderedJson{{"value", out}});
+}
+
+Result<Response> Deployments::ListOperations(const std::string& group, const std::string& name) {
+  DSP_ASSIGN_OR_RETURN(Deployment d, store_.GetDeployment(group, name));
+  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  return OrderedOk(200, OrderedJson{{"value", OperationsToAzJson(d, subscription)}});
+}
+
+Result<Response> Deployments::DeleteDeployment(const std::string& group, const std::string& name) {
+  {
+    std::lock_guard lock(mu_);
+    if (FindRunning(group, name)) {
+      return FailedPrecondition("DeploymentActive: the deployment '" + name + "' is running; cancel it first");
+    }
+  }
+  // Only the record goes; its resources stay (as on Azure).
+  DSP_RETURN_IF_ERROR(store_.Write(WriteBatch().Add(WriteBatch::DeleteDeployment{group, name})));
+  return JsonOk(200, Json::object());
+}
+
+Result<Response> Deployments::Cancel(const std::string& group, const std::string& name) {
+  DSP_ASSIGN_OR_RETURN(Deployment d, store_.GetDeployment(group, name));
+  std::lock_guard lock(mu_);
+  if (Running* run = FindRunning(group, name)) {
+    run->cancelled = true;
+    return JsonOk(200, Json::object());
+  }
+  return FailedPrecondition("DeploymentCannotBeCancelled: the deployment '" + d.name + "' is " +
+                            std::string(ProvisioningStateName(d.state)) + ", not running");
+}
+
+// ---------------------------------------------------------------- pools
+
+Result<std::optional<Pool>> Deployments::OwnedPool(const PoolSpec& spec, const std::string& owner,
+                                                   std::optional<int64_t>* scale) {
+  auto existing = store_.GetPool(spec.name);
+  if (existing.status().code() == StatusCode::kNotFound) return std::optional<Pool>();
+  DSP_RETURN_IF_ERROR(existing.status());
+  if (!store_.GetResource(owner).ok()) {
+    return AlreadyExists("pool '" + spec.name.value() + "' already exists and was not made by this scale set");
+  }
+  if (existing->state == PoolState::kDeleting) {
+    return FailedPrecondition("pool '" + spec.name.value() + "' is being deleted; deploy again when it is gone");
+  }
+  const Json before = Comparable(existing->spec), after = Comparable(spec);
+  for (const auto& [key, value] : after.items()) {
+    if (!before.contains(key) || before[key] != value) {
+      return FailedPrecondition("pool '" + spec.name.value() + "': changing " + key +
+                                " of an existing scale set is not supported; delete the group's pool and deploy again");
+    }
+  }
+  for (const auto& [key, _] : before.items()) {
+    if (!after.contains(key)) {
+      return FailedPrecondition("pool '" + spec.name.value() + "': removing " + key +
+                                " of an existing scale set is not supported; delete the group's pool and deploy again");
+    }
+  }
+  if (existing->spec.instance_count != spec.instance_count) *scale = spec.instance_count;
+  return std::optional<Pool>(*existing);
+}
+
+Status Deployments::CheckPool(const Json& json, const std::string& owner) {
+  DSP_ASSIGN_OR_RETURN(PoolSpec spec, api_.ReadPoolSpec(json));
+  std::optional<int64_t> scale;
+  DSP_ASSIGN_OR_RETURN(std::optional<Pool> existing, OwnedPool(spec, owner, &scale));
+  if (existing) return Status::Ok();
+  DSP_ASSIGN_OR_RETURN(std::vector<Pool> pools, store_.ListPools());
+  // The pool's share directory is made when it is deployed; its parent,
+  // the share root, is what the host's checks see now.
+  PoolSpec checked = spec;
+  checked.share.source = options_.host.share_root;
+  return api_.hooks_.CheckPoolHost(checked, pools);
+}
+
+Result<std::string> Deployments::ApplyPool(const Json& json, const std::string& owner, const std::string& actor) {
+  DSP_ASSIGN_OR_RETURN(PoolSpec spec, api_.ReadPoolSpec(json));
+  std::optional<int64_t> scale;
+  DSP_ASSIGN_OR_RETURN(std::optional<Pool> existing, OwnedPool(spec, owner, &scale));
+  if (existing) {
+    if (scale) DSP_RETURN_IF_ERROR(api_.ScalePoolTo(spec.name, scale, std::nullopt, false, actor).status());
+    return std::string("OK");
+  }
+  DSP_RETURN_IF_ERROR(api_.hooks_.PrepareShareDirectory(spec.share.source));
+  DSP_RETURN_IF_ERROR(api_.CreatePoolFromSpec(spec, actor).status());
+  return std::string("Created");
+}
+
+Status Deployments::WaitReady(const std::string& pool, int64_t count, std::chrono::milliseconds timeout,
+                              const std::atomic<bool>& cancelled) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    DSP_ASSIGN_OR_RETURN(std::vector<Instance> instances, store_.ListInstances(PoolName(pool)));
+    int64_t ready = 0;
+    for (const Instance& i : instances) {
+      if (i.standby) continue;
+      if (i.phase == InstancePhase::kFailed) {
+        return Unavailable("instance " + i.id.value() + " of pool '" + pool + "' failed: " + i.reason);
+      }
+      ready += i.phase == InstancePhase::kReady;
+    }
+    if (ready >= count) return Status::Ok();
+    if (cancelled) return Aborted("the deployment was cancelled");
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return DeadlineExceeded("pool '" + pool + "' has " + std::to_string(ready) + " of " + std::to_string(count) +
+                              " instances Ready after " + std::to_string(timeout.count() / 1000) + " s");
+    }
+    std::this_thread::sleep_for(options_.ready_poll);
+  }
+}
+
+Status Deployments::DeletePool(const std::string& pool, const std::string& actor) {
+  auto deleted = api_.MarkPoolDeleting(PoolName(pool), actor);
+  return deleted.status().code() == StatusCode::kNotFound ? Status::Ok() : deleted.status();
+}
+
+}  // namespace dspool
