@@ -57,10 +57,18 @@ Result<Json> ApiClient::Call(const std::string& method, const std::string& targe
       auto code = error->find("code");
       auto message = error->find("message");
       if (message != error->end() && message->is_string() && !message->get_ref<const std::string&>().empty()) {
-        StatusCode status_code = code != error->end() && code->is_string()
-                                     ? StatusCodeFromName(code->get<std::string>())
-                                     : CodeForHttpStatus(response.status);
+        const std::string name = code != error->end() && code->is_string() ? code->get<std::string>() : "";
+        StatusCode status_code = name.empty() ? CodeForHttpStatus(response.status) : StatusCodeFromName(name);
         if (status_code == StatusCode::kOk) status_code = StatusCode::kInternal;
+        if (!name.empty() && StatusCodeName(status_code) != name) {
+          // An ARM error (docs/api.md, deployments): az's "Code: message",
+          // with each detail's.
+          std::string text = name + ": " + message->get<std::string>();
+          for (const Json& d : error->value("details", Json::array())) {
+            if (d.is_object()) text += " " + d.value("code", "") + ": " + d.value("message", "");
+          }
+          return Status(CodeForHttpStatus(response.status), text);
+        }
         return Status(status_code, message->get<std::string>());
       }
     }

@@ -27,7 +27,9 @@ class ApiClient {
   //
   // Errors:
   //   - the API's error (any non-2xx status with {"error": {"code",
-  //     "message"}}): that code and message, as is;
+  //     "message"}}): that code and message, as is; an ARM error's code
+  //     (InvalidTemplate, ...) is not ours: the code for the HTTP status,
+  //     and the message "Code: message" with each detail's;
   //   - a non-2xx status without that body: the code for the HTTP status and
   //     "<endpoint> answered HTTP <status>: <start of the body>";
   //   - a 2xx body that is not JSON: Internal;

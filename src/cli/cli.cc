@@ -5,11 +5,15 @@
 #include <iostream>
 #include <thread>
 
+#include <termios.h>
+#include <unistd.h>
+
 #include "agent/agent.h"
 #include "model/jupyter.h"
 #include "base/log.h"
 #include "base/version.h"
 #include "cli/api_client.h"
+#include "cli/arm_cli.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "net/socket.h"
@@ -29,10 +33,8 @@ struct ClientFlags {
   std::string server_ca_file;
   std::string token_file;
   std::string output = "table";
+  bool output_given = false;
 };
-
-// A client command, run once flags are parsed and the context is built.
-using ClientAction = std::function<Status(const CommandContext&)>;
 
 // The message may come from the server: keep it one line.
 int Fail(std::ostream& err, const Status& status) {
@@ -185,8 +187,10 @@ Status RunClientAction(const ClientAction& action, const ClientFlags& flags, con
     DSP_ASSIGN_OR_RETURN(token, ReadTokenFile(*path, "DSPOOL_TOKEN_FILE"));
   }
   ApiClient api(std::move(endpoint), std::move(token), kRequestTimeout);
-  CommandContext ctx{
-      api, flags.output == "json" ? OutputFormat::kJson : OutputFormat::kTable, env.in, env.out, env.clock, env.wait};
+  const OutputFormat format = flags.output == "json"  ? OutputFormat::kJson
+                              : flags.output == "tsv" ? OutputFormat::kTsv
+                                                      : OutputFormat::kTable;
+  CommandContext ctx{api, format, env.in, env.out, env.clock, env.wait, env.err, flags.output_given, env.prompt};
   return action(ctx);
 }
 
@@ -221,9 +225,12 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   CLI::Option* token_opt = app.add_option("--token-file", client.token_file,
                                           "File holding the API's bearer token (default: $DSPOOL_TOKEN_FILE)")
                                ->type_name("FILE");
-  CLI::Option* output_opt = app.add_option("-o,--output", client.output, "Output format: table or json")
-                                ->type_name("FORMAT")
-                                ->check(CLI::IsMember({"table", "json"}));
+  CLI::Option* output_opt =
+      app.add_option("-o,--output", client.output,
+                     "Output format: table or json (group and deployment commands: json by default, as az; "
+                     "tsv too)")
+          ->type_name("FORMAT")
+          ->check(CLI::IsMember({"table", "json", "tsv"}));
 
   ClientAction action;  // set by the client command parsed
 
@@ -355,6 +362,8 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   authorized_keys->add_option("--socket", agent_options.socket, "The instance's channel to the server")
       ->type_name("PATH")
       ->capture_default_str();
+
+  AddArmCommands(app, action);
 
   // ---- pool ----
   CLI::App* pool = app.add_subcommand("pool", "Create, inspect, scale and delete pools");
@@ -545,6 +554,7 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   if (!action) {  // CLI11 requires a leaf command, so this is a bug
     return Fail(env.err, Internal("no command was selected"));
   }
+  client.output_given = output_opt->count() > 0;
   Status status;
   try {
     status = RunClientAction(action, client, env);
@@ -554,6 +564,31 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   env.out.flush();
   return status.ok() ? 0 : Fail(env.err, status);
 }
+
+namespace {
+
+// A line typed on the terminal after `question` (on stderr); without echo
+// if `secret`.
+std::optional<std::string> TerminalPrompt(const std::string& question, bool secret) {
+  std::cerr << question << std::flush;
+  termios old{};
+  const bool quiet = secret && ::tcgetattr(STDIN_FILENO, &old) == 0;
+  if (quiet) {
+    termios silent = old;
+    silent.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &silent);
+  }
+  std::string line;
+  const bool got = static_cast<bool>(std::getline(std::cin, line));
+  if (quiet) {
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    std::cerr << "\n";
+  }
+  if (!got) return std::nullopt;
+  return line;
+}
+
+}  // namespace
 
 int RunCli(int argc, char** argv) {
   std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
@@ -569,7 +604,8 @@ int RunCli(int argc, char** argv) {
                      [](std::chrono::milliseconds delay) {
                        std::this_thread::sleep_for(delay);
                        return true;
-                     }};
+                     },
+                     ::isatty(STDIN_FILENO) ? PromptFunction(&TerminalPrompt) : PromptFunction()};
   return RunCli(args, env);
 }
 

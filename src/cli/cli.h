@@ -27,6 +27,8 @@
 namespace dspool {
 
 // What RunCli takes from the process, so tests can run it in one.
+using PromptFunction = std::function<std::optional<std::string>(const std::string& question, bool secret)>;
+
 struct CliEnvironment {
   std::istream& in;
   std::ostream& out;
@@ -37,6 +39,8 @@ struct CliEnvironment {
   const Clock& clock;
   // Sleeps between polls of `events --follow`; false stops following.
   std::function<bool(std::chrono::milliseconds delay)> wait;
+  // Asks on the terminal (CommandContext::prompt); empty without one.
+  PromptFunction prompt;
 };
 
 // Runs the command in `args` (argv without the program name).

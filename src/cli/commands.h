@@ -5,9 +5,10 @@
 // A command returns OK after printing its result to `out`, or the Status to
 // report (the caller prints "dspool: <message>" and exits 1); it prints
 // nothing to `out` then, unless part of the work was done (a key file with
-// several keys, `events --follow`). Commands never write to stderr and never
-// read the environment: cli.cc resolves flags and environment into a
-// CommandContext, so tests run commands against any server and streams.
+// several keys, `events --follow`). Warnings and progress go to `err`.
+// Commands never read the environment or the terminal themselves: cli.cc
+// resolves flags, environment and terminal into a CommandContext, so tests
+// run commands against any server and streams.
 //
 // Not thread-safe: a command uses its context's streams.
 #pragma once
@@ -38,7 +39,16 @@ struct CommandContext {
   // following (the real one sleeps and returns true: Ctrl-C ends the
   // process).
   std::function<bool(std::chrono::milliseconds delay)> wait;
+  std::ostream& err;   // warnings and progress
+  // -o was given (az's verbs print JSON unless it says otherwise).
+  bool output_given = false;
+  // Asks on the terminal and returns the line typed (without echo if
+  // `secret`); nullopt on end of input. Empty when there is no terminal.
+  std::function<std::optional<std::string>(const std::string& question, bool secret)> prompt;
 };
+
+// A client command, run once flags are parsed and the context is built.
+using ClientAction = std::function<Status(const CommandContext&)>;
 
 // ---- pools and instances ----
 
@@ -123,5 +133,43 @@ Status SessionList(const CommandContext& ctx);
 // Stops `user`'s notebook server (in `pool`, if not empty; else in the one
 // pool where they have one) and prints one line; their files stay.
 Status SessionStop(const CommandContext& ctx, const std::string& user, const std::string& pool);
+
+// ---- resource groups and template deployments (az's verbs) ----
+
+// Print az's JSON (keys sorted, as az prints them) unless -o table or tsv.
+Status GroupCreate(const CommandContext& ctx, const std::string& name, const std::string& location,
+                   const std::vector<std::string>& tags);  // "k=v"
+Status GroupList(const CommandContext& ctx);
+Status GroupShow(const CommandContext& ctx, const std::string& name);
+// Prints "true" or "false".
+Status GroupExists(const CommandContext& ctx, const std::string& name);
+// Deletes every resource of the group (its pools), after asking unless `yes`.
+Status GroupDelete(const CommandContext& ctx, const std::string& name, bool yes);
+
+struct DeploymentArgs {
+  std::string group;
+  std::string name;           // empty: the template file's name without its extension
+  std::string template_file;  // one of these two
+  std::string template_uri;   // http(s): or file: URL
+  std::vector<std::string> parameters;  // -p tokens, in order: @FILE, K=V, K=@FILE, inline JSON
+  std::string mode = "Incremental";
+  bool no_wait = false;
+  bool what_if = false;               // show the changes only
+  bool confirm_with_what_if = false;  // show them, ask, then deploy
+  bool rollback_on_error = false;     // refused: not supported yet
+};
+// Sends the template and parameters (missing ones asked for on a terminal,
+// named all at once without one; `K=V` of a secure one warns that argv is
+// visible), then follows the deployment on `err`, one line per resource as
+// its state changes, and prints the final record. A failed deployment is
+// the error, with az's codes.
+Status DeploymentCreate(const CommandContext& ctx, const DeploymentArgs& args);
+Status DeploymentValidate(const CommandContext& ctx, const DeploymentArgs& args);
+Status DeploymentWhatIf(const CommandContext& ctx, const DeploymentArgs& args);
+Status DeploymentShow(const CommandContext& ctx, const std::string& group, const std::string& name);
+Status DeploymentList(const CommandContext& ctx, const std::string& group);
+Status DeploymentDelete(const CommandContext& ctx, const std::string& group, const std::string& name);
+Status DeploymentCancel(const CommandContext& ctx, const std::string& group, const std::string& name);
+Status DeploymentOperationList(const CommandContext& ctx, const std::string& group, const std::string& name);
 
 }  // namespace dspool

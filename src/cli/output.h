@@ -16,7 +16,9 @@
 
 namespace dspool {
 
-enum class OutputFormat { kTable, kJson };
+// kTsv: tab-separated rows without a header (az's verbs; the others print
+// their table).
+enum class OutputFormat { kTable, kJson, kTsv };
 
 // Writes `json` pretty-printed with 2-space indents and a final newline.
 // Invalid UTF-8 in strings is replaced (U+FFFD) rather than thrown on.

@@ -130,7 +130,16 @@ class CliTest : public ::testing::Test {
                        [this](std::chrono::milliseconds) {
                          if (on_wait_) on_wait_();
                          return --polls_left_ > 0;
-                       }};
+                       },
+                       terminal_ ? PromptFunction([this](const std::string& question, bool secret)
+                                                      -> std::optional<std::string> {
+                         asked_.push_back(question + (secret ? " [secret]" : ""));
+                         if (typed_.empty()) return std::nullopt;
+                         std::string line = typed_.front();
+                         typed_.erase(typed_.begin());
+                         return line;
+                       })
+                                 : PromptFunction()};
     int code = RunCli(args, env);
     out_ = out.str();
     err_ = err.str();
@@ -152,6 +161,9 @@ class CliTest : public ::testing::Test {
   std::map<std::string, std::string> environment_;
   int polls_left_ = 1;
   std::function<void()> on_wait_;  // called at each wait, before it answers
+  bool terminal_ = false;           // a terminal answers prompts with typed_
+  std::vector<std::string> typed_;
+  std::vector<std::string> asked_;
   std::string out_, err_;
 };
 
@@ -650,6 +662,95 @@ TEST_F(CliTest, SessionStopNamesThePool) {
   EXPECT_EQ(Run({"session", "stop", "carol"}), 1);
   EXPECT_EQ(err_, "dspool: user 'carol' has no notebook server\n");
   EXPECT_EQ(Run({"session", "stop"}), 2);
+}
+
+// ---------------------------------------------------------------- az's verbs
+
+constexpr const char* kGroupJson = R"({"id": "/subscriptions/s/resourceGroups/rg1", "location": "local",
+  "managedBy": null, "name": "rg1", "properties": {"provisioningState": "Succeeded"}, "tags": {"team": "ds"},
+  "type": "Microsoft.Resources/resourceGroups"})";
+
+constexpr const char* kTemplate = R"({
+  "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+  "contentVersion": "1.0.0.0",
+  "parameters": {"name": {"type": "string"}, "pw": {"type": "securestring"}, "count": {"type": "int", "defaultValue": 1}},
+  "resources": []})";
+
+std::string DeploymentJson(const std::string& state, const std::string& error = "null") {
+  return R"({"id": "/subscriptions/s/resourceGroups/rg1/providers/Microsoft.Resources/deployments/tmpl",
+    "name": "tmpl", "resourceGroup": "rg1", "type": "Microsoft.Resources/deployments",
+    "properties": {"provisioningState": ")" + state + R"(", "mode": "Incremental", "timestamp": "2023-11-14T22:13:20.000Z",
+                   "error": )" + error + "}}";
+}
+
+TEST_F(CliTest, GroupCommandsPrintAzsJsonByDefault) {
+  Answer("PUT /v1/groups/rg1", 201, kGroupJson);
+  ASSERT_EQ(Run({"group", "create", "-n", "rg1", "-l", "local", "--tags", "team=ds"}), 0) << err_;
+  EXPECT_EQ(Json::parse(out_), Json::parse(kGroupJson));
+  EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"location": "local", "tags": {"team": "ds"}})"));
+
+  Answer("GET /v1/groups", 200, std::string(R"({"value": [)") + kGroupJson + "]}");
+  ASSERT_EQ(Run({"group", "list", "-o", "tsv"}), 0) << err_;
+  EXPECT_EQ(out_, "rg1\tlocal\tSucceeded\n");
+  ASSERT_EQ(Run({"group", "exists", "-n", "rg1"}), 0) << err_;  // no canned answer: 404
+  EXPECT_EQ(out_, "false\n");
+
+  // Deleting asks first; without a terminal, --yes is needed.
+  ASSERT_EQ(Run({"group", "delete", "-n", "rg1"}), 1);
+  EXPECT_THAT(err_, HasSubstr("give --yes to confirm"));
+  EXPECT_NE(seen().back().method, "DELETE");
+}
+
+TEST_F(CliTest, DeploymentCreateAsksForMissingParametersOnATerminal) {
+  const std::string tmpl = WriteFile("tmpl.json", kTemplate);
+  Answer("PUT /v1/groups/rg1/deployments/tmpl", 201, DeploymentJson("Running"));
+  Answer("GET /v1/groups/rg1/deployments/tmpl", 200, DeploymentJson("Succeeded"));
+  Answer("GET /v1/groups/rg1/deployments/tmpl/operations", 200, R"({"value": []})");
+  terminal_ = true;
+  typed_ = {"Pa55-word"};
+  ASSERT_EQ(Run({"deployment", "group", "create", "-g", "rg1", "-f", tmpl, "-p", "name=pool1"}), 0) << err_;
+  EXPECT_EQ(asked_, std::vector<std::string>{"Please provide securestring value for 'pw' (? for help):  [secret]"});
+  Json body = Json::parse(seen()[0].body);
+  EXPECT_EQ(body["parameters"], Json::parse(R"({"name": {"value": "pool1"}, "pw": {"value": "Pa55-word"}})"));
+  EXPECT_EQ(body["template"], kTemplate);  // the text, so errors can name lines
+  EXPECT_EQ(Json::parse(out_)["properties"]["provisioningState"], "Succeeded");
+}
+
+TEST_F(CliTest, DeploymentCreateNamesEveryMissingParameterWithoutATerminal) {
+  const std::string tmpl = WriteFile("tmpl.json", kTemplate);
+  ASSERT_EQ(Run({"deployment", "group", "create", "-g", "rg1", "-f", tmpl}), 1);
+  EXPECT_THAT(err_, HasSubstr("Missing input parameters: name, pw"));
+  EXPECT_TRUE(seen().empty());
+  // A secure one on the command line works, with a warning.
+  Answer("PUT /v1/groups/rg1/deployments/tmpl", 201, DeploymentJson("Running"));
+  Answer("GET /v1/groups/rg1/deployments/tmpl", 200, DeploymentJson("Succeeded"));
+  Answer("GET /v1/groups/rg1/deployments/tmpl/operations", 200, R"({"value": []})");
+  ASSERT_EQ(Run({"deployment", "group", "create", "-g", "rg1", "-f", tmpl, "-p", "name=a", "pw=b", "--no-wait"}), 0)
+      << err_;
+  EXPECT_THAT(err_, HasSubstr("WARNING: the value of 'pw' was given on the command line"));
+  EXPECT_EQ(out_, "");  // --no-wait
+}
+
+TEST_F(CliTest, DeploymentErrorsAreAzs) {
+  const std::string tmpl = WriteFile("tmpl.json", kTemplate);
+  Answer("PUT /v1/groups/rg1/deployments/dep", 400,
+         R"({"error": {"code": "InvalidTemplate", "message": "bad value", "details": [{"code": "X", "message": "why"}]}})");
+  ASSERT_EQ(Run({"group", "deployment", "create", "-g", "rg1", "-n", "dep", "-f", tmpl, "-p", "name=a", "pw=@" + tmpl}), 1);
+  EXPECT_THAT(err_, HasSubstr("This command is deprecated"));
+  EXPECT_THAT(err_, HasSubstr("dspool: InvalidTemplate: bad value X: why"));
+
+  // A deployment that fails: its error, and exit 1.
+  Answer("PUT /v1/groups/rg1/deployments/dep", 201, DeploymentJson("Running"));
+  Answer("GET /v1/groups/rg1/deployments/dep", 200,
+         DeploymentJson("Failed", R"({"code": "DeploymentFailed", "message": "At least one failed.",
+                                      "details": [{"code": "ResourceDeploymentFailure", "message": "instance x failed"}]})"));
+  Answer("GET /v1/groups/rg1/deployments/dep/operations", 200,
+         R"({"value": [{"operationId": "A1", "properties": {"provisioningState": "Failed", "duration": "PT1S",
+             "targetResource": {"resourceType": "Microsoft.Compute/virtualMachineScaleSets", "resourceName": "p"}}}]})");
+  ASSERT_EQ(Run({"deployment", "group", "create", "-g", "rg1", "-n", "dep", "-f", tmpl, "-p", "name=a", "pw=b"}), 1);
+  EXPECT_THAT(err_, HasSubstr(" - Microsoft.Compute/virtualMachineScaleSets 'p': Failed (PT1S)"));
+  EXPECT_THAT(err_, HasSubstr("DeploymentFailed: At least one failed. ResourceDeploymentFailure: instance x failed"));
+  EXPECT_EQ(out_, "");
 }
 
 }  // namespace

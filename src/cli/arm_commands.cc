@@ -1,0 +1,377 @@
+// group create|list|show|exists|delete, deployment group
+// create|validate|what-if|show|list|delete|cancel, deployment operation group
+// list: az's verbs on /v1/groups (docs/api.md), with az's output (JSON by
+// default, keys sorted as az prints them; -o table or tsv).
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "cli/table.h"
+#include "http/client.h"
+#include "http/message.h"
+#include "os/fs.h"
+#include "template/json_text.h"
+#include "template/parameters.h"
+
+namespace dspool {
+namespace {
+
+std::string GroupPath(const std::string& group) { return "/v1/groups/" + PercentEncode(group); }
+std::string DeploymentPath(const std::string& group, const std::string& name) {
+  return GroupPath(group) + "/deployments/" + PercentEncode(name);
+}
+
+// az's commands print JSON unless -o says otherwise.
+bool AsJson(const CommandContext& ctx) { return ctx.output == OutputFormat::kJson || !ctx.output_given; }
+
+// Rows as a table (-o table) or tab-separated values without a header
+// (-o tsv).
+void PrintRows(const CommandContext& ctx, std::vector<std::string> header, const std::vector<std::vector<std::string>>& rows) {
+  if (ctx.output == OutputFormat::kTsv) {
+    for (const auto& row : rows) {
+      for (size_t i = 0; i < row.size(); ++i) ctx.out << (i ? "\t" : "") << row[i];
+      ctx.out << "\n";
+    }
+    return;
+  }
+  Table t(std::move(header));
+  for (const auto& row : rows) t.AddRow(row);
+  ctx.out << t.Render();
+}
+
+std::vector<std::string> GroupRow(const Json& g) {
+  return {JsonString(g, "name"), JsonString(g, "location"),
+          JsonString(JsonField(g, "properties"), "provisioningState")};
+}
+
+std::vector<std::string> DeploymentRow(const Json& d) {
+  const Json& p = JsonField(d, "properties");
+  return {JsonString(d, "name"), JsonString(p, "provisioningState"), JsonString(p, "timestamp"), JsonString(p, "mode"),
+          JsonString(d, "resourceGroup")};
+}
+
+void PrintGroups(const CommandContext& ctx, const Json& groups) {
+  if (AsJson(ctx)) return PrintJson(ctx.out, groups);
+  std::vector<std::vector<std::string>> rows;
+  for (const Json& g : groups) rows.push_back(GroupRow(g));
+  PrintRows(ctx, {"Name", "Location", "Status"}, rows);
+}
+
+void PrintDeployments(const CommandContext& ctx, const Json& deployments) {
+  if (AsJson(ctx)) return PrintJson(ctx.out, deployments);
+  std::vector<std::vector<std::string>> rows;
+  for (const Json& d : deployments) rows.push_back(DeploymentRow(d));
+  PrintRows(ctx, {"Name", "State", "Timestamp", "Mode", "ResourceGroup"}, rows);
+}
+
+// A JSON file of the user's, or an http(s) or file: URL: its text.
+Result<std::string> ReadTemplateSource(const std::string& source, bool is_uri) {
+  if (!is_uri) return ReadFile(source);
+  if (source.rfind("file://", 0) == 0) return ReadFile(source.substr(7));
+  if (source.rfind("file:", 0) == 0) return ReadFile(source.substr(5));
+  const bool tls = source.rfind("https://", 0) == 0;
+  if (!tls && source.rfind("http://", 0) != 0) {
+    return InvalidArgument("--template-uri: '" + source + "' is not an http, https or file URL");
+  }
+  std::string rest = source.substr(tls ? 8 : 7);
+  size_t slash = rest.find('/');
+  std::string authority = rest.substr(0, slash), target = slash == std::string::npos ? "/" : rest.substr(slash);
+  if (authority.empty()) return InvalidArgument("--template-uri: '" + source + "' names no host");
+  const std::string scheme = tls ? "tls:" : "tcp:";
+  // "host:port", else the scheme's port.
+  auto endpoint = ParseEndpoint(scheme + authority);
+  if (!endpoint.ok()) endpoint = ParseEndpoint(scheme + authority + (tls ? ":443" : ":80"));
+  if (!endpoint.ok()) return InvalidArgument("--template-uri: '" + source + "': " + endpoint.status().message());
+  DSP_ASSIGN_OR_RETURN(Response r, Client::Do(*endpoint, "GET", target, "", {{"Host", authority}},
+                                              std::chrono::seconds(30)));
+  if (r.status != 200) {
+    return FailedPrecondition("--template-uri: GET " + source + " answered HTTP " + std::to_string(r.status));
+  }
+  return r.body;
+}
+
+// `-p` tokens as az reads them: "@FILE" and a token that names a file are
+// the file's text; "K=@FILE" is K with the file's text as its value.
+Result<std::vector<arm::ParameterToken>> ReadParameterTokens(const std::vector<std::string>& raw) {
+  std::vector<arm::ParameterToken> tokens;
+  for (const std::string& token : raw) {
+    arm::ParameterToken t;
+    if (token.rfind("@", 0) == 0) {
+      DSP_ASSIGN_OR_RETURN(std::string text, ReadFile(token.substr(1)));
+      t.text = text;
+      t.file_text = text;
+    } else if (size_t eq = token.find('='); eq != std::string::npos && token.compare(eq + 1, 1, "@") == 0) {
+      DSP_ASSIGN_OR_RETURN(std::string text, ReadFile(token.substr(eq + 2)));
+      if (!text.empty() && text.back() == '\n') text.pop_back();
+      t.text = token.substr(0, eq + 1) + text;
+    } else {
+      t.text = token;
+      if (token.find('=') == std::string::npos && token.find('{') == std::string::npos) {
+        if (auto text = ReadFile(token); text.ok()) t.file_text = *text;
+      }
+    }
+    tokens.push_back(std::move(t));
+  }
+  return tokens;
+}
+
+// The request body of a deployment: the template's text, the parameters
+// (missing ones asked for on a terminal, all named at once without one).
+Result<Json> DeploymentBody(const CommandContext& ctx, const DeploymentArgs& args) {
+  if (args.template_file.empty() == args.template_uri.empty()) {
+    return InvalidArgument("give one of --template-file/-f and --template-uri/-u");
+  }
+  const bool is_uri = !args.template_uri.empty();
+  const std::string source = is_uri ? args.template_uri : args.template_file;
+  DSP_ASSIGN_OR_RETURN(std::string text, ReadTemplateSource(source, is_uri));
+  auto doc = arm::ParseJsonDocument(text);
+  if (!doc.ok()) return InvalidArgument("Failed to parse '" + source + "', please check whether it is a valid JSON format: " + doc.status().message());
+  const arm::Value* declared = doc->value.is_object() ? arm::FindMember(doc->value, "parameters") : nullptr;
+  const arm::Value no_parameters = arm::Value::object();
+  if (!declared || !declared->is_object()) declared = &no_parameters;
+
+  DSP_ASSIGN_OR_RETURN(std::vector<arm::ParameterToken> tokens, ReadParameterTokens(args.parameters));
+  DSP_ASSIGN_OR_RETURN(arm::AssembledParameters assembled, arm::AssembleParameters(tokens, *declared));
+  for (const std::string& w : assembled.warnings) ctx.err << "WARNING: " << w << "\n";
+  std::vector<std::string> missing = arm::MissingParameters(assembled.values, *declared);
+  if (!missing.empty() && ctx.prompt) {
+    for (const std::string& name : missing) {
+      const arm::Value* p = arm::FindMember(*declared, name);
+      const arm::Value* type = p ? arm::FindMember(*p, "type") : nullptr;
+      const std::string type_name = type && type->is_string() ? ToLowerAscii(type->get<std::string>()) : "string";
+      const bool secret = type_name.rfind("secure", 0) == 0;
+      std::optional<std::string> answer =
+          ctx.prompt("Please provide " + type_name + " value for '" + name + "' (? for help): ", secret);
+      if (!answer) break;
+      DSP_ASSIGN_OR_RETURN(arm::Value value, arm::ConvertParameterText(name, *answer, *declared));
+      assembled.values[name] = arm::Value{{"value", value}};
+    }
+    missing = arm::MissingParameters(assembled.values, *declared);
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (const std::string& m : missing) list += (list.empty() ? "" : ", ") + m;
+    return InvalidArgument("Missing input parameters: " + list);
+  }
+  Json body = {{"template", text},
+               {"parameters", Json::parse(assembled.values.dump())},
+               {"mode", args.mode},
+               {"source", source}};
+  if (is_uri) body["templateLink"] = args.template_uri;
+  return body;
+}
+
+// The deployment's name: given, else the template file's name without its
+// extension, as az names it.
+std::string DeploymentName(const DeploymentArgs& args) {
+  if (!args.name.empty()) return args.name;
+  std::string base = args.template_file.empty() ? args.template_uri : args.template_file;
+  base = base.substr(base.find_last_of('/') + 1);
+  base = base.substr(0, base.find('?'));
+  return base.substr(0, base.rfind('.'));
+}
+
+void PrintWarnings(const CommandContext& ctx, const Json& answer) {
+  for (const Json& w : JsonArray(answer, "warnings")) {
+    if (w.is_string()) ctx.err << "WARNING: " << w.get<std::string>() << "\n";
+  }
+}
+
+// Asks "Are you sure ... (y/n): "; without a terminal, tells to give `flag`.
+Status Confirm(const CommandContext& ctx, const std::string& question, const std::string& flag) {
+  if (!ctx.prompt) return FailedPrecondition(question + ": give " + flag + " to confirm (no terminal to ask on)");
+  std::optional<std::string> answer = ctx.prompt(question + " (y/n): ", false);
+  if (!answer || (*answer != "y" && *answer != "Y" && *answer != "yes")) return Aborted("Operation cancelled.");
+  return Status::Ok();
+}
+
+Status WhatIfAndPrint(const CommandContext& ctx, const std::string& name, const DeploymentArgs& args, const Json& body) {
+  DSP_ASSIGN_OR_RETURN(Json changes, ctx.api.Call("POST", DeploymentPath(args.group, name) + "/whatIf", &body));
+  if (AsJson(ctx) && !args.confirm_with_what_if) {
+    changes.erase("text");
+    PrintJson(ctx.out, changes);
+  } else {
+    ctx.out << JsonString(changes, "text");
+  }
+  return Status::Ok();
+}
+
+// Follows a running deployment: a line on ctx.err per operation whose state
+// changes, until the deployment ends; its final record.
+Result<Json> FollowDeployment(const CommandContext& ctx, const std::string& group, const std::string& name) {
+  std::map<std::string, std::string> shown;
+  while (true) {
+    DSP_ASSIGN_OR_RETURN(Json d, ctx.api.Get(DeploymentPath(group, name)));
+    DSP_ASSIGN_OR_RETURN(Json ops, ctx.api.Get(DeploymentPath(group, name) + "/operations"));
+    for (const Json& op : JsonArray(ops, "value")) {
+      const Json& p = JsonField(op, "properties");
+      const std::string state = JsonString(p, "provisioningState");
+      std::string& last = shown[JsonString(op, "operationId")];
+      if (state == last) continue;
+      last = state;
+      const Json& target = JsonField(p, "targetResource");
+      ctx.err << " - " << JsonString(target, "resourceType") << " '" << JsonString(target, "resourceName")
+              << "': " << state;
+      if (state != "Running" && state != "Accepted") ctx.err << " (" << JsonString(p, "duration") << ")";
+      ctx.err << "\n";
+    }
+    const std::string state = JsonString(JsonField(d, "properties"), "provisioningState");
+    if (state == "Succeeded" || state == "Failed" || state == "Canceled") return d;
+    if (!ctx.wait(std::chrono::seconds(1))) return d;
+  }
+}
+
+// A failed deployment's error as az prints it: the code and message, then
+// each detail's.
+Status DeploymentError(const Json& d) {
+  const Json& error = JsonField(JsonField(d, "properties"), "error");
+  std::string message = JsonString(error, "code") + ": " + JsonString(error, "message");
+  for (const Json& detail : JsonArray(error, "details")) {
+    message += " " + JsonString(detail, "code") + ": " + JsonString(detail, "message");
+  }
+  const std::string state = JsonString(JsonField(d, "properties"), "provisioningState");
+  return Status(state == "Canceled" ? StatusCode::kAborted : StatusCode::kFailedPrecondition,
+                state == "Canceled" ? "the deployment was canceled" : message);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- groups
+
+Status GroupCreate(const CommandContext& ctx, const std::string& name, const std::string& location,
+                   const std::vector<std::string>& tags) {
+  Json body = {{"location", location}};
+  if (!tags.empty()) {
+    Json t = Json::object();
+    for (const std::string& tag : tags) {
+      size_t eq = tag.find('=');
+      t[tag.substr(0, eq)] = eq == std::string::npos ? "" : tag.substr(eq + 1);
+    }
+    body["tags"] = t;
+  }
+  DSP_ASSIGN_OR_RETURN(Json g, ctx.api.Call("PUT", GroupPath(name), &body));
+  if (AsJson(ctx)) {
+    PrintJson(ctx.out, g);
+  } else {
+    PrintGroups(ctx, Json::array({g}));
+  }
+  return Status::Ok();
+}
+
+Status GroupList(const CommandContext& ctx) {
+  DSP_ASSIGN_OR_RETURN(Json list, ctx.api.Get("/v1/groups"));
+  PrintGroups(ctx, JsonArray(list, "value"));
+  return Status::Ok();
+}
+
+Status GroupShow(const CommandContext& ctx, const std::string& name) {
+  DSP_ASSIGN_OR_RETURN(Json g, ctx.api.Get(GroupPath(name)));
+  if (AsJson(ctx)) {
+    PrintJson(ctx.out, g);
+  } else {
+    PrintGroups(ctx, Json::array({g}));
+  }
+  return Status::Ok();
+}
+
+Status GroupExists(const CommandContext& ctx, const std::string& name) {
+  auto g = ctx.api.Get(GroupPath(name));
+  if (!g.ok() && g.status().code() != StatusCode::kNotFound) return g.status();
+  ctx.out << (g.ok() ? "true" : "false") << "\n";
+  return Status::Ok();
+}
+
+Status GroupDelete(const CommandContext& ctx, const std::string& name, bool yes) {
+  if (!yes) DSP_RETURN_IF_ERROR(Confirm(ctx, "Are you sure you want to perform this operation?", "--yes"));
+  return ctx.api.Call("DELETE", GroupPath(name)).status();
+}
+
+// ---------------------------------------------------------------- deployments
+
+Status DeploymentCreate(const CommandContext& ctx, const DeploymentArgs& args) {
+  if (args.rollback_on_error) {
+    return InvalidArgument("--rollback-on-error is not supported yet: deploy the last good template again");
+  }
+  DSP_ASSIGN_OR_RETURN(Json body, DeploymentBody(ctx, args));
+  const std::string name = DeploymentName(args);
+  if (args.what_if || args.confirm_with_what_if) {
+    DSP_RETURN_IF_ERROR(WhatIfAndPrint(ctx, name, args, body));
+    if (args.what_if) return Status::Ok();
+    DSP_RETURN_IF_ERROR(Confirm(ctx, "Are you sure you want to execute the deployment?", "--yes (or drop --confirm-with-what-if)"));
+  }
+  DSP_ASSIGN_OR_RETURN(Json started, ctx.api.Call("PUT", DeploymentPath(args.group, name), &body));
+  PrintWarnings(ctx, started);
+  started.erase("warnings");
+  if (args.no_wait) return Status::Ok();
+  DSP_ASSIGN_OR_RETURN(Json d, FollowDeployment(ctx, args.group, name));
+  if (JsonString(JsonField(d, "properties"), "provisioningState") != "Succeeded") return DeploymentError(d);
+  if (AsJson(ctx)) {
+    PrintJson(ctx.out, d);
+  } else {
+    PrintDeployments(ctx, Json::array({d}));
+  }
+  return Status::Ok();
+}
+
+Status DeploymentValidate(const CommandContext& ctx, const DeploymentArgs& args) {
+  DSP_ASSIGN_OR_RETURN(Json body, DeploymentBody(ctx, args));
+  DSP_ASSIGN_OR_RETURN(Json d, ctx.api.Call("POST", DeploymentPath(args.group, DeploymentName(args)) + "/validate", &body));
+  PrintWarnings(ctx, d);
+  d.erase("warnings");
+  if (AsJson(ctx)) {
+    PrintJson(ctx.out, d);
+  } else {
+    PrintDeployments(ctx, Json::array({d}));
+  }
+  return Status::Ok();
+}
+
+Status DeploymentWhatIf(const CommandContext& ctx, const DeploymentArgs& args) {
+  DSP_ASSIGN_OR_RETURN(Json body, DeploymentBody(ctx, args));
+  return WhatIfAndPrint(ctx, DeploymentName(args), args, body);
+}
+
+Status DeploymentShow(const CommandContext& ctx, const std::string& group, const std::string& name) {
+  DSP_ASSIGN_OR_RETURN(Json d, ctx.api.Get(DeploymentPath(group, name)));
+  if (AsJson(ctx)) {
+    PrintJson(ctx.out, d);
+  } else {
+    PrintDeployments(ctx, Json::array({d}));
+  }
+  return Status::Ok();
+}
+
+Status DeploymentList(const CommandContext& ctx, const std::string& group) {
+  DSP_ASSIGN_OR_RETURN(Json list, ctx.api.Get(GroupPath(group) + "/deployments"));
+  PrintDeployments(ctx, JsonArray(list, "value"));
+  return Status::Ok();
+}
+
+Status DeploymentDelete(const CommandContext& ctx, const std::string& group, const std::string& name) {
+  return ctx.api.Call("DELETE", DeploymentPath(group, name)).status();
+}
+
+Status DeploymentCancel(const CommandContext& ctx, const std::string& group, const std::string& name) {
+  return ctx.api.Call("POST", DeploymentPath(group, name) + "/cancel").status();
+}
+
+Status DeploymentOperationList(const CommandContext& ctx, const std::string& group, const std::string& name) {
+  DSP_ASSIGN_OR_RETURN(Json list, ctx.api.Get(DeploymentPath(group, name) + "/operations"));
+  const Json& ops = JsonArray(list, "value");
+  if (AsJson(ctx)) {
+    PrintJson(ctx.out, ops);
+    return Status::Ok();
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const Json& op : ops) {
+    const Json& p = JsonField(op, "properties");
+    const Json& target = JsonField(p, "targetResource");
+    rows.push_back({JsonString(p, "provisioningOperation"), JsonString(target, "resourceType"),
+                    JsonString(target, "resourceName"), JsonString(p, "provisioningState"),
+                    JsonString(p, "statusCode"), JsonString(p, "duration")});
+  }
+  PrintRows(ctx, {"Operation", "ResourceType", "ResourceName", "State", "StatusCode", "Duration"}, rows);
+  return Status::Ok();
+}
+
+}  // namespace dspool
