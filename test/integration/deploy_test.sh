@@ -95,14 +95,23 @@ done
 pass "the password and the storage key are in no stored file and no log"
 
 # Redeploying changes nothing; instanceCount 3 scales.
+# (The template from a local http URL this time, as --template-uri takes it.)
 generation=$(dsp pool show "$POOL" -o json | python_json "print(data['generation'])")
-dsp deployment group create -g RG -n again -f dsvm-vmss-cluster.json -p @dsvm-vmss-cluster.parameters.json \
-  >/dev/null 2>again.err || fail "redeploy: $(cat again.err)"
+HTTP_PORT=$(free_port)
+/usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$WORK" "$HTTP_PORT" >http.log 2>&1 &
+HTTP_PID=$!
+trap 'kill "$HTTP_PID" 2>/dev/null; cleanup' EXIT
+serving() { curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/dsvm-vmss-cluster.json"; }
+wait_until 30 "the template served over http" serving
+dsp deployment group create -g RG -n again -u "http://127.0.0.1:$HTTP_PORT/dsvm-vmss-cluster.json" \
+  -p @dsvm-vmss-cluster.parameters.json >again.json 2>again.err || fail "redeploy: $(cat again.err)"
+kill "$HTTP_PID"
+grep -q "\"uri\": \"http://127.0.0.1:$HTTP_PORT/dsvm-vmss-cluster.json\"" again.json || fail "no templateLink: $(cat again.json)"
 [[ "$(dsp pool show "$POOL" -o json | python_json "print(data['generation'])")" == "$generation" ]] \
   || fail "redeploying changed the pool"
 dsp deployment operation group list -g RG -n again -o tsv | awk -F'\t' '$5 != "OK" {exit 1}' \
   || fail "redeploy operations: $(dsp deployment operation group list -g RG -n again -o tsv)"
-pass "redeploying the same template changes nothing"
+pass "redeploying the same template (from an http URL) changes nothing"
 dsp deployment group create -g RG -n scale -f dsvm-vmss-cluster.json -p @dsvm-vmss-cluster.parameters.json \
   instanceCount=3 >/dev/null 2>scale.err || fail "scale: $(cat scale.err)"
 [[ "$(dsp pool show "$POOL" -o json | python_json "print(sum(i['phase'] == 'Ready' for i in data['instances']))")" == 3 ]] \
