@@ -17,8 +17,11 @@ constexpr std::string_view kLog = "deploy";
 
 Response OrderedOk(int status, const OrderedJson& body) { return JsonResponse(status, body.dump()); }
 
-// An ARM error as az prints it: {"error": {code, message, details, ...}}.
-Response ArmErrorResponse(const arm::ArmError& e, const Status& s) {
+// A failed validation: the ARM error as az prints it ({"error": {code,
+// message, details, ...}}), or the Status when there is none (the store
+// failed).
+Result<Response> ArmFailure(const Status& s, const arm::ArmError& e) {
+  if (e.empty()) return s;
   return JsonResponse(HttpStatusFor(s.code()), OrderedJson{{"error", e.ToJson()}}.dump());
 }
 
@@ -273,7 +276,7 @@ Result<Response> Deployments::PutDeployment(const std::string& group, const std:
   }
   arm::ArmError error;
   auto plan = deployer->Validate(request, &error);
-  if (!plan.ok()) return error.empty() ? Result<Response>(plan.status()) : ArmErrorResponse(error, plan.status());
+  if (!plan.ok()) return ArmFailure(plan.status(), error);
   const std::vector<std::string> warnings = plan->warnings;
   DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
   Deployment record;
@@ -303,21 +306,12 @@ Result<Response> Deployments::Validate(const std::string& group, const std::stri
   DSP_ASSIGN_OR_RETURN(deploy::Deployer * deployer, GetDeployer());
   arm::ArmError error;
   auto plan = deployer->Validate(request, &error);
-  if (!plan.ok()) return error.empty() ? Result<Response>(plan.status()) : ArmErrorResponse(error, plan.status());
+  if (!plan.ok()) return ArmFailure(plan.status(), error);
   DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
   // az's answer: the deployment as it would start, with the resources it
   // validated.
-  Deployment d;
-  d.group = group;
-  d.name = name;
-  d.state = ProvisioningState::kSucceeded;
-  d.mode = request.mode;
-  d.timestamp = clock_.Now();
-  d.correlation_id = NewGuid();
-  d.template_hash = plan->tmpl->TemplateHash();
-  d.template_link = request.template_link;
-  d.parameters = plan->tmpl->ParametersRecord();
-  OrderedJson out = DeploymentToAzJson(d, subscription);
+  OrderedJson out =
+      DeploymentToAzJson(deployer->NewRecord(request, *plan, ProvisioningState::kSucceeded), subscription);
   OrderedJson validated = OrderedJson::array();
   for (const deploy::PlannedResource& p : plan->resources) validated.push_back({{"id", p.resource.id}});
   out["properties"]["validatedResources"] = validated;
@@ -331,7 +325,7 @@ Result<Response> Deployments::WhatIf(const std::string& group, const std::string
   DSP_ASSIGN_OR_RETURN(deploy::Deployer * deployer, GetDeployer());
   arm::ArmError error;
   auto changes = deployer->WhatIf(request, &error);
-  if (!changes.ok()) return error.empty() ? Result<Response>(changes.status()) : ArmErrorResponse(error, changes.status());
+  if (!changes.ok()) return ArmFailure(changes.status(), error);
   DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
   auto g = store_.GetResourceGroup(group);
   OrderedJson out = arm::WhatIfJson(*changes);

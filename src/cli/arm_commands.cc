@@ -64,6 +64,14 @@ void PrintDeployments(const CommandContext& ctx, const Json& deployments) {
   PrintRows(ctx, {"Name", "State", "Timestamp", "Mode", "ResourceGroup"}, rows);
 }
 
+// One group or deployment: az's JSON object, or a table of one row.
+void PrintGroup(const CommandContext& ctx, const Json& g) {
+  AsJson(ctx) ? PrintJson(ctx.out, g) : PrintGroups(ctx, Json::array({g}));
+}
+void PrintDeployment(const CommandContext& ctx, const Json& d) {
+  AsJson(ctx) ? PrintJson(ctx.out, d) : PrintDeployments(ctx, Json::array({d}));
+}
+
 // A JSON file of the user's, or an http(s) or file: URL: its text.
 Result<std::string> ReadTemplateSource(const std::string& source, bool is_uri) {
   if (!is_uri) return ReadFile(source);
@@ -250,11 +258,7 @@ Status GroupCreate(const CommandContext& ctx, const std::string& name, const std
     body["tags"] = t;
   }
   DSP_ASSIGN_OR_RETURN(Json g, ctx.api.Call("PUT", GroupPath(name), &body));
-  if (AsJson(ctx)) {
-    PrintJson(ctx.out, g);
-  } else {
-    PrintGroups(ctx, Json::array({g}));
-  }
+  PrintGroup(ctx, g);
   return Status::Ok();
 }
 
@@ -266,11 +270,7 @@ Status GroupList(const CommandContext& ctx) {
 
 Status GroupShow(const CommandContext& ctx, const std::string& name) {
   DSP_ASSIGN_OR_RETURN(Json g, ctx.api.Get(GroupPath(name)));
-  if (AsJson(ctx)) {
-    PrintJson(ctx.out, g);
-  } else {
-    PrintGroups(ctx, Json::array({g}));
-  }
+  PrintGroup(ctx, g);
   return Status::Ok();
 }
 
@@ -305,11 +305,7 @@ Status DeploymentCreate(const CommandContext& ctx, const DeploymentArgs& args) {
   if (args.no_wait) return Status::Ok();
   DSP_ASSIGN_OR_RETURN(Json d, FollowDeployment(ctx, args.group, name));
   if (JsonString(JsonField(d, "properties"), "provisioningState") != "Succeeded") return DeploymentError(d);
-  if (AsJson(ctx)) {
-    PrintJson(ctx.out, d);
-  } else {
-    PrintDeployments(ctx, Json::array({d}));
-  }
+  PrintDeployment(ctx, d);
   return Status::Ok();
 }
 
@@ -318,11 +314,7 @@ Status DeploymentValidate(const CommandContext& ctx, const DeploymentArgs& args)
   DSP_ASSIGN_OR_RETURN(Json d, ctx.api.Call("POST", DeploymentPath(args.group, DeploymentName(args)) + "/validate", &body));
   PrintWarnings(ctx, d);
   d.erase("warnings");
-  if (AsJson(ctx)) {
-    PrintJson(ctx.out, d);
-  } else {
-    PrintDeployments(ctx, Json::array({d}));
-  }
+  PrintDeployment(ctx, d);
   return Status::Ok();
 }
 
@@ -333,11 +325,7 @@ Status DeploymentWhatIf(const CommandContext& ctx, const DeploymentArgs& args) {
 
 Status DeploymentShow(const CommandContext& ctx, const std::string& group, const std::string& name) {
   DSP_ASSIGN_OR_RETURN(Json d, ctx.api.Get(DeploymentPath(group, name)));
-  if (AsJson(ctx)) {
-    PrintJson(ctx.out, d);
-  } else {
-    PrintDeployments(ctx, Json::array({d}));
-  }
+  PrintDeployment(ctx, d);
   return Status::Ok();
 }
 

@@ -260,17 +260,22 @@ void Deployer::Save(const Deployment& record, const std::optional<Event>& event)
   }
 }
 
-Result<Deployment> Deployer::Start(const DeployRequest& request, const Plan& plan) {
+Deployment Deployer::NewRecord(const DeployRequest& request, const Plan& plan, ProvisioningState state) const {
   Deployment d;
   d.group = request.group;
   d.name = request.name;
-  d.state = ProvisioningState::kRunning;
+  d.state = state;
   d.mode = request.mode;
   d.timestamp = clock_.Now();
   d.correlation_id = new_guid_();
   d.template_hash = plan.tmpl->TemplateHash();
   d.template_link = request.template_link;
   d.parameters = plan.tmpl->ParametersRecord();
+  return d;
+}
+
+Result<Deployment> Deployer::Start(const DeployRequest& request, const Plan& plan) {
+  Deployment d = NewRecord(request, plan, ProvisioningState::kRunning);
   for (const PlannedResource& p : plan.resources) {
     std::string op_id;
     for (char c : new_guid_()) {

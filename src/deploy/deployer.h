@@ -107,6 +107,9 @@ class Deployer {
   // with the deletions).
   Result<std::vector<arm::ResourceChange>> WhatIf(const DeployRequest& request, arm::ArmError* error);
 
+  // The record of `request` as `plan` would start it, in `state`, without
+  // operations (`validate` answers it with Succeeded).
+  Deployment NewRecord(const DeployRequest& request, const Plan& plan, ProvisioningState state) const;
   // Writes the record (Running, one Accepted operation per resource) and
   // returns it; the caller then calls Run, on any thread.
   Result<Deployment> Start(const DeployRequest& request, const Plan& plan);

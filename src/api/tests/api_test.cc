@@ -962,7 +962,12 @@ TEST_F(DeploymentApiTest, GroupsAsAzHasThem) {
 
 TEST_F(DeploymentApiTest, TheSampleDeploysAPoolAndRedeployingScalesIt) {
   ASSERT_EQ(Call("PUT", "/v1/groups/rg1", R"({"location": "local"})").status, 201);
-  Response r = Call("PUT", "/v1/groups/rg1/deployments/dsvm", SampleBody(2));
+  Response r = Call("POST", "/v1/groups/rg1/deployments/dsvm/validate", SampleBody(2));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["properties"]["validatedResources"].size(), 4u);
+  EXPECT_FALSE(store_.GetPool(PoolName("pool1")).ok());  // validating makes nothing
+  EXPECT_EQ(Call("GET", "/v1/groups/rg1/deployments/dsvm").status, 404);
+  r = Call("PUT", "/v1/groups/rg1/deployments/dsvm", SampleBody(2));
   ASSERT_EQ(r.status, 201) << r.body;
   EXPECT_EQ(Body(r)["properties"]["provisioningState"], "Running");
   EXPECT_FALSE(Body(r)["warnings"].empty());  // sku.tier, osDisk, plan...
