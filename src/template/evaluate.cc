@@ -52,36 +52,65 @@ class Evaluator {
     switch (e.kind) {
       case Expr::Kind::kString: return Value(e.text);
       case Expr::Kind::kInteger: return Value(e.integer);
-      case Expr::Kind::kMember: {
-        DSP_ASSIGN_OR_RETURN(Value base, Eval(*e.args[0]));
-        return Member(std::move(base), e.text);
-      }
+      case Expr::Kind::kMember:
       case Expr::Kind::kIndex: {
-        DSP_ASSIGN_OR_RETURN(Value base, Eval(*e.args[0]));
-        DSP_ASSIGN_OR_RETURN(Value key, Eval(*e.args[1]));
-        if (base.is_array()) {
-          if (!IsInteger(key)) {
-            return InvalidArgument("The language expression indexes an array with " + TypeName(key) + " " + Quote(key) +
-                                   "; an array takes an integer index");
-          }
-          int64_t i = AsInteger(key);
-          if (i < 0 || i >= static_cast<int64_t>(base.size())) {
-            return InvalidArgument("The language expression index " + std::to_string(i) + " is out of range: the array has " +
-                                   std::to_string(base.size()) + " elements");
-          }
-          return std::move(base[static_cast<size_t>(i)]);
-        }
-        if (!key.is_string()) {
-          return InvalidArgument("The language expression indexes " + TypeName(base) + " with " + TypeName(key) + " " + Quote(key));
-        }
-        return Member(std::move(base), key.get<std::string>());
+        Value holder;
+        DSP_ASSIGN_OR_RETURN(const Value* v, EvalRef(e, &holder));
+        return v == &holder ? std::move(holder) : *v;
       }
       case Expr::Kind::kCall: return Call(e);
     }
     return Internal("unknown expression kind");
   }
 
-  static Result<Value> Member(Value base, const std::string& name) {
+  // `e`'s value where it stands: a variable, or a member or element of
+  // one, is borrowed from the scope (reading one element of a large
+  // variable copies that element only); anything else is made into
+  // *holder. The pointer lives as long as *holder and the scope.
+  Result<const Value*> EvalRef(const Expr& e, Value* holder) {
+    switch (e.kind) {
+      case Expr::Kind::kCall:
+        if (e.space.empty() && e.args.size() == 1 && e.args[0]->kind == Expr::Kind::kString &&
+            EqualsIgnoreCase(e.text, "variables")) {
+          if (const Value* v = scope_.PeekVariable(e.args[0]->text)) return v;
+        }
+        break;
+      case Expr::Kind::kMember: {
+        DSP_ASSIGN_OR_RETURN(const Value* base, EvalRef(*e.args[0], holder));
+        return Member(*base, e.text);
+      }
+      case Expr::Kind::kIndex: {
+        DSP_ASSIGN_OR_RETURN(const Value* base, EvalRef(*e.args[0], holder));
+        DSP_ASSIGN_OR_RETURN(Value key, Eval(*e.args[1]));
+        return Element(*base, key);
+      }
+      default:
+        break;
+    }
+    DSP_ASSIGN_OR_RETURN(*holder, Eval(e));
+    return holder;
+  }
+
+  static Result<const Value*> Element(const Value& base, const Value& key) {
+    if (base.is_array()) {
+      if (!IsInteger(key)) {
+        return InvalidArgument("The language expression indexes an array with " + TypeName(key) + " " + Quote(key) +
+                               "; an array takes an integer index");
+      }
+      int64_t i = AsInteger(key);
+      if (i < 0 || i >= static_cast<int64_t>(base.size())) {
+        return InvalidArgument("The language expression index " + std::to_string(i) + " is out of range: the array has " +
+                               std::to_string(base.size()) + " elements");
+      }
+      return &base[static_cast<size_t>(i)];
+    }
+    if (!key.is_string()) {
+      return InvalidArgument("The language expression indexes " + TypeName(base) + " with " + TypeName(key) + " " + Quote(key));
+    }
+    return Member(base, key.get<std::string>());
+  }
+
+  static Result<const Value*> Member(const Value& base, const std::string& name) {
     if (!base.is_object()) {
       return InvalidArgument("The language expression property '" + name + "' cannot be read from " + TypeName(base) +
                              (base.is_null() ? "" : " " + Quote(base)) + ": only objects have properties");
@@ -91,7 +120,7 @@ class Evaluator {
       return InvalidArgument("The language expression property '" + name + "' doesn't exist, available properties are '" +
                              Available(base) + "'.");
     }
-    return *v;
+    return v;
   }
 
   Result<Args> EvalArgs(const Expr& e) {
@@ -151,6 +180,11 @@ class Evaluator {
       return FunctionError("lambdaVariables", "was given '" + v.get<std::string>() + "', which is no parameter of an enclosing lambda");
     }
     if (IsLambdaFunction(name)) return CallLambdaFunction(e, name);
+    if (name == "length" && n == 1) {  // of a variable: without copying it
+      Value holder;
+      DSP_ASSIGN_OR_RETURN(const Value* v, EvalRef(*e.args[0], &holder));
+      return internal::LengthOf(name, *v);
+    }
     if (const internal::Builtin* b = internal::FindBuiltin(name)) {
       if (static_cast<int>(n) < b->min_args || (b->max_args >= 0 && static_cast<int>(n) > b->max_args)) {
         return CountError(e.text, n, b->min_args, b->max_args);

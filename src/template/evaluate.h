@@ -34,6 +34,11 @@ class Scope {
   // function, else empty) with its evaluated arguments. NotFound if this
   // scope has no such function: the caller reports it as unknown.
   virtual Result<Value> Call(const std::string& space, const std::string& name, std::vector<Value>& args) = 0;
+  // The value of variables(`name`), lent without a copy, so that reading
+  // one element or the length of a large variable does not copy it all;
+  // nullptr if the scope keeps none by that name or it cannot be read here
+  // (the evaluator then calls variables() and reports its error).
+  virtual const Value* PeekVariable(const std::string& /*name*/) { return nullptr; }
 };
 
 // A scope with no functions of its own: pure expressions only.

@@ -526,12 +526,17 @@ Result<Value> FnFirstLast(const std::string& name, Args& args) {
   return first ? args[0].front() : args[0].back();
 }
 
-Result<Value> FnLength(const std::string& name, Args& args) {
-  const Value& v = args[0];
+Result<Value> FnLength(const std::string& name, Args& args) { return LengthOf(name, args[0]); }
+
+}  // namespace
+
+Result<Value> LengthOf(const std::string& name, const Value& v) {
   if (v.is_string()) return Value(Utf16Length(v.get_ref<const std::string&>()));
   if (v.is_array() || v.is_object()) return Value(static_cast<int64_t>(v.size()));
-  return TypeError(name, args, 0, "a String, an Array or an Object");
+  return TypeError(name, Args{v}, 0, "a String, an Array or an Object");
 }
+
+namespace {
 
 Result<Value> FnSkipTake(const std::string& name, Args& args) {
   DSP_RETURN_IF_ERROR(ExpectStringOrArray(name, args, 0));

@@ -23,6 +23,10 @@ struct Builtin {
 // nullptr if `lower_name` is no built-in pure function.
 const Builtin* FindBuiltin(const std::string& lower_name);
 
+// length(v): a string's UTF-16 code units, an array's elements, an
+// object's members; `name` for the error.
+Result<Value> LengthOf(const std::string& name, const Value& v);
+
 // "The template function 'f' ..." errors, shared with evaluate.cc.
 Status FunctionError(const std::string& name, const std::string& what);
 Result<bool> ArgBool(const std::string& name, const Args& args, size_t i);

@@ -205,6 +205,7 @@ class Template::Impl {
     Result<Value> Call(const std::string& space, const std::string& name, std::vector<Value>& args) override {
       return t_.CallFunction(*this, space, name, args);
     }
+    const Value* PeekVariable(const std::string& name) override { return t_.PeekVariable(*this, name); }
     Impl& t_;
     Place place_;
     ResourceReader* reader_ = nullptr;
@@ -498,6 +499,18 @@ class Template::Impl {
       }
     }
     return Status::Ok();
+  }
+
+  // variables(name)'s value where it is kept, evaluated first if need be;
+  // nullptr where variables() would fail (the call then says why).
+  const Value* PeekVariable(const TemplateScope& scope, const std::string& name) {
+    if (scope.place_ == Place::kUserFunction) return nullptr;
+    for (size_t i = 0; i < variables_.size(); ++i) {
+      if (!EqualsIgnoreCase(variables_[i].name, name)) continue;
+      if (!variables_[i].value && !VariableValue(i).ok()) return nullptr;
+      return &*variables_[i].value;
+    }
+    return nullptr;
   }
 
   Result<Value> VariableValue(size_t i) {
@@ -992,9 +1005,10 @@ class Template::Impl {
         if (!c.is_boolean()) return Fail("resource", r.name, MemberPath(p.path, "condition"), "the condition must be a Bool; it is " + TypeName(c));
         r.condition = c.get<bool>();
       }
-      for (const ExpandedResource& other : resources_) {
-        if (EqualsIgnoreCase(other.id, r.id) && other.condition && r.condition) {
-          return Fail("resource", r.name, p.path, "the resource '" + r.id + "' is defined more than once in the template (also at " + other.path + ")");
+      if (r.condition) {
+        auto [it, added] = deployed_ids_.emplace(ToLowerAscii(r.id), resources_.size());
+        if (!added) {
+          return Fail("resource", r.name, p.path, "the resource '" + r.id + "' is defined more than once in the template (also at " + resources_[it->second].path + ")");
         }
       }
       resources_.push_back(std::move(r));
@@ -1243,6 +1257,9 @@ class Template::Impl {
   std::vector<Variable> variables_;
   std::map<std::string, UserFunction> functions_;
   std::vector<ExpandedResource> resources_;
+  // StoreKey-style (lower-case) IDs of the resources whose condition holds,
+  // to their index: one resource per ID.
+  std::unordered_map<std::string, size_t> deployed_ids_;
   std::vector<Source> sources_;
   std::vector<std::optional<std::pair<std::string, int64_t>>> loop_of_;
   std::vector<int64_t> serial_batch_;
