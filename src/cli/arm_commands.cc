@@ -225,7 +225,7 @@ Result<Json> FollowDeployment(const CommandContext& ctx, const std::string& grou
     }
     const std::string state = JsonString(JsonField(d, "properties"), "provisioningState");
     if (state == "Succeeded" || state == "Failed" || state == "Canceled") return d;
-    if (!ctx.wait(std::chrono::seconds(1))) return d;
+    if (!ctx.wait(std::chrono::milliseconds(250))) return d;
   }
 }
 

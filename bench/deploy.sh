@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Template deployments (issue 15), on real LXC and sshd:
+#   1. the reference's sample (examples/azure-dsvm, its CustomScript
+#      extension taken out: not run yet), 2 instances, from
+#      `dspool deployment group create` to
+#        - the deployment's Succeeded (the server's record: its duration;
+#          and the command's return),
+#        - the first SSH banner on the sample's SSH rule (through the
+#          gateway),
+#      against the direct path: `dspool pool create` of the very pool spec
+#      the deployment made (its instances Ready, and the first banner), in
+#      rotated order over ROUNDS rounds;
+#   2. loading and evaluating a template of a 800-resource copy loop and
+#      10,000 variable elements (bench/template_eval), and of a quarter,
+#      half and three quarters of that: the work should be linear.
+# Usage: bench/deploy.sh BUILD_DIR/apps/dspool/dspool [ROUNDS] [DOCS]
+# Run as root. Prints a Markdown fragment and, unless DOCS is "-", writes it
+# into DOCS (default docs/benchmarks.md), with the commit of the binary.
+set -euo pipefail
+COMMAND_LINE="$0 $*"
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
+DSPOOL=$(realpath "$1")
+ROUNDS=${2:-5}
+DOCS=${3:-$(dirname "$0")/../docs/benchmarks.md}
+BUILD=$(dirname "$(dirname "$(dirname "$DSPOOL")")")
+TEMPLATE_EVAL=$BUILD/bench/template_eval
+SAMPLES=$(realpath "$(dirname "$0")/../examples/azure-dsvm")
+source "$(dirname "$0")/../test/integration/lib.sh"
+source "$(dirname "$0")/lib.sh"
+[[ -x "$TEMPLATE_EVAL" ]] || fail "no $TEMPLATE_EVAL: cmake --build $BUILD --target template_eval"
+require_root_and_lxc
+WORK=$(mktemp -d /tmp/dspool-bench.XXXXXX)
+DATA=$WORK/data
+trap cleanup EXIT
+POOL=benchdep
+FRONT=127.0.0.$(shuf -i 20-250 -n 1)
+SSH_PORT=$(free_port)
+JUPYTER_PORT=$(free_port)
+PASSWORD="Bench-Passw0rd-$RANDOM"
+
+# The sample, with its frontend ports moved to free ones.
+/usr/bin/python3 - "$SAMPLES" "$WORK" "$POOL" "$PASSWORD" "$SSH_PORT" "$JUPYTER_PORT" <<'PY'
+import json, sys
+samples, work, pool, password, ssh_port, jupyter_port = sys.argv[1:]
+t = json.load(open(f"{samples}/dsvm-vmss-cluster.json"))
+del t["resources"][3]["properties"]["virtualMachineProfile"]["extensionProfile"]
+for rule in t["resources"][2]["properties"]["loadBalancingRules"]:
+    port = rule["properties"]["frontendPort"]
+    rule["properties"]["frontendPort"] = int(ssh_port if port == 22 else jupyter_port)
+json.dump(t, open(f"{work}/template.json", "w"))
+p = json.load(open(f"{samples}/dsvm-vmss-cluster.parameters.json"))
+fill = {"GEN-PASSWORD": password, "GEN-UNIQUE-8": pool, "ENTER-YO-KEY": "k", "ENTER-YO-STORAGEACCT": "files",
+        "YOUR-AZURE-FILES-SHARE": "share"}
+for v in p["parameters"].values():
+    v["value"] = fill.get(v["value"], v["value"])
+json.dump(p, open(f"{work}/parameters.json", "w"))
+PY
+
+SERVER_ARGS=(--front-address "$FRONT" --share-root "$WORK/shares")
+start_server
+dsp group create -n bench -l local >/dev/null
+
+gone() { ! dsp pool show "$POOL" >/dev/null 2>&1 && [[ -z "$(leftovers "$POOL")" ]]; }
+
+# One round of KIND (deploy or native): "command_ms ready_ms banner_ms
+# server_ms" (server_ms: the deployment record's duration; the native
+# path has none: -).
+one_round() {
+  /usr/bin/python3 - "$1" "$DSPOOL" "$DATA" "$WORK" "$POOL" "$FRONT" "$SSH_PORT" <<'PY'
+import json, socket, subprocess, sys, threading, time
+kind, dspool, data, work, pool, front, port = sys.argv[1:8]
+dsp = [dspool, "--data-dir", data]
+start = time.monotonic()
+banner = []
+def probe():  # the first SSH banner on the pool's SSH rule
+    while not banner:
+        s = socket.socket()
+        s.settimeout(0.05)
+        try:
+            s.connect((front, int(port)))
+            s.settimeout(10)
+            if s.recv(7) == b"SSH-2.0":
+                banner.append(time.monotonic())
+        except OSError:
+            time.sleep(0.002)
+        finally:
+            s.close()
+t = threading.Thread(target=probe)
+t.start()
+server_ms = "-"
+if kind == "deploy":
+    out = subprocess.run(dsp + ["deployment", "group", "create", "-g", "bench", "-n", "d", "-f", f"{work}/template.json",
+                                "-p", f"@{work}/parameters.json"], check=True, capture_output=True, text=True).stdout
+    command = time.monotonic()
+    duration = json.loads(out)["properties"]["duration"]  # "PT1.234S"
+    server_ms = str(round(float(duration[2:-1]) * 1000)) if "M" not in duration else "-"
+    ready = command
+else:
+    subprocess.run(dsp + ["pool", "create", "-f", f"{work}/native.json"], check=True, capture_output=True)
+    command = time.monotonic()
+    while True:
+        p = json.loads(subprocess.run(dsp + ["pool", "show", pool, "-o", "json"], check=True, capture_output=True).stdout)
+        if sum(i["phase"] == "Ready" for i in p["instances"]) >= 2:
+            break
+        time.sleep(0.01)
+    ready = time.monotonic()
+t.join(60)
+ms = lambda x: str(round((x - start) * 1000))
+print(ms(command), ms(ready), ms(banner[0]) if banner else "-", server_ms)
+PY
+}
+teardown_round() {  # kind
+  if [[ $1 == deploy ]]; then dsp group delete -n bench --yes >/dev/null; dsp group create -n bench -l local >/dev/null
+  else dsp pool delete "$POOL" >/dev/null; fi
+  wait_until 120 "pool $POOL gone" gone
+}
+
+# A first deployment gives the native path its spec: the pool the
+# deployment made, as the API shows it (its admin's password as its hash).
+one_round deploy >/dev/null
+dsp pool show "$POOL" -o json | python_json "json.dump(data['spec'], open('$WORK/native.json', 'w'))"
+teardown_round deploy
+
+deploy=() native=()
+for ((r = 0; r < ROUNDS; r++)); do
+  if (( r % 2 == 0 )); then order=(deploy native); else order=(native deploy); fi
+  for kind in "${order[@]}"; do
+    line=$(one_round "$kind")
+    if [[ $kind == deploy ]]; then deploy+=("$line"); else native+=("$line"); fi
+    log "round $r $kind: $line"
+    teardown_round "$kind"
+  done
+done
+
+# The median of field N of lines.
+median() {  # field lines...
+  local f=$1; shift
+  printf '%s\n' "$@" | awk -v f="$f" '{print $f}' | sort -n | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2)}'
+}
+range() {  # field lines...
+  local f=$1; shift
+  printf '%s\n' "$@" | awk -v f="$f" '{print $f}' | sort -n | awk 'NR==1 {lo=$1} {hi=$1} END {print lo "–" hi}'
+}
+d_cmd=$(median 1 "${deploy[@]}") d_banner=$(median 3 "${deploy[@]}") d_server=$(median 4 "${deploy[@]}")
+n_ready=$(median 2 "${native[@]}") n_banner=$(median 3 "${native[@]}")
+EVAL=$("$TEMPLATE_EVAL" 9)
+
+RESULTS="<!-- bench/deploy results: begin (written by bench/deploy.sh) -->
+\`$COMMAND_LINE\`, binary $(build_commit "$DSPOOL"), $(date -u +%Y-%m-%dT%H:%MZ), kernel $(uname -r),
+$(nproc) CPUs, load at start $LOAD_AT_START. Medians over $ROUNDS rounds in rotated order
+(ranges in brackets); each round ends with the pool deleted and the host clean.
+
+The reference's sample with 2 instances (Standard_D2s_v3: 2 vCPUs, 8 GiB each), from the
+command's start:
+
+| path | to Succeeded / Ready | to the first SSH banner |
+|---|---:|---:|
+| \`deployment group create\` (the deployment's own duration: $d_server ms [$(range 4 "${deploy[@]}")]) | $d_cmd ms [$(range 1 "${deploy[@]}")] | $d_banner ms [$(range 3 "${deploy[@]}")] |
+| \`pool create\` of the same spec (the direct path) | $n_ready ms [$(range 2 "${native[@]}")] | $n_banner ms [$(range 3 "${native[@]}")] |
+| ratio | $(calc %.2f "$d_cmd / $n_ready") | $(calc %.2f "$d_banner / $n_banner") |
+
+The deployment's command returns once it has read the record as Succeeded (it looks every
+250 ms); the direct path's Ready is read by polling \`pool show\` every 10 ms.
+
+Loading and evaluating a template (bench/template_eval: the template module alone; Load,
+every resource's body, the outputs; 9 runs after a warm-up):
+
+$EVAL
+<!-- bench/deploy results: end -->"
+publish_results deploy "Template deployments (issue 15)"
