@@ -3,12 +3,12 @@
 #   1. the reference's sample (examples/azure-dsvm, its CustomScript
 #      extension taken out: not run yet), 2 instances, from
 #      `dspool deployment group create` to
-#        - the deployment's Succeeded (the server's record: its duration;
-#          and the command's return),
+#        - the command's return (Succeeded), and the record's duration,
+#        - the second instance Ready (its instance.ready event),
 #        - the first SSH banner on the sample's SSH rule (through the
 #          gateway),
 #      against the direct path: `dspool pool create` of the very pool spec
-#      the deployment made (its instances Ready, and the first banner), in
+#      the deployment made (the same three moments), in
 #      rotated order over ROUNDS rounds;
 #   2. loading and evaluating a template of a 800-resource copy loop and
 #      10,000 variable elements (bench/template_eval), and of a quarter,
@@ -63,14 +63,16 @@ dsp group create -n bench -l local >/dev/null
 gone() { ! dsp pool show "$POOL" >/dev/null 2>&1 && [[ -z "$(leftovers "$POOL")" ]]; }
 
 # One round of KIND (deploy or native): "command_ms ready_ms banner_ms
-# server_ms" (server_ms: the deployment record's duration; the native
-# path has none: -).
+# server_ms", from the command's start: its return; the second instance's
+# instance.ready event (the server's clock, read the same way on both
+# paths); the first SSH banner through the gateway; the deployment
+# record's duration (the native path has none: -). Only the banner probe
+# runs beside the command, on both paths.
 one_round() {
   /usr/bin/python3 - "$1" "$DSPOOL" "$DATA" "$WORK" "$POOL" "$FRONT" "$SSH_PORT" <<'PY'
-import json, socket, subprocess, sys, threading, time
+import datetime, json, socket, subprocess, sys, threading, time
 kind, dspool, data, work, pool, front, port = sys.argv[1:8]
 dsp = [dspool, "--data-dir", data]
-start = time.monotonic()
 banner = []
 def probe():  # the first SSH banner on the pool's SSH rule
     while not banner:
@@ -83,31 +85,35 @@ def probe():  # the first SSH banner on the pool's SSH rule
             s.sendall(b"SSH-2.0-bench\r\n")
             s.settimeout(10)
             if s.recv(7) == b"SSH-2.0":
-                banner.append(time.monotonic())
+                banner.append(time.time())
         except OSError:
             time.sleep(0.002)
         finally:
             s.close()
+last_seq = json.loads(subprocess.run(dsp + ["events", "-o", "json", "--limit", "1"], check=True,
+                                     capture_output=True).stdout)["events"]
+last_seq = last_seq[-1]["seq"] if last_seq else 0
+start = time.time()
 t = threading.Thread(target=probe, daemon=True)
 t.start()
 server_ms = "-"
 if kind == "deploy":
     out = subprocess.run(dsp + ["deployment", "group", "create", "-g", "bench", "-n", "d", "-f", f"{work}/template.json",
                                 "-p", f"@{work}/parameters.json"], check=True, capture_output=True, text=True).stdout
-    command = time.monotonic()
     duration = json.loads(out)["properties"]["duration"]  # "PT1.234S"
     server_ms = str(round(float(duration[2:-1]) * 1000)) if "M" not in duration else "-"
-    ready = command
 else:
     subprocess.run(dsp + ["pool", "create", "-f", f"{work}/native.json"], check=True, capture_output=True)
-    command = time.monotonic()
-    while True:
-        p = json.loads(subprocess.run(dsp + ["pool", "show", pool, "-o", "json"], check=True, capture_output=True).stdout)
-        if sum(i["phase"] == "Ready" for i in p["instances"]) >= 2:
-            break
-        time.sleep(0.01)
-    ready = time.monotonic()
-t.join(60)
+command = time.time()
+t.join(120)
+def ready_times():
+    events = json.loads(subprocess.run(dsp + ["events", "-o", "json", "--after", str(last_seq), "--limit", "1000"],
+                                       check=True, capture_output=True).stdout)["events"]
+    return [datetime.datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp()
+            for e in events if e["action"] == "instance.ready" and e["subject"].startswith(f"instance/{pool}-")]
+while len(ready_times()) < 2:
+    time.sleep(0.2)
+ready = sorted(ready_times())[1]
 ms = lambda x: str(round((x - start) * 1000))
 print(ms(command), ms(ready), ms(banner[0]) if banner else "-", server_ms)
 PY
@@ -144,8 +150,9 @@ range() {  # field lines...
   local f=$1; shift
   printf '%s\n' "$@" | awk -v f="$f" '{print $f}' | sort -n | awk 'NR==1 {lo=$1} {hi=$1} END {print lo "–" hi}'
 }
-d_cmd=$(median 1 "${deploy[@]}") d_banner=$(median 3 "${deploy[@]}") d_server=$(median 4 "${deploy[@]}")
-n_ready=$(median 2 "${native[@]}") n_banner=$(median 3 "${native[@]}")
+d_cmd=$(median 1 "${deploy[@]}") d_ready=$(median 2 "${deploy[@]}") d_banner=$(median 3 "${deploy[@]}")
+d_server=$(median 4 "${deploy[@]}")
+n_cmd=$(median 1 "${native[@]}") n_ready=$(median 2 "${native[@]}") n_banner=$(median 3 "${native[@]}")
 EVAL=$("$TEMPLATE_EVAL" 9)
 
 RESULTS="<!-- bench/deploy results: begin (written by bench/deploy.sh) -->
@@ -156,14 +163,15 @@ $(nproc) CPUs, load at start $LOAD_AT_START. Medians over $ROUNDS rounds in rota
 The reference's sample with 2 instances (Standard_D2s_v3: 2 vCPUs, 8 GiB each), from the
 command's start:
 
-| path | to Succeeded / Ready | to the first SSH banner |
-|---|---:|---:|
-| \`deployment group create\` (the deployment's own duration: $d_server ms [$(range 4 "${deploy[@]}")]) | $d_cmd ms [$(range 1 "${deploy[@]}")] | $d_banner ms [$(range 3 "${deploy[@]}")] |
-| \`pool create\` of the same spec (the direct path) | $n_ready ms [$(range 2 "${native[@]}")] | $n_banner ms [$(range 3 "${native[@]}")] |
-| ratio | $(calc %.2f "$d_cmd / $n_ready") | $(calc %.2f "$d_banner / $n_banner") |
+| path | command returns | 2 instances Ready | first SSH banner |
+|---|---:|---:|---:|
+| \`deployment group create\` (Succeeded; the record's duration: $d_server ms [$(range 4 "${deploy[@]}")]) | $d_cmd ms [$(range 1 "${deploy[@]}")] | $d_ready ms [$(range 2 "${deploy[@]}")] | $d_banner ms [$(range 3 "${deploy[@]}")] |
+| \`pool create\` of the same spec (the direct path) | $n_cmd ms [$(range 1 "${native[@]}")] | $n_ready ms [$(range 2 "${native[@]}")] | $n_banner ms [$(range 3 "${native[@]}")] |
+| ratio | | $(calc %.2f "$d_ready / $n_ready") | $(calc %.2f "$d_banner / $n_banner") |
 
-The deployment's command returns once it has read the record as Succeeded (it looks every
-250 ms); the direct path's Ready is read by polling \`pool show\` every 10 ms.
+Ready is when the second instance's \`instance.ready\` event was written (the server's
+clock), on both paths. The deployment's command returns once it has read its record as
+Succeeded (it looks every 250 ms); \`pool create\` returns once the pool is recorded.
 
 Loading and evaluating a template (bench/template_eval: the template module alone; Load,
 every resource's body, the outputs; 9 runs after a warm-up):
