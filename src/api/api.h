@@ -166,8 +166,12 @@ class Api {
   Result<Response> ListPools();
   Result<Response> ScalePool(const PoolName& name, const Request& request, const std::string& actor);
   // A pool spec from its JSON as a request gives it: parsed, the admin's
-  // key normalised and password hashed at once (the plain text wiped).
+  // name, key and password checked, the key normalised. The password
+  // stays in plain text: HashAdminPassword before the spec goes anywhere.
   Result<PoolSpec> ReadPoolSpec(const Json& json);
+  // Replaces admin.password with its hash (yescrypt) and wipes it; nothing
+  // without one.
+  static Status HashAdminPassword(AdminUserSpec& admin);
   // Creates the pool (and its admin user) after the host's checks.
   Result<Pool> CreatePoolFromSpec(const PoolSpec& spec, const std::string& actor);
   // Sets the pool's instanceCount and/or standbyCount (nullopt: kept);

@@ -429,6 +429,7 @@ Result<std::string> Deployments::ApplyPool(const Json& json, const std::string& 
     if (scale) DSP_RETURN_IF_ERROR(api_.ScalePoolTo(spec.name, scale, std::nullopt, false, actor).status());
     return std::string("OK");
   }
+  DSP_RETURN_IF_ERROR(Api::HashAdminPassword(spec.admin));
   DSP_RETURN_IF_ERROR(api_.hooks_.PrepareShareDirectory(spec.share.source));
   DSP_RETURN_IF_ERROR(api_.CreatePoolFromSpec(spec, actor).status());
   return std::string("Created");

@@ -94,6 +94,7 @@ Result<Response> Api::GetPool(const PoolName& name) {
 Result<Response> Api::CreatePool(const Request& r, const std::string& actor) {
   DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
   DSP_ASSIGN_OR_RETURN(PoolSpec spec, ReadPoolSpec(body));
+  DSP_RETURN_IF_ERROR(HashAdminPassword(spec.admin));
   DSP_ASSIGN_OR_RETURN(Pool created, CreatePoolFromSpec(spec, actor));
   DSP_ASSIGN_OR_RETURN(Json j, PoolJson(created));
   return JsonOk(201, j);
@@ -110,15 +111,20 @@ Result<PoolSpec> Api::ReadPoolSpec(const Json& json) {
   }
   if (!admin.password.empty()) {
     DSP_RETURN_IF_ERROR(ValidatePassword(admin.password).WithPrefix("adminUser.password"));
-    auto hash = HashPassword(admin.password);
-    if (!hash.ok()) return hash.status();
-    admin.password_hash = *hash;
-    admin.password.assign(admin.password.size(), '\0');
-    admin.password.clear();
   } else if (!admin.password_hash.empty()) {
     DSP_RETURN_IF_ERROR(ValidatePasswordHash(admin.password_hash).WithPrefix("adminUser.passwordHash"));
   }
   return spec;
+}
+
+Status Api::HashAdminPassword(AdminUserSpec& admin) {
+  if (admin.password.empty()) return Status::Ok();
+  auto hash = HashPassword(admin.password);
+  admin.password.assign(admin.password.size(), '\0');
+  admin.password.clear();
+  if (!hash.ok()) return hash.status();
+  admin.password_hash = *hash;
+  return Status::Ok();
 }
 
 Result<Pool> Api::CreatePoolFromSpec(const PoolSpec& spec, const std::string& actor) {
