@@ -415,9 +415,12 @@ Status Deployments::CheckPool(const Json& json, const std::string& owner) {
   if (existing) return Status::Ok();
   DSP_ASSIGN_OR_RETURN(std::vector<Pool> pools, store_.ListPools());
   // The pool's share directory is made when it is deployed; its parent,
-  // the share root, is what the host's checks see now.
+  // the share root, is what the host's checks see now. They see the spec
+  // as it will be stored (the gateway's check reads it back): the
+  // password hashed.
   PoolSpec checked = spec;
   checked.share.source = options_.host.share_root;
+  DSP_RETURN_IF_ERROR(Api::HashAdminPassword(checked.admin));
   return api_.hooks_.CheckPoolHost(checked, pools);
 }
 
