@@ -100,12 +100,12 @@ generation=$(dsp pool show "$POOL" -o json | python_json "print(data['generation
 HTTP_PORT=$(free_port)
 /usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$WORK" "$HTTP_PORT" >http.log 2>&1 &
 HTTP_PID=$!
-trap 'kill "$HTTP_PID" 2>/dev/null; cleanup' EXIT
+trap 'kill "$HTTP_PID" 2>/dev/null || true; cleanup' EXIT
 serving() { curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/dsvm-vmss-cluster.json"; }
 wait_until 30 "the template served over http" serving
 dsp deployment group create -g RG -n again -u "http://127.0.0.1:$HTTP_PORT/dsvm-vmss-cluster.json" \
   -p @dsvm-vmss-cluster.parameters.json >again.json 2>again.err || fail "redeploy: $(cat again.err)"
-kill "$HTTP_PID"
+kill "$HTTP_PID"; wait "$HTTP_PID" 2>/dev/null || true
 grep -q "\"uri\": \"http://127.0.0.1:$HTTP_PORT/dsvm-vmss-cluster.json\"" again.json || fail "no templateLink: $(cat again.json)"
 [[ "$(dsp pool show "$POOL" -o json | python_json "print(data['generation'])")" == "$generation" ]] \
   || fail "redeploying changed the pool"
