@@ -106,7 +106,7 @@ struct DeploymentOptions {
   deploy::HostSettings host;
   deploy::Catalog catalog;
   std::chrono::milliseconds ready_timeout = std::chrono::minutes(20);
-  std::chrono::milliseconds ready_poll = std::chrono::milliseconds(250);
+  std::chrono::milliseconds ready_poll = std::chrono::milliseconds(50);
 };
 
 struct ApiOptions {

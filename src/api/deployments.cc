@@ -408,20 +408,26 @@ Result<std::optional<Pool>> Deployments::OwnedPool(const PoolSpec& spec, const s
   return std::optional<Pool>(*existing);
 }
 
-Status Deployments::CheckPool(const Json& json, const std::string& owner) {
+Result<Json> Deployments::CheckPool(const Json& json, const std::string& owner) {
   DSP_ASSIGN_OR_RETURN(PoolSpec spec, api_.ReadPoolSpec(json));
   std::optional<int64_t> scale;
   DSP_ASSIGN_OR_RETURN(std::optional<Pool> existing, OwnedPool(spec, owner, &scale));
-  if (existing) return Status::Ok();
+  // The spec as it will be stored, the password hashed: what the host's
+  // checks see (the gateway's reads it back) and what ApplyPool gets. An
+  // existing pool keeps its admin's password: not hashed again.
+  if (existing) {
+    spec.admin.password.clear();
+    spec.admin.password_hash = existing->spec.admin.password_hash;
+    return PoolSpecToJson(spec);
+  }
+  DSP_RETURN_IF_ERROR(Api::HashAdminPassword(spec.admin));
   DSP_ASSIGN_OR_RETURN(std::vector<Pool> pools, store_.ListPools());
   // The pool's share directory is made when it is deployed; its parent,
-  // the share root, is what the host's checks see now. They see the spec
-  // as it will be stored (the gateway's check reads it back): the
-  // password hashed.
+  // the share root, is what the host's checks see now.
   PoolSpec checked = spec;
   checked.share.source = options_.host.share_root;
-  DSP_RETURN_IF_ERROR(Api::HashAdminPassword(checked.admin));
-  return api_.hooks_.CheckPoolHost(checked, pools);
+  DSP_RETURN_IF_ERROR(api_.hooks_.CheckPoolHost(checked, pools));
+  return PoolSpecToJson(spec);
 }
 
 Result<std::string> Deployments::ApplyPool(const Json& json, const std::string& owner, const std::string& actor) {
@@ -432,7 +438,7 @@ Result<std::string> Deployments::ApplyPool(const Json& json, const std::string& 
     if (scale) DSP_RETURN_IF_ERROR(api_.ScalePoolTo(spec.name, scale, std::nullopt, false, actor).status());
     return std::string("OK");
   }
-  DSP_RETURN_IF_ERROR(Api::HashAdminPassword(spec.admin));
+  DSP_RETURN_IF_ERROR(Api::HashAdminPassword(spec.admin));  // CheckPool's spec has the hash: nothing to do
   DSP_RETURN_IF_ERROR(api_.hooks_.PrepareShareDirectory(spec.share.source));
   DSP_RETURN_IF_ERROR(api_.CreatePoolFromSpec(spec, actor).status());
   return std::string("Created");

@@ -63,7 +63,7 @@ class Deployments final : private deploy::PoolControl {
   };
 
   // deploy::PoolControl, on the Api's pool code.
-  Status CheckPool(const Json& spec, const std::string& owner) override;
+  Result<Json> CheckPool(const Json& spec, const std::string& owner) override;
   Result<std::string> ApplyPool(const Json& spec, const std::string& owner, const std::string& actor) override;
   Status WaitReady(const std::string& pool, int64_t count, std::chrono::milliseconds timeout,
                    const std::atomic<bool>& cancelled) override;

@@ -192,9 +192,9 @@ Result<Plan> Deployer::Validate(const DeployRequest& request, ArmError* error) {
     auto realized = Realize(r, body, deployed, options_.host, catalog_, group->name);
     if (!realized.ok()) return fail(ErrorOf(realized.status(), "InvalidTemplateDeployment", &r));
     if (realized->pool_spec) {
-      if (Status s = pools_.CheckPool(*realized->pool_spec, r.id); !s.ok()) {
-        return fail(ErrorOf(s, "InvalidTemplateDeployment", &r));
-      }
+      auto checked = pools_.CheckPool(*realized->pool_spec, r.id);
+      if (!checked.ok()) return fail(ErrorOf(checked.status(), "InvalidTemplateDeployment", &r));
+      realized->pool_spec = std::move(*checked);
     }
     deployed[StoreKey(r.id)] = realized->state;
     plan.warnings.insert(plan.warnings.end(), realized->warnings.begin(), realized->warnings.end());

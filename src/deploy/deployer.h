@@ -48,7 +48,10 @@ class PoolControl {
   // Checks a pool spec (docs/pool-spec.md form) as creating it would,
   // against the host and the other pools, without writing anything. An
   // existing pool of that name is fine when `owner` (a resource ID) owns it.
-  virtual Status CheckPool(const Json& spec, const std::string& owner) = 0;
+  // Returns the spec for ApplyPool: the same, with its admin's password
+  // replaced by the password's hash (so the plan holds no plain text, and
+  // it is hashed once).
+  virtual Result<Json> CheckPool(const Json& spec, const std::string& owner) = 0;
   // Creates the pool, or brings the existing one to `spec`: nothing if it
   // is the same, a scale if only instanceCount differs; any other change is
   // FailedPrecondition naming the field. Returns "Created" or "OK".

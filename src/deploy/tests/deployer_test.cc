@@ -15,9 +15,10 @@ using arm::Value;
 
 class FakePools final : public PoolControl {
  public:
-  Status CheckPool(const Json& spec, const std::string&) override {
+  Result<Json> CheckPool(const Json& spec, const std::string&) override {
     checked.push_back(spec);
-    return check_error;
+    if (!check_error.ok()) return check_error;
+    return spec;
   }
   Result<std::string> ApplyPool(const Json& spec, const std::string&, const std::string&) override {
     const std::string name = spec["name"];
