@@ -325,7 +325,9 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
     const TimePoint op_start = clock_.Now();
     op.state = ProvisioningState::kRunning;
     op.timestamp = op_start;
-    Save(d);
+    // Only a resource that takes time shows Running; the others go from
+    // Accepted to their end in one write (each write is an fsync).
+    if (p.realized.pool_spec) Save(d);
 
     Status s;
     std::string status_code = store_.GetResource(p.resource.id).ok() ? "OK" : "Created";
@@ -338,25 +340,32 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
                              (*p.realized.pool_spec)["instanceCount"].get<int64_t>(), options_.ready_timeout, cancelled);
       }
     }
-    if (s.ok()) s = store_.Write(WriteBatch().Add(WriteBatch::PutResource{ToStored(request, p, plan.secrets)}));
     op.timestamp = clock_.Now();
     op.duration_ms = MillisBetween(op_start, op.timestamp);
-    if (!s.ok()) {
-      op.state = s.code() == StatusCode::kAborted ? ProvisioningState::kCanceled : ProvisioningState::kFailed;
-      op.status_code = s.code() == StatusCode::kAlreadyExists || s.code() == StatusCode::kFailedPrecondition
-                           ? "Conflict"
-                           : "BadRequest";
-      op.error = OrderedJson{{"code", s.code() == StatusCode::kDeadlineExceeded ? "ResourceDeploymentTimeout"
-                                                                                 : "ResourceDeploymentFailure"},
-                             {"message", s.message()}};
-      failures.push_back(op.error);
-      for (size_t j = k + 1; j < d.operations.size(); ++j) d.operations[j].state = ProvisioningState::kCanceled;
-      return finish(op.state == ProvisioningState::kCanceled ? ProvisioningState::kCanceled : ProvisioningState::kFailed);
+    if (s.ok()) {
+      // The resource and its operation's end, in one write.
+      Deployment next = d;
+      next.operations[k].state = ProvisioningState::kSucceeded;
+      next.operations[k].status_code = status_code;
+      next.output_resources.push_back(p.resource.id);
+      s = store_.Write(WriteBatch()
+                           .Add(WriteBatch::PutResource{ToStored(request, p, plan.secrets)})
+                           .Add(WriteBatch::PutDeployment{next}));
+      if (s.ok()) {
+        d = std::move(next);  // `op` refers into the old record: not used again
+        continue;
+      }
     }
-    op.state = ProvisioningState::kSucceeded;
-    op.status_code = status_code;
-    d.output_resources.push_back(p.resource.id);
-    Save(d);
+    op.state = s.code() == StatusCode::kAborted ? ProvisioningState::kCanceled : ProvisioningState::kFailed;
+    op.status_code = s.code() == StatusCode::kAlreadyExists || s.code() == StatusCode::kFailedPrecondition
+                         ? "Conflict"
+                         : "BadRequest";
+    op.error = OrderedJson{{"code", s.code() == StatusCode::kDeadlineExceeded ? "ResourceDeploymentTimeout"
+                                                                               : "ResourceDeploymentFailure"},
+                           {"message", s.message()}};
+    failures.push_back(op.error);
+    for (size_t j = k + 1; j < d.operations.size(); ++j) d.operations[j].state = ProvisioningState::kCanceled;
+    return finish(op.state == ProvisioningState::kCanceled ? ProvisioningState::kCanceled : ProvisioningState::kFailed);
   }
 
   // Complete mode: what the group holds and the template no longer has.
