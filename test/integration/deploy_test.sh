@@ -21,15 +21,21 @@ FRONT="127.0.0.$(shuf -i 20-250 -n 1)"
 
 # The sample's frontend ports are 22 and 8000; where the host already
 # listens on one for every address (an sshd on 22), the copy moves it.
+# (Nothing else of the sample changes.)
 port_taken() { ss -Hltn "sport = :$1" | awk '{print $4}' | grep -qE "^(0\.0\.0\.0|\*|\[::\]|$FRONT):$1$"; }
 SSH_PORT=22 JUPYTER_PORT=8000
 port_taken 22 && SSH_PORT=$(free_port)
 port_taken 8000 && JUPYTER_PORT=$(free_port)
+# Likewise the sample's network, 10.0.0.0/24, where a host route has it.
+SUBNET=10.0.0.0/24
+if ip -4 route show | grep -q "^10\.0\.0\."; then SUBNET=$(free_subnet); fi
 
-/usr/bin/python3 - "$SAMPLES" "$WORK" "$POOL" "$PASSWORD" "$KEY" "$SSH_PORT" "$JUPYTER_PORT" <<'PY'
+/usr/bin/python3 - "$SAMPLES" "$WORK" "$POOL" "$PASSWORD" "$KEY" "$SSH_PORT" "$JUPYTER_PORT" "$SUBNET" <<'PY'
 import json, sys
-samples, work, pool, password, key, ssh_port, jupyter_port = sys.argv[1:]
+samples, work, pool, password, key, ssh_port, jupyter_port, subnet = sys.argv[1:]
 t = json.load(open(f"{samples}/dsvm-vmss-cluster.json"))
+if subnet != "10.0.0.0/24":
+    t["variables"]["addressPrefix"] = t["variables"]["subnetPrefix"] = subnet
 vmss = t["resources"][3]
 assert vmss["type"] == "Microsoft.Compute/virtualMachineScaleSets"
 del vmss["properties"]["virtualMachineProfile"]["extensionProfile"]
