@@ -40,6 +40,16 @@ class ForwardingStore : public StateStore {
   Result<std::vector<ArmResource>> ListResources(const std::optional<std::string>& group) override {
     return inner_.ListResources(group);
   }
+  Result<StorageAccount> GetStorageAccount(const std::string& name) override { return inner_.GetStorageAccount(name); }
+  Result<std::vector<StorageAccount>> ListStorageAccounts(const std::optional<std::string>& group) override {
+    return inner_.ListStorageAccounts(group);
+  }
+  Result<FileShare> GetShare(const std::string& account, const std::string& key) override {
+    return inner_.GetShare(account, key);
+  }
+  Result<std::vector<FileShare>> ListShares(const std::optional<std::string>& account) override {
+    return inner_.ListShares(account);
+  }
   Status Write(const WriteBatch& batch) override { return inner_.Write(batch); }
 
  private:

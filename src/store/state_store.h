@@ -1,7 +1,8 @@
 // StateStore: the server's durable truth — desired state (pools, users),
 // recorded observed state (instances), the audit log (events), a few
 // server-wide values (meta), and what template deployments keep: resource
-// groups, their deployments (with operations) and their resources.
+// groups, their deployments (with operations) and their resources; storage
+// accounts and their file shares.
 //
 // Reads return copies. Writes go through a WriteBatch, applied atomically: all
 // of its operations and events, or none (LevelDB's WriteBatch, with checks).
@@ -26,6 +27,7 @@
 #include "model/event.h"
 #include "model/instance.h"
 #include "model/pool.h"
+#include "model/storage.h"
 #include "model/user.h"
 
 namespace dspool {
@@ -60,9 +62,18 @@ class WriteBatch {
   struct DeleteDeployment { std::string group; std::string name; };  // NotFound
   struct PutResource { ArmResource resource; };            // insert or replace; NotFound without its group
   struct DeleteResource { std::string id; };               // NotFound
+  // Storage accounts are keyed by name (unique on the host), shares by
+  // account and ShareKey. A group with accounts cannot be deleted.
+  struct PutStorageAccount { StorageAccount account; };    // insert or replace; NotFound without its group
+  struct DeleteStorageAccount { std::string name; };       // NotFound; its shares stay
+  // Insert or replace; a live share needs its account (NotFound). Deleted
+  // shares outlive their account, until purged.
+  struct PutShare { FileShare share; };
+  struct DeleteShare { std::string account; std::string key; };  // NotFound
   using Op = std::variant<CreatePool, UpdatePool, DeletePool, PutInstance, UpdateInstance, DeleteInstance,
                           CreateUser, UpdateUser, DeleteUser, PutMeta, AppendEvent, PutResourceGroup,
-                          DeleteResourceGroup, PutDeployment, DeleteDeployment, PutResource, DeleteResource>;
+                          DeleteResourceGroup, PutDeployment, DeleteDeployment, PutResource, DeleteResource,
+                          PutStorageAccount, DeleteStorageAccount, PutShare, DeleteShare>;
 
   WriteBatch& Add(Op op) {
     ops_.push_back(std::move(op));
@@ -105,6 +116,13 @@ class StateStore {
   virtual Result<ArmResource> GetResource(const std::string& id) = 0;  // NotFound
   // All resources, or only `group`'s.
   virtual Result<std::vector<ArmResource>> ListResources(const std::optional<std::string>& group = {}) = 0;
+  virtual Result<StorageAccount> GetStorageAccount(const std::string& name) = 0;  // NotFound
+  // All accounts, or only `group`'s; by name.
+  virtual Result<std::vector<StorageAccount>> ListStorageAccounts(const std::optional<std::string>& group = {}) = 0;
+  virtual Result<FileShare> GetShare(const std::string& account, const std::string& key) = 0;  // NotFound
+  // The shares of `account` (all accounts' without one), live and deleted,
+  // by account then ShareKey.
+  virtual Result<std::vector<FileShare>> ListShares(const std::optional<std::string>& account = {}) = 0;
 
   // Applies every operation of `batch` atomically, or none. See WriteBatch
   // for each operation's precondition.

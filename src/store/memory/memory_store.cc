@@ -124,6 +124,40 @@ Result<std::vector<ArmResource>> MemoryStore::ListResources(const std::optional<
   return out;
 }
 
+Result<StorageAccount> MemoryStore::GetStorageAccount(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = tables_.accounts.find(StoreKey(name));
+  if (it == tables_.accounts.end()) return NotFound("storage account '" + name + "' does not exist");
+  return it->second;
+}
+
+Result<std::vector<StorageAccount>> MemoryStore::ListStorageAccounts(const std::optional<std::string>& group) {
+  std::lock_guard lock(mu_);
+  std::vector<StorageAccount> out;
+  for (const auto& [_, a] : tables_.accounts) {
+    if (!group || StoreKey(a.group) == StoreKey(*group)) out.push_back(a);
+  }
+  return out;
+}
+
+Result<FileShare> MemoryStore::GetShare(const std::string& account, const std::string& key) {
+  std::lock_guard lock(mu_);
+  auto it = tables_.shares.find({StoreKey(account), StoreKey(key)});
+  if (it == tables_.shares.end()) {
+    return NotFound("share '" + key + "' does not exist in storage account '" + account + "'");
+  }
+  return it->second;
+}
+
+Result<std::vector<FileShare>> MemoryStore::ListShares(const std::optional<std::string>& account) {
+  std::lock_guard lock(mu_);
+  std::vector<FileShare> out;
+  for (const auto& [key, s] : tables_.shares) {
+    if (!account || key.first == StoreKey(*account)) out.push_back(s);
+  }
+  return out;
+}
+
 std::vector<Deployment> MemoryStore::GroupDeployments(const Tables& t, const std::string& group_key) {
   std::vector<Deployment> out;
   for (auto it = t.deployments.lower_bound({group_key, ""}); it != t.deployments.end() && it->first.first == group_key;
@@ -219,6 +253,7 @@ Status MemoryStore::Apply(const WriteBatch::Op& op, Tables& t) {
             if (!t.groups.count(key)) return NotFound("resource group '" + o.name + "' does not exist");
             size_t held = 0;
             for (const auto& [_, r] : t.resources) held += StoreKey(r.group) == key;
+            for (const auto& [_, a] : t.accounts) held += StoreKey(a.group) == key;
             if (held) {
               return FailedPrecondition("resource group '" + o.name + "' still holds " + std::to_string(held) +
                                         " resources");
@@ -259,6 +294,31 @@ Status MemoryStore::Apply(const WriteBatch::Op& op, Tables& t) {
           },
           [&](const WriteBatch::DeleteResource& o) -> Status {
             if (!t.resources.erase(StoreKey(o.id))) return NotFound("resource '" + o.id + "' does not exist");
+            return Status::Ok();
+          },
+          [&](const WriteBatch::PutStorageAccount& o) -> Status {
+            if (!t.groups.count(StoreKey(o.account.group))) {
+              return NotFound("resource group '" + o.account.group + "' does not exist");
+            }
+            t.accounts[StoreKey(o.account.name)] = o.account;
+            return Status::Ok();
+          },
+          [&](const WriteBatch::DeleteStorageAccount& o) -> Status {
+            if (!t.accounts.erase(StoreKey(o.name))) return NotFound("storage account '" + o.name + "' does not exist");
+            return Status::Ok();
+          },
+          [&](const WriteBatch::PutShare& o) -> Status {
+            const std::string account = StoreKey(o.share.account);
+            if (!o.share.deleted() && !t.accounts.count(account)) {
+              return NotFound("storage account '" + o.share.account + "' does not exist");
+            }
+            t.shares[{account, StoreKey(ShareKey(o.share))}] = o.share;
+            return Status::Ok();
+          },
+          [&](const WriteBatch::DeleteShare& o) -> Status {
+            if (!t.shares.erase({StoreKey(o.account), StoreKey(o.key)})) {
+              return NotFound("share '" + o.key + "' does not exist in storage account '" + o.account + "'");
+            }
             return Status::Ok();
           },
       },

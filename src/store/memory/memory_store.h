@@ -27,6 +27,10 @@ class MemoryStore final : public StateStore {
   Result<std::vector<Deployment>> ListDeployments(const std::string& group) override;
   Result<ArmResource> GetResource(const std::string& id) override;
   Result<std::vector<ArmResource>> ListResources(const std::optional<std::string>& group) override;
+  Result<StorageAccount> GetStorageAccount(const std::string& name) override;
+  Result<std::vector<StorageAccount>> ListStorageAccounts(const std::optional<std::string>& group) override;
+  Result<FileShare> GetShare(const std::string& account, const std::string& key) override;
+  Result<std::vector<FileShare>> ListShares(const std::optional<std::string>& account) override;
   Status Write(const WriteBatch& batch) override;
 
  private:
@@ -40,6 +44,9 @@ class MemoryStore final : public StateStore {
     std::map<std::string, ResourceGroup> groups;
     std::map<std::pair<std::string, std::string>, Deployment> deployments;
     std::map<std::string, ArmResource> resources;
+    // By StoreKey: account; (account, ShareKey).
+    std::map<std::string, StorageAccount> accounts;
+    std::map<std::pair<std::string, std::string>, FileShare> shares;
   };
   // Applies one op to `t`; on error `t` may be partly changed (the caller
   // works on a copy).

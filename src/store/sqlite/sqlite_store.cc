@@ -80,8 +80,26 @@ CREATE TABLE resources (
 CREATE INDEX resources_by_group ON resources (grp, key);
 )sql";
 
+// Version 3: storage accounts (keyed by StoreKey of the name) and their
+// file shares (by account and StoreKey of ShareKey: deleted ones carry
+// their version).
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE storage_accounts (
+  key  TEXT PRIMARY KEY NOT NULL,
+  grp  TEXT NOT NULL,
+  body TEXT NOT NULL
+) STRICT;
+CREATE INDEX storage_accounts_by_group ON storage_accounts (grp, key);
+CREATE TABLE file_shares (
+  account TEXT NOT NULL,
+  key     TEXT NOT NULL,
+  body    TEXT NOT NULL,
+  PRIMARY KEY (account, key)
+) STRICT;
+)sql";
+
 // The statements that bring a file of version i to version i + 1.
-constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
 
 struct StmtDeleter {
@@ -314,6 +332,8 @@ class SqliteStore::Connection {
     StmtPtr get_deployment, list_deployments, put_deployment, delete_deployment, count_deployments,
         oldest_deployments;
     StmtPtr get_resource, list_resources, list_group_resources, put_resource, delete_resource;
+    StmtPtr get_account, list_accounts, list_group_accounts, put_account, delete_account, group_accounts;
+    StmtPtr get_share, list_shares, list_account_shares, put_share, delete_share;
   };
 
   static Result<std::unique_ptr<Connection>> Open(const std::string& path);
@@ -456,6 +476,21 @@ Status SqliteStore::Connection::PrepareAll() {
        "INSERT INTO resources (key, grp, body) VALUES (?, ?, ?) "
        "ON CONFLICT (key) DO UPDATE SET grp = excluded.grp, body = excluded.body"},
       {&s.delete_resource, "DELETE FROM resources WHERE key = ?"},
+      {&s.get_account, "SELECT key, body FROM storage_accounts WHERE key = ?"},
+      {&s.list_accounts, "SELECT key, body FROM storage_accounts ORDER BY key"},
+      {&s.list_group_accounts, "SELECT key, body FROM storage_accounts WHERE grp = ? ORDER BY key"},
+      {&s.put_account,
+       "INSERT INTO storage_accounts (key, grp, body) VALUES (?, ?, ?) "
+       "ON CONFLICT (key) DO UPDATE SET grp = excluded.grp, body = excluded.body"},
+      {&s.delete_account, "DELETE FROM storage_accounts WHERE key = ?"},
+      {&s.group_accounts, "SELECT count(*) FROM storage_accounts WHERE grp = ?"},
+      {&s.get_share, "SELECT key, body FROM file_shares WHERE account = ? AND key = ?"},
+      {&s.list_shares, "SELECT key, body FROM file_shares ORDER BY account, key"},
+      {&s.list_account_shares, "SELECT key, body FROM file_shares WHERE account = ? ORDER BY key"},
+      {&s.put_share,
+       "INSERT INTO file_shares (account, key, body) VALUES (?, ?, ?) "
+       "ON CONFLICT (account, key) DO UPDATE SET body = excluded.body"},
+      {&s.delete_share, "DELETE FROM file_shares WHERE account = ? AND key = ?"},
   };
   for (const auto& [stmt, sql] : kSql) DSP_RETURN_IF_ERROR(db_.Prepare(sql, stmt, SQLITE_PREPARE_PERSISTENT));
   return Status::Ok();
@@ -615,6 +650,38 @@ Result<std::vector<ArmResource>> SqliteStore::ListResources(const std::optional<
   return ReadAll(conn_->db(), q, &ArmResourceFromJson, "resources");
 }
 
+Result<StorageAccount> SqliteStore::GetStorageAccount(const std::string& name) {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().get_account, "get storage account");
+  DSP_ASSIGN_OR_RETURN(bool row, q.Bind(StoreKey(name)).Step());
+  if (!row) return NotFound("storage account '" + name + "' does not exist");
+  return Decode(conn_->db(), q.Text(1), &StorageAccountFromJson, "storage_accounts", q.Text(0));
+}
+
+Result<std::vector<StorageAccount>> SqliteStore::ListStorageAccounts(const std::optional<std::string>& group) {
+  std::lock_guard lock(mu_);
+  const Connection::Statements& st = conn_->stmts();
+  Query q(conn_->db(), group ? st.list_group_accounts : st.list_accounts, "list storage accounts");
+  if (group) q.Bind(StoreKey(*group));
+  return ReadAll(conn_->db(), q, &StorageAccountFromJson, "storage_accounts");
+}
+
+Result<FileShare> SqliteStore::GetShare(const std::string& account, const std::string& key) {
+  std::lock_guard lock(mu_);
+  Query q(conn_->db(), conn_->stmts().get_share, "get share");
+  DSP_ASSIGN_OR_RETURN(bool row, q.Bind(StoreKey(account)).Bind(StoreKey(key)).Step());
+  if (!row) return NotFound("share '" + key + "' does not exist in storage account '" + account + "'");
+  return Decode(conn_->db(), q.Text(1), &FileShareFromJson, "file_shares", q.Text(0));
+}
+
+Result<std::vector<FileShare>> SqliteStore::ListShares(const std::optional<std::string>& account) {
+  std::lock_guard lock(mu_);
+  const Connection::Statements& st = conn_->stmts();
+  Query q(conn_->db(), account ? st.list_account_shares : st.list_shares, "list shares");
+  if (account) q.Bind(StoreKey(*account));
+  return ReadAll(conn_->db(), q, &FileShareFromJson, "file_shares");
+}
+
 Status SqliteStore::Write(const WriteBatch& batch) {
   if (batch.empty()) return Status::Ok();
   std::lock_guard lock(mu_);
@@ -750,7 +817,11 @@ Status SqliteStore::Apply(const WriteBatch::Op& op) {
             {
               Query q(db, st.group_resources, "delete resource group");
               DSP_RETURN_IF_ERROR(q.Bind(key).Step().status());
-              if (int64_t held = q.Int(0); held > 0) {
+              int64_t held = q.Int(0);
+              Query accounts(db, st.group_accounts, "delete resource group");
+              DSP_RETURN_IF_ERROR(accounts.Bind(key).Step().status());
+              held += accounts.Int(0);
+              if (held > 0) {
                 return FailedPrecondition("resource group '" + o.name + "' still holds " + std::to_string(held) +
                                           " resources");
               }
@@ -805,6 +876,43 @@ Status SqliteStore::Apply(const WriteBatch::Op& op) {
           [&](const WriteBatch::DeleteResource& o) -> Status {
             DSP_RETURN_IF_ERROR(Query(db, st.delete_resource, "delete resource").Bind(StoreKey(o.id)).Run());
             if (conn_->Changes() == 0) return NotFound("resource '" + o.id + "' does not exist");
+            return Status::Ok();
+          },
+          [&](const WriteBatch::PutStorageAccount& o) -> Status {
+            const StorageAccount& a = o.account;
+            DSP_RETURN_IF_ERROR(group_exists(a.group, "put storage account"));
+            DSP_ASSIGN_OR_RETURN(std::string body, Dump(StorageAccountToJson(a), "storage account '" + a.name + "'"));
+            return Query(db, st.put_account, "put storage account")
+                .Bind(StoreKey(a.name))
+                .Bind(StoreKey(a.group))
+                .Bind(body)
+                .Run();
+          },
+          [&](const WriteBatch::DeleteStorageAccount& o) -> Status {
+            DSP_RETURN_IF_ERROR(Query(db, st.delete_account, "delete storage account").Bind(StoreKey(o.name)).Run());
+            if (conn_->Changes() == 0) return NotFound("storage account '" + o.name + "' does not exist");
+            return Status::Ok();
+          },
+          [&](const WriteBatch::PutShare& o) -> Status {
+            const FileShare& sh = o.share;
+            if (!sh.deleted()) {
+              Query q(db, st.get_account, "put share");
+              DSP_ASSIGN_OR_RETURN(bool exists, q.Bind(StoreKey(sh.account)).Step());
+              if (!exists) return NotFound("storage account '" + sh.account + "' does not exist");
+            }
+            DSP_ASSIGN_OR_RETURN(std::string body, Dump(FileShareToJson(sh), "share '" + sh.name + "'"));
+            return Query(db, st.put_share, "put share")
+                .Bind(StoreKey(sh.account))
+                .Bind(StoreKey(ShareKey(sh)))
+                .Bind(body)
+                .Run();
+          },
+          [&](const WriteBatch::DeleteShare& o) -> Status {
+            DSP_RETURN_IF_ERROR(
+                Query(db, st.delete_share, "delete share").Bind(StoreKey(o.account)).Bind(StoreKey(o.key)).Run());
+            if (conn_->Changes() == 0) {
+              return NotFound("share '" + o.key + "' does not exist in storage account '" + o.account + "'");
+            }
             return Status::Ok();
           },
       },

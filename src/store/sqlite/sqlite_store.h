@@ -38,7 +38,7 @@ namespace dspool {
 class SqliteStore final : public StateStore {
  public:
   // The schema this build writes. Open refuses a file with a newer one.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   // How long a call waits for another connection's write lock.
   static constexpr std::chrono::milliseconds kBusyTimeout{5000};
 
@@ -70,6 +70,10 @@ class SqliteStore final : public StateStore {
   Result<std::vector<Deployment>> ListDeployments(const std::string& group) override;
   Result<ArmResource> GetResource(const std::string& id) override;
   Result<std::vector<ArmResource>> ListResources(const std::optional<std::string>& group) override;
+  Result<StorageAccount> GetStorageAccount(const std::string& name) override;
+  Result<std::vector<StorageAccount>> ListStorageAccounts(const std::optional<std::string>& group) override;
+  Result<FileShare> GetShare(const std::string& account, const std::string& key) override;
+  Result<std::vector<FileShare>> ListShares(const std::optional<std::string>& account) override;
   // One BEGIN IMMEDIATE transaction; rolled back on the first failed op.
   Status Write(const WriteBatch& batch) override;
 

@@ -125,6 +125,8 @@ struct Snapshot {
   std::vector<ResourceGroup> groups;
   std::vector<std::vector<Deployment>> deployments;  // of each group
   std::vector<ArmResource> resources;
+  std::vector<StorageAccount> accounts;
+  std::vector<FileShare> shares;
   friend bool operator==(const Snapshot&, const Snapshot&) = default;
 };
 
@@ -162,6 +164,12 @@ Snapshot Take(StateStore& store, const std::vector<std::string>& meta_keys) {
   auto resources = store.ListResources();
   EXPECT_TRUE(resources.ok()) << resources.status();
   s.resources = resources.value_or({});
+  auto accounts = store.ListStorageAccounts();
+  EXPECT_TRUE(accounts.ok()) << accounts.status();
+  s.accounts = accounts.value_or({});
+  auto shares = store.ListShares();
+  EXPECT_TRUE(shares.ok()) << shares.status();
+  s.shares = shares.value_or({});
   return s;
 }
 
@@ -973,6 +981,94 @@ TEST_P(StateStoreConformance, AGroupWithResourcesIsNotDeletedAndItsDeploymentsGo
   // A group made again under the name starts with no history.
   ASSERT_EQ(store().Write(Batch().Add(Batch::PutResourceGroup{MakeGroup("rg1")})), Status::Ok());
   EXPECT_TRUE(store().ListDeployments("rg1").value_or({MakeDeployment("x", "y", 0)}).empty());
+}
+
+StorageAccount MakeAccount(const std::string& group, const std::string& name) {
+  StorageAccount a;
+  a.group = group;
+  a.name = name;
+  a.location = "local";
+  a.keys = {StorageKey{"k1-" + name, Ms(60)}, StorageKey{"k2-" + name, Ms(61)}};
+  a.created_at = Ms(60);
+  return a;
+}
+
+FileShare MakeShare(const std::string& account, const std::string& name, const std::string& version = "") {
+  FileShare s{account, name, 100, "SMB", "TransactionOptimized", {{"k", "v"}}, Ms(70)};
+  if (!version.empty()) {
+    s.deleted_version = version;
+    s.deleted_at = Ms(80);
+    s.purge_at = Ms(90);
+  }
+  return s;
+}
+
+TEST_P(StateStoreConformance, StorageAccountsAreKeyedByNameAndHeldByTheirGroup) {
+  EXPECT_EQ(store().Write(Batch().Add(Batch::PutStorageAccount{MakeAccount("rg1", "files")})),
+            NotFound("resource group 'rg1' does not exist"));
+  ASSERT_EQ(store().Write(Batch()
+                              .Add(Batch::PutResourceGroup{MakeGroup("RG1")})
+                              .Add(Batch::PutResourceGroup{MakeGroup("rg2")})
+                              .Add(Batch::PutStorageAccount{MakeAccount("rg1", "files")})
+                              .Add(Batch::PutStorageAccount{MakeAccount("rg2", "afiles")})),
+            Status::Ok());
+  auto got = store().GetStorageAccount("files");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, MakeAccount("rg1", "files"));
+  EXPECT_EQ(store().ListStorageAccounts("Rg1").value_or({}), (std::vector<StorageAccount>{MakeAccount("rg1", "files")}));
+  auto all = store().ListStorageAccounts();
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].name, "afiles");
+
+  StorageAccount renewed = MakeAccount("rg1", "files");
+  renewed.keys[0].value = "new";
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutStorageAccount{renewed})), Status::Ok());
+  EXPECT_EQ(store().GetStorageAccount("files").value_or({}), renewed);
+
+  const Snapshot before = Take(store(), {});
+  EXPECT_EQ(store().Write(Batch().Add(Batch::DeleteResourceGroup{"rg1"})),
+            FailedPrecondition("resource group 'rg1' still holds 1 resources"));
+  EXPECT_EQ(store().Write(Batch().Add(Batch::DeleteStorageAccount{"nope"})),
+            NotFound("storage account 'nope' does not exist"));
+  EXPECT_EQ(Take(store(), {}), before);
+  ASSERT_EQ(store().Write(Batch().Add(Batch::DeleteStorageAccount{"files"}).Add(Batch::DeleteResourceGroup{"rg1"})),
+            Status::Ok());
+  EXPECT_EQ(store().GetStorageAccount("files").status(), NotFound("storage account 'files' does not exist"));
+}
+
+TEST_P(StateStoreConformance, DeletedSharesOutliveTheirAccount) {
+  ASSERT_EQ(store().Write(Batch()
+                              .Add(Batch::PutResourceGroup{MakeGroup("rg1")})
+                              .Add(Batch::PutStorageAccount{MakeAccount("rg1", "files")})
+                              .Add(Batch::PutShare{MakeShare("files", "work")})
+                              .Add(Batch::PutShare{MakeShare("files", "data")})),
+            Status::Ok());
+  EXPECT_EQ(store().Write(Batch().Add(Batch::PutShare{MakeShare("other", "work")})),
+            NotFound("storage account 'other' does not exist"));
+  // Soft delete: the live record goes, a versioned one comes.
+  ASSERT_EQ(store().Write(Batch()
+                              .Add(Batch::DeleteShare{"files", "work"})
+                              .Add(Batch::PutShare{MakeShare("files", "work", "00000000000000AB")})
+                              .Add(Batch::DeleteStorageAccount{"files"})),
+            Status::Ok());
+  auto deleted = store().GetShare("FILES", "work/00000000000000ab");
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, MakeShare("files", "work", "00000000000000AB"));
+  EXPECT_EQ(store().GetShare("files", "work").status(),
+            NotFound("share 'work' does not exist in storage account 'files'"));
+  // The live share stays (the API soft-deletes every share first).
+  EXPECT_EQ(store().ListShares("files").value_or({}),
+            (std::vector<FileShare>{MakeShare("files", "data"), MakeShare("files", "work", "00000000000000AB")}));
+  ASSERT_EQ(store().Write(Batch().Add(Batch::PutResourceGroup{MakeGroup("rg2")})
+                              .Add(Batch::PutStorageAccount{MakeAccount("rg2", "zfiles")})
+                              .Add(Batch::PutShare{MakeShare("zfiles", "work")})),
+            Status::Ok());
+  EXPECT_EQ(store().ListShares().value_or({}).size(), 3u);
+  EXPECT_EQ(store().Write(Batch().Add(Batch::DeleteShare{"files", "work"})),
+            NotFound("share 'work' does not exist in storage account 'files'"));
+  ASSERT_EQ(store().Write(Batch().Add(Batch::DeleteShare{"files", "work/00000000000000AB"})), Status::Ok());
+  EXPECT_EQ(store().ListShares("files").value_or({}), (std::vector<FileShare>{MakeShare("files", "data")}));
 }
 
 }  // namespace

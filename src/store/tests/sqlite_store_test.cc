@@ -287,8 +287,8 @@ TEST_F(SqliteStoreTest, TwoStoresOnOneFileShareItAndWaitForEachOther) {
 }
 
 // A file of schema version 1 (pools, instances, users, meta, events: this
-// build's schema without what version 2 added) keeps its data and gains the
-// deployments' tables.
+// build's schema without what versions 2 and 3 added) keeps its data and
+// gains the deployments' and the storage accounts' tables.
 TEST_F(SqliteStoreTest, UpgradesAVersion1File) {
   {
     auto store = OpenOk();
@@ -299,7 +299,7 @@ TEST_F(SqliteStoreTest, UpgradesAVersion1File) {
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP TABLE resource_groups; DROP TABLE deployments; DROP TABLE resources; "
-                         "PRAGMA user_version=1",
+                         "DROP TABLE storage_accounts; DROP TABLE file_shares; PRAGMA user_version=1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
       << sqlite3_errmsg(db);
@@ -311,6 +311,11 @@ TEST_F(SqliteStoreTest, UpgradesAVersion1File) {
   ResourceGroup g{"rg1", "local", {}, FromUnixMillis(1'700'000'000'000)};
   ASSERT_EQ(store->Write(WriteBatch().Add(WriteBatch::PutResourceGroup{g})), Status::Ok());
   EXPECT_EQ(store->GetResourceGroup("rg1").value_or({}), g);
+  StorageAccount a;
+  a.group = "rg1";
+  a.name = "files";
+  ASSERT_EQ(store->Write(WriteBatch().Add(WriteBatch::PutStorageAccount{a})), Status::Ok());
+  EXPECT_EQ(store->GetStorageAccount("files").value_or({}), a);
   store.reset();
 
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
