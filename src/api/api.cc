@@ -2,6 +2,7 @@
 
 #include "api/api_internal.h"
 #include "api/deployments.h"
+#include "api/storage.h"
 #include "identity/secret_equals.h"
 
 namespace dspool {
@@ -45,8 +46,12 @@ Response ErrorResponse(const Status& s) {
 
 Api::Api(StateStore& store, const Clock& clock, ApiHooks& hooks, ApiOptions options)
     : store_(store), clock_(clock), hooks_(hooks), options_(std::move(options)), started_at_(clock.Now()) {
+  storage_ = std::make_unique<Storage>(*this, store_, clock_, hooks_,
+                                       [this] { return deployments_->SubscriptionId(); });
   deployments_ = std::make_unique<Deployments>(*this, store_, clock_, options_.deployments);
 }
+
+std::vector<Status> Api::PurgeExpiredShares() { return storage_->PurgeExpired(clock_.Now()); }
 
 Api::~Api() = default;
 
@@ -166,6 +171,30 @@ Result<Response> Api::Route(const Request& r, const std::string& actor) {
        [](Api& a, C c) { return a.deployments_->Cancel(c.args[0], c.args[1]); }},
       {"GET", "/v1/groups/{}/deployments/{}/operations",
        [](Api& a, C c) { return a.deployments_->ListOperations(c.args[0], c.args[1]); }},
+      {"GET", "/v1/storageAccounts", [](Api& a, C) { return a.storage_->ListAccounts(std::nullopt); }},
+      {"GET", "/v1/groups/{}/storageAccounts", [](Api& a, C c) { return a.storage_->ListAccounts(c.args[0]); }},
+      {"PUT", "/v1/groups/{}/storageAccounts/{}",
+       [](Api& a, C c) { return a.storage_->PutAccount(c.args[0], c.args[1], c.request, c.actor); }},
+      {"GET", "/v1/groups/{}/storageAccounts/{}",
+       [](Api& a, C c) { return a.storage_->GetAccount(c.args[0], c.args[1]); }},
+      {"DELETE", "/v1/groups/{}/storageAccounts/{}",
+       [](Api& a, C c) { return a.storage_->DeleteAccount(c.args[0], c.args[1], c.actor); }},
+      {"POST", "/v1/groups/{}/storageAccounts/{}/listKeys",
+       [](Api& a, C c) { return a.storage_->ListKeys(c.args[0], c.args[1], c.actor); }},
+      {"POST", "/v1/groups/{}/storageAccounts/{}/regenerateKey",
+       [](Api& a, C c) { return a.storage_->RegenerateKey(c.args[0], c.args[1], c.request, c.actor); }},
+      {"POST", "/v1/groups/{}/storageAccounts/{}/checkKey",
+       [](Api& a, C c) { return a.storage_->CheckKey(c.args[0], c.args[1], c.request); }},
+      {"GET", "/v1/groups/{}/storageAccounts/{}/shares",
+       [](Api& a, C c) { return a.storage_->ListShares(c.args[0], c.args[1], c.request); }},
+      {"PUT", "/v1/groups/{}/storageAccounts/{}/shares/{}",
+       [](Api& a, C c) { return a.storage_->PutShare(c.args[0], c.args[1], c.args[2], c.request, c.actor); }},
+      {"GET", "/v1/groups/{}/storageAccounts/{}/shares/{}",
+       [](Api& a, C c) { return a.storage_->GetShare(c.args[0], c.args[1], c.args[2]); }},
+      {"DELETE", "/v1/groups/{}/storageAccounts/{}/shares/{}",
+       [](Api& a, C c) { return a.storage_->DeleteShare(c.args[0], c.args[1], c.args[2], c.actor); }},
+      {"POST", "/v1/groups/{}/storageAccounts/{}/shares/{}/restore",
+       [](Api& a, C c) { return a.storage_->RestoreShare(c.args[0], c.args[1], c.args[2], c.request, c.actor); }},
       {"PUT", "/v1/users/{}/password",
        [](Api& a, C c) { return a.SetPassword(UserName(c.args[0]), c.request, c.actor); }},
   };

@@ -81,6 +81,13 @@ class ApiHooks {
   // Makes a deployed pool's share directory (root's, mode 0755) and its
   // parents. Idempotent.
   virtual Status PrepareShareDirectory(const std::string& path) = 0;
+  // A storage account's share data on the host, by ShareKey ("name" for a
+  // live share, "name/VERSION" for a deleted one): made (root's, 0755;
+  // AlreadyExists if it is there), renamed from one key to another (soft
+  // delete and restore), removed for good.
+  virtual Status MakeShareData(const std::string& account, const std::string& key) = 0;
+  virtual Status MoveShareData(const std::string& account, const std::string& from, const std::string& to) = 0;
+  virtual Status RemoveShareData(const std::string& account, const std::string& key) = 0;
   // Stops the server soon, as SIGTERM does (after this request's answer).
   virtual void RequestStop() = 0;
   // The gateway process (it outlives the server): what runs (GatewayInfo's
@@ -120,16 +127,22 @@ struct ApiOptions {
 
 struct ApiRoute;  // api.cc
 class Deployments;  // api/deployments.h
+class Storage;      // api/storage.h
 
 class Api {
  public:
   Api(StateStore& store, const Clock& clock, ApiHooks& hooks, ApiOptions options);
   ~Api();
   Response Handle(const Request& request);
+  // Removes the deleted file shares whose retention ended (their data
+  // first); the errors, each naming the share. The server calls it now and
+  // then.
+  std::vector<Status> PurgeExpiredShares();
 
  private:
   friend struct ApiRoute;
   friend class Deployments;  // makes pools with the code below
+  friend class Storage;
   // A request as a route sees it: the request, who makes it (on an
   // agent's channel: its instance's id), and the path's {} segments.
   struct Call {
@@ -228,6 +241,8 @@ class Api {
   // Serialises read-modify-write of users and pools (uid allocation, key
   // lists); the store's preconditions still guard against other writers.
   std::mutex write_mu_;
+  // Storage accounts and shares (deployments use them).
+  std::unique_ptr<Storage> storage_;
   // Resource groups and deployments; declared last, so its threads end
   // before the rest of the Api goes.
   std::unique_ptr<Deployments> deployments_;

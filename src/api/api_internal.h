@@ -32,6 +32,20 @@ inline Result<Json> ParseBody(const Request& r) {
   return json;
 }
 
+// ARM's tags (or a share's metadata): an object of strings, in the order
+// given; none without one.
+inline Result<std::vector<std::pair<std::string, std::string>>> ReadTags(const Json* tags,
+                                                                        const std::string& path = "tags") {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!tags) return out;
+  if (!tags->is_object()) return InvalidArgument(path + ": must be an object of strings");
+  for (const auto& [k, v] : tags->items()) {
+    if (!v.is_string()) return InvalidArgument(path + "." + k + ": must be a string");
+    out.emplace_back(k, v.get<std::string>());
+  }
+  return out;
+}
+
 inline std::vector<std::string> Split(const std::string& path) {
   std::vector<std::string> parts;
   std::string part;

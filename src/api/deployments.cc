@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "api/api_internal.h"
+#include "api/storage.h"
 #include "base/log.h"
 
 namespace dspool {
@@ -11,7 +12,6 @@ using namespace api_internal;
 
 namespace {
 
-constexpr const char* kSubscriptionId = "subscription_id";
 constexpr const char* kTenantId = "tenant_id";
 constexpr std::string_view kLog = "deploy";
 
@@ -107,7 +107,7 @@ Result<deploy::Deployer*> Deployments::GetDeployer() {
     std::lock_guard lock(mu_);
     if (deployer_) return deployer_.get();
   }
-  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  DSP_ASSIGN_OR_RETURN(std::string subscription, SubscriptionId());
   DSP_ASSIGN_OR_RETURN(std::string tenant, StableGuid(kTenantId));
   deploy::DeployerOptions opts{.subscription_id = subscription,
                                .tenant_id = tenant,
@@ -162,14 +162,8 @@ Result<Response> Deployments::PutGroup(const std::string& group, const Request& 
   DSP_RETURN_IF_ERROR(reader.Finish());
   DSP_RETURN_IF_ERROR(ValidateLocation(location));
   ResourceGroup g{group, location, {}, clock_.Now()};
-  if (tags) {
-    if (!tags->is_object()) return InvalidArgument("tags: must be an object of strings");
-    for (const auto& [k, v] : tags->items()) {
-      if (!v.is_string()) return InvalidArgument("tags." + k + ": must be a string");
-      g.tags.emplace_back(k, v.get<std::string>());
-    }
-  }
-  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  DSP_ASSIGN_OR_RETURN(g.tags, ReadTags(tags));
+  DSP_ASSIGN_OR_RETURN(std::string subscription, SubscriptionId());
   auto existing = store_.GetResourceGroup(group);
   int status = 201;
   if (existing.ok()) {
@@ -197,13 +191,13 @@ Result<Response> Deployments::GetGroup(const std::string& group) {
   auto g = store_.GetResourceGroup(group);
   if (g.status().code() == StatusCode::kNotFound) return GroupNotFound(group);
   DSP_RETURN_IF_ERROR(g.status());
-  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  DSP_ASSIGN_OR_RETURN(std::string subscription, SubscriptionId());
   return OrderedOk(200, ResourceGroupToAzJson(*g, subscription));
 }
 
 Result<Response> Deployments::ListGroups() {
   DSP_ASSIGN_OR_RETURN(std::vector<ResourceGroup> groups, store_.ListResourceGroups());
-  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  DSP_ASSIGN_OR_RETURN(std::string subscription, SubscriptionId());
   OrderedJson list = OrderedJson::array();
   for (const ResourceGroup& g : groups) list.push_back(ResourceGroupToAzJson(g, subscription));
   return OrderedOk(200, OrderedJson{{"value", list}});
@@ -231,9 +225,12 @@ Result<Response> Deployments::DeleteGroup(const std::string& group, const std::s
     }
     batch.Add(WriteBatch::DeleteResource{r.id});
   }
+  // Their shares are kept, soft-deleted (api/storage.h).
+  DSP_ASSIGN_OR_RETURN(size_t accounts, api_.storage_->DeleteAccountsOf(g->name, actor));
   batch.Add(WriteBatch::DeleteResourceGroup{g->name});
-  batch.Add(WriteBatch::AppendEvent{api_.MakeEvent(actor, "group.delete", "group/" + g->name,
-                                                   std::to_string(resources.size()) + " resources")});
+  batch.Add(WriteBatch::AppendEvent{
+      api_.MakeEvent(actor, "group.delete", "group/" + g->name,
+                     std::to_string(resources.size()) + " resources, " + std::to_string(accounts) + " storage accounts")});
   DSP_RETURN_IF_ERROR(store_.Write(batch));
   return JsonOk(200, Json::object());
 }
@@ -278,7 +275,7 @@ Result<Response> Deployments::PutDeployment(const std::string& group, const std:
   auto plan = deployer->Validate(request, &error);
   if (!plan.ok()) return ArmFailure(plan.status(), error);
   const std::vector<std::string> warnings = plan->warnings;
-  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  DSP_ASSIGN_OR_RETURN(std::string subscription, SubscriptionId());
   Deployment record;
   {
     std::lock_guard lock(mu_);
@@ -307,7 +304,7 @@ Result<Response> Deployments::Validate(const std::string& group, const std::stri
   arm::ArmError error;
   auto plan = deployer->Validate(request, &error);
   if (!plan.ok()) return ArmFailure(plan.status(), error);
-  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  DSP_ASSIGN_OR_RETURN(std::string subscription, SubscriptionId());
   // az's answer: the deployment as it would start, with the resources it
   // validated.
   OrderedJson out =
@@ -326,7 +323,7 @@ Result<Response> Deployments::WhatIf(const std::string& group, const std::string
   arm::ArmError error;
   auto changes = deployer->WhatIf(request, &error);
   if (!changes.ok()) return ArmFailure(changes.status(), error);
-  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  DSP_ASSIGN_OR_RETURN(std::string subscription, SubscriptionId());
   auto g = store_.GetResourceGroup(group);
   OrderedJson out = arm::WhatIfJson(*changes);
   out["text"] = arm::WhatIfText(*changes, "/subscriptions/" + subscription + "/resourceGroups/" +
@@ -336,14 +333,14 @@ Result<Response> Deployments::WhatIf(const std::string& group, const std::string
 
 Result<Response> Deployments::GetDeployment(const std::string& group, const std::string& name) {
   DSP_ASSIGN_OR_RETURN(Deployment d, store_.GetDeployment(group, name));
-  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  DSP_ASSIGN_OR_RETURN(std::string subscription, SubscriptionId());
   return OrderedOk(200, DeploymentToAzJson(d, subscription));
 }
 
 Result<Response> Deployments::ListDeployments(const std::string& group) {
   DSP_RETURN_IF_ERROR(GetGroup(group).status());
   DSP_ASSIGN_OR_RETURN(std::vector<Deployment> list, store_.ListDeployments(group));
-  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  DSP_ASSIGN_OR_RETURN(std::string subscription, SubscriptionId());
   OrderedJson out = OrderedJson::array();
   for (const Deployment& d : list) out.push_back(DeploymentToAzJson(d, subscription));
   return OrderedOk(200, OrderedJson{{"value", out}});
@@ -351,7 +348,7 @@ Result<Response> Deployments::ListDeployments(const std::string& group) {
 
 Result<Response> Deployments::ListOperations(const std::string& group, const std::string& name) {
   DSP_ASSIGN_OR_RETURN(Deployment d, store_.GetDeployment(group, name));
-  DSP_ASSIGN_OR_RETURN(std::string subscription, StableGuid(kSubscriptionId));
+  DSP_ASSIGN_OR_RETURN(std::string subscription, SubscriptionId());
   return OrderedOk(200, OrderedJson{{"value", OperationsToAzJson(d, subscription)}});
 }
 

@@ -28,6 +28,7 @@ namespace dspool {
 
 class Deployments final : private deploy::PoolControl {
  public:
+  static constexpr const char* kSubscriptionIdKey = "subscription_id";  // meta
   Deployments(Api& api, StateStore& store, const Clock& clock, const DeploymentOptions& options);
   // Cancels the running deployments and waits for them.
   ~Deployments() override;
@@ -52,6 +53,9 @@ class Deployments final : private deploy::PoolControl {
   Result<Response> ListOperations(const std::string& group, const std::string& name);
   Result<Response> DeleteDeployment(const std::string& group, const std::string& name);
   Result<Response> Cancel(const std::string& group, const std::string& name);
+
+  // The installation's subscription ID (made at first use).
+  Result<std::string> SubscriptionId() { return StableGuid(kSubscriptionIdKey); }
 
  private:
   struct Running {

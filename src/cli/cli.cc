@@ -81,6 +81,7 @@ struct ServerFlags {
   std::string front_address = "0.0.0.0";
   std::string dns_domain = "dspool.internal";
   std::string share_root = "/srv/dspool/shares";
+  std::string storage_root = "/srv/dspool/storage";
   std::string catalog;
 };
 
@@ -157,6 +158,7 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
   options.deploy_host = {.front_address = flags.front_address, .dns_domain = flags.dns_domain,
                          .share_root = flags.share_root};
   options.catalog_file = flags.catalog;
+  options.storage_root = flags.storage_root;
   return RunServer(options);
 }
 
@@ -285,6 +287,10 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
       ->capture_default_str();
   server->add_option("--share-root", server_flags.share_root,
                      "Template deployments: a scale set's pool shares DIR/GROUP/POOL (made at start, root's, 0755)")
+      ->type_name("DIR")
+      ->capture_default_str();
+  server->add_option("--storage-root", server_flags.storage_root,
+                     "Storage accounts' file shares live under DIR/ACCOUNT (made at start, root's, 0755)")
       ->type_name("DIR")
       ->capture_default_str();
   server->add_option("--catalog", server_flags.catalog,

@@ -384,6 +384,15 @@ Status EnsureDir(const std::string& raw_path, mode_t mode, FileOwner owner) {
   return Status::Ok();
 }
 
+Status RenameNoReplace(const std::string& from, const std::string& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0) {
+    if (errno == EEXIST) return AlreadyExists("rename " + from + ": " + to + " exists");
+    if (errno == ENOENT) return NotFound("rename " + from + ": no such file or directory");
+    return ErrnoStatus("rename " + from + " to " + to, errno);
+  }
+  return Status::Ok();
+}
+
 Status RemoveTree(const std::string& path) {
   DSP_ASSIGN_OR_RETURN(SplitPath split, Split(path));
   UniqueFd parent(::open(split.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

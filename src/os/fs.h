@@ -91,6 +91,11 @@ Status EnsureDir(const std::string& path, mode_t mode, FileOwner owner);
 // a failure, part of the tree may be gone.
 Status RemoveTree(const std::string& path);
 
+// Renames `from` to `to` (same file system), never replacing what is at
+// `to` (AlreadyExists then; renameat2's RENAME_NOREPLACE). NotFound if
+// `from` does not exist. The last component of `from` is not followed.
+Status RenameNoReplace(const std::string& from, const std::string& to);
+
 // Whether something is at `relative` below the directory `dir`, resolved
 // without following any symlink and without leaving `dir` (openat2's
 // RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH): for trees someone else may

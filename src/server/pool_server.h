@@ -173,6 +173,11 @@ class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHoo
   static Status CheckJupyterCertificate(const JupyterSpec& jupyter);
   Status PreparePool(const PoolName& pool) override;
   Status PrepareShareDirectory(const std::string& path) override;
+  Status MakeShareData(const std::string& account, const std::string& key) override;
+  Status MoveShareData(const std::string& account, const std::string& from, const std::string& to) override;
+  Status RemoveShareData(const std::string& account, const std::string& key) override;
+  // Where a storage share's data is on the host, by ShareKey.
+  std::string ShareDataPath(const std::string& account, const std::string& key) const;
   Result<HostKey> ReadHostKey(const PoolName& pool) override;
   void PoolsChanged() override { reconciler_.Poke(); }
   void RecordReport(const InstanceId& id, const InstanceReport& r) override { reconciler_.RecordReport(id, r); }

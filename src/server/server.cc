@@ -140,6 +140,7 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
     return InvalidArgument("--front-address: '" + options.deploy_host.front_address + "' is not an IPv4 address");
   }
   DSP_RETURN_IF_ERROR(MakeDirs(options.deploy_host.share_root, 0755).WithPrefix("--share-root"));
+  DSP_RETURN_IF_ERROR(MakeDirs(options.storage_root, 0755).WithPrefix("--storage-root"));
   DSP_ASSIGN_OR_RETURN(auto store, SqliteStore::Open(options.data_dir + "/state.db"));
   DSP_RETURN_IF_ERROR(AssignIdBlocks(*store));
   DSP_ASSIGN_OR_RETURN(auto provider, LxcProvider::Create(options.data_dir + "/lxc"));
@@ -358,7 +359,10 @@ void PoolServer::ReservePorts(const RoutingTable& table) {
 
 void PoolServer::SweepLoop() {
   constexpr Duration kSweepInterval = std::chrono::seconds(2);
+  // Deleted shares expire by the day: a look a minute is plenty.
+  constexpr Duration kPurgeInterval = std::chrono::minutes(1);
   MonoTime next_sweep = clock_.Monotonic() + kSweepInterval;
+  MonoTime next_purge = clock_.Monotonic();
   MonoTime next_cull = clock_.Monotonic() + options_.cull_check_interval;
   for (;;) {
     {
@@ -370,6 +374,10 @@ void PoolServer::SweepLoop() {
     if (now >= next_sweep) {
       SweepChannels();
       next_sweep = now + kSweepInterval;
+    }
+    if (now >= next_purge) {
+      for (const Status& s : api_.PurgeExpiredShares()) DSP_LOG(kWarning, kLog) << s;
+      next_purge = now + kPurgeInterval;
     }
     if (now >= next_cull) {
       if (auto pools = store_->ListPools(); pools.ok()) culler_.Check(*pools);

@@ -44,6 +44,10 @@ struct ServerOptions {
   // shares land on this host (deploy/realize.h). The share root is made at
   // start (root's, 0755).
   deploy::HostSettings deploy_host;
+  // Storage accounts' file shares: <storage_root>/<account>/shares/<share>,
+  // deleted ones under <account>/deleted/<share>/<version> (made at start,
+  // root's, 0755).
+  std::string storage_root = "/srv/dspool/storage";
   // An operator's sizes and images for scale sets (deploy/catalog.h);
   // empty: the built-in ones only.
   std::string catalog_file;

@@ -74,6 +74,24 @@ class FakeHooks final : public ApiHooks {
     return Status::Ok();
   }
   std::vector<std::string> share_dirs;
+  // Storage share data, by "<account>/<ShareKey>": what it holds.
+  std::map<std::string, std::string> share_data;
+  Status MakeShareData(const std::string& account, const std::string& key) override {
+    if (!share_data.emplace(account + "/" + key, "").second) return AlreadyExists(account + "/" + key);
+    return Status::Ok();
+  }
+  Status MoveShareData(const std::string& account, const std::string& from, const std::string& to) override {
+    auto it = share_data.find(account + "/" + from);
+    if (it == share_data.end()) return NotFound(account + "/" + from);
+    if (share_data.count(account + "/" + to)) return AlreadyExists(account + "/" + to);
+    share_data[account + "/" + to] = it->second;
+    share_data.erase(account + "/" + from);
+    return Status::Ok();
+  }
+  Status RemoveShareData(const std::string& account, const std::string& key) override {
+    share_data.erase(account + "/" + key);
+    return Status::Ok();
+  }
   void NotebookExited(const PoolName& pool, const InstanceId& instance, const NotebookExit& exit,
                       const std::string& description) override {
     exited.push_back(pool.value() + " " + instance.value() + " " + exit.user + ": " + description);
@@ -1051,6 +1069,167 @@ TEST_F(DeploymentApiTest, ARunningDeploymentIsCancelled) {
   Response r = Call("POST", "/v1/groups/rg1/deployments/dsvm/cancel");
   EXPECT_EQ(r.status, 409);
   EXPECT_THAT(r.body, HasSubstr("DeploymentCannotBeCancelled"));
+}
+
+class StorageApiTest : public ApiTest {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(Call("PUT", "/v1/groups/rg1", R"({"location": "local"})").status, 201);
+    ASSERT_EQ(Call("PUT", "/v1/groups/rg2", R"({"location": "local"})").status, 201);
+  }
+  std::vector<std::string> Keys(const std::string& group, const std::string& account) {
+    Response r = Call("POST", "/v1/groups/" + group + "/storageAccounts/" + account + "/listKeys");
+    EXPECT_EQ(r.status, 200) << r.body;
+    const Json body = Body(r);
+    std::vector<std::string> out;
+    for (const Json& k : body["keys"]) out.push_back(k["value"]);
+    return out;
+  }
+};
+
+TEST_F(StorageApiTest, AnAccountHasTwoKeysThatOnlyListKeysShows) {
+  const size_t events = EventCount();
+  Response r = Call("PUT", "/v1/groups/rg1/storageAccounts/dspoolfiles", R"({"sku": {"name": "Standard_LRS"}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(Body(r)["location"], "local");  // the group's
+  EXPECT_EQ(Body(r)["primaryEndpoints"]["file"], "https://dspoolfiles.file.core.windows.net/");
+  std::vector<std::string> keys = Keys("rg1", "dspoolfiles");
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_NE(keys[0], keys[1]);
+  for (const std::string& k : keys) {
+    EXPECT_EQ(k.size(), 88u);
+    EXPECT_THAT(r.body, Not(HasSubstr(k)));
+    EXPECT_THAT(Call("GET", "/v1/groups/rg1/storageAccounts/dspoolfiles").body, Not(HasSubstr(k)));
+    EXPECT_THAT(Call("GET", "/v1/storageAccounts").body, Not(HasSubstr(k)));
+    for (const Event& e : *store_.ListEvents(0, 1000)) EXPECT_THAT(e.detail, Not(HasSubstr(k)));
+  }
+  // Reading the keys is an event of its own (who read them).
+  EXPECT_EQ(EventCount(), events + 2);
+  EXPECT_EQ(store_.TailEvents(1)->front().action, "storage.keys.list");
+
+  // Putting it again keeps the keys; another group cannot take the name.
+  r = Call("PUT", "/v1/groups/rg1/storageAccounts/dspoolfiles", R"({"tags": {"team": "ds"}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["tags"]["team"], "ds");
+  EXPECT_EQ(Keys("rg1", "dspoolfiles"), keys);
+  r = Call("PUT", "/v1/groups/rg2/storageAccounts/dspoolfiles", "{}");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_THAT(r.body, HasSubstr("StorageAccountAlreadyTaken: The storage account named dspoolfiles is already taken."));
+  r = Call("GET", "/v1/groups/rg2/storageAccounts/dspoolfiles");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_THAT(r.body, HasSubstr("ResourceNotFound: The Resource 'Microsoft.Storage/storageAccounts/dspoolfiles' "
+                                "under resource group 'rg2' was not found."));
+
+  // Renewing key1 changes key1 only; the old value checks no more.
+  const std::string check = R"({"key": ")" + keys[0] + R"("})";
+  EXPECT_EQ(Call("POST", "/v1/groups/rg1/storageAccounts/dspoolfiles/checkKey", check).status, 204);
+  r = Call("POST", "/v1/groups/rg1/storageAccounts/dspoolfiles/regenerateKey", R"({"keyName": "key1"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::vector<std::string> renewed = Keys("rg1", "dspoolfiles");
+  EXPECT_NE(renewed[0], keys[0]);
+  EXPECT_EQ(renewed[1], keys[1]);
+  r = Call("POST", "/v1/groups/rg1/storageAccounts/dspoolfiles/checkKey", check);
+  EXPECT_EQ(r.status, 403);
+  EXPECT_THAT(r.body, HasSubstr("AuthenticationFailed: the key given is not a key of storage account 'dspoolfiles'"));
+  EXPECT_EQ(Call("POST", "/v1/groups/rg1/storageAccounts/dspoolfiles/regenerateKey", R"({"keyName": "key3"})").status,
+            400);
+}
+
+TEST_F(StorageApiTest, BadAccountsAreRefusedByNameAndChangeNothing) {
+  const size_t events = EventCount();
+  struct Case {
+    std::string path, body, message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"/v1/groups/rg1/storageAccounts/Bad_Name", "{}", "3 to 24 characters"},
+           {"/v1/groups/rg1/storageAccounts/goodname", R"({"sku": {"name": "Cheap"}})", "sku.name: storage sku 'Cheap'"},
+           {"/v1/groups/rg1/storageAccounts/goodname", R"({"kind": "Disk"})", "kind: storage kind 'Disk'"},
+           {"/v1/groups/rg1/storageAccounts/goodname",
+            R"({"properties": {"shareDeleteRetentionPolicy": {"enabled": false}}})", "enabled: false is refused"},
+           {"/v1/groups/rg1/storageAccounts/goodname",
+            R"({"properties": {"shareDeleteRetentionPolicy": {"days": 400}}})", "1 to 365 days"},
+           {"/v1/groups/rg1/storageAccounts/goodname", R"({"tags": {"a": 1}})", "tags.a: must be a string"},
+           {"/v1/groups/rg1/storageAccounts/goodname", R"({"colour": "blue"})", "colour"},
+           {"/v1/groups/nope/storageAccounts/goodname", "{}", "Resource group 'nope' could not be found"},
+       }) {
+    Response r = Call("PUT", c.path, c.body);
+    EXPECT_GE(r.status, 400) << c.body;
+    EXPECT_THAT(r.body, HasSubstr(c.message)) << c.body;
+  }
+  EXPECT_EQ(EventCount(), events);
+  EXPECT_TRUE(store_.ListStorageAccounts(std::nullopt)->empty());
+}
+
+TEST_F(StorageApiTest, ADeletedShareIsKeptAndRestored) {
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1/storageAccounts/dspoolfiles", "{}").status, 201);
+  Response r = Call("PUT", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/dsvmshare",
+                    R"({"properties": {"shareQuota": 100}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(Body(r)["shareQuota"], 100);
+  EXPECT_EQ(hooks_.share_data.count("dspoolfiles/dsvmshare"), 1u);
+  hooks_.share_data["dspoolfiles/dsvmshare"] = "alice's notebook";
+  EXPECT_EQ(Call("PUT", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/Bad", "{}").status, 400);
+  r = Call("PUT", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/other", R"({"properties": {"shareQuota": 0}})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("properties.shareQuota: share quota 0 GiB"));
+
+  ASSERT_EQ(Call("DELETE", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/dsvmshare").status, 200);
+  EXPECT_EQ(Call("GET", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/dsvmshare").status, 404);
+  EXPECT_EQ(Body(Call("GET", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares")).size(), 0u);
+  r = Call("GET", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares?includeDeleted=true");
+  ASSERT_EQ(Body(r).size(), 1u) << r.body;
+  const Json deleted = Body(r)[0];
+  EXPECT_EQ(deleted["deleted"], true);
+  EXPECT_EQ(deleted["remainingRetentionDays"], 7);
+  const std::string version = deleted["version"];
+  EXPECT_EQ(version.size(), 16u);
+  EXPECT_EQ(hooks_.share_data.at("dspoolfiles/dsvmshare/" + version), "alice's notebook");
+
+  // A live share of the name blocks the restore; then it is back, data and all.
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/dsvmshare", "{}").status, 201);
+  const std::string restore = R"({"deletedVersion": ")" + version + R"("})";
+  r = Call("POST", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/dsvmshare/restore", restore);
+  EXPECT_EQ(r.status, 409);
+  EXPECT_THAT(r.body, HasSubstr("ShareAlreadyExists: a share 'dsvmshare' exists in storage account 'dspoolfiles'"));
+  ASSERT_EQ(Call("DELETE", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/dsvmshare").status, 200);
+  r = Call("POST", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/dsvmshare/restore", restore);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["shareQuota"], 100);
+  EXPECT_EQ(hooks_.share_data.at("dspoolfiles/dsvmshare"), "alice's notebook");
+  r = Call("POST", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/dsvmshare/restore", restore);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_THAT(r.body, HasSubstr("DeletedShareNotFound: no deleted share 'dsvmshare' of version"));
+}
+
+TEST_F(StorageApiTest, DeletingTheGroupKeepsTheSharesUntilTheirRetentionEnds) {
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1/storageAccounts/dspoolfiles",
+                 R"({"properties": {"shareDeleteRetentionPolicy": {"days": 2}}})")
+                .status,
+            201);
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/dsvmshare", "{}").status, 201);
+  hooks_.share_data["dspoolfiles/dsvmshare"] = "work";
+  ASSERT_EQ(Call("DELETE", "/v1/groups/rg1").status, 200);
+  EXPECT_EQ(Call("GET", "/v1/groups/rg1").status, 404);
+  EXPECT_FALSE(store_.GetStorageAccount("dspoolfiles").ok());
+  ASSERT_EQ(store_.ListShares("dspoolfiles")->size(), 1u);
+  const FileShare kept = store_.ListShares("dspoolfiles")->front();
+  EXPECT_TRUE(kept.deleted());
+  EXPECT_EQ(hooks_.share_data.at("dspoolfiles/" + ShareKey(kept)), "work");
+
+  // The account made again (in another group) finds it, and restores it.
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg2/storageAccounts/dspoolfiles", "{}").status, 201);
+  Response r = Call("GET", "/v1/groups/rg2/storageAccounts/dspoolfiles/shares?includeDeleted=true");
+  ASSERT_EQ(Body(r).size(), 1u) << r.body;
+
+  // A day on, nothing is purged; after two, data and record go.
+  clock_.Advance(std::chrono::hours(24));
+  EXPECT_TRUE(api_.PurgeExpiredShares().empty());
+  EXPECT_EQ(store_.ListShares("dspoolfiles")->size(), 1u);
+  clock_.Advance(std::chrono::hours(24));
+  EXPECT_TRUE(api_.PurgeExpiredShares().empty());
+  EXPECT_TRUE(store_.ListShares("dspoolfiles")->empty());
+  EXPECT_EQ(hooks_.share_data.count("dspoolfiles/" + ShareKey(kept)), 0u);
+  EXPECT_EQ(store_.TailEvents(1)->front().action, "storage.share.purge");
 }
 
 }  // namespace

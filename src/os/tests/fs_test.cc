@@ -185,6 +185,18 @@ TEST_F(FsTest, EnsureDirRefusesSymlinksAndFiles) {
   EXPECT_EQ(EnsureDir(tmp_ / "file", 0700, me).code(), StatusCode::kFailedPrecondition);
 }
 
+TEST_F(FsTest, RenameNeverReplaces) {
+  ASSERT_TRUE(MakeDirs(tmp_ / "from/inside", 0755).ok());
+  ASSERT_TRUE(MakeDirs(tmp_ / "taken", 0755).ok());
+  Status s = RenameNoReplace(tmp_ / "from", tmp_ / "taken");
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists) << s;
+  EXPECT_TRUE(*PathExists(tmp_ / "from/inside")) << "nothing moved";
+  EXPECT_EQ(RenameNoReplace(tmp_ / "missing", tmp_ / "x").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(RenameNoReplace(tmp_ / "from", tmp_ / "moved").ok());
+  EXPECT_TRUE(*PathExists(tmp_ / "moved/inside"));
+  EXPECT_FALSE(*PathExists(tmp_ / "from"));
+}
+
 TEST_F(FsTest, RemoveTreeRemovesEverything) {
   ASSERT_TRUE(MakeDirs(tmp_ / "tree/a/b/c", 0755).ok());
   Touch(tmp_ / "tree/a/f1");

@@ -1,0 +1,96 @@
+// Storage accounts and file shares: the routes under
+// /v1/groups/{g}/storageAccounts and /v1/storageAccounts (docs/api.md), in
+// az's shapes, and what the rest of the API asks of them (a group's
+// deletion, a template's resources, an instance's mount). Internal to the
+// api module; the Api owns one.
+//
+// A share's data lives on the host (ApiHooks::MakeShareData...). Deleting
+// a share moves its data aside and keeps it, soft-deleted, for the
+// account's retention period; `restore` brings it back; PurgeExpired
+// removes what has outlived its period. Deleting an account soft-deletes
+// its shares first, so a group's deletion destroys no file either: an
+// account made again under the same name finds its deleted shares, and
+// can restore them.
+//
+// Thread safety: every method may be called concurrently.
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "api/api.h"
+#include "model/storage.h"
+
+namespace dspool {
+
+class Storage {
+ public:
+  // `subscription_id` gives the installation's subscription ID (for
+  // resource IDs); called on each answer that shows one.
+  Storage(Api& api, StateStore& store, const Clock& clock, ApiHooks& hooks,
+          std::function<Result<std::string>()> subscription_id);
+
+  // Body: {"location", "sku": {"name"}, "kind", "tags", "properties":
+  // {"shareDeleteRetentionPolicy": {"days"}}}; location defaults to the
+  // group's. Makes the account with two new keys (201), or updates the
+  // tags, sku and retention of the group's existing one (200).
+  Result<Response> PutAccount(const std::string& group, const std::string& name, const Request& r,
+                              const std::string& actor);
+  Result<Response> GetAccount(const std::string& group, const std::string& name);
+  // All accounts without a group.
+  Result<Response> ListAccounts(const std::optional<std::string>& group);
+  // Soft-deletes its shares, then deletes it.
+  Result<Response> DeleteAccount(const std::string& group, const std::string& name, const std::string& actor);
+  // listKeys: the keys, and an event naming who read them.
+  Result<Response> ListKeys(const std::string& group, const std::string& name, const std::string& actor);
+  // Body {"keyName": "key1" | "key2"}: a new value for that key (the old
+  // one mounts nothing from now on); answers as listKeys.
+  Result<Response> RegenerateKey(const std::string& group, const std::string& name, const Request& r,
+                                 const std::string& actor);
+  // Body {"key"}: 204 if it is one of the account's keys, else 403.
+  Result<Response> CheckKey(const std::string& group, const std::string& name, const Request& r);
+
+  // Body: {"properties": {"shareQuota", "enabledProtocols", "accessTier",
+  // "metadata"}}. 201 made, 200 updated (quota, tier, metadata).
+  Result<Response> PutShare(const std::string& group, const std::string& account, const std::string& share,
+                            const Request& r, const std::string& actor);
+  Result<Response> GetShare(const std::string& group, const std::string& account, const std::string& share);
+  // ?includeDeleted=true lists the deleted shares too.
+  Result<Response> ListShares(const std::string& group, const std::string& account, const Request& r);
+  Result<Response> DeleteShare(const std::string& group, const std::string& account, const std::string& share,
+                               const std::string& actor);
+  // Body {"deletedVersion"}: the deleted share of that version is the
+  // share again. 409 while a live share has the name.
+  Result<Response> RestoreShare(const std::string& group, const std::string& account, const std::string& share,
+                                const Request& r, const std::string& actor);
+
+  // Deletes every account of `group` as DeleteAccount does; the number.
+  Result<size_t> DeleteAccountsOf(const std::string& group, const std::string& actor);
+  // Removes the deleted shares whose retention ended by `now`, data first.
+  // Returns the errors (each names the share); the next call retries them.
+  std::vector<Status> PurgeExpired(TimePoint now);
+
+ private:
+  // The group's account `name`: NotFound (ARM's message) when the group or
+  // the account is missing, or the account is another group's.
+  Result<StorageAccount> FindAccount(const std::string& group, const std::string& name);
+  Result<FileShare> FindLiveShare(const StorageAccount& account, const std::string& share);
+  // Soft-deletes `share`: data moved aside, then the records swapped (the
+  // data moved back if that fails). REQUIRES: mu_ held.
+  Status SoftDelete(const StorageAccount& account, const FileShare& share, const std::string& actor);
+  Result<OrderedJson> AccountJson(const StorageAccount& a);
+  Result<OrderedJson> ShareJson(const FileShare& s, const StorageAccount& a);
+
+  Api& api_;
+  StateStore& store_;
+  const Clock& clock_;
+  ApiHooks& hooks_;
+  std::function<Result<std::string>()> subscription_id_;
+  // Serialises each read-check-write of accounts and shares (and the data
+  // moves that go with them).
+  std::mutex mu_;
+};
+
+}  // namespace dspool
