@@ -171,7 +171,7 @@ Result<Response> Storage::ListAccounts(const std::optional<std::string>& group) 
     DSP_ASSIGN_OR_RETURN(OrderedJson j, AccountJson(a));
     out.push_back(std::move(j));
   }
-  return OrderedOk(200, out);
+  return OrderedOk(200, OrderedJson{{"value", out}});
 }
 
 Result<Response> Storage::DeleteAccount(const std::string& group, const std::string& name, const std::string& actor) {
@@ -326,7 +326,7 @@ Result<Response> Storage::ListShares(const std::string& group, const std::string
     DSP_ASSIGN_OR_RETURN(OrderedJson j, ShareJson(s, a));
     out.push_back(std::move(j));
   }
-  return OrderedOk(200, out);
+  return OrderedOk(200, OrderedJson{{"value", out}});
 }
 
 Status Storage::SoftDelete(const StorageAccount& account, const FileShare& share, const std::string& actor) {

@@ -39,7 +39,7 @@ class Storage {
   Result<Response> PutAccount(const std::string& group, const std::string& name, const Request& r,
                               const std::string& actor);
   Result<Response> GetAccount(const std::string& group, const std::string& name);
-  // All accounts without a group.
+  // {"value": [...]}: the group's accounts, or all without a group.
   Result<Response> ListAccounts(const std::optional<std::string>& group);
   // Soft-deletes its shares, then deletes it.
   Result<Response> DeleteAccount(const std::string& group, const std::string& name, const std::string& actor);
@@ -57,7 +57,7 @@ class Storage {
   Result<Response> PutShare(const std::string& group, const std::string& account, const std::string& share,
                             const Request& r, const std::string& actor);
   Result<Response> GetShare(const std::string& group, const std::string& account, const std::string& share);
-  // ?includeDeleted=true lists the deleted shares too.
+  // {"value": [...]}; ?includeDeleted=true lists the deleted shares too.
   Result<Response> ListShares(const std::string& group, const std::string& account, const Request& r);
   Result<Response> DeleteShare(const std::string& group, const std::string& account, const std::string& share,
                                const std::string& actor);

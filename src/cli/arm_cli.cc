@@ -137,4 +137,124 @@ void AddArmCommands(CLI::App& app, ClientAction& action) {
   add_deployment_verbs(old, true);
 }
 
+void AddStorageCommands(CLI::App& app, ClientAction& action) {
+  auto f = std::make_shared<StorageArgs>();
+  // Registers `cmd` to run `run` on the flags.
+  auto on = [&action, f](CLI::App* cmd, Status (*run)(const CommandContext&, const StorageArgs&)) {
+    cmd->callback([&action, f, run] { action = [f, run](const CommandContext& c) { return run(c, *f); }; });
+  };
+  auto group_option = [f](CLI::App* cmd, bool required) {
+    CLI::Option* o = cmd->add_option("-g,--resource-group", f->group,
+                                     required ? "Name of the resource group"
+                                              : "Name of the resource group (default: the account's)");
+    if (required) o->required();
+  };
+
+  CLI::App* storage = app.add_subcommand("storage", "Storage accounts and file shares, as `az storage` has them");
+  storage->require_subcommand(1);
+
+  // ---- storage account ----
+  CLI::App* account = storage->add_subcommand("account", "Storage accounts");
+  account->require_subcommand(1);
+  CLI::App* create = account->add_subcommand("create", "Create a storage account (two new keys), or update its tags");
+  create->add_option("-n,--name", f->account, "The account's name: 3-24 lower-case letters and digits")->required();
+  group_option(create, true);
+  create->add_option("-l,--location", f->location, "Location (default: the group's)");
+  create->add_option("--sku", f->sku, "Standard_LRS, Premium_LRS, ...")->capture_default_str();
+  create->add_option("--kind", f->kind, "StorageV2, FileStorage, ...")->capture_default_str();
+  create->add_option("--tags", f->tags, "Space-separated tags: key[=value]")->take_all();
+  on(create, StorageAccountCreate);
+  CLI::App* list = account->add_subcommand("list", "List storage accounts");
+  list->add_option("-g,--resource-group", f->group, "Only this group's");
+  on(list, StorageAccountList);
+  CLI::App* show = account->add_subcommand("show", "Show a storage account (never its keys)");
+  show->add_option("-n,--name", f->account, "The account's name")->required();
+  group_option(show, false);
+  on(show, StorageAccountShow);
+  CLI::App* del = account->add_subcommand("delete", "Delete a storage account; its shares are kept, deleted");
+  del->add_option("-n,--name", f->account, "The account's name")->required();
+  group_option(del, false);
+  del->add_flag("-y,--yes", f->yes, "Do not prompt for confirmation");
+  on(del, StorageAccountDelete);
+  CLI::App* keys = account->add_subcommand("keys", "The account's keys");
+  keys->require_subcommand(1);
+  CLI::App* klist = keys->add_subcommand("list", "List the account's two keys (an event records who read them)");
+  klist->add_option("-n,--account-name", f->account, "The account's name")->required();
+  group_option(klist, false);
+  on(klist, StorageAccountKeysList);
+  CLI::App* renew = keys->add_subcommand("renew", "Give a key a new value: the old one mounts nothing from now on");
+  renew->add_option("-n,--account-name", f->account, "The account's name")->required();
+  group_option(renew, false);
+  renew->add_option("--key", f->key, "primary or secondary")->required();
+  on(renew, StorageAccountKeysRenew);
+
+  // ---- storage share (data plane) and storage share-rm (management) ----
+  CLI::App* share = storage->add_subcommand("share", "File shares of an account (az's data-plane verbs)");
+  share->require_subcommand(1);
+  auto share_flags = [f](CLI::App* cmd, bool named) {
+    if (named) cmd->add_option("-n,--name", f->share, "The share's name")->required();
+    cmd->add_option("--account-name", f->account, "The storage account's name")->required();
+    cmd->add_option("--account-key", f->account_key, "One of the account's keys (checked when given)");
+  };
+  CLI::App* screate = share->add_subcommand("create", "Create a file share");
+  share_flags(screate, true);
+  screate->add_option("-q,--quota", f->quota, "The share's quota in GiB (1-102400; default 5120)");
+  screate->add_option("--metadata", f->metadata, "Space-separated key=value pairs")->take_all();
+  screate->add_flag("--fail-on-exist", f->fail_on_exist, "Fail if the share exists");
+  screate->callback([&action, f] {
+    action = [f](const CommandContext& c) { return StorageShareCreate(c, *f, false); };
+  });
+  CLI::App* slist = share->add_subcommand("list", "List the account's file shares");
+  share_flags(slist, false);
+  on(slist, StorageShareList);
+  CLI::App* sshow = share->add_subcommand("show", "Show a file share");
+  share_flags(sshow, true);
+  on(sshow, StorageShareShow);
+  CLI::App* sexists = share->add_subcommand("exists", "Check whether a file share exists");
+  share_flags(sexists, true);
+  on(sexists, StorageShareExists);
+  CLI::App* sdelete = share->add_subcommand("delete", "Delete a file share (kept, deleted, for the retention period)");
+  share_flags(sdelete, true);
+  sdelete->add_flag("--fail-not-exist", f->fail_not_exist, "Fail if the share does not exist");
+  sdelete->callback([&action, f] {
+    action = [f](const CommandContext& c) { return StorageShareDelete(c, *f, false); };
+  });
+
+  CLI::App* rm = storage->add_subcommand("share-rm", "File shares of an account (az's management verbs)");
+  rm->require_subcommand(1);
+  auto rm_flags = [f, group_option](CLI::App* cmd, bool named) {
+    if (named) cmd->add_option("-n,--name", f->share, "The share's name")->required();
+    cmd->add_option("--storage-account", f->account, "The storage account's name")->required();
+    group_option(cmd, false);
+  };
+  CLI::App* rcreate = rm->add_subcommand("create", "Create a file share, or change its quota");
+  rm_flags(rcreate, true);
+  rcreate->add_option("-q,--quota", f->quota, "The share's quota in GiB (1-102400; default 5120)");
+  rcreate->add_option("--enabled-protocols", f->protocol, "SMB (default) or NFS")
+      ->check(CLI::IsMember({"SMB", "NFS"}));
+  rcreate->add_option("--metadata", f->metadata, "Space-separated key=value pairs")->take_all();
+  rcreate->callback([&action, f] {
+    action = [f](const CommandContext& c) { return StorageShareCreate(c, *f, true); };
+  });
+  CLI::App* rlist = rm->add_subcommand("list", "List the account's file shares");
+  rm_flags(rlist, false);
+  rlist->add_flag("--include-deleted", f->include_deleted, "List the deleted shares too, with their versions");
+  on(rlist, StorageShareList);
+  CLI::App* rshow = rm->add_subcommand("show", "Show a file share");
+  rm_flags(rshow, true);
+  on(rshow, StorageShareShow);
+  CLI::App* rdelete = rm->add_subcommand("delete", "Delete a file share (kept, deleted, for the retention period)");
+  rm_flags(rdelete, true);
+  rdelete->add_flag("-y,--yes", f->yes, "Do not prompt for confirmation");
+  rdelete->callback([&action, f] {
+    action = [f](const CommandContext& c) { return StorageShareDelete(c, *f, true); };
+  });
+  CLI::App* restore = rm->add_subcommand("restore", "Restore a deleted file share, its files and all");
+  rm_flags(restore, true);
+  restore->add_option("--deleted-version", f->deleted_version,
+                      "The deleted share's version (`share-rm list --include-deleted` shows it)")
+      ->required();
+  on(restore, StorageShareRestore);
+}
+
 }  // namespace dspool

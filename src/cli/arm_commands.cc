@@ -4,9 +4,9 @@
 // default, keys sorted as az prints them; -o table or tsv).
 #include <sstream>
 
+#include "cli/az_output.h"
 #include "cli/commands.h"
 #include "cli/options.h"
-#include "cli/table.h"
 #include "http/client.h"
 #include "http/message.h"
 #include "os/fs.h"
@@ -16,27 +16,14 @@
 namespace dspool {
 namespace {
 
+using az::AsJson;
+using az::Confirm;
+using az::PrintRows;
+using az::TagsJson;
+
 std::string GroupPath(const std::string& group) { return "/v1/groups/" + PercentEncode(group); }
 std::string DeploymentPath(const std::string& group, const std::string& name) {
   return GroupPath(group) + "/deployments/" + PercentEncode(name);
-}
-
-// az's commands print JSON unless -o says otherwise.
-bool AsJson(const CommandContext& ctx) { return ctx.output == OutputFormat::kJson || !ctx.output_given; }
-
-// Rows as a table (-o table) or tab-separated values without a header
-// (-o tsv).
-void PrintRows(const CommandContext& ctx, std::vector<std::string> header, const std::vector<std::vector<std::string>>& rows) {
-  if (ctx.output == OutputFormat::kTsv) {
-    for (const auto& row : rows) {
-      for (size_t i = 0; i < row.size(); ++i) ctx.out << (i ? "\t" : "") << row[i];
-      ctx.out << "\n";
-    }
-    return;
-  }
-  Table t(std::move(header));
-  for (const auto& row : rows) t.AddRow(row);
-  ctx.out << t.Render();
 }
 
 std::vector<std::string> GroupRow(const Json& g) {
@@ -185,14 +172,6 @@ void PrintWarnings(const CommandContext& ctx, const Json& answer) {
   }
 }
 
-// Asks "Are you sure ... (y/n): "; without a terminal, tells to give `flag`.
-Status Confirm(const CommandContext& ctx, const std::string& question, const std::string& flag) {
-  if (!ctx.prompt) return FailedPrecondition(question + ": give " + flag + " to confirm (no terminal to ask on)");
-  std::optional<std::string> answer = ctx.prompt(question + " (y/n): ", false);
-  if (!answer || (*answer != "y" && *answer != "Y" && *answer != "yes")) return Aborted("Operation cancelled.");
-  return Status::Ok();
-}
-
 Status WhatIfAndPrint(const CommandContext& ctx, const std::string& name, const DeploymentArgs& args, const Json& body) {
   DSP_ASSIGN_OR_RETURN(Json changes, ctx.api.Call("POST", DeploymentPath(args.group, name) + "/whatIf", &body));
   if (AsJson(ctx) && !args.confirm_with_what_if) {
@@ -249,14 +228,7 @@ Status DeploymentError(const Json& d) {
 Status GroupCreate(const CommandContext& ctx, const std::string& name, const std::string& location,
                    const std::vector<std::string>& tags) {
   Json body = {{"location", location}};
-  if (!tags.empty()) {
-    Json t = Json::object();
-    for (const std::string& tag : tags) {
-      size_t eq = tag.find('=');
-      t[tag.substr(0, eq)] = eq == std::string::npos ? "" : tag.substr(eq + 1);
-    }
-    body["tags"] = t;
-  }
+  if (!tags.empty()) body["tags"] = TagsJson(tags);
   DSP_ASSIGN_OR_RETURN(Json g, ctx.api.Call("PUT", GroupPath(name), &body));
   PrintGroup(ctx, g);
   return Status::Ok();

@@ -371,6 +371,8 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
 
   AddArmCommands(app, action);
 
+  AddStorageCommands(app, action);
+
   // ---- pool ----
   CLI::App* pool = app.add_subcommand("pool", "Create, inspect, scale and delete pools");
   pool->require_subcommand(1);

@@ -172,4 +172,37 @@ Status DeploymentDelete(const CommandContext& ctx, const std::string& group, con
 Status DeploymentCancel(const CommandContext& ctx, const std::string& group, const std::string& name);
 Status DeploymentOperationList(const CommandContext& ctx, const std::string& group, const std::string& name);
 
+// ---- storage accounts and file shares (az's verbs) ----
+
+struct StorageArgs {
+  std::string account;  // -n (account verbs), --account-name, --storage-account
+  std::string group;    // empty: the account's, found by its name
+  std::string location, sku = "Standard_LRS", kind = "StorageV2";
+  std::vector<std::string> tags, metadata;  // "k=v"
+  std::string account_key;  // data-plane verbs: checked against the account's keys
+  std::string key;          // keys renew: primary or secondary
+  std::string share;
+  std::optional<int64_t> quota;  // GiB
+  std::string protocol;          // SMB or NFS
+  std::string deleted_version;
+  bool include_deleted = false;
+  bool fail_on_exist = false, fail_not_exist = false;
+  bool yes = false;
+};
+Status StorageAccountCreate(const CommandContext& ctx, const StorageArgs& args);
+Status StorageAccountList(const CommandContext& ctx, const StorageArgs& args);
+Status StorageAccountShow(const CommandContext& ctx, const StorageArgs& args);
+// Asks first unless `yes`; the shares are kept, soft-deleted.
+Status StorageAccountDelete(const CommandContext& ctx, const StorageArgs& args);
+Status StorageAccountKeysList(const CommandContext& ctx, const StorageArgs& args);
+Status StorageAccountKeysRenew(const CommandContext& ctx, const StorageArgs& args);
+// `management`: share-rm's form (the share's JSON; delete asks first);
+// else the data plane's ({"created": true}, {"deleted": true}).
+Status StorageShareCreate(const CommandContext& ctx, const StorageArgs& args, bool management);
+Status StorageShareList(const CommandContext& ctx, const StorageArgs& args);
+Status StorageShareShow(const CommandContext& ctx, const StorageArgs& args);
+Status StorageShareExists(const CommandContext& ctx, const StorageArgs& args);
+Status StorageShareDelete(const CommandContext& ctx, const StorageArgs& args, bool management);
+Status StorageShareRestore(const CommandContext& ctx, const StorageArgs& args);
+
 }  // namespace dspool

@@ -1175,10 +1175,10 @@ TEST_F(StorageApiTest, ADeletedShareIsKeptAndRestored) {
 
   ASSERT_EQ(Call("DELETE", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/dsvmshare").status, 200);
   EXPECT_EQ(Call("GET", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/dsvmshare").status, 404);
-  EXPECT_EQ(Body(Call("GET", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares")).size(), 0u);
+  EXPECT_EQ(Body(Call("GET", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares"))["value"].size(), 0u);
   r = Call("GET", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares?includeDeleted=true");
-  ASSERT_EQ(Body(r).size(), 1u) << r.body;
-  const Json deleted = Body(r)[0];
+  ASSERT_EQ(Body(r)["value"].size(), 1u) << r.body;
+  const Json deleted = Body(r)["value"][0];
   EXPECT_EQ(deleted["deleted"], true);
   EXPECT_EQ(deleted["remainingRetentionDays"], 7);
   const std::string version = deleted["version"];
@@ -1219,7 +1219,7 @@ TEST_F(StorageApiTest, DeletingTheGroupKeepsTheSharesUntilTheirRetentionEnds) {
   // The account made again (in another group) finds it, and restores it.
   ASSERT_EQ(Call("PUT", "/v1/groups/rg2/storageAccounts/dspoolfiles", "{}").status, 201);
   Response r = Call("GET", "/v1/groups/rg2/storageAccounts/dspoolfiles/shares?includeDeleted=true");
-  ASSERT_EQ(Body(r).size(), 1u) << r.body;
+  ASSERT_EQ(Body(r)["value"].size(), 1u) << r.body;
 
   // A day on, nothing is purged; after two, data and record go.
   clock_.Advance(std::chrono::hours(24));

@@ -753,5 +753,61 @@ TEST_F(CliTest, DeploymentErrorsAreAzs) {
   EXPECT_EQ(out_, "");
 }
 
+constexpr const char* kAccountJson = R"({"id": "/subscriptions/s/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/files",
+  "kind": "StorageV2", "location": "local", "name": "files", "provisioningState": "Succeeded", "resourceGroup": "rg1",
+  "sku": {"name": "Standard_LRS", "tier": "Standard"}, "type": "Microsoft.Storage/storageAccounts"})";
+
+TEST_F(CliTest, StorageVerbsAreAzs) {
+  Answer("PUT /v1/groups/rg1/storageAccounts/files", 201, kAccountJson);
+  ASSERT_EQ(Run({"storage", "account", "create", "-n", "files", "-g", "rg1", "--sku", "Premium_LRS"}), 0) << err_;
+  EXPECT_EQ(Json::parse(out_)["name"], "files");
+  EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"sku": {"name": "Premium_LRS"}, "kind": "StorageV2"})"));
+
+  // Without -g, the account's group is found by its name.
+  Answer("GET /v1/storageAccounts", 200, std::string(R"({"value": [)") + kAccountJson + "]}");
+  Answer("POST /v1/groups/rg1/storageAccounts/files/listKeys", 200,
+         R"({"keys": [{"keyName": "key1", "permissions": "FULL", "value": "K1==", "creationTime": "t"},
+                      {"keyName": "key2", "permissions": "FULL", "value": "K2==", "creationTime": "t"}]})");
+  ASSERT_EQ(Run({"storage", "account", "keys", "list", "-n", "files", "-o", "tsv"}), 0) << err_;
+  EXPECT_EQ(out_, "key1\tFULL\tK1==\tt\nkey2\tFULL\tK2==\tt\n");
+  EXPECT_EQ(Run({"storage", "account", "keys", "renew", "-n", "files", "--key", "tertiary"}), 1);
+  EXPECT_THAT(err_, HasSubstr("--key: 'tertiary' is not primary or secondary"));
+
+  // The data plane: a key given is checked first; a wrong one stops there.
+  Answer("POST /v1/groups/rg1/storageAccounts/files/checkKey", 403,
+         R"({"error": {"code": "PermissionDenied", "message": "AuthenticationFailed: the key given is not a key of storage account 'files'"}})");
+  ASSERT_EQ(Run({"storage", "share", "create", "-n", "work", "--account-name", "files", "--account-key", "nope"}), 1);
+  EXPECT_THAT(err_, HasSubstr("AuthenticationFailed"));
+  EXPECT_EQ(seen().back().target, "/v1/groups/rg1/storageAccounts/files/checkKey");
+  EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"key": "nope"})"));
+  Answer("POST /v1/groups/rg1/storageAccounts/files/checkKey", 204, "");
+  Answer("PUT /v1/groups/rg1/storageAccounts/files/shares/work", 201, R"({"name": "work", "shareQuota": 10})");
+  ASSERT_EQ(Run({"storage", "share", "create", "-n", "work", "--account-name", "files", "--account-key", "K1==",
+                 "--quota", "10"}),
+            0)
+      << err_;
+  EXPECT_EQ(Json::parse(out_), Json::parse(R"({"created": true})"));
+  EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"properties": {"shareQuota": 10}})"));
+
+  // share-rm: deleted shares are listed with their versions, and restored.
+  Answer("GET /v1/groups/rg1/storageAccounts/files/shares?includeDeleted=true", 200,
+         R"({"value": [{"name": "work", "shareQuota": 10, "enabledProtocols": "SMB", "deleted": true,
+                        "version": "01DB2C3D4E5F6071", "remainingRetentionDays": 7}]})");
+  ASSERT_EQ(Run({"storage", "share-rm", "list", "--storage-account", "files", "-g", "rg1", "--include-deleted", "-o",
+                 "tsv"}),
+            0)
+      << err_;
+  EXPECT_EQ(seen().back().target, "/v1/groups/rg1/storageAccounts/files/shares?includeDeleted=true");
+  EXPECT_EQ(out_, "work\t10\tSMB\tyes\t01DB2C3D4E5F6071\t7\n");
+  Answer("POST /v1/groups/rg1/storageAccounts/files/shares/work/restore", 200, R"({"name": "work"})");
+  ASSERT_EQ(Run({"storage", "share-rm", "restore", "-n", "work", "--storage-account", "files", "-g", "rg1",
+                 "--deleted-version", "01DB2C3D4E5F6071"}),
+            0)
+      << err_;
+  EXPECT_EQ(Json::parse(seen().back().body), Json::parse(R"({"deletedVersion": "01DB2C3D4E5F6071"})"));
+  ASSERT_EQ(Run({"storage", "share-rm", "delete", "-n", "work", "--storage-account", "files", "-g", "rg1"}), 1);
+  EXPECT_THAT(err_, HasSubstr("give --yes to confirm"));
+}
+
 }  // namespace
 }  // namespace dspool
