@@ -251,6 +251,10 @@ class Agent final : public ConfigRefresher {
     DSP_RETURN_IF_ERROR(WriteFileAtomic("/etc/shadow", RenderShadow(image_passwd_, c), 0640));
     // Homes and notebook folders on the share are the server's to make
     // (this instance's root cannot write there); only the key cache is ours.
+    // Without a share, homes are this instance's own, and ours to make.
+    if (c.share_mount_path.empty()) {
+      for (const RenderedUser& u : RenderedUsers(c)) DSP_RETURN_IF_ERROR(MakeLocalHome(u));
+    }
     for (const AgentUser& u : c.users) {
       std::string keys;
       for (const std::string& k : u.ssh_keys) keys += k + "\n";
@@ -264,6 +268,24 @@ class Agent final : public ConfigRefresher {
     DSP_RETURN_IF_ERROR(WriteFileAtomic(ssh + "/sshd_config", RenderSshdConfig(paths), 0644));
     DSP_RETURN_IF_ERROR(MakeDirs("/run/sshd", 0755));
     return Status::Ok();
+  }
+
+  // /home/<user> on this instance, as a new account gets it: /etc/skel's
+  // files, and a notebooks folder (the reference's ~/notebooks). Once: an
+  // existing home is the user's.
+  static Status MakeLocalHome(const RenderedUser& u) {
+    DSP_ASSIGN_OR_RETURN(bool exists, PathExists(u.home));
+    if (exists) return Status::Ok();
+    const FileOwner owner{static_cast<uid_t>(u.uid), static_cast<gid_t>(u.gid)};
+    DSP_RETURN_IF_ERROR(MakeDirs("/home", 0755));
+    DSP_RETURN_IF_ERROR(EnsureDir(u.home, 0700, owner));
+    if (auto skel = ListDir("/etc/skel"); skel.ok()) {
+      for (const std::string& name : *skel) {
+        auto text = ReadFile("/etc/skel/" + name);  // directories and unreadable files are skipped
+        if (text.ok()) DSP_RETURN_IF_ERROR(WriteFileAtomic(u.home + "/" + name, *text, 0644, owner));
+      }
+    }
+    return EnsureDir(u.home + "/notebooks", 0755, owner);
   }
 
   // Writes dspool_kernels.py where the Jupyter servers import it from, and

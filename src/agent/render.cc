@@ -63,10 +63,6 @@ std::string Join(const std::vector<std::string>& f) {
 
 std::string HomeOf(const AgentConfig& c, const std::string& user) { return c.share_mount_path + "/home/" + user; }
 
-std::string NotebooksOf(const AgentConfig& c, const std::string& user) {
-  return c.share_mount_path + "/notebooks/" + user;
-}
-
 std::vector<RenderedUser> RenderedUsers(const AgentConfig& c) {
   std::vector<RenderedUser> out;
   // Each user has a private group of its own and no other membership.

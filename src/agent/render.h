@@ -10,10 +10,9 @@
 
 namespace dspool {
 
-// A user's home, on the share so it is the same on every instance.
+// A user's home: on the pool's share, so it is the same on every instance;
+// /home/<user> on the instance itself in a pool without one.
 std::string HomeOf(const AgentConfig& config, const std::string& user);
-// The per-user notebook folder on the share (the reference's convention).
-std::string NotebooksOf(const AgentConfig& config, const std::string& user);
 
 // A pool user as the files below render them: who processes started for
 // them run as.

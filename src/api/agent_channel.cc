@@ -1,6 +1,7 @@
 #include "api/api.h"
 
 #include "api/api_internal.h"
+#include "api/storage.h"
 #include "model/agent_config.h"
 
 namespace dspool {
@@ -13,6 +14,8 @@ Result<Response> Api::RouteAgent(const Request& r, const InstanceId& id) {
       {"GET", "/v1/agent/config", [](Api& a, C c) { return a.AgentConfigFor(InstanceId(c.actor)); }},
       {"POST", "/v1/agent/report", [](Api& a, C c) { return a.AgentReport(InstanceId(c.actor), c.request); }},
       {"GET", "/v1/agent/keys/{}", [](Api& a, C c) { return a.AgentKeys(UserName(c.args[0])); }},
+      {"POST", "/v1/agent/mounts",
+       [](Api& a, C c) { return a.storage_->MountForInstance(InstanceId(c.actor), c.request); }},
   };
   const std::vector<std::string> p = Split(r.path);
   if (p.size() < 3 || p[0] != "v1" || p[1] != "agent") return NotFound("no agent resource at " + r.path);
@@ -38,7 +41,7 @@ Result<Response> Api::AgentConfigFor(const InstanceId& id) {
   config.pool = pool.name().value();
   config.hostname = InstanceHostname(pool.name(), instance.index);
   config.address = instance.address;
-  config.share_mount_path = pool.spec.share.mount_path;
+  if (pool.spec.share.type == ShareType::kBind) config.share_mount_path = pool.spec.share.mount_path;
   config.jupyter = pool.spec.jupyter.has_value();
   for (const User& u : users) {
     config.users.push_back({u.name.value(), u.uid, u.admin, u.password_hash, u.ssh_keys});

@@ -88,6 +88,12 @@ class ApiHooks {
   virtual Status MakeShareData(const std::string& account, const std::string& key) = 0;
   virtual Status MoveShareData(const std::string& account, const std::string& from, const std::string& to) = 0;
   virtual Status RemoveShareData(const std::string& account, const std::string& key) = 0;
+  // Mounts live share `share` of `account` at `target` in instance `id`
+  // (its agent attaches it; the host resolves no path in the instance),
+  // with the pool users' ids as on the pool's own share, after making
+  // notebooks/<user> on it for every user. Errors name the instance.
+  virtual Status AttachShare(const InstanceId& id, const std::string& account, const std::string& share,
+                             const std::string& target, bool read_only) = 0;
   // Stops the server soon, as SIGTERM does (after this request's answer).
   virtual void RequestStop() = 0;
   // The gateway process (it outlives the server): what runs (GatewayInfo's

@@ -243,6 +243,31 @@ Result<Response> Storage::CheckKey(const std::string& group, const std::string& 
   return resp;
 }
 
+Result<Response> Storage::MountForInstance(const InstanceId& id, const Request& r) {
+  DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  DSP_ASSIGN_OR_RETURN(ShareMountRequest m, ParseShareMountRequest(body));
+  auto a = store_.GetStorageAccount(m.account);
+  if (a.status().code() == StatusCode::kNotFound) {
+    return NotFound("No such file or directory: there is no storage account '" + m.account + "'");
+  }
+  DSP_RETURN_IF_ERROR(a.status());
+  bool match = false;
+  for (const StorageKey& k : a->keys) match |= SecretEquals(m.key, k.value);
+  if (!match) {
+    return PermissionDenied("Permission denied: the password is not a key of storage account '" + m.account + "'");
+  }
+  auto s = store_.GetShare(a->name, m.share);
+  if (s.status().code() == StatusCode::kNotFound) {
+    return NotFound("No such file or directory: storage account '" + a->name + "' has no share '" + m.share + "'");
+  }
+  DSP_RETURN_IF_ERROR(s.status());
+  DSP_RETURN_IF_ERROR(hooks_.AttachShare(id, a->name, m.share, m.target, m.read_only));
+  DSP_RETURN_IF_ERROR(store_.Write(WriteBatch().Add(WriteBatch::AppendEvent{api_.MakeEvent(
+      id.value(), "storage.share.mount", "storageAccount/" + a->name + "/share/" + m.share,
+      "at " + m.target + (m.read_only ? " (read-only)" : ""))})));
+  return JsonOk(200, Json::object());
+}
+
 // -------------------------------------------------------------------- shares
 
 Result<Response> Storage::PutShare(const std::string& group, const std::string& account, const std::string& share,

@@ -66,6 +66,13 @@ class Storage {
   Result<Response> RestoreShare(const std::string& group, const std::string& account, const std::string& share,
                                 const Request& r, const std::string& actor);
 
+  // An instance's agent asks to mount a share (body: ShareMountRequest):
+  // the account's key must match (PermissionDenied, "Permission denied",
+  // as mount.cifs says it), the share must be live; then the server's
+  // hooks attach it (ApiHooks::AttachShare). An event records it (never
+  // the key). 200 {}.
+  Result<Response> MountForInstance(const InstanceId& id, const Request& r);
+
   // Deletes every account of `group` as DeleteAccount does; the number.
   Result<size_t> DeleteAccountsOf(const std::string& group, const std::string& actor);
   // Removes the deleted shares whose retention ended by `now`, data first.

@@ -22,6 +22,11 @@ inline constexpr const char* kInstanceServerDir = "/run/dspool/server";
 inline constexpr const char* kInstanceAgentDir = "/run/dspool/agent";
 inline constexpr const char* kAgentSocketName = "agent.sock";
 inline constexpr const char* kControlSocketName = "control.sock";
+// In the agent's directory too: the server connects to pass a detached
+// mount (a storage share the instance asked for) for the agent to attach:
+// one byte that carries the descriptor, then a frame (net/unix_socket.h)
+// {"target", "readOnly"}; the agent answers one frame, {} or {"error"}.
+inline constexpr const char* kMountSocketName = "mounts.sock";
 
 // On the control socket: POST {"version": N} makes the agent fetch and apply
 // its configuration now, answering once it has version N or later, or
@@ -44,6 +49,8 @@ struct AgentConfig {
   // The instance's IPv4 address on its pool's bridge, where its Jupyter
   // servers listen for the gateway. Empty from a server that does not send it.
   std::string address;
+  // Where the pool's share is mounted; homes are <it>/home/<user>. Empty:
+  // the pool has none (share type none), and homes are /home/<user>.
   std::string share_mount_path;
   std::vector<AgentUser> users;
   std::string host_private_key;  // OpenSSH format; secret

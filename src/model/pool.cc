@@ -124,16 +124,25 @@ Result<PoolSpec> ParsePoolSpec(const Json& json) {
   JsonReader share = r.Object("share", /*required=*/true);
   std::string share_type;
   share.Required("type", &share_type);
-  if (r.ok() && share_type != "bind") {
-    share.Fail("type", "'" + share_type + "' is not supported; use 'bind' (a host directory)");
+  if (r.ok() && share_type != "bind" && share_type != "none") {
+    share.Fail("type", "'" + share_type + "' is not supported; use 'bind' (a host directory) or 'none'");
   }
-  share.Required("source", &spec.share.source);
-  if (r.ok() && !IsCleanAbsolutePath(spec.share.source)) {
-    share.Fail("source", "must be a clean absolute path, got '" + spec.share.source + "'");
-  }
-  share.Optional("mountPath", &spec.share.mount_path);
-  if (r.ok() && (!IsCleanAbsolutePath(spec.share.mount_path) || spec.share.mount_path == "/")) {
-    share.Fail("mountPath", "must be a clean absolute path other than /, got '" + spec.share.mount_path + "'");
+  if (r.ok() && share_type == "none") {
+    // Azure's layout: homes on each instance; files of worth on a storage
+    // share the instances mount themselves (docs/storage.md).
+    spec.share = ShareSpec{ShareType::kNone, "", ""};
+    for (const char* key : {"source", "mountPath"}) {
+      if (share.Has(key)) share.Fail(key, "is not used with type 'none'");
+    }
+  } else {
+    share.Required("source", &spec.share.source);
+    if (r.ok() && !IsCleanAbsolutePath(spec.share.source)) {
+      share.Fail("source", "must be a clean absolute path, got '" + spec.share.source + "'");
+    }
+    share.Optional("mountPath", &spec.share.mount_path);
+    if (r.ok() && (!IsCleanAbsolutePath(spec.share.mount_path) || spec.share.mount_path == "/")) {
+      share.Fail("mountPath", "must be a clean absolute path other than /, got '" + spec.share.mount_path + "'");
+    }
   }
   DSP_RETURN_IF_ERROR(share.Finish());
 
@@ -221,7 +230,9 @@ Json PoolSpecToJson(const PoolSpec& spec) {
         {"maxProcesses", spec.size.max_processes}}},
       {"image", {{"type", "host"}}},
       {"network", {{"subnet", spec.network.subnet.ToString()}}},
-      {"share", {{"type", "bind"}, {"source", spec.share.source}, {"mountPath", spec.share.mount_path}}},
+      {"share", spec.share.type == ShareType::kNone
+                    ? Json{{"type", "none"}}
+                    : Json{{"type", "bind"}, {"source", spec.share.source}, {"mountPath", spec.share.mount_path}}},
       {"adminUser", admin},
   };
   if (spec.standby_count) out["standbyCount"] = spec.standby_count;

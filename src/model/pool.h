@@ -37,12 +37,17 @@ struct NetworkSpec {
   friend bool operator==(const NetworkSpec&, const NetworkSpec&) = default;
 };
 
-enum class ShareType { kBind };
+// kBind: a host directory, mounted in every instance; the users' homes
+// and notebook folders are on it. kNone: Azure's layout, for pools made
+// from templates: homes are each instance's own (/home/<user>), and files of
+// worth live on a storage account's share that the instances mount
+// (docs/storage.md).
+enum class ShareType { kBind, kNone };
 
 struct ShareSpec {
   ShareType type = ShareType::kBind;
-  std::string source;                           // host directory (absolute)
-  std::string mount_path = "/datamnt/dsvmshare";  // inside every instance
+  std::string source;                           // host directory (absolute); kBind only
+  std::string mount_path = "/datamnt/dsvmshare";  // inside every instance; kBind only
   friend bool operator==(const ShareSpec&, const ShareSpec&) = default;
 };
 

@@ -226,4 +226,25 @@ OrderedJson StorageKeysToAzJson(const StorageAccount& a) {
   return OrderedJson{{"keys", keys}};
 }
 
+Json ShareMountRequestToJson(const ShareMountRequest& r) {
+  return {{"account", r.account}, {"share", r.share}, {"key", r.key}, {"target", r.target}, {"readOnly", r.read_only}};
+}
+
+Result<ShareMountRequest> ParseShareMountRequest(const Json& json) {
+  JsonReader reader(json, "");
+  ShareMountRequest r;
+  reader.Required("account", &r.account);
+  reader.Required("share", &r.share);
+  reader.Required("key", &r.key);
+  reader.Required("target", &r.target);
+  reader.Optional("readOnly", &r.read_only);
+  DSP_RETURN_IF_ERROR(reader.Finish());
+  DSP_RETURN_IF_ERROR(ValidateStorageAccountName(r.account).WithPrefix("account"));
+  DSP_RETURN_IF_ERROR(ValidateShareName(r.share).WithPrefix("share"));
+  if (r.target.empty() || r.target[0] != '/' || ("/" + r.target + "/").find("/../") != std::string::npos) {
+    return InvalidArgument("target: '" + r.target + "' is not an absolute path");
+  }
+  return r;
+}
+
 }  // namespace dspool

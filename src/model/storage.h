@@ -109,6 +109,22 @@ OrderedJson FileShareToAzJson(const FileShare& s, const StorageAccount& a, const
 // "FULL", "value"}, {... "key2" ...}]}.
 OrderedJson StorageKeysToAzJson(const StorageAccount& a);
 
+// An instance's request to mount a share (the mount helper → its agent →
+// the server's POST /v1/agent/mounts; docs/storage.md). `key` is secret:
+// never in an error, a log or an answer.
+struct ShareMountRequest {
+  std::string account;
+  std::string share;
+  std::string key;
+  std::string target;  // the directory in the instance
+  bool read_only = false;
+  friend bool operator==(const ShareMountRequest&, const ShareMountRequest&) = default;
+};
+Json ShareMountRequestToJson(const ShareMountRequest& r);
+// InvalidArgument naming the field (account and share names as Azure's
+// rules have them; target absolute, without "..").
+Result<ShareMountRequest> ParseShareMountRequest(const Json& json);
+
 // The DNS suffix of file endpoints, as environment().suffixes.storage.
 inline constexpr std::string_view kStorageSuffix = "core.windows.net";
 

@@ -101,8 +101,7 @@ Result<UniqueFd> MakeUserNamespace(const std::vector<IdMapping>& mappings) {
   return ns;
 }
 
-Status MountIdmapped(const std::string& source, const std::string& target, int userns_fd, bool read_only,
-                     bool allow_suid) {
+Result<UniqueFd> OpenIdmapped(const std::string& source, int userns_fd, bool read_only, bool allow_suid) {
   UniqueFd tree(static_cast<int>(
       ::syscall(SYS_open_tree, AT_FDCWD, source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
   if (tree.get() < 0) return ErrnoStatus("open_tree " + source, errno);
@@ -113,10 +112,20 @@ Status MountIdmapped(const std::string& source, const std::string& target, int u
   if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
     return ErrnoStatus("idmap " + source, errno);
   }
-  if (::syscall(SYS_move_mount, tree.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-    return ErrnoStatus("attach " + source + " at " + target, errno);
+  return tree;
+}
+
+Status AttachMount(int tree, const std::string& target) {
+  if (::syscall(SYS_move_mount, tree, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    return ErrnoStatus("attach at " + target, errno);
   }
   return Status::Ok();
+}
+
+Status MountIdmapped(const std::string& source, const std::string& target, int userns_fd, bool read_only,
+                     bool allow_suid) {
+  DSP_ASSIGN_OR_RETURN(UniqueFd tree, OpenIdmapped(source, userns_fd, read_only, allow_suid));
+  return AttachMount(tree.get(), target).WithPrefix(source);
 }
 
 Status MountOverlay(const std::string& lower, const std::string& upper, const std::string& work,

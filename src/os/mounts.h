@@ -38,6 +38,14 @@ Result<UniqueFd> MakeUserNamespace(const std::vector<IdMapping>& mappings);
 // through it; set-user-id bits only with `allow_suid`.
 Status MountIdmapped(const std::string& source, const std::string& target, int userns_fd, bool read_only,
                      bool allow_suid = false);
+// The same bind, detached: attached nowhere yet, as a descriptor that
+// AttachMount attaches, in this or another mount namespace (a process of
+// an instance may attach it where it likes: the instance's own root does,
+// and the host never resolves a path inside the instance).
+Result<UniqueFd> OpenIdmapped(const std::string& source, int userns_fd, bool read_only, bool allow_suid = false);
+// Attaches the detached mount `tree` (OpenIdmapped's) at directory
+// `target`, resolved by the caller. A tree attaches once.
+Status AttachMount(int tree, const std::string& target);
 
 // Mounts an overlay of `lower` (read-only) and `upper` at `target`, with
 // device files disabled (set-user-id bits work as in its layers).

@@ -28,6 +28,7 @@
 #include "base/ids.h"
 #include "base/result.h"
 #include "model/pool.h"
+#include "os/unique_fd.h"
 
 namespace dspool {
 
@@ -54,6 +55,13 @@ struct PoolNetwork {
   uint32_t gateway = 0;  // the bridge's address
   int prefix = 24;
   friend bool operator==(const PoolNetwork&, const PoolNetwork&) = default;
+};
+
+// The ids an instance maps (InstanceRequest's fields of the same names).
+struct InstanceIds {
+  int64_t root_host_id = 0;
+  int64_t user_id_first = 0;
+  int64_t user_id_last = 0;
 };
 
 struct InstanceRequest {
@@ -114,6 +122,15 @@ class ComputeProvider {
   virtual Status Thaw(const InstanceId& id) = 0;
   // Every instance this provider manages, on this host.
   virtual Result<std::vector<ProviderInstance>> List() = 0;
+
+  // A mount that a running instance's agent attaches itself (a storage
+  // share its script mounts; docs/storage.md): `mount.source` bound,
+  // detached, its ids as `mount.ids` shows them to an instance whose ids
+  // are `ids` (InstanceRequest's root_host_id and user ids). The server
+  // passes the descriptor to the agent, which attaches it where the
+  // instance wants it: the host never resolves a path inside the instance.
+  // FailedPrecondition where instances cannot take mounts so.
+  virtual Result<UniqueFd> OpenMount(const BindMount& mount, const InstanceIds& ids) = 0;
 };
 
 }  // namespace dspool

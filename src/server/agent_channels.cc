@@ -7,6 +7,7 @@
 #include "http/client.h"
 #include "http/endpoint.h"
 #include "model/agent_config.h"
+#include "net/unix_socket.h"
 #include "os/fs.h"
 
 namespace dspool {
@@ -116,6 +117,31 @@ Result<Json> AgentChannels::Call(const InstanceId& id, uid_t owner, const std::s
   }
   DSP_RETURN_IF_ERROR(parsed);
   return json;
+}
+
+Status AgentChannels::PassMount(const InstanceId& id, uid_t owner, int tree, const std::string& target,
+                                bool read_only, std::chrono::seconds timeout) const {
+  const std::string who = "instance " + id.value();
+  auto path = OpenSocketNoFollow(InstanceDir(id) + "/agent", kMountSocketName, owner);
+  if (!path.ok()) return Unavailable(who + ": " + path.status().message());
+  auto socket = ConnectUnixStream(FdPath(path->get()));
+  if (!socket.ok()) return Unavailable(who + ": " + socket.status().message());
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
+  DSP_RETURN_IF_ERROR(SetIoTimeouts(socket->get(), ms, ms));
+  Status sent = SendWithFd(socket->get(), "M", tree);
+  if (sent.ok()) sent = WriteFrame(socket->get(), Json{{"target", target}, {"readOnly", read_only}}.dump());
+  if (!sent.ok()) return Unavailable(who + ": " + sent.message());
+  auto answer = ReadFrame(socket->get(), 4096);
+  if (!answer.ok()) return Unavailable(who + ": no answer about the mount: " + answer.status().message());
+  Json json;
+  if (!ParseJsonText(*answer, who, &json).ok() || !json.is_object()) {
+    return Unavailable(who + ": a mount answer that is not a JSON object");
+  }
+  if (json.contains("error")) {
+    const Json& e = json["error"];
+    return FailedPrecondition(who + ": " + Printable(e.is_string() ? e.get<std::string>() : e.dump()));
+  }
+  return Status::Ok();
 }
 
 }  // namespace dspool

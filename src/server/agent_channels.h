@@ -81,6 +81,14 @@ class AgentChannels {
   Result<Json> Call(const InstanceId& id, uid_t owner, const std::string& method, const std::string& path,
                     const std::string& body, std::chrono::seconds timeout) const;
 
+  // Passes the detached mount `tree` to instance `id`'s agent (through its
+  // mounts socket, found as Call finds the control socket), which attaches
+  // it at `target` in the instance. OK once it says it did; otherwise an
+  // error naming the instance with the agent's reason (Unavailable when it
+  // does not answer within `timeout`).
+  Status PassMount(const InstanceId& id, uid_t owner, int tree, const std::string& target, bool read_only,
+                   std::chrono::seconds timeout) const;
+
  private:
   std::string InstanceDir(const InstanceId& id) const { return instances_ + "/" + id.value(); }
 

@@ -43,18 +43,26 @@ std::map<InstanceId, int64_t> PoolServer::OpenSessions(const std::vector<Instanc
   return out;
 }
 
+Status PoolServer::EnsureUserFolders(const std::string& parent, const std::vector<User>& users) {
+  // Root's, so that the names made in it below cannot be swapped.
+  DSP_RETURN_IF_ERROR(EnsureDir(parent, 0755, FileOwner{0, 0}));
+  for (const User& u : users) {
+    const std::string dir = parent + "/" + u.name.value();
+    DSP_ASSIGN_OR_RETURN(bool exists, PathExists(dir));
+    auto id = static_cast<uid_t>(u.uid);
+    if (!exists) DSP_RETURN_IF_ERROR(EnsureDir(dir, 0700, FileOwner{id, id}));
+  }
+  return Status::Ok();
+}
+
 Status PoolServer::EnsureShareLayout(const Pool& pool, const std::vector<User>& users) {
+  if (pool.spec.share.type == ShareType::kNone) return Status::Ok();
   const std::string& share = pool.spec.share.source;
-  // Root's, so that the names made in them below cannot be swapped.
-  DSP_RETURN_IF_ERROR(EnsureDir(share + "/home", 0755, FileOwner{0, 0}));
-  DSP_RETURN_IF_ERROR(EnsureDir(share + "/notebooks", 0755, FileOwner{0, 0}));
+  DSP_RETURN_IF_ERROR(EnsureUserFolders(share + "/home", users));
+  DSP_RETURN_IF_ERROR(EnsureUserFolders(share + "/notebooks", users));
   for (const User& u : users) {
     auto id = static_cast<uid_t>(u.uid);
     const std::string name = u.name.value();
-    for (const std::string& dir : {share + "/home/" + name, share + "/notebooks/" + name}) {
-      DSP_ASSIGN_OR_RETURN(bool exists, PathExists(dir));
-      if (!exists) DSP_RETURN_IF_ERROR(EnsureDir(dir, 0700, FileOwner{id, id}));
-    }
     std::string home = share + "/home/" + name;
     std::string link_target = pool.spec.share.mount_path + "/notebooks/" + name;
     // The user's home is the instance's to change (~/notebooks may be a
@@ -142,7 +150,9 @@ std::vector<std::string> PoolServer::MaskedPaths() {
     }
   }
   if (auto pools = store_->ListPools(); pools.ok()) {
-    for (const Pool& p : *pools) paths.push_back(p.spec.share.source);
+    for (const Pool& p : *pools) {
+      if (p.spec.share.type == ShareType::kBind) paths.push_back(p.spec.share.source);
+    }
   }
   return paths;
 }
@@ -161,11 +171,11 @@ Result<InstanceRequest> PoolServer::BuildRequest(const Pool& pool, const Instanc
   req.network = PoolNetwork{pool.name(), BridgeName(pool.name()), GatewayAddress(pool.spec.network),
                             pool.spec.network.subnet.prefix};
   req.address = InstanceAddress(pool.spec.network, instance.index);
-  req.mounts = {
-      {pool.spec.share.source, pool.spec.share.mount_path, false, MountIds::kUsers},
-      // sshd runs it as AuthorizedKeysCommand: it must belong to root.
-      {self_binary_, kInstanceBinary, true, MountIds::kImage},
-  };
+  // sshd runs the binary as AuthorizedKeysCommand: it must belong to root.
+  req.mounts = {{self_binary_, kInstanceBinary, true, MountIds::kImage}};
+  if (pool.spec.share.type == ShareType::kBind) {
+    req.mounts.push_back({pool.spec.share.source, pool.spec.share.mount_path, false, MountIds::kUsers});
+  }
   for (BindMount& m : channels_.Mounts(instance.id)) req.mounts.push_back(std::move(m));
   req.init_command = {kInstanceBinary, "agent"};
   req.root_host_id = pool.id_base;

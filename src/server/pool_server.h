@@ -176,6 +176,8 @@ class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHoo
   Status MakeShareData(const std::string& account, const std::string& key) override;
   Status MoveShareData(const std::string& account, const std::string& from, const std::string& to) override;
   Status RemoveShareData(const std::string& account, const std::string& key) override;
+  Status AttachShare(const InstanceId& id, const std::string& account, const std::string& share,
+                     const std::string& target, bool read_only) override;
   // Where a storage share's data is on the host, by ShareKey.
   std::string ShareDataPath(const std::string& account, const std::string& key) const;
   Result<HostKey> ReadHostKey(const PoolName& pool) override;
@@ -226,6 +228,9 @@ class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHoo
   // Parts inside a user's home are made as that user, so a symlink the user
   // planted is never followed with root's rights.
   Status EnsureShareLayout(const Pool& pool, const std::vector<User>& users);
+  // <parent> (root's, 0755) and <parent>/<user> (the user's, 0700) for
+  // every user; a user's existing folder is left as it is.
+  static Status EnsureUserFolders(const std::string& parent, const std::vector<User>& users);
   // EnsureShareLayout for every active pool, with every user; the errors,
   // each naming its pool.
   std::vector<Status> EnsureShares(const std::vector<Pool>& pools);

@@ -39,6 +39,7 @@ Status PoolServer::CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& 
                              (r.interface.empty() ? "" : " on " + r.interface));
     }
   }
+  if (spec.share.type == ShareType::kNone) return Status::Ok();
   struct stat st;
   if (::stat(spec.share.source.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return InvalidArgument("share.source: " + spec.share.source + " is not an existing directory on the host");

@@ -63,4 +63,22 @@ Status PoolServer::RemoveShareData(const std::string& account, const std::string
   return RemoveTree(ShareDataPath(account, key));
 }
 
+Status PoolServer::AttachShare(const InstanceId& id, const std::string& account, const std::string& share,
+                               const std::string& target, bool read_only) {
+  DSP_RETURN_IF_ERROR(CheckKey(account, share));
+  DSP_ASSIGN_OR_RETURN(Instance instance, store_->GetInstance(id));
+  DSP_ASSIGN_OR_RETURN(Pool pool, store_->GetPool(instance.pool));
+  if (pool.id_base < kFirstIdBase) return FailedPrecondition("pool '" + pool.name().value() + "' has no id block");
+  const std::string data = ShareDataPath(account, share);
+  // The reference's convention, with the folders it leaves to chance made:
+  // notebooks/<user> for every user, theirs.
+  DSP_ASSIGN_OR_RETURN(std::vector<User> users, store_->ListUsers());
+  DSP_RETURN_IF_ERROR(EnsureUserFolders(data + "/notebooks", users));
+  DSP_ASSIGN_OR_RETURN(UniqueFd tree,
+                       provider_->OpenMount(BindMount{data, target, read_only, MountIds::kUsers},
+                                            InstanceIds{pool.id_base, options_.uid_first, options_.uid_last}));
+  return channels_.PassMount(id, static_cast<uid_t>(pool.id_base), tree.get(), target, read_only,
+                             std::chrono::seconds(10));
+}
+
 }  // namespace dspool

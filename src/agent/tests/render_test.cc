@@ -96,7 +96,9 @@ TEST(RenderTest, SudoersListsOnlyAdmins) {
 
 TEST(RenderTest, SharePaths) {
   EXPECT_EQ(HomeOf(TwoUsers(), "bob"), "/datamnt/dsvmshare/home/bob");
-  EXPECT_EQ(NotebooksOf(TwoUsers(), "bob"), "/datamnt/dsvmshare/notebooks/bob");
+  AgentConfig local = TwoUsers();
+  local.share_mount_path.clear();
+  EXPECT_EQ(HomeOf(local, "bob"), "/home/bob");
 }
 
 }  // namespace

@@ -92,6 +92,13 @@ class FakeHooks final : public ApiHooks {
     share_data.erase(account + "/" + key);
     return Status::Ok();
   }
+  // "<instance> <account>/<share> at <target>[ ro]"
+  std::vector<std::string> attached;
+  Status AttachShare(const InstanceId& id, const std::string& account, const std::string& share,
+                     const std::string& target, bool read_only) override {
+    attached.push_back(id.value() + " " + account + "/" + share + " at " + target + (read_only ? " ro" : ""));
+    return Status::Ok();
+  }
   void NotebookExited(const PoolName& pool, const InstanceId& instance, const NotebookExit& exit,
                       const std::string& description) override {
     exited.push_back(pool.value() + " " + instance.value() + " " + exit.user + ": " + description);
@@ -1230,6 +1237,51 @@ TEST_F(StorageApiTest, DeletingTheGroupKeepsTheSharesUntilTheirRetentionEnds) {
   EXPECT_TRUE(store_.ListShares("dspoolfiles")->empty());
   EXPECT_EQ(hooks_.share_data.count("dspoolfiles/" + ShareKey(kept)), 0u);
   EXPECT_EQ(store_.TailEvents(1)->front().action, "storage.share.purge");
+}
+
+TEST_F(StorageApiTest, AnInstanceMountsAShareWithTheAccountsKeyOnly) {
+  ASSERT_EQ(Call("POST", "/v1/pools", Spec("demo", "10.231.0.0/24")).status, 201);
+  const Instance inst = AddInstance("demo", 0);
+  const uid_t root = Body(Call("GET", "/v1/pools/demo"))["idBase"].get<uid_t>();
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1/storageAccounts/dspoolfiles", "{}").status, 201);
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/dsvmshare", "{}").status, 201);
+  const std::string key = Keys("rg1", "dspoolfiles")[1];  // either key mounts
+  auto mount = [&](const std::string& account, const std::string& share, const std::string& k) {
+    Json body = ShareMountRequestToJson({account, share, k, "/mnt/dsvmshare", false});
+    return Call("POST", "/v1/agent/mounts", body.dump(), "agent:" + inst.id.value(), root);
+  };
+  const size_t events = EventCount();
+  Response r = mount("dspoolfiles", "dsvmshare", "bm90IHRoZSBrZXk=");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_THAT(r.body, HasSubstr("Permission denied: the password is not a key of storage account 'dspoolfiles'"));
+  EXPECT_THAT(r.body, Not(HasSubstr("bm90IHRoZSBrZXk=")));
+  r = mount("nosuchacct", "dsvmshare", key);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_THAT(r.body, HasSubstr("No such file or directory: there is no storage account 'nosuchacct'"));
+  r = mount("dspoolfiles", "other", key);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_THAT(r.body, HasSubstr("storage account 'dspoolfiles' has no share 'other'"));
+  r = mount("dspoolfiles", "Bad_Share", key);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("share: share name 'Bad_Share'"));
+  EXPECT_TRUE(hooks_.attached.empty());
+  EXPECT_EQ(EventCount(), events);
+  // Only the instance's root speaks on its channel.
+  r = Call("POST", "/v1/agent/mounts", ShareMountRequestToJson({"dspoolfiles", "dsvmshare", key, "/mnt/x", false}).dump(),
+           "agent:" + inst.id.value(), root + 20000);
+  EXPECT_EQ(r.status, 403);
+
+  r = mount("dspoolfiles", "dsvmshare", key);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(hooks_.attached, std::vector<std::string>{inst.id.value() + " dspoolfiles/dsvmshare at /mnt/dsvmshare"});
+  const Event e = store_.TailEvents(1)->front();
+  EXPECT_EQ(e.action, "storage.share.mount");
+  EXPECT_EQ(e.actor, inst.id.value());
+  EXPECT_EQ(e.detail, "at /mnt/dsvmshare");
+  // A renewed key is the old one no more.
+  ASSERT_EQ(Call("POST", "/v1/groups/rg1/storageAccounts/dspoolfiles/regenerateKey", R"({"keyName": "key2"})").status,
+            200);
+  EXPECT_EQ(mount("dspoolfiles", "dsvmshare", key).status, 403);
 }
 
 }  // namespace

@@ -31,6 +31,19 @@ TEST(PoolSpecTest, ParsesValidSpecWithDefaults) {
   EXPECT_EQ(InstanceHostname(spec->name, 3), "team3");
 }
 
+TEST(PoolSpecTest, AShareOfTypeNoneHasNoSourceAndRoundTrips) {
+  Json j = ValidSpec();
+  j["share"] = {{"type", "none"}};
+  auto spec = ParsePoolSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->share.type, ShareType::kNone);
+  EXPECT_EQ(spec->share.source, "");
+  EXPECT_EQ(PoolSpecToJson(*spec)["share"], Json::parse(R"({"type": "none"})"));
+  EXPECT_EQ(*ParsePoolSpec(PoolSpecToJson(*spec)), *spec);
+  j["share"]["source"] = "/srv/share";
+  EXPECT_EQ(ParsePoolSpec(j).status().message(), "share.source: is not used with type 'none'");
+}
+
 TEST(PoolSpecTest, RoundTripsWithoutPlainPassword) {
   Json j = ValidSpec();
   j["adminUser"]["password"] = "hunter2";

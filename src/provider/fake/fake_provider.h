@@ -35,6 +35,9 @@ class FakeProvider final : public ComputeProvider {
   Status Freeze(const InstanceId& id) override;
   Status Thaw(const InstanceId& id) override;
   Result<std::vector<ProviderInstance>> List() override;
+  Result<UniqueFd> OpenMount(const BindMount&, const InstanceIds&) override {
+    return FailedPrecondition("the fake provider's instances take no mounts");
+  }
 
   void FailNextProvision(int n, Status status);
   void Kill(const InstanceId& id);

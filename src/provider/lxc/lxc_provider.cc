@@ -336,26 +336,38 @@ std::vector<IdMapping> LxcProvider::ImageIds(int64_t root_host_id) {
   return {{0, root_host_id, 1000}, {65534, root_host_id + 65534, 2}};
 }
 
-Result<std::string> LxcProvider::PrepareMount(const InstanceRequest& req, const std::string& dir, size_t k,
-                                              const BindMount& m) {
-  std::vector<IdMapping> mapping;
-  switch (m.ids) {
+Result<std::vector<IdMapping>> LxcProvider::MountMapping(MountIds ids, const InstanceIds& instance) {
+  switch (ids) {
     case MountIds::kHost:
-      return m.source;
+      return std::vector<IdMapping>{};
     case MountIds::kImage:
-      mapping = ImageIds(req.root_host_id);
-      break;
+      return ImageIds(instance.root_host_id);
     case MountIds::kUsers: {
-      int64_t count = req.user_id_last - req.user_id_first + 1;
-      if (req.user_id_first < 1 || count < 1 || req.user_id_last >= kInstanceIdCount) {
-        return InvalidArgument("user ids " + std::to_string(req.user_id_first) + "-" +
-                               std::to_string(req.user_id_last) + " must lie within 1.." +
+      int64_t count = instance.user_id_last - instance.user_id_first + 1;
+      if (instance.user_id_first < 1 || count < 1 || instance.user_id_last >= kInstanceIdCount) {
+        return InvalidArgument("user ids " + std::to_string(instance.user_id_first) + "-" +
+                               std::to_string(instance.user_id_last) + " must lie within 1.." +
                                std::to_string(kInstanceIdCount - 1));
       }
-      mapping = {{req.user_id_first, req.root_host_id + req.user_id_first, count}};
-      break;
+      return std::vector<IdMapping>{
+          {instance.user_id_first, instance.root_host_id + instance.user_id_first, count}};
     }
   }
+  return InvalidArgument("unknown mount ids");
+}
+
+Result<UniqueFd> LxcProvider::OpenMount(const BindMount& m, const InstanceIds& ids) {
+  DSP_ASSIGN_OR_RETURN(std::vector<IdMapping> mapping, MountMapping(m.ids, ids));
+  if (mapping.empty()) return InvalidArgument("a mount an agent attaches maps its ids (not MountIds::kHost)");
+  DSP_ASSIGN_OR_RETURN(UniqueFd ns, MakeUserNamespace(mapping));
+  return OpenIdmapped(m.source, ns.get(), m.read_only);
+}
+
+Result<std::string> LxcProvider::PrepareMount(const InstanceRequest& req, const std::string& dir, size_t k,
+                                              const BindMount& m) {
+  if (m.ids == MountIds::kHost) return m.source;
+  DSP_ASSIGN_OR_RETURN(std::vector<IdMapping> mapping,
+                       MountMapping(m.ids, InstanceIds{req.root_host_id, req.user_id_first, req.user_id_last}));
   struct stat st;
   if (::stat(m.source.c_str(), &st) != 0) return ErrnoStatus("mount source " + m.source, errno);
   std::string target = dir + "/mnt/" + std::to_string(k);

@@ -84,6 +84,7 @@ class LxcProvider final : public ComputeProvider {
   Status Freeze(const InstanceId& id) override;
   Status Thaw(const InstanceId& id) override;
   Result<std::vector<ProviderInstance>> List() override;
+  Result<UniqueFd> OpenMount(const BindMount& mount, const InstanceIds& ids) override;
 
   // The host-side name of an instance's veth.
   static std::string VethName(const InstanceId& id);
@@ -115,6 +116,9 @@ class LxcProvider final : public ComputeProvider {
   // The image's view of host ids: system ids (0..999, nobody) are the
   // instance's; files of any other host id show as nobody.
   static std::vector<IdMapping> ImageIds(int64_t root_host_id);
+  // How a mount of `ids` kind shows host ids to an instance of `instance`'s
+  // ids (MountIds); empty for kHost (no mapping).
+  static Result<std::vector<IdMapping>> MountMapping(MountIds ids, const InstanceIds& instance);
   Status StartContainer(const InstanceRequest& request, const std::string& dir);
   // Freeze (`frozen`) and Thaw: sets the container's freezer and waits
   // until the kernel says every task has stopped, or runs again.
