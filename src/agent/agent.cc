@@ -19,6 +19,7 @@
 #include "agent/notebook_host.h"
 #include "agent/render.h"
 #include "agent/sampler.h"
+#include "agent/share_mounts.h"
 #include "agent/zygote.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -54,7 +55,14 @@ Result<Json> Call(const AgentOptions& opts, const std::string& method, const std
     std::string message = json.is_object() && json.contains("error")
                               ? json["error"].value("message", "HTTP " + std::to_string(resp.status))
                               : "HTTP " + std::to_string(resp.status);
-    return Status(resp.status == 404 ? StatusCode::kNotFound : StatusCode::kUnavailable, message);
+    // The server's code where it gives one (a mount's PermissionDenied).
+    StatusCode code = resp.status == 404 ? StatusCode::kNotFound : StatusCode::kUnavailable;
+    if (json.is_object() && json.contains("error") && json["error"].is_object()) {
+      const std::string name = json["error"].value("code", "");
+      if (!name.empty() && name != "Internal") code = StatusCodeFromName(name);
+      if (code == StatusCode::kInternal) code = StatusCode::kUnavailable;
+    }
+    return Status(code, message);
   }
   return json;
 }
@@ -77,7 +85,7 @@ PythonZygote::Options ZygoteOptions(const JupyterOptions& jupyter, const AgentOp
   return o;
 }
 
-class Agent final : public ConfigRefresher {
+class Agent final : public ConfigRefresher, public ShareMounter {
  public:
   explicit Agent(AgentOptions options)
       : options_(std::move(options)),
@@ -101,6 +109,7 @@ class Agent final : public ConfigRefresher {
       return 1;
     }
     InstallPythonModules();
+    InstallMountHelpers();
     // The sampler's usage and limit and the Jupyter supervisor's OOM count
     // read the instance's own cgroup; an unprivileged LXC container on a
     // cgroup v1 host has none mounted.
@@ -158,6 +167,12 @@ class Agent final : public ConfigRefresher {
     }
   }
 
+  // On a control thread: the server checks the key and passes the share to
+  // mounts_, which attaches it before the server answers.
+  Status MountShare(const ShareMountRequest& request) override {
+    return Call(options_, "POST", "/v1/agent/mounts", ShareMountRequestToJson(request).dump()).status();
+  }
+
   // On a control thread: the main loop fetches (woken by SIGUSR1, which
   // every thread blocks and it alone waits for), this waits.
   Result<int64_t> RefreshConfig(int64_t at_least, std::chrono::milliseconds timeout) override {
@@ -183,7 +198,7 @@ class Agent final : public ConfigRefresher {
   void StartControl() {
     std::string path = ControlSocketPath(options_);
     control_ = std::make_unique<HttpServer>(
-        [this](const Request& r) { return HandleControlRequest(jupyter_, *this, r); }, HttpServerOptions{});
+        [this](const Request& r) { return HandleControlRequest(jupyter_, *this, *this, r); }, HttpServerOptions{});
     if (Status s = control_->ListenUnix(path, 0600, "control"); !s.ok()) {
       // The rest of the agent still works: users, sshd, reports.
       DSP_LOG(kError, kLog) << "control socket " << path << ": " << s << "; no Jupyter servers on this instance";
@@ -192,6 +207,23 @@ class Agent final : public ConfigRefresher {
     }
     control_->Start(kControlThreads);
     DSP_LOG(kInfo, kLog) << "control socket " << path;
+    const std::string mounts = options_.run_dir + "/" + kMountSocketName;
+    if (Status s = mounts_.Start(mounts); !s.ok()) {
+      DSP_LOG(kError, kLog) << "mounts socket " << mounts << ": " << s << "; no storage shares on this instance";
+    }
+  }
+
+  // mount(8) runs /usr/sbin/mount.<type> for `mount -t <type>`: for the
+  // storage shares' types, that is this binary (share_mounts.h).
+  void InstallMountHelpers() {
+    auto self = SelfExecutable();
+    if (!self.ok()) return LogOnce("mount helpers", self.status());
+    for (const char* name : kMountHelperNames) {
+      const std::string path = std::string("/usr/sbin/") + name;
+      Status s = RemoveTree(path);
+      if (s.ok()) s = Symlink(*self, path);
+      if (!s.ok()) LogOnce("mount helpers", s);
+    }
   }
 
   // SIGTERM to every Jupyter server; waits (reaping) until they are gone or
@@ -365,6 +397,7 @@ class Agent final : public ConfigRefresher {
   HttpNotebookApi notebook_api_;
   JupyterSupervisor jupyter_;
   std::unique_ptr<HttpServer> control_;  // after jupyter_: stopped before it goes
+  MountListener mounts_;
   Sampler sampler_;
   std::optional<AgentConfig> config_;
   std::string image_passwd_, image_group_;

@@ -29,8 +29,18 @@ Result<Response> Refresh(ConfigRefresher& config, const Request& r) {
   return JsonResponse(200, Json{{"configVersion", applied}}.dump());
 }
 
-Result<Response> Route(JupyterSupervisor& jupyter, ConfigRefresher& config, const Request& r) {
+Result<Response> Mount(ShareMounter& mounts, const Request& r) {
+  if (r.method != "POST") return MethodNotAllowed(r);
+  Json body;
+  DSP_RETURN_IF_ERROR(ParseJsonText(r.body.empty() ? "{}" : r.body, "request body", &body));
+  DSP_ASSIGN_OR_RETURN(ShareMountRequest request, ParseShareMountRequest(body));
+  DSP_RETURN_IF_ERROR(mounts.MountShare(request));
+  return JsonResponse(200, "{}");
+}
+
+Result<Response> Route(JupyterSupervisor& jupyter, ConfigRefresher& config, ShareMounter& mounts, const Request& r) {
   if (r.path == kConfigRefreshPath) return Refresh(config, r);
+  if (r.path == "/v1/mounts") return Mount(mounts, r);
   const std::string prefix = std::string(kServers) + "/";
   if (r.path == kServers) {
     if (r.method == "GET") return JsonResponse(200, JupyterServerListToJson(jupyter.List()).dump());
@@ -58,6 +68,7 @@ int ControlHttpStatus(StatusCode code) {
   // is a bug of ours.
   switch (code) {
     case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kPermissionDenied: return 403;
     case StatusCode::kNotFound: return 404;
     case StatusCode::kFailedPrecondition: return 409;
     // The notebook server, this socket's upstream, failed: it could not be
@@ -69,8 +80,9 @@ int ControlHttpStatus(StatusCode code) {
   }
 }
 
-Response HandleControlRequest(JupyterSupervisor& jupyter, ConfigRefresher& config, const Request& request) {
-  Result<Response> resp = Route(jupyter, config, request);
+Response HandleControlRequest(JupyterSupervisor& jupyter, ConfigRefresher& config, ShareMounter& mounts,
+                              const Request& request) {
+  Result<Response> resp = Route(jupyter, config, mounts, request);
   return resp.ok() ? std::move(*resp) : Error(resp.status());
 }
 

@@ -13,6 +13,11 @@
 //                                      JupyterOptions.program for this start
 //   GET    /v1/jupyter/servers         → 200 {"servers":[... with activity]}
 //   DELETE /v1/jupyter/servers/{user}  → 204 once it has exited
+//   POST   /v1/mounts                  a ShareMountRequest (model/storage.h),
+//                                      from mount.cifs: 200 {} once the share
+//                                      is attached at its target; 403 a
+//                                      wrong key, 404 no such account or
+//                                      share (agent/share_mounts.h)
 //   POST   /v1/config/refresh          {"version": N} → 200 {"configVersion"}
 //                                      once the agent applied a configuration
 //                                      of version N or later (fetched now
@@ -36,6 +41,7 @@
 #include "base/result.h"
 #include "http/message.h"
 #include "model/agent_config.h"
+#include "model/storage.h"
 
 namespace dspool {
 
@@ -49,7 +55,16 @@ class ConfigRefresher {
   virtual Result<int64_t> RefreshConfig(int64_t at_least, std::chrono::milliseconds timeout) = 0;
 };
 
-Response HandleControlRequest(JupyterSupervisor& jupyter, ConfigRefresher& config, const Request& request);
+// Storage shares the instance mounts (agent/share_mounts.h).
+class ShareMounter {
+ public:
+  virtual ~ShareMounter() = default;
+  // Has the server check `request` and pass the share, and attaches it.
+  virtual Status MountShare(const ShareMountRequest& request) = 0;
+};
+
+Response HandleControlRequest(JupyterSupervisor& jupyter, ConfigRefresher& config, ShareMounter& mounts,
+                              const Request& request);
 
 // The control socket's one mapping from Status to an HTTP error.
 int ControlHttpStatus(StatusCode code);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/share_mounts.h"
 #include "model/jupyter.h"
 #include "base/log.h"
 #include "base/version.h"
@@ -600,6 +601,15 @@ std::optional<std::string> TerminalPrompt(const std::string& question, bool secr
 
 int RunCli(int argc, char** argv) {
   std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+  // In an instance, mount(8) runs this binary as /usr/sbin/mount.cifs.
+  if (argc > 0) {
+    const std::string program = argv[0], base = program.substr(program.rfind('/') + 1);
+    for (const char* helper : kMountHelperNames) {
+      if (base == helper) {
+        return RunMountHelper(args, std::string(kInstanceAgentDir) + "/" + kControlSocketName, std::cerr);
+      }
+    }
+  }
   RealClock clock;
   CliEnvironment env{std::cin,
                      std::cout,

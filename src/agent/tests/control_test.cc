@@ -28,6 +28,17 @@ class FakeRefresher : public ConfigRefresher {
   std::vector<int64_t> asked;
 };
 
+// Mounts what it is asked, unless told what to fail with.
+class FakeMounter : public ShareMounter {
+ public:
+  Status MountShare(const ShareMountRequest& request) override {
+    asked.push_back(request);
+    return answer;
+  }
+  Status answer;
+  std::vector<ShareMountRequest> asked;
+};
+
 class ControlTest : public ::testing::Test {
  protected:
   ControlTest() {
@@ -41,7 +52,7 @@ class ControlTest : public ::testing::Test {
     r.target = r.path = path;
     r.body = body;
     r.listener_tag = "control";
-    return HandleControlRequest(sup_, config_, r);
+    return HandleControlRequest(sup_, config_, mounts_, r);
   }
 
   static Json Body(const Response& r) { return Json::parse(r.body); }
@@ -51,6 +62,7 @@ class ControlTest : public ::testing::Test {
 
   SimulatedClock clock_;
   FakeRefresher config_;
+  FakeMounter mounts_;
   FakeNotebookProcesses procs_{clock_};
   FakeNotebookApi api_{procs_, clock_};
   JupyterSupervisor sup_{procs_, api_, clock_, [this](Duration d) { procs_.Sleep(d); }};
@@ -176,6 +188,22 @@ TEST_F(ControlTest, AFailedStartIsA502) {
   r = Call("POST", "/v1/jupyter/servers", StartBody("alice", kToken));
   EXPECT_EQ(r.status, 502) << r.body;
   EXPECT_EQ(Body(r)["error"]["code"], "DeadlineExceeded");
+}
+
+TEST_F(ControlTest, AMountIsPassedOnAndAWrongKeyIsA403) {
+  const ShareMountRequest m{"files", "work", "a-key", "/mnt/work", false};
+  Response r = Call("POST", "/v1/mounts", ShareMountRequestToJson(m).dump());
+  EXPECT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(mounts_.asked.size(), 1u);
+  EXPECT_EQ(mounts_.asked[0], m);
+  mounts_.answer = PermissionDenied("Permission denied: the password is not a key of storage account 'files'");
+  r = Call("POST", "/v1/mounts", ShareMountRequestToJson(m).dump());
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(Body(r)["error"]["message"], "Permission denied: the password is not a key of storage account 'files'");
+  r = Call("POST", "/v1/mounts", R"({"account": "files", "share": "work", "key": "k", "target": "relative"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(Body(r)["error"]["message"], "target: 'relative' is not an absolute path");
+  EXPECT_EQ(mounts_.asked.size(), 2u);
 }
 
 }  // namespace

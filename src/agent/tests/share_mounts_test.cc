@@ -1,0 +1,70 @@
+#include "agent/share_mounts.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace dspool {
+namespace {
+
+using ::testing::HasSubstr;
+
+Result<std::string> NoFiles(const std::string& path) { return NotFound(path + ": no such file"); }
+Result<std::string> Credentials(const std::string& path) {
+  if (path != "/root/.smb") return NotFound(path + ": no such file");
+  return std::string("username=dspoolfiles\r\npassword=FROM-FILE==\ndomain=AZURE\n");
+}
+
+TEST(MountHelperArgsTest, TheReferencesMountCommand) {
+  // mountazurefiles.sh: mount -t cifs //$1.file.core.windows.net/$3 $4 -o
+  // vers=3.0,username=$1,password=$2,dir_mode=0777,file_mode=0777
+  auto r = ParseMountHelperArgs({"//dspoolfiles.file.core.windows.net/dsvmshare", "/mnt/dsvmshare", "-o",
+                                 "vers=3.0,username=dspoolfiles,password=a+b/c==,dir_mode=0777,file_mode=0777"},
+                                "", &NoFiles);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->mount, (ShareMountRequest{"dspoolfiles", "dsvmshare", "a+b/c==", "/mnt/dsvmshare", false}));
+  EXPECT_FALSE(r->fake);
+}
+
+TEST(MountHelperArgsTest, CredentialsFromAFileOrTheEnvironment) {
+  auto r = ParseMountHelperArgs({"//DSPOOLFILES.file.core.windows.net/dsvmshare/", "/mnt/x", "-o",
+                                 "credentials=/root/.smb,ro", "-n"},
+                                "", &Credentials);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->mount, (ShareMountRequest{"dspoolfiles", "dsvmshare", "FROM-FILE==", "/mnt/x", true}));
+  r = ParseMountHelperArgs({"//dspoolfiles.privatelink.file.core.windows.net/dsvmshare", "/mnt/x", "-o",
+                            "username=AZURE\\dspoolfiles", "-f"},
+                           "FROM-ENV==", &NoFiles);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->mount.key, "FROM-ENV==");
+  EXPECT_TRUE(r->fake);
+}
+
+TEST(MountHelperArgsTest, BadArgumentsAreNamedAndNeverShowTheKey) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::string ok = "//dspoolfiles.file.core.windows.net/dsvmshare";
+  for (const Case& c : std::vector<Case>{
+           {{ok}, "usage: mount.cifs"},
+           {{"//files.example.com/share", "/mnt"}, "the host must be ACCOUNT.file.core.windows.net"},
+           {{"//dspoolfiles.file.core.windows.net/share/sub", "/mnt", "-o", "username=dspoolfiles,password=SECRETKEY"},
+            "mounting a directory inside a share is not supported"},
+           {{"//dspoolfiles.file.core.windows.net", "/mnt"}, "names no share"},
+           {{"//Bad_Acct.file.core.windows.net/share", "/mnt"}, "storage account name 'bad_acct'"},
+           {{ok, "/mnt", "-o", "password=SECRETKEY"}, "username=: give the storage account's name (username=dspoolfiles)"},
+           {{ok, "/mnt", "-o", "username=other,password=SECRETKEY"}, "username=other: must be the storage account's name"},
+           {{ok, "/mnt", "-o", "username=dspoolfiles"}, "password=: give one of the storage account's keys"},
+           {{ok, "relative", "-o", "username=dspoolfiles,password=SECRETKEY"}, "mount point 'relative' is not an absolute"},
+           {{ok, "/mnt", "-o", "credentials=/nope"}, "credentials=/nope: /nope: no such file"},
+           {{ok, "/mnt", "-x"}, "option -x is not known"},
+       }) {
+    auto r = ParseMountHelperArgs(c.args, "", &NoFiles);
+    ASSERT_FALSE(r.ok()) << c.message;
+    EXPECT_THAT(r.status().message(), HasSubstr(c.message));
+    EXPECT_THAT(r.status().message(), ::testing::Not(HasSubstr("SECRETKEY")));
+  }
+}
+
+}  // namespace
+}  // namespace dspool
