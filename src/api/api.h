@@ -78,9 +78,6 @@ class ApiHooks {
   // could not in time; the result says why for each of those ("instance
   // <id>: ..."), which apply it at their next report instead.
   virtual std::vector<std::string> PushUsersChange(int64_t version) = 0;
-  // Makes a deployed pool's share directory (root's, mode 0755) and its
-  // parents. Idempotent.
-  virtual Status PrepareShareDirectory(const std::string& path) = 0;
   // A storage account's share data on the host, by ShareKey ("name" for a
   // live share, "name/VERSION" for a deleted one): made (root's, 0755;
   // AlreadyExists if it is there), renamed from one key to another (soft

@@ -419,11 +419,7 @@ Result<Json> Deployments::CheckPool(const Json& json, const std::string& owner) 
   }
   DSP_RETURN_IF_ERROR(Api::HashAdminPassword(spec.admin));
   DSP_ASSIGN_OR_RETURN(std::vector<Pool> pools, store_.ListPools());
-  // The pool's share directory is made when it is deployed; its parent,
-  // the share root, is what the host's checks see now.
-  PoolSpec checked = spec;
-  checked.share.source = options_.host.share_root;
-  DSP_RETURN_IF_ERROR(api_.hooks_.CheckPoolHost(checked, pools));
+  DSP_RETURN_IF_ERROR(api_.hooks_.CheckPoolHost(spec, pools));
   return PoolSpecToJson(spec);
 }
 
@@ -436,7 +432,6 @@ Result<std::string> Deployments::ApplyPool(const Json& json, const std::string& 
     return std::string("OK");
   }
   DSP_RETURN_IF_ERROR(Api::HashAdminPassword(spec.admin));  // CheckPool's spec has the hash: nothing to do
-  DSP_RETURN_IF_ERROR(api_.hooks_.PrepareShareDirectory(spec.share.source));
   DSP_RETURN_IF_ERROR(api_.CreatePoolFromSpec(spec, actor).status());
   return std::string("Created");
 }

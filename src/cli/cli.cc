@@ -81,7 +81,6 @@ struct ServerFlags {
   std::string jupyter_program;
   std::string front_address = "0.0.0.0";
   std::string dns_domain = "dspool.internal";
-  std::string share_root = "/srv/dspool/shares";
   std::string storage_root = "/srv/dspool/storage";
   std::string catalog;
 };
@@ -156,8 +155,7 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
   options.gateway = GatewayOptionsFrom(flags);
   options.cull_check_interval = std::chrono::seconds(flags.cull_check_seconds);
   options.jupyter_program = flags.jupyter_program;
-  options.deploy_host = {.front_address = flags.front_address, .dns_domain = flags.dns_domain,
-                         .share_root = flags.share_root};
+  options.deploy_host = {.front_address = flags.front_address, .dns_domain = flags.dns_domain};
   options.catalog_file = flags.catalog;
   options.storage_root = flags.storage_root;
   return RunServer(options);
@@ -285,10 +283,6 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
   server->add_option("--dns-domain", server_flags.dns_domain,
                      "Template deployments: a public IP's domainNameLabel L is L.DOMAIN")
       ->type_name("DOMAIN")
-      ->capture_default_str();
-  server->add_option("--share-root", server_flags.share_root,
-                     "Template deployments: a scale set's pool shares DIR/GROUP/POOL (made at start, root's, 0755)")
-      ->type_name("DIR")
       ->capture_default_str();
   server->add_option("--storage-root", server_flags.storage_root,
                      "Storage accounts' file shares live under DIR/ACCOUNT (made at start, root's, 0755)")

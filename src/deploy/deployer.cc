@@ -189,7 +189,7 @@ Result<Plan> Deployer::Validate(const DeployRequest& request, ArmError* error) {
       continue;
     }
     DSP_ASSIGN_OR_RETURN(Value body, plan.tmpl->ResourceBody(i, reader, error));
-    auto realized = Realize(r, body, deployed, options_.host, catalog_, group->name);
+    auto realized = Realize(r, body, deployed, options_.host, catalog_);
     if (!realized.ok()) return fail(ErrorOf(realized.status(), "InvalidTemplateDeployment", &r));
     if (realized->pool_spec) {
       auto checked = pools_.CheckPool(*realized->pool_spec, r.id);

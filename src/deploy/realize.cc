@@ -437,7 +437,7 @@ ArmLoadBalancer ReadLoadBalancer(Node& props, const std::string& id, const Deplo
 constexpr int64_t kJupyterBackendPort = 8000;
 
 Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Deployed& deployed,
-                       const HostSettings& host, const Catalog& catalog, const std::string& group, Report& report,
+                       const HostSettings& host, const Catalog& catalog, Report& report,
                        Json* spec) {
   const std::string pool_name = ToLowerAscii(resource.name);
   if (Status s = ValidatePoolName(pool_name); !s.ok()) report.Fail("name", s.message());
@@ -610,7 +610,9 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
               {"size", {{"vcpus", size->vcpus}, {"memoryMiB", size->memory_mib}, {"maxProcesses", size->max_processes}}},
               {"image", {{"type", "host"}}},
               {"network", {{"subnet", *subnet}}},
-              {"share", {{"type", "bind"}, {"source", host.share_root + "/" + StoreKey(group) + "/" + pool_name}}}};
+              // As on Azure: homes on each instance; the instances mount a
+              // storage account's share themselves (docs/storage.md).
+              {"share", {{"type", "none"}}}};
   Json admin_user = {{"name", *admin}};
   if (!ssh_key.empty()) admin_user["sshPublicKey"] = ssh_key;
   if (password) admin_user["password"] = *password;
@@ -660,7 +662,7 @@ bool IsSupportedType(const std::string& type) {
 }
 
 Result<Realized> Realize(const arm::ExpandedResource& resource, const arm::Value& body, const Deployed& deployed,
-                         const HostSettings& host, const Catalog& catalog, const std::string& group) {
+                         const HostSettings& host, const Catalog& catalog) {
   Report report{resource.type + " '" + resource.name + "'", Status::Ok(), {}};
   if (!IsSupportedType(resource.type)) {
     return InvalidArgument(report.resource +
@@ -684,7 +686,7 @@ Result<Realized> Realize(const arm::ExpandedResource& resource, const arm::Value
     s = report.error;
   } else {
     Json spec;
-    s = RealizeScaleSet(resource, r, deployed, host, catalog, group, report, &spec);
+    s = RealizeScaleSet(resource, r, deployed, host, catalog, report, &spec);
     if (s.ok()) out.pool_spec = std::move(spec);
   }
   DSP_RETURN_IF_ERROR(s);

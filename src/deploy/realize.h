@@ -32,8 +32,6 @@ struct HostSettings {
   std::string front_address = "0.0.0.0";
   // dnsSettings.domainNameLabel L gives the FQDN "L.<dns_domain>".
   std::string dns_domain = "dspool.internal";
-  // A scale set's pool share: <share_root>/<group>/<pool>.
-  std::string share_root = "/srv/dspool/shares";
 };
 
 // The resources deployed in the group so far, by StoreKey of their ID: each
@@ -54,7 +52,7 @@ struct Realized {
 // Errors are InvalidArgument naming the resource and the field
 // ("Microsoft.Compute/virtualMachineScaleSets 'pool': sku.name: ...").
 Result<Realized> Realize(const arm::ExpandedResource& resource, const arm::Value& body, const Deployed& deployed,
-                         const HostSettings& host, const Catalog& catalog, const std::string& group);
+                         const HostSettings& host, const Catalog& catalog);
 
 // True if Realize knows the type (compared without case).
 bool IsSupportedType(const std::string& type);

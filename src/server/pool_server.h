@@ -172,7 +172,6 @@ class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHoo
   Status CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& existing) override;
   static Status CheckJupyterCertificate(const JupyterSpec& jupyter);
   Status PreparePool(const PoolName& pool) override;
-  Status PrepareShareDirectory(const std::string& path) override;
   Status MakeShareData(const std::string& account, const std::string& key) override;
   Status MoveShareData(const std::string& account, const std::string& from, const std::string& to) override;
   Status RemoveShareData(const std::string& account, const std::string& key) override;

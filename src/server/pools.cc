@@ -86,12 +86,6 @@ Status PoolServer::PreparePool(const PoolName& pool) {
   return ReadPrivateFile(dir + "/jupyter.key").status();
 }
 
-Status PoolServer::PrepareShareDirectory(const std::string& path) {
-  // Under the share root, which only root writes: no instance can plant a
-  // link on the way.
-  return MakeDirs(path, 0755);
-}
-
 Result<HostKey> PoolServer::ReadHostKey(const PoolName& pool) {
   HostKey key;
   std::string base = PoolDir(pool) + "/ssh_host_ed25519_key";

@@ -139,7 +139,6 @@ Status Prepare(const ServerOptions& options, std::unique_ptr<PoolServer>* out, i
   if (!ParseIpv4(options.deploy_host.front_address)) {
     return InvalidArgument("--front-address: '" + options.deploy_host.front_address + "' is not an IPv4 address");
   }
-  DSP_RETURN_IF_ERROR(MakeDirs(options.deploy_host.share_root, 0755).WithPrefix("--share-root"));
   DSP_RETURN_IF_ERROR(MakeDirs(options.storage_root, 0755).WithPrefix("--storage-root"));
   DSP_ASSIGN_OR_RETURN(auto store, SqliteStore::Open(options.data_dir + "/state.db"));
   DSP_RETURN_IF_ERROR(AssignIdBlocks(*store));

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The reference's deployment (issue 15) on real LXC, sshd and the Jupyter
-# frontend: `dspool group create` and the deprecated `dspool group deployment
-# create` exactly as the reference types them, with the sample template of
-# examples/azure-dsvm/ and its parameters file (placeholders filled). The
-# sample's CustomScript extension is taken out: this host does not run
-# extensions yet, and the template as written is refused naming it. Then:
-# ssh on port 22 with the template's password and Jupyter on 8000 reach an
-# instance; redeploying changes nothing; instanceCount 3 scales; a bad
-# parameter leaves nothing behind; no secret is stored or logged; `group
-# delete --yes` removes the pool.
+# frontend: a storage account and share made first, then `dspool group
+# create` and the deprecated `dspool group deployment create` exactly as the
+# reference types them, with the sample template of examples/azure-dsvm/ and
+# its parameters file (placeholders filled). The sample's CustomScript
+# extension is taken out: this host does not run extensions yet, and the
+# template as written is refused naming it; the test runs the extension's
+# command in an instance itself, with dspool's equivalent of its script.
+# Then: ssh on port 22 with the template's password and Jupyter on 8000
+# reach an instance; the script mounts the share (`mount -t cifs` with the
+# account's key; a wrong key is refused) and links ~/notebooks/remote, whose
+# files land on the host with the user's uid; redeploying changes nothing;
+# instanceCount 3 scales; a bad parameter leaves nothing behind; no secret is
+# logged; `group delete --yes` removes everything, and the share's files are
+# restored from the deleted share.
 DSPOOL=$(realpath "$1")
 source "$(dirname "$0")/lib.sh"
 setup_test deploy
@@ -16,7 +21,6 @@ SAMPLES=$(realpath "$(dirname "$0")/../../examples/azure-dsvm")
 POOL="dep$RANDOM"
 POOL=${POOL:0:8}
 PASSWORD="Deploy-Passw0rd-$RANDOM"
-KEY="StorageKey$RANDOM$RANDOM"
 FRONT="127.0.0.$(shuf -i 20-250 -n 1)"
 
 # The sample's frontend ports are 22 and 8000; where the host already
@@ -29,6 +33,25 @@ port_taken 8000 && JUPYTER_PORT=$(free_port)
 # Likewise the sample's network, 10.0.0.0/24, where a host route has it.
 SUBNET=10.0.0.0/24
 if ip -4 route show | grep -q "^10\.0\.0\."; then SUBNET=$(free_subnet); fi
+
+SERVER_ARGS=(--front-address "$FRONT" --storage-root "$WORK/storage")
+start_server
+cd "$WORK"
+
+dsp group create --name RG --location local >group.json
+grep -q '"provisioningState": "Succeeded"' group.json || fail "group create: $(cat group.json)"
+pass "group create"
+
+# The storage account and share the reference has the user make first.
+dsp storage account create -n dspoolfiles -g RG >account.json || fail "storage account create"
+KEY=$(dsp storage account keys list -n dspoolfiles -o tsv | awk -F'\t' '$1 == "key1" {print $3}')
+[[ ${#KEY} == 88 ]] || fail "no 88-character key1: '$KEY'"
+if grep -qF -e "$KEY" account.json; then fail "storage account create shows a key"; fi
+dsp storage share create -n dsvmshare --account-name dspoolfiles --account-key "$KEY" --quota 10 >share.json \
+  || fail "storage share create"
+grep -q '"created": true' share.json || fail "share create: $(cat share.json)"
+[[ -d "$WORK/storage/dspoolfiles/shares/dsvmshare" ]] || fail "no share directory on the host"
+pass "storage account (two keys, shown by keys list only) and share made"
 
 /usr/bin/python3 - "$SAMPLES" "$WORK" "$POOL" "$PASSWORD" "$KEY" "$SSH_PORT" "$JUPYTER_PORT" "$SUBNET" <<'PY'
 import json, sys
@@ -53,14 +76,6 @@ for v in p["parameters"].values():
 json.dump(p, open(f"{work}/dsvm-vmss-cluster.parameters.json", "w"), indent=2)
 PY
 
-SERVER_ARGS=(--front-address "$FRONT" --share-root "$WORK/shares")
-start_server
-cd "$WORK"
-
-dsp group create --name RG --location local >group.json
-grep -q '"provisioningState": "Succeeded"' group.json || fail "group create: $(cat group.json)"
-pass "group create"
-
 # The template as written: refused by name, nothing made.
 if dsp group deployment create --resource-group RG --template-file "$SAMPLES/dsvm-vmss-cluster.json" \
     --parameters @dsvm-vmss-cluster.parameters.json >/dev/null 2>refused.err; then
@@ -81,24 +96,56 @@ pass "group deployment create: Succeeded with 2 Ready instances"
 
 # ssh on the sample's SSH rule, with the template's admin and password.
 # (An instance applies its users' configuration once Ready: wait for it.)
-ssh_admin() {
+as_admin() {
   SSHPASS="$PASSWORD" sshpass -e ssh -p "$SSH_PORT" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
     -o LogLevel=ERROR -o ConnectTimeout=20 -o PreferredAuthentications=password -o PubkeyAuthentication=no \
-    "dsvmuser@$FRONT" 'hostname; test -d ~/notebooks/remote && echo remote'
+    "dsvmuser@$FRONT" "$@"
 }
+ssh_admin() { as_admin 'hostname; echo $HOME; test -d ~/notebooks && echo notebooks'; }
 wait_until 60 "ssh as dsvmuser with the template's password" ssh_admin >/dev/null
 host=$(ssh_admin)
-[[ "$host" == "$POOL"[01]$'\n'remote ]] || fail "ssh answered: $host"
-pass "ssh on port $SSH_PORT reaches an instance as the template's admin, ~/notebooks/remote there"
+[[ "$host" == "$POOL"[01]$'\n'/home/dsvmuser$'\n'notebooks ]] || fail "ssh answered: $host"
+pass "ssh on port $SSH_PORT reaches an instance as the template's admin, home /home/dsvmuser with ~/notebooks"
+
+# The extension's command, as its CustomScript would run it (as root, in a
+# download directory holding the script). A wrong key first: refused.
+SCRIPT=$(base64 -w0 "$SAMPLES/mountazurefiles.sh")
+run_script() {  # key -> the script's output, its exit status last
+  as_admin "echo $SCRIPT | base64 -d >/tmp/mountazurefiles.sh; echo '$PASSWORD' | sudo -S -p '' \
+    bash /tmp/mountazurefiles.sh dspoolfiles $1 dsvmshare /mnt/dsvmshare dsvmuser 2>&1; echo status \$?"
+}
+out=$(run_script "bm90LXRoZS1rZXk=")
+grep -q "mount error(13): Permission denied" <<<"$out" || fail "a wrong key: $out"
+as_admin 'mountpoint -q /mnt/dsvmshare' && fail "a wrong key mounted the share"
+as_admin 'rm -f ~/dsvmshare ~/notebooks/remote'
+pass "a wrong key: mount error(13): Permission denied, nothing mounted"
+out=$(run_script "$KEY")
+[[ "$(tail -1 <<<"$out")" == "status 0" ]] || fail "the mount script: $out"
+listing=$(as_admin 'mountpoint /mnt/dsvmshare; readlink ~/notebooks/remote ~/dsvmshare;
+  echo hello >~/notebooks/remote/from-instance.txt && cat ~/notebooks/remote/from-instance.txt')
+[[ "$listing" == "/mnt/dsvmshare is a mountpoint"$'\n'/mnt/dsvmshare/notebooks/dsvmuser$'\n'/mnt/dsvmshare$'\n'hello ]] \
+  || fail "after the script: $listing"
+written="$WORK/storage/dspoolfiles/shares/dsvmshare/notebooks/dsvmuser/from-instance.txt"
+[[ "$(cat "$written")" == hello ]] || fail "the file is not on the host's share"
+uid=$(dsp user show dsvmuser -o json | python_json "print(data['uid'])")
+[[ "$(stat -c %u "$written")" == "$uid" ]] || fail "the file's owner is $(stat -c %u "$written"), not dsvmuser's $uid"
+if grep -qF -e "$KEY" "$WORK/server.log"; then fail "the key is in a log"; fi
+pass "the sample's mount command mounts the share; ~/notebooks/remote's files land on the host as dsvmuser's"
 code=$(curl -sk -o /dev/null -w '%{http_code}' "https://$FRONT:$JUPYTER_PORT/hub/login")
 [[ "$code" == 200 ]] || fail "Jupyter login page: HTTP $code"
 pass "Jupyter answers on port $JUPYTER_PORT"
 
-# Nothing secret stored or logged.
+# Nothing secret stored or logged. (The account's keys are the server's to
+# keep, in its root-only state file; the template's copy of one is not.)
 for f in "$DATA"/state.db* "$WORK/server.log" deploy.json; do
-  if grep -qa -e "$PASSWORD" -e "$KEY" "$f"; then fail "a secret is in $f"; fi
+  if grep -qa -e "$PASSWORD" "$f"; then fail "the password is in $f"; fi
 done
-pass "the password and the storage key are in no stored file and no log"
+for f in "$WORK/server.log" deploy.json; do
+  if grep -qaF -e "$KEY" "$f"; then fail "the storage key is in $f"; fi
+done
+dsp deployment group show -g RG -n dsvm-vmss-cluster | grep -qF -e "$KEY" -e "$PASSWORD" && fail "deployment show shows a secret"
+[[ "$(stat -c %a "$DATA/state.db")" == 600 ]] || fail "state.db is mode $(stat -c %a "$DATA/state.db")"
+pass "the password is in no stored file and no log; the key in no log and no answer"
 
 # Redeploying changes nothing; instanceCount 3 scales.
 # (The template from a local http URL this time, as --template-uri takes it.)
@@ -135,13 +182,25 @@ grep -q "InvalidTemplate: .*Length of the value should be less than or equal to 
 [[ "$(dsp pool list -o json | python_json "print(len(data['pools']))")" == 1 ]] || fail "the bad deployment made a pool"
 pass "a bad parameter: az's error, nothing made"
 
-# Deleting the group deletes its pool.
+# Deleting the group deletes its pool and its storage account; the share is
+# kept, deleted, and restored into the account made again.
 dsp group delete -n RG --yes || fail "group delete"
 [[ "$(dsp group exists -n RG)" == false ]] || fail "the group still exists"
 gone() { ! dsp pool show "$POOL" >/dev/null 2>&1; }
 wait_until 120 "pool $POOL deleted" gone
 nothing_left() { [[ -z "$(leftovers "$POOL")" ]]; }
 wait_until 60 "nothing of pool $POOL left on the host" nothing_left
-pass "group delete --yes removes the pool, and nothing is left"
+dsp storage account show -n dspoolfiles >/dev/null 2>&1 && fail "the storage account outlived its group"
+pass "group delete --yes removes the pool and the storage account, and nothing of the pool is left"
+dsp group create -n RG2 -l local >/dev/null || fail "group create RG2"
+dsp storage account create -n dspoolfiles -g RG2 >/dev/null || fail "storage account create again"
+version=$(dsp storage share-rm list --storage-account dspoolfiles --include-deleted -o tsv | awk -F'\t' '$1 == "dsvmshare" && $4 == "yes" {print $5}')
+[[ -n "$version" ]] || fail "no deleted dsvmshare: $(dsp storage share-rm list --storage-account dspoolfiles --include-deleted -o tsv)"
+dsp storage share-rm restore -n dsvmshare --storage-account dspoolfiles --deleted-version "$version" >/dev/null \
+  || fail "restore"
+[[ "$(cat "$WORK/storage/dspoolfiles/shares/dsvmshare/notebooks/dsvmuser/from-instance.txt")" == hello ]] \
+  || fail "the restored share lost its file"
+dsp group delete -n RG2 --yes >/dev/null || fail "group delete RG2"
+pass "the deleted share, its files and all, is restored into the account made again"
 
 finish

@@ -69,11 +69,6 @@ class FakeHooks final : public ApiHooks {
   }
   std::map<InstanceId, int64_t> open_sessions;
   void RequestStop() override { ++stop_requests; }
-  Status PrepareShareDirectory(const std::string& path) override {
-    share_dirs.push_back(path);
-    return Status::Ok();
-  }
-  std::vector<std::string> share_dirs;
   // Storage share data, by "<account>/<ShareKey>": what it holds.
   std::map<std::string, std::string> share_data;
   Status MakeShareData(const std::string& account, const std::string& key) override {
@@ -910,7 +905,7 @@ TEST_F(ApiTest, SessionsListAndStop) {
 class DeploymentApiTest : public ApiTest {
  protected:
   DeploymentApiTest()
-      : ApiTest(DeploymentOptions{.host = {.front_address = "127.0.0.9", .share_root = "/srv/dspool-test-shares"},
+      : ApiTest(DeploymentOptions{.host = {.front_address = "127.0.0.9", },
                                   .ready_poll = std::chrono::milliseconds(1)}) {}
 
   // The reference's sample without its CustomScript extension (not run on
@@ -1005,8 +1000,7 @@ TEST_F(DeploymentApiTest, TheSampleDeploysAPoolAndRedeployingScalesIt) {
   ASSERT_TRUE(WaitFor([&] { return store_.GetPool(PoolName("pool1")).ok(); }));
   auto pool = store_.GetPool(PoolName("pool1"));
   EXPECT_EQ(pool->spec.instance_count, 2);
-  EXPECT_EQ(pool->spec.share.source, "/srv/dspool-test-shares/rg1/pool1");
-  EXPECT_EQ(hooks_.share_dirs, std::vector<std::string>{"/srv/dspool-test-shares/rg1/pool1"});
+  EXPECT_EQ(pool->spec.share.type, ShareType::kNone);  // Azure's layout
   EXPECT_FALSE(pool->spec.admin.password_hash.empty());
   EXPECT_EQ(DeploymentState("dsvm"), "Running");
   AddInstance("pool1", 0);
@@ -1030,7 +1024,7 @@ TEST_F(DeploymentApiTest, TheSampleDeploysAPoolAndRedeployingScalesIt) {
   ASSERT_TRUE(WaitFor([&] { return store_.GetPool(PoolName("pool1"))->spec.instance_count == 3; }));
   AddInstance("pool1", 2);
   ASSERT_TRUE(WaitFor([&] { return DeploymentState("dsvm") == "Succeeded"; })) << DeploymentState("dsvm");
-  EXPECT_EQ(hooks_.share_dirs.size(), 1u);  // no second pool
+  EXPECT_EQ(store_.ListPools()->size(), 1u);  // no second pool
 
   // Deleting the group deletes its pool.
   r = Call("DELETE", "/v1/groups/rg1");

@@ -20,12 +20,12 @@ arm::ExpandedResource Resource(const std::string& type, const std::string& name)
 class RealizeTest : public ::testing::Test {
  protected:
   Result<Realized> Run(const std::string& type, const std::string& name, const std::string& body) {
-    auto result = Realize(Resource(type, name), Value::parse(body), deployed_, host_, catalog_, "RG");
+    auto result = Realize(Resource(type, name), Value::parse(body), deployed_, host_, catalog_);
     if (result.ok()) deployed_[StoreKey(Resource(type, name).id)] = result->state;
     return result;
   }
   Deployed deployed_;
-  HostSettings host_{.front_address = "192.0.2.10", .dns_domain = "pool.example", .share_root = "/srv/shares"};
+  HostSettings host_{.front_address = "192.0.2.10", .dns_domain = "pool.example"};
   Catalog catalog_;
 };
 
@@ -106,7 +106,7 @@ TEST_F(RealizeTest, AScaleSetBecomesAPoolSpec) {
   EXPECT_EQ(spec["instanceCount"], 2);
   EXPECT_EQ(spec["size"]["memoryMiB"], 8192);
   EXPECT_EQ(spec["network"]["subnet"], "10.0.0.0/24");
-  EXPECT_EQ(spec["share"]["source"], "/srv/shares/rg/pool1");
+  EXPECT_EQ(spec["share"], Json::parse(R"({"type": "none"})"));
   EXPECT_EQ(spec["adminUser"], Json::parse(R"({"name": "dsvmuser", "password": "Secret-123"})"));
   EXPECT_EQ(spec["jupyter"]["frontendPort"], 8000);  // the Jupyter rule is the pool's Jupyter frontend
   const Json& lb_spec = spec["loadBalancer"];
