@@ -116,7 +116,7 @@ Result<deploy::Deployer*> Deployments::GetDeployer() {
   std::lock_guard lock(mu_);
   if (!deployer_) {
     deployer_ = std::make_unique<deploy::Deployer>(store_, clock_, static_cast<deploy::PoolControl&>(*this),
-                                                   options_.catalog, opts,
+                                                   *api_.storage_, options_.catalog, opts,
                                                    [this] { return NewGuid(); });
   }
   return deployer_.get();

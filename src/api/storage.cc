@@ -61,7 +61,7 @@ Result<OrderedJson> Storage::ShareJson(const FileShare& s, const StorageAccount&
   return FileShareToAzJson(s, a, subscription, clock_.Now());
 }
 
-Result<StorageAccount> Storage::FindAccount(const std::string& group, const std::string& name) {
+Result<StorageAccount> Storage::GroupAccount(const std::string& group, const std::string& name) {
   auto g = store_.GetResourceGroup(group);
   if (g.status().code() == StatusCode::kNotFound) {
     return NotFound("ResourceGroupNotFound: Resource group '" + group + "' could not be found.");
@@ -87,8 +87,16 @@ Result<FileShare> Storage::FindLiveShare(const StorageAccount& account, const st
 
 Result<Response> Storage::PutAccount(const std::string& group, const std::string& name, const Request& r,
                                      const std::string& actor) {
-  DSP_RETURN_IF_ERROR(ValidateStorageAccountName(name));
   DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  DSP_ASSIGN_OR_RETURN(auto saved, SaveAccount(group, name, body, nullptr, actor));
+  DSP_ASSIGN_OR_RETURN(OrderedJson out, AccountJson(saved.second));
+  return OrderedOk(saved.first, out);
+}
+
+Result<std::pair<int, StorageAccount>> Storage::SaveAccount(const std::string& group, const std::string& name,
+                                                            const Json& body, const std::array<std::string, 2>* keys,
+                                                            const std::string& actor) {
+  DSP_RETURN_IF_ERROR(ValidateStorageAccountName(name));
   JsonReader reader(body, "");
   StorageAccount a;
   a.name = name;
@@ -100,6 +108,7 @@ Result<Response> Storage::PutAccount(const std::string& group, const std::string
   JsonReader policy = properties.Object("shareDeleteRetentionPolicy");
   bool policy_enabled = true;
   policy.Optional("enabled", &policy_enabled);
+  const bool days_given = policy.Has("days");
   policy.Optional("days", &a.share_retention_days);
   const Json* tags = reader.Raw("tags");
   DSP_RETURN_IF_ERROR(reader.Finish());
@@ -134,25 +143,27 @@ Result<Response> Storage::PutAccount(const std::string& group, const std::string
     }
     a.keys = existing->keys;
     a.created_at = existing->created_at;
+    if (!days_given) a.share_retention_days = existing->share_retention_days;
     if (!tags) a.tags = existing->tags;
     status = 200;
   } else if (existing.status().code() != StatusCode::kNotFound) {
     return existing.status();
   } else {
     a.created_at = clock_.Now();
-    for (StorageKey& k : a.keys) k = StorageKey{NewAccountKey(), a.created_at};
+    for (size_t i = 0; i < a.keys.size(); ++i) {
+      a.keys[i] = StorageKey{keys ? (*keys)[i] : NewAccountKey(), a.created_at};
+    }
   }
-  DSP_ASSIGN_OR_RETURN(OrderedJson out, AccountJson(a));
   DSP_RETURN_IF_ERROR(store_.Write(WriteBatch()
                                        .Add(WriteBatch::PutStorageAccount{a})
                                        .Add(WriteBatch::AppendEvent{api_.MakeEvent(
                                            actor, status == 201 ? "storage.account.create" : "storage.account.update",
                                            "storageAccount/" + name, "in group " + a.group)})));
-  return OrderedOk(status, out);
+  return std::make_pair(status, a);
 }
 
 Result<Response> Storage::GetAccount(const std::string& group, const std::string& name) {
-  DSP_ASSIGN_OR_RETURN(StorageAccount a, FindAccount(group, name));
+  DSP_ASSIGN_OR_RETURN(StorageAccount a, GroupAccount(group, name));
   DSP_ASSIGN_OR_RETURN(OrderedJson out, AccountJson(a));
   return OrderedOk(200, out);
 }
@@ -176,7 +187,7 @@ Result<Response> Storage::ListAccounts(const std::optional<std::string>& group) 
 
 Result<Response> Storage::DeleteAccount(const std::string& group, const std::string& name, const std::string& actor) {
   std::lock_guard lock(mu_);
-  DSP_ASSIGN_OR_RETURN(StorageAccount a, FindAccount(group, name));
+  DSP_ASSIGN_OR_RETURN(StorageAccount a, GroupAccount(group, name));
   DSP_ASSIGN_OR_RETURN(std::vector<FileShare> shares, store_.ListShares(a.name));
   for (const FileShare& s : shares) {
     if (!s.deleted()) DSP_RETURN_IF_ERROR(SoftDelete(a, s, actor));
@@ -196,7 +207,7 @@ Result<size_t> Storage::DeleteAccountsOf(const std::string& group, const std::st
 }
 
 Result<Response> Storage::ListKeys(const std::string& group, const std::string& name, const std::string& actor) {
-  DSP_ASSIGN_OR_RETURN(StorageAccount a, FindAccount(group, name));
+  DSP_ASSIGN_OR_RETURN(StorageAccount a, GroupAccount(group, name));
   // Who read the keys, in the audit log; never the keys.
   DSP_RETURN_IF_ERROR(store_.Write(WriteBatch().Add(WriteBatch::AppendEvent{
       api_.MakeEvent(actor, "storage.keys.list", "storageAccount/" + a.name, "key1, key2")})));
@@ -215,7 +226,7 @@ Result<Response> Storage::RegenerateKey(const std::string& group, const std::str
   else if (EqualsIgnoreCase(key_name, "key2")) index = 1;
   else return InvalidArgument("keyName: '" + key_name + "' is not key1 or key2");
   std::lock_guard lock(mu_);
-  DSP_ASSIGN_OR_RETURN(StorageAccount a, FindAccount(group, name));
+  DSP_ASSIGN_OR_RETURN(StorageAccount a, GroupAccount(group, name));
   a.keys[index] = StorageKey{NewAccountKey(), clock_.Now()};
   DSP_RETURN_IF_ERROR(store_.Write(
       WriteBatch()
@@ -231,7 +242,7 @@ Result<Response> Storage::CheckKey(const std::string& group, const std::string& 
   std::string key;
   reader.Required("key", &key);
   DSP_RETURN_IF_ERROR(reader.Finish());
-  DSP_ASSIGN_OR_RETURN(StorageAccount a, FindAccount(group, name));
+  DSP_ASSIGN_OR_RETURN(StorageAccount a, GroupAccount(group, name));
   bool match = false;
   for (const StorageKey& k : a.keys) match |= SecretEquals(key, k.value);
   if (!match) {
@@ -272,8 +283,17 @@ Result<Response> Storage::MountForInstance(const InstanceId& id, const Request& 
 
 Result<Response> Storage::PutShare(const std::string& group, const std::string& account, const std::string& share,
                                    const Request& r, const std::string& actor) {
-  DSP_RETURN_IF_ERROR(ValidateShareName(share));
   DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
+  DSP_ASSIGN_OR_RETURN(auto saved, SaveShare(group, account, share, body, actor));
+  DSP_ASSIGN_OR_RETURN(StorageAccount a, GroupAccount(group, account));
+  DSP_ASSIGN_OR_RETURN(OrderedJson out, ShareJson(saved.second, a));
+  return OrderedOk(saved.first, out);
+}
+
+Result<std::pair<int, FileShare>> Storage::SaveShare(const std::string& group, const std::string& account,
+                                                     const std::string& share, const Json& body,
+                                                     const std::string& actor) {
+  DSP_RETURN_IF_ERROR(ValidateShareName(share));
   JsonReader reader(body, "");
   JsonReader properties = reader.Object("properties");
   std::optional<int64_t> quota;
@@ -297,7 +317,7 @@ Result<Response> Storage::PutShare(const std::string& group, const std::string& 
   DSP_ASSIGN_OR_RETURN(auto meta, ReadTags(metadata, "properties.metadata"));
 
   std::lock_guard lock(mu_);
-  DSP_ASSIGN_OR_RETURN(StorageAccount a, FindAccount(group, account));
+  DSP_ASSIGN_OR_RETURN(StorageAccount a, GroupAccount(group, account));
   auto existing = store_.GetShare(a.name, share);
   FileShare s;
   int status = 201;
@@ -329,12 +349,11 @@ Result<Response> Storage::PutShare(const std::string& group, const std::string& 
     if (status == 201) hooks_.RemoveShareData(a.name, share).IgnoreError();
     return written;
   }
-  DSP_ASSIGN_OR_RETURN(OrderedJson out, ShareJson(s, a));
-  return OrderedOk(status, out);
+  return std::make_pair(status, s);
 }
 
 Result<Response> Storage::GetShare(const std::string& group, const std::string& account, const std::string& share) {
-  DSP_ASSIGN_OR_RETURN(StorageAccount a, FindAccount(group, account));
+  DSP_ASSIGN_OR_RETURN(StorageAccount a, GroupAccount(group, account));
   DSP_ASSIGN_OR_RETURN(FileShare s, FindLiveShare(a, share));
   DSP_ASSIGN_OR_RETURN(OrderedJson out, ShareJson(s, a));
   return OrderedOk(200, out);
@@ -343,7 +362,7 @@ Result<Response> Storage::GetShare(const std::string& group, const std::string& 
 Result<Response> Storage::ListShares(const std::string& group, const std::string& account, const Request& r) {
   auto include = r.query.find("includeDeleted");
   const bool deleted_too = include != r.query.end() && EqualsIgnoreCase(include->second, "true");
-  DSP_ASSIGN_OR_RETURN(StorageAccount a, FindAccount(group, account));
+  DSP_ASSIGN_OR_RETURN(StorageAccount a, GroupAccount(group, account));
   DSP_ASSIGN_OR_RETURN(std::vector<FileShare> shares, store_.ListShares(a.name));
   OrderedJson out = OrderedJson::array();
   for (const FileShare& s : shares) {
@@ -385,7 +404,7 @@ Status Storage::SoftDelete(const StorageAccount& account, const FileShare& share
 Result<Response> Storage::DeleteShare(const std::string& group, const std::string& account, const std::string& share,
                                       const std::string& actor) {
   std::lock_guard lock(mu_);
-  DSP_ASSIGN_OR_RETURN(StorageAccount a, FindAccount(group, account));
+  DSP_ASSIGN_OR_RETURN(StorageAccount a, GroupAccount(group, account));
   DSP_ASSIGN_OR_RETURN(FileShare s, FindLiveShare(a, share));
   DSP_RETURN_IF_ERROR(SoftDelete(a, s, actor));
   return JsonOk(200, Json::object());
@@ -399,7 +418,7 @@ Result<Response> Storage::RestoreShare(const std::string& group, const std::stri
   reader.Required("deletedVersion", &version);
   DSP_RETURN_IF_ERROR(reader.Finish());
   std::lock_guard lock(mu_);
-  DSP_ASSIGN_OR_RETURN(StorageAccount a, FindAccount(group, account));
+  DSP_ASSIGN_OR_RETURN(StorageAccount a, GroupAccount(group, account));
   auto deleted = store_.GetShare(a.name, share + "/" + version);
   if (deleted.status().code() == StatusCode::kNotFound) {
     return NotFound("DeletedShareNotFound: no deleted share '" + share + "' of version '" + version +
@@ -454,6 +473,56 @@ std::vector<Status> Storage::PurgeExpired(TimePoint now) {
     if (!written.ok()) errors.push_back(written.WithPrefix(what));
   }
   return errors;
+}
+
+// ------------------------------------------------- deploy::StorageControl
+
+Result<std::optional<StorageAccount>> Storage::FindAccount(const std::string& group, const std::string& name) {
+  auto a = store_.GetStorageAccount(name);
+  if (a.status().code() == StatusCode::kNotFound) return std::optional<StorageAccount>();
+  DSP_RETURN_IF_ERROR(a.status());
+  if (StoreKey(a->group) != StoreKey(group)) {
+    return FailedPrecondition("StorageAccountAlreadyTaken: The storage account named " + name + " is already taken.");
+  }
+  return std::optional<StorageAccount>(std::move(*a));
+}
+
+std::array<std::string, 2> Storage::NewKeys() { return {NewAccountKey(), NewAccountKey()}; }
+
+Result<std::string> Storage::ApplyStorage(const std::string& group, const deploy::StorageOp& op,
+                                          const std::string& actor) {
+  int status = 200;
+  switch (op.kind) {
+    case deploy::StorageOp::Kind::kAccount: {
+      DSP_ASSIGN_OR_RETURN(auto saved, SaveAccount(group, op.account, op.body, &op.keys, actor));
+      status = saved.first;
+      break;
+    }
+    case deploy::StorageOp::Kind::kFileService: {
+      // The account's retention is all a file service holds here.
+      DSP_ASSIGN_OR_RETURN(StorageAccount a, GroupAccount(group, op.account));
+      Json body = {{"kind", a.kind}, {"sku", {{"name", a.sku}}}, {"location", a.location}};
+      if (op.body.contains("properties")) body["properties"] = op.body["properties"];
+      DSP_ASSIGN_OR_RETURN(auto saved, SaveAccount(group, op.account, body, nullptr, actor));
+      status = saved.first;
+      break;
+    }
+    case deploy::StorageOp::Kind::kShare: {
+      DSP_ASSIGN_OR_RETURN(auto saved, SaveShare(group, op.account, op.share, op.body, actor));
+      status = saved.first;
+      break;
+    }
+  }
+  return std::string(status == 201 ? "Created" : "OK");
+}
+
+Status Storage::DeleteStorage(const std::string& group, const std::string& type, const std::string& name,
+                              const std::string& actor) {
+  if (EqualsIgnoreCase(type, "Microsoft.Storage/storageAccounts")) return DeleteAccount(group, name, actor).status();
+  // "account/default/share"
+  const size_t first = name.find('/'), last = name.rfind('/');
+  if (first == std::string::npos || first == last) return InvalidArgument("share resource name '" + name + "'");
+  return DeleteShare(group, name.substr(0, first), name.substr(last + 1), actor).status();
 }
 
 }  // namespace dspool

@@ -21,11 +21,12 @@
 #include <string>
 
 #include "api/api.h"
+#include "deploy/deployer.h"
 #include "model/storage.h"
 
 namespace dspool {
 
-class Storage {
+class Storage final : public deploy::StorageControl {
  public:
   // `subscription_id` gives the installation's subscription ID (for
   // resource IDs); called on each answer that shows one.
@@ -79,10 +80,25 @@ class Storage {
   // Returns the errors (each names the share); the next call retries them.
   std::vector<Status> PurgeExpired(TimePoint now);
 
+  // deploy::StorageControl: a template's storage resources, through the
+  // same code as the routes above.
+  Result<std::optional<StorageAccount>> FindAccount(const std::string& group, const std::string& name) override;
+  std::array<std::string, 2> NewKeys() override;
+  Result<std::string> ApplyStorage(const std::string& group, const deploy::StorageOp& op,
+                                   const std::string& actor) override;
+  Status DeleteStorage(const std::string& group, const std::string& type, const std::string& name,
+                       const std::string& actor) override;
+
  private:
   // The group's account `name`: NotFound (ARM's message) when the group or
   // the account is missing, or the account is another group's.
-  Result<StorageAccount> FindAccount(const std::string& group, const std::string& name);
+  Result<StorageAccount> GroupAccount(const std::string& group, const std::string& name);
+  // PUT of an account (body as PutAccount's; `keys` for a new one, else
+  // new keys) or a share: the status (201 made, 200 updated) and the record.
+  Result<std::pair<int, StorageAccount>> SaveAccount(const std::string& group, const std::string& name, const Json& body,
+                                                     const std::array<std::string, 2>* keys, const std::string& actor);
+  Result<std::pair<int, FileShare>> SaveShare(const std::string& group, const std::string& account,
+                                              const std::string& share, const Json& body, const std::string& actor);
   Result<FileShare> FindLiveShare(const StorageAccount& account, const std::string& share);
   // Soft-deletes `share`: data moved aside, then the records swapped (the
   // data moved back if that fails). REQUIRES: mu_ held.

@@ -11,11 +11,36 @@ namespace {
 using arm::ArmError;
 using arm::Value;
 
+// The account's name when `id` is a storage account's resource ID
+// (".../providers/Microsoft.Storage/storageAccounts/NAME", without case).
+std::optional<std::string> StorageAccountName(const std::string& id) {
+  const std::string marker = "/providers/microsoft.storage/storageaccounts/";
+  const std::string lower = ToLowerAscii(id);
+  const size_t at = lower.find(marker);
+  if (at == std::string::npos) return std::nullopt;
+  const std::string name = lower.substr(at + marker.size());
+  if (name.empty() || name.find('/') != std::string::npos) return std::nullopt;
+  return name;
+}
+
+// The resource group a resource ID names ("/subscriptions/S/resourceGroups/G/...").
+std::string GroupOfId(const std::string& id) {
+  const std::string marker = "/resourcegroups/";
+  const size_t at = ToLowerAscii(id).find(marker);
+  if (at == std::string::npos) return "";
+  const size_t start = at + marker.size();
+  return id.substr(start, id.find('/', start) - start);
+}
+
+Value KeysValue(const StorageAccount& a) { return Value::parse(StorageKeysToAzJson(a).dump()); }
+
 // reference() and list*() on the group's resources as the deployment has
 // them so far.
 class DeployedReader final : public arm::ResourceReader {
  public:
-  explicit DeployedReader(const Deployed& deployed) : deployed_(deployed) {}
+  // `list_keys` answers listKeys() on a storage account's ID.
+  DeployedReader(const Deployed& deployed, std::function<Result<Value>(const std::string& id)> list_keys)
+      : deployed_(deployed), list_keys_(std::move(list_keys)) {}
   Result<Value> Reference(const std::string& id, bool full) override {
     auto it = deployed_.find(StoreKey(id));
     if (it == deployed_.end()) {
@@ -26,11 +51,13 @@ class DeployedReader final : public arm::ResourceReader {
     return props ? *props : Value::object();
   }
   Result<Value> List(const std::string& function, const std::string& id, const Value&) override {
+    if (function == "listkeys" && StorageAccountName(id)) return list_keys_(id);
     return InvalidArgument(function + "('" + id + "'): this resource type has no " + function + " action on this host");
   }
 
  private:
   const Deployed& deployed_;
+  std::function<Result<Value>(const std::string& id)> list_keys_;
 };
 
 ArmError ErrorOf(const Status& s, const std::string& code, const arm::ExpandedResource* at = nullptr) {
@@ -104,10 +131,27 @@ Value Redact(const Value& v, const std::vector<std::string>& secrets) {
   return v;
 }
 
-Deployer::Deployer(StateStore& store, const Clock& clock, PoolControl& pools, const Catalog& catalog,
-                   DeployerOptions options, std::function<std::string()> new_guid)
-    : store_(store), clock_(clock), pools_(pools), catalog_(catalog), options_(std::move(options)),
+Deployer::Deployer(StateStore& store, const Clock& clock, PoolControl& pools, StorageControl& storage,
+                   const Catalog& catalog, DeployerOptions options, std::function<std::string()> new_guid)
+    : store_(store), clock_(clock), pools_(pools), storage_(storage), catalog_(catalog), options_(std::move(options)),
       new_guid_(std::move(new_guid)) {}
+
+Status Deployer::PlanAccount(const DeployRequest& request, StorageOp& op, Plan* plan) {
+  DSP_ASSIGN_OR_RETURN(std::optional<StorageAccount> existing, storage_.FindAccount(request.group, op.account));
+  StorageAccount account;
+  if (existing) {
+    account = *existing;
+  } else {
+    account.group = request.group;
+    account.name = op.account;
+    account.created_at = clock_.Now();
+    op.keys = storage_.NewKeys();
+    for (size_t i = 0; i < op.keys.size(); ++i) account.keys[i] = StorageKey{op.keys[i], account.created_at};
+  }
+  for (const StorageKey& k : account.keys) plan->secrets.push_back(k.value);
+  plan->accounts[StoreKey(op.account)] = std::move(account);
+  return Status::Ok();
+}
 
 arm::DeploymentContext Deployer::ContextFor(const ResourceGroup& group, const DeployRequest& request) const {
   arm::DeploymentContext ctx;
@@ -136,6 +180,18 @@ Result<Deployed> Deployer::StoredResources(const std::string& group) {
     out[StoreKey(r.id)] = std::move(state);
   }
   return out;
+}
+
+Result<Value> Deployer::ListKeys(const std::string& id, Plan* plan) {
+  const std::string name = *StorageAccountName(id);
+  if (auto it = plan->accounts.find(StoreKey(name)); it != plan->accounts.end()) return KeysValue(it->second);
+  const std::string group = GroupOfId(id);
+  DSP_ASSIGN_OR_RETURN(std::optional<StorageAccount> found, storage_.FindAccount(group, name));
+  if (!found) return NotFound("ResourceNotFound: the storage account '" + name + "' was not found in resource group '" + group + "'");
+  for (const StorageKey& k : found->keys) plan->secrets.push_back(k.value);
+  Value keys = KeysValue(*found);
+  plan->accounts[StoreKey(name)] = std::move(*found);
+  return keys;
 }
 
 Result<Plan> Deployer::Validate(const DeployRequest& request, ArmError* error) {
@@ -179,7 +235,7 @@ Result<Plan> Deployer::Validate(const DeployRequest& request, ArmError* error) {
                           "NoRegisteredProviderFound", &r));
     }
   }
-  DeployedReader reader(deployed);
+  DeployedReader reader(deployed, [&](const std::string& id) { return ListKeys(id, &plan); });
   for (size_t i : plan.tmpl->DeployOrder()) {
     const arm::ExpandedResource& r = plan.tmpl->resources()[i];
     if (r.existing) {
@@ -195,6 +251,18 @@ Result<Plan> Deployer::Validate(const DeployRequest& request, ArmError* error) {
       auto checked = pools_.CheckPool(*realized->pool_spec, r.id);
       if (!checked.ok()) return fail(ErrorOf(checked.status(), "InvalidTemplateDeployment", &r));
       realized->pool_spec = std::move(*checked);
+    }
+    if (realized->storage) {
+      StorageOp& op = *realized->storage;
+      Status s;
+      if (op.kind == StorageOp::Kind::kAccount) {
+        s = PlanAccount(request, op, &plan);
+      } else if (!plan.accounts.count(StoreKey(op.account))) {
+        // A share of an account the group has from before.
+        StorageAccount in_group{.group = request.group, .name = op.account};
+        s = ListKeys(StorageAccountId(options_.subscription_id, in_group), &plan).status();
+      }
+      if (!s.ok()) return fail(ErrorOf(s, "InvalidTemplateDeployment", &r));
     }
     deployed[StoreKey(r.id)] = realized->state;
     plan.warnings.insert(plan.warnings.end(), realized->warnings.begin(), realized->warnings.end());
@@ -339,6 +407,10 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
         s = pools_.WaitReady((*p.realized.pool_spec)["name"].get<std::string>(),
                              (*p.realized.pool_spec)["instanceCount"].get<int64_t>(), options_.ready_timeout, cancelled);
       }
+    } else if (p.realized.storage) {
+      auto applied = storage_.ApplyStorage(request.group, *p.realized.storage, request.actor);
+      s = applied.status();
+      if (s.ok()) status_code = *applied;
     }
     op.timestamp = clock_.Now();
     op.duration_ms = MillisBetween(op_start, op.timestamp);
@@ -384,8 +456,11 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
       Status s;
       if (EqualsIgnoreCase(r.type, "Microsoft.Compute/virtualMachineScaleSets")) {
         s = pools_.DeletePool(ToLowerAscii(r.name), request.actor);
-        if (s.code() == StatusCode::kNotFound) s = Status::Ok();
+      } else if (EqualsIgnoreCase(r.type, "Microsoft.Storage/storageAccounts") ||
+                 EqualsIgnoreCase(r.type, "Microsoft.Storage/storageAccounts/fileServices/shares")) {
+        s = storage_.DeleteStorage(request.group, r.type, r.name, request.actor);
       }
+      if (s.code() == StatusCode::kNotFound) s = Status::Ok();
       if (s.ok()) s = store_.Write(WriteBatch().Add(WriteBatch::DeleteResource{r.id}));
       if (!s.ok()) {
         op.state = ProvisioningState::kFailed;
@@ -401,7 +476,7 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
   Deployed deployed;
   for (const PlannedResource& p : plan.resources) deployed[StoreKey(p.resource.id)] = p.realized.state;
   if (auto stored = StoredResources(request.group); stored.ok()) deployed.insert(stored->begin(), stored->end());
-  DeployedReader reader(deployed);
+  DeployedReader reader(deployed, [&](const std::string& id) { return ListKeys(id, &plan); });
   ArmError error;
   auto outputs = plan.tmpl->Outputs(reader, &error);
   if (!outputs.ok()) {
@@ -409,7 +484,10 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
     return finish(ProvisioningState::kFailed);
   }
   d.outputs = OrderedJson::object();
-  for (const auto& [name, out] : *outputs) d.outputs[name] = OrderedJson{{"type", out.type}, {"value", out.value}};
+  // An account's key in an output is shown as az would not: "[secure]".
+  for (const auto& [name, out] : *outputs) {
+    d.outputs[name] = OrderedJson{{"type", out.type}, {"value", Redact(out.value, plan.secrets)}};
+  }
   return finish(ProvisioningState::kSucceeded);
 }
 

@@ -22,6 +22,7 @@
 // thread); PoolControl and the store must be thread-safe.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -34,6 +35,7 @@
 #include "deploy/realize.h"
 #include "model/deployment.h"
 #include "model/event.h"
+#include "model/storage.h"
 #include "store/state_store.h"
 #include "template/template.h"
 #include "template/what_if.h"
@@ -62,6 +64,27 @@ class PoolControl {
   virtual Status WaitReady(const std::string& pool, int64_t count, std::chrono::milliseconds timeout,
                            const std::atomic<bool>& cancelled) = 0;
   virtual Status DeletePool(const std::string& pool, const std::string& actor) = 0;
+};
+
+// What a deployment asks of storage accounts: implemented by the API
+// (api/storage.h), with the code of its storage routes.
+class StorageControl {
+ public:
+  virtual ~StorageControl() = default;
+  // The account `name` when `group` has it; nullopt when no account has the
+  // name; FailedPrecondition (StorageAccountAlreadyTaken) when another
+  // group's has it.
+  virtual Result<std::optional<StorageAccount>> FindAccount(const std::string& group, const std::string& name) = 0;
+  // Two new keys, for an account a deployment is to make.
+  virtual std::array<std::string, 2> NewKeys() = 0;
+  // Puts what `op` says into `group`, as the API's PUT does (an account
+  // made new gets `op.keys`). Returns "Created" or "OK".
+  virtual Result<std::string> ApplyStorage(const std::string& group, const StorageOp& op, const std::string& actor) = 0;
+  // Complete mode: deletes the account (its shares soft-deleted) or the
+  // share that resource `type` `name` ("acct", "acct/default/share") is.
+  // NotFound when it is gone already.
+  virtual Status DeleteStorage(const std::string& group, const std::string& type, const std::string& name,
+                               const std::string& actor) = 0;
 };
 
 struct DeployRequest {
@@ -95,13 +118,16 @@ struct Plan {
   std::vector<PlannedResource> resources;  // in deploy order
   std::vector<std::string> warnings;
   arm::DeploymentContext context;
-  std::vector<std::string> secrets;  // the secure parameters' values, to leave out of what is stored
+  std::vector<std::string> secrets;  // the secure parameters' values and the accounts' keys, left out of what is stored
+  // The storage accounts listKeys() may name: the group's, and those the
+  // plan makes (with their new keys), by StoreKey of their ID.
+  std::map<std::string, StorageAccount> accounts;
 };
 
 class Deployer {
  public:
-  Deployer(StateStore& store, const Clock& clock, PoolControl& pools, const Catalog& catalog, DeployerOptions options,
-           std::function<std::string()> new_guid);
+  Deployer(StateStore& store, const Clock& clock, PoolControl& pools, StorageControl& storage, const Catalog& catalog,
+           DeployerOptions options, std::function<std::string()> new_guid);
 
   // Validates `request`: a Plan, or an ArmError (also as the Status).
   Result<Plan> Validate(const DeployRequest& request, arm::ArmError* error);
@@ -123,6 +149,13 @@ class Deployer {
   arm::DeploymentContext ContextFor(const ResourceGroup& group, const DeployRequest& request) const;
   // The group's stored resources as reference() sees them.
   Result<Deployed> StoredResources(const std::string& group);
+  // The storage account a realised `op` puts, with its keys (the existing
+  // account's, or new ones, which `op` then carries); into plan->accounts,
+  // and its keys into plan->secrets.
+  Status PlanAccount(const DeployRequest& request, StorageOp& op, Plan* plan);
+  // listKeys() of storage account `id`: one `plan` makes or has seen, or
+  // one of any group's found now (then remembered, its keys as secrets).
+  Result<arm::Value> ListKeys(const std::string& id, Plan* plan);
   ArmResource ToStored(const DeployRequest& request, const PlannedResource& p, const std::vector<std::string>& secrets) const;
   // Writes the record (and `event`); a failure is logged.
   void Save(const Deployment& record, const std::optional<Event>& event = std::nullopt);
@@ -130,6 +163,7 @@ class Deployer {
   StateStore& store_;
   const Clock& clock_;
   PoolControl& pools_;
+  StorageControl& storage_;
   const Catalog& catalog_;
   DeployerOptions options_;
   std::function<std::string()> new_guid_;

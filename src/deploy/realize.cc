@@ -4,6 +4,7 @@
 
 #include "model/deployment.h"
 #include "model/ipv4.h"
+#include "model/storage.h"
 
 namespace dspool::deploy {
 namespace {
@@ -650,12 +651,143 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
   return Status::Ok();
 }
 
+// ------------------------------------------------------------------ storage
+
+// The segments of a child's name ("acct/default/share").
+std::vector<std::string> NameSegments(const std::string& name) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t slash; (slash = name.find('/', start)) != std::string::npos; start = slash + 1) {
+    out.push_back(name.substr(start, slash - start));
+  }
+  out.push_back(name.substr(start));
+  return out;
+}
+
+// ARM's tags, as the API's PUT takes them.
+Json TagsOf(Node& r, Report& report) {
+  Node tags = r.Get("tags");
+  Json out = Json::object();
+  if (!tags.present()) return out;
+  if (!tags.value()->is_object()) {
+    report.Fail(tags.path(), "must be an object of strings");
+    return out;
+  }
+  for (const auto& [k, v] : tags.value()->items()) {
+    if (!v.is_string()) report.Fail(tags.path() + "." + k, "must be a string");
+    else out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+Status RealizeStorageAccount(const arm::ExpandedResource& resource, Node& r, Report& report, StorageOp* op,
+                             Value& state) {
+  if (Status s = ValidateStorageAccountName(resource.name); !s.ok()) report.Fail("name", s.message());
+  Node sku = r.Get("sku");
+  auto sku_name = sku.String("name", true);
+  if (sku_name) {
+    if (Status s = ValidateStorageSku(*sku_name); !s.ok()) report.Fail(sku.path() + ".name", s.message());
+  }
+  sku.Ignore("tier", "follows from the sku's name; ignored");
+  sku.Done();
+  auto kind = r.String("kind", true);
+  if (kind) {
+    if (Status s = ValidateStorageKind(*kind); !s.ok()) report.Fail("kind", s.message());
+  }
+  auto location = r.String("location");
+  Json tags = TagsOf(r, report);
+  Node props = r.Get("properties");
+  Node acls = props.Get("networkAcls");
+  if (auto action = acls.String("defaultAction"); action && EqualsIgnoreCase(*action, "Deny")) {
+    report.Fail(acls.path() + ".defaultAction", "network rules are not enforced on this host: Deny would not deny");
+  }
+  for (const char* key : {"bypass", "virtualNetworkRules", "ipRules", "resourceAccessRules"}) {
+    acls.Ignore(key, "network rules are not enforced on this host; ignored");
+  }
+  acls.Done();
+  for (const char* key : {"accessTier", "supportsHttpsTrafficOnly", "minimumTlsVersion", "allowBlobPublicAccess",
+                          "allowSharedKeyAccess", "encryption", "largeFileSharesState", "isHnsEnabled",
+                          "publicNetworkAccess", "allowCrossTenantReplication", "dnsEndpointType"}) {
+    props.Ignore(key, "a share here is a directory of the host, reached through the instances' mounts; ignored");
+  }
+  props.Refuse("azureFilesIdentityBasedAuthentication",
+               "identity-based authentication is not done on this host; mount with the account's key");
+  props.Done();
+  r.Ignore("identity", "storage accounts here have no managed identity; ignored");
+  if (!report.error.ok()) return report.error;
+  op->kind = StorageOp::Kind::kAccount;
+  op->account = resource.name;
+  op->body = {{"sku", {{"name", *sku_name}}}, {"kind", *kind}, {"tags", tags}};
+  if (location) op->body["location"] = *location;
+  Value& p = state["properties"];
+  p["primaryEndpoints"]["file"] = "https://" + resource.name + ".file." + std::string(kStorageSuffix) + "/";
+  p["primaryLocation"] = location.value_or("");
+  p["statusOfPrimary"] = "available";
+  return Status::Ok();
+}
+
+Status RealizeFileService(const arm::ExpandedResource& resource, Node& r, Report& report, StorageOp* op) {
+  const std::vector<std::string> name = NameSegments(resource.name);
+  if (name.size() != 2 || name[1] != "default") {
+    report.Fail("name", "a storage account's file service is named '<account>/default', not '" + resource.name + "'");
+  }
+  Node props = r.Get("properties");
+  Node policy = props.Get("shareDeleteRetentionPolicy");
+  std::optional<int64_t> days = policy.Int("days");
+  if (auto enabled = policy.Bool("enabled"); enabled && !*enabled) {
+    report.Fail(policy.path() + ".enabled",
+                "false is refused: dspool keeps a deleted share 1 to 365 days (a share's files are never destroyed "
+                "at once)");
+  }
+  policy.Ignore("allowPermanentDelete", "deleted shares are purged only when their retention ends; ignored");
+  policy.Done();
+  props.Ignore("cors", "shares are reached through mounts here, not HTTP; ignored");
+  props.Ignore("protocolSettings", "mounts here take no SMB or NFS settings; ignored");
+  props.Done();
+  r.Ignore("sku", "the account's sku counts; ignored");
+  if (!report.error.ok()) return report.error;
+  op->kind = StorageOp::Kind::kFileService;
+  op->account = name[0];
+  op->body = Json{{"properties", Json::object()}};
+  if (days) op->body["properties"]["shareDeleteRetentionPolicy"] = {{"days", *days}};
+  return Status::Ok();
+}
+
+Status RealizeShare(const arm::ExpandedResource& resource, Node& r, Report& report, StorageOp* op) {
+  const std::vector<std::string> name = NameSegments(resource.name);
+  if (name.size() != 3 || name[1] != "default") {
+    report.Fail("name", "a file share is named '<account>/default/<share>', not '" + resource.name + "'");
+  } else if (Status s = ValidateShareName(name[2]); !s.ok()) {
+    report.Fail("name", s.message());
+  }
+  Node props = r.Get("properties");
+  Json properties = Json::object();
+  if (auto quota = props.Int("shareQuota")) {
+    if (Status s = ValidateShareQuota(*quota); !s.ok()) report.Fail(props.path() + ".shareQuota", s.message());
+    properties["shareQuota"] = *quota;
+  }
+  if (auto protocols = props.String("enabledProtocols")) properties["enabledProtocols"] = *protocols;
+  if (auto tier = props.String("accessTier")) properties["accessTier"] = *tier;
+  Node metadata = props.Get("metadata");
+  if (metadata.present()) properties["metadata"] = *metadata.value();
+  props.Ignore("rootSquash", "the instances' root is always squashed on a share here; ignored");
+  props.Done();
+  if (!report.error.ok()) return report.error;
+  op->kind = StorageOp::Kind::kShare;
+  op->account = name[0];
+  op->share = name[2];
+  op->body = Json{{"properties", properties}};
+  return Status::Ok();
+}
+
 }  // namespace
 
 bool IsSupportedType(const std::string& type) {
   for (const char* t : {"Microsoft.Network/virtualNetworks", "Microsoft.Network/virtualNetworks/subnets",
                         "Microsoft.Network/publicIPAddresses", "Microsoft.Network/loadBalancers",
-                        "Microsoft.Compute/virtualMachineScaleSets"}) {
+                        "Microsoft.Compute/virtualMachineScaleSets", "Microsoft.Storage/storageAccounts",
+                        "Microsoft.Storage/storageAccounts/fileServices",
+                        "Microsoft.Storage/storageAccounts/fileServices/shares"}) {
     if (EqualsIgnoreCase(type, t)) return true;
   }
   return false;
@@ -684,10 +816,16 @@ Result<Realized> Realize(const arm::ExpandedResource& resource, const arm::Value
     Node props = r.Get("properties");
     ReadLoadBalancer(props, resource.id, deployed, report);
     s = report.error;
-  } else {
+  } else if (type == "microsoft.compute/virtualmachinescalesets") {
     Json spec;
     s = RealizeScaleSet(resource, r, deployed, host, catalog, report, &spec);
     if (s.ok()) out.pool_spec = std::move(spec);
+  } else {
+    StorageOp op;
+    if (type == "microsoft.storage/storageaccounts") s = RealizeStorageAccount(resource, r, report, &op, out.state);
+    else if (type == "microsoft.storage/storageaccounts/fileservices") s = RealizeFileService(resource, r, report, &op);
+    else s = RealizeShare(resource, r, report, &op);
+    if (s.ok()) out.storage = std::move(op);
   }
   DSP_RETURN_IF_ERROR(s);
   r.Done();

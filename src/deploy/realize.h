@@ -9,11 +9,15 @@
 //   Microsoft.Network/publicIPAddresses             the host's front address
 //   Microsoft.Network/loadBalancers                 rules, probes, NAT pools
 //   Microsoft.Compute/virtualMachineScaleSets       a pool (native spec)
+//   Microsoft.Storage/storageAccounts (+ /fileServices, /fileServices/shares)
+//                                                   a storage account, its
+//                                                   retention, its shares
 //
 // A scale set's spec takes its subnet and load balancer from the
 // resources its ipConfigurations name, which must be deployed before it.
 #pragma once
 
+#include <array>
 #include <map>
 #include <optional>
 #include <string>
@@ -39,6 +43,23 @@ struct HostSettings {
 // with provisioningState, ...).
 using Deployed = std::map<std::string, arm::Value>;
 
+// What a Microsoft.Storage resource asks of the host: the body of the API's
+// PUT for it (docs/api.md).
+struct StorageOp {
+  enum class Kind { kAccount, kFileService, kShare };
+  Kind kind = Kind::kAccount;
+  std::string account;
+  std::string share;  // kShare
+  // kAccount: {"location", "sku": {"name"}, "kind", "tags"}; kFileService:
+  // {"properties": {"shareDeleteRetentionPolicy": {"days"}}}; kShare:
+  // {"properties": {"shareQuota", "enabledProtocols", "accessTier",
+  // "metadata"}}.
+  Json body;
+  // kAccount: the keys an account made new gets (the deployer's, not
+  // Realize's: secret).
+  std::array<std::string, 2> keys;
+};
+
 struct Realized {
   // The resource as reference(..., 'Full') answers for it from now on.
   arm::Value state;
@@ -47,6 +68,8 @@ struct Realized {
   // A scale set: its pool in docs/pool-spec.md's form (adminUser.password
   // in plain text: transient, hashed by the pool's creation).
   std::optional<Json> pool_spec;
+  // A storage account, its file service or a share.
+  std::optional<StorageOp> storage;
 };
 
 // Errors are InvalidArgument naming the resource and the field

@@ -1278,5 +1278,38 @@ TEST_F(StorageApiTest, AnInstanceMountsAShareWithTheAccountsKeyOnly) {
   EXPECT_EQ(mount("dspoolfiles", "dsvmshare", key).status, 403);
 }
 
+TEST_F(DeploymentApiTest, ATemplatesStorageAccountIsARealOne) {
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1", R"({"location": "local"})").status, 201);
+  const std::string tmpl = R"({
+    "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+    "contentVersion": "1.0.0.0",
+    "resources": [
+      {"type": "Microsoft.Storage/storageAccounts", "apiVersion": "2022-09-01", "name": "tmplfiles",
+       "sku": {"name": "Standard_LRS"}, "kind": "StorageV2"},
+      {"type": "Microsoft.Storage/storageAccounts/fileServices/shares", "apiVersion": "2022-09-01",
+       "name": "tmplfiles/default/work", "dependsOn": ["tmplfiles"], "properties": {"shareQuota": 10}}],
+    "outputs": {"key": {"type": "string",
+                        "value": "[listKeys(resourceId('Microsoft.Storage/storageAccounts', 'tmplfiles'), '2022-09-01').keys[1].value]"}}
+  })";
+  Response r = Call("PUT", "/v1/groups/rg1/deployments/files", Json{{"template", tmpl}}.dump());
+  ASSERT_EQ(r.status, 201) << r.body;
+  ASSERT_TRUE(WaitFor([&] { return DeploymentState("files") == "Succeeded"; })) << DeploymentState("files");
+  const std::vector<std::string> keys = [&] {
+    Response k = Call("POST", "/v1/groups/rg1/storageAccounts/tmplfiles/listKeys");
+    const Json body = Body(k);
+    return std::vector<std::string>{body["keys"][0]["value"], body["keys"][1]["value"]};
+  }();
+  EXPECT_EQ(keys[0].size(), 88u);
+  EXPECT_EQ(hooks_.share_data.count("tmplfiles/work"), 1u);
+  r = Call("GET", "/v1/groups/rg1/deployments/files");
+  EXPECT_EQ(Body(r)["properties"]["outputs"]["key"]["value"], "[secure]");
+  for (const std::string& k : keys) EXPECT_THAT(r.body, Not(HasSubstr(k)));
+  // The group's deletion takes the account; the share is kept, deleted.
+  ASSERT_EQ(Call("DELETE", "/v1/groups/rg1").status, 200);
+  EXPECT_FALSE(store_.GetStorageAccount("tmplfiles").ok());
+  ASSERT_EQ(store_.ListShares("tmplfiles")->size(), 1u);
+  EXPECT_TRUE(store_.ListShares("tmplfiles")->front().deleted());
+}
+
 }  // namespace
 }  // namespace dspool

@@ -44,6 +44,44 @@ class FakePools final : public PoolControl {
   Status check_error, ready_error;
 };
 
+// Accounts by name: the group each is in, and what was put.
+class FakeStorage final : public StorageControl {
+ public:
+  Result<std::optional<StorageAccount>> FindAccount(const std::string& group, const std::string& name) override {
+    auto it = accounts.find(name);
+    if (it == accounts.end()) return std::optional<StorageAccount>();
+    if (it->second.group != group) {
+      return FailedPrecondition("StorageAccountAlreadyTaken: The storage account named " + name + " is already taken.");
+    }
+    return std::optional<StorageAccount>(it->second);
+  }
+  std::array<std::string, 2> NewKeys() override {
+    ++made_keys;
+    return {"NEWKEY1-" + std::to_string(made_keys), "NEWKEY2-" + std::to_string(made_keys)};
+  }
+  Result<std::string> ApplyStorage(const std::string& group, const StorageOp& op, const std::string&) override {
+    applied.push_back(op);
+    if (op.kind == StorageOp::Kind::kAccount && !accounts.count(op.account)) {
+      StorageAccount a;
+      a.group = group;
+      a.name = op.account;
+      a.keys = {StorageKey{op.keys[0], {}}, StorageKey{op.keys[1], {}}};
+      accounts[op.account] = a;
+      return std::string("Created");
+    }
+    return std::string("OK");
+  }
+  Status DeleteStorage(const std::string&, const std::string& type, const std::string& name, const std::string&) override {
+    deleted.push_back(type + " " + name);
+    return Status::Ok();
+  }
+
+  std::map<std::string, StorageAccount> accounts;
+  std::vector<StorageOp> applied;
+  std::vector<std::string> deleted;
+  int made_keys = 0;
+};
+
 std::string ReadSample(const std::string& name) {
   std::ifstream in(std::string(DSPOOL_SAMPLES) + "/" + name);
   std::stringstream s;
@@ -68,7 +106,7 @@ Value SampleParameters() {
 class DeployerTest : public ::testing::Test {
  protected:
   DeployerTest()
-      : deployer_(store_, clock_, pools_, catalog_,
+      : deployer_(store_, clock_, pools_, storage_, catalog_,
                   DeployerOptions{.subscription_id = "00000000-0000-0000-0000-000000000001",
                                   .tenant_id = "00000000-0000-0000-0000-000000000002"},
                   [this] {
@@ -96,6 +134,7 @@ class DeployerTest : public ::testing::Test {
   MemoryStore store_;
   SimulatedClock clock_;
   FakePools pools_;
+  FakeStorage storage_;
   Catalog catalog_;
   unsigned guids_ = 0;
   Deployer deployer_;
@@ -216,6 +255,95 @@ TEST_F(DeployerTest, AFailedPoolFailsTheDeploymentWithAzsShape) {
   EXPECT_EQ(d->error["details"][0]["message"], "instance pool1-0-ab12 failed: container exited");
   EXPECT_EQ(d->operations[3].state, ProvisioningState::kFailed);
   EXPECT_EQ(store_.ListResources("rg").value_or({}).size(), 3u);  // the scale set is not recorded as deployed
+}
+
+constexpr const char* kStorageTemplate = R"({
+  "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+  "contentVersion": "1.0.0.0",
+  "parameters": {"account": {"type": "string"}},
+  "variables": {"accountId": "[resourceId('Microsoft.Storage/storageAccounts', parameters('account'))]"},
+  "resources": [
+    {"type": "Microsoft.Storage/storageAccounts", "apiVersion": "2022-09-01", "name": "[parameters('account')]",
+     "location": "local", "sku": {"name": "Standard_LRS"}, "kind": "StorageV2",
+     "properties": {"minimumTlsVersion": "TLS1_2"}},
+    {"type": "Microsoft.Storage/storageAccounts/fileServices", "apiVersion": "2022-09-01",
+     "name": "[concat(parameters('account'), '/default')]", "dependsOn": ["[variables('accountId')]"],
+     "properties": {"shareDeleteRetentionPolicy": {"enabled": true, "days": 14}}},
+    {"type": "Microsoft.Storage/storageAccounts/fileServices/shares", "apiVersion": "2022-09-01",
+     "name": "[concat(parameters('account'), '/default/work')]",
+     "dependsOn": ["[resourceId('Microsoft.Storage/storageAccounts/fileServices', parameters('account'), 'default')]"],
+     "properties": {"shareQuota": 100}}
+  ],
+  "outputs": {
+    "endpoint": {"type": "string", "value": "[reference(variables('accountId')).primaryEndpoints.file]"},
+    "keyName": {"type": "string", "value": "[listKeys(variables('accountId'), '2022-09-01').keys[0].keyName]"},
+    "key": {"type": "string", "value": "[listKeys(variables('accountId'), '2022-09-01').keys[0].value]"}
+  }
+})";
+
+TEST_F(DeployerTest, AStorageAccountItsRetentionAndAShare) {
+  arm::ArmError error;
+  auto d = Deploy(Request(kStorageTemplate, Value::parse(R"({"account": {"value": "dspoolfiles"}})")), &error);
+  ASSERT_TRUE(d.ok()) << d.status() << " " << error.message;
+  EXPECT_EQ(d->state, ProvisioningState::kSucceeded) << d->error.dump();
+  ASSERT_EQ(storage_.applied.size(), 3u);
+  EXPECT_EQ(storage_.applied[0].kind, StorageOp::Kind::kAccount);
+  EXPECT_EQ(storage_.applied[0].body, Json::parse(R"({"sku": {"name": "Standard_LRS"}, "kind": "StorageV2",
+                                                      "tags": {}, "location": "local"})"));
+  EXPECT_EQ(storage_.applied[0].keys[0], "NEWKEY1-1");
+  EXPECT_EQ(storage_.applied[1].kind, StorageOp::Kind::kFileService);
+  EXPECT_EQ(storage_.applied[1].body, Json::parse(R"({"properties": {"shareDeleteRetentionPolicy": {"days": 14}}})"));
+  EXPECT_EQ(storage_.applied[2].kind, StorageOp::Kind::kShare);
+  EXPECT_EQ(storage_.applied[2].share, "work");
+  EXPECT_EQ(storage_.applied[2].body, Json::parse(R"({"properties": {"shareQuota": 100}})"));
+  // reference() and listKeys() answer; a key in an output is not shown.
+  EXPECT_EQ(d->outputs["endpoint"]["value"], "https://dspoolfiles.file.core.windows.net/");
+  EXPECT_EQ(d->outputs["keyName"]["value"], "key1");
+  EXPECT_EQ(d->outputs["key"]["value"], "[secure]");
+  for (const ArmResource& r : *store_.ListResources("rg")) EXPECT_EQ(r.body.dump().find("NEWKEY"), std::string::npos);
+
+  // Again: the account exists and keeps its keys.
+  d = Deploy(Request(kStorageTemplate, Value::parse(R"({"account": {"value": "dspoolfiles"}})")), &error);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(storage_.made_keys, 1);
+  EXPECT_EQ(d->operations[0].status_code, "OK");
+
+  // Complete mode without them: the account goes (its shares soft-deleted).
+  DeployRequest empty = Request(R"({"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#", "contentVersion": "1.0.0.0", "resources": []})", Value::object());
+  empty.mode = "Complete";
+  empty.name = "dep2";
+  d = Deploy(empty, &error);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(storage_.deleted, (std::vector<std::string>{"Microsoft.Storage/storageAccounts dspoolfiles",
+                                                        "Microsoft.Storage/storageAccounts/fileServices/shares "
+                                                        "dspoolfiles/default/work"}));
+}
+
+TEST_F(DeployerTest, StorageErrorsAreNamedBeforeAnythingIsMade) {
+  storage_.accounts["taken"] = StorageAccount{.group = "other", .name = "taken"};
+  struct Case {
+    std::string account;
+    std::string edit_from, edit_to;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"taken", "", "", "StorageAccountAlreadyTaken"},
+           {"Bad_Name", "", "", "storage account name 'Bad_Name'"},
+           {"good", R"("Standard_LRS")", R"("Cheap")", "sku.name: storage sku 'Cheap'"},
+           {"good", R"("enabled": true)", R"("enabled": false)", "enabled: false is refused"},
+           {"good", R"("shareQuota": 100)", R"("shareQuota": 0)", "shareQuota: share quota 0 GiB"},
+           {"good", R"("minimumTlsVersion": "TLS1_2")", R"("networkAcls": {"defaultAction": "Deny"})",
+            "network rules are not enforced"},
+       }) {
+    std::string text = kStorageTemplate;
+    if (!c.edit_from.empty()) text.replace(text.find(c.edit_from), c.edit_from.size(), c.edit_to);
+    arm::ArmError error;
+    auto d = Deploy(Request(text, Value::parse(R"({"account": {"value": ")" + c.account + R"("}})")), &error);
+    ASSERT_FALSE(d.ok()) << c.message;
+    EXPECT_NE(error.message.find(c.message), std::string::npos) << error.message;
+  }
+  EXPECT_TRUE(storage_.applied.empty());
+  EXPECT_TRUE(store_.ListDeployments("rg").value_or({Deployment{}}).empty());
 }
 
 }  // namespace
