@@ -8,6 +8,7 @@
 #include <ostream>
 
 #include "base/log.h"
+#include "base/strings.h"
 #include "http/client.h"
 #include "http/endpoint.h"
 #include "model/json_reader.h"
@@ -40,6 +41,18 @@ std::vector<std::pair<std::string, std::string>> SplitOptions(const std::string&
   return out;
 }
 
+bool IsNfs(const std::string& program) { return program.rfind("mount.nfs", 0) == 0; }
+
+// Whether `host` is a storage account's file endpoint; its account.
+std::optional<std::string> AccountOfHost(const std::string& host) {
+  const size_t dot = host.find('.');
+  const std::string domain = dot == std::string::npos ? "" : host.substr(dot + 1);
+  if (domain.rfind("file.", 0) != 0 && domain.rfind("privatelink.file.", 0) != 0) return std::nullopt;
+  std::string account = host.substr(0, dot);
+  for (char& c : account) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return account;
+}
+
 // "//<account>.file.<suffix>/<share>" → account, share. Azure's private
 // endpoint names (<account>.privatelink.file.<suffix>) are the same account.
 Status ParseService(const std::string& service, ShareMountRequest* m) {
@@ -53,16 +66,32 @@ Status ParseService(const std::string& service, ShareMountRequest* m) {
   std::string path = rest.substr(slash + 1);
   while (!path.empty() && path.back() == '/') path.pop_back();
   if (path.find('/') != std::string::npos) return bad("mounting a directory inside a share is not supported; mount the share");
-  size_t dot = host.find('.');
-  const std::string domain = dot == std::string::npos ? "" : host.substr(dot + 1);
-  if (domain.rfind("file.", 0) != 0 && domain.rfind("privatelink.file.", 0) != 0) {
-    return bad("the host must be ACCOUNT.file.core.windows.net, a storage account's file endpoint");
-  }
-  m->account = host.substr(0, dot);
+  auto account = AccountOfHost(host);
+  if (!account) return bad("the host must be ACCOUNT.file.core.windows.net, a storage account's file endpoint");
+  m->account = *account;
   m->share = path;
-  for (char& c : m->account) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   DSP_RETURN_IF_ERROR(ValidateStorageAccountName(m->account).WithPrefix("source '" + service + "'"));
   return ValidateShareName(m->share).WithPrefix("source '" + service + "'");
+}
+
+// "<account>.file.<suffix>:/<account>/<share>" → account, share.
+Status ParseNfsSource(const std::string& source, ShareMountRequest* m) {
+  auto bad = [&](const std::string& why) { return InvalidArgument("source '" + source + "': " + why); };
+  const size_t colon = source.find(":/");
+  if (colon == std::string::npos) return bad("must be ACCOUNT.file.core.windows.net:/ACCOUNT/SHARE");
+  auto account = AccountOfHost(source.substr(0, colon));
+  if (!account) return bad("the host must be ACCOUNT.file.core.windows.net, a storage account's file endpoint");
+  std::string path = source.substr(colon + 2);
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  const size_t slash = path.find('/');
+  if (slash == std::string::npos) return bad("the path must be /ACCOUNT/SHARE");
+  if (ToLowerAscii(path.substr(0, slash)) != *account) return bad("the path must begin with the account, /" + *account);
+  m->account = *account;
+  m->share = path.substr(slash + 1);
+  if (m->share.find('/') != std::string::npos) return bad("mounting a directory inside a share is not supported; mount the share");
+  m->protocol = "NFS";
+  DSP_RETURN_IF_ERROR(ValidateStorageAccountName(m->account).WithPrefix("source '" + source + "'"));
+  return ValidateShareName(m->share).WithPrefix("source '" + source + "'");
 }
 
 // A credentials= file (mount.cifs(8)): "username=", "password=" and
@@ -87,7 +116,8 @@ Status ReadCredentials(const std::string& text, std::string* user, std::string* 
 
 }  // namespace
 
-Result<MountHelperRequest> ParseMountHelperArgs(const std::vector<std::string>& args, const std::string& env_password,
+Result<MountHelperRequest> ParseMountHelperArgs(const std::string& program, const std::vector<std::string>& args,
+                                                const std::string& env_password,
                                                 Result<std::string> (*read_file)(const std::string&)) {
   MountHelperRequest out;
   std::vector<std::string> positional;
@@ -106,14 +136,30 @@ Result<MountHelperRequest> ParseMountHelperArgs(const std::vector<std::string>& 
     } else if (a == "-w" || a == "-n" || a == "-v" || a == "-s") {
       // read-write (the default); no mtab; verbose; sloppy: nothing to do
     } else if (!a.empty() && a[0] == '-') {
-      return InvalidArgument("option " + a + " is not known (mount.cifs takes -o OPTIONS, -f, -n, -r, -s, -v, -w)");
+      return InvalidArgument("option " + a + " is not known (" + program + " takes -o OPTIONS, -f, -n, -r, -s, -v, -w)");
     } else {
       positional.push_back(a);
     }
   }
-  if (positional.size() != 2) return InvalidArgument("usage: mount.cifs //ACCOUNT.file.core.windows.net/SHARE DIR -o OPTIONS");
-  DSP_RETURN_IF_ERROR(ParseService(positional[0], &out.mount));
+  const bool nfs = IsNfs(program);
+  if (positional.size() != 2) {
+    return InvalidArgument(nfs ? "usage: " + program + " ACCOUNT.file.core.windows.net:/ACCOUNT/SHARE DIR [-o OPTIONS]"
+                               : "usage: " + program + " //ACCOUNT.file.core.windows.net/SHARE DIR -o OPTIONS");
+  }
   out.mount.target = positional[1];
+  if (out.mount.target.empty() || out.mount.target[0] != '/') {
+    return InvalidArgument("mount point '" + out.mount.target + "' is not an absolute path");
+  }
+  if (nfs) {
+    DSP_RETURN_IF_ERROR(ParseNfsSource(positional[0], &out.mount));
+    // vers, minorversion, sec, nconnect, ...: nothing to set here.
+    for (const auto& [name, value] : SplitOptions(options)) {
+      if (name == "ro") out.mount.read_only = true;
+      if (name == "rw") out.mount.read_only = false;
+    }
+    return out;
+  }
+  DSP_RETURN_IF_ERROR(ParseService(positional[0], &out.mount));
   std::string user, password = env_password;
   for (const auto& [name, value] : SplitOptions(options)) {
     if (name == "username" || name == "user") {
@@ -141,19 +187,18 @@ Result<MountHelperRequest> ParseMountHelperArgs(const std::vector<std::string>& 
   }
   if (password.empty()) return InvalidArgument("password=: give one of the storage account's keys");
   out.mount.key = password;
-  if (out.mount.target.empty() || out.mount.target[0] != '/') {
-    return InvalidArgument("mount point '" + out.mount.target + "' is not an absolute path");
-  }
   return out;
 }
 
-int RunMountHelper(const std::vector<std::string>& args, const std::string& control_socket, std::ostream& err) {
+int RunMountHelper(const std::string& program, const std::vector<std::string>& args,
+                   const std::string& control_socket, std::ostream& err) {
   const char* env = std::getenv("PASSWD");
-  auto request = ParseMountHelperArgs(args, env ? env : "", &ReadFile);
+  auto request = ParseMountHelperArgs(program, args, env ? env : "", &ReadFile);
   if (!request.ok()) {
-    err << "mount.cifs: " << request.status().message() << "\n";
+    err << program << ": " << request.status().message() << "\n";
     return kUsage;
   }
+  const bool nfs = IsNfs(program);
   struct stat st;
   if (::stat(request->mount.target.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     err << "mount error: could not find mount point " << request->mount.target << ": No such file or directory\n";
@@ -163,8 +208,8 @@ int RunMountHelper(const std::vector<std::string>& args, const std::string& cont
   auto resp = Client::Do(Endpoint::Unix(control_socket), "POST", "/v1/mounts",
                          ShareMountRequestToJson(request->mount).dump(), {}, std::chrono::seconds(30));
   if (!resp.ok()) {
-    err << "mount error(112): Host is down\nmount.cifs: the instance's agent does not answer ("
-        << resp.status().message() << ")\n";
+    if (!nfs) err << "mount error(112): Host is down\n";
+    err << program << ": the instance's agent does not answer (" << resp.status().message() << ")\n";
     return kMountFailed;
   }
   if (resp->status / 100 == 2) return 0;
@@ -179,7 +224,12 @@ int RunMountHelper(const std::vector<std::string>& args, const std::string& cont
                      : error == 2 ? "No such file or directory"
                      : error == 22 ? "Invalid argument"
                                    : "Input/output error";
-  err << "mount error(" << error << "): " << text << "\nmount.cifs: " << message << "\n";
+  if (nfs) {
+    err << program << ": " << (error == 13 ? "access denied by server" : text) << " while mounting " << args[0]
+        << "\n" << program << ": " << message << "\n";
+  } else {
+    err << "mount error(" << error << "): " << text << "\n" << program << ": " << message << "\n";
+  }
   return kMountFailed;
 }
 

@@ -32,26 +32,31 @@
 namespace dspool {
 
 // The helpers mount(8) runs for these types ("mount.cifs", ...), as
-// /usr/sbin/mount.<type>.
-inline constexpr const char* kMountHelperNames[] = {"mount.cifs", "mount.smb3"};
+// /usr/sbin/mount.<type>: SMB (cifs, smb3) and NFS (nfs, nfs4).
+inline constexpr const char* kMountHelperNames[] = {"mount.cifs", "mount.smb3", "mount.nfs", "mount.nfs4"};
 
-// What `mount.cifs SOURCE DIR [-o OPTIONS] [-fnrvsw]` asks for: the share
-// (//<account>.file.<suffix>/<share>), the key (password= or pass=, a
-// credentials= file's password= line, or $PASSWD), the user (username= or
-// user=, which must be the account, as Azure Files wants it), ro/rw. `env`
-// is the environment's PASSWD (empty: unset); `read_file` reads a
-// credentials file. InvalidArgument naming the option on a bad one.
+// What `PROGRAM SOURCE DIR [-o OPTIONS] [-fnrvsw]` asks for, PROGRAM one of
+// kMountHelperNames. SMB: the share (//<account>.file.<suffix>/<share>), the
+// key (password= or pass=, a credentials= file's password= line, or
+// $PASSWD), the user (username= or user=, which must be the account, as
+// Azure Files wants it). NFS, as Azure Files' NFS shares are mounted:
+// <account>.file.<suffix>:/<account>/<share>, no key. Both: ro/rw. `env` is
+// the environment's PASSWD (empty: unset); `read_file` reads a credentials
+// file. InvalidArgument naming the option on a bad one.
 struct MountHelperRequest {
   ShareMountRequest mount;
   bool fake = false;  // -f: check everything, mount nothing
 };
-Result<MountHelperRequest> ParseMountHelperArgs(const std::vector<std::string>& args, const std::string& env_password,
+Result<MountHelperRequest> ParseMountHelperArgs(const std::string& program, const std::vector<std::string>& args,
+                                                const std::string& env_password,
                                                 Result<std::string> (*read_file)(const std::string&));
 
-// mount.cifs as mount(8) runs it (`args` without the program name): asks
-// the agent at `control_socket`. Exit codes as mount(8)'s: 0, 1 (usage),
-// 32 (the mount failed; "mount error(13): Permission denied" and why).
-int RunMountHelper(const std::vector<std::string>& args, const std::string& control_socket, std::ostream& err);
+// `program` (a kMountHelperNames) as mount(8) runs it (`args` without the
+// program name): asks the agent at `control_socket`. Exit codes as
+// mount(8)'s: 0, 1 (usage), 32 (the mount failed: "mount error(13):
+// Permission denied", or mount.nfs's "access denied by server", and why).
+int RunMountHelper(const std::string& program, const std::vector<std::string>& args,
+                   const std::string& control_socket, std::ostream& err);
 
 // The agent's end of the mounts socket: attaches each mount the server
 // passes at the target it names (a directory; ours to resolve), and says

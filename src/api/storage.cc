@@ -254,6 +254,20 @@ Result<Response> Storage::CheckKey(const std::string& group, const std::string& 
   return resp;
 }
 
+Status Storage::CheckNfsReach(const InstanceId& id, const StorageAccount& account) {
+  DSP_ASSIGN_OR_RETURN(Instance instance, store_.GetInstance(id));
+  DSP_ASSIGN_OR_RETURN(std::vector<ArmResource> resources, store_.ListResources(account.group));
+  for (const ArmResource& r : resources) {
+    if (EqualsIgnoreCase(r.type, "Microsoft.Compute/virtualMachineScaleSets") &&
+        StoreKey(r.name) == StoreKey(instance.pool.value())) {
+      return Status::Ok();
+    }
+  }
+  return PermissionDenied("access denied: an NFS share is reached only from the pools deployed in its account's "
+                          "resource group ('" + account.group + "'), as Azure reaches one only from the virtual "
+                          "networks it allows; pool '" + instance.pool.value() + "' is not one");
+}
+
 Result<Response> Storage::MountForInstance(const InstanceId& id, const Request& r) {
   DSP_ASSIGN_OR_RETURN(Json body, ParseBody(r));
   DSP_ASSIGN_OR_RETURN(ShareMountRequest m, ParseShareMountRequest(body));
@@ -262,16 +276,23 @@ Result<Response> Storage::MountForInstance(const InstanceId& id, const Request& 
     return NotFound("No such file or directory: there is no storage account '" + m.account + "'");
   }
   DSP_RETURN_IF_ERROR(a.status());
-  bool match = false;
-  for (const StorageKey& k : a->keys) match |= SecretEquals(m.key, k.value);
-  if (!match) {
-    return PermissionDenied("Permission denied: the password is not a key of storage account '" + m.account + "'");
+  if (m.protocol == "SMB") {
+    bool match = false;
+    for (const StorageKey& k : a->keys) match |= SecretEquals(m.key, k.value);
+    if (!match) {
+      return PermissionDenied("Permission denied: the password is not a key of storage account '" + m.account + "'");
+    }
   }
   auto s = store_.GetShare(a->name, m.share);
   if (s.status().code() == StatusCode::kNotFound) {
     return NotFound("No such file or directory: storage account '" + a->name + "' has no share '" + m.share + "'");
   }
   DSP_RETURN_IF_ERROR(s.status());
+  if (s->enabled_protocols != m.protocol) {
+    return PermissionDenied("share '" + m.share + "' serves " + s->enabled_protocols + ": mount it with -t " +
+                            (s->enabled_protocols == "NFS" ? "nfs" : "cifs and one of the account's keys"));
+  }
+  if (m.protocol == "NFS") DSP_RETURN_IF_ERROR(CheckNfsReach(id, *a));
   DSP_RETURN_IF_ERROR(hooks_.AttachShare(id, a->name, m.share, m.target, m.read_only));
   DSP_RETURN_IF_ERROR(store_.Write(WriteBatch().Add(WriteBatch::AppendEvent{api_.MakeEvent(
       id.value(), "storage.share.mount", "storageAccount/" + a->name + "/share/" + m.share,

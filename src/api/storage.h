@@ -68,10 +68,12 @@ class Storage final : public deploy::StorageControl {
                                 const Request& r, const std::string& actor);
 
   // An instance's agent asks to mount a share (body: ShareMountRequest):
-  // the account's key must match (PermissionDenied, "Permission denied",
-  // as mount.cifs says it), the share must be live; then the server's
-  // hooks attach it (ApiHooks::AttachShare). An event records it (never
-  // the key). 200 {}.
+  // the share must be live and serve the protocol asked; SMB needs one of
+  // the account's keys (PermissionDenied, "Permission denied", as
+  // mount.cifs says it); NFS, an instance of a pool deployed in the
+  // account's group (Azure's network rule, in this host's terms). Then the
+  // server's hooks attach it (ApiHooks::AttachShare). An event records it
+  // (never the key). 200 {}.
   Result<Response> MountForInstance(const InstanceId& id, const Request& r);
 
   // Deletes every account of `group` as DeleteAccount does; the number.
@@ -100,6 +102,9 @@ class Storage final : public deploy::StorageControl {
   Result<std::pair<int, FileShare>> SaveShare(const std::string& group, const std::string& account,
                                               const std::string& share, const Json& body, const std::string& actor);
   Result<FileShare> FindLiveShare(const StorageAccount& account, const std::string& share);
+  // Whether instance `id` may mount an NFS share of `account`: its pool was
+  // deployed in the account's group (PermissionDenied otherwise).
+  Status CheckNfsReach(const InstanceId& id, const StorageAccount& account);
   // Soft-deletes `share`: data moved aside, then the records swapped (the
   // data moved back if that fails). REQUIRES: mu_ held.
   Status SoftDelete(const StorageAccount& account, const FileShare& share, const std::string& actor);

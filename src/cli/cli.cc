@@ -600,7 +600,7 @@ int RunCli(int argc, char** argv) {
     const std::string program = argv[0], base = program.substr(program.rfind('/') + 1);
     for (const char* helper : kMountHelperNames) {
       if (base == helper) {
-        return RunMountHelper(args, std::string(kInstanceAgentDir) + "/" + kControlSocketName, std::cerr);
+        return RunMountHelper(base, args, std::string(kInstanceAgentDir) + "/" + kControlSocketName, std::cerr);
       }
     }
   }

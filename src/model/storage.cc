@@ -227,7 +227,8 @@ OrderedJson StorageKeysToAzJson(const StorageAccount& a) {
 }
 
 Json ShareMountRequestToJson(const ShareMountRequest& r) {
-  return {{"account", r.account}, {"share", r.share}, {"key", r.key}, {"target", r.target}, {"readOnly", r.read_only}};
+  return {{"account", r.account}, {"share", r.share},         {"key", r.key},
+          {"target", r.target},   {"readOnly", r.read_only}, {"protocol", r.protocol}};
 }
 
 Result<ShareMountRequest> ParseShareMountRequest(const Json& json) {
@@ -235,10 +236,13 @@ Result<ShareMountRequest> ParseShareMountRequest(const Json& json) {
   ShareMountRequest r;
   reader.Required("account", &r.account);
   reader.Required("share", &r.share);
-  reader.Required("key", &r.key);
+  reader.Optional("key", &r.key);
   reader.Required("target", &r.target);
   reader.Optional("readOnly", &r.read_only);
+  reader.Optional("protocol", &r.protocol);
   DSP_RETURN_IF_ERROR(reader.Finish());
+  if (r.protocol != "SMB" && r.protocol != "NFS") return InvalidArgument("protocol: '" + r.protocol + "' is not SMB or NFS");
+  if (r.protocol == "SMB" && r.key.empty()) return InvalidArgument("key: an SMB mount needs one of the account's keys");
   DSP_RETURN_IF_ERROR(ValidateStorageAccountName(r.account).WithPrefix("account"));
   DSP_RETURN_IF_ERROR(ValidateShareName(r.share).WithPrefix("share"));
   if (r.target.empty() || r.target[0] != '/' || ("/" + r.target + "/").find("/../") != std::string::npos) {

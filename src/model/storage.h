@@ -115,9 +115,10 @@ OrderedJson StorageKeysToAzJson(const StorageAccount& a);
 struct ShareMountRequest {
   std::string account;
   std::string share;
-  std::string key;
+  std::string key;     // SMB; none for NFS (allowed by where the instance is)
   std::string target;  // the directory in the instance
   bool read_only = false;
+  std::string protocol = "SMB";  // or "NFS"
   friend bool operator==(const ShareMountRequest&, const ShareMountRequest&) = default;
 };
 Json ShareMountRequestToJson(const ShareMountRequest& r);

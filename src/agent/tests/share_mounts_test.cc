@@ -17,7 +17,7 @@ Result<std::string> Credentials(const std::string& path) {
 TEST(MountHelperArgsTest, TheReferencesMountCommand) {
   // mountazurefiles.sh: mount -t cifs //$1.file.core.windows.net/$3 $4 -o
   // vers=3.0,username=$1,password=$2,dir_mode=0777,file_mode=0777
-  auto r = ParseMountHelperArgs({"//dspoolfiles.file.core.windows.net/dsvmshare", "/mnt/dsvmshare", "-o",
+  auto r = ParseMountHelperArgs("mount.cifs", {"//dspoolfiles.file.core.windows.net/dsvmshare", "/mnt/dsvmshare", "-o",
                                  "vers=3.0,username=dspoolfiles,password=a+b/c==,dir_mode=0777,file_mode=0777"},
                                 "", &NoFiles);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -26,12 +26,12 @@ TEST(MountHelperArgsTest, TheReferencesMountCommand) {
 }
 
 TEST(MountHelperArgsTest, CredentialsFromAFileOrTheEnvironment) {
-  auto r = ParseMountHelperArgs({"//DSPOOLFILES.file.core.windows.net/dsvmshare/", "/mnt/x", "-o",
+  auto r = ParseMountHelperArgs("mount.cifs", {"//DSPOOLFILES.file.core.windows.net/dsvmshare/", "/mnt/x", "-o",
                                  "credentials=/root/.smb,ro", "-n"},
                                 "", &Credentials);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->mount, (ShareMountRequest{"dspoolfiles", "dsvmshare", "FROM-FILE==", "/mnt/x", true}));
-  r = ParseMountHelperArgs({"//dspoolfiles.privatelink.file.core.windows.net/dsvmshare", "/mnt/x", "-o",
+  r = ParseMountHelperArgs("mount.cifs", {"//dspoolfiles.privatelink.file.core.windows.net/dsvmshare", "/mnt/x", "-o",
                             "username=AZURE\\dspoolfiles", "-f"},
                            "FROM-ENV==", &NoFiles);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -59,10 +59,31 @@ TEST(MountHelperArgsTest, BadArgumentsAreNamedAndNeverShowTheKey) {
            {{ok, "/mnt", "-o", "credentials=/nope"}, "credentials=/nope: /nope: no such file"},
            {{ok, "/mnt", "-x"}, "option -x is not known"},
        }) {
-    auto r = ParseMountHelperArgs(c.args, "", &NoFiles);
+    auto r = ParseMountHelperArgs("mount.cifs", c.args, "", &NoFiles);
     ASSERT_FALSE(r.ok()) << c.message;
     EXPECT_THAT(r.status().message(), HasSubstr(c.message));
     EXPECT_THAT(r.status().message(), ::testing::Not(HasSubstr("SECRETKEY")));
+  }
+}
+
+TEST(MountHelperArgsTest, TheNfsFormNeedsNoKey) {
+  auto r = ParseMountHelperArgs("mount.nfs4",
+                                {"dspoolfiles.file.core.windows.net:/dspoolfiles/nfsshare", "/mnt/nfs", "-o",
+                                 "vers=4,minorversion=1,sec=sys,nconnect=4"},
+                                "", &NoFiles);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ShareMountRequest want{"dspoolfiles", "nfsshare", "", "/mnt/nfs", false};
+  want.protocol = "NFS";
+  EXPECT_EQ(r->mount, want);
+  for (const auto& [source, message] : std::vector<std::pair<std::string, std::string>>{
+           {"server.example:/export", "the host must be ACCOUNT.file.core.windows.net"},
+           {"dspoolfiles.file.core.windows.net:/other/share", "the path must begin with the account, /dspoolfiles"},
+           {"dspoolfiles.file.core.windows.net:/dspoolfiles", "the path must be /ACCOUNT/SHARE"},
+           {"dspoolfiles.file.core.windows.net", "must be ACCOUNT.file.core.windows.net:/ACCOUNT/SHARE"},
+       }) {
+    auto bad = ParseMountHelperArgs("mount.nfs", {source, "/mnt/nfs"}, "", &NoFiles);
+    ASSERT_FALSE(bad.ok()) << source;
+    EXPECT_THAT(bad.status().message(), HasSubstr(message));
   }
 }
 

@@ -1276,6 +1276,28 @@ TEST_F(StorageApiTest, AnInstanceMountsAShareWithTheAccountsKeyOnly) {
   ASSERT_EQ(Call("POST", "/v1/groups/rg1/storageAccounts/dspoolfiles/regenerateKey", R"({"keyName": "key2"})").status,
             200);
   EXPECT_EQ(mount("dspoolfiles", "dsvmshare", key).status, 403);
+  // NFS: no key, an NFS share, and only from a pool the account's group deployed.
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1/storageAccounts/dspoolfiles/shares/nfsshare",
+                 R"({"properties": {"enabledProtocols": "NFS"}})")
+                .status,
+            201);
+  auto nfs = [&](const std::string& share) {
+    ShareMountRequest m{"dspoolfiles", share, "", "/mnt/nfs", false};
+    m.protocol = "NFS";
+    return Call("POST", "/v1/agent/mounts", ShareMountRequestToJson(m).dump(), "agent:" + inst.id.value(), root);
+  };
+  r = nfs("nfsshare");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_THAT(r.body, HasSubstr("an NFS share is reached only from the pools deployed in its account's resource group"));
+  r = nfs("dsvmshare");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_THAT(r.body, HasSubstr("share 'dsvmshare' serves SMB: mount it with -t cifs"));
+  ArmResource vmss{.id = "/subscriptions/s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachineScaleSets/demo",
+                   .group = "rg1", .type = "Microsoft.Compute/virtualMachineScaleSets", .name = "demo"};
+  ASSERT_TRUE(store_.Write(WriteBatch().Add(WriteBatch::PutResource{vmss})).ok());
+  r = nfs("nfsshare");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(hooks_.attached.back(), inst.id.value() + " dspoolfiles/nfsshare at /mnt/nfs");
 }
 
 TEST_F(DeploymentApiTest, ATemplatesStorageAccountIsARealOne) {
