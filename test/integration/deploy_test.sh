@@ -131,6 +131,16 @@ uid=$(dsp user show dsvmuser -o json | python_json "print(data['uid'])")
 [[ "$(stat -c %u "$written")" == "$uid" ]] || fail "the file's owner is $(stat -c %u "$written"), not dsvmuser's $uid"
 if grep -qF -e "$KEY" "$WORK/server.log"; then fail "the key is in a log"; fi
 pass "the sample's mount command mounts the share; ~/notebooks/remote's files land on the host as dsvmuser's"
+
+# Azure Files' NFS form: no key; the pool was deployed in the account's group.
+dsp storage share-rm create -n nfsshare --storage-account dspoolfiles --enabled-protocols NFS >/dev/null \
+  || fail "share-rm create nfsshare"
+out=$(as_admin 'sudo mkdir -p /mnt/nfs && sudo mount -t nfs dspoolfiles.file.core.windows.net:/dspoolfiles/nfsshare /mnt/nfs \
+  -o vers=4,minorversion=1,sec=sys 2>&1; mountpoint /mnt/nfs')
+[[ "$out" == "/mnt/nfs is a mountpoint" ]] || fail "mount -t nfs: $out"
+out=$(as_admin 'sudo mkdir -p /mnt/wrong && sudo mount -t nfs dspoolfiles.file.core.windows.net:/dspoolfiles/dsvmshare /mnt/wrong 2>&1; echo status $?')
+grep -q "access denied by server" <<<"$out" && grep -q "status 32" <<<"$out" || fail "NFS on an SMB share: $out"
+pass "mount -t nfs mounts an NFS share without a key; an SMB share is refused"
 code=$(curl -sk -o /dev/null -w '%{http_code}' "https://$FRONT:$JUPYTER_PORT/hub/login")
 [[ "$code" == 200 ]] || fail "Jupyter login page: HTTP $code"
 pass "Jupyter answers on port $JUPYTER_PORT"
