@@ -89,6 +89,19 @@ std::vector<Status> PoolServer::EnsureShares(const std::vector<Pool>& pools) {
     Status s = EnsureShareLayout(p, *users);
     if (!s.ok()) errors.push_back(s.WithPrefix("share of pool " + p.name().value()));
   }
+  // Storage shares an instance has mounted (they have notebooks/): a user
+  // added since finds their folder there too.
+  auto shares = store_->ListShares();
+  if (!shares.ok()) return errors;
+  for (const FileShare& share : *shares) {
+    if (share.deleted()) continue;
+    const std::string notebooks = ShareDataPath(share.account, share.name) + "/notebooks";
+    auto mounted = PathExists(notebooks);
+    if (!mounted.ok() || !*mounted) continue;
+    if (Status s = EnsureUserFolders(notebooks, *users); !s.ok()) {
+      errors.push_back(s.WithPrefix("share " + share.account + "/" + share.name));
+    }
+  }
   return errors;
 }
 

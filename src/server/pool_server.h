@@ -230,8 +230,9 @@ class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHoo
   // <parent> (root's, 0755) and <parent>/<user> (the user's, 0700) for
   // every user; a user's existing folder is left as it is.
   static Status EnsureUserFolders(const std::string& parent, const std::vector<User>& users);
-  // EnsureShareLayout for every active pool, with every user; the errors,
-  // each naming its pool.
+  // EnsureShareLayout for every active pool, and notebooks/<user> on every
+  // storage share an instance has mounted, with every user; the errors,
+  // each naming its pool or share.
   std::vector<Status> EnsureShares(const std::vector<Pool>& pools);
 
   // Host paths no instance may see through its image: the server's data,

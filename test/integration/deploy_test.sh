@@ -132,6 +132,13 @@ uid=$(dsp user show dsvmuser -o json | python_json "print(data['uid'])")
 if grep -qF -e "$KEY" "$WORK/server.log"; then fail "the key is in a log"; fi
 pass "the sample's mount command mounts the share; ~/notebooks/remote's files land on the host as dsvmuser's"
 
+# A user added later finds their folder on the mounted share.
+echo "Carol-Passw0rd-$RANDOM" | dsp user add carol --password-stdin >/dev/null || fail "user add carol"
+carol_uid=$(dsp user show carol -o json | python_json "print(data['uid'])")
+carol_folder() { [[ "$(stat -c %u "$WORK/storage/dspoolfiles/shares/dsvmshare/notebooks/carol" 2>/dev/null)" == "$carol_uid" ]]; }
+wait_until 30 "notebooks/carol on the share" carol_folder
+pass "a user added later gets notebooks/<user> on the mounted share"
+
 # Azure Files' NFS form: no key; the pool was deployed in the account's group.
 dsp storage share-rm create -n nfsshare --storage-account dspoolfiles --enabled-protocols NFS >/dev/null \
   || fail "share-rm create nfsshare"
