@@ -1178,8 +1178,10 @@ class Template::Impl {
       Result<Value> body = Body(i, reader);
       if (!body.ok() && !IsDeferred(body.status())) return body.status();
     }
-    Result<std::map<std::string, OutputValue>> outputs = EvaluateOutputs(reader);
-    if (!outputs.ok() && !IsDeferred(outputs.status())) return outputs.status();
+    // Each output on its own: one that waits for a deployed resource hides
+    // no error of the others.
+    Result<std::map<std::string, OutputValue>> outputs = EvaluateOutputs(reader, /*skip_deferred=*/true);
+    if (!outputs.ok()) return outputs.status();
     if (error_) *error_ = ArmError{};  // a deferred evaluation may have left its trace
     return Status::Ok();
   }
@@ -1203,49 +1205,61 @@ class Template::Impl {
     return body;
   }
 
-  Result<std::map<std::string, OutputValue>> EvaluateOutputs(ResourceReader& reader) {
+  // The outputs whose condition holds; with `skip_deferred`, one that
+  // waits for a deployed resource is left out (preflight).
+  Result<std::map<std::string, OutputValue>> EvaluateOutputs(ResourceReader& reader, bool skip_deferred = false) {
     std::map<std::string, OutputValue> out;
     const Value* outputs = FindMember(doc_.value, "outputs");
     if (outputs == nullptr) return out;
     if (!outputs->is_object()) return Fail("", "", "outputs", "'outputs' is an object");
     if (outputs->size() > kMaxOutputs) return Fail("", "", "outputs", "a template has at most 64 outputs");
     for (const auto& [name, decl] : outputs->items()) {
-      const std::string path = MemberPath("outputs", name);
-      TemplateScope scope(*this, Place::kOutput);
-      scope.reader_ = &reader;
-      const Value* type = FindMember(decl, "type");
-      if (type == nullptr || !type->is_string() || !kParameterTypes.count(ToLowerAscii(type->get<std::string>()))) {
-        return Fail("output", name, path, "an output needs a type: string, securestring, int, bool, object, secureObject or array");
+      Result<std::optional<OutputValue>> one = EvaluateOutput(name, decl, reader);
+      if (!one.ok()) {
+        if (skip_deferred && IsDeferred(one.status())) continue;
+        return one.status();
       }
-      const std::string lower = ToLowerAscii(type->get<std::string>());
-      if (const Value* cond = FindMember(decl, "condition")) {
-        DSP_ASSIGN_OR_RETURN(Value c, EvaluateValue(*cond, MemberPath(path, "condition"), scope, "output", name));
-        if (!c.is_boolean()) return Fail("output", name, MemberPath(path, "condition"), "the condition must be a Bool");
-        if (!c.get<bool>()) continue;
-      }
-      Value v;
-      if (const Value* copy = FindMember(decl, "copy")) {
-        DSP_ASSIGN_OR_RETURN(int64_t count, CopyCount(*copy, MemberPath(path, "copy"), scope, "output", name));
-        const Value* input = FindMember(*copy, "input");
-        if (input == nullptr) return Fail("output", name, MemberPath(path, "copy"), "an output copy needs an 'input'");
-        v = Value::array();
-        for (int64_t i = 0; i < count; ++i) {
-          scope.bare_index_ = i;
-          DSP_ASSIGN_OR_RETURN(Value e, EvaluateValue(*input, MemberPath(MemberPath(path, "copy"), "input"), scope, "output", name));
-          v.push_back(std::move(e));
-        }
-      } else {
-        const Value* value = FindMember(decl, "value");
-        if (value == nullptr) return Fail("output", name, path, "an output needs a 'value' or a 'copy'");
-        DSP_ASSIGN_OR_RETURN(v, EvaluateValue(*value, MemberPath(path, "value"), scope, "output", name));
-      }
-      if (!MatchesType(lower, v)) {
-        return Fail("output", name, path, "the output is declared " + type->get<std::string>() + " but its value is " + TypeName(v));
-      }
-      const bool secure = lower == "securestring" || lower == "secureobject";
-      out[name] = OutputValue{OutputTypeName(lower), secure ? Value(nullptr) : std::move(v)};
+      if (*one) out[name] = std::move(**one);
     }
     return out;
+  }
+
+  // One output; nullopt when its condition is false.
+  Result<std::optional<OutputValue>> EvaluateOutput(const std::string& name, const Value& decl, ResourceReader& reader) {
+    const std::string path = MemberPath("outputs", name);
+    TemplateScope scope(*this, Place::kOutput);
+    scope.reader_ = &reader;
+    const Value* type = FindMember(decl, "type");
+    if (type == nullptr || !type->is_string() || !kParameterTypes.count(ToLowerAscii(type->get<std::string>()))) {
+      return Fail("output", name, path, "an output needs a type: string, securestring, int, bool, object, secureObject or array");
+    }
+    const std::string lower = ToLowerAscii(type->get<std::string>());
+    if (const Value* cond = FindMember(decl, "condition")) {
+      DSP_ASSIGN_OR_RETURN(Value c, EvaluateValue(*cond, MemberPath(path, "condition"), scope, "output", name));
+      if (!c.is_boolean()) return Fail("output", name, MemberPath(path, "condition"), "the condition must be a Bool");
+      if (!c.get<bool>()) return std::optional<OutputValue>();
+    }
+    Value v;
+    if (const Value* copy = FindMember(decl, "copy")) {
+      DSP_ASSIGN_OR_RETURN(int64_t count, CopyCount(*copy, MemberPath(path, "copy"), scope, "output", name));
+      const Value* input = FindMember(*copy, "input");
+      if (input == nullptr) return Fail("output", name, MemberPath(path, "copy"), "an output copy needs an 'input'");
+      v = Value::array();
+      for (int64_t i = 0; i < count; ++i) {
+        scope.bare_index_ = i;
+        DSP_ASSIGN_OR_RETURN(Value e, EvaluateValue(*input, MemberPath(MemberPath(path, "copy"), "input"), scope, "output", name));
+        v.push_back(std::move(e));
+      }
+    } else {
+      const Value* value = FindMember(decl, "value");
+      if (value == nullptr) return Fail("output", name, path, "an output needs a 'value' or a 'copy'");
+      DSP_ASSIGN_OR_RETURN(v, EvaluateValue(*value, MemberPath(path, "value"), scope, "output", name));
+    }
+    if (!MatchesType(lower, v)) {
+      return Fail("output", name, path, "the output is declared " + type->get<std::string>() + " but its value is " + TypeName(v));
+    }
+    const bool secure = lower == "securestring" || lower == "secureobject";
+    return std::optional<OutputValue>(OutputValue{OutputTypeName(lower), secure ? Value(nullptr) : std::move(v)});
   }
 
   TemplateLoad load_;
