@@ -1180,7 +1180,7 @@ class Template::Impl {
     }
     // Each output on its own: one that waits for a deployed resource hides
     // no error of the others.
-    Result<std::map<std::string, OutputValue>> outputs = EvaluateOutputs(reader, /*skip_deferred=*/true);
+    Result<NamedOutputs> outputs = EvaluateOutputs(reader, /*skip_deferred=*/true);
     if (!outputs.ok()) return outputs.status();
     if (error_) *error_ = ArmError{};  // a deferred evaluation may have left its trace
     return Status::Ok();
@@ -1207,8 +1207,8 @@ class Template::Impl {
 
   // The outputs whose condition holds; with `skip_deferred`, one that
   // waits for a deployed resource is left out (preflight).
-  Result<std::map<std::string, OutputValue>> EvaluateOutputs(ResourceReader& reader, bool skip_deferred = false) {
-    std::map<std::string, OutputValue> out;
+  Result<NamedOutputs> EvaluateOutputs(ResourceReader& reader, bool skip_deferred = false) {
+    NamedOutputs out;
     const Value* outputs = FindMember(doc_.value, "outputs");
     if (outputs == nullptr) return out;
     if (!outputs->is_object()) return Fail("", "", "outputs", "'outputs' is an object");
@@ -1219,7 +1219,7 @@ class Template::Impl {
         if (skip_deferred && IsDeferred(one.status())) continue;
         return one.status();
       }
-      if (*one) out[name] = std::move(**one);
+      if (*one) out.emplace_back(name, std::move(**one));
     }
     return out;
   }
@@ -1335,7 +1335,7 @@ Result<Value> Template::ResourceBody(size_t index, ResourceReader& reader, ArmEr
   return r;
 }
 
-Result<std::map<std::string, OutputValue>> Template::Outputs(ResourceReader& reader, ArmError* error) {
+Result<NamedOutputs> Template::Outputs(ResourceReader& reader, ArmError* error) {
   ArmError scratch;
   impl_->error_ = error ? error : &scratch;
   *impl_->error_ = ArmError{};

@@ -103,6 +103,8 @@ struct OutputValue {
   Value value;       // null for secure outputs
 };
 
+using NamedOutputs = std::vector<std::pair<std::string, OutputValue>>;
+
 class Template {
  public:
   // Preflight: parses, binds the parameters (given, else default, else an
@@ -125,8 +127,9 @@ class Template {
   // list*() go to `reader`.
   Result<Value> ResourceBody(size_t index, ResourceReader& reader, ArmError* error);
 
-  // The outputs whose condition holds, by name in template order.
-  Result<std::map<std::string, OutputValue>> Outputs(ResourceReader& reader, ArmError* error);
+  // The outputs whose condition holds, by name, in template order (as
+  // ARM shows them).
+  Result<NamedOutputs> Outputs(ResourceReader& reader, ArmError* error);
 
   // properties.parameters of the deployment record: {p: {"type", "value"}},
   // secure ones with their type and no value.

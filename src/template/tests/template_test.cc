@@ -70,7 +70,7 @@ TEST(TemplateCasesTest, EveryCaseGivesItsResourcesAndOutputsOrItsError) {
     FakeReader reader;
     Status failure = t.ok() ? Status::Ok() : t.status();
     std::map<std::string, Value> bodies;
-    std::optional<std::map<std::string, OutputValue>> outputs;
+    std::optional<std::map<std::string, OutputValue>> outputs;  // by name (the order: OutputsKeepTheTemplatesOrder)
     if (t.ok()) {
       for (size_t i : (*t)->DeployOrder()) {
         auto body = (*t)->ResourceBody(i, reader, &error);
@@ -84,7 +84,7 @@ TEST(TemplateCasesTest, EveryCaseGivesItsResourcesAndOutputsOrItsError) {
       if (failure.ok()) {
         auto out = (*t)->Outputs(reader, &error);
         if (out.ok()) {
-          outputs = *out;
+          outputs = std::map<std::string, OutputValue>(out->begin(), out->end());
         } else {
           failure = out.status();
         }
@@ -149,6 +149,24 @@ TEST(TemplateCasesTest, EveryCaseGivesItsResourcesAndOutputsOrItsError) {
 }
 
 // ---- the reference's sample, unchanged ----
+
+TEST(TemplateOutputsTest, OutputsKeepTheTemplatesOrder) {
+  TemplateLoad load;
+  load.text = R"({"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+    "contentVersion": "1.0.0.0", "resources": [],
+    "outputs": {"zeta": {"type": "int", "value": 1}, "alpha": {"type": "int", "value": 2},
+                "mid": {"type": "int", "value": 3, "condition": false}, "beta": {"type": "int", "value": 4}}})";
+  load.context = TestContext();
+  ArmError error;
+  auto t = Template::Load(load, &error);
+  ASSERT_TRUE(t.ok()) << t.status();
+  FakeReader reader;
+  auto out = (*t)->Outputs(reader, &error);
+  ASSERT_TRUE(out.ok()) << out.status();
+  std::vector<std::string> names;
+  for (const auto& [name, _] : *out) names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{"zeta", "alpha", "beta"}));
+}
 
 TEST(SampleTemplateTest, TheClusterTemplateLoadsWithItsParametersFile) {
   TemplateLoad load;
