@@ -37,12 +37,12 @@ std::string FileTimeVersion(TimePoint t, int64_t bump) {
 
 // shareDeleteRetentionPolicy.days: 1 to 365. dspool keeps every deleted
 // share for a day at least: a policy that is off would destroy files.
-Status CheckRetentionDays(int64_t days, const std::string& path) {
-  if (days < 1 || days > kMaxShareRetentionDays) {
-    return InvalidArgument(path + ": " + std::to_string(days) +
-                           " days; deleted shares are kept 1 to 365 days (a share's files are never destroyed at once)");
-  }
-  return Status::Ok();
+// Whether `key` is one of the account's keys (SecretEquals: no timing
+// oracle; each key is compared).
+bool IsAccountKey(const StorageAccount& account, std::string_view key) {
+  bool match = false;
+  for (const StorageKey& k : account.keys) match |= SecretEquals(key, k.value);
+  return match;
 }
 
 }  // namespace
@@ -112,12 +112,8 @@ Result<std::pair<int, StorageAccount>> Storage::SaveAccount(const std::string& g
   policy.Optional("days", &a.share_retention_days);
   const Json* tags = reader.Raw("tags");
   DSP_RETURN_IF_ERROR(reader.Finish());
-  if (!policy_enabled) {
-    return InvalidArgument(
-        "properties.shareDeleteRetentionPolicy.enabled: false is refused; dspool keeps a deleted share 1 to 365 "
-        "days (a share's files are never destroyed at once)");
-  }
-  DSP_RETURN_IF_ERROR(CheckRetentionDays(a.share_retention_days, "properties.shareDeleteRetentionPolicy.days"));
+  DSP_RETURN_IF_ERROR(ValidateShareRetention(policy_enabled, a.share_retention_days)
+                          .WithPrefix("properties.shareDeleteRetentionPolicy"));
   DSP_RETURN_IF_ERROR(ValidateStorageSku(a.sku).WithPrefix("sku.name"));
   DSP_RETURN_IF_ERROR(ValidateStorageKind(a.kind).WithPrefix("kind"));
   DSP_ASSIGN_OR_RETURN(a.tags, ReadTags(tags));
@@ -243,9 +239,7 @@ Result<Response> Storage::CheckKey(const std::string& group, const std::string& 
   reader.Required("key", &key);
   DSP_RETURN_IF_ERROR(reader.Finish());
   DSP_ASSIGN_OR_RETURN(StorageAccount a, GroupAccount(group, name));
-  bool match = false;
-  for (const StorageKey& k : a.keys) match |= SecretEquals(key, k.value);
-  if (!match) {
+  if (!IsAccountKey(a, key)) {
     return PermissionDenied("AuthenticationFailed: the key given is not a key of storage account '" + a.name + "'");
   }
   Response resp;
@@ -276,12 +270,8 @@ Result<Response> Storage::MountForInstance(const InstanceId& id, const Request& 
     return NotFound("No such file or directory: there is no storage account '" + m.account + "'");
   }
   DSP_RETURN_IF_ERROR(a.status());
-  if (m.protocol == "SMB") {
-    bool match = false;
-    for (const StorageKey& k : a->keys) match |= SecretEquals(m.key, k.value);
-    if (!match) {
-      return PermissionDenied("Permission denied: the password is not a key of storage account '" + m.account + "'");
-    }
+  if (m.protocol == "SMB" && !IsAccountKey(*a, m.key)) {
+    return PermissionDenied("Permission denied: the password is not a key of storage account '" + m.account + "'");
   }
   auto s = store_.GetShare(a->name, m.share);
   if (s.status().code() == StatusCode::kNotFound) {

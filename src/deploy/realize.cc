@@ -734,10 +734,9 @@ Status RealizeFileService(const arm::ExpandedResource& resource, Node& r, Report
   Node props = r.Get("properties");
   Node policy = props.Get("shareDeleteRetentionPolicy");
   std::optional<int64_t> days = policy.Int("days");
-  if (auto enabled = policy.Bool("enabled"); enabled && !*enabled) {
-    report.Fail(policy.path() + ".enabled",
-                "false is refused: dspool keeps a deleted share 1 to 365 days (a share's files are never destroyed "
-                "at once)");
+  std::optional<bool> enabled = policy.Bool("enabled");
+  if (Status s = ValidateShareRetention(enabled.value_or(true), days.value_or(7)); !s.ok()) {
+    report.Fail(policy.path(), s.message());
   }
   policy.Ignore("allowPermanentDelete", "deleted shares are purged only when their retention ends; ignored");
   policy.Done();

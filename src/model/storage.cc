@@ -82,6 +82,13 @@ Status ValidateShareQuota(int64_t gib) {
   return Status::Ok();
 }
 
+Status ValidateShareRetention(bool enabled, int64_t days) {
+  const std::string why = "dspool keeps a deleted share 1 to 365 days (a share's files are never destroyed at once)";
+  if (!enabled) return InvalidArgument("enabled: false is refused; " + why);
+  if (days < 1 || days > kMaxShareRetentionDays) return InvalidArgument("days: " + std::to_string(days) + "; " + why);
+  return Status::Ok();
+}
+
 std::string ShareKey(const FileShare& share) {
   return share.deleted() ? share.name + "/" + share.deleted_version : share.name;
 }

@@ -82,6 +82,11 @@ Status ValidateStorageKind(std::string_view kind);
 Status ValidateShareQuota(int64_t gib);
 
 inline constexpr int64_t kMaxShareRetentionDays = 365;
+// shareDeleteRetentionPolicy: `enabled` false is refused (dspool keeps every
+// deleted share a day at least: a policy that is off would destroy files),
+// and `days` must be 1 to 365. InvalidArgument naming the member
+// ("enabled: ...", "days: ...").
+Status ValidateShareRetention(bool enabled, int64_t days);
 
 // The share's key among the shares of its account: "<name>" for a live one,
 // "<name>/<version>" for a deleted one.

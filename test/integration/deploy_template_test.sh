@@ -47,11 +47,7 @@ retention=$(dsp storage account show -n "$ACCOUNT" -o json | python_json "print(
 [[ "$retention" == 3 ]] || fail "fileServices retention: $retention"
 pass "the copy loop made both shares with their quotas; fileServices set the retention"
 
-ssh_at() {  # port command
-  SSHPASS="$PASSWORD" sshpass -e ssh -p "$1" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-    -o LogLevel=ERROR -o ConnectTimeout=20 -o PreferredAuthentications=password -o PubkeyAuthentication=no \
-    "dsadmin@$FRONT" "$2"
-}
+ssh_at() { ssh_password dsadmin "$FRONT" "$@"; }  # port command
 reachable() { ssh_at "$NAT_START" true; }
 wait_until 60 "ssh on the NAT pool's first port" reachable
 [[ "$(ssh_at "$NAT_START" hostname)" == "${POOL}0" ]] || fail "NAT port $NAT_START: $(ssh_at "$NAT_START" hostname)"

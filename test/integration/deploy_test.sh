@@ -96,11 +96,7 @@ pass "group deployment create: Succeeded with 2 Ready instances"
 
 # ssh on the sample's SSH rule, with the template's admin and password.
 # (An instance applies its users' configuration once Ready: wait for it.)
-as_admin() {
-  SSHPASS="$PASSWORD" sshpass -e ssh -p "$SSH_PORT" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-    -o LogLevel=ERROR -o ConnectTimeout=20 -o PreferredAuthentications=password -o PubkeyAuthentication=no \
-    "dsvmuser@$FRONT" "$@"
-}
+as_admin() { ssh_password dsvmuser "$FRONT" "$SSH_PORT" "$@"; }
 ssh_admin() { as_admin 'hostname; echo $HOME; test -d ~/notebooks && echo notebooks'; }
 wait_until 60 "ssh as dsvmuser with the template's password" ssh_admin >/dev/null
 host=$(ssh_admin)

@@ -250,6 +250,15 @@ ssh_to() {
       -o LogLevel=ERROR -o ConnectTimeout=10 "$user@$addr" "$@"
 }
 
+# ssh with a password ($PASSWORD) to user $1 on host $2, port $3: runs the
+# rest of the arguments.
+ssh_password() {
+  local user=$1 host=$2 port=$3; shift 3
+  SSHPASS="$PASSWORD" sshpass -e ssh -p "$port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    -o LogLevel=ERROR -o ConnectTimeout=20 -o PreferredAuthentications=password -o PubkeyAuthentication=no \
+    "$user@$host" "$@"
+}
+
 # GET $2 from the control socket of instance $1's agent; prints the body.
 # The socket is in a directory the instance's root writes: like the server,
 # open it without following a link and connect through the descriptor

@@ -331,6 +331,7 @@ TEST_F(DeployerTest, StorageErrorsAreNamedBeforeAnythingIsMade) {
            {"Bad_Name", "", "", "storage account name 'Bad_Name'"},
            {"good", R"("Standard_LRS")", R"("Cheap")", "sku.name: storage sku 'Cheap'"},
            {"good", R"("enabled": true)", R"("enabled": false)", "enabled: false is refused"},
+           {"good", R"("days": 14)", R"("days": 400)", "shareDeleteRetentionPolicy: days: 400"},
            {"good", R"("shareQuota": 100)", R"("shareQuota": 0)", "shareQuota: share quota 0 GiB"},
            {"good", R"("minimumTlsVersion": "TLS1_2")", R"("networkAcls": {"defaultAction": "Deny"})",
             "network rules are not enforced"},
