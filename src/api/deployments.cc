@@ -32,7 +32,7 @@ Status GroupNotFound(const std::string& group) {
 // The pool spec without what a redeploy may change (the size) or may
 // not see (the admin's password, hashed).
 Json Comparable(const PoolSpec& spec) {
-  Json j = PoolSpecToJson(spec);
+  Json j = PoolSpecToJson(spec, Secrets::kInclude);
   j.erase("instanceCount");
   j.erase("standbyCount");
   if (j.contains("adminUser")) {
@@ -415,12 +415,12 @@ Result<Json> Deployments::CheckPool(const Json& json, const std::string& owner) 
   if (existing) {
     spec.admin.password.clear();
     spec.admin.password_hash = existing->spec.admin.password_hash;
-    return PoolSpecToJson(spec);
+    return PoolSpecToJson(spec, Secrets::kInclude);
   }
   DSP_RETURN_IF_ERROR(Api::HashAdminPassword(spec.admin));
   DSP_ASSIGN_OR_RETURN(std::vector<Pool> pools, store_.ListPools());
   DSP_RETURN_IF_ERROR(api_.hooks_.CheckPoolHost(spec, pools));
-  return PoolSpecToJson(spec);
+  return PoolSpecToJson(spec, Secrets::kInclude);
 }
 
 Result<std::string> Deployments::ApplyPool(const Json& json, const std::string& owner, const std::string& actor) {

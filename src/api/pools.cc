@@ -53,7 +53,7 @@ Result<Json> Api::PoolJson(const Pool& p) {
            {"idBase", p.id_base},
            {"createdAt", FormatTime(p.created_at)},
            {"updatedAt", FormatTime(p.updated_at)},
-           {"spec", PoolSpecToJson(p.spec)},
+           {"spec", PoolSpecToJson(p.spec, Secrets::kRedact)},
            {"bridge", BridgeName(p.name())},
            {"gateway", FormatIpv4(GatewayAddress(p.spec.network))},
            {"instances", list}};

@@ -3,6 +3,7 @@
 // percent-encoded text. ASCII only, whatever the locale.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,5 +29,11 @@ std::string ToUpperAscii(std::string_view s);
 // Uri.EscapeDataString, ARM's uriComponent(), gives); PercentEncode(path,
 // "/") keeps a decoded path's separators.
 std::string PercentEncode(std::string_view text, std::string_view keep = {});
+
+// Standard base64 (RFC 4648, with padding). Base64Decode gives nullopt for
+// text that is not whole base64: a length not a multiple of 4, a character
+// outside the alphabet (blanks included), padding in the middle.
+std::string Base64Encode(std::string_view bytes);
+std::optional<std::string> Base64Decode(std::string_view text);
 
 }  // namespace dspool

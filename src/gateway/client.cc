@@ -230,7 +230,7 @@ Status GatewayClient::Apply(const std::vector<Pool>& pools, const std::vector<In
 }
 
 Status GatewayClient::CheckListen(const PoolSpec& spec) {
-  return Call("checkListen", Json{{"spec", PoolSpecToJson(spec)}}).status();
+  return Call("checkListen", Json{{"spec", PoolSpecToJson(spec, Secrets::kInclude)}}).status();
 }
 
 std::optional<InstanceHealth> GatewayClient::Health(const InstanceId& id) {

@@ -158,6 +158,10 @@ Result<PoolSpec> ParsePoolSpec(const Json& json) {
     }
   }
 
+  if (const Json* extensions = r.Raw("extensions"); extensions != nullptr && r.ok()) {
+    DSP_ASSIGN_OR_RETURN(spec.extensions, ParseExtensions(*extensions, "extensions"));
+  }
+
   if (r.Raw("jupyter") != nullptr && r.ok()) {
     JsonReader jupyter = r.Object("jupyter");
     JupyterSpec j;
@@ -217,7 +221,7 @@ Result<PoolSpec> ParsePoolSpec(const Json& json) {
   return spec;
 }
 
-Json PoolSpecToJson(const PoolSpec& spec) {
+Json PoolSpecToJson(const PoolSpec& spec, Secrets secrets) {
   Json admin = {{"name", spec.admin.name}};
   if (!spec.admin.ssh_public_key.empty()) admin["sshPublicKey"] = spec.admin.ssh_public_key;
   if (!spec.admin.password_hash.empty()) admin["passwordHash"] = spec.admin.password_hash;
@@ -246,6 +250,7 @@ Json PoolSpecToJson(const PoolSpec& spec) {
     }
     out["jupyter"] = j;
   }
+  if (!spec.extensions.empty()) out["extensions"] = ExtensionsToJson(spec.extensions, secrets);
   return out;
 }
 
@@ -253,7 +258,7 @@ std::string_view PoolStateName(PoolState s) { return s == PoolState::kActive ? "
 
 Json PoolToJson(const Pool& pool) {
   return {
-      {"spec", PoolSpecToJson(pool.spec)},
+      {"spec", PoolSpecToJson(pool.spec, Secrets::kInclude)},
       {"state", PoolStateName(pool.state)},
       {"createdAt", ToUnixMillis(pool.created_at)},
       {"updatedAt", ToUnixMillis(pool.updated_at)},

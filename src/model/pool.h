@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "base/ids.h"
 #include "base/result.h"
+#include "model/extension.h"
 #include "model/ipv4.h"
 #include "model/json_reader.h"
 #include "model/load_balancer.h"
@@ -95,6 +96,9 @@ struct PoolSpec {
   // own addresses.
   std::optional<LoadBalancerSpec> load_balancer;
   std::optional<JupyterSpec> jupyter;
+  // Scripts run as root in each new instance before it is Ready
+  // (model/extension.h; docs/extensions.md).
+  std::vector<ExtensionSpec> extensions;
   friend bool operator==(const PoolSpec&, const PoolSpec&) = default;
 };
 
@@ -118,8 +122,10 @@ Result<PoolSpec> ParsePoolSpec(const Json& json);
 // /dev, /run, /tmp), anything under /proc, /sys, /dev, /run or /boot, the
 // data directory, anything in it, and anything that holds it.
 Status CheckShareSource(const std::string& source, const std::string& resolved, const std::string& data_dir);
-// The spec in the documented JSON form; `password` is never written.
-Json PoolSpecToJson(const PoolSpec& spec);
+// The spec in the documented JSON form; `password` is never written, and
+// the extensions' protected settings only as `secrets` says (kInclude for
+// the server's own state, kRedact for answers).
+Json PoolSpecToJson(const PoolSpec& spec, Secrets secrets);
 
 Status ValidatePoolName(const std::string& name);
 // The most instances the pool may have: the subnet's addresses, the NAT
@@ -147,6 +153,7 @@ struct Pool {
 // `pools` uses; ResourceExhausted after kMaxPools blocks.
 Result<int64_t> AllocateIdBase(const std::vector<Pool>& pools);
 
+// The server's state form (protected settings included).
 Json PoolToJson(const Pool& pool);
 Result<Pool> PoolFromJson(const Json& json);
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 
+#include "base/strings.h"
 #include "model/ipv4.h"
 #include "template/hashes.h"
 #include "template/json_text.h"

@@ -24,10 +24,5 @@ std::string UniqueString(const std::vector<std::string>& parts);
 // input with a value Azure produced, so parity is not verified.
 std::string GuidOf(const std::vector<std::string>& parts);
 
-// Standard base64 with padding; Base64Decode gives nullopt for text that is
-// not whole base64 (a length not a multiple of 4, a character outside the
-// alphabet, padding in the middle).
-std::string Base64Encode(std::string_view bytes);
-std::optional<std::string> Base64Decode(std::string_view text);
 
 }  // namespace dspool::arm

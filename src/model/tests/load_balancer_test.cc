@@ -109,7 +109,7 @@ TEST(LoadBalancerTest, PoolSpecChecksNatCapacity) {
   parsed = ParsePoolSpec(spec);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(MaxInstanceCount(*parsed), 3);
-  auto round = ParsePoolSpec(PoolSpecToJson(*parsed));
+  auto round = ParsePoolSpec(PoolSpecToJson(*parsed, Secrets::kInclude));
   ASSERT_TRUE(round.ok()) << round.status();
   EXPECT_EQ(round->load_balancer, parsed->load_balancer);
 }

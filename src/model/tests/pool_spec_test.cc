@@ -38,8 +38,8 @@ TEST(PoolSpecTest, AShareOfTypeNoneHasNoSourceAndRoundTrips) {
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->share.type, ShareType::kNone);
   EXPECT_EQ(spec->share.source, "");
-  EXPECT_EQ(PoolSpecToJson(*spec)["share"], Json::parse(R"({"type": "none"})"));
-  EXPECT_EQ(*ParsePoolSpec(PoolSpecToJson(*spec)), *spec);
+  EXPECT_EQ(PoolSpecToJson(*spec, Secrets::kInclude)["share"], Json::parse(R"({"type": "none"})"));
+  EXPECT_EQ(*ParsePoolSpec(PoolSpecToJson(*spec, Secrets::kInclude)), *spec);
   j["share"]["source"] = "/srv/share";
   EXPECT_EQ(ParsePoolSpec(j).status().message(), "share.source: is not used with type 'none'");
 }
@@ -50,7 +50,7 @@ TEST(PoolSpecTest, RoundTripsWithoutPlainPassword) {
   auto spec = ParsePoolSpec(j);
   ASSERT_TRUE(spec.ok());
   EXPECT_EQ(spec->admin.password, "hunter2");
-  Json out = PoolSpecToJson(*spec);
+  Json out = PoolSpecToJson(*spec, Secrets::kInclude);
   EXPECT_EQ(out.dump().find("hunter2"), std::string::npos);
   auto again = ParsePoolSpec(out);
   ASSERT_TRUE(again.ok()) << again.status();
@@ -114,13 +114,13 @@ TEST(PoolSpecTest, DrainTimeoutIsAbsentUnlessGivenAndRoundTrips) {
   auto spec = ParsePoolSpec(ValidSpec());
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->drain_timeout_minutes, std::nullopt) << "absent: scale-in waits as long as sessions last";
-  EXPECT_FALSE(PoolSpecToJson(*spec).contains("drainTimeoutMinutes"));
+  EXPECT_FALSE(PoolSpecToJson(*spec, Secrets::kInclude).contains("drainTimeoutMinutes"));
   Json j = ValidSpec();
   j["drainTimeoutMinutes"] = 0;
   spec = ParsePoolSpec(j);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->drain_timeout_minutes, 0);
-  auto again = ParsePoolSpec(PoolSpecToJson(*spec));
+  auto again = ParsePoolSpec(PoolSpecToJson(*spec, Secrets::kInclude));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(*again, *spec);
 }
@@ -129,13 +129,13 @@ TEST(PoolSpecTest, StandbyCountIsZeroUnlessGivenAndRoundTrips) {
   auto spec = ParsePoolSpec(ValidSpec());
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->standby_count, 0);
-  EXPECT_FALSE(PoolSpecToJson(*spec).contains("standbyCount"));
+  EXPECT_FALSE(PoolSpecToJson(*spec, Secrets::kInclude).contains("standbyCount"));
   Json j = ValidSpec();
   j["standbyCount"] = 2;
   spec = ParsePoolSpec(j);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->standby_count, 2);
-  auto again = ParsePoolSpec(PoolSpecToJson(*spec));
+  auto again = ParsePoolSpec(PoolSpecToJson(*spec, Secrets::kInclude));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(*again, *spec);
 }
@@ -187,7 +187,7 @@ TEST(PoolSpecTest, JupyterDefaultsRoundTripAndErrorsNameTheField) {
   EXPECT_EQ(spec->jupyter->frontend_port, 8000);
   EXPECT_EQ(spec->jupyter->cull_idle_minutes, 60);
   EXPECT_TRUE(spec->jupyter->certificate_file.empty());
-  auto again = ParsePoolSpec(PoolSpecToJson(*spec));
+  auto again = ParsePoolSpec(PoolSpecToJson(*spec, Secrets::kInclude));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again->jupyter, *spec->jupyter);
 

@@ -1,0 +1,148 @@
+#include "model/extension.h"
+
+#include <gtest/gtest.h>
+
+#include "base/strings.h"
+
+namespace dspool {
+namespace {
+
+// The sample's extension (reference/azure-dsvm/dsvm-vmss-cluster.json), its
+// expression evaluated.
+Json Sample() {
+  return Json::parse(R"([{"name": "filesextension",
+    "properties": {"publisher": "Microsoft.Azure.Extensions", "type": "CustomScript",
+                   "typeHandlerVersion": "2.0", "autoUpgradeMinorVersion": true,
+                   "settings": {"fileUris": ["https://raw.githubusercontent.com/Azure/DataScienceVM/master/Extensions/General/mountazurefiles.sh"],
+                                "commandToExecute": "bash mountazurefiles.sh acct KEY share /mnt/s dsvmuser"}}}])");
+}
+
+std::string ErrorOf(const Json& json) {
+  auto parsed = ParseExtensions(json, "extensions");
+  EXPECT_FALSE(parsed.ok());
+  if (parsed.ok()) return "";
+  EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+  return parsed.status().message();
+}
+
+TEST(ExtensionTest, TheSamplesExtensionParsesAndNamesItsFileAsAzureDoes) {
+  auto parsed = ParseExtensions(Sample(), "extensions");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->size(), 1u);
+  const ExtensionSpec& e = (*parsed)[0];
+  EXPECT_EQ(e.name, "filesextension");
+  EXPECT_TRUE(e.auto_upgrade_minor_version);
+  EXPECT_EQ(e.FileNames(), std::vector<std::string>{"mountazurefiles.sh"});
+  EXPECT_EQ(e.CommandText(), "bash mountazurefiles.sh acct KEY share /mnt/s dsvmuser");
+  EXPECT_EQ(ExtensionsToJson(*parsed, Secrets::kInclude), Sample());
+  EXPECT_EQ(*ParseExtensions(ExtensionsToJson(*parsed, Secrets::kInclude), "extensions"), *parsed);
+}
+
+TEST(ExtensionTest, ProtectedSettingsAreSecureInAnswersOnly) {
+  Json j = Sample();
+  j[0]["properties"]["settings"].erase("commandToExecute");
+  j[0]["properties"]["protectedSettings"] = {{"commandToExecute", "bash x.sh SECRET"}};
+  auto parsed = ParseExtensions(j, "extensions");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ((*parsed)[0].CommandText(), "bash x.sh SECRET");
+  EXPECT_EQ(ExtensionsToJson(*parsed, Secrets::kRedact)[0]["properties"]["protectedSettings"], "[secure]");
+  EXPECT_EQ(ExtensionsToJson(*parsed, Secrets::kRedact).dump().find("SECRET"), std::string::npos);
+  EXPECT_EQ(ExtensionsToJson(*parsed, Secrets::kInclude), j);
+}
+
+TEST(ExtensionTest, AScriptIsBase64AndRunsDecoded) {
+  Json j = Sample();
+  j[0]["properties"]["settings"].erase("commandToExecute");
+  j[0]["properties"]["settings"]["script"] = Base64Encode("#!/bin/sh\necho hi\n");
+  auto parsed = ParseExtensions(j, "extensions");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ((*parsed)[0].CommandText(), "#!/bin/sh\necho hi\n");
+
+  j[0]["properties"]["settings"]["script"] = "not base64!";
+  EXPECT_EQ(ErrorOf(j), "extensions[0].properties.settings.script: must be base64");
+  j[0]["properties"]["settings"]["script"] = Base64Encode(std::string("\x1f\x8b\x08\x00", 4));
+  EXPECT_NE(ErrorOf(j).find("settings.script: a gzip-compressed script is not run here"), std::string::npos);
+}
+
+TEST(ExtensionTest, EveryBadFieldIsNamed) {
+  Json j = Sample();
+  j[0]["properties"]["publisher"] = "Microsoft.Azure.Monitor";
+  EXPECT_NE(ErrorOf(j).find("extensions[0].properties.type: 'Microsoft.Azure.Monitor.CustomScript' is not run on this host"),
+            std::string::npos);
+  j = Sample();
+  j[0]["properties"]["typeHandlerVersion"] = "1.5";
+  EXPECT_NE(ErrorOf(j).find("extensions[0].properties.typeHandlerVersion: '1.5': CustomScript is version 2.x"),
+            std::string::npos);
+  j = Sample();
+  j[0]["properties"]["settings"]["script"] = Base64Encode("echo");
+  EXPECT_EQ(ErrorOf(j), "extensions[0].properties: give exactly one of commandToExecute and script, in settings or "
+                        "protectedSettings (2 given)");
+  j = Sample();
+  j[0]["properties"]["settings"].erase("commandToExecute");
+  EXPECT_NE(ErrorOf(j).find("(0 given)"), std::string::npos);
+  j = Sample();
+  j[0]["properties"]["settings"]["fileUris"] = {"scripts/mount.sh"};
+  EXPECT_EQ(ErrorOf(j), "extensions[0].properties.settings.fileUris[0]: 'scripts/mount.sh' is not an http or https URL");
+  j[0]["properties"]["settings"]["fileUris"] = {"http://mirror.internal/dir/"};
+  EXPECT_NE(ErrorOf(j).find("settings.fileUris[0]: 'http://mirror.internal/dir/' names no file"), std::string::npos);
+  j[0]["properties"]["settings"]["fileUris"] = {"http://a/x.sh", "http://b/y/x.sh?sas=1"};
+  EXPECT_NE(ErrorOf(j).find("two fileUris name the file 'x.sh'"), std::string::npos);
+  j = Sample();
+  j[0]["properties"]["settings"]["comandToExecute"] = "typo";
+  EXPECT_EQ(ErrorOf(j), "extensions[0].properties.settings.comandToExecute: unknown field");
+  j = Sample();
+  j[0]["properties"]["protectedSettings"] = {{"storageAccountKey", "k"}};
+  EXPECT_NE(ErrorOf(j).find("protectedSettings.storageAccountKey: fileUris in Azure blob storage cannot be read here"),
+            std::string::npos);
+  j = Sample();
+  j.push_back(j[0]);
+  j[1]["name"] = "FilesExtension";
+  EXPECT_EQ(ErrorOf(j), "extensions[1].name: 'FilesExtension' is the name of an earlier extension");
+  j = Sample();
+  j[0]["name"] = "../x";
+  EXPECT_NE(ErrorOf(j).find("extensions[0].name: '../x' must be"), std::string::npos);
+}
+
+TEST(ExtensionTest, TheOlderCustomScriptForLinuxTakesACommandOnly) {
+  Json j = Json::parse(R"([{"name": "old", "properties": {"publisher": "Microsoft.OSTCExtensions",
+      "type": "CustomScriptForLinux", "typeHandlerVersion": "1.5",
+      "settings": {"fileUris": ["http://127.0.0.1/s.sh"], "enableInternalDNSCheck": false},
+      "protectedSettings": {"commandToExecute": "sh s.sh"}}}])");
+  auto parsed = ParseExtensions(j, "extensions");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ((*parsed)[0].CommandText(), "sh s.sh");
+  j[0]["properties"]["protectedSettings"] = {{"script", Base64Encode("echo")}};
+  EXPECT_NE(ErrorOf(j).find("protectedSettings.script: CustomScriptForLinux takes commandToExecute only"),
+            std::string::npos);
+}
+
+TEST(ExtensionTest, AnAgentsListCarriesTheFilesAndIsCheckedAsUntrusted) {
+  auto specs = ParseExtensions(Sample(), "extensions");
+  ASSERT_TRUE(specs.ok());
+  std::vector<AgentExtension> list{{(*specs)[0], {{"mountazurefiles.sh", std::string("#!/bin/bash\n\0\xff", 14)}}}};
+  auto back = ParseAgentExtensions(AgentExtensionsToJson(list));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->size(), 1u);
+  EXPECT_EQ((*back)[0].spec, (*specs)[0]);
+  EXPECT_EQ((*back)[0].files, list[0].files);
+
+  Json bad = AgentExtensionsToJson(list);
+  bad["extensions"][0]["files"][0]["name"] = "../../etc/passwd";
+  EXPECT_NE(ParseAgentExtensions(bad).status().message().find("expected 'mountazurefiles.sh'"), std::string::npos);
+  bad = AgentExtensionsToJson(list);
+  bad["extensions"][0]["files"] = Json::array();
+  EXPECT_NE(ParseAgentExtensions(bad).status().message().find("expected one file for each of the 1 fileUris"),
+            std::string::npos);
+}
+
+TEST(ExtensionTest, StatusesRoundTripAndRefuseUnknownStates) {
+  ExtensionStatus s{"filesextension", ExtensionState::kFailed, "Enable failed: exit status 1"};
+  EXPECT_EQ(*ParseExtensionStatus(ExtensionStatusToJson(s), "extensions[0]"), s);
+  Json bad = ExtensionStatusToJson(s);
+  bad["state"] = "Done";
+  EXPECT_EQ(ParseExtensionStatus(bad, "extensions[0]").status().message(),
+            "extensions[0].state: 'Done' is not Transitioning, Succeeded or Failed");
+}
+
+}  // namespace
+}  // namespace dspool
