@@ -14,6 +14,7 @@ Result<Response> Api::RouteAgent(const Request& r, const InstanceId& id) {
       {"GET", "/v1/agent/config", [](Api& a, C c) { return a.AgentConfigFor(InstanceId(c.actor)); }},
       {"POST", "/v1/agent/report", [](Api& a, C c) { return a.AgentReport(InstanceId(c.actor), c.request); }},
       {"GET", "/v1/agent/keys/{}", [](Api& a, C c) { return a.AgentKeys(UserName(c.args[0])); }},
+      {"GET", "/v1/agent/extensions", [](Api& a, C c) { return a.AgentExtensions(InstanceId(c.actor)); }},
       {"POST", "/v1/agent/mounts",
        [](Api& a, C c) { return a.storage_->MountForInstance(InstanceId(c.actor), c.request); }},
   };
@@ -50,6 +51,19 @@ Result<Response> Api::AgentConfigFor(const InstanceId& id) {
   config.host_public_key = key.public_key;
   if (auto v = store_.GetMeta(kUsersVersion); v.ok()) config.config_version = std::stoll(*v);
   return JsonOk(200, AgentConfigToJson(config));
+}
+
+// The pool's extensions with their files, protected settings included:
+// this channel is the only place they go.
+Result<Response> Api::AgentExtensions(const InstanceId& id) {
+  DSP_ASSIGN_OR_RETURN(Instance instance, store_.GetInstance(id));
+  DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(instance.pool));
+  std::vector<AgentExtension> list;
+  for (const ExtensionSpec& e : pool.spec.extensions) {
+    DSP_ASSIGN_OR_RETURN(std::vector<ExtensionFile> files, hooks_.ReadExtensionFiles(pool.name(), e));
+    list.push_back({e, std::move(files)});
+  }
+  return JsonOk(200, AgentExtensionsToJson(list));
 }
 
 Result<Response> Api::AgentReport(const InstanceId& id, const Request& r) {

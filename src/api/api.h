@@ -48,8 +48,17 @@ class ApiHooks {
   // Checks a new pool against the host: subnet vs routes and other pools,
   // the share directory. Errors name the spec field.
   virtual Status CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& existing) = 0;
-  // Creates the pool's host key if it has none. Idempotent.
-  virtual Status PreparePool(const PoolName& pool) = 0;
+  // The files each of `extensions` names in its fileUris, fetched (through
+  // the server's mirror map), in FileNames() order: for a pool about to be
+  // made. Errors name the extension and the URI. Writes nothing.
+  virtual Result<std::vector<std::vector<ExtensionFile>>> FetchExtensionFiles(
+      const std::vector<ExtensionSpec>& extensions) = 0;
+  // Creates the pool's host key if it has none, and keeps `files` (one list
+  // per extension of its spec) for its instances. Idempotent.
+  virtual Status PreparePool(const PoolSpec& spec, const std::vector<std::vector<ExtensionFile>>& files) = 0;
+  // The files PreparePool kept for one of the pool's extensions.
+  virtual Result<std::vector<ExtensionFile>> ReadExtensionFiles(const PoolName& pool,
+                                                                const ExtensionSpec& extension) = 0;
   virtual Result<HostKey> ReadHostKey(const PoolName& pool) = 0;
   // Desired state changed: reconcile soon.
   virtual void PoolsChanged() = 0;
@@ -169,6 +178,7 @@ class Api {
   // nothing is written.
   Status RecordNotebookExits(const InstanceId& id, const InstanceReport& report);
   Result<Response> AgentKeys(const UserName& user);
+  Result<Response> AgentExtensions(const InstanceId& id);
 
   Result<Response> GetStatus();
   // Records a `server.stop` event and has the server stop as on SIGTERM

@@ -129,6 +129,8 @@ Status Api::HashAdminPassword(AdminUserSpec& admin) {
 
 Result<Pool> Api::CreatePoolFromSpec(const PoolSpec& spec, const std::string& actor) {
   const AdminUserSpec& admin = spec.admin;
+  // Before the lock: fetching may take a while, and writes nothing.
+  DSP_ASSIGN_OR_RETURN(auto files, hooks_.FetchExtensionFiles(spec.extensions));
   std::lock_guard lock(write_mu_);
   DSP_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
   for (const Pool& p : pools) {
@@ -188,7 +190,7 @@ Result<Pool> Api::CreatePoolFromSpec(const PoolSpec& spec, const std::string& ac
     return existing.status();
   }
 
-  DSP_RETURN_IF_ERROR(hooks_.PreparePool(spec.name));
+  DSP_RETURN_IF_ERROR(hooks_.PreparePool(spec, files));
   DSP_RETURN_IF_ERROR(store_.Write(batch));
   hooks_.PoolsChanged();
   return store_.GetPool(spec.name);

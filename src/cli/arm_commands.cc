@@ -64,25 +64,12 @@ Result<std::string> ReadTemplateSource(const std::string& source, bool is_uri) {
   if (!is_uri) return ReadFile(source);
   if (source.rfind("file://", 0) == 0) return ReadFile(source.substr(7));
   if (source.rfind("file:", 0) == 0) return ReadFile(source.substr(5));
-  const bool tls = source.rfind("https://", 0) == 0;
-  if (!tls && source.rfind("http://", 0) != 0) {
+  if (source.rfind("http://", 0) != 0 && source.rfind("https://", 0) != 0) {
     return InvalidArgument("--template-uri: '" + source + "' is not an http, https or file URL");
   }
-  std::string rest = source.substr(tls ? 8 : 7);
-  size_t slash = rest.find('/');
-  std::string authority = rest.substr(0, slash), target = slash == std::string::npos ? "/" : rest.substr(slash);
-  if (authority.empty()) return InvalidArgument("--template-uri: '" + source + "' names no host");
-  const std::string scheme = tls ? "tls:" : "tcp:";
-  // "host:port", else the scheme's port.
-  auto endpoint = ParseEndpoint(scheme + authority);
-  if (!endpoint.ok()) endpoint = ParseEndpoint(scheme + authority + (tls ? ":443" : ":80"));
-  if (!endpoint.ok()) return InvalidArgument("--template-uri: '" + source + "': " + endpoint.status().message());
-  DSP_ASSIGN_OR_RETURN(Response r, Client::Do(*endpoint, "GET", target, "", {{"Host", authority}},
-                                              std::chrono::seconds(30)));
-  if (r.status != 200) {
-    return FailedPrecondition("--template-uri: GET " + source + " answered HTTP " + std::to_string(r.status));
-  }
-  return r.body;
+  auto text = FetchUrl(source, std::chrono::seconds(30));
+  if (!text.ok()) return text.status().WithPrefix("--template-uri");
+  return text;
 }
 
 // `-p` tokens as az reads them: "@FILE" and a token that names a file are

@@ -83,6 +83,7 @@ struct ServerFlags {
   std::string dns_domain = "dspool.internal";
   std::string storage_root = "/srv/dspool/storage";
   std::string catalog;
+  std::vector<std::string> mirrors;
 };
 
 // The gateway's options, on `dspool server` (which starts the gateway
@@ -158,6 +159,11 @@ int RunServerCommand(const ServerFlags& flags, std::ostream& err) {
   options.deploy_host = {.front_address = flags.front_address, .dns_domain = flags.dns_domain};
   options.catalog_file = flags.catalog;
   options.storage_root = flags.storage_root;
+  for (const std::string& text : flags.mirrors) {
+    auto mirror = ParseMirror(text);
+    if (!mirror.ok()) return Fail(err, mirror.status());
+    options.mirrors.push_back(*mirror);
+  }
   return RunServer(options);
 }
 
@@ -288,6 +294,10 @@ int RunCli(const std::vector<std::string>& args, const CliEnvironment& env) {
                      "Storage accounts' file shares live under DIR/ACCOUNT (made at start, root's, 0755)")
       ->type_name("DIR")
       ->capture_default_str();
+  server->add_option("--mirror", server_flags.mirrors,
+                     "Extensions' fileUris that start with the URL PREFIX are fetched from TARGET instead (an "
+                     "http(s) URL or a directory), the rest of the URI appended; repeatable (docs/extensions.md)")
+      ->type_name("PREFIX=TARGET");
   server->add_option("--catalog", server_flags.catalog,
                      "Template deployments: a JSON file of VM sizes and images to add to the built-in ones "
                      "(docs/templates.md)")

@@ -1,5 +1,6 @@
 #include "deploy/deployer.h"
 
+#include <algorithm>
 #include <set>
 
 #include "base/log.h"
@@ -91,6 +92,43 @@ void CollectStrings(const Value& v, std::vector<std::string>* out) {
   }
 }
 
+bool HoldsSecret(const Json& v, const std::vector<std::string>& secrets) {
+  if (v.is_string()) {
+    const std::string& s = v.get_ref<const std::string&>();
+    return std::any_of(secrets.begin(), secrets.end(), [&](const std::string& x) { return s.find(x) != s.npos; });
+  }
+  return v.is_structured() && std::any_of(v.begin(), v.end(), [&](const Json& c) { return HoldsSecret(c, secrets); });
+}
+
+void CollectJsonStrings(const Json& v, std::vector<std::string>* out) {
+  if (v.is_string()) {
+    if (!v.get_ref<const std::string&>().empty()) out->push_back(v.get<std::string>());
+  } else if (v.is_structured()) {
+    for (const Json& child : v) CollectJsonStrings(child, out);
+  }
+}
+
+// A scale set's extensions (its pool spec's, model/extension.h). A public
+// setting that holds a secret (the sample's commandToExecute, which carries
+// the storage key) becomes a protected one, so the pool never shows it; and
+// every protected setting is a secret of the plan, so no record, output or
+// what-if shows it either.
+void ProtectExtensionSecrets(Json& spec, std::vector<std::string>* secrets) {
+  if (!spec.contains("extensions")) return;
+  for (Json& e : spec["extensions"]) {
+    Json& props = e["properties"];
+    Json& settings = props["settings"];
+    Json moved = props.value("protectedSettings", Json::object());
+    for (const char* key : {"commandToExecute", "script", "fileUris"}) {
+      if (!settings.contains(key) || !HoldsSecret(settings[key], *secrets) || moved.contains(key)) continue;
+      moved[key] = settings[key];
+      settings.erase(key);
+    }
+    if (!moved.empty()) props["protectedSettings"] = moved;
+    CollectJsonStrings(moved, secrets);
+  }
+}
+
 int64_t MillisBetween(TimePoint from, TimePoint to) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
 }
@@ -108,7 +146,10 @@ std::set<std::string> TemplateIds(const Plan& plan) {
 
 }  // namespace
 
-Value Redact(const Value& v, const std::vector<std::string>& secrets) {
+namespace {
+
+// `secrets` longest first.
+Value RedactSorted(const Value& v, const std::vector<std::string>& secrets) {
   if (v.is_string()) {
     std::string s = v.get<std::string>();
     for (const std::string& secret : secrets) {
@@ -120,15 +161,26 @@ Value Redact(const Value& v, const std::vector<std::string>& secrets) {
   }
   if (v.is_object()) {
     Value out = Value::object();
-    for (const auto& [k, child] : v.items()) out[k] = Redact(child, secrets);
+    for (const auto& [k, child] : v.items()) out[k] = RedactSorted(child, secrets);
     return out;
   }
   if (v.is_array()) {
     Value out = Value::array();
-    for (const Value& child : v) out.push_back(Redact(child, secrets));
+    for (const Value& child : v) out.push_back(RedactSorted(child, secrets));
     return out;
   }
   return v;
+}
+
+}  // namespace
+
+Value Redact(const Value& v, const std::vector<std::string>& secrets) {
+  // The longest first: a secret that holds another (a protected command
+  // with the storage key in it) is hidden whole.
+  std::vector<std::string> longest_first = secrets;
+  std::stable_sort(longest_first.begin(), longest_first.end(),
+                   [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  return RedactSorted(v, longest_first);
 }
 
 Deployer::Deployer(StateStore& store, const Clock& clock, PoolControl& pools, StorageControl& storage,
@@ -248,6 +300,7 @@ Result<Plan> Deployer::Validate(const DeployRequest& request, ArmError* error) {
     auto realized = Realize(r, body, deployed, options_.host, catalog_);
     if (!realized.ok()) return fail(ErrorOf(realized.status(), "InvalidTemplateDeployment", &r));
     if (realized->pool_spec) {
+      ProtectExtensionSecrets(*realized->pool_spec, &plan.secrets);
       auto checked = pools_.CheckPool(*realized->pool_spec, r.id);
       if (!checked.ok()) return fail(ErrorOf(checked.status(), "InvalidTemplateDeployment", &r));
       realized->pool_spec = std::move(*checked);

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "model/deployment.h"
+#include "model/extension.h"
 #include "model/ipv4.h"
 #include "model/storage.h"
 
@@ -437,6 +438,66 @@ ArmLoadBalancer ReadLoadBalancer(Node& props, const std::string& id, const Deplo
 // served by the pool's Jupyter frontend (login, one server per user).
 constexpr int64_t kJupyterBackendPort = 8000;
 
+// A CustomScript's settings object, its members read without case as the
+// extension's handler does, in model/extension.h's canonical names.
+Json ScriptSettingsOf(Node n, Report& report) {
+  Json out = Json::object();
+  if (!n.present()) return out;
+  if (!n.value()->is_object()) {
+    report.Fail(n.path(), "must be an object");
+    return out;
+  }
+  std::vector<std::string> uris;
+  for (Node& u : n.Array("fileUris")) {
+    if (u.value()->is_string()) uris.push_back(u.value()->get<std::string>());
+    else report.Fail(u.path(), "must be a string, not " + arm::TypeName(*u.value()));
+  }
+  if (!uris.empty()) out["fileUris"] = uris;
+  for (const char* key : {"commandToExecute", "script", "storageAccountName", "storageAccountKey"}) {
+    if (auto v = n.String(key)) out[key] = *v;
+  }
+  if (auto v = n.Bool("skipDos2Unix")) out["skipDos2Unix"] = *v;
+  if (auto v = n.Bool("enableInternalDNSCheck")) out["enableInternalDNSCheck"] = *v;
+  if (auto v = n.Int("timestamp")) out["timestamp"] = *v;
+  n.Refuse("managedIdentity", "managed identities do not exist on this host");
+  n.Done();
+  return out;
+}
+
+// extensionProfile.extensions: the CustomScripts, in the pool spec's form
+// (model/extension.h), checked as the pool will check them.
+std::optional<Json> ExtensionsOf(Node profile, Report& report) {
+  if (!profile.present()) return std::nullopt;
+  profile.Ignore("extensionsTimeBudget", "each script may run 90 minutes, as CustomScript allows; ignored");
+  Json out = Json::array();
+  for (Node& e : profile.Array("extensions")) {
+    Json entry = {{"name", e.String("name", true).value_or("")}};
+    Node p = e.Get("properties");
+    Json props = Json::object();
+    for (const char* key : {"publisher", "type", "typeHandlerVersion"}) props[key] = p.String(key, true).value_or("");
+    if (auto v = p.Bool("autoUpgradeMinorVersion")) props["autoUpgradeMinorVersion"] = *v;
+    props["settings"] = ScriptSettingsOf(p.Get("settings"), report);
+    Json secret = ScriptSettingsOf(p.Get("protectedSettings"), report);
+    if (!secret.empty()) props["protectedSettings"] = secret;
+    p.Ignore("enableAutomaticUpgrade", "the script runs as given; ignored");
+    p.Ignore("forceUpdateTag", "scripts run on new instances; change settings.timestamp to run a new one; ignored");
+    p.Ignore("provisionAfterExtensions", "extensions run one after another, in the order given; ignored");
+    p.Refuse("suppressFailures", "a failed script always fails its instance here");
+    p.Refuse("protectedSettingsFromKeyVault", "key vaults are not supported on this host yet");
+    p.Done();
+    e.Done();
+    entry["properties"] = props;
+    out.push_back(entry);
+  }
+  profile.Done();
+  if (!report.error.ok()) return std::nullopt;
+  // The remaining rules (the kinds, one command, file names) are the pool's.
+  if (auto parsed = ParseExtensions(out, profile.path() + ".extensions"); !parsed.ok()) {
+    report.error = InvalidArgument(report.resource + ": " + parsed.status().message());
+  }
+  return out;
+}
+
 Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Deployed& deployed,
                        const HostSettings& host, const Catalog& catalog, Report& report,
                        Json* spec) {
@@ -580,7 +641,7 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
                 "'" + *subnet_id + "' is not a subnet deployed before this scale set");
   }
 
-  vm.Refuse("extensionProfile", "extensions are not run on this host yet");
+  std::optional<Json> extensions = ExtensionsOf(vm.Get("extensionProfile"), report);
   vm.Ignore("diagnosticsProfile", "boot diagnostics do not exist here; `dspool instance logs` shows an instance's boot");
   vm.Ignore("priority", "instances are never evicted here; ignored");
   vm.Ignore("evictionPolicy", "instances are never evicted here; ignored");
@@ -618,6 +679,7 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
   if (!ssh_key.empty()) admin_user["sshPublicKey"] = ssh_key;
   if (password) admin_user["password"] = *password;
   out["adminUser"] = admin_user;
+  if (extensions && !extensions->empty()) out["extensions"] = *extensions;
 
   if (lb_id) {
     const Value* lb_state = FindDeployed(deployed, *lb_id);

@@ -323,4 +323,21 @@ Result<Response> Client::Do(const Endpoint& endpoint, const std::string& method,
   }
 }
 
+Result<std::string> FetchUrl(const std::string& url, std::chrono::milliseconds timeout) {
+  const bool tls = url.rfind("https://", 0) == 0;
+  if (!tls && url.rfind("http://", 0) != 0) return InvalidArgument("'" + url + "' is not an http or https URL");
+  const std::string rest = url.substr(tls ? 8 : 7);
+  const size_t slash = rest.find('/');
+  const std::string authority = rest.substr(0, slash), target = slash == std::string::npos ? "/" : rest.substr(slash);
+  if (authority.empty()) return InvalidArgument("'" + url + "' names no host");
+  const std::string scheme = tls ? "tls:" : "tcp:";
+  // "host:port", else the scheme's port.
+  auto endpoint = ParseEndpoint(scheme + authority);
+  if (!endpoint.ok()) endpoint = ParseEndpoint(scheme + authority + (tls ? ":443" : ":80"));
+  if (!endpoint.ok()) return InvalidArgument("'" + url + "': " + endpoint.status().message());
+  DSP_ASSIGN_OR_RETURN(Response r, Client::Do(*endpoint, "GET", target, "", {{"Host", authority}}, timeout));
+  if (r.status != 200) return FailedPrecondition("GET " + url + " answered HTTP " + std::to_string(r.status));
+  return std::move(r.body);
+}
+
 }  // namespace dspool

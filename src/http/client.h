@@ -59,4 +59,10 @@ class Client {
                              std::chrono::milliseconds timeout);
 };
 
+// The body of GET `url` (http:// or https://, with an optional port),
+// which must answer 200. InvalidArgument for a URL of another form,
+// FailedPrecondition ("GET <url> answered HTTP 404") for another status,
+// else Do's errors. Redirects are not followed.
+Result<std::string> FetchUrl(const std::string& url, std::chrono::milliseconds timeout);
+
 }  // namespace dspool

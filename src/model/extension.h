@@ -36,6 +36,8 @@ inline constexpr size_t kMaxExtensionFiles = 50;
 inline constexpr size_t kMaxExtensionBytes = 64u << 20;
 // As Azure's CustomScript: a script running longer fails.
 inline constexpr int64_t kExtensionTimeoutMinutes = 90;
+// A status's message (the script's output tails): the agent keeps it under this.
+inline constexpr size_t kMaxExtensionMessage = 8192;
 
 // The settings a CustomScript takes, public or protected. Exactly one of
 // `command` and `script` is given, in either.

@@ -80,6 +80,11 @@ Json InstanceReportToJson(const InstanceReport& r) {
     for (const NotebookExit& e : r.notebook_exits) exits.push_back(NotebookExitToJson(e));
     j["notebookExits"] = exits;
   }
+  if (!r.extensions.empty()) {
+    Json list = Json::array();
+    for (const ExtensionStatus& e : r.extensions) list.push_back(ExtensionStatusToJson(e));
+    j["extensions"] = list;
+  }
   return j;
 }
 
@@ -100,7 +105,19 @@ Result<InstanceReport> ParseInstanceReport(const Json& json) {
   reader.Optional("usersRendered", &r.users_rendered);
   const Json* exits = reader.Raw("notebookExits");
   if (exits != nullptr && !exits->is_array()) reader.Fail("notebookExits", "expected an array");
+  const Json* extensions = reader.Raw("extensions");
+  if (extensions != nullptr && (!extensions->is_array() || extensions->size() > kMaxExtensions)) {
+    reader.Fail("extensions", "expected an array of at most " + std::to_string(kMaxExtensions) + " statuses");
+  }
   DSP_RETURN_IF_ERROR(reader.Finish());
+  for (size_t i = 0; extensions != nullptr && i < extensions->size(); ++i) {
+    const std::string path = "report.extensions[" + std::to_string(i) + "]";
+    DSP_ASSIGN_OR_RETURN(ExtensionStatus e, ParseExtensionStatus((*extensions)[i], path));
+    if (e.message.size() > kMaxExtensionMessage) {
+      return InvalidArgument(path + ".message: longer than " + std::to_string(kMaxExtensionMessage) + " bytes");
+    }
+    r.extensions.push_back(std::move(e));
+  }
   if (exits != nullptr) {
     // The agent keeps at most kMaxNotebookExits; more is not an agent of ours.
     if (exits->size() > kMaxNotebookExits) {
@@ -119,6 +136,23 @@ Result<InstanceReport> ParseInstanceReport(const Json& json) {
   if (cpu_permille >= 0) r.cpu_percent = static_cast<double>(cpu_permille) / 10.0;
   if (memory_used >= 0) r.memory_used_bytes = memory_used;
   return r;
+}
+
+Provisioning InstanceProvisioned(const std::vector<ExtensionSpec>& extensions, const InstanceReport& report) {
+  Provisioning out;
+  size_t succeeded = 0;
+  for (const ExtensionSpec& spec : extensions) {
+    auto it = std::find_if(report.extensions.begin(), report.extensions.end(),
+                           [&](const ExtensionStatus& s) { return s.name == spec.name; });
+    if (it == report.extensions.end()) continue;
+    if (it->state == ExtensionState::kFailed) {
+      out.failure = "extension '" + spec.name + "' failed: " + it->message;
+      return out;
+    }
+    succeeded += it->state == ExtensionState::kSucceeded;
+  }
+  out.done = succeeded == extensions.size();
+  return out;
 }
 
 }  // namespace dspool

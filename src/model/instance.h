@@ -39,6 +39,7 @@
 #include "base/clock.h"
 #include "base/ids.h"
 #include "base/result.h"
+#include "model/extension.h"
 #include "model/json_reader.h"
 #include "model/jupyter.h"
 
@@ -93,7 +94,20 @@ struct InstanceReport {
   // Notebook servers that ended without being asked to since the last
   // report that reached the server (each is reported once).
   std::vector<NotebookExit> notebook_exits;
+  // The pool's extensions as the agent runs them, in the pool's order;
+  // empty until it has fetched them (the instance is not Ready before each
+  // has Succeeded: InstanceProvisioned).
+  std::vector<ExtensionStatus> extensions;
 };
+
+// Where `report` leaves an instance of a pool with `extensions`:
+// provisioned (every one Succeeded), failed (the reason names the one that
+// failed, with its message), or neither yet.
+struct Provisioning {
+  bool done = false;
+  std::optional<std::string> failure;
+};
+Provisioning InstanceProvisioned(const std::vector<ExtensionSpec>& extensions, const InstanceReport& report);
 
 Json InstanceReportToJson(const InstanceReport& report);
 // Parses an agent's report body (untrusted input).

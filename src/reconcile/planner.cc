@@ -91,16 +91,22 @@ std::vector<Action> Plan(const PlanInput& in) {
       case InstancePhase::kPending:
         out.push_back({Action::Kind::kProvision, r.pool, r.id, r.index, {}, {}});
         break;
-      case InstancePhase::kBooting:
+      case InstancePhase::kBooting: {
+        auto heard = in.last_heard.find(r.id);
+        if (heard != in.last_heard.end()) silent_since = std::max(silent_since, heard->second);
+        auto failed = in.provision_failed.find(r.id);
         if (!running) {
           set_phase(InstancePhase::kFailed, obs == observed.end() ? "instance vanished while booting"
                                                                   : "instance stopped while booting");
+        } else if (failed != in.provision_failed.end()) {
+          set_phase(InstancePhase::kFailed, failed->second);
         } else if (report != in.last_report.end() && report->second >= phase_seen) {
           set_phase(InstancePhase::kReady, "");
         } else if (in.now - silent_since > in.options.boot_timeout) {
           set_phase(InstancePhase::kFailed, "agent did not report within " + Seconds(in.options.boot_timeout));
         }
         break;
+      }
       case InstancePhase::kReady: {
         const bool frozen = running && obs->second->frozen;
         if (!running) {

@@ -13,8 +13,10 @@
 //   1. An instance the provider has but no record names is an orphan: destroy.
 //   2. Records move through the phases of model/instance.h:
 //        Pending  → Provision (then the loop sets Booting)
-//        Booting  → Ready when the agent has reported since the phase began;
-//                   Failed if the instance is gone or stopped, or silent past
+//        Booting  → Ready when the agent has reported healthy (sshd
+//                   listening, the pool's extensions Succeeded) since the
+//                   phase began; Failed if the instance is gone or stopped,
+//                   an extension failed, or the agent is silent past
 //                   boot_timeout
 //        Ready    → Failed if gone or stopped, or silent past report_timeout;
 //                   a standby is frozen (Freeze) once quiet (PlanOptions)
@@ -92,8 +94,14 @@ struct PlanInput {
   // restarted server nor a step of the wall clock fails an instance; a
   // record missing from `phase_seen` counts as seen `now`. The records' own
   // phase_since is a wall time, for people.
+  // A healthy report: sshd listens and every extension of the pool has
+  // Succeeded. `last_heard` is any report: a Booting instance whose
+  // extensions still run is not silent.
   std::map<InstanceId, MonoTime> last_report;
+  std::map<InstanceId, MonoTime> last_heard;
   std::map<InstanceId, MonoTime> phase_seen;
+  // Instances whose agent reported an extension Failed, with the reason.
+  std::map<InstanceId, std::string> provision_failed;
   // The CPU use each instance's agent last reported (% of one CPU), for
   // those whose agent could tell.
   std::map<InstanceId, double> cpu_percent;

@@ -81,8 +81,15 @@ Result<std::vector<Action>> Reconciler::RunPass() {
   {
     std::lock_guard lock(mu_);
     last_error_.erase("list");
+    std::map<InstanceId, const Pool*> pool_of;
+    for (const Instance& r : in.records) pool_of[r.id] = FindPool(in.pools, r.pool);
     for (const auto& [id, report] : reports_) {
-      if (report.report.sshd_listening) in.last_report[id] = report.at;
+      in.last_heard[id] = report.at;
+      const Pool* pool = pool_of.count(id) ? pool_of[id] : nullptr;
+      const Provisioning provisioning =
+          pool ? InstanceProvisioned(pool->spec.extensions, report.report) : Provisioning{true, std::nullopt};
+      if (provisioning.failure) in.provision_failed[id] = *provisioning.failure;
+      if (report.report.sshd_listening && provisioning.done) in.last_report[id] = report.at;
       if (report.report.cpu_percent) in.cpu_percent[id] = *report.report.cpu_percent;
     }
     // A record seen in a phase for the first time (a server that just
@@ -423,7 +430,10 @@ bool Reconciler::Idle() const {
 void Reconciler::RecordReport(const InstanceId& id, const InstanceReport& report) {
   {
     std::lock_guard lock(mu_);
-    bool first = !reports_.count(id) || (!reports_[id].report.sshd_listening && report.sshd_listening);
+    // What can move the instance's phase wakes the loop: its first report,
+    // sshd listening, an extension finishing.
+    bool first = !reports_.count(id) || (!reports_[id].report.sshd_listening && report.sshd_listening) ||
+                 reports_[id].report.extensions != report.extensions;
     reports_[id] = {report, clock_.Monotonic()};
     if (!first) return;
     poked_ = true;

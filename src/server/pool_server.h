@@ -171,7 +171,10 @@ class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHoo
 
   Status CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& existing) override;
   static Status CheckJupyterCertificate(const JupyterSpec& jupyter);
-  Status PreparePool(const PoolName& pool) override;
+  Result<std::vector<std::vector<ExtensionFile>>> FetchExtensionFiles(
+      const std::vector<ExtensionSpec>& extensions) override;
+  Status PreparePool(const PoolSpec& spec, const std::vector<std::vector<ExtensionFile>>& files) override;
+  Result<std::vector<ExtensionFile>> ReadExtensionFiles(const PoolName& pool, const ExtensionSpec& extension) override;
   Status MakeShareData(const std::string& account, const std::string& key) override;
   Status MoveShareData(const std::string& account, const std::string& from, const std::string& to) override;
   Status RemoveShareData(const std::string& account, const std::string& key) override;

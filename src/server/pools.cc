@@ -10,9 +10,13 @@
 #include "net/stream.h"
 #include "os/fs.h"
 #include "os/net.h"
+#include "server/extensions.h"
 
 namespace dspool {
 namespace {
+
+// A fileUri that answers slower than this fails the pool's creation.
+constexpr auto kExtensionFetchTimeout = std::chrono::seconds(60);
 
 constexpr const char* kLog = "server";
 
@@ -65,7 +69,18 @@ Status PoolServer::CheckJupyterCertificate(const JupyterSpec& jupyter) {
   return Status::Ok();
 }
 
-Status PoolServer::PreparePool(const PoolName& pool) {
+Result<std::vector<std::vector<ExtensionFile>>> PoolServer::FetchExtensionFiles(
+    const std::vector<ExtensionSpec>& extensions) {
+  return dspool::FetchExtensionFiles(options_.mirrors, extensions, kExtensionFetchTimeout);
+}
+
+Result<std::vector<ExtensionFile>> PoolServer::ReadExtensionFiles(const PoolName& pool,
+                                                                  const ExtensionSpec& extension) {
+  return dspool::ReadExtensionFiles(PoolDir(pool) + "/extensions", extension);
+}
+
+Status PoolServer::PreparePool(const PoolSpec& spec, const std::vector<std::vector<ExtensionFile>>& files) {
+  const PoolName& pool = spec.name;
   std::string dir = PoolDir(pool);
   DSP_RETURN_IF_ERROR(MakeDirs(dir, 0700));
   RunOptions opts;
@@ -83,7 +98,8 @@ Status PoolServer::PreparePool(const PoolName& pool) {
   // What the generators made (or a restore put there) is checked as it
   // will be read: root's own files, no link, nothing for others.
   DSP_RETURN_IF_ERROR(ReadPrivateFile(key).status());
-  return ReadPrivateFile(dir + "/jupyter.key").status();
+  DSP_RETURN_IF_ERROR(ReadPrivateFile(dir + "/jupyter.key").status());
+  return WriteExtensionFiles(dir + "/extensions", spec.extensions, files);
 }
 
 Result<HostKey> PoolServer::ReadHostKey(const PoolName& pool) {

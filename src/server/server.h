@@ -5,10 +5,12 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
-#include "deploy/realize.h"
 #include "base/log.h"
+#include "deploy/realize.h"
 #include "gateway/gateway.h"
+#include "server/extensions.h"
 
 namespace dspool {
 
@@ -51,6 +53,8 @@ struct ServerOptions {
   // An operator's sizes and images for scale sets (deploy/catalog.h);
   // empty: the built-in ones only.
   std::string catalog_file;
+  // Where extensions' fileUris are fetched from instead (server/extensions.h).
+  std::vector<Mirror> mirrors;
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit code. Errors before the

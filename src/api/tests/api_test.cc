@@ -30,9 +30,25 @@ class FakeHooks final : public ApiHooks {
     }
     return host_check;
   }
-  Status PreparePool(const PoolName& pool) override {
-    prepared.push_back(pool.value());
+  Result<std::vector<std::vector<ExtensionFile>>> FetchExtensionFiles(
+      const std::vector<ExtensionSpec>& extensions) override {
+    std::vector<std::vector<ExtensionFile>> out;
+    for (const ExtensionSpec& e : extensions) {
+      std::vector<ExtensionFile>& files = out.emplace_back();
+      for (const std::string& name : e.FileNames()) {
+        if (name == "missing.sh") return NotFound("extensions: GET " + name + " answered HTTP 404");
+        files.push_back({name, "contents of " + name});
+      }
+    }
+    return out;
+  }
+  Status PreparePool(const PoolSpec& spec, const std::vector<std::vector<ExtensionFile>>& files) override {
+    prepared.push_back(spec.name.value());
+    for (size_t i = 0; i < files.size(); ++i) kept_files[spec.name.value()][spec.extensions[i].name] = files[i];
     return Status::Ok();
+  }
+  Result<std::vector<ExtensionFile>> ReadExtensionFiles(const PoolName& pool, const ExtensionSpec& e) override {
+    return kept_files.at(pool.value()).at(e.name);
   }
   Result<HostKey> ReadHostKey(const PoolName&) override { return HostKey{"PRIVATE", "ssh-ed25519 HOST"}; }
   void PoolsChanged() override { ++pokes; }
@@ -123,6 +139,7 @@ class FakeHooks final : public ApiHooks {
   Status stop_status;
   std::vector<std::string> stopped;
   std::vector<std::string> prepared;
+  std::map<std::string, std::map<std::string, std::vector<ExtensionFile>>> kept_files;  // pool → extension →
   int pokes = 0;
   std::map<InstanceId, InstanceReport> reports;
   std::map<InstanceId, dspool::InstanceHealth> health;

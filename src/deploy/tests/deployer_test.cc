@@ -89,13 +89,8 @@ std::string ReadSample(const std::string& name) {
   return s.str();
 }
 
-// The reference's sample, with its CustomScript extension taken out (this
-// host does not run extensions yet).
-std::string SampleWithoutExtension() {
-  Json t = Json::parse(ReadSample("dsvm-vmss-cluster.json"));
-  t["resources"][3]["properties"]["virtualMachineProfile"].erase("extensionProfile");
-  return t.dump();
-}
+// The reference's sample, as it is.
+std::string Sample() { return ReadSample("dsvm-vmss-cluster.json"); }
 
 Value SampleParameters() {
   return Value::parse(R"({"adminUsername": {"value": "dsvmuser"}, "adminPassword": {"value": "Pa55-word-xyz"},
@@ -142,7 +137,7 @@ class DeployerTest : public ::testing::Test {
 
 TEST_F(DeployerTest, TheSampleDeploysAPoolAndKeepsItsRecord) {
   arm::ArmError error;
-  auto d = Deploy(Request(SampleWithoutExtension()), &error);
+  auto d = Deploy(Request(Sample()), &error);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->state, ProvisioningState::kSucceeded) << d->error.dump();
   ASSERT_EQ(d->operations.size(), 4u);
@@ -179,7 +174,7 @@ TEST_F(DeployerTest, ABadParameterLeavesNothingBehind) {
   Value params = SampleParameters();
   params["vmssName"]["value"] = "much-too-long-name";
   arm::ArmError error;
-  auto d = Deploy(Request(SampleWithoutExtension(), params), &error);
+  auto d = Deploy(Request(Sample(), params), &error);
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(error.code, "InvalidTemplate") << d.status();
   EXPECT_NE(error.message.find("vmssName"), std::string::npos) << error.message;
@@ -188,18 +183,27 @@ TEST_F(DeployerTest, ABadParameterLeavesNothingBehind) {
   EXPECT_TRUE(pools_.applied.empty());
 }
 
-TEST_F(DeployerTest, TheSampleWithItsExtensionIsRefusedByName) {
+TEST_F(DeployerTest, TheSamplesExtensionKeepsTheKeyItsCommandCarriesOutOfEverythingShown) {
   arm::ArmError error;
-  auto d = Deploy(Request(ReadSample("dsvm-vmss-cluster.json")), &error);
-  ASSERT_FALSE(d.ok());
-  EXPECT_EQ(error.code, "InvalidTemplateDeployment");
-  EXPECT_NE(error.message.find("virtualMachineProfile.extensionProfile"), std::string::npos) << error.message;
-  EXPECT_EQ(error.path, "resources[3]");
-  EXPECT_TRUE(store_.ListResources(std::nullopt).value_or({ArmResource{}}).empty());
+  auto d = Deploy(Request(Sample()), &error);
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(pools_.applied.size(), 1u);
+  const Json& ext = pools_.applied[0]["extensions"][0];
+  EXPECT_EQ(ext["name"], "filesextension");
+  // The command holds the secure storageAccountKey: it becomes a protected setting.
+  EXPECT_FALSE(ext["properties"]["settings"].contains("commandToExecute"));
+  EXPECT_EQ(ext["properties"]["protectedSettings"]["commandToExecute"],
+            "bash mountazurefiles.sh acct KEY-abc dsvmshare /datamnt/dsvmshare dsvmuser");
+  EXPECT_EQ(ext["properties"]["settings"]["fileUris"][0],
+            "https://raw.githubusercontent.com/Azure/DataScienceVM/master/Extensions/General/mountazurefiles.sh");
+  for (const ArmResource& r : store_.ListResources(std::nullopt).value_or({})) {
+    EXPECT_EQ(r.body.dump().find("KEY-abc"), std::string::npos) << r.body.dump();
+    EXPECT_EQ(r.body.dump().find("bash mountazurefiles.sh"), std::string::npos) << "a protected setting is shown";
+  }
 }
 
 TEST_F(DeployerTest, AMissingGroupIsAzsError) {
-  DeployRequest r = Request(SampleWithoutExtension());
+  DeployRequest r = Request(Sample());
   r.group = "nope";
   arm::ArmError error;
   auto d = Deploy(r, &error);
@@ -210,9 +214,9 @@ TEST_F(DeployerTest, AMissingGroupIsAzsError) {
 
 TEST_F(DeployerTest, RedeployingChangesNothingAndCapacityScales) {
   arm::ArmError error;
-  ASSERT_TRUE(Deploy(Request(SampleWithoutExtension()), &error).ok());
+  ASSERT_TRUE(Deploy(Request(Sample()), &error).ok());
   auto before = store_.ListResources("rg").value_or({});
-  auto again = Deploy(Request(SampleWithoutExtension()), &error);
+  auto again = Deploy(Request(Sample()), &error);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->operations[3].status_code, "OK");
   auto after = store_.ListResources("rg").value_or({});
@@ -221,18 +225,18 @@ TEST_F(DeployerTest, RedeployingChangesNothingAndCapacityScales) {
 
   Value params = SampleParameters();
   params["instanceCount"]["value"] = 3;
-  auto changes = deployer_.WhatIf(Request(SampleWithoutExtension(), params), &error);
+  auto changes = deployer_.WhatIf(Request(Sample(), params), &error);
   ASSERT_TRUE(changes.ok()) << changes.status();
   ASSERT_EQ(changes->size(), 4u);
   EXPECT_EQ((*changes)[0].type, arm::ChangeType::kNoChange);
   EXPECT_EQ((*changes)[3].type, arm::ChangeType::kModify);
-  ASSERT_TRUE(Deploy(Request(SampleWithoutExtension(), params), &error).ok());
+  ASSERT_TRUE(Deploy(Request(Sample(), params), &error).ok());
   EXPECT_EQ(pools_.pools["pool1"]["instanceCount"], 3);
 }
 
 TEST_F(DeployerTest, CompleteModeDeletesWhatTheTemplateNoLongerHas) {
   arm::ArmError error;
-  ASSERT_TRUE(Deploy(Request(SampleWithoutExtension()), &error).ok());
+  ASSERT_TRUE(Deploy(Request(Sample()), &error).ok());
   DeployRequest empty = Request(R"({"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#", "contentVersion": "1.0.0.0", "resources": []})", Value::object());
   empty.mode = "Complete";
   empty.name = "dep2";
@@ -248,7 +252,7 @@ TEST_F(DeployerTest, CompleteModeDeletesWhatTheTemplateNoLongerHas) {
 TEST_F(DeployerTest, AFailedPoolFailsTheDeploymentWithAzsShape) {
   pools_.ready_error = Unavailable("instance pool1-0-ab12 failed: container exited");
   arm::ArmError error;
-  auto d = Deploy(Request(SampleWithoutExtension()), &error);
+  auto d = Deploy(Request(Sample()), &error);
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->state, ProvisioningState::kFailed);
   EXPECT_EQ(d->error["code"], "DeploymentFailed");

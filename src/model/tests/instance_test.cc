@@ -133,5 +133,31 @@ TEST(InstanceTest, HealthJson) {
   EXPECT_EQ(InstanceHealthToJson({}), Json::parse(R"({"state": "", "inRotation": false, "connections": 0})"));
 }
 
+TEST(InstanceTest, ProvisionedOnceEveryExtensionSucceededAndFailedByTheFirstThatFailed) {
+  std::vector<ExtensionSpec> specs(2);
+  specs[0].name = "first";
+  specs[1].name = "second";
+  InstanceReport report;
+  EXPECT_TRUE(InstanceProvisioned({}, report).done) << "a pool without extensions";
+  EXPECT_FALSE(InstanceProvisioned(specs, report).done) << "the agent has not fetched them yet";
+  report.extensions = {{"first", ExtensionState::kSucceeded, ""}, {"second", ExtensionState::kTransitioning, ""}};
+  EXPECT_FALSE(InstanceProvisioned(specs, report).done);
+  EXPECT_FALSE(InstanceProvisioned(specs, report).failure);
+  report.extensions[1].state = ExtensionState::kSucceeded;
+  EXPECT_TRUE(InstanceProvisioned(specs, report).done);
+  report.extensions[1] = {"second", ExtensionState::kFailed, "Enable failed: exit status 2"};
+  EXPECT_EQ(InstanceProvisioned(specs, report).failure, "extension 'second' failed: Enable failed: exit status 2");
+
+  Json sent = InstanceReportToJson(report);
+  sent.erase("receivedAt");  // the server's, not the agent's
+  auto parsed = ParseInstanceReport(sent);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->extensions, report.extensions);
+  Json long_message = sent;
+  long_message["extensions"][0]["message"] = std::string(kMaxExtensionMessage + 1, 'x');
+  EXPECT_EQ(ParseInstanceReport(long_message).status().message(),
+            "report.extensions[0].message: longer than 8192 bytes");
+}
+
 }  // namespace
 }  // namespace dspool

@@ -100,6 +100,20 @@ TEST_F(PlannerTest, BootTimeoutFailsAndReplaces) {
   EXPECT_EQ(plan[1].index, 1);  // index 0 stays with the failed record
 }
 
+TEST_F(PlannerTest, ABootingInstanceWhoseExtensionsRunIsNotSilentAndOneThatFailedFails) {
+  AddPool("a", 1);
+  Instance& r = AddRecord("a", 0, InstancePhase::kBooting);
+  in_.phase_seen[r.id] = in_.now - seconds(600);
+  in_.last_heard[r.id] = in_.now - seconds(2);  // reporting, its script still running
+  EXPECT_TRUE(Plan().empty());
+  in_.provision_failed[r.id] = "extension 'files' failed: Enable failed: exit status 1";
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].phase, InstancePhase::kFailed);
+  EXPECT_EQ(plan[0].reason, "extension 'files' failed: Enable failed: exit status 1");
+  EXPECT_EQ(plan[1].kind, Kind::kCreateRecord);
+}
+
 TEST_F(PlannerTest, SilenceCountsFromWhatThisServerSaw) {
   AddPool("a", 1);
   Instance& r = AddRecord("a", 0, InstancePhase::kReady);
