@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "agent/control.h"
+#include "agent/extensions.h"
 #include "agent/jupyter.h"
 #include "agent/notebook_host.h"
 #include "agent/render.h"
@@ -133,6 +134,13 @@ class Agent final : public ConfigRefresher, public ShareMounter {
         Status s = FetchAndApply();
         if (!s.ok()) LogOnce("config", s);
       }
+      // The pool's extensions run once the configuration (users, homes)
+      // is in place, as Azure runs them once the VM is provisioned.
+      if (config_ && !extensions_.loaded() && now >= next_report) {
+        Status s = FetchExtensions();
+        if (!s.ok()) LogOnce("extensions", s);
+      }
+      extensions_.Step(now);
       if (config_ && sshd_pid_ <= 0 && now >= next_sshd_start) {
         StartSshd();
         next_sshd_start = now + std::chrono::seconds(1);  // at most one restart a second
@@ -161,9 +169,10 @@ class Agent final : public ConfigRefresher, public ShareMounter {
       }
       ReapChildren();
       // A notebook server that ended unasked is told to the server at once
-      // (the gateway shows its user why, instead of a dead address).
-      if (report_exits_ && config_) next_report = clock_.Monotonic();
-      report_exits_ = false;
+      // (the gateway shows its user why, instead of a dead address), and so
+      // is an extension's end (the instance is Ready, or Failed, sooner).
+      if (report_now_ && config_) next_report = clock_.Monotonic();
+      report_now_ = false;
     }
   }
 
@@ -247,13 +256,23 @@ class Agent final : public ConfigRefresher, public ShareMounter {
       int status = 0;
       pid_t pid = waitpid(-1, &status, WNOHANG);
       if (pid <= 0) return;
-      report_exits_ |= jupyter_.OnExit(pid, status);
+      report_now_ |= jupyter_.OnExit(pid, status);
+      report_now_ |= extensions_.OnExit(pid, status);
       zygote_.OnExit(pid);
       if (pid == sshd_pid_) {
         DSP_LOG(kWarning, kLog) << "sshd exited (status " << status << "); restarting";
         sshd_pid_ = -1;
       }
     }
+  }
+
+  Status FetchExtensions() {
+    DSP_ASSIGN_OR_RETURN(Json json, Call(options_, "GET", "/v1/agent/extensions", ""));
+    DSP_ASSIGN_OR_RETURN(std::vector<AgentExtension> list, ParseAgentExtensions(json));
+    if (!list.empty()) DSP_LOG(kInfo, kLog) << list.size() << " extensions to run";
+    extensions_.Load(std::move(list));
+    last_error_.erase("extensions");
+    return Status::Ok();
   }
 
   Status FetchAndApply() {
@@ -367,6 +386,11 @@ class Agent final : public ConfigRefresher, public ShareMounter {
     // What the agent cannot tell yet is left out (shown as "-").
     if (sample.cpu_permille) body["cpuPermille"] = *sample.cpu_permille;
     if (sample.memory_used_bytes) body["memoryUsedBytes"] = *sample.memory_used_bytes;
+    if (extensions_.loaded()) {
+      Json list = Json::array();
+      for (const ExtensionStatus& e : extensions_.Statuses()) list.push_back(ExtensionStatusToJson(e));
+      body["extensions"] = list;
+    }
     JupyterSupervisor::PendingExits exits = jupyter_.ExitsToReport();
     if (!exits.exits.empty()) {
       Json list = Json::array();
@@ -390,7 +414,7 @@ class Agent final : public ConfigRefresher, public ShareMounter {
 
   AgentOptions options_;
   RealClock clock_;
-  bool report_exits_ = false;  // main loop only: a notebook exit waits for the server
+  bool report_now_ = false;  // main loop only: a notebook exit or an extension's end waits for the server
   const JupyterOptions jupyter_options_ = AgentJupyterOptions();
   PythonZygote zygote_{ZygoteOptions(jupyter_options_, options_)};
   SystemNotebookProcesses notebook_processes_{&zygote_};
@@ -398,6 +422,7 @@ class Agent final : public ConfigRefresher, public ShareMounter {
   JupyterSupervisor jupyter_;
   std::unique_ptr<HttpServer> control_;  // after jupyter_: stopped before it goes
   MountListener mounts_;
+  ExtensionRunner extensions_{"/var/lib/waagent", std::chrono::minutes(kExtensionTimeoutMinutes)};
   Sampler sampler_;
   std::optional<AgentConfig> config_;
   std::string image_passwd_, image_group_;

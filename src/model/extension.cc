@@ -160,6 +160,11 @@ Result<std::vector<ExtensionSpec>> ParseExtensions(const Json& json, const std::
     if (!names.insert(ToLowerAscii(e.name)).second) {
       return InvalidArgument(at + ".name: '" + e.name + "' is the name of an earlier extension");
     }
+    for (const ExtensionSpec& before : out) {
+      if (before.publisher == e.publisher && before.type == e.type) {
+        return InvalidArgument(at + ": a second " + e.type + "; as on Azure, an instance runs one extension of each type");
+      }
+    }
     out.push_back(std::move(e));
   }
   return out;

@@ -98,6 +98,8 @@ TEST(ExtensionTest, EveryBadFieldIsNamed) {
   j.push_back(j[0]);
   j[1]["name"] = "FilesExtension";
   EXPECT_EQ(ErrorOf(j), "extensions[1].name: 'FilesExtension' is the name of an earlier extension");
+  j[1]["name"] = "second";
+  EXPECT_EQ(ErrorOf(j), "extensions[1]: a second CustomScript; as on Azure, an instance runs one extension of each type");
   j = Sample();
   j[0]["name"] = "../x";
   EXPECT_NE(ErrorOf(j).find("extensions[0].name: '../x' must be"), std::string::npos);
