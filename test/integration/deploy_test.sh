@@ -3,17 +3,19 @@
 # frontend: a storage account and share made first, then `dspool group
 # create` and the deprecated `dspool group deployment create` exactly as the
 # reference types them, with the sample template of examples/azure-dsvm/ and
-# its parameters file (placeholders filled). The sample's CustomScript
-# extension is taken out: this host does not run extensions yet, and the
-# template as written is refused naming it; the test runs the extension's
-# command in an instance itself, with dspool's equivalent of its script.
-# Then: ssh on port 22 with the template's password and Jupyter on 8000
-# reach an instance; the script mounts the share (`mount -t cifs` with the
-# account's key; a wrong key is refused) and links ~/notebooks/remote, whose
-# files land on the host with the user's uid; redeploying changes nothing;
-# instanceCount 3 scales; a bad parameter leaves nothing behind; no secret is
-# logged; `group delete --yes` removes everything, and the share's files are
-# restored from the deleted share.
+# its parameters file (placeholders filled), its CustomScript extension and
+# all. The extension's script is on GitHub, which these machines cannot
+# reach: the server's --mirror fetches it from a local HTTP server instead,
+# which serves dspool's own equivalent (examples/azure-dsvm/mountazurefiles.sh,
+# same arguments). Then: each instance ran the script as root before it was
+# Ready (its status shown per instance), so the share is mounted (`mount -t
+# cifs` with the account's key) and ~/notebooks/remote links to it, and its
+# files land on the host with the user's uid; a wrong key is refused; ssh on
+# port 22 with the template's password and Jupyter on 8000 reach an instance;
+# redeploying changes nothing; instanceCount 3 scales (the new instance runs
+# the script too); a bad parameter leaves nothing behind; no secret is
+# logged or shown; `group delete --yes` removes everything, and the share's
+# files are restored from the deleted share.
 DSPOOL=$(realpath "$1")
 source "$(dirname "$0")/lib.sh"
 setup_test deploy
@@ -34,7 +36,19 @@ port_taken 8000 && JUPYTER_PORT=$(free_port)
 SUBNET=10.0.0.0/24
 if ip -4 route show | grep -q "^10\.0\.0\."; then SUBNET=$(free_subnet); fi
 
-SERVER_ARGS=(--front-address "$FRONT" --storage-root "$WORK/storage")
+# The local HTTP server: the mirror of the script's GitHub address, and
+# later the template for --template-uri.
+mkdir -p "$WORK/mirror/Extensions/General"
+cp "$SAMPLES/mountazurefiles.sh" "$WORK/mirror/Extensions/General/"
+HTTP_PORT=$(free_port)
+/usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$WORK" "$HTTP_PORT" >"$WORK/http.log" 2>&1 &
+HTTP_PID=$!
+trap 'kill "$HTTP_PID" 2>/dev/null || true; cleanup' EXIT
+serving() { curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/mirror/Extensions/General/mountazurefiles.sh"; }
+wait_until 30 "the local HTTP server" serving
+
+SERVER_ARGS=(--front-address "$FRONT" --storage-root "$WORK/storage"
+             --mirror "https://raw.githubusercontent.com/Azure/DataScienceVM/master/=http://127.0.0.1:$HTTP_PORT/mirror/")
 start_server
 cd "$WORK"
 
@@ -59,9 +73,6 @@ samples, work, pool, password, key, ssh_port, jupyter_port, subnet = sys.argv[1:
 t = json.load(open(f"{samples}/dsvm-vmss-cluster.json"))
 if subnet != "10.0.0.0/24":
     t["variables"]["addressPrefix"] = t["variables"]["subnetPrefix"] = subnet
-vmss = t["resources"][3]
-assert vmss["type"] == "Microsoft.Compute/virtualMachineScaleSets"
-del vmss["properties"]["virtualMachineProfile"]["extensionProfile"]
 for rule in t["resources"][2]["properties"]["loadBalancingRules"]:
     if rule["properties"]["frontendPort"] == 22:
         rule["properties"]["frontendPort"] = int(ssh_port)
@@ -76,15 +87,6 @@ for v in p["parameters"].values():
 json.dump(p, open(f"{work}/dsvm-vmss-cluster.parameters.json", "w"), indent=2)
 PY
 
-# The template as written: refused by name, nothing made.
-if dsp group deployment create --resource-group RG --template-file "$SAMPLES/dsvm-vmss-cluster.json" \
-    --parameters @dsvm-vmss-cluster.parameters.json >/dev/null 2>refused.err; then
-  fail "the sample with its extension was deployed"
-fi
-grep -q "extensionProfile: extensions are not run on this host yet" refused.err || fail "refusal: $(cat refused.err)"
-[[ "$(dsp deployment group list -g RG)" == "[]" ]] || fail "a refused deployment left a record"
-pass "the extension is refused by name, and nothing is made"
-
 dsp group deployment create --resource-group RG --template-file dsvm-vmss-cluster.json \
   --parameters @dsvm-vmss-cluster.parameters.json >deploy.json 2>deploy.err || fail "deploy: $(cat deploy.err)"
 grep -q '"provisioningState": "Succeeded"' deploy.json || fail "deploy: $(cat deploy.json)"
@@ -93,6 +95,15 @@ grep -q "virtualMachineScaleSets '$POOL': Succeeded" deploy.err || fail "no prog
 [[ "$(dsp pool show "$POOL" -o json | python_json "print(sum(i['phase'] == 'Ready' for i in data['instances']))")" == 2 ]] \
   || fail "not 2 Ready instances after Succeeded"
 pass "group deployment create: Succeeded with 2 Ready instances"
+
+# Each instance ran the extension before it was Ready, and says so.
+statuses=$(dsp pool show "$POOL" -o json | python_json "
+for i in data['instances']:
+    e = i['report']['extensions'][0]
+    print(e['name'], e['state'], e['message'].splitlines()[0])")
+[[ "$statuses" == "filesextension Succeeded Enable succeeded"$'\n'"filesextension Succeeded Enable succeeded" ]] \
+  || fail "extension statuses: $statuses"
+pass "both instances ran the sample's CustomScript: Succeeded, shown per instance"
 
 # ssh on the sample's SSH rule, with the template's admin and password.
 # (An instance applies its users' configuration once Ready: wait for it.)
@@ -103,30 +114,32 @@ host=$(ssh_admin)
 [[ "$host" == "$POOL"[01]$'\n'/home/dsvmuser$'\n'notebooks ]] || fail "ssh answered: $host"
 pass "ssh on port $SSH_PORT reaches an instance as the template's admin, home /home/dsvmuser with ~/notebooks"
 
-# The extension's command, as its CustomScript would run it (as root, in a
-# download directory holding the script). A wrong key first: refused.
-SCRIPT=$(base64 -w0 "$SAMPLES/mountazurefiles.sh")
-run_script() {  # key -> the script's output, its exit status last
-  as_admin "echo $SCRIPT | base64 -d >/tmp/mountazurefiles.sh; echo '$PASSWORD' | sudo -S -p '' \
-    bash /tmp/mountazurefiles.sh dspoolfiles $1 dsvmshare /mnt/dsvmshare dsvmuser 2>&1; echo status \$?"
-}
-out=$(run_script "bm90LXRoZS1rZXk=")
-grep -q "mount error(13): Permission denied" <<<"$out" || fail "a wrong key: $out"
-as_admin 'mountpoint -q /mnt/dsvmshare' && fail "a wrong key mounted the share"
-as_admin 'rm -f ~/dsvmshare ~/notebooks/remote'
-pass "a wrong key: mount error(13): Permission denied, nothing mounted"
-out=$(run_script "$KEY")
-[[ "$(tail -1 <<<"$out")" == "status 0" ]] || fail "the mount script: $out"
+# The sample's script, run by the extension, mounted the share and linked it.
 listing=$(as_admin 'mountpoint /mnt/dsvmshare; readlink ~/notebooks/remote ~/dsvmshare;
   echo hello >~/notebooks/remote/from-instance.txt && cat ~/notebooks/remote/from-instance.txt')
 [[ "$listing" == "/mnt/dsvmshare is a mountpoint"$'\n'/mnt/dsvmshare/notebooks/dsvmuser$'\n'/mnt/dsvmshare$'\n'hello ]] \
-  || fail "after the script: $listing"
+  || fail "after the extension: $listing"
 written="$WORK/storage/dspoolfiles/shares/dsvmshare/notebooks/dsvmuser/from-instance.txt"
 [[ "$(cat "$written")" == hello ]] || fail "the file is not on the host's share"
 uid=$(dsp user show dsvmuser -o json | python_json "print(data['uid'])")
 [[ "$(stat -c %u "$written")" == "$uid" ]] || fail "the file's owner is $(stat -c %u "$written"), not dsvmuser's $uid"
-if grep -qF -e "$KEY" "$WORK/server.log"; then fail "the key is in a log"; fi
-pass "the sample's mount command mounts the share; ~/notebooks/remote's files land on the host as dsvmuser's"
+pass "the extension mounted the share; ~/notebooks/remote's files land on the host as dsvmuser's"
+
+# The command (it holds the key) is root's alone in the instance, and
+# shown nowhere: a protected setting.
+out=$(as_admin 'cat /var/lib/waagent/dspool/filesextension.command 2>&1; ls /var/lib/waagent/custom-script/download/0 2>&1' || true)
+grep -q "Permission denied" <<<"$out" || fail "a user reads the extension's command: $out"
+grep -qF -e "$KEY" <<<"$out" && fail "a user sees the key"
+spec=$(dsp pool show "$POOL" -o json | python_json "print(json.dumps(data['spec']['extensions']))")
+grep -q '"protectedSettings": "\[secure\]"' <<<"$spec" || fail "pool show: $spec"
+grep -qF -e "$KEY" <<<"$spec" && fail "pool show shows the key"
+pass "the command with the key is a protected setting: root's only in the instance, [secure] in pool show"
+
+# A wrong key: the mount helper refuses it.
+out=$(as_admin "echo '$PASSWORD' | sudo -S -p '' sh -c 'mkdir -p /mnt/wrong; mount -t cifs //dspoolfiles.file.core.windows.net/dsvmshare /mnt/wrong -o vers=3.0,username=dspoolfiles,password=bm90LXRoZS1rZXk= 2>&1; echo status \$?'")
+grep -q "mount error(13): Permission denied" <<<"$out" && grep -q "status 32" <<<"$out" || fail "a wrong key: $out"
+as_admin 'mountpoint -q /mnt/wrong' && fail "a wrong key mounted the share"
+pass "a wrong key: mount error(13): Permission denied, nothing mounted"
 
 # A user added later finds their folder on the mounted share.
 echo "Carol-Passw0rd-$RANDOM" | dsp user add carol --password-stdin >/dev/null || fail "user add carol"
@@ -163,15 +176,8 @@ pass "the password is in no stored file and no log; the key in no log and no ans
 # Redeploying changes nothing; instanceCount 3 scales.
 # (The template from a local http URL this time, as --template-uri takes it.)
 generation=$(dsp pool show "$POOL" -o json | python_json "print(data['generation'])")
-HTTP_PORT=$(free_port)
-/usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$WORK" "$HTTP_PORT" >http.log 2>&1 &
-HTTP_PID=$!
-trap 'kill "$HTTP_PID" 2>/dev/null || true; cleanup' EXIT
-serving() { curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/dsvm-vmss-cluster.json"; }
-wait_until 30 "the template served over http" serving
 dsp deployment group create -g RG -n again -u "http://127.0.0.1:$HTTP_PORT/dsvm-vmss-cluster.json" \
   -p @dsvm-vmss-cluster.parameters.json >again.json 2>again.err || fail "redeploy: $(cat again.err)"
-kill "$HTTP_PID"; wait "$HTTP_PID" 2>/dev/null || true
 grep -q "\"uri\": \"http://127.0.0.1:$HTTP_PORT/dsvm-vmss-cluster.json\"" again.json || fail "no templateLink: $(cat again.json)"
 [[ "$(dsp pool show "$POOL" -o json | python_json "print(data['generation'])")" == "$generation" ]] \
   || fail "redeploying changed the pool"
@@ -180,9 +186,9 @@ dsp deployment operation group list -g RG -n again -o tsv | awk -F'\t' '$5 != "O
 pass "redeploying the same template (from an http URL) changes nothing"
 dsp deployment group create -g RG -n scale -f dsvm-vmss-cluster.json -p @dsvm-vmss-cluster.parameters.json \
   instanceCount=3 >/dev/null 2>scale.err || fail "scale: $(cat scale.err)"
-[[ "$(dsp pool show "$POOL" -o json | python_json "print(sum(i['phase'] == 'Ready' for i in data['instances']))")" == 3 ]] \
-  || fail "not 3 Ready instances"
-pass "instanceCount 3 scales the pool"
+[[ "$(dsp pool show "$POOL" -o json | python_json "print(sum(i['phase'] == 'Ready' and i['report']['extensions'][0]['state'] == 'Succeeded' for i in data['instances']))")" == 3 ]] \
+  || fail "not 3 Ready instances that ran the extension"
+pass "instanceCount 3 scales the pool; the new instance ran the extension too"
 
 # A bad parameter: az's error, nothing changed.
 before=$(dsp deployment group list -g RG -o tsv | wc -l)
