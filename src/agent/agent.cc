@@ -374,8 +374,21 @@ class Agent final : public ConfigRefresher, public ShareMounter {
     DSP_LOG(kInfo, kLog) << "sshd started (pid " << sshd_pid_ << ")";
   }
 
+  // Once the extensions ran (the sample's script links its admin's; never
+  // while a script runs), every other user's ~/notebooks/remote too, on
+  // the shares the instance mounted; users added later at a later report.
+  void LinkNotebooks() {
+    if (!config_ || !config_->share_mount_path.empty() || !extensions_.Finished()) return;
+    const std::vector<std::string> targets = mounts_.Targets();
+    if (targets.empty()) return;
+    for (const std::string& user : LinkRemoteNotebooks(RenderedUsers(*config_), targets)) {
+      DSP_LOG(kInfo, kLog) << "linked ~/notebooks/remote of " << user;
+    }
+  }
+
   // Sends one report; returns whether sshd was listening.
   bool Report() {
+    LinkNotebooks();
     InstanceSample sample = sampler_.Sample();
     bool listening = SshdListening();
     Json body = {{"sshdListening", listening},

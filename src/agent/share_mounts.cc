@@ -283,7 +283,36 @@ void MountListener::HandleOne(int connection) {
   if (Status s = reader.Finish(); !s.ok()) return reply(Json{{"error", s.message()}});
   if (Status s = AttachMount(message->fds[0].get(), target); !s.ok()) return reply(Json{{"error", s.message()}});
   DSP_LOG(kInfo, kLog) << "share attached at " << target << (read_only ? " (read-only)" : "");
+  {
+    std::lock_guard lock(mu_);
+    targets_.push_back(target);
+  }
   reply(Json::object());
+}
+
+std::vector<std::string> MountListener::Targets() const {
+  std::lock_guard lock(mu_);
+  return targets_;
+}
+
+std::vector<std::string> LinkRemoteNotebooks(const std::vector<RenderedUser>& users,
+                                             const std::vector<std::string>& targets) {
+  std::vector<std::string> linked;
+  for (const RenderedUser& u : users) {
+    auto has_notebooks = ExistsBeneath(u.home, "notebooks");
+    auto has_remote = ExistsBeneath(u.home, "notebooks/remote");
+    if (!has_notebooks.ok() || !*has_notebooks || !has_remote.ok() || *has_remote) continue;
+    for (const std::string& target : targets) {
+      auto folder = ExistsBeneath(target, "notebooks/" + u.name);
+      if (!folder.ok() || !*folder) continue;
+      const FileOwner owner{static_cast<uid_t>(u.uid), static_cast<gid_t>(u.gid)};
+      Status s = SymlinkBeneath(u.home, "notebooks", "remote", target + "/notebooks/" + u.name, owner);
+      if (s.ok()) linked.push_back(u.name);
+      else DSP_LOG(kWarning, kLog) << "linking " << u.home << "/notebooks/remote: " << s;
+      break;
+    }
+  }
+  return linked;
 }
 
 }  // namespace dspool

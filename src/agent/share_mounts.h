@@ -20,11 +20,13 @@
 #pragma once
 
 #include <atomic>
+#include <mutex>
 #include <iosfwd>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "agent/render.h"
 #include "base/result.h"
 #include "model/storage.h"
 #include "os/unique_fd.h"
@@ -71,6 +73,8 @@ class MountListener {
   // Listens at `path` (mode 0600) and serves until Stop.
   Status Start(const std::string& path);
   void Stop();
+  // Where shares were attached, in order. Thread-safe.
+  std::vector<std::string> Targets() const;
 
  private:
   void Serve();
@@ -79,6 +83,17 @@ class MountListener {
   UniqueFd listener_;
   UniqueFd cancel_read_, cancel_write_;
   std::thread thread_;
+  mutable std::mutex mu_;
+  std::vector<std::string> targets_;  // guarded by mu_
 };
+
+// ~/notebooks/remote for each of `users` whose home has a notebooks
+// folder with no `remote` in it: a link to <target>/notebooks/<user> on the
+// first of `targets` (the shares this instance mounted) that has that
+// folder, as the reference's script links its admin's. Made as root in
+// homes the users own, so nothing on the way is followed (os
+// SymlinkBeneath). Returns the users linked.
+std::vector<std::string> LinkRemoteNotebooks(const std::vector<RenderedUser>& users,
+                                             const std::vector<std::string>& targets);
 
 }  // namespace dspool

@@ -451,6 +451,34 @@ Result<bool> ExistsBeneath(const std::string& dir, const std::string& relative) 
   return ErrnoStatus("look up " + dir + "/" + relative, errno);
 }
 
+Status SymlinkBeneath(const std::string& dir, const std::string& relative, const std::string& name,
+                      const std::string& target, FileOwner owner) {
+  const std::string where = dir + "/" + relative;
+  UniqueFd base(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!base.valid()) {
+    if (errno == ELOOP || errno == ENOTDIR || errno == ENOENT) return NotFound(dir + " is not a directory");
+    return ErrnoStatus("open " + dir, errno);
+  }
+  open_how how{};
+  how.flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH;
+  UniqueFd at(static_cast<int>(::syscall(SYS_openat2, base.get(), relative.c_str(), &how, sizeof(how))));
+  if (!at.valid()) {
+    if (errno == ELOOP || errno == ENOTDIR || errno == ENOENT || errno == EXDEV) {
+      return NotFound(where + " is not a directory reached without a symlink");
+    }
+    return ErrnoStatus("open " + where, errno);
+  }
+  if (::symlinkat(target.c_str(), at.get(), name.c_str()) != 0) {
+    if (errno == EEXIST) return AlreadyExists(where + "/" + name + " exists");
+    return ErrnoStatus("symlink " + where + "/" + name, errno);
+  }
+  if (::fchownat(at.get(), name.c_str(), owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoStatus("chown " + where + "/" + name, errno);
+  }
+  return Status::Ok();
+}
+
 Result<bool> PathExists(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0) return true;

@@ -105,6 +105,15 @@ Status RenameNoReplace(const std::string& from, const std::string& to);
 // symlink. Errors only for failures other than "does not exist".
 Result<bool> ExistsBeneath(const std::string& dir, const std::string& relative);
 
+// Makes `name` (no '/') in the directory `relative` below `dir` a symlink
+// to `target`, owned by `owner`, the directory resolved as ExistsBeneath
+// resolves (no symlink followed, `dir` not left): for a link in a tree
+// someone else may change, made as root. AlreadyExists when something has
+// the name; NotFound when the directory is not there (or is reached only
+// through a symlink).
+Status SymlinkBeneath(const std::string& dir, const std::string& relative, const std::string& name,
+                      const std::string& target, FileOwner owner);
+
 // Whether something (a file, directory, or symlink, even a dangling one) is
 // at `path`. Errors only for failures other than "does not exist" (such as
 // PermissionDenied on a parent).

@@ -146,7 +146,12 @@ echo "Carol-Passw0rd-$RANDOM" | dsp user add carol --password-stdin >/dev/null |
 carol_uid=$(dsp user show carol -o json | python_json "print(data['uid'])")
 carol_folder() { [[ "$(stat -c %u "$WORK/storage/dspoolfiles/shares/dsvmshare/notebooks/carol" 2>/dev/null)" == "$carol_uid" ]]; }
 wait_until 30 "notebooks/carol on the share" carol_folder
-pass "a user added later gets notebooks/<user> on the mounted share"
+carol_linked() {
+  [[ "$(as_admin "echo '$PASSWORD' | sudo -S -p '' readlink /home/carol/notebooks/remote" 2>/dev/null)" \
+     == /mnt/dsvmshare/notebooks/carol ]]
+}
+wait_until 30 "carol's ~/notebooks/remote on the instance ssh reaches" carol_linked
+pass "a user added later gets notebooks/<user> on the mounted share, and ~/notebooks/remote linked to it"
 
 # Azure Files' NFS form: no key; the pool was deployed in the account's group.
 dsp storage share-rm create -n nfsshare --storage-account dspoolfiles --enabled-protocols NFS >/dev/null \

@@ -1,7 +1,11 @@
 #include "agent/share_mounts.h"
 
+#include <unistd.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "os/fs.h"
 
 namespace dspool {
 namespace {
@@ -85,6 +89,39 @@ TEST(MountHelperArgsTest, TheNfsFormNeedsNoKey) {
     ASSERT_FALSE(bad.ok()) << source;
     EXPECT_THAT(bad.status().message(), HasSubstr(message));
   }
+}
+
+TEST(LinkRemoteNotebooksTest, LinksEachUserWithoutALinkToTheFirstShareThatHasTheirFolder) {
+  char dir[] = "/tmp/dspool-link-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string root = dir;
+  auto user = [&](const std::string& name) {
+    RenderedUser u;
+    u.name = name;
+    u.uid = ::getuid();
+    u.gid = ::getgid();
+    u.home = root + "/home/" + name;
+    return u;
+  };
+  for (const char* d : {"home/ann/notebooks", "home/bob/notebooks", "home/cat", "home/dan/notebooks",
+                        "share1/notebooks/bob", "share2/notebooks/ann", "share2/notebooks/bob", "elsewhere"}) {
+    ASSERT_TRUE(MakeDirs(root + "/" + d, 0755).ok());
+  }
+  ASSERT_EQ(::symlink("/somewhere/else", (root + "/home/bob/notebooks/remote").c_str()), 0);  // the script's
+  // dan's notebooks is a link elsewhere (a user's own doing): nothing is made through it.
+  ASSERT_TRUE(RemoveTree(root + "/home/dan/notebooks").ok());
+  ASSERT_EQ(::symlink((root + "/elsewhere").c_str(), (root + "/home/dan/notebooks").c_str()), 0);
+  ASSERT_TRUE(MakeDirs(root + "/share1/notebooks/dan", 0755).ok());
+
+  const std::vector<std::string> targets{root + "/share1", root + "/share2"};
+  auto linked = LinkRemoteNotebooks({user("ann"), user("bob"), user("cat"), user("dan"), user("eve")}, targets);
+  EXPECT_EQ(linked, std::vector<std::string>{"ann"});
+  char buf[256] = {};
+  ASSERT_GT(::readlink((root + "/home/ann/notebooks/remote").c_str(), buf, sizeof buf - 1), 0);
+  EXPECT_EQ(std::string(buf), root + "/share2/notebooks/ann");
+  EXPECT_FALSE(*PathExists(root + "/elsewhere/remote"));
+  EXPECT_TRUE(LinkRemoteNotebooks({user("ann")}, targets).empty()) << "linked once";
+  RemoveTree(root).IgnoreError();
 }
 
 }  // namespace

@@ -261,6 +261,26 @@ TEST_F(FsTest, ExistsBeneathNeverLooksThroughASymlink) {
   EXPECT_FALSE(ExistsBeneath(tmp_ / "home", "../elsewhere/remote").ok()) << "never outside the directory";
 }
 
+TEST_F(FsTest, SymlinkBeneathLinksOnlyInTheDirectoryItself) {
+  ASSERT_TRUE(MakeDirs(tmp_ / "home/notebooks", 0755).ok());
+  ASSERT_TRUE(MakeDirs(tmp_ / "elsewhere", 0755).ok());
+  const FileOwner owner{::getuid(), ::getgid()};
+  ASSERT_TRUE(SymlinkBeneath(tmp_ / "home", "notebooks", "remote", "/mnt/share/notebooks/u", owner).ok());
+  char buf[64] = {};
+  ASSERT_GT(::readlink((tmp_ / "home/notebooks/remote").c_str(), buf, sizeof buf - 1), 0);
+  EXPECT_STREQ(buf, "/mnt/share/notebooks/u");
+  Status again = SymlinkBeneath(tmp_ / "home", "notebooks", "remote", "/x", owner);
+  EXPECT_EQ(again.code(), StatusCode::kAlreadyExists) << again;
+  // ~/notebooks swapped for a link elsewhere: nothing is made there.
+  ASSERT_TRUE(RemoveTree(tmp_ / "home/notebooks").ok());
+  ASSERT_EQ(::symlink((tmp_ / "elsewhere").c_str(), (tmp_ / "home/notebooks").c_str()), 0);
+  Status swapped = SymlinkBeneath(tmp_ / "home", "notebooks", "remote", "/x", owner);
+  EXPECT_EQ(swapped.code(), StatusCode::kNotFound) << swapped;
+  EXPECT_FALSE(*PathExists(tmp_ / "elsewhere/remote"));
+  EXPECT_EQ(SymlinkBeneath(tmp_ / "home", "../elsewhere", "remote", "/x", owner).code(), StatusCode::kNotFound);
+  EXPECT_FALSE(*PathExists(tmp_ / "elsewhere/remote"));
+}
+
 TEST_F(FsTest, RemoveTreeDoesNotFollowSymlinks) {
   ASSERT_TRUE(MakeDirs(tmp_ / "outside/sub", 0755).ok());
   Touch(tmp_ / "outside/precious");
