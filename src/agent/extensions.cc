@@ -72,7 +72,7 @@ void ExtensionRunner::Step(MonoTime now) {
   if (running_) {
     if (now >= running_->deadline) {
       // Its own process group: the script and everything it started.
-      ::kill(-running_->pid, SIGKILL);
+      SignalProcessGroup(running_->pid, SIGKILL).IgnoreError();  // gone already: OnExit comes
       running_->deadline = MonoTime::max();  // OnExit reports it
       entries_[running_->index].status.message = "timed out";
     }
