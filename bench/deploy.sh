@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Template deployments (issue 15), on real LXC and sshd:
 #   1. the reference's sample (examples/azure-dsvm, its CustomScript
-#      extension taken out: not run yet), 2 instances, from
+#      extension taken out: its script mounts a storage share, which the
+#      direct path's pool would not do, so the two would not do the same
+#      work), 2 instances, from
 #      `dspool deployment group create` to
 #        - the command's return (Succeeded), and the record's duration,
 #        - the second instance Ready (its instance.ready event),
