@@ -268,9 +268,10 @@ class Agent final : public ConfigRefresher, public ShareMounter {
 
   Status FetchExtensions() {
     DSP_ASSIGN_OR_RETURN(Json json, Call(options_, "GET", "/v1/agent/extensions", ""));
-    DSP_ASSIGN_OR_RETURN(std::vector<AgentExtension> list, ParseAgentExtensions(json));
-    if (!list.empty()) DSP_LOG(kInfo, kLog) << list.size() << " extensions to run";
-    extensions_.Load(std::move(list));
+    DSP_ASSIGN_OR_RETURN(AgentProvisioning provisioning, ParseAgentProvisioning(json));
+    if (!provisioning.custom_data.empty()) DSP_LOG(kInfo, kLog) << "a customData script to run";
+    if (!provisioning.extensions.empty()) DSP_LOG(kInfo, kLog) << provisioning.extensions.size() << " extensions to run";
+    extensions_.Load(std::move(provisioning));
     last_error_.erase("extensions");
     return Status::Ok();
   }
@@ -435,7 +436,7 @@ class Agent final : public ConfigRefresher, public ShareMounter {
   JupyterSupervisor jupyter_;
   std::unique_ptr<HttpServer> control_;  // after jupyter_: stopped before it goes
   MountListener mounts_;
-  ExtensionRunner extensions_{"/var/lib/waagent", std::chrono::minutes(kExtensionTimeoutMinutes)};
+  ExtensionRunner extensions_{"/var/lib", std::chrono::minutes(kExtensionTimeoutMinutes)};
   Sampler sampler_;
   std::optional<AgentConfig> config_;
   std::string image_passwd_, image_group_;

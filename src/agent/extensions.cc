@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include "base/log.h"
+#include "base/strings.h"
 #include "os/children.h"
 #include "os/fs.h"
 
@@ -38,24 +39,43 @@ std::string RunKey(const ExtensionSpec& spec) {
   return spec.publisher + "." + spec.type + " " + std::to_string(spec.timestamp);
 }
 
+constexpr const char* kCloudInit = "cloud-init";
+
+// customData as the runner runs it: a script file in cloud-init's place,
+// which the command runs (by its #! line).
+AgentExtension CustomDataStep(const std::string& base64) {
+  AgentExtension e;
+  e.spec.name = kCustomDataName;
+  e.spec.publisher = kCloudInit;
+  e.spec.skip_dos2unix = true;  // cloud-init runs it as it is
+  e.spec.settings.command = "exec ./part-001";
+  e.files.push_back({"part-001", Base64Decode(base64).value_or("")});
+  return e;
+}
+
 }  // namespace
 
-ExtensionRunner::ExtensionRunner(std::string root, Duration timeout) : root_(std::move(root)), timeout_(timeout) {}
+ExtensionRunner::ExtensionRunner(std::string var_lib, Duration timeout)
+    : var_lib_(std::move(var_lib)), timeout_(timeout) {}
 
 std::string ExtensionRunner::DownloadDir(const ExtensionSpec& spec) const {
+  if (spec.publisher == kCloudInit) return var_lib_ + "/cloud/instance/scripts";
   if (spec.publisher == kCustomScriptForLinuxPublisher) {
-    return root_ + "/" + spec.publisher + "." + spec.type + "-" + spec.type_handler_version + "/download/0";
+    return var_lib_ + "/waagent/" + spec.publisher + "." + spec.type + "-" + spec.type_handler_version + "/download/0";
   }
-  return root_ + "/custom-script/download/0";
+  return var_lib_ + "/waagent/custom-script/download/0";
 }
 
 std::string ExtensionRunner::StateFile(const ExtensionSpec& spec) const {
-  return root_ + "/dspool/" + spec.name + ".succeeded";
+  return StateDir() + "/" + spec.name + ".succeeded";
 }
 
-void ExtensionRunner::Load(std::vector<AgentExtension> extensions) {
+void ExtensionRunner::Load(AgentProvisioning provisioning) {
   if (loaded_) return;
   loaded_ = true;
+  std::vector<AgentExtension> extensions;
+  if (!provisioning.custom_data.empty()) extensions.push_back(CustomDataStep(provisioning.custom_data));
+  for (AgentExtension& e : provisioning.extensions) extensions.push_back(std::move(e));
   for (AgentExtension& e : extensions) {
     Entry entry{std::move(e), {}, true};
     entry.status.name = entry.extension.spec.name;
@@ -97,7 +117,7 @@ Status ExtensionRunner::Start(size_t index, MonoTime now) {
   const ExtensionSpec& spec = entry.extension.spec;
   const std::string dir = DownloadDir(spec);
   DSP_RETURN_IF_ERROR(MakeDirs(dir, 0700));
-  DSP_RETURN_IF_ERROR(MakeDirs(root_ + "/dspool", 0700));
+  DSP_RETURN_IF_ERROR(MakeDirs(StateDir(), 0700));
   for (const ExtensionFile& f : entry.extension.files) {
     const bool script = f.name.size() > 3 && f.name.compare(f.name.size() - 3, 3, ".sh") == 0;
     const std::string data = script && !spec.skip_dos2unix ? Dos2Unix(f.data) : f.data;
@@ -105,7 +125,7 @@ Status ExtensionRunner::Start(size_t index, MonoTime now) {
   }
   std::string command = spec.CommandText();
   if (!spec.skip_dos2unix) command = Dos2Unix(command);
-  const std::string command_file = root_ + "/dspool/" + spec.name + ".command";
+  const std::string command_file = StateDir() + "/" + spec.name + ".command";
   DSP_RETURN_IF_ERROR(WriteFileAtomic(command_file, command + "\n", 0700));
   RemoveTree(StateFile(spec)).IgnoreError();
   SpawnOptions o;
@@ -114,7 +134,7 @@ Status ExtensionRunner::Start(size_t index, MonoTime now) {
   o.env = std::vector<std::string>{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
                                    "LANG=C.UTF-8"};
   o.cwd = dir;
-  o.log_path = root_ + "/dspool/" + spec.name + ".log";  // the shell's own complaints
+  o.log_path = StateDir() + "/" + spec.name + ".log";  // the shell's own complaints
   o.truncate_log = true;
   DSP_ASSIGN_OR_RETURN(pid_t pid, Spawn(o));
   running_ = Running{index, pid, now + timeout_};
@@ -144,7 +164,7 @@ bool ExtensionRunner::OnExit(pid_t pid, int wait_status) {
   } else {
     why = "command terminated by signal " + std::to_string(WTERMSIG(wait_status));
   }
-  const std::string shell = Tail(root_ + "/dspool/" + e.status.name + ".log");
+  const std::string shell = Tail(StateDir() + "/" + e.status.name + ".log");
   Finish(e, ExtensionState::kFailed,
          Message(e, "Enable failed: failed to execute command: " + why + (shell.empty() ? "" : ": " + shell)));
   return true;

@@ -53,17 +53,17 @@ Result<Response> Api::AgentConfigFor(const InstanceId& id) {
   return JsonOk(200, AgentConfigToJson(config));
 }
 
-// The pool's extensions with their files, protected settings included:
-// this channel is the only place they go.
+// The pool's customData and extensions with their files, protected
+// settings included: this channel is the only place they go.
 Result<Response> Api::AgentExtensions(const InstanceId& id) {
   DSP_ASSIGN_OR_RETURN(Instance instance, store_.GetInstance(id));
   DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(instance.pool));
-  std::vector<AgentExtension> list;
+  AgentProvisioning provisioning{pool.spec.custom_data, {}};
   for (const ExtensionSpec& e : pool.spec.extensions) {
     DSP_ASSIGN_OR_RETURN(std::vector<ExtensionFile> files, hooks_.ReadExtensionFiles(pool.name(), e));
-    list.push_back({e, std::move(files)});
+    provisioning.extensions.push_back({e, std::move(files)});
   }
-  return JsonOk(200, AgentExtensionsToJson(list));
+  return JsonOk(200, AgentProvisioningToJson(provisioning));
 }
 
 Result<Response> Api::AgentReport(const InstanceId& id, const Request& r) {

@@ -108,12 +108,13 @@ void CollectJsonStrings(const Json& v, std::vector<std::string>* out) {
   }
 }
 
-// A scale set's extensions (its pool spec's, model/extension.h). A public
-// setting that holds a secret (the sample's commandToExecute, which carries
-// the storage key) becomes a protected one, so the pool never shows it; and
-// every protected setting is a secret of the plan, so no record, output or
-// what-if shows it either.
+// A scale set's customData and extensions (its pool spec's,
+// model/extension.h). A public setting that holds a secret (the sample's
+// commandToExecute, which carries the storage key) becomes a protected one,
+// so the pool never shows it; and customData and every protected setting
+// are secrets of the plan, so no record, output or what-if shows them.
 void ProtectExtensionSecrets(Json& spec, std::vector<std::string>* secrets) {
+  if (spec.contains("customData")) CollectJsonStrings(spec["customData"], secrets);  // Azure never shows it either
   if (!spec.contains("extensions")) return;
   for (Json& e : spec["extensions"]) {
     Json& props = e["properties"];

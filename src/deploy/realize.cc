@@ -563,7 +563,11 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
   linux_cfg.Ignore("patchSettings", "the image is the host's; ignored");
   linux_cfg.Done();
   os.Refuse("windowsConfiguration", "Windows instances do not exist on this host");
-  os.Refuse("customData", "customData is not run on this host yet");
+  auto custom_data = os.String("customData");
+  if (custom_data && !custom_data->empty()) {
+    auto script = DecodeCustomData(*custom_data, os.path() + ".customData");
+    if (!script.ok() && report.error.ok()) report.error = InvalidArgument(report.resource + ": " + script.status().message());
+  }
   os.Refuse("secrets", "certificates from a key vault are not supported on this host yet");
   os.Ignore("allowExtensionOperations", "not used on this host; ignored");
   os.Done();
@@ -680,6 +684,7 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
   if (password) admin_user["password"] = *password;
   out["adminUser"] = admin_user;
   if (extensions && !extensions->empty()) out["extensions"] = *extensions;
+  if (custom_data && !custom_data->empty()) out["customData"] = *custom_data;
 
   if (lb_id) {
     const Value* lb_state = FindDeployed(deployed, *lb_id);

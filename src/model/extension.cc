@@ -130,6 +130,23 @@ Result<ExtensionSpec> ParseExtension(const Json& json, const std::string& path) 
 
 }  // namespace
 
+Result<std::string> DecodeCustomData(const std::string& base64, const std::string& path) {
+  if (base64.size() > kMaxCustomDataBase64) {
+    return InvalidArgument(path + ": " + std::to_string(base64.size()) + " characters; at most " +
+                           std::to_string(kMaxCustomDataBase64) + " (64 KiB of data), as on Azure");
+  }
+  auto script = Base64Decode(base64);
+  if (!script) return InvalidArgument(path + ": must be base64");
+  if (script->rfind("#!", 0) == 0) return *script;
+  std::string why = "must be a shell script starting with #! (cloud-init's script form), the only form run here";
+  if (script->rfind("#cloud-config", 0) == 0) why = "#cloud-config is not run here; give a shell script starting with #!";
+  if (script->size() >= 2 && static_cast<unsigned char>((*script)[0]) == 0x1f &&
+      static_cast<unsigned char>((*script)[1]) == 0x8b) {
+    why = "gzip-compressed data is not run here; give the script uncompressed";
+  }
+  return InvalidArgument(path + ": " + why);
+}
+
 std::vector<std::string> ExtensionSpec::FileNames() const {
   std::vector<std::string> out;
   for (const auto* s : {&settings, &protected_settings}) {
@@ -157,6 +174,9 @@ Result<std::vector<ExtensionSpec>> ParseExtensions(const Json& json, const std::
   for (size_t i = 0; i < json.size(); ++i) {
     const std::string at = path + "[" + std::to_string(i) + "]";
     DSP_ASSIGN_OR_RETURN(ExtensionSpec e, ParseExtension(json[i], at));
+    if (ToLowerAscii(e.name) == ToLowerAscii(kCustomDataName)) {
+      return InvalidArgument(at + ".name: '" + e.name + "' is the name of the pool's customData script");
+    }
     if (!names.insert(ToLowerAscii(e.name)).second) {
       return InvalidArgument(at + ".name: '" + e.name + "' is the name of an earlier extension");
     }
@@ -189,7 +209,8 @@ Json ExtensionsToJson(const std::vector<ExtensionSpec>& extensions, Secrets secr
   return out;
 }
 
-Json AgentExtensionsToJson(const std::vector<AgentExtension>& extensions) {
+Json AgentProvisioningToJson(const AgentProvisioning& provisioning) {
+  const std::vector<AgentExtension>& extensions = provisioning.extensions;
   std::vector<ExtensionSpec> specs;
   for (const AgentExtension& e : extensions) specs.push_back(e.spec);
   Json out = ExtensionsToJson(specs, Secrets::kInclude);
@@ -198,15 +219,22 @@ Json AgentExtensionsToJson(const std::vector<AgentExtension>& extensions) {
     for (const ExtensionFile& f : extensions[i].files) files.push_back({{"name", f.name}, {"data", Base64Encode(f.data)}});
     out[i]["files"] = files;
   }
-  return {{"extensions", out}};
+  Json answer = {{"extensions", out}};
+  if (!provisioning.custom_data.empty()) answer["customData"] = provisioning.custom_data;
+  return answer;
 }
 
-Result<std::vector<AgentExtension>> ParseAgentExtensions(const Json& json) {
+Result<AgentProvisioning> ParseAgentProvisioning(const Json& json) {
   JsonReader r(json, "");
+  AgentProvisioning provisioning;
+  r.Optional("customData", &provisioning.custom_data);
   const Json* list = r.Raw("extensions");
   DSP_RETURN_IF_ERROR(r.Finish());
+  if (!provisioning.custom_data.empty()) {
+    DSP_RETURN_IF_ERROR(DecodeCustomData(provisioning.custom_data, "customData").status());
+  }
   if (!list || !list->is_array()) return InvalidArgument("extensions: expected an array");
-  std::vector<AgentExtension> out;
+  std::vector<AgentExtension>& out = provisioning.extensions;
   for (size_t i = 0; i < list->size(); ++i) {
     const std::string at = "extensions[" + std::to_string(i) + "]";
     Json spec = (*list)[i];
@@ -236,7 +264,7 @@ Result<std::vector<AgentExtension>> ParseAgentExtensions(const Json& json) {
     }
     out.push_back(std::move(e));
   }
-  return out;
+  return provisioning;
 }
 
 std::string_view ExtensionStateName(ExtensionState state) {

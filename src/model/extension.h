@@ -23,6 +23,15 @@
 
 namespace dspool {
 
+// A pool's customData (a scale set's osProfile.customData): base64 of a
+// shell script ("#!..."), run once as root in each new instance before its
+// extensions, as cloud-init runs that form of it. Like protected settings,
+// a secret. Other forms of cloud-init data are refused.
+inline constexpr const char* kCustomDataName = "customData";
+inline constexpr size_t kMaxCustomDataBase64 = 87380;  // Azure's: 64 KiB of data
+// The script's text; errors (InvalidArgument) name `path`.
+Result<std::string> DecodeCustomData(const std::string& base64, const std::string& path);
+
 // The two kinds, as Azure names them: CustomScript 2.x and its predecessor
 // CustomScriptForLinux 1.x.
 inline constexpr const char* kCustomScriptPublisher = "Microsoft.Azure.Extensions";
@@ -84,14 +93,19 @@ struct ExtensionFile {
   friend bool operator==(const ExtensionFile&, const ExtensionFile&) = default;
 };
 
-// What an agent runs (GET /v1/agent/extensions): one extension with its
-// files. Secret: only ever on the instance's channel.
+// What an agent runs (GET /v1/agent/extensions): the pool's customData
+// script, and its extensions each with its files. Secret: only ever on the
+// instance's channel.
 struct AgentExtension {
   ExtensionSpec spec;
   std::vector<ExtensionFile> files;
 };
-Json AgentExtensionsToJson(const std::vector<AgentExtension>& extensions);
-Result<std::vector<AgentExtension>> ParseAgentExtensions(const Json& json);
+struct AgentProvisioning {
+  std::string custom_data;  // base64, as the pool spec has it; empty: none
+  std::vector<AgentExtension> extensions;
+};
+Json AgentProvisioningToJson(const AgentProvisioning& provisioning);
+Result<AgentProvisioning> ParseAgentProvisioning(const Json& json);
 
 // An extension's state on one instance, as the agent reports it and
 // `instance show` shows it (Azure's instance view: provisioning state and

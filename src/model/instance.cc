@@ -138,20 +138,20 @@ Result<InstanceReport> ParseInstanceReport(const Json& json) {
   return r;
 }
 
-Provisioning InstanceProvisioned(const std::vector<ExtensionSpec>& extensions, const InstanceReport& report) {
+Provisioning InstanceProvisioned(const std::vector<std::string>& steps, const InstanceReport& report) {
   Provisioning out;
   size_t succeeded = 0;
-  for (const ExtensionSpec& spec : extensions) {
+  for (const std::string& name : steps) {
     auto it = std::find_if(report.extensions.begin(), report.extensions.end(),
-                           [&](const ExtensionStatus& s) { return s.name == spec.name; });
+                           [&](const ExtensionStatus& s) { return s.name == name; });
     if (it == report.extensions.end()) continue;
     if (it->state == ExtensionState::kFailed) {
-      out.failure = "extension '" + spec.name + "' failed: " + it->message;
+      out.failure = (name == kCustomDataName ? "customData" : "extension '" + name + "'") + " failed: " + it->message;
       return out;
     }
     succeeded += it->state == ExtensionState::kSucceeded;
   }
-  out.done = succeeded == extensions.size();
+  out.done = succeeded == steps.size();
   return out;
 }
 

@@ -100,14 +100,15 @@ struct InstanceReport {
   std::vector<ExtensionStatus> extensions;
 };
 
-// Where `report` leaves an instance of a pool with `extensions`:
-// provisioned (every one Succeeded), failed (the reason names the one that
-// failed, with its message), or neither yet.
+// Where `report` leaves an instance of a pool that runs `steps` (its
+// customData and extensions): provisioned (every one Succeeded), failed
+// (the reason names the one that failed, with its message), or neither yet.
 struct Provisioning {
   bool done = false;
   std::optional<std::string> failure;
 };
-Provisioning InstanceProvisioned(const std::vector<ExtensionSpec>& extensions, const InstanceReport& report);
+// `steps`: the pool's ProvisioningSteps.
+Provisioning InstanceProvisioned(const std::vector<std::string>& steps, const InstanceReport& report);
 
 Json InstanceReportToJson(const InstanceReport& report);
 // Parses an agent's report body (untrusted input).

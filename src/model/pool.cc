@@ -158,6 +158,10 @@ Result<PoolSpec> ParsePoolSpec(const Json& json) {
     }
   }
 
+  r.Optional("customData", &spec.custom_data);
+  if (!spec.custom_data.empty() && r.ok()) {
+    if (auto script = DecodeCustomData(spec.custom_data, "customData"); !script.ok()) return script.status();
+  }
   if (const Json* extensions = r.Raw("extensions"); extensions != nullptr && r.ok()) {
     DSP_ASSIGN_OR_RETURN(spec.extensions, ParseExtensions(*extensions, "extensions"));
   }
@@ -251,6 +255,7 @@ Json PoolSpecToJson(const PoolSpec& spec, Secrets secrets) {
     out["jupyter"] = j;
   }
   if (!spec.extensions.empty()) out["extensions"] = ExtensionsToJson(spec.extensions, secrets);
+  if (!spec.custom_data.empty()) out["customData"] = secrets == Secrets::kInclude ? spec.custom_data : "[secure]";
   return out;
 }
 
@@ -316,5 +321,12 @@ int64_t MaxInstancesFor(const NetworkSpec& net) {
 }
 
 std::string InstanceHostname(const PoolName& pool, int64_t index) { return pool.value() + std::to_string(index); }
+
+std::vector<std::string> ProvisioningSteps(const PoolSpec& spec) {
+  std::vector<std::string> out;
+  if (!spec.custom_data.empty()) out.push_back(kCustomDataName);
+  for (const ExtensionSpec& e : spec.extensions) out.push_back(e.name);
+  return out;
+}
 
 }  // namespace dspool

@@ -99,6 +99,9 @@ struct PoolSpec {
   // Scripts run as root in each new instance before it is Ready
   // (model/extension.h; docs/extensions.md).
   std::vector<ExtensionSpec> extensions;
+  // Base64 of a shell script each new instance runs first (DecodeCustomData;
+  // a secret, as protected settings are).
+  std::string custom_data;
   friend bool operator==(const PoolSpec&, const PoolSpec&) = default;
 };
 
@@ -126,6 +129,10 @@ Status CheckShareSource(const std::string& source, const std::string& resolved, 
 // the extensions' protected settings only as `secrets` says (kInclude for
 // the server's own state, kRedact for answers).
 Json PoolSpecToJson(const PoolSpec& spec, Secrets secrets);
+
+// What an instance of the pool runs before it is Ready, by the names its
+// agent reports them under: customData first, then each extension.
+std::vector<std::string> ProvisioningSteps(const PoolSpec& spec);
 
 Status ValidatePoolName(const std::string& name);
 // The most instances the pool may have: the subnet's addresses, the NAT

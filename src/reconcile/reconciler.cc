@@ -87,7 +87,7 @@ Result<std::vector<Action>> Reconciler::RunPass() {
       in.last_heard[id] = report.at;
       const Pool* pool = pool_of.count(id) ? pool_of[id] : nullptr;
       const Provisioning provisioning =
-          pool ? InstanceProvisioned(pool->spec.extensions, report.report) : Provisioning{true, std::nullopt};
+          pool ? InstanceProvisioned(ProvisioningSteps(pool->spec), report.report) : Provisioning{true, std::nullopt};
       if (provisioning.failure) in.provision_failed[id] = *provisioning.failure;
       if (report.report.sshd_listening && provisioning.done) in.last_report[id] = report.at;
       if (report.report.cpu_percent) in.cpu_percent[id] = *report.report.cpu_percent;

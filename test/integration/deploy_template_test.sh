@@ -2,9 +2,11 @@
 # The second test template of issue 15 (templates/pool-with-files.json) on
 # real LXC and sshd: a storage account whose name comes from uniqueString,
 # its retention and two shares made by a copy loop; a scale set behind a
-# load balancer with an SSH rule and an inbound NAT pool; outputs that use
+# load balancer with an SSH rule and an inbound NAT pool, customData (a
+# shell script) and a CustomScriptForLinux extension; outputs that use
 # reference(), listKeys() (a key shows as [secure]) and copy loops. Then:
-# the NAT pool's ports reach each instance by index, the outputs are what
+# the NAT pool's ports reach each instance by index, each instance ran the
+# script and then the extension, the outputs are what
 # the host made, a share of the loop mounts in an instance with the key
 # `keys list` shows, and deleting the group keeps the shares, deleted.
 DSPOOL=$(realpath "$1")
@@ -54,6 +56,14 @@ wait_until 60 "ssh on the NAT pool's first port" reachable
 [[ "$(ssh_at "$((NAT_START + 1))" hostname)" == "${POOL}1" ]] || fail "NAT port $((NAT_START + 1))"
 [[ "$(ssh_at "$SSH_PORT" hostname)" == "$POOL"[01] ]] || fail "the SSH rule"
 pass "the NAT pool's ports reach instances 0 and 1; the SSH rule reaches one"
+
+# customData ran first, as cloud-init's script form, then the older
+# CustomScriptForLinux extension, in each instance.
+for port in "$NAT_START" "$((NAT_START + 1))"; do
+  [[ "$(ssh_at "$port" cat /etc/provisioned)" == "custom-data"$'\n'"extension of $POOL" ]] \
+    || fail "instance on $port: $(ssh_at "$port" cat /etc/provisioned 2>&1)"
+done
+pass "customData's script, then a CustomScriptForLinux extension, ran in each instance before it was Ready"
 
 out=$(ssh_at "$NAT_START" "sudo mkdir -p /srv/projects && sudo mount -t cifs //$ACCOUNT.file.core.windows.net/projects \
   /srv/projects -o username=$ACCOUNT,password=$KEY 2>&1; echo hi >/srv/projects/notebooks/dsadmin/note.txt && echo written")

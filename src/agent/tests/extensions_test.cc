@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/strings.h"
 #include "os/fs.h"
 
 namespace dspool {
@@ -23,6 +24,10 @@ AgentExtension Extension(const std::string& name, const std::string& command,
   for (const ExtensionFile& f : files) e.spec.settings.file_uris.push_back("http://127.0.0.1/" + f.name);
   e.files = std::move(files);
   return e;
+}
+
+AgentProvisioning Steps(std::vector<AgentExtension> extensions, std::string custom_data = "") {
+  return {std::move(custom_data), std::move(extensions)};
 }
 
 class ExtensionRunnerTest : public ::testing::Test {
@@ -50,13 +55,13 @@ class ExtensionRunnerTest : public ::testing::Test {
 
 TEST_F(ExtensionRunnerTest, RunsTheCommandInAzuresDownloadDirectoryWithItsFilesAndKeepsTheOutput) {
   ExtensionRunner runner(root_, minutes(90));
-  runner.Load({Extension("files", "sh mount.sh acct SECRET-KEY",
-                         {{"mount.sh", "\xef\xbb\xbf" "echo \"mounted $1 in $(pwd)\"\r\necho warned >&2\r\n"}})});
+  runner.Load(Steps({Extension("files", "sh mount.sh acct SECRET-KEY",
+                         {{"mount.sh", "\xef\xbb\xbf" "echo \"mounted $1 in $(pwd)\"\r\necho warned >&2\r\n"}})}));
   ASSERT_EQ(runner.Statuses().size(), 1u);
   EXPECT_EQ(runner.Statuses()[0].state, ExtensionState::kTransitioning);
   EXPECT_FALSE(runner.Finished());
   RunOne(runner, t0_);
-  const std::string dir = root_ + "/custom-script/download/0";
+  const std::string dir = root_ + "/waagent/custom-script/download/0";
   EXPECT_EQ(runner.DownloadDir(Extension("x", "").spec), dir);
   const ExtensionStatus s = runner.Statuses()[0];
   EXPECT_EQ(s.state, ExtensionState::kSucceeded) << s.message;
@@ -65,14 +70,14 @@ TEST_F(ExtensionRunnerTest, RunsTheCommandInAzuresDownloadDirectoryWithItsFilesA
   // dos2unix'd, root's only; the command in a root-only file, not an argument.
   EXPECT_EQ(*ReadFile(dir + "/mount.sh"), "echo \"mounted $1 in $(pwd)\"\necho warned >&2\n");
   struct stat st{};
-  ASSERT_EQ(::stat((root_ + "/dspool/files.command").c_str(), &st), 0);
+  ASSERT_EQ(::stat((root_ + "/waagent/dspool/files.command").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0700u);
   ASSERT_EQ(::stat(dir.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0700u);
 
   // The instance starts again: what succeeded is not run again.
   ExtensionRunner again(root_, minutes(90));
-  again.Load({Extension("files", "sh mount.sh acct SECRET-KEY", {{"mount.sh", "exit 1"}})});
+  again.Load(Steps({Extension("files", "sh mount.sh acct SECRET-KEY", {{"mount.sh", "exit 1"}})}));
   EXPECT_EQ(again.Statuses()[0].state, ExtensionState::kSucceeded);
   again.Step(t0_);
   EXPECT_FALSE(again.running());
@@ -81,8 +86,8 @@ TEST_F(ExtensionRunnerTest, RunsTheCommandInAzuresDownloadDirectoryWithItsFilesA
 
 TEST_F(ExtensionRunnerTest, AFailedScriptFailsWithItsStatusAndOutputAndNothingAfterItRuns) {
   ExtensionRunner runner(root_, minutes(90));
-  runner.Load({Extension("first", "echo out; echo 'mount error(13): Permission denied' >&2; exit 32"),
-               Extension("second", "touch ran")});
+  runner.Load(Steps({Extension("first", "echo out; echo 'mount error(13): Permission denied' >&2; exit 32"),
+               Extension("second", "touch ran")}));
   RunOne(runner, t0_);
   const ExtensionStatus s = runner.Statuses()[0];
   EXPECT_EQ(s.state, ExtensionState::kFailed);
@@ -96,14 +101,14 @@ TEST_F(ExtensionRunnerTest, AFailedScriptFailsWithItsStatusAndOutputAndNothingAf
 
   // Not recorded as succeeded: a restart runs it again.
   ExtensionRunner again(root_, minutes(90));
-  again.Load({Extension("first", "true")});
+  again.Load(Steps({Extension("first", "true")}));
   RunOne(again, t0_);
   EXPECT_EQ(again.Statuses()[0].state, ExtensionState::kSucceeded);
 }
 
 TEST_F(ExtensionRunnerTest, AScriptPastItsTimeIsKilled) {
   ExtensionRunner runner(root_, minutes(90));
-  runner.Load({Extension("slow", "sleep 600 & sleep 600; wait")});
+  runner.Load(Steps({Extension("slow", "sleep 600 & sleep 600; wait")}));
   runner.Step(t0_);
   ASSERT_TRUE(runner.running());
   runner.Step(t0_ + minutes(89));
@@ -121,14 +126,29 @@ TEST_F(ExtensionRunnerTest, AScriptPastItsTimeIsKilled) {
 }
 
 TEST_F(ExtensionRunnerTest, ADirectoryThatCannotBeMadeFailsTheExtensionAndSaysWhy) {
-  ASSERT_TRUE(WriteFileAtomic(root_ + "/custom-script", "a file where a directory goes", 0600).ok());
+  ASSERT_TRUE(MakeDirs(root_ + "/waagent", 0755).ok() &&
+              WriteFileAtomic(root_ + "/waagent/custom-script", "a file where a directory goes", 0600).ok());
   ExtensionRunner runner(root_, minutes(90));
-  runner.Load({Extension("files", "true")});
+  runner.Load(Steps({Extension("files", "true")}));
   runner.Step(t0_);
   EXPECT_FALSE(runner.running());
   EXPECT_EQ(runner.Statuses()[0].state, ExtensionState::kFailed);
   EXPECT_NE(runner.Statuses()[0].message.find("Enable failed: "), std::string::npos);
   EXPECT_NE(runner.Statuses()[0].message.find("custom-script"), std::string::npos) << runner.Statuses()[0].message;
+}
+
+TEST_F(ExtensionRunnerTest, CustomDataRunsFirstInCloudInitsPlaceByItsOwnInterpreter) {
+  ExtensionRunner runner(root_, minutes(90));
+  runner.Load(Steps({Extension("files", "cat ../../../../cloud/instance/scripts/made-by-custom-data")},
+                    Base64Encode("#!/bin/bash\necho \"$BASH_VERSION\" >/dev/null && echo from-bash >made-by-custom-data\n")));
+  ASSERT_EQ(runner.Statuses().size(), 2u);
+  EXPECT_EQ(runner.Statuses()[0].name, "customData");
+  RunOne(runner, t0_);
+  EXPECT_EQ(runner.Statuses()[0].state, ExtensionState::kSucceeded) << runner.Statuses()[0].message;
+  EXPECT_EQ(*ReadFile(root_ + "/cloud/instance/scripts/made-by-custom-data"), "from-bash\n");
+  RunOne(runner, t0_);
+  EXPECT_EQ(runner.Statuses()[1].state, ExtensionState::kSucceeded) << runner.Statuses()[1].message;
+  EXPECT_NE(runner.Statuses()[1].message.find("[stdout]\nfrom-bash\n"), std::string::npos) << runner.Statuses()[1].message;
 }
 
 }  // namespace

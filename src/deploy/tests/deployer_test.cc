@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "base/clock.h"
+#include "base/strings.h"
 #include "store/memory/memory_store.h"
 
 namespace dspool::deploy {
@@ -200,6 +201,27 @@ TEST_F(DeployerTest, TheSamplesExtensionKeepsTheKeyItsCommandCarriesOutOfEveryth
     EXPECT_EQ(r.body.dump().find("KEY-abc"), std::string::npos) << r.body.dump();
     EXPECT_EQ(r.body.dump().find("bash mountazurefiles.sh"), std::string::npos) << "a protected setting is shown";
   }
+}
+
+TEST_F(DeployerTest, CustomDataRunsAsAShellScriptAndIsShownNowhere) {
+  Json t = Json::parse(Sample());
+  Json& os = t["resources"][3]["properties"]["virtualMachineProfile"]["osProfile"];
+  os["customData"] = "[base64('#!/bin/sh\necho made-by-custom-data > /etc/motd\n')]";
+  arm::ArmError error;
+  auto d = Deploy(Request(t.dump()), &error);
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(pools_.applied.size(), 1u);
+  EXPECT_EQ(pools_.applied[0]["customData"], Base64Encode("#!/bin/sh\necho made-by-custom-data > /etc/motd\n"));
+  for (const ArmResource& r : store_.ListResources(std::nullopt).value_or({})) {
+    EXPECT_EQ(r.body.dump().find(Base64Encode("#!/bin/sh")), std::string::npos) << r.body.dump();
+  }
+
+  os["customData"] = "[base64('#cloud-config\npackages: [git]\n')]";
+  auto refused = Deploy(Request(t.dump()), &error);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(error.message.find("properties.virtualMachineProfile.osProfile.customData: #cloud-config is not run here"),
+            std::string::npos)
+      << error.message;
 }
 
 TEST_F(DeployerTest, AMissingGroupIsAzsError) {

@@ -121,20 +121,26 @@ TEST(ExtensionTest, TheOlderCustomScriptForLinuxTakesACommandOnly) {
 TEST(ExtensionTest, AnAgentsListCarriesTheFilesAndIsCheckedAsUntrusted) {
   auto specs = ParseExtensions(Sample(), "extensions");
   ASSERT_TRUE(specs.ok());
-  std::vector<AgentExtension> list{{(*specs)[0], {{"mountazurefiles.sh", std::string("#!/bin/bash\n\0\xff", 14)}}}};
-  auto back = ParseAgentExtensions(AgentExtensionsToJson(list));
+  AgentProvisioning list{Base64Encode("#!/bin/sh\necho first\n"),
+                         {{(*specs)[0], {{"mountazurefiles.sh", std::string("#!/bin/bash\n\0\xff", 14)}}}}};
+  auto back = ParseAgentProvisioning(AgentProvisioningToJson(list));
   ASSERT_TRUE(back.ok()) << back.status();
-  ASSERT_EQ(back->size(), 1u);
-  EXPECT_EQ((*back)[0].spec, (*specs)[0]);
-  EXPECT_EQ((*back)[0].files, list[0].files);
+  EXPECT_EQ(back->custom_data, list.custom_data);
+  ASSERT_EQ(back->extensions.size(), 1u);
+  EXPECT_EQ(back->extensions[0].spec, (*specs)[0]);
+  EXPECT_EQ(back->extensions[0].files, list.extensions[0].files);
 
-  Json bad = AgentExtensionsToJson(list);
+  Json bad = AgentProvisioningToJson(list);
   bad["extensions"][0]["files"][0]["name"] = "../../etc/passwd";
-  EXPECT_NE(ParseAgentExtensions(bad).status().message().find("expected 'mountazurefiles.sh'"), std::string::npos);
-  bad = AgentExtensionsToJson(list);
+  EXPECT_NE(ParseAgentProvisioning(bad).status().message().find("expected 'mountazurefiles.sh'"), std::string::npos);
+  bad = AgentProvisioningToJson(list);
   bad["extensions"][0]["files"] = Json::array();
-  EXPECT_NE(ParseAgentExtensions(bad).status().message().find("expected one file for each of the 1 fileUris"),
+  EXPECT_NE(ParseAgentProvisioning(bad).status().message().find("expected one file for each of the 1 fileUris"),
             std::string::npos);
+  bad = AgentProvisioningToJson(list);
+  bad["customData"] = Base64Encode("#cloud-config\npackages: [git]\n");
+  EXPECT_EQ(ParseAgentProvisioning(bad).status().message(),
+            "customData: #cloud-config is not run here; give a shell script starting with #!");
 }
 
 TEST(ExtensionTest, StatusesRoundTripAndRefuseUnknownStates) {
@@ -144,6 +150,20 @@ TEST(ExtensionTest, StatusesRoundTripAndRefuseUnknownStates) {
   bad["state"] = "Done";
   EXPECT_EQ(ParseExtensionStatus(bad, "extensions[0]").status().message(),
             "extensions[0].state: 'Done' is not Transitioning, Succeeded or Failed");
+}
+
+TEST(ExtensionTest, CustomDataIsAShellScriptAndItsNameIsReserved) {
+  EXPECT_EQ(*DecodeCustomData(Base64Encode("#!/bin/bash\necho hi\n"), "customData"), "#!/bin/bash\necho hi\n");
+  EXPECT_EQ(DecodeCustomData("@@", "osProfile.customData").status().message(), "osProfile.customData: must be base64");
+  EXPECT_NE(DecodeCustomData(Base64Encode("echo no shebang"), "customData").status().message().find(
+                "must be a shell script starting with #!"),
+            std::string::npos);
+  EXPECT_NE(DecodeCustomData(std::string(kMaxCustomDataBase64 + 4, 'A'), "customData").status().message().find(
+                "at most 87380"),
+            std::string::npos);
+  Json j = Sample();
+  j[0]["name"] = "CustomData";
+  EXPECT_EQ(ErrorOf(j), "extensions[0].name: 'CustomData' is the name of the pool's customData script");
 }
 
 }  // namespace

@@ -134,9 +134,7 @@ TEST(InstanceTest, HealthJson) {
 }
 
 TEST(InstanceTest, ProvisionedOnceEveryExtensionSucceededAndFailedByTheFirstThatFailed) {
-  std::vector<ExtensionSpec> specs(2);
-  specs[0].name = "first";
-  specs[1].name = "second";
+  const std::vector<std::string> specs{"first", "second"};
   InstanceReport report;
   EXPECT_TRUE(InstanceProvisioned({}, report).done) << "a pool without extensions";
   EXPECT_FALSE(InstanceProvisioned(specs, report).done) << "the agent has not fetched them yet";
