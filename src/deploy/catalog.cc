@@ -35,6 +35,7 @@ constexpr KnownSize kSizes[] = {
 const ImageEntry kImages[] = {
     {"microsoft-ads", "linux-data-science-vm-ubuntu", "*", ImageType::kHost},
     {"microsoft-ads", "linux-data-science-vm", "*", ImageType::kHost},
+    {"microsoft-dsvm", "linux-data-science-vm-ubuntu", "*", ImageType::kHost},  // the low-priority sample's
     {"microsoft-dsvm", "ubuntu-1804", "*", ImageType::kHost},
     {"microsoft-dsvm", "ubuntu-2004", "*", ImageType::kHost},
     {"microsoft-dsvm", "ubuntu-hpc", "*", ImageType::kHost},

@@ -224,6 +224,17 @@ TEST_F(DeployerTest, CustomDataRunsAsAShellScriptAndIsShownNowhere) {
       << error.message;
 }
 
+TEST_F(DeployerTest, TheLowPrioritySampleDeploysToo) {
+  arm::ArmError error;
+  Value params = Value::parse(R"({"adminUsername": {"value": "dsvmuser"}, "adminPassword": {"value": "Pa55-word-xyz"},
+      "vmssName": {"value": "lowpri"}})");
+  auto d = Deploy(Request(ReadSample("dsvm-vmss-lowpri.json"), params), &error);
+  ASSERT_TRUE(d.ok()) << d.status() << " " << error.message;
+  ASSERT_EQ(pools_.applied.size(), 1u);
+  EXPECT_EQ(pools_.applied[0]["instanceCount"], 1);
+  EXPECT_FALSE(pools_.applied[0].contains("extensions"));
+}
+
 TEST_F(DeployerTest, AMissingGroupIsAzsError) {
   DeployRequest r = Request(Sample());
   r.group = "nope";
