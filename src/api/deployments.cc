@@ -420,6 +420,9 @@ Result<Json> Deployments::CheckPool(const Json& json, const std::string& owner) 
   DSP_RETURN_IF_ERROR(Api::HashAdminPassword(spec.admin));
   DSP_ASSIGN_OR_RETURN(std::vector<Pool> pools, store_.ListPools());
   DSP_RETURN_IF_ERROR(api_.hooks_.CheckPoolHost(spec, pools));
+  // The extensions' files are fetched now too (and again when the pool is
+  // made), so a URL that fails, fails the deployment before anything is.
+  DSP_RETURN_IF_ERROR(api_.hooks_.FetchExtensionFiles(spec.extensions).status());
   return PoolSpecToJson(spec, Secrets::kInclude);
 }
 

@@ -13,7 +13,8 @@
 # files land on the host with the user's uid; a wrong key is refused; ssh on
 # port 22 with the template's password and Jupyter on 8000 reach an instance;
 # redeploying changes nothing; instanceCount 3 scales (the new instance runs
-# the script too); a bad parameter leaves nothing behind; no secret is
+# the script too); a bad parameter, or a script that cannot be fetched,
+# leaves nothing behind; no secret is
 # logged or shown; `group delete --yes` removes everything, and the share's
 # files are restored from the deleted share.
 DSPOOL=$(realpath "$1")
@@ -206,6 +207,7 @@ grep -q "InvalidTemplate: .*Length of the value should be less than or equal to 
 [[ "$(dsp pool list -o json | python_json "print(len(data['pools']))")" == 1 ]] || fail "the bad deployment made a pool"
 pass "a bad parameter: az's error, nothing made"
 
+
 # Deleting the group deletes its pool and its storage account; the share is
 # kept, deleted, and restored into the account made again.
 dsp group delete -n RG --yes || fail "group delete"
@@ -216,6 +218,23 @@ nothing_left() { [[ -z "$(leftovers "$POOL")" ]]; }
 wait_until 60 "nothing of pool $POOL left on the host" nothing_left
 dsp storage account show -n dspoolfiles >/dev/null 2>&1 && fail "the storage account outlived its group"
 pass "group delete --yes removes the pool and the storage account, and nothing of the pool is left"
+
+# An extension's file that cannot be fetched: the deployment fails naming
+# it, before anything is made. (The storage account is gone with RG: the
+# script's URL fails first.)
+sed 's|Extensions/General/mountazurefiles.sh|Extensions/General/missing.sh|' dsvm-vmss-cluster.json >missing.json
+dsp group create -n RG3 -l local >/dev/null || fail "group create RG3"
+if dsp deployment group create -g RG3 -n missing -f missing.json -p @dsvm-vmss-cluster.parameters.json \
+    vmssName=other >/dev/null 2>missing.err; then
+  fail "a deployment whose script is missing succeeded"
+fi
+grep -q "extension 'filesextension': https://raw.githubusercontent.com/Azure/DataScienceVM/master/Extensions/General/missing.sh: mirrored to http://127.0.0.1:$HTTP_PORT/mirror/Extensions/General/missing.sh: GET .* answered HTTP 404" missing.err \
+  || fail "missing script: $(cat missing.err)"
+[[ "$(dsp deployment group list -g RG3)" == "[]" ]] || fail "the failed deployment left a record"
+dsp pool show other >/dev/null 2>&1 && fail "the failed deployment made a pool"
+dsp group delete -n RG3 --yes >/dev/null || fail "group delete RG3"
+pass "an extension's file that cannot be fetched: the deployment fails naming the URL, nothing made"
+
 dsp group create -n RG2 -l local >/dev/null || fail "group create RG2"
 dsp storage account create -n dspoolfiles -g RG2 >/dev/null || fail "storage account create again"
 version=$(dsp storage share-rm list --storage-account dspoolfiles --include-deleted -o tsv | awk -F'\t' '$1 == "dsvmshare" && $4 == "yes" {print $5}')

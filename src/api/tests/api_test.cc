@@ -925,15 +925,12 @@ class DeploymentApiTest : public ApiTest {
       : ApiTest(DeploymentOptions{.host = {.front_address = "127.0.0.9", },
                                   .ready_poll = std::chrono::milliseconds(1)}) {}
 
-  // The reference's sample without its CustomScript extension (not run on
-  // this host yet), as the CLI sends it: the text, and parameters.
+  // The reference's sample, as the CLI sends it: the text, and parameters.
   static std::string SampleBody(int64_t count, const std::string& mode = "Incremental") {
     std::ifstream in(std::string(DSPOOL_SAMPLES) + "/dsvm-vmss-cluster.json");
     std::stringstream text;
     text << in.rdbuf();
-    Json t = Json::parse(text.str());
-    t["resources"][3]["properties"]["virtualMachineProfile"].erase("extensionProfile");
-    Json body = {{"template", t.dump(2)},
+    Json body = {{"template", text.str()},
                  {"mode", mode},
                  {"source", "dsvm-vmss-cluster.json"},
                  {"parameters",
@@ -1073,6 +1070,22 @@ TEST_F(DeploymentApiTest, ABadDeploymentIsAzsErrorAndLeavesNothing) {
   EXPECT_EQ(r.status, 400) << r.body;  // a failed preflight, as on Azure
   EXPECT_EQ(Body(r)["error"]["code"], "InvalidTemplateDeployment");
   EXPECT_THAT(r.body, HasSubstr("pool 'pool1' already exists and was not made by this scale set"));
+}
+
+TEST_F(DeploymentApiTest, AnExtensionFileThatCannotBeFetchedFailsTheDeploymentBeforeAnythingIsMade) {
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1", R"({"location": "local"})").status, 201);
+  Json body = Json::parse(SampleBody(2));
+  std::string text = body["template"];
+  const std::string script = "mountazurefiles.sh\"";
+  text.replace(text.find(script), script.size() - 1, "missing.sh");
+  body["template"] = text;
+  Response r = Call("PUT", "/v1/groups/rg1/deployments/dsvm", body.dump());
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(Body(r)["error"]["code"], "InvalidTemplateDeployment");
+  EXPECT_THAT(r.body, HasSubstr("GET missing.sh answered HTTP 404"));
+  EXPECT_EQ(Call("GET", "/v1/groups/rg1/deployments/dsvm").status, 404);
+  EXPECT_TRUE(store_.ListResources(std::nullopt)->empty());
+  EXPECT_TRUE(hooks_.prepared.empty());
 }
 
 TEST_F(DeploymentApiTest, ARunningDeploymentIsCancelled) {
