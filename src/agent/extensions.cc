@@ -94,7 +94,6 @@ void ExtensionRunner::Step(MonoTime now) {
       // Its own process group: the script and everything it started.
       SignalProcessGroup(running_->pid, SIGKILL).IgnoreError();  // gone already: OnExit comes
       running_->deadline = MonoTime::max();  // OnExit reports it
-      entries_[running_->index].status.message = "timed out";
     }
     return;
   }

@@ -42,7 +42,9 @@ inline constexpr const char* kCustomScriptForLinuxType = "CustomScriptForLinux";
 inline constexpr size_t kMaxExtensions = 10;
 inline constexpr size_t kMaxExtensionFiles = 50;
 // All of a pool's fetched files together; more is refused at creation.
-inline constexpr size_t kMaxExtensionBytes = 64u << 20;
+// (In base64 they must fit in one answer to the agent: http/client.h's
+// 64 MiB.)
+inline constexpr size_t kMaxExtensionBytes = 32u << 20;
 // As Azure's CustomScript: a script running longer fails.
 inline constexpr int64_t kExtensionTimeoutMinutes = 90;
 // A status's message (the script's output tails): the agent keeps it under this.

@@ -100,7 +100,8 @@ struct PlanInput {
   std::map<InstanceId, MonoTime> last_report;
   std::map<InstanceId, MonoTime> last_heard;
   std::map<InstanceId, MonoTime> phase_seen;
-  // Instances whose agent reported an extension Failed, with the reason.
+  // Instances whose agent reported a provisioning step (customData, an
+  // extension) Failed, with the reason.
   std::map<InstanceId, std::string> provision_failed;
   // The CPU use each instance's agent last reported (% of one CPU), for
   // those whose agent could tell.
