@@ -57,7 +57,18 @@ std::string ReasonText(const Json& instance) {
   if (JsonBool(instance, "standby") && JsonString(instance, "phase") == "Ready") {
     return "standby: frozen; the next scale-out takes it";
   }
-  if (JsonString(instance, "scaleIn") != "drain") return JsonString(instance, "reason");
+  if (JsonString(instance, "phase") == "Booting") {
+    for (const Json& e : JsonArray(JsonField(instance, "report"), "extensions")) {
+      if (JsonString(e, "state") != "Transitioning") continue;
+      const std::string name = JsonString(e, "name");
+      return "running " + (name == "customData" ? name : "extension " + name);
+    }
+  }
+  if (JsonString(instance, "scaleIn") != "drain") {
+    // The first line: a failed script's output follows in -o json.
+    const std::string reason = JsonString(instance, "reason");
+    return reason.substr(0, reason.find('\n'));
+  }
   if (!instance.contains("openSessions")) return "scale-in: waiting for its session count";
   return "scale-in: deleted when its " + JsonString(instance, "openSessions") + " open sessions end";
 }

@@ -19,6 +19,7 @@ namespace {
 
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // SimulatedClock's start: 2023-11-14T22:13:20Z.
@@ -402,6 +403,20 @@ TEST_F(CliTest, PoolShowWithLoadBalancerShowsFrontendsHealthAndNatPorts) {
 
   EXPECT_EQ(Run({"pool", "show", "team", "-o", "json"}), 0) << err_;
   EXPECT_EQ(out_, Json::parse(kLbPoolJson).dump(2) + "\n");
+}
+
+TEST_F(CliTest, InstanceListShowsARunningExtensionAndTheFirstLineOfAFailure) {
+  Json instances = Json::parse(kPoolJson)["instances"];
+  instances[1]["report"] = {{"sshSessions", 0},
+                            {"extensions", {{{"name", "customData"}, {"state", "Succeeded"}, {"message", ""}},
+                                            {{"name", "files"}, {"state", "Transitioning"}, {"message", ""}}}}};
+  instances[0]["phase"] = "Failed";
+  instances[0]["reason"] = "extension 'files' failed: Enable failed: exit status=32\n[stdout]\n\n[stderr]\nmount error";
+  Answer("GET /v1/instances?pool=demo", 200, Json{{"instances", instances}}.dump());
+  EXPECT_EQ(Run({"instance", "list", "--pool", "demo"}), 0) << err_;
+  EXPECT_THAT(out_, HasSubstr("   running extension files\n"));
+  EXPECT_THAT(out_, HasSubstr("   extension 'files' failed: Enable failed: exit status=32\n"));
+  EXPECT_THAT(out_, Not(HasSubstr("mount error")));
 }
 
 TEST_F(CliTest, InstanceListShowsWhatScaleInWaitsFor) {
