@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Template deployments (issue 15), on real LXC and sshd:
-#   1. the reference's sample (examples/azure-dsvm, its CustomScript
-#      extension taken out: its script mounts a storage share, which the
-#      direct path's pool would not do, so the two would not do the same
-#      work), 2 instances, from
+#   1. the reference's sample (examples/azure-dsvm), 2 instances, from
 #      `dspool deployment group create` to
 #        - the command's return (Succeeded), and the record's duration,
 #        - the second instance Ready (its instance.ready event),
 #        - the first SSH banner on the sample's SSH rule (through the
 #          gateway),
-#      against the direct path: `dspool pool create` of the very pool spec
-#      the deployment made (the same three moments), in
-#      rotated order over ROUNDS rounds;
+#      its CustomScript extension taken out, against the direct path:
+#      `dspool pool create` of the very pool spec the deployment made (the
+#      same three moments); and the sample as written, whose extension
+#      fetches the mount script (through --mirror, from a local HTTP
+#      server) and mounts a storage share in each instance before it is
+#      Ready: what the extension costs. In rotated order over ROUNDS rounds;
 #   2. loading and evaluating a template of a 800-resource copy loop and
 #      10,000 variable elements (bench/template_eval), and of a quarter,
 #      half and three quarters of that: the work should be linear.
@@ -40,15 +40,17 @@ SSH_PORT=$(free_port)
 JUPYTER_PORT=$(free_port)
 PASSWORD="Bench-Passw0rd-$RANDOM"
 
-# The sample, with its frontend ports moved to free ones.
+# The sample, with its frontend ports moved to free ones: as written
+# (sample.json), and without its extension (template.json).
 /usr/bin/python3 - "$SAMPLES" "$WORK" "$POOL" "$PASSWORD" "$SSH_PORT" "$JUPYTER_PORT" <<'PY'
 import json, sys
 samples, work, pool, password, ssh_port, jupyter_port = sys.argv[1:]
 t = json.load(open(f"{samples}/dsvm-vmss-cluster.json"))
-del t["resources"][3]["properties"]["virtualMachineProfile"]["extensionProfile"]
 for rule in t["resources"][2]["properties"]["loadBalancingRules"]:
     port = rule["properties"]["frontendPort"]
     rule["properties"]["frontendPort"] = int(ssh_port if port == 22 else jupyter_port)
+json.dump(t, open(f"{work}/sample.json", "w"))
+del t["resources"][3]["properties"]["virtualMachineProfile"]["extensionProfile"]
 json.dump(t, open(f"{work}/template.json", "w"))
 p = json.load(open(f"{samples}/dsvm-vmss-cluster.parameters.json"))
 fill = {"GEN-PASSWORD": password, "GEN-UNIQUE-8": pool, "ENTER-YO-KEY": "k", "ENTER-YO-STORAGEACCT": "files",
@@ -58,13 +60,36 @@ for v in p["parameters"].values():
 json.dump(p, open(f"{work}/parameters.json", "w"))
 PY
 
-SERVER_ARGS=(--front-address "$FRONT" --share-root "$WORK/shares")
+# The mount script's mirror, as integration.deploy serves it.
+mkdir -p "$WORK/mirror/Extensions/General"
+cp "$SAMPLES/mountazurefiles.sh" "$WORK/mirror/Extensions/General/"
+HTTP_PORT=$(free_port)
+/usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$WORK/mirror" "$HTTP_PORT" >"$WORK/http.log" 2>&1 &
+HTTP_PID=$!
+trap 'kill "$HTTP_PID" 2>/dev/null || true; cleanup' EXIT
+serving() { curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/Extensions/General/mountazurefiles.sh"; }
+wait_until 30 "the local HTTP server" serving
+
+SERVER_ARGS=(--front-address "$FRONT" --storage-root "$WORK/storage"
+             --mirror "https://raw.githubusercontent.com/Azure/DataScienceVM/master/=http://127.0.0.1:$HTTP_PORT/")
 start_server
-dsp group create -n bench -l local >/dev/null
+
+# The group, and for the sample as written the storage account and share
+# its script mounts (made again each round: a group delete takes them).
+new_group() {
+  dsp group create -n bench -l local >/dev/null
+  dsp storage account create -n files -g bench >/dev/null
+  local key
+  key=$(dsp storage account keys list -n files -o tsv | awk -F'\t' '$1 == "key1" {print $3}')
+  dsp storage share create -n share --account-name files --account-key "$key" >/dev/null
+  python_json "data['parameters']['storageAccountKey']['value'] = '$key'
+json.dump(data, open('$WORK/sample-parameters.json', 'w'))" <"$WORK/parameters.json"
+}
+new_group
 
 gone() { ! dsp pool show "$POOL" >/dev/null 2>&1 && [[ -z "$(leftovers "$POOL")" ]]; }
 
-# One round of KIND (deploy or native): "command_ms ready_ms banner_ms
+# One round of KIND (deploy, sample or native): "command_ms ready_ms banner_ms
 # server_ms", from the command's start: its return; the second instance's
 # instance.ready event (the server's clock, read the same way on both
 # paths); the first SSH banner through the gateway; the deployment
@@ -99,9 +124,10 @@ start = time.time()
 t = threading.Thread(target=probe, daemon=True)
 t.start()
 server_ms = "-"
-if kind == "deploy":
-    out = subprocess.run(dsp + ["deployment", "group", "create", "-g", "bench", "-n", "d", "-f", f"{work}/template.json",
-                                "-p", f"@{work}/parameters.json"], check=True, capture_output=True, text=True).stdout
+if kind in ("deploy", "sample"):
+    template, parameters = ("template", "parameters") if kind == "deploy" else ("sample", "sample-parameters")
+    out = subprocess.run(dsp + ["deployment", "group", "create", "-g", "bench", "-n", "d", "-f", f"{work}/{template}.json",
+                                "-p", f"@{work}/{parameters}.json"], check=True, capture_output=True, text=True).stdout
     duration = json.loads(out)["properties"]["duration"]  # "PT1.234S"
     server_ms = str(round(float(duration[2:-1]) * 1000)) if "M" not in duration else "-"
 else:
@@ -121,9 +147,9 @@ print(ms(command), ms(ready), ms(banner[0]) if banner else "-", server_ms)
 PY
 }
 teardown_round() {  # kind
-  if [[ $1 == deploy ]]; then dsp group delete -n bench --yes >/dev/null; dsp group create -n bench -l local >/dev/null
-  else dsp pool delete "$POOL" >/dev/null; fi
+  if [[ $1 == native ]]; then dsp pool delete "$POOL" >/dev/null; else dsp group delete -n bench --yes >/dev/null; fi
   wait_until 120 "pool $POOL gone" gone
+  if [[ $1 != native ]]; then new_group; fi
 }
 
 # A first deployment gives the native path its spec: the pool the
@@ -137,12 +163,13 @@ spec['adminUser']['password'] = '$PASSWORD'
 json.dump(spec, open('$WORK/native.json', 'w'))"
 teardown_round deploy
 
-deploy=() native=()
+deploy=() native=() sample=()
+kinds=(deploy native sample)
 for ((r = 0; r < ROUNDS; r++)); do
-  if (( r % 2 == 0 )); then order=(deploy native); else order=(native deploy); fi
+  order=("${kinds[@]:r % 3}" "${kinds[@]:0:r % 3}")
   for kind in "${order[@]}"; do
     line=$(one_round "$kind")
-    if [[ $kind == deploy ]]; then deploy+=("$line"); else native+=("$line"); fi
+    case $kind in deploy) deploy+=("$line") ;; native) native+=("$line") ;; sample) sample+=("$line") ;; esac
     log "round $r $kind: $line"
     teardown_round "$kind"
   done
@@ -160,6 +187,8 @@ range() {  # field lines...
 d_cmd=$(median 1 "${deploy[@]}") d_ready=$(median 2 "${deploy[@]}") d_banner=$(median 3 "${deploy[@]}")
 d_server=$(median 4 "${deploy[@]}")
 n_cmd=$(median 1 "${native[@]}") n_ready=$(median 2 "${native[@]}") n_banner=$(median 3 "${native[@]}")
+s_cmd=$(median 1 "${sample[@]}") s_ready=$(median 2 "${sample[@]}") s_banner=$(median 3 "${sample[@]}")
+s_server=$(median 4 "${sample[@]}")
 EVAL=$("$TEMPLATE_EVAL" 9)
 
 RESULTS="<!-- bench/deploy results: begin (written by bench/deploy.sh) -->
@@ -172,9 +201,11 @@ command's start:
 
 | path | command returns | 2 instances Ready | first SSH banner |
 |---|---:|---:|---:|
-| \`deployment group create\` (Succeeded; the record's duration: $d_server ms [$(range 4 "${deploy[@]}")]) | $d_cmd ms [$(range 1 "${deploy[@]}")] | $d_ready ms [$(range 2 "${deploy[@]}")] | $d_banner ms [$(range 3 "${deploy[@]}")] |
+| \`deployment group create\`, the sample without its extension (Succeeded; the record's duration: $d_server ms [$(range 4 "${deploy[@]}")]) | $d_cmd ms [$(range 1 "${deploy[@]}")] | $d_ready ms [$(range 2 "${deploy[@]}")] | $d_banner ms [$(range 3 "${deploy[@]}")] |
 | \`pool create\` of the same spec (the direct path) | $n_cmd ms [$(range 1 "${native[@]}")] | $n_ready ms [$(range 2 "${native[@]}")] | $n_banner ms [$(range 3 "${native[@]}")] |
-| ratio | | $(calc %.2f "$d_ready / $n_ready") | $(calc %.2f "$d_banner / $n_banner") |
+| ratio, deployment / direct path | | $(calc %.2f "$d_ready / $n_ready") | $(calc %.2f "$d_banner / $n_banner") |
+| \`deployment group create\`, the sample as written: its extension fetches the mount script and mounts the share in each instance before it is Ready (the record's duration: $s_server ms [$(range 4 "${sample[@]}")]) | $s_cmd ms [$(range 1 "${sample[@]}")] | $s_ready ms [$(range 2 "${sample[@]}")] | $s_banner ms [$(range 3 "${sample[@]}")] |
+| ratio, with the extension / without | $(calc %.2f "$s_cmd / $d_cmd") | $(calc %.2f "$s_ready / $d_ready") | $(calc %.2f "$s_banner / $d_banner") |
 
 Ready is when the second instance's \`instance.ready\` event was written (the server's
 clock), on both paths. The deployment's command returns once it has read its record as
