@@ -566,7 +566,9 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
   auto custom_data = os.String("customData");
   if (custom_data && !custom_data->empty()) {
     auto script = DecodeCustomData(*custom_data, os.path() + ".customData");
-    if (!script.ok() && report.error.ok()) report.error = InvalidArgument(report.resource + ": " + script.status().message());
+    if (!script.ok() && report.error.ok()) {
+      report.error = InvalidArgument(report.resource + ": " + script.status().message());
+    }
   }
   os.Refuse("secrets", "certificates from a key vault are not supported on this host yet");
   os.Ignore("allowExtensionOperations", "not used on this host; ignored");
