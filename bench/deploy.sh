@@ -61,17 +61,8 @@ json.dump(p, open(f"{work}/parameters.json", "w"))
 PY
 
 # The mount script's mirror, as integration.deploy serves it.
-mkdir -p "$WORK/mirror/Extensions/General"
-cp "$SAMPLES/mountazurefiles.sh" "$WORK/mirror/Extensions/General/"
-HTTP_PORT=$(free_port)
-/usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$WORK/mirror" "$HTTP_PORT" >"$WORK/http.log" 2>&1 &
-HTTP_PID=$!
-trap 'kill "$HTTP_PID" 2>/dev/null || true; cleanup' EXIT
-serving() { curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/Extensions/General/mountazurefiles.sh"; }
-wait_until 30 "the local HTTP server" serving
-
-SERVER_ARGS=(--front-address "$FRONT" --storage-root "$WORK/storage"
-             --mirror "https://raw.githubusercontent.com/Azure/DataScienceVM/master/=http://127.0.0.1:$HTTP_PORT/")
+serve_mount_script
+SERVER_ARGS=(--front-address "$FRONT" --storage-root "$WORK/storage" --mirror "$MIRROR")
 start_server
 
 # The group, and for the sample as written the storage account and share

@@ -39,17 +39,8 @@ if ip -4 route show | grep -q "^10\.0\.0\."; then SUBNET=$(free_subnet); fi
 
 # The local HTTP server: the mirror of the script's GitHub address, and
 # later the template for --template-uri.
-mkdir -p "$WORK/mirror/Extensions/General"
-cp "$SAMPLES/mountazurefiles.sh" "$WORK/mirror/Extensions/General/"
-HTTP_PORT=$(free_port)
-/usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$WORK" "$HTTP_PORT" >"$WORK/http.log" 2>&1 &
-HTTP_PID=$!
-trap 'kill "$HTTP_PID" 2>/dev/null || true; cleanup' EXIT
-serving() { curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/mirror/Extensions/General/mountazurefiles.sh"; }
-wait_until 30 "the local HTTP server" serving
-
-SERVER_ARGS=(--front-address "$FRONT" --storage-root "$WORK/storage"
-             --mirror "https://raw.githubusercontent.com/Azure/DataScienceVM/master/=http://127.0.0.1:$HTTP_PORT/mirror/")
+serve_mount_script
+SERVER_ARGS=(--front-address "$FRONT" --storage-root "$WORK/storage" --mirror "$MIRROR")
 start_server
 cd "$WORK"
 

@@ -250,6 +250,23 @@ ssh_to() {
       -o LogLevel=ERROR -o ConnectTimeout=10 "$user@$addr" "$@"
 }
 
+# The reference's mount script (dspool's equivalent, examples/azure-dsvm)
+# where the sample's CustomScript fetches it from, served by a local HTTP
+# server over $WORK (so $WORK's other files too): sets HTTP_PORT, HTTP_PID
+# (killed at exit) and MIRROR, the server's --mirror for the script's
+# GitHub address.
+serve_mount_script() {
+  mkdir -p "$WORK/mirror/Extensions/General"
+  cp "$(dirname "${BASH_SOURCE[0]}")/../../examples/azure-dsvm/mountazurefiles.sh" "$WORK/mirror/Extensions/General/"
+  HTTP_PORT=$(free_port)
+  /usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$WORK" "$HTTP_PORT" >"$WORK/http.log" 2>&1 &
+  HTTP_PID=$!
+  trap 'kill "$HTTP_PID" 2>/dev/null || true; cleanup' EXIT
+  serving() { curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/mirror/Extensions/General/mountazurefiles.sh"; }
+  wait_until 30 "the local HTTP server" serving
+  MIRROR="https://raw.githubusercontent.com/Azure/DataScienceVM/master/=http://127.0.0.1:$HTTP_PORT/mirror/"
+}
+
 # ssh with a password ($PASSWORD) to user $1 on host $2, port $3: runs the
 # rest of the arguments.
 ssh_password() {
