@@ -84,11 +84,13 @@ OrderedJson DeploymentFailed(const std::vector<OrderedJson>& details) {
                      {"details", d}};
 }
 
-void CollectStrings(const Value& v, std::vector<std::string>* out) {
+// Every non-empty string in `v` (a template's Value or a pool spec's Json).
+template <typename J>
+void CollectStrings(const J& v, std::vector<std::string>* out) {
   if (v.is_string()) {
-    if (!v.get<std::string>().empty()) out->push_back(v.get<std::string>());
+    if (!v.template get_ref<const std::string&>().empty()) out->push_back(v.template get<std::string>());
   } else if (v.is_structured()) {
-    for (const Value& child : v) CollectStrings(child, out);
+    for (const J& child : v) CollectStrings(child, out);
   }
 }
 
@@ -100,21 +102,13 @@ bool HoldsSecret(const Json& v, const std::vector<std::string>& secrets) {
   return v.is_structured() && std::any_of(v.begin(), v.end(), [&](const Json& c) { return HoldsSecret(c, secrets); });
 }
 
-void CollectJsonStrings(const Json& v, std::vector<std::string>* out) {
-  if (v.is_string()) {
-    if (!v.get_ref<const std::string&>().empty()) out->push_back(v.get<std::string>());
-  } else if (v.is_structured()) {
-    for (const Json& child : v) CollectJsonStrings(child, out);
-  }
-}
-
 // A scale set's customData and extensions (its pool spec's,
 // model/extension.h). A public setting that holds a secret (the sample's
 // commandToExecute, which carries the storage key) becomes a protected one,
 // so the pool never shows it; and customData and every protected setting
 // are secrets of the plan, so no record, output or what-if shows them.
 void ProtectExtensionSecrets(Json& spec, std::vector<std::string>* secrets) {
-  if (spec.contains("customData")) CollectJsonStrings(spec["customData"], secrets);  // Azure never shows it either
+  if (spec.contains("customData")) CollectStrings(spec["customData"], secrets);  // Azure never shows it either
   if (!spec.contains("extensions")) return;
   for (Json& e : spec["extensions"]) {
     Json& props = e["properties"];
@@ -126,7 +120,7 @@ void ProtectExtensionSecrets(Json& spec, std::vector<std::string>* secrets) {
       settings.erase(key);
     }
     if (!moved.empty()) props["protectedSettings"] = moved;
-    CollectJsonStrings(moved, secrets);
+    CollectStrings(moved, secrets);
   }
 }
 
