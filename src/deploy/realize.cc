@@ -5,6 +5,7 @@
 #include "model/deployment.h"
 #include "model/extension.h"
 #include "model/ipv4.h"
+#include "model/network_security.h"
 #include "model/storage.h"
 
 namespace dspool::deploy {
@@ -155,14 +156,25 @@ std::optional<std::pair<std::string, std::string>> SplitChildId(const std::strin
 // ------------------------------------------------------------ networks
 
 // A subnet's prefix, checked to be inside one of the network's.
-void ReadSubnet(Node& props, const std::vector<Ipv4Subnet>& space, Report& report) {
+// A network security group named by `n` ({"id": ...}), which must be
+// deployed before the resource that names it. Its ID.
+std::optional<std::string> ReadSecurityGroupId(Node& n, const Deployed& deployed, Report& report) {
+  auto id = n.Id("networkSecurityGroup");
+  if (id && !FindDeployed(deployed, *id)) {
+    report.Fail(n.path() + ".networkSecurityGroup.id",
+                "'" + *id + "' is not a network security group deployed before this resource; add it to dependsOn");
+  }
+  return id;
+}
+
+void ReadSubnet(Node& props, const std::vector<Ipv4Subnet>& space, const Deployed& deployed, Report& report) {
   auto prefix = props.String("addressPrefix");
   if (!prefix) {
     auto list = props.Array("addressPrefixes");
     if (list.size() == 1 && list[0].value()->is_string()) prefix = list[0].value()->get<std::string>();
     else if (report.error.ok()) report.Fail(props.path() + ".addressPrefix", "is required");
   }
-  props.Refuse("networkSecurityGroup", "network security groups are not enforced on this host yet");
+  ReadSecurityGroupId(props, deployed, report);
   props.Refuse("routeTable", "route tables are not supported on this host");
   for (const char* key : {"serviceEndpoints", "delegations", "privateEndpointNetworkPolicies",
                           "privateLinkServiceNetworkPolicies", "natGateway"}) {
@@ -197,14 +209,14 @@ std::vector<Ipv4Subnet> AddressSpace(Node& props, Report& report) {
   return space;
 }
 
-Status RealizeVirtualNetwork(Node& r, Report& report) {
+Status RealizeVirtualNetwork(Node& r, const Deployed& deployed, Report& report) {
   Node props = r.Get("properties");
   std::vector<Ipv4Subnet> space = AddressSpace(props, report);
   if (space.empty()) report.Fail(props.path() + ".addressSpace.addressPrefixes", "needs at least one prefix");
   for (Node& s : props.Array("subnets")) {
     s.String("name", true);
     Node sp = s.Get("properties");
-    ReadSubnet(sp, space, report);
+    ReadSubnet(sp, space, deployed, report);
     s.Get("id");
     s.Done();
   }
@@ -226,36 +238,139 @@ Status RealizeSubnet(const arm::ExpandedResource& resource, Node& r, const Deplo
   Node vnet_props(arm::FindMember(*vnet, "properties"), "", &space_report);
   std::vector<Ipv4Subnet> space = AddressSpace(vnet_props, space_report);
   Node props = r.Get("properties");
-  ReadSubnet(props, space, report);
+  ReadSubnet(props, space, deployed, report);
   return report.error;
 }
 
-// The address prefix of a deployed subnet: a subnets resource, or an entry
-// of its virtual network's properties.subnets.
-std::optional<std::string> SubnetPrefix(const Deployed& deployed, const std::string& id) {
-  auto prefix_of = [](const Value& props) -> std::optional<std::string> {
-    if (const Value* p = arm::FindMember(props, "addressPrefix"); p && p->is_string()) return p->get<std::string>();
-    if (const Value* list = arm::FindMember(props, "addressPrefixes"); list && list->is_array() && !list->empty()) {
-      return (*list)[0].is_string() ? std::optional((*list)[0].get<std::string>()) : std::nullopt;
-    }
-    return std::nullopt;
-  };
-  if (const Value* subnet = FindDeployed(deployed, id)) {
-    if (const Value* props = arm::FindMember(*subnet, "properties")) return prefix_of(*props);
-  }
+// A deployed subnet (a subnets resource, or an entry of its virtual
+// network's properties.subnets) as a scale set's pool takes it.
+struct DeployedSubnet {
+  std::string prefix;
+  std::vector<Ipv4Subnet> address_space;      // its virtual network's
+  std::optional<std::string> security_group;  // the ID of its network security group
+};
+
+std::optional<DeployedSubnet> SubnetOf(const Deployed& deployed, const std::string& id) {
   auto parent = SplitChildId(id, "subnets");
   const Value* vnet = parent ? FindDeployed(deployed, parent->first) : nullptr;
-  const Value* props = vnet ? arm::FindMember(*vnet, "properties") : nullptr;
-  const Value* subnets = props ? arm::FindMember(*props, "subnets") : nullptr;
-  if (!subnets || !subnets->is_array()) return std::nullopt;
-  for (const Value& s : *subnets) {
-    const Value* name = arm::FindMember(s, "name");
-    const Value* sp = arm::FindMember(s, "properties");
-    if (name && name->is_string() && sp && EqualsIgnoreCase(name->get<std::string>(), parent->second)) {
-      return prefix_of(*sp);
+  const Value* vnet_props = vnet ? arm::FindMember(*vnet, "properties") : nullptr;
+  const Value* props = nullptr;
+  if (const Value* subnet = FindDeployed(deployed, id)) props = arm::FindMember(*subnet, "properties");
+  const Value* subnets = vnet_props ? arm::FindMember(*vnet_props, "subnets") : nullptr;
+  if (!props && subnets && subnets->is_array()) {
+    for (const Value& s : *subnets) {
+      const Value* name = arm::FindMember(s, "name");
+      if (name && name->is_string() && EqualsIgnoreCase(name->get<std::string>(), parent->second)) {
+        props = arm::FindMember(s, "properties");
+      }
     }
   }
-  return std::nullopt;
+  if (!props) return std::nullopt;
+  DeployedSubnet out;
+  if (const Value* p = arm::FindMember(*props, "addressPrefix"); p && p->is_string()) {
+    out.prefix = p->get<std::string>();
+  } else if (const Value* list = arm::FindMember(*props, "addressPrefixes");
+             list && list->is_array() && !list->empty() && (*list)[0].is_string()) {
+    out.prefix = (*list)[0].get<std::string>();
+  } else {
+    return std::nullopt;
+  }
+  if (const Value* nsg = arm::FindMember(*props, "networkSecurityGroup")) {
+    if (const Value* nsg_id = arm::FindMember(*nsg, "id"); nsg_id && nsg_id->is_string()) {
+      out.security_group = nsg_id->get<std::string>();
+    }
+  }
+  if (vnet_props) {
+    Report ignored{"", Status::Ok(), {}};
+    Node vp(vnet_props, "", &ignored);
+    out.address_space = AddressSpace(vp, ignored);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------ network security groups
+
+// A security rule's body in model/network_security.h's form, its members
+// read without case. `name` is the rule's own (a child resource's last
+// segment).
+Json SecurityRuleOf(Node& rule, const std::string& name, Report& report) {
+  Node p = rule.Get("properties");
+  Json props = Json::object();
+  for (const char* key : {"protocol", "sourceAddressPrefix", "sourcePortRange", "destinationAddressPrefix",
+                          "destinationPortRange", "access", "direction", "description"}) {
+    if (auto v = p.String(key)) props[key] = *v;
+  }
+  for (const char* key : {"sourceAddressPrefixes", "sourcePortRanges", "destinationAddressPrefixes",
+                          "destinationPortRanges"}) {
+    Json list = Json::array();
+    for (Node& item : p.Array(key)) {
+      if (item.value()->is_string()) list.push_back(item.value()->get<std::string>());
+      else report.Fail(item.path(), "must be a string, not " + arm::TypeName(*item.value()));
+    }
+    if (!list.empty()) props[key] = list;
+  }
+  if (auto priority = p.Int("priority")) props["priority"] = *priority;
+  p.Refuse("sourceApplicationSecurityGroups", "application security groups do not exist on this host; give address prefixes");
+  p.Refuse("destinationApplicationSecurityGroups",
+           "application security groups do not exist on this host; give address prefixes");
+  p.Get("provisioningState");
+  p.Done();
+  return Json{{"name", name}, {"properties", props}};
+}
+
+// The group of a deployed NSG: its properties.securityRules and the
+// securityRules child resources deployed under it, in the pool spec's form.
+Result<Json> DeployedSecurityGroup(const Deployed& deployed, const std::string& id, const std::string& resource) {
+  const Value* nsg = FindDeployed(deployed, id);
+  if (!nsg) return InvalidArgument(resource + ": network security group '" + id + "' is not deployed before it");
+  Report report{resource, Status::Ok(), {}};
+  Json rules = Json::array();
+  Node props(arm::FindMember(*nsg, "properties"), "", &report);
+  for (Node& rule : props.Array("securityRules")) rules.push_back(SecurityRuleOf(rule, rule.String("name").value_or(""), report));
+  const std::string children = StoreKey(id) + "/securityrules/";
+  for (const auto& [key, state] : deployed) {
+    if (key.rfind(children, 0) != 0 || key.find('/', children.size()) != std::string::npos) continue;
+    Node rule(&state, "", &report);
+    std::string name = rule.String("name").value_or("");
+    rules.push_back(SecurityRuleOf(rule, name.substr(name.rfind('/') + 1), report));
+  }
+  DSP_RETURN_IF_ERROR(report.error);
+  auto split = SplitChildId(id, "networkSecurityGroups");
+  std::string name = split ? split->second : id.substr(id.rfind('/') + 1);
+  return Json{{"name", name}, {"securityRules", rules}};
+}
+
+Status RealizeSecurityGroup(const arm::ExpandedResource& resource, Node& r, Report& report) {
+  Node props = r.Get("properties");
+  Json rules = Json::array();
+  std::vector<Node> list = props.Array("securityRules");
+  for (Node& rule : list) {
+    rules.push_back(SecurityRuleOf(rule, rule.String("name", true).value_or(""), report));
+    rule.Get("id");
+    rule.Get("type");
+    rule.Done();
+  }
+  props.Ignore("defaultSecurityRules", "every group has Azure's default rules; ignored");
+  props.Ignore("flushConnection", "a changed rule applies to new connections; ignored");
+  props.Done();
+  DSP_RETURN_IF_ERROR(report.error);
+  auto group = ParseSecurityGroup(Json{{"name", resource.name}, {"securityRules", rules}}, props.path());
+  if (!group.ok()) return InvalidArgument(report.resource + ": " + group.status().message());
+  return Status::Ok();
+}
+
+Status RealizeSecurityRule(const arm::ExpandedResource& resource, Node& r, const Deployed& deployed, Report& report) {
+  auto parent = SplitChildId(resource.id, "securityRules");
+  if (!parent || !FindDeployed(deployed, parent->first)) {
+    report.Fail("name", "its network security group is not deployed before it; add it to dependsOn");
+    return report.error;
+  }
+  Json rule = SecurityRuleOf(r, parent->second, report);
+  DSP_RETURN_IF_ERROR(report.error);
+  if (auto parsed = ParseSecurityRule(rule, "properties"); !parsed.ok()) {
+    return InvalidArgument(report.resource + ": " + parsed.status().message());
+  }
+  return Status::Ok();
 }
 
 Status RealizePublicIp(Node& r, Report& report, const HostSettings& host, Value& state) {
@@ -434,10 +549,6 @@ ArmLoadBalancer ReadLoadBalancer(Node& props, const std::string& id, const Deplo
 
 // ------------------------------------------------------------ scale sets
 
-// The backend port of JupyterHub on the reference's DSVM: a rule to it is
-// served by the pool's Jupyter frontend (login, one server per user).
-constexpr int64_t kJupyterBackendPort = 8000;
-
 // A CustomScript's settings object, its members read without case as the
 // extension's handler does, in model/extension.h's canonical names.
 Json ScriptSettingsOf(Node n, Report& report) {
@@ -606,13 +717,13 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
   Node net = vm.Get("networkProfile");
   std::vector<Node> nics = net.Array("networkInterfaceConfigurations");
   if (nics.size() != 1) report.Fail(net.path() + ".networkInterfaceConfigurations", "needs exactly one network interface here");
-  std::optional<std::string> subnet_id;
+  std::optional<std::string> subnet_id, nic_security_group;
   std::vector<std::string> backend_pools, nat_pools;
   if (!nics.empty()) {
     nics[0].String("name", true);
     Node nic = nics[0].Get("properties");
     nic.Bool("primary");
-    nic.Refuse("networkSecurityGroup", "network security groups are not enforced on this host yet");
+    nic_security_group = ReadSecurityGroupId(nic, deployed, report);
     nic.Ignore("enableAcceleratedNetworking", "not used on this host; ignored");
     nic.Ignore("enableIPForwarding", "not used on this host; ignored");
     nic.Ignore("dnsSettings", "instances use the host's resolver; ignored");
@@ -641,7 +752,7 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
     nics[0].Done();
   }
   net.Done();
-  std::optional<std::string> subnet = subnet_id ? SubnetPrefix(deployed, *subnet_id) : std::nullopt;
+  std::optional<DeployedSubnet> subnet = subnet_id ? SubnetOf(deployed, *subnet_id) : std::nullopt;
   if (subnet_id && !subnet) {
     report.Fail(net.path() + ".networkInterfaceConfigurations[0].properties.ipConfigurations[0].properties.subnet.id",
                 "'" + *subnet_id + "' is not a subnet deployed before this scale set");
@@ -677,7 +788,7 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
               {"instanceCount", *capacity},
               {"size", {{"vcpus", size->vcpus}, {"memoryMiB", size->memory_mib}, {"maxProcesses", size->max_processes}}},
               {"image", {{"type", "host"}}},
-              {"network", {{"subnet", *subnet}}},
+              {"network", {{"subnet", subnet->prefix}}},
               // As on Azure: homes on each instance; the instances mount a
               // storage account's share themselves (docs/storage.md).
               {"share", {{"type", "none"}}}};
@@ -685,6 +796,19 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
   if (!ssh_key.empty()) admin_user["sshPublicKey"] = ssh_key;
   if (password) admin_user["password"] = *password;
   out["adminUser"] = admin_user;
+  if (!subnet->address_space.empty()) {
+    Json space = Json::array();
+    for (const Ipv4Subnet& p : subnet->address_space) space.push_back(p.ToString());
+    out["network"]["addressSpace"] = space;
+  }
+  if (subnet->security_group) {
+    DSP_ASSIGN_OR_RETURN(out["network"]["subnetSecurityGroup"],
+                         DeployedSecurityGroup(deployed, *subnet->security_group, report.resource));
+  }
+  if (nic_security_group) {
+    DSP_ASSIGN_OR_RETURN(out["network"]["nicSecurityGroup"],
+                         DeployedSecurityGroup(deployed, *nic_security_group, report.resource));
+  }
   if (extensions && !extensions->empty()) out["extensions"] = *extensions;
   if (custom_data && !custom_data->empty()) out["customData"] = *custom_data;
 
@@ -853,6 +977,7 @@ Status RealizeShare(const arm::ExpandedResource& resource, Node& r, Report& repo
 bool IsSupportedType(const std::string& type) {
   for (const char* t : {"Microsoft.Network/virtualNetworks", "Microsoft.Network/virtualNetworks/subnets",
                         "Microsoft.Network/publicIPAddresses", "Microsoft.Network/loadBalancers",
+                        "Microsoft.Network/networkSecurityGroups", "Microsoft.Network/networkSecurityGroups/securityRules",
                         "Microsoft.Compute/virtualMachineScaleSets", "Microsoft.Storage/storageAccounts",
                         "Microsoft.Storage/storageAccounts/fileServices",
                         "Microsoft.Storage/storageAccounts/fileServices/shares"}) {
@@ -875,11 +1000,15 @@ Result<Realized> Realize(const arm::ExpandedResource& resource, const arm::Value
   const std::string type = ToLowerAscii(resource.type);
   Status s;
   if (type == "microsoft.network/virtualnetworks") {
-    s = RealizeVirtualNetwork(r, report);
+    s = RealizeVirtualNetwork(r, deployed, report);
   } else if (type == "microsoft.network/virtualnetworks/subnets") {
     s = RealizeSubnet(resource, r, deployed, report);
   } else if (type == "microsoft.network/publicipaddresses") {
     s = RealizePublicIp(r, report, host, out.state);
+  } else if (type == "microsoft.network/networksecuritygroups") {
+    s = RealizeSecurityGroup(resource, r, report);
+  } else if (type == "microsoft.network/networksecuritygroups/securityrules") {
+    s = RealizeSecurityRule(resource, r, deployed, report);
   } else if (type == "microsoft.network/loadbalancers") {
     Node props = r.Get("properties");
     ReadLoadBalancer(props, resource.id, deployed, report);

@@ -8,13 +8,18 @@
 //   Microsoft.Network/virtualNetworks (+ /subnets)  the pools' subnets
 //   Microsoft.Network/publicIPAddresses             the host's front address
 //   Microsoft.Network/loadBalancers                 rules, probes, NAT pools
+//   Microsoft.Network/networkSecurityGroups (+ /securityRules)
+//                                                   the rules of the pools
+//                                                   whose subnet or NIC name
+//                                                   the group
 //   Microsoft.Compute/virtualMachineScaleSets       a pool (native spec)
 //   Microsoft.Storage/storageAccounts (+ /fileServices, /fileServices/shares)
 //                                                   a storage account, its
 //                                                   retention, its shares
 //
-// A scale set's spec takes its subnet and load balancer from the
-// resources its ipConfigurations name, which must be deployed before it.
+// A scale set's spec takes its subnet, load balancer and network security
+// groups from the resources its ipConfigurations name, which must be
+// deployed before it (a group's securityRules children too).
 #pragma once
 
 #include <array>

@@ -20,6 +20,11 @@ void Gateway::Impl::Accept(OpenListener& listener) {
     auto accepted = TryAcceptTcp(listener.fd, &peer);
     if (!accepted.ok()) return PauseAccepting(listener, accepted.status());
     if (!*accepted) return;
+    if (!Admitted(listener.spec, peer)) {
+      Count(&GatewayCounters::denied);
+      CloseWithReset(std::move(**accepted));
+      continue;
+    }
     FlowKey flow{peer.ip, peer.port, listener.spec.address, listener.spec.port, Protocol::kTcp};
     // Only the 5-tuple hash reads the address the client connected to;
     // a listener on all addresses learns it from the socket.
@@ -42,6 +47,17 @@ void Gateway::Impl::Accept(OpenListener& listener) {
       Dispatch(c);
     }
   }
+}
+
+bool Gateway::Impl::Admitted(const Listener& via, const TcpEndpoint& peer) {
+  auto pool = pools_.find(via.pool);
+  if (pool == pools_.end() || !pool->second.security) return true;
+  SecurityVerdict verdict = pool->second.security->Inbound(peer.ip, peer.port, via.backend_port);
+  if (!verdict.allowed) {
+    DSP_LOG(kDebug, kLog) << "pool " << via.pool << ": " << FormatEndpoint(peer.ip, peer.port) << " to port "
+                          << via.port << " " << verdict.Explain();
+  }
+  return verdict.allowed;
 }
 
 void Gateway::Impl::PauseAccepting(OpenListener& listener, const Status& why) {

@@ -123,6 +123,7 @@ GatewayCounters Gateway::Impl::counters() const {
     std::lock_guard lock(mu_);
     c = counters_;
   }
+  if (web_) c.denied += web_->stats().refused;
   for (const auto& relay : relays_) {
     const RelayCounters& r = relay->counters();
     c.connections_active += r.connections_active.load(std::memory_order_relaxed);
@@ -385,6 +386,8 @@ std::string GatewayMetrics(const GatewayCounters& c) {
          c.connect_failures);
   metric("dspool_gateway_refused_total", "counter", "Connections closed at once (empty NAT slot, too many waiting).",
          c.refused);
+  metric("dspool_gateway_denied_total", "counter", "Connections reset at once by a network security rule.",
+         c.denied);
   metric("dspool_gateway_held_total", "counter", "Connections that waited for an instance.", c.held_total);
   metric("dspool_gateway_held", "gauge", "Connections waiting for an instance now.", c.held_now);
   metric("dspool_gateway_hold_timeouts_total", "counter", "Waiting connections closed after the hold timeout.",

@@ -177,6 +177,7 @@ struct GatewayCounters {
   uint64_t connections_active = 0;   // gauge: relayed and not yet closed
   uint64_t connect_failures = 0;     // backend connects that failed (each attempt)
   uint64_t refused = 0;              // closed at once: empty NAT slot, hold queue full
+  uint64_t denied = 0;               // reset at accept by a network security rule (SSH, NAT and Jupyter ports)
   uint64_t held_total = 0;           // connections that had to wait
   uint64_t held_now = 0;             // gauge
   uint64_t hold_timeouts = 0;        // waited hold_timeout, closed

@@ -42,6 +42,9 @@ namespace gateway_internal {
 inline constexpr const char* kLog = "gateway";
 inline constexpr auto kWakeEvery = std::chrono::seconds(1);
 inline constexpr auto kMaxProbeTimeout = std::chrono::seconds(5);
+// The source port network security rules see on a probe: the first of the
+// ephemeral ports (IANA), where the kernel picks them from.
+inline constexpr uint16_t kProbeSourcePort = 49152;
 inline constexpr int kMaxAcceptsPerEvent = 64;
 // How long a listener whose accept failed (out of descriptors) rests.
 inline constexpr auto kAcceptPause = std::chrono::milliseconds(100);
@@ -136,6 +139,7 @@ class Gateway::Impl {
   struct PoolRoutes {
     std::vector<ProbeSpec> probes;
     std::vector<LbRule> rules;
+    std::shared_ptr<const RouteSecurity> security;  // null: no network security group
     std::map<InstanceId, std::unique_ptr<Backend>> backends;
     std::set<uint64_t> held;  // connection ids, oldest first
     MonoTime last_wake{};
@@ -180,7 +184,7 @@ class Gateway::Impl {
 
   // Opens and closes the pools' web listeners; a pool keeps its WebEntry
   // (and so its users' sessions) while it has a listener.
-  void ApplyWeb(const std::vector<WebListener>& wanted_list, std::vector<std::string>& errors);
+  void ApplyWeb(const RoutingTable& table, std::vector<std::string>& errors);
   // Opens the web proxy's listener for `w`, with TLS if it has a
   // certificate (read here; the key as a root-only file).
   Result<uint16_t> ListenWeb(const gateway_internal::ListenerKey& key, const WebListener& w);
@@ -196,6 +200,9 @@ class Gateway::Impl {
   // ---- accepting and dispatching (dispatch.cc) ----
   Status WatchListener(OpenListener& listener);
   void Accept(OpenListener& listener);
+  // Whether the pool's network security groups let `peer` reach the
+  // listener's backend port (RouteSecurity).
+  bool Admitted(const Listener& via, const TcpEndpoint& peer);
   // Stops watching `listener` for kAcceptPause: its accept failed with
   // `why` (EMFILE, ENFILE, ENOMEM...), and a level-triggered listener would
   // report its backlog again at every turn.

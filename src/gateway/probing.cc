@@ -25,6 +25,16 @@ void Gateway::Impl::RunProbe(const PoolName& pool, const InstanceId& id, const s
   p->next = 0;
   p->started = loop_->now();
   auto port = static_cast<uint16_t>(p->spec.port);
+  // As on Azure, a probe is a flow from the load balancer (the
+  // AzureLoadBalancer tag): a rule that denies it fails the probe.
+  if (auto routes = pools_.find(pool); routes != pools_.end() && routes->second.security) {
+    const RouteSecurity& security = *routes->second.security;
+    SecurityVerdict verdict = security.Inbound(security.tags.load_balancer, kProbeSourcePort, p->spec.port);
+    if (!verdict.allowed) {
+      DSP_LOG(kDebug, kLog) << "probe " << p->spec.name << " of instance " << id << ": " << verdict.Explain();
+      return ProbeDone(pool, id, *p, false);
+    }
+  }
   auto fd = StartConnectTcp(b->route.address, port);
   if (!fd.ok()) return ProbeDone(pool, id, *p, false);
   p->fd = std::move(*fd);

@@ -43,7 +43,7 @@ Status Gateway::Impl::ApplyOnLoop(RoutingTable table) {
                          << (spec.rule ? "rule " + spec.rule->name : "NAT slot " + std::to_string(*spec.nat_index))
                          << " → port " << spec.backend_port << ")";
   }
-  ApplyWeb(table.web, errors);
+  ApplyWeb(table, errors);
   {
     std::lock_guard lock(mu_);
     open_keys_.clear();
@@ -68,6 +68,8 @@ Status Gateway::Impl::ApplyOnLoop(RoutingTable table) {
   for (const auto& [name, routes] : table.backends) {
     PoolRoutes& pool = pools_[name];
     pool.probes = table.probes[name];
+    auto security = table.security.find(name);
+    pool.security = security == table.security.end() ? nullptr : security->second;
     pool.rules.clear();
     for (const Listener& l : table.listeners) {
       if (l.pool == name && l.rule) pool.rules.push_back(*l.rule);
@@ -110,9 +112,9 @@ Result<uint16_t> Gateway::Impl::ListenWeb(const ListenerKey& key, const WebListe
   return port;
 }
 
-void Gateway::Impl::ApplyWeb(const std::vector<WebListener>& wanted_list, std::vector<std::string>& errors) {
+void Gateway::Impl::ApplyWeb(const RoutingTable& table, std::vector<std::string>& errors) {
   std::map<ListenerKey, WebListener> wanted;
-  for (const WebListener& w : wanted_list) wanted[{w.address, w.port}] = w;
+  for (const WebListener& w : table.web) wanted[{w.address, w.port}] = w;
   for (auto it = web_open_.begin(); it != web_open_.end();) {
     auto want = wanted.find(it->first);
     if (want != wanted.end() && want->second == it->second) {
@@ -125,6 +127,15 @@ void Gateway::Impl::ApplyWeb(const std::vector<WebListener>& wanted_list, std::v
     it = web_open_.erase(it);
   }
   std::set<PoolName> pools;
+  auto security_of = [&](const PoolName& pool) -> std::shared_ptr<const RouteSecurity> {
+    auto it = table.security.find(pool);
+    return it == table.security.end() ? nullptr : it->second;
+  };
+  {
+    // Before any new port opens: its first client meets today's rules.
+    std::lock_guard lock(web_mu_);
+    for (const auto& [name, web] : web_pools_) web->SetSecurity(security_of(name));
+  }
   for (const auto& [key, w] : wanted) {
     pools.insert(w.pool);
     if (web_open_.count(key)) continue;
@@ -135,7 +146,10 @@ void Gateway::Impl::ApplyWeb(const std::vector<WebListener>& wanted_list, std::v
     }
     std::lock_guard lock(web_mu_);
     auto& web = web_pools_[w.pool];
-    if (!web) web = std::make_shared<PoolWeb>(w.pool, hooks_, *options_.clock, session_key_);
+    if (!web) {
+      web = std::make_shared<PoolWeb>(w.pool, hooks_, *options_.clock, session_key_);
+      web->SetSecurity(security_of(w.pool));
+    }
     dispatch_.Set(key.second, web);
     web_open_[key] = w;
     DSP_LOG(kInfo, kLog) << "serving Jupyter for pool " << w.pool << " on " << Where(key)

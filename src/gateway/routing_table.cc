@@ -75,6 +75,11 @@ RoutingTable BuildRoutingTable(const std::vector<Pool>& pools, const std::vector
       }
     }
     table.probes[pool.name()] = lb.probes;
+    if (!pool.spec.network.security.empty()) {
+      table.security[pool.name()] = std::make_shared<const RouteSecurity>(
+          RouteSecurity{pool.spec.network.security, PoolTagAddresses(pool.spec.network),
+                        InstanceAddress(pool.spec.network, 0)});
+    }
     auto& backends = table.backends[pool.name()];
     for (const Instance& i : instances) {
       // A standby is frozen: not probed, and no NAT slot names it.
@@ -94,6 +99,11 @@ RoutingTable BuildRoutingTable(const std::vector<Pool>& pools, const std::vector
   std::sort(table.web.begin(), table.web.end(),
             [](const WebListener& a, const WebListener& b) { return std::tie(a.port, a.address) < std::tie(b.port, b.address); });
   return table;
+}
+
+SecurityVerdict RouteSecurity::Inbound(uint32_t address, uint16_t port, int64_t backend_port) const {
+  return Evaluate(groups, RuleDirection::kInbound, Flow{RuleProtocol::kTcp, address, port, destination, backend_port},
+                  tags);
 }
 
 Status CheckFrontendPorts(const PoolSpec& spec, const std::vector<Pool>& existing) {

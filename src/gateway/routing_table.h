@@ -15,6 +15,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -57,11 +58,27 @@ struct WebListener {
   friend bool operator==(const WebListener&, const WebListener&) = default;
 };
 
+// A pool's network security groups as the gateway applies them to the
+// connections of its frontends and to its health probes: inbound flows to
+// `destination`, the address of the pool's first instance. Every instance
+// gets the same verdict (model/network_security.h refuses prefixes that
+// split the subnet), so the gateway decides before it picks one.
+struct RouteSecurity {
+  NetworkSecurity groups;
+  TagAddresses tags;
+  uint32_t destination = 0;
+  // The verdict for a TCP connection from address:port to `backend_port`.
+  SecurityVerdict Inbound(uint32_t address, uint16_t port, int64_t backend_port) const;
+  friend bool operator==(const RouteSecurity&, const RouteSecurity&) = default;
+};
+
 struct RoutingTable {
   std::vector<Listener> listeners;  // ordered by port, then address
   std::map<PoolName, std::vector<RouteBackend>> backends;  // by index
   std::map<PoolName, std::vector<ProbeSpec>> probes;
   std::vector<WebListener> web;  // ordered by port
+  // Pools with a network security group (shared: the web threads read it).
+  std::map<PoolName, std::shared_ptr<const RouteSecurity>> security;
 };
 
 RoutingTable BuildRoutingTable(const std::vector<Pool>& pools, const std::vector<Instance>& instances);

@@ -28,10 +28,27 @@ class PoolWeb final : public WebHooks {
   void StartServer(const std::string& user, const std::string& token) override {
     hooks_.StartNotebook(pool_, user, token);
   }
+  // The pool's network security groups (RouteSecurity); null: none.
+  void SetSecurity(std::shared_ptr<const RouteSecurity> security) {
+    std::lock_guard lock(mu_);
+    security_ = std::move(security);
+  }
+  // Whether a client from address:port may reach the pool's Jupyter
+  // (kJupyterBackendPort, as the pool's rules see it).
+  bool Admits(uint32_t address, uint16_t port) {
+    std::shared_ptr<const RouteSecurity> security;
+    {
+      std::lock_guard lock(mu_);
+      security = security_;
+    }
+    return !security || security->Inbound(address, port, kJupyterBackendPort).allowed;
+  }
 
  private:
   const PoolName pool_;
   GatewayHooks& hooks_;
+  std::mutex mu_;
+  std::shared_ptr<const RouteSecurity> security_;  // guarded by mu_
 
  public:
   WebEntry entry;
@@ -65,6 +82,10 @@ class WebDispatch final : public ProxyRouter {
     ProxyForward theirs = forward;
     theirs.tag &= 0xffffffffu;
     return web->entry.Unreachable(head, theirs);
+  }
+  bool Admit(uint32_t address, uint16_t port, uint16_t listener_port) override {
+    std::shared_ptr<PoolWeb> web = Find(std::to_string(listener_port), nullptr);
+    return !web || web->Admits(address, port);
   }
   void Set(uint16_t port, std::shared_ptr<PoolWeb> web) {
     std::lock_guard lock(mu_);

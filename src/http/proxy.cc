@@ -103,6 +103,7 @@ class ProxyServer::Impl {
     s.upstream_errors = c.upstream_errors;
     s.tunnels = c.tunnels;
     s.tls_handshake_failures = c.tls_failures;
+    s.refused = c.refused;
     return s;
   }
 

@@ -84,6 +84,15 @@ class ProxyRouter {
   // For ProxyLocal: the whole request, body included.
   virtual Response Serve(const Request& request) = 0;
   virtual void Activity(uint64_t tag) = 0;
+  // Whether a client from address:port (IPv4, host byte order) that came
+  // in on `listener_port` may be served at all; one that may not is reset
+  // before a byte is read. Called on the accepting thread.
+  virtual bool Admit(uint32_t address, uint16_t port, uint16_t listener_port) {
+    (void)address;
+    (void)port;
+    (void)listener_port;
+    return true;
+  }
   // `forward`, Decide's answer to `head`, found no upstream: the connect
   // was refused, unreachable or timed out (nothing was sent). The answer
   // for the client, after which the connection closes; nullopt: a 502.
@@ -122,6 +131,7 @@ struct ProxyStats {
   uint64_t upstream_errors = 0;    // 502s and cut responses
   uint64_t tunnels = 0;            // upgrades relayed
   uint64_t tls_handshake_failures = 0;
+  uint64_t refused = 0;  // reset at accept: the router did not Admit them
 };
 
 class ProxyServer {

@@ -31,6 +31,7 @@ struct ProxyCounters {
   std::atomic<uint64_t> upstream_errors{0};
   std::atomic<uint64_t> tunnels{0};
   std::atomic<uint64_t> tls_failures{0};
+  std::atomic<uint64_t> refused{0};
 };
 
 struct ProxyShared {

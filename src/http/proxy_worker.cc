@@ -208,6 +208,11 @@ void ProxyWorker::Accept(const std::shared_ptr<ProxyListener>& listener) {
     }
     if (!accepted->has_value()) return;
     if (counters.active >= shared_.options.max_connections) continue;  // closes it
+    if (!shared_.router.Admit(from.ip, from.port, listener->port)) {
+      ++counters.refused;
+      CloseWithReset(std::move(**accepted));
+      continue;
+    }
     ++counters.accepted;
     ++counters.active;
     AcceptedClient client{std::move(**accepted), Peer{}, listener};

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 
 namespace dspool {
 namespace {
@@ -119,7 +120,31 @@ Result<PoolSpec> ParsePoolSpec(const Json& json) {
       }
     }
   }
+  std::vector<std::string> space;
+  net.Optional("addressSpace", &space);
+  for (size_t i = 0; r.ok() && i < space.size(); ++i) {
+    auto prefix = ParseIpv4Subnet(space[i]);
+    const std::string key = "addressSpace[" + std::to_string(i) + "]";
+    if (!prefix) net.Fail(key, "'" + space[i] + "' is not an IPv4 prefix like 10.0.0.0/16 (host bits must be zero)");
+    else spec.network.address_space.push_back(*prefix);
+  }
+  if (r.ok() && !space.empty()) {
+    const Ipv4Subnet& sub = spec.network.subnet;
+    bool inside = false;
+    for (const Ipv4Subnet& p : spec.network.address_space) inside |= p.prefix <= sub.prefix && p.Contains(sub.network);
+    if (!inside) net.Fail("addressSpace", "does not hold network.subnet " + sub.ToString());
+  }
+  const Json* subnet_group = net.Raw("subnetSecurityGroup");
+  const Json* nic_group = net.Raw("nicSecurityGroup");
   DSP_RETURN_IF_ERROR(net.Finish());
+  for (auto [json, key, slot] : {std::tuple{subnet_group, "subnetSecurityGroup", &spec.network.security.subnet},
+                                 std::tuple{nic_group, "nicSecurityGroup", &spec.network.security.nic}}) {
+    if (!json) continue;
+    const std::string path = net.PathOf(key);
+    DSP_ASSIGN_OR_RETURN(SecurityGroup group, ParseSecurityGroup(*json, path));
+    DSP_RETURN_IF_ERROR(CheckPrefixesAgainstSubnet(group, spec.network.subnet, path));
+    *slot = std::move(group);
+  }
 
   JsonReader share = r.Object("share", /*required=*/true);
   std::string share_type;
@@ -225,6 +250,22 @@ Result<PoolSpec> ParsePoolSpec(const Json& json) {
   return spec;
 }
 
+namespace {
+
+Json NetworkToJson(const NetworkSpec& net) {
+  Json out = {{"subnet", net.subnet.ToString()}};
+  if (!net.address_space.empty()) {
+    Json space = Json::array();
+    for (const Ipv4Subnet& p : net.address_space) space.push_back(p.ToString());
+    out["addressSpace"] = space;
+  }
+  if (net.security.subnet) out["subnetSecurityGroup"] = SecurityGroupToJson(*net.security.subnet);
+  if (net.security.nic) out["nicSecurityGroup"] = SecurityGroupToJson(*net.security.nic);
+  return out;
+}
+
+}  // namespace
+
 Json PoolSpecToJson(const PoolSpec& spec, Secrets secrets) {
   Json admin = {{"name", spec.admin.name}};
   if (!spec.admin.ssh_public_key.empty()) admin["sshPublicKey"] = spec.admin.ssh_public_key;
@@ -237,7 +278,7 @@ Json PoolSpecToJson(const PoolSpec& spec, Secrets secrets) {
         {"memoryMiB", spec.size.memory_mib},
         {"maxProcesses", spec.size.max_processes}}},
       {"image", {{"type", "host"}}},
-      {"network", {{"subnet", spec.network.subnet.ToString()}}},
+      {"network", NetworkToJson(spec.network)},
       {"share", spec.share.type == ShareType::kNone
                     ? Json{{"type", "none"}}
                     : Json{{"type", "bind"}, {"source", spec.share.source}, {"mountPath", spec.share.mount_path}}},
@@ -309,6 +350,13 @@ int64_t MaxInstanceCount(const PoolSpec& spec) {
 std::string BridgeName(const PoolName& pool) { return "dsp-" + pool.value(); }
 
 uint32_t GatewayAddress(const NetworkSpec& net) { return net.subnet.network + 1; }
+
+TagAddresses PoolTagAddresses(const NetworkSpec& net) {
+  TagAddresses tags;
+  tags.virtual_network = net.address_space.empty() ? std::vector<Ipv4Subnet>{net.subnet} : net.address_space;
+  tags.load_balancer = GatewayAddress(net);
+  return tags;
+}
 
 uint32_t InstanceAddress(const NetworkSpec& net, int64_t index) {
   return net.subnet.network + 2 + static_cast<uint32_t>(index);

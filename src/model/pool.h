@@ -16,6 +16,7 @@
 #include "model/ipv4.h"
 #include "model/json_reader.h"
 #include "model/load_balancer.h"
+#include "model/network_security.h"
 
 namespace dspool {
 
@@ -35,6 +36,12 @@ struct ImageSpec {
 
 struct NetworkSpec {
   Ipv4Subnet subnet;  // the pool's bridge takes the first host address
+  // The virtual network's prefixes (the VirtualNetwork service tag); they
+  // hold the subnet. Empty: the subnet alone.
+  std::vector<Ipv4Subnet> address_space;
+  // The groups on the subnet and on the instances' NICs
+  // (model/network_security.h), enforced by the gateway and on the bridge.
+  NetworkSecurity security;
   friend bool operator==(const NetworkSpec&, const NetworkSpec&) = default;
 };
 
@@ -67,6 +74,12 @@ struct AdminUserSpec {
 // and routes /user/<name>/ to each user's own notebook server in the pool.
 // It listens on the loadBalancer's frontendAddress (all interfaces without
 // one).
+// The port of JupyterHub on the reference's DSVM: a template's
+// load-balancing rule to it becomes the pool's Jupyter frontend, and
+// network security rules see the Jupyter frontend's connections going to
+// it, whatever port the frontend listens on.
+inline constexpr int64_t kJupyterBackendPort = 8000;
+
 struct JupyterSpec {
   int64_t frontend_port = 8000;  // as the reference's JupyterHub rule
   std::string certificate_file;  // PEM chain; empty: a self-signed one made for the pool
@@ -168,6 +181,9 @@ Result<Pool> PoolFromJson(const Json& json);
 // the address of the instance with a given index.
 std::string BridgeName(const PoolName& pool);
 uint32_t GatewayAddress(const NetworkSpec& net);
+// What the service tags hold for the pool: its address space (or subnet)
+// and the bridge's address.
+TagAddresses PoolTagAddresses(const NetworkSpec& net);
 // REQUIRES: index < MaxInstancesFor(net).
 uint32_t InstanceAddress(const NetworkSpec& net, int64_t index);
 int64_t MaxInstancesFor(const NetworkSpec& net);

@@ -325,6 +325,12 @@ void SetNoDelay(const UniqueFd& fd) {
   (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+void CloseWithReset(UniqueFd fd) {
+  linger now{1, 0};
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+  fd.reset();
+}
+
 Result<TcpEndpoint> LocalEndpoint(const UniqueFd& fd) {
   sockaddr_in local;
   socklen_t len = sizeof(local);

@@ -147,4 +147,8 @@ Result<UnixPeer> UnixPeerCredentials(int fd);
 // socket that is not TCP (a Unix stream socket).
 void SetNoDelay(const UniqueFd& fd);
 
+// Closes a TCP connection with a reset (SO_LINGER 0) instead of an orderly
+// end: the peer learns at once that it was turned away.
+void CloseWithReset(UniqueFd fd);
+
 }  // namespace dspool

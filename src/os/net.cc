@@ -402,6 +402,28 @@ Status CreateBridge(const std::string& name) {
   return r.status();
 }
 
+Status SetBridgeNetfilter(const std::string& bridge, bool on) {
+  DSP_RETURN_IF_ERROR(ValidateLinkName(bridge));
+  DSP_ASSIGN_OR_RETURN(Socket sock, Socket::Open());
+  struct ifinfomsg ifi = {};
+  ifi.ifi_family = AF_UNSPEC;
+  Request req(RTM_NEWLINK, NLM_F_ACK, ifi);
+  req.AddString(IFLA_IFNAME, bridge);
+  size_t linkinfo = req.BeginNested(IFLA_LINKINFO);
+  req.AddAttr(IFLA_INFO_KIND, "bridge", 6);
+  size_t data = req.BeginNested(IFLA_INFO_DATA);
+  const uint8_t value = on ? 1 : 0;
+  req.AddAttr(IFLA_BR_NF_CALL_IPTABLES, &value, 1);
+  req.AddAttr(IFLA_BR_NF_CALL_IP6TABLES, &value, 1);
+  req.EndNested(data);
+  req.EndNested(linkinfo);
+  Status s = sock.Call(req, "pass " + bridge + "'s frames through netfilter").status();
+  if (s.code() == StatusCode::kInvalidArgument) {
+    return FailedPrecondition(s.message() + " (the kernel needs br_netfilter)");
+  }
+  return s;
+}
+
 Status SetLinkUp(const std::string& name) {
   DSP_RETURN_IF_ERROR(ValidateLinkName(name));
   DSP_ASSIGN_OR_RETURN(Socket sock, Socket::Open());

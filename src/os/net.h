@@ -47,6 +47,12 @@ Result<bool> LinkExists(const std::string& name);
 // InvalidArgument if `name` is not a valid link name (1..15 bytes, no '/',
 // whitespace or ':').
 Status CreateBridge(const std::string& name);
+// Whether IPv4 and IPv6 frames that `bridge` forwards between its ports
+// pass the host's netfilter hooks (IFLA_BR_NF_CALL_IPTABLES and
+// _IP6TABLES, the per-bridge form of br_netfilter's sysctls), so that
+// nftables' inet tables and connection tracking see them. NotFound if the
+// bridge is absent; FailedPrecondition if the kernel lacks br_netfilter.
+Status SetBridgeNetfilter(const std::string& bridge, bool on);
 
 // Sets the link administratively up. OK if it already is. NotFound if absent.
 Status SetLinkUp(const std::string& name);

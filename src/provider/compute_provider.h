@@ -54,8 +54,18 @@ struct PoolNetwork {
   std::string bridge;  // host interface name
   uint32_t gateway = 0;  // the bridge's address
   int prefix = 24;
+  // The pool's network security groups as they apply between its
+  // instances (LayersWithinSubnet); empty: the bridge passes everything.
+  std::vector<FilterLayer> filter;
   friend bool operator==(const PoolNetwork&, const PoolNetwork&) = default;
 };
+
+// The network of a pool with `spec`.
+inline PoolNetwork PoolNetworkOf(const PoolSpec& spec) {
+  const NetworkSpec& net = spec.network;
+  return PoolNetwork{spec.name, BridgeName(spec.name), GatewayAddress(net), net.subnet.prefix,
+                     LayersWithinSubnet(net.security, InstanceAddress(net, 0), PoolTagAddresses(net))};
+}
 
 // The ids an instance maps (InstanceRequest's fields of the same names).
 struct InstanceIds {

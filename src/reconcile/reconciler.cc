@@ -153,8 +153,7 @@ void Reconciler::Dispatch(const Action& action, const std::vector<Pool>& pools,
   switch (action.kind) {
     case Action::Kind::kEnsureNetwork: {
       const Pool* pool = FindPool(pools, action.pool);
-      PoolNetwork net{action.pool, BridgeName(action.pool), GatewayAddress(pool->spec.network),
-                      pool->spec.network.subnet.prefix};
+      PoolNetwork net = PoolNetworkOf(pool->spec);
       call = [this, net] { return provider_.EnsureNetwork(net); };
       break;
     }

@@ -181,8 +181,7 @@ Result<InstanceRequest> PoolServer::BuildRequest(const Pool& pool, const Instanc
   req.index = instance.index;
   req.hostname = InstanceHostname(pool.name(), instance.index);
   req.size = pool.spec.size;
-  req.network = PoolNetwork{pool.name(), BridgeName(pool.name()), GatewayAddress(pool.spec.network),
-                            pool.spec.network.subnet.prefix};
+  req.network = PoolNetworkOf(pool.spec);
   req.address = InstanceAddress(pool.spec.network, instance.index);
   // sshd runs the binary as AuthorizedKeysCommand: it must belong to root.
   req.mounts = {{self_binary_, kInstanceBinary, true, MountIds::kImage}};

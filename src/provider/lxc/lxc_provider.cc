@@ -17,6 +17,7 @@
 #include "os/mounts.h"
 #include "os/process.h"
 #include "os/net.h"
+#include "provider/lxc/bridge_filter.h"
 
 namespace dspool {
 namespace {
@@ -242,6 +243,10 @@ Status LxcProvider::EnsureNetwork(const PoolNetwork& net) {
   }
   DSP_RETURN_IF_ERROR(AddIpv4Address(net.bridge, net.gateway, net.prefix).WithPrefix("bridge " + net.bridge));
   DSP_RETURN_IF_ERROR(SetLinkUp(net.bridge).WithPrefix("bridge " + net.bridge));
+  // The pool's security rules before traffic within the bridge is let
+  // through; the bridge hands its frames to them (bridge_filter.h).
+  if (!net.filter.empty()) DSP_RETURN_IF_ERROR(SetBridgeNetfilter(net.bridge, true));
+  DSP_RETURN_IF_ERROR(RunNft(BridgeFilterScript(net), "network security rules on " + net.bridge));
   DSP_RETURN_IF_ERROR(RunNft("add element inet dspool same_bridge " + SameBridgeElement(net.bridge) + "\n",
                              "let traffic within " + net.bridge));
   return AttachInstances(net);
@@ -266,6 +271,8 @@ Status LxcProvider::DeleteNetwork(const PoolName& pool) {
   // Absent already (a repeated delete) is fine.
   RunNft("delete element inet dspool same_bridge " + SameBridgeElement(BridgeName(pool)) + "\n", "")
       .IgnoreError();
+  DSP_RETURN_IF_ERROR(RunNft(RemoveBridgeFilterScript(pool), "removing the network security rules of " +
+                                                                 BridgeName(pool)));
   return RemoveTree(networks_dir_ + "/" + pool.value());
 }
 
