@@ -331,7 +331,9 @@ Result<Json> DeployedSecurityGroup(const Deployed& deployed, const std::string& 
   for (const auto& [key, state] : deployed) {
     if (key.rfind(children, 0) != 0 || key.find('/', children.size()) != std::string::npos) continue;
     Node rule(&state, "", &report);
-    std::string name = rule.String("name").value_or("");
+    // "nsg/rule" as the template names it; the ID's last segment (lower
+    // case) otherwise.
+    std::string name = rule.String("name").value_or(key);
     rules.push_back(SecurityRuleOf(rule, name.substr(name.rfind('/') + 1), report));
   }
   DSP_RETURN_IF_ERROR(report.error);

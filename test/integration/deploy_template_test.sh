@@ -4,11 +4,14 @@
 # its retention and two shares made by a copy loop; a scale set behind a
 # load balancer with an SSH rule and an inbound NAT pool, customData (a
 # shell script) and a CustomScriptForLinux extension; outputs that use
-# reference(), listKeys() (a key shows as [secure]) and copy loops. Then:
-# the NAT pool's ports reach each instance by index, each instance ran the
-# script and then the extension, the outputs are what
-# the host made, a share of the loop mounts in an instance with the key
-# `keys list` shows, and deleting the group keeps the shares, deleted.
+# reference(), listKeys() (a key shows as [secure]) and copy loops; a
+# network security group on the subnet (SSH from one address, one port
+# closed between instances). Then: the NAT pool's ports reach each
+# instance by index, each instance ran the script and then the extension,
+# the outputs are what the host made, SSH from another address is reset at
+# the gateway and the closed port is dropped on the bridge, a share of the
+# loop mounts in an instance with the key `keys list` shows, and deleting
+# the group keeps the shares, deleted.
 DSPOOL=$(realpath "$1")
 source "$(dirname "$0")/lib.sh"
 setup_test deploy_template
@@ -39,6 +42,7 @@ ACCOUNT=$(out storageAccount)
 [[ "$(out shares)" == "['//$ACCOUNT.file.core.windows.net/projects', '//$ACCOUNT.file.core.windows.net/datasets']" ]] \
   || fail "shares: $(out shares)"
 [[ "$(out adminPorts)" == "[$NAT_START, $((NAT_START + 1))]" ]] || fail "adminPorts: $(out adminPorts)"
+[[ "$(out deniedRules)" == "['deny-vnet-8080']" ]] || fail "deniedRules: $(out deniedRules)"
 KEY=$(dsp storage account keys list -n "$ACCOUNT" -o tsv | awk -F'\t' '$1 == "key1" {print $3}')
 if grep -qF -e "$KEY" deploy.json "$WORK/server.log"; then fail "the account's key is in the deployment's answer or the log"; fi
 pass "deployed: outputs from reference(), listKeys() (its key shown as [secure]) and copy loops"
@@ -56,6 +60,26 @@ wait_until 60 "ssh on the NAT pool's first port" reachable
 [[ "$(ssh_at "$((NAT_START + 1))" hostname)" == "${POOL}1" ]] || fail "NAT port $((NAT_START + 1))"
 [[ "$(ssh_at "$SSH_PORT" hostname)" == "$POOL"[01] ]] || fail "the SSH rule"
 pass "the NAT pool's ports reach instances 0 and 1; the SSH rule reaches one"
+
+# The network security group. At the gateway: SSH is allowed from
+# 127.0.0.1 only (the address the other ssh calls come from); another
+# client address is reset at once, before it reaches any instance.
+denied=$(SSHPASS="$PASSWORD" sshpass -e ssh -p "$NAT_START" -b 127.0.0.3 -o StrictHostKeyChecking=no \
+  -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=20 "dsadmin@$FRONT" true 2>&1) \
+  && fail "ssh from 127.0.0.3 was let in"
+[[ "$denied" == *"reset by peer"* ]] || fail "ssh from 127.0.0.3: expected a reset by the group's rules, got: $denied"
+# On the bridge: instance 0 reaches instance 1's port 8081 (the default
+# AllowVnetInBound) but not 8080 (deny-vnet-8080): dropped, so the connect
+# hangs until `timeout` ends it (124), where a closed port would refuse (1).
+IP1="${SUBNET%.0/24}.3"
+ssh_at "$((NAT_START + 1))" "for p in 8080 8081; do setsid nohup python3 -m http.server \$p >/dev/null 2>&1 & done" \
+  || fail "starting two servers in instance 1"
+listening() { [[ "$(ssh_at "$((NAT_START + 1))" "ss -Hltn '( sport = :8080 or sport = :8081 )' | wc -l")" == 2 ]]; }
+wait_until 60 "instance 1 listening on 8080 and 8081" listening
+connect_from_0() { ssh_at "$NAT_START" "timeout 5 bash -c 'echo > /dev/tcp/$IP1/$1' 2>/dev/null; echo \$?"; }
+[[ "$(connect_from_0 8081)" == 0 ]] || fail "instance 0 to $IP1:8081: $(connect_from_0 8081)"
+[[ "$(connect_from_0 8080)" == 124 ]] || fail "instance 0 to $IP1:8080: expected a drop (124), got $(connect_from_0 8080)"
+pass "the group's rules: SSH from another address is reset at the gateway; port 8080 is dropped between instances"
 
 # customData ran first, as cloud-init's script form, then the older
 # CustomScriptForLinux extension, in each instance.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "model/deployment.h"
+#include "model/pool.h"
 
 namespace dspool::deploy {
 namespace {
@@ -13,7 +14,18 @@ arm::ExpandedResource Resource(const std::string& type, const std::string& name)
   arm::ExpandedResource r;
   r.type = type;
   r.name = name;
-  r.id = "/subscriptions/s/resourceGroups/rg/providers/" + type + "/" + name;
+  // A child's ID interleaves its types and names ("…/networkSecurityGroups/nsg/securityRules/r").
+  std::vector<std::string> types, names;
+  for (size_t start = 0, slash = 0; slash != std::string::npos; start = slash + 1) {
+    slash = type.find('/', start);
+    types.push_back(type.substr(start, slash - start));
+  }
+  for (size_t start = 0, slash = 0; slash != std::string::npos; start = slash + 1) {
+    slash = name.find('/', start);
+    names.push_back(name.substr(start, slash - start));
+  }
+  r.id = "/subscriptions/s/resourceGroups/rg/providers/" + types[0];
+  for (size_t i = 1; i < types.size(); ++i) r.id += "/" + types[i] + "/" + (i - 1 < names.size() ? names[i - 1] : "");
   return r;
 }
 
@@ -61,6 +73,71 @@ TEST_F(RealizeTest, AnUnknownTypeOrAMatteringFieldIsRefused) {
                                                         "networkSecurityGroup": {"id": "x"}}}]}})");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("subnets[0].properties.networkSecurityGroup"), std::string::npos) << r.status();
+}
+
+// Groups on the subnet (with a child rule resource) and on the NIC reach
+// the pool spec, their rules read without case; a bad rule names its path.
+TEST_F(RealizeTest, NetworkSecurityGroupsReachThePoolSpec) {
+  const std::string nsgs = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/";
+  auto subnet_nsg = Run("Microsoft.Network/networkSecurityGroups", "subnet-nsg", R"({"properties": {"securityRules": [
+      {"name": "allow-ssh", "properties": {"Protocol": "Tcp", "sourceAddressPrefix": "Internet", "sourcePortRange": "*",
+        "destinationAddressPrefix": "*", "destinationPortRange": "22", "access": "Allow", "priority": 100,
+        "direction": "Inbound"}}]}})");
+  ASSERT_TRUE(subnet_nsg.ok()) << subnet_nsg.status();
+  auto child = Run("Microsoft.Network/networkSecurityGroups/securityRules", "subnet-nsg/allow-web",
+                   R"({"properties": {"protocol": "Tcp", "sourceAddressPrefixes": ["192.168.0.0/16", "172.16.0.1"],
+                       "sourcePortRange": "*", "destinationAddressPrefix": "*", "destinationPortRanges": ["8000", "50000-50099"],
+                       "access": "Allow", "priority": 110, "direction": "Inbound"}})");
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_TRUE(Run("Microsoft.Network/networkSecurityGroups", "nic-nsg", R"({"properties": {}})").ok());
+  ASSERT_TRUE(Run("Microsoft.Network/virtualNetworks", "vnet",
+                  R"({"properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+                      "subnets": [{"name": "sub", "properties": {"addressPrefix": "10.0.0.0/24",
+                        "networkSecurityGroup": {"id": ")" + nsgs + R"(subnet-nsg"}}}]}})")
+                  .ok());
+  auto vmss = Run("Microsoft.Compute/virtualMachineScaleSets", "guarded", R"({
+      "sku": {"name": "Standard_D2s_v3", "capacity": 1},
+      "properties": {"virtualMachineProfile": {
+          "storageProfile": {"imageReference": {"publisher": "microsoft-ads", "offer": "linux-data-science-vm-ubuntu", "sku": "linuxdsvmubuntu"}},
+          "osProfile": {"adminUsername": "dsvmuser", "adminPassword": "Secret-123"},
+          "networkProfile": {"networkInterfaceConfigurations": [{"name": "nic", "properties": {
+            "networkSecurityGroup": {"id": ")" + nsgs + R"(nic-nsg"},
+            "ipConfigurations": [{"name": "ip", "properties": {
+              "subnet": {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/sub"}}}]}}]}}}})");
+  ASSERT_TRUE(vmss.ok()) << vmss.status();
+  const Json& net = (*vmss->pool_spec)["network"];
+  EXPECT_EQ(net["addressSpace"], Json::parse(R"(["10.0.0.0/16"])"));
+  EXPECT_EQ(net["nicSecurityGroup"], Json::parse(R"({"name": "nic-nsg", "securityRules": []})"));
+  ASSERT_EQ(net["subnetSecurityGroup"]["name"], "subnet-nsg");
+  ASSERT_EQ(net["subnetSecurityGroup"]["securityRules"].size(), 2u);
+  EXPECT_EQ(net["subnetSecurityGroup"]["securityRules"][1]["name"], "allow-web");
+  // The pool's own parser takes what Realize wrote.
+  Json spec = *vmss->pool_spec;
+  spec["adminUser"].erase("password");
+  spec["adminUser"]["sshPublicKey"] = "ssh-ed25519 AAAA";
+  auto parsed = ParsePoolSpec(spec);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->network.security.subnet->rules[0].protocol, RuleProtocol::kTcp);
+
+  auto bad = Run("Microsoft.Network/networkSecurityGroups", "bad", R"({"properties": {"securityRules": [
+      {"name": "r", "properties": {"protocol": "Tcp", "sourceAddressPrefix": "Storage", "sourcePortRange": "*",
+        "destinationAddressPrefix": "*", "destinationPortRange": "22", "access": "Allow", "priority": 100,
+        "direction": "Inbound"}}]}})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message().rfind("Microsoft.Network/networkSecurityGroups 'bad': properties.securityRules[0]"
+                                         ".properties.sourceAddressPrefix: 'Storage' is no address here",
+                                         0),
+            0u)
+      << bad.status();
+  auto asg = Run("Microsoft.Network/networkSecurityGroups/securityRules", "nic-nsg/asg",
+                 R"({"properties": {"destinationApplicationSecurityGroups": [{"id": "x"}]}})");
+  ASSERT_FALSE(asg.ok());
+  EXPECT_NE(asg.status().message().find("properties.destinationApplicationSecurityGroups: application security groups"),
+            std::string::npos)
+      << asg.status();
+  auto orphan = Run("Microsoft.Network/networkSecurityGroups/securityRules", "absent/r", "{}");
+  ASSERT_FALSE(orphan.ok());
+  EXPECT_NE(orphan.status().message().find("its network security group is not deployed before it"), std::string::npos);
 }
 
 // The sample's network, load balancer and scale set (without its

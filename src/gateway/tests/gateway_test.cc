@@ -803,6 +803,87 @@ TEST_F(GatewayTest, NatPortsReachTheirInstanceAndAnEmptySlotIsRefused) {
   EXPECT_EQ(gateway_->counters().refused, 1u);
 }
 
+// A group whose rules are `rules` (Azure's form), for pool "team".
+std::shared_ptr<const RouteSecurity> Security(const std::vector<Json>& rules) {
+  auto group = ParseSecurityGroup(Json{{"name", "nsg"}, {"securityRules", rules}}, "nsg");
+  EXPECT_TRUE(group.ok()) << group.status();
+  auto s = std::make_shared<RouteSecurity>();
+  s->groups.subnet = group.ok() ? *group : SecurityGroup{};
+  s->tags = TagAddresses{{*ParseIpv4Subnet("10.0.0.0/24")}, *ParseIpv4("10.0.0.1")};
+  s->destination = *ParseIpv4("10.0.0.2");
+  return s;
+}
+
+Json InboundRule(const std::string& name, int64_t priority, const std::string& access, const std::string& source,
+                 const std::string& port) {
+  return {{"name", name},
+          {"properties",
+           {{"protocol", "Tcp"},
+            {"sourceAddressPrefix", source},
+            {"sourcePortRange", "*"},
+            {"destinationAddressPrefix", "*"},
+            {"destinationPortRange", port},
+            {"access", access},
+            {"priority", priority},
+            {"direction", "Inbound"}}}};
+}
+
+TEST_F(GatewayTest, ANetworkSecurityRuleResetsADeniedClientBeforeItWakesAnything) {
+  RoutingTable t = SshTable({});
+  const uint32_t other_client = *ParseIpv4("127.0.0.200");
+  t.security[PoolName("team")] = Security({InboundRule("deny-one", 100, "Deny", "127.0.0.1", "*"),
+                                           InboundRule("ssh", 200, "Allow", "Internet", std::to_string(backend_port_))});
+  Apply(t);
+  UniqueFd denied = Dial();
+  char byte;
+  errno = 0;
+  EXPECT_EQ(::recv(denied.get(), &byte, 1, 0), -1);
+  EXPECT_EQ(errno, ECONNRESET);
+  EXPECT_EQ(gateway_->counters().denied, 1u);
+  // Another address is allowed: it is held for the pool at zero, which wakes.
+  UniqueFd allowed = Dial(0, other_client);
+  ASSERT_EQ(::send(allowed.get(), "SSH-2.0-test\n", 13, 0), 13);
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_now == 1; }));
+  EXPECT_EQ(hooks_.woken(), std::vector<std::string>{"team"});
+  EXPECT_EQ(gateway_->counters().denied, 1u);
+  // Without the group everyone passes again.
+  t.security.clear();
+  Apply(t);
+  UniqueFd again = Dial();
+  ASSERT_EQ(::send(again.get(), "SSH-2.0-test\n", 13, 0), 13);
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().held_now == 2; }));
+}
+
+TEST_F(GatewayTest, AProbeDeniedByARuleFailsAndTheInstanceStaysOutOfRotation) {
+  StartInstance(0);
+  RoutingTable t = Table({{0}});
+  t.security[PoolName("team")] = Security({InboundRule("no-probes", 100, "Deny", "AzureLoadBalancer", "*"),
+                                           InboundRule("all", 200, "Allow", "*", "*")});
+  Apply(t);
+  ProbeRound(1);
+  ProbeRound(1);
+  EXPECT_FALSE(Healthy(0));
+  EXPECT_GE(gateway_->counters().probe_failures, 2u);
+  // The default rules let the load balancer probe.
+  t.security[PoolName("team")] = Security({});
+  Apply(t);
+  ProbeRound(1);
+  ASSERT_TRUE(WaitFor([&] { return Healthy(0); }));
+}
+
+TEST_F(GatewayTest, TheJupyterAddressResetsADeniedClientBeforeItsFirstRequest) {
+  RoutingTable t = WithWeb(Table({{0}}, Distribution::kDefault, /*with_probe=*/false));
+  t.security[PoolName("team")] = Security({InboundRule("no-jupyter", 100, "Deny", "127.0.0.1", "8000")});
+  Apply(t);
+  auto r = Client::Do(Endpoint::Tcp("127.0.0.1", web_port_), "GET", "/hub/login", "", {}, seconds(10));
+  EXPECT_FALSE(r.ok());
+  ASSERT_TRUE(WaitFor([&] { return gateway_->counters().denied == 1u; }));
+  // The rule names Jupyter's port (8000, whatever the frontend's): another rule lets it in.
+  t.security[PoolName("team")] = Security({InboundRule("jupyter", 100, "Allow", "Internet", "8000")});
+  Apply(t);
+  EXPECT_EQ(WebCall("GET", "/hub/login", "", {}).status, 200);
+}
+
 TEST_F(GatewayTest, AnInstanceThatRefusesIsSkippedForTheNextOne) {
   StartInstance(0);
   Apply(Table({{0}, {1}}, Distribution::kDefault, /*with_probe=*/false));
