@@ -200,13 +200,16 @@ class Api {
   static Status HashAdminPassword(AdminUserSpec& admin);
   // Creates the pool (and its admin user) after the host's checks.
   Result<Pool> CreatePoolFromSpec(const PoolSpec& spec, const std::string& actor);
-  // Sets the pool's instanceCount and/or standbyCount (nullopt: kept);
-  // `force` removes what scale-in takes at once.
   // Marks the pool Deleting (reconcile then removes its instances);
   // nothing if it is already.
   Result<Pool> MarkPoolDeleting(const PoolName& name, const std::string& actor);
+  // Sets the pool's instanceCount and/or standbyCount (nullopt: kept);
+  // `force` removes what scale-in takes at once.
   Result<Pool> ScalePoolTo(const PoolName& name, std::optional<int64_t> count, std::optional<int64_t> standby,
                            bool force, const std::string& actor);
+  // Replaces the pool's network security groups: the gateway applies them
+  // to new connections at once, the reconcile loop to its bridge.
+  Result<Pool> SetPoolSecurity(const PoolName& name, const NetworkSecurity& security, const std::string& actor);
   Result<Response> DeletePool(const PoolName& name, const std::string& actor);
   Result<Response> ListInstances(const Request& request);
   // Sets or clears the instance's draining flag (idempotent: no write and no

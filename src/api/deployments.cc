@@ -29,12 +29,14 @@ Status GroupNotFound(const std::string& group) {
   return NotFound("ResourceGroupNotFound: Resource group '" + group + "' could not be found.");
 }
 
-// The pool spec without what a redeploy may change (the size) or may
-// not see (the admin's password, hashed).
+// The pool spec without what a redeploy may change (the size, the network
+// security groups) or may not see (the admin's password, hashed).
 Json Comparable(const PoolSpec& spec) {
   Json j = PoolSpecToJson(spec, Secrets::kInclude);
   j.erase("instanceCount");
   j.erase("standbyCount");
+  j["network"].erase("subnetSecurityGroup");
+  j["network"].erase("nicSecurityGroup");
   if (j.contains("adminUser")) {
     j["adminUser"].erase("passwordHash");
     j["adminUser"].erase("password");
@@ -431,6 +433,9 @@ Result<std::string> Deployments::ApplyPool(const Json& json, const std::string& 
   std::optional<int64_t> scale;
   DSP_ASSIGN_OR_RETURN(std::optional<Pool> existing, OwnedPool(spec, owner, &scale));
   if (existing) {
+    if (existing->spec.network.security != spec.network.security) {
+      DSP_RETURN_IF_ERROR(api_.SetPoolSecurity(spec.name, spec.network.security, actor).status());
+    }
     if (scale) DSP_RETURN_IF_ERROR(api_.ScalePoolTo(spec.name, scale, std::nullopt, false, actor).status());
     return std::string("OK");
   }

@@ -270,6 +270,33 @@ Result<Pool> Api::ScalePoolTo(const PoolName& name, std::optional<int64_t> new_c
   }
 }
 
+Result<Pool> Api::SetPoolSecurity(const PoolName& name, const NetworkSecurity& security, const std::string& actor) {
+  auto describe = [](const std::optional<SecurityGroup>& g) {
+    return g ? "'" + g->name + "' (" + std::to_string(g->rules.size()) + " rules)" : std::string("none");
+  };
+  std::lock_guard lock(write_mu_);
+  for (int attempt = 1;; ++attempt) {
+    DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(name));
+    if (pool.state == PoolState::kDeleting) return FailedPrecondition("pool '" + name.value() + "' is being deleted");
+    if (pool.spec.network.security == security) return pool;
+    Pool next = pool;
+    next.spec.network.security = security;
+    next.generation++;
+    next.updated_at = clock_.Now();
+    WriteBatch batch;
+    batch.Add(WriteBatch::UpdatePool{next, pool.generation});
+    batch.Add(WriteBatch::AppendEvent{MakeEvent(actor, "pool.security", "pool/" + name.value(),
+                                                "subnet group " + describe(security.subnet) + ", NIC group " +
+                                                    describe(security.nic))});
+    Status s = store_.Write(batch);
+    if (s.ok()) {
+      hooks_.PoolsChanged();
+      return next;
+    }
+    if (s.code() != StatusCode::kAborted || attempt == kMaxRecordUpdateAttempts) return s;
+  }
+}
+
 std::vector<InstanceId> Api::ForcedScaleIn(const std::vector<Instance>& instances, int64_t count) {
   std::vector<const Instance*> live;
   std::vector<InstanceId> out;

@@ -160,7 +160,7 @@ std::vector<Action> Plan(const PlanInput& in) {
       continue;
     }
 
-    if (!networks.count(pool.name()) && !busy_net) {
+    if ((!networks.count(pool.name()) || in.stale_networks.count(pool.name())) && !busy_net) {
       out.push_back({Action::Kind::kEnsureNetwork, pool.name(), {}, 0, {}, ""});
     }
 

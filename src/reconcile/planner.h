@@ -116,6 +116,9 @@ struct PlanInput {
   std::map<InstanceId, int64_t> sessions;
   std::set<InstanceId> busy_instances;
   std::set<PoolName> busy_networks;
+  // Networks that exist but whose pool's security rules this server has
+  // not applied to them (changed since, or not since it started).
+  std::set<PoolName> stale_networks;
   // No new records for a pool before this time (backoff after failures).
   std::map<PoolName, MonoTime> create_not_before;
   MonoTime now;

@@ -111,6 +111,12 @@ Result<std::vector<Action>> Reconciler::RunPass() {
     scale_in_seen_ = std::move(marked);
     in.busy_instances = busy_instances_;
     in.busy_networks = busy_networks_;
+    for (const Pool& pool : in.pools) {
+      auto applied = applied_filters_.find(pool.name());
+      if (applied == applied_filters_.end() || applied->second != PoolNetworkOf(pool.spec).filter) {
+        in.stale_networks.insert(pool.name());
+      }
+    }
     for (const auto& [pool, b] : backoff_) in.create_not_before[pool] = b.first;
   }
 
@@ -154,11 +160,25 @@ void Reconciler::Dispatch(const Action& action, const std::vector<Pool>& pools,
     case Action::Kind::kEnsureNetwork: {
       const Pool* pool = FindPool(pools, action.pool);
       PoolNetwork net = PoolNetworkOf(pool->spec);
-      call = [this, net] { return provider_.EnsureNetwork(net); };
+      call = [this, net] {
+        Status s = provider_.EnsureNetwork(net);
+        if (s.ok()) {
+          std::lock_guard lock(mu_);
+          applied_filters_[net.pool] = net.filter;
+        }
+        return s;
+      };
       break;
     }
     case Action::Kind::kDeleteNetwork:
-      call = [this, pool = action.pool] { return provider_.DeleteNetwork(pool); };
+      call = [this, pool = action.pool] {
+        Status s = provider_.DeleteNetwork(pool);
+        if (s.ok()) {
+          std::lock_guard lock(mu_);
+          applied_filters_.erase(pool);
+        }
+        return s;
+      };
       break;
     case Action::Kind::kProvision: {
       const Instance* record = FindRecord(records, action.id);

@@ -156,6 +156,9 @@ class Reconciler {
   std::map<InstanceId, MonoTime> scale_in_seen_;
   std::set<InstanceId> busy_instances_;
   std::set<PoolName> busy_networks_;
+  // The security rules each pool's network got from this loop's last
+  // EnsureNetwork (PoolNetwork::filter).
+  std::map<PoolName, std::vector<FilterLayer>> applied_filters_;
   std::deque<Completion> completions_;
   std::map<PoolName, std::pair<MonoTime, Duration>> backoff_;  // not-before, current step
   std::map<std::string, std::string> last_error_;  // key → message, to log each error once

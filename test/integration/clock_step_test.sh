@@ -40,7 +40,6 @@ dsp pool create -f "$WORK/spec.json" >/dev/null
 echo 'alice password 1' | dsp user add alice --password-stdin >/dev/null
 wait_ready "$POOL" 2
 instances() { dsp instance list --pool "$POOL" -o json | /usr/bin/python3 -c "import json,sys; print(' '.join(sorted(i['id'] for i in json.load(sys.stdin)['instances'])))"; }
-metric() { curl -s --unix-socket "$DATA/api.sock" http://x/metrics | awk -v m="$1" '$1 == m {print $2}'; }
 BEFORE=$(instances)
 
 # An SSH session through the front port that prints a line every second.

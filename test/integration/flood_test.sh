@@ -32,7 +32,6 @@ front_ssh() {  # command...
   ssh -i "$WORK/key" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
       -o LogLevel=ERROR -o ConnectTimeout=30 -p "$FRONT" "dsvmadmin@127.0.0.1" "$@"
 }
-metric() { curl -s --unix-socket "$DATA/api.sock" http://x/metrics | awk -v m="$1" '$1 == m {print $2}'; }
 metric_at_least() {  # name value
   local v
   v=$(metric "$1")

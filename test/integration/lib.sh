@@ -269,6 +269,9 @@ serve_mount_script() {
 
 # ssh with a password ($PASSWORD) to user $1 on host $2, port $3: runs the
 # rest of the arguments.
+# The value of metric $1 in the server's /metrics (empty if it has none).
+metric() { curl -s --unix-socket "$DATA/api.sock" http://x/metrics | awk -v m="$1" '$1 == m {print $2}'; }
+
 ssh_password() {
   local user=$1 host=$2 port=$3; shift 3
   SSHPASS="$PASSWORD" sshpass -e ssh -p "$port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \

@@ -63,6 +63,17 @@ TEST_F(PlannerTest, SteadyStateDoesNothing) {
   EXPECT_TRUE(Plan().empty());
 }
 
+TEST_F(PlannerTest, AStaleNetworkIsEnsuredAgainWhileItsInstancesGoOn) {
+  AddPool("a", 1);
+  AddRecord("a", 0, InstancePhase::kReady);
+  in_.stale_networks.insert(PoolName("a"));  // its security rules changed
+  auto plan = Plan();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].kind, Kind::kEnsureNetwork);
+  in_.busy_networks.insert(PoolName("a"));
+  EXPECT_TRUE(Plan().empty());
+}
+
 TEST_F(PlannerTest, PendingIsProvisionedUnlessBusy) {
   AddPool("a", 1);
   AddRecord("a", 0, InstancePhase::kPending, /*observed=*/false);
