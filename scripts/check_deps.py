@@ -28,6 +28,7 @@ LIBRARIES = {
     "boost": (("boost/",), ("Boost::",)),
     "cli11": (("CLI/",), ("CLI11::",)),
     "crypt": (("crypt.h",), ("PkgConfig::CRYPT",)),
+    "icu": (("unicode/",), ("PkgConfig::ICU",)),
     "ldap": (("ldap.h", "lber.h", "ldap_"), ("PkgConfig::LDAP",)),
     "lxc": (("lxc/",), ("PkgConfig::LXC",)),
     "nlohmann-json": (("nlohmann/",), ("nlohmann_json::",)),

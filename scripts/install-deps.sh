@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libboost-dev libboost-system-dev
-  libsqlite3-dev libsodium-dev libcrypt-dev libssl-dev
+  libsqlite3-dev libsodium-dev libcrypt-dev libssl-dev libicu-dev
   # run: containers, networking, the instances' services (sshpass: tests)
   lxc lxc-dev uidmap iproute2 nftables openssh-server openssh-client sudo sqlite3 sshpass curl python3 openssl
   # the instances' per-user Jupyter (instances run on the host's filesystem):

@@ -210,6 +210,14 @@ class Api {
   // Replaces the pool's network security groups: the gateway applies them
   // to new connections at once, the reconcile loop to its bridge.
   Result<Pool> SetPoolSecurity(const PoolName& name, const NetworkSecurity& security, const std::string& actor);
+  // Keeps `setting` with the pool (nullopt: removes it).
+  Result<Pool> SetPoolAutoscale(const PoolName& name, const std::optional<AutoscaleSetting>& setting,
+                                const std::string& actor);
+  // Applies `change` to the pool's spec and writes it with an event `kind`
+  // whose detail `change` returns; nothing (and no event) when the spec is
+  // the same after it. Retries when the reconcile loop wrote meanwhile.
+  Result<Pool> UpdatePoolSpec(const PoolName& name, const std::string& kind,
+                              const std::function<std::string(PoolSpec&)>& change, const std::string& actor);
   Result<Response> DeletePool(const PoolName& name, const std::string& actor);
   Result<Response> ListInstances(const Request& request);
   // Sets or clears the instance's draining flag (idempotent: no write and no

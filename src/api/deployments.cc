@@ -37,6 +37,7 @@ Json Comparable(const PoolSpec& spec) {
   j.erase("standbyCount");
   j["network"].erase("subnetSecurityGroup");
   j["network"].erase("nicSecurityGroup");
+  j.erase("autoscale");  // the setting's own resource keeps it
   if (j.contains("adminUser")) {
     j["adminUser"].erase("passwordHash");
     j["adminUser"].erase("password");
@@ -465,6 +466,34 @@ Status Deployments::WaitReady(const std::string& pool, int64_t count, std::chron
     }
     std::this_thread::sleep_for(options_.ready_poll);
   }
+}
+
+Status Deployments::CheckAutoscale(const std::string& pool, const Json& setting, const Json* planned) {
+  PoolSpec spec;
+  if (planned) {
+    DSP_ASSIGN_OR_RETURN(spec, ParsePoolSpec(*planned));
+  } else {
+    auto existing = store_.GetPool(PoolName(pool));
+    if (existing.status().code() == StatusCode::kNotFound) {
+      return NotFound("ResourceNotFound: the autoscale setting's target, pool '" + pool + "', does not exist");
+    }
+    DSP_RETURN_IF_ERROR(existing.status());
+    spec = existing->spec;
+  }
+  return ParseAutoscaleSetting(setting, "properties", MaxInstanceCount(spec)).status();
+}
+
+Status Deployments::SetAutoscale(const std::string& pool, const std::optional<Json>& setting, const std::string& actor) {
+  std::optional<AutoscaleSetting> parsed;
+  if (setting) {
+    auto existing = store_.GetPool(PoolName(pool));
+    DSP_RETURN_IF_ERROR(existing.status());
+    DSP_ASSIGN_OR_RETURN(parsed, ParseAutoscaleSetting(*setting, "properties", MaxInstanceCount(existing->spec)));
+  }
+  auto set = api_.SetPoolAutoscale(PoolName(pool), parsed, actor);
+  // Removing the setting of a pool that is gone: nothing to do.
+  if (!setting && set.status().code() == StatusCode::kNotFound) return Status::Ok();
+  return set.status();
 }
 
 Status Deployments::DeletePool(const std::string& pool, const std::string& actor) {

@@ -72,6 +72,8 @@ class Deployments final : private deploy::PoolControl {
   Status WaitReady(const std::string& pool, int64_t count, std::chrono::milliseconds timeout,
                    const std::atomic<bool>& cancelled) override;
   Status DeletePool(const std::string& pool, const std::string& actor) override;
+  Status CheckAutoscale(const std::string& pool, const Json& setting, const Json* planned) override;
+  Status SetAutoscale(const std::string& pool, const std::optional<Json>& setting, const std::string& actor) override;
 
   // The existing pool `spec` names, if any: OK when it is `owner`'s and
   // differs in instanceCount at most (sets *scale then), else the error.

@@ -178,6 +178,22 @@ Value Redact(const Value& v, const std::vector<std::string>& secrets) {
   return RedactSorted(v, longest_first);
 }
 
+namespace {
+
+// The pool an autoscale setting resource targets (the last segment of its
+// targetResourceUri, as its pool is named).
+std::string AutoscaleTarget(const ArmResource& r) {
+  std::string uri;
+  if (r.body.contains("properties") && r.body["properties"].is_object()) {
+    for (const auto& [key, value] : r.body["properties"].items()) {
+      if (EqualsIgnoreCase(key, "targetResourceUri") && value.is_string()) uri = value.get<std::string>();
+    }
+  }
+  return ToLowerAscii(uri.substr(uri.rfind('/') + 1));
+}
+
+}  // namespace
+
 Deployer::Deployer(StateStore& store, const Clock& clock, PoolControl& pools, StorageControl& storage,
                    const Catalog& catalog, DeployerOptions options, std::function<std::string()> new_guid)
     : store_(store), clock_(clock), pools_(pools), storage_(storage), catalog_(catalog), options_(std::move(options)),
@@ -299,6 +315,16 @@ Result<Plan> Deployer::Validate(const DeployRequest& request, ArmError* error) {
       auto checked = pools_.CheckPool(*realized->pool_spec, r.id);
       if (!checked.ok()) return fail(ErrorOf(checked.status(), "InvalidTemplateDeployment", &r));
       realized->pool_spec = std::move(*checked);
+    }
+    if (realized->autoscale) {
+      const Json* planned = nullptr;
+      for (const PlannedResource& p : plan.resources) {
+        if (p.realized.pool_spec && (*p.realized.pool_spec)["name"] == realized->autoscale->pool) {
+          planned = &*p.realized.pool_spec;
+        }
+      }
+      Status s = pools_.CheckAutoscale(realized->autoscale->pool, realized->autoscale->setting, planned);
+      if (!s.ok()) return fail(ErrorOf(s, "InvalidTemplateDeployment", &r));
     }
     if (realized->storage) {
       StorageOp& op = *realized->storage;
@@ -455,6 +481,8 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
         s = pools_.WaitReady((*p.realized.pool_spec)["name"].get<std::string>(),
                              (*p.realized.pool_spec)["instanceCount"].get<int64_t>(), options_.ready_timeout, cancelled);
       }
+    } else if (p.realized.autoscale) {
+      s = pools_.SetAutoscale(p.realized.autoscale->pool, p.realized.autoscale->setting, request.actor);
     } else if (p.realized.storage) {
       auto applied = storage_.ApplyStorage(request.group, *p.realized.storage, request.actor);
       s = applied.status();
@@ -504,6 +532,8 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
       Status s;
       if (EqualsIgnoreCase(r.type, "Microsoft.Compute/virtualMachineScaleSets")) {
         s = pools_.DeletePool(ToLowerAscii(r.name), request.actor);
+      } else if (EqualsIgnoreCase(r.type, "Microsoft.Insights/autoscaleSettings")) {
+        s = pools_.SetAutoscale(AutoscaleTarget(r), std::nullopt, request.actor);
       } else if (EqualsIgnoreCase(r.type, "Microsoft.Storage/storageAccounts") ||
                  EqualsIgnoreCase(r.type, "Microsoft.Storage/storageAccounts/fileServices/shares")) {
         s = storage_.DeleteStorage(request.group, r.type, r.name, request.actor);

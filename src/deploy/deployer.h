@@ -55,9 +55,16 @@ class PoolControl {
   // it is hashed once).
   virtual Result<Json> CheckPool(const Json& spec, const std::string& owner) = 0;
   // Creates the pool, or brings the existing one to `spec`: nothing if it
-  // is the same, a scale if only instanceCount differs; any other change is
-  // FailedPrecondition naming the field. Returns "Created" or "OK".
+  // is the same, a scale if instanceCount differs, new rules if its network
+  // security groups do; any other change is FailedPrecondition naming the
+  // field. Returns "Created" or "OK".
   virtual Result<std::string> ApplyPool(const Json& spec, const std::string& owner, const std::string& actor) = 0;
+  // Checks an autoscale setting (the pool spec's `autoscale` form) against
+  // the pool it targets: `planned` (its spec in this deployment), else the
+  // existing pool; nothing is written.
+  virtual Status CheckAutoscale(const std::string& pool, const Json& setting, const Json* planned) = 0;
+  // Keeps `setting` with the pool (nullopt: removes the pool's).
+  virtual Status SetAutoscale(const std::string& pool, const std::optional<Json>& setting, const std::string& actor) = 0;
   // Waits until the pool has `count` Ready instances (OK), one of its
   // instances failed (the error says which and why), or `timeout` passed
   // (DeadlineExceeded). `cancelled` ends the wait with Aborted.

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "model/autoscale.h"
 #include "model/deployment.h"
 #include "model/extension.h"
 #include "model/ipv4.h"
@@ -846,6 +847,91 @@ Status RealizeScaleSet(const arm::ExpandedResource& resource, Node& r, const Dep
   return Status::Ok();
 }
 
+// ------------------------------------------------------------------ autoscale
+
+// Every member name of an autoscale setting's properties, as Azure spells
+// it: a template's members are matched to them without case, as ARM does.
+const std::set<std::string>& AutoscaleMemberNames() {
+  static const std::set<std::string> names = {
+      "name", "enabled", "targetResourceUri", "targetResourceLocation", "profiles", "notifications",
+      "predictiveAutoscalePolicy", "scaleMode", "scaleLookAheadTime", "capacity", "minimum", "maximum", "default",
+      "rules", "fixedDate", "recurrence", "timeZone", "start", "end", "frequency", "schedule", "days", "hours",
+      "minutes", "metricTrigger", "metricName", "metricNamespace", "metricResourceUri", "metricResourceLocation",
+      "timeGrain", "statistic", "timeWindow", "timeAggregation", "operator", "threshold", "dimensions",
+      "DimensionName", "Operator", "Values", "dividePerInstance", "scaleAction", "direction", "type", "value",
+      "cooldown", "operation", "email", "sendToSubscriptionAdministrator", "sendToSubscriptionCoAdministrators",
+      "customEmails", "webhooks", "serviceUri", "properties"};
+  return names;
+}
+
+// `v` with its members' names spelt as Azure does (webhook properties,
+// the user's own, stay as written).
+Json CanonicalAutoscale(const Value& v, bool user_keys = false) {
+  if (v.is_array()) {
+    Json out = Json::array();
+    for (const Value& item : v) out.push_back(CanonicalAutoscale(item));
+    return out;
+  }
+  if (!v.is_object()) return v;
+  Json out = Json::object();
+  for (const auto& [key, value] : v.items()) {
+    std::string name = key;
+    if (!user_keys) {
+      for (const std::string& known : AutoscaleMemberNames()) {
+        if (EqualsIgnoreCase(known, key)) name = known;
+      }
+    }
+    out[name] = CanonicalAutoscale(value, name == "properties");
+  }
+  return out;
+}
+
+Status RealizeAutoscale(const arm::ExpandedResource& resource, Node& r, const Deployed& deployed, Report& report,
+                        Realized::Autoscale* out) {
+  Node props = r.Get("properties");
+  if (!props.present() || !props.value()->is_object()) {
+    report.Fail("properties", "is required");
+    return report.error;
+  }
+  Json setting = CanonicalAutoscale(*props.value());
+  const std::string target = setting.value("targetResourceUri", "");
+  auto scale_set = SplitChildId(target, "virtualMachineScaleSets");
+  if (target.empty()) {
+    report.Fail("properties.targetResourceUri", "is required");
+  } else if (!scale_set || !FindDeployed(deployed, target) ||
+             StoreKey(target).find("/providers/microsoft.compute/virtualmachinescalesets/") == std::string::npos) {
+    report.Fail("properties.targetResourceUri",
+                "'" + target + "' is not a scale set deployed before this setting; add it to dependsOn");
+  }
+  DSP_RETURN_IF_ERROR(report.error);
+  // A rule's metric is the pool's own here.
+  for (size_t i = 0; setting.contains("profiles") && setting["profiles"].is_array() && i < setting["profiles"].size(); ++i) {
+    const Json& rules = setting["profiles"][i].value("rules", Json::array());
+    for (size_t k = 0; rules.is_array() && k < rules.size(); ++k) {
+      const Json* uri = rules[k].contains("metricTrigger") ? &rules[k]["metricTrigger"] : nullptr;
+      std::string metric_uri = uri && uri->is_object() ? uri->value("metricResourceUri", "") : "";
+      if (!metric_uri.empty() && StoreKey(metric_uri) != StoreKey(target)) {
+        report.Fail("properties.profiles[" + std::to_string(i) + "].rules[" + std::to_string(k) +
+                        "].metricTrigger.metricResourceUri",
+                    "'" + metric_uri + "' is not the setting's target; a rule's metrics are the pool's own here");
+        return report.error;
+      }
+    }
+  }
+  if (auto parsed = ParseAutoscaleSetting(setting, "properties", kMaxInstancesPerPool); !parsed.ok()) {
+    return InvalidArgument(report.resource + ": " + parsed.status().message());
+  }
+  setting.erase("targetResourceUri");
+  setting.erase("targetResourceLocation");
+  if (!setting.contains("name")) setting["name"] = resource.name;
+  report.Warn("properties", "kept with pool '" + ToLowerAscii(scale_set->second) +
+                                "'; not executed yet: the pool keeps the capacity it is given (the autoscale engine "
+                                "is issue 16's)");
+  out->pool = ToLowerAscii(scale_set->second);
+  out->setting = std::move(setting);
+  return Status::Ok();
+}
+
 // ------------------------------------------------------------------ storage
 
 // The segments of a child's name ("acct/default/share").
@@ -980,7 +1066,8 @@ bool IsSupportedType(const std::string& type) {
   for (const char* t : {"Microsoft.Network/virtualNetworks", "Microsoft.Network/virtualNetworks/subnets",
                         "Microsoft.Network/publicIPAddresses", "Microsoft.Network/loadBalancers",
                         "Microsoft.Network/networkSecurityGroups", "Microsoft.Network/networkSecurityGroups/securityRules",
-                        "Microsoft.Compute/virtualMachineScaleSets", "Microsoft.Storage/storageAccounts",
+                        "Microsoft.Compute/virtualMachineScaleSets", "Microsoft.Insights/autoscaleSettings",
+                        "Microsoft.Storage/storageAccounts",
                         "Microsoft.Storage/storageAccounts/fileServices",
                         "Microsoft.Storage/storageAccounts/fileServices/shares"}) {
     if (EqualsIgnoreCase(type, t)) return true;
@@ -1015,6 +1102,10 @@ Result<Realized> Realize(const arm::ExpandedResource& resource, const arm::Value
     Node props = r.Get("properties");
     ReadLoadBalancer(props, resource.id, deployed, report);
     s = report.error;
+  } else if (type == "microsoft.insights/autoscalesettings") {
+    Realized::Autoscale autoscale;
+    s = RealizeAutoscale(resource, r, deployed, report, &autoscale);
+    if (s.ok()) out.autoscale = std::move(autoscale);
   } else if (type == "microsoft.compute/virtualmachinescalesets") {
     Json spec;
     s = RealizeScaleSet(resource, r, deployed, host, catalog, report, &spec);

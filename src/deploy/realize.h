@@ -13,6 +13,7 @@
 //                                                   whose subnet or NIC name
 //                                                   the group
 //   Microsoft.Compute/virtualMachineScaleSets       a pool (native spec)
+//   Microsoft.Insights/autoscaleSettings            a pool's autoscale setting
 //   Microsoft.Storage/storageAccounts (+ /fileServices, /fileServices/shares)
 //                                                   a storage account, its
 //                                                   retention, its shares
@@ -75,6 +76,13 @@ struct Realized {
   std::optional<Json> pool_spec;
   // A storage account, its file service or a share.
   std::optional<StorageOp> storage;
+  // An autoscale setting: the pool it targets and the setting in the pool
+  // spec's `autoscale` form (model/autoscale.h), kept with the pool.
+  struct Autoscale {
+    std::string pool;
+    Json setting;
+  };
+  std::optional<Autoscale> autoscale;
 };
 
 // Errors are InvalidArgument naming the resource and the field

@@ -246,7 +246,11 @@ Result<PoolSpec> ParsePoolSpec(const Json& json) {
   }
   DSP_RETURN_IF_ERROR(admin.Finish());
 
+  const Json* autoscale = r.Raw("autoscale");
   DSP_RETURN_IF_ERROR(r.Finish());
+  if (autoscale) {
+    DSP_ASSIGN_OR_RETURN(spec.autoscale, ParseAutoscaleSetting(*autoscale, "autoscale", MaxInstanceCount(spec)));
+  }
   return spec;
 }
 
@@ -297,6 +301,7 @@ Json PoolSpecToJson(const PoolSpec& spec, Secrets secrets) {
   }
   if (!spec.extensions.empty()) out["extensions"] = ExtensionsToJson(spec.extensions, secrets);
   if (!spec.custom_data.empty()) out["customData"] = secrets == Secrets::kInclude ? spec.custom_data : "[secure]";
+  if (spec.autoscale) out["autoscale"] = AutoscaleSettingToJson(*spec.autoscale);
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "base/ids.h"
 #include "base/result.h"
+#include "model/autoscale.h"
 #include "model/extension.h"
 #include "model/ipv4.h"
 #include "model/json_reader.h"
@@ -115,6 +116,10 @@ struct PoolSpec {
   // Base64 of a shell script each new instance runs first (DecodeCustomData;
   // a secret, as protected settings are).
   std::string custom_data;
+  // Azure's autoscale setting for the pool (model/autoscale.h), from a
+  // template's Microsoft.Insights/autoscaleSettings: validated and kept
+  // with the pool; the autoscale engine (issue 16) will execute it.
+  std::optional<AutoscaleSetting> autoscale;
   friend bool operator==(const PoolSpec&, const PoolSpec&) = default;
 };
 

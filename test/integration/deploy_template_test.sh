@@ -47,6 +47,13 @@ KEY=$(dsp storage account keys list -n "$ACCOUNT" -o tsv | awk -F'\t' '$1 == "ke
 if grep -qF -e "$KEY" deploy.json "$WORK/server.log"; then fail "the account's key is in the deployment's answer or the log"; fi
 pass "deployed: outputs from reference(), listKeys() (its key shown as [secure]) and copy loops"
 
+# The autoscale setting is kept with the pool, and the deployment says it is
+# not executed yet.
+grep -q "autoscaleSettings '$POOL-autoscale'.*not executed yet" deploy.err || fail "no warning for the autoscale setting: $(cat deploy.err)"
+profiles=$(dsp pool show "$POOL" -o json | python_json "print([p['name'] for p in data['spec']['autoscale']['profiles']])")
+[[ "$profiles" == "['busy hours', 'default']" ]] || fail "the pool's autoscale profiles: $profiles"
+pass "the autoscale setting is kept with the pool (not executed yet, as the deployment warns)"
+
 shares=$(dsp storage share-rm list --storage-account "$ACCOUNT" -o tsv | cut -f1,2 | sort | tr '\t\n' ': ')
 [[ "$shares" == "datasets:20 projects:10 " ]] || fail "the copy loop's shares: '$shares'"
 retention=$(dsp storage account show -n "$ACCOUNT" -o json | python_json "print(data['shareDeleteRetentionPolicy']['days'])")

@@ -37,8 +37,16 @@ class FakePools final : public PoolControl {
     deleted.push_back(pool);
     return pools.erase(pool) ? Status::Ok() : NotFound("pool '" + pool + "' does not exist");
   }
+  Status CheckAutoscale(const std::string& pool, const Json&, const Json* planned) override {
+    return planned || pools.count(pool) ? Status::Ok() : NotFound("pool '" + pool + "' does not exist");
+  }
+  Status SetAutoscale(const std::string& pool, const std::optional<Json>& setting, const std::string&) override {
+    autoscale[pool] = setting;
+    return Status::Ok();
+  }
 
   std::map<std::string, Json> pools;
+  std::map<std::string, std::optional<Json>> autoscale;  // by pool: the last SetAutoscale
   std::vector<Json> checked, applied;
   std::vector<std::pair<std::string, int64_t>> waited;
   std::vector<std::string> deleted;

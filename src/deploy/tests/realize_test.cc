@@ -140,6 +140,48 @@ TEST_F(RealizeTest, NetworkSecurityGroupsReachThePoolSpec) {
   EXPECT_NE(orphan.status().message().find("its network security group is not deployed before it"), std::string::npos);
 }
 
+// An autoscale setting is checked and kept for the pool of its target,
+// its members read without case; it must target a scale set deployed
+// before it, and its rules the same scale set's metrics.
+TEST_F(RealizeTest, AnAutoscaleSettingIsKeptForItsScaleSetsPool) {
+  const std::string vmss = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/Pool1";
+  deployed_[StoreKey(vmss)] = Value::parse(R"({"properties": {"provisioningState": "Succeeded"}})");
+  const std::string body = R"({"location": "westeurope", "properties": {
+      "Enabled": true, "targetResourceUri": ")" + vmss + R"(",
+      "profiles": [{"name": "cpu", "Capacity": {"minimum": "1", "maximum": "4", "default": "1"},
+        "rules": [{"metricTrigger": {"metricName": "Percentage CPU", "metricResourceUri": ")" + vmss + R"(",
+                    "timeGrain": "PT1M", "statistic": "Average", "timeWindow": "PT5M", "timeAggregation": "Average",
+                    "operator": "GreaterThan", "threshold": 75},
+                   "scaleAction": {"direction": "Increase", "type": "ChangeCount", "value": "1", "cooldown": "PT5M"}}]}],
+      "notifications": [{"operation": "Scale", "webhooks": [{"serviceUri": "https://h.example/x", "properties": {"Team": "ds"}}]}]}})";
+  auto r = Run("Microsoft.Insights/autoscaleSettings", "cpu-scale", body);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->autoscale.has_value());
+  EXPECT_EQ(r->autoscale->pool, "pool1");
+  const Json& setting = r->autoscale->setting;
+  EXPECT_EQ(setting["name"], "cpu-scale");
+  EXPECT_TRUE(setting["enabled"].get<bool>());
+  EXPECT_EQ(setting["profiles"][0]["capacity"]["maximum"], "4");
+  EXPECT_EQ(setting["notifications"][0]["webhooks"][0]["properties"]["Team"], "ds");  // the user's own key
+  EXPECT_FALSE(setting.contains("targetResourceUri"));
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find("kept with pool 'pool1'; not executed yet"), std::string::npos) << r->warnings[0];
+
+  std::string elsewhere = body;
+  elsewhere.replace(elsewhere.find("Pool1\",\n"), 5, "Other");
+  auto untargeted = Run("Microsoft.Insights/autoscaleSettings", "x", elsewhere);
+  ASSERT_FALSE(untargeted.ok());
+  EXPECT_NE(untargeted.status().message().find("properties.targetResourceUri: '"), std::string::npos) << untargeted.status();
+  EXPECT_NE(untargeted.status().message().find("is not a scale set deployed before this setting"), std::string::npos);
+
+  std::string bad = body;
+  bad.replace(bad.find("\"maximum\": \"4\""), 14, "\"maximum\": \"0\"");
+  auto bounds = Run("Microsoft.Insights/autoscaleSettings", "x", bad);
+  ASSERT_FALSE(bounds.ok());
+  EXPECT_EQ(bounds.status().message(),
+            "Microsoft.Insights/autoscaleSettings 'x': properties.profiles[0].capacity.minimum: is greater than maximum");
+}
+
 // The sample's network, load balancer and scale set (without its
 // extension), as the sample writes them.
 TEST_F(RealizeTest, AScaleSetBecomesAPoolSpec) {
