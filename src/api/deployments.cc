@@ -253,6 +253,21 @@ Result<deploy::DeployRequest> Deployments::ReadRequest(const std::string& group,
   reader.Optional("source", &request.template_source);
   const Json* tmpl = reader.Raw("template");
   const Json* parameters = reader.Raw("parameters");
+  JsonReader on_error = reader.Object("onErrorDeployment");
+  std::string type, target;
+  on_error.Optional("type", &type);
+  on_error.Optional("deploymentName", &target);
+  if (reader.ok() && reader.Has("onErrorDeployment")) {
+    if (type != "LastSuccessful" && type != "SpecificDeployment") {
+      on_error.Fail("type", "'" + type + "' is not LastSuccessful or SpecificDeployment");
+    } else if ((type == "SpecificDeployment") != !target.empty()) {
+      on_error.Fail("deploymentName", type == "SpecificDeployment" ? "is required with SpecificDeployment"
+                                                                    : "is given only with SpecificDeployment");
+    }
+    request.on_error = OrderedJson{{"type", type}};
+    if (!target.empty()) request.on_error["deploymentName"] = target;
+  }
+  DSP_RETURN_IF_ERROR(on_error.Finish());
   DSP_RETURN_IF_ERROR(reader.Finish());
   if (!tmpl) return InvalidArgument("template: is required (the template's text)");
   request.template_text = tmpl->is_string() ? tmpl->get<std::string>() : tmpl->dump();
@@ -261,6 +276,77 @@ Result<deploy::DeployRequest> Deployments::ReadRequest(const std::string& group,
     request.parameters = arm::Value::parse(parameters->dump());
   }
   return request;
+}
+
+Result<Deployment> Deployments::RollbackTarget(const std::string& group, const std::string& name,
+                                               const OrderedJson& on_error) {
+  const std::string type = on_error.value("type", "");
+  std::optional<Deployment> target;
+  if (type == "SpecificDeployment") {
+    const std::string wanted = on_error.value("deploymentName", "");
+    auto d = store_.GetDeployment(group, wanted);
+    if (d.status().code() == StatusCode::kNotFound) {
+      return NotFound("DeploymentNotFound: the deployment '" + wanted + "' to roll back to was not found in resource group '" +
+                      group + "'");
+    }
+    DSP_RETURN_IF_ERROR(d.status());
+    if (EqualsIgnoreCase(d->name, name)) {
+      return InvalidArgument("InvalidOnErrorDeployment: a deployment cannot roll back to itself");
+    }
+    if (d->state != ProvisioningState::kSucceeded) {
+      return FailedPrecondition("InvalidOnErrorDeployment: the deployment '" + d->name + "' to roll back to is " +
+                                std::string(ProvisioningStateName(d->state)) + ", not Succeeded");
+    }
+    target = std::move(*d);
+  } else {
+    DSP_ASSIGN_OR_RETURN(std::vector<Deployment> all, store_.ListDeployments(group));
+    for (Deployment& d : all) {
+      if (d.state != ProvisioningState::kSucceeded || EqualsIgnoreCase(d.name, name)) continue;
+      if (!target || d.timestamp > target->timestamp) target = std::move(d);
+    }
+    if (!target) {
+      return FailedPrecondition("InvalidOnErrorDeployment: resource group '" + group +
+                                "' has no successful deployment (other than '" + name + "') to roll back to");
+    }
+  }
+  if (!target->source.is_object() || !target->source.contains("template")) {
+    return FailedPrecondition("InvalidOnErrorDeployment: the deployment '" + target->name +
+                              "' was made before dspool kept deployments' templates; deploy it again first");
+  }
+  return *target;
+}
+
+void Deployments::RollBack(deploy::Deployer& deployer, const deploy::DeployRequest& failed,
+                           const std::atomic<bool>& cancelled) {
+  const std::string what = "rollback of " + failed.group + "/" + failed.name;
+  auto target = RollbackTarget(failed.group, failed.name, failed.on_error);
+  if (!target.ok()) {
+    DSP_LOG(kError, kLog) << what << ": " << target.status();
+    return;
+  }
+  deploy::DeployRequest again;
+  again.group = failed.group;
+  again.name = target->name;
+  again.mode = target->mode;
+  again.template_text = target->source["template"].get<std::string>();
+  again.template_source = "the deployment '" + target->name + "' (rollback of '" + failed.name + "')";
+  again.template_link = target->template_link;
+  again.parameters = arm::Value::parse(target->source.value("parameters", OrderedJson::object()).dump());
+  again.actor = failed.actor;
+  arm::ArmError error;
+  auto plan = deployer.Validate(again, &error);
+  if (!plan.ok()) {
+    DSP_LOG(kError, kLog) << what << " to '" << again.name << "': " << plan.status();
+    return;
+  }
+  auto record = deployer.Start(again, *plan);
+  if (!record.ok()) {
+    DSP_LOG(kError, kLog) << what << " to '" << again.name << "': " << record.status();
+    return;
+  }
+  Deployment final = deployer.Run(again, std::move(*plan), std::move(*record), cancelled);
+  DSP_LOG(kInfo, kLog) << what << ": deployment " << final.group << "/" << final.name << " "
+                       << ProvisioningStateName(final.state);
 }
 
 Result<Response> Deployments::PutDeployment(const std::string& group, const std::string& name, const Request& r,
@@ -274,6 +360,7 @@ Result<Response> Deployments::PutDeployment(const std::string& group, const std:
       return FailedPrecondition("DeploymentActive: the deployment '" + name + "' is running; wait for it or cancel it");
     }
   }
+  if (!request.on_error.is_null()) DSP_RETURN_IF_ERROR(RollbackTarget(group, name, request.on_error).status());
   arm::ArmError error;
   auto plan = deployer->Validate(request, &error);
   if (!plan.ok()) return ArmFailure(plan.status(), error);
@@ -288,10 +375,12 @@ Result<Response> Deployments::PutDeployment(const std::string& group, const std:
     DSP_ASSIGN_OR_RETURN(record, deployer->Start(request, *plan));
     Running& run = running_.emplace_back();
     run.key = StoreKey(group) + "/" + StoreKey(name);
-    run.thread = std::thread([deployer, &run, request = std::move(request), plan = std::move(*plan), record]() mutable {
+    run.thread = std::thread([this, deployer, &run, request = std::move(request), plan = std::move(*plan),
+                              record]() mutable {
       Deployment final = deployer->Run(request, std::move(plan), std::move(record), run.cancelled);
       DSP_LOG(kInfo, kLog) << "deployment " << final.group << "/" << final.name << ": "
                            << ProvisioningStateName(final.state);
+      if (final.state == ProvisioningState::kFailed && !request.on_error.is_null()) RollBack(*deployer, request, run.cancelled);
       run.done = true;
     });
   }
@@ -453,7 +542,8 @@ Status Deployments::WaitReady(const std::string& pool, int64_t count, std::chron
     int64_t ready = 0;
     for (const Instance& i : instances) {
       if (i.standby) continue;
-      if (i.phase == InstancePhase::kFailed) {
+      // One beyond the count (a scale-in, a rollback's) is on its way out.
+      if (i.phase == InstancePhase::kFailed && i.index < count) {
         return Unavailable("instance " + i.id.value() + " of pool '" + pool + "' failed: " + i.reason);
       }
       ready += i.phase == InstancePhase::kReady;

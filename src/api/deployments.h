@@ -87,6 +87,15 @@ class Deployments final : private deploy::PoolControl {
   // The deployment's thread while it runs; nullptr once its record is
   // final (then the thread is joined). REQUIRES: mu_ held.
   Running* FindRunning(const std::string& group, const std::string& name);
+  // The Succeeded deployment of `group` that `on_error` (ARM's
+  // onErrorDeployment) names: the one it names, or the latest other than
+  // `name`. Errors as ARM's when there is none or it cannot be deployed
+  // again.
+  Result<Deployment> RollbackTarget(const std::string& group, const std::string& name, const OrderedJson& on_error);
+  // After `failed` failed: deploys its rollback target again, on the
+  // calling thread (`cancelled`, the failed deployment's, ends it too), and
+  // logs how that went.
+  void RollBack(deploy::Deployer& deployer, const deploy::DeployRequest& failed, const std::atomic<bool>& cancelled);
   void Reap();  // joins the finished threads; REQUIRES: mu_ held
   // Marks the deployments the last server left Running as Failed.
   void FailInterrupted();

@@ -79,8 +79,14 @@ void AddArmCommands(CLI::App& app, ClientAction& action) {
     dcreate->add_flag("--what-if,-w", f->deployment.what_if, "Show what the deployment would change, and stop");
     dcreate->add_flag("--confirm-with-what-if,-c", f->deployment.confirm_with_what_if,
                       "Show what the deployment would change, and ask before deploying");
-    dcreate->add_flag("--rollback-on-error", f->deployment.rollback_on_error, "Not supported yet");
-    dcreate->callback([&action, f, warn] {
+    CLI::Option* rollback =
+        dcreate
+            ->add_option("--rollback-on-error", f->deployment.rollback_to,
+                         "On failure, deploy again the named deployment, or without a name the group's last "
+                         "successful one")
+            ->expected(0, 1);
+    dcreate->callback([&action, f, warn, rollback] {
+      f->deployment.rollback_on_error = rollback->count() > 0;
       action = warn("create", [f](const CommandContext& c) { return DeploymentCreate(c, f->deployment); });
     });
     CLI::App* validate = parent->add_subcommand("validate", "Validate whether a template is valid" + note);

@@ -248,10 +248,12 @@ Status GroupDelete(const CommandContext& ctx, const std::string& name, bool yes)
 // ---------------------------------------------------------------- deployments
 
 Status DeploymentCreate(const CommandContext& ctx, const DeploymentArgs& args) {
-  if (args.rollback_on_error) {
-    return InvalidArgument("--rollback-on-error is not supported yet: deploy the last good template again");
-  }
   DSP_ASSIGN_OR_RETURN(Json body, DeploymentBody(ctx, args));
+  if (args.rollback_on_error) {
+    body["onErrorDeployment"] = args.rollback_to.empty()
+                                    ? Json{{"type", "LastSuccessful"}}
+                                    : Json{{"type", "SpecificDeployment"}, {"deploymentName", args.rollback_to}};
+  }
   const std::string name = DeploymentName(args);
   if (args.what_if || args.confirm_with_what_if) {
     DSP_RETURN_IF_ERROR(WhatIfAndPrint(ctx, name, args, body));

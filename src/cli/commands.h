@@ -156,7 +156,10 @@ struct DeploymentArgs {
   bool no_wait = false;
   bool what_if = false;               // show the changes only
   bool confirm_with_what_if = false;  // show them, ask, then deploy
-  bool rollback_on_error = false;     // refused: not supported yet
+  // --rollback-on-error [NAME]: on failure, deploy NAME (or the group's
+  // last successful deployment, without one) again.
+  bool rollback_on_error = false;
+  std::string rollback_to;
 };
 // Sends the template and parameters (missing ones asked for on a terminal,
 // named all at once without one; `K=V` of a secure one warns that argv is

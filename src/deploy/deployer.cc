@@ -413,6 +413,9 @@ Deployment Deployer::NewRecord(const DeployRequest& request, const Plan& plan, P
   d.template_hash = plan.tmpl->TemplateHash();
   d.template_link = request.template_link;
   d.parameters = plan.tmpl->ParametersRecord();
+  d.on_error = request.on_error;
+  d.source = OrderedJson{{"template", request.template_text},
+                         {"parameters", OrderedJson::parse(request.parameters.dump())}};
   return d;
 }
 

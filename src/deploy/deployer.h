@@ -103,6 +103,8 @@ struct DeployRequest {
   std::string template_link;                 // the URI it came from; empty for a file
   arm::Value parameters = arm::Value::object();  // assembled: name → {"value": v}
   std::string actor;
+  // --rollback-on-error (Deployment::on_error); null without.
+  OrderedJson on_error;
 };
 
 struct DeployerOptions {

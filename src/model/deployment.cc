@@ -156,7 +156,9 @@ OrderedJson DeploymentToJson(const Deployment& d) {
           {"outputs", d.outputs},
           {"outputResources", d.output_resources},
           {"error", d.error},
-          {"operations", ops}};
+          {"operations", ops},
+          {"onErrorDeployment", d.on_error},
+          {"source", d.source}};
 }
 
 Result<Deployment> DeploymentFromJson(const OrderedJson& json) {
@@ -175,6 +177,8 @@ Result<Deployment> DeploymentFromJson(const OrderedJson& json) {
     d.outputs = json.at("outputs");
     d.output_resources = json.at("outputResources").get<std::vector<std::string>>();
     d.error = json.at("error");
+    d.on_error = json.value("onErrorDeployment", OrderedJson());
+    d.source = json.value("source", OrderedJson());
     for (const OrderedJson& o : json.at("operations")) {
       DeploymentOperation op;
       op.operation_id = o.at("operationId").get<std::string>();
@@ -205,7 +209,7 @@ OrderedJson DeploymentToAzJson(const Deployment& d, const std::string& subscript
                     {"duration", IsoDuration(d.duration_ms)},
                     {"error", d.error},
                     {"mode", d.mode},
-                    {"onErrorDeployment", nullptr},
+                    {"onErrorDeployment", d.on_error},
                     {"outputResources", resources},
                     {"outputs", d.outputs.empty() ? OrderedJson(nullptr) : d.outputs},
                     {"parameters", d.parameters},

@@ -88,6 +88,14 @@ struct Deployment {
   std::vector<std::string> output_resources;       // resource IDs
   OrderedJson error;                               // az's error object, or null
   std::vector<DeploymentOperation> operations;
+  // --rollback-on-error: {"type": "LastSuccessful" | "SpecificDeployment",
+  // "deploymentName": ...}, as ARM's onErrorDeployment; null without.
+  OrderedJson on_error;
+  // What a rollback deploys again: {"template": text, "parameters": {p:
+  // {"value"}}, secure values included}. In the server's state only
+  // (root's, 0600, as the storage accounts' keys until the vault); never in
+  // az's form or any answer.
+  OrderedJson source;
   friend bool operator==(const Deployment&, const Deployment&) = default;
 };
 

@@ -1102,6 +1102,55 @@ TEST_F(DeploymentApiTest, ARunningDeploymentIsCancelled) {
   EXPECT_THAT(r.body, HasSubstr("DeploymentCannotBeCancelled"));
 }
 
+// --rollback-on-error: a failed deployment deploys the group's last
+// successful one again, from the template and parameters it kept.
+TEST_F(DeploymentApiTest, AFailedDeploymentRollsBackToTheLastSuccessfulOne) {
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1", R"({"location": "local"})").status, 201);
+  Json wrong = Json::parse(SampleBody(3));
+  wrong["onErrorDeployment"] = {{"type", "LastSuccessful"}};
+  Response r = Call("PUT", "/v1/groups/rg1/deployments/bigger", wrong.dump());
+  ASSERT_EQ(r.status, 409) << r.body;  // nothing to roll back to yet: refused before anything is made
+  EXPECT_THAT(r.body, HasSubstr("InvalidOnErrorDeployment: resource group 'rg1' has no successful deployment"));
+  EXPECT_FALSE(store_.GetPool(PoolName("pool1")).ok());
+
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1/deployments/good", SampleBody(2)).status, 201);
+  ASSERT_TRUE(WaitFor([&] { return store_.GetPool(PoolName("pool1")).ok(); }));
+  AddInstance("pool1", 0);
+  AddInstance("pool1", 1);
+  ASSERT_TRUE(WaitFor([&] { return DeploymentState("good") == "Succeeded"; })) << DeploymentState("good");
+  const std::string good_run = Body(Call("GET", "/v1/groups/rg1/deployments/good"))["properties"]["correlationId"];
+
+  Json missing = wrong;
+  missing["onErrorDeployment"] = {{"type", "SpecificDeployment"}, {"deploymentName", "nope"}};
+  r = Call("PUT", "/v1/groups/rg1/deployments/bigger", missing.dump());
+  EXPECT_EQ(r.status, 404) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("DeploymentNotFound: the deployment 'nope' to roll back to"));
+  missing["onErrorDeployment"] = {{"type", "Sometimes"}};
+  r = Call("PUT", "/v1/groups/rg1/deployments/bigger", missing.dump());
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("onErrorDeployment.type: 'Sometimes' is not LastSuccessful or SpecificDeployment"));
+  EXPECT_EQ(Call("GET", "/v1/groups/rg1/deployments/bigger").status, 404);
+
+  // Three instances, the third fails: the deployment fails, and "good"
+  // runs again, bringing the pool back to two.
+  r = Call("PUT", "/v1/groups/rg1/deployments/bigger", wrong.dump());
+  ASSERT_EQ(r.status, 201) << r.body;
+  ASSERT_TRUE(WaitFor([&] { return store_.GetPool(PoolName("pool1"))->spec.instance_count == 3; }));
+  AddInstance("pool1", 2, InstancePhase::kFailed);
+  ASSERT_TRUE(WaitFor([&] { return DeploymentState("bigger") == "Failed"; })) << DeploymentState("bigger");
+  Json failed = Body(Call("GET", "/v1/groups/rg1/deployments/bigger"));
+  EXPECT_EQ(failed["properties"]["onErrorDeployment"], Json::parse(R"({"type": "LastSuccessful"})"));
+  ASSERT_TRUE(WaitFor([&] {
+    Json good = Body(Call("GET", "/v1/groups/rg1/deployments/good"));
+    return good["properties"]["provisioningState"] == "Succeeded" && good["properties"]["correlationId"] != good_run;
+  }));
+  EXPECT_EQ(store_.GetPool(PoolName("pool1"))->spec.instance_count, 2);
+  // What it kept to deploy again is never shown.
+  r = Call("GET", "/v1/groups/rg1/deployments/good");
+  EXPECT_EQ(r.body.find("Pa55-word-xyz"), std::string::npos);
+  EXPECT_EQ(r.body.find("\"source\""), std::string::npos);
+}
+
 class StorageApiTest : public ApiTest {
  protected:
   void SetUp() override {

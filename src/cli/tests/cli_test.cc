@@ -746,6 +746,24 @@ TEST_F(CliTest, DeploymentCreateNamesEveryMissingParameterWithoutATerminal) {
   EXPECT_EQ(out_, "");  // --no-wait
 }
 
+TEST_F(CliTest, RollbackOnErrorNamesADeploymentOrTheLastSuccessfulOne) {
+  const std::string tmpl = WriteFile("tmpl.json", kTemplate);
+  Answer("PUT /v1/groups/rg1/deployments/tmpl", 201, DeploymentJson("Running"));
+  ASSERT_EQ(Run({"deployment", "group", "create", "-g", "rg1", "-f", tmpl, "-p", "name=a", "pw=b", "--no-wait",
+                 "--rollback-on-error"}),
+            0)
+      << err_;
+  EXPECT_EQ(Json::parse(seen().back().body)["onErrorDeployment"], Json::parse(R"({"type": "LastSuccessful"})"));
+  ASSERT_EQ(Run({"deployment", "group", "create", "-g", "rg1", "-f", tmpl, "-p", "name=a", "pw=b", "--no-wait",
+                 "--rollback-on-error", "good"}),
+            0)
+      << err_;
+  EXPECT_EQ(Json::parse(seen().back().body)["onErrorDeployment"],
+            Json::parse(R"({"type": "SpecificDeployment", "deploymentName": "good"})"));
+  ASSERT_EQ(Run({"deployment", "group", "create", "-g", "rg1", "-f", tmpl, "-p", "name=a", "pw=b", "--no-wait"}), 0);
+  EXPECT_FALSE(Json::parse(seen().back().body).contains("onErrorDeployment"));
+}
+
 TEST_F(CliTest, DeploymentErrorsAreAzs) {
   const std::string tmpl = WriteFile("tmpl.json", kTemplate);
   Answer("PUT /v1/groups/rg1/deployments/dep", 400,
