@@ -286,8 +286,8 @@ Result<Deployment> Deployments::RollbackTarget(const std::string& group, const s
     const std::string wanted = on_error.value("deploymentName", "");
     auto d = store_.GetDeployment(group, wanted);
     if (d.status().code() == StatusCode::kNotFound) {
-      return NotFound("DeploymentNotFound: the deployment '" + wanted + "' to roll back to was not found in resource group '" +
-                      group + "'");
+      return NotFound("DeploymentNotFound: the deployment '" + wanted +
+                      "' to roll back to was not found in resource group '" + group + "'");
     }
     DSP_RETURN_IF_ERROR(d.status());
     if (EqualsIgnoreCase(d->name, name)) {
@@ -380,7 +380,9 @@ Result<Response> Deployments::PutDeployment(const std::string& group, const std:
       Deployment final = deployer->Run(request, std::move(plan), std::move(record), run.cancelled);
       DSP_LOG(kInfo, kLog) << "deployment " << final.group << "/" << final.name << ": "
                            << ProvisioningStateName(final.state);
-      if (final.state == ProvisioningState::kFailed && !request.on_error.is_null()) RollBack(*deployer, request, run.cancelled);
+      if (final.state == ProvisioningState::kFailed && !request.on_error.is_null()) {
+        RollBack(*deployer, request, run.cancelled);
+      }
       run.done = true;
     });
   }
