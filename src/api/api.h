@@ -207,9 +207,11 @@ class Api {
   // `force` removes what scale-in takes at once.
   Result<Pool> ScalePoolTo(const PoolName& name, std::optional<int64_t> count, std::optional<int64_t> standby,
                            bool force, const std::string& actor);
-  // Replaces the pool's network security groups: the gateway applies them
-  // to new connections at once, the reconcile loop to its bridge.
-  Result<Pool> SetPoolSecurity(const PoolName& name, const NetworkSecurity& security, const std::string& actor);
+  // Replaces the pool's network security groups and the address space
+  // their VirtualNetwork tag holds: the gateway applies them to new
+  // connections at once, the reconcile loop to its bridge.
+  Result<Pool> SetPoolSecurity(const PoolName& name, const NetworkSecurity& security,
+                               const std::vector<Ipv4Subnet>& address_space, const std::string& actor);
   // Keeps `setting` with the pool (nullopt: removes it).
   Result<Pool> SetPoolAutoscale(const PoolName& name, const std::optional<AutoscaleSetting>& setting,
                                 const std::string& actor);

@@ -30,13 +30,15 @@ Status GroupNotFound(const std::string& group) {
 }
 
 // The pool spec without what a redeploy may change (the size, the network
-// security groups) or may not see (the admin's password, hashed).
+// security groups and the address space their tags read) or may not see
+// (the admin's password, hashed).
 Json Comparable(const PoolSpec& spec) {
   Json j = PoolSpecToJson(spec, Secrets::kInclude);
   j.erase("instanceCount");
   j.erase("standbyCount");
   j["network"].erase("subnetSecurityGroup");
   j["network"].erase("nicSecurityGroup");
+  j["network"].erase("addressSpace");
   j.erase("autoscale");  // the setting's own resource keeps it
   if (j.contains("adminUser")) {
     j["adminUser"].erase("passwordHash");
@@ -126,7 +128,7 @@ Result<deploy::Deployer*> Deployments::GetDeployer() {
 }
 
 Deployments::Running* Deployments::FindRunning(const std::string& group, const std::string& name) {
-  const std::string key = StoreKey(group) + "/" + StoreKey(name);
+  const std::string key = RunKey(group, name);
   for (Running& r : running_) {
     if (r.key != key || r.done) continue;
     // Its record says it ended: the thread is only returning.
@@ -219,6 +221,11 @@ Result<Response> Deployments::DeleteGroup(const std::string& group, const std::s
                                   "' is running; cancel it first");
       }
     }
+  }
+  {
+    std::lock_guard lock(mu_);
+    const std::string prefix = RunKey(group, "");
+    std::erase_if(secure_values_, [&](const auto& kv) { return kv.first.rfind(prefix, 0) == 0; });
   }
   DSP_ASSIGN_OR_RETURN(std::vector<ArmResource> resources, store_.ListResources(group));
   WriteBatch batch;
@@ -313,6 +320,16 @@ Result<Deployment> Deployments::RollbackTarget(const std::string& group, const s
     return FailedPrecondition("InvalidOnErrorDeployment: the deployment '" + target->name +
                               "' was made before dspool kept deployments' templates; deploy it again first");
   }
+  const OrderedJson secure = target->source.value("secureParameters", OrderedJson::array());
+  std::lock_guard lock(mu_);
+  if (!secure.empty() && !secure_values_.count(RunKey(group, target->name))) {
+    std::string names;
+    for (const OrderedJson& n : secure) names += (names.empty() ? "" : ", ") + n.get<std::string>();
+    return FailedPrecondition("InvalidOnErrorDeployment: the deployment '" + target->name +
+                              "' has secure parameters (" + names +
+                              "), which are never stored: the server keeps them in memory, and it has restarted "
+                              "since that deployment ran; deploy it again first");
+  }
   return *target;
 }
 
@@ -332,6 +349,11 @@ void Deployments::RollBack(deploy::Deployer& deployer, const deploy::DeployReque
   again.template_source = "the deployment '" + target->name + "' (rollback of '" + failed.name + "')";
   again.template_link = target->template_link;
   again.parameters = arm::Value::parse(target->source.value("parameters", OrderedJson::object()).dump());
+  {
+    std::lock_guard lock(mu_);
+    auto secure = secure_values_.find(RunKey(again.group, again.name));
+    if (secure != secure_values_.end()) again.parameters.update(secure->second);
+  }
   again.actor = failed.actor;
   arm::ArmError error;
   auto plan = deployer.Validate(again, &error);
@@ -347,6 +369,10 @@ void Deployments::RollBack(deploy::Deployer& deployer, const deploy::DeployReque
   Deployment final = deployer.Run(again, std::move(*plan), std::move(*record), cancelled);
   DSP_LOG(kInfo, kLog) << what << ": deployment " << final.group << "/" << final.name << " "
                        << ProvisioningStateName(final.state);
+}
+
+std::string Deployments::RunKey(const std::string& group, const std::string& name) {
+  return StoreKey(group) + "/" + StoreKey(name);
 }
 
 Result<Response> Deployments::PutDeployment(const std::string& group, const std::string& name, const Request& r,
@@ -373,8 +399,9 @@ Result<Response> Deployments::PutDeployment(const std::string& group, const std:
       return FailedPrecondition("DeploymentActive: the deployment '" + name + "' is running; wait for it or cancel it");
     }
     DSP_ASSIGN_OR_RETURN(record, deployer->Start(request, *plan));
+    secure_values_[RunKey(group, name)] = deploy::SecureParameterValues(request, *plan);
     Running& run = running_.emplace_back();
-    run.key = StoreKey(group) + "/" + StoreKey(name);
+    run.key = RunKey(group, name);
     run.thread = std::thread([this, deployer, &run, request = std::move(request), plan = std::move(*plan),
                               record]() mutable {
       Deployment final = deployer->Run(request, std::move(plan), std::move(record), run.cancelled);
@@ -455,6 +482,8 @@ Result<Response> Deployments::DeleteDeployment(const std::string& group, const s
   }
   // Only the record goes; its resources stay (as on Azure).
   DSP_RETURN_IF_ERROR(store_.Write(WriteBatch().Add(WriteBatch::DeleteDeployment{group, name})));
+  std::lock_guard lock(mu_);
+  secure_values_.erase(RunKey(group, name));
   return JsonOk(200, Json::object());
 }
 
@@ -525,8 +554,10 @@ Result<std::string> Deployments::ApplyPool(const Json& json, const std::string& 
   std::optional<int64_t> scale;
   DSP_ASSIGN_OR_RETURN(std::optional<Pool> existing, OwnedPool(spec, owner, &scale));
   if (existing) {
-    if (existing->spec.network.security != spec.network.security) {
-      DSP_RETURN_IF_ERROR(api_.SetPoolSecurity(spec.name, spec.network.security, actor).status());
+    if (existing->spec.network.security != spec.network.security ||
+        existing->spec.network.address_space != spec.network.address_space) {
+      DSP_RETURN_IF_ERROR(
+          api_.SetPoolSecurity(spec.name, spec.network.security, spec.network.address_space, actor).status());
     }
     if (scale) DSP_RETURN_IF_ERROR(api_.ScalePoolTo(spec.name, scale, std::nullopt, false, actor).status());
     return std::string("OK");

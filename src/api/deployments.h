@@ -87,6 +87,7 @@ class Deployments final : private deploy::PoolControl {
   // The deployment's thread while it runs; nullptr once its record is
   // final (then the thread is joined). REQUIRES: mu_ held.
   Running* FindRunning(const std::string& group, const std::string& name);
+  static std::string RunKey(const std::string& group, const std::string& name);
   // The Succeeded deployment of `group` that `on_error` (ARM's
   // onErrorDeployment) names: the one it names, or the latest other than
   // `name`. Errors as ARM's when there is none or it cannot be deployed
@@ -110,6 +111,11 @@ class Deployments final : private deploy::PoolControl {
   std::mutex mu_;
   std::unique_ptr<deploy::Deployer> deployer_;  // made at first use; guarded by mu_
   std::list<Running> running_;                  // guarded by mu_
+  // Each deployment's secure parameter values, by RunKey, for a rollback
+  // to deploy it again: in memory only (never stored), so a rollback to a
+  // deployment with secure parameters that ran before the server started
+  // is refused. Guarded by mu_.
+  std::map<std::string, arm::Value> secure_values_;
 };
 
 }  // namespace dspool

@@ -299,12 +299,14 @@ Result<Pool> Api::UpdatePoolSpec(const PoolName& name, const std::string& kind,
   }
 }
 
-Result<Pool> Api::SetPoolSecurity(const PoolName& name, const NetworkSecurity& security, const std::string& actor) {
+Result<Pool> Api::SetPoolSecurity(const PoolName& name, const NetworkSecurity& security,
+                                  const std::vector<Ipv4Subnet>& address_space, const std::string& actor) {
   auto describe = [](const std::optional<SecurityGroup>& g) {
     return g ? "'" + g->name + "' (" + std::to_string(g->rules.size()) + " rules)" : std::string("none");
   };
   return UpdatePoolSpec(name, "pool.security", [&](PoolSpec& spec) {
     spec.network.security = security;
+    spec.network.address_space = address_space;
     return "subnet group " + describe(security.subnet) + ", NIC group " + describe(security.nic);
   }, actor);
 }

@@ -194,6 +194,17 @@ std::string AutoscaleTarget(const ArmResource& r) {
 
 }  // namespace
 
+arm::Value SecureParameterValues(const DeployRequest& request, const Plan& plan) {
+  const std::set<std::string> secure = plan.tmpl->SecureParameters();
+  arm::Value out = arm::Value::object();
+  for (const auto& [name, value] : request.parameters.items()) {
+    for (const std::string& s : secure) {
+      if (EqualsIgnoreCase(s, name)) out[name] = value;
+    }
+  }
+  return out;
+}
+
 Deployer::Deployer(StateStore& store, const Clock& clock, PoolControl& pools, StorageControl& storage,
                    const Catalog& catalog, DeployerOptions options, std::function<std::string()> new_guid)
     : store_(store), clock_(clock), pools_(pools), storage_(storage), catalog_(catalog), options_(std::move(options)),
@@ -414,8 +425,13 @@ Deployment Deployer::NewRecord(const DeployRequest& request, const Plan& plan, P
   d.template_link = request.template_link;
   d.parameters = plan.tmpl->ParametersRecord();
   d.on_error = request.on_error;
-  d.source = OrderedJson{{"template", request.template_text},
-                         {"parameters", OrderedJson::parse(request.parameters.dump())}};
+  const arm::Value secure = SecureParameterValues(request, plan);
+  OrderedJson kept = OrderedJson::object(), secure_names = OrderedJson::array();
+  for (const auto& [name, value] : request.parameters.items()) {
+    if (secure.contains(name)) secure_names.push_back(name);
+    else kept[name] = OrderedJson::parse(value.dump());
+  }
+  d.source = OrderedJson{{"template", request.template_text}, {"parameters", kept}, {"secureParameters", secure_names}};
   return d;
 }
 

@@ -133,6 +133,10 @@ struct Plan {
   std::map<std::string, StorageAccount> accounts;
 };
 
+// The parameters of `request` whose declared type is secure (securestring,
+// secureObject), as {name: {"value"}}: never stored (Deployment::source).
+arm::Value SecureParameterValues(const DeployRequest& request, const Plan& plan);
+
 class Deployer {
  public:
   Deployer(StateStore& store, const Clock& clock, PoolControl& pools, StorageControl& storage, const Catalog& catalog,

@@ -92,9 +92,9 @@ struct Deployment {
   // "deploymentName": ...}, as ARM's onErrorDeployment; null without.
   OrderedJson on_error;
   // What a rollback deploys again: {"template": text, "parameters": {p:
-  // {"value"}}, secure values included}. In the server's state only
-  // (root's, 0600, as the storage accounts' keys until the vault); never in
-  // az's form or any answer.
+  // {"value"}} without the secure ones, "secureParameters": [names]}.
+  // Secure values are never stored: the server keeps them in memory only
+  // (api/deployments.h). Never in az's form or any answer.
   OrderedJson source;
   friend bool operator==(const Deployment&, const Deployment&) = default;
 };

@@ -1145,10 +1145,17 @@ TEST_F(DeploymentApiTest, AFailedDeploymentRollsBackToTheLastSuccessfulOne) {
     return good["properties"]["provisioningState"] == "Succeeded" && good["properties"]["correlationId"] != good_run;
   }));
   EXPECT_EQ(store_.GetPool(PoolName("pool1"))->spec.instance_count, 2);
-  // What it kept to deploy again is never shown.
+  // What it kept to deploy again is never shown, and its secure values are
+  // not stored at all.
   r = Call("GET", "/v1/groups/rg1/deployments/good");
   EXPECT_EQ(r.body.find("Pa55-word-xyz"), std::string::npos);
   EXPECT_EQ(r.body.find("\"source\""), std::string::npos);
+  auto stored = store_.GetDeployment("rg1", "good");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->source["parameters"]["vmssName"]["value"], "pool1");
+  EXPECT_EQ(stored->source.dump().find("Pa55-word-xyz"), std::string::npos);
+  EXPECT_EQ(stored->source.dump().find("KEY-abc"), std::string::npos);
+  EXPECT_EQ(stored->source["secureParameters"], Json::parse(R"(["adminPassword", "storageAccountKey"])"));
 }
 
 class StorageApiTest : public ApiTest {
