@@ -122,5 +122,7 @@ dsp group delete -n TPL --yes || fail "group delete"
 gone() { ! dsp pool show "$POOL" >/dev/null 2>&1; }
 wait_until 120 "pool $POOL deleted" gone
 [[ -d "$WORK/storage/$ACCOUNT/deleted/projects" ]] || fail "the deleted share's files are gone"
+nothing_left() { [[ -z "$(leftovers "$POOL")" ]]; }
+wait_until 60 "nothing of pool $POOL left on the host (its bridge's security table included)" nothing_left
 pass "group delete: the pool goes; the shares' files are kept, deleted"
 finish

@@ -310,6 +310,7 @@ leftovers() {
     # (other tests' pools may be running at the same time).
     ip -o link show | grep -E "dsp-$pool[:@ ]" || true
     ip -o link show | grep "dspv" | grep -v " master dsp-" || true
+    nft list table inet "dspool_$pool" 2>/dev/null | head -1 || true  # its network security rules
     grep -E " $DATA/" /proc/mounts || true
     ls "$DATA/lxc/containers" "$DATA/lxc/networks" 2>/dev/null | grep -v "^/\|^$" || true
     ls "$DATA/instances" 2>/dev/null || true
@@ -355,6 +356,7 @@ cleanup() {
   done
   for l in $(ip -o link show | grep -o "dsp-${POOL:-none}[^:@]*"); do ip link del "$l" 2>/dev/null; done
   nft delete element inet dspool same_bridge "{ \"dsp-${POOL:-none}\" . \"dsp-${POOL:-none}\" }" 2>/dev/null
+  nft delete table inet "dspool_${POOL:-none}" 2>/dev/null  # its network security rules
   # Mounts left under WORK (an instance's root, mounted while it starts, by
   # a server killed then) come off first: removing WORK never walks into
   # them, nor off its file system.

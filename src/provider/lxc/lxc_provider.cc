@@ -285,9 +285,12 @@ Result<std::vector<PoolName>> LxcProvider::ListNetworks() {
     if (exists) {
       out.emplace_back(pool);
     } else {
-      // The bridge is gone (a reboot, someone's `ip link del`): forget it,
-      // so the reconciler makes it again or lets its pool go. Under the
-      // lock, so this never races EnsureNetwork's marker-then-bridge.
+      // The bridge is gone (a reboot, someone's `ip link del`): forget it
+      // and its security rules, so the reconciler makes it again or lets
+      // its pool go. Under the lock, so this never races EnsureNetwork's
+      // marker-then-bridge.
+      DSP_RETURN_IF_ERROR(RunNft(RemoveBridgeFilterScript(PoolName(pool)), "removing the network security rules of " +
+                                                                             BridgeName(PoolName(pool))));
       DSP_RETURN_IF_ERROR(RemoveTree(networks_dir_ + "/" + pool));
     }
   }
