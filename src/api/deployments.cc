@@ -223,7 +223,7 @@ Result<Response> Deployments::DeleteGroup(const std::string& group, const std::s
     }
   }
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(secure_mu_);
     const std::string prefix = RunKey(group, "");
     std::erase_if(secure_values_, [&](const auto& kv) { return kv.first.rfind(prefix, 0) == 0; });
   }
@@ -321,7 +321,7 @@ Result<Deployment> Deployments::RollbackTarget(const std::string& group, const s
                               "' was made before dspool kept deployments' templates; deploy it again first");
   }
   const OrderedJson secure = target->source.value("secureParameters", OrderedJson::array());
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(secure_mu_);
   if (!secure.empty() && !secure_values_.count(RunKey(group, target->name))) {
     std::string names;
     for (const OrderedJson& n : secure) names += (names.empty() ? "" : ", ") + n.get<std::string>();
@@ -350,7 +350,7 @@ void Deployments::RollBack(deploy::Deployer& deployer, const deploy::DeployReque
   again.template_link = target->template_link;
   again.parameters = arm::Value::parse(target->source.value("parameters", OrderedJson::object()).dump());
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(secure_mu_);
     auto secure = secure_values_.find(RunKey(again.group, again.name));
     if (secure != secure_values_.end()) again.parameters.update(secure->second);
   }
@@ -399,7 +399,10 @@ Result<Response> Deployments::PutDeployment(const std::string& group, const std:
       return FailedPrecondition("DeploymentActive: the deployment '" + name + "' is running; wait for it or cancel it");
     }
     DSP_ASSIGN_OR_RETURN(record, deployer->Start(request, *plan));
-    secure_values_[RunKey(group, name)] = deploy::SecureParameterValues(request, *plan);
+    {
+      std::lock_guard secure_lock(secure_mu_);
+      secure_values_[RunKey(group, name)] = deploy::SecureParameterValues(request, *plan);
+    }
     Running& run = running_.emplace_back();
     run.key = RunKey(group, name);
     run.thread = std::thread([this, deployer, &run, request = std::move(request), plan = std::move(*plan),
@@ -482,7 +485,7 @@ Result<Response> Deployments::DeleteDeployment(const std::string& group, const s
   }
   // Only the record goes; its resources stay (as on Azure).
   DSP_RETURN_IF_ERROR(store_.Write(WriteBatch().Add(WriteBatch::DeleteDeployment{group, name})));
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(secure_mu_);
   secure_values_.erase(RunKey(group, name));
   return JsonOk(200, Json::object());
 }

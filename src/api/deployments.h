@@ -114,8 +114,10 @@ class Deployments final : private deploy::PoolControl {
   // Each deployment's secure parameter values, by RunKey, for a rollback
   // to deploy it again: in memory only (never stored), so a rollback to a
   // deployment with secure parameters that ran before the server started
-  // is refused. Guarded by mu_.
-  std::map<std::string, arm::Value> secure_values_;
+  // is refused. Its own lock: a deployment's thread reads it (a rollback)
+  // while ~Deployments holds mu_ to join that thread.
+  std::mutex secure_mu_;
+  std::map<std::string, arm::Value> secure_values_;  // guarded by secure_mu_
 };
 
 }  // namespace dspool

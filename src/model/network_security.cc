@@ -162,26 +162,15 @@ Json AddressesToJson(const AddressMatch& m, const std::string& side, Json& props
   return props[side + "AddressPrefixes"] = list;
 }
 
-std::string PortText(const PortRange& r) {
-  if (r.Any()) return "*";
-  return r.first == r.last ? std::to_string(r.first) : std::to_string(r.first) + "-" + std::to_string(r.last);
-}
 
 void PortsToJson(const std::vector<PortRange>& ports, const std::string& side, Json& props) {
   if (ports.size() == 1) {
-    props[side + "PortRange"] = PortText(ports[0]);
+    props[side + "PortRange"] = ports[0].ToString();
     return;
   }
   Json list = Json::array();
-  for (const PortRange& r : ports) list.push_back(PortText(r));
+  for (const PortRange& r : ports) list.push_back(r.ToString());
   props[side + "PortRanges"] = list;
-}
-
-bool AnyPort(const std::vector<PortRange>& ports) {
-  for (const PortRange& r : ports) {
-    if (r.Any()) return true;
-  }
-  return false;
 }
 
 bool InVirtualNetwork(uint32_t address, const TagAddresses& tags) {
@@ -242,6 +231,18 @@ std::string_view RuleProtocolName(RuleProtocol p) {
     case RuleProtocol::kAh: return "Ah";
   }
   return "*";
+}
+
+std::string PortRange::ToString() const {
+  if (Any()) return "*";
+  return first == last ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(last);
+}
+
+bool AnyPort(const std::vector<PortRange>& ports) {
+  for (const PortRange& r : ports) {
+    if (r.Any()) return true;
+  }
+  return false;
 }
 
 bool HasPorts(RuleProtocol p) { return p == RuleProtocol::kAny || p == RuleProtocol::kTcp || p == RuleProtocol::kUdp; }

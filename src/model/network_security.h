@@ -62,6 +62,8 @@ struct PortRange {
   int64_t first = 0;
   int64_t last = 65535;
   bool Any() const { return first == 0 && last == 65535; }
+  // "*", "22" or "8000-8010", as Azure writes ranges.
+  std::string ToString() const;
   friend bool operator==(const PortRange&, const PortRange&) = default;
 };
 
@@ -78,6 +80,9 @@ struct SecurityRule {
   RuleDirection direction = RuleDirection::kInbound;
   friend bool operator==(const SecurityRule&, const SecurityRule&) = default;
 };
+
+// Whether `ports` hold the whole range ("*" among them).
+bool AnyPort(const std::vector<PortRange>& ports);
 
 inline constexpr int64_t kMinRulePriority = 100;
 inline constexpr int64_t kMaxRulePriority = 4096;

@@ -7,20 +7,11 @@
 namespace dspool {
 namespace {
 
+// A set of ranges, none of them "*", as nft reads it.
 std::string PortSet(const std::vector<PortRange>& ports) {
   std::string out;
-  for (const PortRange& r : ports) {
-    if (!out.empty()) out += ", ";
-    out += r.first == r.last ? std::to_string(r.first) : std::to_string(r.first) + "-" + std::to_string(r.last);
-  }
+  for (const PortRange& r : ports) out += (out.empty() ? "" : ", ") + r.ToString();
   return ports.size() == 1 ? out : "{ " + out + " }";
-}
-
-bool AnyPorts(const std::vector<PortRange>& ports) {
-  for (const PortRange& r : ports) {
-    if (r.Any()) return true;
-  }
-  return false;
 }
 
 // One rule's match and verdict, as nft reads it.
@@ -34,12 +25,12 @@ std::string RuleLine(const PortRule& rule) {
     case RuleProtocol::kAh: match = "meta l4proto ah "; break;
     case RuleProtocol::kAny: break;
   }
-  const bool any_ports = AnyPorts(rule.source_ports) && AnyPorts(rule.destination_ports);
+  const bool any_ports = AnyPort(rule.source_ports) && AnyPort(rule.destination_ports);
   if (!any_ports) {
     // Ports ask for a protocol that has them (model: Matches).
     if (rule.protocol == RuleProtocol::kAny) match = "meta l4proto { tcp, udp } ";
-    if (!AnyPorts(rule.source_ports)) match += "th sport " + PortSet(rule.source_ports) + " ";
-    if (!AnyPorts(rule.destination_ports)) match += "th dport " + PortSet(rule.destination_ports) + " ";
+    if (!AnyPort(rule.source_ports)) match += "th sport " + PortSet(rule.source_ports) + " ";
+    if (!AnyPort(rule.destination_ports)) match += "th dport " + PortSet(rule.destination_ports) + " ";
   }
   std::string verdict = rule.access == RuleAccess::kAllow ? "return" : "counter drop";
   return "    " + match + verdict + " comment \"" + rule.name + "\"\n";
