@@ -35,6 +35,11 @@
 
 namespace dspool {
 
+// The largest request body the API reads: a template (ARM's limit is
+// 4 MiB) with the files a local one sends for its relative fileUris
+// (kMaxArtifactBytes, in base64).
+inline constexpr size_t kMaxApiRequestBytes = 16u << 20;
+
 struct HostKey {
   std::string private_key;  // OpenSSH format; secret
   std::string public_key;
@@ -49,10 +54,11 @@ class ApiHooks {
   // the share directory. Errors name the spec field.
   virtual Status CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& existing) = 0;
   // The files each of `extensions` names in its fileUris, fetched (through
-  // the server's mirror map), in FileNames() order: for a pool about to be
-  // made. Errors name the extension and the URI. Writes nothing.
+  // the server's mirror map; a relative one is what `artifacts` has), in
+  // FileNames() order: for a pool about to be made. Errors name the
+  // extension and the URI. Writes nothing.
   virtual Result<std::vector<std::vector<ExtensionFile>>> FetchExtensionFiles(
-      const std::vector<ExtensionSpec>& extensions) = 0;
+      const std::vector<ExtensionSpec>& extensions, const ExtensionArtifacts& artifacts) = 0;
   // Creates the pool's host key if it has none, and keeps `files` (one list
   // per extension of its spec) for its instances. Idempotent.
   virtual Status PreparePool(const PoolSpec& spec, const std::vector<std::vector<ExtensionFile>>& files) = 0;
@@ -198,8 +204,10 @@ class Api {
   // Replaces admin.password with its hash (yescrypt) and wipes it; nothing
   // without one.
   static Status HashAdminPassword(AdminUserSpec& admin);
-  // Creates the pool (and its admin user) after the host's checks.
-  Result<Pool> CreatePoolFromSpec(const PoolSpec& spec, const std::string& actor);
+  // Creates the pool (and its admin user) after the host's checks;
+  // `artifacts` are the files a deployment sent for relative fileUris.
+  Result<Pool> CreatePoolFromSpec(const PoolSpec& spec, const std::string& actor,
+                                  const ExtensionArtifacts& artifacts = {});
   // Marks the pool Deleting (reconcile then removes its instances);
   // nothing if it is already.
   Result<Pool> MarkPoolDeleting(const PoolName& name, const std::string& actor);

@@ -25,6 +25,32 @@ Result<Response> ArmFailure(const Status& s, const arm::ArmError& e) {
   return JsonResponse(HttpStatusFor(s.code()), OrderedJson{{"error", e.ToJson()}}.dump());
 }
 
+// A deployment's `artifacts` (docs/api.md): {"relative/path": "base64"},
+// the files of a local template's relative fileUris. Errors land in `reader`.
+void ReadArtifacts(JsonReader& reader, deploy::DeployRequest* request) {
+  const Json* artifacts = reader.Raw("artifacts");
+  if (!artifacts) return;
+  if (!artifacts->is_object()) return reader.Fail("artifacts", "must be an object of {\"relative/path\": \"base64\"}");
+  if (request->template_link.rfind("http://", 0) == 0 || request->template_link.rfind("https://", 0) == 0) {
+    return reader.Fail("artifacts", "a template from an http(s) URL has its relative fileUris next to it; send no files");
+  }
+  size_t total = 0;
+  for (const auto& [path, text] : artifacts->items()) {
+    const std::string file = "'" + path + "': ";
+    std::optional<std::string> data = text.is_string() ? Base64Decode(text.get<std::string>()) : std::nullopt;
+    if (!IsRelativeFileUri(path)) {
+      return reader.Fail("artifacts", file + "is not a path relative to the template (segments of letters, digits, "
+                                             "'-', '_' and '.'; no '..')");
+    }
+    if (!data) return reader.Fail("artifacts", file + "must be the file's contents in base64");
+    if ((total += data->size()) > kMaxArtifactBytes) {
+      return reader.Fail("artifacts", file + "the files sent pass " + std::to_string(kMaxArtifactBytes >> 20) +
+                                          " MiB in all; put larger ones at a URL");
+    }
+    request->artifacts[path] = std::move(*data);
+  }
+}
+
 Status GroupNotFound(const std::string& group) {
   return NotFound("ResourceGroupNotFound: Resource group '" + group + "' could not be found.");
 }
@@ -260,6 +286,7 @@ Result<deploy::DeployRequest> Deployments::ReadRequest(const std::string& group,
   reader.Optional("source", &request.template_source);
   const Json* tmpl = reader.Raw("template");
   const Json* parameters = reader.Raw("parameters");
+  ReadArtifacts(reader, &request);
   JsonReader on_error = reader.Object("onErrorDeployment");
   std::string type, target;
   on_error.Optional("type", &type);
@@ -531,7 +558,8 @@ Result<std::optional<Pool>> Deployments::OwnedPool(const PoolSpec& spec, const s
   return std::optional<Pool>(*existing);
 }
 
-Result<Json> Deployments::CheckPool(const Json& json, const std::string& owner) {
+Result<Json> Deployments::CheckPool(const Json& json, const std::string& owner, const ExtensionArtifacts& artifacts,
+                                    std::vector<std::string>* missing) {
   DSP_ASSIGN_OR_RETURN(PoolSpec spec, api_.ReadPoolSpec(json));
   std::optional<int64_t> scale;
   DSP_ASSIGN_OR_RETURN(std::optional<Pool> existing, OwnedPool(spec, owner, &scale));
@@ -548,11 +576,21 @@ Result<Json> Deployments::CheckPool(const Json& json, const std::string& owner) 
   DSP_RETURN_IF_ERROR(api_.hooks_.CheckPoolHost(spec, pools));
   // The extensions' files are fetched now too (and again when the pool is
   // made), so a URL that fails, fails the deployment before anything is.
-  DSP_RETURN_IF_ERROR(api_.hooks_.FetchExtensionFiles(spec.extensions).status());
+  // (An existing pool has its files: it needs none sent.)
+  *missing = MissingArtifacts(spec.extensions, artifacts);
+  if (!missing->empty()) {
+    std::string list;
+    for (const std::string& path : *missing) list += (list.empty() ? "" : ", ") + path;
+    return NotFound("pool '" + spec.name.value() + "': its fileUris " + list +
+                    " are relative to the template, and the request sent no files for them: give the template as "
+                    "an http(s) URL, or send them in `artifacts` (dspool's CLI does for a local template)");
+  }
+  DSP_RETURN_IF_ERROR(api_.hooks_.FetchExtensionFiles(spec.extensions, artifacts).status());
   return PoolSpecToJson(spec, Secrets::kInclude);
 }
 
-Result<std::string> Deployments::ApplyPool(const Json& json, const std::string& owner, const std::string& actor) {
+Result<std::string> Deployments::ApplyPool(const Json& json, const std::string& owner, const std::string& actor,
+                                           const ExtensionArtifacts& artifacts) {
   DSP_ASSIGN_OR_RETURN(PoolSpec spec, api_.ReadPoolSpec(json));
   std::optional<int64_t> scale;
   DSP_ASSIGN_OR_RETURN(std::optional<Pool> existing, OwnedPool(spec, owner, &scale));
@@ -566,7 +604,7 @@ Result<std::string> Deployments::ApplyPool(const Json& json, const std::string& 
     return std::string("OK");
   }
   DSP_RETURN_IF_ERROR(Api::HashAdminPassword(spec.admin));  // CheckPool's spec has the hash: nothing to do
-  DSP_RETURN_IF_ERROR(api_.CreatePoolFromSpec(spec, actor).status());
+  DSP_RETURN_IF_ERROR(api_.CreatePoolFromSpec(spec, actor, artifacts).status());
   return std::string("Created");
 }
 

@@ -67,8 +67,10 @@ class Deployments final : private deploy::PoolControl {
   };
 
   // deploy::PoolControl, on the Api's pool code.
-  Result<Json> CheckPool(const Json& spec, const std::string& owner) override;
-  Result<std::string> ApplyPool(const Json& spec, const std::string& owner, const std::string& actor) override;
+  Result<Json> CheckPool(const Json& spec, const std::string& owner, const ExtensionArtifacts& artifacts,
+                         std::vector<std::string>* missing) override;
+  Result<std::string> ApplyPool(const Json& spec, const std::string& owner, const std::string& actor,
+                                const ExtensionArtifacts& artifacts) override;
   Status WaitReady(const std::string& pool, int64_t count, std::chrono::milliseconds timeout,
                    const std::atomic<bool>& cancelled) override;
   Status DeletePool(const std::string& pool, const std::string& actor) override;

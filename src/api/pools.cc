@@ -132,10 +132,11 @@ Status Api::HashAdminPassword(AdminUserSpec& admin) {
   return Status::Ok();
 }
 
-Result<Pool> Api::CreatePoolFromSpec(const PoolSpec& spec, const std::string& actor) {
+Result<Pool> Api::CreatePoolFromSpec(const PoolSpec& spec, const std::string& actor,
+                                     const ExtensionArtifacts& artifacts) {
   const AdminUserSpec& admin = spec.admin;
   // Before the lock: fetching may take a while, and writes nothing.
-  DSP_ASSIGN_OR_RETURN(auto files, hooks_.FetchExtensionFiles(spec.extensions));
+  DSP_ASSIGN_OR_RETURN(auto files, hooks_.FetchExtensionFiles(spec.extensions, artifacts));
   std::lock_guard lock(write_mu_);
   DSP_ASSIGN_OR_RETURN(auto pools, store_.ListPools());
   for (const Pool& p : pools) {

@@ -34,7 +34,8 @@ std::string Excerpt(const std::string& body) {
 ApiClient::ApiClient(Endpoint endpoint, std::string token, std::chrono::milliseconds timeout)
     : endpoint_(std::move(endpoint)), token_(std::move(token)), timeout_(timeout) {}
 
-Result<Json> ApiClient::Call(const std::string& method, const std::string& target, const Json* body) const {
+Result<Json> ApiClient::Call(const std::string& method, const std::string& target, const Json* body,
+                             Json* error_out) const {
   std::vector<std::pair<std::string, std::string>> headers;
   headers.emplace_back("Accept", "application/json");
   if (!token_.empty()) headers.emplace_back("Authorization", "Bearer " + token_);
@@ -54,6 +55,7 @@ Result<Json> ApiClient::Call(const std::string& method, const std::string& targe
   if (parsed.is_object()) {
     auto error = parsed.find("error");
     if (error != parsed.end() && error->is_object()) {
+      if (error_out) *error_out = *error;
       auto code = error->find("code");
       auto message = error->find("message");
       if (message != error->end() && message->is_string() && !message->get_ref<const std::string&>().empty()) {

@@ -35,7 +35,10 @@ class ApiClient {
   //   - a 2xx body that is not JSON: Internal;
   //   - the exchange failed (no server, timeout): the http Client's error,
   //     which names the endpoint.
-  Result<Json> Call(const std::string& method, const std::string& target, const Json* body = nullptr) const;
+  // `error`, if given, gets the answer's {"error": ...} object when there
+  // is one (an ARM error's details name what to do next).
+  Result<Json> Call(const std::string& method, const std::string& target, const Json* body = nullptr,
+                    Json* error = nullptr) const;
 
   Result<Json> Get(const std::string& target) const { return Call("GET", target); }
 

@@ -9,6 +9,7 @@
 #include "cli/options.h"
 #include "http/client.h"
 #include "http/message.h"
+#include "model/extension.h"
 #include "os/fs.h"
 #include "template/json_text.h"
 #include "template/parameters.h"
@@ -143,6 +144,54 @@ Result<Json> DeploymentBody(const CommandContext& ctx, const DeploymentArgs& arg
   return body;
 }
 
+// The directory of a local template (--template-file, or a file: URL),
+// where its relative fileUris are; nullopt for one from an http(s) URL,
+// whose relative fileUris the server finds next to it.
+std::optional<std::string> LocalTemplateDir(const DeploymentArgs& args) {
+  std::string path = args.template_file;
+  if (path.empty()) {
+    const std::string& uri = args.template_uri;
+    if (uri.rfind("file://", 0) == 0) {
+      path = uri.substr(7);
+    } else if (uri.rfind("file:", 0) == 0) {
+      path = uri.substr(5);
+    } else {
+      return std::nullopt;
+    }
+  }
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return std::string(".");
+  return slash == 0 ? std::string("/") : path.substr(0, slash);
+}
+
+// Sends a deployment request. When the server asks for the files a local
+// template's relative fileUris name (MissingTemplateArtifacts: a new pool
+// needs them), they are read next to the template and the request is sent
+// once more with them in `artifacts`, which `body` keeps for later calls.
+Result<Json> CallDeployment(const CommandContext& ctx, const DeploymentArgs& args, const std::string& method,
+                            const std::string& target, Json& body) {
+  Json error;
+  auto answer = ctx.api.Call(method, target, &body, &error);
+  const std::optional<std::string> dir = LocalTemplateDir(args);
+  if (answer.ok() || !dir || !error.is_object() || error.value("code", "") != "MissingTemplateArtifacts") return answer;
+  Json& artifacts = body["artifacts"];
+  std::string sent;
+  for (const Json& detail : JsonArray(error, "details")) {
+    const std::string path = JsonString(detail, "target");
+    if (!IsRelativeFileUri(path)) return answer;  // not a file next to the template: the server's error stands
+    const std::string file = (*dir == "/" ? "" : *dir) + "/" + path;
+    auto data = ReadFile(file);
+    if (!data.ok()) {
+      return InvalidArgument("the template's fileUri '" + path + "' is relative, so it is read next to the template: " +
+                             data.status().message());
+    }
+    artifacts[path] = Base64Encode(*data);
+    sent += (sent.empty() ? "" : ", ") + path;
+  }
+  ctx.err << "Sending the files next to the template that its fileUris name: " << sent << "\n";
+  return ctx.api.Call(method, target, &body);
+}
+
 // The deployment's name: given, else the template file's name without its
 // extension, as az names it.
 std::string DeploymentName(const DeploymentArgs& args) {
@@ -159,8 +208,8 @@ void PrintWarnings(const CommandContext& ctx, const Json& answer) {
   }
 }
 
-Status WhatIfAndPrint(const CommandContext& ctx, const std::string& name, const DeploymentArgs& args, const Json& body) {
-  DSP_ASSIGN_OR_RETURN(Json changes, ctx.api.Call("POST", DeploymentPath(args.group, name) + "/whatIf", &body));
+Status WhatIfAndPrint(const CommandContext& ctx, const std::string& name, const DeploymentArgs& args, Json& body) {
+  DSP_ASSIGN_OR_RETURN(Json changes, CallDeployment(ctx, args, "POST", DeploymentPath(args.group, name) + "/whatIf", body));
   if (AsJson(ctx) && !args.confirm_with_what_if) {
     changes.erase("text");
     PrintJson(ctx.out, changes);
@@ -260,7 +309,7 @@ Status DeploymentCreate(const CommandContext& ctx, const DeploymentArgs& args) {
     if (args.what_if) return Status::Ok();
     DSP_RETURN_IF_ERROR(Confirm(ctx, "Are you sure you want to execute the deployment?", "--yes (or drop --confirm-with-what-if)"));
   }
-  DSP_ASSIGN_OR_RETURN(Json started, ctx.api.Call("PUT", DeploymentPath(args.group, name), &body));
+  DSP_ASSIGN_OR_RETURN(Json started, CallDeployment(ctx, args, "PUT", DeploymentPath(args.group, name), body));
   PrintWarnings(ctx, started);
   started.erase("warnings");
   if (args.no_wait) return Status::Ok();
@@ -272,7 +321,8 @@ Status DeploymentCreate(const CommandContext& ctx, const DeploymentArgs& args) {
 
 Status DeploymentValidate(const CommandContext& ctx, const DeploymentArgs& args) {
   DSP_ASSIGN_OR_RETURN(Json body, DeploymentBody(ctx, args));
-  DSP_ASSIGN_OR_RETURN(Json d, ctx.api.Call("POST", DeploymentPath(args.group, DeploymentName(args)) + "/validate", &body));
+  DSP_ASSIGN_OR_RETURN(Json d, CallDeployment(ctx, args, "POST",
+                                              DeploymentPath(args.group, DeploymentName(args)) + "/validate", body));
   PrintWarnings(ctx, d);
   d.erase("warnings");
   PrintDeployment(ctx, d);

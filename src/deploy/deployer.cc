@@ -124,6 +124,41 @@ void ProtectExtensionSecrets(Json& spec, std::vector<std::string>* secrets) {
   }
 }
 
+// A template from an http(s) URL: its scale set's relative fileUris become
+// URLs next to it. (A local template's are read from the files sent with
+// it, when the pool is made.)
+void ResolveNextToTemplate(Json& spec, const std::string& template_link) {
+  if (template_link.rfind("http://", 0) != 0 && template_link.rfind("https://", 0) != 0) return;
+  if (!spec.contains("extensions")) return;
+  for (Json& e : spec["extensions"]) {
+    Json& props = e["properties"];
+    for (const char* settings : {"settings", "protectedSettings"}) {
+      if (!props.contains(settings) || !props[settings].contains("fileUris")) continue;
+      for (Json& uri : props[settings]["fileUris"]) {
+        if (uri.is_string() && IsRelativeFileUri(uri.get<std::string>())) {
+          uri = ResolveNextTo(template_link, uri.get<std::string>());
+        }
+      }
+    }
+  }
+}
+
+// A scale set whose relative fileUris were not sent: az's error with one
+// detail per file (the path its target), so a client can send them and
+// try again (dspool's CLI does, for a local template).
+ArmError MissingArtifactsError(const Status& s, const std::vector<std::string>& missing,
+                               const arm::ExpandedResource& r) {
+  ArmError e = ErrorOf(s, "MissingTemplateArtifacts", &r);
+  for (const std::string& path : missing) {
+    ArmError d;
+    d.code = "MissingTemplateArtifact";
+    d.target = path;
+    d.message = "the fileUri '" + path + "' is relative to the template, and no file was sent for it";
+    e.details.push_back(std::move(d));
+  }
+  return e;
+}
+
 int64_t MillisBetween(TimePoint from, TimePoint to) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
 }
@@ -322,8 +357,11 @@ Result<Plan> Deployer::Validate(const DeployRequest& request, ArmError* error) {
     auto realized = Realize(r, body, deployed, options_.host, catalog_);
     if (!realized.ok()) return fail(ErrorOf(realized.status(), "InvalidTemplateDeployment", &r));
     if (realized->pool_spec) {
+      ResolveNextToTemplate(*realized->pool_spec, request.template_link);
       ProtectExtensionSecrets(*realized->pool_spec, &plan.secrets);
-      auto checked = pools_.CheckPool(*realized->pool_spec, r.id);
+      std::vector<std::string> missing;
+      auto checked = pools_.CheckPool(*realized->pool_spec, r.id, request.artifacts, &missing);
+      if (!checked.ok() && !missing.empty()) return fail(MissingArtifactsError(checked.status(), missing, r));
       if (!checked.ok()) return fail(ErrorOf(checked.status(), "InvalidTemplateDeployment", &r));
       realized->pool_spec = std::move(*checked);
     }
@@ -493,7 +531,7 @@ Deployment Deployer::Run(const DeployRequest& request, Plan plan, Deployment d, 
     Status s;
     std::string status_code = store_.GetResource(p.resource.id).ok() ? "OK" : "Created";
     if (p.realized.pool_spec) {
-      auto applied = pools_.ApplyPool(*p.realized.pool_spec, p.resource.id, request.actor);
+      auto applied = pools_.ApplyPool(*p.realized.pool_spec, p.resource.id, request.actor, request.artifacts);
       s = applied.status();
       if (s.ok()) {
         status_code = *applied;

@@ -35,6 +35,7 @@
 #include "deploy/realize.h"
 #include "model/deployment.h"
 #include "model/event.h"
+#include "model/extension.h"
 #include "model/storage.h"
 #include "store/state_store.h"
 #include "template/template.h"
@@ -52,13 +53,16 @@ class PoolControl {
   // existing pool of that name is fine when `owner` (a resource ID) owns it.
   // Returns the spec for ApplyPool: the same, with its admin's password
   // replaced by the password's hash (so the plan holds no plain text, and
-  // it is hashed once).
-  virtual Result<Json> CheckPool(const Json& spec, const std::string& owner) = 0;
+  // it is hashed once). A new pool's relative fileUris are read from
+  // `artifacts`: those it lacks fail the check, their paths in `*missing`.
+  virtual Result<Json> CheckPool(const Json& spec, const std::string& owner, const ExtensionArtifacts& artifacts,
+                                 std::vector<std::string>* missing) = 0;
   // Creates the pool, or brings the existing one to `spec`: nothing if it
   // is the same, a scale if instanceCount differs, new rules if its network
   // security groups do; any other change is FailedPrecondition naming the
   // field. Returns "Created" or "OK".
-  virtual Result<std::string> ApplyPool(const Json& spec, const std::string& owner, const std::string& actor) = 0;
+  virtual Result<std::string> ApplyPool(const Json& spec, const std::string& owner, const std::string& actor,
+                                        const ExtensionArtifacts& artifacts) = 0;
   // Checks an autoscale setting (the pool spec's `autoscale` form) against
   // the pool it targets: `planned` (its spec in this deployment), else the
   // existing pool; nothing is written.
@@ -101,6 +105,9 @@ struct DeployRequest {
   std::string template_text;
   std::string template_source = "template";  // for messages: the file or URI
   std::string template_link;                 // the URI it came from; empty for a file
+  // The files a local template's relative fileUris name, sent with it (an
+  // http(s) template's resolve next to its URL instead).
+  ExtensionArtifacts artifacts;
   arm::Value parameters = arm::Value::object();  // assembled: name → {"value": v}
   std::string actor;
   // --rollback-on-error (Deployment::on_error); null without.

@@ -1,5 +1,6 @@
 #include "model/extension.h"
 
+#include <algorithm>
 #include <cctype>
 #include <set>
 
@@ -10,8 +11,9 @@ namespace {
 
 constexpr const char* kSecure = "[secure]";
 
-bool ValidName(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
+// A file's name in the download directory (or a directory's, up to `max`).
+bool ValidName(const std::string& name, size_t max = 64) {
+  if (name.empty() || name.size() > max) return false;
   for (char c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
   }
@@ -43,8 +45,11 @@ void ReadSettings(JsonReader& r, ScriptSettings* out, bool v2, bool is_protected
   for (size_t i = 0; i < out->file_uris.size(); ++i) {
     const std::string& uri = out->file_uris[i];
     const std::string key = "fileUris[" + std::to_string(i) + "]";
+    if (IsRelativeFileUri(uri)) continue;
     if (uri.rfind("http://", 0) != 0 && uri.rfind("https://", 0) != 0) {
-      r.Fail(key, "'" + uri + "' is not an http or https URL");
+      r.Fail(key, "'" + uri +
+                      "' is not an http or https URL, nor a path relative to the template (segments of letters, "
+                      "digits, '-', '_' and '.'; no '..')");
     } else if (!ValidName(FileNameOf(uri))) {
       r.Fail(key, "'" + uri + "' names no file (its path must end in a file name of letters, digits, '-', '_' and '.')");
     }
@@ -129,6 +134,39 @@ Result<ExtensionSpec> ParseExtension(const Json& json, const std::string& path) 
 }
 
 }  // namespace
+
+bool IsRelativeFileUri(const std::string& uri) {
+  if (uri.empty() || uri.size() > kMaxRelativeFileUri) return false;
+  const size_t file = uri.rfind('/') + 1;
+  for (size_t start = 0, end; start < file; start = end + 1) {
+    end = uri.find('/', start);
+    if (!ValidName(uri.substr(start, end - start), kMaxRelativeFileUri)) return false;
+  }
+  return ValidName(uri.substr(file));
+}
+
+std::string ResolveNextTo(const std::string& template_url, const std::string& relative) {
+  const std::string url = template_url.substr(0, template_url.find('#'));
+  const size_t query = url.find('?');
+  const std::string path = url.substr(0, query);
+  return path.substr(0, path.rfind('/') + 1) + relative + (query == std::string::npos ? "" : url.substr(query));
+}
+
+std::vector<std::string> MissingArtifacts(const std::vector<ExtensionSpec>& extensions,
+                                          const ExtensionArtifacts& artifacts) {
+  std::vector<std::string> missing;
+  for (const ExtensionSpec& e : extensions) {
+    for (const ScriptSettings* s : {&e.settings, &e.protected_settings}) {
+      for (const std::string& uri : s->file_uris) {
+        if (IsRelativeFileUri(uri) && !artifacts.count(uri) &&
+            std::find(missing.begin(), missing.end(), uri) == missing.end()) {
+          missing.push_back(uri);
+        }
+      }
+    }
+  }
+  return missing;
+}
 
 Result<std::string> DecodeCustomData(const std::string& base64, const std::string& path) {
   if (base64.size() > kMaxCustomDataBase64) {

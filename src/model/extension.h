@@ -15,6 +15,7 @@
 // over the instance's own channel, and never in an answer, a log or argv.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,23 @@ inline constexpr int64_t kExtensionTimeoutMinutes = 90;
 // A status's message (the script's output tails): the agent keeps it under this.
 inline constexpr size_t kMaxExtensionMessage = 8192;
 
+// A fileUri may also be a path relative to the template that deploys the
+// pool ("scripts/setup.sh"): segments of letters, digits, '-', '_' and '.',
+// none of them "." or "..", at most 1024 characters. A deployment resolves
+// it next to its template (docs/extensions.md): joined with the template's
+// URL, or read from the files the request sent with a local template.
+inline constexpr size_t kMaxRelativeFileUri = 1024;
+bool IsRelativeFileUri(const std::string& uri);
+// `relative` next to the template at `template_url` (an http or https URL):
+// the URL's directory, `relative`, then the URL's query, so a SAS token
+// reaches the file too, as ARM does for a linked template's relativePath.
+std::string ResolveNextTo(const std::string& template_url, const std::string& relative);
+
+// The files a deployment of a local template sent for its relative
+// fileUris, by relative path; at most kMaxArtifactBytes in all.
+using ExtensionArtifacts = std::map<std::string, std::string>;
+inline constexpr size_t kMaxArtifactBytes = 8u << 20;
+
 // The settings a CustomScript takes, public or protected. Exactly one of
 // `command` and `script` is given, in either.
 struct ScriptSettings {
@@ -82,6 +100,11 @@ struct ExtensionSpec {
 // Errors are InvalidArgument naming the path ("extensions[0].properties.
 // settings.fileUris[1]: ..."). Unknown fields are errors.
 Result<std::vector<ExtensionSpec>> ParseExtensions(const Json& json, const std::string& path);
+
+// The relative fileUris of `extensions` (public and protected) that
+// `artifacts` does not have, each once, in order.
+std::vector<std::string> MissingArtifacts(const std::vector<ExtensionSpec>& extensions,
+                                          const ExtensionArtifacts& artifacts);
 
 // Protected settings are written as they are (the server's state) or as
 // "[secure]" (answers).

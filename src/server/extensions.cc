@@ -32,8 +32,16 @@ const Mirror* BestMirror(const std::vector<Mirror>& mirrors, const std::string& 
   return best;
 }
 
-Result<std::string> Fetch(const std::vector<Mirror>& mirrors, const std::string& uri,
-                          std::chrono::milliseconds timeout) {
+Result<std::string> Fetch(const std::vector<Mirror>& mirrors, const ExtensionArtifacts& artifacts,
+                          const std::string& uri, std::chrono::milliseconds timeout) {
+  if (IsRelativeFileUri(uri)) {
+    auto sent = artifacts.find(uri);
+    if (sent == artifacts.end()) {
+      return InvalidArgument("a path relative to a template, which only a deployment of the template resolves (its "
+                             "file sent along, as the CLI does)");
+    }
+    return sent->second;
+  }
   const Mirror* m = BestMirror(mirrors, uri);
   if (!m) return FetchUrl(uri, timeout);
   const std::string rest = uri.substr(m->prefix.size());
@@ -68,6 +76,7 @@ Result<Mirror> ParseMirror(const std::string& text) {
 
 Result<std::vector<std::vector<ExtensionFile>>> FetchExtensionFiles(const std::vector<Mirror>& mirrors,
                                                                     const std::vector<ExtensionSpec>& extensions,
+                                                                    const ExtensionArtifacts& artifacts,
                                                                     std::chrono::milliseconds timeout) {
   std::vector<std::vector<ExtensionFile>> out;
   size_t total = 0;
@@ -80,7 +89,7 @@ Result<std::vector<std::vector<ExtensionFile>>> FetchExtensionFiles(const std::v
       // A protected URI may carry a token: only its file name is told.
       const bool secret = i >= e.settings.file_uris.size();
       const std::string shown = secret ? "protected fileUri for '" + names[i] + "'" : uris[i];
-      auto data = Fetch(mirrors, uris[i], timeout);
+      auto data = Fetch(mirrors, artifacts, uris[i], timeout);
       if (!data.ok()) {
         return Status(data.status().code(), "extension '" + e.name + "': " + shown + ": " +
                                                 (secret ? "could not be fetched" : data.status().message()));

@@ -28,10 +28,12 @@ struct Mirror {
 Result<Mirror> ParseMirror(const std::string& text);
 
 // Every file of every extension, in ExtensionSpec::FileNames() order, at
-// most kMaxExtensionBytes in all. Errors name the extension and the URI
+// most kMaxExtensionBytes in all; a relative fileUri is the file
+// `artifacts` has for it. Errors name the extension and the URI
 // ("extension 'files': https://...: GET http://... answered HTTP 404").
 Result<std::vector<std::vector<ExtensionFile>>> FetchExtensionFiles(const std::vector<Mirror>& mirrors,
                                                                     const std::vector<ExtensionSpec>& extensions,
+                                                                    const ExtensionArtifacts& artifacts,
                                                                     std::chrono::milliseconds timeout);
 
 // The files kept for a pool under `dir` (root-only): <dir>/<extension>/<file>.

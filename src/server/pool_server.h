@@ -161,7 +161,8 @@ class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHoo
         api_(*store_, clock_, *this,
              ApiOptions{{options.uid_first, options.uid_last}, token, options.data_dir, provider_->Name(), kVersion,
                         std::move(deployments)}),
-        http_([this](const Request& r) { return api_.Handle(r); }, HttpServerOptions{}),
+        http_([this](const Request& r) { return api_.Handle(r); },
+              HttpServerOptions{.max_body_bytes = kMaxApiRequestBytes}),
         channels_(options.data_dir, http_) {}
 
   Status Start();
@@ -171,8 +172,8 @@ class PoolServer final : public ApiHooks, public GatewayEvents, public CullerHoo
 
   Status CheckPoolHost(const PoolSpec& spec, const std::vector<Pool>& existing) override;
   static Status CheckJupyterCertificate(const JupyterSpec& jupyter);
-  Result<std::vector<std::vector<ExtensionFile>>> FetchExtensionFiles(
-      const std::vector<ExtensionSpec>& extensions) override;
+  Result<std::vector<std::vector<ExtensionFile>>> FetchExtensionFiles(const std::vector<ExtensionSpec>& extensions,
+                                                                      const ExtensionArtifacts& artifacts) override;
   Status PreparePool(const PoolSpec& spec, const std::vector<std::vector<ExtensionFile>>& files) override;
   Result<std::vector<ExtensionFile>> ReadExtensionFiles(const PoolName& pool, const ExtensionSpec& extension) override;
   Status MakeShareData(const std::string& account, const std::string& key) override;

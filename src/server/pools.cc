@@ -70,8 +70,8 @@ Status PoolServer::CheckJupyterCertificate(const JupyterSpec& jupyter) {
 }
 
 Result<std::vector<std::vector<ExtensionFile>>> PoolServer::FetchExtensionFiles(
-    const std::vector<ExtensionSpec>& extensions) {
-  return dspool::FetchExtensionFiles(options_.mirrors, extensions, kExtensionFetchTimeout);
+    const std::vector<ExtensionSpec>& extensions, const ExtensionArtifacts& artifacts) {
+  return dspool::FetchExtensionFiles(options_.mirrors, extensions, artifacts, kExtensionFetchTimeout);
 }
 
 Result<std::vector<ExtensionFile>> PoolServer::ReadExtensionFiles(const PoolName& pool,

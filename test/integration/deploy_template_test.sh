@@ -3,7 +3,8 @@
 # real LXC and sshd: a storage account whose name comes from uniqueString,
 # its retention and two shares made by a copy loop; a scale set behind a
 # load balancer with an SSH rule and an inbound NAT pool, customData (a
-# shell script) and a CustomScriptForLinux extension; outputs that use
+# shell script) and a CustomScriptForLinux extension whose script is a
+# file next to the template (a relative fileUri, sent by the CLI); outputs that use
 # reference(), listKeys() (a key shows as [secure]) and copy loops; a
 # network security group on the subnet (SSH from one address, one port
 # closed between instances). Then: the NAT pool's ports reach each
@@ -110,7 +111,9 @@ for port in "$NAT_START" "$((NAT_START + 1))"; do
   [[ "$(ssh_at "$port" cat /etc/provisioned)" == "custom-data"$'\n'"extension of $POOL" ]] \
     || fail "instance on $port: $(ssh_at "$port" cat /etc/provisioned 2>&1)"
 done
-pass "customData's script, then a CustomScriptForLinux extension, ran in each instance before it was Ready"
+grep -q "Sending the files next to the template that its fileUris name: scripts/provision.sh" deploy.err \
+  || fail "the CLI did not say it sent scripts/provision.sh: $(cat deploy.err)"
+pass "customData's script, then a CustomScriptForLinux extension with a script sent from next to the template, ran in each instance before it was Ready"
 
 out=$(ssh_at "$NAT_START" "sudo mkdir -p /srv/projects && sudo mount -t cifs //$ACCOUNT.file.core.windows.net/projects \
   /srv/projects -o username=$ACCOUNT,password=$KEY 2>&1; echo hi >/srv/projects/notebooks/dsadmin/note.txt && echo written")

@@ -30,14 +30,22 @@ class FakeHooks final : public ApiHooks {
     }
     return host_check;
   }
-  Result<std::vector<std::vector<ExtensionFile>>> FetchExtensionFiles(
-      const std::vector<ExtensionSpec>& extensions) override {
+  Result<std::vector<std::vector<ExtensionFile>>> FetchExtensionFiles(const std::vector<ExtensionSpec>& extensions,
+                                                                      const ExtensionArtifacts& artifacts) override {
     std::vector<std::vector<ExtensionFile>> out;
     for (const ExtensionSpec& e : extensions) {
       std::vector<ExtensionFile>& files = out.emplace_back();
-      for (const std::string& name : e.FileNames()) {
-        if (name == "missing.sh") return NotFound("extensions: GET " + name + " answered HTTP 404");
-        files.push_back({name, "contents of " + name});
+      const std::vector<std::string> names = e.FileNames();
+      std::vector<std::string> uris = e.settings.file_uris;
+      uris.insert(uris.end(), e.protected_settings.file_uris.begin(), e.protected_settings.file_uris.end());
+      for (size_t i = 0; i < names.size(); ++i) {
+        if (names[i] == "missing.sh") return NotFound("extensions: GET " + names[i] + " answered HTTP 404");
+        if (IsRelativeFileUri(uris[i])) {
+          if (!artifacts.count(uris[i])) return NotFound("extensions: " + uris[i] + ": no such file was sent");
+          files.push_back({names[i], artifacts.at(uris[i])});
+        } else {
+          files.push_back({names[i], "contents of " + names[i]});
+        }
       }
     }
     return out;
@@ -1086,6 +1094,54 @@ TEST_F(DeploymentApiTest, AnExtensionFileThatCannotBeFetchedFailsTheDeploymentBe
   EXPECT_EQ(Call("GET", "/v1/groups/rg1/deployments/dsvm").status, 404);
   EXPECT_TRUE(store_.ListResources(std::nullopt)->empty());
   EXPECT_TRUE(hooks_.prepared.empty());
+}
+
+TEST_F(DeploymentApiTest, ALocalTemplatesRelativeFileUrisAreTheFilesSentWithIt) {
+  ASSERT_EQ(Call("PUT", "/v1/groups/rg1", R"({"location": "local"})").status, 201);
+  Json body = Json::parse(SampleBody(2));
+  std::string text = body["template"];
+  const std::string url = "https://raw.githubusercontent.com/Azure/DataScienceVM/master/Extensions/General/";
+  text.replace(text.find(url), url.size(), "scripts/");
+  body["template"] = text;
+  Response r = Call("PUT", "/v1/groups/rg1/deployments/dsvm", body.dump());
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(Body(r)["error"]["code"], "MissingTemplateArtifacts");
+  EXPECT_EQ(Body(r)["error"]["details"][0]["target"], "scripts/mountazurefiles.sh");
+  EXPECT_EQ(Call("GET", "/v1/groups/rg1/deployments/dsvm").status, 404);
+
+  // Bad files: named, and nothing made.
+  for (const auto& [artifacts, why] : std::vector<std::pair<Json, std::string>>{
+           {{{"../mount.sh", Base64Encode("x")}}, "artifacts: '../mount.sh': is not a path relative to the template"},
+           {{{"scripts/mountazurefiles.sh", "not base64!"}}, "artifacts: 'scripts/mountazurefiles.sh': must be the file's contents in base64"},
+           {{{"a.sh", Base64Encode(std::string(kMaxArtifactBytes + 1, 'x'))}}, "artifacts: 'a.sh': the files sent pass 8 MiB in all"},
+           {Json::array(), "artifacts: must be an object"}}) {
+    body["artifacts"] = artifacts;
+    Response bad = Call("PUT", "/v1/groups/rg1/deployments/dsvm", body.dump());
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_THAT(Body(bad)["error"]["message"].get<std::string>(), HasSubstr(why));
+  }
+  body["artifacts"] = {{"scripts/mountazurefiles.sh", Base64Encode("echo mounted")}};
+  body["templateLink"] = "https://templates.example/t.json";
+  EXPECT_THAT(Call("PUT", "/v1/groups/rg1/deployments/dsvm", body.dump()).body,
+              HasSubstr("a template from an http(s) URL has its relative fileUris next to it; send no files"));
+  EXPECT_TRUE(store_.ListResources(std::nullopt)->empty());
+  EXPECT_TRUE(hooks_.prepared.empty());
+
+  body.erase("templateLink");
+  r = Call("PUT", "/v1/groups/rg1/deployments/dsvm", body.dump());
+  ASSERT_EQ(r.status, 201) << r.body;
+  ASSERT_TRUE(WaitFor([&] { return store_.GetPool(PoolName("pool1")).ok(); }));
+  AddInstance("pool1", 0);
+  AddInstance("pool1", 1);
+  ASSERT_TRUE(WaitFor([&] { return DeploymentState("dsvm") == "Succeeded"; })) << DeploymentState("dsvm");
+  EXPECT_EQ(hooks_.kept_files["pool1"]["filesextension"],
+            std::vector<ExtensionFile>({{"mountazurefiles.sh", "echo mounted"}}));
+
+  // The pool has its files: redeploying needs none sent.
+  body.erase("artifacts");
+  r = Call("PUT", "/v1/groups/rg1/deployments/dsvm", body.dump());
+  ASSERT_EQ(r.status, 201) << r.body;
+  ASSERT_TRUE(WaitFor([&] { return DeploymentState("dsvm") == "Succeeded"; })) << DeploymentState("dsvm");
 }
 
 TEST_F(DeploymentApiTest, ARunningDeploymentIsCancelled) {

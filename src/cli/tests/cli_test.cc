@@ -5,11 +5,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <sstream>
 
+#include "base/strings.h"
 #include "base/testing/temp_dir.h"
 #include "http/server.h"
 #include "model/json_reader.h"
@@ -98,6 +100,9 @@ class CliTest : public ::testing::Test {
   Response Handle(const Request& r) {
     std::lock_guard lock(mu_);
     seen_.push_back({r.method, r.target, r.body, r.headers});
+    if (respond_) {
+      if (std::optional<Response> answer = respond_(r)) return *answer;
+    }
     auto it = answers_.find(r.method + " " + r.target);
     if (it == answers_.end()) {
       return JsonResponse(404, JsonErrorBody("NotFound", "no canned answer for " + r.method + " " + r.target));
@@ -157,6 +162,8 @@ class CliTest : public ::testing::Test {
   std::unique_ptr<HttpServer> server_;
   std::mutex mu_;
   std::map<std::string, Response> answers_;
+  // Asked before answers_, for an answer that depends on the body.
+  std::function<std::optional<Response>(const Request&)> respond_;
   std::vector<Seen> seen_;
   SimulatedClock clock_;
   std::map<std::string, std::string> environment_;
@@ -762,6 +769,44 @@ TEST_F(CliTest, RollbackOnErrorNamesADeploymentOrTheLastSuccessfulOne) {
             Json::parse(R"({"type": "SpecificDeployment", "deploymentName": "good"})"));
   ASSERT_EQ(Run({"deployment", "group", "create", "-g", "rg1", "-f", tmpl, "-p", "name=a", "pw=b", "--no-wait"}), 0);
   EXPECT_FALSE(Json::parse(seen().back().body).contains("onErrorDeployment"));
+}
+
+TEST_F(CliTest, ALocalTemplatesRelativeFilesAreSentWhenTheServerAsksForThem) {
+  std::filesystem::create_directories(tmp_ / "t/scripts");
+  const std::string tmpl = WriteFile("t/tmpl.json", kTemplate);
+  WriteFile("t/scripts/mount.sh", "#!/bin/sh\nmount\n");
+  // The server asks for the files until they come.
+  respond_ = [](const Request& r) -> std::optional<Response> {
+    if (r.method != "PUT" || Json::parse(r.body).contains("artifacts")) return std::nullopt;
+    return JsonResponse(404, R"({"error": {"code": "MissingTemplateArtifacts", "message": "send them",
+        "details": [{"code": "MissingTemplateArtifact", "target": "scripts/mount.sh", "message": "not sent"}]}})");
+  };
+  Answer("PUT /v1/groups/rg1/deployments/tmpl", 201, DeploymentJson("Running"));
+  ASSERT_EQ(Run({"deployment", "group", "create", "-g", "rg1", "-f", tmpl, "-p", "name=a", "pw=b", "--no-wait"}), 0)
+      << err_;
+  ASSERT_EQ(seen().size(), 2u);
+  EXPECT_FALSE(Json::parse(seen()[0].body).contains("artifacts"));
+  EXPECT_EQ(Json::parse(seen()[1].body)["artifacts"],
+            Json::parse(R"({"scripts/mount.sh": ")" + Base64Encode("#!/bin/sh\nmount\n") + R"("})"));
+  EXPECT_THAT(err_, HasSubstr("Sending the files next to the template that its fileUris name: scripts/mount.sh"));
+
+  // A file that is not there: named, and nothing sent again.
+  std::filesystem::remove(tmp_ / "t/scripts/mount.sh");
+  ASSERT_EQ(Run({"deployment", "group", "create", "-g", "rg1", "-f", tmpl, "-p", "name=a", "pw=b", "--no-wait"}), 1);
+  EXPECT_THAT(err_, HasSubstr("the template's fileUri 'scripts/mount.sh' is relative, so it is read next to the "
+                              "template: "));
+  EXPECT_THAT(err_, HasSubstr("t/scripts/mount.sh"));
+  EXPECT_EQ(seen().size(), 3u);
+
+  // A detail that names no relative path is never read: the server's error stands.
+  respond_ = [](const Request& r) -> std::optional<Response> {
+    if (r.method != "PUT") return std::nullopt;
+    return JsonResponse(404, R"({"error": {"code": "MissingTemplateArtifacts", "message": "send them",
+        "details": [{"code": "MissingTemplateArtifact", "target": "/etc/shadow", "message": "not sent"}]}})");
+  };
+  ASSERT_EQ(Run({"deployment", "group", "create", "-g", "rg1", "-f", tmpl, "-p", "name=a", "pw=b", "--no-wait"}), 1);
+  EXPECT_THAT(err_, HasSubstr("MissingTemplateArtifacts: send them"));
+  EXPECT_EQ(seen().size(), 4u);
 }
 
 TEST_F(CliTest, DeploymentErrorsAreAzs) {

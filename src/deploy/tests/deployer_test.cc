@@ -16,12 +16,21 @@ using arm::Value;
 
 class FakePools final : public PoolControl {
  public:
-  Result<Json> CheckPool(const Json& spec, const std::string&) override {
+  Result<Json> CheckPool(const Json& spec, const std::string&, const ExtensionArtifacts& artifacts,
+                         std::vector<std::string>* missing) override {
     checked.push_back(spec);
     if (!check_error.ok()) return check_error;
+    if (spec.contains("extensions") && !pools.count(spec["name"])) {
+      auto extensions = ParseExtensions(spec["extensions"], "extensions");
+      if (!extensions.ok()) return extensions.status();
+      *missing = MissingArtifacts(*extensions, artifacts);
+      if (!missing->empty()) return NotFound("files not sent");
+    }
     return spec;
   }
-  Result<std::string> ApplyPool(const Json& spec, const std::string&, const std::string&) override {
+  Result<std::string> ApplyPool(const Json& spec, const std::string&, const std::string&,
+                                const ExtensionArtifacts& artifacts) override {
+    applied_artifacts.push_back(artifacts);
     const std::string name = spec["name"];
     bool existed = pools.count(name) > 0;
     pools[name] = spec;
@@ -48,6 +57,7 @@ class FakePools final : public PoolControl {
   std::map<std::string, Json> pools;
   std::map<std::string, std::optional<Json>> autoscale;  // by pool: the last SetAutoscale
   std::vector<Json> checked, applied;
+  std::vector<ExtensionArtifacts> applied_artifacts;
   std::vector<std::pair<std::string, int64_t>> waited;
   std::vector<std::string> deleted;
   Status check_error, ready_error;
@@ -209,6 +219,48 @@ TEST_F(DeployerTest, TheSamplesExtensionKeepsTheKeyItsCommandCarriesOutOfEveryth
     EXPECT_EQ(r.body.dump().find("KEY-abc"), std::string::npos) << r.body.dump();
     EXPECT_EQ(r.body.dump().find("bash mountazurefiles.sh"), std::string::npos) << "a protected setting is shown";
   }
+}
+
+// The sample with its extension's fileUris relative to the template.
+std::string SampleWithRelativeFileUris() {
+  Json t = Json::parse(Sample());
+  Json& ext = t["resources"][3]["properties"]["virtualMachineProfile"]["extensionProfile"]["extensions"][0];
+  ext["properties"]["settings"]["fileUris"] = Json::array({"scripts/mountazurefiles.sh"});
+  return t.dump();
+}
+
+TEST_F(DeployerTest, RelativeFileUrisResolveNextToATemplatesUrlWithItsQuery) {
+  DeployRequest request = Request(SampleWithRelativeFileUris());
+  request.template_link = "https://templates.example/dsvm/azuredeploy.json?sv=2024&sig=abc#top";
+  arm::ArmError error;
+  auto d = Deploy(request, &error);
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(pools_.applied.size(), 1u);
+  EXPECT_EQ(pools_.applied[0]["extensions"][0]["properties"]["settings"]["fileUris"],
+            Json::array({"https://templates.example/dsvm/scripts/mountazurefiles.sh?sv=2024&sig=abc"}));
+  EXPECT_TRUE(pools_.applied_artifacts[0].empty());
+}
+
+TEST_F(DeployerTest, ALocalTemplatesRelativeFileUrisAreTheFilesSentWithIt) {
+  DeployRequest request = Request(SampleWithRelativeFileUris());
+  arm::ArmError error;
+  auto refused = Deploy(request, &error);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(error.code, "MissingTemplateArtifacts") << error.message;
+  ASSERT_EQ(error.details.size(), 1u);
+  EXPECT_EQ(error.details[0].code, "MissingTemplateArtifact");
+  EXPECT_EQ(error.details[0].target, "scripts/mountazurefiles.sh");
+  EXPECT_TRUE(pools_.applied.empty());
+  EXPECT_TRUE(store_.ListDeployments("rg").value_or({Deployment{}}).empty());
+
+  request.artifacts = {{"scripts/mountazurefiles.sh", "#!/bin/sh\nmount\n"}};
+  auto d = Deploy(request, &error);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->state, ProvisioningState::kSucceeded) << d->error.dump();
+  ASSERT_EQ(pools_.applied.size(), 1u);
+  EXPECT_EQ(pools_.applied[0]["extensions"][0]["properties"]["settings"]["fileUris"],
+            Json::array({"scripts/mountazurefiles.sh"}));
+  EXPECT_EQ(pools_.applied_artifacts[0], request.artifacts);
 }
 
 TEST_F(DeployerTest, CustomDataRunsAsAShellScriptAndIsShownNowhere) {

@@ -81,8 +81,10 @@ TEST(ExtensionTest, EveryBadFieldIsNamed) {
   j[0]["properties"]["settings"].erase("commandToExecute");
   EXPECT_NE(ErrorOf(j).find("(0 given)"), std::string::npos);
   j = Sample();
-  j[0]["properties"]["settings"]["fileUris"] = {"scripts/mount.sh"};
-  EXPECT_EQ(ErrorOf(j), "extensions[0].properties.settings.fileUris[0]: 'scripts/mount.sh' is not an http or https URL");
+  j[0]["properties"]["settings"]["fileUris"] = {"../scripts/mount.sh"};
+  EXPECT_EQ(ErrorOf(j), "extensions[0].properties.settings.fileUris[0]: '../scripts/mount.sh' is not an http or https "
+                        "URL, nor a path relative to the template (segments of letters, digits, '-', '_' and '.'; no "
+                        "'..')");
   j[0]["properties"]["settings"]["fileUris"] = {"http://mirror.internal/dir/"};
   EXPECT_NE(ErrorOf(j).find("settings.fileUris[0]: 'http://mirror.internal/dir/' names no file"), std::string::npos);
   j[0]["properties"]["settings"]["fileUris"] = {"http://a/x.sh", "http://b/y/x.sh?sas=1"};
@@ -103,6 +105,31 @@ TEST(ExtensionTest, EveryBadFieldIsNamed) {
   j = Sample();
   j[0]["name"] = "../x";
   EXPECT_NE(ErrorOf(j).find("extensions[0].name: '../x' must be"), std::string::npos);
+}
+
+TEST(ExtensionTest, AFileUriMayBeAPathRelativeToTheTemplate) {
+  EXPECT_TRUE(IsRelativeFileUri("mount.sh"));
+  EXPECT_TRUE(IsRelativeFileUri("scripts/v1.2/mount_azure-files.sh"));
+  for (const char* bad : {"", "/etc/passwd", "scripts/", "a//b.sh", "./a.sh", "a/../b.sh", "..", "a b.sh",
+                          "file:///x.sh", "https://a/x.sh", "scripts\\x.sh"}) {
+    EXPECT_FALSE(IsRelativeFileUri(bad)) << bad;
+  }
+  EXPECT_FALSE(IsRelativeFileUri(std::string(65, 'a')));  // a file's name: 64 at most
+  EXPECT_TRUE(IsRelativeFileUri(std::string(100, 'd') + "/a.sh"));
+  EXPECT_FALSE(IsRelativeFileUri(std::string(1020, 'd') + "/a.sh"));
+
+  Json j = Sample();
+  j[0]["properties"]["settings"]["fileUris"] = {"scripts/mount.sh"};
+  auto parsed = ParseExtensions(j, "extensions");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ((*parsed)[0].FileNames(), std::vector<std::string>{"mount.sh"});
+  EXPECT_EQ(MissingArtifacts(*parsed, {}), std::vector<std::string>{"scripts/mount.sh"});
+  EXPECT_TRUE(MissingArtifacts(*parsed, {{"scripts/mount.sh", "x"}}).empty());
+
+  EXPECT_EQ(ResolveNextTo("https://h.example/t/azuredeploy.json", "scripts/mount.sh"),
+            "https://h.example/t/scripts/mount.sh");
+  EXPECT_EQ(ResolveNextTo("http://h.example/azuredeploy.json?sv=1&sig=2#frag", "mount.sh"),
+            "http://h.example/mount.sh?sv=1&sig=2");
 }
 
 TEST(ExtensionTest, TheOlderCustomScriptForLinuxTakesACommandOnly) {

@@ -50,7 +50,7 @@ class FetchTest : public ::testing::Test {
 
 TEST_F(FetchTest, ADirectoryMirrorServesTheLongestPrefixAndNothingOutsideIt) {
   auto files = FetchExtensionFiles(mirrors_, {WithFiles({"https://github.example/Azure/General/mount.sh?token=1"})},
-                                   std::chrono::seconds(5));
+                                   {}, std::chrono::seconds(5));
   ASSERT_TRUE(files.ok()) << files.status();
   ASSERT_EQ(files->size(), 1u);
   EXPECT_EQ((*files)[0], std::vector<ExtensionFile>({{"mount.sh", "echo mount\n"}}));
@@ -58,17 +58,17 @@ TEST_F(FetchTest, ADirectoryMirrorServesTheLongestPrefixAndNothingOutsideIt) {
   // A longer prefix wins.
   mirrors_.push_back(*ParseMirror("https://github.example/Azure/General/other/=" + root_ + "/elsewhere"));
   auto longer = FetchExtensionFiles(mirrors_, {WithFiles({"https://github.example/Azure/General/other/x.sh"})},
-                                    std::chrono::seconds(5));
+                                    {}, std::chrono::seconds(5));
   EXPECT_NE(longer.status().message().find("mirrored to " + root_ + "/elsewhere/x.sh"), std::string::npos)
       << longer.status();
 
   auto escape = FetchExtensionFiles(mirrors_, {WithFiles({"https://github.example/Azure/../../secret"})},
-                                    std::chrono::seconds(5));
+                                    {}, std::chrono::seconds(5));
   EXPECT_EQ(escape.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(escape.status().message().find("is not a clean relative path under the mirror"), std::string::npos);
 
   auto missing = FetchExtensionFiles(mirrors_, {WithFiles({"https://github.example/Azure/General/none.sh"})},
-                                     std::chrono::seconds(5));
+                                     {}, std::chrono::seconds(5));
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find(
                 "extension 'files': https://github.example/Azure/General/none.sh: mirrored to " + root_),
@@ -79,9 +79,23 @@ TEST_F(FetchTest, ADirectoryMirrorServesTheLongestPrefixAndNothingOutsideIt) {
 TEST_F(FetchTest, AProtectedUriIsNamedByItsFileOnly) {
   auto missing = FetchExtensionFiles(
       mirrors_, {WithFiles({}, {"https://github.example/Azure/General/none.sh?sig=SECRET-TOKEN"})},
-      std::chrono::seconds(5));
+      {}, std::chrono::seconds(5));
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().message(), "extension 'files': protected fileUri for 'none.sh': could not be fetched");
+}
+
+TEST_F(FetchTest, ARelativeUriIsTheFileSentWithTheDeploymentAndNothingElse) {
+  const ExtensionArtifacts sent = {{"scripts/mount.sh", "echo sent\n"}};
+  auto files = FetchExtensionFiles(mirrors_, {WithFiles({"scripts/mount.sh"})}, sent, std::chrono::seconds(5));
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ((*files)[0], std::vector<ExtensionFile>({{"mount.sh", "echo sent\n"}}));
+
+  // Not sent: never read from anywhere else (the mirror has General/mount.sh).
+  auto missing = FetchExtensionFiles(mirrors_, {WithFiles({"General/mount.sh"})}, sent, std::chrono::seconds(5));
+  EXPECT_EQ(missing.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(missing.status().message(),
+            "extension 'files': General/mount.sh: a path relative to a template, which only a deployment of the "
+            "template resolves (its file sent along, as the CLI does)");
 }
 
 TEST_F(FetchTest, KeptFilesAreRootsAloneAndReadBack) {
