@@ -1212,6 +1212,17 @@ TEST_F(DeploymentApiTest, AFailedDeploymentRollsBackToTheLastSuccessfulOne) {
   EXPECT_EQ(stored->source.dump().find("Pa55-word-xyz"), std::string::npos);
   EXPECT_EQ(stored->source.dump().find("KEY-abc"), std::string::npos);
   EXPECT_EQ(stored->source["secureParameters"], Json::parse(R"(["adminPassword", "storageAccountKey"])"));
+
+  // After a restart (another Api on the same store) the secure values are
+  // gone: a rollback to "good" is refused by name before anything is made.
+  Api restarted(store_, clock_, hooks_,
+                ApiOptions{{20000, 20010}, "s3cret-token-0123456789", "/d", "fake", kVersion,
+                           DeploymentOptions{.host = {.front_address = "127.0.0.9"}}});
+  r = restarted.Handle(MakeRequest("PUT", "/v1/groups/rg1/deployments/bigger", wrong.dump()));
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("InvalidOnErrorDeployment: the deployment 'good' has secure parameters "
+                                "(adminPassword, storageAccountKey), which are never stored"));
+  EXPECT_EQ(store_.GetPool(PoolName("pool1"))->spec.instance_count, 2);
 }
 
 class StorageApiTest : public ApiTest {
