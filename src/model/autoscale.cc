@@ -3,6 +3,8 @@
 #include <unicode/ucal.h>
 
 #include <algorithm>
+#include <cmath>
+#include <memory>
 #include <cctype>
 #include <charconv>
 #include <cstdio>
@@ -70,17 +72,25 @@ int64_t ReadDuration(JsonReader& r, const std::string& key, int64_t min, int64_t
 }
 
 // "2026-12-24T08:00:00", with seconds, fractions, "Z" or an offset
-// optional: seconds since 1970 as written (an offset applied).
-std::optional<int64_t> ParseDateTime(const std::string& text) {
-  int y, mo, d, h, mi, s = 0;
+// optional: its fields, and the offset in seconds when one is written.
+struct DateTimeText {
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  std::optional<int64_t> offset;
+};
+
+std::optional<DateTimeText> ParseDateTimeText(const std::string& text) {
+  DateTimeText t;
   int n = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d%n", &y, &mo, &d, &h, &mi, &n) != 5 || n != 16) return std::nullopt;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d%n", &t.year, &t.month, &t.day, &t.hour, &t.minute, &n) != 5 ||
+      n != 16) {
+    return std::nullopt;
+  }
   std::string rest = text.substr(16);
   if (rest.size() >= 3 && rest[0] == ':') {
     if (!std::isdigit(static_cast<unsigned char>(rest[1])) || !std::isdigit(static_cast<unsigned char>(rest[2]))) {
       return std::nullopt;
     }
-    s = (rest[1] - '0') * 10 + (rest[2] - '0');
+    t.second = (rest[1] - '0') * 10 + (rest[2] - '0');
     rest = rest.substr(3);
     if (!rest.empty() && rest[0] == '.') {
       size_t k = 1;
@@ -89,24 +99,38 @@ std::optional<int64_t> ParseDateTime(const std::string& text) {
       rest = rest.substr(k);
     }
   }
-  int64_t offset = 0;
   if (rest == "Z" || rest == "z") {
+    t.offset = 0;
     rest.clear();
   } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
     int oh = 0, om = 0;
     if (std::sscanf(rest.c_str() + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
-    offset = (rest[0] == '+' ? 1 : -1) * (oh * kHour + om * kMinute);
+    t.offset = (rest[0] == '+' ? 1 : -1) * (oh * kHour + om * kMinute);
     rest.clear();
   }
-  if (!rest.empty() || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) return std::nullopt;
-  // Days from civil (Howard Hinnant's algorithm).
-  const int yy = y - (mo <= 2);
+  if (!rest.empty() || t.month < 1 || t.month > 12 || t.day < 1 || t.day > 31 || t.hour > 23 || t.minute > 59 ||
+      t.second > 59) {
+    return std::nullopt;
+  }
+  return t;
+}
+
+// Seconds since 1970 of the fields as UTC (Howard Hinnant's days from civil).
+int64_t UtcSeconds(const DateTimeText& t) {
+  const int yy = t.year - (t.month <= 2);
   const int era = (yy >= 0 ? yy : yy - 399) / 400;
   const unsigned yoe = static_cast<unsigned>(yy - era * 400);
-  const unsigned doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + static_cast<unsigned>(d) - 1;
+  const unsigned doy = (153 * (t.month + (t.month > 2 ? -3 : 9)) + 2) / 5 + static_cast<unsigned>(t.day) - 1;
   const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   const int64_t days = static_cast<int64_t>(era) * 146097 + static_cast<int64_t>(doe) - 719468;
-  return days * kDay + h * kHour + mi * kMinute + s - offset;
+  return days * kDay + t.hour * kHour + t.minute * kMinute + t.second;
+}
+
+// As written, an offset applied (none: as if UTC): for checking a window's length.
+std::optional<int64_t> ParseDateTime(const std::string& text) {
+  auto t = ParseDateTimeText(text);
+  if (!t) return std::nullopt;
+  return UtcSeconds(*t) - t->offset.value_or(0);
 }
 
 void ReadTimeZone(JsonReader& r, const std::string& key, std::string* out, bool required) {
@@ -260,6 +284,68 @@ std::optional<std::string> IanaTimeZone(std::string_view windows_name) {
   std::string out;
   for (int32_t i = 0; i < n; ++i) out += static_cast<char>(iana[i]);
   return out;
+}
+
+struct TimeZone::Calendar {
+  UCalendar* cal = nullptr;
+  ~Calendar() {
+    if (cal) ucal_close(cal);
+  }
+};
+
+std::optional<TimeZone> TimeZone::Open(std::string_view windows_name) {
+  auto iana = IanaTimeZone(windows_name);
+  if (!iana) return std::nullopt;
+  std::vector<UChar> id(iana->begin(), iana->end());
+  auto calendar = std::make_shared<Calendar>();
+  UErrorCode status = U_ZERO_ERROR;
+  calendar->cal = ucal_open(id.data(), static_cast<int32_t>(id.size()), "en_US_POSIX", UCAL_GREGORIAN, &status);
+  if (U_FAILURE(status) || !calendar->cal) return std::nullopt;
+  // A wall time that occurs twice is its first occurrence; one a change
+  // skips, read with the offset before the change.
+  ucal_setAttribute(calendar->cal, UCAL_REPEATED_WALL_TIME, UCAL_WALLTIME_FIRST);
+  ucal_setAttribute(calendar->cal, UCAL_SKIPPED_WALL_TIME, UCAL_WALLTIME_LAST);
+  TimeZone zone;
+  zone.calendar_ = std::move(calendar);
+  zone.iana_ = *iana;
+  return zone;
+}
+
+CivilTime TimeZone::ToLocal(int64_t unix_seconds) const {
+  UCalendar* cal = calendar_->cal;
+  UErrorCode status = U_ZERO_ERROR;
+  ucal_setMillis(cal, static_cast<UDate>(unix_seconds) * 1000.0, &status);
+  CivilTime t;
+  t.year = ucal_get(cal, UCAL_EXTENDED_YEAR, &status);
+  t.month = ucal_get(cal, UCAL_MONTH, &status) + 1;
+  t.day = ucal_get(cal, UCAL_DATE, &status);
+  t.weekday = ucal_get(cal, UCAL_DAY_OF_WEEK, &status) - UCAL_SUNDAY;
+  t.hour = ucal_get(cal, UCAL_HOUR_OF_DAY, &status);
+  t.minute = ucal_get(cal, UCAL_MINUTE, &status);
+  t.second = ucal_get(cal, UCAL_SECOND, &status);
+  return t;
+}
+
+int64_t TimeZone::FromLocal(const CivilTime& t) const {
+  UCalendar* cal = calendar_->cal;
+  UErrorCode status = U_ZERO_ERROR;
+  ucal_clear(cal);
+  ucal_set(cal, UCAL_EXTENDED_YEAR, t.year);
+  ucal_set(cal, UCAL_MONTH, t.month - 1);
+  ucal_set(cal, UCAL_DATE, t.day);
+  ucal_set(cal, UCAL_HOUR_OF_DAY, t.hour);
+  ucal_set(cal, UCAL_MINUTE, t.minute);
+  ucal_set(cal, UCAL_SECOND, t.second);
+  const UDate ms = ucal_getMillis(cal, &status);
+  return static_cast<int64_t>(std::floor(ms / 1000.0));
+}
+
+std::optional<int64_t> FixedDateInstant(const std::string& text, const TimeZone& zone) {
+  auto t = ParseDateTimeText(text);
+  if (!t) return std::nullopt;
+  if (t->offset) return UtcSeconds(*t) - *t->offset;
+  return zone.FromLocal(CivilTime{.year = t->year, .month = t->month, .day = t->day, .hour = t->hour,
+                                  .minute = t->minute, .second = t->second});
 }
 
 Result<AutoscaleSetting> ParseAutoscaleSetting(const Json& json, const std::string& path, int64_t max_instances) {

@@ -10,6 +10,7 @@
 // (issue 16); this is what a template's setting or a pool spec holds.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -122,6 +123,40 @@ inline constexpr size_t kMaxRulesPerProfile = 10;
 // Checks a Windows time-zone name as Azure takes it ("Pacific Standard
 // Time", "UTC"): its IANA zone, or nullopt if it names none.
 std::optional<std::string> IanaTimeZone(std::string_view windows_name);
+
+// A wall-clock time; `weekday` 0 is Sunday (ToLocal fills it; FromLocal
+// ignores it).
+struct CivilTime {
+  int year = 1970, month = 1, day = 1;
+  int hour = 0, minute = 0, second = 0;
+  int weekday = 0;
+  friend bool operator==(const CivilTime&, const CivilTime&) = default;
+};
+
+// A Windows time zone as Azure names them, on the IANA zone ICU maps it to
+// (and ICU's time-zone data). A value; copies share one calendar, so a
+// TimeZone is used by one thread at a time.
+class TimeZone {
+ public:
+  static std::optional<TimeZone> Open(std::string_view windows_name);
+  const std::string& iana() const { return iana_; }
+  CivilTime ToLocal(int64_t unix_seconds) const;
+  // The instant of a wall time. One that a daylight-saving change skips is
+  // read as if the change had not happened (02:30 on the spring-forward
+  // night is 03:30); one that occurs twice is its first occurrence.
+  int64_t FromLocal(const CivilTime& t) const;
+
+ private:
+  struct Calendar;
+  TimeZone() = default;
+  std::shared_ptr<Calendar> calendar_;
+  std::string iana_;
+};
+
+// A fixed date's start or end as seconds since 1970: with an offset or Z
+// as written; else the wall time in `zone`. Nullopt if it is not a date
+// and time.
+std::optional<int64_t> FixedDateInstant(const std::string& text, const TimeZone& zone);
 
 // Parses Azure's form of the setting's properties ({"name", "enabled",
 // "profiles", "notifications", "targetResourceUri", ...}); errors name the

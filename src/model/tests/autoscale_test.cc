@@ -167,5 +167,30 @@ TEST(AutoscaleTest, EveryLimitIsNamedByItsPath) {
             "autoscale.predictiveAutoscalePolicy.scaleMode: predictive autoscale is not done here; only Disabled");
 }
 
+TEST(TimeZoneTest, WallTimesAcrossDaylightSavingChanges) {
+  auto berlin = TimeZone::Open("W. Europe Standard Time");
+  ASSERT_TRUE(berlin);
+  EXPECT_EQ(berlin->iana(), "Europe/Berlin");
+  // 2026-12-09T09:00:00Z is Wednesday 10:00 in Berlin (CET, +1).
+  CivilTime t = berlin->ToLocal(1796806800);
+  EXPECT_EQ(t, (CivilTime{.year = 2026, .month = 12, .day = 9, .hour = 10, .minute = 0, .second = 0, .weekday = 3}));
+  EXPECT_EQ(berlin->FromLocal(CivilTime{.year = 2026, .month = 12, .day = 9, .hour = 10}), 1796806800);
+  // Summer (CEST, +2).
+  EXPECT_EQ(berlin->FromLocal(CivilTime{.year = 2026, .month = 7, .day = 1, .hour = 12}), 1782900000);
+  // 02:30 on 2026-03-29 does not exist: read as if the change had not
+  // happened, 02:30 CET = 01:30Z.
+  EXPECT_EQ(berlin->FromLocal(CivilTime{.year = 2026, .month = 3, .day = 29, .hour = 2, .minute = 30}), 1774747800);
+  // 02:30 on 2026-10-25 happens twice: the first, 02:30 CEST = 00:30Z.
+  EXPECT_EQ(berlin->FromLocal(CivilTime{.year = 2026, .month = 10, .day = 25, .hour = 2, .minute = 30}), 1792888200);
+  EXPECT_FALSE(TimeZone::Open("Mars Standard Time"));
+
+  auto utc = TimeZone::Open("UTC");
+  ASSERT_TRUE(utc);
+  EXPECT_EQ(FixedDateInstant("2026-12-24T08:00:00", *utc), 1798099200);
+  EXPECT_EQ(FixedDateInstant("2026-12-24T08:00:00", *berlin), 1798095600);
+  EXPECT_EQ(FixedDateInstant("2026-12-24T08:00:00-05:00", *berlin), 1798117200);  // a written offset wins
+  EXPECT_FALSE(FixedDateInstant("2026-12-24 08:00", *utc));
+}
+
 }  // namespace
 }  // namespace dspool
