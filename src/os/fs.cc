@@ -313,6 +313,18 @@ Status WriteKernelFile(const std::string& path, std::string_view text) {
   return Status::Ok();
 }
 
+Status AppendFile(const std::string& path, std::string_view text, mode_t mode) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, mode & 0777));
+  if (!fd.valid()) return ErrnoStatus("open " + path, errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat " + path, errno);
+  if (!S_ISREG(st.st_mode)) return FailedPrecondition(path + " is not a regular file");
+  if ((st.st_mode & 07777) != (mode & 07777) && ::fchmod(fd.get(), mode & 07777) != 0) {
+    return ErrnoStatus("chmod " + path, errno);
+  }
+  return WriteAll(fd.get(), text, "append to " + path);
+}
+
 Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode, std::optional<FileOwner> owner) {
   DSP_ASSIGN_OR_RETURN(SplitPath split, Split(path));
   DSP_ASSIGN_OR_RETURN(UniqueFd dir, OpenDir(split.dir));

@@ -70,6 +70,11 @@ Status WriteKernelFile(const std::string& path, std::string_view text);
 Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode,
                        std::optional<FileOwner> owner = std::nullopt);
 
+// Appends `text` to `path` (O_APPEND), creating it with exactly `mode`
+// if absent; never through a symlink at `path` (O_NOFOLLOW). Not fsynced:
+// for logs where losing the last lines in a crash is acceptable.
+Status AppendFile(const std::string& path, std::string_view text, mode_t mode);
+
 // mkdir -p: creates `path` and missing parents. Directories it creates get
 // exactly `mode` (umask does not apply); existing ones are left as they are
 // (symlinks to directories are followed, as mkdir -p does).
