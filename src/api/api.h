@@ -220,6 +220,13 @@ class Api {
   // connections at once, the reconcile loop to its bridge.
   Result<Pool> SetPoolSecurity(const PoolName& name, const NetworkSecurity& security,
                                const std::vector<Ipv4Subnet>& address_space, const std::string& actor);
+  // What an autoscale run decided (autoscale/scaler.h): the pool's count
+  // becomes `target` and its autoscale memory `last_action` and `cooldown`,
+  // with an event `autoscale.scale` whose detail is `summary`. Aborted when
+  // the count is no longer `seen` (someone scaled it meanwhile: the next
+  // run decides again).
+  Result<Pool> ApplyAutoscale(const PoolName& name, int64_t seen, int64_t target, std::optional<TimePoint> last_action,
+                              int64_t cooldown_seconds, const std::string& summary);
   // Keeps `setting` with the pool (nullopt: removes it).
   Result<Pool> SetPoolAutoscale(const PoolName& name, const std::optional<AutoscaleSetting>& setting,
                                 const std::string& actor);

@@ -276,6 +276,39 @@ Result<Pool> Api::ScalePoolTo(const PoolName& name, std::optional<int64_t> new_c
   }
 }
 
+Result<Pool> Api::ApplyAutoscale(const PoolName& name, int64_t seen, int64_t target,
+                                 std::optional<TimePoint> last_action, int64_t cooldown_seconds,
+                                 const std::string& summary) {
+  std::lock_guard lock(write_mu_);
+  for (int attempt = 1;; ++attempt) {
+    DSP_ASSIGN_OR_RETURN(Pool pool, store_.GetPool(name));
+    if (pool.state == PoolState::kDeleting) return FailedPrecondition("pool '" + name.value() + "' is being deleted");
+    if (!pool.spec.autoscale) return FailedPrecondition("pool '" + name.value() + "' has no autoscale setting now");
+    if (pool.spec.instance_count != seen) {
+      return Aborted("pool '" + name.value() + "' was scaled to " + std::to_string(pool.spec.instance_count) +
+                     " meanwhile");
+    }
+    if (target < 0 || target > MaxInstanceCount(pool.spec)) {
+      return InvalidArgument("instanceCount " + std::to_string(target) + " is beyond pool '" + name.value() + "'");
+    }
+    Pool next = pool;
+    next.spec.instance_count = target;
+    if (target != seen) next.generation++;
+    next.updated_at = clock_.Now();
+    next.autoscale_last_action = last_action;
+    next.autoscale_cooldown_seconds = cooldown_seconds;
+    WriteBatch batch;
+    batch.Add(WriteBatch::UpdatePool{next, pool.generation});
+    batch.Add(WriteBatch::AppendEvent{MakeEvent("autoscale", "autoscale.scale", "pool/" + name.value(), summary)});
+    Status s = store_.Write(batch);
+    if (s.ok()) {
+      hooks_.PoolsChanged();
+      return next;
+    }
+    if (s.code() != StatusCode::kAborted || attempt == kMaxRecordUpdateAttempts) return s;
+  }
+}
+
 Result<Pool> Api::UpdatePoolSpec(const PoolName& name, const std::string& kind,
                                  const std::function<std::string(PoolSpec&)>& change, const std::string& actor) {
   std::lock_guard lock(write_mu_);

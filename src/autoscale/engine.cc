@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <limits>
 #include <numeric>
 
 namespace dspool::autoscale {
@@ -118,16 +117,18 @@ bool PerInstance(const MetricTrigger& t) {
 }
 
 // Azure's flapping guard: would `candidate` instances fire a scale-out
-// rule, the per-instance values projected from `count` onto it?
+// rule, the per-instance values projected from `count` onto it? At zero
+// there is no instance, so no per-instance value (Azure's host metrics
+// have no data at zero): only a pool's total can fire.
 bool WouldScaleOut(const AutoscaleProfile& profile, const std::vector<RuleResult>& results, int64_t count,
                    int64_t candidate) {
   for (const RuleResult& r : results) {
     const ScaleRule& rule = profile.rules[r.index];
     if (rule.action.direction != "Increase" || !r.value) continue;
     double projected = *r.value;
-    if (PerInstance(rule.trigger) && candidate != count) {
-      projected = candidate == 0 ? (*r.value > 0 ? std::numeric_limits<double>::infinity() : 0.0)
-                                 : *r.value * static_cast<double>(count) / static_cast<double>(candidate);
+    if (PerInstance(rule.trigger)) {
+      if (candidate == 0) continue;
+      projected = *r.value * static_cast<double>(count) / static_cast<double>(candidate);
     }
     if (Compare(projected, rule.trigger.op, rule.trigger.threshold)) return true;
   }

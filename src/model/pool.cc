@@ -308,7 +308,7 @@ Json PoolSpecToJson(const PoolSpec& spec, Secrets secrets) {
 std::string_view PoolStateName(PoolState s) { return s == PoolState::kActive ? "active" : "deleting"; }
 
 Json PoolToJson(const Pool& pool) {
-  return {
+  Json out = {
       {"spec", PoolSpecToJson(pool.spec, Secrets::kInclude)},
       {"state", PoolStateName(pool.state)},
       {"createdAt", ToUnixMillis(pool.created_at)},
@@ -316,6 +316,11 @@ Json PoolToJson(const Pool& pool) {
       {"generation", pool.generation},
       {"idBase", pool.id_base},
   };
+  if (pool.autoscale_last_action) {
+    out["autoscaleLastAction"] = ToUnixMillis(*pool.autoscale_last_action);
+    out["autoscaleCooldown"] = pool.autoscale_cooldown_seconds;
+  }
+  return out;
 }
 
 Result<Pool> PoolFromJson(const Json& json) {
@@ -328,6 +333,10 @@ Result<Pool> PoolFromJson(const Json& json) {
     pool.updated_at = FromUnixMillis(json.at("updatedAt").get<int64_t>());
     pool.generation = json.at("generation").get<int64_t>();
     pool.id_base = json.value("idBase", int64_t{0});
+    if (json.contains("autoscaleLastAction")) {
+      pool.autoscale_last_action = FromUnixMillis(json.at("autoscaleLastAction").get<int64_t>());
+      pool.autoscale_cooldown_seconds = json.value("autoscaleCooldown", int64_t{0});
+    }
   } catch (const Json::exception& e) {
     return Internal(std::string("stored pool is malformed: ") + e.what());
   }

@@ -169,6 +169,10 @@ struct Pool {
   // Host uid and gid of the instances' root. Each pool's instances map ids
   // 0..kInstanceIdCount-1 onto id_base.., a block no other pool shares.
   int64_t id_base = 0;
+  // What its autoscale setting's runs remember (autoscale/engine.h's
+  // Memory): when a rule last changed the count, and that rule's cooldown.
+  std::optional<TimePoint> autoscale_last_action;
+  int64_t autoscale_cooldown_seconds = 0;
 
   const PoolName& name() const { return spec.name; }
   friend bool operator==(const Pool&, const Pool&) = default;
